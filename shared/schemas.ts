@@ -1,0 +1,237 @@
+/**
+ * Zod schemas for every message and document that crosses a boundary. Producers build
+ * values of these types; consumers parse with them before trusting anything.
+ */
+import { z } from 'zod';
+import { MODEL_NAME_PATTERN, THING_NAME_PATTERN } from './topology.ts';
+
+export const ModelName = z
+  .string()
+  .regex(MODEL_NAME_PATTERN, 'model names use a-z, 0-9 and -, up to 63 chars');
+export const ThingName = z.string().regex(THING_NAME_PATTERN, 'thing names use a-z, A-Z, 0-9, _ and -');
+export const Version = z.number().int().min(1);
+const Sha256 = z.string().regex(/^[a-f0-9]{64}$/, 'a lowercase hex sha256');
+const IsoTime = z.string().datetime({ offset: true });
+
+// ---------------------------------------------------------------------------------------
+// Training config: datasets/{model}/edgeloop.json, mirrored by CLI flags.
+// ---------------------------------------------------------------------------------------
+
+export const TrainingConfigSchema = z
+  .object({
+    label: z.string().min(1).optional(),
+    features: z.array(z.string().min(1)).min(1).optional(),
+    kind: z.enum(['mlp']).default('mlp'),
+    epochs: z.number().int().min(1).max(1000).default(60),
+    batchSize: z.number().int().min(1).max(4096).default(32),
+    seed: z.number().int().default(42),
+    /** A new version may not trail the current release's accuracy by more than this. */
+    gateMargin: z.number().min(0).max(1).default(0.02),
+    minRowsPerClass: z.number().int().min(1).default(5),
+    lowConfidence: z.number().min(0).max(1).default(0.6),
+    quantize: z.enum(['none', 'uint8', 'float16']).default('none'),
+  })
+  .strict();
+export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;
+export type TrainingConfigInput = z.input<typeof TrainingConfigSchema>;
+
+// ---------------------------------------------------------------------------------------
+// Preprocessing: fitted at training time, applied identically on the device.
+// ---------------------------------------------------------------------------------------
+
+export const FeatureSpecSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('numeric'),
+    column: z.string(),
+    mean: z.number(),
+    std: z.number().positive(),
+    /** Value used when the reading lacks this column (the training mean). */
+    fill: z.number(),
+  }),
+  z.object({
+    kind: z.literal('categorical'),
+    column: z.string(),
+    /** One-hot slots in order; values not listed go to one extra "unknown" slot. */
+    categories: z.array(z.string()),
+  }),
+  z.object({
+    kind: z.literal('date'),
+    column: z.string(),
+    /** Emits sin/cos of day-of-year and of hour-of-day. */
+  }),
+]);
+export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
+
+export const PreprocessingSchema = z.object({
+  label: z.string(),
+  /** Class names; a prediction's argmax indexes this list. */
+  labels: z.array(z.string()).min(2),
+  features: z.array(FeatureSpecSchema).min(1),
+  /** Length of the vector the transform emits (the model's input width). */
+  inputWidth: z.number().int().min(1),
+});
+export type Preprocessing = z.infer<typeof PreprocessingSchema>;
+
+// ---------------------------------------------------------------------------------------
+// Model manifest: {model}/v{n}/manifest.json
+// ---------------------------------------------------------------------------------------
+
+export const ClassMetricsSchema = z.object({
+  precision: z.number(),
+  recall: z.number(),
+  support: z.number(),
+});
+
+export const ModelMetricsSchema = z.object({
+  accuracy: z.number().min(0).max(1),
+  macroF1: z.number().min(0).max(1).optional(),
+  perClass: z.record(z.string(), ClassMetricsSchema).optional(),
+  confusion: z.array(z.array(z.number().int())).optional(),
+  testRows: z.number().int().min(0).optional(),
+});
+export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
+
+export const ManifestFileSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/),
+  sha256: Sha256,
+  size: z.number().int().min(0),
+});
+
+export const SignatureSchema = z.object({
+  alg: z.literal('ECDSA_SHA_256'),
+  keyId: z.string(),
+  /** base64 DER signature over canonicalJson(manifest without `signature`). */
+  value: z.string(),
+});
+
+export const ManifestSchema = z.object({
+  schemaVersion: z.literal(1),
+  model: ModelName,
+  version: Version,
+  createdAt: IsoTime,
+  files: z.array(ManifestFileSchema).min(1),
+  preprocessing: PreprocessingSchema,
+  metrics: ModelMetricsSchema,
+  /** Share of each class in the training data, for drift checks. */
+  classDistribution: z.record(z.string(), z.number()),
+  /** Raw rows and the probabilities the trainer got for them: the device's probation check. */
+  golden: z.object({
+    rows: z.array(z.record(z.string(), z.string())),
+    outputs: z.array(z.array(z.number())),
+    tolerance: z.number().positive(),
+  }),
+  lowConfidence: z.number().min(0).max(1),
+  lineage: z.object({
+    datasetKey: z.string(),
+    datasetEtag: z.string().optional(),
+    datasetSha256: Sha256,
+    rows: z.number().int(),
+    backend: z.string(),
+    seed: z.number().int(),
+  }),
+  signature: SignatureSchema.optional(),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+// ---------------------------------------------------------------------------------------
+// Release notice: retained on topics.release
+// ---------------------------------------------------------------------------------------
+
+export const ReleaseNoticeSchema = z.object({
+  model: ModelName,
+  version: Version,
+  bucket: z.string(),
+  manifestKey: z.string(),
+  /** sha256 of manifest.json as stored, so a swapped manifest is caught before parsing. */
+  manifestSha256: Sha256,
+  releasedAt: IsoTime,
+  /** `rollback` lets a device accept a version older than the one it runs. */
+  kind: z.enum(['release', 'rollback']).default('release'),
+});
+export type ReleaseNotice = z.infer<typeof ReleaseNoticeSchema>;
+
+// ---------------------------------------------------------------------------------------
+// Result batch: topics.results. The topic rule adds `thing` from the topic.
+// ---------------------------------------------------------------------------------------
+
+export const InferenceResultSchema = z.object({
+  id: z.string().min(1).max(128),
+  ts: z.number().int().positive(),
+  label: z.string(),
+  confidence: z.number().min(0).max(1),
+  latencyMs: z.number().min(0).max(3_600_000),
+  truth: z.string().optional(),
+});
+export type InferenceResult = z.infer<typeof InferenceResultSchema>;
+
+export const ResultBatchSchema = z.object({
+  model: ModelName,
+  version: Version,
+  sentAt: z.number().int().positive(),
+  results: z.array(z.unknown()).min(1).max(2000),
+});
+export type ResultBatch = Omit<z.infer<typeof ResultBatchSchema>, 'results'> & { results: InferenceResult[] };
+
+/** What the results rule delivers: the device payload plus `thing` from topic(3). */
+export const RoutedResultBatchSchema = ResultBatchSchema.extend({ thing: ThingName });
+
+// ---------------------------------------------------------------------------------------
+// Device status: topics.status
+// ---------------------------------------------------------------------------------------
+
+export const DeviceStateSchema = z.enum(['starting', 'waiting', 'serving', 'updating', 'error', 'stopped']);
+export type DeviceState = z.infer<typeof DeviceStateSchema>;
+
+export const UpdateStepSchema = z.enum(['download', 'verify', 'stage', 'probation', 'switch', 'load']);
+export type UpdateStep = z.infer<typeof UpdateStepSchema>;
+
+export const DeviceStatusSchema = z.object({
+  ts: z.number().int().positive(),
+  model: ModelName,
+  version: Version.nullable(),
+  state: DeviceStateSchema,
+  outboxDepth: z.number().int().min(0),
+  dropped: z.number().int().min(0),
+  inferenceRate: z.number().min(0),
+  latencyP50: z.number().min(0).nullable(),
+  latencyP99: z.number().min(0).nullable(),
+  lastError: z
+    .object({ step: UpdateStepSchema, reason: z.string(), version: Version.optional(), at: z.number().int() })
+    .nullable(),
+});
+export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
+export const RoutedDeviceStatusSchema = DeviceStatusSchema.extend({ thing: ThingName });
+
+// ---------------------------------------------------------------------------------------
+// Registry item: one per (model, version)
+// ---------------------------------------------------------------------------------------
+
+export const RunStatusSchema = z.enum(['training', 'rejected', 'rejected-by-gate', 'released', 'failed']);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+export const RegistryItemSchema = z.object({
+  model: ModelName,
+  version: Version,
+  status: RunStatusSchema,
+  createdAt: IsoTime,
+  updatedAt: IsoTime,
+  datasetKey: z.string(),
+  datasetEtag: z.string().optional(),
+  datasetSha256: z.string().optional(),
+  metrics: ModelMetricsSchema.optional(),
+  /** Accuracy of the release this version was gated against, when there was one. */
+  baselineAccuracy: z.number().optional(),
+  reason: z.string().optional(),
+  manifestKey: z.string().optional(),
+  manifestSha256: z.string().optional(),
+  durationMs: z.number().optional(),
+});
+export type RegistryItem = z.infer<typeof RegistryItemSchema>;
+
+/** Readable one-line summary of a zod error: `path: message; path: message`. */
+export function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,275 @@
+/**
+ * The one source of truth for every name that crosses a boundary: buckets, key layouts,
+ * MQTT topics, IoT rule SQL, tables, environment variables and the per-thing IoT policy.
+ * The CDK stack (infra/aws) and the embedded local stack (infra/local) are both built from
+ * this module, so a test can hold the synthesized template against the local wiring.
+ */
+
+export const NAMESPACE = 'edgeloop';
+
+// ---------------------------------------------------------------------------------------
+// Buckets and key layouts
+// ---------------------------------------------------------------------------------------
+
+export const buckets = {
+  datasets: { id: 'Datasets', localName: 'edgeloop-datasets' },
+  models: { id: 'Models', localName: 'edgeloop-models' },
+} as const;
+export type BucketKey = keyof typeof buckets;
+
+/** A model name is used in keys, topics and table keys, so it is kept to a safe alphabet. */
+export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Thing names follow AWS IoT's alphabet minus ':' (which IoT policies cannot match safely). */
+export const THING_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,128}$/;
+
+export const datasetKeys = {
+  /** S3 event filter: only CSVs under this prefix start a training run. */
+  prefix: 'datasets/',
+  suffix: '.csv',
+  dataset: (model: string, fileName: string) => `datasets/${model}/${fileName}`,
+  /** Optional per-model training config (see TrainingConfigSchema). */
+  config: (model: string) => `datasets/${model}/edgeloop.json`,
+  /** Hard examples sampled by gateways land here (kept out of the training trigger). */
+  feedbackPrefix: (model: string) => `feedback/${model}/`,
+  /** The model a dataset key trains, or undefined when the key is not a dataset. */
+  modelOf(key: string): string | undefined {
+    const match = /^datasets\/([^/]+)\/[^/]+\.csv$/.exec(key);
+    const model = match?.[1];
+    return model && MODEL_NAME_PATTERN.test(model) ? model : undefined;
+  },
+} as const;
+
+export const modelKeys = {
+  versionPrefix: (model: string, version: number) => `${model}/v${version}/`,
+  file: (model: string, version: number, name: string) => `${model}/v${version}/${name}`,
+  manifest: (model: string, version: number) => `${model}/v${version}/manifest.json`,
+  /** Public half of the manifest signing key, for devices that fetch it at provisioning. */
+  signingPublicKey: '_keys/manifest-signing-public.pem',
+} as const;
+
+/** File names inside one model version folder. */
+export const modelFiles = {
+  topology: 'model.json',
+  weights: 'weights.bin',
+  manifest: 'manifest.json',
+} as const;
+
+// ---------------------------------------------------------------------------------------
+// MQTT topics
+// ---------------------------------------------------------------------------------------
+
+export const topics = {
+  /** Retained release notice per model: a gateway that was offline still receives it. */
+  release: `${NAMESPACE}/models/{model}/release`,
+  /** Result batches from one gateway. */
+  results: `${NAMESPACE}/things/{thing}/results`,
+  /** Status and heartbeat from one gateway. */
+  status: `${NAMESPACE}/things/{thing}/status`,
+} as const;
+export type TopicName = keyof typeof topics;
+
+export function topicFor(name: TopicName, vars: { thing?: string; model?: string }): string {
+  return topics[name].replace(/\{(thing|model)\}/g, (_, key: 'thing' | 'model') => {
+    const value = vars[key];
+    if (!value) throw new Error(`topic '${name}' needs a value for {${key}}`);
+    return value;
+  });
+}
+
+/** The MQTT subscription filter that matches a topic template for any thing/model. */
+export function topicFilter(name: TopicName): string {
+  return topics[name].replace(/\{(thing|model)\}/g, '+');
+}
+
+/** True when an MQTT topic matches a subscription filter with + and # wildcards. */
+export function mqttMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+// ---------------------------------------------------------------------------------------
+// IoT topic rules: SQL is the same text in AWS and in the local rule router.
+// ---------------------------------------------------------------------------------------
+
+export const rules = {
+  results: {
+    id: 'ResultsRule',
+    ruleName: `${NAMESPACE}_results`,
+    sql: `SELECT *, topic(3) AS thing FROM '${topicFilter('results')}'`,
+    function: 'aggregateResults',
+  },
+  status: {
+    id: 'StatusRule',
+    ruleName: `${NAMESPACE}_status`,
+    sql: `SELECT *, topic(3) AS thing FROM '${topicFilter('status')}'`,
+    function: 'aggregateStatus',
+  },
+} as const;
+export type RuleName = keyof typeof rules;
+
+// ---------------------------------------------------------------------------------------
+// DynamoDB tables
+// ---------------------------------------------------------------------------------------
+
+export interface TableSpec {
+  id: string;
+  localName: string;
+  partitionKey: { name: string; type: 'S' | 'N' };
+  sortKey?: { name: string; type: 'S' | 'N' };
+  /** Derived tables can be rebuilt from their sources and need no point-in-time recovery. */
+  derived: boolean;
+  /** Attribute holding an epoch-seconds expiry, when items age out. */
+  ttlAttribute?: string;
+}
+
+export const tables = {
+  /** One item per (model, version): status, metrics, lineage. */
+  registry: {
+    id: 'Registry',
+    localName: 'edgeloop-registry',
+    partitionKey: { name: 'model', type: 'S' },
+    sortKey: { name: 'version', type: 'N' },
+    derived: false,
+  },
+  /** Pre-aggregated results per (model, version[, thing], minute). */
+  aggregates: {
+    id: 'Aggregates',
+    localName: 'edgeloop-aggregates',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    derived: false,
+  },
+  /** Fleet registry: one item per thing. */
+  fleet: {
+    id: 'Fleet',
+    localName: 'edgeloop-fleet',
+    partitionKey: { name: 'thing', type: 'S' },
+    derived: true,
+  },
+  /** Malformed messages set aside with their reason. */
+  errors: {
+    id: 'Errors',
+    localName: 'edgeloop-errors',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    derived: false,
+    ttlAttribute: 'expiresAt',
+  },
+  /** Idempotency keys: S3 event object versions and result ids already counted. */
+  idempotency: {
+    id: 'Idempotency',
+    localName: 'edgeloop-idempotency',
+    partitionKey: { name: 'id', type: 'S' },
+    derived: true,
+    ttlAttribute: 'expiresAt',
+  },
+} as const satisfies Record<string, TableSpec>;
+export type TableKey = keyof typeof tables;
+
+// ---------------------------------------------------------------------------------------
+// Environment variables: names are declared once; each function lists what it reads.
+// ---------------------------------------------------------------------------------------
+
+export const envVars = {
+  datasetsBucket: 'EDGELOOP_DATASETS_BUCKET',
+  modelsBucket: 'EDGELOOP_MODELS_BUCKET',
+  registryTable: 'EDGELOOP_REGISTRY_TABLE',
+  aggregatesTable: 'EDGELOOP_AGGREGATES_TABLE',
+  fleetTable: 'EDGELOOP_FLEET_TABLE',
+  errorsTable: 'EDGELOOP_ERRORS_TABLE',
+  idempotencyTable: 'EDGELOOP_IDEMPOTENCY_TABLE',
+  /** KMS key id (AWS) or a PEM file path (local) used to sign manifests. */
+  signingKey: 'EDGELOOP_SIGNING_KEY',
+  metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
+  serviceName: 'POWERTOOLS_SERVICE_NAME',
+} as const;
+export type EnvVarKey = keyof typeof envVars;
+
+export const functions = {
+  train: {
+    id: 'TrainFunction',
+    env: ['datasetsBucket', 'modelsBucket', 'registryTable', 'idempotencyTable', 'signingKey'],
+  },
+  aggregateResults: {
+    id: 'AggregateResultsFunction',
+    env: ['aggregatesTable', 'errorsTable', 'idempotencyTable', 'registryTable', 'modelsBucket'],
+  },
+  aggregateStatus: {
+    id: 'AggregateStatusFunction',
+    env: ['fleetTable', 'errorsTable'],
+  },
+} as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
+export type FunctionName = keyof typeof functions;
+
+// ---------------------------------------------------------------------------------------
+// The per-thing IoT policy. Written in IoT policy syntax (`*` wildcard, policy variables);
+// CDK renders it into an AWS::IoT::Policy and the local broker enforces the same statements.
+// ---------------------------------------------------------------------------------------
+
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT policy variable, not a JS template.
+export const THING_VARIABLE = '${iot:Connection.Thing.ThingName}';
+
+export type IotAction = 'iot:Connect' | 'iot:Publish' | 'iot:Subscribe' | 'iot:Receive';
+
+export interface PolicyStatement {
+  action: IotAction;
+  /** Resource kind in the ARN: client, topic or topicfilter. */
+  resourceType: 'client' | 'topic' | 'topicfilter';
+  /** Pattern after `arn:aws:iot:region:account:{resourceType}/`. */
+  patterns: string[];
+}
+
+const ownTopic = (name: TopicName) => topics[name].replace('{thing}', THING_VARIABLE);
+const releaseTopicPattern = topics.release.replace('{model}', '*');
+
+export const thingPolicy: readonly PolicyStatement[] = [
+  { action: 'iot:Connect', resourceType: 'client', patterns: [THING_VARIABLE] },
+  { action: 'iot:Publish', resourceType: 'topic', patterns: [ownTopic('results'), ownTopic('status')] },
+  { action: 'iot:Subscribe', resourceType: 'topicfilter', patterns: [releaseTopicPattern] },
+  { action: 'iot:Receive', resourceType: 'topic', patterns: [releaseTopicPattern] },
+];
+
+/**
+ * Whether the thing policy lets `thing` do `action` on `resource` (a client id, topic or
+ * topic filter). `*` in a pattern matches any characters, as in IoT policy resources.
+ */
+export function policyAllows(action: IotAction, thing: string, resource: string): boolean {
+  return thingPolicy.some(
+    (statement) =>
+      statement.action === action &&
+      statement.patterns.some((pattern) =>
+        iotPatternMatches(pattern.replaceAll(THING_VARIABLE, thing), resource),
+      ),
+  );
+}
+
+function iotPatternMatches(pattern: string, resource: string): boolean {
+  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*');
+  return new RegExp(`^${escaped}$`).test(resource);
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics: names shared by the EMF emitters, the CDK dashboard and the local dashboard.
+// ---------------------------------------------------------------------------------------
+
+export const METRICS_NAMESPACE = NAMESPACE;
+
+export const metricNames = {
+  inferences: 'Inferences',
+  lowConfidence: 'LowConfidenceResults',
+  latencyP99: 'LatencyP99Ms',
+  liveAccuracy: 'LiveAccuracy',
+  devicesOnline: 'DevicesOnline',
+  trainingRuns: 'TrainingRuns',
+  trainingFailures: 'TrainingFailures',
+  trainingDurationMs: 'TrainingDurationMs',
+  trainingAccuracy: 'TrainingAccuracy',
+  aggregatorErrors: 'AggregatorErrors',
+  drift: 'DriftPSI',
+} as const;
