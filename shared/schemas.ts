@@ -165,6 +165,8 @@ export const InferenceResultSchema = z.object({
 export type InferenceResult = z.infer<typeof InferenceResultSchema>;
 
 export const ResultBatchSchema = z.object({
+  /** Stable across outbox replays and restarts: the aggregator counts each batch id once. */
+  batchId: z.string().min(8).max(128),
   model: ModelName,
   version: Version,
   sentAt: z.number().int().positive(),
@@ -172,8 +174,15 @@ export const ResultBatchSchema = z.object({
 });
 export type ResultBatch = Omit<z.infer<typeof ResultBatchSchema>, 'results'> & { results: InferenceResult[] };
 
-/** What the results rule delivers: the device payload plus `thing` from topic(3). */
-export const RoutedResultBatchSchema = ResultBatchSchema.extend({ thing: ThingName });
+/** What an IoT topic rule delivers to an aggregator (see rules in topology.ts). */
+export const RuleEventSchema = z.object({
+  /** The MQTT payload, base64; the aggregator parses and validates it. */
+  payload: z.string(),
+  topic: z.string(),
+  thing: z.string(),
+  receivedAt: z.number().int(),
+});
+export type RuleEvent = z.infer<typeof RuleEventSchema>;
 
 // ---------------------------------------------------------------------------------------
 // Device status: topics.status
@@ -200,7 +209,6 @@ export const DeviceStatusSchema = z.object({
     .nullable(),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
-export const RoutedDeviceStatusSchema = DeviceStatusSchema.extend({ thing: ThingName });
 
 // ---------------------------------------------------------------------------------------
 // Registry item: one per (model, version)

@@ -97,17 +97,27 @@ export function mqttMatches(filter: string, topic: string): boolean {
 // IoT topic rules: SQL is the same text in AWS and in the local rule router.
 // ---------------------------------------------------------------------------------------
 
+/**
+ * The payload is passed base64-encoded (not `SELECT *`) so that malformed JSON and binary
+ * garbage still reach the aggregator, which validates and sets them aside with a reason.
+ * The local rule router implements exactly these SQL functions: encode(*, 'base64'),
+ * topic(), topic(n) and timestamp().
+ */
+function ruleSql(name: TopicName): string {
+  return `SELECT encode(*, 'base64') AS payload, topic() AS topic, topic(3) AS thing, timestamp() AS receivedAt FROM '${topicFilter(name)}'`;
+}
+
 export const rules = {
   results: {
     id: 'ResultsRule',
     ruleName: `${NAMESPACE}_results`,
-    sql: `SELECT *, topic(3) AS thing FROM '${topicFilter('results')}'`,
+    sql: ruleSql('results'),
     function: 'aggregateResults',
   },
   status: {
     id: 'StatusRule',
     ruleName: `${NAMESPACE}_status`,
-    sql: `SELECT *, topic(3) AS thing FROM '${topicFilter('status')}'`,
+    sql: ruleSql('status'),
     function: 'aggregateStatus',
   },
 } as const;
