@@ -8,7 +8,7 @@
 
 import type { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -102,19 +102,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const onPort = <T>(service: ServiceName, start: (port: number) => Promise<T>) =>
       startOnPort(service, preferred(service), start, log);
 
-    // S3
-    const s3rver = await onPort('s3', async (port) => {
-      const server = new S3rver({
-        address: '127.0.0.1',
-        port,
-        silent: true,
-        directory: join(dataDir, 's3'),
-        configureBuckets: Object.values(buckets).map((bucket) => ({ name: bucket.localName })),
-      });
-      const address = await server.run();
-      return { server, port: address.port };
+    // S3: s3rver's own run() cannot report a taken port, so it is served from our listener.
+    const s3rver = new S3rver({
+      silent: true,
+      directory: join(dataDir, 's3'),
+      configureBuckets: Object.values(buckets).map((bucket) => ({ name: bucket.localName })),
     });
-    cleanups.push(() => closeHttp(s3rver.server.httpServer, () => s3rver.server.close()));
+    await s3rver.configureBuckets();
+    const s3 = await onPort('s3', async (port) => {
+      const server = createServer(s3rver.callback());
+      return { server, port: await listen(server, port) };
+    });
+    cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
 
     // DynamoDB
     const dynamo = await onPort('dynamodb', async (port) => {
@@ -150,7 +149,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanups.push(() => shim.close());
 
     const endpoints: Endpoints = {
-      s3: endpointUrl('s3', s3rver.port),
+      s3: endpointUrl('s3', s3.port),
       mqtt: endpointUrl('mqtt', broker.port),
       dynamodb: endpointUrl('dynamodb', dynamo.port),
       iotData: endpointUrl('iotData', shim.port),
@@ -196,9 +195,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // Triggers: S3 notifications and topic rules. Stopped first, then running handlers drain.
     const router = await startRuleRouter(broker.aedes, invoker);
     const onS3Event = s3EventListener(invoker);
-    s3rver.server.on('event', onS3Event);
+    s3rver.on('event', onS3Event);
     cleanups.push(async () => {
-      s3rver.server.off('event', onS3Event);
+      s3rver.off('event', onS3Event);
       await router.close();
       await drain(invoker, log);
     });

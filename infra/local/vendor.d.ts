@@ -1,12 +1,9 @@
 // Minimal typings for the two local servers that ship no TypeScript declarations.
 
 declare module 's3rver' {
-  import type { Server } from 'node:http';
-  import type { AddressInfo } from 'node:net';
+  import type { RequestListener } from 'node:http';
 
   interface S3rverOptions {
-    address?: string;
-    port?: number;
     silent?: boolean;
     directory?: string;
     resetOnClose?: boolean;
@@ -21,9 +18,10 @@ declare module 's3rver' {
 
   class S3rver {
     constructor(options?: S3rverOptions);
-    httpServer?: Server;
-    run(): Promise<AddressInfo>;
-    close(): Promise<void>;
+    /** Creates the configured buckets that do not exist yet. */
+    configureBuckets(): Promise<void>;
+    /** The request listener, for an HTTP server of the caller's own. */
+    callback(): RequestListener;
     on(event: 'event', listener: (event: S3rverEvent) => void): this;
     off(event: 'event', listener: (event: S3rverEvent) => void): this;
   }
