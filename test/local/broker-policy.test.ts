@@ -13,6 +13,7 @@ describe('local broker enforces the thing policy', () => {
   let dataDir: string;
   let stack: LocalStack;
   const results: unknown[] = [];
+  const statuses: unknown[] = [];
   const denied: PolicyDecision[] = [];
   const clients: ThingClient[] = [];
 
@@ -30,7 +31,9 @@ describe('local broker enforces the thing policy', () => {
         aggregateResults: async (event) => {
           results.push(event);
         },
-        aggregateStatus: async () => {},
+        aggregateStatus: async (event) => {
+          statuses.push(event);
+        },
       },
     });
     stack.events.on('denied', (decision: PolicyDecision) => denied.push(decision));
@@ -57,6 +60,25 @@ describe('local broker enforces the thing policy', () => {
     expect(event.thing).toBe('gw-own');
     expect(event.topic).toBe(topic);
     expect(Buffer.from(event.payload, 'base64').toString()).toBe('{"batchId":"b-00000001"}');
+  });
+
+  it("routes a thing's status on its own topic to the status rule's function", async () => {
+    // Prepare
+    const gateway = await thing('gw-status');
+
+    // Act
+    await gateway.connection.publish(
+      topicFor('status', { thing: 'gw-status' }),
+      '{"state":"serving"}',
+      mqtt.QoS.AtLeastOnce,
+    );
+    await eventually(() => statuses.length > 0, 5000, 'the status rule');
+
+    // Assess
+    expect(RuleEventSchema.parse(statuses[0])).toMatchObject({
+      thing: 'gw-status',
+      topic: topicFor('status', { thing: 'gw-status' }),
+    });
   });
 
   it("disconnects a thing that publishes on another thing's results topic, and nothing reaches the rule", async () => {
