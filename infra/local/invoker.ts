@@ -38,7 +38,17 @@ export function handlerFile(fn: FunctionName): string {
 
 async function importHandler(fn: FunctionName): Promise<Handler> {
   const url = new URL(`../../functions/${handlerFile(fn)}`, import.meta.url);
-  const module = (await import(url.href)) as { handler?: unknown };
+  let module: { handler?: unknown };
+  try {
+    module = (await import(url.href)) as { handler?: unknown };
+  } catch (error) {
+    const missing =
+      (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
+      errorMessage(error).includes(url.pathname);
+    if (missing)
+      throw new Error(`functions/${handlerFile(fn)} is missing: the ${fn} function has no handler`);
+    throw error;
+  }
   if (typeof module.handler !== 'function') {
     throw new Error(`functions/${handlerFile(fn)} does not export a function named 'handler'`);
   }
