@@ -118,18 +118,36 @@ function lockHolder(dataDir: string): number | undefined {
 
 /** Takes the data dir's lock, or throws naming the process that holds it. */
 export function acquireLock(dataDir: string): () => void {
-  mkdirSync(dataDir, { recursive: true });
+  const file = join(dataDir, LOCK_FILE);
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (error) {
+    throw unusableDataDir(dataDir, error);
+  }
   const holder = lockHolder(dataDir);
   if (holder !== undefined) {
     throw new EdgeloopError(
       `a local stack is already running on ${resolve(dataDir)} (pid ${holder}): stop it, or pass another --data-dir`,
     );
   }
-  const file = join(dataDir, LOCK_FILE);
-  writeFileSync(file, `${process.pid}\n`);
+  try {
+    writeFileSync(file, `${process.pid}\n`);
+  } catch (error) {
+    throw unusableDataDir(dataDir, error);
+  }
   heldInThisProcess.add(resolve(dataDir));
   return () => {
     heldInThisProcess.delete(resolve(dataDir));
     rmSync(file, { force: true });
   };
+}
+
+function unusableDataDir(dataDir: string, cause: unknown): EdgeloopError {
+  const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+  return new EdgeloopError(
+    `cannot use ${resolve(dataDir)} as the data dir (${reason}): pass a writable --data-dir`,
+    {
+      cause,
+    },
+  );
 }

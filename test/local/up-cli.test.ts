@@ -106,6 +106,23 @@ describe('edgeloop up', () => {
     expect(second.stderr()).toMatch(/edgeloop up: a local stack is already running on .* \(pid \d+\)/);
   });
 
+  it('explains an unusable data dir with exit code 1, and bad flags with exit code 2', async () => {
+    // Prepare
+    const file = join(dataDir, 'endpoints.json');
+
+    // Act
+    const unusable = run(['up', '--data-dir', join(file, 'inside')]);
+    const badFlag = run(['up', '--port', '9']);
+    const codes = await withTimeout(Promise.all([unusable.exited, badFlag.exited]), 20_000, 'both to exit');
+
+    // Assess
+    expect(codes).toEqual([1, 2]);
+    expect(unusable.stderr()).toContain(
+      `edgeloop up: cannot use ${join(file, 'inside')} as the data dir (ENOTDIR)`,
+    );
+    expect(badFlag.stderr()).toMatch(/edgeloop up: Unknown option '--port'/);
+  });
+
   it('stops cleanly on SIGTERM with exit code 0, printing nothing more on stdout', async () => {
     // Act
     up.child.kill('SIGTERM');
