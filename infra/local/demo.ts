@@ -108,7 +108,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     phase('train', 'training, evaluating and gating the model');
     const release = await waitFor(() => finishedRun(model), timeoutMs, 'the training run to finish');
     if (release.status !== 'released') {
-      throw new EdgeloopError(`the training run ended '${release.status}': ${release.reason ?? 'no reason recorded'}`);
+      throw new EdgeloopError(
+        `the training run ended '${release.status}': ${release.reason ?? 'no reason recorded'}`,
+      );
     }
     const releasedAt = Date.now();
 
@@ -141,7 +143,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
       },
       devices: devices.map((device) => ({ thing: device.thing, modelVersion: device.status().version })),
       results: { published, aggregated },
-      timings: { trainMs: releasedAt - uploadedAt, rolloutMs: rolledOutAt - releasedAt, totalMs: Date.now() - started },
+      timings: {
+        trainMs: releasedAt - uploadedAt,
+        rolloutMs: rolledOutAt - releasedAt,
+        totalMs: Date.now() - started,
+      },
       dataDir,
     };
     phase('done', 'done');
@@ -152,8 +158,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   }
 }
 
-async function prepareDataset(workDir: string, options: DemoOptions): Promise<{ csvPath: string; label?: string }> {
-  if (options.datasetFile) return { csvPath: options.datasetFile, ...(options.label ? { label: options.label } : {}) };
+async function prepareDataset(
+  workDir: string,
+  options: DemoOptions,
+): Promise<{ csvPath: string; label?: string }> {
+  if (options.datasetFile)
+    return { csvPath: options.datasetFile, ...(options.label ? { label: options.label } : {}) };
   const csvPath = join(workDir, 'sensors.csv');
   await writeFile(csvPath, generateDemoDataset());
   return { csvPath, label: options.label ?? DEMO_LABEL };
@@ -181,7 +191,8 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new EdgeloopError(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new EdgeloopError(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }

@@ -1,5 +1,5 @@
 import { type InvokedEvent, startLocalStack } from '../../local/stack.ts';
-import { defineCommand } from '../command.ts';
+import { dataDirOption, defineCommand } from '../command.ts';
 
 export const upCommand = defineCommand({
   name: 'up',
@@ -7,12 +7,7 @@ export const upCommand = defineCommand({
   usage: 'edgeloop up [--data-dir DIR] [--json]',
   examples: ['edgeloop up', 'edgeloop up --data-dir /tmp/edgeloop --json'],
   options: {
-    'data-dir': {
-      type: 'string',
-      description: 'where buckets, tables, retained messages and keys live',
-      default: '.edgeloop',
-      valueName: 'DIR',
-    },
+    'data-dir': dataDirOption,
   },
   async run({ values, out, err }) {
     const json = values.json === true;
