@@ -125,7 +125,7 @@ export function buildSnapshot(options: SnapshotOptions = {}): DashboardSnapshot 
     3,
     firstMinute + v3Start * 60_000,
     minutes - v3Start,
-    { accuracy: 0.93, confidence: 0.86, latencyMs: 1.6, mix: [0.25, 0.25, 0.25, 0.25] },
+    { accuracy: 0.93, confidence: 0.83, latencyMs: 1.6, mix: [0.25, 0.25, 0.25, 0.25] },
     rand,
   );
 

@@ -52,6 +52,8 @@ export const palette = [
 
 export interface AxisFormat {
   format: (value: number) => string;
+  /** Start the axis at zero (default) or fit it to the data. */
+  zero?: boolean;
   min?: number;
   max?: number;
   suggestedMax?: number;
@@ -82,12 +84,25 @@ type BarChart = Chart<'bar', (number | null)[], string>;
 function yScale(axis: AxisFormat, stacked = false) {
   return {
     stacked,
-    beginAtZero: true,
+    beginAtZero: axis.zero ?? true,
     min: axis.min,
     max: axis.max,
     suggestedMax: axis.suggestedMax,
     ticks: { callback: (value: number | string) => axis.format(Number(value)), maxTicksLimit: 6 },
   };
+}
+
+const MINUTE = 60_000;
+const minuteSteps = [1, 2, 5, 10, 15, 30, 60, 120, 360, 720, 1440];
+
+/** Ticks on whole minutes, at most ~6 of them, between the first and last data point. */
+export function minuteTicks(min: number, max: number): { value: number }[] {
+  if (!Number.isFinite(min) || !Number.isFinite(max) || max < min) return [];
+  const span = (max - min) / MINUTE;
+  const step = (minuteSteps.find((s) => span / s <= 6) ?? 1440) * MINUTE;
+  const ticks: { value: number }[] = [];
+  for (let t = Math.ceil(min / step) * step; t <= max; t += step) ticks.push({ value: t });
+  return ticks;
 }
 
 /** A line chart over minutes (x = epoch ms). */
@@ -104,12 +119,31 @@ export function timeChart(canvas: HTMLCanvasElement, axis: AxisFormat): TimeChar
       scales: {
         x: {
           type: 'linear',
+          bounds: 'data',
+          afterBuildTicks: (scale) => {
+            scale.ticks = minuteTicks(scale.min, scale.max);
+          },
           grid: { display: false },
           ticks: { callback: (value) => formatMinute(Number(value)), maxTicksLimit: 7, maxRotation: 0 },
         },
         y: yScale(axis),
       },
       plugins: {
+        legend: {
+          labels: {
+            usePointStyle: true,
+            pointStyle: 'line',
+            pointStyleWidth: 22,
+            // With point styles the legend reads the point's style, not the line's dash.
+            generateLabels: (chart) =>
+              Chart.defaults.plugins.legend.labels.generateLabels(chart).map((item) => ({
+                ...item,
+                lineDash:
+                  (chart.data.datasets[item.datasetIndex ?? 0] as { borderDash?: number[] } | undefined)
+                    ?.borderDash ?? [],
+              })),
+          },
+        },
         tooltip: {
           callbacks: {
             title: (items) => (items[0] ? formatMinute(items[0].parsed.x ?? 0) : ''),

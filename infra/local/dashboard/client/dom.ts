@@ -7,19 +7,29 @@ export function el<K extends keyof HTMLElementTagNameMap>(
 ): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  node.append(...children);
+  node.append(...children.filter((child) => child !== ''));
   return node;
 }
 
-/** Replaces a table body with one row per entry. */
-export function fillRows(tbody: HTMLTableSectionElement, rows: (Node | string)[][]): void {
-  tbody.replaceChildren(...rows.map((cells) => el('tr', {}, ...cells.map((cell) => el('td', {}, cell)))));
+export interface Table {
+  wrap: HTMLElement;
+  /** Replaces the body with one row per entry; each cell is labelled for the narrow layout. */
+  fill(rows: (Node | string)[][]): void;
 }
 
-export function table(headings: string[]): { wrap: HTMLElement; body: HTMLTableSectionElement } {
+export function table(headings: string[]): Table {
   const body = el('tbody');
   const head = el('thead', {}, el('tr', {}, ...headings.map((h) => el('th', { scope: 'col' }, h))));
-  return { wrap: el('div', { class: 'table-wrap' }, el('table', {}, head, body)), body };
+  return {
+    wrap: el('div', { class: 'table-wrap' }, el('table', {}, head, body)),
+    fill(rows) {
+      body.replaceChildren(
+        ...rows.map((cells) =>
+          el('tr', {}, ...cells.map((cell, i) => el('td', { 'data-label': headings[i] ?? '' }, cell))),
+        ),
+      );
+    },
+  };
 }
 
 export function badge(text: string, kind: string): HTMLElement {

@@ -55,7 +55,7 @@ const kpis: Kpi[] = [
   },
   {
     id: 'lowConfidence',
-    label: 'Low-confidence rate',
+    label: 'Low confidence',
     value(s) {
       let low = 0;
       let total = 0;

@@ -17,7 +17,7 @@ import {
   setLines,
   timeChart,
 } from './charts.ts';
-import { badge, el, fillRows, table } from './dom.ts';
+import { badge, el, table } from './dom.ts';
 import { formatAgo, formatClock, formatInt, formatNumber, formatPercent } from './format.ts';
 
 export interface VersionLook {
@@ -115,7 +115,7 @@ function minuteLinePanel(
   const { root, note: noteEl } = shell(id);
   const { canvas, box } = chartBox('No results in this window yet');
   if (note) noteEl.textContent = note;
-  root.append(box, noteEl);
+  root.append(noteEl, box);
   const chart = timeChart(canvas, axis);
   return {
     id,
@@ -167,8 +167,7 @@ function trainingPanel(): Panel {
         ordered.map((r) => ctx.look(r.model, r.version).label),
         series,
       );
-      fillRows(
-        runs.body,
+      runs.fill(
         [...ordered]
           .reverse()
           .map((r) => [
@@ -210,8 +209,7 @@ function rolloutPanel(): Panel {
         { label: 'Offline', color: '#b8c0cc', values: labels.map((l) => groups.get(l)?.offline ?? 0) },
       ];
       setBars(chart, labels, series);
-      fillRows(
-        devices.body,
+      devices.fill(
         fleet.map((d) => [
           el('span', { class: d.online ? 'device online' : 'device offline' }, d.thing),
           d.version === null ? '—' : ctx.look(d.model, d.version).label,
@@ -311,7 +309,7 @@ function latencyPanel(): Panel {
   const { root } = shell('latency');
   const { canvas, box } = chartBox('No results in this window yet');
   root.append(box);
-  const chart = timeChart(canvas, { format: (v) => `${formatNumber(v, v < 10 ? 1 : 0)} ms` });
+  const chart = timeChart(canvas, { format: (v) => `${Number(v.toFixed(1))} ms` });
   return {
     id: 'latency',
     root,
@@ -341,7 +339,7 @@ function latencyPanel(): Panel {
 function liveAccuracyPanel(): Panel {
   return minuteLinePanel(
     'liveAccuracy',
-    percentAxis,
+    { format: (v) => formatPercent(v, 0), max: 1, zero: false },
     (m) => m.liveAccuracy,
     'Results that carried ground truth and matched it',
   );
