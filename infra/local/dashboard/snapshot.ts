@@ -7,7 +7,9 @@
 import { z } from 'zod';
 import {
   DeviceStateSchema,
+  type DeviceStatus,
   ModelName,
+  type RegistryItem,
   RunStatusSchema,
   ThingName,
   UpdateStepSchema,
@@ -108,5 +110,39 @@ export function emptySnapshot(now: Date = new Date()): DashboardSnapshot {
     rollout: { fleet: [] },
     versions: [],
     errors: { count: 0, latest: [] },
+  };
+}
+
+/** A registry item as the training panel shows it. */
+export function trainingRunFromRegistry(item: RegistryItem): TrainingRun {
+  return {
+    model: item.model,
+    version: item.version,
+    status: item.status,
+    ...(item.metrics ? { accuracy: item.metrics.accuracy } : {}),
+    ...(item.baselineAccuracy !== undefined ? { baselineAccuracy: item.baselineAccuracy } : {}),
+    ...(item.reason ? { reason: item.reason } : {}),
+    createdAt: item.createdAt,
+  };
+}
+
+/** A device's last status report as the rollout and outbox panels show it. */
+export function fleetDeviceFromStatus(
+  thing: string,
+  status: DeviceStatus,
+  seen: { lastSeen: number; online: boolean },
+): FleetDevice {
+  return {
+    thing,
+    model: status.model,
+    version: status.version,
+    online: seen.online,
+    state: status.state,
+    outboxDepth: status.outboxDepth,
+    dropped: status.dropped,
+    lastSeen: new Date(seen.lastSeen).toISOString(),
+    ...(status.lastError
+      ? { lastError: { step: status.lastError.step, reason: status.lastError.reason } }
+      : {}),
   };
 }
