@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DashboardServer, startDashboard } from '../../infra/local/dashboard/server.ts';
-import type { DashboardSnapshot } from '../../infra/local/dashboard/snapshot.ts';
+import { type DashboardSnapshot, emptySnapshot } from '../../infra/local/dashboard/snapshot.ts';
 import { dashboardPanels } from '../../shared/topology.ts';
 import { chromiumMissingReason, type OpenDashboard, openDashboard } from './browser.ts';
 import { buildSnapshot } from './fixtures.ts';
@@ -140,6 +140,30 @@ describe.runIf(!missing)('dashboard page in chromium', () => {
       expect(dashboard.errors).toEqual([]);
       await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-390x844.png`, fullPage: true });
     } finally {
+      await dashboard.close();
+    }
+  });
+
+  it('shows an empty stack as empty panels, not as errors', async () => {
+    // Prepare
+    current = emptySnapshot(new Date('2025-06-01T12:00:00Z'));
+    const dashboard = await openDashboard(server.url, { viewport: { width: 1280, height: 800 } });
+    try {
+      // Act
+      await dashboard.waitForRender();
+      const panels = await panelData(dashboard.page);
+      const emptyPanels = await dashboard.page.locator('.panel.is-empty').count();
+
+      // Assess
+      expect(panels.every((p) => p.points === 0)).toBe(true);
+      expect(emptyPanels).toBe(panels.length - 1); // the errors panel shows a clean zero instead
+      expect(await kpi(dashboard.page, 'devices')).toBe('0 / 0');
+      expect(await kpi(dashboard.page, 'released')).toBe('—');
+      expect(await dashboard.page.locator('[data-panel="errors"] .big-number').textContent()).toBe('0');
+      expect(dashboard.errors).toEqual([]);
+      await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-empty.png`, fullPage: true });
+    } finally {
+      current = buildSnapshot();
       await dashboard.close();
     }
   });

@@ -54,6 +54,8 @@ export interface AxisFormat {
   format: (value: number) => string;
   /** Start the axis at zero (default) or fit it to the data. */
   zero?: boolean;
+  /** Whole numbers only (counts): no 0.2-step ticks on small ranges. */
+  integer?: boolean;
   min?: number;
   max?: number;
   suggestedMax?: number;
@@ -88,7 +90,11 @@ function yScale(axis: AxisFormat, stacked = false) {
     min: axis.min,
     max: axis.max,
     suggestedMax: axis.suggestedMax,
-    ticks: { callback: (value: number | string) => axis.format(Number(value)), maxTicksLimit: 6 },
+    ticks: {
+      callback: (value: number | string) => axis.format(Number(value)),
+      maxTicksLimit: 6,
+      precision: axis.integer ? 0 : undefined,
+    },
   };
 }
 
@@ -121,7 +127,8 @@ export function timeChart(canvas: HTMLCanvasElement, axis: AxisFormat): TimeChar
           type: 'linear',
           bounds: 'data',
           afterBuildTicks: (scale) => {
-            scale.ticks = minuteTicks(scale.min, scale.max);
+            const hasData = scale.chart.data.datasets.some((d) => d.data.length > 0);
+            scale.ticks = hasData ? minuteTicks(scale.min, scale.max) : [];
           },
           grid: { display: false },
           ticks: { callback: (value) => formatMinute(Number(value)), maxTicksLimit: 7, maxRotation: 0 },

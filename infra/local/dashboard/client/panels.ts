@@ -63,7 +63,7 @@ export function renderContext(snapshot: DashboardSnapshot): RenderContext {
 }
 
 const percentAxis: AxisFormat = { format: (v) => formatPercent(v, 0), min: 0, max: 1 };
-const countAxis: AxisFormat = { format: (v) => formatInt(v) };
+const countAxis: AxisFormat = { format: (v) => formatInt(v), integer: true };
 
 const statusColors: Record<string, string> = {
   released: '#1f9d55',
