@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type DashboardServer, startDashboard } from '../../infra/local/dashboard/server.ts';
 import { type DashboardSnapshot, emptySnapshot } from '../../infra/local/dashboard/snapshot.ts';
 import { dashboardPanels } from '../../shared/topology.ts';
@@ -67,156 +67,151 @@ describe.runIf(!missing)('dashboard page in chromium', () => {
     await server?.close();
   });
 
+  const opened: OpenDashboard[] = [];
+  const open = async (viewport = { width: 1280, height: 800 }) => {
+    const dashboard = await openDashboard(server.url, { viewport });
+    opened.push(dashboard);
+    return dashboard;
+  };
+
+  beforeEach(() => {
+    current = buildSnapshot();
+  });
+
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((d) => d.close()));
+  });
+
   it('renders every panel with the numbers of the snapshot it is served', async () => {
     // Prepare
-    current = buildSnapshot();
-    const dashboard = await openDashboard(server.url, { viewport: { width: 1280, height: 800 } });
-    try {
-      // Act
-      await dashboard.waitForRender();
-      const panels = await panelData(dashboard.page);
+    const dashboard = await open({ width: 1280, height: 800 });
 
-      // Assess: key figures
-      expect(await kpi(dashboard.page, 'inferences')).toBe(en(totalInferences(current)));
-      expect(await kpi(dashboard.page, 'devices')).toBe('3 / 4');
-      expect(await kpi(dashboard.page, 'released')).toBe('v3');
-      expect(await kpi(dashboard.page, 'errors')).toBe(en(current.errors.count));
+    // Act
+    await dashboard.waitForRender();
+    const panels = await panelData(dashboard.page);
 
-      // Assess: every panel of the shared list, titled as in CloudWatch, showing data
-      expect(panels.map((p) => p.id)).toEqual(Object.keys(dashboardPanels));
-      for (const panel of panels) {
-        expect(panel.title).toBe(dashboardPanels[panel.id as keyof typeof dashboardPanels].title);
-        expect(panel.points, `${panel.id} shows data`).toBeGreaterThan(0);
-      }
-      const byId = Object.fromEntries(panels.map((p) => [p.id, p]));
-      const versions = current.versions.length;
-      expect(byId.inferences?.series).toBe(versions);
-      expect(byId.latency?.series).toBe(2 * versions); // p50 and p99 per version
-      expect(byId.classMix?.series).toBe(versions);
-      expect(byId.rollout?.points).toBe(current.rollout.fleet.length);
-      expect(byId.inferences?.points).toBe(current.versions.reduce((n, v) => n + v.minutes.length, 0));
+    // Assess: key figures
+    expect(await kpi(dashboard.page, 'inferences')).toBe(en(totalInferences(current)));
+    expect(await kpi(dashboard.page, 'devices')).toBe('3 / 4');
+    expect(await kpi(dashboard.page, 'released')).toBe('v3');
+    expect(await kpi(dashboard.page, 'errors')).toBe(en(current.errors.count));
 
-      // Assess: the lines are really drawn, in each version's colour (v1 first, v3 third)
-      expect(await pixelsOfColour(dashboard.page, 'inferences', '#2f6fdb')).toBeGreaterThan(20);
-      expect(await pixelsOfColour(dashboard.page, 'inferences', '#1f9d76')).toBeGreaterThan(20);
-
-      // Assess: tables and lists carry the snapshot's words
-      const reasons = await dashboard.page.locator('[data-panel="errors"] .reason').allTextContents();
-      expect(reasons).toEqual(current.errors.latest.map((e) => e.reason));
-      const trainingText = await dashboard.page.locator('[data-panel="training"] tbody').textContent();
-      expect(trainingText).toContain('rejected-by-gate');
-      expect(trainingText).toContain(current.training.runs[1]?.reason ?? 'missing reason');
-      const rolloutNote = await dashboard.page.locator('[data-panel="rollout"] .note').textContent();
-      expect(rolloutNote).toBe('v3 rolled out to 3 of 4 devices');
-      const deviceText = await dashboard.page.locator('[data-panel="rollout"] tbody').textContent();
-      expect(deviceText).toContain('verify: manifest signature does not verify with the fleet key');
-
-      // Assess: layout, offline, clean console
-      const size = await noHorizontalOverflow(dashboard.page);
-      expect(size.scrollWidth).toBeLessThanOrEqual(size.innerWidth);
-      expect(dashboard.foreignRequests).toEqual([]);
-      expect(dashboard.errors).toEqual([]);
-      await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-1280x800.png`, fullPage: true });
-    } finally {
-      await dashboard.close();
+    // Assess: every panel of the shared list, titled as in CloudWatch, showing data
+    expect(panels.map((p) => p.id)).toEqual(Object.keys(dashboardPanels));
+    for (const panel of panels) {
+      expect(panel.title).toBe(dashboardPanels[panel.id as keyof typeof dashboardPanels].title);
+      expect(panel.points, `${panel.id} shows data`).toBeGreaterThan(0);
     }
+    const byId = Object.fromEntries(panels.map((p) => [p.id, p]));
+    const versions = current.versions.length;
+    expect(byId.inferences?.series).toBe(versions);
+    expect(byId.latency?.series).toBe(2 * versions); // p50 and p99 per version
+    expect(byId.classMix?.series).toBe(versions);
+    expect(byId.rollout?.points).toBe(current.rollout.fleet.length);
+    expect(byId.inferences?.points).toBe(current.versions.reduce((n, v) => n + v.minutes.length, 0));
+
+    // Assess: the lines are really drawn, in each version's colour (v1 first, v3 third)
+    expect(await pixelsOfColour(dashboard.page, 'inferences', '#2f6fdb')).toBeGreaterThan(20);
+    expect(await pixelsOfColour(dashboard.page, 'inferences', '#1f9d76')).toBeGreaterThan(20);
+
+    // Assess: tables and lists carry the snapshot's words
+    const reasons = await dashboard.page.locator('[data-panel="errors"] .reason').allTextContents();
+    expect(reasons).toEqual(current.errors.latest.map((e) => e.reason));
+    const trainingText = await dashboard.page.locator('[data-panel="training"] tbody').textContent();
+    expect(trainingText).toContain('rejected-by-gate');
+    expect(trainingText).toContain(current.training.runs[1]?.reason ?? 'missing reason');
+    const rolloutNote = await dashboard.page.locator('[data-panel="rollout"] .note').textContent();
+    expect(rolloutNote).toBe('v3 rolled out to 3 of 4 devices');
+    const deviceText = await dashboard.page.locator('[data-panel="rollout"] tbody').textContent();
+    expect(deviceText).toContain('verify: manifest signature does not verify with the fleet key');
+
+    // Assess: layout, offline, clean console
+    const size = await noHorizontalOverflow(dashboard.page);
+    expect(size.scrollWidth).toBeLessThanOrEqual(size.innerWidth);
+    expect(dashboard.foreignRequests).toEqual([]);
+    expect(dashboard.errors).toEqual([]);
+    await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-1280x800.png`, fullPage: true });
   });
 
   it('fits a 390x844 phone screen without horizontal overflow', async () => {
     // Prepare
-    current = buildSnapshot();
-    const dashboard = await openDashboard(server.url, { viewport: { width: 390, height: 844 } });
-    try {
-      // Act
-      await dashboard.waitForRender();
-      const size = await noHorizontalOverflow(dashboard.page);
-      const widest = await dashboard.page.$$eval('.panel, .kpi', (nodes) =>
-        Math.max(...nodes.map((n) => n.getBoundingClientRect().right)),
-      );
+    const dashboard = await open({ width: 390, height: 844 });
 
-      // Assess
-      expect(size.scrollWidth).toBeLessThanOrEqual(size.innerWidth);
-      expect(widest).toBeLessThanOrEqual(390);
-      expect(dashboard.errors).toEqual([]);
-      await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-390x844.png`, fullPage: true });
-    } finally {
-      await dashboard.close();
-    }
+    // Act
+    await dashboard.waitForRender();
+    const size = await noHorizontalOverflow(dashboard.page);
+    const widest = await dashboard.page.$$eval('.panel, .kpi', (nodes) =>
+      Math.max(...nodes.map((n) => n.getBoundingClientRect().right)),
+    );
+
+    // Assess
+    expect(size.scrollWidth).toBeLessThanOrEqual(size.innerWidth);
+    expect(widest).toBeLessThanOrEqual(390);
+    expect(dashboard.errors).toEqual([]);
+    await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-390x844.png`, fullPage: true });
   });
 
   it('shows an empty stack as empty panels, not as errors', async () => {
     // Prepare
     current = emptySnapshot(new Date('2025-06-01T12:00:00Z'));
-    const dashboard = await openDashboard(server.url, { viewport: { width: 1280, height: 800 } });
-    try {
-      // Act
-      await dashboard.waitForRender();
-      const panels = await panelData(dashboard.page);
-      const emptyPanels = await dashboard.page.locator('.panel.is-empty').count();
+    const dashboard = await open({ width: 1280, height: 800 });
 
-      // Assess
-      expect(panels.every((p) => p.points === 0)).toBe(true);
-      expect(emptyPanels).toBe(panels.length - 1); // the errors panel shows a clean zero instead
-      expect(await kpi(dashboard.page, 'devices')).toBe('0 / 0');
-      expect(await kpi(dashboard.page, 'released')).toBe('—');
-      expect(await dashboard.page.locator('[data-panel="errors"] .big-number').textContent()).toBe('0');
-      expect(dashboard.errors).toEqual([]);
-      await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-empty.png`, fullPage: true });
-    } finally {
-      current = buildSnapshot();
-      await dashboard.close();
-    }
+    // Act
+    await dashboard.waitForRender();
+    const panels = await panelData(dashboard.page);
+    const emptyPanels = await dashboard.page.locator('.panel.is-empty').count();
+
+    // Assess
+    expect(panels.every((p) => p.points === 0)).toBe(true);
+    expect(emptyPanels).toBe(panels.length - 1); // the errors panel shows a clean zero instead
+    expect(await kpi(dashboard.page, 'devices')).toBe('0 / 0');
+    expect(await kpi(dashboard.page, 'released')).toBe('—');
+    expect(await dashboard.page.locator('[data-panel="errors"] .big-number').textContent()).toBe('0');
+    expect(dashboard.errors).toEqual([]);
+    await dashboard.page.screenshot({ path: `${ARTIFACTS}/dashboard-empty.png`, fullPage: true });
   });
 
   it('updates the same charts in place when the snapshot changes', async () => {
     // Prepare
-    current = buildSnapshot();
-    const dashboard = await openDashboard(server.url);
-    try {
-      const seen = await dashboard.waitForRender();
-      const canvas = await dashboard.page.$('[data-panel="inferences"] canvas');
+    const dashboard = await open();
+    const seen = await dashboard.waitForRender();
+    const canvas = await dashboard.page.$('[data-panel="inferences"] canvas');
 
-      // Act
-      current = buildSnapshot({ minutes: 14, errorCount: 9, now: new Date('2025-06-01T12:02:30Z') });
-      await dashboard.page.waitForFunction(
-        (count) => document.querySelector('[data-kpi="errors"] .kpi-value')?.textContent === count,
-        '9',
-        { timeout: 15_000 },
-      );
+    // Act
+    current = buildSnapshot({ minutes: 14, errorCount: 9, now: new Date('2025-06-01T12:02:30Z') });
+    await dashboard.page.waitForFunction(
+      (count) => document.querySelector('[data-kpi="errors"] .kpi-value')?.textContent === count,
+      '9',
+      { timeout: 15_000 },
+    );
 
-      // Assess
-      expect(await dashboard.waitForRender(seen + 1)).toBeGreaterThan(seen);
-      expect(await kpi(dashboard.page, 'inferences')).toBe(en(totalInferences(current)));
-      expect(await canvas?.evaluate((c) => c.isConnected)).toBe(true);
-      const points = await dashboard.page.$eval('[data-panel="inferences"]', (n) =>
-        Number((n as HTMLElement).dataset.points),
-      );
-      expect(points).toBe(current.versions.reduce((n, v) => n + v.minutes.length, 0));
-      expect(dashboard.errors).toEqual([]);
-    } finally {
-      await dashboard.close();
-    }
+    // Assess
+    expect(await dashboard.waitForRender(seen + 1)).toBeGreaterThan(seen);
+    expect(await kpi(dashboard.page, 'inferences')).toBe(en(totalInferences(current)));
+    const sameCanvas = await canvas?.evaluate(
+      (c) => c === document.querySelector('[data-panel="inferences"] canvas'),
+    );
+    expect(sameCanvas).toBe(true);
+    const points = await dashboard.page.$eval('[data-panel="inferences"]', (n) =>
+      Number((n as HTMLElement).dataset.points),
+    );
+    expect(points).toBe(current.versions.reduce((n, v) => n + v.minutes.length, 0));
+    expect(dashboard.errors).toEqual([]);
   });
 
   it('keeps the last data and says so when the snapshot cannot be read', async () => {
     // Prepare
-    current = buildSnapshot();
-    const dashboard = await openDashboard(server.url);
-    try {
-      await dashboard.waitForRender();
+    const dashboard = await open();
+    await dashboard.waitForRender();
 
-      // Act
-      const valid = current;
-      current = { ...valid, errors: { count: -1, latest: [] } };
-      await dashboard.page.waitForSelector('#status[data-state="error"]', { timeout: 15_000 });
-      const status = await dashboard.page.locator('#status').textContent();
+    // Act
+    const valid = current;
+    current = { ...valid, errors: { count: -1, latest: [] } };
+    await dashboard.page.waitForSelector('#status[data-state="error"]', { timeout: 15_000 });
+    const status = await dashboard.page.locator('#status').textContent();
 
-      // Assess
-      expect(status).toContain('errors.count');
-      expect(await kpi(dashboard.page, 'inferences')).toBe(en(totalInferences(valid)));
-    } finally {
-      current = buildSnapshot();
-      await dashboard.close();
-    }
+    // Assess
+    expect(status).toContain('errors.count');
+    expect(await kpi(dashboard.page, 'inferences')).toBe(en(totalInferences(valid)));
   });
 });

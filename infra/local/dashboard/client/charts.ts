@@ -2,31 +2,22 @@
  * Thin helpers over Chart.js: one look for every panel, charts created once and then updated
  * in place (new data, same canvas and Chart instance) on every snapshot.
  */
-import {
-  BarController,
-  BarElement,
-  CategoryScale,
-  Chart,
-  type ChartDataset,
-  Legend,
-  LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
-  Tooltip,
-} from 'chart.js';
+
+import * as chartjs from 'chart.js';
+import { Chart, type ChartDataset } from 'chart.js';
 import { formatMinute } from './format.ts';
 
+// Only what the panels use, so the bundle stays small.
 Chart.register(
-  BarController,
-  BarElement,
-  CategoryScale,
-  Legend,
-  LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
-  Tooltip,
+  chartjs.BarController,
+  chartjs.BarElement,
+  chartjs.CategoryScale,
+  chartjs.Legend,
+  chartjs.LinearScale,
+  chartjs.LineController,
+  chartjs.LineElement,
+  chartjs.PointElement,
+  chartjs.Tooltip,
 );
 Chart.defaults.font.family =
   'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif';

@@ -92,6 +92,18 @@ function chartBox(emptyText: string) {
   return { canvas, box };
 }
 
+/** A panel holding one chart (and an optional note above it). */
+function chartPanel(id: DashboardPanel, emptyText: string, noteText?: string) {
+  const { root, note } = shell(id);
+  const { canvas, box } = chartBox(emptyText);
+  if (noteText) note.textContent = noteText;
+  root.append(note, box);
+  return { root, canvas };
+}
+
+const NO_RESULTS = 'No results in this window yet';
+const NO_DEVICES = 'No devices have reported yet';
+
 /** Records what a panel shows and toggles its empty state. */
 function mark(root: HTMLElement, series: number, points: number): void {
   root.dataset.series = String(series);
@@ -105,29 +117,29 @@ const countPoints = (series: { points: { y: number | null }[] }[]) =>
 const countValues = (series: BarSeries[]) =>
   series.reduce((n, s) => n + s.values.filter((v) => v !== null && v > 0).length, 0);
 
-/** A line per model version of one per-minute value. */
-function minuteLinePanel(
-  id: DashboardPanel,
-  axis: AxisFormat,
-  pick: (point: MinutePoint) => number | null,
-  note?: string,
-): Panel {
-  const { root, note: noteEl } = shell(id);
-  const { canvas, box } = chartBox('No results in this window yet');
-  if (note) noteEl.textContent = note;
-  root.append(noteEl, box);
+interface MinuteLine {
+  /** Appended to the version label, e.g. "p99". */
+  suffix?: string;
+  dashed?: boolean;
+  pick: (point: MinutePoint) => number | null;
+}
+
+/** Lines per model version of per-minute values. */
+function minuteLinePanel(id: DashboardPanel, axis: AxisFormat, lines: MinuteLine[], note?: string): Panel {
+  const { root, canvas } = chartPanel(id, NO_RESULTS, note);
   const chart = timeChart(canvas, axis);
   return {
     id,
     root,
     render(snapshot, ctx) {
-      const series: LineSeries[] = snapshot.versions.map((v) => {
+      const series: LineSeries[] = snapshot.versions.flatMap((v) => {
         const look = ctx.look(v.model, v.version);
-        return {
-          label: look.label,
+        return lines.map((line) => ({
+          label: line.suffix ? `${look.label} ${line.suffix}` : look.label,
           color: look.color,
-          points: v.minutes.map((m) => ({ x: m.minute, y: pick(m) })),
-        };
+          dashed: line.dashed,
+          points: v.minutes.map((m) => ({ x: m.minute, y: line.pick(m) })),
+        }));
       });
       setLines(chart, series);
       mark(root, series.length, countPoints(series));
@@ -186,7 +198,7 @@ function trainingPanel(): Panel {
 
 function rolloutPanel(): Panel {
   const { root, note } = shell('rollout', true);
-  const { canvas, box } = chartBox('No devices have reported yet');
+  const { canvas, box } = chartBox(NO_DEVICES);
   const devices = table(['Device', 'Version', 'State', 'Last seen', 'Last error']);
   root.append(note, el('div', { class: 'split' }, box, devices.wrap));
   const chart = barChart(canvas, countAxis, true);
@@ -233,59 +245,43 @@ function rolloutPanel(): Panel {
 }
 
 function inferencesPanel(): Panel {
-  return minuteLinePanel('inferences', countAxis, (m) => m.inferences);
+  return minuteLinePanel('inferences', countAxis, [{ pick: (m) => m.inferences }]);
 }
 
-/** Share of each class in a version's results: versions with different traffic compare. */
-function classMixPanel(): Panel {
-  const { root } = shell('classMix');
-  const { canvas, box } = chartBox('No results in this window yet');
-  root.append(box);
+interface Category {
+  label: string;
+  count: number;
+  /** Categories sort by this, then by label. */
+  order: number;
+}
+
+/**
+ * Bars of each category's share of a version's results, one series per version, so that
+ * versions with different traffic compare.
+ */
+function sharePanel(
+  id: DashboardPanel,
+  categoriesOf: (v: VersionSeries) => Category[],
+  legend: (v: VersionSeries, look: VersionLook) => string,
+): Panel {
+  const { root, canvas } = chartPanel(id, NO_RESULTS);
   const chart = barChart(canvas, { format: (v) => formatPercent(v, 0), min: 0 });
   return {
-    id: 'classMix',
+    id,
     root,
     render(snapshot, ctx) {
-      const classes = [...new Set(snapshot.versions.flatMap((v) => Object.keys(v.classMix)))].sort();
-      const series: BarSeries[] = snapshot.versions.map((v) => {
-        const total = Object.values(v.classMix).reduce((a, b) => a + b, 0);
+      const perVersion = snapshot.versions.map((v) => ({ v, categories: categoriesOf(v) }));
+      const order = new Map<string, number>();
+      for (const { categories } of perVersion) for (const c of categories) order.set(c.label, c.order);
+      const labels = [...order.entries()]
+        .sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))
+        .map(([label]) => label);
+      const series: BarSeries[] = perVersion.map(({ v, categories }) => {
+        const total = categories.reduce((n, c) => n + c.count, 0);
+        const counts = new Map(categories.map((c) => [c.label, c.count]));
         const look = ctx.look(v.model, v.version);
         return {
-          label: look.label,
-          color: look.color,
-          values: classes.map((c) => (total > 0 ? (v.classMix[c] ?? 0) / total : null)),
-        };
-      });
-      setBars(chart, classes, series);
-      mark(root, series.length, countValues(series));
-    },
-  };
-}
-
-function binLabel(from: number, to: number): string {
-  return `${formatNumber(from, 1)}–${formatNumber(to, 1)}`;
-}
-
-/** Confidence histogram per version (as shares), with each version's mean in its legend. */
-function confidencePanel(): Panel {
-  const { root } = shell('confidence');
-  const { canvas, box } = chartBox('No results in this window yet');
-  root.append(box);
-  const chart = barChart(canvas, { format: (v) => formatPercent(v, 0), min: 0 });
-  return {
-    id: 'confidence',
-    root,
-    render(snapshot, ctx) {
-      const bins = new Map<string, number>();
-      for (const v of snapshot.versions)
-        for (const b of v.confidence.histogram) bins.set(binLabel(b.from, b.to), b.from);
-      const labels = [...bins.entries()].sort((a, b) => a[1] - b[1]).map(([label]) => label);
-      const series: BarSeries[] = snapshot.versions.map((v: VersionSeries) => {
-        const total = v.confidence.histogram.reduce((n, b) => n + b.count, 0);
-        const counts = new Map(v.confidence.histogram.map((b) => [binLabel(b.from, b.to), b.count]));
-        const look = ctx.look(v.model, v.version);
-        return {
-          label: `${look.label} · mean ${formatNumber(v.confidence.mean)}`,
+          label: legend(v, look),
           color: look.color,
           values: labels.map((l) => (total > 0 ? (counts.get(l) ?? 0) / total : null)),
         };
@@ -296,51 +292,49 @@ function confidencePanel(): Panel {
   };
 }
 
+function classMixPanel(): Panel {
+  return sharePanel(
+    'classMix',
+    (v) => Object.entries(v.classMix).map(([label, count]) => ({ label, count, order: 0 })),
+    (_, look) => look.label,
+  );
+}
+
+/** Confidence histogram per version, with each version's mean in its legend. */
+function confidencePanel(): Panel {
+  return sharePanel(
+    'confidence',
+    (v) =>
+      v.confidence.histogram.map((b) => ({
+        label: `${formatNumber(b.from, 1)}–${formatNumber(b.to, 1)}`,
+        count: b.count,
+        order: b.from,
+      })),
+    (v, look) => `${look.label} · mean ${formatNumber(v.confidence.mean)}`,
+  );
+}
+
 function lowConfidencePanel(): Panel {
   return minuteLinePanel(
     'lowConfidence',
     { format: (v) => formatPercent(v, 0), min: 0, suggestedMax: 0.2 },
-    (m) => m.lowConfidenceRate,
+    [{ pick: (m) => m.lowConfidenceRate }],
     'Share of results below the model’s low-confidence threshold',
   );
 }
 
 function latencyPanel(): Panel {
-  const { root } = shell('latency');
-  const { canvas, box } = chartBox('No results in this window yet');
-  root.append(box);
-  const chart = timeChart(canvas, { format: (v) => `${Number(v.toFixed(1))} ms` });
-  return {
-    id: 'latency',
-    root,
-    render(snapshot, ctx) {
-      const series: LineSeries[] = snapshot.versions.flatMap((v) => {
-        const look = ctx.look(v.model, v.version);
-        return [
-          {
-            label: `${look.label} p50`,
-            color: look.color,
-            points: v.minutes.map((m) => ({ x: m.minute, y: m.latencyP50Ms })),
-          },
-          {
-            label: `${look.label} p99`,
-            color: look.color,
-            dashed: true,
-            points: v.minutes.map((m) => ({ x: m.minute, y: m.latencyP99Ms })),
-          },
-        ];
-      });
-      setLines(chart, series);
-      mark(root, series.length, countPoints(series));
-    },
-  };
+  return minuteLinePanel('latency', { format: (v) => `${Number(v.toFixed(1))} ms` }, [
+    { suffix: 'p50', pick: (m) => m.latencyP50Ms },
+    { suffix: 'p99', dashed: true, pick: (m) => m.latencyP99Ms },
+  ]);
 }
 
 function liveAccuracyPanel(): Panel {
   return minuteLinePanel(
     'liveAccuracy',
     { format: (v) => formatPercent(v, 0), max: 1, zero: false },
-    (m) => m.liveAccuracy,
+    [{ pick: (m) => m.liveAccuracy }],
     'Results that carried ground truth and matched it',
   );
 }
@@ -349,15 +343,13 @@ function driftPanel(): Panel {
   return minuteLinePanel(
     'drift',
     { format: (v) => formatNumber(v), suggestedMax: 0.3 },
-    (m) => m.drift,
+    [{ pick: (m) => m.drift }],
     'Live class mix vs training · PSI above 0.25 is a significant shift',
   );
 }
 
 function outboxPanel(): Panel {
-  const { root } = shell('outbox');
-  const { canvas, box } = chartBox('No devices have reported yet');
-  root.append(box);
+  const { root, canvas } = chartPanel('outbox', NO_DEVICES);
   const chart = barChart(canvas, countAxis);
   return {
     id: 'outbox',
