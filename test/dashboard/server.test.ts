@@ -97,6 +97,18 @@ describe('dashboard server', () => {
     expect(post.headers.get('allow')).toBe('GET, HEAD');
   });
 
+  it('says which port is taken when it cannot listen', async () => {
+    // Prepare
+    const first = await start(async () => emptySnapshot());
+    const port = Number(new URL(first.url).port);
+
+    // Act
+    const second = startDashboard({ port, snapshot: async () => emptySnapshot() });
+
+    // Assess
+    await expect(second).rejects.toThrow(`127.0.0.1:${port}: the port is in use`);
+  });
+
   it('closes promptly while a client holds a keep-alive connection, and stops listening', async () => {
     // Prepare
     const dashboard = await start(async () => emptySnapshot());

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { errorMessage } from '../../../shared/errors.ts';
+import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
 import { describeZodError } from '../../../shared/schemas.ts';
 import { type DashboardSnapshot, DashboardSnapshotSchema } from './snapshot.ts';
 
@@ -144,10 +144,20 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   });
   server.keepAliveTimeout = 5_000;
 
+  const wanted = options.port ?? 0;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
+    const fail = (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new EdgeloopError(
+              `the dashboard cannot listen on ${host}:${wanted}: the port is in use; choose another port or 0 for any free one`,
+              { cause: error },
+            )
+          : error,
+      );
+    server.once('error', fail);
+    server.listen(wanted, host, () => {
+      server.off('error', fail);
       resolve();
     });
   });
