@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type DashboardServer, startDashboard } from '../../infra/local/dashboard/server.ts';
+import { type DashboardServer, shareInflight, startDashboard } from '../../infra/local/dashboard/server.ts';
 import { type DashboardSnapshot, emptySnapshot } from '../../infra/local/dashboard/snapshot.ts';
 import { buildSnapshot } from './fixtures.ts';
 
@@ -51,6 +51,20 @@ describe('dashboard server', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('no-store');
     expect(await response.json()).toEqual(snapshot);
+  });
+
+  it('shares one data read between calls made while it is in flight', async () => {
+    // Prepare
+    let reads = 0;
+    const read = shareInflight(async () => ++reads);
+
+    // Act
+    const together = await Promise.all([read(), read(), read()]);
+    const later = await read();
+
+    // Assess
+    expect(together).toEqual([1, 1, 1]);
+    expect(later).toBe(2);
   });
 
   it('refuses a snapshot that breaks the schema and says which field', async () => {

@@ -17,7 +17,10 @@ export interface DashboardOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
   host?: '127.0.0.1';
-  /** Called once per `/api/snapshot` request. */
+  /**
+   * Reads the current data. Called for `/api/snapshot`; requests that arrive while a read is
+   * in flight share it, so several open tabs do not multiply the load on the tables.
+   */
   snapshot: () => Promise<DashboardSnapshot>;
 }
 
@@ -112,9 +115,21 @@ async function serveSnapshot(res: ServerResponse, snapshot: DashboardOptions['sn
   sendJson(res, 200, parsed.data, head);
 }
 
+/** Wraps an async read so that calls made while one is in flight share its result. */
+export function shareInflight<T>(read: () => Promise<T>): () => Promise<T> {
+  let inflight: Promise<T> | undefined;
+  return () => {
+    inflight ??= read().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  };
+}
+
 export async function startDashboard(options: DashboardOptions): Promise<DashboardServer> {
   const assets = await loadAssets();
   const host = options.host ?? '127.0.0.1';
+  const readSnapshot = shareInflight(options.snapshot);
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const head = req.method === 'HEAD';
@@ -125,7 +140,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     }
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (path === SNAPSHOT_PATH) {
-      await serveSnapshot(res, options.snapshot, head);
+      await serveSnapshot(res, readSnapshot, head);
       return;
     }
     const asset = assets.get(path);

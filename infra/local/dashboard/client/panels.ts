@@ -86,8 +86,8 @@ function shell(id: DashboardPanel, wide = false) {
   return { root, note };
 }
 
-function chartBox(emptyText: string) {
-  const canvas = el('canvas', { role: 'img' });
+function chartBox(emptyText: string, label: string) {
+  const canvas = el('canvas', { role: 'img', 'aria-label': label });
   const box = el('div', { class: 'chart' }, canvas, el('p', { class: 'empty' }, emptyText));
   return { canvas, box };
 }
@@ -95,7 +95,7 @@ function chartBox(emptyText: string) {
 /** A panel holding one chart (and an optional note above it). */
 function chartPanel(id: DashboardPanel, emptyText: string, noteText?: string) {
   const { root, note } = shell(id);
-  const { canvas, box } = chartBox(emptyText);
+  const { canvas, box } = chartBox(emptyText, dashboardPanels[id].title);
   if (noteText) note.textContent = noteText;
   root.append(note, box);
   return { root, canvas };
@@ -149,7 +149,7 @@ function minuteLinePanel(id: DashboardPanel, axis: AxisFormat, lines: MinuteLine
 
 function trainingPanel(): Panel {
   const { root } = shell('training', true);
-  const { canvas, box } = chartBox('No training runs yet');
+  const { canvas, box } = chartBox('No training runs yet', dashboardPanels.training.title);
   const runs = table(['Version', 'Status', 'Accuracy', 'Baseline', 'Reason', 'Started']);
   root.append(el('div', { class: 'split' }, box, runs.wrap));
   const chart = barChart(canvas, percentAxis);
@@ -198,7 +198,7 @@ function trainingPanel(): Panel {
 
 function rolloutPanel(): Panel {
   const { root, note } = shell('rollout', true);
-  const { canvas, box } = chartBox(NO_DEVICES);
+  const { canvas, box } = chartBox(NO_DEVICES, dashboardPanels.rollout.title);
   const devices = table(['Device', 'Version', 'State', 'Last seen', 'Last error']);
   root.append(note, el('div', { class: 'split' }, box, devices.wrap));
   const chart = barChart(canvas, countAxis, true);
