@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resetAwsClients } from '../../shared/aws.ts';
 import { type Endpoints, readEndpoints } from './endpoints.ts';
 import { localEnv, signingKeyPath } from './env.ts';
+import { publicKeyPathFor } from './signing-key.ts';
 
 export const DEFAULT_DATA_DIR = '.edgeloop';
 
@@ -19,5 +20,5 @@ export function attachToLocalStack(dataDir: string = DEFAULT_DATA_DIR): Endpoint
 
 /** The public half of the stack's manifest signing key: what a local gateway is provisioned with. */
 export function localPublicKeyPem(dataDir: string = DEFAULT_DATA_DIR): string {
-  return readFileSync(signingKeyPath(dataDir).replace(/\.pem$/, '-public.pem'), 'utf8');
+  return readFileSync(publicKeyPathFor(signingKeyPath(dataDir)), 'utf8');
 }

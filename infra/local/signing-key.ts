@@ -13,8 +13,13 @@ export interface SigningKeyFiles {
   created: boolean;
 }
 
+/** Where the public half lives, next to the private key. */
+export function publicKeyPathFor(privateKeyPath: string): string {
+  return join(dirname(privateKeyPath), 'manifest-signing-public.pem');
+}
+
 export function ensureSigningKey(privateKeyPath: string): SigningKeyFiles {
-  const publicKeyPath = join(dirname(privateKeyPath), 'manifest-signing-public.pem');
+  const publicKeyPath = publicKeyPathFor(privateKeyPath);
   if (existsSync(privateKeyPath) && existsSync(publicKeyPath)) {
     // Tighten the mode in case the file was copied around with a looser one.
     chmodSync(privateKeyPath, 0o600);
