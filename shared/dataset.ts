@@ -176,7 +176,8 @@ function decodeText(input: Uint8Array | string, maxBytes: number, where: string)
     if (byte === 0) throw notText(where, 'it contains NUL bytes');
     if (byte < 32 && byte !== 9 && byte !== 10 && byte !== 13) control++;
   }
-  if (control > head.byteLength * 0.01) throw notText(where, `${control} control characters in the first bytes`);
+  if (control > head.byteLength * 0.01)
+    throw notText(where, `${control} control characters in the first bytes`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -302,7 +303,9 @@ function toRecords(table: string[][], header: string[], where: string, notices: 
     );
   }
   if (ragged.length > 0) {
-    notices.push(`dropped ${ragged.length} row(s) with the wrong number of fields (data row ${ragged.join(', ')})`);
+    notices.push(
+      `dropped ${ragged.length} row(s) with the wrong number of fields (data row ${ragged.join(', ')})`,
+    );
   }
   return { rows, droppedRagged: ragged.length };
 }

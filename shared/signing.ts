@@ -9,14 +9,18 @@ import { InputError } from './errors.ts';
 import { type ManifestSigner, pemSigner } from './manifest.ts';
 
 const KMS_ARN = /^arn:aws[a-z-]*:kms:/;
-const KMS_KEY_ID = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias\/[\w/-]+)$/;
+const KMS_KEY_ID =
+  /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias\/[\w/-]+)$/;
 
 /** True when the value names a KMS key rather than a PEM file. */
 export function isKmsKeyRef(value: string): boolean {
   return value.startsWith('kms:') || KMS_ARN.test(value) || KMS_KEY_ID.test(value);
 }
 
-export async function signerFromEnv(value: string, kms: () => KMSClient = () => new KMSClient({})): Promise<ManifestSigner> {
+export async function signerFromEnv(
+  value: string,
+  kms: () => KMSClient = () => new KMSClient({}),
+): Promise<ManifestSigner> {
   if (isKmsKeyRef(value)) return kmsSigner(value.replace(/^kms:/, ''), kms());
   let pem: string;
   try {
@@ -30,9 +34,12 @@ export async function signerFromEnv(value: string, kms: () => KMSClient = () => 
   try {
     return pemSigner(pem, pemKeyId(value));
   } catch (error) {
-    throw new InputError(`signing key file '${value}' is not a PEM private key: generate one with edgeloop up`, {
-      cause: error,
-    });
+    throw new InputError(
+      `signing key file '${value}' is not a PEM private key: generate one with edgeloop up`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -46,7 +53,12 @@ export function kmsSigner(keyId: string, client: KMSClient): ManifestSigner {
     keyId,
     async sign(message) {
       const result = await client.send(
-        new SignCommand({ KeyId: keyId, Message: message, MessageType: 'RAW', SigningAlgorithm: 'ECDSA_SHA_256' }),
+        new SignCommand({
+          KeyId: keyId,
+          Message: message,
+          MessageType: 'RAW',
+          SigningAlgorithm: 'ECDSA_SHA_256',
+        }),
       );
       if (!result.Signature) throw new Error(`KMS returned no signature for key ${keyId}`);
       return Buffer.from(result.Signature);

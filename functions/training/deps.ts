@@ -1,8 +1,9 @@
 /** What the training steps talk to; built once from the environment in Lambda. */
+
+import { Logger } from '@aws-lambda-powertools/logger';
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { Logger } from '@aws-lambda-powertools/logger';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { requiredEnv } from '../../shared/env.ts';
 import type { ManifestSigner } from '../../shared/manifest.ts';

@@ -46,7 +46,11 @@ export function datasetObjectOf(record: unknown): DatasetObject {
     });
   }
   const bridge = record as EventBridgeObjectCreated;
-  if (bridge?.['detail-type'] === 'Object Created' && bridge.detail?.bucket?.name && bridge.detail.object?.key) {
+  if (
+    bridge?.['detail-type'] === 'Object Created' &&
+    bridge.detail?.bucket?.name &&
+    bridge.detail.object?.key
+  ) {
     const { object } = bridge.detail;
     return clean({
       bucket: bridge.detail.bucket.name,
@@ -76,5 +80,7 @@ function unquote(value: string | undefined): string | undefined {
 }
 
 function clean(object: DatasetObject): DatasetObject {
-  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined && v !== '')) as unknown as DatasetObject;
+  return Object.fromEntries(
+    Object.entries(object).filter(([, v]) => v !== undefined && v !== ''),
+  ) as unknown as DatasetObject;
 }

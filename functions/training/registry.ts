@@ -64,7 +64,10 @@ export async function allocateVersion(
 }
 
 /** The current release: the highest version whose status is `released`. */
-export async function currentRelease({ ddb, table }: RegistryStore, model: string): Promise<RegistryItem | undefined> {
+export async function currentRelease(
+  { ddb, table }: RegistryStore,
+  model: string,
+): Promise<RegistryItem | undefined> {
   let start: Record<string, unknown> | undefined;
   do {
     const page = await ddb.send(

@@ -40,7 +40,13 @@ export interface TrainingRunState {
   /** Set when the run stops early without a registry entry (duplicate event, not a dataset). */
   skipped?: string;
   candidate?: Candidate;
-  gate?: { passed: boolean; reason: string; accuracy: number; baselineAccuracy?: number; baselineVersion?: number };
+  gate?: {
+    passed: boolean;
+    reason: string;
+    accuracy: number;
+    baselineAccuracy?: number;
+    baselineVersion?: number;
+  };
   release?: ReleaseNotice;
   outcome?: RunStatus | 'skipped';
   reason?: string;

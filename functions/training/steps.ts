@@ -16,10 +16,10 @@ import {
   type ReleaseNotice,
   TrainingConfigSchema,
 } from '../../shared/schemas.ts';
+import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
 import { accuracyOnRows, type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
-import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import type { TrainingDeps } from './deps.ts';
 import { datasetObjectOf, idempotencyKey } from './event.ts';
 import { allocateVersion, currentRelease, type RegistryStore, updateRun } from './registry.ts';
@@ -91,11 +91,15 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     try {
       json = JSON.parse(text);
     } catch (error) {
-      throw new InputError(`s3://${bucket}/${key} is not valid JSON (${(error as Error).message}): fix or delete it`);
+      throw new InputError(
+        `s3://${bucket}/${key} is not valid JSON (${(error as Error).message}): fix or delete it`,
+      );
     }
     const parsed = TrainingConfigSchema.safeParse(json);
     if (!parsed.success) {
-      throw new InputError(`s3://${bucket}/${key} is not a valid training config: ${describeZodError(parsed.error)}`);
+      throw new InputError(
+        `s3://${bucket}/${key} is not a valid training config: ${describeZodError(parsed.error)}`,
+      );
     }
     return parsed.data;
   }
@@ -107,12 +111,15 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     const recorded = release.metrics?.accuracy ?? 0;
     try {
       const manifestKey = release.manifestKey ?? modelKeys.manifest(model, release.version);
-      const manifest = ManifestSchema.parse(JSON.parse(new TextDecoder().decode(await getBytes(deps.modelsBucket, manifestKey))));
+      const manifest = ManifestSchema.parse(
+        JSON.parse(new TextDecoder().decode(await getBytes(deps.modelsBucket, manifestKey))),
+      );
       const files = await Promise.all(
         [modelFiles.topology, modelFiles.weights].map(async (name) => {
           const bytes = await getBytes(deps.modelsBucket, modelKeys.file(model, release.version, name));
           const listed = manifest.files.find((file) => file.name === name);
-          if (listed?.sha256 !== sha256Hex(bytes)) throw new Error(`${name} does not match its manifest digest`);
+          if (listed?.sha256 !== sha256Hex(bytes))
+            throw new Error(`${name} does not match its manifest digest`);
           return bytes;
         }),
       );
@@ -124,11 +131,14 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       );
       return { version: release.version, accuracy: Math.round(accuracy * 1e6) / 1e6, sameSplit: true };
     } catch (error) {
-      deps.log.warn('current release could not be scored on the new test split; using its recorded accuracy', {
-        model,
-        version: release.version,
-        error: (error as Error).message,
-      });
+      deps.log.warn(
+        'current release could not be scored on the new test split; using its recorded accuracy',
+        {
+          model,
+          version: release.version,
+          error: (error as Error).message,
+        },
+      );
       return { version: release.version, accuracy: recorded, sameSplit: false };
     }
   }
@@ -183,7 +193,8 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const outcome = await trainFromCsv(bytes, config, {
         source: dataset.key,
         onEpoch: (progress) => {
-          if (progress.epoch % 10 === 0 || progress.epoch === 1) deps.log.info('epoch', { model, version, ...progress });
+          if (progress.epoch % 10 === 0 || progress.epoch === 1)
+            deps.log.info('epoch', { model, version, ...progress });
         },
       });
       for (const file of artifactFiles(outcome)) {
@@ -200,8 +211,18 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         createdAt: now(),
       });
       const baseline = await scoreRelease(model, outcome);
-      await updateRun(registry, { model, version }, { datasetSha256, metrics: outcome.metrics, updatedAt: now().toISOString() });
-      deps.log.info('trained', { model, version, accuracy: outcome.metrics.accuracy, epochs: outcome.epochsRun, baseline });
+      await updateRun(
+        registry,
+        { model, version },
+        { datasetSha256, metrics: outcome.metrics, updatedAt: now().toISOString() },
+      );
+      deps.log.info('trained', {
+        model,
+        version,
+        accuracy: outcome.metrics.accuracy,
+        epochs: outcome.epochsRun,
+        baseline,
+      });
       return {
         ...state,
         candidate: {
@@ -254,16 +275,22 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       await putImmutable(manifestKey, bytes, 'application/json');
       const manifestSha256 = sha256Hex(bytes);
       const releasedAt = now().toISOString();
-      await updateRun(registry, { model, version }, {
-        status: 'released',
-        metrics: signed.metrics,
-        manifestKey,
-        manifestSha256,
-        ...(state.gate?.baselineAccuracy !== undefined ? { baselineAccuracy: state.gate.baselineAccuracy } : {}),
-        reason: state.gate?.reason,
-        updatedAt: releasedAt,
-        durationMs: elapsed(state),
-      });
+      await updateRun(
+        registry,
+        { model, version },
+        {
+          status: 'released',
+          metrics: signed.metrics,
+          manifestKey,
+          manifestSha256,
+          ...(state.gate?.baselineAccuracy !== undefined
+            ? { baselineAccuracy: state.gate.baselineAccuracy }
+            : {}),
+          reason: state.gate?.reason,
+          updatedAt: releasedAt,
+          durationMs: elapsed(state),
+        },
+      );
       const release: ReleaseNotice = {
         model,
         version,
@@ -308,7 +335,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       }
       // A failure (not a rejection) frees the event so a redelivery or retry can run again.
       if (status === 'failed' && state.idempotencyKey) {
-        await deps.ddb.send(new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id: state.idempotencyKey } }));
+        await deps.ddb.send(
+          new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id: state.idempotencyKey } }),
+        );
       }
       deps.log[status === 'rejected' ? 'warn' : 'error'](`training run ${status}`, {
         model: state.model,
@@ -346,7 +375,10 @@ export async function runTraining(event: unknown, steps: TrainingSteps): Promise
     state = await steps.publish(state);
     return await steps.notify(state);
   } catch (error) {
-    const failure = error instanceof Error ? { name: error.name, message: error.message } : { name: 'Error', message: String(error) };
+    const failure =
+      error instanceof Error
+        ? { name: error.name, message: error.message }
+        : { name: 'Error', message: String(error) };
     return steps.recordFailure({ ...state, error: failure });
   }
 }

@@ -15,7 +15,11 @@ export function argmaxRows(probabilities: Float32Array | number[], classes: numb
   return out;
 }
 
-export function classificationMetrics(truth: readonly number[], predicted: readonly number[], labels: readonly string[]): ModelMetrics {
+export function classificationMetrics(
+  truth: readonly number[],
+  predicted: readonly number[],
+  labels: readonly string[],
+): ModelMetrics {
   const k = labels.length;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   let correct = 0;

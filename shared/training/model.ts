@@ -4,8 +4,8 @@
  * `weights.bin` bytes, and loaded back from those bytes (the device uses the same loader).
  */
 import type { LayersModel, Tensor2D } from '@tensorflow/tfjs';
-import { modelFiles } from '../topology.ts';
 import { tf } from '../tf.ts';
+import { modelFiles } from '../topology.ts';
 
 export interface MlpShape {
   inputWidth: number;
@@ -41,7 +41,11 @@ export function buildMlp(shape: MlpShape, seed: number, learningRate = 0.005): L
       kernelInitializer: tf.initializers.glorotUniform({ seed: seed + shape.hidden.length }),
     }),
   );
-  model.compile({ optimizer: tf.train.adam(learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  model.compile({
+    optimizer: tf.train.adam(learningRate),
+    loss: 'categoricalCrossentropy',
+    metrics: ['accuracy'],
+  });
   return model;
 }
 
@@ -78,7 +82,11 @@ export async function fitMlp(
   validation: { x: Tensor2D; y: Tensor2D },
   options: FitOptions,
 ): Promise<FitResult> {
-  let best = { loss: Number.POSITIVE_INFINITY, epoch: 0, weights: [] as ReturnType<LayersModel['getWeights']> };
+  let best = {
+    loss: Number.POSITIVE_INFINITY,
+    epoch: 0,
+    weights: [] as ReturnType<LayersModel['getWeights']>,
+  };
   let epochsRun = 0;
   await model.fit(train.x, train.y, {
     epochs: options.epochs,
@@ -136,7 +144,10 @@ export interface ModelArtifactBytes {
  * the weight bytes. uint8/float16 use the tfjs weights-manifest quantization, so the stock
  * loader (tf.io.decodeWeights) reads them back.
  */
-export async function saveModelArtifacts(model: LayersModel, quantize: Quantization = 'none'): Promise<ModelArtifactBytes> {
+export async function saveModelArtifacts(
+  model: LayersModel,
+  quantize: Quantization = 'none',
+): Promise<ModelArtifactBytes> {
   let saved: ModelArtifactBytes | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
@@ -217,12 +228,18 @@ function toFloat16(value: number): number {
 }
 
 /** Loads a model saved by saveModelArtifacts (or any tfjs layers model.json + one weights file). */
-export async function loadModelFromArtifacts(modelJson: Uint8Array, weights: Uint8Array): Promise<LayersModel> {
+export async function loadModelFromArtifacts(
+  modelJson: Uint8Array,
+  weights: Uint8Array,
+): Promise<LayersModel> {
   const json = JSON.parse(new TextDecoder().decode(modelJson)) as {
     modelTopology: object;
     weightsManifest: { weights: WeightSpec[] }[];
   };
   const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
-  const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
+  const weightData = weights.buffer.slice(
+    weights.byteOffset,
+    weights.byteOffset + weights.byteLength,
+  ) as ArrayBuffer;
   return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
 }

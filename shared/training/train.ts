@@ -93,7 +93,10 @@ export async function trainOnDataset(
       epochs: config.epochs,
       batchSize: config.batchSize,
       patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
-      classWeight: classWeights(trainOrder.map((i) => dataset.y[i] ?? 0), k),
+      classWeight: classWeights(
+        trainOrder.map((i) => dataset.y[i] ?? 0),
+        k,
+      ),
       ...(options.onEpoch ? { onEpoch: options.onEpoch } : {}),
     });
   } finally {
@@ -107,7 +110,11 @@ export async function trainOnDataset(
   try {
     const testRows = split.test.map((i) => dataset.rows[i] ?? {});
     const testTruth = split.test.map((i) => dataset.y[i] ?? 0);
-    const probabilities = predictProbabilities(shipped, transformRows(preprocessing, testRows), preprocessing.inputWidth);
+    const probabilities = predictProbabilities(
+      shipped,
+      transformRows(preprocessing, testRows),
+      preprocessing.inputWidth,
+    );
     const metrics = classificationMetrics(testTruth, argmaxRows(probabilities, k), dataset.labels);
     const golden = goldenVectors(shipped, preprocessing, testRows, dataset.features);
     return {
@@ -174,9 +181,15 @@ function goldenVectors(
   const rows = testRows
     .slice(0, GOLDEN_ROWS)
     .map((row) => Object.fromEntries(features.map((column) => [column, row[column] ?? ''])));
-  const probabilities = predictProbabilities(model, transformRows(preprocessing, rows), preprocessing.inputWidth);
+  const probabilities = predictProbabilities(
+    model,
+    transformRows(preprocessing, rows),
+    preprocessing.inputWidth,
+  );
   const k = preprocessing.labels.length;
-  const outputs = rows.map((_, i) => Array.from(probabilities.subarray(i * k, (i + 1) * k), (p) => Number(p.toFixed(6))));
+  const outputs = rows.map((_, i) =>
+    Array.from(probabilities.subarray(i * k, (i + 1) * k), (p) => Number(p.toFixed(6))),
+  );
   return { rows, outputs, tolerance: GOLDEN_TOLERANCE };
 }
 
@@ -193,7 +206,11 @@ export async function accuracyOnRows(
   await initTf();
   const model = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
   try {
-    const probabilities = predictProbabilities(model, transformRows(preprocessing, rows), preprocessing.inputWidth);
+    const probabilities = predictProbabilities(
+      model,
+      transformRows(preprocessing, rows),
+      preprocessing.inputWidth,
+    );
     const predicted = argmaxRows(probabilities, preprocessing.labels.length);
     const correct = predicted.filter((p, i) => preprocessing.labels[p] === truth[i]).length;
     return truth.length ? correct / truth.length : 0;
