@@ -125,6 +125,12 @@ export function parseDataset(input: Uint8Array | string, options: DatasetOptions
     if (profile.missing > 0) {
       notices.push(`column '${profile.column}': ${profile.missing} missing value(s) imputed`);
     }
+    const cap = options.maxCategories ?? DATASET_LIMITS.maxCategories;
+    if (profile.kind === 'categorical' && profile.distinct > cap) {
+      notices.push(
+        `column '${profile.column}': ${profile.distinct} distinct values; the ${cap} most frequent get their own slot, the rest share one "other" slot`,
+      );
+    }
     if (profile.invalid > 0) {
       notices.push(`column '${profile.column}': ${profile.invalid} non-numeric value(s) treated as missing`);
     }
@@ -264,7 +270,10 @@ export function parseCsv(text: string, delimiter: Delimiter, maxRows = Number.PO
   return rows;
 }
 
-function headerNames(cells: string[], where: string): string[] {
+function headerNames(header: string[], where: string): string[] {
+  const cells = [...header];
+  // A trailing delimiter on every line is a common export quirk: drop the empty last column.
+  while (cells.length > 1 && cells[cells.length - 1]?.trim() === '') cells.pop();
   const names = cells.map((cell, i) => cell.trim() || `column_${i + 1}`);
   const seen = new Map<string, number>();
   names.forEach((name, i) => {
@@ -297,7 +306,7 @@ function toRecords(table: string[][], header: string[], where: string, notices: 
     });
     rows.push({ cells: record, number: i + 1 });
   });
-  if (ragged.length > Math.max(1, table.length * 0.01)) {
+  if (ragged.length > Math.max(1, table.length * 0.01) || ragged.length === table.length) {
     throw new InputError(
       `${where}${ragged.length} of ${table.length} rows do not have ${header.length} fields like the header (first: data row ${ragged[0]}): check the delimiter and quoting`,
     );
