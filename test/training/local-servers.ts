@@ -38,6 +38,7 @@ export interface LocalServers {
   s3: S3Client;
   ddb: DynamoDBDocumentClient;
   iot: IoTDataPlaneClient;
+  endpoints: { s3: string; dynamodb: string; iotData: string };
   /** Every S3 event record s3rver emitted, in order. */
   s3Events: unknown[];
   published: PublishedMessage[];
@@ -115,6 +116,11 @@ export async function startLocalServers(): Promise<LocalServers> {
   const iot = new IoTDataPlaneClient({ endpoint: `http://127.0.0.1:${publishPort}`, region, credentials });
 
   return {
+    endpoints: {
+      s3: `http://127.0.0.1:${s3Port}`,
+      dynamodb: `http://127.0.0.1:${dynamoPort}`,
+      iotData: `http://127.0.0.1:${publishPort}`,
+    },
     s3,
     ddb,
     iot,
