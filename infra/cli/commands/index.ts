@@ -1,7 +1,16 @@
 import type { Command } from '../command.ts';
 import { demoCommand } from './demo.ts';
+import { modelsCommand } from './models.ts';
 import { topicsCommand } from './topics.ts';
+import { trainCommand } from './train.ts';
 import { upCommand } from './up.ts';
 import { uploadCommand } from './upload.ts';
 
-export const commands: readonly Command[] = [demoCommand, upCommand, uploadCommand, topicsCommand];
+export const commands: readonly Command[] = [
+  demoCommand,
+  upCommand,
+  uploadCommand,
+  trainCommand,
+  modelsCommand,
+  topicsCommand,
+];
