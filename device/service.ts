@@ -61,6 +61,8 @@ export interface DeviceOptions {
   outbox?: { maxBatches?: number; maxBytes?: number; overflow?: OverflowPolicy };
   batch?: { maxResults?: number; maxAgeMs?: number };
   publishRatePerSec?: number;
+  /** Reconnect backoff bounds (ms); the floor is 1 s whatever is given. */
+  reconnect?: { minMs?: number; maxMs?: number };
   /** Fault-injection hook for tests: called after each swap point of an update. */
   onSwapPoint?: (point: SwapPoint, version: number) => void | Promise<void>;
 }
@@ -114,6 +116,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   let finishedFlag = false;
   let httpSeq = 0;
   let server: InferServer | undefined;
+  let versionAtStop: number | undefined;
 
   const s3 = new S3Client({
     region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
@@ -132,7 +135,13 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       : {}),
   });
 
-  const link: MqttLink = createMqttLink({ clientId: o.thing, endpoint: o.mqttEndpoint, tls: o.tls, log });
+  const link: MqttLink = createMqttLink({
+    clientId: o.thing,
+    endpoint: o.mqttEndpoint,
+    tls: o.tls,
+    log,
+    ...(o.reconnect ? { backoff: o.reconnect } : {}),
+  });
   const publisher = new Publisher(outbox, link, topicFor('results', { thing: o.thing }), {
     ratePerSec: o.publishRatePerSec,
     log,
@@ -155,7 +164,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       ts: Date.now(),
       thing: o.thing,
       model: o.model,
-      version: engine.version ?? null,
+      version: engine.version ?? versionAtStop ?? null,
       state,
       outboxDepth: outbox.depth,
       dropped: outbox.dropped,
@@ -434,6 +443,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       await link.disconnect();
       await connecting;
       await server?.close();
+      versionAtStop = engine.version;
       engine.dispose();
       s3.destroy();
       events.emit('status', snapshot());
