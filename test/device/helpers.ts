@@ -318,7 +318,7 @@ export interface PublishOptions {
 
 export async function publishRelease(
   s3: TestS3,
-  broker: TestBroker,
+  broker: Pick<TestBroker, 'publishRetained'>,
   artifacts: Artifacts,
   privateKeyPem: string,
   options: PublishOptions,
