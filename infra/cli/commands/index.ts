@@ -1,5 +1,7 @@
 import type { Command } from '../command.ts';
 import { demoCommand } from './demo.ts';
+import { deviceCommand } from './device.ts';
+import { fleetSimCommand } from './fleet-sim.ts';
 import { modelsCommand } from './models.ts';
 import { topicsCommand } from './topics.ts';
 import { trainCommand } from './train.ts';
@@ -12,5 +14,7 @@ export const commands: readonly Command[] = [
   uploadCommand,
   trainCommand,
   modelsCommand,
+  deviceCommand,
+  fleetSimCommand,
   topicsCommand,
 ];
