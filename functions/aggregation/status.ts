@@ -1,0 +1,131 @@
+/**
+ * The status aggregator's work for one IoT rule event: validate the device status and keep
+ * the thing's row in the fleet registry current. A status older than the stored one (out of
+ * order delivery, or a replay) never overwrites newer facts. Every so often (not on every
+ * message) it counts the online devices per version and emits DevicesOnline.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  decodeDeviceStatus,
+  decodeJsonPayload,
+  decodeRuleEvent,
+  payloadBytes,
+} from '../../shared/aggregation/decode.ts';
+import { type FleetMember, onlineByVersion } from '../../shared/aggregation/fleet.ts';
+import type { EdgeloopMetrics } from '../../shared/metrics.ts';
+import type { DeviceStatus } from '../../shared/schemas.ts';
+import { type ErrorRecord, setAside, unreadableEvent } from './errors-store.ts';
+import { isConditionFailure } from './idempotency.ts';
+
+export interface StatusDeps {
+  ddb: DynamoDBDocumentClient;
+  tables: { fleet: string; errors: string };
+  metrics: EdgeloopMetrics;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  now?: () => number;
+  /** Emit DevicesOnline at most this often per process (default 60 s); 0 on every message. */
+  onlineMetricEveryMs?: number;
+}
+
+/** The fleet registry row of one gateway. */
+export interface FleetItem {
+  thing: string;
+  /** Broker receive time of the latest status (ms): what online/offline is derived from. */
+  lastSeen: number;
+  /** Device clock of the latest status (ms). */
+  statusTs: number;
+  model: string;
+  version: number | null;
+  state: DeviceStatus['state'];
+  outboxDepth: number;
+  dropped: number;
+  inferenceRate: number;
+  latencyP50: number | null;
+  latencyP99: number | null;
+  lastError: DeviceStatus['lastError'];
+}
+
+export type StatusOutcome =
+  | { status: 'rejected'; reason: string }
+  | { status: 'stored' | 'stale'; thing: string };
+
+const lastOnlineEmit = new WeakMap<DynamoDBDocumentClient, number>();
+
+export async function aggregateStatusEvent(raw: unknown, deps: StatusDeps): Promise<StatusOutcome> {
+  const now = (deps.now ?? Date.now)();
+  const event = decodeRuleEvent(raw);
+  if (!event.ok) return setAside(deps, unreadableEvent('status', raw, event.reason, now));
+  const { topic, thing, receivedAt } = event.value;
+  const bad = (reason: string): ErrorRecord => ({
+    source: 'status',
+    reason,
+    topic,
+    thing,
+    at: receivedAt,
+    payload: payloadBytes(event.value),
+  });
+  const json = decodeJsonPayload(event.value.payload);
+  if (!json.ok) return setAside(deps, bad(json.reason));
+  const status = decodeDeviceStatus(json.value);
+  if (!status.ok) return setAside(deps, bad(status.reason));
+
+  const item: FleetItem = {
+    thing,
+    lastSeen: receivedAt,
+    statusTs: status.value.ts,
+    model: status.value.model,
+    version: status.value.version,
+    state: status.value.state,
+    outboxDepth: status.value.outboxDepth,
+    dropped: status.value.dropped,
+    inferenceRate: status.value.inferenceRate,
+    latencyP50: status.value.latencyP50,
+    latencyP99: status.value.latencyP99,
+    lastError: status.value.lastError,
+  };
+  let outcome: StatusOutcome = { status: 'stored', thing };
+  try {
+    await deps.ddb.send(
+      new PutCommand({
+        TableName: deps.tables.fleet,
+        Item: item,
+        ConditionExpression: 'attribute_not_exists(thing) OR statusTs <= :ts',
+        ExpressionAttributeValues: { ':ts': item.statusTs },
+      }),
+    );
+  } catch (error) {
+    if (!isConditionFailure(error)) throw error;
+    outcome = { status: 'stale', thing };
+  }
+  await maybeEmitOnline(deps, now);
+  return outcome;
+}
+
+async function maybeEmitOnline(deps: StatusDeps, now: number): Promise<void> {
+  const every = deps.onlineMetricEveryMs ?? 60_000;
+  const last = lastOnlineEmit.get(deps.ddb);
+  if (last !== undefined && now - last < every) return;
+  lastOnlineEmit.set(deps.ddb, now);
+  const members = await scanFleet(deps.ddb, deps.tables.fleet);
+  for (const group of onlineByVersion(members, now)) {
+    deps.metrics.publishWith({ model: group.model, version: String(group.version ?? 'none') }, (m) =>
+      m.put('devicesOnline', group.online),
+    );
+  }
+}
+
+/** Every row of the fleet registry (one per gateway). */
+export async function scanFleet(
+  ddb: DynamoDBDocumentClient,
+  table: string,
+): Promise<FleetItem[] & FleetMember[]> {
+  const items: FleetItem[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await ddb.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start }));
+    items.push(...((page.Items ?? []) as FleetItem[]));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items.sort((a, b) => a.thing.localeCompare(b.thing));
+}
