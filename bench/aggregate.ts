@@ -7,8 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamoClient, resetAwsClients, s3Client } from '../shared/aws.ts';
-import { setEmfSink } from '../shared/emf-sink.ts';
+import { dynamoClient, s3Client } from '../shared/aws.ts';
 import { tables } from '../shared/topology.ts';
 import {
   batchPayload,
@@ -17,7 +16,7 @@ import {
   putManifest,
   ruleEvent,
 } from '../test/aggregation/fixtures.ts';
-import { startLocalServers, useLocalServers } from '../test/aggregation/local-servers.ts';
+import { startAggregationStack } from '../test/aggregation/local-servers.ts';
 
 export interface AggregateBench {
   resultsPerBatch: number;
@@ -54,13 +53,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Aggr
   const batches = Number(values.batches);
   const concurrency = Number(values.concurrency);
   const resultsPerBatch = 500;
-  const servers = await startLocalServers();
-  const previousLevel = process.env.POWERTOOLS_LOG_LEVEL;
+  const stack = await startAggregationStack();
   try {
-    useLocalServers(servers);
-    process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-    resetAwsClients();
-    setEmfSink(() => {});
     await putManifest(s3Client(), manifestFor('bench', 1, 0.6));
     const { handler } = await import('../functions/aggregate-results.ts');
     const ddb = dynamoClient();
@@ -112,11 +106,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Aggr
       counted,
     };
   } finally {
-    setEmfSink(undefined);
-    resetAwsClients();
-    if (previousLevel === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
-    else process.env.POWERTOOLS_LOG_LEVEL = previousLevel;
-    await servers.close();
+    await stack.close();
   }
 }
 

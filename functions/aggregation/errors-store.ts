@@ -6,8 +6,15 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { payloadCopy } from '../../shared/aggregation/decode.ts';
+import {
+  type Decoded,
+  decodeJsonPayload,
+  decodeRuleEvent,
+  payloadBytes,
+  payloadCopy,
+} from '../../shared/aggregation/decode.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
+import type { RuleEvent } from '../../shared/schemas.ts';
 import { errorKeys } from '../../shared/topology.ts';
 
 export type ErrorSource = 'results' | 'status';
@@ -129,4 +136,37 @@ export function unreadableEvent(source: ErrorSource, raw: unknown, reason: strin
     at: now,
     payload: Buffer.from(text),
   };
+}
+
+/** A rule event whose payload cannot be used, with the whole payload as evidence. */
+export function eventError(source: ErrorSource, event: RuleEvent, reason: string): ErrorRecord {
+  return {
+    source,
+    reason,
+    topic: event.topic,
+    thing: event.thing,
+    at: event.receivedAt,
+    payload: payloadBytes(event),
+  };
+}
+
+export type Intake<T> = { ok: true; event: RuleEvent; value: T } | { ok: false; record: ErrorRecord };
+
+/**
+ * Rule event -> base64 -> JSON -> `decodeBody`, or the error record that says which step
+ * failed and why. Shared by both aggregators so their input handling cannot drift apart.
+ */
+export function intake<T>(
+  source: ErrorSource,
+  raw: unknown,
+  now: number,
+  decodeBody: (json: unknown) => Decoded<T>,
+): Intake<T> {
+  const event = decodeRuleEvent(raw);
+  if (!event.ok) return { ok: false, record: unreadableEvent(source, raw, event.reason, now) };
+  const json = decodeJsonPayload(event.value.payload);
+  if (!json.ok) return { ok: false, record: eventError(source, event.value, json.reason) };
+  const body = decodeBody(json.value);
+  if (!body.ok) return { ok: false, record: eventError(source, event.value, body.reason) };
+  return { ok: true, event: event.value, value: body.value };
 }

@@ -12,10 +12,12 @@ import {
   summarizeCell,
 } from '../../shared/aggregation/aggregate.ts';
 import { isOnline, OFFLINE_AFTER_MS, onlineByVersion } from '../../shared/aggregation/fleet.ts';
-import { aggregateKeys, errorKeys } from '../../shared/topology.ts';
+import { dynamoClient, s3Client } from '../../shared/aws.ts';
+import { aggregateKeys, buckets, errorKeys, tables } from '../../shared/topology.ts';
 import { cellFromItem } from './aggregate-item.ts';
 import type { ErrorItem } from './errors-store.ts';
 import type { ManifestLookup } from './manifests.ts';
+import { ManifestCache } from './manifests.ts';
 import { type FleetItem, scanFleet } from './status.ts';
 
 export interface StatsSource {
@@ -24,6 +26,22 @@ export interface StatsSource {
   /** Manifests give each version its training distribution, for drift. */
   manifests?: ManifestLookup;
   now?: () => number;
+}
+
+/**
+ * The local stack's tables through the shared clients (shared/aws.ts), which the local stack
+ * points at its servers with AWS_ENDPOINT_URL_*; what the demo and the local dashboard use.
+ */
+export function localStatsSource(): StatsSource {
+  return {
+    ddb: dynamoClient(),
+    tables: {
+      aggregates: tables.aggregates.localName,
+      fleet: tables.fleet.localName,
+      errors: tables.errors.localName,
+    },
+    manifests: new ManifestCache(s3Client, buckets.models.localName),
+  };
 }
 
 export interface VersionStats extends CellSummary {

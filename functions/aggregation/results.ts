@@ -15,14 +15,7 @@ import {
   preAggregate,
   summarizeCell,
 } from '../../shared/aggregation/aggregate.ts';
-import {
-  checkResults,
-  decodeBatchEnvelope,
-  decodeJsonPayload,
-  decodeRuleEvent,
-  payloadBytes,
-  type RejectedResult,
-} from '../../shared/aggregation/decode.ts';
+import { checkResults, decodeBatchEnvelope, type RejectedResult } from '../../shared/aggregation/decode.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
 import { MetricUnit } from '../../shared/metrics.ts';
 import type { RuleEvent } from '../../shared/schemas.ts';
@@ -30,10 +23,10 @@ import { idempotencyKeys } from '../../shared/topology.ts';
 import { batchTag, cellFromItem, cellUpdate } from './aggregate-item.ts';
 import {
   type ErrorRecord,
+  intake,
   MAX_RESULT_ERRORS_PER_BATCH,
   recordErrors,
   setAside,
-  unreadableEvent,
 } from './errors-store.ts';
 import { claim, isConditionFailure, markDone } from './idempotency.ts';
 import type { ManifestLookup } from './manifests.ts';
@@ -64,31 +57,10 @@ export type ResultsOutcome =
 
 export async function aggregateResultEvent(raw: unknown, deps: ResultsDeps): Promise<ResultsOutcome> {
   const now = (deps.now ?? Date.now)();
-  const event = decodeRuleEvent(raw);
-  if (!event.ok) return setAside(deps, unreadableEvent('results', raw, event.reason, now));
-  const { topic, thing, receivedAt } = event.value;
-  const bytes = payloadBytes(event.value);
-  const json = decodeJsonPayload(event.value.payload);
-  if (!json.ok)
-    return setAside(deps, {
-      source: 'results',
-      reason: json.reason,
-      topic,
-      thing,
-      at: receivedAt,
-      payload: bytes,
-    });
-  const envelope = decodeBatchEnvelope(json.value);
-  if (!envelope.ok)
-    return setAside(deps, {
-      source: 'results',
-      reason: envelope.reason,
-      topic,
-      thing,
-      at: receivedAt,
-      payload: bytes,
-    });
-  const batch = envelope.value;
+  const input = intake('results', raw, now, decodeBatchEnvelope);
+  if (!input.ok) return setAside(deps, input.record);
+  const { event, value: batch } = input;
+  const { thing, receivedAt } = event;
 
   const manifest = await deps.manifests.get(batch.model, batch.version);
   const checked = checkResults(batch.results, {
@@ -104,11 +76,7 @@ export async function aggregateResultEvent(raw: unknown, deps: ResultsDeps): Pro
   }
 
   if (checked.rejected.length > 0)
-    await recordErrors(
-      deps.ddb,
-      deps.tables.errors,
-      resultErrors(event.value, batch.batchId, checked.rejected),
-    );
+    await recordErrors(deps.ddb, deps.tables.errors, resultErrors(event, batch.batchId, checked.rejected));
 
   const cells = preAggregate({
     model: batch.model,

@@ -6,16 +6,11 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import {
-  decodeDeviceStatus,
-  decodeJsonPayload,
-  decodeRuleEvent,
-  payloadBytes,
-} from '../../shared/aggregation/decode.ts';
+import { decodeDeviceStatus } from '../../shared/aggregation/decode.ts';
 import { type FleetMember, onlineByVersion } from '../../shared/aggregation/fleet.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
 import type { DeviceStatus } from '../../shared/schemas.ts';
-import { type ErrorRecord, setAside, unreadableEvent } from './errors-store.ts';
+import { intake, setAside } from './errors-store.ts';
 import { isConditionFailure } from './idempotency.ts';
 
 export interface StatusDeps {
@@ -54,35 +49,23 @@ const lastOnlineEmit = new WeakMap<DynamoDBDocumentClient, number>();
 
 export async function aggregateStatusEvent(raw: unknown, deps: StatusDeps): Promise<StatusOutcome> {
   const now = (deps.now ?? Date.now)();
-  const event = decodeRuleEvent(raw);
-  if (!event.ok) return setAside(deps, unreadableEvent('status', raw, event.reason, now));
-  const { topic, thing, receivedAt } = event.value;
-  const bad = (reason: string): ErrorRecord => ({
-    source: 'status',
-    reason,
-    topic,
-    thing,
-    at: receivedAt,
-    payload: payloadBytes(event.value),
-  });
-  const json = decodeJsonPayload(event.value.payload);
-  if (!json.ok) return setAside(deps, bad(json.reason));
-  const status = decodeDeviceStatus(json.value);
-  if (!status.ok) return setAside(deps, bad(status.reason));
+  const input = intake('status', raw, now, decodeDeviceStatus);
+  if (!input.ok) return setAside(deps, input.record);
+  const { thing, receivedAt } = input.event;
 
   const item: FleetItem = {
     thing,
     lastSeen: receivedAt,
-    statusTs: status.value.ts,
-    model: status.value.model,
-    version: status.value.version,
-    state: status.value.state,
-    outboxDepth: status.value.outboxDepth,
-    dropped: status.value.dropped,
-    inferenceRate: status.value.inferenceRate,
-    latencyP50: status.value.latencyP50,
-    latencyP99: status.value.latencyP99,
-    lastError: status.value.lastError,
+    statusTs: input.value.ts,
+    model: input.value.model,
+    version: input.value.version,
+    state: input.value.state,
+    outboxDepth: input.value.outboxDepth,
+    dropped: input.value.dropped,
+    inferenceRate: input.value.inferenceRate,
+    latencyP50: input.value.latencyP50,
+    latencyP99: input.value.latencyP99,
+    lastError: input.value.lastError,
   };
   let outcome: StatusOutcome = { status: 'stored', thing };
   try {

@@ -1,7 +1,12 @@
 import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
-import { readErrors, readModelStats, type StatsSource } from '../../functions/aggregation/queries.ts';
+import {
+  localStatsSource,
+  readErrors,
+  readModelStats,
+  type StatsSource,
+} from '../../functions/aggregation/queries.ts';
 import {
   aggregateResultEvent,
   type ResultsDeps,
@@ -13,44 +18,28 @@ import {
   exactPercentile,
   LATENCY_EDGES_MS,
 } from '../../shared/aggregation/histogram.ts';
-import { dynamoClient, resetAwsClients, s3Client } from '../../shared/aws.ts';
-import { setEmfSink } from '../../shared/emf-sink.ts';
+import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { EdgeloopMetrics } from '../../shared/metrics.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { aggregateKeys, buckets, metricNames, tables } from '../../shared/topology.ts';
 import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent } from './fixtures.ts';
-import { type LocalServers, startLocalServers, useLocalServers } from './local-servers.ts';
+import { type AggregationStack, startAggregationStack } from './local-servers.ts';
 
-let servers: LocalServers;
+let stack: AggregationStack;
 let handler: (event: unknown) => Promise<ResultsOutcome>;
 let source: StatsSource;
-const emf: string[] = [];
 const start = Date.now() - 5 * 60_000;
 
 beforeAll(async () => {
-  servers = await startLocalServers();
-  useLocalServers(servers);
-  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-  resetAwsClients();
-  setEmfSink((line) => emf.push(line));
+  stack = await startAggregationStack();
   ({ handler } = await import('../../functions/aggregate-results.ts'));
-  source = {
-    ddb: dynamoClient(),
-    tables: {
-      aggregates: tables.aggregates.localName,
-      fleet: tables.fleet.localName,
-      errors: tables.errors.localName,
-    },
-    manifests: new ManifestCache(s3Client, buckets.models.localName),
-  };
+  source = localStatsSource();
   for (const model of ['exact', 'dupes', 'garbage', 'resume'])
     await putManifest(s3Client(), manifestFor(model, 1, 0.7));
 });
 
 afterAll(async () => {
-  setEmfSink(undefined);
-  resetAwsClients();
-  await servers?.close();
+  await stack?.close();
 });
 
 function deps(): ResultsDeps {
@@ -253,7 +242,7 @@ describe('results aggregator against dynalite and s3rver', () => {
 
   it('emits EMF lines in the edgeloop namespace through the sink', () => {
     // Assess (the batches above were counted through the handler)
-    const documents = emf.map(
+    const documents = stack.emf.map(
       (line) =>
         JSON.parse(line) as Record<string, unknown> & {
           _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] };

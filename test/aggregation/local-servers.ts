@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { resetAwsClients } from '../../shared/aws.ts';
+import { setEmfSink } from '../../shared/emf-sink.ts';
 import { buckets, envVars, type TableSpec, tables } from '../../shared/topology.ts';
 
 const require = createRequire(import.meta.url);
@@ -83,4 +85,28 @@ export function useLocalServers(servers: LocalServers, env: NodeJS.ProcessEnv = 
     [envVars.fleetTable]: tables.fleet.localName,
     [envVars.modelsBucket]: buckets.models.localName,
   });
+}
+
+/**
+ * Servers started, env and shared clients pointed at them, Powertools logs kept to errors,
+ * and EMF lines collected in `emf` instead of stdout. `close` undoes it all.
+ */
+export type AggregationStack = LocalServers & { emf: string[] };
+
+export async function startAggregationStack(): Promise<AggregationStack> {
+  const servers = await startLocalServers();
+  const emf: string[] = [];
+  useLocalServers(servers);
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  resetAwsClients();
+  setEmfSink((line) => emf.push(line));
+  return {
+    ...servers,
+    emf,
+    async close() {
+      setEmfSink(undefined);
+      resetAwsClients();
+      await servers.close();
+    },
+  };
 }

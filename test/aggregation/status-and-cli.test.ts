@@ -5,25 +5,19 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ResultsOutcome } from '../../functions/aggregation/results.ts';
 import type { StatusOutcome } from '../../functions/aggregation/status.ts';
 import { main } from '../../infra/cli/main.ts';
-import { resetAwsClients, s3Client } from '../../shared/aws.ts';
-import { setEmfSink } from '../../shared/emf-sink.ts';
+import { s3Client } from '../../shared/aws.ts';
 import type { DeviceStatus } from '../../shared/schemas.ts';
 import { metricNames } from '../../shared/topology.ts';
 import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent, statusEvent } from './fixtures.ts';
-import { type LocalServers, startLocalServers, useLocalServers } from './local-servers.ts';
+import { type AggregationStack, startAggregationStack } from './local-servers.ts';
 
-let servers: LocalServers;
+let servers: AggregationStack;
 let dataDir: string;
 let statusHandler: (event: unknown) => Promise<StatusOutcome>;
 let resultsHandler: (event: unknown) => Promise<ResultsOutcome>;
-const emf: string[] = [];
 
 beforeAll(async () => {
-  servers = await startLocalServers();
-  useLocalServers(servers);
-  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-  resetAwsClients();
-  setEmfSink((line) => emf.push(line));
+  servers = await startAggregationStack();
   ({ handler: statusHandler } = await import('../../functions/aggregate-status.ts'));
   ({ handler: resultsHandler } = await import('../../functions/aggregate-results.ts'));
   dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-cli-'));
@@ -40,8 +34,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  setEmfSink(undefined);
-  resetAwsClients();
   await servers?.close();
   await rm(dataDir, { recursive: true, force: true });
 });
@@ -105,7 +97,9 @@ describe('status aggregator and the stats/fleet CLI against dynalite', () => {
       expect.objectContaining({ thing: 'gw-b', online: false, version: 2 }),
     ]);
     expect(view.versions).toEqual([{ model: 'cli', version: 2, online: 1, total: 2 }]);
-    const online = emf.map((line) => JSON.parse(line)).filter((doc) => metricNames.devicesOnline in doc);
+    const online = servers.emf
+      .map((line) => JSON.parse(line))
+      .filter((doc) => metricNames.devicesOnline in doc);
     expect(online.at(-1)).toMatchObject({ model: 'cli', version: '2' });
   });
 

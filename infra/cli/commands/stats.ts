@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { ManifestCache } from '../../../functions/aggregation/manifests.ts';
 import {
   type ErrorsView,
+  localStatsSource,
   type ModelStats,
   readErrors,
   readModelStats,
@@ -108,16 +109,7 @@ export async function statsSourceFor(
     env.AWS_SECRET_ACCESS_KEY = 'local';
   }
   resetAwsClients();
-  return {
-    where: `local stack (${endpoints.dynamodb})`,
-    ddb: dynamoClient(),
-    tables: {
-      aggregates: tables.aggregates.localName,
-      fleet: tables.fleet.localName,
-      errors: tables.errors.localName,
-    },
-    manifests: new ManifestCache(s3Client, buckets.models.localName),
-  };
+  return { where: `local stack (${endpoints.dynamodb})`, ...localStatsSource() };
 }
 
 /** Runs a read, turning "nothing listens there" into a message that says what to do. */
