@@ -59,18 +59,26 @@ export interface ModelStats {
   versions: VersionStats[];
 }
 
-async function queryAll(
+/** Pages through a query; stops early once `max` items are in hand. COUNT queries add up Count. */
+async function queryPages(
   ddb: DynamoDBDocumentClient,
   input: ConstructorParameters<typeof QueryCommand>[0],
-): Promise<Record<string, unknown>[]> {
+  max = Number.POSITIVE_INFINITY,
+): Promise<{ items: Record<string, unknown>[]; count: number }> {
   const items: Record<string, unknown>[] = [];
+  let count = 0;
   let start: Record<string, unknown> | undefined;
   do {
     const page = await ddb.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
     items.push(...(page.Items ?? []));
+    count += page.Count ?? 0;
     start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
+  } while (start && items.length < max);
+  return { items: items.slice(0, max), count };
+}
+
+async function queryAll(ddb: DynamoDBDocumentClient, input: ConstructorParameters<typeof QueryCommand>[0]) {
+  return (await queryPages(ddb, input)).items;
 }
 
 /** Per-version statistics of `model` over the minutes from sinceMs to now. */
@@ -156,25 +164,32 @@ export interface ErrorsView {
 /** Errors set aside since sinceMs: how many, and the latest `limit` of them, newest first. */
 export async function readErrors(source: StatsSource, sinceMs: number, limit = 10): Promise<ErrorsView> {
   const now = (source.now ?? Date.now)();
-  const days: number[] = [];
-  for (let day = Math.floor(now / 86_400_000); day >= Math.floor(sinceMs / 86_400_000); day--)
-    days.push(day * 86_400_000);
-  const from = errorKeys.sort(sinceMs, '');
-  const perDay = await Promise.all(
-    days.map((day) =>
-      queryAll(source.ddb, {
-        TableName: source.tables.errors,
-        KeyConditionExpression: 'pk = :pk AND sk >= :from',
-        ExpressionAttributeValues: { ':pk': errorKeys.partition(day), ':from': from },
-        ScanIndexForward: false,
-      }),
-    ),
+  const dayQueries: ConstructorParameters<typeof QueryCommand>[0][] = [];
+  for (let day = Math.floor(now / 86_400_000); day >= Math.floor(sinceMs / 86_400_000); day--) {
+    dayQueries.push({
+      TableName: source.tables.errors,
+      KeyConditionExpression: 'pk = :pk AND sk >= :from',
+      ExpressionAttributeValues: {
+        ':pk': errorKeys.partition(day * 86_400_000),
+        ':from': errorKeys.sort(sinceMs, ''),
+      },
+      ScanIndexForward: false,
+    });
+  }
+  // Counting reads keys only; the latest records come from the newest day partitions first.
+  const counts = await Promise.all(
+    dayQueries.map((input) => queryPages(source.ddb, { ...input, Select: 'COUNT' })),
   );
-  const items = perDay.flat() as unknown as ErrorItem[];
+  const latest: ErrorItem[] = [];
+  for (const input of dayQueries) {
+    if (latest.length >= limit) break;
+    const page = await queryPages(source.ddb, { ...input, Limit: limit }, limit - latest.length);
+    latest.push(...(page.items as unknown as ErrorItem[]));
+  }
   return {
     since: new Date(sinceMs).toISOString(),
-    count: items.length,
-    latest: items.slice(0, limit).map(({ at, source: from, thing, topic, reason, payload }) => ({
+    count: counts.reduce((sum, day) => sum + day.count, 0),
+    latest: latest.map(({ at, source: from, thing, topic, reason, payload }) => ({
       at,
       source: from,
       thing,

@@ -42,6 +42,7 @@ export interface FleetItem {
 }
 
 export type StatusOutcome =
+  | { status: 'counted-online' }
   | { status: 'rejected'; reason: string }
   | { status: 'stored' | 'stale'; thing: string };
 
@@ -89,13 +90,35 @@ async function maybeEmitOnline(deps: StatusDeps, now: number): Promise<void> {
   const every = deps.onlineMetricEveryMs ?? 60_000;
   const last = lastOnlineEmit.get(deps.ddb);
   if (last !== undefined && now - last < every) return;
+  await emitDevicesOnline(deps, now);
+}
+
+/**
+ * DevicesOnline per (model, version), from the fleet registry. Called after status messages
+ * (throttled) and on a schedule, so that the count drops to 0 even when a whole version
+ * goes silent and no status arrives any more.
+ */
+export async function emitDevicesOnline(
+  deps: Pick<StatusDeps, 'ddb' | 'tables' | 'metrics'>,
+  now: number,
+): Promise<{ model: string; version: number | null; online: number; total: number }[]> {
   lastOnlineEmit.set(deps.ddb, now);
-  const members = await scanFleet(deps.ddb, deps.tables.fleet);
-  for (const group of onlineByVersion(members, now)) {
+  const groups = onlineByVersion(await scanFleet(deps.ddb, deps.tables.fleet), now);
+  for (const group of groups) {
     deps.metrics.publishWith({ model: group.model, version: String(group.version ?? 'none') }, (m) =>
       m.put('devicesOnline', group.online),
     );
   }
+  return groups;
+}
+
+/** An EventBridge schedule tick (the CDK stack invokes this function every minute with one). */
+export function isScheduledEvent(event: unknown): boolean {
+  return (
+    typeof event === 'object' &&
+    event !== null &&
+    (event as Record<string, unknown>)['detail-type'] === 'Scheduled Event'
+  );
 }
 
 /** Every row of the fleet registry (one per gateway). */

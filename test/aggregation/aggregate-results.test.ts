@@ -226,6 +226,12 @@ describe('results aggregator against dynalite and s3rver', () => {
     expect(outcomes[6]).toMatchObject({ status: 'counted', valid: 50, rejected: 2 });
     expect(stats.inferences).toBe(50);
     expect(errors.count).toBe(8);
+    const firstThree = await readErrors(source, since, 3);
+    expect(firstThree.count).toBe(8);
+    expect(firstThree.latest).toEqual(errors.latest.slice(0, 3));
+    expect(errors.latest.map((error) => error.at)).toEqual(
+      [...errors.latest.map((error) => error.at)].sort((a, b) => b - a),
+    );
     const reasons = errors.latest.map((error) => error.reason).join('\n');
     expect(reasons).toMatch(/not valid JSON/);
     expect(reasons).toMatch(/invalid result batch: \(root\)/);

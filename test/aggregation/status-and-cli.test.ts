@@ -100,7 +100,26 @@ describe('status aggregator and the stats/fleet CLI against dynalite', () => {
     const online = servers.emf
       .map((line) => JSON.parse(line))
       .filter((doc) => metricNames.devicesOnline in doc);
-    expect(online.at(-1)).toMatchObject({ model: 'cli', version: '2' });
+    expect(online.at(-1)).toMatchObject({ model: 'cli', version: '2', [metricNames.devicesOnline]: 1 });
+  });
+
+  it('re-counts the devices online per version on a scheduled tick', async () => {
+    // Prepare
+    const before = servers.emf.length;
+
+    // Act
+    const outcome = await statusHandler({
+      'detail-type': 'Scheduled Event',
+      source: 'aws.events',
+      detail: {},
+    });
+
+    // Assess
+    expect(outcome).toEqual({ status: 'counted-online' });
+    const emitted = servers.emf.slice(before).map((line) => JSON.parse(line));
+    expect(emitted).toEqual([
+      expect.objectContaining({ model: 'cli', version: '2', [metricNames.devicesOnline]: 1 }),
+    ]);
   });
 
   it('prints per-version stats with inferences as JSON', async () => {
