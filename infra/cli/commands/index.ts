@@ -2,7 +2,9 @@ import type { Command } from '../command.ts';
 import { demoCommand } from './demo.ts';
 import { deviceCommand } from './device.ts';
 import { fleetSimCommand } from './fleet-sim.ts';
+import { fleetCommand } from './fleet.ts';
 import { modelsCommand } from './models.ts';
+import { statsCommand } from './stats.ts';
 import { topicsCommand } from './topics.ts';
 import { trainCommand } from './train.ts';
 import { upCommand } from './up.ts';
@@ -16,5 +18,7 @@ export const commands: readonly Command[] = [
   modelsCommand,
   deviceCommand,
   fleetSimCommand,
+  statsCommand,
+  fleetCommand,
   topicsCommand,
 ];
