@@ -287,7 +287,6 @@ export const metricNames = {
   outboxDepth: 'OutboxDepth',
 } as const;
 
-<<<<<<< HEAD
 /**
  * The panels of the CloudWatch dashboard (infra/aws) and of the local dashboard page, in
  * display order: both render these titles over these metric names, so they read the same.
@@ -312,7 +311,7 @@ export const dashboardPanels = {
   errors: { title: 'Aggregator errors', metrics: [metricNames.aggregatorErrors] },
 } as const satisfies Record<string, { title: string; metrics: readonly string[] }>;
 export type DashboardPanel = keyof typeof dashboardPanels;
-=======
+
 // ---------------------------------------------------------------------------------------
 // Item key layouts of the aggregation tables (written by the aggregators, read by the CLI
 // and the dashboards). Model and thing names cannot contain '#', so keys split cleanly.
@@ -341,4 +340,3 @@ export const errorKeys = {
   /** Errors are kept this long (the table's TTL attribute). */
   retentionDays: 14,
 } as const;
->>>>>>> wip-agg

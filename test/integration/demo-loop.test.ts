@@ -28,9 +28,12 @@ describe('edgeloop demo', () => {
     expect(summary.results.published).toBe(3 * 300);
     expect(summary.results.aggregated).toBe(summary.results.published);
     for (const key of ['trainMs', 'rolloutMs', 'totalMs']) expect(summary.timings[key]).toBeGreaterThan(0);
-    expect(summary.timings.totalMs).toBeGreaterThanOrEqual(summary.timings.trainMs + summary.timings.rolloutMs);
+    expect(summary.timings.totalMs).toBeGreaterThanOrEqual(
+      summary.timings.trainMs + summary.timings.rolloutMs,
+    );
     // Progress goes to stderr, phase by phase.
-    for (const phase of ['stack', 'upload', 'train', 'rollout', 'results']) expect(run.stderr).toContain(`[${phase}`);
+    for (const phase of ['stack', 'upload', 'train', 'rollout', 'results'])
+      expect(run.stderr).toContain(`[${phase}`);
   });
 });
 

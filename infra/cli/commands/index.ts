@@ -1,8 +1,8 @@
 import type { Command } from '../command.ts';
 import { demoCommand } from './demo.ts';
 import { deviceCommand } from './device.ts';
-import { fleetSimCommand } from './fleet-sim.ts';
 import { fleetCommand } from './fleet.ts';
+import { fleetSimCommand } from './fleet-sim.ts';
 import { modelsCommand } from './models.ts';
 import { statsCommand } from './stats.ts';
 import { topicsCommand } from './topics.ts';
