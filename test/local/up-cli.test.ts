@@ -81,7 +81,8 @@ describe('edgeloop up', () => {
     await thing.close();
 
     // Assess
-    expect(Object.keys(endpoints).sort()).toEqual(['dynamodb', 'iotData', 'mqtt', 's3']);
+    expect(Object.keys(endpoints).sort()).toEqual(['dashboard', 'dynamodb', 'iotData', 'mqtt', 's3']);
+    expect(endpoints.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(endpoints.mqtt).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
     expect(listed.Buckets?.map((bucket) => bucket.Name).sort()).toEqual(
       Object.values(buckets)

@@ -1,18 +1,21 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { s3Client } from '../../../shared/aws.ts';
 import { ModelName } from '../../../shared/schemas.ts';
 import { buckets, datasetKeys } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
+import { putWithProgress } from '../../local/upload.ts';
 import { dataDirOption, defineCommand, requiredString, UsageError } from '../command.ts';
 import { existingFile } from '../files.ts';
+import { formatBytes, progressBar } from '../ui.ts';
 
 export const uploadCommand = defineCommand({
   name: 'upload',
   summary: 'put a dataset CSV into the local datasets bucket, which starts a training run',
   usage: 'edgeloop upload FILE --model NAME [--data-dir DIR] [--json]',
-  examples: ['edgeloop upload readings.csv --model pumps'],
+  examples: [
+    'edgeloop upload readings.csv --model pumps',
+    'edgeloop upload readings.csv --model pumps --json',
+  ],
   options: {
     model: { type: 'string', description: 'the model this dataset trains', valueName: 'NAME' },
     'data-dir': dataDirOption,
@@ -30,14 +33,20 @@ export const uploadCommand = defineCommand({
       model,
       basename(file).endsWith('.csv') ? basename(file) : `${basename(file)}.csv`,
     );
-    const put = await s3Client().send(
-      new PutObjectCommand({
-        Bucket: buckets.datasets.localName,
-        Key: key,
-        Body: body,
-        ContentType: 'text/csv',
-      }),
-    );
+    const bar = progressBar({
+      label: 'upload',
+      total: body.length,
+      format: (sent, total) => `${formatBytes(sent)} / ${formatBytes(total)}`,
+      silent: values.json === true || values.quiet === true,
+    });
+    const put = await putWithProgress({
+      bucket: buckets.datasets.localName,
+      key,
+      body,
+      contentType: 'text/csv',
+      onProgress: ({ sent }) => bar.update(sent),
+    });
+    bar.finish();
     const result = {
       bucket: buckets.datasets.localName,
       key,
@@ -45,7 +54,9 @@ export const uploadCommand = defineCommand({
       etag: put.ETag?.replaceAll('"', ''),
     };
     out(
-      values.json ? JSON.stringify(result) : `uploaded ${body.length} bytes to s3://${result.bucket}/${key}`,
+      values.json
+        ? JSON.stringify(result)
+        : `uploaded ${formatBytes(body.length)} to s3://${result.bucket}/${key}: training starts now (watch it with 'edgeloop models')`,
     );
     return 0;
   },
