@@ -71,7 +71,7 @@ export interface ProgressOptions {
 export interface Progress {
   /** Sets the amount done and an optional detail (e.g. `loss 0.31 acc 0.92`). */
   update(done: number, detail?: string): void;
-  /** Ends the bar with a final line. */
+  /** Ends the bar with a final line at the last amount set (a step may end early). */
   finish(detail?: string): void;
 }
 
@@ -79,7 +79,7 @@ const BAR_WIDTH = 24;
 
 /**
  * A progress bar on `stream` (stderr by default). On a TTY it redraws one line in place; on
- * anything else it writes the start line and the final line only, so logs stay readable.
+ * anything else it writes only the final line, so logs stay readable.
  */
 export function progressBar(options: ProgressOptions): Progress {
   const stream = options.stream ?? process.stderr;
@@ -88,8 +88,8 @@ export function progressBar(options: ProgressOptions): Progress {
   const format = options.format ?? ((done: number, total: number) => `${done}/${total}`);
   let total = Math.max(0, options.total);
   let finished = false;
-  let startedLine = false;
   let last = '';
+  let current = 0;
 
   const line = (done: number, detail?: string) => {
     const ratio = total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
@@ -98,8 +98,9 @@ export function progressBar(options: ProgressOptions): Progress {
     const percent = `${Math.round(ratio * 100)}%`.padStart(4);
     return `${colour.bold(options.label.padEnd(8))} ${bar} ${percent} ${format(done, total)}${detail ? ` ${colour.dim(detail)}` : ''}`;
   };
-  const fit = (text: string) => {
-    const width = stream.columns ?? 100;
+  const clip = (text: string) => {
+    // A pseudo-terminal without a size reports 0 columns: then do not clip at all.
+    const width = stream.columns && stream.columns > 20 ? stream.columns : Number.POSITIVE_INFINITY;
     return stripAnsi(text).length > width - 1 ? stripAnsi(text).slice(0, width - 1) : text;
   };
 
@@ -107,21 +108,18 @@ export function progressBar(options: ProgressOptions): Progress {
     update(done, detail) {
       if (options.silent || finished) return;
       if (done > total) total = done;
-      if (tty) {
-        const next = fit(line(done, detail));
-        if (next === last) return;
-        last = next;
-        stream.write(`\r\u001b[2K${next}`);
-      } else if (!startedLine) {
-        startedLine = true;
-        stream.write(`${options.label}: started (${format(done, total)})\n`);
-      }
+      current = done;
+      if (!tty) return;
+      const next = clip(line(done, detail));
+      if (next === last) return;
+      last = next;
+      stream.write(`\r\u001b[2K${next}`);
     },
     finish(detail) {
       if (options.silent || finished) return;
       finished = true;
-      if (tty) stream.write(`\r\u001b[2K${fit(line(total, detail))}\n`);
-      else stream.write(`${options.label}: done (${format(total, total)})${detail ? ` ${detail}` : ''}\n`);
+      if (tty) stream.write(`\r\u001b[2K${clip(line(current, detail))}\n`);
+      else stream.write(`${options.label}: ${format(current, total)}${detail ? ` ${detail}` : ''}\n`);
     },
   };
 }

@@ -67,7 +67,12 @@ export const demoCommand = defineCommand({
     });
     try {
       if (values.json) out(JSON.stringify(run.summary));
-      else for (const line of summaryTable(run.summary, colourEnabled(process.stdout))) out(line);
+      else
+        for (const line of summaryTable(run.summary, {
+          colour: colourEnabled(process.stdout),
+          kept: values.keep === true,
+        }))
+          out(line);
       if (values.keep) {
         const where = run.summary.dashboard ? `; dashboard at ${run.summary.dashboard}` : '';
         err(`local stack kept running on ${run.summary.dataDir}${where} (Ctrl-C stops it)`);
@@ -135,24 +140,35 @@ class DemoView {
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-export function summaryTable(summary: DemoSummary, colour = false): string[] {
-  const c = palette(colour);
+export function summaryTable(
+  summary: DemoSummary,
+  options: { colour?: boolean; kept?: boolean } = {},
+): string[] {
+  const c = palette(options.colour === true);
   const rows: string[][] = [
     ['model', `${summary.model} v${summary.version}`],
     ['accuracy', `${(summary.metrics.accuracy * 100).toFixed(1)}% on the held-out test split`],
-    ['gateways', summary.devices.map((d) => `${d.thing} v${d.modelVersion ?? '-'}`).join(', ')],
+    [
+      'gateways',
+      summary.devices
+        .map((d) => `${d.thing} ${d.modelVersion === null ? '(no model)' : `v${d.modelVersion}`}`)
+        .join(', '),
+    ],
     ['results', `published ${summary.results.published}, aggregated ${summary.results.aggregated}`],
     [
       'timings',
       `train ${seconds(summary.timings.trainMs)}, rollout ${seconds(summary.timings.rolloutMs)}, total ${seconds(summary.timings.totalMs)}`,
     ],
   ];
-  if (summary.dashboard) rows.push(['dashboard', c.cyan(summary.dashboard)]);
+  if (summary.dashboard)
+    rows.push([
+      'dashboard',
+      options.kept
+        ? c.cyan(summary.dashboard)
+        : `closed with the demo (run 'edgeloop demo --keep' to browse it)`,
+    ]);
   return [
     c.bold('edgeloop demo: the loop closed'),
-    ...renderTable(
-      rows.map(([name, value]) => [c.dim(name ?? ''), value ?? '']),
-      {},
-    ),
+    ...renderTable(rows.map(([name, value]) => [c.dim(name ?? ''), value ?? ''])),
   ];
 }

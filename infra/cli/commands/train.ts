@@ -9,6 +9,7 @@ import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/tra
 import type { EpochProgress } from '../../../shared/training/model.ts';
 import { trainFromCsv } from '../../../shared/training/train.ts';
 import { defineCommand, intOption, requiredString, UsageError } from '../command.ts';
+import { progressBar } from '../ui.ts';
 
 /** Name of the public key written next to an offline model signed with an ephemeral key. */
 export const OFFLINE_PUBLIC_KEY = 'signing-public.pem';
@@ -57,15 +58,29 @@ export const trainCommand = defineCommand({
     if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`no such file: ${file}`);
     const config = parseConfig(values);
     const outDir = resolve(typeof values.out === 'string' ? values.out : join('models', model));
-    const progress = values.json || values.quiet || !process.stderr.isTTY ? undefined : progressBar();
+    const bar = progressBar({
+      label: 'train',
+      total: config.epochs,
+      format: (epoch, epochs) => `epoch ${epoch}/${epochs}`,
+      silent: values.json === true || values.quiet === true,
+    });
+    let lastEpoch: EpochProgress | undefined;
+    const onEpoch = (progress: EpochProgress) => {
+      lastEpoch = progress;
+      bar.update(progress.epoch, epochDetail(progress));
+    };
 
     const bytes = await readFile(file);
     const started = performance.now();
     const outcome = await trainFromCsv(bytes, config, {
       source: basename(file),
-      ...(progress ? { onEpoch: progress.update } : {}),
+      onEpoch,
     });
-    progress?.done();
+    bar.finish(
+      lastEpoch && lastEpoch.epoch < lastEpoch.epochs
+        ? `${epochDetail(lastEpoch)} (stopped early: no better validation loss)`
+        : lastEpoch && epochDetail(lastEpoch),
+    );
     const trainMs = Math.round(performance.now() - started);
 
     const manifest = buildManifest({
@@ -144,19 +159,7 @@ function pct(value: number): string {
   return `${(value * 100).toFixed(1)}%`;
 }
 
-/** A one-line progress bar on stderr (TTY only): epochs, loss and validation loss. */
-function progressBar() {
-  const width = 24;
-  return {
-    update(progress: EpochProgress) {
-      const filled = Math.round((progress.epoch / progress.epochs) * width);
-      const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-      process.stderr.write(
-        `\r[${bar}] epoch ${progress.epoch}/${progress.epochs} loss ${progress.loss.toFixed(4)} val_loss ${progress.valLoss.toFixed(4)} val_acc ${progress.valAccuracy.toFixed(3)}`,
-      );
-    },
-    done() {
-      process.stderr.write('\n');
-    },
-  };
+/** Loss and accuracy of one epoch, as the progress bar shows them. */
+function epochDetail(progress: EpochProgress): string {
+  return `loss ${progress.loss.toFixed(4)} val_loss ${progress.valLoss.toFixed(4)} val_acc ${(progress.valAccuracy * 100).toFixed(1)}%`;
 }
