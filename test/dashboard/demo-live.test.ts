@@ -119,4 +119,25 @@ describe.runIf(!missing)('the dashboard during the demo, in chromium', () => {
     expect(dashboard.foreignRequests).toEqual([]);
     expect(dashboard.errors).toEqual([]);
   });
+
+  it('fits the same live data on a 390x844 phone screen', async () => {
+    // Prepare
+    const opened = dashboard as OpenDashboard;
+
+    // Act
+    await opened.page.setViewportSize({ width: 390, height: 844 });
+    await opened.waitForRender((await opened.waitForRender()) + 1);
+    const size = await opened.page.evaluate(() => ({
+      scrollWidth: (document.scrollingElement ?? document.documentElement).scrollWidth,
+      widest: Math.max(
+        ...[...document.querySelectorAll('.panel, .kpi')].map((n) => n.getBoundingClientRect().right),
+      ),
+    }));
+    await opened.page.screenshot({ path: `${ARTIFACTS}/dashboard-demo-390x844.png`, fullPage: true });
+
+    // Assess
+    expect(size.scrollWidth).toBeLessThanOrEqual(390);
+    expect(size.widest).toBeLessThanOrEqual(390);
+    expect(opened.errors).toEqual([]);
+  });
 });

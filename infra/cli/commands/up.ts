@@ -38,11 +38,10 @@ export const upCommand = defineCommand({
     } else {
       const colour = palette(colourEnabled(process.stdout));
       out(`edgeloop local stack running on ${stack.dataDir}`);
-      for (const line of renderTable(
-        Object.entries(stack.endpoints).map(([name, url]) => [`  ${name}`, url]),
-      ))
+      const { dashboard, ...services } = stack.endpoints;
+      for (const line of renderTable(Object.entries(services).map(([name, url]) => [`  ${name}`, url])))
         out(line);
-      if (stack.endpoints.dashboard) out(`Dashboard: ${colour.cyan(stack.endpoints.dashboard)}`);
+      if (dashboard) out(`Dashboard: ${colour.cyan(dashboard)} (open it in a browser)`);
       out('Other edgeloop commands find it through --data-dir. Press Ctrl-C to stop.');
     }
 
