@@ -12,8 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorsView, ModelStats } from '../../functions/aggregation/queries.ts';
 import type { DashboardSnapshot } from '../../infra/local/dashboard/snapshot.ts';
 import { type DemoRun, runDemo } from '../../infra/local/demo.ts';
+import type { InvokedEvent } from '../../infra/local/stack.ts';
 import { iotDataClient } from '../../shared/aws.ts';
 import { dashboardPanels, topicFor } from '../../shared/topology.ts';
+import { eventually } from '../local/thing-client.ts';
 import { chromiumMissingReason, type OpenDashboard, openDashboard } from './browser.ts';
 
 const ARTIFACTS = 'test-artifacts';
@@ -50,6 +52,10 @@ describe.runIf(!missing)('the dashboard during the demo, in chromium', () => {
     await mkdir(ARTIFACTS, { recursive: true });
     run = await runDemo({ devices: 2, readingsPerDevice: 300, dashboard: true, model: MODEL });
     // One malformed result batch, so the errors panel has a real reason to show.
+    let handled = false;
+    run.stack.events.on('invoked', ({ fn }: InvokedEvent) => {
+      if (fn === 'aggregateResults') handled = true;
+    });
     await iotDataClient().send(
       new PublishCommand({
         topic: topicFor('results', { thing: 'gw-1' }),
@@ -57,6 +63,7 @@ describe.runIf(!missing)('the dashboard during the demo, in chromium', () => {
         payload: new TextEncoder().encode('{"batchId": '),
       }),
     );
+    await eventually(() => handled, 10_000, 'the results aggregator to set the message aside');
     await run.stack.idle();
   }, 120_000);
 

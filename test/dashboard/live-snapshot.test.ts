@@ -16,6 +16,7 @@ import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient } from '../../shared/aws.ts';
 import type { DeviceStatus, InferenceResult, RegistryItem, ResultBatch } from '../../shared/schemas.ts';
 import { tables, topicFor } from '../../shared/topology.ts';
+import { eventually } from '../local/thing-client.ts';
 
 const MODEL = 'pumps';
 const MINUTE = 60_000;
@@ -93,6 +94,10 @@ describe('live dashboard snapshot', () => {
       latencyP99: 3,
       lastError: null,
     };
+    let delivered = 0;
+    stack.events.on('invoked', () => {
+      delivered++;
+    });
     const results = topicFor('results', { thing: 'gw-1' });
     await publish(
       results,
@@ -111,6 +116,8 @@ describe('live dashboard snapshot', () => {
     );
     await publish(topicFor('status', { thing: 'gw-1' }), status);
     await publish(results, 'not json');
+    // Three result messages and one status, each delivered to its aggregator by a topic rule.
+    await eventually(() => delivered >= 4, 10_000, 'the aggregators to handle every message');
     await stack.idle();
 
     snapshot = await readLiveSnapshot(localLiveSource());
