@@ -73,6 +73,8 @@ export interface Progress {
   update(done: number, detail?: string): void;
   /** Ends the bar with a final line at the last amount set (a step may end early). */
   finish(detail?: string): void;
+  /** The step failed: ends a half-drawn terminal line so the error starts on its own line. */
+  abandon(): void;
 }
 
 const BAR_WIDTH = 24;
@@ -121,6 +123,11 @@ export function progressBar(options: ProgressOptions): Progress {
       if (tty) stream.write(`\r\u001b[2K${clip(line(current, detail))}\n`);
       else stream.write(`${options.label}: ${format(current, total)}${detail ? ` ${detail}` : ''}\n`);
     },
+    abandon() {
+      if (finished) return;
+      finished = true;
+      if (last !== '') stream.write('\n');
+    },
   };
 }
 
@@ -162,6 +169,8 @@ export interface Activity {
   update(detail: string): void;
   /** Ends with a final line (on every stream). */
   finish(detail: string): void;
+  /** The step failed: ends a half-drawn terminal line so the error starts on its own line. */
+  abandon(): void;
 }
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -173,11 +182,13 @@ export function activity(options: Omit<ProgressOptions, 'total' | 'format'>): Ac
   const colour = palette(colourEnabled(stream, options.env));
   let frame = 0;
   let finished = false;
+  let drawn = false;
   const label = colour.bold(options.label.padEnd(8));
   return {
     update(detail) {
       if (options.silent || finished || !tty) return;
       frame = (frame + 1) % SPINNER.length;
+      drawn = true;
       stream.write(`\r\u001b[2K${label} ${colour.cyan(SPINNER[frame] ?? '-')} ${detail}`);
     },
     finish(detail) {
@@ -185,6 +196,11 @@ export function activity(options: Omit<ProgressOptions, 'total' | 'format'>): Ac
       finished = true;
       if (tty) stream.write(`\r\u001b[2K${label} ${colour.green('✔')} ${detail}\n`);
       else stream.write(`${options.label}: ${detail}\n`);
+    },
+    abandon() {
+      if (finished) return;
+      finished = true;
+      if (drawn) stream.write('\n');
     },
   };
 }

@@ -42,7 +42,7 @@ export type DemoPhase = 'stack' | 'upload' | 'train' | 'rollout' | 'results' | '
 export type DemoProgress =
   | { phase: 'upload'; sent: number; total: number }
   /** The newest registry run while the training function works; `status` as in the registry. */
-  | { phase: 'train'; elapsedMs: number; version?: number; status?: string }
+  | { phase: 'train'; elapsedMs: number; version?: number; status?: string; accuracy?: number }
   | { phase: 'rollout'; version: number; serving: number; total: number };
 
 export interface DemoSummary {
@@ -65,6 +65,7 @@ export interface DemoRun {
 }
 
 const POLL_MS = 100;
+const DEVICE_STOP_MS = 5_000;
 
 export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   const started = Date.now();
@@ -78,7 +79,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   let stack: LocalStack | undefined;
 
   const stop = async () => {
-    await Promise.allSettled(devices.map((device) => device.stop()));
+    // A gateway that never received a model does not finish stopping (device/service.ts waits
+    // for its source, which waits for a model): bound the wait so a failed demo still exits.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(devices.map((device) => device.stop())),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, DEVICE_STOP_MS);
+      }),
+    ]);
+    clearTimeout(timer);
     await stack?.stop();
     await rm(workDir, { recursive: true, force: true });
   };
@@ -145,6 +155,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
       timeoutMs,
       'the training run to finish',
     );
+    progress({
+      phase: 'train',
+      elapsedMs: Date.parse(release.updatedAt) - uploadedAt,
+      version: release.version,
+      status: release.status,
+      ...(release.metrics ? { accuracy: release.metrics.accuracy } : {}),
+    });
     if (release.status !== 'released') {
       throw new EdgeloopError(
         `the training run ended '${release.status}': ${release.reason ?? 'no reason recorded'}`,

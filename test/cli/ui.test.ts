@@ -217,3 +217,23 @@ describe('demo summary table', () => {
     expect(last).toBe("dashboard  closed with the demo (run 'edgeloop demo --keep' to browse it)");
   });
 });
+
+describe('a failed step', () => {
+  it('ends its half-drawn terminal line so the error gets its own line', () => {
+    // Prepare
+    const drawn = recorder(true);
+    const untouched = recorder(true);
+    const bar = progressBar({ label: 'rollout', total: 3, stream: drawn });
+    const spinner = activity({ label: 'train', stream: untouched });
+
+    // Act
+    bar.update(1);
+    bar.abandon();
+    bar.finish('too late');
+    spinner.abandon();
+
+    // Assess
+    expect(drawn.text().endsWith('1/3\n')).toBe(true);
+    expect(untouched.text()).toBe('');
+  });
+});

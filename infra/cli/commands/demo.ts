@@ -64,6 +64,12 @@ export const demoCommand = defineCommand({
       dashboard: values['no-dashboard'] !== true,
       onPhase: (phase, detail) => view.phase(phase, detail),
       onProgress: (progress) => view.progress(progress),
+    }).catch((error: unknown) => {
+      view.abandon();
+      // A gateway that never got a model cannot be stopped today (see runDemo's stop): once the
+      // error is printed, do not let its open connection keep the process alive.
+      setTimeout(() => process.exit(1), FAILED_EXIT_GRACE_MS).unref();
+      throw error;
     });
     try {
       if (values.json) out(JSON.stringify(run.summary));
@@ -106,10 +112,14 @@ class DemoView {
     const elapsed = now - this.#phaseStarted;
     this.#phaseStarted = now;
     if (phase === 'train') this.#upload?.finish();
-    if (phase === 'rollout') this.#train?.finish(`${detail.split(';')[0]} after ${seconds(elapsed)}`);
     if (phase === 'results') this.#rollout?.finish(`in ${seconds(elapsed)}`);
     if (this.quiet) return;
     this.err(`${this.#colour.cyan(`[${phase.padEnd(7)}]`)} ${detail}`);
+  }
+
+  /** The demo failed: close any half-drawn progress line before the error is printed. */
+  abandon() {
+    for (const step of [this.#upload, this.#train, this.#rollout]) step?.abandon();
   }
 
   progress(event: DemoProgress) {
@@ -125,7 +135,10 @@ class DemoView {
     } else if (event.phase === 'train') {
       this.#train ??= activity({ label: 'train', silent });
       const run = event.version === undefined ? 'waiting for the run' : `v${event.version} ${event.status}`;
-      this.#train.update(`${run}, ${seconds(event.elapsedMs)}`);
+      const accuracy = event.accuracy === undefined ? '' : `, test accuracy ${percent(event.accuracy)}`;
+      if (event.status === 'training' || event.status === undefined)
+        this.#train.update(`${run}, ${seconds(event.elapsedMs)}`);
+      else this.#train.finish(`${run} after ${seconds(event.elapsedMs)}${accuracy}`);
     } else {
       this.#rollout ??= progressBar({
         label: 'rollout',
@@ -138,7 +151,10 @@ class DemoView {
   }
 }
 
+const FAILED_EXIT_GRACE_MS = 3_000;
+
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const percent = (rate: number) => `${(rate * 100).toFixed(1)}%`;
 
 export function summaryTable(
   summary: DemoSummary,
@@ -147,7 +163,7 @@ export function summaryTable(
   const c = palette(options.colour === true);
   const rows: string[][] = [
     ['model', `${summary.model} v${summary.version}`],
-    ['accuracy', `${(summary.metrics.accuracy * 100).toFixed(1)}% on the held-out test split`],
+    ['accuracy', `${percent(summary.metrics.accuracy)} on the held-out test split`],
     [
       'gateways',
       summary.devices
