@@ -243,3 +243,19 @@ export function describeZodError(error: z.ZodError): string {
     .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
     .join('; ');
 }
+
+// ---------------------------------------------------------------------------------------
+// Deployment document: SSM parameter deploymentParameter(stage), written by the CDK stack,
+// read by `edgeloop provision` to build a gateway's config.
+// ---------------------------------------------------------------------------------------
+
+export const DeploymentSchema = z.object({
+  stage: z.string().min(1),
+  region: z.string().min(1),
+  thingPolicyName: z.string().min(1),
+  roleAlias: z.string().min(1),
+  modelsBucket: z.string().min(1),
+  datasetsBucket: z.string().min(1),
+  signingKeyArn: z.string().min(1),
+});
+export type Deployment = z.infer<typeof DeploymentSchema>;

@@ -204,15 +204,31 @@ export type EnvVarKey = keyof typeof envVars;
 export const functions = {
   train: {
     id: 'TrainFunction',
-    env: ['datasetsBucket', 'modelsBucket', 'registryTable', 'idempotencyTable', 'signingKey'],
+    env: [
+      'datasetsBucket',
+      'modelsBucket',
+      'registryTable',
+      'idempotencyTable',
+      'signingKey',
+      'metricsNamespace',
+      'serviceName',
+    ],
   },
   aggregateResults: {
     id: 'AggregateResultsFunction',
-    env: ['aggregatesTable', 'errorsTable', 'idempotencyTable', 'registryTable', 'modelsBucket'],
+    env: [
+      'aggregatesTable',
+      'errorsTable',
+      'idempotencyTable',
+      'registryTable',
+      'modelsBucket',
+      'metricsNamespace',
+      'serviceName',
+    ],
   },
   aggregateStatus: {
     id: 'AggregateStatusFunction',
-    env: ['fleetTable', 'errorsTable'],
+    env: ['fleetTable', 'errorsTable', 'metricsNamespace', 'serviceName'],
   },
 } as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;
@@ -283,3 +299,10 @@ export const metricNames = {
   aggregatorErrors: 'AggregatorErrors',
   drift: 'DriftPSI',
 } as const;
+
+// ---------------------------------------------------------------------------------------
+// Deployment discovery: the CDK stack writes one SSM parameter per stage describing what a
+// gateway needs (policy, role alias, buckets, signing key); `edgeloop provision` reads it.
+// ---------------------------------------------------------------------------------------
+
+export const deploymentParameter = (stage: string) => `/${NAMESPACE}/${stage}/deployment`;
