@@ -15,7 +15,7 @@ export function acknowledge(scope: IConstruct, id: string, reason: string): void
 }
 
 /** A resolved CloudFormation value written the way cdk-nag names it in a finding id. */
-function render(value: unknown): string {
+export function renderCfnValue(value: unknown): string {
   if (typeof value === 'string') return value;
   if (value && typeof value === 'object') {
     const node = value as Record<string, unknown>;
@@ -25,7 +25,7 @@ function render(value: unknown): string {
     const join = node['Fn::Join'];
     if (Array.isArray(join)) {
       const [separator, parts] = join as [string, unknown[]];
-      return parts.map(render).join(separator);
+      return parts.map(renderCfnValue).join(separator);
     }
   }
   throw new Error(`cannot name ${JSON.stringify(value)} in a cdk-nag finding`);
@@ -33,5 +33,5 @@ function render(value: unknown): string {
 
 /** The AwsSolutions-IAM5 finding id for a wildcard resource (an ARN string or token). */
 export function wildcardFinding(scope: IConstruct, resourceArn: string): string {
-  return `AwsSolutions-IAM5[Resource::${render(Stack.of(scope).resolve(resourceArn))}]`;
+  return `AwsSolutions-IAM5[Resource::${renderCfnValue(Stack.of(scope).resolve(resourceArn))}]`;
 }

@@ -79,7 +79,6 @@ export class Observability extends Construct {
       const metric = fn.metricErrors({
         period: Duration.minutes(5),
         statistic: 'Sum',
-        label: `${name} errors`,
       });
       this.alarm(
         `${name}Errors`,
@@ -88,13 +87,12 @@ export class Observability extends Construct {
         `the ${name} aggregator fails`,
         notify,
       );
-      return metric;
+      return metric.with({ label: `${name} errors` });
     });
     const dlqDepth = Object.entries(props.deadLetterQueues).map(([name, queue]) => {
       const metric = queue.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(5),
         statistic: 'Maximum',
-        label: `${name} dead letters`,
       });
       this.alarm(
         `${name}DeadLetters`,
@@ -103,7 +101,7 @@ export class Observability extends Construct {
         `${name} dead letters are waiting`,
         notify,
       );
-      return metric;
+      return metric.with({ label: `${name} dead letters` });
     });
 
     this.dashboard = new cw.Dashboard(this, 'Dashboard', {
