@@ -204,34 +204,24 @@ export type EnvVarKey = keyof typeof envVars;
 export const functions = {
   train: {
     id: 'TrainFunction',
-    env: [
-      'datasetsBucket',
-      'modelsBucket',
-      'registryTable',
-      'idempotencyTable',
-      'signingKey',
-      'metricsNamespace',
-      'serviceName',
-    ],
+    env: ['datasetsBucket', 'modelsBucket', 'registryTable', 'idempotencyTable', 'signingKey'],
   },
   aggregateResults: {
     id: 'AggregateResultsFunction',
-    env: [
-      'aggregatesTable',
-      'errorsTable',
-      'idempotencyTable',
-      'registryTable',
-      'modelsBucket',
-      'metricsNamespace',
-      'serviceName',
-    ],
+    env: ['aggregatesTable', 'errorsTable', 'idempotencyTable', 'registryTable', 'modelsBucket'],
   },
   aggregateStatus: {
     id: 'AggregateStatusFunction',
-    env: ['fleetTable', 'errorsTable', 'metricsNamespace', 'serviceName'],
+    env: ['fleetTable', 'errorsTable'],
   },
 } as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;
+
+/**
+ * Set on every Lambda function by the CDK stack for Powertools, which reads them itself
+ * (handlers do not `requiredEnv` them, so the local stack need not set them).
+ */
+export const powertoolsEnv = ['metricsNamespace', 'serviceName'] as const satisfies readonly EnvVarKey[];
 
 // ---------------------------------------------------------------------------------------
 // The per-thing IoT policy. Written in IoT policy syntax (`*` wildcard, policy variables);

@@ -11,6 +11,7 @@ import {
   type FunctionName,
   functions,
   policyAllows,
+  powertoolsEnv,
   rules,
   THING_VARIABLE,
   tables,
@@ -33,7 +34,8 @@ function wildcardMatches(pattern: string, value: string): boolean {
   return new RegExp(`^${escaped}$`).test(value);
 }
 
-const envNames = (name: FunctionName) => functions[name].env.map((key) => envVars[key]).sort();
+const envNames = (name: FunctionName) =>
+  [...functions[name].env, ...powertoolsEnv].map((key) => envVars[key]).sort();
 const envOf = (fn: CfnResource | undefined) =>
   Object.keys(
     (fn?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},

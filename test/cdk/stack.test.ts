@@ -133,6 +133,8 @@ describe('training', () => {
         {
           Type: string;
           Next?: string;
+          Default?: string;
+          Choices?: { Next: string }[];
           Retry?: { ErrorEquals: string[]; MaxAttempts?: number }[];
           Catch?: { Next: string }[];
         }
@@ -144,23 +146,59 @@ describe('training', () => {
     // Act
     const { StartAt, States } = definition();
     const order: string[] = [];
-    for (let state: string | undefined = StartAt; state; state = States[state]?.Next) order.push(state);
+    for (let state: string | undefined = StartAt; state; ) {
+      order.push(state);
+      const current: (typeof States)[string] | undefined = States[state];
+      // Follow a Choice's default branch (a new dataset) or its first rule (gate passed).
+      state =
+        current?.Type === 'Choice'
+          ? state === 'IsNewDataset'
+            ? current.Default
+            : current.Choices?.[0]?.Next
+          : current?.Next;
+    }
 
     // Assess
-    expect(order).toEqual(['Validate', 'Train', 'Gate', 'Publish', 'Notify', 'TrainingDone']);
-    expect(States.TrainingDone?.Type).toBe('Succeed');
+    expect(order).toEqual([
+      'Validate',
+      'IsNewDataset',
+      'Train',
+      'Gate',
+      'GatePassed',
+      'Publish',
+      'Notify',
+      'Released',
+    ]);
+    expect(States.Released?.Type).toBe('Succeed');
   });
 
-  it('retries every step except on bad input, and records any failure before failing', () => {
+  it('ends skipped events and gate rejections as successes without publishing', () => {
     const { States } = definition();
+    expect(States.IsNewDataset?.Choices).toEqual([
+      { Variable: '$.skipped', IsPresent: true, Next: 'Skipped' },
+    ]);
+    expect(States.GatePassed?.Choices).toEqual([
+      { Variable: '$.gate.passed', BooleanEquals: true, Next: 'Publish' },
+    ]);
+    expect(States.GatePassed?.Default).toBe('RejectedByGate');
+    expect([States.Skipped?.Type, States.RejectedByGate?.Type]).toEqual(['Succeed', 'Succeed']);
+  });
+
+  it('records any step failure before failing, and retries only the idempotent steps', () => {
+    const { States } = definition();
+    const retriesAll = (step: string) =>
+      (States[step]?.Retry ?? []).some((retry) => retry.ErrorEquals.includes('States.ALL'));
     for (const step of ['Validate', 'Train', 'Gate', 'Publish', 'Notify']) {
-      const state = States[step];
-      expect(state?.Retry).toContainEqual(
-        expect.objectContaining({ ErrorEquals: ['InputError'], MaxAttempts: 0 }),
+      expect(States[step]?.Retry).toContainEqual(
+        expect.objectContaining({ ErrorEquals: expect.arrayContaining(['Lambda.ServiceException']) }),
       );
-      expect(state?.Retry).toContainEqual(expect.objectContaining({ ErrorEquals: ['States.ALL'] }));
-      expect(state?.Catch?.map((c) => c.Next)).toEqual(['RecordFailure']);
+      expect(States[step]?.Catch?.map((c) => c.Next)).toEqual(['RecordFailure']);
     }
+    for (const step of ['Gate', 'Notify', 'RecordFailure']) {
+      expect(States[step]?.Retry).toContainEqual({ ErrorEquals: ['InputError'], MaxAttempts: 0 });
+      expect(retriesAll(step)).toBe(true);
+    }
+    expect(['Validate', 'Train', 'Publish'].filter(retriesAll)).toEqual([]);
     expect(States.RecordFailure?.Next).toBe('TrainingFailed');
     expect(States.RecordFailure?.Catch?.map((c) => c.Next)).toEqual(['TrainingFailed']);
     expect(States.TrainingFailed?.Type).toBe('Fail');

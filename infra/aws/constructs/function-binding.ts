@@ -18,6 +18,7 @@ import {
   functions,
   METRICS_NAMESPACE,
   NAMESPACE,
+  powertoolsEnv,
   type TableKey,
 } from '../../../shared/topology.ts';
 import { acknowledge, wildcardFinding } from '../nag.ts';
@@ -101,7 +102,7 @@ export function functionBasics(
 }
 
 /**
- * Sets exactly `functions[name].env` on `fn` and grants exactly `access`.
+ * Sets exactly `functions[name].env` (plus `powertoolsEnv`) on `fn` and grants exactly `access`.
  * `serviceSuffix` distinguishes several functions built from one topology entry
  * (the training steps) in logs and metrics.
  */
@@ -112,7 +113,7 @@ export function bindFunction(
   access: Access,
   serviceSuffix = '',
 ): void {
-  for (const key of functions[name].env) {
+  for (const key of [...functions[name].env, ...powertoolsEnv]) {
     fn.addEnvironment(envVars[key], envValue(key, name, resources, serviceSuffix));
   }
   const role = fn.role;
@@ -123,7 +124,7 @@ export function bindFunction(
   for (const key of new Set([...readBuckets, ...writeBuckets])) {
     const bucket = resources.buckets[key];
     const actions = [
-      ...(readBuckets.has(key) ? ['s3:GetObject'] : []),
+      ...(readBuckets.has(key) ? ['s3:GetObject', 's3:GetObjectVersion'] : []),
       ...(writeBuckets.has(key) ? ['s3:PutObject'] : []),
     ];
     role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources: [bucket.arnForObjects('*')] }));

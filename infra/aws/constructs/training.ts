@@ -34,22 +34,36 @@ export type TrainingStep = (typeof trainingSteps)[number];
 
 /** What each step may touch. Only publish signs; only notify publishes to IoT. */
 const stepAccess: Record<TrainingStep, Access> = {
-  validate: {
-    readBuckets: ['datasets'],
-    readTables: ['registry', 'idempotency'],
-    writeTables: ['registry', 'idempotency'],
-  },
-  train: { readBuckets: ['datasets', 'models'], writeBuckets: ['models'], readTables: ['registry'] },
-  gate: { readBuckets: ['models'], readTables: ['registry'], writeTables: ['registry'] },
-  publish: {
-    readBuckets: ['models'],
+  // Claims the S3 object version (idempotency), allocates the version, reads edgeloop.json.
+  validate: { readBuckets: ['datasets'], readTables: ['registry'], writeTables: ['registry', 'idempotency'] },
+  // Reads the dataset (by version id) and the current release; writes the new model files.
+  train: {
+    readBuckets: ['datasets', 'models'],
     writeBuckets: ['models'],
     readTables: ['registry'],
     writeTables: ['registry'],
-    sign: true,
   },
-  notify: { readBuckets: ['models'], readTables: ['registry'], writeTables: ['registry'] },
-  recordFailure: { readTables: ['registry'], writeTables: ['registry'] },
+  gate: { readTables: ['registry'], writeTables: ['registry'] },
+  publish: { writeBuckets: ['models'], readTables: ['registry'], writeTables: ['registry'], sign: true },
+  // Only the retained release notice (granted below).
+  notify: {},
+  // Records the reason, and frees the idempotency claim of a failed (not rejected) run.
+  recordFailure: { readTables: ['registry'], writeTables: ['registry', 'idempotency'] },
+};
+
+/**
+ * Task-level retries beyond Lambda's own service errors. Steps that claim an idempotency key
+ * or write immutable artifacts (validate, train, publish) are not retried: a second attempt
+ * would find its own first write and fail or skip, so their failures go to recordFailure,
+ * which frees the claim for a fresh run.
+ */
+const stepRetries: Record<TrainingStep, number> = {
+  validate: 0,
+  train: 0,
+  gate: 2,
+  publish: 0,
+  notify: 3,
+  recordFailure: 2,
 };
 
 /** The image build context is the repository; only what the Dockerfile copies is staged. */
@@ -113,14 +127,26 @@ export class Training extends Construct {
       errorPath: '$.error.Error',
       causePath: '$.error.Cause',
     });
-    const recordFailure = this.invoke('recordFailure', 2, failed).next(failed);
+    const recordFailure = this.invoke('recordFailure', failed).next(failed);
+    const done = new sfn.Succeed(this, 'Released');
+    const skipped = new sfn.Succeed(this, 'Skipped', { comment: 'not a dataset key, or a repeated event' });
+    const rejected = new sfn.Succeed(this, 'RejectedByGate', { comment: 'gate recorded it in the registry' });
 
-    const pipeline = sfn.Chain.start(this.invoke('validate', 2, recordFailure))
-      .next(this.invoke('train', 1, recordFailure))
-      .next(this.invoke('gate', 2, recordFailure))
-      .next(this.invoke('publish', 2, recordFailure))
-      .next(this.invoke('notify', 3, recordFailure))
-      .next(new sfn.Succeed(this, 'TrainingDone'));
+    // validate -> (skipped?) -> train -> gate -> (passed?) -> publish -> notify
+    const pipeline = sfn.Chain.start(this.invoke('validate', recordFailure)).next(
+      new sfn.Choice(this, 'IsNewDataset').when(sfn.Condition.isPresent('$.skipped'), skipped).otherwise(
+        this.invoke('train', recordFailure)
+          .next(this.invoke('gate', recordFailure))
+          .next(
+            new sfn.Choice(this, 'GatePassed')
+              .when(
+                sfn.Condition.booleanEquals('$.gate.passed', true),
+                this.invoke('publish', recordFailure).next(this.invoke('notify', recordFailure)).next(done),
+              )
+              .otherwise(rejected),
+          ),
+      ),
+    );
 
     this.stateMachine = new sfn.StateMachine(this, 'Pipeline', {
       definitionBody: sfn.DefinitionBody.fromChainable(pipeline),
@@ -193,21 +219,23 @@ export class Training extends Construct {
     return fn;
   }
 
-  private invoke(step: TrainingStep, attempts: number, onError: sfn.IChainable): tasks.LambdaInvoke {
+  private invoke(step: TrainingStep, onError: sfn.IChainable): tasks.LambdaInvoke {
     const task = new tasks.LambdaInvoke(this, `${step[0]?.toUpperCase()}${step.slice(1)}`, {
       lambdaFunction: this.steps[step],
       payloadResponseOnly: true,
       retryOnServiceExceptions: true,
     });
-    // Bad input never heals: do not retry it. Everything else gets backoff with jitter.
-    task.addRetry({ errors: ['InputError'], maxAttempts: 0 });
-    task.addRetry({
-      errors: ['States.ALL'],
-      maxAttempts: attempts,
-      interval: Duration.seconds(5),
-      backoffRate: 2,
-      jitterStrategy: sfn.JitterType.FULL,
-    });
+    if (stepRetries[step] > 0) {
+      // Bad input never heals: do not retry it. Anything else gets backoff with jitter.
+      task.addRetry({ errors: ['InputError'], maxAttempts: 0 });
+      task.addRetry({
+        errors: ['States.ALL'],
+        maxAttempts: stepRetries[step],
+        interval: Duration.seconds(5),
+        backoffRate: 2,
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+    }
     task.addCatch(onError, { resultPath: '$.error' });
     return task;
   }
