@@ -44,7 +44,7 @@ export class EdgeloopStack extends Stack {
 
     this.storage = new Storage(this, 'Storage', config);
     this.signing = new Signing(this, 'Signing', config.stage);
-    this.tables = new Tables(this, 'Tables');
+    this.tables = new Tables(this, 'Tables', config.stage);
     const resources: EdgeloopResources = {
       buckets: { datasets: this.storage.datasets, models: this.storage.models },
       tables: this.tables.byKey,

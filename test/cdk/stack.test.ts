@@ -8,7 +8,7 @@ import { resolveConfig } from '../../infra/aws/config.ts';
 import { trainingSteps } from '../../infra/aws/constructs/training.ts';
 import { renderCfnValue } from '../../infra/aws/nag.ts';
 import { InputError } from '../../shared/errors.ts';
-import { deploymentParameter, METRICS_NAMESPACE, metricNames, tables } from '../../shared/topology.ts';
+import { dashboardPanels, deploymentParameter, METRICS_NAMESPACE, tables } from '../../shared/topology.ts';
 import {
   type CfnResource,
   logicalId,
@@ -284,6 +284,7 @@ describe('tables', () => {
       ...('sortKey' in spec ? [{ AttributeName: spec.sortKey.name, KeyType: 'RANGE' }] : []),
     ];
     synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: `${spec.localName}-dev`,
       KeySchema: keySchema,
       BillingMode: 'PAY_PER_REQUEST',
       SSESpecification: { SSEEnabled: true },
@@ -429,26 +430,36 @@ describe('least privilege', () => {
 });
 
 describe('observability', () => {
-  it('puts every topology metric on the dashboard, in the edgeloop namespace', () => {
+  it('renders the topology dashboard panels in order, each over its metric names', () => {
+    // Act
     const [[, dashboard] = []] = resourcesOfType(synth.resources, 'AWS::CloudWatch::Dashboard');
-    const body = renderCfnValue(dashboard?.Properties?.DashboardBody);
-    const widgetTitles = (JSON.parse(body) as { widgets: { properties: { title: string } }[] }).widgets.map(
-      (widget) => widget.properties.title,
-    );
-    for (const name of Object.values(metricNames).filter(
-      (name) => name !== metricNames.trainingFailures && name !== metricNames.trainingDurationMs,
-    )) {
-      expect(body).toContain(`Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${name}\\"`);
-    }
-    expect(widgetTitles).toEqual([
-      'Training runs and accuracy by version',
-      'Devices per version and online',
-      'Inferences/min by version',
-      'Low-confidence rate and latency p99',
-      'Live accuracy and drift',
-      'Aggregator errors and DLQ depth',
+    const widgets = (
+      JSON.parse(renderCfnValue(dashboard?.Properties?.DashboardBody)) as {
+        widgets: { properties: { title: string } }[];
+      }
+    ).widgets;
+
+    // Assess
+    expect(widgets.map((widget) => widget.properties.title)).toEqual([
+      ...Object.values(dashboardPanels).map((panel) => panel.title),
       'Alarms',
     ]);
+    Object.values(dashboardPanels).forEach((panel, index) => {
+      const body = JSON.stringify(widgets[index]);
+      for (const metric of panel.metrics) {
+        expect(body).toContain(`Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${metric}\\"`);
+      }
+    });
+  });
+
+  it('shows aggregator errors next to dead-letter queue depth', () => {
+    const [[, dashboard] = []] = resourcesOfType(synth.resources, 'AWS::CloudWatch::Dashboard');
+    const widgets = (
+      JSON.parse(renderCfnValue(dashboard?.Properties?.DashboardBody)) as { widgets: unknown[] }
+    ).widgets;
+    const errors = JSON.stringify(widgets[Object.keys(dashboardPanels).indexOf('errors')]);
+    expect(errors).toContain('ApproximateNumberOfMessagesVisible');
+    expect(errors).toContain('"AWS/Lambda","Errors"');
   });
 
   it("alarms on training failures, each aggregator's errors and each DLQ, to the SNS topic", () => {

@@ -11,25 +11,55 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, metricNames, NAMESPACE } from '../../../shared/topology.ts';
+import {
+  type DashboardPanel,
+  dashboardPanels,
+  METRICS_NAMESPACE,
+  metricNames,
+  NAMESPACE,
+} from '../../../shared/topology.ts';
 import type { EdgeloopConfig } from '../config.ts';
 import { acknowledge } from '../nag.ts';
 
-type MetricKey = keyof typeof metricNames;
-type Statistic = 'Sum' | 'Average' | 'Maximum' | 'Minimum' | 'p99';
+type MetricName = (typeof metricNames)[keyof typeof metricNames];
+type Statistic = 'Sum' | 'Average' | 'Maximum';
 
-/**
- * Every series of a topology metric, whatever its dimensions (one line per model version
- * when the emitter adds a version dimension).
- */
-export function searchExpression(metric: MetricKey, statistic: Statistic, period: Duration): string {
-  return `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricNames[metric]}"', '${statistic}', ${period.toSeconds()})`;
+/** How each metric reads on a graph: counts add up, levels average, tails take the maximum. */
+const statisticOf: Record<MetricName, Statistic> = {
+  [metricNames.inferences]: 'Sum',
+  [metricNames.lowConfidence]: 'Sum',
+  [metricNames.trainingRuns]: 'Sum',
+  [metricNames.trainingFailures]: 'Sum',
+  [metricNames.aggregatorErrors]: 'Sum',
+  [metricNames.latencyP50]: 'Maximum',
+  [metricNames.latencyP99]: 'Maximum',
+  [metricNames.devicesOnline]: 'Maximum',
+  [metricNames.outboxDepth]: 'Maximum',
+  [metricNames.drift]: 'Maximum',
+  [metricNames.trainingDurationMs]: 'Maximum',
+  [metricNames.liveAccuracy]: 'Average',
+  [metricNames.trainingAccuracy]: 'Average',
+  [metricNames.confidenceMean]: 'Average',
+};
+
+/** A 0..1 level shares a panel with a count: it goes on the right axis. */
+function onRightAxis(metrics: readonly string[], index: number): boolean {
+  const name = metrics[index] as MetricName;
+  return index > 0 && statisticOf[name] === 'Average' && statisticOf[metrics[0] as MetricName] === 'Sum';
 }
 
-function search(metric: MetricKey, statistic: Statistic, label: string, period = Duration.minutes(1)) {
+/**
+ * Every series of a topology metric, whatever its dimensions: the aggregators emit one per
+ * (model, version), so a panel shows one line per model version.
+ */
+export function searchExpression(metric: MetricName, statistic: Statistic, period: Duration): string {
+  return `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metric}"', '${statistic}', ${period.toSeconds()})`;
+}
+
+function search(metric: MetricName, period = Duration.minutes(1)): cw.MathExpression {
   return new cw.MathExpression({
-    expression: searchExpression(metric, statistic, period),
-    label,
+    expression: searchExpression(metric, statisticOf[metric], period),
+    label: metric,
     period,
     usingMetrics: {},
   });
@@ -108,57 +138,49 @@ export class Observability extends Construct {
       dashboardName: `${NAMESPACE}-${config.stage}`,
       defaultInterval: Duration.hours(3),
     });
-    const wide = { width: 12, height: 6 };
-    this.dashboard.addWidgets(
-      new cw.GraphWidget({
-        title: 'Training runs and accuracy by version',
+    // The panels, titles and metric names are the topology's, in its order: the local
+    // dashboard page renders the same list.
+    const extras: Partial<Record<DashboardPanel, { left?: cw.IMetric[]; right?: cw.IMetric[] }>> = {
+      training: {
         left: [
-          search('trainingRuns', 'Sum', 'runs', Duration.hours(1)),
+          props.stateMachine.metricStarted({ period: Duration.hours(1), label: 'executions started' }),
           props.stateMachine.metricSucceeded({ period: Duration.hours(1), label: 'executions succeeded' }),
           trainingFailures.with({ label: 'executions failed' }),
         ],
-        right: [search('trainingAccuracy', 'Maximum', 'accuracy', Duration.hours(1))],
-        rightYAxis: { min: 0, max: 1 },
-        ...wide,
-      }),
-      new cw.GraphWidget({
-        title: 'Devices per version and online',
-        left: [search('devicesOnline', 'Maximum', 'devices online')],
-        ...wide,
-      }),
-      new cw.GraphWidget({
-        title: 'Inferences/min by version',
-        left: [search('inferences', 'Sum', 'inferences/min')],
-        ...wide,
-      }),
-      new cw.GraphWidget({
-        title: 'Low-confidence rate and latency p99',
+      },
+      lowConfidence: {
         left: [
           new cw.MathExpression({
-            expression: `100 * SUM(${searchExpression('lowConfidence', 'Sum', Duration.minutes(1))}) / SUM(${searchExpression('inferences', 'Sum', Duration.minutes(1))})`,
-            label: 'low-confidence %',
+            expression: `100 * SUM(${searchExpression('LowConfidenceResults', 'Sum', Duration.minutes(1))}) / SUM(${searchExpression('Inferences', 'Sum', Duration.minutes(1))})`,
+            label: 'low-confidence % (fleet)',
             period: Duration.minutes(1),
             usingMetrics: {},
           }),
         ],
-        right: [search('latencyP99', 'Maximum', 'latency p99 (ms)')],
-        ...wide,
-      }),
-      new cw.GraphWidget({
-        title: 'Live accuracy and drift',
-        left: [search('liveAccuracy', 'Average', 'live accuracy', Duration.minutes(5))],
-        right: [search('drift', 'Maximum', 'drift (PSI)', Duration.minutes(5))],
-        leftYAxis: { min: 0, max: 1 },
-        ...wide,
-      }),
-      new cw.GraphWidget({
-        title: 'Aggregator errors and DLQ depth',
-        left: [
-          search('aggregatorErrors', 'Sum', 'rejected messages', Duration.minutes(5)),
-          ...aggregatorErrors,
-        ],
-        right: dlqDepth,
-        ...wide,
+      },
+      errors: { left: aggregatorErrors, right: dlqDepth },
+    };
+    const panels = Object.entries(dashboardPanels) as [
+      DashboardPanel,
+      (typeof dashboardPanels)[DashboardPanel],
+    ][];
+    this.dashboard.addWidgets(
+      ...panels.map(([key, panel]) => {
+        const searches = panel.metrics.map((name) => search(name));
+        const right = [
+          ...searches.filter((_, index) => onRightAxis(panel.metrics, index)),
+          ...(extras[key]?.right ?? []),
+        ];
+        return new cw.GraphWidget({
+          title: panel.title,
+          left: [
+            ...searches.filter((_, index) => !onRightAxis(panel.metrics, index)),
+            ...(extras[key]?.left ?? []),
+          ],
+          ...(right.length > 0 ? { right } : {}),
+          width: 8,
+          height: 6,
+        });
       }),
       new cw.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 3 }),
     );

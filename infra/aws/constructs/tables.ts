@@ -1,4 +1,8 @@
-/** One DynamoDB table per topology entry: on-demand, encrypted, PITR unless derived. */
+/**
+ * One DynamoDB table per topology entry: on-demand, encrypted, PITR unless derived. Tables
+ * are named `<localName>-<stage>` (awsTableName), the names `edgeloop stats --aws --stage S`
+ * and `edgeloop fleet --aws --stage S` derive.
+ */
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
@@ -8,10 +12,17 @@ import { acknowledge } from '../nag.ts';
 const attributeType = (type: 'S' | 'N') =>
   type === 'S' ? dynamodb.AttributeType.STRING : dynamodb.AttributeType.NUMBER;
 
+/** The table's name in AWS for one stage. */
+export const awsTableName = (spec: TableSpec, stage: string) => `${spec.localName}-${stage}`;
+
 export class Tables extends Construct {
   readonly byKey: Record<TableKey, dynamodb.Table>;
 
-  constructor(scope: Construct, id: string) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly stage: string,
+  ) {
     super(scope, id);
     const entries = Object.entries(tables) as [TableKey, TableSpec][];
     this.byKey = Object.fromEntries(entries.map(([key, spec]) => [key, this.table(spec)])) as Record<
@@ -22,6 +33,7 @@ export class Tables extends Construct {
 
   private table(spec: TableSpec): dynamodb.Table {
     const table = new dynamodb.Table(this, spec.id, {
+      tableName: awsTableName(spec, this.stage),
       partitionKey: { name: spec.partitionKey.name, type: attributeType(spec.partitionKey.type) },
       ...(spec.sortKey
         ? { sortKey: { name: spec.sortKey.name, type: attributeType(spec.sortKey.type) } }
