@@ -55,6 +55,18 @@ const TABLE_WRITE = [
   'dynamodb:ConditionCheckItem',
 ];
 
+const bucketOfEnv: Partial<Record<EnvVarKey, BucketKey>> = {
+  datasetsBucket: 'datasets',
+  modelsBucket: 'models',
+};
+const tableOfEnv: Partial<Record<EnvVarKey, TableKey>> = {
+  registryTable: 'registry',
+  aggregatesTable: 'aggregates',
+  fleetTable: 'fleet',
+  errorsTable: 'errors',
+  idempotencyTable: 'idempotency',
+};
+
 /** The value of one topology environment variable in this stack. */
 export function envValue(
   key: EnvVarKey,
@@ -62,28 +74,14 @@ export function envValue(
   resources: EdgeloopResources,
   serviceSuffix = '',
 ): string {
-  switch (key) {
-    case 'datasetsBucket':
-      return resources.buckets.datasets.bucketName;
-    case 'modelsBucket':
-      return resources.buckets.models.bucketName;
-    case 'registryTable':
-      return resources.tables.registry.tableName;
-    case 'aggregatesTable':
-      return resources.tables.aggregates.tableName;
-    case 'fleetTable':
-      return resources.tables.fleet.tableName;
-    case 'errorsTable':
-      return resources.tables.errors.tableName;
-    case 'idempotencyTable':
-      return resources.tables.idempotency.tableName;
-    case 'signingKey':
-      return resources.signing.key.keyArn;
-    case 'metricsNamespace':
-      return METRICS_NAMESPACE;
-    case 'serviceName':
-      return `${NAMESPACE}-${name}${serviceSuffix}`;
-  }
+  const bucket = bucketOfEnv[key];
+  if (bucket) return resources.buckets[bucket].bucketName;
+  const table = tableOfEnv[key];
+  if (table) return resources.tables[table].tableName;
+  if (key === 'signingKey') return resources.signing.key.keyArn;
+  if (key === 'metricsNamespace') return METRICS_NAMESPACE;
+  if (key === 'serviceName') return `${NAMESPACE}-${name}${serviceSuffix}`;
+  throw new Error(`no value for environment variable ${envVars[key]} in the stack: add it to envValue`);
 }
 
 /** A role with no managed policies and a log group the function alone writes to. */

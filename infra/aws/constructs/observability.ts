@@ -105,34 +105,25 @@ export class Observability extends Construct {
       notify,
     );
 
-    const aggregatorErrors = Object.entries(props.aggregators).map(([name, fn]) => {
-      const metric = fn.metricErrors({
-        period: Duration.minutes(5),
-        statistic: 'Sum',
-      });
+    const fiveMinutes = Duration.minutes(5);
+    const aggregatorErrors = Object.entries(props.aggregators).map(([name, fn]) =>
       this.alarm(
         `${name}Errors`,
-        metric,
+        fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
         config.aggregatorErrorThreshold,
         `the ${name} aggregator fails`,
         notify,
-      );
-      return metric.with({ label: `${name} errors` });
-    });
-    const dlqDepth = Object.entries(props.deadLetterQueues).map(([name, queue]) => {
-      const metric = queue.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(5),
-        statistic: 'Maximum',
-      });
+      ).with({ label: `${name} errors` }),
+    );
+    const dlqDepth = Object.entries(props.deadLetterQueues).map(([name, queue]) =>
       this.alarm(
         `${name}DeadLetters`,
-        metric,
+        queue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }),
         config.dlqDepthThreshold,
         `${name} dead letters are waiting`,
         notify,
-      );
-      return metric.with({ label: `${name} dead letters` });
-    });
+      ).with({ label: `${name} dead letters` }),
+    );
 
     this.dashboard = new cw.Dashboard(this, 'Dashboard', {
       dashboardName: `${NAMESPACE}-${config.stage}`,
@@ -192,13 +183,14 @@ export class Observability extends Construct {
     return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${this.dashboard.dashboardName}`;
   }
 
+  /** Alarms on `metric` (to the SNS topic) and hands the metric back for the dashboard. */
   private alarm(
     id: string,
-    metric: cw.IMetric,
+    metric: cw.Metric,
     threshold: number,
     what: string,
     action: cwActions.SnsAction,
-  ) {
+  ): cw.Metric {
     const alarm = new cw.Alarm(this, id, {
       alarmDescription: `${NAMESPACE}: ${what}`,
       metric,
@@ -209,5 +201,6 @@ export class Observability extends Construct {
     });
     alarm.addAlarmAction(action);
     this.alarms.push(alarm);
+    return metric;
   }
 }
