@@ -1,16 +1,26 @@
 /**
- * Parity: the synthesized template wires exactly what shared/topology.ts declares, which is
- * also what the embedded local stack is built from (S3 event filter, rule SQL and topics,
- * the thing policy's topic patterns, each function's environment variable names).
+ * Parity: the synthesized template wires what the embedded local stack wires, because both
+ * come from shared/topology.ts. Each check holds the template against the local stack's own
+ * code (infra/local): the S3 event filter, the rule SQL and topics, the thing policy the
+ * local broker enforces, each function's environment variable names, and the tables.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsTableName } from '../../infra/aws/constructs/tables.ts';
 import { renderCfnValue } from '../../infra/aws/nag.ts';
+import { handlerEntries } from '../../infra/aws/paths.ts';
+import { localEnv } from '../../infra/local/env.ts';
+import { handlerFile } from '../../infra/local/invoker.ts';
+import { thingPolicyChecks } from '../../infra/local/policy-auth.ts';
+import { evaluateRule, parseRuleSql } from '../../infra/local/rule-sql.ts';
+import { triggersTraining } from '../../infra/local/s3-events.ts';
+import { createTableInput } from '../../infra/local/tables.ts';
+import { RuleEventSchema } from '../../shared/schemas.ts';
 import {
+  buckets,
   datasetKeys,
   envVars,
   type FunctionName,
   functions,
-  policyAllows,
   powertoolsEnv,
   rules,
   THING_VARIABLE,
@@ -28,18 +38,27 @@ beforeAll(() => {
 });
 afterAll(() => synth.dispose());
 
-/** EventBridge wildcard semantics: `*` matches any run of characters, `/` included. */
+/** IoT policy and EventBridge wildcard semantics: `*` matches any run of characters. */
 function wildcardMatches(pattern: string, value: string): boolean {
   const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*');
   return new RegExp(`^${escaped}$`).test(value);
 }
 
-const envNames = (name: FunctionName) =>
-  [...functions[name].env, ...powertoolsEnv].map((key) => envVars[key]).sort();
 const envOf = (fn: CfnResource | undefined) =>
   Object.keys(
     (fn?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
   ).sort();
+const declaredEnv = (name: FunctionName) =>
+  [...functions[name].env, ...powertoolsEnv].map((key) => envVars[key]).sort();
+
+interface RulePayload {
+  Sql: string;
+  Actions: { Lambda: { FunctionArn: unknown } }[];
+}
+const topicRules = () =>
+  resourcesOfType(synth.resources, 'AWS::IoT::TopicRule').map(
+    ([, resource]) => resource.Properties?.TopicRulePayload as RulePayload,
+  );
 
 describe('S3 -> EventBridge filter', () => {
   const keyFilter = () => {
@@ -52,55 +71,63 @@ describe('S3 -> EventBridge filter', () => {
     expect(keyFilter()).toEqual([{ wildcard: `${datasetKeys.prefix}*${datasetKeys.suffix}` }]);
   });
 
-  it('starts training for every key the local stack treats as a dataset, and not for feedback or config', () => {
+  it('starts training for exactly the keys the local S3 notification does', () => {
     // Prepare
     const [filter] = keyFilter();
-    const datasets = [datasetKeys.dataset('vibration', 'day-1.csv'), datasetKeys.dataset('a-1', 'x.csv')];
-    const others = [
+    const keys = [
+      datasetKeys.dataset('vibration', 'day-1.csv'),
+      datasetKeys.dataset('a-1', 'x.csv'),
+      'datasets/nested/deeper/x.csv',
+      'datasets/.csv',
       datasetKeys.config('vibration'),
       `${datasetKeys.feedbackPrefix('vibration')}hard.csv`,
       'vibration/v1/model.json',
+      'datasets.csv',
+      'other/datasets/x.csv',
+      'datasets/x.csv.gz',
     ];
+    const local = (key: string) =>
+      triggersTraining({
+        eventName: 'ObjectCreated:Put',
+        s3: { bucket: { name: buckets.datasets.localName }, object: { key } },
+      });
 
-    // Act / Assess
-    for (const key of datasets) {
-      expect(datasetKeys.modelOf(key)).toBeDefined();
-      expect(wildcardMatches(filter?.wildcard ?? '', key)).toBe(true);
-    }
-    for (const key of others) {
-      expect(datasetKeys.modelOf(key)).toBeUndefined();
-      expect(wildcardMatches(filter?.wildcard ?? '', key)).toBe(false);
-    }
+    // Act
+    const cloud = keys.map((key) => wildcardMatches(filter?.wildcard ?? '', key));
+
+    // Assess
+    expect(cloud).toEqual(keys.map(local));
+    expect(cloud.filter(Boolean)).toHaveLength(4);
   });
 });
 
 describe('IoT topic rules', () => {
   it.each(Object.values(rules))('$ruleName carries the topology SQL and feeds $function', (rule) => {
-    // Prepare
-    const topicRules = resourcesOfType(synth.resources, 'AWS::IoT::TopicRule').map(
-      ([, resource]) =>
-        resource.Properties?.TopicRulePayload as {
-          Sql: string;
-          Actions: { Lambda: { FunctionArn: unknown } }[];
-        },
-    );
-
     // Act
-    const match = topicRules.find((payload) => payload.Sql === rule.sql);
+    const match = topicRules().find((payload) => payload.Sql === rule.sql);
     const target = synth.resources[referencedId(match?.Actions[0]?.Lambda.FunctionArn) ?? ''];
 
     // Assess
-    expect(match).toBeDefined();
     expect(match?.Actions).toHaveLength(1);
-    expect(envOf(target)).toEqual(envNames(rule.function));
+    expect(envOf(target)).toEqual(declaredEnv(rule.function));
   });
 
-  it('selects from the results and status topic filters only', () => {
-    const sql = resourcesOfType(synth.resources, 'AWS::IoT::TopicRule').map(
-      ([, resource]) => (resource.Properties?.TopicRulePayload as { Sql: string } | undefined)?.Sql ?? '',
+  it('deploys SQL the local rule router runs, reading the results and status topics', () => {
+    // Act
+    const parsed = topicRules().map((payload) => parseRuleSql(payload.Sql));
+
+    // Assess
+    expect(parsed.map((rule) => rule.from).sort()).toEqual(
+      [topicFilter('results'), topicFilter('status')].sort(),
     );
-    const topicsRead = sql.map((text) => /FROM '([^']+)'/.exec(text)?.[1]).sort();
-    expect(topicsRead).toEqual([topicFilter('results'), topicFilter('status')].sort());
+    for (const rule of parsed) {
+      const output = evaluateRule(rule, {
+        topic: topicFor('results', { thing: 'gw-1' }),
+        payload: new TextEncoder().encode('{"not":"validated here"}'),
+        receivedAt: 1_700_000_000_000,
+      });
+      expect(RuleEventSchema.parse(output)).toMatchObject({ thing: 'gw-1' });
+    }
   });
 });
 
@@ -114,6 +141,13 @@ describe('thing policy', () => {
   };
   const patternOf = (arn: string) =>
     /^arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:(\w+)\/(.*)$/.exec(arn);
+
+  /** Evaluates the synthesized policy the way IoT Core does, for one thing. */
+  const templateAllows = (action: string, thing: string, resource: string) =>
+    statements()
+      .filter((statement) => statement.Action.includes(action))
+      .flatMap((statement) => statement.Resource.map((arn) => patternOf(renderCfnValue(arn))?.[2] ?? ''))
+      .some((pattern) => wildcardMatches(pattern.replaceAll(THING_VARIABLE, thing), resource));
 
   it('grants each topology action on exactly the topology patterns', () => {
     for (const expected of thingPolicy) {
@@ -132,65 +166,83 @@ describe('thing policy', () => {
     );
   });
 
-  it('scopes a thing to its own topics, as the local broker enforces', () => {
-    // Prepare: the rendered policy's publish patterns, with the thing variable kept.
-    const publish = statements().find((s) => s.Action.includes('iot:Publish'));
-    const patterns = (publish?.Resource ?? []).map(
-      (resource) => patternOf(renderCfnValue(resource))?.[2] ?? '',
-    );
+  it('allows and denies exactly what the local broker does', () => {
+    // Prepare: things, and topics that belong to them, to others, or to nobody.
+    const things = ['gw-1', 'gw-2'];
+    const topics = [
+      ...things.flatMap((thing) => [topicFor('results', { thing }), topicFor('status', { thing })]),
+      topicFor('release', { model: 'vibration' }),
+      topicFilter('release'),
+      topicFilter('results'),
+      'edgeloop/#',
+      '#',
+      'edgeloop/things/gw-1/results/extra',
+    ];
 
-    // Assess: each rendered pattern names the policy variable, and the topology agrees.
-    expect(patterns.every((pattern) => pattern.includes(THING_VARIABLE))).toBe(true);
-    expect(policyAllows('iot:Publish', 'gw-1', topicFor('results', { thing: 'gw-1' }))).toBe(true);
-    expect(policyAllows('iot:Publish', 'gw-1', topicFor('results', { thing: 'gw-2' }))).toBe(false);
+    // Act / Assess
+    for (const thing of things) {
+      expect(templateAllows('iot:Connect', thing, thing)).toBe(thingPolicyChecks.connect(thing));
+      expect(templateAllows('iot:Connect', thing, 'someone-else')).toBe(false);
+      for (const topic of topics) {
+        expect([thing, topic, templateAllows('iot:Publish', thing, topic)]).toEqual([
+          thing,
+          topic,
+          thingPolicyChecks.publish(thing, topic),
+        ]);
+        expect(templateAllows('iot:Subscribe', thing, topic)).toBe(thingPolicyChecks.subscribe(thing, topic));
+        expect(templateAllows('iot:Receive', thing, topic)).toBe(thingPolicyChecks.receive(thing, topic));
+      }
+    }
   });
 });
 
 describe('function environment', () => {
-  it('sets exactly the topology variable names on every function', () => {
-    // Prepare
-    const fns = resourcesOfType(synth.resources, 'AWS::Lambda::Function');
+  const expectedEnv = () => {
     const ruleTargets = new Map(
-      resourcesOfType(synth.resources, 'AWS::IoT::TopicRule').map(([, resource]) => {
-        const payload = resource.Properties?.TopicRulePayload as {
-          Sql: string;
-          Actions: { Lambda: { FunctionArn: unknown } }[];
-        };
+      topicRules().map((payload) => {
         const rule = Object.values(rules).find((candidate) => candidate.sql === payload.Sql);
         return [referencedId(payload.Actions[0]?.Lambda.FunctionArn), rule?.function] as const;
       }),
     );
-
-    // Act: every function is either a training step (image) or a rule's aggregator.
-    const expected = fns.map(([id, fn]) =>
-      fn.Properties?.PackageType === 'Image'
-        ? envNames('train')
-        : envNames(ruleTargets.get(id) ?? ('unknown' as FunctionName)),
-    );
-
-    // Assess
-    expect(fns.length).toBe(6 + Object.keys(rules).length);
-    fns.forEach(([, fn], index) => {
-      expect(envOf(fn)).toEqual(expected[index]);
+    return resourcesOfType(synth.resources, 'AWS::Lambda::Function').map(([id, fn]) => {
+      const name: FunctionName | undefined =
+        fn.Properties?.PackageType === 'Image' ? 'train' : ruleTargets.get(id);
+      return { actual: envOf(fn), expected: name ? declaredEnv(name) : ['(not a topology function)'] };
     });
+  };
+
+  it('sets exactly the topology variable names on every function', () => {
+    const all = expectedEnv();
+    expect(all).toHaveLength(6 + Object.keys(rules).length);
+    for (const { actual, expected } of all) expect(actual).toEqual(expected);
+  });
+
+  it('sets only variables the local stack also sets', () => {
+    const endpoints = {
+      s3: 'http://127.0.0.1:1',
+      mqtt: 'mqtt://127.0.0.1:2',
+      dynamodb: 'http://127.0.0.1:3',
+      iotData: 'http://127.0.0.1:4',
+    };
+    const local = Object.keys(localEnv(endpoints, '/tmp/edgeloop'));
+    for (const { actual } of expectedEnv()) expect(local).toEqual(expect.arrayContaining(actual));
+  });
+
+  it('bundles the handler files the local stack invokes', () => {
+    expect(handlerEntries.aggregateResults).toBe(`functions/${handlerFile('aggregateResults')}`);
+    expect(handlerEntries.aggregateStatus).toBe(`functions/${handlerFile('aggregateStatus')}`);
   });
 });
 
 describe('tables', () => {
-  it('matches the topology key schema and TTL of every table', () => {
-    const synthesized = resourcesOfType(synth.resources, 'AWS::DynamoDB::Table').map(([, table]) => ({
-      keys: table.Properties?.KeySchema,
-      ttl: (table.Properties?.TimeToLiveSpecification as { AttributeName?: string } | undefined)
-        ?.AttributeName,
-    }));
-    const declared = Object.values(tables).map((spec) => ({
-      keys: [
-        { AttributeName: spec.partitionKey.name, KeyType: 'HASH' },
-        ...('sortKey' in spec ? [{ AttributeName: spec.sortKey.name, KeyType: 'RANGE' }] : []),
-      ],
-      ttl: 'ttlAttribute' in spec ? spec.ttlAttribute : undefined,
-    }));
-    expect(synthesized).toEqual(expect.arrayContaining(declared));
-    expect(synthesized).toHaveLength(declared.length);
+  it.each(Object.values(tables))('$id has the local key schema and the stage name', (spec) => {
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: awsTableName(spec, 'dev'),
+      KeySchema: createTableInput(spec).KeySchema,
+      AttributeDefinitions: createTableInput(spec).AttributeDefinitions,
+      ...('ttlAttribute' in spec
+        ? { TimeToLiveSpecification: { AttributeName: spec.ttlAttribute, Enabled: true } }
+        : {}),
+    });
   });
 });
