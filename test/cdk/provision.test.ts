@@ -19,6 +19,7 @@ import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { configFromFile, resolveConfig as resolveDeviceConfig } from '../../device/config.ts';
 import { provisionFiles, provisionThing } from '../../infra/cli/commands/provision.ts';
 import { main } from '../../infra/cli/main.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
@@ -119,6 +120,11 @@ describe('provisionThing', () => {
       roleAlias: deployment.roleAlias,
     });
     expect(statSync(config.keyFile).mode & 0o777).toBe(0o600);
+    // The device service accepts it as is (its strict schema, endpoint and file checks).
+    expect(resolveDeviceConfig(configFromFile(result.configFile))).toMatchObject({
+      thing: 'gw-1',
+      model: 'vibration',
+    });
     expect(readFileSync(config.publicKeyFile, 'utf8')).toBe(
       signingKey.export({ type: 'spki', format: 'pem' }),
     );
