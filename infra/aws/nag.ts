@@ -1,6 +1,6 @@
 /**
  * cdk-nag acknowledgements. Every one goes through `acknowledge`, which insists on a written
- * reason, so test/cdk/nag.test.ts can hold the whole list against that rule.
+ * reason, so test/cdk/stack.test.ts can hold the whole list against that rule.
  */
 import { Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';

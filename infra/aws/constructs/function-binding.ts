@@ -37,7 +37,7 @@ export interface Access {
   writeBuckets?: readonly BucketKey[];
   readTables?: readonly TableKey[];
   writeTables?: readonly TableKey[];
-  /** kms:Sign (and kms:GetPublicKey) on the manifest signing key. */
+  /** kms:Sign on the manifest signing key. */
   sign?: boolean;
 }
 

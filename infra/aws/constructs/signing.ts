@@ -22,8 +22,8 @@ export class Signing extends Construct {
     });
   }
 
-  /** Sign (and read the public key, to publish it next to the models); nothing else. */
+  /** kms:Sign and nothing else: devices get the public key at provisioning, not from here. */
   grantSign(grantee: iam.IGrantable): void {
-    this.key.grant(grantee, 'kms:Sign', 'kms:GetPublicKey');
+    this.key.grant(grantee, 'kms:Sign');
   }
 }
