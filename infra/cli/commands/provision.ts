@@ -78,7 +78,10 @@ export async function readDeployment(ssm: SSMClient, stage: string): Promise<Dep
         `no edgeloop deployment for stage '${stage}' in this account/region (SSM parameter ${name} is missing): deploy it with 'npx cdk deploy -c edgeloop:stage=${stage}', or pass --stage/AWS_REGION for an existing one`,
       );
     }
-    throw new EdgeloopError(`cannot read SSM parameter ${name}: ${errorMessage(error)}`, { cause: error });
+    throw new EdgeloopError(
+      `cannot read SSM parameter ${name}: ${errorMessage(error)} (check AWS_REGION and your AWS credentials)`,
+      { cause: error },
+    );
   }
   let json: unknown;
   try {
