@@ -282,7 +282,35 @@ export const metricNames = {
   trainingAccuracy: 'TrainingAccuracy',
   aggregatorErrors: 'AggregatorErrors',
   drift: 'DriftPSI',
+  latencyP50: 'LatencyP50Ms',
+  confidenceMean: 'ConfidenceMean',
+  outboxDepth: 'OutboxDepth',
 } as const;
+
+/**
+ * The panels of the CloudWatch dashboard (infra/aws) and of the local dashboard page, in
+ * display order: both render these titles over these metric names, so they read the same.
+ */
+export const dashboardPanels = {
+  training: {
+    title: 'Training runs and accuracy by version',
+    metrics: [metricNames.trainingRuns, metricNames.trainingAccuracy, metricNames.trainingFailures],
+  },
+  rollout: { title: 'Devices per version, online and offline', metrics: [metricNames.devicesOnline] },
+  inferences: { title: 'Inferences/min by version', metrics: [metricNames.inferences] },
+  classMix: { title: 'Class mix by version', metrics: [metricNames.inferences] },
+  confidence: { title: 'Confidence', metrics: [metricNames.confidenceMean] },
+  lowConfidence: {
+    title: 'Low-confidence rate',
+    metrics: [metricNames.lowConfidence, metricNames.inferences],
+  },
+  latency: { title: 'Latency p50 / p99 (ms)', metrics: [metricNames.latencyP50, metricNames.latencyP99] },
+  liveAccuracy: { title: 'Live accuracy', metrics: [metricNames.liveAccuracy] },
+  drift: { title: 'Drift (PSI)', metrics: [metricNames.drift] },
+  outbox: { title: 'Outbox depth', metrics: [metricNames.outboxDepth] },
+  errors: { title: 'Aggregator errors', metrics: [metricNames.aggregatorErrors] },
+} as const satisfies Record<string, { title: string; metrics: readonly string[] }>;
+export type DashboardPanel = keyof typeof dashboardPanels;
 
 // ---------------------------------------------------------------------------------------
 // Item key layouts of the aggregation tables (written by the aggregators, read by the CLI

@@ -111,3 +111,11 @@ export function requiredString(values: Record<string, unknown>, name: string): s
   if (typeof raw !== 'string' || raw === '') throw new UsageError(`--${name} is required`);
   return raw;
 }
+
+/** `--data-dir`: where a local stack keeps its state and remembered endpoints. */
+export const dataDirOption = {
+  type: 'string',
+  description: 'data dir of the local stack (buckets, tables, retained messages, keys, endpoints)',
+  default: '.edgeloop',
+  valueName: 'DIR',
+} as const satisfies OptionSpec;

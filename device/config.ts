@@ -1,0 +1,180 @@
+/**
+ * Device configuration from three places, later ones winning: a JSON config file, then
+ * EDGELOOP_DEVICE_* environment variables, then command-line flags. The merged result is
+ * validated with zod and every problem gets a specific message (a missing cert file, a bad
+ * endpoint, an unknown option).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { EdgeloopError, errorMessage } from '../shared/errors.ts';
+import { describeZodError, ModelName, ThingName } from '../shared/schemas.ts';
+import { parseEndpoint } from './connection.ts';
+import type { DeviceOptions } from './service.ts';
+import { parseSourceSpec } from './sources.ts';
+
+const positiveInt = z.coerce.number().int().min(1);
+
+export const DeviceConfigSchema = z
+  .object({
+    thing: ThingName,
+    model: ModelName,
+    stateDir: z.string().min(1),
+    mqttEndpoint: z.string().min(1),
+    s3Endpoint: z.string().url().optional(),
+    region: z.string().min(1).optional(),
+    publicKeyFile: z.string().min(1),
+    source: z.string().min(1).optional(),
+    rate: positiveInt.optional(),
+    limit: positiveInt.optional(),
+    httpPort: z.coerce.number().int().min(0).max(65535).optional(),
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    caFile: z.string().min(1).optional(),
+    credentialsEndpoint: z.string().min(1).optional(),
+    roleAlias: z.string().min(1).optional(),
+    statusIntervalMs: positiveInt.optional(),
+    outboxMaxBatches: positiveInt.optional(),
+    outboxOverflow: z.enum(['drop-oldest', 'reject']).optional(),
+  })
+  .strict();
+export type DeviceConfig = z.infer<typeof DeviceConfigSchema>;
+type RawConfig = Partial<Record<keyof DeviceConfig, unknown>>;
+
+const KEYS = Object.keys(DeviceConfigSchema.shape) as (keyof DeviceConfig)[];
+
+/** EDGELOOP_DEVICE_THING, EDGELOOP_DEVICE_MQTT_ENDPOINT, ... for each config key. */
+export function envName(key: string): string {
+  return `EDGELOOP_DEVICE_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RawConfig {
+  const out: RawConfig = {};
+  for (const key of KEYS) {
+    const value = env[envName(key)];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+export function configFromFile(file: string): RawConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new EdgeloopError(`cannot read the device config file ${file}: ${errorMessage(error)}`);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new EdgeloopError(`the device config file ${file} must hold a JSON object`);
+  const unknown = Object.keys(json).filter((key) => !KEYS.includes(key as keyof DeviceConfig));
+  if (unknown.length > 0)
+    throw new EdgeloopError(
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} in ${file} (known: ${KEYS.join(', ')})`,
+    );
+  return json as RawConfig;
+}
+
+/** Merges file < env < flags (undefined values do not override) and validates. */
+export function resolveConfig(...layers: RawConfig[]): DeviceConfig {
+  const merged: RawConfig = {};
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer))
+      if (value !== undefined) merged[key as keyof DeviceConfig] = value;
+  }
+  const parsed = DeviceConfigSchema.safeParse(merged);
+  if (!parsed.success) throw new EdgeloopError(`device config: ${describeZodError(parsed.error)}`);
+  const config = parsed.data;
+  const endpoint = parseEndpoint(config.mqttEndpoint);
+  if (endpoint.tls && (!config.certFile || !config.keyFile))
+    throw new EdgeloopError(
+      `the MQTT endpoint ${config.mqttEndpoint} uses TLS: set certFile and keyFile (--cert/--key or ${envName('certFile')}/${envName('keyFile')})`,
+    );
+  for (const key of ['certFile', 'keyFile', 'caFile', 'publicKeyFile'] as const) {
+    const file = config[key];
+    if (file && !existsSync(file))
+      throw new EdgeloopError(
+        `${key} ${resolve(file)} does not exist: check the path (or provision the gateway first)`,
+      );
+  }
+  if (config.credentialsEndpoint && !config.roleAlias)
+    throw new EdgeloopError(
+      'credentialsEndpoint is set but roleAlias is not: give both to fetch S3 credentials',
+    );
+  return config;
+}
+
+/** The DeviceOptions startDevice takes, from a validated config. */
+export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => void): DeviceOptions {
+  const source = config.source
+    ? parseSourceSpec(config.source, {
+        ...(config.rate ? { rate: config.rate } : {}),
+        ...(config.limit ? { limit: config.limit } : {}),
+      })
+    : undefined;
+  return {
+    thing: config.thing,
+    model: config.model,
+    stateDir: config.stateDir,
+    mqttEndpoint: config.mqttEndpoint,
+    ...(config.s3Endpoint ? { s3Endpoint: config.s3Endpoint } : {}),
+    ...(config.region ? { region: config.region } : {}),
+    publicKeyPem: readFileSync(config.publicKeyFile, 'utf8'),
+    ...(source ? { source } : {}),
+    ...(config.certFile && config.keyFile
+      ? {
+          tls: {
+            certFile: config.certFile,
+            keyFile: config.keyFile,
+            ...(config.caFile ? { caFile: config.caFile } : {}),
+          },
+        }
+      : {}),
+    ...(config.credentialsEndpoint && config.roleAlias
+      ? { credentialsProvider: { endpoint: config.credentialsEndpoint, roleAlias: config.roleAlias } }
+      : {}),
+    ...(config.httpPort !== undefined ? { httpPort: config.httpPort } : {}),
+    ...(config.statusIntervalMs ? { statusIntervalMs: config.statusIntervalMs } : {}),
+    ...(config.outboxMaxBatches || config.outboxOverflow
+      ? { outbox: { maxBatches: config.outboxMaxBatches, overflow: config.outboxOverflow } }
+      : {}),
+    ...(log ? { log } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// The local stack's data dir: endpoints.json + signing-public.pem (written by `edgeloop up`).
+// ---------------------------------------------------------------------------------------
+
+export interface LocalEndpoints {
+  s3: string;
+  mqtt: string;
+  dynamodb?: string;
+  iotData?: string;
+}
+
+const LocalEndpointsSchema = z.object({
+  s3: z.string().url(),
+  mqtt: z.string().min(1),
+  dynamodb: z.string().optional(),
+  iotData: z.string().optional(),
+});
+
+/**
+ * The one place the device reads the local stack's endpoints; the lead may swap in
+ * infra/local's readEndpoints here.
+ */
+export function readLocalStack(dataDir: string): { endpoints: LocalEndpoints; publicKeyFile: string } {
+  const file = join(dataDir, 'endpoints.json');
+  if (!existsSync(file))
+    throw new EdgeloopError(
+      `no local stack endpoints at ${resolve(file)}: start one with 'edgeloop up --data-dir ${dataDir}' (or pass --mqtt-endpoint and --public-key)`,
+    );
+  let parsed: ReturnType<typeof LocalEndpointsSchema.safeParse>;
+  try {
+    parsed = LocalEndpointsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch (error) {
+    throw new EdgeloopError(`${file} is not JSON: ${errorMessage(error)}`);
+  }
+  if (!parsed.success) throw new EdgeloopError(`${file}: ${describeZodError(parsed.error)}`);
+  return { endpoints: parsed.data, publicKeyFile: join(dataDir, 'signing-public.pem') };
+}

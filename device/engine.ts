@@ -1,0 +1,143 @@
+/**
+ * Inference on the serving model: batch calls for sources that already hold many readings
+ * (CSV replay), and a micro-batcher for single readings (HTTP /infer, stdin) that gathers
+ * up to `maxBatch` readings or `maxWaitMs` and runs one predict for all of them.
+ * Also keeps the numbers the status reports: rate, p50/p99 latency.
+ */
+import type { RawRow } from '../shared/preprocess.ts';
+import type { LoadedModel, Prediction } from './model.ts';
+
+export interface Inferred extends Prediction {
+  version: number;
+  latencyMs: number;
+}
+
+interface Waiting {
+  row: RawRow;
+  at: number;
+  resolve: (value: Inferred) => void;
+  reject: (error: Error) => void;
+}
+
+export class NoModelError extends Error {
+  constructor() {
+    super('no model is serving yet: waiting for a release notice');
+    this.name = 'NoModelError';
+  }
+}
+
+const LATENCY_WINDOW = 2048;
+
+export class Engine {
+  private model: LoadedModel | undefined;
+  private queue: Waiting[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly latencies = new Float64Array(LATENCY_WINDOW);
+  private latencyCount = 0;
+  private rateWindowStart = Date.now();
+  private rateWindowCount = 0;
+  private lastRate = 0;
+  inferences = 0;
+
+  constructor(private readonly options: { maxBatch?: number; maxWaitMs?: number } = {}) {}
+
+  get version(): number | undefined {
+    return this.model?.version;
+  }
+
+  get serving(): LoadedModel | undefined {
+    return this.model;
+  }
+
+  /** Swaps the serving model; the old one is disposed after the swap. */
+  setModel(model: LoadedModel): void {
+    const old = this.model;
+    this.model = model;
+    if (old && old !== model) old.dispose();
+  }
+
+  /** One predict for all rows; `arrivedAt` is when the readings arrived (for latency). */
+  inferRows(rows: readonly RawRow[], arrivedAt = performance.now()): Inferred[] {
+    const model = this.model;
+    if (!model) throw new NoModelError();
+    const { predictions } = model.predictRows(rows);
+    const latencyMs = performance.now() - arrivedAt;
+    const out: Inferred[] = new Array(predictions.length);
+    for (let i = 0; i < predictions.length; i++) {
+      const prediction = predictions[i] as Prediction;
+      out[i] = {
+        label: prediction.label,
+        confidence: prediction.confidence,
+        version: model.version,
+        latencyMs,
+      };
+    }
+    this.record(latencyMs, rows.length);
+    return out;
+  }
+
+  /** Micro-batched single reading. */
+  submit(row: RawRow): Promise<Inferred> {
+    if (!this.model) return Promise.reject(new NoModelError());
+    return new Promise((resolve, reject) => {
+      this.queue.push({ row, at: performance.now(), resolve, reject });
+      if (this.queue.length >= (this.options.maxBatch ?? 256)) this.runQueue();
+      else this.timer ??= setTimeout(() => this.runQueue(), this.options.maxWaitMs ?? 2);
+    });
+  }
+
+  private runQueue() {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const waiting = this.queue;
+    this.queue = [];
+    if (waiting.length === 0) return;
+    const model = this.model;
+    if (!model) {
+      for (const item of waiting) item.reject(new NoModelError());
+      return;
+    }
+    try {
+      const { predictions } = model.predictRows(waiting.map((item) => item.row));
+      const done = performance.now();
+      waiting.forEach((item, i) => {
+        const prediction = predictions[i] as Prediction;
+        const latencyMs = done - item.at;
+        this.record(latencyMs, 1);
+        item.resolve({ ...prediction, version: model.version, latencyMs });
+      });
+    } catch (error) {
+      for (const item of waiting) item.reject(error as Error);
+    }
+  }
+
+  private record(latencyMs: number, count: number) {
+    this.latencies[this.latencyCount++ % LATENCY_WINDOW] = latencyMs;
+    this.inferences += count;
+    this.rateWindowCount += count;
+  }
+
+  /** Inferences per second since the previous call (at least 1 s apart), and p50/p99. */
+  stats(): { rate: number; p50: number | null; p99: number | null } {
+    const now = Date.now();
+    const elapsed = now - this.rateWindowStart;
+    if (elapsed >= 1_000) {
+      this.lastRate = (this.rateWindowCount * 1_000) / elapsed;
+      this.rateWindowStart = now;
+      this.rateWindowCount = 0;
+    }
+    const n = Math.min(this.latencyCount, LATENCY_WINDOW);
+    if (n === 0) return { rate: this.lastRate, p50: null, p99: null };
+    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(n - 1, Math.floor(q * n))] ?? 0;
+    return { rate: this.lastRate, p50: at(0.5), p99: at(0.99) };
+  }
+
+  dispose(): void {
+    for (const item of this.queue) item.reject(new Error('device stopping'));
+    this.queue = [];
+    clearTimeout(this.timer);
+    this.model?.dispose();
+    this.model = undefined;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * A loaded model and the one thing the device does with it: raw readings in, labels and
+ * confidences out, with the manifest's preprocessing applied and every tensor disposed.
+ */
+import { type RawRow, transformInto } from '../shared/preprocess.ts';
+import type { Manifest } from '../shared/schemas.ts';
+import { initTf, tf } from '../shared/tf.ts';
+
+/** The standard tfjs layers-model JSON (what tf.io.withSaveHandler's artifacts become on disk). */
+interface ModelJson {
+  modelTopology: object;
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+}
+
+export interface Prediction {
+  label: string;
+  confidence: number;
+}
+
+export interface LoadedModel {
+  version: number;
+  manifest: Manifest;
+  /** One `predict` for the whole batch; fills `probs` (rows x classes) when given. */
+  predictRows(rows: readonly RawRow[]): { predictions: Prediction[]; probs: Float32Array };
+  dispose(): void;
+}
+
+/** Builds a layers model from model.json + weights.bin bytes. */
+export async function loadModelFromBytes(
+  modelJsonBytes: Uint8Array,
+  weightsBytes: Uint8Array,
+  manifest: Manifest,
+): Promise<LoadedModel> {
+  await initTf();
+  const json = JSON.parse(Buffer.from(modelJsonBytes).toString('utf8')) as ModelJson;
+  if (!json.modelTopology || !Array.isArray(json.weightsManifest))
+    throw new Error('model.json is not a tfjs layers model (needs modelTopology and weightsManifest)');
+  const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
+  const weightData = weightsBytes.buffer.slice(
+    weightsBytes.byteOffset,
+    weightsBytes.byteOffset + weightsBytes.byteLength,
+  ) as ArrayBuffer;
+  const model = await tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }),
+  );
+  const pre = manifest.preprocessing;
+  const width = pre.inputWidth;
+  const labels = pre.labels;
+  const shape = model.inputs[0]?.shape;
+  if (shape && shape[1] !== width)
+    throw new Error(`model input width ${shape[1]} does not match the manifest's ${width}`);
+  let scratch = new Float32Array(256 * width);
+  return {
+    version: manifest.version,
+    manifest,
+    predictRows(rows) {
+      const n = rows.length;
+      if (scratch.length < n * width) scratch = new Float32Array(n * width);
+      for (let i = 0; i < n; i++) transformInto(pre, rows[i] as RawRow, scratch, i * width);
+      const probs = tf.tidy(() => {
+        const input = tf.tensor2d(scratch.subarray(0, n * width), [n, width]);
+        return (model.predict(input) as tf.Tensor).dataSync() as Float32Array;
+      });
+      const classes = labels.length;
+      const predictions: Prediction[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        let bestP = probs[i * classes] ?? Number.NaN;
+        for (let c = 1; c < classes; c++) {
+          const p = probs[i * classes + c] ?? Number.NaN;
+          if (p > bestP) {
+            bestP = p;
+            best = c;
+          }
+        }
+        predictions[i] = { label: labels[best] ?? String(best), confidence: bestP };
+      }
+      return { predictions, probs };
+    },
+    dispose() {
+      model.dispose();
+    },
+  };
+}
+
+/**
+ * Probation: the manifest's golden rows must give the trainer's outputs within the
+ * tolerance, and nothing may be NaN or infinite. Returns the reason for a failure.
+ */
+export function probationFailure(model: LoadedModel): string | undefined {
+  const { rows, outputs, tolerance } = model.manifest.golden;
+  if (rows.length === 0) return 'the manifest carries no golden rows to check the model against';
+  const { probs } = model.predictRows(rows);
+  const classes = model.manifest.preprocessing.labels.length;
+  for (let i = 0; i < probs.length; i++) {
+    if (!Number.isFinite(probs[i])) return `golden row ${Math.floor(i / classes)} gives a non-finite output`;
+  }
+  for (let r = 0; r < rows.length; r++) {
+    const expected = outputs[r];
+    if (!expected || expected.length !== classes)
+      return `golden output ${r} has ${expected?.length ?? 0} values, the model has ${classes} classes`;
+    for (let c = 0; c < classes; c++) {
+      const got = probs[r * classes + c] ?? Number.NaN;
+      const want = expected[c] ?? Number.NaN;
+      if (Math.abs(got - want) > tolerance)
+        return `golden row ${r} class ${c}: got ${got.toFixed(6)}, expected ${want.toFixed(6)} (tolerance ${tolerance})`;
+    }
+  }
+  return undefined;
+}

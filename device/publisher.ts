@@ -1,0 +1,219 @@
+/**
+ * Results -> batches -> outbox -> MQTT.
+ *
+ * The ResultBatcher cuts batches by size (under IoT Core's 128 KB message limit, with
+ * headroom) and by age, and persists each one in the outbox before it may be sent. The
+ * Publisher drains the outbox over the link: a small window of QoS 1 publishes in flight,
+ * paced by a token bucket well under IoT Core's 100 publishes/s per connection, each
+ * removed on PUBACK and put back (same batch id) when the send fails.
+ */
+import { EventEmitter } from 'node:events';
+import { errorMessage } from '../shared/errors.ts';
+import type { InferenceResult, ResultBatch } from '../shared/schemas.ts';
+import type { MqttLink } from './connection.ts';
+import type { Outbox, StoredBatch } from './outbox.ts';
+
+/** IoT Core rejects messages over 128 KB; stay well below it including the envelope. */
+export const MAX_BATCH_BYTES = 120_000;
+/** ResultBatchSchema allows at most 2,000 results per batch. */
+export const MAX_BATCH_RESULTS = 2_000;
+
+export interface BatcherOptions {
+  maxBytes?: number;
+  maxResults?: number;
+  /** A partial batch is flushed after this long. */
+  maxAgeMs?: number;
+}
+
+export class ResultBatcher {
+  private results: InferenceResult[] = [];
+  private bytes = 0;
+  private csvNext: number | undefined;
+  private version: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pending: Promise<unknown> = Promise.resolve();
+  private readonly maxBytes: number;
+  private readonly maxResults: number;
+  private readonly maxAgeMs: number;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly model: string,
+    private readonly onPersisted: (accepted: boolean, count: number) => void,
+    options: BatcherOptions = {},
+  ) {
+    this.maxBytes = options.maxBytes ?? MAX_BATCH_BYTES;
+    this.maxResults = Math.min(options.maxResults ?? 1_000, MAX_BATCH_RESULTS);
+    this.maxAgeMs = options.maxAgeMs ?? 500;
+  }
+
+  /**
+   * Adds results made by one model version; `csvNext` is the CSV position after the last
+   * of them (results must arrive in source order for the checkpoint to be exact).
+   */
+  add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
+    if (this.version !== undefined && version !== this.version) this.cut();
+    this.version = version;
+    for (const result of results) {
+      const size = JSON.stringify(result).length + 1;
+      if (this.results.length >= this.maxResults || this.bytes + size > this.maxBytes) this.cut();
+      this.version = version;
+      this.results.push(result);
+      this.bytes += size;
+    }
+    if (csvNext !== undefined) this.csvNext = csvNext;
+    if (this.results.length > 0) this.timer ??= setTimeout(() => this.cut(), this.maxAgeMs);
+  }
+
+  /** Number of batch writes still queued (callers use it as backpressure). */
+  private queued = 0;
+  get backlog(): number {
+    return this.queued;
+  }
+
+  private cut() {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.results.length === 0 || this.version === undefined) return;
+    const results = this.results;
+    const input = {
+      model: this.model,
+      version: this.version,
+      results,
+      ...(this.csvNext !== undefined ? { csvNext: this.csvNext } : {}),
+    };
+    this.results = [];
+    this.bytes = 0;
+    this.csvNext = undefined;
+    this.queued++;
+    this.pending = this.outbox.append(input).then(
+      (accepted) => {
+        this.queued--;
+        this.onPersisted(accepted, results.length);
+      },
+      (error: unknown) => {
+        this.queued--;
+        throw error;
+      },
+    );
+  }
+
+  /** Cuts the partial batch and waits until every batch is in the outbox. */
+  async flush(): Promise<void> {
+    this.cut();
+    await this.pending;
+    await this.outbox.flush();
+  }
+
+  /** Resolves once fewer than `max` batch writes are queued. */
+  async drain(max = 2): Promise<void> {
+    while (this.queued >= max) await this.pending.catch(() => undefined);
+  }
+}
+
+export interface PublisherOptions {
+  /** Publishes per second; IoT Core allows 100 per connection, status needs a few. */
+  ratePerSec?: number;
+  window?: number;
+  log?: (line: string) => void;
+}
+
+/** Events: 'published' {count, batchId}, 'error' (message). */
+export class Publisher extends EventEmitter {
+  private running = false;
+  private inFlight = 0;
+  private tokens: number;
+  private lastRefill = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly ratePerSec: number;
+  private readonly window: number;
+  private readonly sends = new Set<Promise<void>>();
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly link: MqttLink,
+    private readonly topic: string,
+    options: PublisherOptions = {},
+  ) {
+    super();
+    this.ratePerSec = options.ratePerSec ?? 50;
+    this.window = options.window ?? 8;
+    this.tokens = this.ratePerSec;
+  }
+
+  start(): void {
+    this.running = true;
+    this.kick();
+  }
+
+  /** Called when something changed: a new batch, a PUBACK, a reconnect. */
+  kick(): void {
+    if (!this.running || !this.link.connected) return;
+    this.refill();
+    while (this.inFlight < this.window && this.tokens >= 1 && this.link.connected) {
+      const batch = this.outbox.take();
+      if (!batch) return;
+      this.tokens -= 1;
+      this.send(batch);
+    }
+    if (this.tokens < 1 && !this.timer) {
+      this.timer = setTimeout(
+        () => {
+          this.timer = undefined;
+          this.kick();
+        },
+        Math.ceil(1000 / this.ratePerSec),
+      );
+    }
+  }
+
+  private refill() {
+    const now = Date.now();
+    this.tokens = Math.min(this.ratePerSec, this.tokens + ((now - this.lastRefill) / 1000) * this.ratePerSec);
+    this.lastRefill = now;
+  }
+
+  private send(batch: StoredBatch) {
+    this.inFlight++;
+    const message: ResultBatch = {
+      batchId: batch.batchId,
+      model: batch.model,
+      version: batch.version,
+      sentAt: Date.now(),
+      results: batch.results,
+    };
+    const sending = this.link
+      .publish(this.topic, JSON.stringify(message))
+      .then(
+        async () => {
+          await this.outbox.ack(batch.seq);
+          this.emit('published', { count: batch.results.length, batchId: batch.batchId });
+        },
+        (error: unknown) => {
+          this.outbox.release(batch.seq);
+          this.emit('error', `publishing batch ${batch.batchId}: ${errorMessage(error)}`);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.sends.delete(sending);
+        this.kick();
+      });
+    this.sends.add(sending);
+  }
+
+  /** Stops sending; waits (bounded) for the publishes already in flight. */
+  async stop(timeoutMs = 3_000): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.sends]),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}

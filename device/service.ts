@@ -1,0 +1,465 @@
+/**
+ * The gateway device service: wires the MQTT link, the model store and updater, the
+ * inference engine and sources, the outbox and publisher, and the status reports.
+ * `startDevice` is the one entry point (CLI, fleet-sim, demo and tests all use it).
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { errorMessage } from '../shared/errors.ts';
+import {
+  type DeviceState,
+  type DeviceStatus,
+  describeZodError,
+  type InferenceResult,
+  type ReleaseNotice,
+  ReleaseNoticeSchema,
+  type UpdateStep,
+} from '../shared/schemas.ts';
+import { topicFor } from '../shared/topology.ts';
+import { createMqttLink, type MqttLink } from './connection.ts';
+import { Engine } from './engine.ts';
+import { iotCredentialsProvider } from './iot-credentials.ts';
+import { ModelStore } from './model-store.ts';
+import { Outbox, type OverflowPolicy } from './outbox.ts';
+import { Publisher, ResultBatcher } from './publisher.ts';
+import {
+  type InferServer,
+  loadCsvFile,
+  runCsvReplay,
+  runJsonLines,
+  type SourceSpec,
+  startInferServer,
+} from './sources.ts';
+import { applyRelease, isNewNotice, loadFromSlotFiles, type SwapPoint, UpdateFailure } from './updater.ts';
+
+export type { SourceSpec } from './sources.ts';
+
+export interface DeviceOptions {
+  thing: string;
+  model: string;
+  stateDir: string;
+  /** mqtt://host:port (local) or the IoT endpoint host (AWS mode, needs `tls`). */
+  mqttEndpoint: string;
+  /** A local S3 endpoint (s3rver); absent in AWS mode. */
+  s3Endpoint?: string;
+  region?: string;
+  publicKeyPem: string;
+  source?: SourceSpec;
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+  /** AWS mode: S3 credentials from the IoT credentials provider via a role alias. */
+  credentialsProvider?: { endpoint: string; roleAlias: string };
+  /** Port for POST /infer on 127.0.0.1 (0 = any free port; absent = no HTTP server). */
+  httpPort?: number;
+  log?: (line: string) => void;
+  /** Stream for the stdin source (default process.stdin) and where its result lines go. */
+  stdin?: NodeJS.ReadableStream;
+  stdout?: (line: string) => void;
+  statusIntervalMs?: number;
+  outbox?: { maxBatches?: number; maxBytes?: number; overflow?: OverflowPolicy };
+  batch?: { maxResults?: number; maxAgeMs?: number };
+  publishRatePerSec?: number;
+  /** Reconnect backoff bounds (ms); the floor is 1 s whatever is given. */
+  reconnect?: { minMs?: number; maxMs?: number };
+  /** Fault-injection hook for tests: called after each swap point of an update. */
+  onSwapPoint?: (point: SwapPoint, version: number) => void | Promise<void>;
+}
+
+export interface DeviceSnapshot extends DeviceStatus {
+  thing: string;
+  connected: boolean;
+  /** Results produced by this process. */
+  produced: number;
+  /** Results whose batch was acknowledged (PUBACK) by this process. */
+  published: number;
+  /** Where the CSV source stands (survives restarts). */
+  position: number;
+  /** Results waiting in the outbox. */
+  outboxResults: number;
+  /** True once the source hit its limit and every result was acknowledged. */
+  finished: boolean;
+  httpPort: number | undefined;
+}
+
+export interface Device {
+  readonly thing: string;
+  readonly httpPort: number | undefined;
+  /** Events: 'model' {version}, 'published' {count}, 'error' {step, reason}, 'status' snapshot, 'finished'. */
+  readonly events: EventEmitter;
+  status(): DeviceSnapshot;
+  waitFor(pred: (snapshot: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot>;
+  /** Resolves when a limited source is done and acknowledged; never for unlimited ones. */
+  readonly finished: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startDevice(o: DeviceOptions): Promise<Device> {
+  const log = o.log ?? (() => undefined);
+  const events = new EventEmitter();
+  // 'error' carries update failures for observers; with nobody listening it must not throw.
+  events.on('error', () => undefined);
+  await mkdir(o.stateDir, { recursive: true });
+  const store = new ModelStore(o.stateDir);
+  await store.init();
+  const outbox = await Outbox.open(join(o.stateDir, 'outbox'), o.outbox);
+  const engine = new Engine();
+  const bootId = randomUUID().slice(0, 8);
+  let state: DeviceState = 'starting';
+  let lastError: DeviceStatus['lastError'] = null;
+  let produced = 0;
+  let published = 0;
+  let position = outbox.csvNext;
+  let stopped = false;
+  let sourceDone = o.source === undefined || o.source.kind === 'none';
+  let finishedFlag = false;
+  let httpSeq = 0;
+  let server: InferServer | undefined;
+  let versionAtStop: number | undefined;
+
+  const s3 = new S3Client({
+    region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    ...(o.s3Endpoint
+      ? {
+          endpoint: o.s3Endpoint,
+          forcePathStyle: true,
+          credentials: {
+            accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'S3RVER',
+            secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'S3RVER',
+          },
+        }
+      : {}),
+    ...(o.credentialsProvider && o.tls
+      ? { credentials: iotCredentialsProvider({ ...o.credentialsProvider, thing: o.thing, tls: o.tls }) }
+      : {}),
+  });
+
+  const link: MqttLink = createMqttLink({
+    clientId: o.thing,
+    endpoint: o.mqttEndpoint,
+    tls: o.tls,
+    log,
+    ...(o.reconnect ? { backoff: o.reconnect } : {}),
+  });
+  const publisher = new Publisher(outbox, link, topicFor('results', { thing: o.thing }), {
+    ratePerSec: o.publishRatePerSec,
+    log,
+  });
+  const batcher = new ResultBatcher(
+    outbox,
+    o.model,
+    (accepted) => {
+      if (accepted) publisher.kick();
+      checkFinished();
+    },
+    o.batch,
+  );
+
+  const labelColumn = () => engine.serving?.manifest.preprocessing.label ?? '';
+
+  function snapshot(): DeviceSnapshot {
+    const stats = engine.stats();
+    return {
+      ts: Date.now(),
+      thing: o.thing,
+      model: o.model,
+      version: engine.version ?? versionAtStop ?? null,
+      state,
+      outboxDepth: outbox.depth,
+      dropped: outbox.dropped,
+      inferenceRate: stats.rate,
+      latencyP50: stats.p50,
+      latencyP99: stats.p99,
+      lastError,
+      connected: link.connected,
+      produced,
+      published,
+      position,
+      outboxResults: outbox.depthResults,
+      finished: finishedFlag,
+      httpPort: server?.port,
+    };
+  }
+
+  function statusMessage(): DeviceStatus {
+    const {
+      thing: _t,
+      connected: _c,
+      produced: _p,
+      published: _u,
+      position: _s,
+      outboxResults: _o,
+      finished: _f,
+      httpPort: _h,
+      ...status
+    } = snapshot();
+    return status;
+  }
+
+  let statusTimer: NodeJS.Timeout | undefined;
+  let statusDebounce: NodeJS.Timeout | undefined;
+  function reportStatus() {
+    events.emit('status', snapshot());
+    if (!link.connected) return;
+    link
+      .publish(topicFor('status', { thing: o.thing }), JSON.stringify(statusMessage()))
+      .catch((error: unknown) => log(`status not sent: ${errorMessage(error)}`));
+  }
+  /** Status on change: coalesced so a burst of changes sends one message. */
+  function statusChanged() {
+    events.emit('status', snapshot());
+    statusDebounce ??= setTimeout(() => {
+      statusDebounce = undefined;
+      reportStatus();
+    }, 50);
+  }
+  function setState(next: DeviceState) {
+    if (next === state) return;
+    state = next;
+    statusChanged();
+  }
+  function reportError(step: UpdateStep, reason: string, version?: number) {
+    lastError = { step, reason, at: Date.now(), ...(version !== undefined ? { version } : {}) };
+    log(`update failed at ${step}: ${reason}`);
+    events.emit('error', { step, reason, version });
+    statusChanged();
+  }
+
+  function checkFinished() {
+    if (finishedFlag || !sourceDone || o.source === undefined || o.source.kind === 'none') return;
+    if (outbox.depth === 0 && batcher.backlog === 0) {
+      finishedFlag = true;
+      statusChanged();
+      events.emit('finished');
+    }
+  }
+  publisher.on('published', ({ count }: { count: number }) => {
+    published += count;
+    events.emit('published', { count });
+    checkFinished();
+  });
+  publisher.on('error', (message: string) => log(message));
+
+  // --- model: the slot on disk first, then release notices ------------------------------
+  const slot = await store.loadCurrent(log);
+  if (slot) {
+    try {
+      engine.setModel(await loadFromSlotFiles(slot.manifest, slot.files));
+      log(`serving model ${o.model} v${slot.manifest.version} from ${store.dir}`);
+    } catch (error) {
+      reportError('load', `the stored model v${slot.manifest.version} does not load: ${errorMessage(error)}`);
+    }
+  }
+  setState(engine.version ? 'serving' : 'waiting');
+
+  let pendingNotice: ReleaseNotice | undefined;
+  let updating: Promise<void> | undefined;
+  const refused = new Set<string>();
+  function onNotice(_topic: string, payload: Buffer) {
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString('utf8'));
+    } catch {
+      return reportError('download', 'the release notice is not JSON');
+    }
+    const parsed = ReleaseNoticeSchema.safeParse(json);
+    if (!parsed.success)
+      return reportError('download', `the release notice is invalid: ${describeZodError(parsed.error)}`);
+    if (parsed.data.model !== o.model) return;
+    pendingNotice = parsed.data;
+    updating ??= runUpdates().finally(() => {
+      updating = undefined;
+    });
+  }
+  async function runUpdates() {
+    while (pendingNotice && !stopped) {
+      const notice = pendingNotice;
+      pendingNotice = undefined;
+      const key = `${notice.version}:${notice.manifestSha256}:${notice.kind}`;
+      if (!isNewNotice(notice, engine.version) || refused.has(key)) continue;
+      setState('updating');
+      log(`release notice: ${notice.model} v${notice.version} (${notice.kind})`);
+      try {
+        const model = await applyRelease(notice, {
+          s3,
+          store,
+          publicKeyPem: o.publicKeyPem,
+          currentVersion: engine.version,
+          onSwapPoint: o.onSwapPoint,
+          log,
+        });
+        engine.setModel(model);
+        lastError = null;
+        log(`serving model ${o.model} v${model.version}`);
+        events.emit('model', { version: model.version });
+      } catch (error) {
+        const failure =
+          error instanceof UpdateFailure
+            ? error
+            : new UpdateFailure('load', errorMessage(error), notice.version);
+        // Anything but a download failure will fail the same way again: do not retry it
+        // every time the retained notice is redelivered.
+        if (failure.step !== 'download') refused.add(key);
+        reportError(failure.step, failure.reason, notice.version);
+      }
+      setState(engine.version ? 'serving' : 'waiting');
+    }
+  }
+
+  // --- sources ---------------------------------------------------------------------------
+  const onHttpResult = (result: InferenceResult, version: number) => {
+    produced++;
+    batcher.add(version, [result]);
+  };
+  if (o.httpPort !== undefined) {
+    server = await startInferServer(o.httpPort, {
+      engine,
+      onResult: onHttpResult,
+      nextId: () => `${o.thing}:http:${bootId}:${httpSeq++}`,
+      labelColumn,
+      status: snapshot,
+    });
+    log(`POST /infer on http://127.0.0.1:${server.port}/infer`);
+  }
+
+  const modelReady = new Promise<void>((resolve) => {
+    if (engine.version) resolve();
+    else events.once('model', () => resolve());
+  });
+  let sourceRun: Promise<void> = Promise.resolve();
+  const source = o.source;
+  if (source && source.kind !== 'none') {
+    const csvRows = source.kind === 'csv' ? loadCsvFile(source.file) : undefined;
+    sourceRun = modelReady
+      .then(async () => {
+        if (stopped) return;
+        if (source.kind === 'csv' && csvRows) {
+          const before = position;
+          const end = await runCsvReplay(csvRows, source, position, {
+            thing: o.thing,
+            engine,
+            batcher,
+            labelColumn,
+            stopped: () => stopped,
+            onProgress: (next) => {
+              produced += next - position;
+              position = next;
+            },
+          });
+          log(`csv source: ${end - before} readings this run, position ${end}`);
+        } else if (source.kind === 'stdin') {
+          await runJsonLines(
+            (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
+            {
+              engine,
+              batcher,
+              idPrefix: `${o.thing}:stdin:${bootId}:`,
+              labelColumn,
+              write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
+              limit: source.limit,
+              stopped: () => stopped,
+            },
+          );
+        }
+        await batcher.flush();
+        if (!stopped) {
+          sourceDone = true;
+          checkFinished();
+        }
+      })
+      .catch((error: unknown) => {
+        log(`source failed: ${errorMessage(error)}`);
+        events.emit('error', { step: 'load', reason: `source failed: ${errorMessage(error)}` });
+      });
+  }
+  const finished = new Promise<void>((resolve) => {
+    if (finishedFlag) resolve();
+    else events.once('finished', () => resolve());
+  });
+  checkFinished();
+
+  // --- connection ------------------------------------------------------------------------
+  link.on('connected', () => {
+    publisher.kick();
+    reportStatus();
+  });
+  link.on('resumed', () => {
+    publisher.kick();
+    reportStatus();
+  });
+  link.on('interrupted', () => events.emit('status', snapshot()));
+  await link.subscribe(topicFor('release', { model: o.model }), onNotice);
+  publisher.start();
+  const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
+  statusTimer = setInterval(reportStatus, o.statusIntervalMs ?? 15_000);
+
+  async function waitFor(pred: (s: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot> {
+    const now = snapshot();
+    if (pred(now)) return now;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const s = snapshot();
+        if (pred(s)) {
+          cleanup();
+          resolve(s);
+        }
+      };
+      const poll = setInterval(check, 50);
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(
+          new Error(
+            `device ${o.thing}: condition not met within ${timeoutMs} ms (state ${JSON.stringify(snapshot())})`,
+          ),
+        );
+      }, timeoutMs);
+      const names = ['status', 'published', 'model', 'error', 'finished'];
+      for (const name of names) events.on(name, check);
+      function cleanup() {
+        clearInterval(poll);
+        clearTimeout(timer);
+        for (const name of names) events.off(name, check);
+      }
+    });
+  }
+
+  let stopping: Promise<void> | undefined;
+  async function stop(): Promise<void> {
+    stopping ??= (async () => {
+      stopped = true;
+      clearInterval(statusTimer);
+      await sourceRun;
+      await batcher.flush().catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
+      await updating?.catch(() => undefined);
+      await publisher.stop();
+      state = 'stopped';
+      clearTimeout(statusDebounce);
+      if (link.connected) {
+        await link
+          .publish(topicFor('status', { thing: o.thing }), JSON.stringify(statusMessage()))
+          .catch(() => undefined);
+      }
+      await link.disconnect();
+      await connecting;
+      await server?.close();
+      versionAtStop = engine.version;
+      engine.dispose();
+      s3.destroy();
+      events.emit('status', snapshot());
+    })();
+    return stopping;
+  }
+
+  return {
+    thing: o.thing,
+    get httpPort() {
+      return server?.port;
+    },
+    events,
+    status: snapshot,
+    waitFor,
+    finished,
+    stop,
+  };
+}

@@ -1,0 +1,263 @@
+/**
+ * Where readings come from: CSV replay (checkpointed, looping), JSON lines on stdin, and
+ * `POST /infer` on a localhost port (answered synchronously). Every source turns readings
+ * into InferenceResults and hands them to the ResultBatcher.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { EdgeloopError, errorMessage } from '../shared/errors.ts';
+import type { RawRow } from '../shared/preprocess.ts';
+import type { InferenceResult } from '../shared/schemas.ts';
+import { type Engine, type Inferred, NoModelError } from './engine.ts';
+import type { ResultBatcher } from './publisher.ts';
+
+export type SourceSpec =
+  | { kind: 'csv'; file: string; rate?: number; limit?: number }
+  | { kind: 'stdin'; limit?: number }
+  | { kind: 'none' };
+
+/** `csv:FILE` or `stdin` (the CLI form of a source). */
+export function parseSourceSpec(text: string, extra: { rate?: number; limit?: number } = {}): SourceSpec {
+  if (text === 'stdin' || text === '-')
+    return { kind: 'stdin', ...(extra.limit ? { limit: extra.limit } : {}) };
+  if (text.startsWith('csv:') && text.length > 4) return { kind: 'csv', file: text.slice(4), ...extra };
+  throw new EdgeloopError(`unknown source '${text}': use csv:FILE or stdin`);
+}
+
+/** Parses CSV text (RFC 4180 quoting) into rows keyed by the header. */
+export function parseCsv(text: string): { header: string[]; rows: Record<string, string>[] } {
+  const records: string[][] = [];
+  let field = '';
+  let record: string[] = [];
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      record.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      record.push(field);
+      if (record.length > 1 || record[0] !== '') records.push(record);
+      record = [];
+      field = '';
+    } else field += ch;
+  }
+  if (field !== '' || record.length > 0) {
+    record.push(field);
+    records.push(record);
+  }
+  const [header, ...body] = records;
+  if (!header) return { header: [], rows: [] };
+  const names = header.map((name) => name.trim());
+  return {
+    header: names,
+    rows: body.map((values) => Object.fromEntries(names.map((name, i) => [name, values[i] ?? '']))),
+  };
+}
+
+export function loadCsvFile(file: string): Record<string, string>[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new EdgeloopError(`cannot read the CSV source ${file}: ${errorMessage(error)}`);
+  }
+  const { rows } = parseCsv(text);
+  if (rows.length === 0) throw new EdgeloopError(`the CSV source ${file} has a header but no rows`);
+  return rows;
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+export function toResult(id: string, inferred: Inferred, truth: unknown): InferenceResult {
+  const result: InferenceResult = {
+    id,
+    ts: Date.now(),
+    label: inferred.label,
+    confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
+    latencyMs: round(inferred.latencyMs, 3),
+  };
+  if (truth !== undefined && truth !== null && String(truth) !== '') result.truth = String(truth);
+  return result;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export interface CsvReplayContext {
+  thing: string;
+  engine: Engine;
+  batcher: ResultBatcher;
+  labelColumn: () => string;
+  stopped: () => boolean;
+  /** Called after each chunk with the next position. */
+  onProgress?: (next: number) => void;
+  chunk?: number;
+}
+
+/**
+ * Replays rows from position `start` (a global sequence over the looping file: reading p is
+ * row p mod rows) until `limit` or stop. Result ids are `${thing}:${p}`, so a restart that
+ * resumes at the checkpoint never reuses an id for a different reading.
+ */
+export async function runCsvReplay(
+  rows: readonly Record<string, string>[],
+  spec: { rate?: number; limit?: number },
+  start: number,
+  ctx: CsvReplayContext,
+): Promise<number> {
+  const chunkMax = ctx.chunk ?? 512;
+  const began = performance.now();
+  let pos = start;
+  while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
+    let n = spec.limit === undefined ? chunkMax : Math.min(chunkMax, spec.limit - pos);
+    if (spec.rate) {
+      n = Math.min(n, Math.max(1, Math.round(spec.rate / 20)));
+      const due = began + ((pos - start) / spec.rate) * 1000;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      if (ctx.stopped()) break;
+    }
+    const batch: RawRow[] = new Array(n);
+    for (let i = 0; i < n; i++) batch[i] = rows[(pos + i) % rows.length] as RawRow;
+    const arrived = performance.now();
+    const inferred = ctx.engine.inferRows(batch, arrived);
+    const label = ctx.labelColumn();
+    const results: InferenceResult[] = new Array(n);
+    for (let i = 0; i < n; i++)
+      results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label]);
+    pos += n;
+    ctx.batcher.add((inferred[0] as Inferred).version, results, pos);
+    ctx.onProgress?.(pos);
+    await ctx.batcher.drain();
+    if (!spec.rate) await yieldToLoop();
+  }
+  return pos;
+}
+
+/** JSON lines on a stream (stdin): one reading per line, one result line back per reading. */
+export async function runJsonLines(
+  input: Readable,
+  ctx: {
+    engine: Engine;
+    batcher: ResultBatcher;
+    idPrefix: string;
+    labelColumn: () => string;
+    write: (line: string) => void;
+    limit?: number;
+    stopped: () => boolean;
+  },
+): Promise<number> {
+  let n = 0;
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const line of lines) {
+    if (ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit)) break;
+    if (!line.trim()) continue;
+    let row: RawRow;
+    try {
+      row = parseReading(JSON.parse(line));
+    } catch (error) {
+      ctx.write(JSON.stringify({ error: `line ${n + 1}: ${errorMessage(error)}` }));
+      continue;
+    }
+    const inferred = await ctx.engine.submit(row);
+    const result = toResult(`${ctx.idPrefix}${n++}`, inferred, row[ctx.labelColumn()]);
+    ctx.batcher.add(inferred.version, [result]);
+    ctx.write(JSON.stringify({ ...result, version: inferred.version }));
+  }
+  lines.close();
+  return n;
+}
+
+/** A reading is a flat JSON object of strings, numbers or nulls. */
+export function parseReading(value: unknown): RawRow {
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new Error('a reading is a JSON object such as {"temp": 21.5, "vibration": 0.2}');
+  for (const [key, inner] of Object.entries(value)) {
+    if (inner !== null && typeof inner !== 'string' && typeof inner !== 'number')
+      throw new Error(`field '${key}' must be a string, a number or null`);
+  }
+  return value as RawRow;
+}
+
+export interface InferServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * `POST /infer` with one reading as a JSON object; answers {id, label, confidence, version,
+ * latencyMs}. `GET /status` answers the device snapshot. Listens on 127.0.0.1 only.
+ */
+export async function startInferServer(
+  port: number,
+  ctx: {
+    engine: Engine;
+    onResult: (result: InferenceResult, version: number) => void;
+    nextId: () => string;
+    labelColumn: () => string;
+    status: () => unknown;
+  },
+): Promise<InferServer> {
+  const server: Server = createServer((req, res) => {
+    void handle(req, res).catch((error: unknown) => send(res, 500, { error: errorMessage(error) }));
+  });
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    if (req.method === 'GET' && req.url === '/status') return send(res, 200, ctx.status());
+    if (req.url !== '/infer') return send(res, 404, { error: 'use POST /infer or GET /status' });
+    if (req.method !== 'POST') return send(res, 405, { error: 'use POST /infer with a JSON reading' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > 64 * 1024) return send(res, 413, { error: 'a reading must be under 64 KB' });
+      chunks.push(chunk);
+    }
+    let row: RawRow;
+    try {
+      row = parseReading(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    } catch (error) {
+      return send(res, 400, { error: errorMessage(error) });
+    }
+    try {
+      const inferred = await ctx.engine.submit(row);
+      const result = toResult(ctx.nextId(), inferred, row[ctx.labelColumn()]);
+      ctx.onResult(result, inferred.version);
+      return send(res, 200, { ...result, version: inferred.version });
+    } catch (error) {
+      return send(res, error instanceof NoModelError ? 503 : 500, { error: errorMessage(error) });
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function send(res: ServerResponse, code: number, body: unknown) {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,162 @@
+/**
+ * One model update, from a release notice to a serving model: download -> verify ->
+ * stage -> probation -> switch. Any failure throws an UpdateFailure naming the step and the
+ * reason; the caller keeps serving the old model and reports it on the status topic.
+ */
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { errorMessage } from '../shared/errors.ts';
+import { sha256Hex, verifyManifestSignature } from '../shared/manifest.ts';
+import {
+  describeZodError,
+  type Manifest,
+  ManifestSchema,
+  type ReleaseNotice,
+  type UpdateStep,
+} from '../shared/schemas.ts';
+import { modelFiles, modelKeys } from '../shared/topology.ts';
+import { type LoadedModel, loadModelFromBytes, probationFailure } from './model.ts';
+import { digestMismatch, type ModelStore } from './model-store.ts';
+
+export class UpdateFailure extends Error {
+  constructor(
+    readonly step: UpdateStep,
+    readonly reason: string,
+    readonly version?: number,
+  ) {
+    super(`${step}: ${reason}`);
+    this.name = 'UpdateFailure';
+  }
+}
+
+/** Points the fault tests can crash at: after the staging dir is written, after the slot is verified, after the pointer switch. */
+export type SwapPoint = 'staged' | 'verified' | 'switched';
+
+export interface UpdateContext {
+  s3: S3Client;
+  store: ModelStore;
+  publicKeyPem: string;
+  currentVersion: number | undefined;
+  /** Test hook called after each swap point (fault injection). */
+  onSwapPoint?: (point: SwapPoint, version: number) => void | Promise<void>;
+  log?: (line: string) => void;
+  retries?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function getObject(ctx: UpdateContext, bucket: string, key: string): Promise<Buffer> {
+  const attempts = ctx.retries ?? 3;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      const response = await ctx.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      if (!response.Body) throw new Error('empty body');
+      return Buffer.from(await response.Body.transformToByteArray());
+    } catch (error) {
+      lastError = error;
+      const name = (error as { name?: string }).name;
+      if (name === 'NoSuchKey' || name === 'AccessDenied' || name === 'NoSuchBucket') break;
+      if (attempt < attempts) await sleep(200 * 2 ** attempt);
+    }
+  }
+  throw new UpdateFailure('download', `s3://${bucket}/${key}: ${errorMessage(lastError)}`);
+}
+
+/** Whether a notice asks for work: false when it names the version already serving. */
+export function isNewNotice(notice: ReleaseNotice, currentVersion: number | undefined): boolean {
+  return notice.version !== currentVersion;
+}
+
+/** Runs the whole update; returns the new model, already switched to and loaded. */
+export async function applyRelease(notice: ReleaseNotice, ctx: UpdateContext): Promise<LoadedModel> {
+  const v = notice.version;
+  const fail = (step: UpdateStep, reason: string): never => {
+    throw new UpdateFailure(step, reason, v);
+  };
+  if (ctx.currentVersion !== undefined && v < ctx.currentVersion && notice.kind !== 'rollback')
+    fail(
+      'verify',
+      `version ${v} is older than the serving version ${ctx.currentVersion} (anti-rollback; publish a notice with kind "rollback" to go back)`,
+    );
+
+  // download + verify the manifest first: its digest, schema, identity and signature.
+  const manifestBytes = await getObject(ctx, notice.bucket, notice.manifestKey);
+  const manifestDigest = sha256Hex(manifestBytes);
+  if (manifestDigest !== notice.manifestSha256)
+    fail(
+      'verify',
+      `manifest sha256 ${manifestDigest} does not match the release notice's ${notice.manifestSha256}`,
+    );
+  let manifest: Manifest;
+  try {
+    const parsed = ManifestSchema.safeParse(JSON.parse(manifestBytes.toString('utf8')));
+    if (!parsed.success) return fail('verify', `manifest is invalid: ${describeZodError(parsed.error)}`);
+    manifest = parsed.data;
+  } catch (error) {
+    return fail('verify', `manifest is not JSON: ${errorMessage(error)}`);
+  }
+  if (manifest.model !== notice.model || manifest.version !== v)
+    fail(
+      'verify',
+      `manifest is for ${manifest.model} v${manifest.version}, the notice names ${notice.model} v${v}`,
+    );
+  try {
+    verifyManifestSignature(manifest, ctx.publicKeyPem);
+  } catch (error) {
+    fail('verify', errorMessage(error));
+  }
+
+  const files = new Map<string, Buffer>();
+  for (const entry of manifest.files)
+    files.set(entry.name, await getObject(ctx, notice.bucket, modelKeys.file(manifest.model, v, entry.name)));
+  const mismatch = digestMismatch(manifest, files);
+  if (mismatch) fail('verify', mismatch);
+
+  // stage, then promote the staging dir to a verified slot.
+  let staging: string;
+  try {
+    staging = await ctx.store.stage({ manifestBytes, manifest, files });
+  } catch (error) {
+    return fail('stage', errorMessage(error));
+  }
+  await ctx.onSwapPoint?.('staged', v);
+  try {
+    await ctx.store.promote(staging, v);
+  } catch (error) {
+    fail('verify', errorMessage(error));
+  }
+  await ctx.onSwapPoint?.('verified', v);
+
+  // probation: load it and run the golden vectors.
+  let model: LoadedModel;
+  try {
+    model = await loadFromSlotFiles(manifest, files);
+  } catch (error) {
+    return fail('probation', `the model does not load: ${errorMessage(error)}`);
+  }
+  const failure = probationFailure(model);
+  if (failure) {
+    model.dispose();
+    fail('probation', failure);
+  }
+
+  try {
+    await ctx.store.switchTo(v);
+  } catch (error) {
+    model.dispose();
+    fail('switch', errorMessage(error));
+  }
+  await ctx.onSwapPoint?.('switched', v);
+  return model;
+}
+
+export function loadFromSlotFiles(
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+): Promise<LoadedModel> {
+  const topology = files.get(modelFiles.topology);
+  const weights = files.get(modelFiles.weights);
+  if (!topology || !weights)
+    throw new Error(`the manifest must list ${modelFiles.topology} and ${modelFiles.weights}`);
+  return loadModelFromBytes(topology, weights, manifest);
+}

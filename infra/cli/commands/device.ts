@@ -1,0 +1,193 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  configFromEnv,
+  configFromFile,
+  type DeviceConfig,
+  deviceOptionsFrom,
+  readLocalStack,
+  resolveConfig,
+} from '../../../device/config.ts';
+import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
+import { EdgeloopError } from '../../../shared/errors.ts';
+import { type CommandContext, defineCommand, intOption, type OptionSpec, UsageError } from '../command.ts';
+
+type Values = Record<string, string | boolean | undefined>;
+
+/** Options shared by `device` and `fleet-sim`. */
+export const deviceRunOptions = {
+  model: { type: 'string', description: 'model name whose releases to follow', valueName: 'NAME' },
+  source: { type: 'string', description: 'readings: csv:FILE or stdin', valueName: 'SPEC' },
+  rate: {
+    type: 'string',
+    description: 'readings per second from the source (default: as fast as possible)',
+    valueName: 'N',
+  },
+  limit: {
+    type: 'string',
+    description: 'stop after N readings (looping over the CSV), once all are acknowledged',
+    valueName: 'N',
+  },
+  'data-dir': {
+    type: 'string',
+    description: 'local stack data dir (endpoints.json, signing-public.pem)',
+    default: '.edgeloop',
+    valueName: 'DIR',
+  },
+  config: {
+    type: 'string',
+    description: 'JSON config file (flags and EDGELOOP_DEVICE_* env override it)',
+    valueName: 'FILE',
+  },
+  'mqtt-endpoint': {
+    type: 'string',
+    description: 'mqtt://host:port, or the IoT endpoint host (AWS mode)',
+    valueName: 'URL',
+  },
+  's3-endpoint': { type: 'string', description: 'S3 endpoint override (local stack)', valueName: 'URL' },
+  'public-key': {
+    type: 'string',
+    description: 'PEM public key that verifies manifest signatures',
+    valueName: 'FILE',
+  },
+  cert: { type: 'string', description: 'thing certificate (AWS mode, mTLS)', valueName: 'FILE' },
+  key: { type: 'string', description: 'thing private key (AWS mode, mTLS)', valueName: 'FILE' },
+  ca: { type: 'string', description: 'CA bundle (AWS mode)', valueName: 'FILE' },
+} as const satisfies Record<string, OptionSpec>;
+
+/** file < local stack data dir < env < flags, validated. */
+export function deviceConfigFromArgs(values: Values, overrides: Record<string, unknown>): DeviceConfig {
+  const str = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+  const fileLayer = str('config') ? configFromFile(str('config') as string) : {};
+  const envLayer = configFromEnv();
+  const flagLayer = {
+    model: str('model'),
+    source: str('source'),
+    rate: intOption(values, 'rate'),
+    limit: intOption(values, 'limit'),
+    mqttEndpoint: str('mqtt-endpoint'),
+    s3Endpoint: str('s3-endpoint'),
+    publicKeyFile: str('public-key'),
+    certFile: str('cert'),
+    keyFile: str('key'),
+    caFile: str('ca'),
+    ...overrides,
+  };
+  const layers = [fileLayer, envLayer, flagLayer];
+  if (!layers.some((layer) => layer.model !== undefined)) throw new UsageError('--model is required');
+  const explicitEndpoint = layers.some((layer) => layer.mqttEndpoint !== undefined);
+  const dataDir = str('data-dir') ?? '.edgeloop';
+  let localLayer = {};
+  if (!explicitEndpoint || existsSync(join(dataDir, 'endpoints.json'))) {
+    const local = readLocalStack(dataDir);
+    localLayer = {
+      mqttEndpoint: local.endpoints.mqtt,
+      s3Endpoint: local.endpoints.s3,
+      publicKeyFile: local.publicKeyFile,
+    };
+  }
+  return resolveConfig(fileLayer, localLayer, envLayer, flagLayer);
+}
+
+export function summary(snapshot: DeviceSnapshot) {
+  return {
+    thing: snapshot.thing,
+    modelVersion: snapshot.version,
+    produced: snapshot.produced,
+    published: snapshot.published,
+    position: snapshot.position,
+    outboxDepth: snapshot.outboxDepth,
+    dropped: snapshot.dropped,
+    lastError: snapshot.lastError,
+  };
+}
+
+/** Runs devices until they finish (limited source) or SIGINT/SIGTERM, then stops them cleanly. */
+export async function runUntilDone(
+  devices: Device[],
+  limited: boolean,
+  err: (line: string) => void,
+): Promise<void> {
+  let signalled: (() => void) | undefined;
+  const signal = new Promise<void>((resolve) => (signalled = resolve));
+  const onSignal = (name: string) => {
+    err(`${name}: stopping (persisting the outbox and checkpoint)`);
+    signalled?.();
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  try {
+    await Promise.race([
+      limited ? Promise.all(devices.map((device) => device.finished)) : new Promise(() => {}),
+      signal,
+    ]);
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    await Promise.all(devices.map((device) => device.stop()));
+  }
+}
+
+export const deviceCommand = defineCommand({
+  name: 'device',
+  summary: 'run the gateway device service: model updates, local inference, batched results',
+  usage:
+    'edgeloop device --thing NAME --model NAME [--data-dir DIR] [--state-dir DIR] --source csv:FILE [--rate N] [--limit N] [--http-port N]',
+  examples: [
+    'edgeloop device --thing gw-1 --model sensors --source csv:data/sensors.csv --limit 10000',
+    'edgeloop device --thing gw-1 --model sensors --http-port 8080   # POST /infer only',
+    'edgeloop device --config /etc/edgeloop/device.json            # AWS mode, see device/packaging',
+  ],
+  options: {
+    thing: { type: 'string', description: 'thing name (also the MQTT client id)', valueName: 'NAME' },
+    'state-dir': {
+      type: 'string',
+      description: 'models, outbox and checkpoint (default: DATA_DIR/devices/THING)',
+      valueName: 'DIR',
+    },
+    'http-port': {
+      type: 'string',
+      description: 'serve POST /infer on 127.0.0.1:N (0 = any free port)',
+      valueName: 'N',
+    },
+    ...deviceRunOptions,
+  },
+  async run(ctx: CommandContext<Values>) {
+    const { values, out, err } = ctx;
+    const thing = typeof values.thing === 'string' ? values.thing : undefined;
+    const dataDir = (values['data-dir'] as string | undefined) ?? '.edgeloop';
+    const overrides: Record<string, unknown> = {
+      thing,
+      httpPort: intOption(values, 'http-port', 0),
+      stateDir: values['state-dir'] ?? (thing ? join(dataDir, 'devices', thing) : undefined),
+    };
+    if (!thing && !process.env.EDGELOOP_DEVICE_THING && !values.config)
+      throw new UsageError('--thing is required');
+    const config = deviceConfigFromArgs(values, overrides);
+    const log = values.quiet ? undefined : (line: string) => err(line);
+    const options = deviceOptionsFrom(config, log);
+    if (options.source?.kind === 'stdin') options.stdout = out;
+    const device = await startDevice(options);
+    if (device.httpPort !== undefined && !values.quiet)
+      err(`POST readings to http://127.0.0.1:${device.httpPort}/infer`);
+    const limited =
+      options.source !== undefined &&
+      options.source.kind !== 'none' &&
+      'limit' in options.source &&
+      options.source.limit !== undefined;
+    await runUntilDone([device], limited, err);
+    const snapshot = device.status();
+    if (values.json) out(JSON.stringify(summary(snapshot)));
+    else
+      out(
+        `${snapshot.thing}: model v${snapshot.version ?? '-'}, ${snapshot.produced} produced, ${snapshot.published} acknowledged, outbox ${snapshot.outboxDepth}`,
+      );
+    if (limited && !snapshot.finished)
+      throw new EdgeloopError(
+        'stopped before every result was acknowledged; run again with the same --state-dir to continue',
+      );
+    return 0;
+  },
+});
