@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { io, mqtt } from 'aws-iot-device-sdk-v2';
+import { mqtt } from 'aws-iot-device-sdk-v2';
 import { localStatsSource, readModelStats } from '../functions/aggregation/queries.ts';
 import { startLocalStack } from '../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../shared/aws.ts';
@@ -27,6 +27,7 @@ import {
   ruleEvent,
 } from '../test/aggregation/fixtures.ts';
 import { startAggregationStack } from '../test/aggregation/local-servers.ts';
+import { connectThing, type ThingClient } from '../test/local/thing-client.ts';
 
 const RESULTS_PER_BATCH = 500;
 
@@ -113,30 +114,16 @@ export async function measureHandler(options: { batches: number; concurrency: nu
   }
 }
 
-async function connect(endpoint: string, thing: string): Promise<mqtt.MqttClientConnection> {
-  const url = new URL(endpoint);
-  const connection = new mqtt.MqttClient().new_connection({
-    client_id: thing,
-    host_name: url.hostname,
-    port: Number(url.port),
-    clean_session: true,
-    keep_alive: 30,
-    socket_options: new io.SocketOptions(),
-  });
-  await connection.connect();
-  return connection;
-}
-
 export async function measureEndToEnd(options: { batches: number; things: number }): Promise<Throughput> {
   const dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-bench-'));
   const previousLevel = process.env.POWERTOOLS_LOG_LEVEL;
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
   const stack = await startLocalStack({ dataDir });
-  const connections: mqtt.MqttClientConnection[] = [];
+  const things: ThingClient[] = [];
   try {
     await putManifest(s3Client(), manifestFor('bench-e2e', 1, 0.6));
     const raw = await rawWriteRate(dynamoClient(), 4);
-    for (let i = 0; i < options.things; i++) connections.push(await connect(stack.endpoints.mqtt, `gw-${i}`));
+    for (let i = 0; i < options.things; i++) things.push(await connectThing(stack.endpoints.mqtt, `gw-${i}`));
     const start = Date.now() - 10 * 60_000;
     const planned = batches('bench-e2e', options.batches, options.things, start);
     const expected = options.batches * RESULTS_PER_BATCH;
@@ -144,7 +131,7 @@ export async function measureEndToEnd(options: { batches: number; things: number
     const startedAt = performance.now();
     // Each gateway publishes its batches in order at QoS 1, all gateways at once.
     await Promise.all(
-      connections.map(async (connection, i) => {
+      things.map(async ({ connection }, i) => {
         for (const batch of planned.filter((b) => b.thing === `gw-${i}`))
           await connection.publish(
             topicFor('results', { thing: batch.thing }),
@@ -163,7 +150,7 @@ export async function measureEndToEnd(options: { batches: number; things: number
     const seconds = (performance.now() - startedAt) / 1000;
     return summary(expected / seconds, raw, counted, expected);
   } finally {
-    for (const connection of connections) await connection.disconnect().catch(() => {});
+    for (const thing of things) await thing.close();
     await stack.stop();
     if (previousLevel === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
     else process.env.POWERTOOLS_LOG_LEVEL = previousLevel;
