@@ -168,11 +168,7 @@ export function parseDataset(input: Uint8Array | string, options: DatasetOptions
 
 function decodeText(input: Uint8Array | string, maxBytes: number, where: string): string {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
-  if (bytes.byteLength > maxBytes) {
-    throw new InputError(
-      `${where}the file is ${formatBytes(bytes.byteLength)}, over the ${formatBytes(maxBytes)} limit: sample or split the dataset`,
-    );
-  }
+  checkDatasetSize(bytes.byteLength, maxBytes, where);
   if (bytes.byteLength === 0) {
     throw new InputError(`${where}the file is empty: upload a CSV with a header line and data rows`);
   }
@@ -191,6 +187,15 @@ function decodeText(input: Uint8Array | string, maxBytes: number, where: string)
     throw notText(where, 'it is not valid UTF-8');
   }
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Throws the size-limit rejection when a dataset of `size` bytes is over `maxBytes`. */
+export function checkDatasetSize(size: number, maxBytes: number, where = ''): void {
+  if (size > maxBytes) {
+    throw new InputError(
+      `${where}the file is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit: sample or split the dataset`,
+    );
+  }
 }
 
 function notText(where: string, why: string): InputError {

@@ -89,6 +89,10 @@ export const ModelMetricsSchema = z.object({
   perClass: z.record(z.string(), ClassMetricsSchema).optional(),
   confusion: z.array(z.array(z.number().int())).optional(),
   testRows: z.number().int().min(0).optional(),
+  /** With quantized weights: weights size vs float32, and accuracy minus the float model's. */
+  quantization: z
+    .object({ dtype: z.enum(['uint8', 'float16']), sizeRatio: z.number(), accuracyDelta: z.number() })
+    .optional(),
 });
 export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
 

@@ -8,6 +8,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
 import { InputError } from '../../shared/errors.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
 import {
@@ -188,6 +189,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const dataset = need(state.dataset, 'dataset');
       const { model, version } = runKey(state);
       const config = TrainingConfigSchema.parse(state.config ?? {});
+      // An oversized file is refused before the download, with the same message parsing gives.
+      if (dataset.size !== undefined)
+        checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
       const bytes = await getBytes(dataset.bucket, dataset.key, dataset.versionId);
       const datasetSha256 = sha256Hex(bytes);
       const outcome = await trainFromCsv(bytes, config, {
