@@ -4,6 +4,7 @@
  * absolute timings wander. Pass names to run a subset: `npm run bench -- train device`.
  */
 const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
+  train: () => import('./train.ts'),
   aggregate: () => import('./aggregate.ts'),
 };
 
