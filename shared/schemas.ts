@@ -22,7 +22,8 @@ export const TrainingConfigSchema = z
     label: z.string().min(1).optional(),
     features: z.array(z.string().min(1)).min(1).optional(),
     kind: z.enum(['mlp']).default('mlp'),
-    epochs: z.number().int().min(1).max(1000).default(60),
+    /** Upper bound: early stopping on validation loss usually ends training sooner. */
+    epochs: z.number().int().min(1).max(1000).default(100),
     batchSize: z.number().int().min(1).max(4096).default(32),
     seed: z.number().int().default(42),
     /** A new version may not trail the current release's accuracy by more than this. */
@@ -88,6 +89,10 @@ export const ModelMetricsSchema = z.object({
   perClass: z.record(z.string(), ClassMetricsSchema).optional(),
   confusion: z.array(z.array(z.number().int())).optional(),
   testRows: z.number().int().min(0).optional(),
+  /** With quantized weights: weights size vs float32, and accuracy minus the float model's. */
+  quantization: z
+    .object({ dtype: z.enum(['uint8', 'float16']), sizeRatio: z.number(), accuracyDelta: z.number() })
+    .optional(),
 });
 export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
 

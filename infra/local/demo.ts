@@ -78,19 +78,22 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     const readings = options.readingsPerDevice ?? 500;
 
     // Gateways start first and wait for the release notice, as a fleet in the field would.
+    const servingSince = new Map<string, { version: number; at: number }>();
     for (let i = 1; i <= options.devices; i++) {
       const thing = `gw-${i}`;
-      devices.push(
-        await startDevice({
-          thing,
-          model,
-          stateDir: join(workDir, 'devices', thing),
-          mqttEndpoint: localStack.endpoints.mqtt,
-          s3Endpoint: localStack.endpoints.s3,
-          publicKeyPem: localStack.publicKeyPem,
-          source: { kind: 'csv', file: csvPath, limit: readings },
-        }),
-      );
+      const device = await startDevice({
+        thing,
+        model,
+        stateDir: join(workDir, 'devices', thing),
+        mqttEndpoint: localStack.endpoints.mqtt,
+        s3Endpoint: localStack.endpoints.s3,
+        publicKeyPem: localStack.publicKeyPem,
+        source: { kind: 'csv', file: csvPath, limit: readings },
+      });
+      device.events.on('model', ({ version }: { version: number }) => {
+        servingSince.set(thing, { version, at: Date.now() });
+      });
+      devices.push(device);
     }
 
     phase('upload', `uploading ${basename(csvPath)} to s3://${buckets.datasets.localName}`);
@@ -112,13 +115,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
         `the training run ended '${release.status}': ${release.reason ?? 'no reason recorded'}`,
       );
     }
-    const releasedAt = Date.now();
+    const releasedAt = Date.parse(release.updatedAt);
 
     phase('rollout', `v${release.version} released; waiting for ${devices.length} gateways to serve it`);
     await Promise.all(
       devices.map((device) => device.waitFor((snapshot) => snapshot.version === release.version, timeoutMs)),
     );
-    const rolledOutAt = Date.now();
+    const rolledOutAt = Math.max(
+      ...devices.map((device) => servingSince.get(device.thing)?.at ?? Date.now()),
+    );
 
     phase('results', 'gateways replay readings and publish results; the aggregator counts them');
     await Promise.all(devices.map((device) => device.finished));

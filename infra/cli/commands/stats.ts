@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { ManifestCache } from '../../../functions/aggregation/manifests.ts';
 import {
   type ErrorsView,
@@ -9,42 +7,12 @@ import {
   readModelStats,
   type StatsSource,
 } from '../../../functions/aggregation/queries.ts';
-import { dynamoClient, resetAwsClients, s3Client } from '../../../shared/aws.ts';
+import { dynamoClient, s3Client } from '../../../shared/aws.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
 import { ModelName } from '../../../shared/schemas.ts';
 import { buckets, envVars, type TableKey, tables } from '../../../shared/topology.ts';
+import { attachToLocalStack, DEFAULT_DATA_DIR } from '../../local/attach.ts';
 import { defineCommand, type OptionSpec, UsageError } from '../command.ts';
-
-export interface LocalEndpoints {
-  s3: string;
-  mqtt: string;
-  dynamodb: string;
-  iotData: string;
-}
-
-export const DEFAULT_DATA_DIR = '.edgeloop';
-
-/**
- * The endpoints a running local stack remembered in its data dir. The one place this CLI
- * learns them, so it can be swapped for infra/local's reader.
- */
-export async function readLocalEndpoints(dataDir: string): Promise<LocalEndpoints> {
-  const file = join(resolve(dataDir), 'endpoints.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new EdgeloopError(
-      `no local stack found: ${file} does not exist. Start one with 'edgeloop up --data-dir ${dataDir}', or pass --aws`,
-    );
-  }
-  const parsed = JSON.parse(text) as Partial<LocalEndpoints>;
-  if (typeof parsed.dynamodb !== 'string' || typeof parsed.s3 !== 'string')
-    throw new EdgeloopError(
-      `${file} lacks the dynamodb/s3 endpoints; restart the local stack with 'edgeloop up'`,
-    );
-  return parsed as LocalEndpoints;
-}
 
 /** Options shared by stats and fleet: where the tables are. */
 export const targetOptions = {
@@ -98,17 +66,8 @@ export async function statsSourceFor(
     };
   }
   if (stage) throw new UsageError('--stage only applies with --aws');
-  const dataDir = String(values['data-dir'] ?? DEFAULT_DATA_DIR);
-  const endpoints = await readLocalEndpoints(dataDir);
-  env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
-  env.AWS_ENDPOINT_URL_S3 = endpoints.s3;
-  env.AWS_REGION ??= 'us-east-1';
-  // The local servers accept any credentials; only fill them in when none are configured.
-  if (!env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE) {
-    env.AWS_ACCESS_KEY_ID = 'local';
-    env.AWS_SECRET_ACCESS_KEY = 'local';
-  }
-  resetAwsClients();
+  // The one place this command learns where the local stack is (endpoints in the data dir).
+  const endpoints = attachToLocalStack(String(values['data-dir'] ?? DEFAULT_DATA_DIR));
   return { where: `local stack (${endpoints.dynamodb})`, ...localStatsSource() };
 }
 
