@@ -34,9 +34,10 @@ export type TrainingStep = (typeof trainingSteps)[number];
 
 /** What each step may touch. Only publish signs; only notify publishes to IoT. */
 const stepAccess: Record<TrainingStep, Access> = {
-  // Claims the S3 object version (idempotency), allocates the version, reads edgeloop.json.
-  validate: { readBuckets: ['datasets'], readTables: ['registry'], writeTables: ['registry', 'idempotency'] },
-  // Reads the dataset (by version id) and the current release; writes the new model files.
+  // Claims the S3 object version (idempotency; freed again if no version could be allocated)
+  // and allocates the version.
+  validate: { readTables: ['registry'], writeTables: ['registry', 'idempotency'] },
+  // Reads edgeloop.json, the dataset (by version id) and the current release; writes the model files.
   train: {
     readBuckets: ['datasets', 'models'],
     writeBuckets: ['models'],
@@ -44,7 +45,14 @@ const stepAccess: Record<TrainingStep, Access> = {
     writeTables: ['registry'],
   },
   gate: { readTables: ['registry'], writeTables: ['registry'] },
-  publish: { writeBuckets: ['models'], readTables: ['registry'], writeTables: ['registry'], sign: true },
+  // Signs and stores the manifest (reading it back when a retry finds its own earlier write).
+  publish: {
+    readBuckets: ['models'],
+    writeBuckets: ['models'],
+    readTables: ['registry'],
+    writeTables: ['registry'],
+    sign: true,
+  },
   // Only the retained release notice (granted below).
   notify: {},
   // Records the reason, and frees the idempotency claim of a failed (not rejected) run.
@@ -52,16 +60,15 @@ const stepAccess: Record<TrainingStep, Access> = {
 };
 
 /**
- * Task-level retries beyond Lambda's own service errors. Steps that claim an idempotency key
- * or write immutable artifacts (validate, train, publish) are not retried: a second attempt
- * would find its own first write and fail or skip, so their failures go to recordFailure,
- * which frees the claim for a fresh run.
+ * Task-level retries beyond Lambda's own service errors. The steps are retry-safe: validate
+ * frees its idempotency claim when it cannot allocate a version, and train/publish accept
+ * their own earlier immutable writes (S3 412). Train gets one retry: it is the long one.
  */
 const stepRetries: Record<TrainingStep, number> = {
-  validate: 0,
-  train: 0,
+  validate: 2,
+  train: 1,
   gate: 2,
-  publish: 0,
+  publish: 2,
   notify: 3,
   recordFailure: 2,
 };
