@@ -83,10 +83,10 @@ function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
-export function toResult(id: string, inferred: Inferred, truth: unknown): InferenceResult {
+export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Date.now()): InferenceResult {
   const result: InferenceResult = {
     id,
-    ts: Date.now(),
+    ts,
     label: inferred.label,
     confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
     latencyMs: round(inferred.latencyMs, 3),
@@ -138,8 +138,9 @@ export async function runCsvReplay(
     const inferred = ctx.engine.inferRows(batch, arrived);
     const label = ctx.labelColumn();
     const results: InferenceResult[] = new Array(n);
+    const ts = Date.now();
     for (let i = 0; i < n; i++)
-      results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label]);
+      results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label], ts);
     pos += n;
     ctx.batcher.add((inferred[0] as Inferred).version, results, pos);
     ctx.onProgress?.(pos);
