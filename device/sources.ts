@@ -164,15 +164,17 @@ export async function runJsonLines(
   },
 ): Promise<number> {
   let n = 0;
+  let lineNo = 0;
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   for await (const line of lines) {
+    lineNo++;
     if (ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit)) break;
     if (!line.trim()) continue;
     let row: RawRow;
     try {
       row = parseReading(JSON.parse(line));
     } catch (error) {
-      ctx.write(JSON.stringify({ error: `line ${n + 1}: ${errorMessage(error)}` }));
+      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}` }));
       continue;
     }
     const inferred = await ctx.engine.submit(row);

@@ -40,8 +40,17 @@ import {
 export const MODEL = 'tiny';
 export const BUCKET = buckets.models.localName;
 
+const created: string[] = [];
+
 export async function tempDir(prefix = 'edgeloop-device-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  created.push(dir);
+  return dir;
+}
+
+/** Removes every temp dir this test file made (call in afterAll). */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(created.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { startDevice } from '../../device/service.ts';
 import {
   MODEL,
   publishRelease,
+  removeTempDirs,
   sensorCsv,
   signingKeys,
   startBroker,
@@ -48,6 +49,7 @@ describe('no result is lost through SIGKILLs and broker outages', () => {
   afterAll(async () => {
     await broker?.close();
     await s3?.close();
+    await removeTempDirs();
   });
 
   function runCli(thing: string): {

@@ -8,6 +8,7 @@ import {
   type Artifacts,
   MODEL,
   publishRelease,
+  removeTempDirs,
   signingKeys,
   startBroker,
   startS3,
@@ -37,6 +38,7 @@ describe('a crash at each swap step leaves a loadable model', () => {
   afterAll(async () => {
     await broker?.close();
     await s3?.close();
+    await removeTempDirs();
   });
 
   /** Restarts on the state dir without a broker: whatever serves came from disk. */

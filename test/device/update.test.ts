@@ -8,6 +8,7 @@ import {
   nanWeights,
   postInfer,
   publishRelease,
+  removeTempDirs,
   sensorCsv,
   signingKeys,
   startBroker,
@@ -38,6 +39,7 @@ describe('device model updates against real aedes + s3rver', () => {
     await Promise.all(devices.map((device) => device.stop()));
     await broker?.close();
     await s3?.close();
+    await removeTempDirs();
   });
 
   async function device(thing: string, extra: Partial<Parameters<typeof startDevice>[0]> = {}) {

@@ -1,0 +1,133 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startDevice } from '../../device/service.ts';
+import { main } from '../../infra/cli/main.ts';
+import {
+  MODEL,
+  publishRelease,
+  removeTempDirs,
+  sensorCsv,
+  signingKeys,
+  startBroker,
+  startS3,
+  type TestBroker,
+  type TestS3,
+  tempDir,
+  trainTinyModel,
+} from './helpers.ts';
+
+describe('edgeloop device / fleet-sim and the stdin source', () => {
+  let broker: TestBroker;
+  let s3: TestS3;
+  let dir: string;
+  let csv: string;
+  const keys = signingKeys();
+
+  beforeAll(async () => {
+    let artifacts: Awaited<ReturnType<typeof trainTinyModel>>;
+    [broker, s3, artifacts, dir] = await Promise.all([startBroker(), startS3(), trainTinyModel(), tempDir()]);
+    csv = join(dir, 'readings.csv');
+    await writeFile(csv, sensorCsv(64));
+    await writeFile(join(dir, 'signing-public.pem'), keys.publicKeyPem);
+    await writeFile(join(dir, 'endpoints.json'), JSON.stringify({ s3: s3.endpoint, mqtt: broker.url }));
+    await publishRelease(s3, broker, artifacts, keys.privateKeyPem, { version: 1 });
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await s3?.close();
+    await removeTempDirs();
+  });
+
+  it('fleet-sim runs N gateways in one process and exits 0 once all results are acknowledged', async () => {
+    // Prepare
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+
+    // Act
+    const code = await main([
+      'fleet-sim',
+      '--devices',
+      '3',
+      '--model',
+      MODEL,
+      '--data-dir',
+      dir,
+      '--source',
+      `csv:${csv}`,
+      '--limit',
+      '300',
+      '--json',
+    ]);
+    const printed = out.mock.calls.map((call) => String(call[0])).join('');
+    out.mockRestore();
+    err.mockRestore();
+
+    // Assess
+    expect(code).toBe(0);
+    const summary = JSON.parse(printed.trim().split('\n').at(-1) ?? '{}') as {
+      devices: { thing: string; modelVersion: number; published: number }[];
+    };
+    expect(summary.devices.map((d) => [d.thing, d.modelVersion, d.published])).toEqual([
+      ['sim-1', 1, 300],
+      ['sim-2', 1, 300],
+      ['sim-3', 1, 300],
+    ]);
+    for (const thing of ['sim-1', 'sim-2', 'sim-3'])
+      expect([...broker.resultIds()].filter((id) => id.startsWith(`${thing}:`))).toHaveLength(300);
+  });
+
+  it('exits 2 with a one-line reason for bad usage', async () => {
+    // Prepare
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+
+    // Act
+    const codes = [
+      await main(['device', '--thing', 'gw', '--data-dir', dir]),
+      await main(['device', '--thing', 'gw', '--model', MODEL, '--limit', 'many', '--data-dir', dir]),
+      await main(['fleet-sim', '--devices', '0', '--model', MODEL, '--data-dir', dir]),
+    ];
+    const messages = err.mock.calls.map((call) => String(call[0]).trim());
+    err.mockRestore();
+
+    // Assess
+    expect(codes).toEqual([2, 2, 2]);
+    expect(messages).toEqual([
+      'edgeloop device: --model is required',
+      "edgeloop device: --limit must be an integer >= 1, got 'many'",
+      "edgeloop fleet-sim: --devices must be an integer >= 1, got '0'",
+    ]);
+  });
+
+  it('answers JSON lines on stdin with one result line each and publishes them', async () => {
+    // Prepare
+    const lines: string[] = [];
+    const input = Readable.from(['{"a": 1, "b": 1, "state": "hi"}\n', 'not json\n', '{"a": -2, "b": -1}\n']);
+
+    // Act
+    const device = await startDevice({
+      thing: 'gw-stdin',
+      model: MODEL,
+      stateDir: join(dir, 'gw-stdin'),
+      mqttEndpoint: broker.url,
+      s3Endpoint: s3.endpoint,
+      publicKeyPem: keys.publicKeyPem,
+      source: { kind: 'stdin' },
+      stdin: input,
+      stdout: (line) => lines.push(line),
+    });
+    await device.finished;
+    await device.stop();
+
+    // Assess
+    const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(parsed).toEqual([
+      expect.objectContaining({ label: 'hi', truth: 'hi', version: 1 }),
+      { error: expect.stringMatching(/^line 2: /) },
+      expect.objectContaining({ label: 'lo', version: 1 }),
+    ]);
+    expect([...broker.resultIds()].filter((id) => id.startsWith('gw-stdin:'))).toHaveLength(2);
+  });
+});
