@@ -52,7 +52,10 @@ describe('no result is lost through SIGKILLs and broker outages', () => {
     await removeTempDirs();
   });
 
-  function runCli(thing: string): {
+  function runCli(
+    thing: string,
+    limit = N,
+  ): {
     child: ChildProcess;
     exit: Promise<{ code: number | null; out: string }>;
   } {
@@ -72,7 +75,7 @@ describe('no result is lost through SIGKILLs and broker outages', () => {
         '--rate',
         '3000',
         '--limit',
-        String(N),
+        String(limit),
         '--json',
         '-q',
       ],
@@ -111,6 +114,26 @@ describe('no result is lost through SIGKILLs and broker outages', () => {
       outboxDepth: 0,
     });
     expect(idsOf(broker, thing)).toEqual(expectedIds(thing));
+  });
+
+  it('stops cleanly on SIGTERM (exit 0, state saved) and the restart continues where it stopped', async () => {
+    // Prepare
+    const thing = 'gw-term';
+    const limit = 3_000;
+    const { child, exit } = runCli(thing, limit);
+    await until(() => idsOf(broker, thing).size >= 500, 60_000, 'results before SIGTERM');
+
+    // Act
+    child.kill('SIGTERM');
+    const stopped = await exit;
+    const afterStop = idsOf(broker, thing).size;
+    const resumed = await runCli(thing, limit).exit;
+
+    // Assess
+    expect(stopped.code, stopped.out).toBe(0);
+    expect(afterStop).toBeLessThan(limit);
+    expect(resumed.code, resumed.out).toBe(0);
+    expect(idsOf(broker, thing)).toEqual(new Set(Array.from({ length: limit }, (_, i) => `${thing}:${i}`)));
   });
 
   it('loses nothing through a 10 s broker outage (aedes stopped and restarted on the same port)', async () => {

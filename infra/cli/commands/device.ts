@@ -102,17 +102,23 @@ export function summary(snapshot: DeviceSnapshot) {
   };
 }
 
-/** Runs devices until they finish (limited source) or SIGINT/SIGTERM, then stops them cleanly. */
+/**
+ * Runs devices until they finish (limited source) or SIGINT/SIGTERM, then stops them
+ * cleanly: the source stops, the partial batch and the checkpoint are persisted, in-flight
+ * publishes get a moment for their PUBACK. Returns the signal's name when one stopped it.
+ */
 export async function runUntilDone(
   devices: Device[],
   limited: boolean,
   err: (line: string) => void,
-): Promise<void> {
-  let signalled: (() => void) | undefined;
-  const signal = new Promise<void>((resolve) => (signalled = resolve));
+): Promise<string | undefined> {
+  let received: string | undefined;
+  let wake: (() => void) | undefined;
+  const signal = new Promise<void>((resolve) => (wake = resolve));
   const onSignal = (name: string) => {
     err(`${name}: stopping (persisting the outbox and checkpoint)`);
-    signalled?.();
+    received = name;
+    wake?.();
   };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
@@ -128,6 +134,7 @@ export async function runUntilDone(
     process.off('SIGTERM', onTerm);
     await Promise.all(devices.map((device) => device.stop()));
   }
+  return received;
 }
 
 export const deviceCommand = defineCommand({
@@ -177,16 +184,21 @@ export const deviceCommand = defineCommand({
       options.source.kind !== 'none' &&
       'limit' in options.source &&
       options.source.limit !== undefined;
-    await runUntilDone([device], limited, err);
+    const signal = await runUntilDone([device], limited, err);
     const snapshot = device.status();
     if (values.json) out(JSON.stringify(summary(snapshot)));
     else
       out(
         `${snapshot.thing}: model v${snapshot.version ?? '-'}, ${snapshot.produced} produced, ${snapshot.published} acknowledged, outbox ${snapshot.outboxDepth}`,
       );
-    if (limited && !snapshot.finished)
+    // A signal is a requested stop (systemd, Ctrl-C): the state is saved, so exit 0.
+    if (limited && !snapshot.finished && !signal)
       throw new EdgeloopError(
         'stopped before every result was acknowledged; run again with the same --state-dir to continue',
+      );
+    if (limited && !snapshot.finished)
+      err(
+        `${signal}: ${snapshot.position} of the readings done; run again with the same --state-dir to continue`,
       );
     return 0;
   },
