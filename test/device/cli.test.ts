@@ -79,6 +79,45 @@ describe('edgeloop device / fleet-sim and the stdin source', () => {
       expect([...broker.resultIds()].filter((id) => id.startsWith(`${thing}:`))).toHaveLength(300);
   });
 
+  it('runs from a --config file alone (AWS-style: explicit endpoints, no local stack)', async () => {
+    // Prepare
+    const file = join(dir, 'device.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        thing: 'gw-config',
+        model: MODEL,
+        stateDir: join(dir, 'gw-config'),
+        mqttEndpoint: broker.url,
+        s3Endpoint: s3.endpoint,
+        publicKeyFile: join(dir, 'signing-public.pem'),
+        source: `csv:${csv}`,
+        limit: 50,
+      }),
+    );
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+
+    // Act
+    const code = await main([
+      'device',
+      '--config',
+      file,
+      '--data-dir',
+      join(dir, 'no-stack-here'),
+      '--json',
+      '-q',
+    ]);
+    const printed = out.mock.calls.map((call) => String(call[0])).join('');
+    out.mockRestore();
+
+    // Assess
+    expect(code).toBe(0);
+    expect(JSON.parse(printed.trim().split('\n').at(-1) ?? '{}')).toMatchObject({
+      thing: 'gw-config',
+      published: 50,
+    });
+  });
+
   it('exits 2 with a one-line reason for bad usage', async () => {
     // Prepare
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);

@@ -55,12 +55,15 @@ export const deviceRunOptions = {
   ca: { type: 'string', description: 'CA bundle (AWS mode)', valueName: 'FILE' },
 } as const satisfies Record<string, OptionSpec>;
 
-/** file < local stack data dir < env < flags, validated. */
+/**
+ * Layers, later winning: defaults (state dir from the thing) < local stack data dir < config
+ * file < EDGELOOP_DEVICE_* env < flags; then validated.
+ */
 export function deviceConfigFromArgs(values: Values, overrides: Record<string, unknown>): DeviceConfig {
   const str = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
   const fileLayer = str('config') ? configFromFile(str('config') as string) : {};
   const envLayer = configFromEnv();
-  const flagLayer = {
+  const flagLayer: Record<string, unknown> = {
     model: str('model'),
     source: str('source'),
     rate: intOption(values, 'rate'),
@@ -86,7 +89,11 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
       publicKeyFile: local.publicKeyFile,
     };
   }
-  return resolveConfig(fileLayer, localLayer, envLayer, flagLayer);
+  const thing = [flagLayer, envLayer, fileLayer]
+    .map((layer) => layer.thing)
+    .find((value) => value !== undefined);
+  const defaults = typeof thing === 'string' ? { stateDir: join(dataDir, 'devices', thing) } : {};
+  return resolveConfig(defaults, localLayer, fileLayer, envLayer, flagLayer);
 }
 
 export function summary(snapshot: DeviceSnapshot) {
@@ -164,11 +171,10 @@ export const deviceCommand = defineCommand({
   async run(ctx: CommandContext<Values>) {
     const { values, out, err } = ctx;
     const thing = typeof values.thing === 'string' ? values.thing : undefined;
-    const dataDir = (values['data-dir'] as string | undefined) ?? '.edgeloop';
     const overrides: Record<string, unknown> = {
       thing,
       httpPort: intOption(values, 'http-port', 0),
-      stateDir: values['state-dir'] ?? (thing ? join(dataDir, 'devices', thing) : undefined),
+      stateDir: values['state-dir'],
     };
     if (!thing && !process.env.EDGELOOP_DEVICE_THING && !values.config)
       throw new UsageError('--thing is required');
