@@ -26,6 +26,7 @@ import { transformRows } from '../shared/preprocess.ts';
 import type { Manifest, Preprocessing } from '../shared/schemas.ts';
 import { initTf, tf } from '../shared/tf.ts';
 import { modelFiles } from '../shared/topology.ts';
+import { saveArtifacts } from '../test/device/helpers.ts';
 
 const FEATURES = 16;
 const CLASSES = 4;
@@ -65,21 +66,7 @@ async function buildModel() {
       tf.layers.dense({ units: CLASSES, activation: 'softmax' }),
     ],
   });
-  let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  if (!saved?.weightData || !saved.weightSpecs) throw new Error('no weights');
-  const weights = Buffer.from(saved.weightData as ArrayBuffer);
-  const modelJson = Buffer.from(
-    JSON.stringify({
-      modelTopology: saved.modelTopology,
-      weightsManifest: [{ paths: [modelFiles.weights], weights: saved.weightSpecs }],
-    }),
-  );
+  const { modelJson, weights } = await saveArtifacts(model);
   return { model, modelJson, weights };
 }
 

@@ -4,42 +4,21 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDevice } from '../../device/service.ts';
 import { main } from '../../infra/cli/main.ts';
-import {
-  MODEL,
-  publishRelease,
-  removeTempDirs,
-  sensorCsv,
-  signingKeys,
-  startBroker,
-  startS3,
-  type TestBroker,
-  type TestS3,
-  tempDir,
-  trainTinyModel,
-} from './helpers.ts';
+import { MODEL, type Peers, startPeers } from './helpers.ts';
 
 describe('edgeloop device / fleet-sim and the stdin source', () => {
-  let broker: TestBroker;
-  let s3: TestS3;
+  let peers: Peers;
+  let broker: Peers['broker'];
   let dir: string;
   let csv: string;
-  const keys = signingKeys();
 
   beforeAll(async () => {
-    let artifacts: Awaited<ReturnType<typeof trainTinyModel>>;
-    [broker, s3, artifacts, dir] = await Promise.all([startBroker(), startS3(), trainTinyModel(), tempDir()]);
-    csv = join(dir, 'readings.csv');
-    await writeFile(csv, sensorCsv(64));
-    await writeFile(join(dir, 'signing-public.pem'), keys.publicKeyPem);
-    await writeFile(join(dir, 'endpoints.json'), JSON.stringify({ s3: s3.endpoint, mqtt: broker.url }));
-    await publishRelease(s3, broker, artifacts, keys.privateKeyPem, { version: 1 });
+    peers = await startPeers();
+    ({ broker, dir, csv } = peers);
+    await peers.release({ version: 1 });
   });
 
-  afterAll(async () => {
-    await broker?.close();
-    await s3?.close();
-    await removeTempDirs();
-  });
+  afterAll(() => peers?.close());
 
   it('fleet-sim runs N gateways in one process and exits 0 once all results are acknowledged', async () => {
     // Prepare
@@ -89,7 +68,7 @@ describe('edgeloop device / fleet-sim and the stdin source', () => {
         model: MODEL,
         stateDir: join(dir, 'gw-config'),
         mqttEndpoint: broker.url,
-        s3Endpoint: s3.endpoint,
+        s3Endpoint: peers.s3.endpoint,
         publicKeyFile: join(dir, 'signing-public.pem'),
         source: `csv:${csv}`,
         limit: 50,
@@ -146,17 +125,13 @@ describe('edgeloop device / fleet-sim and the stdin source', () => {
     const input = Readable.from(['{"a": 1, "b": 1, "state": "hi"}\n', 'not json\n', '{"a": -2, "b": -1}\n']);
 
     // Act
-    const device = await startDevice({
-      thing: 'gw-stdin',
-      model: MODEL,
-      stateDir: join(dir, 'gw-stdin'),
-      mqttEndpoint: broker.url,
-      s3Endpoint: s3.endpoint,
-      publicKeyPem: keys.publicKeyPem,
-      source: { kind: 'stdin' },
-      stdin: input,
-      stdout: (line) => lines.push(line),
-    });
+    const device = await startDevice(
+      peers.deviceOptions('gw-stdin', {
+        source: { kind: 'stdin' },
+        stdin: input,
+        stdout: (line) => lines.push(line),
+      }),
+    );
     await device.finished;
     await device.stop();
 

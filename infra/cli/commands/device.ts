@@ -185,11 +185,10 @@ export const deviceCommand = defineCommand({
     const device = await startDevice(options);
     if (device.httpPort !== undefined && !values.quiet)
       err(`POST readings to http://127.0.0.1:${device.httpPort}/infer`);
+    // A limited CSV replay ends at its limit and stdin at EOF; other runs go on until a signal.
     const limited =
-      options.source !== undefined &&
-      options.source.kind !== 'none' &&
-      'limit' in options.source &&
-      options.source.limit !== undefined;
+      options.source?.kind === 'stdin' ||
+      (options.source?.kind === 'csv' && options.source.limit !== undefined);
     const signal = await runUntilDone([device], limited, err);
     const snapshot = device.status();
     if (values.json) out(JSON.stringify(summary(snapshot)));
