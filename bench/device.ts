@@ -20,7 +20,7 @@ import { ModelStore } from '../device/model-store.ts';
 import { Outbox } from '../device/outbox.ts';
 import { ResultBatcher } from '../device/publisher.ts';
 import { startDevice } from '../device/service.ts';
-import { runCsvReplay } from '../device/sources.ts';
+import { loadCsvFile, type Reading, runCsvReplay } from '../device/sources.ts';
 import { sha256Hex } from '../shared/manifest.ts';
 import { transformRows } from '../shared/preprocess.ts';
 import type { Manifest, Preprocessing } from '../shared/schemas.ts';
@@ -91,7 +91,7 @@ function bareRun(model: tf.LayersModel, x: Float32Array, rowsInFile: number, tot
  * The device's own pipeline without the network: raw CSV rows -> preprocessing -> one
  * predict per chunk -> results -> batches durable in a real on-disk outbox.
  */
-async function pipelineRun(engine: Engine, data: Record<string, string>[], total: number, dir: string) {
+async function pipelineRun(engine: Engine, data: readonly Reading[], total: number, dir: string) {
   const outbox = await Outbox.open(dir);
   const batcher = new ResultBatcher(outbox, 'bench', () => undefined);
   const start = performance.now();
@@ -175,12 +175,13 @@ export async function main(argv = process.argv.slice(2)) {
     const x = transformRows(preprocessing, data);
     const engine = new Engine();
     engine.setModel(await loadModelFromBytes(modelJson, weights, manifest));
+    const readings = loadCsvFile(csv); // what the CSV source replays
     bareRun(model, x, data.length, 20_000, 512);
-    await pipelineRun(engine, data, 20_000, join(dir, 'warm'));
+    await pipelineRun(engine, readings, 20_000, join(dir, 'warm'));
     const rounds: { bare: number; pipeline: number }[] = [];
     for (let round = 0; round < 5; round++) {
       const bare = bareRun(model, x, data.length, 50_000, 512);
-      const pipeline = await pipelineRun(engine, data, 50_000, join(dir, `round-${round}`));
+      const pipeline = await pipelineRun(engine, readings, 50_000, join(dir, `round-${round}`));
       rounds.push({ bare, pipeline });
     }
     engine.dispose();

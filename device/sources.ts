@@ -66,7 +66,21 @@ export function parseCsv(text: string): { header: string[]; rows: Record<string,
   };
 }
 
-export function loadCsvFile(file: string): Record<string, string>[] {
+/**
+ * A CSV field as a number when the number prints back as exactly the same text ("21.5",
+ * "-3", not "21.50", " 7" or "nan"), else the string. Every feature transform and the truth
+ * label see the same value either way (String(21.5) === "21.5"); numeric features just skip
+ * re-parsing the text on every replay loop.
+ */
+export function exactNumber(text: string): string | number {
+  const value = Number(text);
+  return text !== '' && Number.isFinite(value) && String(value) === text ? value : text;
+}
+
+export type Reading = Record<string, string | number>;
+
+/** The CSV file as readings, parsed once (replay loops over the same objects). */
+export function loadCsvFile(file: string): Reading[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -75,7 +89,11 @@ export function loadCsvFile(file: string): Record<string, string>[] {
   }
   const { rows } = parseCsv(text);
   if (rows.length === 0) throw new EdgeloopError(`the CSV source ${file} has a header but no rows`);
-  return rows;
+  return rows.map((row) => {
+    const reading: Reading = {};
+    for (const [key, text] of Object.entries(row)) reading[key] = exactNumber(text);
+    return reading;
+  });
 }
 
 function round(value: number, digits: number): number {
@@ -115,7 +133,7 @@ export interface CsvReplayContext {
  * resumes at the checkpoint never reuses an id for a different reading.
  */
 export async function runCsvReplay(
-  rows: readonly Record<string, string>[],
+  rows: readonly Reading[],
   spec: { rate?: number; limit?: number },
   start: number,
   ctx: CsvReplayContext,

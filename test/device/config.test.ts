@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configFromEnv, configFromFile, readLocalStack, resolveConfig } from '../../device/config.ts';
 import { backoffMs, parseEndpoint } from '../../device/connection.ts';
-import { parseCsv, parseSourceSpec } from '../../device/sources.ts';
+import { exactNumber, parseCsv, parseSourceSpec } from '../../device/sources.ts';
+import { transformRows } from '../../shared/preprocess.ts';
+import type { Preprocessing } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 
 afterAll(removeTempDirs);
@@ -121,6 +123,35 @@ describe('sources', () => {
       { a: '1', b: 'x, "y"', label: 'hi' },
       { a: '2', b: '', label: 'lo' },
     ]);
+  });
+
+  it('turns only exactly printable numbers into numbers, so every transform sees the same value', () => {
+    // Prepare
+    const texts = ['21.5', '-3', '21.50', ' 7', 'nan', '', '1e3', 'hi'];
+    const pre: Preprocessing = {
+      label: 'y',
+      labels: ['a', 'b'],
+      features: [
+        { kind: 'numeric', column: 'v', mean: 1, std: 2, fill: 0 },
+        { kind: 'categorical', column: 'v', categories: ['21.50', '21.5', '-3'] },
+      ],
+      inputWidth: 5,
+    };
+
+    // Act
+    const converted = texts.map(exactNumber);
+    const fromText = transformRows(
+      pre,
+      texts.map((v) => ({ v })),
+    );
+    const fromConverted = transformRows(
+      pre,
+      converted.map((v) => ({ v })),
+    );
+
+    // Assess
+    expect(converted).toEqual([21.5, -3, '21.50', ' 7', 'nan', '', '1e3', 'hi']);
+    expect(fromConverted).toEqual(fromText);
   });
 
   it('rejects an unknown source spec with the accepted forms', () => {
