@@ -16,9 +16,10 @@
  * stored batch's csvNext). It only has to be durable before a batch file is deleted (after
  * its PUBACK, or when dropped), so it is written then -- once per group of deletions.
  *
- * Bounded by batch count and bytes. Overflow policy: `drop-oldest` (default: the freshest
- * data matters most on a gateway that was offline for days) deletes the oldest unsent
- * batch; `reject` refuses the new one. Both count the dropped results.
+ * Bounded by batch count (10,000) and bytes (256 MB: about 2.3 million results, some eight
+ * minutes of a 5,000/s source without a connection). Overflow policy: `drop-oldest`
+ * (default: the freshest data matters most on a gateway that was offline for long) deletes
+ * the oldest unsent batch; `reject` refuses the new one. Both count the dropped results.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
@@ -74,7 +75,7 @@ export class Outbox {
     options: OutboxOptions,
   ) {
     this.maxBatches = options.maxBatches ?? 10_000;
-    this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+    this.maxBytes = options.maxBytes ?? 256 * 2 ** 20;
     this.overflow = options.overflow ?? 'drop-oldest';
   }
 
