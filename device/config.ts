@@ -35,6 +35,7 @@ export const DeviceConfigSchema = z
     roleAlias: z.string().min(1).optional(),
     statusIntervalMs: positiveInt.optional(),
     outboxMaxBatches: positiveInt.optional(),
+    outboxMaxMB: positiveInt.optional(),
     outboxOverflow: z.enum(['drop-oldest', 'reject']).optional(),
   })
   .strict();
@@ -134,9 +135,11 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
       : {}),
     ...(config.httpPort !== undefined ? { httpPort: config.httpPort } : {}),
     ...(config.statusIntervalMs ? { statusIntervalMs: config.statusIntervalMs } : {}),
-    ...(config.outboxMaxBatches || config.outboxOverflow
-      ? { outbox: { maxBatches: config.outboxMaxBatches, overflow: config.outboxOverflow } }
-      : {}),
+    outbox: {
+      ...(config.outboxMaxBatches ? { maxBatches: config.outboxMaxBatches } : {}),
+      ...(config.outboxMaxMB ? { maxBytes: config.outboxMaxMB * 2 ** 20 } : {}),
+      ...(config.outboxOverflow ? { overflow: config.outboxOverflow } : {}),
+    },
     ...(log ? { log } : {}),
   };
 }
