@@ -353,3 +353,14 @@ export const errorKeys = {
 // ---------------------------------------------------------------------------------------
 
 export const deploymentParameter = (stage: string) => `/${NAMESPACE}/${stage}/deployment`;
+
+// ---------------------------------------------------------------------------------------
+// The embedded local stack's data dir: other processes (CLI commands, devices) find the
+// running stack and its manifest verification key through these files.
+// ---------------------------------------------------------------------------------------
+
+export const localStackFiles = {
+  endpoints: 'endpoints.json',
+  signingPrivateKey: 'keys/manifest-signing-private.pem',
+  signingPublicKey: 'keys/manifest-signing-public.pem',
+} as const;

@@ -10,6 +10,7 @@ import {
 } from '../../../device/config.ts';
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
+import { localStackFiles } from '../../../shared/topology.ts';
 import { type CommandContext, defineCommand, intOption, type OptionSpec, UsageError } from '../command.ts';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -30,7 +31,7 @@ export const deviceRunOptions = {
   },
   'data-dir': {
     type: 'string',
-    description: 'local stack data dir (endpoints.json, signing-public.pem)',
+    description: 'local stack data dir (its endpoints and manifest verification key)',
     default: '.edgeloop',
     valueName: 'DIR',
   },
@@ -81,7 +82,7 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
   const explicitEndpoint = layers.some((layer) => layer.mqttEndpoint !== undefined);
   const dataDir = str('data-dir') ?? '.edgeloop';
   let localLayer = {};
-  if (!explicitEndpoint || existsSync(join(dataDir, 'endpoints.json'))) {
+  if (!explicitEndpoint || existsSync(join(dataDir, localStackFiles.endpoints))) {
     const local = readLocalStack(dataDir);
     localLayer = {
       mqttEndpoint: local.endpoints.mqtt,
