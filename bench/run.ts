@@ -3,7 +3,10 @@
  * a bare baseline measured in the same run, as a ratio, because these machines are shared and
  * absolute timings wander. Pass names to run a subset: `npm run bench -- train device`.
  */
-const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {};
+const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
+  train: () => import('./train.ts'),
+  aggregate: () => import('./aggregate.ts'),
+};
 
 const wanted = process.argv.slice(2);
 for (const [name, load] of Object.entries(benches)) {

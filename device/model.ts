@@ -57,10 +57,12 @@ export async function loadModelFromBytes(
       const n = rows.length;
       if (scratch.length < n * width) scratch = new Float32Array(n * width);
       for (let i = 0; i < n; i++) transformInto(pre, rows[i] as RawRow, scratch, i * width);
-      const probs = tf.tidy(() => {
-        const input = tf.tensor2d(scratch.subarray(0, n * width), [n, width]);
-        return (model.predict(input) as tf.Tensor).dataSync() as Float32Array;
-      });
+      // tidy returns the output tensor, not its data: tidy walks whatever it returns.
+      const output = tf.tidy(
+        () => model.predict(tf.tensor2d(scratch.subarray(0, n * width), [n, width])) as tf.Tensor,
+      );
+      const probs = output.dataSync() as Float32Array;
+      output.dispose();
       const classes = labels.length;
       const predictions: Prediction[] = new Array(n);
       for (let i = 0; i < n; i++) {

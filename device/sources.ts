@@ -66,7 +66,21 @@ export function parseCsv(text: string): { header: string[]; rows: Record<string,
   };
 }
 
-export function loadCsvFile(file: string): Record<string, string>[] {
+/**
+ * A CSV field as a number when the number prints back as exactly the same text ("21.5",
+ * "-3", not "21.50", " 7" or "nan"), else the string. Every feature transform and the truth
+ * label see the same value either way (String(21.5) === "21.5"); numeric features just skip
+ * re-parsing the text on every replay loop.
+ */
+export function exactNumber(text: string): string | number {
+  const value = Number(text);
+  return text !== '' && Number.isFinite(value) && String(value) === text ? value : text;
+}
+
+export type Reading = Record<string, string | number>;
+
+/** The CSV file as readings, parsed once (replay loops over the same objects). */
+export function loadCsvFile(file: string): Reading[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -75,7 +89,11 @@ export function loadCsvFile(file: string): Record<string, string>[] {
   }
   const { rows } = parseCsv(text);
   if (rows.length === 0) throw new EdgeloopError(`the CSV source ${file} has a header but no rows`);
-  return rows;
+  return rows.map((row) => {
+    const reading: Reading = {};
+    for (const [key, text] of Object.entries(row)) reading[key] = exactNumber(text);
+    return reading;
+  });
 }
 
 function round(value: number, digits: number): number {
@@ -83,10 +101,10 @@ function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
-export function toResult(id: string, inferred: Inferred, truth: unknown): InferenceResult {
+export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Date.now()): InferenceResult {
   const result: InferenceResult = {
     id,
-    ts: Date.now(),
+    ts,
     label: inferred.label,
     confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
     latencyMs: round(inferred.latencyMs, 3),
@@ -115,7 +133,7 @@ export interface CsvReplayContext {
  * resumes at the checkpoint never reuses an id for a different reading.
  */
 export async function runCsvReplay(
-  rows: readonly Record<string, string>[],
+  rows: readonly Reading[],
   spec: { rate?: number; limit?: number },
   start: number,
   ctx: CsvReplayContext,
@@ -138,8 +156,9 @@ export async function runCsvReplay(
     const inferred = ctx.engine.inferRows(batch, arrived);
     const label = ctx.labelColumn();
     const results: InferenceResult[] = new Array(n);
+    const ts = Date.now();
     for (let i = 0; i < n; i++)
-      results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label]);
+      results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label], ts);
     pos += n;
     ctx.batcher.add((inferred[0] as Inferred).version, results, pos);
     ctx.onProgress?.(pos);
@@ -163,15 +182,17 @@ export async function runJsonLines(
   },
 ): Promise<number> {
   let n = 0;
+  let lineNo = 0;
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   for await (const line of lines) {
+    lineNo++;
     if (ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit)) break;
     if (!line.trim()) continue;
     let row: RawRow;
     try {
       row = parseReading(JSON.parse(line));
     } catch (error) {
-      ctx.write(JSON.stringify({ error: `line ${n + 1}: ${errorMessage(error)}` }));
+      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}` }));
       continue;
     }
     const inferred = await ctx.engine.submit(row);

@@ -168,11 +168,7 @@ export function parseDataset(input: Uint8Array | string, options: DatasetOptions
 
 function decodeText(input: Uint8Array | string, maxBytes: number, where: string): string {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
-  if (bytes.byteLength > maxBytes) {
-    throw new InputError(
-      `${where}the file is ${formatBytes(bytes.byteLength)}, over the ${formatBytes(maxBytes)} limit: sample or split the dataset`,
-    );
-  }
+  checkDatasetSize(bytes.byteLength, maxBytes, where);
   if (bytes.byteLength === 0) {
     throw new InputError(`${where}the file is empty: upload a CSV with a header line and data rows`);
   }
@@ -191,6 +187,15 @@ function decodeText(input: Uint8Array | string, maxBytes: number, where: string)
     throw notText(where, 'it is not valid UTF-8');
   }
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Throws the size-limit rejection when a dataset of `size` bytes is over `maxBytes`. */
+export function checkDatasetSize(size: number, maxBytes: number, where = ''): void {
+  if (size > maxBytes) {
+    throw new InputError(
+      `${where}the file is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit: sample or split the dataset`,
+    );
+  }
 }
 
 function notText(where: string, why: string): InputError {
@@ -393,6 +398,20 @@ function profileColumn(
   if (dates.length / present.length >= 0.95) return { ...base, kind: 'date' };
   if (present.length >= 20 && distinctValues.size / present.length > 0.9) {
     return { ...base, kind: 'dropped', reason: 'it looks like an id (almost every value is unique)' };
+  }
+  const cap = options.maxCategories ?? DATASET_LIMITS.maxCategories;
+  if (distinctValues.size > cap) {
+    const counts = new Map<string, number>();
+    for (const cell of present) counts.set(cell.value, (counts.get(cell.value) ?? 0) + 1);
+    const top = [...counts.values()].sort((a, b) => b - a).slice(0, cap);
+    const covered = top.reduce((a, b) => a + b, 0) / present.length;
+    if (covered < 0.5) {
+      return {
+        ...base,
+        kind: 'dropped',
+        reason: `too many distinct values to one-hot (${distinctValues.size}; the ${cap} most frequent cover only ${Math.round(covered * 100)}% of rows)`,
+      };
+    }
   }
   return { ...base, kind: 'categorical' };
 }

@@ -42,3 +42,16 @@ export class EdgeloopMetrics extends Metrics {
     this.publishStoredMetrics();
   }
 }
+
+/** The training side's metrics (runs, failures, duration, accuracy), per model, as one EMF line. */
+export function emitTrainingMetrics(
+  metrics: EdgeloopMetrics,
+  run: { model: string; succeeded: boolean; durationMs: number; accuracy?: number },
+): void {
+  metrics.publishWith({ model: run.model }, (m) => {
+    m.put('trainingRuns', 1);
+    m.put('trainingFailures', run.succeeded ? 0 : 1);
+    m.put('trainingDurationMs', run.durationMs, MetricUnit.Milliseconds);
+    if (run.accuracy !== undefined) m.put('trainingAccuracy', run.accuracy, MetricUnit.NoUnit);
+  });
+}

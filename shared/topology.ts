@@ -217,6 +217,12 @@ export const functions = {
 } as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;
 
+/**
+ * Set on every Lambda function by the CDK stack for Powertools, which reads them itself
+ * (handlers do not `requiredEnv` them, so the local stack need not set them).
+ */
+export const powertoolsEnv = ['metricsNamespace', 'serviceName'] as const satisfies readonly EnvVarKey[];
+
 // ---------------------------------------------------------------------------------------
 // The per-thing IoT policy. Written in IoT policy syntax (`*` wildcard, policy variables);
 // CDK renders it into an AWS::IoT::Policy and the local broker enforces the same statements.
@@ -339,4 +345,22 @@ export const errorKeys = {
   sort: (tsMs: number, digest: string) => `${new Date(tsMs).toISOString()}#${digest}`,
   /** Errors are kept this long (the table's TTL attribute). */
   retentionDays: 14,
+} as const;
+
+// ---------------------------------------------------------------------------------------
+// Deployment discovery: the CDK stack writes one SSM parameter per stage describing what a
+// gateway needs (policy, role alias, buckets, signing key); `edgeloop provision` reads it.
+// ---------------------------------------------------------------------------------------
+
+export const deploymentParameter = (stage: string) => `/${NAMESPACE}/${stage}/deployment`;
+
+// ---------------------------------------------------------------------------------------
+// The embedded local stack's data dir: other processes (CLI commands, devices) find the
+// running stack and its manifest verification key through these files.
+// ---------------------------------------------------------------------------------------
+
+export const localStackFiles = {
+  endpoints: 'endpoints.json',
+  signingPrivateKey: 'keys/manifest-signing-private.pem',
+  signingPublicKey: 'keys/manifest-signing-public.pem',
 } as const;

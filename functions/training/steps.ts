@@ -8,6 +8,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
 import { InputError } from '../../shared/errors.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
 import {
@@ -54,6 +55,10 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
   });
   const elapsed = (state: TrainingRunState) => now().getTime() - Date.parse(state.startedAt);
 
+  async function releaseEvent(id: string): Promise<void> {
+    await deps.ddb.send(new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id } }));
+  }
+
   async function getBytes(bucket: string, key: string, versionId?: string): Promise<Uint8Array> {
     const result = await deps.s3.send(
       new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
@@ -62,18 +67,28 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     return result.Body.transformToByteArray();
   }
 
-  async function putImmutable(key: string, bytes: Uint8Array, contentType: string): Promise<void> {
-    // IfNoneMatch protects artifacts in AWS; the local S3 ignores it, which is why versions
-    // are allocated in DynamoDB and a key is never written twice by design.
-    await deps.s3.send(
-      new PutObjectCommand({
-        Bucket: deps.modelsBucket,
-        Key: key,
-        Body: bytes,
-        ContentType: contentType,
-        IfNoneMatch: '*',
-      }),
-    );
+  /**
+   * Writes a version's file once. IfNoneMatch protects artifacts in AWS (the local S3 ignores
+   * it, which is why versions come from DynamoDB and no run writes another's keys). A retried
+   * step that finds its own earlier write gets the stored bytes back, so it can go on.
+   */
+  async function putImmutable(key: string, bytes: Uint8Array, contentType: string): Promise<Uint8Array> {
+    try {
+      await deps.s3.send(
+        new PutObjectCommand({
+          Bucket: deps.modelsBucket,
+          Key: key,
+          Body: bytes,
+          ContentType: contentType,
+          IfNoneMatch: '*',
+        }),
+      );
+      return bytes;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status !== 412) throw error;
+      return getBytes(deps.modelsBucket, key);
+    }
   }
 
   async function readConfig(bucket: string, model: string) {
@@ -171,23 +186,32 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         return { ...state, dataset, model, skipped: `duplicate event for ${id}`, outcome: 'skipped' };
       }
       const createdAt = now().toISOString();
-      const version = await allocateVersion(registry, {
-        model,
-        createdAt,
-        updatedAt: createdAt,
-        datasetKey: dataset.key,
-        ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
-      });
+      let version: number;
+      try {
+        version = await allocateVersion(registry, {
+          model,
+          createdAt,
+          updatedAt: createdAt,
+          datasetKey: dataset.key,
+          ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
+        });
+      } catch (error) {
+        // No run holds this event after all: free it so a retry can start one.
+        await releaseEvent(id);
+        throw error;
+      }
       deps.log.info('training run started', { model, version, key: dataset.key, runId: state.runId });
-      const next: TrainingRunState = { ...state, dataset, model, version, idempotencyKey: id };
-      // The config is read after the version exists, so a bad config is recorded as a rejection.
-      return { ...next, config: await readConfig(deps.datasetsBucket, model) };
+      return { ...state, dataset, model, version, idempotencyKey: id };
     },
 
     async train(state) {
       const dataset = need(state.dataset, 'dataset');
       const { model, version } = runKey(state);
-      const config = TrainingConfigSchema.parse(state.config ?? {});
+      // Read once the version exists, so a bad config is recorded as this version's rejection.
+      const config = state.config ?? (await readConfig(deps.datasetsBucket, model));
+      // An oversized file is refused before the download, with the same message parsing gives.
+      if (dataset.size !== undefined)
+        checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
       const bytes = await getBytes(dataset.bucket, dataset.key, dataset.versionId);
       const datasetSha256 = sha256Hex(bytes);
       const outcome = await trainFromCsv(bytes, config, {
@@ -198,7 +222,13 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         },
       });
       for (const file of artifactFiles(outcome)) {
-        await putImmutable(modelKeys.file(model, version, file.name), file.bytes, file.contentType);
+        const key = modelKeys.file(model, version, file.name);
+        const stored = await putImmutable(key, file.bytes, file.contentType);
+        if (sha256Hex(stored) !== sha256Hex(file.bytes)) {
+          throw new Error(
+            `s3://${deps.modelsBucket}/${key} already exists with other content; artifacts are immutable`,
+          );
+        }
       }
       const manifest = buildManifest({
         model,
@@ -225,6 +255,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       });
       return {
         ...state,
+        config,
         candidate: {
           manifest,
           notices: outcome.notices,
@@ -270,9 +301,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const candidate = need(state.candidate, 'candidate');
       const { model, version } = runKey(state);
       const signed = await signManifest(candidate.manifest, await deps.signer());
-      const bytes = manifestBytes(signed);
       const manifestKey = modelKeys.manifest(model, version);
-      await putImmutable(manifestKey, bytes, 'application/json');
+      // On a retried publish, the manifest an earlier attempt stored stays the one released.
+      const bytes = await putImmutable(manifestKey, manifestBytes(signed), 'application/json');
       const manifestSha256 = sha256Hex(bytes);
       const releasedAt = now().toISOString();
       await updateRun(
@@ -334,11 +365,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         }
       }
       // A failure (not a rejection) frees the event so a redelivery or retry can run again.
-      if (status === 'failed' && state.idempotencyKey) {
-        await deps.ddb.send(
-          new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id: state.idempotencyKey } }),
-        );
-      }
+      if (status === 'failed' && state.idempotencyKey) await releaseEvent(state.idempotencyKey);
       deps.log[status === 'rejected' ? 'warn' : 'error'](`training run ${status}`, {
         model: state.model,
         version: state.version,

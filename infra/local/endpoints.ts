@@ -2,11 +2,13 @@
  * Where a local stack listens, remembered in its data dir so a restart reuses the ports and
  * CLI commands in other processes can find it; plus the lock that says a stack is running.
  */
+
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { EdgeloopError } from '../../shared/errors.ts';
+import { localStackFiles } from '../../shared/topology.ts';
 
 export interface Endpoints {
   s3: string;
@@ -28,7 +30,7 @@ const EndpointsSchema = z.object({
 export type ServiceName = 's3' | 'mqtt' | 'dynamodb' | 'iotData';
 export const HOST = '127.0.0.1';
 
-const ENDPOINTS_FILE = 'endpoints.json';
+const ENDPOINTS_FILE = localStackFiles.endpoints;
 const LOCK_FILE = 'stack.lock';
 
 export function endpointUrl(service: ServiceName, port: number): string {

@@ -4,7 +4,14 @@
  * AWS_ENDPOINT_URL_<SERVICE> variables pointing at the local servers, and dummy credentials.
  */
 import { join } from 'node:path';
-import { buckets, envVars, METRICS_NAMESPACE, NAMESPACE, tables } from '../../shared/topology.ts';
+import {
+  buckets,
+  envVars,
+  localStackFiles,
+  METRICS_NAMESPACE,
+  NAMESPACE,
+  tables,
+} from '../../shared/topology.ts';
 import type { Endpoints } from './endpoints.ts';
 
 /** s3rver accepts signed requests only from its built-in account. */
@@ -12,7 +19,7 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RV
 export const LOCAL_REGION = 'us-east-1';
 
 export function signingKeyPath(dataDir: string): string {
-  return join(dataDir, 'keys', 'manifest-signing-private.pem');
+  return join(dataDir, localStackFiles.signingPrivateKey);
 }
 
 export function localEnv(endpoints: Endpoints, dataDir: string): Record<string, string> {

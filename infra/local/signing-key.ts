@@ -4,8 +4,9 @@
  * bucket where devices fetch it.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { generateSigningKeyPair } from '../../shared/manifest.ts';
+import { localStackFiles } from '../../shared/topology.ts';
 
 export interface SigningKeyFiles {
   privateKeyPath: string;
@@ -15,7 +16,7 @@ export interface SigningKeyFiles {
 
 /** Where the public half lives, next to the private key. */
 export function publicKeyPathFor(privateKeyPath: string): string {
-  return join(dirname(privateKeyPath), 'manifest-signing-public.pem');
+  return join(dirname(privateKeyPath), basename(localStackFiles.signingPublicKey));
 }
 
 export function ensureSigningKey(privateKeyPath: string): SigningKeyFiles {

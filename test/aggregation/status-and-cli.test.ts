@@ -1,40 +1,39 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ResultsOutcome } from '../../functions/aggregation/results.ts';
 import type { StatusOutcome } from '../../functions/aggregation/status.ts';
 import { main } from '../../infra/cli/main.ts';
+import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
+import { setEmfSink } from '../../shared/emf-sink.ts';
 import type { DeviceStatus } from '../../shared/schemas.ts';
 import { metricNames } from '../../shared/topology.ts';
 import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent, statusEvent } from './fixtures.ts';
-import { type AggregationStack, startAggregationStack } from './local-servers.ts';
 
-let servers: AggregationStack;
+let stack: LocalStack;
 let dataDir: string;
+const emf: string[] = [];
 let statusHandler: (event: unknown) => Promise<StatusOutcome>;
 let resultsHandler: (event: unknown) => Promise<ResultsOutcome>;
 
 beforeAll(async () => {
-  servers = await startAggregationStack();
+  // The real embedded local stack: the CLI finds it through the data dir like a user's shell.
+  dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-cli-'));
+  stack = await startLocalStack({ dataDir });
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  const collector = setEmfSink((line) => {
+    emf.push(line);
+    collector?.(line);
+  });
   ({ handler: statusHandler } = await import('../../functions/aggregate-status.ts'));
   ({ handler: resultsHandler } = await import('../../functions/aggregate-results.ts'));
-  dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-cli-'));
-  await writeFile(
-    join(dataDir, 'endpoints.json'),
-    JSON.stringify({
-      s3: servers.s3,
-      dynamodb: servers.dynamodb,
-      mqtt: 'mqtt://127.0.0.1:1',
-      iotData: 'http://127.0.0.1:1',
-    }),
-  );
   await putManifest(s3Client(), manifestFor('cli', 2, 0.6));
 });
 
 afterAll(async () => {
-  await servers?.close();
+  await stack?.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -68,7 +67,7 @@ async function cli(...argv: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-describe('status aggregator and the stats/fleet CLI against dynalite', () => {
+describe('status aggregator and the stats/fleet CLI against the local stack', () => {
   it('keeps the newest status per thing and derives online/offline from last seen', async () => {
     // Prepare
     const now = Date.now();
@@ -97,15 +96,13 @@ describe('status aggregator and the stats/fleet CLI against dynalite', () => {
       expect.objectContaining({ thing: 'gw-b', online: false, version: 2 }),
     ]);
     expect(view.versions).toEqual([{ model: 'cli', version: 2, online: 1, total: 2 }]);
-    const online = servers.emf
-      .map((line) => JSON.parse(line))
-      .filter((doc) => metricNames.devicesOnline in doc);
+    const online = emf.map((line) => JSON.parse(line)).filter((doc) => metricNames.devicesOnline in doc);
     expect(online.at(-1)).toMatchObject({ model: 'cli', version: '2', [metricNames.devicesOnline]: 1 });
   });
 
   it('re-counts the devices online per version on a scheduled tick', async () => {
     // Prepare
-    const before = servers.emf.length;
+    const before = emf.length;
 
     // Act
     const outcome = await statusHandler({
@@ -116,7 +113,7 @@ describe('status aggregator and the stats/fleet CLI against dynalite', () => {
 
     // Assess
     expect(outcome).toEqual({ status: 'counted-online' });
-    const emitted = servers.emf.slice(before).map((line) => JSON.parse(line));
+    const emitted = emf.slice(before).map((line) => JSON.parse(line));
     expect(emitted).toEqual([
       expect.objectContaining({ model: 'cli', version: '2', [metricNames.devicesOnline]: 1 }),
     ]);
@@ -167,7 +164,7 @@ describe('status aggregator and the stats/fleet CLI against dynalite', () => {
     expect([noModel.code, badSince.code, noStack.code]).toEqual([2, 2, 1]);
     expect(noModel.stderr).toMatch(/--model is required/);
     expect(badSince.stderr).toMatch(/--since takes a duration/);
-    expect(noStack.stderr).toMatch(/no local stack found: .*endpoints.json does not exist/);
+    expect(noStack.stderr).toMatch(/no local stack in .*missing.*edgeloop up/);
     expect(noStack.stderr).not.toMatch(/\n\s+at /);
   });
 });

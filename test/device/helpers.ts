@@ -3,13 +3,14 @@
  * s3rver with the models bucket, and a TINY real tfjs model trained here and published
  * (signed artifacts + manifest + retained release notice) exactly as the trainer does.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Aedes } from 'aedes';
+import type { DeviceOptions } from '../../device/service.ts';
 import {
   canonicalJson,
   generateSigningKeyPair,
@@ -30,6 +31,7 @@ import {
 import { initTf, tf } from '../../shared/tf.ts';
 import {
   buckets,
+  localStackFiles,
   modelFiles,
   modelKeys,
   policyAllows,
@@ -40,8 +42,17 @@ import {
 export const MODEL = 'tiny';
 export const BUCKET = buckets.models.localName;
 
+const created: string[] = [];
+
 export async function tempDir(prefix = 'edgeloop-device-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  created.push(dir);
+  return dir;
+}
+
+/** Removes every temp dir this test file made (call in afterAll). */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(created.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -254,6 +265,26 @@ export function sensorCsv(n: number, seed = 7): string {
   return ['a,b,state', ...sensorRows(n, seed).map((row) => `${row.a},${row.b},${row.state}`)].join('\n');
 }
 
+/** model.json + weights.bin bytes, as tf.io.withSaveHandler gives them to the trainer. */
+export async function saveArtifacts(model: tf.LayersModel): Promise<{ modelJson: Buffer; weights: Buffer }> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (!saved?.weightData || !saved.weightSpecs) throw new Error('tfjs save produced no weights');
+  const modelJson = Buffer.from(
+    JSON.stringify({
+      format: 'layers-model',
+      modelTopology: saved.modelTopology,
+      weightsManifest: [{ paths: [modelFiles.weights], weights: saved.weightSpecs }],
+    }),
+  );
+  return { modelJson, weights: Buffer.from(saved.weightData as ArrayBuffer) };
+}
+
 export async function trainTinyModel(hidden = 8): Promise<Artifacts> {
   await initTf();
   const rows = sensorRows(200);
@@ -273,22 +304,7 @@ export async function trainTinyModel(hidden = 8): Promise<Artifacts> {
   });
   model.compile({ optimizer: tf.train.adam(0.05), loss: 'categoricalCrossentropy' });
   await model.fit(x, y, { epochs: 5, batchSize: 32, verbose: 0 });
-  let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  if (!saved?.weightData || !saved.weightSpecs) throw new Error('tfjs save produced no weights');
-  const weights = Buffer.from(saved.weightData as ArrayBuffer);
-  const modelJson = Buffer.from(
-    JSON.stringify({
-      format: 'layers-model',
-      modelTopology: saved.modelTopology,
-      weightsManifest: [{ paths: [modelFiles.weights], weights: saved.weightSpecs }],
-    }),
-  );
+  const { modelJson, weights } = await saveArtifacts(model);
   const goldenRows = sensorRows(6, 99);
   const outputs = tf.tidy(() =>
     (model.predict(tf.tensor2d(transformRows(PREPROCESSING, goldenRows), [6, 2])) as tf.Tensor).arraySync(),
@@ -391,4 +407,63 @@ export async function until(check: () => boolean, timeoutMs: number, what: strin
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// The usual fixture: broker + s3 + a trained tiny model + a local-stack-like data dir.
+// ---------------------------------------------------------------------------------------
+
+export interface Peers {
+  broker: TestBroker;
+  s3: TestS3;
+  artifacts: Artifacts;
+  keys: { privateKeyPem: string; publicKeyPem: string };
+  /** Holds the endpoints and the public key (localStackFiles), as `edgeloop up` writes them. */
+  dir: string;
+  csv: string;
+  release(options: PublishOptions): Promise<Release>;
+  /** startDevice options for a thing against these peers (state in dir/thing). */
+  deviceOptions(thing: string, extra?: Partial<DeviceOptions>): DeviceOptions;
+  close(): Promise<void>;
+}
+
+export async function startPeers(csvRows = 64): Promise<Peers> {
+  const [broker, s3, artifacts, dir] = await Promise.all([
+    startBroker(),
+    startS3(),
+    trainTinyModel(),
+    tempDir(),
+  ]);
+  const keys = generateSigningKeyPair();
+  const csv = join(dir, 'readings.csv');
+  await writeFile(csv, sensorCsv(csvRows));
+  await mkdir(dirname(join(dir, localStackFiles.signingPublicKey)), { recursive: true });
+  await writeFile(join(dir, localStackFiles.signingPublicKey), keys.publicKeyPem);
+  await writeFile(
+    join(dir, localStackFiles.endpoints),
+    JSON.stringify({ s3: s3.endpoint, mqtt: broker.url }),
+  );
+  return {
+    broker,
+    s3,
+    artifacts,
+    keys,
+    dir,
+    csv,
+    release: (options) => publishRelease(s3, broker, artifacts, keys.privateKeyPem, options),
+    deviceOptions: (thing, extra = {}) => ({
+      thing,
+      model: MODEL,
+      stateDir: join(dir, thing),
+      mqttEndpoint: broker.url,
+      s3Endpoint: s3.endpoint,
+      publicKeyPem: keys.publicKeyPem,
+      ...extra,
+    }),
+    async close() {
+      await broker.close();
+      await s3.close();
+      await removeTempDirs();
+    },
+  };
 }

@@ -11,6 +11,7 @@ import { topicFilter } from '../../shared/topology.ts';
 import {
   MODEL,
   publishRelease,
+  removeTempDirs,
   sensorCsv,
   signingKeys,
   startS3,
@@ -61,6 +62,7 @@ describe.runIf(available)('the device against Mosquitto (Debian package)', () =>
   afterAll(async () => {
     await tool?.disconnect();
     await s3?.close();
+    await removeTempDirs();
     mosquitto?.kill('SIGTERM');
   });
 

@@ -1,21 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevice } from '../../device/service.ts';
-import {
-  MODEL,
-  publishRelease,
-  sensorCsv,
-  signingKeys,
-  startBroker,
-  startS3,
-  type TestBroker,
-  type TestS3,
-  tempDir,
-  trainTinyModel,
-  until,
-} from './helpers.ts';
+import { MODEL, type Peers, startPeers, type TestBroker, until } from './helpers.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'infra', 'cli', 'bin.js');
 const N = 10_000;
@@ -29,28 +16,23 @@ function expectedIds(thing: string): Set<string> {
 }
 
 describe('no result is lost through SIGKILLs and broker outages', () => {
+  let peers: Peers;
   let broker: TestBroker;
-  let s3: TestS3;
   let dir: string;
   let csv: string;
-  const keys = signingKeys();
 
   beforeAll(async () => {
-    let artifacts: Awaited<ReturnType<typeof trainTinyModel>>;
-    [broker, s3, artifacts, dir] = await Promise.all([startBroker(), startS3(), trainTinyModel(), tempDir()]);
-    csv = join(dir, 'readings.csv');
-    await writeFile(csv, sensorCsv(333));
-    await writeFile(join(dir, 'signing-public.pem'), keys.publicKeyPem);
-    await writeFile(join(dir, 'endpoints.json'), JSON.stringify({ s3: s3.endpoint, mqtt: broker.url }));
-    await publishRelease(s3, broker, artifacts, keys.privateKeyPem, { version: 1 });
+    peers = await startPeers(333);
+    ({ broker, dir, csv } = peers);
+    await peers.release({ version: 1 });
   });
 
-  afterAll(async () => {
-    await broker?.close();
-    await s3?.close();
-  });
+  afterAll(() => peers?.close());
 
-  function runCli(thing: string): {
+  function runCli(
+    thing: string,
+    limit = N,
+  ): {
     child: ChildProcess;
     exit: Promise<{ code: number | null; out: string }>;
   } {
@@ -70,7 +52,7 @@ describe('no result is lost through SIGKILLs and broker outages', () => {
         '--rate',
         '3000',
         '--limit',
-        String(N),
+        String(limit),
         '--json',
         '-q',
       ],
@@ -111,19 +93,35 @@ describe('no result is lost through SIGKILLs and broker outages', () => {
     expect(idsOf(broker, thing)).toEqual(expectedIds(thing));
   });
 
+  it('stops cleanly on SIGTERM (exit 0, state saved) and the restart continues where it stopped', async () => {
+    // Prepare
+    const thing = 'gw-term';
+    const limit = 3_000;
+    const { child, exit } = runCli(thing, limit);
+    await until(() => idsOf(broker, thing).size >= 500, 60_000, 'results before SIGTERM');
+
+    // Act
+    child.kill('SIGTERM');
+    const stopped = await exit;
+    const afterStop = idsOf(broker, thing).size;
+    const resumed = await runCli(thing, limit).exit;
+
+    // Assess
+    expect(stopped.code, stopped.out).toBe(0);
+    expect(afterStop).toBeLessThan(limit);
+    expect(resumed.code, resumed.out).toBe(0);
+    expect(idsOf(broker, thing)).toEqual(new Set(Array.from({ length: limit }, (_, i) => `${thing}:${i}`)));
+  });
+
   it('loses nothing through a 10 s broker outage (aedes stopped and restarted on the same port)', async () => {
     // Prepare
     const thing = 'gw-outage';
-    const device = await startDevice({
-      thing,
-      model: MODEL,
-      stateDir: join(dir, thing),
-      mqttEndpoint: broker.url,
-      s3Endpoint: s3.endpoint,
-      publicKeyPem: keys.publicKeyPem,
-      source: { kind: 'csv', file: csv, rate: 1_000, limit: N },
-      reconnect: { maxMs: 2_000 },
-    });
+    const device = await startDevice(
+      peers.deviceOptions(thing, {
+        source: { kind: 'csv', file: csv, rate: 1_000, limit: N },
+        reconnect: { maxMs: 2_000 },
+      }),
+    );
     await until(() => idsOf(broker, thing).size >= 1_000, 30_000, 'results before the outage');
 
     // Act

@@ -1,21 +1,10 @@
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevice } from '../../device/service.ts';
 import type { SwapPoint } from '../../device/updater.ts';
-import {
-  type Artifacts,
-  MODEL,
-  publishRelease,
-  signingKeys,
-  startBroker,
-  startS3,
-  type TestBroker,
-  type TestS3,
-  tempDir,
-  trainTinyModel,
-} from './helpers.ts';
+import { localStackFiles } from '../../shared/topology.ts';
+import { type Peers, startPeers } from './helpers.ts';
 
 const fixture = join(import.meta.dirname, 'fixtures', 'crash-at-swap-point.ts');
 const points: SwapPoint[] = ['staged', 'verified', 'switched'];
@@ -23,33 +12,20 @@ const points: SwapPoint[] = ['staged', 'verified', 'switched'];
 const expectedVersion: Record<SwapPoint, number> = { staged: 1, verified: 1, switched: 2 };
 
 describe('a crash at each swap step leaves a loadable model', () => {
-  let broker: TestBroker;
-  let s3: TestS3;
-  let artifacts: Artifacts;
-  let dir: string;
-  const keys = signingKeys();
+  let peers: Peers;
 
   beforeAll(async () => {
-    [broker, s3, artifacts, dir] = await Promise.all([startBroker(), startS3(), trainTinyModel(), tempDir()]);
-    await writeFile(join(dir, 'public.pem'), keys.publicKeyPem);
+    peers = await startPeers();
   });
 
-  afterAll(async () => {
-    await broker?.close();
-    await s3?.close();
-  });
+  afterAll(() => peers?.close());
 
   /** Restarts on the state dir without a broker: whatever serves came from disk. */
   async function versionOnRestart(stateDir: string) {
-    const device = await startDevice({
-      thing: 'gw-restart',
-      model: MODEL,
-      stateDir,
-      mqttEndpoint: 'mqtt://127.0.0.1:9', // nothing listens: the model must come from disk
-      s3Endpoint: s3.endpoint,
-      publicKeyPem: keys.publicKeyPem,
-      httpPort: 0,
-    });
+    // Nothing listens on port 9: whatever serves came from disk.
+    const device = await startDevice(
+      peers.deviceOptions('gw-restart', { stateDir, mqttEndpoint: 'mqtt://127.0.0.1:9', httpPort: 0 }),
+    );
     const answer = await fetch(`http://127.0.0.1:${device.httpPort}/infer`, {
       method: 'POST',
       body: JSON.stringify({ a: 1, b: 1 }),
@@ -61,23 +37,20 @@ describe('a crash at each swap step leaves a loadable model', () => {
 
   it.each(points)('survives an in-process crash right after %s (test hook)', async (point) => {
     // Prepare
-    const stateDir = join(dir, `hook-${point}`);
-    await publishRelease(s3, broker, artifacts, keys.privateKeyPem, { version: 1 });
-    const device = await startDevice({
-      thing: 'gw-hook',
-      model: MODEL,
-      stateDir,
-      mqttEndpoint: broker.url,
-      s3Endpoint: s3.endpoint,
-      publicKeyPem: keys.publicKeyPem,
-      onSwapPoint: (reached, version) => {
-        if (reached === point && version === 2) throw new Error(`simulated crash after ${point}`);
-      },
-    });
+    const stateDir = join(peers.dir, `hook-${point}`);
+    await peers.release({ version: 1 });
+    const device = await startDevice(
+      peers.deviceOptions('gw-hook', {
+        stateDir,
+        onSwapPoint: (reached, version) => {
+          if (reached === point && version === 2) throw new Error(`simulated crash after ${point}`);
+        },
+      }),
+    );
     await device.waitFor((s) => s.version === 1, 20_000);
 
     // Act
-    await publishRelease(s3, broker, artifacts, keys.privateKeyPem, { version: 2 });
+    await peers.release({ version: 2 });
     await device.waitFor((s) => s.lastError !== null || s.version === 2, 20_000);
     await device.stop();
     const restarted = await versionOnRestart(stateDir);
@@ -88,11 +61,21 @@ describe('a crash at each swap step leaves a loadable model', () => {
 
   it.each(points)('survives SIGKILL of the device process right after %s', async (point) => {
     // Prepare
-    const stateDir = join(dir, `kill-${point}`);
-    await publishRelease(s3, broker, artifacts, keys.privateKeyPem, { version: 1 });
+    const stateDir = join(peers.dir, `kill-${point}`);
+    await peers.release({ version: 1 });
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', fixture, stateDir, broker.url, s3.endpoint, join(dir, 'public.pem'), point, '2'],
+      [
+        '--import',
+        'tsx',
+        fixture,
+        stateDir,
+        peers.broker.url,
+        peers.s3.endpoint,
+        join(peers.dir, localStackFiles.signingPublicKey),
+        point,
+        '2',
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
@@ -104,7 +87,7 @@ describe('a crash at each swap step leaves a loadable model', () => {
     });
 
     // Act
-    await publishRelease(s3, broker, artifacts, keys.privateKeyPem, { version: 2 });
+    await peers.release({ version: 2 });
     const signal = await exited;
     const restarted = await versionOnRestart(stateDir);
 

@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../infra/cli/main.ts';
+import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import { dynamoClient } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { verifyManifestSignature } from '../../shared/manifest.ts';
 import { ManifestSchema } from '../../shared/schemas.ts';
 import { tables } from '../../shared/topology.ts';
 import { fixture } from './fixtures.ts';
-import { type LocalServers, startLocalServers } from './local-servers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeloop-cli-'));
 const demoFile = join(dir, 'demo.csv');
@@ -92,14 +93,11 @@ describe('edgeloop train', () => {
 });
 
 describe('edgeloop models', () => {
-  let servers: LocalServers;
+  let stack: LocalStack;
   const dataDir = join(dir, 'stack');
 
   beforeAll(async () => {
-    servers = await startLocalServers();
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(dataDir, { recursive: true });
-    writeFileSync(join(dataDir, 'endpoints.json'), JSON.stringify(servers.endpoints));
+    stack = await startLocalStack({ dataDir });
     const base = { createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z' };
     for (const item of [
       {
@@ -118,14 +116,14 @@ describe('edgeloop models', () => {
       },
       { model: 'fan', version: 1, status: 'training', datasetKey: 'datasets/fan/a.csv' },
     ]) {
-      await servers.ddb.send(
+      await dynamoClient().send(
         new PutCommand({ TableName: tables.registry.localName, Item: { ...base, ...item } }),
       );
     }
   });
 
   afterAll(async () => {
-    await servers?.stop();
+    await stack?.stop();
   });
 
   it('lists one model newest first as JSON', async () => {

@@ -94,6 +94,12 @@ describe('what travels with the model', () => {
       const ratio = small.artifacts.weights.byteLength / full.artifacts.weights.byteLength;
       expect(ratio).toBe(quantize === 'uint8' ? 0.25 : 0.5);
       expect(Math.abs(small.metrics.accuracy - full.metrics.accuracy)).toBeLessThan(0.03);
+      expect(small.metrics.quantization).toEqual({
+        dtype: quantize,
+        sizeRatio: ratio,
+        accuracyDelta: Math.round((small.metrics.accuracy - full.metrics.accuracy) * 1e6) / 1e6,
+      });
+      expect(full.metrics.quantization).toBeUndefined();
     },
   );
 });

@@ -10,6 +10,7 @@ import {
 } from '../../../device/config.ts';
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
+import { localStackFiles } from '../../../shared/topology.ts';
 import { type CommandContext, defineCommand, intOption, type OptionSpec, UsageError } from '../command.ts';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -30,7 +31,7 @@ export const deviceRunOptions = {
   },
   'data-dir': {
     type: 'string',
-    description: 'local stack data dir (endpoints.json, signing-public.pem)',
+    description: 'local stack data dir (its endpoints and manifest verification key)',
     default: '.edgeloop',
     valueName: 'DIR',
   },
@@ -55,12 +56,15 @@ export const deviceRunOptions = {
   ca: { type: 'string', description: 'CA bundle (AWS mode)', valueName: 'FILE' },
 } as const satisfies Record<string, OptionSpec>;
 
-/** file < local stack data dir < env < flags, validated. */
+/**
+ * Layers, later winning: defaults (state dir from the thing) < local stack data dir < config
+ * file < EDGELOOP_DEVICE_* env < flags; then validated.
+ */
 export function deviceConfigFromArgs(values: Values, overrides: Record<string, unknown>): DeviceConfig {
   const str = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
   const fileLayer = str('config') ? configFromFile(str('config') as string) : {};
   const envLayer = configFromEnv();
-  const flagLayer = {
+  const flagLayer: Record<string, unknown> = {
     model: str('model'),
     source: str('source'),
     rate: intOption(values, 'rate'),
@@ -78,7 +82,7 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
   const explicitEndpoint = layers.some((layer) => layer.mqttEndpoint !== undefined);
   const dataDir = str('data-dir') ?? '.edgeloop';
   let localLayer = {};
-  if (!explicitEndpoint || existsSync(join(dataDir, 'endpoints.json'))) {
+  if (!explicitEndpoint || existsSync(join(dataDir, localStackFiles.endpoints))) {
     const local = readLocalStack(dataDir);
     localLayer = {
       mqttEndpoint: local.endpoints.mqtt,
@@ -86,7 +90,11 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
       publicKeyFile: local.publicKeyFile,
     };
   }
-  return resolveConfig(fileLayer, localLayer, envLayer, flagLayer);
+  const thing = [flagLayer, envLayer, fileLayer]
+    .map((layer) => layer.thing)
+    .find((value) => value !== undefined);
+  const defaults = typeof thing === 'string' ? { stateDir: join(dataDir, 'devices', thing) } : {};
+  return resolveConfig(defaults, localLayer, fileLayer, envLayer, flagLayer);
 }
 
 export function summary(snapshot: DeviceSnapshot) {
@@ -102,17 +110,23 @@ export function summary(snapshot: DeviceSnapshot) {
   };
 }
 
-/** Runs devices until they finish (limited source) or SIGINT/SIGTERM, then stops them cleanly. */
+/**
+ * Runs devices until they finish (limited source) or SIGINT/SIGTERM, then stops them
+ * cleanly: the source stops, the partial batch and the checkpoint are persisted, in-flight
+ * publishes get a moment for their PUBACK. Returns the signal's name when one stopped it.
+ */
 export async function runUntilDone(
   devices: Device[],
   limited: boolean,
   err: (line: string) => void,
-): Promise<void> {
-  let signalled: (() => void) | undefined;
-  const signal = new Promise<void>((resolve) => (signalled = resolve));
+): Promise<string | undefined> {
+  let received: string | undefined;
+  let wake: (() => void) | undefined;
+  const signal = new Promise<void>((resolve) => (wake = resolve));
   const onSignal = (name: string) => {
     err(`${name}: stopping (persisting the outbox and checkpoint)`);
-    signalled?.();
+    received = name;
+    wake?.();
   };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
@@ -128,6 +142,7 @@ export async function runUntilDone(
     process.off('SIGTERM', onTerm);
     await Promise.all(devices.map((device) => device.stop()));
   }
+  return received;
 }
 
 export const deviceCommand = defineCommand({
@@ -157,11 +172,10 @@ export const deviceCommand = defineCommand({
   async run(ctx: CommandContext<Values>) {
     const { values, out, err } = ctx;
     const thing = typeof values.thing === 'string' ? values.thing : undefined;
-    const dataDir = (values['data-dir'] as string | undefined) ?? '.edgeloop';
     const overrides: Record<string, unknown> = {
       thing,
       httpPort: intOption(values, 'http-port', 0),
-      stateDir: values['state-dir'] ?? (thing ? join(dataDir, 'devices', thing) : undefined),
+      stateDir: values['state-dir'],
     };
     if (!thing && !process.env.EDGELOOP_DEVICE_THING && !values.config)
       throw new UsageError('--thing is required');
@@ -172,21 +186,25 @@ export const deviceCommand = defineCommand({
     const device = await startDevice(options);
     if (device.httpPort !== undefined && !values.quiet)
       err(`POST readings to http://127.0.0.1:${device.httpPort}/infer`);
+    // A limited CSV replay ends at its limit and stdin at EOF; other runs go on until a signal.
     const limited =
-      options.source !== undefined &&
-      options.source.kind !== 'none' &&
-      'limit' in options.source &&
-      options.source.limit !== undefined;
-    await runUntilDone([device], limited, err);
+      options.source?.kind === 'stdin' ||
+      (options.source?.kind === 'csv' && options.source.limit !== undefined);
+    const signal = await runUntilDone([device], limited, err);
     const snapshot = device.status();
     if (values.json) out(JSON.stringify(summary(snapshot)));
     else
       out(
         `${snapshot.thing}: model v${snapshot.version ?? '-'}, ${snapshot.produced} produced, ${snapshot.published} acknowledged, outbox ${snapshot.outboxDepth}`,
       );
-    if (limited && !snapshot.finished)
+    // A signal is a requested stop (systemd, Ctrl-C): the state is saved, so exit 0.
+    if (limited && !snapshot.finished && !signal)
       throw new EdgeloopError(
         'stopped before every result was acknowledged; run again with the same --state-dir to continue',
+      );
+    if (limited && !snapshot.finished)
+      err(
+        `${signal}: ${snapshot.position} of the readings done; run again with the same --state-dir to continue`,
       );
     return 0;
   },

@@ -45,7 +45,7 @@ export const fleetSimCommand = defineCommand({
       await Promise.all(devices.map((device) => device.stop()));
       throw error;
     }
-    await runUntilDone(devices, limited, err);
+    const signal = await runUntilDone(devices, limited, err);
     const snapshots = devices.map((device) => summary(device.status()));
     if (values.json) out(JSON.stringify({ devices: snapshots }));
     else
@@ -53,7 +53,7 @@ export const fleetSimCommand = defineCommand({
         out(
           `${s.thing}: model v${s.modelVersion ?? '-'}, ${s.produced} produced, ${s.published} acknowledged`,
         );
-    if (limited && devices.some((device) => !device.status().finished))
+    if (limited && !signal && devices.some((device) => !device.status().finished))
       throw new EdgeloopError(
         'stopped before every result was acknowledged; run again with the same --data-dir to continue',
       );

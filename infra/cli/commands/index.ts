@@ -4,6 +4,7 @@ import { deviceCommand } from './device.ts';
 import { fleetCommand } from './fleet.ts';
 import { fleetSimCommand } from './fleet-sim.ts';
 import { modelsCommand } from './models.ts';
+import { provisionCommand } from './provision.ts';
 import { statsCommand } from './stats.ts';
 import { topicsCommand } from './topics.ts';
 import { trainCommand } from './train.ts';
@@ -21,4 +22,5 @@ export const commands: readonly Command[] = [
   statsCommand,
   fleetCommand,
   topicsCommand,
+  provisionCommand,
 ];

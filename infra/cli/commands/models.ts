@@ -1,28 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { listRegistry } from '../../../functions/training/registry.ts';
-import { EdgeloopError } from '../../../shared/errors.ts';
+import { dynamoClient } from '../../../shared/aws.ts';
 import { ModelName, type RegistryItem } from '../../../shared/schemas.ts';
 import { tables } from '../../../shared/topology.ts';
-import { defineCommand, UsageError } from '../command.ts';
-
-/**
- * The DynamoDB endpoint of the local stack on `dataDir`. Stand-in for infra/local's
- * readEndpoints(dataDir) until that module is merged: this one function is the swap point.
- */
-export function localDynamoEndpoint(dataDir: string): string {
-  try {
-    const endpoints = JSON.parse(readFileSync(join(dataDir, 'endpoints.json'), 'utf8')) as {
-      dynamodb?: unknown;
-    };
-    if (typeof endpoints.dynamodb === 'string') return endpoints.dynamodb;
-  } catch {
-    // fall through to the user-facing error
-  }
-  throw new EdgeloopError(`no local stack in ${resolve(dataDir)}: start one with \`edgeloop up\``);
-}
+import { attachToLocalStack } from '../../local/attach.ts';
+import { dataDirOption, defineCommand, UsageError } from '../command.ts';
 
 export const modelsCommand = defineCommand({
   name: 'models',
@@ -31,29 +12,16 @@ export const modelsCommand = defineCommand({
   examples: ['edgeloop models', 'edgeloop models --model pump --json'],
   options: {
     model: { type: 'string', description: 'only this model', valueName: 'NAME' },
-    'data-dir': {
-      type: 'string',
-      description: 'local stack data dir',
-      default: '.edgeloop',
-      valueName: 'DIR',
-    },
+    'data-dir': dataDirOption,
   },
   async run({ values, out }) {
     const model = typeof values.model === 'string' ? values.model : undefined;
     if (model !== undefined && !ModelName.safeParse(model).success) {
       throw new UsageError(`--model '${model}' is not a valid model name: use a-z, 0-9 and -`);
     }
-    const endpoint = localDynamoEndpoint(String(values['data-dir']));
-    const client = new DynamoDBClient({
-      endpoint,
-      region: process.env.AWS_REGION ?? 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
-    try {
-      const items = await listRegistry(
-        { ddb: DynamoDBDocumentClient.from(client), table: tables.registry.localName },
-        model,
-      );
+    attachToLocalStack(String(values['data-dir']));
+    {
+      const items = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, model);
       if (values.json) {
         out(JSON.stringify({ models: items }));
         return 0;
@@ -64,8 +32,6 @@ export const modelsCommand = defineCommand({
       }
       for (const line of formatRegistry(items)) out(line);
       return 0;
-    } finally {
-      client.destroy();
     }
   },
 });

@@ -1,0 +1,250 @@
+/**
+ * Device benchmark (issue 4): batched inference throughput through the whole device
+ * pipeline (CSV rows -> preprocessing -> micro-batched predict -> results -> disk outbox ->
+ * QoS 1 publish to a real local aedes broker, until every result is acknowledged) against
+ * a bare tfjs `predict` on the same model and backend in the same run (the pipeline rate is
+ * until every result is durable in the outbox; the acknowledged rate until every batch got
+ * its PUBACK, which IoT Core's publish limit bounds); single-reading
+ * POST /infer p50/p99; and the memory of the process. Prints one JSON object.
+ *
+ *   npx tsx bench/device.ts [--rows N]
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Aedes } from 'aedes';
+import { Engine } from '../device/engine.ts';
+import { loadModelFromBytes } from '../device/model.ts';
+import { ModelStore } from '../device/model-store.ts';
+import { Outbox } from '../device/outbox.ts';
+import { ResultBatcher } from '../device/publisher.ts';
+import { startDevice } from '../device/service.ts';
+import { loadCsvFile, type Reading, runCsvReplay } from '../device/sources.ts';
+import { sha256Hex } from '../shared/manifest.ts';
+import { transformRows } from '../shared/preprocess.ts';
+import type { Manifest, Preprocessing } from '../shared/schemas.ts';
+import { initTf, tf } from '../shared/tf.ts';
+import { modelFiles } from '../shared/topology.ts';
+import { saveArtifacts } from '../test/device/helpers.ts';
+
+const FEATURES = 16;
+const CLASSES = 4;
+const preprocessing: Preprocessing = {
+  label: 'label',
+  labels: Array.from({ length: CLASSES }, (_, i) => `c${i}`),
+  features: Array.from({ length: FEATURES }, (_, i) => ({
+    kind: 'numeric',
+    column: `f${i}`,
+    mean: 0,
+    std: 1,
+    fill: 0,
+  })),
+  inputWidth: FEATURES,
+};
+
+function rows(n: number): Record<string, string>[] {
+  let s = 12345;
+  const random = () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  return Array.from({ length: n }, () => {
+    const row: Record<string, string> = {};
+    for (let f = 0; f < FEATURES; f++) row[`f${f}`] = (random() * 4 - 2).toFixed(3);
+    row.label = `c${Math.floor(random() * CLASSES)}`;
+    return row;
+  });
+}
+
+/** The 16-64-32-4 MLP from the design notes, saved the way the trainer saves it. */
+async function buildModel() {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [FEATURES], units: 64, activation: 'relu' }),
+      tf.layers.dense({ units: 32, activation: 'relu' }),
+      tf.layers.dense({ units: CLASSES, activation: 'softmax' }),
+    ],
+  });
+  const { modelJson, weights } = await saveArtifacts(model);
+  return { model, modelJson, weights };
+}
+
+/** Bare tfjs: pre-transformed input, predict + dataSync per batch of `batch` rows. */
+function bareRun(model: tf.LayersModel, x: Float32Array, rowsInFile: number, total: number, batch: number) {
+  const start = performance.now();
+  for (let done = 0; done < total; done += batch) {
+    const i = done % (rowsInFile - batch);
+    const output = tf.tidy(
+      () =>
+        model.predict(
+          tf.tensor2d(x.subarray(i * FEATURES, (i + batch) * FEATURES), [batch, FEATURES]),
+        ) as tf.Tensor,
+    );
+    output.dataSync();
+    output.dispose();
+  }
+  return (total * 1000) / (performance.now() - start);
+}
+
+/**
+ * The device's own pipeline without the network: raw CSV rows -> preprocessing -> one
+ * predict per chunk -> results -> batches durable in a real on-disk outbox.
+ */
+async function pipelineRun(engine: Engine, data: readonly Reading[], total: number, dir: string) {
+  const outbox = await Outbox.open(dir);
+  const batcher = new ResultBatcher(outbox, 'bench', () => undefined);
+  const start = performance.now();
+  await runCsvReplay(data, { limit: total }, 0, {
+    thing: 'bench-gw',
+    engine,
+    batcher,
+    labelColumn: () => 'label',
+    stopped: () => false,
+  });
+  await batcher.flush();
+  return (total * 1000) / (performance.now() - start);
+}
+
+async function startBroker() {
+  const broker = await Aedes.createBroker();
+  const server = createServer(broker.handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return {
+    url: `mqtt://127.0.0.1:${address.port}`,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+    },
+  };
+}
+
+function percentile(sorted: number[], q: number) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+export async function main(argv = process.argv.slice(2)) {
+  const total = Number(argv[argv.indexOf('--rows') + 1]) || 100_000;
+  const backend = await initTf();
+  const dir = await mkdtemp(join(tmpdir(), 'edgeloop-bench-'));
+  const broker = await startBroker();
+  const { model, modelJson, weights } = await buildModel();
+  const data = rows(2_048);
+  try {
+    // A stored, verified slot so the device starts serving from disk.
+    const manifest: Manifest = {
+      schemaVersion: 1,
+      model: 'bench',
+      version: 1,
+      createdAt: new Date().toISOString(),
+      files: [
+        { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
+        { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
+      ],
+      preprocessing,
+      metrics: { accuracy: 0.5 },
+      classDistribution: {},
+      golden: { rows: [], outputs: [], tolerance: 1e-3 },
+      lowConfidence: 0.6,
+      lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend, seed: 1 },
+    };
+    const stateDir = join(dir, 'state');
+    const store = new ModelStore(stateDir);
+    await store.init();
+    const staging = await store.stage({
+      manifestBytes: Buffer.from(JSON.stringify(manifest)),
+      manifest,
+      files: new Map([
+        [modelFiles.topology, modelJson],
+        [modelFiles.weights, weights],
+      ]),
+    });
+    await store.promote(staging, 1);
+    await store.switchTo(1);
+    const csv = join(dir, 'rows.csv');
+    const header = Object.keys(data[0] ?? {});
+    await writeFile(
+      csv,
+      [header.join(','), ...data.map((row) => header.map((h) => row[h]).join(','))].join('\n'),
+    );
+
+    // Interleaved rounds (bare, pipeline, bare, ...) on the same model and backend, so a
+    // busy machine slows both alike; the ratio is the median of the per-round ratios.
+    const x = transformRows(preprocessing, data);
+    const engine = new Engine();
+    engine.setModel(await loadModelFromBytes(modelJson, weights, manifest));
+    const readings = loadCsvFile(csv); // what the CSV source replays
+    bareRun(model, x, data.length, 20_000, 512);
+    await pipelineRun(engine, readings, 20_000, join(dir, 'warm'));
+    const rounds: { bare: number; pipeline: number }[] = [];
+    for (let round = 0; round < 5; round++) {
+      const bare = bareRun(model, x, data.length, 50_000, 512);
+      const pipeline = await pipelineRun(engine, readings, 50_000, join(dir, `round-${round}`));
+      rounds.push({ bare, pipeline });
+    }
+    engine.dispose();
+    const ratios = rounds.map((r) => r.pipeline / r.bare).sort((a, b) => a - b);
+    const median = (values: number[]) =>
+      [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+    const device = await startDevice({
+      thing: 'bench-gw',
+      model: 'bench',
+      stateDir,
+      mqttEndpoint: broker.url,
+      publicKeyPem: '',
+      source: { kind: 'csv', file: csv, limit: total },
+      httpPort: 0,
+    });
+    // End to end through startDevice: the outbox drains over MQTT to a real aedes broker.
+    const started = performance.now();
+    await device.waitFor((snapshot) => snapshot.position >= total, 600_000);
+    const produced = (total * 1000) / (performance.now() - started);
+    await device.finished;
+    const acknowledged = (total * 1000) / (performance.now() - started);
+
+    const latencies: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const t0 = performance.now();
+      const response = await fetch(`http://127.0.0.1:${device.httpPort}/infer`, {
+        method: 'POST',
+        body: JSON.stringify(data[i % data.length]),
+      });
+      await response.json();
+      latencies.push(performance.now() - t0);
+    }
+    latencies.sort((a, b) => a - b);
+    await device.stop();
+    const memory = process.memoryUsage();
+    const result = {
+      backend,
+      model: `${FEATURES}-64-32-${CLASSES} MLP, batches of 512`,
+      bareInferencesPerSec: Math.round(median(rounds.map((r) => r.bare))),
+      pipelineInferencesPerSec: Math.round(median(rounds.map((r) => r.pipeline))),
+      ratio: Number((ratios[Math.floor(ratios.length / 2)] ?? 0).toFixed(3)),
+      ratioRange: [Number((ratios[0] ?? 0).toFixed(3)), Number((ratios.at(-1) ?? 0).toFixed(3))],
+      target: 0.8,
+      endToEnd: {
+        results: total,
+        producedPerSec: Math.round(produced),
+        /** Until every batch got its PUBACK: bounded by the publish pacing (80/s, IoT Core allows 100/s). */
+        acknowledgedPerSec: Math.round(acknowledged),
+        required: 5_000,
+      },
+      inferP50Ms: Number(percentile(latencies, 0.5).toFixed(3)),
+      inferP99Ms: Number(percentile(latencies, 0.99).toFixed(3)),
+      rssMB: Math.round(memory.rss / 2 ** 20),
+      heapUsedMB: Math.round(memory.heapUsed / 2 ** 20),
+    };
+    console.log(JSON.stringify(result));
+    return result;
+  } finally {
+    model.dispose();
+    await broker.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,149 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Outbox } from '../../device/outbox.ts';
+import { encodedSizeBound, MAX_BATCH_BYTES, ResultBatcher } from '../../device/publisher.ts';
+import type { InferenceResult } from '../../shared/schemas.ts';
+import { removeTempDirs, tempDir } from './helpers.ts';
+
+afterAll(removeTempDirs);
+
+function results(from: number, n: number, label = 'hi'): InferenceResult[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `t:${from + i}`,
+    ts: 1,
+    label,
+    confidence: 0.9,
+    latencyMs: 1,
+  }));
+}
+
+describe('outbox', () => {
+  it('replays the same batch ids after a reopen, in order, until they are acknowledged', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const first = await Outbox.open(dir);
+    await first.append({ model: 'm', version: 1, results: results(0, 3), csvNext: 3 });
+    await first.append({ model: 'm', version: 1, results: results(3, 2), csvNext: 5 });
+    const sentBefore = first.take();
+
+    // Act: a restart without any PUBACK
+    const reopened = await Outbox.open(dir);
+    const a = reopened.take();
+    const b = reopened.take();
+
+    // Assess
+    expect([a?.batchId, b?.batchId]).toEqual([sentBefore?.batchId, expect.any(String)]);
+    expect(a?.batchId).not.toBe(b?.batchId);
+    expect(JSON.parse(b?.resultsJson ?? '[]')).toEqual(results(3, 2));
+    expect(reopened.csvNext).toBe(5);
+  });
+
+  it('resumes the CSV position from the newest stored batch when the checkpoint file lags', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const outbox = await Outbox.open(dir);
+    await outbox.append({ model: 'm', version: 1, results: results(0, 10), csvNext: 10 });
+
+    // Act
+    const files = await readdir(dir);
+    const reopened = await Outbox.open(dir);
+
+    // Assess: no checkpoint file was needed for the position
+    expect(files).not.toContain('checkpoint.json');
+    expect(reopened.csvNext).toBe(10);
+  });
+
+  it('writes the checkpoint before deleting an acknowledged batch, so the position survives', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const outbox = await Outbox.open(dir);
+    await outbox.append({ model: 'm', version: 1, results: results(0, 4), csvNext: 4 });
+    const batch = outbox.take();
+
+    // Act
+    outbox.ack(batch?.seq ?? -1);
+    await outbox.flush();
+    const reopened = await Outbox.open(dir);
+
+    // Assess
+    expect(reopened.depth).toBe(0);
+    expect(reopened.csvNext).toBe(4);
+    expect(JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8'))).toEqual({
+      csvNext: 4,
+      dropped: 0,
+    });
+  });
+
+  it('drops the oldest unsent batch when full and counts its results (drop-oldest)', async () => {
+    // Prepare
+    const outbox = await Outbox.open(await tempDir(), { maxBatches: 2, overflow: 'drop-oldest' });
+
+    // Act
+    for (let i = 0; i < 4; i++) await outbox.append({ model: 'm', version: 1, results: results(i * 10, 10) });
+
+    // Assess
+    expect(outbox.depth).toBe(2);
+    expect(outbox.dropped).toBe(20);
+    expect(JSON.parse(outbox.take()?.resultsJson ?? '[]')[0].id).toBe('t:20');
+  });
+
+  it('refuses new batches when full and counts them (reject)', async () => {
+    // Prepare
+    const outbox = await Outbox.open(await tempDir(), { maxBatches: 1, overflow: 'reject' });
+
+    // Act
+    const accepted = [
+      await outbox.append({ model: 'm', version: 1, results: results(0, 5) }),
+      await outbox.append({ model: 'm', version: 1, results: results(5, 5) }),
+    ];
+
+    // Assess
+    expect(accepted).toEqual([true, false]);
+    expect(outbox.dropped).toBe(5);
+    expect(JSON.parse(outbox.take()?.resultsJson ?? '[]')[0].id).toBe('t:0');
+  });
+});
+
+describe('result batcher', () => {
+  it('cuts batches that stay under the IoT Core message limit and the schema maximum', async () => {
+    // Prepare
+    const outbox = await Outbox.open(await tempDir());
+    const batcher = new ResultBatcher(outbox, 'm', () => undefined, { maxResults: 2_000 });
+    const long = 'x'.repeat(100); // long labels push batches by size, not count
+
+    // Act
+    batcher.add(1, results(0, 3_000, long), 3_000);
+    await batcher.flush();
+
+    // Assess
+    const sizes: number[] = [];
+    let total = 0;
+    for (let batch = outbox.take(); batch; batch = outbox.take()) {
+      sizes.push(batch.resultsJson.length);
+      total += batch.count;
+      expect(batch.count).toBeLessThanOrEqual(2_000);
+    }
+    expect(total).toBe(3_000);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_BATCH_BYTES);
+    expect(outbox.csvNext).toBe(3_000);
+  });
+
+  it('bounds the encoded size of a result from above', () => {
+    // Prepare
+    const worst: InferenceResult = {
+      id: 'thing-with-a-long-name:123456789',
+      ts: 1_764_350_000_000,
+      label: 'überhitzt',
+      confidence: 0.12345,
+      latencyMs: 123456.789,
+      truth: 'überhitzt',
+    };
+
+    // Act
+    const bound = encodedSizeBound(worst);
+
+    // Assess
+    expect(bound).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(worst)) + 1);
+  });
+});
