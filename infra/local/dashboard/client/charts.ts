@@ -158,14 +158,15 @@ export const MIN_WINDOW_MS = 15 * MINUTE;
 
 /**
  * The x range of a minute chart: from the first point (or MIN_WINDOW_MS back, whichever is
- * earlier) to the later of the snapshot's minute and the last point. Without it Chart.js pads
+ * earlier) to the later of the snapshot's minute and the last point, padded by half a minute. Without it Chart.js pads
  * a single point by 5% of its epoch value, i.e. years.
  */
 export function minuteRange(series: LineSeries[], now: number): { min: number; max: number } {
   const xs = series.flatMap((s) => s.points.map((p) => p.x));
   const nowMinute = Math.floor(now / MINUTE) * MINUTE;
-  const max = Math.max(nowMinute, ...xs);
-  return { min: Math.min(max - MIN_WINDOW_MS, ...xs), max };
+  const last = Math.max(nowMinute, ...xs);
+  // Half a minute either side, so points on the first and last minute are drawn whole.
+  return { min: Math.min(last - MIN_WINDOW_MS, ...xs) - MINUTE / 2, max: last + MINUTE / 2 };
 }
 
 export function setLines(chart: TimeChart, series: LineSeries[], now: number): void {
@@ -179,6 +180,8 @@ export function setLines(chart: TimeChart, series: LineSeries[], now: number): v
       backgroundColor: s.color,
       borderWidth: 2,
       borderDash: s.dashed ? [5, 4] : [],
+      // A lone point has no line to show its dash: the dashed series gets diamond points.
+      pointStyle: s.dashed ? 'rectRot' : 'circle',
       // Few points (a short demo has one or two minutes) are drawn as clear dots.
       pointRadius: s.points.length > 40 ? 0 : s.points.length > 5 ? 2 : 4,
       pointHoverRadius: 4,
