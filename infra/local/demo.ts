@@ -65,7 +65,6 @@ export interface DemoRun {
 }
 
 const POLL_MS = 100;
-const DEVICE_STOP_MS = 5_000;
 
 export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   const started = Date.now();
@@ -79,16 +78,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   let stack: LocalStack | undefined;
 
   const stop = async () => {
-    // A gateway that never received a model does not finish stopping (device/service.ts waits
-    // for its source, which waits for a model): bound the wait so a failed demo still exits.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(devices.map((device) => device.stop())),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, DEVICE_STOP_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    await Promise.allSettled(devices.map((device) => device.stop()));
     await stack?.stop();
     await rm(workDir, { recursive: true, force: true });
   };

@@ -66,9 +66,6 @@ export const demoCommand = defineCommand({
       onProgress: (progress) => view.progress(progress),
     }).catch((error: unknown) => {
       view.abandon();
-      // A gateway that never got a model cannot be stopped today (see runDemo's stop): once the
-      // error is printed, do not let its open connection keep the process alive.
-      setTimeout(() => process.exit(1), FAILED_EXIT_GRACE_MS).unref();
       throw error;
     });
     try {
@@ -150,8 +147,6 @@ class DemoView {
     }
   }
 }
-
-const FAILED_EXIT_GRACE_MS = 3_000;
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const percent = (rate: number) => `${(rate * 100).toFixed(1)}%`;
