@@ -294,7 +294,7 @@ export async function main(argv = process.argv.slice(2)) {
       endToEnd: {
         results: total,
         producedPerSec: Math.round(produced),
-        /** Until every batch got its PUBACK: bounded by the publish pacing (80/s, IoT Core allows 100/s). */
+        /** Until every batch got its PUBACK: bounded by the publish pacing (70/s, IoT Core allows 100/s). */
         acknowledgedPerSec: Math.round(acknowledged),
         required: 5_000,
       },
