@@ -4,7 +4,7 @@
  * The ResultBatcher cuts batches by size (under IoT Core's 128 KB message limit, with
  * headroom) and by age, and persists each one in the outbox before it may be sent. The
  * Publisher drains the outbox over the link: a small window of QoS 1 publishes in flight,
- * paced by a token bucket well under IoT Core's 100 publishes/s per connection, each
+ * paced by a token bucket (70/s, burst 10) under IoT Core's 100 publishes/s per connection, each
  * removed on PUBACK and put back (same batch id) when the send fails.
  */
 import { EventEmitter } from 'node:events';
@@ -120,8 +120,12 @@ export class ResultBatcher {
 }
 
 export interface PublisherOptions {
-  /** Publishes per second; IoT Core allows 100 per connection, 20 are left for status. */
+  /**
+   * Result publishes per second. IoT Core allows 100 per connection; with the burst on top
+   * (at most rate + burst in any second) and status messages (at most ~10/s), 70 stays under.
+   */
   ratePerSec?: number;
+  burst?: number;
   window?: number;
   log?: (line: string) => void;
 }
@@ -134,6 +138,7 @@ export class Publisher extends EventEmitter {
   private lastRefill = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private readonly ratePerSec: number;
+  private readonly burst: number;
   private readonly window: number;
   private readonly sends = new Set<Promise<void>>();
 
@@ -144,9 +149,10 @@ export class Publisher extends EventEmitter {
     options: PublisherOptions = {},
   ) {
     super();
-    this.ratePerSec = options.ratePerSec ?? 80;
+    this.ratePerSec = options.ratePerSec ?? 70;
+    this.burst = Math.max(1, Math.min(options.burst ?? 10, this.ratePerSec));
     this.window = options.window ?? 8;
-    this.tokens = this.ratePerSec;
+    this.tokens = this.burst;
   }
 
   start(): void {
@@ -177,7 +183,7 @@ export class Publisher extends EventEmitter {
 
   private refill() {
     const now = Date.now();
-    this.tokens = Math.min(this.ratePerSec, this.tokens + ((now - this.lastRefill) / 1000) * this.ratePerSec);
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.lastRefill) / 1000) * this.ratePerSec);
     this.lastRefill = now;
   }
 

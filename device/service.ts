@@ -212,7 +212,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     statusDebounce ??= setTimeout(() => {
       statusDebounce = undefined;
       reportStatus();
-    }, 50);
+    }, 100);
   }
   function setState(next: DeviceState) {
     if (next === state) return;
