@@ -15,7 +15,7 @@ import { type DemoRun, runDemo } from '../../infra/local/demo.ts';
 import type { InvokedEvent } from '../../infra/local/stack.ts';
 import { iotDataClient } from '../../shared/aws.ts';
 import { dashboardPanels, topicFor } from '../../shared/topology.ts';
-import { eventually } from '../local/thing-client.ts';
+import { eventually } from '../support/thing-client.ts';
 import { chromiumMissingReason, type OpenDashboard, openDashboard } from './browser.ts';
 
 const ARTIFACTS = 'test-artifacts';

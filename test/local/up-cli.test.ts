@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_CREDENTIALS } from '../../infra/local/env.ts';
 import { type Endpoints, readEndpoints } from '../../infra/local/stack.ts';
 import { buckets } from '../../shared/topology.ts';
-import { connectThing, withTimeout } from './thing-client.ts';
+import { connectThing, withTimeout } from '../support/thing-client.ts';
 
 const bin = join(import.meta.dirname, '../../infra/cli/bin.js');
 
