@@ -1,15 +1,14 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultsOutcome } from '../../functions/aggregation/results.ts';
 import type { StatusOutcome } from '../../functions/aggregation/status.ts';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { setEmfSink } from '../../shared/emf-sink.ts';
 import type { DeviceStatus } from '../../shared/schemas.ts';
 import { metricNames } from '../../shared/topology.ts';
 import { runCli } from '../support/cli.ts';
+import { startTestStack } from '../support/local-stack.ts';
 import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent, statusEvent } from './fixtures.ts';
 
 let stack: LocalStack;
@@ -20,9 +19,8 @@ let resultsHandler: (event: unknown) => Promise<ResultsOutcome>;
 
 beforeAll(async () => {
   // The real embedded local stack: the CLI finds it through the data dir like a user's shell.
-  dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-cli-'));
-  stack = await startLocalStack({ dataDir });
-  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  stack = await startTestStack({ logLevel: 'ERROR' });
+  dataDir = stack.dataDir;
   const collector = setEmfSink((line) => {
     emf.push(line);
     collector?.(line);
@@ -34,7 +32,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 function status(overrides: Partial<DeviceStatus>): string {
