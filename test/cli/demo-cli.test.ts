@@ -3,24 +3,13 @@
  * a plain line per phase and per progress step, a summary table on stdout, and a failure
  * that ends with one line saying what went wrong.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runBin } from '../support/cli.ts';
 
-const bin = join(import.meta.dirname, '../../infra/cli/bin.js');
-
-function demo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, 'demo', ...args],
-      { timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const demo = (args: string[]) => runBin(['demo', ...args]);
 
 describe('edgeloop demo on a pipe', () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgeloop-demo-cli-'));

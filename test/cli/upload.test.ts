@@ -3,24 +3,16 @@
  * dashboard): the bytes arrive intact through the progress-reporting stream, the training
  * trigger fires, progress goes to stderr and the result to stdout.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DashboardSnapshotSchema } from '../../infra/local/dashboard/snapshot.ts';
 import { type LocalStack, readEndpoints, startLocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { buckets, datasetKeys } from '../../shared/topology.ts';
-
-const bin = join(import.meta.dirname, '../../infra/cli/bin.js');
-const run = (args: string[]) =>
-  promisify(execFile)(process.execPath, [bin, ...args], {
-    timeout: 30_000,
-    env: { ...process.env, NO_COLOR: '1' },
-  });
+import { runBin } from '../support/cli.ts';
 
 describe('edgeloop upload', () => {
   let dir: string;
@@ -48,7 +40,14 @@ describe('edgeloop upload', () => {
     writeFileSync(file, csv);
 
     // Act
-    const { stdout, stderr } = await run(['upload', file, '--model', 'pumps', '--data-dir', stack.dataDir]);
+    const { stdout, stderr } = await runBin([
+      'upload',
+      file,
+      '--model',
+      'pumps',
+      '--data-dir',
+      stack.dataDir,
+    ]);
     await stack.idle();
     const stored = await s3Client().send(
       new GetObjectCommand({
@@ -71,7 +70,7 @@ describe('edgeloop upload', () => {
     writeFileSync(file, 'a,label\n1,x\n');
 
     // Act
-    const { stdout, stderr } = await run([
+    const { stdout, stderr } = await runBin([
       'upload',
       file,
       '--model',
@@ -88,20 +87,18 @@ describe('edgeloop upload', () => {
 
   it('says in one line what to do when no stack runs there', async () => {
     // Act
-    const failed = await run([
+    const failed = await runBin([
       'upload',
       join(dir, 'small.csv'),
       '--model',
       'pumps',
       '--data-dir',
       join(dir, 'none'),
-    ]).catch((error: { code: number; stderr: string }) => error);
+    ]);
 
     // Assess
     expect(failed).toMatchObject({ code: 1 });
-    expect((failed as { stderr: string }).stderr).toMatch(
-      /^edgeloop upload: no local stack in .*: start one with `edgeloop up`\n$/,
-    );
+    expect(failed.stderr).toMatch(/^edgeloop upload: no local stack in .*: start one with `edgeloop up`\n$/);
   });
 
   it('serves the dashboard on the stack and remembers its URL for other commands', async () => {

@@ -3,10 +3,7 @@
  * gateways, aggregators) with its dashboard; chromium opens the page and the numbers it shows
  * are held against `edgeloop stats --json`, run as a child process on the demo's data dir.
  */
-import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorsView, ModelStats } from '../../functions/aggregation/queries.ts';
@@ -15,24 +12,19 @@ import { type DemoRun, runDemo } from '../../infra/local/demo.ts';
 import type { InvokedEvent } from '../../infra/local/stack.ts';
 import { iotDataClient } from '../../shared/aws.ts';
 import { dashboardPanels, topicFor } from '../../shared/topology.ts';
-import { eventually } from '../local/thing-client.ts';
+import { runBin } from '../support/cli.ts';
+import { eventually } from '../support/thing-client.ts';
 import { chromiumMissingReason, type OpenDashboard, openDashboard } from './browser.ts';
 
 const ARTIFACTS = 'test-artifacts';
 const MODEL = 'demo-sensors';
-const bin = join(import.meta.dirname, '../../infra/cli/bin.js');
 const missing = chromiumMissingReason();
 if (missing) console.log(missing);
 
 /** `edgeloop ARGS --json` against the demo's data dir: the last stdout line, parsed. */
 async function cliJson<T>(dataDir: string, args: string[]): Promise<T> {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [bin, ...args, '--json', '--data-dir', dataDir],
-    {
-      timeout: 30_000,
-    },
-  );
+  const { code, stdout, stderr } = await runBin([...args, '--json', '--data-dir', dataDir], 30_000);
+  if (code !== 0) throw new Error(`edgeloop ${args.join(' ')} exited ${code}: ${stderr}`);
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as T;
 }
 

@@ -16,7 +16,7 @@ import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient } from '../../shared/aws.ts';
 import type { DeviceStatus, InferenceResult, RegistryItem, ResultBatch } from '../../shared/schemas.ts';
 import { tables, topicFor } from '../../shared/topology.ts';
-import { eventually } from '../local/thing-client.ts';
+import { eventually } from '../support/thing-client.ts';
 
 const MODEL = 'pumps';
 const MINUTE = 60_000;

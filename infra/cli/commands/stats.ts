@@ -13,17 +13,12 @@ import { EdgeloopError } from '../../../shared/errors.ts';
 import { ModelName } from '../../../shared/schemas.ts';
 import { envVars, type TableKey, tables } from '../../../shared/topology.ts';
 import { attachToLocalStack, DEFAULT_DATA_DIR } from '../../local/attach.ts';
-import { defineCommand, type OptionSpec, UsageError } from '../command.ts';
+import { dataDirOption, defineCommand, type OptionSpec, UsageError } from '../command.ts';
 import { readDeployment } from './provision.ts';
 
 /** Options shared by stats and fleet: where the tables are. */
 export const targetOptions = {
-  'data-dir': {
-    type: 'string',
-    description: 'data dir of the local stack',
-    default: DEFAULT_DATA_DIR,
-    valueName: 'DIR',
-  },
+  'data-dir': dataDirOption,
   aws: { type: 'boolean', description: 'read the tables in AWS (default credential chain) instead' },
   stage: {
     type: 'string',
