@@ -62,9 +62,15 @@ export class ResultBatcher {
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
     if (this.version !== undefined && version !== this.version) this.cut();
     this.version = version;
-    for (const result of results) {
+    for (const [i, result] of results.entries()) {
       const size = encodedSizeBound(result);
-      if (this.results.length >= this.maxResults || this.bytes + size > this.maxBytes) this.cut();
+      if (this.results.length >= this.maxResults || this.bytes + size > this.maxBytes) {
+        // Positions are contiguous, so the batch cut here ends right before result i. Giving it
+        // the position after its own last result keeps a restart from replaying (under new batch
+        // ids) readings whose batch was already acknowledged and deleted.
+        if (csvNext !== undefined) this.csvNext = csvNext - (results.length - i);
+        this.cut();
+      }
       this.version = version;
       this.results.push(result);
       this.bytes += size;
