@@ -8,5 +8,10 @@ export default defineConfig({
     // Integration tests start real local servers; two cores cannot run many at once.
     maxWorkers: 2,
     pool: 'forks',
+    env: {
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      // Handlers' Powertools INFO lines would drown the test output; warnings still show.
+      POWERTOOLS_LOG_LEVEL: 'WARN',
+    },
   },
 });

@@ -4,11 +4,13 @@
  * validated with zod and every problem gets a specific message (a missing cert file, a bad
  * endpoint, an unknown option).
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import { describeZodError, ModelName, ThingName } from '../shared/schemas.ts';
+import { localStackFiles } from '../shared/topology.ts';
 import { parseEndpoint } from './connection.ts';
 import type { DeviceOptions } from './service.ts';
 import { parseSourceSpec } from './sources.ts';
@@ -145,7 +147,7 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
 }
 
 // ---------------------------------------------------------------------------------------
-// The local stack's data dir: endpoints.json + signing-public.pem (written by `edgeloop up`).
+// The local stack's data dir (localStackFiles in the topology, written by `edgeloop up`).
 // ---------------------------------------------------------------------------------------
 
 export interface LocalEndpoints {
@@ -167,7 +169,7 @@ const LocalEndpointsSchema = z.object({
  * infra/local's readEndpoints here.
  */
 export function readLocalStack(dataDir: string): { endpoints: LocalEndpoints; publicKeyFile: string } {
-  const file = join(dataDir, 'endpoints.json');
+  const file = join(dataDir, localStackFiles.endpoints);
   if (!existsSync(file))
     throw new EdgeloopError(
       `no local stack endpoints at ${resolve(file)}: start one with 'edgeloop up --data-dir ${dataDir}' (or pass --mqtt-endpoint and --public-key)`,
@@ -179,5 +181,5 @@ export function readLocalStack(dataDir: string): { endpoints: LocalEndpoints; pu
     throw new EdgeloopError(`${file} is not JSON: ${errorMessage(error)}`);
   }
   if (!parsed.success) throw new EdgeloopError(`${file}: ${describeZodError(parsed.error)}`);
-  return { endpoints: parsed.data, publicKeyFile: join(dataDir, 'signing-public.pem') };
+  return { endpoints: parsed.data, publicKeyFile: join(dataDir, localStackFiles.signingPublicKey) };
 }

@@ -323,7 +323,10 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     log(`POST /infer on http://127.0.0.1:${server.port}/infer`);
   }
 
+  // Readings wait for a model; stop() releases the wait so a gateway that never got one stops.
+  let releaseModelWait = () => {};
   const modelReady = new Promise<void>((resolve) => {
+    releaseModelWait = resolve;
     if (engine.version) resolve();
     else events.once('model', () => resolve());
   });
@@ -428,6 +431,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   async function stop(): Promise<void> {
     stopping ??= (async () => {
       stopped = true;
+      releaseModelWait();
       clearInterval(statusTimer);
       await sourceRun;
       await batcher.flush().catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));

@@ -11,7 +11,7 @@ export const ModelName = z
 export const ThingName = z.string().regex(THING_NAME_PATTERN, 'thing names use a-z, A-Z, 0-9, _ and -');
 export const Version = z.number().int().min(1);
 const Sha256 = z.string().regex(/^[a-f0-9]{64}$/, 'a lowercase hex sha256');
-const IsoTime = z.string().datetime({ offset: true });
+export const IsoTime = z.string().datetime({ offset: true });
 
 // ---------------------------------------------------------------------------------------
 // Training config: datasets/{model}/edgeloop.json, mirrored by CLI flags.
@@ -22,7 +22,8 @@ export const TrainingConfigSchema = z
     label: z.string().min(1).optional(),
     features: z.array(z.string().min(1)).min(1).optional(),
     kind: z.enum(['mlp']).default('mlp'),
-    epochs: z.number().int().min(1).max(1000).default(60),
+    /** Upper bound: early stopping on validation loss usually ends training sooner. */
+    epochs: z.number().int().min(1).max(1000).default(100),
     batchSize: z.number().int().min(1).max(4096).default(32),
     seed: z.number().int().default(42),
     /** A new version may not trail the current release's accuracy by more than this. */
@@ -88,6 +89,10 @@ export const ModelMetricsSchema = z.object({
   perClass: z.record(z.string(), ClassMetricsSchema).optional(),
   confusion: z.array(z.array(z.number().int())).optional(),
   testRows: z.number().int().min(0).optional(),
+  /** With quantized weights: weights size vs float32, and accuracy minus the float model's. */
+  quantization: z
+    .object({ dtype: z.enum(['uint8', 'float16']), sizeRatio: z.number(), accuracyDelta: z.number() })
+    .optional(),
 });
 export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
 
@@ -243,3 +248,19 @@ export function describeZodError(error: z.ZodError): string {
     .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
     .join('; ');
 }
+
+// ---------------------------------------------------------------------------------------
+// Deployment document: SSM parameter deploymentParameter(stage), written by the CDK stack,
+// read by `edgeloop provision` to build a gateway's config.
+// ---------------------------------------------------------------------------------------
+
+export const DeploymentSchema = z.object({
+  stage: z.string().min(1),
+  region: z.string().min(1),
+  thingPolicyName: z.string().min(1),
+  roleAlias: z.string().min(1),
+  modelsBucket: z.string().min(1),
+  datasetsBucket: z.string().min(1),
+  signingKeyArn: z.string().min(1),
+});
+export type Deployment = z.infer<typeof DeploymentSchema>;

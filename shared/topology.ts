@@ -217,6 +217,12 @@ export const functions = {
 } as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;
 
+/**
+ * Set on every Lambda function by the CDK stack for Powertools, which reads them itself
+ * (handlers do not `requiredEnv` them, so the local stack need not set them).
+ */
+export const powertoolsEnv = ['metricsNamespace', 'serviceName'] as const satisfies readonly EnvVarKey[];
+
 // ---------------------------------------------------------------------------------------
 // The per-thing IoT policy. Written in IoT policy syntax (`*` wildcard, policy variables);
 // CDK renders it into an AWS::IoT::Policy and the local broker enforces the same statements.
@@ -282,4 +288,79 @@ export const metricNames = {
   trainingAccuracy: 'TrainingAccuracy',
   aggregatorErrors: 'AggregatorErrors',
   drift: 'DriftPSI',
+  latencyP50: 'LatencyP50Ms',
+  confidenceMean: 'ConfidenceMean',
+  outboxDepth: 'OutboxDepth',
+} as const;
+
+/**
+ * The panels of the CloudWatch dashboard (infra/aws) and of the local dashboard page, in
+ * display order: both render these titles over these metric names, so they read the same.
+ */
+export const dashboardPanels = {
+  training: {
+    title: 'Training runs and accuracy by version',
+    metrics: [metricNames.trainingRuns, metricNames.trainingAccuracy, metricNames.trainingFailures],
+  },
+  rollout: { title: 'Devices per version, online and offline', metrics: [metricNames.devicesOnline] },
+  inferences: { title: 'Inferences/min by version', metrics: [metricNames.inferences] },
+  classMix: { title: 'Class mix by version', metrics: [metricNames.inferences] },
+  confidence: { title: 'Confidence', metrics: [metricNames.confidenceMean] },
+  lowConfidence: {
+    title: 'Low-confidence rate',
+    metrics: [metricNames.lowConfidence, metricNames.inferences],
+  },
+  latency: { title: 'Latency p50 / p99 (ms)', metrics: [metricNames.latencyP50, metricNames.latencyP99] },
+  liveAccuracy: { title: 'Live accuracy', metrics: [metricNames.liveAccuracy] },
+  drift: { title: 'Drift (PSI)', metrics: [metricNames.drift] },
+  outbox: { title: 'Outbox depth', metrics: [metricNames.outboxDepth] },
+  errors: { title: 'Aggregator errors', metrics: [metricNames.aggregatorErrors] },
+} as const satisfies Record<string, { title: string; metrics: readonly string[] }>;
+export type DashboardPanel = keyof typeof dashboardPanels;
+
+// ---------------------------------------------------------------------------------------
+// Item key layouts of the aggregation tables (written by the aggregators, read by the CLI
+// and the dashboards). Model and thing names cannot contain '#', so keys split cleanly.
+// ---------------------------------------------------------------------------------------
+
+export const aggregateKeys = {
+  /** Partition of the per-(model, version, minute) items: all versions of a model, by minute. */
+  model: (model: string) => `model#${model}`,
+  /** Partition of the per-(model, version, thing, minute) items. */
+  thing: (model: string, thing: string) => `thing#${model}#${thing}`,
+  /** Sort key: minute first, so a time window is one key range. */
+  sort: (minute: string, version: number) => `${minute}#v${version}`,
+  /** The UTC minute a timestamp falls in, e.g. `2026-11-28T16:34Z` (sorts as text). */
+  minute: (tsMs: number) => `${new Date(tsMs).toISOString().slice(0, 16)}Z`,
+} as const;
+
+export const idempotencyKeys = {
+  /** One claim per result batch; the device keeps batch ids stable across outbox replays. */
+  resultBatch: (thing: string, batchId: string) => `results#${thing}#${batchId}`,
+} as const;
+
+export const errorKeys = {
+  /** One partition per UTC day keeps "latest errors" a single descending query. */
+  partition: (tsMs: number) => `errors#${new Date(tsMs).toISOString().slice(0, 10)}`,
+  sort: (tsMs: number, digest: string) => `${new Date(tsMs).toISOString()}#${digest}`,
+  /** Errors are kept this long (the table's TTL attribute). */
+  retentionDays: 14,
+} as const;
+
+// ---------------------------------------------------------------------------------------
+// Deployment discovery: the CDK stack writes one SSM parameter per stage describing what a
+// gateway needs (policy, role alias, buckets, signing key); `edgeloop provision` reads it.
+// ---------------------------------------------------------------------------------------
+
+export const deploymentParameter = (stage: string) => `/${NAMESPACE}/${stage}/deployment`;
+
+// ---------------------------------------------------------------------------------------
+// The embedded local stack's data dir: other processes (CLI commands, devices) find the
+// running stack and its manifest verification key through these files.
+// ---------------------------------------------------------------------------------------
+
+export const localStackFiles = {
+  endpoints: 'endpoints.json',
+  signingPrivateKey: 'keys/manifest-signing-private.pem',
+  signingPublicKey: 'keys/manifest-signing-public.pem',
 } as const;

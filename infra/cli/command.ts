@@ -4,6 +4,7 @@
  * one-line reason for bad usage, and no stack traces for errors meant for the user.
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_DATA_DIR } from '../local/attach.ts';
 
 export type OptionSpec =
   | { type: 'string'; short?: string; description: string; default?: string; valueName?: string }
@@ -111,3 +112,11 @@ export function requiredString(values: Record<string, unknown>, name: string): s
   if (typeof raw !== 'string' || raw === '') throw new UsageError(`--${name} is required`);
   return raw;
 }
+
+/** `--data-dir`: where a local stack keeps its state and remembered endpoints. */
+export const dataDirOption = {
+  type: 'string',
+  description: 'data dir of the local stack (buckets, tables, retained messages, keys, endpoints)',
+  default: DEFAULT_DATA_DIR,
+  valueName: 'DIR',
+} as const satisfies OptionSpec;

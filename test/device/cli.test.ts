@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDevice } from '../../device/service.ts';
 import { main } from '../../infra/cli/main.ts';
+import { localStackFiles } from '../../shared/topology.ts';
 import { MODEL, type Peers, startPeers } from './helpers.ts';
 
 describe('edgeloop device / fleet-sim and the stdin source', () => {
@@ -69,7 +70,7 @@ describe('edgeloop device / fleet-sim and the stdin source', () => {
         stateDir: join(dir, 'gw-config'),
         mqttEndpoint: broker.url,
         s3Endpoint: peers.s3.endpoint,
-        publicKeyFile: join(dir, 'signing-public.pem'),
+        publicKeyFile: join(dir, localStackFiles.signingPublicKey),
         source: `csv:${csv}`,
         limit: 50,
       }),

@@ -3,11 +3,11 @@
  * s3rver with the models bucket, and a TINY real tfjs model trained here and published
  * (signed artifacts + manifest + retained release notice) exactly as the trainer does.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Aedes } from 'aedes';
 import type { DeviceOptions } from '../../device/service.ts';
@@ -31,6 +31,7 @@ import {
 import { initTf, tf } from '../../shared/tf.ts';
 import {
   buckets,
+  localStackFiles,
   modelFiles,
   modelKeys,
   policyAllows,
@@ -420,7 +421,7 @@ export interface Peers {
   s3: TestS3;
   artifacts: Artifacts;
   keys: { privateKeyPem: string; publicKeyPem: string };
-  /** Holds endpoints.json and signing-public.pem, as `edgeloop up` writes them. */
+  /** Holds the endpoints and the public key (localStackFiles), as `edgeloop up` writes them. */
   dir: string;
   csv: string;
   release(options: PublishOptions): Promise<Release>;
@@ -439,8 +440,12 @@ export async function startPeers(csvRows = 64): Promise<Peers> {
   const keys = generateSigningKeyPair();
   const csv = join(dir, 'readings.csv');
   await writeFile(csv, sensorCsv(csvRows));
-  await writeFile(join(dir, 'signing-public.pem'), keys.publicKeyPem);
-  await writeFile(join(dir, 'endpoints.json'), JSON.stringify({ s3: s3.endpoint, mqtt: broker.url }));
+  await mkdir(dirname(join(dir, localStackFiles.signingPublicKey)), { recursive: true });
+  await writeFile(join(dir, localStackFiles.signingPublicKey), keys.publicKeyPem);
+  await writeFile(
+    join(dir, localStackFiles.endpoints),
+    JSON.stringify({ s3: s3.endpoint, mqtt: broker.url }),
+  );
   return {
     broker,
     s3,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevice } from '../../device/service.ts';
 import type { SwapPoint } from '../../device/updater.ts';
+import { localStackFiles } from '../../shared/topology.ts';
 import { type Peers, startPeers } from './helpers.ts';
 
 const fixture = join(import.meta.dirname, 'fixtures', 'crash-at-swap-point.ts');
@@ -71,7 +72,7 @@ describe('a crash at each swap step leaves a loadable model', () => {
         stateDir,
         peers.broker.url,
         peers.s3.endpoint,
-        join(peers.dir, 'signing-public.pem'),
+        join(peers.dir, localStackFiles.signingPublicKey),
         point,
         '2',
       ],

@@ -10,7 +10,16 @@ import {
 } from '../../../device/config.ts';
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
-import { type CommandContext, defineCommand, intOption, type OptionSpec, UsageError } from '../command.ts';
+import { localStackFiles } from '../../../shared/topology.ts';
+import { DEFAULT_DATA_DIR } from '../../local/attach.ts';
+import {
+  type CommandContext,
+  dataDirOption,
+  defineCommand,
+  intOption,
+  type OptionSpec,
+  UsageError,
+} from '../command.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -28,12 +37,7 @@ export const deviceRunOptions = {
     description: 'stop after N readings (looping over the CSV), once all are acknowledged',
     valueName: 'N',
   },
-  'data-dir': {
-    type: 'string',
-    description: 'local stack data dir (endpoints.json, signing-public.pem)',
-    default: '.edgeloop',
-    valueName: 'DIR',
-  },
+  'data-dir': dataDirOption,
   config: {
     type: 'string',
     description: 'JSON config file (flags and EDGELOOP_DEVICE_* env override it)',
@@ -79,9 +83,9 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
   const layers = [fileLayer, envLayer, flagLayer];
   if (!layers.some((layer) => layer.model !== undefined)) throw new UsageError('--model is required');
   const explicitEndpoint = layers.some((layer) => layer.mqttEndpoint !== undefined);
-  const dataDir = str('data-dir') ?? '.edgeloop';
+  const dataDir = str('data-dir') ?? DEFAULT_DATA_DIR;
   let localLayer = {};
-  if (!explicitEndpoint || existsSync(join(dataDir, 'endpoints.json'))) {
+  if (!explicitEndpoint || existsSync(join(dataDir, localStackFiles.endpoints))) {
     const local = readLocalStack(dataDir);
     localLayer = {
       mqttEndpoint: local.endpoints.mqtt,

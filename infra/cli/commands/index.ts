@@ -1,6 +1,26 @@
 import type { Command } from '../command.ts';
+import { demoCommand } from './demo.ts';
 import { deviceCommand } from './device.ts';
+import { fleetCommand } from './fleet.ts';
 import { fleetSimCommand } from './fleet-sim.ts';
+import { modelsCommand } from './models.ts';
+import { provisionCommand } from './provision.ts';
+import { statsCommand } from './stats.ts';
 import { topicsCommand } from './topics.ts';
+import { trainCommand } from './train.ts';
+import { upCommand } from './up.ts';
+import { uploadCommand } from './upload.ts';
 
-export const commands: readonly Command[] = [topicsCommand, deviceCommand, fleetSimCommand];
+export const commands: readonly Command[] = [
+  demoCommand,
+  upCommand,
+  uploadCommand,
+  trainCommand,
+  modelsCommand,
+  deviceCommand,
+  fleetSimCommand,
+  statsCommand,
+  fleetCommand,
+  topicsCommand,
+  provisionCommand,
+];

@@ -1,0 +1,16 @@
+/**
+ * `npm run bench`: runs every benchmark under bench/ in turn. Each prints its figure next to
+ * a bare baseline measured in the same run, as a ratio, because these machines are shared and
+ * absolute timings wander. Pass names to run a subset: `npm run bench -- train device`.
+ */
+const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
+  train: () => import('./train.ts'),
+  aggregate: () => import('./aggregate.ts'),
+};
+
+const wanted = process.argv.slice(2);
+for (const [name, load] of Object.entries(benches)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  console.log(`\n== bench: ${name}`);
+  await (await load()).main();
+}

@@ -1,0 +1,57 @@
+/**
+ * The state one training run carries from step to step. It is plain JSON, so the CDK stack
+ * can run each step as its own Step Functions task with the same code.
+ */
+import type { Manifest, ReleaseNotice, RunStatus, TrainingConfig } from '../../shared/schemas.ts';
+
+/** The uploaded dataset object an event points at. */
+export interface DatasetObject {
+  bucket: string;
+  key: string;
+  etag?: string;
+  versionId?: string;
+  sequencer?: string;
+  size?: number;
+}
+
+export interface Candidate {
+  /** Unsigned manifest; `publish` signs and stores it. */
+  manifest: Manifest;
+  notices: string[];
+  rows: number;
+  features: string[];
+  classes: string[];
+  epochsRun: number;
+  /** The current release scored on this run's held-out rows (or its recorded accuracy). */
+  baseline?: { version: number; accuracy: number; sameSplit: boolean };
+}
+
+export interface TrainingRunState {
+  runId: string;
+  startedAt: string;
+  /** The raw S3 record or EventBridge event; only `validate` reads it. */
+  event?: unknown;
+  dataset?: DatasetObject;
+  model?: string;
+  version?: number;
+  /** The idempotency item this run holds (freed again if the run fails). */
+  idempotencyKey?: string;
+  config?: TrainingConfig;
+  /** Set when the run stops early without a registry entry (duplicate event, not a dataset). */
+  skipped?: string;
+  candidate?: Candidate;
+  gate?: {
+    passed: boolean;
+    reason: string;
+    accuracy: number;
+    baselineAccuracy?: number;
+    baselineVersion?: number;
+  };
+  release?: ReleaseNotice;
+  outcome?: RunStatus | 'skipped';
+  reason?: string;
+  /** Set by the runner (or a Step Functions Catch, as {Error, Cause}) before recordFailure. */
+  error?: { name: string; message: string } | { Error: string; Cause?: string };
+}
+
+export type TrainingStep = (state: TrainingRunState) => Promise<TrainingRunState>;

@@ -1,0 +1,411 @@
+/**
+ * The training pipeline as steps over a JSON state: validate -> train -> gate -> publish ->
+ * notify, and recordFailure when a step throws. Each step is usable as one Step Functions
+ * task; `runTraining` chains them in-process (the local stack and the simple Lambda mode).
+ */
+import { randomUUID } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
+import { InputError } from '../../shared/errors.ts';
+import { sha256Hex, signManifest } from '../../shared/manifest.ts';
+import {
+  describeZodError,
+  ManifestSchema,
+  type ReleaseNotice,
+  TrainingConfigSchema,
+} from '../../shared/schemas.ts';
+import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
+import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
+import { gateDecision } from '../../shared/training/gate.ts';
+import { accuracyOnRows, type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
+import type { TrainingDeps } from './deps.ts';
+import { datasetObjectOf, idempotencyKey } from './event.ts';
+import { allocateVersion, currentRelease, type RegistryStore, updateRun } from './registry.ts';
+import type { TrainingRunState, TrainingStep } from './state.ts';
+
+/** How long an idempotency key is kept (the table's TTL attribute). */
+const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
+
+export interface TrainingSteps {
+  validate: TrainingStep;
+  train: TrainingStep;
+  gate: TrainingStep;
+  publish: TrainingStep;
+  notify: TrainingStep;
+  recordFailure: TrainingStep;
+}
+
+export function newRunState(event: unknown, now = new Date()): TrainingRunState {
+  return { runId: randomUUID(), startedAt: now.toISOString(), event };
+}
+
+export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
+  const now = () => deps.now?.() ?? new Date();
+  const registry: RegistryStore = { ddb: deps.ddb, table: deps.registryTable };
+  const need = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`training state has no ${what}: run the steps in order`);
+    return value;
+  };
+  const runKey = (state: TrainingRunState) => ({
+    model: need(state.model, 'model'),
+    version: need(state.version, 'version'),
+  });
+  const elapsed = (state: TrainingRunState) => now().getTime() - Date.parse(state.startedAt);
+
+  async function releaseEvent(id: string): Promise<void> {
+    await deps.ddb.send(new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id } }));
+  }
+
+  async function getBytes(bucket: string, key: string, versionId?: string): Promise<Uint8Array> {
+    const result = await deps.s3.send(
+      new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
+    );
+    if (!result.Body) throw new Error(`s3://${bucket}/${key} has no body`);
+    return result.Body.transformToByteArray();
+  }
+
+  /**
+   * Writes a version's file once. IfNoneMatch protects artifacts in AWS (the local S3 ignores
+   * it, which is why versions come from DynamoDB and no run writes another's keys). A retried
+   * step that finds its own earlier write gets the stored bytes back, so it can go on.
+   */
+  async function putImmutable(key: string, bytes: Uint8Array, contentType: string): Promise<Uint8Array> {
+    try {
+      await deps.s3.send(
+        new PutObjectCommand({
+          Bucket: deps.modelsBucket,
+          Key: key,
+          Body: bytes,
+          ContentType: contentType,
+          IfNoneMatch: '*',
+        }),
+      );
+      return bytes;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status !== 412) throw error;
+      return getBytes(deps.modelsBucket, key);
+    }
+  }
+
+  async function readConfig(bucket: string, model: string) {
+    const key = datasetKeys.config(model);
+    let text: string;
+    try {
+      text = new TextDecoder().decode(await getBytes(bucket, key));
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') {
+        return TrainingConfigSchema.parse({});
+      }
+      throw error;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new InputError(
+        `s3://${bucket}/${key} is not valid JSON (${(error as Error).message}): fix or delete it`,
+      );
+    }
+    const parsed = TrainingConfigSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new InputError(
+        `s3://${bucket}/${key} is not a valid training config: ${describeZodError(parsed.error)}`,
+      );
+    }
+    return parsed.data;
+  }
+
+  /** Scores the current release on this run's held-out rows; falls back to its recorded accuracy. */
+  async function scoreRelease(model: string, outcome: TrainingOutcome) {
+    const release = await currentRelease(registry, model);
+    if (!release) return undefined;
+    const recorded = release.metrics?.accuracy ?? 0;
+    try {
+      const manifestKey = release.manifestKey ?? modelKeys.manifest(model, release.version);
+      const manifest = ManifestSchema.parse(
+        JSON.parse(new TextDecoder().decode(await getBytes(deps.modelsBucket, manifestKey))),
+      );
+      const files = await Promise.all(
+        [modelFiles.topology, modelFiles.weights].map(async (name) => {
+          const bytes = await getBytes(deps.modelsBucket, modelKeys.file(model, release.version, name));
+          const listed = manifest.files.find((file) => file.name === name);
+          if (listed?.sha256 !== sha256Hex(bytes))
+            throw new Error(`${name} does not match its manifest digest`);
+          return bytes;
+        }),
+      );
+      const accuracy = await accuracyOnRows(
+        { modelJson: files[0] as Uint8Array, weights: files[1] as Uint8Array },
+        manifest.preprocessing,
+        outcome.testSet.rows,
+        outcome.testSet.labels,
+      );
+      return { version: release.version, accuracy: Math.round(accuracy * 1e6) / 1e6, sameSplit: true };
+    } catch (error) {
+      deps.log.warn(
+        'current release could not be scored on the new test split; using its recorded accuracy',
+        {
+          model,
+          version: release.version,
+          error: (error as Error).message,
+        },
+      );
+      return { version: release.version, accuracy: recorded, sameSplit: false };
+    }
+  }
+
+  return {
+    async validate(state) {
+      const dataset = datasetObjectOf(state.event);
+      const model = datasetKeys.modelOf(dataset.key);
+      if (!model) {
+        deps.log.warn('not a dataset key; ignored', { key: dataset.key });
+        return { ...state, dataset, skipped: `'${dataset.key}' is not a dataset key`, outcome: 'skipped' };
+      }
+      const id = idempotencyKey(dataset);
+      try {
+        await deps.ddb.send(
+          new PutCommand({
+            TableName: deps.idempotencyTable,
+            Item: {
+              id,
+              runId: state.runId,
+              createdAt: now().toISOString(),
+              expiresAt: Math.floor(now().getTime() / 1000) + IDEMPOTENCY_TTL_S,
+            },
+            ConditionExpression: 'attribute_not_exists(id)',
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        deps.log.info('duplicate dataset event; a run already handles this object version', { id });
+        return { ...state, dataset, model, skipped: `duplicate event for ${id}`, outcome: 'skipped' };
+      }
+      const createdAt = now().toISOString();
+      let version: number;
+      try {
+        version = await allocateVersion(registry, {
+          model,
+          createdAt,
+          updatedAt: createdAt,
+          datasetKey: dataset.key,
+          ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
+        });
+      } catch (error) {
+        // No run holds this event after all: free it so a retry can start one.
+        await releaseEvent(id);
+        throw error;
+      }
+      deps.log.info('training run started', { model, version, key: dataset.key, runId: state.runId });
+      return { ...state, dataset, model, version, idempotencyKey: id };
+    },
+
+    async train(state) {
+      const dataset = need(state.dataset, 'dataset');
+      const { model, version } = runKey(state);
+      // Read once the version exists, so a bad config is recorded as this version's rejection.
+      const config = state.config ?? (await readConfig(deps.datasetsBucket, model));
+      // An oversized file is refused before the download, with the same message parsing gives.
+      if (dataset.size !== undefined)
+        checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
+      const bytes = await getBytes(dataset.bucket, dataset.key, dataset.versionId);
+      const datasetSha256 = sha256Hex(bytes);
+      const outcome = await trainFromCsv(bytes, config, {
+        source: dataset.key,
+        onEpoch: (progress) => {
+          if (progress.epoch % 10 === 0 || progress.epoch === 1)
+            deps.log.info('epoch', { model, version, ...progress });
+        },
+      });
+      for (const file of artifactFiles(outcome)) {
+        const key = modelKeys.file(model, version, file.name);
+        const stored = await putImmutable(key, file.bytes, file.contentType);
+        if (sha256Hex(stored) !== sha256Hex(file.bytes)) {
+          throw new Error(
+            `s3://${deps.modelsBucket}/${key} already exists with other content; artifacts are immutable`,
+          );
+        }
+      }
+      const manifest = buildManifest({
+        model,
+        version,
+        outcome,
+        lowConfidence: config.lowConfidence,
+        datasetKey: dataset.key,
+        ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
+        datasetSha256,
+        createdAt: now(),
+      });
+      const baseline = await scoreRelease(model, outcome);
+      await updateRun(
+        registry,
+        { model, version },
+        { datasetSha256, metrics: outcome.metrics, updatedAt: now().toISOString() },
+      );
+      deps.log.info('trained', {
+        model,
+        version,
+        accuracy: outcome.metrics.accuracy,
+        epochs: outcome.epochsRun,
+        baseline,
+      });
+      return {
+        ...state,
+        config,
+        candidate: {
+          manifest,
+          notices: outcome.notices,
+          rows: outcome.rows,
+          features: outcome.features,
+          classes: outcome.classes,
+          epochsRun: outcome.epochsRun,
+          ...(baseline ? { baseline } : {}),
+        },
+      };
+    },
+
+    async gate(state) {
+      const candidate = need(state.candidate, 'candidate');
+      const config = TrainingConfigSchema.parse(state.config ?? {});
+      const accuracy = candidate.manifest.metrics.accuracy;
+      const baseline = candidate.baseline;
+      const decision = gateDecision({
+        accuracy,
+        ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
+        margin: config.gateMargin,
+      });
+      const gate = {
+        passed: decision.passed,
+        reason: decision.reason,
+        accuracy,
+        ...(baseline ? { baselineAccuracy: baseline.accuracy, baselineVersion: baseline.version } : {}),
+      };
+      if (decision.passed) return { ...state, gate };
+      await updateRun(registry, runKey(state), {
+        status: 'rejected-by-gate',
+        reason: `${decision.reason} (v${baseline?.version})`,
+        metrics: candidate.manifest.metrics,
+        ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
+        updatedAt: now().toISOString(),
+        durationMs: elapsed(state),
+      });
+      deps.log.warn('rejected by the quality gate', { ...runKey(state), ...gate });
+      return { ...state, gate, outcome: 'rejected-by-gate', reason: decision.reason };
+    },
+
+    async publish(state) {
+      const candidate = need(state.candidate, 'candidate');
+      const { model, version } = runKey(state);
+      const signed = await signManifest(candidate.manifest, await deps.signer());
+      const manifestKey = modelKeys.manifest(model, version);
+      // On a retried publish, the manifest an earlier attempt stored stays the one released.
+      const bytes = await putImmutable(manifestKey, manifestBytes(signed), 'application/json');
+      const manifestSha256 = sha256Hex(bytes);
+      const releasedAt = now().toISOString();
+      await updateRun(
+        registry,
+        { model, version },
+        {
+          status: 'released',
+          metrics: signed.metrics,
+          manifestKey,
+          manifestSha256,
+          ...(state.gate?.baselineAccuracy !== undefined
+            ? { baselineAccuracy: state.gate.baselineAccuracy }
+            : {}),
+          reason: state.gate?.reason,
+          updatedAt: releasedAt,
+          durationMs: elapsed(state),
+        },
+      );
+      const release: ReleaseNotice = {
+        model,
+        version,
+        bucket: deps.modelsBucket,
+        manifestKey,
+        manifestSha256,
+        releasedAt,
+        kind: 'release',
+      };
+      deps.log.info('released', { model, version, manifestKey });
+      return { ...state, release, outcome: 'released' };
+    },
+
+    async notify(state) {
+      const release = need(state.release, 'release');
+      await deps.iot.send(
+        new PublishCommand({
+          topic: topicFor('release', { model: release.model }),
+          qos: 1,
+          retain: true,
+          payload: new TextEncoder().encode(JSON.stringify(release)),
+        }),
+      );
+      deps.log.info('release notice published', { model: release.model, version: release.version });
+      return state;
+    },
+
+    async recordFailure(state) {
+      const { name, message } = failureOf(state.error);
+      const status = name === 'InputError' ? 'rejected' : 'failed';
+      if (state.model && state.version) {
+        try {
+          await updateRun(registry, runKey(state), {
+            status,
+            reason: message,
+            updatedAt: now().toISOString(),
+            durationMs: elapsed(state),
+          });
+        } catch (error) {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        }
+      }
+      // A failure (not a rejection) frees the event so a redelivery or retry can run again.
+      if (status === 'failed' && state.idempotencyKey) await releaseEvent(state.idempotencyKey);
+      deps.log[status === 'rejected' ? 'warn' : 'error'](`training run ${status}`, {
+        model: state.model,
+        version: state.version,
+        reason: message,
+      });
+      return { ...state, outcome: status, reason: message };
+    },
+  };
+}
+
+/** The error a step threw, from the runner's {name, message} or a Step Functions Catch. */
+export function failureOf(error: TrainingRunState['error']): { name: string; message: string } {
+  if (!error) return { name: 'Error', message: 'unknown failure' };
+  if ('name' in error) return error;
+  let message = error.Cause ?? error.Error;
+  try {
+    const cause = JSON.parse(error.Cause ?? '') as { errorMessage?: string };
+    message = cause.errorMessage ?? message;
+  } catch {
+    // Cause was not JSON: keep it as it is.
+  }
+  return { name: error.Error, message };
+}
+
+/** Runs one event record through every step, recording a failure if a step throws. */
+export async function runTraining(event: unknown, steps: TrainingSteps): Promise<TrainingRunState> {
+  let state = newRunState(event);
+  try {
+    state = await steps.validate(state);
+    if (state.skipped) return state;
+    state = await steps.train(state);
+    state = await steps.gate(state);
+    if (!state.gate?.passed) return state;
+    state = await steps.publish(state);
+    return await steps.notify(state);
+  } catch (error) {
+    const failure =
+      error instanceof Error
+        ? { name: error.name, message: error.message }
+        : { name: 'Error', message: String(error) };
+    return steps.recordFailure({ ...state, error: failure });
+  }
+}

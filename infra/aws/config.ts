@@ -1,0 +1,55 @@
+/**
+ * Stack configuration: every knob comes from CDK context (`-c edgeloop:KEY=VALUE` or
+ * cdk.json) or from props, with defaults that suit a first deployment.
+ */
+import type { Node } from 'constructs';
+import { z } from 'zod';
+import { InputError } from '../../shared/errors.ts';
+import { describeZodError } from '../../shared/schemas.ts';
+
+export const CONTEXT_PREFIX = 'edgeloop:';
+
+export const EdgeloopConfigSchema = z
+  .object({
+    /** Suffix for the stack and the per-stage names (IoT rules, SSM parameter). */
+    stage: z.string().regex(/^[a-z][a-z0-9-]{0,19}$/, 'a stage is a-z, 0-9 and -, up to 20 chars'),
+    /** CloudWatch Logs retention for function and state-machine logs. */
+    logRetentionDays: z.coerce.number().int().min(1).default(30),
+    /** Noncurrent object versions (overwritten datasets and models) expire after this. */
+    noncurrentVersionDays: z.coerce.number().int().min(1).default(30),
+    /** Datasets move to Infrequent Access after this many days (old training inputs). */
+    datasetsInfrequentAccessDays: z.coerce.number().int().min(30).default(90),
+    /** Server access logs are kept this long. */
+    accessLogDays: z.coerce.number().int().min(1).default(90),
+    /** The train step's Lambda memory (MB) and timeout (minutes). */
+    trainMemoryMb: z.coerce.number().int().min(512).max(10240).default(3008),
+    trainTimeoutMinutes: z.coerce.number().int().min(1).max(15).default(15),
+    /** Alarm thresholds: failed training runs per hour, aggregator errors per 5 min, DLQ messages. */
+    trainingFailureThreshold: z.coerce.number().int().min(1).default(1),
+    aggregatorErrorThreshold: z.coerce.number().int().min(1).default(5),
+    dlqDepthThreshold: z.coerce.number().int().min(1).default(1),
+    /** Optional address subscribed to the alarm topic. */
+    alarmEmail: z.string().email().optional(),
+  })
+  .strict();
+export type EdgeloopConfig = z.infer<typeof EdgeloopConfigSchema>;
+export type EdgeloopConfigInput = z.input<typeof EdgeloopConfigSchema>;
+
+const keys = Object.keys(EdgeloopConfigSchema.shape) as (keyof EdgeloopConfig)[];
+
+/** Reads `edgeloop:*` context values, lets `overrides` win, and validates the result. */
+export function resolveConfig(node: Node, overrides: Partial<EdgeloopConfigInput> = {}): EdgeloopConfig {
+  const fromContext: Record<string, unknown> = {};
+  for (const key of keys) {
+    const value = node.tryGetContext(`${CONTEXT_PREFIX}${key}`);
+    if (value !== undefined && value !== '') fromContext[key] = value;
+  }
+  const parsed = EdgeloopConfigSchema.safeParse({ stage: 'dev', ...fromContext, ...overrides });
+  if (!parsed.success) {
+    throw new InputError(
+      `invalid edgeloop CDK configuration: ${describeZodError(parsed.error)} ` +
+        `(set it with -c ${CONTEXT_PREFIX}KEY=VALUE or in cdk.json "context")`,
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,61 @@
+import { type FleetView, readFleet } from '../../../functions/aggregation/queries.ts';
+import { OFFLINE_AFTER_MS } from '../../../shared/aggregation/fleet.ts';
+import { defineCommand } from '../command.ts';
+import { parseDuration, reading, statsSourceFor, targetOptions } from './stats.ts';
+
+function ago(nowMs: number, thenMs: number): string {
+  const seconds = Math.max(0, Math.round((nowMs - thenMs) / 1000));
+  if (seconds < 120) return `${seconds}s ago`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`;
+  return `${Math.round(seconds / 3600)}h ago`;
+}
+
+export function formatFleet(fleet: FleetView): string[] {
+  if (fleet.things.length === 0) return ['no gateways have reported status yet'];
+  const now = Date.parse(fleet.now);
+  const rows = fleet.things.map((thing) => [
+    thing.thing,
+    `${thing.model} v${thing.version ?? '-'}`,
+    thing.online ? 'online' : 'offline',
+    thing.state,
+    ago(now, thing.lastSeen),
+    `outbox ${thing.outboxDepth}, dropped ${thing.dropped}`,
+    thing.lastError ? `last error at ${thing.lastError.step}: ${thing.lastError.reason}` : '',
+  ]);
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i]?.length ?? 0))) ?? [];
+  const lines = rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+  lines.push(
+    '',
+    ...fleet.versions.map((v) => `${v.model} v${v.version ?? '-'}: ${v.online}/${v.total} online`),
+  );
+  return lines;
+}
+
+export const fleetCommand = defineCommand({
+  name: 'fleet',
+  summary: 'gateways, the model version each runs, last seen, online/offline and state',
+  usage: 'edgeloop fleet [--offline-after 2m] [--data-dir DIR | --aws [--stage S]] [--json]',
+  examples: ['edgeloop fleet', 'edgeloop fleet --json', 'edgeloop fleet --aws --stage prod'],
+  options: {
+    'offline-after': {
+      type: 'string',
+      description: 'silence after which a gateway counts as offline',
+      default: `${OFFLINE_AFTER_MS / 60_000}m`,
+      valueName: 'DURATION',
+    },
+    ...targetOptions,
+  },
+  async run({ values, out }) {
+    const offlineAfterMs = parseDuration(String(values['offline-after']), 'offline-after');
+    const source = await statsSourceFor(values);
+    const fleet = await reading(source.where, () => readFleet(source, offlineAfterMs));
+    if (values.json) out(JSON.stringify(fleet));
+    else for (const line of formatFleet(fleet)) out(line);
+    return 0;
+  },
+});

@@ -1,0 +1,57 @@
+import { listRegistry } from '../../../functions/training/registry.ts';
+import { dynamoClient } from '../../../shared/aws.ts';
+import { ModelName, type RegistryItem } from '../../../shared/schemas.ts';
+import { tables } from '../../../shared/topology.ts';
+import { attachToLocalStack } from '../../local/attach.ts';
+import { dataDirOption, defineCommand, UsageError } from '../command.ts';
+
+export const modelsCommand = defineCommand({
+  name: 'models',
+  summary: 'list model versions in the registry: status, accuracy, gate result',
+  usage: 'edgeloop models [--model NAME] [--data-dir DIR] [--json]',
+  examples: ['edgeloop models', 'edgeloop models --model pump --json'],
+  options: {
+    model: { type: 'string', description: 'only this model', valueName: 'NAME' },
+    'data-dir': dataDirOption,
+  },
+  async run({ values, out }) {
+    const model = typeof values.model === 'string' ? values.model : undefined;
+    if (model !== undefined && !ModelName.safeParse(model).success) {
+      throw new UsageError(`--model '${model}' is not a valid model name: use a-z, 0-9 and -`);
+    }
+    attachToLocalStack(String(values['data-dir']));
+    {
+      const items = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, model);
+      if (values.json) {
+        out(JSON.stringify({ models: items }));
+        return 0;
+      }
+      if (items.length === 0) {
+        out(model ? `no versions of ${model} yet: upload a dataset with edgeloop upload` : 'no models yet');
+        return 0;
+      }
+      for (const line of formatRegistry(items)) out(line);
+      return 0;
+    }
+  },
+});
+
+export function formatRegistry(items: readonly RegistryItem[]): string[] {
+  const rows = items.map((item) => [
+    item.model,
+    `v${item.version}`,
+    item.status,
+    item.metrics ? item.metrics.accuracy.toFixed(3) : '-',
+    item.baselineAccuracy !== undefined ? item.baselineAccuracy.toFixed(3) : '-',
+    item.updatedAt.replace(/\.\d+Z$/, 'Z'),
+    item.status === 'released' ? '' : (item.reason ?? ''),
+  ]);
+  const header = ['MODEL', 'VERSION', 'STATUS', 'ACCURACY', 'BASELINE', 'UPDATED', 'REASON'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}

@@ -1,0 +1,81 @@
+/**
+ * The local IoT Core broker: aedes over TCP (MQTT 3.1.1), enforcing the thing policy, with
+ * retained messages persisted to the data dir and replayed on start.
+ */
+
+import { createServer, type Socket } from 'node:net';
+import { Aedes } from 'aedes';
+import { listen } from './endpoints.ts';
+import { type PolicyDecision, policyHooks } from './policy-auth.ts';
+import type { RetainedStore } from './retained.ts';
+
+export interface BrokerOptions {
+  port: number;
+  retained: RetainedStore;
+  onDeny?: (decision: PolicyDecision) => void;
+}
+
+export interface Broker {
+  aedes: Aedes;
+  port: number;
+  /** A trusted in-process publish (no policy check), resolved once routed. */
+  publish(topic: string, payload: Uint8Array, options: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SYS_PREFIX = '$SYS/';
+
+export async function startBroker(options: BrokerOptions): Promise<Broker> {
+  const { retained } = options;
+  const aedes = await Aedes.createBroker({
+    ...policyHooks(options.onDeny),
+    published(packet, _client, done) {
+      if (packet.retain && !packet.topic.startsWith(SYS_PREFIX)) {
+        try {
+          retained.put(packet.topic, packet.payload as Buffer, packet.qos === 0 ? 0 : 1);
+        } catch (error) {
+          return done(error as Error);
+        }
+      }
+      done();
+    },
+  });
+
+  const publish: Broker['publish'] = (topic, payload, { qos, retain }) =>
+    new Promise((resolve, reject) => {
+      aedes.publish(
+        { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false },
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
+
+  for (const message of retained.list()) {
+    await publish(message.topic, message.payload, { qos: message.qos, retain: true });
+  }
+
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  let port: number;
+  try {
+    port = await listen(server, options.port);
+  } catch (error) {
+    await new Promise<void>((done) => aedes.close(() => done()));
+    throw error;
+  }
+
+  return {
+    aedes,
+    port,
+    publish,
+    async close() {
+      const serverClosed = new Promise<void>((done) => server.close(() => done()));
+      await new Promise<void>((done) => aedes.close(() => done()));
+      for (const socket of sockets) socket.destroy();
+      await serverClosed;
+    },
+  };
+}

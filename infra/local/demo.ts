@@ -1,0 +1,248 @@
+/**
+ * The whole loop in one process: local stack, dataset upload, training via the real S3
+ * event, N simulated gateways that pick up the retained release notice, replay readings
+ * through the model and publish results, and the aggregator counting them.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { type Device, startDevice } from '../../device/service.ts';
+import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
+import { listRegistry } from '../../functions/training/registry.ts';
+import { dynamoClient, s3Client } from '../../shared/aws.ts';
+import { DEMO_LABEL, generateDemoDataset } from '../../shared/demo-dataset.ts';
+import { EdgeloopError } from '../../shared/errors.ts';
+import type { RegistryItem, TrainingConfigInput } from '../../shared/schemas.ts';
+import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
+import { type LocalStack, startLocalStack } from './stack.ts';
+import { putWithProgress } from './upload.ts';
+
+export interface DemoOptions {
+  devices: number;
+  /** A CSV of your own; the generated sensor dataset otherwise. */
+  datasetFile?: string;
+  label?: string;
+  model?: string;
+  /** Readings each gateway replays. */
+  readingsPerDevice?: number;
+  /** Keep the stack (and its dashboard) running after the summary, until stop() is called. */
+  keep?: boolean;
+  dataDir?: string;
+  onPhase?: (phase: DemoPhase, detail: string) => void;
+  /** Progress within the upload, train and rollout phases. */
+  onProgress?: (progress: DemoProgress) => void;
+  /** Serve the dashboard on the demo's data (its URL is in the summary and stack.endpoints). */
+  dashboard?: boolean;
+  timeoutMs?: number;
+}
+
+export type DemoPhase = 'stack' | 'upload' | 'train' | 'rollout' | 'results' | 'done';
+
+export type DemoProgress =
+  | { phase: 'upload'; sent: number; total: number }
+  /** The newest registry run while the training function works; `status` as in the registry. */
+  | { phase: 'train'; elapsedMs: number; version?: number; status?: string; accuracy?: number }
+  | { phase: 'rollout'; version: number; serving: number; total: number };
+
+export interface DemoSummary {
+  model: string;
+  version: number;
+  metrics: { accuracy: number; macroF1?: number };
+  devices: { thing: string; modelVersion: number | null }[];
+  results: { published: number; aggregated: number };
+  timings: { trainMs: number; rolloutMs: number; totalMs: number };
+  dataDir: string;
+  /** The dashboard's URL, when it was served. */
+  dashboard?: string;
+}
+
+export interface DemoRun {
+  summary: DemoSummary;
+  stack: LocalStack;
+  /** Stops devices and the stack and removes a temporary data dir. */
+  stop(): Promise<void>;
+}
+
+const POLL_MS = 100;
+
+export async function runDemo(options: DemoOptions): Promise<DemoRun> {
+  const started = Date.now();
+  const model = options.model ?? 'demo-sensors';
+  const timeoutMs = options.timeoutMs ?? 150_000;
+  const phase = options.onPhase ?? (() => {});
+  const progress = options.onProgress ?? (() => {});
+  const workDir = await mkdtemp(join(tmpdir(), 'edgeloop-demo-'));
+  const dataDir = options.dataDir ?? join(workDir, 'stack');
+  const devices: Device[] = [];
+  let stack: LocalStack | undefined;
+
+  const stop = async () => {
+    await Promise.allSettled(devices.map((device) => device.stop()));
+    await stack?.stop();
+    await rm(workDir, { recursive: true, force: true });
+  };
+
+  try {
+    phase('stack', 'starting the local stack (S3, MQTT broker, DynamoDB)');
+    stack = await startLocalStack({ dataDir, ...(options.dashboard ? { dashboard: true } : {}) });
+    const localStack = stack;
+    if (stack.endpoints.dashboard) phase('stack', `dashboard at ${stack.endpoints.dashboard}`);
+
+    const { csvPath, label } = await prepareDataset(workDir, options);
+    const readings = options.readingsPerDevice ?? 500;
+
+    // Gateways start first and wait for the release notice, as a fleet in the field would.
+    const servingSince = new Map<string, { version: number; at: number }>();
+    let rollingOut: number | undefined;
+    const reportRollout = () => {
+      if (rollingOut === undefined) return;
+      const version = rollingOut;
+      const serving = [...servingSince.values()].filter((s) => s.version === version).length;
+      progress({ phase: 'rollout', version, serving, total: options.devices });
+    };
+    for (let i = 1; i <= options.devices; i++) {
+      const thing = `gw-${i}`;
+      const device = await startDevice({
+        thing,
+        model,
+        stateDir: join(workDir, 'devices', thing),
+        mqttEndpoint: localStack.endpoints.mqtt,
+        s3Endpoint: localStack.endpoints.s3,
+        publicKeyPem: localStack.publicKeyPem,
+        source: { kind: 'csv', file: csvPath, limit: readings },
+      });
+      device.events.on('model', ({ version }: { version: number }) => {
+        servingSince.set(thing, { version, at: Date.now() });
+        reportRollout();
+      });
+      devices.push(device);
+    }
+
+    phase('upload', `uploading ${basename(csvPath)} to s3://${buckets.datasets.localName}`);
+    if (label) await putConfig(model, { label });
+    const uploadedAt = Date.now();
+    await putWithProgress({
+      bucket: buckets.datasets.localName,
+      key: datasetKeys.dataset(model, basename(csvPath)),
+      body: await readFile(csvPath),
+      contentType: 'text/csv',
+      onProgress: ({ sent, total }) => progress({ phase: 'upload', sent, total }),
+    });
+
+    phase('train', 'training, evaluating and gating the model');
+    const release = await waitFor(
+      async () => {
+        const latest = await latestRun(model);
+        if (latest && latest.status !== 'training') return latest;
+        progress({
+          phase: 'train',
+          elapsedMs: Date.now() - uploadedAt,
+          ...(latest ? { version: latest.version, status: latest.status } : {}),
+        });
+        return undefined;
+      },
+      timeoutMs,
+      'the training run to finish',
+    );
+    progress({
+      phase: 'train',
+      elapsedMs: Date.parse(release.updatedAt) - uploadedAt,
+      version: release.version,
+      status: release.status,
+      ...(release.metrics ? { accuracy: release.metrics.accuracy } : {}),
+    });
+    if (release.status !== 'released') {
+      throw new EdgeloopError(
+        `the training run ended '${release.status}': ${release.reason ?? 'no reason recorded'}`,
+      );
+    }
+    const releasedAt = Date.parse(release.updatedAt);
+
+    phase('rollout', `v${release.version} released; waiting for ${devices.length} gateways to serve it`);
+    rollingOut = release.version;
+    reportRollout();
+    await Promise.all(
+      devices.map((device) => device.waitFor((snapshot) => snapshot.version === release.version, timeoutMs)),
+    );
+    const rolledOutAt = Math.max(
+      ...devices.map((device) => servingSince.get(device.thing)?.at ?? Date.now()),
+    );
+
+    phase('results', 'gateways replay readings and publish results; the aggregator counts them');
+    await Promise.all(devices.map((device) => device.finished));
+    const published = devices.reduce((sum, device) => sum + device.status().published, 0);
+    const statsSource = localStatsSource();
+    const aggregated = await waitFor(
+      async () => {
+        await localStack.idle();
+        const stats = await readModelStats(statsSource, model, uploadedAt - 60_000);
+        return stats.inferences >= published ? stats.inferences : undefined;
+      },
+      timeoutMs,
+      'the aggregator to count every published result',
+    );
+
+    const summary: DemoSummary = {
+      model,
+      version: release.version,
+      metrics: {
+        accuracy: release.metrics?.accuracy ?? Number.NaN,
+        ...(release.metrics?.macroF1 !== undefined ? { macroF1: release.metrics.macroF1 } : {}),
+      },
+      devices: devices.map((device) => ({ thing: device.thing, modelVersion: device.status().version })),
+      results: { published, aggregated },
+      timings: {
+        trainMs: releasedAt - uploadedAt,
+        rolloutMs: rolledOutAt - releasedAt,
+        totalMs: Date.now() - started,
+      },
+      dataDir,
+      ...(localStack.endpoints.dashboard ? { dashboard: localStack.endpoints.dashboard } : {}),
+    };
+    phase('done', 'done');
+    return { summary, stack, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function prepareDataset(
+  workDir: string,
+  options: DemoOptions,
+): Promise<{ csvPath: string; label?: string }> {
+  if (options.datasetFile)
+    return { csvPath: options.datasetFile, ...(options.label ? { label: options.label } : {}) };
+  const csvPath = join(workDir, 'sensors.csv');
+  await writeFile(csvPath, generateDemoDataset());
+  return { csvPath, label: options.label ?? DEMO_LABEL };
+}
+
+async function putConfig(model: string, config: TrainingConfigInput): Promise<void> {
+  await s3Client().send(
+    new PutObjectCommand({
+      Bucket: buckets.datasets.localName,
+      Key: datasetKeys.config(model),
+      Body: JSON.stringify(config),
+      ContentType: 'application/json',
+    }),
+  );
+}
+
+/** The newest registry run of a model, if any. */
+async function latestRun(model: string): Promise<RegistryItem | undefined> {
+  const [latest] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, model);
+  return latest;
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new EdgeloopError(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}

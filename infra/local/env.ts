@@ -1,0 +1,51 @@
+/**
+ * The environment the handlers and SDK clients need to run against a local stack: the
+ * topology's env var names set to the local resource names, the standard
+ * AWS_ENDPOINT_URL_<SERVICE> variables pointing at the local servers, and dummy credentials.
+ */
+import { join } from 'node:path';
+import {
+  buckets,
+  envVars,
+  localStackFiles,
+  METRICS_NAMESPACE,
+  NAMESPACE,
+  tables,
+} from '../../shared/topology.ts';
+import type { Endpoints } from './endpoints.ts';
+
+/** s3rver accepts signed requests only from its built-in account. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+export const LOCAL_REGION = 'us-east-1';
+
+export function signingKeyPath(dataDir: string): string {
+  return join(dataDir, localStackFiles.signingPrivateKey);
+}
+
+export function localEnv(endpoints: Endpoints, dataDir: string): Record<string, string> {
+  return {
+    [envVars.datasetsBucket]: buckets.datasets.localName,
+    [envVars.modelsBucket]: buckets.models.localName,
+    [envVars.registryTable]: tables.registry.localName,
+    [envVars.aggregatesTable]: tables.aggregates.localName,
+    [envVars.fleetTable]: tables.fleet.localName,
+    [envVars.errorsTable]: tables.errors.localName,
+    [envVars.idempotencyTable]: tables.idempotency.localName,
+    [envVars.signingKey]: signingKeyPath(dataDir),
+    [envVars.metricsNamespace]: METRICS_NAMESPACE,
+    [envVars.serviceName]: NAMESPACE,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_IOT_DATA_PLANE: endpoints.iotData,
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    // s3rver understands neither the aws-chunked uploads nor the checksum trailers the SDK
+    // sends by default for streamed bodies.
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  };
+}
+
+/** Variables to remove while a local stack runs, so no real AWS profile or session leaks in. */
+export const CLEARED_ENV = ['AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_ENDPOINT_URL'];

@@ -1,0 +1,305 @@
+/**
+ * The embedded local stack: the same handlers and device code that run in AWS, against
+ * in-process stand-ins built from shared/topology.ts. s3rver (buckets), dynalite (tables),
+ * aedes (IoT Core broker with the thing policy), an IoT data-plane Publish shim, S3 event
+ * notifications to the training function, topic rules to the aggregators, and an EMF
+ * collector in place of CloudWatch. State lives in the data dir and survives restarts.
+ */
+
+import type { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import dynalite from 'dynalite';
+import S3rver from 's3rver';
+import { resetAwsClients, s3Client } from '../../shared/aws.ts';
+import { type EmfSink, setEmfSink } from '../../shared/emf-sink.ts';
+import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
+import { buckets, type FunctionName, modelKeys } from '../../shared/topology.ts';
+import { startBroker } from './broker.ts';
+import { localLiveSource, readLiveSnapshot } from './dashboard/live-snapshot.ts';
+import { type DashboardServer, startDashboard } from './dashboard/server.ts';
+import { EmfCollector } from './emf-collector.ts';
+import {
+  acquireLock,
+  type Endpoints,
+  endpointUrl,
+  listen,
+  portOf,
+  rememberEndpoints,
+  rememberedEndpoints,
+  type ServiceName,
+} from './endpoints.ts';
+import { CLEARED_ENV, LOCAL_CREDENTIALS, LOCAL_REGION, localEnv, signingKeyPath } from './env.ts';
+import { FunctionInvoker } from './invoker.ts';
+import { startPublishShim } from './publish-shim.ts';
+import { RetainedStore } from './retained.ts';
+import { startRuleRouter } from './rule-router.ts';
+import { s3EventListener } from './s3-events.ts';
+import { ensureSigningKey } from './signing-key.ts';
+import { ensureTables } from './tables.ts';
+
+export { EmfCollector, type MetricDatapoint } from './emf-collector.ts';
+export type { Endpoints } from './endpoints.ts';
+export { readEndpoints } from './endpoints.ts';
+export { localEnv } from './env.ts';
+export type { InvokedEvent, InvokeEvent } from './invoker.ts';
+export type { PolicyDecision } from './policy-auth.ts';
+
+export interface LocalStackOptions {
+  dataDir: string;
+  handlers?: Partial<Record<FunctionName, (e: unknown) => Promise<unknown>>>;
+  log?: (line: string) => void;
+  /**
+   * Serve the local dashboard on the stack's data (default off). Its URL goes into
+   * `endpoints.dashboard`; a restart reuses the remembered port when it is free.
+   */
+  dashboard?: boolean;
+}
+
+export interface LocalStack {
+  endpoints: Endpoints;
+  dataDir: string;
+  publicKeyPem: string;
+  env: Record<string, string>;
+  /** 'invoke' {fn}, 'invoked' {fn, ms, error?}, 'denied' {action, thing, resource}. */
+  events: EventEmitter;
+  metrics: EmfCollector;
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** How long stop() waits for running handlers before closing the servers under them. */
+const STOP_GRACE_MS = 30_000;
+
+let running: string | undefined;
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const dataDir = resolve(options.dataDir);
+  const log = options.log ?? (() => {});
+  if (running) {
+    // The stack sets process-wide env vars and AWS clients for its handlers.
+    throw new EdgeloopError(
+      `a local stack is already running in this process (on ${running}): stop it first`,
+    );
+  }
+  const releaseLock = acquireLock(dataDir);
+  running = dataDir;
+  const cleanups: (() => Promise<void> | void)[] = [
+    () => {
+      running = undefined;
+    },
+    releaseLock,
+  ];
+  const cleanUp = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        log(`stopping: ${errorMessage(error)}`);
+      }
+    }
+  };
+
+  try {
+    const remembered = rememberedEndpoints(dataDir);
+    const preferred = (service: ServiceName) => (remembered ? portOf(remembered[service]) : 0);
+    const onPort = <T>(service: ServiceName, start: (port: number) => Promise<T>) =>
+      startOnPort(service, preferred(service), start, log);
+
+    // S3: s3rver's own run() cannot report a taken port, so it is served from our listener.
+    const s3rver = new S3rver({
+      silent: true,
+      directory: join(dataDir, 's3'),
+      configureBuckets: Object.values(buckets).map((bucket) => ({ name: bucket.localName })),
+    });
+    await s3rver.configureBuckets();
+    const s3 = await onPort('s3', async (port) => {
+      const server = createServer(s3rver.callback());
+      return { server, port: await listen(server, port) };
+    });
+    cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
+
+    // DynamoDB
+    const dynamo = await onPort('dynamodb', async (port) => {
+      mkdirSync(join(dataDir, 'dynamodb'), { recursive: true });
+      const server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 });
+      try {
+        return { server, port: await listen(server, port) };
+      } catch (error) {
+        await new Promise((done) => server.close(done));
+        throw error;
+      }
+    });
+    cleanups.push(() => closeHttp(dynamo.server, () => promiseClose(dynamo.server)));
+
+    // IoT Core: broker with retained messages from the data dir, and the data-plane shim.
+    const retained = new RetainedStore(join(dataDir, 'retained'), (file, reason) =>
+      log(`skipped retained message ${file}: ${reason}`),
+    );
+    const invoker = new FunctionInvoker({ ...(options.handlers ? { handlers: options.handlers } : {}), log });
+    const events = invoker.events;
+    const broker = await onPort('mqtt', (port) =>
+      startBroker({
+        port,
+        retained,
+        onDeny: (decision) => {
+          log(`policy denied: thing '${decision.thing}' ${decision.action} '${decision.resource}'`);
+          events.emit('denied', decision);
+        },
+      }),
+    );
+    cleanups.push(() => broker.close());
+    const shim = await onPort('iotData', (port) => startPublishShim({ port, broker, retained }));
+    cleanups.push(() => shim.close());
+
+    const endpoints: Endpoints = {
+      s3: endpointUrl('s3', s3.port),
+      mqtt: endpointUrl('mqtt', broker.port),
+      dynamodb: endpointUrl('dynamodb', dynamo.port),
+      iotData: endpointUrl('iotData', shim.port),
+    };
+    rememberEndpoints(dataDir, endpoints);
+
+    // The environment the handlers read, set process-wide (restored on stop).
+    const env = localEnv(endpoints, dataDir);
+    cleanups.push(applyEnv(env));
+    resetAwsClients();
+    cleanups.push(() => resetAwsClients());
+
+    const key = ensureSigningKey(signingKeyPath(dataDir));
+    if (key.created) log(`created the manifest signing key ${key.privateKeyPath}`);
+    await s3Client().send(
+      new PutObjectCommand({
+        Bucket: buckets.models.localName,
+        Key: modelKeys.signingPublicKey,
+        Body: key.publicKeyPem,
+        ContentType: 'application/x-pem-file',
+      }),
+    );
+
+    const ddb = new DynamoDBClient({
+      endpoint: endpoints.dynamodb,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    try {
+      const created = await ensureTables(ddb);
+      if (created.length > 0) log(`created tables: ${created.join(', ')}`);
+    } finally {
+      ddb.destroy();
+    }
+
+    // CloudWatch: EMF lines from the handlers land in the collector.
+    const metrics = new EmfCollector();
+    const previousSink: EmfSink | undefined = setEmfSink((line) => metrics.record(line));
+    cleanups.push(() => {
+      setEmfSink(previousSink);
+    });
+
+    if (options.dashboard) {
+      const dashboard = await startLocalDashboard(remembered?.dashboard, log);
+      cleanups.push(() => dashboard.close());
+      endpoints.dashboard = dashboard.url;
+      rememberEndpoints(dataDir, endpoints);
+    }
+
+    // Triggers: S3 notifications and topic rules. Stopped first, then running handlers drain.
+    const router = await startRuleRouter(broker.aedes, invoker);
+    const onS3Event = s3EventListener(invoker);
+    s3rver.on('event', onS3Event);
+    cleanups.push(async () => {
+      s3rver.off('event', onS3Event);
+      await router.close();
+      await drain(invoker, log);
+    });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      endpoints,
+      dataDir,
+      publicKeyPem: key.publicKeyPem,
+      env,
+      events,
+      metrics,
+      idle: () => invoker.idle(),
+      stop: () => {
+        stopping ??= cleanUp();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+}
+
+/** The dashboard on the live tables, on its remembered port if that is still free. */
+async function startLocalDashboard(
+  rememberedUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<DashboardServer> {
+  const source = localLiveSource();
+  const snapshot = () => readLiveSnapshot(source);
+  const port = rememberedUrl ? portOf(rememberedUrl) : 0;
+  try {
+    return await startDashboard({ port, snapshot });
+  } catch (error) {
+    if (port === 0) throw error;
+    log(`dashboard: port ${port} is taken now; using a free port (${errorMessage(error)})`);
+    return startDashboard({ port: 0, snapshot });
+  }
+}
+
+/** Starts a server on its remembered port, or on a free one if that port is taken now. */
+async function startOnPort<T>(
+  service: ServiceName,
+  port: number,
+  start: (port: number) => Promise<T>,
+  log: (line: string) => void,
+): Promise<T> {
+  try {
+    return await start(port);
+  } catch (error) {
+    if (port === 0 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    log(`${service}: port ${port} is taken now; using a free port (CLI commands read the new one)`);
+    return start(0);
+  }
+}
+
+function applyEnv(env: Record<string, string>): () => void {
+  const previous = new Map<string, string | undefined>();
+  for (const name of [...Object.keys(env), ...CLEARED_ENV]) previous.set(name, process.env[name]);
+  for (const name of CLEARED_ENV) delete process.env[name];
+  Object.assign(process.env, env);
+  return () => {
+    for (const [name, value] of previous) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+}
+
+async function drain(invoker: FunctionInvoker, log: (line: string) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((done) => {
+    timer = setTimeout(() => done(true), STOP_GRACE_MS);
+  });
+  const late = await Promise.race([invoker.close().then(() => false), timedOut]);
+  clearTimeout(timer);
+  if (late) log(`stopping with handlers still running after ${STOP_GRACE_MS} ms`);
+}
+
+function promiseClose(server: Server): Promise<void> {
+  return new Promise((done, reject) => server.close((error) => (error ? reject(error) : done())));
+}
+
+/** Closes an HTTP server without waiting for idle keep-alive connections to time out. */
+async function closeHttp(server: Server | undefined, close: () => Promise<void>): Promise<void> {
+  const closing = close();
+  server?.closeIdleConnections();
+  server?.closeAllConnections();
+  await closing;
+}

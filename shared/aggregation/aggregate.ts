@@ -1,0 +1,173 @@
+/**
+ * Pre-aggregation of inference results into per-minute cells, and the statistics read back
+ * from summed cells. A cell is additive in every field, so cells from many invocations are
+ * combined by plain addition (DynamoDB ADD per attribute) and stay exact.
+ */
+import type { InferenceResult } from '../schemas.ts';
+import { aggregateKeys } from '../topology.ts';
+import {
+  addToHistogram,
+  CONFIDENCE_EDGES,
+  type Histogram,
+  LATENCY_EDGES_MS,
+  mergeHistograms,
+  percentileFromHistogram,
+} from './histogram.ts';
+import { type DriftLevel, driftLevel, populationStabilityIndex } from './psi.ts';
+
+/** Used when the manifest of a version cannot be read. */
+export const DEFAULT_LOW_CONFIDENCE = 0.6;
+
+export interface AggregateCell {
+  count: number;
+  /** Results whose confidence was below the model's lowConfidence threshold. */
+  lowConfidence: number;
+  confidenceSum: number;
+  latencySumMs: number;
+  /** Results that carried ground truth, and how many of those were right. */
+  labelled: number;
+  correct: number;
+  classes: Record<string, number>;
+  confidenceHist: Histogram;
+  latencyHist: Histogram;
+}
+
+export function emptyCell(): AggregateCell {
+  return {
+    count: 0,
+    lowConfidence: 0,
+    confidenceSum: 0,
+    latencySumMs: 0,
+    labelled: 0,
+    correct: 0,
+    classes: {},
+    confidenceHist: {},
+    latencyHist: {},
+  };
+}
+
+export function addResult(cell: AggregateCell, result: InferenceResult, lowConfidence: number): void {
+  cell.count += 1;
+  if (result.confidence < lowConfidence) cell.lowConfidence += 1;
+  cell.confidenceSum += result.confidence;
+  cell.latencySumMs += result.latencyMs;
+  if (result.truth !== undefined) {
+    cell.labelled += 1;
+    if (result.truth === result.label) cell.correct += 1;
+  }
+  cell.classes[result.label] = (cell.classes[result.label] ?? 0) + 1;
+  addToHistogram(cell.confidenceHist, result.confidence, CONFIDENCE_EDGES);
+  addToHistogram(cell.latencyHist, result.latencyMs, LATENCY_EDGES_MS);
+}
+
+export function mergeCells(into: AggregateCell, from: AggregateCell): AggregateCell {
+  into.count += from.count;
+  into.lowConfidence += from.lowConfidence;
+  into.confidenceSum += from.confidenceSum;
+  into.latencySumMs += from.latencySumMs;
+  into.labelled += from.labelled;
+  into.correct += from.correct;
+  for (const [name, count] of Object.entries(from.classes))
+    into.classes[name] = (into.classes[name] ?? 0) + count;
+  mergeHistograms(into.confidenceHist, from.confidenceHist);
+  mergeHistograms(into.latencyHist, from.latencyHist);
+  return into;
+}
+
+export type AggregateLevel = 'model' | 'thing';
+
+export interface AggregateKey {
+  level: AggregateLevel;
+  pk: string;
+  sk: string;
+  model: string;
+  version: number;
+  minute: string;
+  thing?: string;
+}
+
+export interface KeyedCell {
+  key: AggregateKey;
+  cell: AggregateCell;
+}
+
+/**
+ * Groups one batch's valid results by minute into per-(model, version, thing, minute) and
+ * per-(model, version, minute) cells: one write per key per batch.
+ */
+export function preAggregate(input: {
+  model: string;
+  version: number;
+  thing: string;
+  results: readonly InferenceResult[];
+  lowConfidence: number;
+}): KeyedCell[] {
+  const { model, version, thing } = input;
+  const byMinute = new Map<string, AggregateCell>();
+  for (const result of input.results) {
+    const minute = aggregateKeys.minute(result.ts);
+    let cell = byMinute.get(minute);
+    if (!cell) {
+      cell = emptyCell();
+      byMinute.set(minute, cell);
+    }
+    addResult(cell, result, input.lowConfidence);
+  }
+  const keyed: KeyedCell[] = [];
+  for (const [minute, cell] of [...byMinute].sort(([a], [b]) => a.localeCompare(b))) {
+    const sk = aggregateKeys.sort(minute, version);
+    keyed.push({
+      key: { level: 'thing', pk: aggregateKeys.thing(model, thing), sk, model, version, minute, thing },
+      cell,
+    });
+    // The model-level cell holds the same numbers; a copy keeps the two writes independent.
+    keyed.push({
+      key: { level: 'model', pk: aggregateKeys.model(model), sk, model, version, minute },
+      cell: mergeCells(emptyCell(), cell),
+    });
+  }
+  return keyed;
+}
+
+export interface CellSummary {
+  inferences: number;
+  /** Share of each predicted class. */
+  classMix: Record<string, number>;
+  classCounts: Record<string, number>;
+  confidenceMean: number | null;
+  lowConfidenceRate: number | null;
+  latencyMeanMs: number | null;
+  latencyP50Ms: number | null;
+  latencyP99Ms: number | null;
+  /** Share of labelled results predicted right; null when none carried truth. */
+  liveAccuracy: number | null;
+  labelled: number;
+  drift: { psi: number; level: DriftLevel } | null;
+}
+
+/** Statistics of a (summed) cell; drift only when the training distribution is known. */
+export function summarizeCell(
+  cell: AggregateCell,
+  trainingDistribution?: Record<string, number>,
+): CellSummary {
+  const n = cell.count;
+  const classMix = Object.fromEntries(
+    Object.entries(cell.classes)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, count]) => [name, n > 0 ? count / n : 0]),
+  );
+  const psi = trainingDistribution ? populationStabilityIndex(trainingDistribution, cell.classes) : null;
+  return {
+    inferences: n,
+    classMix,
+    classCounts: { ...cell.classes },
+    confidenceMean: n > 0 ? cell.confidenceSum / n : null,
+    lowConfidenceRate: n > 0 ? cell.lowConfidence / n : null,
+    latencyMeanMs: n > 0 ? cell.latencySumMs / n : null,
+    latencyP50Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.5),
+    latencyP99Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.99),
+    liveAccuracy: cell.labelled > 0 ? cell.correct / cell.labelled : null,
+    labelled: cell.labelled,
+    drift: psi === null ? null : { psi, level: driftLevel(psi) },
+  };
+}

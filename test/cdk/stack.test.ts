@@ -1,0 +1,580 @@
+/**
+ * Template assertions over the synthesized stack (built exactly as `cdk synth` builds it, with
+ * cdk-nag AwsSolutions registered): every resource the stack declares, its least-privilege
+ * grants, and a nag run with no unacknowledged findings.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import type { Role } from 'aws-cdk-lib/aws-iam';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../infra/aws/config.ts';
+import { trainingSteps } from '../../infra/aws/constructs/training.ts';
+import { acknowledge, MIN_REASON_LENGTH, renderCfnValue } from '../../infra/aws/nag.ts';
+import { InputError } from '../../shared/errors.ts';
+import { dashboardPanels, deploymentParameter, METRICS_NAMESPACE, tables } from '../../shared/topology.ts';
+import {
+  type CfnResource,
+  logicalId,
+  policyStatements,
+  referencedId,
+  resourcesOfType,
+  type Synthesized,
+  synthesize,
+} from './synth.ts';
+
+let synth: Synthesized;
+
+beforeAll(() => {
+  synth = synthesize();
+});
+afterAll(() => synth.dispose());
+
+const isImageFunction = (resource: CfnResource) => resource.Properties?.PackageType === 'Image';
+
+describe('storage', () => {
+  it('keeps datasets and models in versioned, encrypted, private, access-logged buckets', () => {
+    // Prepare
+    const dataBucket = {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LoggingConfiguration: { DestinationBucketName: Match.anyValue() },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({
+            NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+          }),
+        ]),
+      },
+    };
+
+    // Act
+    const found = synth.template.findResources('AWS::S3::Bucket', {
+      Properties: Match.objectLike(dataBucket),
+    });
+
+    // Assess
+    synth.template.resourceCountIs('AWS::S3::Bucket', 3);
+    expect(Object.keys(found)).toHaveLength(2);
+  });
+
+  it('sends every bucket access log to the log bucket, which expires them', () => {
+    const [logBucketId] = Object.keys(
+      synth.template.findResources('AWS::S3::Bucket', {
+        Properties: { LifecycleConfiguration: { Rules: [Match.objectLike({ ExpirationInDays: 90 })] } },
+      }),
+    );
+    const targets = resourcesOfType(synth.resources, 'AWS::S3::Bucket')
+      .map(
+        ([, bucket]) =>
+          (bucket.Properties?.LoggingConfiguration as { DestinationBucketName?: unknown })
+            ?.DestinationBucketName,
+      )
+      .filter(Boolean)
+      .map(referencedId);
+    expect(targets).toEqual([logBucketId, logBucketId]);
+  });
+
+  it('enables EventBridge delivery on exactly the datasets bucket', () => {
+    const found = synth.template.findResources('AWS::S3::Bucket', {
+      Properties: { NotificationConfiguration: { EventBridgeConfiguration: { EventBridgeEnabled: true } } },
+    });
+    expect(Object.keys(found)).toEqual([logicalId(synth.stack.storage.datasets)]);
+  });
+
+  it('denies non-TLS requests on all three buckets', () => {
+    const policies = synth.template.findResources('AWS::S3::BucketPolicy', {
+      Properties: {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      },
+    });
+    expect(Object.keys(policies)).toHaveLength(3);
+  });
+});
+
+describe('signing', () => {
+  it('is an asymmetric P-256 signing key', () => {
+    synth.template.hasResourceProperties('AWS::KMS::Key', {
+      KeySpec: 'ECC_NIST_P256',
+      KeyUsage: 'SIGN_VERIFY',
+    });
+  });
+
+  it('lets only the publish step use the key, and only to sign', () => {
+    // Act
+    const kmsStatements = policyStatements(synth.resources).filter((s) =>
+      s.Action.some((a) => a.startsWith('kms:')),
+    );
+    const publishRole = logicalId(synth.stack.training.steps.publish.role as Role);
+
+    // Assess
+    expect(kmsStatements).toHaveLength(1);
+    expect(kmsStatements[0]?.Action).toEqual(['kms:Sign']);
+    expect(kmsStatements[0]?.roles).toEqual([publishRole]);
+  });
+});
+
+describe('training', () => {
+  const definition = () => {
+    const [[, machine] = []] = resourcesOfType(synth.resources, 'AWS::StepFunctions::StateMachine');
+    return JSON.parse(renderCfnValue(machine?.Properties?.DefinitionString)) as {
+      StartAt: string;
+      States: Record<
+        string,
+        {
+          Type: string;
+          Next?: string;
+          Default?: string;
+          Choices?: { Next: string }[];
+          Retry?: { ErrorEquals: string[]; MaxAttempts?: number }[];
+          Catch?: { Next: string }[];
+        }
+      >;
+    };
+  };
+
+  it('runs validate, train, gate, publish and notify in order, then succeeds', () => {
+    // Act
+    const { StartAt, States } = definition();
+    const order: string[] = [];
+    for (let state: string | undefined = StartAt; state; ) {
+      order.push(state);
+      const current: (typeof States)[string] | undefined = States[state];
+      // Follow a Choice's default branch (a new dataset) or its first rule (gate passed).
+      state =
+        current?.Type === 'Choice'
+          ? state === 'IsNewDataset'
+            ? current.Default
+            : current.Choices?.[0]?.Next
+          : current?.Next;
+    }
+
+    // Assess
+    expect(order).toEqual([
+      'Validate',
+      'IsNewDataset',
+      'Train',
+      'Gate',
+      'GatePassed',
+      'Publish',
+      'Notify',
+      'Released',
+    ]);
+    expect(States.Released?.Type).toBe('Succeed');
+  });
+
+  it('ends skipped events and gate rejections as successes without publishing', () => {
+    const { States } = definition();
+    expect(States.IsNewDataset?.Choices).toEqual([
+      { Variable: '$.skipped', IsPresent: true, Next: 'Skipped' },
+    ]);
+    expect(States.GatePassed?.Choices).toEqual([
+      { Variable: '$.gate.passed', BooleanEquals: true, Next: 'Publish' },
+    ]);
+    expect(States.GatePassed?.Default).toBe('RejectedByGate');
+    expect([States.Skipped?.Type, States.RejectedByGate?.Type]).toEqual(['Succeed', 'Succeed']);
+  });
+
+  it('retries every step except on bad input, and records any failure before failing', () => {
+    const { States } = definition();
+    const retriesAll = (step: string) =>
+      (States[step]?.Retry ?? []).find((retry) => retry.ErrorEquals.includes('States.ALL'))?.MaxAttempts ?? 0;
+    for (const step of ['Validate', 'Train', 'Gate', 'Publish', 'Notify']) {
+      expect(States[step]?.Retry).toContainEqual(
+        expect.objectContaining({ ErrorEquals: expect.arrayContaining(['Lambda.ServiceException']) }),
+      );
+      expect(States[step]?.Catch?.map((c) => c.Next)).toEqual(['RecordFailure']);
+    }
+    for (const step of ['Validate', 'Train', 'Gate', 'Publish', 'Notify', 'RecordFailure']) {
+      // InputError is listed before States.ALL, so bad input is never retried.
+      const retries = (States[step]?.Retry ?? []).map((retry) => retry.ErrorEquals.join());
+      expect(retries.indexOf('InputError')).toBeLessThan(retries.indexOf('States.ALL'));
+      expect(States[step]?.Retry).toContainEqual({ ErrorEquals: ['InputError'], MaxAttempts: 0 });
+      expect(retriesAll(step)).toBeGreaterThan(0);
+    }
+    expect(retriesAll('Train')).toBe(1);
+    expect(States.RecordFailure?.Next).toBe('TrainingFailed');
+    expect(States.RecordFailure?.Catch?.map((c) => c.Next)).toEqual(['TrainingFailed']);
+    expect(States.TrainingFailed?.Type).toBe('Fail');
+  });
+
+  it('logs every execution event and traces with X-Ray', () => {
+    synth.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+    });
+  });
+
+  it('runs each step as the same container image with the step handler as CMD', () => {
+    const images = resourcesOfType(synth.resources, 'AWS::Lambda::Function').filter(([, fn]) =>
+      isImageFunction(fn),
+    );
+    const commands = images.map(
+      ([, fn]) => (fn.Properties?.ImageConfig as { Command: string[] } | undefined)?.Command,
+    );
+    const uris = new Set(
+      images.map(([, fn]) =>
+        JSON.stringify((fn.Properties?.Code as { ImageUri: unknown } | undefined)?.ImageUri),
+      ),
+    );
+    expect(commands.sort()).toEqual(trainingSteps.map((step) => [`dist/training-steps.${step}`]).sort());
+    expect(uris.size).toBe(1);
+  });
+
+  it('gives the train step the configured memory and the full Lambda timeout', () => {
+    synth.template.hasResourceProperties('AWS::Lambda::Function', {
+      ImageConfig: { Command: ['dist/training-steps.train'] },
+      MemorySize: 3008,
+      Timeout: 900,
+      Architectures: ['x86_64'],
+    });
+  });
+
+  it('starts on Object Created in the datasets bucket, with retries and a dead-letter queue', () => {
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: {
+          bucket: { name: [{ Ref: logicalId(synth.stack.storage.datasets) }] },
+          object: Match.anyValue(),
+        },
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { Ref: logicalId(synth.stack.training.stateMachine) },
+          DeadLetterConfig: { Arn: Match.anyValue() },
+          RetryPolicy: { MaximumRetryAttempts: 3 },
+        }),
+      ],
+    });
+  });
+
+  it('stages the train image from the repo Dockerfile without node_modules', () => {
+    // Act
+    const assets = JSON.parse(
+      readFileSync(join(synth.outdir, `${synth.stack.artifactId}.assets.json`), 'utf8'),
+    ) as {
+      dockerImages: Record<string, { source: { directory: string; dockerFile: string } }>;
+    };
+    const images = Object.values(assets.dockerImages);
+    const staged = join(synth.outdir, images[0]?.source.directory ?? 'missing');
+
+    // Assess
+    expect(images).toHaveLength(1);
+    expect(images[0]?.source.dockerFile).toBe('infra/aws/train-image/Dockerfile');
+    expect(existsSync(join(staged, 'infra/aws/train-image/Dockerfile'))).toBe(true);
+    expect(existsSync(join(staged, 'shared/topology.ts'))).toBe(true);
+    expect(existsSync(join(staged, 'package-lock.json'))).toBe(true);
+    expect(existsSync(join(staged, 'node_modules'))).toBe(false);
+    expect(existsSync(join(staged, 'test'))).toBe(false);
+  });
+});
+
+describe('tables', () => {
+  it.each(Object.values(tables))('creates $id on demand, encrypted, PITR unless derived', (spec) => {
+    const keySchema = [
+      { AttributeName: spec.partitionKey.name, KeyType: 'HASH' },
+      ...('sortKey' in spec ? [{ AttributeName: spec.sortKey.name, KeyType: 'RANGE' }] : []),
+    ];
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: `${spec.localName}-dev`,
+      KeySchema: keySchema,
+      BillingMode: 'PAY_PER_REQUEST',
+      SSESpecification: { SSEEnabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: !spec.derived },
+      ...('ttlAttribute' in spec
+        ? { TimeToLiveSpecification: { AttributeName: spec.ttlAttribute, Enabled: true } }
+        : { TimeToLiveSpecification: Match.absent() }),
+    });
+  });
+
+  it('creates one table per topology entry', () => {
+    synth.template.resourceCountIs('AWS::DynamoDB::Table', Object.keys(tables).length);
+  });
+});
+
+describe('IoT', () => {
+  it('sends rule failures to an SQS dead-letter queue through a role IoT assumes', () => {
+    const rules = resourcesOfType(synth.resources, 'AWS::IoT::TopicRule');
+    expect(rules).toHaveLength(2);
+    for (const [, rule] of rules) {
+      const payload = rule.Properties?.TopicRulePayload as Record<string, unknown>;
+      expect(payload).toMatchObject({
+        AwsIotSqlVersion: '2016-03-23',
+        RuleDisabled: false,
+        ErrorAction: { Sqs: { QueueUrl: expect.anything(), RoleArn: expect.anything() } },
+      });
+    }
+    synth.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({ Principal: { Service: 'iot.amazonaws.com' } })],
+      },
+    });
+  });
+
+  it('runs the aggregators as arm64 ESM bundles on the pinned Node runtime', () => {
+    const aggregators = resourcesOfType(synth.resources, 'AWS::Lambda::Function').filter(
+      ([, fn]) => !isImageFunction(fn),
+    );
+    expect(aggregators).toHaveLength(2);
+    for (const [, fn] of aggregators) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+      });
+    }
+  });
+
+  it('gives each aggregator an on-failure SQS destination for async invokes', () => {
+    const configs = synth.template.findResources('AWS::Lambda::EventInvokeConfig', {
+      Properties: {
+        MaximumRetryAttempts: 2,
+        DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
+      },
+    });
+    expect(Object.keys(configs)).toHaveLength(2);
+  });
+
+  it('recounts devices online every minute through the status aggregator', () => {
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [
+        Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(synth.stack.iot.aggregators.status), 'Arn'] } }),
+      ],
+    });
+  });
+
+  it('lets IoT invoke each aggregator only from its own rule', () => {
+    const permissions = resourcesOfType(synth.resources, 'AWS::Lambda::Permission').filter(
+      ([, permission]) => permission.Properties?.Principal === 'iot.amazonaws.com',
+    );
+    const sources = permissions.map(([, permission]) => referencedId(permission.Properties?.SourceArn));
+    const rules = resourcesOfType(synth.resources, 'AWS::IoT::TopicRule').map(([id]) => id);
+    expect(sources.sort()).toEqual(rules.sort());
+  });
+
+  it('never grants iot:* and requires the certificate to be attached to the connecting thing', () => {
+    const [[, policy] = []] = resourcesOfType(synth.resources, 'AWS::IoT::Policy');
+    const statements =
+      (
+        policy?.Properties?.PolicyDocument as
+          | { Statement: { Action: string[]; Condition?: unknown }[] }
+          | undefined
+      )?.Statement ?? [];
+    expect(statements.flatMap((s) => s.Action)).not.toContain('iot:*');
+    expect(statements.find((s) => s.Action.includes('iot:Connect'))?.Condition).toEqual({
+      Bool: { 'iot:Connection.Thing.IsAttached': 'true' },
+    });
+  });
+
+  it('hands gateways a role alias whose role can only read model files', () => {
+    // Prepare
+    const deviceRole = logicalId(synth.stack.iot.deviceRole);
+
+    // Act
+    const statements = policyStatements(synth.resources).filter((s) => s.roles.includes(deviceRole));
+
+    // Assess
+    synth.template.hasResourceProperties('AWS::IoT::RoleAlias', {
+      RoleArn: { 'Fn::GetAtt': [deviceRole, 'Arn'] },
+      CredentialDurationSeconds: 3600,
+    });
+    synth.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({ Principal: { Service: 'credentials.iot.amazonaws.com' } })],
+      },
+    });
+    expect(statements.map((s) => s.Action)).toEqual([['s3:GetObject']]);
+    expect(renderCfnValue(statements[0]?.Resource[0])).toBe(
+      `<${logicalId(synth.stack.storage.models)}.Arn>/*`,
+    );
+  });
+
+  it('lets the thing policy assume only the role alias', () => {
+    synth.template.hasResourceProperties('AWS::IoT::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Effect: 'Allow',
+            Action: ['iot:AssumeRoleWithCertificate'],
+            Resource: [{ 'Fn::GetAtt': [logicalId(synth.stack.iot.roleAlias), 'RoleAliasArn'] }],
+          },
+        ]),
+      },
+    });
+  });
+});
+
+describe('least privilege', () => {
+  it('grants no wildcard actions and no account-wide resources to functions', () => {
+    const functionRoles = new Set(
+      resourcesOfType(synth.resources, 'AWS::Lambda::Function').map(([, fn]) =>
+        referencedId(fn.Properties?.Role),
+      ),
+    );
+    const statements = policyStatements(synth.resources).filter((s) =>
+      s.roles.some((role) => functionRoles.has(role)),
+    );
+    expect(statements.length).toBeGreaterThan(0);
+    for (const statement of statements) {
+      expect(statement.Action.filter((action) => action.endsWith('*'))).toEqual([]);
+      expect(statement.Resource).not.toContain('*');
+    }
+  });
+
+  it('attaches no managed policies to function roles', () => {
+    const roles = synth.template.findResources('AWS::IAM::Role', {
+      Properties: { ManagedPolicyArns: Match.anyValue() },
+    });
+    expect(Object.keys(roles)).toEqual([]);
+  });
+});
+
+describe('observability', () => {
+  it('renders the topology dashboard panels in order, each over its metric names', () => {
+    // Act
+    const [[, dashboard] = []] = resourcesOfType(synth.resources, 'AWS::CloudWatch::Dashboard');
+    const widgets = (
+      JSON.parse(renderCfnValue(dashboard?.Properties?.DashboardBody)) as {
+        widgets: { properties: { title: string } }[];
+      }
+    ).widgets;
+
+    // Assess
+    expect(widgets.map((widget) => widget.properties.title)).toEqual([
+      ...Object.values(dashboardPanels).map((panel) => panel.title),
+      'Alarms',
+    ]);
+    Object.values(dashboardPanels).forEach((panel, index) => {
+      const body = JSON.stringify(widgets[index]);
+      for (const metric of panel.metrics) {
+        expect(body).toContain(`Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${metric}\\"`);
+      }
+    });
+  });
+
+  it('shows aggregator errors next to dead-letter queue depth', () => {
+    const [[, dashboard] = []] = resourcesOfType(synth.resources, 'AWS::CloudWatch::Dashboard');
+    const widgets = (
+      JSON.parse(renderCfnValue(dashboard?.Properties?.DashboardBody)) as { widgets: unknown[] }
+    ).widgets;
+    const errors = JSON.stringify(widgets[Object.keys(dashboardPanels).indexOf('errors')]);
+    expect(errors).toContain('ApproximateNumberOfMessagesVisible');
+    expect(errors).toContain('"AWS/Lambda","Errors"');
+  });
+
+  it("alarms on training failures, each aggregator's errors and each DLQ, to the SNS topic", () => {
+    const topic = logicalId(synth.stack.observability.alarmTopic);
+    const alarms = resourcesOfType(synth.resources, 'AWS::CloudWatch::Alarm').map(
+      ([, alarm]) => alarm.Properties ?? {},
+    );
+    const metrics = alarms.map((alarm) => `${alarm.Namespace}/${alarm.MetricName}`).sort();
+    expect(metrics).toEqual([
+      'AWS/Lambda/Errors',
+      'AWS/Lambda/Errors',
+      'AWS/SQS/ApproximateNumberOfMessagesVisible',
+      'AWS/SQS/ApproximateNumberOfMessagesVisible',
+      'AWS/SQS/ApproximateNumberOfMessagesVisible',
+      'AWS/States/ExecutionsFailed',
+    ]);
+    for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
+  });
+
+  it('keeps the alarm topic TLS-only', () => {
+    synth.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('outputs and discovery', () => {
+  it('outputs bucket names, the dashboard URL, the IoT endpoint command and the public key fetch', () => {
+    synth.template.hasOutput('DatasetsBucket', { Value: { Ref: logicalId(synth.stack.storage.datasets) } });
+    synth.template.hasOutput('ModelsBucket', { Value: { Ref: logicalId(synth.stack.storage.models) } });
+    synth.template.hasOutput('DashboardUrl', { Value: Match.anyValue() });
+    synth.template.hasOutput('IotEndpointCommand', {
+      Value: 'aws iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text',
+    });
+    synth.template.hasOutput('SigningPublicKeyCommand', { Value: Match.anyValue() });
+  });
+
+  it('publishes the deployment document for provision under the stage parameter name', () => {
+    synth.template.hasResourceProperties('AWS::SSM::Parameter', {
+      Name: deploymentParameter('dev'),
+      Type: 'String',
+    });
+  });
+});
+
+describe('configuration', () => {
+  it('reads edgeloop:* context with defaults', () => {
+    const app = new App({ context: { 'edgeloop:stage': 'prod', 'edgeloop:logRetentionDays': '90' } });
+    expect(resolveConfig(app.node)).toMatchObject({
+      stage: 'prod',
+      logRetentionDays: 90,
+      trainMemoryMb: 3008,
+    });
+  });
+
+  it('rejects a bad value naming the key and how to set it', () => {
+    const app = new App({ context: { 'edgeloop:trainTimeoutMinutes': '60' } });
+    expect(() => resolveConfig(app.node)).toThrow(InputError);
+    expect(() => resolveConfig(app.node)).toThrow(/trainTimeoutMinutes.*-c edgeloop:KEY=VALUE/);
+  });
+});
+
+function acknowledgements(): { path: string; id: string; reason: string }[] {
+  return synth.stack.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path,
+          id,
+          reason,
+        })),
+      ),
+  );
+}
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged errors or warnings', () => {
+    expect(
+      synth.violations.map((v) => `${v.ruleName} at ${v.violatingConstructs[0]?.constructPath}`),
+    ).toEqual([]);
+    expect(synth.synthError).toBeUndefined();
+  });
+
+  it('acknowledges only AwsSolutions rules, each with a written reason', () => {
+    const all = acknowledgements();
+    expect(all.length).toBeGreaterThan(0);
+    for (const { id, reason } of all) {
+      expect(id).toMatch(/AwsSolutions-[A-Z]+\d+/);
+      expect(reason.trim().length).toBeGreaterThanOrEqual(MIN_REASON_LENGTH);
+    }
+  });
+
+  it('refuses an acknowledgement without a reason', () => {
+    expect(() => acknowledge(synth.stack, 'AwsSolutions-S1', 'because')).toThrow(/needs a written reason/);
+  });
+});

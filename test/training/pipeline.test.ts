@@ -1,0 +1,249 @@
+import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrainingDeps, TrainingLog } from '../../functions/training/deps.ts';
+import { currentRelease, listRegistry } from '../../functions/training/registry.ts';
+import { createTrainingSteps, runTraining, type TrainingSteps } from '../../functions/training/steps.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
+import { generateDemoDataset } from '../../shared/demo-dataset.ts';
+import {
+  generateSigningKeyPair,
+  pemSigner,
+  sha256Hex,
+  verifyManifestSignature,
+} from '../../shared/manifest.ts';
+import { ManifestSchema, ReleaseNoticeSchema, type TrainingConfigInput } from '../../shared/schemas.ts';
+import { buckets, datasetKeys, modelKeys, tables, topicFor } from '../../shared/topology.ts';
+import {
+  type ReleaseWatcher,
+  recordTrainEvents,
+  startTestStack,
+  watchReleaseNotices,
+} from '../support/local-stack.ts';
+import { eventually } from '../support/thing-client.ts';
+import { fixture } from './fixtures.ts';
+
+const quiet: TrainingLog = { info() {}, warn() {}, error() {} };
+const keys = generateSigningKeyPair();
+// The stack's S3 notification hands the train function's events to this recorder; the tests
+// run the pipeline steps themselves, with their own signing key.
+const trainEvents = recordTrainEvents();
+let stack: LocalStack;
+let watcher: ReleaseWatcher;
+let deps: TrainingDeps;
+let steps: TrainingSteps;
+
+beforeAll(async () => {
+  stack = await startTestStack({ handlers: trainEvents.handlers });
+  watcher = await watchReleaseNotices(stack);
+  deps = {
+    s3: s3Client(),
+    ddb: dynamoClient(),
+    iot: iotDataClient(),
+    datasetsBucket: buckets.datasets.localName,
+    modelsBucket: buckets.models.localName,
+    registryTable: tables.registry.localName,
+    idempotencyTable: tables.idempotency.localName,
+    signer: async () => pemSigner(keys.privateKeyPem, 'test'),
+    log: quiet,
+  };
+  steps = createTrainingSteps(deps);
+});
+
+afterAll(async () => {
+  await watcher?.close();
+  await stack?.stop();
+});
+
+async function put(key: string, body: string | Uint8Array): Promise<void> {
+  await s3Client().send(new PutObjectCommand({ Bucket: buckets.datasets.localName, Key: key, Body: body }));
+}
+
+/** Uploads a dataset and returns the S3 event record the stack's bucket notification delivered. */
+async function upload(model: string, file: string, body: string | Uint8Array): Promise<unknown> {
+  const key = datasetKeys.dataset(model, file);
+  const before = trainEvents.records.length;
+  await put(key, body);
+  await stack.idle();
+  const record = trainEvents.records.slice(before).find((event) => event.s3.object.key === key);
+  if (!record) throw new Error(`the local stack delivered no S3 event for ${key}`);
+  return record;
+}
+
+async function configure(model: string, config: TrainingConfigInput): Promise<void> {
+  await put(datasetKeys.config(model), JSON.stringify(config));
+}
+
+async function modelObject(key: string): Promise<Uint8Array | undefined> {
+  try {
+    const result = await s3Client().send(
+      new GetObjectCommand({ Bucket: buckets.models.localName, Key: key }),
+    );
+    return await result.Body?.transformToByteArray();
+  } catch {
+    return undefined;
+  }
+}
+
+const releaseNotices = (model: string) =>
+  watcher.notices.filter((message) => message.topic === topicFor('release', { model }));
+
+/** Waits until the subscribed gateway has seen `count` release notices of `model`. */
+const noticesArrive = (model: string, count: number) =>
+  eventually(() => releaseNotices(model).length >= count, 5000, `${count} release notice(s) of ${model}`);
+
+const small = generateDemoDataset({ rows: 400, seed: 1 });
+
+describe('training pipeline against s3rver, dynalite and a Publish endpoint', () => {
+  it('releases a first version: artifacts, signed manifest, registry entry, retained notice', async () => {
+    // Prepare
+    await configure('pump', { epochs: 12 });
+    const record = await upload('pump', 'day1.csv', small);
+    // Act
+    const state = await runTraining(record, steps);
+    // Assess
+    expect(state.outcome).toBe('released');
+    expect(state.version).toBe(1);
+    const item = (await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'pump'))[0];
+    expect(item).toMatchObject({
+      model: 'pump',
+      version: 1,
+      status: 'released',
+      datasetKey: 'datasets/pump/day1.csv',
+    });
+    expect(item?.metrics?.accuracy).toBeGreaterThan(0.7);
+    expect(item?.datasetSha256).toBe(sha256Hex(small));
+
+    const manifestRaw = await modelObject(modelKeys.manifest('pump', 1));
+    expect(manifestRaw && sha256Hex(manifestRaw)).toBe(item?.manifestSha256);
+    const manifest = ManifestSchema.parse(JSON.parse(new TextDecoder().decode(manifestRaw)));
+    verifyManifestSignature(manifest, keys.publicKeyPem);
+    for (const file of manifest.files) {
+      const bytes = await modelObject(modelKeys.file('pump', 1, file.name));
+      expect(bytes && sha256Hex(bytes)).toBe(file.sha256);
+    }
+
+    await noticesArrive('pump', 1);
+    const [notice] = releaseNotices('pump');
+    // Retained at QoS 1: IoT's GetRetainedMessage (the stack's shim) returns it for late gateways.
+    const retained = await deps.iot.send(
+      new GetRetainedMessageCommand({ topic: topicFor('release', { model: 'pump' }) }),
+    );
+    expect(retained).toMatchObject({ qos: 1 });
+    expect(Buffer.from(retained.payload ?? new Uint8Array()).toString('utf8')).toBe(notice?.payload);
+    expect(ReleaseNoticeSchema.parse(JSON.parse(notice?.payload ?? ''))).toMatchObject({
+      model: 'pump',
+      version: 1,
+      manifestKey: modelKeys.manifest('pump', 1),
+      manifestSha256: item?.manifestSha256,
+    });
+  });
+
+  it('starts exactly one run when the same S3 event is delivered twice, even at once', async () => {
+    // Prepare
+    await configure('dup', { epochs: 4 });
+    const record = await upload('dup', 'once.csv', small);
+    // Act
+    const runs = await Promise.all([runTraining(record, steps), runTraining(record, steps)]);
+    const late = await runTraining(record, steps);
+    // Assess
+    expect(runs.map((run) => run.outcome).sort()).toEqual(['released', 'skipped']);
+    expect(late.outcome).toBe('skipped');
+    expect(await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'dup')).toHaveLength(1);
+    await noticesArrive('dup', 1);
+    expect(releaseNotices('dup')).toHaveLength(1);
+  });
+
+  it('gives two uploads at the same moment two distinct versions', async () => {
+    await configure('twin', { epochs: 4 });
+    const first = await upload('twin', 'a.csv', small);
+    const second = await upload('twin', 'b.csv', generateDemoDataset({ rows: 400, seed: 2 }));
+    const runs = await Promise.all([runTraining(first, steps), runTraining(second, steps)]);
+    expect(runs.map((run) => run.version).sort()).toEqual([1, 2]);
+    const items = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'twin');
+    expect(items.map((item) => item.datasetKey).sort()).toEqual([
+      'datasets/twin/a.csv',
+      'datasets/twin/b.csv',
+    ]);
+  });
+
+  it('records a broken dataset as rejected, publishes nothing, and keeps the release', async () => {
+    // Prepare: 'pump' v1 is the release from the first test.
+    const noticesBefore = releaseNotices('pump').length;
+    const record = await upload('pump', 'broken.csv', fixture('broken-numeric-garbage.csv'));
+    // Act
+    const state = await runTraining(record, steps);
+    // Assess
+    expect(state.outcome).toBe('rejected');
+    const item = await deps.ddb.send(
+      new GetCommand({ TableName: deps.registryTable, Key: { model: 'pump', version: state.version } }),
+    );
+    expect(item.Item).toMatchObject({ status: 'rejected' });
+    expect(item.Item?.reason).toMatch(
+      /datasets\/pump\/broken\.csv: numeric column 'temperature_c'.*data row 8/,
+    );
+    expect(await modelObject(modelKeys.manifest('pump', state.version ?? 0))).toBeUndefined();
+    expect(releaseNotices('pump')).toHaveLength(noticesBefore);
+    expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'pump'))?.version).toBe(1);
+  });
+
+  it('rejects a worse model at the gate, with both scores, and keeps the old release', async () => {
+    // Prepare: a release trained on every sensor, then a candidate limited to weak features.
+    await configure('gated', { epochs: 12 });
+    expect((await runTraining(await upload('gated', 'good.csv', small), steps)).outcome).toBe('released');
+    await configure('gated', { epochs: 12, features: ['humidity_pct', 'site'], gateMargin: 0.02 });
+    // Act
+    const state = await runTraining(
+      await upload('gated', 'weak.csv', generateDemoDataset({ rows: 400, seed: 3 })),
+      steps,
+    );
+    // Assess
+    expect(state.outcome).toBe('rejected-by-gate');
+    expect(state.gate?.baselineVersion).toBe(1);
+    expect(state.candidate?.baseline?.sameSplit).toBe(true);
+    const items = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'gated');
+    const rejected = items.find((item) => item.version === 2);
+    expect(rejected?.status).toBe('rejected-by-gate');
+    expect(rejected?.baselineAccuracy).toBeGreaterThan((rejected?.metrics?.accuracy ?? 1) + 0.02);
+    expect(rejected?.reason).toMatch(/new accuracy 0\.\d{4} vs current release 0\.\d{4}/);
+    expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'gated'))?.version).toBe(1);
+    await noticesArrive('gated', 1);
+    expect(releaseNotices('gated').map((notice) => JSON.parse(notice.payload).version)).toEqual([1]);
+  });
+
+  it('rejects an invalid edgeloop.json with the config path and the field', async () => {
+    await configure('badcfg', { epochs: 0 });
+    const state = await runTraining(await upload('badcfg', 'x.csv', small), steps);
+    expect(state.outcome).toBe('rejected');
+    expect(state.reason).toMatch(/datasets\/badcfg\/edgeloop\.json is not a valid training config: epochs: /);
+  });
+
+  it('marks an internal failure as failed and frees the event so a retry can run', async () => {
+    // Prepare: a models bucket that does not exist makes the artifact upload fail.
+    await configure('flaky', { epochs: 3 });
+    const record = await upload('flaky', 'x.csv', small);
+    const broken = createTrainingSteps({ ...deps, modelsBucket: 'no-such-bucket' });
+    // Act
+    const failed = await runTraining(record, broken);
+    const retried = await runTraining(record, steps);
+    // Assess
+    expect(failed.outcome).toBe('failed');
+    expect(retried.outcome).toBe('released');
+    const items = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'flaky');
+    expect(items.map((item) => [item.version, item.status])).toEqual([
+      [2, 'released'],
+      [1, 'failed'],
+    ]);
+  });
+
+  it('ignores objects that are not datasets without touching the registry', async () => {
+    const state = await runTraining(
+      { s3: { bucket: { name: buckets.datasets.localName }, object: { key: 'feedback/pump/x.csv' } } },
+      steps,
+    );
+    expect(state.outcome).toBe('skipped');
+    expect(state.version).toBeUndefined();
+  });
+});
