@@ -34,7 +34,8 @@ export interface BatcherOptions {
 }
 
 export class ResultBatcher {
-  private results: InferenceResult[] = [];
+  /** JSON texts of the results in the open batch. */
+  private results: string[] = [];
   private bytes = 0;
   private csvNext: number | undefined;
   private version: number | undefined;
@@ -60,19 +61,32 @@ export class ResultBatcher {
    * of them (results must arrive in source order for the checkpoint to be exact).
    */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
+    this.addEncoded(
+      version,
+      results.map((result) => JSON.stringify(result)),
+      results.map(encodedSizeBound),
+      csvNext,
+    );
+  }
+
+  /**
+   * `add` for results already serialised: `encoded[i]` is JSON.stringify of result i and
+   * `sizes[i]` its encodedSizeBound (so batches are cut exactly where `add` cuts them).
+   */
+  addEncoded(version: number, encoded: readonly string[], sizes: ArrayLike<number>, csvNext?: number): void {
     if (this.version !== undefined && version !== this.version) this.cut();
     this.version = version;
-    for (const [i, result] of results.entries()) {
-      const size = encodedSizeBound(result);
+    for (let i = 0; i < encoded.length; i++) {
+      const size = sizes[i] ?? 0;
       if (this.results.length >= this.maxResults || this.bytes + size > this.maxBytes) {
         // Positions are contiguous, so the batch cut here ends right before result i. Giving it
         // the position after its own last result keeps a restart from replaying (under new batch
         // ids) readings whose batch was already acknowledged and deleted.
-        if (csvNext !== undefined) this.csvNext = csvNext - (results.length - i);
+        if (csvNext !== undefined) this.csvNext = csvNext - (encoded.length - i);
         this.cut();
       }
       this.version = version;
-      this.results.push(result);
+      this.results.push(encoded[i] as string);
       this.bytes += size;
     }
     if (csvNext !== undefined) this.csvNext = csvNext;
@@ -93,7 +107,7 @@ export class ResultBatcher {
     const input = {
       model: this.model,
       version: this.version,
-      results,
+      encoded: results,
       ...(this.csvNext !== undefined ? { csvNext: this.csvNext } : {}),
     };
     this.results = [];

@@ -12,6 +12,7 @@ import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import { type Engine, type Inferred, NoModelError } from './engine.ts';
+import type { Classified } from './model.ts';
 import type { ResultBatcher } from './publisher.ts';
 
 export type SourceSpec =
@@ -113,6 +114,49 @@ export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Da
   return result;
 }
 
+/**
+ * The JSON texts of the results for rows `batch` (readings `first`, `first + 1`, ...), each
+ * exactly JSON.stringify(toResult(`${thing}:${p}`, ...)), with its encodedSizeBound; built
+ * directly as text, without a result object per reading (the CSV replay hot path).
+ */
+export function encodeResults(
+  thing: string,
+  first: number,
+  batch: readonly RawRow[],
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence'> & { latencyMs: number },
+  labelColumn: string,
+  ts: number,
+): { encoded: string[]; sizes: Float64Array } {
+  const n = batch.length;
+  const idHead = `{"id":${JSON.stringify(`${thing}:`).slice(0, -1)}`;
+  const idBound = 96 + thing.length + 1;
+  const tail = `,"latencyMs":${round(classified.latencyMs, 3)}`;
+  // Per class: the text between the id and the confidence, and the label's share of the bound.
+  const middles = classified.labels.map(
+    (label) => `","ts":${ts},"label":${JSON.stringify(label)},"confidence":`,
+  );
+  const labelBounds = classified.labels.map((label) => 3 * label.length);
+  const encoded: string[] = new Array(n);
+  const sizes = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const best = classified.best[i] ?? 0;
+    const p = classified.confidence[i] ?? Number.NaN;
+    const seq = String(first + i);
+    const truth = batch[i]?.[labelColumn];
+    const truthText =
+      truth !== undefined && truth !== null && String(truth) !== '' ? String(truth) : undefined;
+    const label = classified.labels[best];
+    const middle =
+      middles[best] ?? `","ts":${ts},"label":${JSON.stringify(label ?? String(best))},"confidence":`;
+    encoded[i] = `${idHead}${seq}${middle}${Number.isFinite(p) ? round(p, 5) : 0}${tail}${
+      truthText === undefined ? '}' : `,"truth":${JSON.stringify(truthText)}}`
+    }`;
+    sizes[i] =
+      idBound + seq.length + (labelBounds[best] ?? 3 * String(best).length) + 3 * (truthText?.length ?? 0);
+  }
+  return { encoded, sizes };
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -152,15 +196,17 @@ export async function runCsvReplay(
     }
     const batch: RawRow[] = new Array(n);
     for (let i = 0; i < n; i++) batch[i] = rows[(pos + i) % rows.length] as RawRow;
-    const arrived = performance.now();
-    const inferred = ctx.engine.inferRows(batch, arrived);
-    const label = ctx.labelColumn();
-    const results: InferenceResult[] = new Array(n);
-    const ts = Date.now();
-    for (let i = 0; i < n; i++)
-      results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label], ts);
+    const classified = ctx.engine.classifyRows(batch, performance.now());
+    const { encoded, sizes } = encodeResults(
+      ctx.thing,
+      pos,
+      batch,
+      classified,
+      ctx.labelColumn(),
+      Date.now(),
+    );
     pos += n;
-    ctx.batcher.add((inferred[0] as Inferred).version, results, pos);
+    ctx.batcher.addEncoded(classified.version, encoded, sizes, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
     if (!spec.rate) await yieldToLoop();
