@@ -83,10 +83,13 @@ export class Engine {
   classifyRows(
     rows: readonly RawRow[],
     arrivedAt = performance.now(),
+    /** The rows already transformed for this model, when the caller keeps them (CSV replay). */
+    prepared?: (model: LoadedModel) => Float32Array | undefined,
   ): Classified & { version: number; latencyMs: number } {
     const model = this.model;
     if (!model) throw new NoModelError();
-    const classified = model.classifyRows(rows);
+    const x = prepared?.(model);
+    const classified = x ? model.classifyInput(x, rows.length) : model.classifyRows(rows);
     const latencyMs = performance.now() - arrivedAt;
     this.record(latencyMs, rows.length);
     return { ...classified, version: model.version, latencyMs };

@@ -34,6 +34,8 @@ export interface LoadedModel {
    * index into `labels` and its probability, exactly what `predictRows` reports.
    */
   classifyRows(rows: readonly RawRow[]): Classified;
+  /** `classifyRows` for rows already transformed: `x` holds `n` rows of `inputWidth` values. */
+  classifyInput(x: Float32Array, n: number): Classified;
   dispose(): void;
 }
 
@@ -63,13 +65,10 @@ export async function loadModelFromBytes(
     throw new Error(`model input width ${shape[1]} does not match the manifest's ${width}`);
   let scratch = new Float32Array(256 * width);
   const classes = labels.length;
-  const classifyRows = (rows: readonly RawRow[]): Classified => {
-    const n = rows.length;
-    if (scratch.length < n * width) scratch = new Float32Array(n * width);
-    for (let i = 0; i < n; i++) transformInto(pre, rows[i] as RawRow, scratch, i * width);
+  const classifyInput = (x: Float32Array, n: number): Classified => {
     // tidy returns the output tensor, not its data: tidy walks whatever it returns.
     const output = tf.tidy(
-      () => model.predict(tf.tensor2d(scratch.subarray(0, n * width), [n, width])) as tf.Tensor,
+      () => model.predict(tf.tensor2d(x.subarray(0, n * width), [n, width])) as tf.Tensor,
     );
     const probs = output.dataSync() as Float32Array;
     output.dispose();
@@ -90,10 +89,17 @@ export async function loadModelFromBytes(
     }
     return { labels, best, confidence, probs };
   };
+  const classifyRows = (rows: readonly RawRow[]): Classified => {
+    const n = rows.length;
+    if (scratch.length < n * width) scratch = new Float32Array(n * width);
+    for (let i = 0; i < n; i++) transformInto(pre, rows[i] as RawRow, scratch, i * width);
+    return classifyInput(scratch, n);
+  };
   return {
     version: manifest.version,
     manifest,
     classifyRows,
+    classifyInput,
     predictRows(rows) {
       const { best, confidence, probs } = classifyRows(rows);
       const predictions: Prediction[] = new Array(rows.length);

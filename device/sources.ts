@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
-import type { RawRow } from '../shared/preprocess.ts';
-import type { InferenceResult } from '../shared/schemas.ts';
+import { type RawRow, transformInto } from '../shared/preprocess.ts';
+import type { InferenceResult, Preprocessing } from '../shared/schemas.ts';
 import { type Engine, type Inferred, NoModelError } from './engine.ts';
 import type { Classified } from './model.ts';
 import type { ResultBatcher } from './publisher.ts';
@@ -157,6 +157,57 @@ export function encodeResults(
   return { encoded, sizes };
 }
 
+/** Bound on the transformed copy of a CSV source: 8 Mi values (32 MiB). */
+const PREPARED_MAX_VALUES = 8 * 2 ** 20;
+
+/**
+ * The CSV source's readings transformed for the serving model, each row once per model:
+ * reading p is row p mod rows on every loop, so the replay does not redo the same
+ * preprocessing on every pass (as loadCsvFile parses each number once). A row is transformed
+ * when it is first replayed; a model swap starts a fresh copy (its preprocessing may differ).
+ */
+export class PreparedRows {
+  private owner: object | undefined;
+  private values = new Float32Array(0);
+  private ready = new Uint8Array(0);
+  private scratch = new Float32Array(0);
+
+  constructor(private readonly rows: readonly RawRow[]) {}
+
+  /**
+   * The input of `owner` (the serving model, whose preprocessing `pre` is) for readings
+   * first .. first + n - 1; undefined when the file is too large to keep transformed.
+   */
+  input(owner: object, pre: Preprocessing, first: number, n: number): Float32Array | undefined {
+    const width = pre.inputWidth;
+    const count = this.rows.length;
+    if (count === 0 || count * width > PREPARED_MAX_VALUES) return undefined;
+    if (owner !== this.owner) {
+      this.owner = owner;
+      this.values = new Float32Array(count * width);
+      this.ready = new Uint8Array(count);
+    }
+    const start = first % count;
+    for (let i = 0; i < Math.min(n, count); i++) {
+      const row = (start + i) % count;
+      if (this.ready[row] === 0) {
+        transformInto(pre, this.rows[row] as RawRow, this.values, row * width);
+        this.ready[row] = 1;
+      }
+    }
+    if (start + n <= count) return this.values.subarray(start * width, (start + n) * width);
+    // The chunk wraps around the end of the file: copy it out in contiguous pieces.
+    if (this.scratch.length < n * width) this.scratch = new Float32Array(n * width);
+    for (let done = 0; done < n; ) {
+      const row = (start + done) % count;
+      const take = Math.min(n - done, count - row);
+      this.scratch.set(this.values.subarray(row * width, (row + take) * width), done * width);
+      done += take;
+    }
+    return this.scratch;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -183,6 +234,7 @@ export async function runCsvReplay(
   ctx: CsvReplayContext,
 ): Promise<number> {
   const chunkMax = ctx.chunk ?? 512;
+  const prepared = new PreparedRows(rows);
   const began = performance.now();
   let pos = start;
   while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
@@ -196,7 +248,10 @@ export async function runCsvReplay(
     }
     const batch: RawRow[] = new Array(n);
     for (let i = 0; i < n; i++) batch[i] = rows[(pos + i) % rows.length] as RawRow;
-    const classified = ctx.engine.classifyRows(batch, performance.now());
+    const first = pos;
+    const classified = ctx.engine.classifyRows(batch, performance.now(), (model) =>
+      prepared.input(model, model.manifest.preprocessing, first, n),
+    );
     const { encoded, sizes } = encodeResults(
       ctx.thing,
       pos,
