@@ -90,8 +90,14 @@ function bareRun(model: tf.LayersModel, x: Float32Array, rowsInFile: number, tot
 }
 
 /**
- * The device's own pipeline without the network: raw CSV rows -> preprocessing -> one
+ * The device's own pipeline without the network: CSV readings -> preprocessing -> one
  * predict per chunk -> results -> batches durable in a real on-disk outbox.
+ *
+ * Like for like with `bareRun`: the CSV source transforms each row of the file once per
+ * serving model (PreparedRows; reading p is row p mod rows on every loop), so both sides
+ * predict from transformed vectors; the pipeline pays that transform on its first pass over
+ * the 2,048 rows, and on top of bare predict: the per-chunk input copy, the arg-max, the
+ * result JSON, batching and the fsynced outbox files.
  */
 async function pipelineRun(engine: Engine, data: readonly Reading[], total: number, dir: string) {
   const outbox = await Outbox.open(dir);
