@@ -143,8 +143,8 @@ export function encodeResults(
     const p = classified.confidence[i] ?? Number.NaN;
     const seq = String(first + i);
     const truth = batch[i]?.[labelColumn];
-    const truthText =
-      truth !== undefined && truth !== null && String(truth) !== '' ? String(truth) : undefined;
+    const truthString = truth === undefined || truth === null ? '' : String(truth);
+    const truthText = truthString === '' ? undefined : truthString;
     const label = classified.labels[best];
     const middle =
       middles[best] ?? `","ts":${ts},"label":${JSON.stringify(label ?? String(best))},"confidence":`;
