@@ -3,7 +3,9 @@
  * strictly (an unknown flag is a usage error), `--help` with an example, exit code 2 and a
  * one-line reason for bad usage, and no stack traces for errors meant for the user.
  */
+
 import { parseArgs } from 'node:util';
+import { ModelName } from '../../shared/schemas.ts';
 import { DEFAULT_DATA_DIR } from '../local/attach.ts';
 
 export type OptionSpec =
@@ -120,3 +122,15 @@ export const dataDirOption = {
   default: DEFAULT_DATA_DIR,
   valueName: 'DIR',
 } as const satisfies OptionSpec;
+
+/** `--model NAME`, checked against the model-name alphabet; undefined when absent and optional. */
+export function modelOption(values: Record<string, unknown>, required: true): string;
+export function modelOption(values: Record<string, unknown>, required: false): string | undefined;
+export function modelOption(values: Record<string, unknown>, required: boolean): string | undefined {
+  if (values.model === undefined && !required) return undefined;
+  const model = requiredString(values, 'model');
+  const parsed = ModelName.safeParse(model);
+  if (!parsed.success)
+    throw new UsageError(`--model '${model}' is not a valid model name: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}

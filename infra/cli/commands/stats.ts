@@ -10,10 +10,9 @@ import {
 } from '../../../functions/aggregation/queries.ts';
 import { dynamoClient, s3Client } from '../../../shared/aws.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
-import { ModelName } from '../../../shared/schemas.ts';
 import { envVars, type TableKey, tables } from '../../../shared/topology.ts';
 import { attachToLocalStack, DEFAULT_DATA_DIR } from '../../local/attach.ts';
-import { dataDirOption, defineCommand, type OptionSpec, UsageError } from '../command.ts';
+import { dataDirOption, defineCommand, modelOption, type OptionSpec, UsageError } from '../command.ts';
 import { readDeployment } from './provision.ts';
 
 /** Options shared by stats and fleet: where the tables are. */
@@ -162,8 +161,7 @@ export const statsCommand = defineCommand({
       throw new UsageError('use either --model or --errors, not both');
     if (!values.errors) {
       if (typeof model !== 'string') throw new UsageError('--model is required (or --errors)');
-      const name = ModelName.safeParse(model);
-      if (!name.success) throw new UsageError(`--model '${model}': ${name.error.issues[0]?.message}`);
+      modelOption(values, true);
     }
     const limit = Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1)

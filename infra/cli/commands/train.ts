@@ -2,13 +2,13 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { generateSigningKeyPair, pemSigner, sha256Hex, signManifest } from '../../../shared/manifest.ts';
-import { describeZodError, ModelName, TrainingConfigSchema } from '../../../shared/schemas.ts';
+import { describeZodError, TrainingConfigSchema } from '../../../shared/schemas.ts';
 import { signerFromEnv } from '../../../shared/signing.ts';
 import { modelFiles } from '../../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/training/artifacts.ts';
 import type { EpochProgress } from '../../../shared/training/model.ts';
 import { trainFromCsv } from '../../../shared/training/train.ts';
-import { defineCommand, intOption, requiredString, UsageError } from '../command.ts';
+import { defineCommand, intOption, modelOption, UsageError } from '../command.ts';
 import { progressBar } from '../ui.ts';
 
 /** Name of the public key written next to an offline model signed with an ephemeral key. */
@@ -49,12 +49,7 @@ export const trainCommand = defineCommand({
   },
   async run({ values, positionals, out, err }) {
     const file = positionals[0] as string;
-    const model = requiredString(values, 'model');
-    if (!ModelName.safeParse(model).success) {
-      throw new UsageError(
-        `--model '${model}' is not a valid model name: use a-z, 0-9 and -, up to 63 chars`,
-      );
-    }
+    const model = modelOption(values, true);
     if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`no such file: ${file}`);
     const config = parseConfig(values);
     const outDir = resolve(typeof values.out === 'string' ? values.out : join('models', model));

@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { ModelName } from '../../../shared/schemas.ts';
 import { buckets, datasetKeys } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
 import { putWithProgress } from '../../local/upload.ts';
-import { dataDirOption, defineCommand, requiredString, UsageError } from '../command.ts';
+import { dataDirOption, defineCommand, modelOption } from '../command.ts';
 import { existingFile } from '../files.ts';
 import { formatBytes, progressBar } from '../ui.ts';
 
@@ -23,10 +22,7 @@ export const uploadCommand = defineCommand({
   positionals: [1, 1],
   async run({ values, positionals, out }) {
     const file = existingFile(positionals[0] ?? '', 'FILE');
-    const model = requiredString(values, 'model');
-    if (!ModelName.safeParse(model).success) {
-      throw new UsageError(`--model '${model}' is not a valid name: use a-z, 0-9 and -, up to 63 characters`);
-    }
+    const model = modelOption(values, true);
     attachToLocalStack(String(values['data-dir']));
     const body = await readFile(file);
     const key = datasetKeys.dataset(
