@@ -5,10 +5,16 @@
  */
 const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
   train: () => import('./train.ts'),
+  device: () => import('./device.ts'),
   aggregate: () => import('./aggregate.ts'),
 };
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const wanted = process.argv.slice(2);
+// The names above are for this runner; each bench reads its own flags from argv when run alone
+// (npx tsx bench/NAME.ts ...), so here they run with their defaults.
+process.argv.length = 2;
 for (const [name, load] of Object.entries(benches)) {
   if (wanted.length && !wanted.includes(name)) continue;
   console.log(`\n== bench: ${name}`);
