@@ -25,6 +25,7 @@ import { iotCredentialsProvider } from './iot-credentials.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
 import { Publisher, ResultBatcher } from './publisher.ts';
+import { NoticeSelector, type NoticeSource } from './rollout.ts';
 import {
   type InferServer,
   loadCsvFile,
@@ -256,7 +257,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   let pendingNotice: ReleaseNotice | undefined;
   let updating: Promise<void> | undefined;
   const refused = new Set<string>();
-  function onNotice(_topic: string, payload: Buffer) {
+  const selector = new NoticeSelector(o.thing, o.model);
+  function onNotice(source: NoticeSource, payload: Buffer) {
     let json: unknown;
     try {
       json = JSON.parse(payload.toString('utf8'));
@@ -267,7 +269,9 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     if (!parsed.success)
       return reportError('download', `the release notice is invalid: ${describeZodError(parsed.error)}`);
     if (parsed.data.model !== o.model) return;
-    pendingNotice = parsed.data;
+    const chosen = selector.offer(source, parsed.data);
+    if (!chosen) return;
+    pendingNotice = chosen;
     updating ??= runUpdates().finally(() => {
       updating = undefined;
     });
@@ -389,7 +393,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     reportStatus();
   });
   link.on('interrupted', () => events.emit('status', snapshot()));
-  await link.subscribe(topicFor('release', { model: o.model }), onNotice);
+  for (const { topic, source } of selector.topics())
+    await link.subscribe(topic, (_topic, payload) => onNotice(source, payload));
   publisher.start();
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
   statusTimer = setInterval(reportStatus, o.statusIntervalMs ?? 15_000);
