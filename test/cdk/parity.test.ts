@@ -62,7 +62,9 @@ const topicRules = () =>
 
 describe('S3 -> EventBridge filter', () => {
   const keyFilter = () => {
-    const [[, rule] = []] = resourcesOfType(synth.resources, 'AWS::Events::Rule');
+    const [[, rule] = []] = resourcesOfType(synth.resources, 'AWS::Events::Rule').filter(
+      ([, candidate]) => candidate.Properties?.EventPattern !== undefined,
+    );
     const pattern = rule?.Properties?.EventPattern as { detail: { object: { key: { wildcard: string }[] } } };
     return pattern.detail.object.key;
   };
@@ -196,6 +198,15 @@ describe('thing policy', () => {
   });
 });
 
+/** The function the scheduled EventBridge rule targets: the rollout controller. */
+const controllerId = () => {
+  const [[, rule] = []] = resourcesOfType(synth.resources, 'AWS::Events::Rule').filter(
+    ([, candidate]) => candidate.Properties?.ScheduleExpression !== undefined,
+  );
+  const [target] = (rule?.Properties?.Targets ?? []) as { Arn: unknown }[];
+  return referencedId(target?.Arn);
+};
+
 describe('function environment', () => {
   const expectedEnv = () => {
     const ruleTargets = new Map(
@@ -206,14 +217,19 @@ describe('function environment', () => {
     );
     return resourcesOfType(synth.resources, 'AWS::Lambda::Function').map(([id, fn]) => {
       const name: FunctionName | undefined =
-        fn.Properties?.PackageType === 'Image' ? 'train' : ruleTargets.get(id);
+        fn.Properties?.PackageType === 'Image'
+          ? 'train'
+          : id === controllerId()
+            ? 'rolloutController'
+            : ruleTargets.get(id);
       return { actual: envOf(fn), expected: name ? declaredEnv(name) : ['(not a topology function)'] };
     });
   };
 
   it('sets exactly the topology variable names on every function', () => {
     const all = expectedEnv();
-    expect(all).toHaveLength(6 + Object.keys(rules).length);
+    // Six training steps, the rollout controller and one aggregator per rule.
+    expect(all).toHaveLength(6 + 1 + Object.keys(rules).length);
     for (const { actual, expected } of all) expect(actual).toEqual(expected);
   });
 
@@ -231,6 +247,7 @@ describe('function environment', () => {
   it('bundles the handler files the local stack invokes', () => {
     expect(handlerEntries.aggregateResults).toBe(`functions/${handlerFile('aggregateResults')}`);
     expect(handlerEntries.aggregateStatus).toBe(`functions/${handlerFile('aggregateStatus')}`);
+    expect(handlerEntries.rolloutController).toBe(`functions/${handlerFile('rolloutController')}`);
   });
 });
 
