@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../shared/errors.ts';
+import type { RawRow } from '../shared/preprocess.ts';
 import {
   type DeviceState,
   type DeviceStatus,
@@ -21,6 +22,7 @@ import {
 import { topicFor } from '../shared/topology.ts';
 import { createMqttLink, type MqttLink } from './connection.ts';
 import { Engine } from './engine.ts';
+import { type HardExampleOptions, HardExampleSampler } from './hard-examples.ts';
 import { iotCredentialsProvider } from './iot-credentials.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
@@ -66,6 +68,8 @@ export interface DeviceOptions {
   reconnect?: { minMs?: number; maxMs?: number };
   /** Fault-injection hook for tests: called after each swap point of an update. */
   onSwapPoint?: (point: SwapPoint, version: number) => void | Promise<void>;
+  /** Upload low-confidence readings as hard examples (absent = off). */
+  hardExamples?: HardExampleOptions;
 }
 
 export interface DeviceSnapshot extends DeviceStatus {
@@ -93,6 +97,8 @@ export interface Device {
   waitFor(pred: (snapshot: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot>;
   /** Resolves when a limited source is done and acknowledged; never for unlimited ones. */
   readonly finished: Promise<void>;
+  /** The hard-example sampler, when hardExamples is configured. */
+  readonly hardExamples: HardExampleSampler | undefined;
   stop(): Promise<void>;
 }
 
@@ -135,6 +141,23 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       ? { credentials: iotCredentialsProvider({ ...o.credentialsProvider, thing: o.thing, tls: o.tls }) }
       : {}),
   });
+
+  const hardExamples = o.hardExamples
+    ? await HardExampleSampler.open({
+        thing: o.thing,
+        model: o.model,
+        dir: join(o.stateDir, 'hard-examples'),
+        s3,
+        options: o.hardExamples,
+        log,
+      })
+    : undefined;
+  const onInferred = hardExamples
+    ? (rows: readonly RawRow[], results: readonly InferenceResult[]) => {
+        const serving = engine.serving;
+        if (serving) hardExamples.offer(rows, results, serving.manifest);
+      }
+    : undefined;
 
   const link: MqttLink = createMqttLink({
     clientId: o.thing,
@@ -346,6 +369,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             batcher,
             labelColumn,
             stopped: () => stopped,
+            ...(onInferred ? { onInferred } : {}),
             onProgress: (next) => {
               produced += next - position;
               position = next;
@@ -363,6 +387,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
               write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
               limit: source.limit,
               stopped: () => stopped,
+              ...(onInferred ? { onInferred } : {}),
             },
           );
         }
@@ -448,6 +473,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       await link.disconnect();
       await connecting;
       await server?.close();
+      await hardExamples?.stop().catch((error: unknown) => log(`hard examples: ${errorMessage(error)}`));
       versionAtStop = engine.version;
       engine.dispose();
       s3.destroy();
@@ -465,6 +491,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     status: snapshot,
     waitFor,
     finished,
+    hardExamples,
     stop,
   };
 }

@@ -124,6 +124,8 @@ export interface CsvReplayContext {
   stopped: () => boolean;
   /** Called after each chunk with the next position. */
   onProgress?: (next: number) => void;
+  /** Sees each chunk's readings and results (hard-example sampling). */
+  onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
   chunk?: number;
 }
 
@@ -159,6 +161,7 @@ export async function runCsvReplay(
     const ts = Date.now();
     for (let i = 0; i < n; i++)
       results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label], ts);
+    ctx.onInferred?.(batch, results);
     pos += n;
     ctx.batcher.add((inferred[0] as Inferred).version, results, pos);
     ctx.onProgress?.(pos);
@@ -179,6 +182,7 @@ export async function runJsonLines(
     write: (line: string) => void;
     limit?: number;
     stopped: () => boolean;
+    onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
   },
 ): Promise<number> {
   let n = 0;
@@ -197,6 +201,7 @@ export async function runJsonLines(
     }
     const inferred = await ctx.engine.submit(row);
     const result = toResult(`${ctx.idPrefix}${n++}`, inferred, row[ctx.labelColumn()]);
+    ctx.onInferred?.([row], [result]);
     ctx.batcher.add(inferred.version, [result]);
     ctx.write(JSON.stringify({ ...result, version: inferred.version }));
   }

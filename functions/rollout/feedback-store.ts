@@ -8,6 +8,8 @@ import { countLabelled, type FeedbackTable, formatFeedback, parseFeedback } from
 import { datasetKeys } from '../../shared/topology.ts';
 import { getObjectBytes } from '../training/config.ts';
 
+const READ_CONCURRENCY = 8;
+
 export interface FeedbackObject {
   key: string;
   size: number;
@@ -64,11 +66,18 @@ export interface ModelFeedback {
 
 /** Every feedback CSV of a model, read, with labelled/unlabelled row counts. */
 export async function readModelFeedback(s3: S3Client, bucket: string, model: string): Promise<ModelFeedback> {
-  const tables: ModelFeedback['tables'] = [];
-  for (const object of await listFeedbackObjects(s3, bucket, model)) {
-    const table = await readFeedbackTable(s3, bucket, object.key);
-    tables.push({ key: object.key, table, ...countLabelled(table) });
-  }
+  const objects = await listFeedbackObjects(s3, bucket, model);
+  const tables: ModelFeedback['tables'] = new Array(objects.length);
+  // A few reads at a time: many small files from many gateways.
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < objects.length; i = next++) {
+      const key = (objects[i] as FeedbackObject).key;
+      const table = await readFeedbackTable(s3, bucket, key);
+      tables[i] = { key, table, ...countLabelled(table) };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, objects.length) }, worker));
   return {
     tables,
     labelled: tables.reduce((sum, t) => sum + t.labelled, 0),

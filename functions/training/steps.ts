@@ -9,12 +9,14 @@ import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
+import { mergeFeedback } from '../../shared/feedback.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
 import { ManifestSchema, type ReleaseNotice, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
 import { accuracyOnRows, type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
+import { readModelFeedback } from '../rollout/feedback-store.ts';
 import { getObjectBytes, readTrainingConfig } from './config.ts';
 import type { TrainingDeps } from './deps.ts';
 import { datasetObjectOf, idempotencyKey } from './event.ts';
@@ -176,7 +178,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
       const bytes = await getBytes(dataset.bucket, dataset.key, dataset.versionId);
       const datasetSha256 = sha256Hex(bytes);
-      const outcome = await trainFromCsv(bytes, config, {
+      // Labelled hard examples from the gateways join the dataset (matched by column name).
+      const feedback = await labelledFeedback(deps, model, bytes);
+      const outcome = await trainFromCsv(feedback?.csv ?? bytes, config, {
         source: dataset.key,
         onEpoch: (progress) => {
           if (progress.epoch % 10 === 0 || progress.epoch === 1)
@@ -200,13 +204,19 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         datasetKey: dataset.key,
         ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
         datasetSha256,
+        ...(feedback ? { feedback: { keys: feedback.keys, rows: feedback.rows } } : {}),
         createdAt: now(),
       });
       const baseline = await scoreRelease(model, outcome);
       await updateRun(
         registry,
         { model, version },
-        { datasetSha256, metrics: outcome.metrics, updatedAt: now().toISOString() },
+        {
+          datasetSha256,
+          metrics: outcome.metrics,
+          ...(feedback ? { feedbackRows: feedback.rows } : {}),
+          updatedAt: now().toISOString(),
+        },
       );
       deps.log.info('trained', {
         model,
@@ -344,6 +354,31 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       return { ...state, outcome: status, reason: message };
     },
   };
+}
+
+/**
+ * The dataset with the model's labelled feedback rows appended, or undefined when there are
+ * none (the dataset bytes are then trained as they are).
+ */
+async function labelledFeedback(
+  deps: TrainingDeps,
+  model: string,
+  datasetBytes: Uint8Array,
+): Promise<{ csv: string; keys: string[]; rows: number } | undefined> {
+  const feedback = await readModelFeedback(deps.s3, deps.datasetsBucket, model);
+  const labelled = feedback.tables.filter((entry) => entry.labelled > 0);
+  if (labelled.length === 0) return undefined;
+  const merged = mergeFeedback(
+    new TextDecoder().decode(datasetBytes),
+    labelled.map((entry) => entry.table),
+  );
+  if (merged.rows === 0) return undefined;
+  deps.log.info('labelled feedback merged into the dataset', {
+    model,
+    rows: merged.rows,
+    files: labelled.length,
+  });
+  return { csv: merged.csv, keys: labelled.map((entry) => entry.key), rows: merged.rows };
 }
 
 /** The error a step threw, from the runner's {name, message} or a Step Functions Catch. */

@@ -65,6 +65,7 @@ export async function startFleet(options: { model: string; rolloutIntervalMs?: n
             source: { kind: 'csv', file: readingsFile, rate: 20 },
             batch: { maxAgeMs: 200 },
             statusIntervalMs: 60_000,
+            hardExamples: { bucket: buckets.datasets.localName, flushMs: 1_000, maxPerMinute: 300 },
             ...extra,
           });
         }),
@@ -118,13 +119,14 @@ export async function waitUntil<T>(
   probe: () => Promise<T | undefined> | T | undefined,
   timeoutMs: number,
   what: string,
+  everyMs = 50,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
 

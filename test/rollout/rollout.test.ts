@@ -2,12 +2,24 @@
  * Staged rollout end to end on the real local stack: the training function, the aggregators,
  * the scheduled rollout controller and 20 device services. A good model goes canary ->
  * promoted -> the whole fleet; a mislabelled one is rolled back and no gateway outside its
- * canary cohort ever runs it.
+ * canary cohort ever runs it. Hard examples the gateways upload are labelled with the CLI
+ * and join the next training run.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  listFeedbackObjects,
+  readFeedbackTable,
+  readModelFeedback,
+} from '../../functions/rollout/feedback-store.ts';
+import { getObjectBytes } from '../../functions/training/config.ts';
+import { main } from '../../infra/cli/main.ts';
+import { s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { inCanaryCohort } from '../../shared/rollout/cohort.ts';
-import type { RegistryItem } from '../../shared/schemas.ts';
+import { ManifestSchema, type RegistryItem } from '../../shared/schemas.ts';
+import { buckets, modelKeys } from '../../shared/topology.ts';
 import { type Fleet, mislabelledDataset, startFleet, waitUntil } from './fleet.ts';
 
 const MODEL = 'rollout-sensors';
@@ -112,3 +124,96 @@ describe('staged rollout', () => {
     }
   }, 90_000);
 });
+
+describe('hard examples', () => {
+  it('land in the datasets bucket, get labelled with the CLI, and join the next training run', async () => {
+    // Prepare: one more gateway whose readings carry no truth, so its hard examples need labels.
+    const readings = generateDemoDataset({ rows: 400, seed: 99 }).trimEnd().split('\n');
+    const unlabelledFile = join(fleet.dir, 'unlabelled.csv');
+    await writeFile(unlabelledFile, `${readings.map((line) => line.replace(/,[^,]*$/, '')).join('\n')}\n`);
+    await fleet.startDevices(1, { source: { kind: 'csv', file: unlabelledFile, rate: 40 } });
+    const thing = fleet.devices.at(-1)?.thing ?? '';
+    const truthOf = (id: string) => readings[1 + (Number(id.split(':')[1]) % 400)]?.split(',').at(-1) ?? '';
+
+    // Act: wait for both kinds of feedback, then label the unlabelled file from the truth.
+    const bucket = buckets.datasets.localName;
+    const key = await waitUntil(
+      async () =>
+        (await listFeedbackObjects(s3Client(), bucket, MODEL)).find((o) => o.key.includes(`/${thing}/`))?.key,
+      TIMEOUT,
+      `hard examples from ${thing} in the bucket`,
+      250,
+    );
+    const feedback = {
+      current: await readModelFeedback(s3Client(), bucket, MODEL),
+      unlabelled: { key, table: await readFeedbackTable(s3Client(), bucket, key) },
+    };
+    const listed = await cli(
+      'feedback',
+      'list',
+      '--model',
+      MODEL,
+      '--json',
+      '--data-dir',
+      fleet.stack.dataDir,
+    );
+    const idAt = feedback.unlabelled.table.header.indexOf('feedback_id');
+    const ids = feedback.unlabelled.table.rows.map((row) => row[idAt] ?? '');
+    const labelsFile = join(fleet.dir, 'labels.csv');
+    await writeFile(labelsFile, `feedback_id,label\n${ids.map((id) => `${id},${truthOf(id)}`).join('\n')}\n`);
+    const labelled = await cli(
+      'feedback',
+      'label',
+      feedback.unlabelled.key,
+      '--labels',
+      labelsFile,
+      '--json',
+      '--data-dir',
+      fleet.stack.dataDir,
+    );
+    await fleet.upload(MODEL, 'v4.csv', generateDemoDataset({ rows: 600, seed: 4 }));
+    const run = await settled(4, ['canary', 'released', 'rejected-by-gate', 'failed']);
+    const manifest = ManifestSchema.parse(
+      JSON.parse(
+        new TextDecoder().decode(
+          await getObjectBytes(s3Client(), buckets.models.localName, modelKeys.manifest(MODEL, 4)),
+        ),
+      ),
+    );
+
+    // Assess
+    expect(feedback.current.labelled).toBeGreaterThan(0);
+    expect(listed.code, listed.stderr).toBe(0);
+    const listing = JSON.parse(listed.stdout.trim().split('\n').at(-1) ?? '{}');
+    expect(listing.unlabelled).toBeGreaterThan(0);
+    expect(listing.files.map((f: { key: string }) => f.key)).toContain(feedback.unlabelled.key);
+    expect(labelled.code, labelled.stderr).toBe(0);
+    expect(JSON.parse(labelled.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({
+      key: feedback.unlabelled.key,
+      changed: ids.length,
+      unlabelled: 0,
+    });
+    expect(run.status, run.reason).not.toMatch(/rejected|failed/);
+    expect(run.feedbackRows).toBeGreaterThan(0);
+    expect(manifest.lineage.feedback?.keys).toContain(feedback.unlabelled.key);
+    expect(manifest.lineage.feedback?.rows).toBe(run.feedbackRows);
+    // Every sampled row was a low-confidence one under the model that served it.
+    const confidenceAt = feedback.unlabelled.table.header.indexOf('feedback_confidence');
+    for (const row of feedback.unlabelled.table.rows)
+      expect(Number(row[confidenceAt])).toBeLessThan(manifest.lowConfidence);
+  }, 90_000);
+});
+
+async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
+  try {
+    const code = await main(argv);
+    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
