@@ -113,25 +113,30 @@ export function applyLabels(
 /**
  * Appends the labelled rows of feedback tables to a dataset CSV, matched by column name
  * (dataset columns a feedback row lacks stay empty; feedback meta columns are dropped).
- * Rows without a label are skipped.
+ * Rows without a label are skipped; the same reading sampled by many gateways (identical
+ * values and label) is added once; at most `maxRows` rows are added (default: as many as
+ * the dataset has), the last ones given first, so hard examples cannot swamp the data.
  */
 export function mergeFeedback(
   datasetCsv: string,
   feedback: readonly FeedbackTable[],
+  options: { maxRows?: number } = {},
 ): { csv: string; rows: number } {
   const delimiter = sniffDelimiter(datasetCsv);
   const datasetHeader = (parseCsv(datasetCsv.replace(/^\uFEFF/, ''), delimiter, 1)[0] ?? []).map((name) =>
     name.trim(),
   );
-  const lines: string[] = [];
-  for (const table of feedback) {
+  const maxRows = options.maxRows ?? Math.max(0, countDataRows(datasetCsv, delimiter));
+  const unique = new Set<string>();
+  for (const table of [...feedback].reverse()) {
     const labelAt = table.header.length - 1;
     const label = table.header[labelAt];
     const index = new Map(table.header.map((name, i) => [name, i]));
     if (!label || !datasetHeader.includes(label)) continue;
-    for (const row of table.rows) {
+    for (const row of [...table.rows].reverse()) {
+      if (unique.size >= maxRows) break;
       if ((row[labelAt] ?? '').trim() === '') continue;
-      lines.push(
+      unique.add(
         csvLine(
           datasetHeader.map((column) => {
             const at = index.get(column);
@@ -142,7 +147,12 @@ export function mergeFeedback(
       );
     }
   }
+  const lines = [...unique];
   if (lines.length === 0) return { csv: datasetCsv, rows: 0 };
   const base = /\r?\n$/.test(datasetCsv) ? datasetCsv : `${datasetCsv}\n`;
   return { csv: `${base}${lines.join('\n')}\n`, rows: lines.length };
+}
+
+function countDataRows(csv: string, delimiter: Delimiter): number {
+  return parseCsv(csv, delimiter).length - 1;
 }

@@ -18,7 +18,7 @@ import { main } from '../../infra/cli/main.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { inCanaryCohort } from '../../shared/rollout/cohort.ts';
-import { ManifestSchema, type RegistryItem } from '../../shared/schemas.ts';
+import { ManifestSchema, type RegistryItem, type TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, modelKeys } from '../../shared/topology.ts';
 import { type Fleet, mislabelledDataset, startFleet, waitUntil } from './fleet.ts';
 
@@ -26,6 +26,20 @@ const MODEL = 'rollout-sensors';
 const DEVICES = 20;
 const CANARY_PERCENT = 30;
 const TIMEOUT = 40_000;
+
+const CONFIG: TrainingConfigInput = {
+  label: 'condition',
+  epochs: 25,
+  gateMargin: 0.1,
+  rollout: {
+    canaryPercent: CANARY_PERCENT,
+    minResults: 150,
+    minDurationMs: 1_500,
+    maxAccuracyDrop: 0.1,
+    maxLowConfidenceDelta: 0.25,
+    minLabelled: 100,
+  },
+};
 
 let fleet: Fleet;
 
@@ -50,19 +64,7 @@ const things = () => fleet.devices.map((device) => device.thing);
 
 beforeAll(async () => {
   fleet = await startFleet({ model: MODEL });
-  await fleet.putConfig(MODEL, {
-    label: 'condition',
-    epochs: 25,
-    gateMargin: 0.1,
-    rollout: {
-      canaryPercent: CANARY_PERCENT,
-      minResults: 150,
-      minDurationMs: 1_500,
-      maxAccuracyDrop: 0.1,
-      maxLowConfidenceDelta: 0.25,
-      minLabelled: 100,
-    },
-  });
+  await fleet.putConfig(MODEL, CONFIG);
   await fleet.startDevices(DEVICES);
   // The first release has nothing to compare with: it goes to the whole fleet.
   await fleet.upload(MODEL, 'v1.csv', generateDemoDataset({ rows: 600, seed: 1 }));
@@ -217,3 +219,43 @@ async function cli(...argv: string[]): Promise<{ code: number; stdout: string; s
     err.mockRestore();
   }
 }
+
+describe('drift -> retrain', () => {
+  it('starts a retrain from the base dataset plus feedback when drift holds, through the same gate', async () => {
+    // Prepare: v4 settles; the fleet is replaced by gateways that only ever see overheating machines.
+    const v4 = await settled(4, ['released', 'rolled-back']);
+    expect(v4.status, v4.reason).toBe('released');
+    await fleet.putConfig(MODEL, {
+      ...CONFIG,
+      retrain: { driftPsi: 0.25, sustainMs: 1_000, windowMs: 60_000 },
+    });
+    const [header = '', ...rows] = generateDemoDataset({ rows: 2000, seed: 5 }).trimEnd().split('\n');
+    const skewedFile = join(fleet.dir, 'overheating.csv');
+    await writeFile(
+      skewedFile,
+      `${[header, ...rows.filter((row) => row.endsWith(',overheating'))].join('\n')}\n`,
+    );
+    const before = fleet.devices.length;
+    await Promise.all(fleet.devices.map((device) => device.stop()));
+
+    // Act
+    await fleet.startDevices(10, { source: { kind: 'csv', file: skewedFile, rate: 100 } });
+    const retrain = await waitUntil(
+      async () => (await fleet.registry(MODEL)).find((run) => run.datasetKey.includes('/retrain-v4-')),
+      TIMEOUT,
+      'a retrain run of v4',
+      250,
+    );
+    const done = await settled(retrain.version, ['canary', 'released', 'rejected-by-gate', 'failed']);
+    const watched = (await fleet.registry(MODEL)).find((run) => run.version === 4);
+
+    // Assess
+    expect(fleet.devices.length).toBe(before + 10);
+    expect(watched?.drift?.psi).toBeGreaterThanOrEqual(0.25);
+    expect(watched?.drift?.retrainKey).toBe(retrain.datasetKey);
+    expect(done.status, done.reason).not.toBe('failed');
+    expect(done.feedbackRows).toBeGreaterThan(0);
+    // It went through the gate like any run: scored against the release it would replace.
+    expect(done.baselineAccuracy).toBeGreaterThan(0);
+  }, 90_000);
+});
