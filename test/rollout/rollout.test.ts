@@ -25,7 +25,7 @@ import { type Fleet, mislabelledDataset, startFleet, waitUntil } from './fleet.t
 const MODEL = 'rollout-sensors';
 const DEVICES = 20;
 const CANARY_PERCENT = 30;
-const TIMEOUT = 40_000;
+const TIMEOUT = 60_000;
 
 const CONFIG: TrainingConfigInput = {
   label: 'condition',
@@ -43,15 +43,26 @@ const CONFIG: TrainingConfigInput = {
 
 let fleet: Fleet;
 
-const settled = (version: number, statuses: RegistryItem['status'][]) =>
-  waitUntil(
-    async () => {
-      const item = (await fleet.registry(MODEL)).find((run) => run.version === version);
-      return item && statuses.includes(item.status) ? item : undefined;
-    },
-    TIMEOUT,
-    `v${version} to be ${statuses.join(' or ')}`,
-  );
+const settled = async (version: number, statuses: RegistryItem['status'][]) => {
+  try {
+    return await waitUntil(
+      async () => {
+        const item = (await fleet.registry(MODEL)).find((run) => run.version === version);
+        return item && statuses.includes(item.status) ? item : undefined;
+      },
+      TIMEOUT,
+      `v${version} to be ${statuses.join(' or ')}`,
+      100,
+    );
+  } catch (error) {
+    // Say what the controller sees, and where the gateways are.
+    const report = await fleet.stack.rolloutController.runNow();
+    const versions = fleet.devices.map((device) => `${device.thing}=v${device.status().version}`);
+    throw new Error(
+      `${(error as Error).message}; controller: ${JSON.stringify(report)}; ${versions.join(' ')}`,
+    );
+  }
+};
 const serving = (things: readonly string[], version: number) =>
   waitUntil(
     () =>
@@ -71,7 +82,7 @@ beforeAll(async () => {
   const v1 = await settled(1, ['released', 'rejected', 'rejected-by-gate', 'failed']);
   expect(v1.status).toBe('released');
   await serving(things(), 1);
-}, 90_000);
+}, 120_000);
 
 afterAll(async () => {
   await fleet?.stop();
@@ -98,7 +109,7 @@ describe('staged rollout', () => {
     const early = fleet.installs.filter((install) => install.version === 2 && install.at < decidedAt);
     expect(early.length).toBeGreaterThan(0);
     for (const install of early) expect(cohort).toContain(install.thing);
-  }, 90_000);
+  }, 120_000);
 
   it('rolls a mislabelled model back automatically; no gateway outside the cohort ever ran it', async () => {
     // Prepare
@@ -124,7 +135,7 @@ describe('staged rollout', () => {
       const last = fleet.installs.filter((i) => i.thing === thing).at(-1);
       expect(last?.version).toBe(2);
     }
-  }, 90_000);
+  }, 120_000);
 });
 
 describe('hard examples', () => {
@@ -203,7 +214,7 @@ describe('hard examples', () => {
     const confidenceAt = feedback.unlabelled.table.header.indexOf('feedback_confidence');
     for (const row of feedback.unlabelled.table.rows)
       expect(Number(row[confidenceAt])).toBeLessThan(manifest.lowConfidence);
-  }, 90_000);
+  }, 120_000);
 });
 
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -257,5 +268,5 @@ describe('drift -> retrain', () => {
     expect(done.feedbackRows).toBeGreaterThan(0);
     // It went through the gate like any run: scored against the release it would replace.
     expect(done.baselineAccuracy).toBeGreaterThan(0);
-  }, 90_000);
+  }, 120_000);
 });
