@@ -6,6 +6,7 @@
 const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
   train: () => import('./train.ts'),
   aggregate: () => import('./aggregate.ts'),
+  rollout: () => import('./rollout.ts'),
 };
 
 const wanted = process.argv.slice(2);
