@@ -1,15 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultsOutcome } from '../../functions/aggregation/results.ts';
 import type { StatusOutcome } from '../../functions/aggregation/status.ts';
-import { main } from '../../infra/cli/main.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { setEmfSink } from '../../shared/emf-sink.ts';
 import type { DeviceStatus } from '../../shared/schemas.ts';
 import { metricNames } from '../../shared/topology.ts';
+import { runCli } from '../cli/in-process.ts';
 import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent, statusEvent } from './fixtures.ts';
 
 let stack: LocalStack;
@@ -53,20 +53,6 @@ function status(overrides: Partial<DeviceStatus>): string {
   return JSON.stringify({ ...base, ...overrides });
 }
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
-  try {
-    const code = await main(argv);
-    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
-
 describe('status aggregator and the stats/fleet CLI against the local stack', () => {
   it('keeps the newest status per thing and derives online/offline from last seen', async () => {
     // Prepare
@@ -85,7 +71,7 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
       await statusHandler(statusEvent('gw-b', status({ ts: now - 600_000 }), now - 600_000)),
       await statusHandler(statusEvent('gw-c', '{"ts": 1', now)),
     ];
-    const fleet = await cli('fleet', '--data-dir', dataDir, '--json');
+    const fleet = await runCli('fleet', '--data-dir', dataDir, '--json');
 
     // Assess
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['stored', 'stale', 'stored', 'rejected']);
@@ -131,8 +117,8 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
     );
 
     // Act
-    const stats = await cli('stats', '--model', 'cli', '--since', '15m', '--data-dir', dataDir, '--json');
-    const human = await cli('stats', '--model', 'cli', '--data-dir', dataDir);
+    const stats = await runCli('stats', '--model', 'cli', '--since', '15m', '--data-dir', dataDir, '--json');
+    const human = await runCli('stats', '--model', 'cli', '--data-dir', dataDir);
 
     // Assess
     expect(stats.code).toBe(0);
@@ -145,7 +131,7 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
 
   it('lists the errors set aside with their reasons', async () => {
     // Act
-    const errors = await cli('stats', '--errors', '--data-dir', dataDir, '--json');
+    const errors = await runCli('stats', '--errors', '--data-dir', dataDir, '--json');
 
     // Assess
     const json = JSON.parse(errors.stdout.trim().split('\n').at(-1) ?? '{}');
@@ -156,9 +142,9 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
 
   it('answers bad usage with exit code 2 and a one-line reason', async () => {
     // Act
-    const noModel = await cli('stats', '--data-dir', dataDir);
-    const badSince = await cli('stats', '--model', 'cli', '--since', 'yesterday', '--data-dir', dataDir);
-    const noStack = await cli('fleet', '--data-dir', join(dataDir, 'missing'));
+    const noModel = await runCli('stats', '--data-dir', dataDir);
+    const badSince = await runCli('stats', '--model', 'cli', '--since', 'yesterday', '--data-dir', dataDir);
+    const noStack = await runCli('fleet', '--data-dir', join(dataDir, 'missing'));
 
     // Assess
     expect([noModel.code, badSince.code, noStack.code]).toEqual([2, 2, 1]);

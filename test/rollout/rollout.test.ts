@@ -7,19 +7,19 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   listFeedbackObjects,
   readFeedbackTable,
   readModelFeedback,
 } from '../../functions/rollout/feedback-store.ts';
 import { getObjectBytes } from '../../functions/training/config.ts';
-import { main } from '../../infra/cli/main.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { inCanaryCohort } from '../../shared/rollout/cohort.ts';
 import { ManifestSchema, type RegistryItem, type TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, modelKeys } from '../../shared/topology.ts';
+import { runCli } from '../cli/in-process.ts';
 import { type Fleet, mislabelledDataset, startFleet, waitUntil } from './fleet.ts';
 
 const MODEL = 'rollout-sensors';
@@ -161,7 +161,7 @@ describe('hard examples', () => {
       current: await readModelFeedback(s3Client(), bucket, MODEL),
       unlabelled: { key, table: await readFeedbackTable(s3Client(), bucket, key) },
     };
-    const listed = await cli(
+    const listed = await runCli(
       'feedback',
       'list',
       '--model',
@@ -174,7 +174,7 @@ describe('hard examples', () => {
     const ids = feedback.unlabelled.table.rows.map((row) => row[idAt] ?? '');
     const labelsFile = join(fleet.dir, 'labels.csv');
     await writeFile(labelsFile, `feedback_id,label\n${ids.map((id) => `${id},${truthOf(id)}`).join('\n')}\n`);
-    const labelled = await cli(
+    const labelled = await runCli(
       'feedback',
       'label',
       feedback.unlabelled.key,
@@ -216,20 +216,6 @@ describe('hard examples', () => {
       expect(Number(row[confidenceAt])).toBeLessThan(manifest.lowConfidence);
   }, 120_000);
 });
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
-  try {
-    const code = await main(argv);
-    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 describe('drift -> retrain', () => {
   it('starts a retrain from the base dataset plus feedback when drift holds, through the same gate', async () => {
