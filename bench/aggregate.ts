@@ -9,14 +9,10 @@
  *
  *   npx tsx bench/aggregate.ts [--batches 120] [--concurrency 4] [--things 4]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { localStatsSource, readModelStats } from '../functions/aggregation/queries.ts';
-import { startLocalStack } from '../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../shared/aws.ts';
 import { tables, topicFor } from '../shared/topology.ts';
 import {
@@ -26,8 +22,8 @@ import {
   putManifest,
   ruleEvent,
 } from '../test/aggregation/fixtures.ts';
-import { startAggregationStack } from '../test/aggregation/local-servers.ts';
-import { connectThing, type ThingClient } from '../test/local/thing-client.ts';
+import { startTestStack } from '../test/support/local-stack.ts';
+import { connectThing, type ThingClient } from '../test/support/thing-client.ts';
 
 const RESULTS_PER_BATCH = 500;
 
@@ -94,7 +90,7 @@ function summary(resultsPerSecond: number, raw: number, counted: number, expecte
 }
 
 export async function measureHandler(options: { batches: number; concurrency: number }): Promise<Throughput> {
-  const stack = await startAggregationStack();
+  const stack = await startTestStack({ logLevel: 'ERROR' });
   try {
     await putManifest(s3Client(), manifestFor('bench', 1, 0.6));
     const { handler } = await import('../functions/aggregate-results.ts');
@@ -110,15 +106,12 @@ export async function measureHandler(options: { batches: number; concurrency: nu
     });
     return summary(batchesPerSecond * RESULTS_PER_BATCH, raw, counted, options.batches * RESULTS_PER_BATCH);
   } finally {
-    await stack.close();
+    await stack.stop();
   }
 }
 
 export async function measureEndToEnd(options: { batches: number; things: number }): Promise<Throughput> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-bench-'));
-  const previousLevel = process.env.POWERTOOLS_LOG_LEVEL;
-  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-  const stack = await startLocalStack({ dataDir });
+  const stack = await startTestStack({ logLevel: 'ERROR' });
   const things: ThingClient[] = [];
   try {
     await putManifest(s3Client(), manifestFor('bench-e2e', 1, 0.6));
@@ -152,9 +145,6 @@ export async function measureEndToEnd(options: { batches: number; things: number
   } finally {
     for (const thing of things) await thing.close();
     await stack.stop();
-    if (previousLevel === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
-    else process.env.POWERTOOLS_LOG_LEVEL = previousLevel;
-    await rm(dataDir, { recursive: true, force: true });
   }
 }
 

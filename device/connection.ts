@@ -103,7 +103,8 @@ class CrtMqttLink extends EventEmitter implements MqttLink {
   private stopping = false;
   private everConnected = false;
   private lastConnectAt = 0;
-  private reconnecting: Promise<void> | undefined;
+  /** The running connect/reconnect loop, if any (disconnect waits for it). */
+  private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   connected = false;
 
@@ -153,7 +154,10 @@ class CrtMqttLink extends EventEmitter implements MqttLink {
 
   async connect(): Promise<void> {
     this.stopping = false;
-    await this.connectLoop();
+    this.loop ??= this.connectLoop().finally(() => {
+      this.loop = undefined;
+    });
+    await this.loop;
   }
 
   private async connectLoop(): Promise<void> {
@@ -191,6 +195,11 @@ class CrtMqttLink extends EventEmitter implements MqttLink {
       await this.shutdown(connection);
       throw error;
     }
+    if (this.stopping) {
+      // disconnect() was called while this CONNECT was in flight.
+      await this.shutdown(connection);
+      return;
+    }
     for (const filter of this.subscriptions.keys()) {
       await withTimeout(connection.subscribe(filter, mqtt.QoS.AtLeastOnce), 10_000, `SUBACK for ${filter}`);
     }
@@ -210,8 +219,8 @@ class CrtMqttLink extends EventEmitter implements MqttLink {
     this.emit('interrupted', reason);
     // Stop the CRT's own reconnect (no jitter) and run ours instead.
     void this.shutdown(connection);
-    this.reconnecting ??= this.connectLoop().finally(() => {
-      this.reconnecting = undefined;
+    this.loop ??= this.connectLoop().finally(() => {
+      this.loop = undefined;
     });
   }
 
@@ -253,7 +262,7 @@ class CrtMqttLink extends EventEmitter implements MqttLink {
   async disconnect(): Promise<void> {
     this.stopping = true;
     this.wake?.();
-    await this.reconnecting;
+    await this.loop;
     const connection = this.connection;
     this.connection = undefined;
     this.connected = false;

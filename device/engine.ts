@@ -5,7 +5,7 @@
  * Also keeps the numbers the status reports: rate, p50/p99 latency.
  */
 import type { RawRow } from '../shared/preprocess.ts';
-import type { LoadedModel, Prediction } from './model.ts';
+import type { Classified, LoadedModel, Prediction } from './model.ts';
 
 export interface Inferred extends Prediction {
   version: number;
@@ -74,6 +74,25 @@ export class Engine {
     }
     this.record(latencyMs, rows.length);
     return out;
+  }
+
+  /**
+   * `inferRows` without an object per reading (the CSV replay hot path): one predict, each
+   * row's best class and probability, the serving version and the chunk's latency.
+   */
+  classifyRows(
+    rows: readonly RawRow[],
+    arrivedAt = performance.now(),
+    /** The rows already transformed for this model, when the caller keeps them (CSV replay). */
+    prepared?: (model: LoadedModel) => Float32Array | undefined,
+  ): Classified & { version: number; latencyMs: number } {
+    const model = this.model;
+    if (!model) throw new NoModelError();
+    const x = prepared?.(model);
+    const classified = x ? model.classifyInput(x, rows.length) : model.classifyRows(rows);
+    const latencyMs = performance.now() - arrivedAt;
+    this.record(latencyMs, rows.length);
+    return { ...classified, version: model.version, latencyMs };
   }
 
   /** Micro-batched single reading. */

@@ -15,6 +15,7 @@ import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult, Manifest } from '../shared/schemas.ts';
 import { datasetKeys } from '../shared/topology.ts';
 import { writeFileDurable } from './durable.ts';
+import type { ClassifiedChunk } from './sources.ts';
 
 export interface HardExampleOptions {
   /** The datasets bucket (feedback goes under its feedback prefix). */
@@ -27,6 +28,46 @@ export interface HardExampleOptions {
   flushMs?: number;
   /** Disk kept for files waiting to upload; default 5 MiB. */
   quotaBytes?: number;
+}
+
+/** One inference call's readings and, per row, its result id, predicted class and confidence. */
+export interface SampleView {
+  rows: readonly RawRow[];
+  id(i: number): string;
+  predicted(i: number): string;
+  confidence(i: number): number;
+  ts: number;
+}
+
+/** A view over results already built (stdin, HTTP). */
+export function resultsView(rows: readonly RawRow[], results: readonly InferenceResult[]): SampleView {
+  return {
+    rows,
+    id: (i) => results[i]?.id ?? '',
+    predicted: (i) => results[i]?.label ?? '',
+    confidence: (i) => results[i]?.confidence ?? Number.NaN,
+    ts: results[0]?.ts ?? Date.now(),
+  };
+}
+
+/** A view over a CSV replay chunk (no result objects on that path); ids as the replay makes them. */
+export function chunkView(thing: string, chunk: ClassifiedChunk): SampleView {
+  const { labels, best, confidence } = chunk.classified;
+  return {
+    rows: chunk.rows,
+    id: (i) => `${thing}:${chunk.first + i}`,
+    predicted: (i) => labels[best[i] ?? 0] ?? String(best[i]),
+    confidence: (i) => round5(confidence[i] ?? Number.NaN),
+    ts: chunk.ts,
+  };
+}
+
+const round5 = (value: number) => Math.round(value * 1e5) / 1e5;
+
+/** The reading's truth (its value in the label column), when it has one. */
+function truthOf(row: RawRow, manifest: Manifest): { label?: string } {
+  const truth = row[manifest.preprocessing.label];
+  return truth === undefined || truth === null || String(truth) === '' ? {} : { label: String(truth) };
 }
 
 export interface HardExampleStats {
@@ -92,18 +133,18 @@ export class HardExampleSampler {
     return { ...this.counters, spoolBytes: this.spoolBytes };
   }
 
-  /** Looks at one inference call's readings and results; keeps the low-confidence ones. */
-  offer(rows: readonly RawRow[], results: readonly InferenceResult[], manifest: Manifest): void {
+  /** Looks at one inference call's readings and predictions; keeps the low-confidence ones. */
+  offer(view: SampleView, manifest: Manifest): void {
     const threshold = manifest.lowConfidence;
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i];
-      const row = rows[i];
-      if (!result || !row || result.confidence >= threshold) continue;
+    for (let i = 0; i < view.rows.length; i++) {
+      const row = view.rows[i];
+      const confidence = view.confidence(i);
+      if (!row || !(confidence < threshold)) continue;
       if (!this.take()) {
         this.counters.dropped++;
         continue;
       }
-      this.add(row, result, manifest);
+      this.add(row, { id: view.id(i), ts: view.ts, label: view.predicted(i), confidence }, manifest);
     }
   }
 
@@ -134,7 +175,7 @@ export class HardExampleSampler {
     return true;
   }
 
-  private add(row: RawRow, result: InferenceResult, manifest: Manifest): void {
+  private add(row: RawRow, result: Omit<InferenceResult, 'latencyMs'>, manifest: Manifest): void {
     const version = manifest.version;
     if (this.pending && this.pending.version !== version) void this.flush();
     if (!this.pending) {
@@ -157,7 +198,7 @@ export class HardExampleSampler {
           predicted: result.label,
           confidence: result.confidence,
           features: row,
-          ...(result.truth !== undefined ? { label: result.truth } : {}),
+          ...truthOf(row, manifest),
         },
         pending.features,
       ),

@@ -35,7 +35,9 @@ function fetchCredentials(options: ProviderOptions): Promise<AwsCredentialIdenti
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        host: options.endpoint,
+        // `host` in AWS; `host:port` is accepted for a stand-in.
+        host: options.endpoint.split(':')[0],
+        port: Number(options.endpoint.split(':')[1] ?? 443),
         path: `/role-aliases/${encodeURIComponent(options.roleAlias)}/credentials`,
         method: 'GET',
         cert: readFileSync(options.tls.certFile),

@@ -17,11 +17,25 @@ export interface Prediction {
   confidence: number;
 }
 
+export interface Classified {
+  labels: readonly string[];
+  best: Int32Array;
+  confidence: Float32Array;
+  probs: Float32Array;
+}
+
 export interface LoadedModel {
   version: number;
   manifest: Manifest;
   /** One `predict` for the whole batch; fills `probs` (rows x classes) when given. */
   predictRows(rows: readonly RawRow[]): { predictions: Prediction[]; probs: Float32Array };
+  /**
+   * The same predict without an object per row (the replay hot path): each row's best class
+   * index into `labels` and its probability, exactly what `predictRows` reports.
+   */
+  classifyRows(rows: readonly RawRow[]): Classified;
+  /** `classifyRows` for rows already transformed: `x` holds `n` rows of `inputWidth` values. */
+  classifyInput(x: Float32Array, n: number): Classified;
   dispose(): void;
 }
 
@@ -50,32 +64,48 @@ export async function loadModelFromBytes(
   if (shape && shape[1] !== width)
     throw new Error(`model input width ${shape[1]} does not match the manifest's ${width}`);
   let scratch = new Float32Array(256 * width);
+  const classes = labels.length;
+  const classifyInput = (x: Float32Array, n: number): Classified => {
+    // tidy returns the output tensor, not its data: tidy walks whatever it returns.
+    const output = tf.tidy(
+      () => model.predict(tf.tensor2d(x.subarray(0, n * width), [n, width])) as tf.Tensor,
+    );
+    const probs = output.dataSync() as Float32Array;
+    output.dispose();
+    const best = new Int32Array(n);
+    const confidence = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let top = 0;
+      let topP = probs[i * classes] ?? Number.NaN;
+      for (let c = 1; c < classes; c++) {
+        const p = probs[i * classes + c] ?? Number.NaN;
+        if (p > topP) {
+          topP = p;
+          top = c;
+        }
+      }
+      best[i] = top;
+      confidence[i] = topP;
+    }
+    return { labels, best, confidence, probs };
+  };
+  const classifyRows = (rows: readonly RawRow[]): Classified => {
+    const n = rows.length;
+    if (scratch.length < n * width) scratch = new Float32Array(n * width);
+    for (let i = 0; i < n; i++) transformInto(pre, rows[i] as RawRow, scratch, i * width);
+    return classifyInput(scratch, n);
+  };
   return {
     version: manifest.version,
     manifest,
+    classifyRows,
+    classifyInput,
     predictRows(rows) {
-      const n = rows.length;
-      if (scratch.length < n * width) scratch = new Float32Array(n * width);
-      for (let i = 0; i < n; i++) transformInto(pre, rows[i] as RawRow, scratch, i * width);
-      // tidy returns the output tensor, not its data: tidy walks whatever it returns.
-      const output = tf.tidy(
-        () => model.predict(tf.tensor2d(scratch.subarray(0, n * width), [n, width])) as tf.Tensor,
-      );
-      const probs = output.dataSync() as Float32Array;
-      output.dispose();
-      const classes = labels.length;
-      const predictions: Prediction[] = new Array(n);
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        let bestP = probs[i * classes] ?? Number.NaN;
-        for (let c = 1; c < classes; c++) {
-          const p = probs[i * classes + c] ?? Number.NaN;
-          if (p > bestP) {
-            bestP = p;
-            best = c;
-          }
-        }
-        predictions[i] = { label: labels[best] ?? String(best), confidence: bestP };
+      const { best, confidence, probs } = classifyRows(rows);
+      const predictions: Prediction[] = new Array(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const top = best[i] ?? 0;
+        predictions[i] = { label: labels[top] ?? String(top), confidence: confidence[i] ?? Number.NaN };
       }
       return { predictions, probs };
     },

@@ -166,7 +166,8 @@ export class Outbox {
       const { input } = pending;
       const seq = this.nextSeq++;
       const batchId = randomUUID();
-      const resultsJson = JSON.stringify(input.results);
+      const count = 'encoded' in input ? input.encoded.length : input.results.length;
+      const resultsJson = 'encoded' in input ? `[${input.encoded.join(',')}]` : JSON.stringify(input.results);
       // The file is the wire message minus sentAt, plus csvNext; built by concatenation so
       // the results are serialised once.
       const text = `{"batchId":"${batchId}","model":${JSON.stringify(input.model)},"version":${input.version}${
@@ -177,7 +178,7 @@ export class Outbox {
         batchId,
         model: input.model,
         version: input.version,
-        count: input.results.length,
+        count,
         resultsJson,
         ...(input.csvNext !== undefined ? { csvNext: input.csvNext } : {}),
         bytes: text.length,
@@ -186,7 +187,7 @@ export class Outbox {
         accepted.push({ pending, batch, text });
         this.bytes += batch.bytes; // counted now, so the rest of the group sees the room it takes
       } else {
-        this.checkpoint.dropped += input.results.length;
+        this.checkpoint.dropped += count;
         pending.resolve(false);
       }
       if (input.csvNext !== undefined && input.csvNext > this.checkpoint.csvNext)
@@ -277,12 +278,12 @@ export class Outbox {
   }
 }
 
-interface BatchInput {
+/** The results as objects, or as their JSON texts (`encoded`: each one JSON.stringify(result)). */
+type BatchInput = {
   model: string;
   version: number;
-  results: InferenceResult[];
   csvNext?: number;
-}
+} & ({ results: InferenceResult[] } | { encoded: readonly string[] });
 
 interface StoredFile {
   batchId: string;

@@ -4,7 +4,7 @@
  * The ResultBatcher cuts batches by size (under IoT Core's 128 KB message limit, with
  * headroom) and by age, and persists each one in the outbox before it may be sent. The
  * Publisher drains the outbox over the link: a small window of QoS 1 publishes in flight,
- * paced by a token bucket well under IoT Core's 100 publishes/s per connection, each
+ * paced by a token bucket (70/s, burst 10) under IoT Core's 100 publishes/s per connection, each
  * removed on PUBACK and put back (same batch id) when the send fails.
  */
 import { EventEmitter } from 'node:events';
@@ -34,7 +34,8 @@ export interface BatcherOptions {
 }
 
 export class ResultBatcher {
-  private results: InferenceResult[] = [];
+  /** JSON texts of the results in the open batch. */
+  private results: string[] = [];
   private bytes = 0;
   private csvNext: number | undefined;
   private version: number | undefined;
@@ -60,13 +61,32 @@ export class ResultBatcher {
    * of them (results must arrive in source order for the checkpoint to be exact).
    */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
+    this.addEncoded(
+      version,
+      results.map((result) => JSON.stringify(result)),
+      results.map(encodedSizeBound),
+      csvNext,
+    );
+  }
+
+  /**
+   * `add` for results already serialised: `encoded[i]` is JSON.stringify of result i and
+   * `sizes[i]` its encodedSizeBound (so batches are cut exactly where `add` cuts them).
+   */
+  addEncoded(version: number, encoded: readonly string[], sizes: ArrayLike<number>, csvNext?: number): void {
     if (this.version !== undefined && version !== this.version) this.cut();
     this.version = version;
-    for (const result of results) {
-      const size = encodedSizeBound(result);
-      if (this.results.length >= this.maxResults || this.bytes + size > this.maxBytes) this.cut();
+    for (let i = 0; i < encoded.length; i++) {
+      const size = sizes[i] ?? 0;
+      if (this.results.length >= this.maxResults || this.bytes + size > this.maxBytes) {
+        // Positions are contiguous, so the batch cut here ends right before result i. Giving it
+        // the position after its own last result keeps a restart from replaying (under new batch
+        // ids) readings whose batch was already acknowledged and deleted.
+        if (csvNext !== undefined) this.csvNext = csvNext - (encoded.length - i);
+        this.cut();
+      }
       this.version = version;
-      this.results.push(result);
+      this.results.push(encoded[i] as string);
       this.bytes += size;
     }
     if (csvNext !== undefined) this.csvNext = csvNext;
@@ -87,7 +107,7 @@ export class ResultBatcher {
     const input = {
       model: this.model,
       version: this.version,
-      results,
+      encoded: results,
       ...(this.csvNext !== undefined ? { csvNext: this.csvNext } : {}),
     };
     this.results = [];
@@ -120,8 +140,12 @@ export class ResultBatcher {
 }
 
 export interface PublisherOptions {
-  /** Publishes per second; IoT Core allows 100 per connection, 20 are left for status. */
+  /**
+   * Result publishes per second. IoT Core allows 100 per connection; with the burst on top
+   * (at most rate + burst in any second) and status messages (at most ~10/s), 70 stays under.
+   */
   ratePerSec?: number;
+  burst?: number;
   window?: number;
   log?: (line: string) => void;
 }
@@ -134,6 +158,7 @@ export class Publisher extends EventEmitter {
   private lastRefill = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private readonly ratePerSec: number;
+  private readonly burst: number;
   private readonly window: number;
   private readonly sends = new Set<Promise<void>>();
 
@@ -144,9 +169,10 @@ export class Publisher extends EventEmitter {
     options: PublisherOptions = {},
   ) {
     super();
-    this.ratePerSec = options.ratePerSec ?? 80;
+    this.ratePerSec = options.ratePerSec ?? 70;
+    this.burst = Math.max(1, Math.min(options.burst ?? 10, this.ratePerSec));
     this.window = options.window ?? 8;
-    this.tokens = this.ratePerSec;
+    this.tokens = this.burst;
   }
 
   start(): void {
@@ -177,7 +203,7 @@ export class Publisher extends EventEmitter {
 
   private refill() {
     const now = Date.now();
-    this.tokens = Math.min(this.ratePerSec, this.tokens + ((now - this.lastRefill) / 1000) * this.ratePerSec);
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.lastRefill) / 1000) * this.ratePerSec);
     this.lastRefill = now;
   }
 

@@ -22,13 +22,20 @@ import {
 import { topicFor } from '../shared/topology.ts';
 import { createMqttLink, type MqttLink } from './connection.ts';
 import { Engine } from './engine.ts';
-import { type HardExampleOptions, HardExampleSampler } from './hard-examples.ts';
+import {
+  chunkView,
+  type HardExampleOptions,
+  HardExampleSampler,
+  resultsView,
+  type SampleView,
+} from './hard-examples.ts';
 import { iotCredentialsProvider } from './iot-credentials.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
 import { Publisher, ResultBatcher } from './publisher.ts';
 import { NoticeSelector, type NoticeSource } from './rollout.ts';
 import {
+  type ClassifiedChunk,
   type InferServer,
   loadCsvFile,
   runCsvReplay,
@@ -152,11 +159,15 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
         log,
       })
     : undefined;
+  const sample = (view: SampleView) => {
+    const serving = engine.serving;
+    if (hardExamples && serving) hardExamples.offer(view, serving.manifest);
+  };
+  const onClassified = hardExamples
+    ? (chunk: ClassifiedChunk) => sample(chunkView(o.thing, chunk))
+    : undefined;
   const onInferred = hardExamples
-    ? (rows: readonly RawRow[], results: readonly InferenceResult[]) => {
-        const serving = engine.serving;
-        if (serving) hardExamples.offer(rows, results, serving.manifest);
-      }
+    ? (rows: readonly RawRow[], results: readonly InferenceResult[]) => sample(resultsView(rows, results))
     : undefined;
 
   const link: MqttLink = createMqttLink({
@@ -236,7 +247,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     statusDebounce ??= setTimeout(() => {
       statusDebounce = undefined;
       reportStatus();
-    }, 50);
+    }, 100);
   }
   function setState(next: DeviceState) {
     if (next === state) return;
@@ -350,7 +361,10 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     log(`POST /infer on http://127.0.0.1:${server.port}/infer`);
   }
 
+  // Readings wait for a model; stop() releases the wait so a gateway that never got one stops.
+  let releaseModelWait = () => {};
   const modelReady = new Promise<void>((resolve) => {
+    releaseModelWait = resolve;
     if (engine.version) resolve();
     else events.once('model', () => resolve());
   });
@@ -369,7 +383,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             batcher,
             labelColumn,
             stopped: () => stopped,
-            ...(onInferred ? { onInferred } : {}),
+            ...(onClassified ? { onClassified } : {}),
             onProgress: (next) => {
               produced += next - position;
               position = next;
@@ -458,6 +472,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   async function stop(): Promise<void> {
     stopping ??= (async () => {
       stopped = true;
+      releaseModelWait();
       clearInterval(statusTimer);
       await sourceRun;
       await batcher.flush().catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));

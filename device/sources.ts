@@ -9,9 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
-import type { RawRow } from '../shared/preprocess.ts';
-import type { InferenceResult } from '../shared/schemas.ts';
+import { type RawRow, transformInto } from '../shared/preprocess.ts';
+import type { InferenceResult, Preprocessing } from '../shared/schemas.ts';
 import { type Engine, type Inferred, NoModelError } from './engine.ts';
+import type { Classified } from './model.ts';
 import type { ResultBatcher } from './publisher.ts';
 
 export type SourceSpec =
@@ -113,8 +114,110 @@ export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Da
   return result;
 }
 
+/**
+ * The JSON texts of the results for rows `batch` (readings `first`, `first + 1`, ...), each
+ * exactly JSON.stringify(toResult(`${thing}:${p}`, ...)), with its encodedSizeBound; built
+ * directly as text, without a result object per reading (the CSV replay hot path).
+ */
+export function encodeResults(
+  thing: string,
+  first: number,
+  batch: readonly RawRow[],
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence'> & { latencyMs: number },
+  labelColumn: string,
+  ts: number,
+): { encoded: string[]; sizes: Float64Array } {
+  const n = batch.length;
+  const idHead = `{"id":${JSON.stringify(`${thing}:`).slice(0, -1)}`;
+  const idBound = 96 + thing.length + 1;
+  const tail = `,"latencyMs":${round(classified.latencyMs, 3)}`;
+  // Per class: the text between the id and the confidence, and the label's share of the bound.
+  const middles = classified.labels.map(
+    (label) => `","ts":${ts},"label":${JSON.stringify(label)},"confidence":`,
+  );
+  const labelBounds = classified.labels.map((label) => 3 * label.length);
+  const encoded: string[] = new Array(n);
+  const sizes = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const best = classified.best[i] ?? 0;
+    const p = classified.confidence[i] ?? Number.NaN;
+    const seq = String(first + i);
+    const truth = batch[i]?.[labelColumn];
+    const truthString = truth === undefined || truth === null ? '' : String(truth);
+    const truthText = truthString === '' ? undefined : truthString;
+    const label = classified.labels[best];
+    const middle =
+      middles[best] ?? `","ts":${ts},"label":${JSON.stringify(label ?? String(best))},"confidence":`;
+    encoded[i] = `${idHead}${seq}${middle}${Number.isFinite(p) ? round(p, 5) : 0}${tail}${
+      truthText === undefined ? '}' : `,"truth":${JSON.stringify(truthText)}}`
+    }`;
+    sizes[i] =
+      idBound + seq.length + (labelBounds[best] ?? 3 * String(best).length) + 3 * (truthText?.length ?? 0);
+  }
+  return { encoded, sizes };
+}
+
+/** Bound on the transformed copy of a CSV source: 8 Mi values (32 MiB). */
+const PREPARED_MAX_VALUES = 8 * 2 ** 20;
+
+/**
+ * The CSV source's readings transformed for the serving model, each row once per model:
+ * reading p is row p mod rows on every loop, so the replay does not redo the same
+ * preprocessing on every pass (as loadCsvFile parses each number once). A row is transformed
+ * when it is first replayed; a model swap starts a fresh copy (its preprocessing may differ).
+ */
+export class PreparedRows {
+  private owner: object | undefined;
+  private values = new Float32Array(0);
+  private ready = new Uint8Array(0);
+  private scratch = new Float32Array(0);
+
+  constructor(private readonly rows: readonly RawRow[]) {}
+
+  /**
+   * The input of `owner` (the serving model, whose preprocessing `pre` is) for readings
+   * first .. first + n - 1; undefined when the file is too large to keep transformed.
+   */
+  input(owner: object, pre: Preprocessing, first: number, n: number): Float32Array | undefined {
+    const width = pre.inputWidth;
+    const count = this.rows.length;
+    if (count === 0 || count * width > PREPARED_MAX_VALUES) return undefined;
+    if (owner !== this.owner) {
+      this.owner = owner;
+      this.values = new Float32Array(count * width);
+      this.ready = new Uint8Array(count);
+    }
+    const start = first % count;
+    for (let i = 0; i < Math.min(n, count); i++) {
+      const row = (start + i) % count;
+      if (this.ready[row] === 0) {
+        transformInto(pre, this.rows[row] as RawRow, this.values, row * width);
+        this.ready[row] = 1;
+      }
+    }
+    if (start + n <= count) return this.values.subarray(start * width, (start + n) * width);
+    // The chunk wraps around the end of the file: copy it out in contiguous pieces.
+    if (this.scratch.length < n * width) this.scratch = new Float32Array(n * width);
+    for (let done = 0; done < n; ) {
+      const row = (start + done) % count;
+      const take = Math.min(n - done, count - row);
+      this.scratch.set(this.values.subarray(row * width, (row + take) * width), done * width);
+      done += take;
+    }
+    return this.scratch;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** One CSV replay chunk as the model saw it: readings first, first + 1, ... */
+export interface ClassifiedChunk {
+  first: number;
+  rows: readonly RawRow[];
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence'>;
+  ts: number;
+}
 
 export interface CsvReplayContext {
   thing: string;
@@ -124,8 +227,8 @@ export interface CsvReplayContext {
   stopped: () => boolean;
   /** Called after each chunk with the next position. */
   onProgress?: (next: number) => void;
-  /** Sees each chunk's readings and results (hard-example sampling). */
-  onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
+  /** Sees each chunk's readings and what the model said (hard-example sampling). */
+  onClassified?: (chunk: ClassifiedChunk) => void;
   chunk?: number;
 }
 
@@ -141,6 +244,7 @@ export async function runCsvReplay(
   ctx: CsvReplayContext,
 ): Promise<number> {
   const chunkMax = ctx.chunk ?? 512;
+  const prepared = new PreparedRows(rows);
   const began = performance.now();
   let pos = start;
   while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
@@ -154,16 +258,15 @@ export async function runCsvReplay(
     }
     const batch: RawRow[] = new Array(n);
     for (let i = 0; i < n; i++) batch[i] = rows[(pos + i) % rows.length] as RawRow;
-    const arrived = performance.now();
-    const inferred = ctx.engine.inferRows(batch, arrived);
-    const label = ctx.labelColumn();
-    const results: InferenceResult[] = new Array(n);
+    const first = pos;
     const ts = Date.now();
-    for (let i = 0; i < n; i++)
-      results[i] = toResult(`${ctx.thing}:${pos + i}`, inferred[i] as Inferred, batch[i]?.[label], ts);
-    ctx.onInferred?.(batch, results);
+    const classified = ctx.engine.classifyRows(batch, performance.now(), (model) =>
+      prepared.input(model, model.manifest.preprocessing, first, n),
+    );
+    const { encoded, sizes } = encodeResults(ctx.thing, pos, batch, classified, ctx.labelColumn(), ts);
+    ctx.onClassified?.({ first, rows: batch, classified, ts });
     pos += n;
-    ctx.batcher.add((inferred[0] as Inferred).version, results, pos);
+    ctx.batcher.addEncoded(classified.version, encoded, sizes, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
     if (!spec.rate) await yieldToLoop();

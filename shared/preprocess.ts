@@ -14,6 +14,25 @@ export function isMissing(value: string | number | null | undefined): boolean {
   return MISSING.has(value.trim().toLowerCase());
 }
 
+/**
+ * The reading's number, or `fill` when it is missing or not a finite number. The common case
+ * (a number, or a plain numeric string) skips the missing-value spellings entirely: this runs
+ * once per feature per reading on the device's hot path.
+ */
+function numericOrFill(raw: string | number | null | undefined, fill: number): number {
+  if (typeof raw === 'number') return Number.isFinite(raw) ? raw : fill;
+  if (raw === undefined || raw === null || raw === '') return fill;
+  const first = raw.charCodeAt(0);
+  // Number('  ') is 0, so only strings that start with a non-space take the fast path.
+  if (first > 32) {
+    const value = Number(raw);
+    if (Number.isFinite(value)) return value;
+  }
+  if (isMissing(raw)) return fill;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : fill;
+}
+
 /** How many vector slots a feature emits. */
 export function featureWidth(spec: FeatureSpec): number {
   switch (spec.kind) {
@@ -37,8 +56,7 @@ export function transformInto(pre: Preprocessing, row: RawRow, out: Float32Array
     const raw = row[spec.column];
     switch (spec.kind) {
       case 'numeric': {
-        const value = isMissing(raw) ? Number.NaN : Number(raw);
-        out[at++] = ((Number.isFinite(value) ? value : spec.fill) - spec.mean) / spec.std;
+        out[at++] = (numericOrFill(raw, spec.fill) - spec.mean) / spec.std;
         break;
       }
       case 'categorical': {

@@ -11,7 +11,7 @@ export const ModelName = z
 export const ThingName = z.string().regex(THING_NAME_PATTERN, 'thing names use a-z, A-Z, 0-9, _ and -');
 export const Version = z.number().int().min(1);
 const Sha256 = z.string().regex(/^[a-f0-9]{64}$/, 'a lowercase hex sha256');
-const IsoTime = z.string().datetime({ offset: true });
+export const IsoTime = z.string().datetime({ offset: true });
 
 // ---------------------------------------------------------------------------------------
 // Staged rollout: the plan a canary release carries, and the drift -> retrain policy.

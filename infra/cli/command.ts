@@ -3,7 +3,10 @@
  * strictly (an unknown flag is a usage error), `--help` with an example, exit code 2 and a
  * one-line reason for bad usage, and no stack traces for errors meant for the user.
  */
+
 import { parseArgs } from 'node:util';
+import { ModelName } from '../../shared/schemas.ts';
+import { DEFAULT_DATA_DIR } from '../local/attach.ts';
 
 export type OptionSpec =
   | { type: 'string'; short?: string; description: string; default?: string; valueName?: string }
@@ -116,6 +119,18 @@ export function requiredString(values: Record<string, unknown>, name: string): s
 export const dataDirOption = {
   type: 'string',
   description: 'data dir of the local stack (buckets, tables, retained messages, keys, endpoints)',
-  default: '.edgeloop',
+  default: DEFAULT_DATA_DIR,
   valueName: 'DIR',
 } as const satisfies OptionSpec;
+
+/** `--model NAME`, checked against the model-name alphabet; undefined when absent and optional. */
+export function modelOption(values: Record<string, unknown>, required: true): string;
+export function modelOption(values: Record<string, unknown>, required: false): string | undefined;
+export function modelOption(values: Record<string, unknown>, required: boolean): string | undefined {
+  if (values.model === undefined && !required) return undefined;
+  const model = requiredString(values, 'model');
+  const parsed = ModelName.safeParse(model);
+  if (!parsed.success)
+    throw new UsageError(`--model '${model}' is not a valid model name: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}

@@ -3,7 +3,7 @@
  * event, N simulated gateways that pick up the retained release notice, replay readings
  * through the model and publish results, and the aggregator counting them.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -16,6 +16,7 @@ import { EdgeloopError } from '../../shared/errors.ts';
 import type { RegistryItem, TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
+import { putWithProgress } from './upload.ts';
 
 export interface DemoOptions {
   devices: number;
@@ -29,10 +30,20 @@ export interface DemoOptions {
   keep?: boolean;
   dataDir?: string;
   onPhase?: (phase: DemoPhase, detail: string) => void;
+  /** Progress within the upload, train and rollout phases. */
+  onProgress?: (progress: DemoProgress) => void;
+  /** Serve the dashboard on the demo's data (its URL is in the summary and stack.endpoints). */
+  dashboard?: boolean;
   timeoutMs?: number;
 }
 
 export type DemoPhase = 'stack' | 'upload' | 'train' | 'rollout' | 'results' | 'done';
+
+export type DemoProgress =
+  | { phase: 'upload'; sent: number; total: number }
+  /** The newest registry run while the training function works; `status` as in the registry. */
+  | { phase: 'train'; elapsedMs: number; version?: number; status?: string; accuracy?: number }
+  | { phase: 'rollout'; version: number; serving: number; total: number };
 
 export interface DemoSummary {
   model: string;
@@ -42,6 +53,8 @@ export interface DemoSummary {
   results: { published: number; aggregated: number };
   timings: { trainMs: number; rolloutMs: number; totalMs: number };
   dataDir: string;
+  /** The dashboard's URL, when it was served. */
+  dashboard?: string;
 }
 
 export interface DemoRun {
@@ -58,6 +71,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   const model = options.model ?? 'demo-sensors';
   const timeoutMs = options.timeoutMs ?? 150_000;
   const phase = options.onPhase ?? (() => {});
+  const progress = options.onProgress ?? (() => {});
   const workDir = await mkdtemp(join(tmpdir(), 'edgeloop-demo-'));
   const dataDir = options.dataDir ?? join(workDir, 'stack');
   const devices: Device[] = [];
@@ -71,14 +85,22 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
 
   try {
     phase('stack', 'starting the local stack (S3, MQTT broker, DynamoDB)');
-    stack = await startLocalStack({ dataDir });
+    stack = await startLocalStack({ dataDir, ...(options.dashboard ? { dashboard: true } : {}) });
     const localStack = stack;
+    if (stack.endpoints.dashboard) phase('stack', `dashboard at ${stack.endpoints.dashboard}`);
 
     const { csvPath, label } = await prepareDataset(workDir, options);
     const readings = options.readingsPerDevice ?? 500;
 
     // Gateways start first and wait for the release notice, as a fleet in the field would.
     const servingSince = new Map<string, { version: number; at: number }>();
+    let rollingOut: number | undefined;
+    const reportRollout = () => {
+      if (rollingOut === undefined) return;
+      const version = rollingOut;
+      const serving = [...servingSince.values()].filter((s) => s.version === version).length;
+      progress({ phase: 'rollout', version, serving, total: options.devices });
+    };
     for (let i = 1; i <= options.devices; i++) {
       const thing = `gw-${i}`;
       const device = await startDevice({
@@ -92,6 +114,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
       });
       device.events.on('model', ({ version }: { version: number }) => {
         servingSince.set(thing, { version, at: Date.now() });
+        reportRollout();
       });
       devices.push(device);
     }
@@ -99,17 +122,36 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     phase('upload', `uploading ${basename(csvPath)} to s3://${buckets.datasets.localName}`);
     if (label) await putConfig(model, { label });
     const uploadedAt = Date.now();
-    await s3Client().send(
-      new PutObjectCommand({
-        Bucket: buckets.datasets.localName,
-        Key: datasetKeys.dataset(model, basename(csvPath)),
-        Body: await import('node:fs/promises').then((fs) => fs.readFile(csvPath)),
-        ContentType: 'text/csv',
-      }),
-    );
+    await putWithProgress({
+      bucket: buckets.datasets.localName,
+      key: datasetKeys.dataset(model, basename(csvPath)),
+      body: await readFile(csvPath),
+      contentType: 'text/csv',
+      onProgress: ({ sent, total }) => progress({ phase: 'upload', sent, total }),
+    });
 
     phase('train', 'training, evaluating and gating the model');
-    const release = await waitFor(() => finishedRun(model), timeoutMs, 'the training run to finish');
+    const release = await waitFor(
+      async () => {
+        const latest = await latestRun(model);
+        if (latest && latest.status !== 'training') return latest;
+        progress({
+          phase: 'train',
+          elapsedMs: Date.now() - uploadedAt,
+          ...(latest ? { version: latest.version, status: latest.status } : {}),
+        });
+        return undefined;
+      },
+      timeoutMs,
+      'the training run to finish',
+    );
+    progress({
+      phase: 'train',
+      elapsedMs: Date.parse(release.updatedAt) - uploadedAt,
+      version: release.version,
+      status: release.status,
+      ...(release.metrics ? { accuracy: release.metrics.accuracy } : {}),
+    });
     if (release.status !== 'released') {
       throw new EdgeloopError(
         `the training run ended '${release.status}': ${release.reason ?? 'no reason recorded'}`,
@@ -118,6 +160,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     const releasedAt = Date.parse(release.updatedAt);
 
     phase('rollout', `v${release.version} released; waiting for ${devices.length} gateways to serve it`);
+    rollingOut = release.version;
+    reportRollout();
     await Promise.all(
       devices.map((device) => device.waitFor((snapshot) => snapshot.version === release.version, timeoutMs)),
     );
@@ -154,6 +198,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
         totalMs: Date.now() - started,
       },
       dataDir,
+      ...(localStack.endpoints.dashboard ? { dashboard: localStack.endpoints.dashboard } : {}),
     };
     phase('done', 'done');
     return { summary, stack, stop };
@@ -185,10 +230,10 @@ async function putConfig(model: string, config: TrainingConfigInput): Promise<vo
   );
 }
 
-/** The newest registry run of a model once it has left the `training` state. */
-async function finishedRun(model: string): Promise<RegistryItem | undefined> {
+/** The newest registry run of a model, if any. */
+async function latestRun(model: string): Promise<RegistryItem | undefined> {
   const [latest] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, model);
-  return latest && latest.status !== 'training' ? latest : undefined;
+  return latest;
 }
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {

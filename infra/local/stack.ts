@@ -19,6 +19,8 @@ import { type EmfSink, setEmfSink } from '../../shared/emf-sink.ts';
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
 import { buckets, type FunctionName, modelKeys, rolloutSchedule } from '../../shared/topology.ts';
 import { startBroker } from './broker.ts';
+import { localLiveSource, readLiveSnapshot } from './dashboard/live-snapshot.ts';
+import { type DashboardServer, startDashboard } from './dashboard/server.ts';
 import { EmfCollector } from './emf-collector.ts';
 import {
   acquireLock,
@@ -51,6 +53,11 @@ export interface LocalStackOptions {
   dataDir: string;
   handlers?: Partial<Record<FunctionName, (e: unknown) => Promise<unknown>>>;
   log?: (line: string) => void;
+  /**
+   * Serve the local dashboard on the stack's data (default off). Its URL goes into
+   * `endpoints.dashboard`; a restart reuses the remembered port when it is free.
+   */
+  dashboard?: boolean;
   /** How often the rollout controller runs (ms); 0 = only through rolloutController.runNow(). */
   rolloutIntervalMs?: number;
 }
@@ -197,6 +204,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       setEmfSink(previousSink);
     });
 
+    if (options.dashboard) {
+      const dashboard = await startLocalDashboard(remembered?.dashboard, log);
+      cleanups.push(() => dashboard.close());
+      endpoints.dashboard = dashboard.url;
+      rememberEndpoints(dataDir, endpoints);
+    }
+
     // Triggers: S3 notifications and topic rules. Stopped first, then running handlers drain.
     const router = await startRuleRouter(broker.aedes, invoker);
     const onS3Event = s3EventListener(invoker);
@@ -235,6 +249,23 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   } catch (error) {
     await cleanUp();
     throw error;
+  }
+}
+
+/** The dashboard on the live tables, on its remembered port if that is still free. */
+async function startLocalDashboard(
+  rememberedUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<DashboardServer> {
+  const source = localLiveSource();
+  const snapshot = () => readLiveSnapshot(source);
+  const port = rememberedUrl ? portOf(rememberedUrl) : 0;
+  try {
+    return await startDashboard({ port, snapshot });
+  } catch (error) {
+    if (port === 0) throw error;
+    log(`dashboard: port ${port} is taken now; using a free port (${errorMessage(error)})`);
+    return startDashboard({ port: 0, snapshot });
   }
 }
 

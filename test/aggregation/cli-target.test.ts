@@ -1,13 +1,32 @@
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../infra/cli/command.ts';
 import { parseDuration, statsSourceFor } from '../../infra/cli/commands/stats.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
-import { envVars, tables } from '../../shared/topology.ts';
+import { deploymentParameter, envVars, tables } from '../../shared/topology.ts';
 
 describe('where stats and fleet read from', () => {
-  it('derives the AWS table names from --stage', async () => {
+  it('derives the AWS table names from --stage and the models bucket from the deployment document', async () => {
+    // Prepare
+    const ssm = mockClient(SSMClient);
+    ssm.on(GetParameterCommand, { Name: deploymentParameter('prod') }).resolves({
+      Parameter: {
+        Value: JSON.stringify({
+          stage: 'prod',
+          region: 'eu-west-1',
+          thingPolicyName: 'p',
+          roleAlias: 'r',
+          modelsBucket: 'edgeloop-prod-modelsbucket-abc',
+          datasetsBucket: 'd',
+          signingKeyArn: 'arn:aws:kms:eu-west-1:1:key/k',
+        }),
+      },
+    });
+
     // Act
     const source = await statsSourceFor({ aws: true, stage: 'prod' }, {});
+    ssm.restore();
 
     // Assess
     expect(source.tables).toEqual({
@@ -15,6 +34,8 @@ describe('where stats and fleet read from', () => {
       fleet: `${tables.fleet.localName}-prod`,
       errors: `${tables.errors.localName}-prod`,
     });
+    expect(source.manifests).toBeDefined();
+    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(1);
   });
 
   it('prefers the table names given in the environment (stack outputs)', async () => {

@@ -2,18 +2,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { InferenceResult, Manifest, RuleEvent } from '../../shared/schemas.ts';
 import { buckets, modelKeys, topicFor } from '../../shared/topology.ts';
-
-/** mulberry32: a small seeded generator, so every run produces the same results. */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../shared/training/random.ts';
 
 export const LABELS = ['idle', 'normal', 'overheat', 'vibration'] as const;
 
@@ -21,7 +10,7 @@ export function makeResults(
   count: number,
   options: { seed: number; startTs: number; idPrefix: string; truthEvery?: number },
 ): InferenceResult[] {
-  const random = seeded(options.seed);
+  const random = seededRandom(options.seed);
   return Array.from({ length: count }, (_, i) => {
     const label = LABELS[Math.floor(random() * LABELS.length)] ?? 'idle';
     const truth =

@@ -10,7 +10,7 @@ import {
   mergeHistograms,
   percentileFromHistogram,
 } from '../../shared/aggregation/histogram.ts';
-import { seeded } from './fixtures.ts';
+import { seededRandom } from '../../shared/training/random.ts';
 
 function histogramOf(values: readonly number[], edges: readonly number[]): Histogram {
   const histogram: Histogram = {};
@@ -35,7 +35,7 @@ describe('fixed-edge histograms', () => {
     ['heavy tail up to 20 s', (r: () => number) => 1 / (r() + 0.00005)],
   ])('estimates p50/p99 within one bucket width of the exact percentiles (%s)', (_name, draw) => {
     // Prepare
-    const random = seeded(99);
+    const random = seededRandom(99);
     const latencies = Array.from({ length: 5000 }, () => draw(random));
     const histogram = histogramOf(latencies, LATENCY_EDGES_MS);
 
@@ -53,7 +53,7 @@ describe('fixed-edge histograms', () => {
 
   it('gives the same percentiles for merged parts as for the whole', () => {
     // Prepare
-    const random = seeded(3);
+    const random = seededRandom(3);
     const values = Array.from({ length: 999 }, () => random() * 100);
     const parts = [values.slice(0, 100), values.slice(100, 600), values.slice(600)].map((part) =>
       histogramOf(part, LATENCY_EDGES_MS),

@@ -5,15 +5,15 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localStatsSource, readErrors, readModelStats } from '../../functions/aggregation/queries.ts';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { topicFor } from '../../shared/topology.ts';
+import { startTestStack } from '../support/local-stack.ts';
 import { batchPayload, makeResults, manifestFor, putManifest } from './fixtures.ts';
 
 const MOSQUITTO_PUB = '/usr/bin/mosquitto_pub';
@@ -40,7 +40,6 @@ async function waitUntil<T>(read: () => Promise<T>, done: (value: T) => boolean,
 }
 
 describe.runIf(available)('results published by mosquitto_pub through the local stack', () => {
-  let dataDir: string;
   let stack: LocalStack;
   const thing = 'gw-mosquitto';
 
@@ -55,15 +54,12 @@ describe.runIf(available)('results published by mosquitto_pub through the local 
   }
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-mosq-'));
-    process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-    stack = await startLocalStack({ dataDir });
+    stack = await startTestStack({ logLevel: 'ERROR' });
     await putManifest(s3Client(), manifestFor('mosq', 1, 0.6));
   });
 
   afterAll(async () => {
     await stack?.stop();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   it('sets every malformed message aside with a reason, and still counts valid batches exactly once', async () => {
@@ -88,7 +84,7 @@ describe.runIf(available)('results published by mosquitto_pub through the local 
         { id: 'bad', ts: startTs, label: 'idle', confidence: 0.123456789, latencyMs: 1 },
       ],
     }).replace('0.123456789', '1e999');
-    const randomBytes = join(dataDir, 'random.bin');
+    const randomBytes = join(stack.dataDir, 'random.bin');
     await writeFile(
       randomBytes,
       Uint8Array.from({ length: 200 }, (_, i) => (i * 197 + 11) % 256),

@@ -1,15 +1,14 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultsOutcome } from '../../functions/aggregation/results.ts';
 import type { StatusOutcome } from '../../functions/aggregation/status.ts';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { setEmfSink } from '../../shared/emf-sink.ts';
 import type { DeviceStatus } from '../../shared/schemas.ts';
 import { metricNames } from '../../shared/topology.ts';
-import { runCli } from '../cli/in-process.ts';
+import { runCli } from '../support/cli.ts';
+import { startTestStack } from '../support/local-stack.ts';
 import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent, statusEvent } from './fixtures.ts';
 
 let stack: LocalStack;
@@ -20,9 +19,8 @@ let resultsHandler: (event: unknown) => Promise<ResultsOutcome>;
 
 beforeAll(async () => {
   // The real embedded local stack: the CLI finds it through the data dir like a user's shell.
-  dataDir = await mkdtemp(join(tmpdir(), 'edgeloop-cli-'));
-  stack = await startLocalStack({ dataDir });
-  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  stack = await startTestStack({ logLevel: 'ERROR' });
+  dataDir = stack.dataDir;
   const collector = setEmfSink((line) => {
     emf.push(line);
     collector?.(line);
@@ -34,7 +32,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 function status(overrides: Partial<DeviceStatus>): string {
@@ -71,7 +68,7 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
       await statusHandler(statusEvent('gw-b', status({ ts: now - 600_000 }), now - 600_000)),
       await statusHandler(statusEvent('gw-c', '{"ts": 1', now)),
     ];
-    const fleet = await runCli('fleet', '--data-dir', dataDir, '--json');
+    const fleet = await runCli(['fleet', '--data-dir', dataDir, '--json']);
 
     // Assess
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['stored', 'stale', 'stored', 'rejected']);
@@ -117,8 +114,17 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
     );
 
     // Act
-    const stats = await runCli('stats', '--model', 'cli', '--since', '15m', '--data-dir', dataDir, '--json');
-    const human = await runCli('stats', '--model', 'cli', '--data-dir', dataDir);
+    const stats = await runCli([
+      'stats',
+      '--model',
+      'cli',
+      '--since',
+      '15m',
+      '--data-dir',
+      dataDir,
+      '--json',
+    ]);
+    const human = await runCli(['stats', '--model', 'cli', '--data-dir', dataDir]);
 
     // Assess
     expect(stats.code).toBe(0);
@@ -131,7 +137,7 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
 
   it('lists the errors set aside with their reasons', async () => {
     // Act
-    const errors = await runCli('stats', '--errors', '--data-dir', dataDir, '--json');
+    const errors = await runCli(['stats', '--errors', '--data-dir', dataDir, '--json']);
 
     // Assess
     const json = JSON.parse(errors.stdout.trim().split('\n').at(-1) ?? '{}');
@@ -142,9 +148,9 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
 
   it('answers bad usage with exit code 2 and a one-line reason', async () => {
     // Act
-    const noModel = await runCli('stats', '--data-dir', dataDir);
-    const badSince = await runCli('stats', '--model', 'cli', '--since', 'yesterday', '--data-dir', dataDir);
-    const noStack = await runCli('fleet', '--data-dir', join(dataDir, 'missing'));
+    const noModel = await runCli(['stats', '--data-dir', dataDir]);
+    const badSince = await runCli(['stats', '--model', 'cli', '--since', 'yesterday', '--data-dir', dataDir]);
+    const noStack = await runCli(['fleet', '--data-dir', join(dataDir, 'missing')]);
 
     // Assess
     expect([noModel.code, badSince.code, noStack.code]).toEqual([2, 2, 1]);

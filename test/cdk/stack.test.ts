@@ -359,6 +359,15 @@ describe('IoT', () => {
     expect(Object.keys(configs)).toHaveLength(2);
   });
 
+  it('recounts devices online every minute through the status aggregator', () => {
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [
+        Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(synth.stack.iot.aggregators.status), 'Arn'] } }),
+      ],
+    });
+  });
+
   it('lets IoT invoke each aggregator only from its own rule', () => {
     const permissions = resourcesOfType(synth.resources, 'AWS::Lambda::Permission').filter(
       ([, permission]) => permission.Properties?.Principal === 'iot.amazonaws.com',

@@ -1,6 +1,6 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defineCommand } from '../../infra/cli/command.ts';
-import { main } from '../../infra/cli/main.ts';
+import { runCli } from '../support/cli.ts';
 
 const echo = defineCommand({
   name: 'echo',
@@ -15,44 +15,24 @@ const echo = defineCommand({
   },
 });
 
-function capture() {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout.push(String(chunk));
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr.push(String(chunk));
-    return true;
-  });
-  return { stdout, stderr, restore: () => vi.restoreAllMocks() };
-}
-
 describe('the CLI frame', () => {
   it('runs a command with its options', async () => {
-    const io = capture();
-    const code = await main(['echo', 'hi', '--times', '2'], [echo]);
-    io.restore();
+    const { code, stdout } = await runCli(['echo', 'hi', '--times', '2'], [echo]);
     expect(code).toBe(0);
-    expect(io.stdout.join('')).toBe('hi\nhi\n');
+    expect(stdout).toBe('hi\nhi\n');
   });
 
   it('answers bad usage with exit code 2 and a one-line reason', async () => {
     for (const argv of [['echo', 'hi', '--bogus'], ['echo'], ['echo', 'a', 'b'], ['nope']]) {
-      const io = capture();
-      const code = await main(argv, [echo]);
-      io.restore();
+      const { code, stderr } = await runCli(argv, [echo]);
       expect(code).toBe(2);
-      expect(io.stderr.join('').trim().split('\n')).toHaveLength(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
     }
   });
 
   it('shows help with an example', async () => {
-    const io = capture();
-    const code = await main(['echo', '--help'], [echo]);
-    io.restore();
+    const { code, stdout } = await runCli(['echo', '--help'], [echo]);
     expect(code).toBe(0);
-    expect(io.stdout.join('')).toContain('edgeloop echo hi --times 2');
+    expect(stdout).toContain('edgeloop echo hi --times 2');
   });
 });

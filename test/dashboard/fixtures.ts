@@ -4,6 +4,7 @@
  * the numbers are consistent with each other. Nothing here is baked into the page.
  */
 import type { DashboardSnapshot, MinutePoint, VersionSeries } from '../../infra/local/dashboard/snapshot.ts';
+import { seededRandom } from '../../shared/training/random.ts';
 
 export interface SnapshotOptions {
   now?: Date;
@@ -16,18 +17,6 @@ export interface SnapshotOptions {
 
 const MODEL = 'vibration';
 const CLASSES = ['bearing-wear', 'imbalance', 'misalignment', 'normal'];
-
-/** mulberry32: a tiny seeded PRNG so every run builds the same snapshot. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The index whose cumulative share first reaches u. */
 function pickIndex(shares: number[], u: number): number {
@@ -109,7 +98,7 @@ export function buildSnapshot(options: SnapshotOptions = {}): DashboardSnapshot 
   const now = options.now ?? new Date('2025-06-01T12:00:30Z');
   const minutes = options.minutes ?? 12;
   const errorCount = options.errorCount ?? 5;
-  const rand = random(options.seed ?? 7);
+  const rand = seededRandom(options.seed ?? 7);
   const at = (secondsAgo: number) => new Date(now.getTime() - secondsAgo * 1000).toISOString();
   const firstMinute = Math.floor(now.getTime() / 60_000) * 60_000 - (minutes - 1) * 60_000;
 

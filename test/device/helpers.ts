@@ -67,6 +67,8 @@ export interface TestBroker {
   /** Status messages with the thing taken from the topic. */
   statuses: { thing: string; status: DeviceStatus }[];
   resultIds(): Set<string>;
+  /** Clients connected right now. */
+  clients(): number;
   publishRetained(topic: string, payload: unknown): Promise<void>;
   /** Closes the listener and every client connection (an outage); `start()` reopens. */
   stop(): Promise<void>;
@@ -151,6 +153,7 @@ export async function startBroker(port = 0): Promise<TestBroker> {
     },
     batches,
     statuses,
+    clients: () => broker?.connectedClients ?? 0,
     resultIds() {
       const ids = new Set<string>();
       for (const batch of batches) for (const result of batch.results) ids.add(result.id);

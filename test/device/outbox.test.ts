@@ -129,6 +129,29 @@ describe('result batcher', () => {
     expect(outbox.csvNext).toBe(3_000);
   });
 
+  it('gives every batch it cuts the CSV position right after its own last result', async () => {
+    // Prepare
+    const outbox = await Outbox.open(await tempDir());
+    const batcher = new ResultBatcher(outbox, 'm', () => undefined, { maxResults: 100 });
+
+    // Act: one add spanning three batches, as a fast CSV chunk does.
+    batcher.add(1, results(0, 250), 250);
+    await batcher.flush();
+
+    // Assess: each stored batch resumes exactly after itself, so deleting it once acked can
+    // never make a restart produce its readings again.
+    const resumeAt: [string, number | undefined][] = [];
+    for (let batch = outbox.take(); batch; batch = outbox.take()) {
+      const ids = JSON.parse(batch.resultsJson) as { id: string }[];
+      resumeAt.push([ids.at(-1)?.id ?? '', batch.csvNext]);
+    }
+    expect(resumeAt).toEqual([
+      ['t:99', 100],
+      ['t:199', 200],
+      ['t:249', 250],
+    ]);
+  });
+
   it('bounds the encoded size of a result from above', () => {
     // Prepare
     const worst: InferenceResult = {

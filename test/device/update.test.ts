@@ -102,6 +102,26 @@ describe('device model updates against real aedes + s3rver', () => {
     await gw.stop();
   });
 
+  it('stops promptly while its source still waits for a first model', async () => {
+    // Prepare: a model nobody has released yet, so the CSV replay never starts.
+    const gw = await startDevice(
+      peers.deviceOptions('gw-waiting', {
+        model: 'never-released',
+        source: { kind: 'csv', file: peers.csv, limit: 10 },
+      }),
+    );
+
+    // Act
+    const stopped = await Promise.race([
+      gw.stop().then(() => 'stopped'),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 10_000)),
+    ]);
+
+    // Assess
+    expect(stopped).toBe('stopped');
+    expect(gw.status()).toMatchObject({ version: null, produced: 0 });
+  });
+
   it('refuses an older version unless the notice is an explicit rollback', async () => {
     // Prepare
     await peers.release({ version: 3 });

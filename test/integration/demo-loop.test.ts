@@ -4,19 +4,16 @@
  * dynalite, aedes with the thing policy, the Publish shim, the real train and aggregator
  * handlers, and three device services on the SDK's MQTT client.
  */
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-
-const cli = (args: string[], timeout = 240_000) =>
-  spawnSync(process.execPath, ['infra/cli/bin.js', ...args], { encoding: 'utf8', timeout });
+import { runBin } from '../support/cli.ts';
 
 describe('edgeloop demo', () => {
-  it('turns the demo dataset into a model that every gateway runs, and counts every result', () => {
+  it('turns the demo dataset into a model that every gateway runs, and counts every result', async () => {
     // Act
-    const run = cli(['demo', '--devices', '3', '--readings', '300', '--json']);
+    const run = await runBin(['demo', '--devices', '3', '--readings', '300', '--json'], 240_000);
 
     // Assess
-    expect(run.status, run.stderr).toBe(0);
+    expect(run.code, run.stderr).toBe(0);
     const lines = run.stdout.trim().split('\n');
     const summary = JSON.parse(lines[lines.length - 1] ?? '');
     expect(summary.model).toBe('demo-sensors');
@@ -44,9 +41,9 @@ describe('bad CLI input', () => {
     [['upload', 'package.json'], /--model is required/],
     [['demo', '--devices', 'many'], /--devices must be an integer/],
     [['nope'], /unknown command 'nope'/],
-  ])('%j exits 2 with a one-line reason', (args, reason) => {
-    const run = cli(args, 60_000);
-    expect(run.status).toBe(2);
+  ])('%j exits 2 with a one-line reason', async (args, reason) => {
+    const run = await runBin(args);
+    expect(run.code).toBe(2);
     expect(run.stderr).toMatch(reason);
     expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });

@@ -7,7 +7,7 @@ import type { PolicyDecision } from '../../infra/local/policy-auth.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { RuleEventSchema } from '../../shared/schemas.ts';
 import { topicFor } from '../../shared/topology.ts';
-import { connectThing, eventually, type ThingClient } from './thing-client.ts';
+import { connectThing, eventually, type ThingClient } from '../support/thing-client.ts';
 
 describe('local broker enforces the thing policy', () => {
   let dataDir: string;

@@ -16,7 +16,7 @@ import { type LocalStack, localEnv, readEndpoints, startLocalStack } from '../..
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { emitEmf } from '../../shared/emf-sink.ts';
 import { buckets, envVars, functions, modelKeys, tables, topicFor } from '../../shared/topology.ts';
-import { connectThing, eventually } from './thing-client.ts';
+import { connectThing, eventually } from '../support/thing-client.ts';
 
 const release = topicFor('release', { model: 'restart-model' });
 

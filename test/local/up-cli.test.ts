@@ -7,9 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_CREDENTIALS } from '../../infra/local/env.ts';
 import { type Endpoints, readEndpoints } from '../../infra/local/stack.ts';
 import { buckets } from '../../shared/topology.ts';
-import { connectThing, withTimeout } from './thing-client.ts';
-
-const bin = join(import.meta.dirname, '../../infra/cli/bin.js');
+import { cliBin } from '../support/cli.ts';
+import { connectThing, withTimeout } from '../support/thing-client.ts';
 
 interface Run {
   child: ChildProcess;
@@ -19,7 +18,7 @@ interface Run {
 }
 
 function run(args: string[]): Run {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   let buffered = '';
   let stderr = '';
@@ -81,7 +80,8 @@ describe('edgeloop up', () => {
     await thing.close();
 
     // Assess
-    expect(Object.keys(endpoints).sort()).toEqual(['dynamodb', 'iotData', 'mqtt', 's3']);
+    expect(Object.keys(endpoints).sort()).toEqual(['dashboard', 'dynamodb', 'iotData', 'mqtt', 's3']);
+    expect(endpoints.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(endpoints.mqtt).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
     expect(listed.Buckets?.map((bucket) => bucket.Name).sort()).toEqual(
       Object.values(buckets)

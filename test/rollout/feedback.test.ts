@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HardExampleSampler } from '../../device/hard-examples.ts';
+import { HardExampleSampler, resultsView } from '../../device/hard-examples.ts';
 import {
   applyLabels,
   countLabelled,
@@ -119,13 +119,12 @@ describe('hard-example sampler on the gateway', () => {
       features: [{ kind: 'numeric', column: 'temp', mean: 0, std: 1, fill: 0 }],
     },
   } as unknown as Manifest;
-  const result = (i: number, confidence: number, truth?: string): InferenceResult => ({
+  const result = (i: number, confidence: number): InferenceResult => ({
     id: `gw-1:${i}`,
     ts: 1_700_000_000_000 + i,
     label: 'normal',
     confidence,
     latencyMs: 1,
-    ...(truth ? { truth } : {}),
   });
   const open = (options: Partial<Parameters<typeof HardExampleSampler.open>[0]['options']> = {}) =>
     HardExampleSampler.open({
@@ -148,11 +147,14 @@ describe('hard-example sampler on the gateway', () => {
     // Prepare
     s3.on(PutObjectCommand).resolves({});
     const sampler = await open({ maxPerMinute: 3 });
-    const rows = Array.from({ length: 10 }, (_, i) => ({ temp: 60 + i }));
-    const results = rows.map((_, i) => result(i, i === 0 ? 0.9 : 0.4, i % 2 ? 'overheating' : undefined));
+    const rows = Array.from({ length: 10 }, (_, i) => ({
+      temp: 60 + i,
+      condition: i % 2 ? 'overheating' : '',
+    }));
+    const results = rows.map((_, i) => result(i, i === 0 ? 0.9 : 0.4));
 
     // Act
-    sampler.offer(rows, results, manifest);
+    sampler.offer(resultsView(rows, results), manifest);
     await sampler.stop();
 
     // Assess
@@ -173,7 +175,7 @@ describe('hard-example sampler on the gateway', () => {
     // Prepare
     s3.on(PutObjectCommand).rejectsOnce(new Error('network down')).resolves({});
     const first = await open();
-    first.offer([{ temp: 1 }], [result(1, 0.1)], manifest);
+    first.offer(resultsView([{ temp: 1 }], [result(1, 0.1)]), manifest);
 
     // Act
     await first.flush();
@@ -195,8 +197,10 @@ describe('hard-example sampler on the gateway', () => {
 
     // Act
     sampler.offer(
-      rows,
-      rows.map((_, i) => result(i, 0.2)),
+      resultsView(
+        rows,
+        rows.map((_, i) => result(i, 0.2)),
+      ),
       manifest,
     );
     await sampler.flush();

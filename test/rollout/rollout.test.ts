@@ -19,7 +19,7 @@ import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { inCanaryCohort } from '../../shared/rollout/cohort.ts';
 import { ManifestSchema, type RegistryItem, type TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, modelKeys } from '../../shared/topology.ts';
-import { runCli } from '../cli/in-process.ts';
+import { runCli } from '../support/cli.ts';
 import { type Fleet, mislabelledDataset, startFleet, waitUntil } from './fleet.ts';
 
 const MODEL = 'rollout-sensors';
@@ -161,7 +161,7 @@ describe('hard examples', () => {
       current: await readModelFeedback(s3Client(), bucket, MODEL),
       unlabelled: { key, table: await readFeedbackTable(s3Client(), bucket, key) },
     };
-    const listed = await runCli(
+    const listed = await runCli([
       'feedback',
       'list',
       '--model',
@@ -169,12 +169,12 @@ describe('hard examples', () => {
       '--json',
       '--data-dir',
       fleet.stack.dataDir,
-    );
+    ]);
     const idAt = feedback.unlabelled.table.header.indexOf('feedback_id');
     const ids = feedback.unlabelled.table.rows.map((row) => row[idAt] ?? '');
     const labelsFile = join(fleet.dir, 'labels.csv');
     await writeFile(labelsFile, `feedback_id,label\n${ids.map((id) => `${id},${truthOf(id)}`).join('\n')}\n`);
-    const labelled = await runCli(
+    const labelled = await runCli([
       'feedback',
       'label',
       feedback.unlabelled.key,
@@ -183,7 +183,7 @@ describe('hard examples', () => {
       '--json',
       '--data-dir',
       fleet.stack.dataDir,
-    );
+    ]);
     await fleet.upload(MODEL, 'v4.csv', generateDemoDataset({ rows: 600, seed: 4 }));
     const run = await settled(4, ['canary', 'released', 'rejected-by-gate', 'failed']);
     const manifest = ManifestSchema.parse(

@@ -30,6 +30,44 @@ describe('transformRows', () => {
   });
 });
 
+describe('numeric readings', () => {
+  it('read numbers and numeric text alike, and fill every missing or non-finite spelling', () => {
+    // Prepare
+    const numeric: Preprocessing = {
+      label: 'y',
+      labels: ['a', 'b'],
+      features: [{ kind: 'numeric', column: 'x', mean: 0, std: 1, fill: 7 }],
+      inputWidth: 1,
+    };
+    const readings = [
+      3,
+      '3',
+      ' 3 ',
+      '',
+      '   ',
+      'NA',
+      'null',
+      'NaN',
+      'Infinity',
+      '1e999',
+      'abc',
+      Number.NaN,
+      null,
+    ];
+
+    // Act
+    const values = Array.from(
+      transformRows(
+        numeric,
+        readings.map((x) => ({ x })),
+      ),
+    );
+
+    // Assess
+    expect(values).toEqual([3, 3, 3, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
+  });
+});
+
 function chunk(values: Float32Array, width: number): number[][] {
   const rows: number[][] = [];
   for (let i = 0; i < values.length; i += width) rows.push(Array.from(values.slice(i, i + width)));

@@ -9,7 +9,7 @@ import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { verifyManifestSignature } from '../../shared/manifest.ts';
 import { ManifestSchema } from '../../shared/schemas.ts';
 import { tables } from '../../shared/topology.ts';
-import { runCli } from '../cli/in-process.ts';
+import { runCli } from '../support/cli.ts';
 import { fixture } from './fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeloop-cli-'));
@@ -23,7 +23,7 @@ describe('edgeloop train', () => {
     // Prepare
     const outDir = join(dir, 'out');
     // Act
-    const result = await runCli(
+    const result = await runCli([
       'train',
       demoFile,
       '--model',
@@ -35,7 +35,7 @@ describe('edgeloop train', () => {
       '--epochs',
       '5',
       '--json',
-    );
+    ]);
     // Assess
     expect(result.code).toBe(0);
     const summary = JSON.parse(result.stdout.trim().split('\n').pop() ?? '');
@@ -60,7 +60,7 @@ describe('edgeloop train', () => {
     [['train', demoFile, '--model', 'Bad Name'], /not a valid model name/],
     [['train', demoFile, '--model', 'demo', '--epochs', 'many'], /--epochs must be an integer/],
   ])('exits 2 with a one-line reason for bad usage: %j', async (argv, message) => {
-    const result = await runCli(...argv);
+    const result = await runCli([...argv]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
@@ -69,7 +69,7 @@ describe('edgeloop train', () => {
   it('exits 1 with the one-line rejection for a broken dataset, never a stack trace', async () => {
     const file = join(dir, 'one-class.csv');
     writeFileSync(file, fixture('broken-one-class.csv'));
-    const result = await runCli('train', file, '--model', 'demo');
+    const result = await runCli(['train', file, '--model', 'demo']);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
       "edgeloop train: one-class.csv: label column 'condition' has only one class ('normal') in 30 rows: a classifier needs rows of at least two classes\n",
@@ -112,7 +112,7 @@ describe('edgeloop models', () => {
   });
 
   it('lists one model newest first as JSON', async () => {
-    const result = await runCli('models', '--model', 'pump', '--data-dir', dataDir, '--json');
+    const result = await runCli(['models', '--model', 'pump', '--data-dir', dataDir, '--json']);
     expect(result.code).toBe(0);
     const { models } = JSON.parse(result.stdout.trim());
     expect(models.map((item: { version: number; status: string }) => [item.version, item.status])).toEqual([
@@ -122,7 +122,7 @@ describe('edgeloop models', () => {
   });
 
   it('prints a table of every model with status, accuracy and reason', async () => {
-    const result = await runCli('models', '--data-dir', dataDir);
+    const result = await runCli(['models', '--data-dir', dataDir]);
     const lines = result.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^MODEL\s+VERSION\s+STATUS\s+ACCURACY/);
     expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 3).join(' '))).toEqual([
@@ -134,7 +134,7 @@ describe('edgeloop models', () => {
   });
 
   it('says how to start a stack when the data dir has none', async () => {
-    const result = await runCli('models', '--data-dir', join(dir, 'nowhere'));
+    const result = await runCli(['models', '--data-dir', join(dir, 'nowhere')]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/no local stack in .*nowhere: start one with `edgeloop up`/);
   });

@@ -5,14 +5,21 @@ import { KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resetAwsClients } from '../../shared/aws.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { InputError } from '../../shared/errors.ts';
 import { generateSigningKeyPair, signManifest, verifyManifestSignature } from '../../shared/manifest.ts';
 import type { Manifest } from '../../shared/schemas.ts';
 import { signerFromEnv } from '../../shared/signing.ts';
-import { buckets, datasetKeys, envVars, tables } from '../../shared/topology.ts';
-import { type LocalServers, startLocalServers } from './local-servers.ts';
+import { buckets, datasetKeys } from '../../shared/topology.ts';
+import {
+  type ReleaseWatcher,
+  recordTrainEvents,
+  startTestStack,
+  watchReleaseNotices,
+} from '../support/local-stack.ts';
+import { eventually } from '../support/thing-client.ts';
 
 const keys = generateSigningKeyPair();
 const dir = mkdtempSync(join(tmpdir(), 'edgeloop-keys-'));
@@ -59,34 +66,20 @@ describe('signerFromEnv', () => {
 });
 
 describe('the train handler, configured from the environment', () => {
-  let servers: LocalServers;
-  const saved = { ...process.env };
+  // The stack's S3 notification hands the events to this recorder; the test calls the real
+  // handler with them, configured by the env the local stack sets (its own signing key).
+  const trainEvents = recordTrainEvents();
+  let stack: LocalStack;
+  let watcher: ReleaseWatcher;
 
   beforeAll(async () => {
-    servers = await startLocalServers();
-    Object.assign(process.env, {
-      [envVars.datasetsBucket]: buckets.datasets.localName,
-      [envVars.modelsBucket]: buckets.models.localName,
-      [envVars.registryTable]: tables.registry.localName,
-      [envVars.idempotencyTable]: tables.idempotency.localName,
-      [envVars.signingKey]: keyFile,
-      AWS_ENDPOINT_URL_S3: servers.endpoints.s3,
-      AWS_ENDPOINT_URL_DYNAMODB: servers.endpoints.dynamodb,
-      AWS_ENDPOINT_URL_IOT_DATA_PLANE: servers.endpoints.iotData,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-    });
-    resetAwsClients();
+    stack = await startTestStack({ handlers: trainEvents.handlers, logLevel: 'SILENT' });
+    watcher = await watchReleaseNotices(stack);
   });
 
   afterAll(async () => {
-    resetAwsClients();
-    process.env = saved;
-    await servers?.stop();
+    await watcher?.close();
+    await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -94,27 +87,23 @@ describe('the train handler, configured from the environment', () => {
     // Prepare
     const { handler } = await import('../../functions/train.ts');
     const put = (key: string, body: string) =>
-      servers.s3.send(new PutObjectCommand({ Bucket: buckets.datasets.localName, Key: key, Body: body }));
+      s3Client().send(new PutObjectCommand({ Bucket: buckets.datasets.localName, Key: key, Body: body }));
     await put(datasetKeys.config('env'), JSON.stringify({ epochs: 3 }));
     await put(datasetKeys.dataset('env', 'a.csv'), generateDemoDataset({ rows: 200 }));
     await put(datasetKeys.dataset('env', 'b b.csv'), 'x,y\n1,a\n');
-    const records = servers.s3Events.filter((record) =>
-      (record as { s3: { object: { key: string } } }).s3.object.key.endsWith('.csv'),
-    );
-    // S3 URL-encodes keys in notifications (spaces become '+'), as the local stack does too.
-    const encoded = records.map((record) => {
-      const r = record as { s3: { object: { key: string } } };
-      return { ...r, s3: { ...r.s3, object: { ...r.s3.object, key: r.s3.object.key.replace(/ /g, '+') } } };
-    });
+    await stack.idle();
+    // S3 URL-encodes keys in notifications (spaces become '+'), and so does the local stack.
+    const records = trainEvents.records.filter((record) => record.s3.object.key.endsWith('.csv'));
     // Act
-    const result = await handler({ Records: encoded });
+    const result = await handler({ Records: records });
     // Assess
     expect(result.runs.map((run) => [run.model, run.version, run.outcome])).toEqual([
       ['env', 1, 'released'],
       ['env', 2, 'rejected'],
     ]);
     expect(result.runs[1]?.reason).toMatch(/^datasets\/env\/b b\.csv: .*only one class/);
-    expect(servers.published).toHaveLength(1);
-    expect(JSON.parse(servers.published[0]?.payload ?? '{}')).toMatchObject({ model: 'env', version: 1 });
+    await eventually(() => watcher.notices.length > 0, 5000, 'the release notice');
+    expect(watcher.notices).toHaveLength(1);
+    expect(JSON.parse(watcher.notices[0]?.payload ?? '{}')).toMatchObject({ model: 'env', version: 1 });
   });
 });

@@ -1,9 +1,12 @@
+import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainingDeps, TrainingLog } from '../../functions/training/deps.ts';
 import { currentRelease, listRegistry } from '../../functions/training/registry.ts';
 import { createTrainingSteps, runTraining, type TrainingSteps } from '../../functions/training/steps.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import {
   generateSigningKeyPair,
@@ -13,21 +16,32 @@ import {
 } from '../../shared/manifest.ts';
 import { ManifestSchema, ReleaseNoticeSchema, type TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, datasetKeys, modelKeys, tables, topicFor } from '../../shared/topology.ts';
+import {
+  type ReleaseWatcher,
+  recordTrainEvents,
+  startTestStack,
+  watchReleaseNotices,
+} from '../support/local-stack.ts';
+import { eventually } from '../support/thing-client.ts';
 import { fixture } from './fixtures.ts';
-import { type LocalServers, startLocalServers } from './local-servers.ts';
 
 const quiet: TrainingLog = { info() {}, warn() {}, error() {} };
 const keys = generateSigningKeyPair();
-let servers: LocalServers;
+// The stack's S3 notification hands the train function's events to this recorder; the tests
+// run the pipeline steps themselves, with their own signing key.
+const trainEvents = recordTrainEvents();
+let stack: LocalStack;
+let watcher: ReleaseWatcher;
 let deps: TrainingDeps;
 let steps: TrainingSteps;
 
 beforeAll(async () => {
-  servers = await startLocalServers();
+  stack = await startTestStack({ handlers: trainEvents.handlers });
+  watcher = await watchReleaseNotices(stack);
   deps = {
-    s3: servers.s3,
-    ddb: servers.ddb,
-    iot: servers.iot,
+    s3: s3Client(),
+    ddb: dynamoClient(),
+    iot: iotDataClient(),
     datasetsBucket: buckets.datasets.localName,
     modelsBucket: buckets.models.localName,
     registryTable: tables.registry.localName,
@@ -39,22 +53,22 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await servers?.stop();
+  await watcher?.close();
+  await stack?.stop();
 });
 
 async function put(key: string, body: string | Uint8Array): Promise<void> {
-  await servers.s3.send(new PutObjectCommand({ Bucket: buckets.datasets.localName, Key: key, Body: body }));
+  await s3Client().send(new PutObjectCommand({ Bucket: buckets.datasets.localName, Key: key, Body: body }));
 }
 
-/** Uploads a dataset and returns the real S3 event record s3rver emitted for it. */
+/** Uploads a dataset and returns the S3 event record the stack's bucket notification delivered. */
 async function upload(model: string, file: string, body: string | Uint8Array): Promise<unknown> {
   const key = datasetKeys.dataset(model, file);
-  const before = servers.s3Events.length;
+  const before = trainEvents.records.length;
   await put(key, body);
-  const record = servers.s3Events
-    .slice(before)
-    .find((event) => (event as { s3: { object: { key: string } } }).s3.object.key === key);
-  if (!record) throw new Error(`s3rver emitted no event for ${key}`);
+  await stack.idle();
+  const record = trainEvents.records.slice(before).find((event) => event.s3.object.key === key);
+  if (!record) throw new Error(`the local stack delivered no S3 event for ${key}`);
   return record;
 }
 
@@ -64,7 +78,7 @@ async function configure(model: string, config: TrainingConfigInput): Promise<vo
 
 async function modelObject(key: string): Promise<Uint8Array | undefined> {
   try {
-    const result = await servers.s3.send(
+    const result = await s3Client().send(
       new GetObjectCommand({ Bucket: buckets.models.localName, Key: key }),
     );
     return await result.Body?.transformToByteArray();
@@ -74,7 +88,11 @@ async function modelObject(key: string): Promise<Uint8Array | undefined> {
 }
 
 const releaseNotices = (model: string) =>
-  servers.published.filter((message) => message.topic === topicFor('release', { model }));
+  watcher.notices.filter((message) => message.topic === topicFor('release', { model }));
+
+/** Waits until the subscribed gateway has seen `count` release notices of `model`. */
+const noticesArrive = (model: string, count: number) =>
+  eventually(() => releaseNotices(model).length >= count, 5000, `${count} release notice(s) of ${model}`);
 
 const small = generateDemoDataset({ rows: 400, seed: 1 });
 
@@ -107,8 +125,14 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
       expect(bytes && sha256Hex(bytes)).toBe(file.sha256);
     }
 
+    await noticesArrive('pump', 1);
     const [notice] = releaseNotices('pump');
-    expect(notice).toMatchObject({ qos: '1', retain: 'true' });
+    // Retained at QoS 1: IoT's GetRetainedMessage (the stack's shim) returns it for late gateways.
+    const retained = await deps.iot.send(
+      new GetRetainedMessageCommand({ topic: topicFor('release', { model: 'pump' }) }),
+    );
+    expect(retained).toMatchObject({ qos: 1 });
+    expect(Buffer.from(retained.payload ?? new Uint8Array()).toString('utf8')).toBe(notice?.payload);
     expect(ReleaseNoticeSchema.parse(JSON.parse(notice?.payload ?? ''))).toMatchObject({
       model: 'pump',
       version: 1,
@@ -128,6 +152,7 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     expect(runs.map((run) => run.outcome).sort()).toEqual(['released', 'skipped']);
     expect(late.outcome).toBe('skipped');
     expect(await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'dup')).toHaveLength(1);
+    await noticesArrive('dup', 1);
     expect(releaseNotices('dup')).toHaveLength(1);
   });
 
@@ -152,7 +177,7 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     const state = await runTraining(record, steps);
     // Assess
     expect(state.outcome).toBe('rejected');
-    const item = await servers.ddb.send(
+    const item = await deps.ddb.send(
       new GetCommand({ TableName: deps.registryTable, Key: { model: 'pump', version: state.version } }),
     );
     expect(item.Item).toMatchObject({ status: 'rejected' });
@@ -184,6 +209,7 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     expect(rejected?.baselineAccuracy).toBeGreaterThan((rejected?.metrics?.accuracy ?? 1) + 0.02);
     expect(rejected?.reason).toMatch(/new accuracy 0\.\d{4} vs current release 0\.\d{4}/);
     expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'gated'))?.version).toBe(1);
+    await noticesArrive('gated', 1);
     expect(releaseNotices('gated').map((notice) => JSON.parse(notice.payload).version)).toEqual([1]);
   });
 

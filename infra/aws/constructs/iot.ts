@@ -5,6 +5,8 @@
  * hands out for read-only access to the models bucket.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
@@ -118,6 +120,14 @@ export class Iot extends Construct {
         return [name, topicRule];
       }),
     ) as Record<RuleName, iot.CfnTopicRule>;
+
+    // The status function also recounts devices online per version every minute, so a
+    // version whose gateways fell silent drops to zero instead of keeping its last value.
+    new events.Rule(this, 'DevicesOnlineSchedule', {
+      description: `${NAMESPACE}: recount devices online per model version`,
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.aggregators.status, { retryAttempts: 0 })],
+    });
 
     // Gateways exchange their certificate for temporary credentials through this alias;
     // the role can read model files and nothing else.

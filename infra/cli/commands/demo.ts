@@ -1,13 +1,25 @@
-import { type DemoPhase, type DemoSummary, runDemo } from '../../local/demo.ts';
+import { type DemoPhase, type DemoProgress, type DemoSummary, runDemo } from '../../local/demo.ts';
 import { defineCommand, intOption } from '../command.ts';
 import { existingFile } from '../files.ts';
+import {
+  type Activity,
+  activity,
+  colourEnabled,
+  formatBytes,
+  type Progress,
+  palette,
+  progressBar,
+  renderTable,
+} from '../ui.ts';
 
 export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'the whole loop in one process: dataset -> model -> gateways -> aggregated results',
-  usage: 'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--readings N] [--keep] [--json]',
+  usage:
+    'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--readings N] [--keep] [--no-dashboard] [--json]',
   examples: [
     'edgeloop demo',
+    'edgeloop demo --keep          # then open the dashboard URL it prints',
     'edgeloop demo --devices 3 --json',
     'edgeloop demo --dataset pumps.csv --label state',
   ],
@@ -32,8 +44,9 @@ export const demoCommand = defineCommand({
     model: { type: 'string', description: 'model name', default: 'demo-sensors', valueName: 'NAME' },
     keep: {
       type: 'boolean',
-      description: 'keep the local stack running after the summary (Ctrl-C stops it)',
+      description: 'keep the local stack and its dashboard running after the summary (Ctrl-C stops it)',
     },
+    'no-dashboard': { type: 'boolean', description: 'do not serve the local dashboard page' },
   },
   async run({ values, out, err }) {
     const devices = intOption(values, 'devices') ?? 3;
@@ -41,28 +54,31 @@ export const demoCommand = defineCommand({
     const datasetFile =
       values.dataset === undefined ? undefined : existingFile(String(values.dataset), '--dataset');
     const quiet = values.quiet === true;
-    let phaseStarted = Date.now();
-    const onPhase = (phase: DemoPhase, detail: string) => {
-      const now = Date.now();
-      if (!quiet)
-        err(`[${phase.padEnd(7)}] ${detail}${phase === 'stack' ? '' : ` (+${now - phaseStarted} ms)`}`);
-      phaseStarted = now;
-    };
+    const view = new DemoView(err, quiet);
     const run = await runDemo({
       devices,
       readingsPerDevice,
       model: String(values.model),
       ...(datasetFile ? { datasetFile } : {}),
       ...(typeof values.label === 'string' ? { label: values.label } : {}),
-      onPhase,
+      dashboard: values['no-dashboard'] !== true,
+      onPhase: (phase, detail) => view.phase(phase, detail),
+      onProgress: (progress) => view.progress(progress),
+    }).catch((error: unknown) => {
+      view.abandon();
+      throw error;
     });
     try {
       if (values.json) out(JSON.stringify(run.summary));
-      else for (const line of summaryTable(run.summary)) out(line);
+      else
+        for (const line of summaryTable(run.summary, {
+          colour: colourEnabled(process.stdout),
+          kept: values.keep === true,
+        }))
+          out(line);
       if (values.keep) {
-        err(
-          `local stack kept running on ${run.summary.dataDir}: ${JSON.stringify(run.stack.endpoints)} (Ctrl-C stops it)`,
-        );
+        const where = run.summary.dashboard ? `; dashboard at ${run.summary.dashboard}` : '';
+        err(`local stack kept running on ${run.summary.dataDir}${where} (Ctrl-C stops it)`);
         await new Promise((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
@@ -75,17 +91,95 @@ export const demoCommand = defineCommand({
   },
 });
 
-function summaryTable(summary: DemoSummary): string[] {
-  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-  const rows: [string, string][] = [
+/** The demo's progress on stderr: a line per phase, a bar (or spinner) within upload, train, rollout. */
+class DemoView {
+  #phaseStarted = Date.now();
+  #upload?: Progress;
+  #train?: Activity;
+  #rollout?: Progress;
+  readonly #colour = palette(colourEnabled(process.stderr));
+
+  constructor(
+    private readonly err: (line: string) => void,
+    private readonly quiet: boolean,
+  ) {}
+
+  phase(phase: DemoPhase, detail: string) {
+    const now = Date.now();
+    const elapsed = now - this.#phaseStarted;
+    this.#phaseStarted = now;
+    if (phase === 'train') this.#upload?.finish();
+    if (phase === 'results') this.#rollout?.finish(`in ${seconds(elapsed)}`);
+    if (this.quiet) return;
+    this.err(`${this.#colour.cyan(`[${phase.padEnd(7)}]`)} ${detail}`);
+  }
+
+  /** The demo failed: close any half-drawn progress line before the error is printed. */
+  abandon() {
+    for (const step of [this.#upload, this.#train, this.#rollout]) step?.abandon();
+  }
+
+  progress(event: DemoProgress) {
+    const silent = this.quiet;
+    if (event.phase === 'upload') {
+      this.#upload ??= progressBar({
+        label: 'upload',
+        total: event.total,
+        format: (sent, total) => `${formatBytes(sent)} / ${formatBytes(total)}`,
+        silent,
+      });
+      this.#upload.update(event.sent);
+    } else if (event.phase === 'train') {
+      this.#train ??= activity({ label: 'train', silent });
+      const run = event.version === undefined ? 'waiting for the run' : `v${event.version} ${event.status}`;
+      const accuracy = event.accuracy === undefined ? '' : `, test accuracy ${percent(event.accuracy)}`;
+      if (event.status === 'training' || event.status === undefined)
+        this.#train.update(`${run}, ${seconds(event.elapsedMs)}`);
+      else this.#train.finish(`${run} after ${seconds(event.elapsedMs)}${accuracy}`);
+    } else {
+      this.#rollout ??= progressBar({
+        label: 'rollout',
+        total: event.total,
+        format: (serving, total) => `${serving}/${total} gateways on v${event.version}`,
+        silent,
+      });
+      this.#rollout.update(event.serving);
+    }
+  }
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const percent = (rate: number) => `${(rate * 100).toFixed(1)}%`;
+
+export function summaryTable(
+  summary: DemoSummary,
+  options: { colour?: boolean; kept?: boolean } = {},
+): string[] {
+  const c = palette(options.colour === true);
+  const rows: string[][] = [
     ['model', `${summary.model} v${summary.version}`],
-    ['accuracy', `${summary.metrics.accuracy.toFixed(3)} on the held-out test split`],
-    ['devices', summary.devices.map((d) => `${d.thing} v${d.modelVersion ?? '-'}`).join(', ')],
+    ['accuracy', `${percent(summary.metrics.accuracy)} on the held-out test split`],
+    [
+      'gateways',
+      summary.devices
+        .map((d) => `${d.thing} ${d.modelVersion === null ? '(no model)' : `v${d.modelVersion}`}`)
+        .join(', '),
+    ],
     ['results', `published ${summary.results.published}, aggregated ${summary.results.aggregated}`],
     [
       'timings',
       `train ${seconds(summary.timings.trainMs)}, rollout ${seconds(summary.timings.rolloutMs)}, total ${seconds(summary.timings.totalMs)}`,
     ],
   ];
-  return rows.map(([name, value]) => `${name.padEnd(9)} ${value}`);
+  if (summary.dashboard)
+    rows.push([
+      'dashboard',
+      options.kept
+        ? c.cyan(summary.dashboard)
+        : `closed with the demo (run 'edgeloop demo --keep' to browse it)`,
+    ]);
+  return [
+    c.bold('edgeloop demo: the loop closed'),
+    ...renderTable(rows.map(([name, value]) => [c.dim(name ?? ''), value ?? ''])),
+  ];
 }

@@ -11,7 +11,15 @@ import {
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
 import { localStackFiles } from '../../../shared/topology.ts';
-import { type CommandContext, defineCommand, intOption, type OptionSpec, UsageError } from '../command.ts';
+import { DEFAULT_DATA_DIR } from '../../local/attach.ts';
+import {
+  type CommandContext,
+  dataDirOption,
+  defineCommand,
+  intOption,
+  type OptionSpec,
+  UsageError,
+} from '../command.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -29,12 +37,7 @@ export const deviceRunOptions = {
     description: 'stop after N readings (looping over the CSV), once all are acknowledged',
     valueName: 'N',
   },
-  'data-dir': {
-    type: 'string',
-    description: 'local stack data dir (its endpoints and manifest verification key)',
-    default: '.edgeloop',
-    valueName: 'DIR',
-  },
+  'data-dir': dataDirOption,
   config: {
     type: 'string',
     description: 'JSON config file (flags and EDGELOOP_DEVICE_* env override it)',
@@ -80,7 +83,7 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
   const layers = [fileLayer, envLayer, flagLayer];
   if (!layers.some((layer) => layer.model !== undefined)) throw new UsageError('--model is required');
   const explicitEndpoint = layers.some((layer) => layer.mqttEndpoint !== undefined);
-  const dataDir = str('data-dir') ?? '.edgeloop';
+  const dataDir = str('data-dir') ?? DEFAULT_DATA_DIR;
   let localLayer = {};
   if (!explicitEndpoint || existsSync(join(dataDir, localStackFiles.endpoints))) {
     const local = readLocalStack(dataDir);

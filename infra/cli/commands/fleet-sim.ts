@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { deviceOptionsFrom } from '../../../device/config.ts';
 import { type Device, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
+import { DEFAULT_DATA_DIR } from '../../local/attach.ts';
 import { type CommandContext, defineCommand, intOption } from '../command.ts';
 import { deviceConfigFromArgs, deviceRunOptions, runUntilDone, summary } from './device.ts';
 
@@ -29,7 +30,7 @@ export const fleetSimCommand = defineCommand({
     const { values, out, err } = ctx;
     const count = intOption(values, 'devices') ?? 3;
     const prefix = values.prefix as string;
-    const dataDir = (values['data-dir'] as string | undefined) ?? '.edgeloop';
+    const dataDir = (values['data-dir'] as string | undefined) ?? DEFAULT_DATA_DIR;
     const log = values.quiet ? undefined : (line: string) => err(line);
     const devices: Device[] = [];
     let limited = false;

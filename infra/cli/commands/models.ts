@@ -1,9 +1,9 @@
 import { listRegistry } from '../../../functions/training/registry.ts';
 import { dynamoClient } from '../../../shared/aws.ts';
-import { ModelName, type RegistryItem } from '../../../shared/schemas.ts';
+import type { RegistryItem } from '../../../shared/schemas.ts';
 import { tables } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
-import { dataDirOption, defineCommand, UsageError } from '../command.ts';
+import { dataDirOption, defineCommand, modelOption } from '../command.ts';
 
 export const modelsCommand = defineCommand({
   name: 'models',
@@ -15,10 +15,7 @@ export const modelsCommand = defineCommand({
     'data-dir': dataDirOption,
   },
   async run({ values, out }) {
-    const model = typeof values.model === 'string' ? values.model : undefined;
-    if (model !== undefined && !ModelName.safeParse(model).success) {
-      throw new UsageError(`--model '${model}' is not a valid model name: use a-z, 0-9 and -`);
-    }
+    const model = modelOption(values, false);
     attachToLocalStack(String(values['data-dir']));
     {
       const items = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, model);

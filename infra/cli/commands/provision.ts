@@ -24,15 +24,9 @@ import {
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
-import {
-  type Deployment,
-  DeploymentSchema,
-  describeZodError,
-  ModelName,
-  ThingName,
-} from '../../../shared/schemas.ts';
+import { type Deployment, DeploymentSchema, describeZodError, ThingName } from '../../../shared/schemas.ts';
 import { deploymentParameter } from '../../../shared/topology.ts';
-import { defineCommand, requiredString, UsageError } from '../command.ts';
+import { defineCommand, modelOption, requiredString, UsageError } from '../command.ts';
 
 export interface ProvisionClients {
   iot: IoTClient;
@@ -279,12 +273,11 @@ export const provisionCommand = defineCommand({
     const thing = ThingName.safeParse(positionals[0]);
     if (!thing.success)
       throw new UsageError(`bad thing name '${positionals[0]}': ${describeZodError(thing.error)}`);
-    const model = ModelName.safeParse(requiredString(values, 'model'));
-    if (!model.success) throw new UsageError(`bad --model: ${describeZodError(model.error)}`);
+    const model = modelOption(values, true);
     const stage = requiredString(values, 'stage');
     const options: ProvisionOptions = {
       thing: thing.data,
-      model: model.data,
+      model,
       stage,
       outDir: typeof values.out === 'string' ? values.out : `edgeloop-${thing.data}`,
       stateDir: requiredString(values, 'state-dir'),

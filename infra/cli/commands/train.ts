@@ -2,13 +2,14 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { generateSigningKeyPair, pemSigner, sha256Hex, signManifest } from '../../../shared/manifest.ts';
-import { describeZodError, ModelName, TrainingConfigSchema } from '../../../shared/schemas.ts';
+import { describeZodError, TrainingConfigSchema } from '../../../shared/schemas.ts';
 import { signerFromEnv } from '../../../shared/signing.ts';
 import { modelFiles } from '../../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/training/artifacts.ts';
 import type { EpochProgress } from '../../../shared/training/model.ts';
 import { trainFromCsv } from '../../../shared/training/train.ts';
-import { defineCommand, intOption, requiredString, UsageError } from '../command.ts';
+import { defineCommand, intOption, modelOption, UsageError } from '../command.ts';
+import { progressBar } from '../ui.ts';
 
 /** Name of the public key written next to an offline model signed with an ephemeral key. */
 export const OFFLINE_PUBLIC_KEY = 'signing-public.pem';
@@ -48,24 +49,33 @@ export const trainCommand = defineCommand({
   },
   async run({ values, positionals, out, err }) {
     const file = positionals[0] as string;
-    const model = requiredString(values, 'model');
-    if (!ModelName.safeParse(model).success) {
-      throw new UsageError(
-        `--model '${model}' is not a valid model name: use a-z, 0-9 and -, up to 63 chars`,
-      );
-    }
+    const model = modelOption(values, true);
     if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`no such file: ${file}`);
     const config = parseConfig(values);
     const outDir = resolve(typeof values.out === 'string' ? values.out : join('models', model));
-    const progress = values.json || values.quiet || !process.stderr.isTTY ? undefined : progressBar();
+    const bar = progressBar({
+      label: 'train',
+      total: config.epochs,
+      format: (epoch, epochs) => `epoch ${epoch}/${epochs}`,
+      silent: values.json === true || values.quiet === true,
+    });
+    let lastEpoch: EpochProgress | undefined;
+    const onEpoch = (progress: EpochProgress) => {
+      lastEpoch = progress;
+      bar.update(progress.epoch, epochDetail(progress));
+    };
 
     const bytes = await readFile(file);
     const started = performance.now();
     const outcome = await trainFromCsv(bytes, config, {
       source: basename(file),
-      ...(progress ? { onEpoch: progress.update } : {}),
+      onEpoch,
     });
-    progress?.done();
+    bar.finish(
+      lastEpoch && lastEpoch.epoch < lastEpoch.epochs
+        ? `${epochDetail(lastEpoch)} (stopped early: no better validation loss)`
+        : lastEpoch && epochDetail(lastEpoch),
+    );
     const trainMs = Math.round(performance.now() - started);
 
     const manifest = buildManifest({
@@ -144,19 +154,7 @@ function pct(value: number): string {
   return `${(value * 100).toFixed(1)}%`;
 }
 
-/** A one-line progress bar on stderr (TTY only): epochs, loss and validation loss. */
-function progressBar() {
-  const width = 24;
-  return {
-    update(progress: EpochProgress) {
-      const filled = Math.round((progress.epoch / progress.epochs) * width);
-      const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-      process.stderr.write(
-        `\r[${bar}] epoch ${progress.epoch}/${progress.epochs} loss ${progress.loss.toFixed(4)} val_loss ${progress.valLoss.toFixed(4)} val_acc ${progress.valAccuracy.toFixed(3)}`,
-      );
-    },
-    done() {
-      process.stderr.write('\n');
-    },
-  };
+/** Loss and accuracy of one epoch, as the progress bar shows them. */
+function epochDetail(progress: EpochProgress): string {
+  return `loss ${progress.loss.toFixed(4)} val_loss ${progress.valLoss.toFixed(4)} val_acc ${(progress.valAccuracy * 100).toFixed(1)}%`;
 }

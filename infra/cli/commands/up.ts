@@ -1,13 +1,15 @@
 import { type InvokedEvent, startLocalStack } from '../../local/stack.ts';
 import { dataDirOption, defineCommand } from '../command.ts';
+import { colourEnabled, palette, renderTable } from '../ui.ts';
 
 export const upCommand = defineCommand({
   name: 'up',
   summary: 'run the embedded local stack (S3, IoT Core, DynamoDB, rules) in the foreground',
-  usage: 'edgeloop up [--data-dir DIR] [--json]',
+  usage: 'edgeloop up [--data-dir DIR] [--no-dashboard] [--json]',
   examples: ['edgeloop up', 'edgeloop up --data-dir /tmp/edgeloop --json'],
   options: {
     'data-dir': dataDirOption,
+    'no-dashboard': { type: 'boolean', description: 'do not serve the local dashboard page' },
   },
   async run({ values, out, err }) {
     const json = values.json === true;
@@ -16,6 +18,7 @@ export const upCommand = defineCommand({
     const log = (line: string) => (json ? err(line) : out(line));
     const stack = await startLocalStack({
       dataDir: String(values['data-dir']),
+      dashboard: values['no-dashboard'] !== true,
       log: (line) => {
         if (!quiet) log(line);
       },
@@ -33,8 +36,12 @@ export const upCommand = defineCommand({
     if (json) {
       out(JSON.stringify(stack.endpoints));
     } else {
+      const colour = palette(colourEnabled(process.stdout));
       out(`edgeloop local stack running on ${stack.dataDir}`);
-      for (const [name, url] of Object.entries(stack.endpoints)) out(`  ${name.padEnd(9)} ${url}`);
+      const { dashboard, ...services } = stack.endpoints;
+      for (const line of renderTable(Object.entries(services).map(([name, url]) => [`  ${name}`, url])))
+        out(line);
+      if (dashboard) out(`Dashboard: ${colour.cyan(dashboard)} (open it in a browser)`);
       out('Other edgeloop commands find it through --data-dir. Press Ctrl-C to stop.');
     }
 

@@ -8,15 +8,15 @@ import { z } from 'zod';
 import {
   DeviceStateSchema,
   type DeviceStatus,
+  DeviceStatusSchema,
+  IsoTime,
   ModelName,
   type RegistryItem,
   RunStatusSchema,
   ThingName,
-  UpdateStepSchema,
   Version,
 } from '../../../shared/schemas.ts';
 
-const IsoTime = z.string().datetime({ offset: true });
 const Rate = z.number().min(0).max(1);
 const Count = z.number().int().min(0);
 const Millis = z.number().min(0);
@@ -45,7 +45,7 @@ export const FleetDeviceSchema = z.object({
   outboxDepth: Count,
   dropped: Count,
   lastSeen: IsoTime,
-  lastError: z.object({ step: UpdateStepSchema, reason: z.string() }).optional(),
+  lastError: DeviceStatusSchema.shape.lastError.unwrap().pick({ step: true, reason: true }).optional(),
 });
 export type FleetDevice = z.infer<typeof FleetDeviceSchema>;
 

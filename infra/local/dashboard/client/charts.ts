@@ -153,7 +153,25 @@ export function timeChart(canvas: HTMLCanvasElement, axis: AxisFormat): TimeChar
   });
 }
 
-export function setLines(chart: TimeChart, series: LineSeries[]): void {
+/** How much time a minute chart shows at least, ending at the snapshot's minute. */
+export const MIN_WINDOW_MS = 15 * MINUTE;
+
+/**
+ * The x range of a minute chart: from the first point (or MIN_WINDOW_MS back, whichever is
+ * earlier) to the later of the snapshot's minute and the last point, padded by half a minute. Without it Chart.js pads
+ * a single point by 5% of its epoch value, i.e. years.
+ */
+export function minuteRange(series: LineSeries[], now: number): { min: number; max: number } {
+  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  const nowMinute = Math.floor(now / MINUTE) * MINUTE;
+  const last = Math.max(nowMinute, ...xs);
+  // Half a minute either side, so points on the first and last minute are drawn whole.
+  return { min: Math.min(last - MIN_WINDOW_MS, ...xs) - MINUTE / 2, max: last + MINUTE / 2 };
+}
+
+export function setLines(chart: TimeChart, series: LineSeries[], now: number): void {
+  const x = chart.options.scales?.x;
+  if (x) Object.assign(x, minuteRange(series, now));
   chart.data.datasets = series.map(
     (s): ChartDataset<'line', LinePoint[]> => ({
       label: s.label,
@@ -162,7 +180,10 @@ export function setLines(chart: TimeChart, series: LineSeries[]): void {
       backgroundColor: s.color,
       borderWidth: 2,
       borderDash: s.dashed ? [5, 4] : [],
-      pointRadius: s.points.length > 40 ? 0 : 2,
+      // A lone point has no line to show its dash: the dashed series gets diamond points.
+      pointStyle: s.dashed ? 'rectRot' : 'circle',
+      // Few points (a short demo has one or two minutes) are drawn as clear dots.
+      pointRadius: s.points.length > 40 ? 0 : s.points.length > 5 ? 2 : 4,
       pointHoverRadius: 4,
       tension: 0.25,
       spanGaps: false,

@@ -141,7 +141,7 @@ function minuteLinePanel(id: DashboardPanel, axis: AxisFormat, lines: MinuteLine
           points: v.minutes.map((m) => ({ x: m.minute, y: line.pick(m) })),
         }));
       });
-      setLines(chart, series);
+      setLines(chart, series, ctx.now);
       mark(root, series.length, countPoints(series));
     },
   };
@@ -306,7 +306,7 @@ function confidencePanel(): Panel {
     'confidence',
     (v) =>
       v.confidence.histogram.map((b) => ({
-        label: `${formatNumber(b.from, 1)}–${formatNumber(b.to, 1)}`,
+        label: `${formatNumber(b.from, 2)}–${formatNumber(b.to, 2)}`,
         count: b.count,
         order: b.from,
       })),

@@ -1,0 +1,183 @@
+/**
+ * The dashboard snapshot read from the real tables: the model registry (training panel), the
+ * fleet registry (rollout and outbox panels), the per-minute aggregates (inference, class mix,
+ * confidence, latency, live accuracy and drift panels) and the errors set aside. The numbers
+ * come from the same cells and the same summary maths (shared/aggregation) as `edgeloop
+ * stats`, so the page and the CLI agree to the result.
+ */
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { cellFromItem } from '../../../functions/aggregation/aggregate-item.ts';
+import {
+  localStatsSource,
+  readErrors,
+  readFleet,
+  type StatsSource,
+} from '../../../functions/aggregation/queries.ts';
+import { listRegistry } from '../../../functions/training/registry.ts';
+import {
+  type AggregateCell,
+  emptyCell,
+  mergeCells,
+  summarizeCell,
+} from '../../../shared/aggregation/aggregate.ts';
+import { bucketUpper, CONFIDENCE_EDGES } from '../../../shared/aggregation/histogram.ts';
+import { aggregateKeys, tables } from '../../../shared/topology.ts';
+import {
+  type DashboardSnapshot,
+  fleetDeviceFromStatus,
+  type MinutePoint,
+  trainingRunFromRegistry,
+  type VersionSeries,
+} from './snapshot.ts';
+
+export interface LiveSource extends StatsSource {
+  registryTable: string;
+}
+
+/** The local stack's tables (endpoints from AWS_ENDPOINT_URL_*, set by the local stack). */
+export function localLiveSource(): LiveSource {
+  return { ...localStatsSource(), registryTable: tables.registry.localName };
+}
+
+export interface LiveSnapshotOptions {
+  /** How far back the time series and error count reach (default one hour). */
+  windowMs?: number;
+  /** How many of the latest errors to list (default 20). */
+  errorLimit?: number;
+}
+
+export const DEFAULT_WINDOW_MS = 3_600_000;
+
+export async function readLiveSnapshot(
+  source: LiveSource,
+  options: LiveSnapshotOptions = {},
+): Promise<DashboardSnapshot> {
+  const now = (source.now ?? Date.now)();
+  const sinceMs = now - (options.windowMs ?? DEFAULT_WINDOW_MS);
+  const [registry, fleet, errors] = await Promise.all([
+    listRegistry({ ddb: source.ddb, table: source.registryTable }),
+    readFleet(source),
+    readErrors(source, sinceMs, options.errorLimit ?? 20),
+  ]);
+  const models = [...new Set([...registry.map((r) => r.model), ...fleet.things.map((t) => t.model)])].sort();
+  const versions = (
+    await Promise.all(models.map((model) => readVersionSeries(source, model, sinceMs, now)))
+  ).flat();
+  return {
+    generatedAt: new Date(now).toISOString(),
+    training: {
+      runs: registry
+        .map(trainingRunFromRegistry)
+        .sort((a, b) => a.model.localeCompare(b.model) || a.version - b.version),
+    },
+    rollout: {
+      fleet: fleet.things.map((row) =>
+        fleetDeviceFromStatus(
+          row.thing,
+          { ...row, ts: row.statusTs },
+          { lastSeen: row.lastSeen, online: row.online },
+        ),
+      ),
+    },
+    versions,
+    errors: {
+      count: errors.count,
+      latest: errors.latest.map((e) => ({
+        at: new Date(e.at).toISOString(),
+        reason: e.reason,
+        topic: e.topic,
+        thing: e.thing,
+      })),
+    },
+  };
+}
+
+/** The model-level aggregate items of `model` in the window, one per (minute, version). */
+async function readModelMinutes(source: StatsSource, model: string, sinceMs: number, now: number) {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await source.ddb.send(
+      new QueryCommand({
+        TableName: source.tables.aggregates,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: {
+          ':pk': aggregateKeys.model(model),
+          ':from': aggregateKeys.minute(sinceMs),
+          ':to': `${aggregateKeys.minute(now)}#~`,
+        },
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+/** Per-version minute series, class mix and confidence histogram of one model. */
+export async function readVersionSeries(
+  source: StatsSource,
+  model: string,
+  sinceMs: number,
+  now: number,
+): Promise<VersionSeries[]> {
+  const byVersion = new Map<
+    number,
+    { total: AggregateCell; minutes: { minute: number; cell: AggregateCell }[] }
+  >();
+  for (const item of await readModelMinutes(source, model, sinceMs, now)) {
+    const version = Number(item.version);
+    const minute = Date.parse(String(item.minute));
+    if (!Number.isInteger(version) || version < 1 || Number.isNaN(minute)) continue;
+    let group = byVersion.get(version);
+    if (!group) {
+      group = { total: emptyCell(), minutes: [] };
+      byVersion.set(version, group);
+    }
+    const cell = cellFromItem(item);
+    mergeCells(group.total, cell);
+    group.minutes.push({ minute, cell });
+  }
+  const series: VersionSeries[] = [];
+  for (const [version, group] of [...byVersion].sort(([a], [b]) => a - b)) {
+    const training = (await source.manifests?.get(model, version))?.classDistribution;
+    const total = summarizeCell(group.total, training);
+    series.push({
+      model,
+      version,
+      minutes: group.minutes
+        .sort((a, b) => a.minute - b.minute)
+        .map(({ minute, cell }) => minutePoint(minute, cell, training)),
+      classMix: total.classCounts,
+      confidence: {
+        mean: clampRate(total.confidenceMean),
+        histogram: CONFIDENCE_EDGES.map((from, index) => ({
+          from,
+          to: bucketUpper(index, CONFIDENCE_EDGES),
+          count: group.total.confidenceHist[index] ?? 0,
+        })),
+      },
+    });
+  }
+  return series;
+}
+
+function minutePoint(minute: number, cell: AggregateCell, training?: Record<string, number>): MinutePoint {
+  const summary = summarizeCell(cell, training);
+  return {
+    minute,
+    inferences: summary.inferences,
+    lowConfidenceRate: summary.lowConfidenceRate,
+    confidenceMean: clampRate(summary.confidenceMean),
+    latencyP50Ms: summary.latencyP50Ms,
+    latencyP99Ms: summary.latencyP99Ms,
+    liveAccuracy: summary.liveAccuracy,
+    drift: summary.drift?.psi ?? null,
+  };
+}
+
+/** Float sums can land a hair above 1 (e.g. every confidence 1.0 summed and divided). */
+function clampRate(value: number | null): number | null {
+  return value === null ? null : Math.min(1, Math.max(0, value));
+}

@@ -1,0 +1,54 @@
+import { EventEmitter } from 'node:events';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { MqttLink } from '../../device/connection.ts';
+import { Outbox } from '../../device/outbox.ts';
+import { Publisher } from '../../device/publisher.ts';
+import { removeTempDirs, tempDir } from './helpers.ts';
+
+afterAll(removeTempDirs);
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** A link that acknowledges every publish at once and records when each was sent. */
+function fakeLink(now: () => number) {
+  const sentAt: number[] = [];
+  const link = Object.assign(new EventEmitter(), {
+    connected: true,
+    connect: async () => undefined,
+    subscribe: async () => undefined,
+    disconnect: async () => undefined,
+    publish: async () => {
+      sentAt.push(now());
+    },
+  }) as MqttLink;
+  return { link, sentAt };
+}
+
+describe('publisher pacing', () => {
+  it('never sends more than 80 result batches in any one-second window (IoT Core allows 100/s)', async () => {
+    // Prepare
+    const outbox = await Outbox.open(await tempDir());
+    for (let i = 0; i < 300; i++)
+      await outbox.append({
+        model: 'm',
+        version: 1,
+        results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
+      });
+    vi.useFakeTimers();
+    const { link, sentAt } = fakeLink(() => Date.now());
+    const publisher = new Publisher(outbox, link, 'topic');
+
+    // Act: three seconds of (fake) time
+    publisher.start();
+    for (let step = 0; step < 60; step++) await vi.advanceTimersByTimeAsync(50);
+    await publisher.stop();
+
+    // Assess
+    const busiest = Math.max(
+      ...sentAt.map((start) => sentAt.filter((t) => t >= start && t < start + 1_000).length),
+    );
+    expect(busiest).toBeLessThanOrEqual(80);
+    expect(sentAt.length).toBeGreaterThanOrEqual(200);
+  });
+});

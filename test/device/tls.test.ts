@@ -1,0 +1,162 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMqttLink } from '../../device/connection.ts';
+import { iotCredentialsProvider } from '../../device/iot-credentials.ts';
+import { topicFor } from '../../shared/topology.ts';
+import { removeTempDirs, tempDir, until } from './helpers.ts';
+
+const OPENSSL = '/usr/bin/openssl';
+const MOSQUITTO = '/usr/sbin/mosquitto';
+if (!existsSync(OPENSSL)) console.log(`skipping the mTLS tests: ${OPENSSL} is not installed`);
+
+/** A CA, a server certificate for localhost and a client (thing) certificate, all signed by the CA. */
+function makeCertificates(dir: string) {
+  const run = (command: string) =>
+    execFileSync(OPENSSL, command.split(' '), { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const newKey = '-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes';
+  run(`req -x509 ${newKey} -keyout ca.key -out ca.pem -days 1 -subj /CN=edgeloop-test-CA`);
+  for (const [name, subject, ext] of [
+    ['server', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    ['thing', '/CN=gw-tls', 'extendedKeyUsage=clientAuth'],
+  ] as const) {
+    writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
+    run(`req ${newKey} -keyout ${name}.key -out ${name}.csr -subj ${subject}`);
+    run(
+      `x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ${name}.pem -days 1 -extfile ${name}.ext`,
+    );
+  }
+  // Mosquitto started as root drops to its own user, which must read these throwaway files.
+  chmodSync(dir, 0o755);
+  for (const file of ['ca.pem', 'server.pem', 'server.key']) chmodSync(join(dir, file), 0o644);
+  return {
+    ca: join(dir, 'ca.pem'),
+    serverCert: join(dir, 'server.pem'),
+    serverKey: join(dir, 'server.key'),
+    thingCert: join(dir, 'thing.pem'),
+    thingKey: join(dir, 'thing.key'),
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe.runIf(existsSync(OPENSSL))('AWS mode: mutual TLS with the thing certificate', () => {
+  let dir: string;
+  let certs: ReturnType<typeof makeCertificates>;
+
+  beforeAll(async () => {
+    dir = await tempDir();
+    certs = makeCertificates(dir);
+  });
+
+  afterAll(removeTempDirs);
+
+  it('gets S3 credentials from the IoT credentials provider with the thing certificate', async () => {
+    // Prepare
+    const seen: { path?: string; thing?: string; authorized?: boolean }[] = [];
+    const server: Server = createHttpsServer(
+      {
+        cert: readFileSync(certs.serverCert),
+        key: readFileSync(certs.serverKey),
+        ca: readFileSync(certs.ca),
+        requestCert: true,
+      },
+      (req, res) => {
+        seen.push({
+          path: req.url,
+          thing: req.headers['x-amzn-iot-thingname'] as string,
+          authorized: (req.socket as import('node:tls').TLSSocket).authorized,
+        });
+        res.end(
+          JSON.stringify({
+            credentials: {
+              accessKeyId: 'AKID',
+              secretAccessKey: 'SECRET',
+              sessionToken: 'TOKEN',
+              expiration: new Date(Date.now() + 3_600_000).toISOString(),
+            },
+          }),
+        );
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const provider = iotCredentialsProvider({
+      endpoint: `localhost:${(server.address() as AddressInfo).port}`,
+      roleAlias: 'models-read',
+      thing: 'gw-tls',
+      tls: { certFile: certs.thingCert, keyFile: certs.thingKey, caFile: certs.ca },
+    });
+
+    // Act
+    const first = await provider();
+    const cached = await provider();
+    server.close();
+
+    // Assess
+    expect(first).toMatchObject({ accessKeyId: 'AKID', secretAccessKey: 'SECRET', sessionToken: 'TOKEN' });
+    expect(cached).toBe(first);
+    expect(seen).toEqual([
+      { path: '/role-aliases/models-read/credentials', thing: 'gw-tls', authorized: true },
+    ]);
+  });
+
+  describe.runIf(existsSync(MOSQUITTO))('against Mosquitto with require_certificate', () => {
+    let mosquitto: ChildProcess;
+    let port: number;
+
+    beforeAll(async () => {
+      port = await freePort();
+      const conf = join(dir, 'mosquitto-tls.conf');
+      await writeFile(
+        conf,
+        [
+          `listener ${port} 127.0.0.1`,
+          `cafile ${certs.ca}`,
+          `certfile ${certs.serverCert}`,
+          `keyfile ${certs.serverKey}`,
+          'require_certificate true',
+          'allow_anonymous true',
+          'persistence false',
+          '',
+        ].join('\n'),
+      );
+      mosquitto = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
+    });
+
+    afterAll(() => {
+      mosquitto?.kill('SIGTERM');
+    });
+
+    it('connects over mTLS and gets PUBACKs', async () => {
+      // Prepare
+      const received: string[] = [];
+      const link = createMqttLink({
+        clientId: 'gw-tls',
+        endpoint: `mqtts://127.0.0.1:${port}`,
+        tls: { certFile: certs.thingCert, keyFile: certs.thingKey, caFile: certs.ca },
+      });
+      const topic = topicFor('status', { thing: 'gw-tls' });
+
+      // Act
+      await link.connect();
+      await link.subscribe(topic, (_topic, payload) => received.push(payload.toString()));
+      await link.publish(topic, '{"hello":"tls"}');
+      await until(() => received.length > 0, 10_000, 'the echo over TLS');
+      await link.disconnect();
+
+      // Assess
+      expect(received).toEqual(['{"hello":"tls"}']);
+    });
+  });
+});
