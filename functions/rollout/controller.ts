@@ -13,7 +13,7 @@ import { CopyObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { errorMessage } from '../../shared/errors.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
-import { decideRetrain, decideRollout, type LiveStats } from '../../shared/rollout/decide.ts';
+import { decideRetrain, decideRollout } from '../../shared/rollout/decide.ts';
 import {
   type RegistryItem,
   type ReleaseNotice,
@@ -22,7 +22,7 @@ import {
 } from '../../shared/schemas.ts';
 import { datasetKeys, modelKeys, topicFor } from '../../shared/topology.ts';
 import type { ManifestLookup } from '../aggregation/manifests.ts';
-import { type ModelStatsSource, readModelStats, type VersionStats } from '../aggregation/queries.ts';
+import { type ModelStatsSource, readModelStats } from '../aggregation/queries.ts';
 import { readTrainingConfig } from '../training/config.ts';
 import type { TrainingLog } from '../training/deps.ts';
 import { listRegistry, type RegistryStore } from '../training/registry.ts';
@@ -84,8 +84,6 @@ export async function runRolloutController(deps: ControllerDeps): Promise<Contro
   return report;
 }
 
-const liveStats = (version: VersionStats | undefined): LiveStats | undefined => version;
-
 async function controlCanary(
   deps: ControllerDeps,
   registry: RegistryStore,
@@ -114,8 +112,8 @@ async function controlCanary(
   const find = (version: number) => window.versions.find((v) => v.version === version);
   const verdict = decideRollout({
     plan,
-    canary: liveStats(find(canary.version)),
-    current: liveStats(find(previousVersion)),
+    canary: find(canary.version),
+    current: find(previousVersion),
     ...(previous?.metrics ? { currentOfflineAccuracy: previous.metrics.accuracy } : {}),
     canaryStartedAtMs: startedAt,
     nowMs: now,
