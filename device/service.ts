@@ -303,7 +303,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     if (!parsed.success)
       return reportError('download', `the release notice is invalid: ${describeZodError(parsed.error)}`);
     if (parsed.data.model !== o.model) return;
-    const chosen = selector.offer(source, parsed.data);
+    const chosen = selector.offer(source, parsed.data, engine.version);
     if (!chosen) return;
     pendingNotice = chosen;
     updating ??= runUpdates().finally(() => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NoticeSelector } from '../../device/rollout.ts';
 import { chooseNotice, cohortPoint, inCanaryCohort } from '../../shared/rollout/cohort.ts';
 import { decideRetrain, decideRollout, type LiveStats } from '../../shared/rollout/decide.ts';
 import {
@@ -79,6 +80,39 @@ describe('which notice a gateway acts on', () => {
   it('an older canary is ignored once the fleet moved past it', () => {
     expect(chooseNotice(member, notice(3), canary)?.version).toBe(3);
     expect(chooseNotice(member, notice(3), notice(1, { kind: 'rollback' }))?.version).toBe(3);
+  });
+});
+
+describe('the gateway notice selector', () => {
+  const plan = RolloutPlanSchema.parse({ canaryPercent: 50 });
+  const member = things.find((thing) => inCanaryCohort(thing, 2, 50)) ?? '';
+  const outsiderOfV3 =
+    things.find((thing) => inCanaryCohort(thing, 2, 50) && !inCanaryCohort(thing, 3, 50)) ?? '';
+
+  it('a canary gateway reconnecting hears the canary notice first and keeps its canary', () => {
+    // Prepare
+    const selector = new NoticeSelector(member, 'm');
+
+    // Act
+    const fromCanary = selector.offer('canary', notice(2, { cohort: 'canary', rollout: plan }), 2);
+    const fromFleet = selector.offer('release', notice(1), 2);
+
+    // Assess
+    expect(selector.topics().map((t) => t.source)).toEqual(['canary', 'release']);
+    expect(fromCanary?.version).toBe(2);
+    expect(fromFleet?.version).toBe(2);
+  });
+
+  it('a gateway running a canary that a newer canary for another cohort replaced goes back to the fleet', () => {
+    // Prepare
+    const selector = new NoticeSelector(outsiderOfV3, 'm');
+    selector.offer('release', notice(1), 2);
+
+    // Act
+    const chosen = selector.offer('canary', notice(3, { cohort: 'canary', rollout: plan }), 2);
+
+    // Assess
+    expect(chosen).toMatchObject({ version: 1, kind: 'rollback' });
   });
 });
 
