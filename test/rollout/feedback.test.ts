@@ -17,6 +17,7 @@ import {
 } from '../../shared/feedback.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
 import { datasetKeys } from '../../shared/topology.ts';
+import { runCli } from '../support/cli.ts';
 
 const table = (rows: string[][]) => ({ header: feedbackHeader(['temp', 'site'], 'condition'), rows });
 const meta = (id: string) => [id, '1', 'gw-1', '2', 'normal', '0.41'];
@@ -210,5 +211,22 @@ describe('hard-example sampler on the gateway', () => {
     expect(stats.spoolBytes).toBeLessThanOrEqual(400);
     expect(stats.dropped).toBeGreaterThan(0);
     expect(stats.sampled + stats.dropped).toBe(20);
+  });
+});
+
+describe('edgeloop feedback, bad usage', () => {
+  it.each([
+    [['feedback', 'list'], /--model is required/],
+    [['feedback', 'label', 'datasets/pump/a.csv', '--label', 'x'], /not a feedback key/],
+    [['feedback', 'label', 'feedback/pump/gw-1/a.csv'], /either --label CLASS or --labels FILE.csv/],
+    [['feedback', 'tidy'], /unknown action 'tidy'/],
+  ])('%j exits 2 with a one-line reason', async (argv, reason) => {
+    // Act
+    const run = await runCli(argv);
+
+    // Assess
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(reason);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -14,10 +14,9 @@ import { s3Client } from '../../../shared/aws.ts';
 import { parseCsv, sniffDelimiter } from '../../../shared/dataset.ts';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
 import { applyLabels, countLabelled, labelColumnOf } from '../../../shared/feedback.ts';
-import { ModelName } from '../../../shared/schemas.ts';
 import { buckets, datasetKeys } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
-import { type CommandContext, dataDirOption, defineCommand, UsageError } from '../command.ts';
+import { type CommandContext, dataDirOption, defineCommand, modelOption, UsageError } from '../command.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -63,10 +62,7 @@ export const feedbackCommand = defineCommand({
 });
 
 async function list({ values, out }: CommandContext<Values>): Promise<number> {
-  const model = typeof values.model === 'string' ? values.model : undefined;
-  if (!model) throw new UsageError('--model is required: edgeloop feedback list --model NAME');
-  if (!ModelName.safeParse(model).success)
-    throw new UsageError(`--model '${model}' is not a valid model name: use a-z, 0-9 and -`);
+  const model = modelOption(values, true);
   attachToLocalStack(String(values['data-dir']));
   const feedback = await readModelFeedback(s3Client(), buckets.datasets.localName, model);
   if (values.json) {
