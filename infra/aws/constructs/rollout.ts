@@ -54,8 +54,9 @@ export class Rollout extends Construct {
       entry: handlerEntries.rolloutController,
       memorySize: 512,
       timeout: Duration.seconds(50),
-      // A missed tick is made up by the next one; no async retries piling up.
-      extra: { retryAttempts: 0, reservedConcurrentExecutions: 1 },
+      // A missed tick is made up by the next one; no async retries piling up. Two runs at once
+      // are harmless: notices are idempotent and decisions are conditional registry writes.
+      extra: { retryAttempts: 0 },
     });
     bindFunction(this.controller, 'rolloutController', props.resources, {
       readBuckets: ['datasets', 'models'],
