@@ -105,6 +105,14 @@ async function controlCanary(
         `superseded by v${canary.version}`,
       );
   if (!canary?.rollout) return undefined;
+  // A newer version went to the whole fleet meanwhile (a release without a plan): promoting
+  // this canary now would move the fleet backwards.
+  const newest = items.find((item) => item.status === 'released');
+  if (newest && newest.version > canary.version) {
+    const reason = `superseded by v${newest.version}, released to the whole fleet`;
+    await recordDecision(deps, registry, canary, 'rolled-back', 'rollback', reason);
+    return { model, version: canary.version, decision: 'rollback', reason };
+  }
   const { plan, previousVersion, canaryAt } = canary.rollout;
   const previous = items.find((item) => item.version === previousVersion);
   const startedAt = Date.parse(canaryAt);
