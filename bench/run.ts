@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
   train: () => import('./train.ts'),
   device: () => import('./device.ts'),
   aggregate: () => import('./aggregate.ts'),
+  rollout: () => import('./rollout.ts'),
 };
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

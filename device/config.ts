@@ -39,6 +39,9 @@ export const DeviceConfigSchema = z
     outboxMaxBatches: positiveInt.optional(),
     outboxMaxMB: positiveInt.optional(),
     outboxOverflow: z.enum(['drop-oldest', 'reject']).optional(),
+    /** The datasets bucket: set it to upload low-confidence readings as hard examples. */
+    feedbackBucket: z.string().min(1).optional(),
+    feedbackPerMinute: positiveInt.optional(),
   })
   .strict();
 export type DeviceConfig = z.infer<typeof DeviceConfigSchema>;
@@ -142,6 +145,14 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
       ...(config.outboxMaxMB ? { maxBytes: config.outboxMaxMB * 2 ** 20 } : {}),
       ...(config.outboxOverflow ? { overflow: config.outboxOverflow } : {}),
     },
+    ...(config.feedbackBucket
+      ? {
+          hardExamples: {
+            bucket: config.feedbackBucket,
+            ...(config.feedbackPerMinute ? { maxPerMinute: config.feedbackPerMinute } : {}),
+          },
+        }
+      : {}),
     ...(log ? { log } : {}),
   };
 }

@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../shared/errors.ts';
+import type { RawRow } from '../shared/preprocess.ts';
 import {
   type DeviceState,
   type DeviceStatus,
@@ -21,11 +22,20 @@ import {
 import { topicFor } from '../shared/topology.ts';
 import { createMqttLink, type MqttLink } from './connection.ts';
 import { Engine } from './engine.ts';
+import {
+  chunkView,
+  type HardExampleOptions,
+  HardExampleSampler,
+  resultsView,
+  type SampleView,
+} from './hard-examples.ts';
 import { iotCredentialsProvider } from './iot-credentials.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
 import { Publisher, ResultBatcher } from './publisher.ts';
+import { NoticeSelector, type NoticeSource } from './rollout.ts';
 import {
+  type ClassifiedChunk,
   type InferServer,
   loadCsvFile,
   runCsvReplay,
@@ -65,6 +75,8 @@ export interface DeviceOptions {
   reconnect?: { minMs?: number; maxMs?: number };
   /** Fault-injection hook for tests: called after each swap point of an update. */
   onSwapPoint?: (point: SwapPoint, version: number) => void | Promise<void>;
+  /** Upload low-confidence readings as hard examples (absent = off). */
+  hardExamples?: HardExampleOptions;
 }
 
 export interface DeviceSnapshot extends DeviceStatus {
@@ -92,6 +104,8 @@ export interface Device {
   waitFor(pred: (snapshot: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot>;
   /** Resolves when a limited source is done and acknowledged; never for unlimited ones. */
   readonly finished: Promise<void>;
+  /** The hard-example sampler, when hardExamples is configured. */
+  readonly hardExamples: HardExampleSampler | undefined;
   stop(): Promise<void>;
 }
 
@@ -134,6 +148,27 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       ? { credentials: iotCredentialsProvider({ ...o.credentialsProvider, thing: o.thing, tls: o.tls }) }
       : {}),
   });
+
+  const hardExamples = o.hardExamples
+    ? await HardExampleSampler.open({
+        thing: o.thing,
+        model: o.model,
+        dir: join(o.stateDir, 'hard-examples'),
+        s3,
+        options: o.hardExamples,
+        log,
+      })
+    : undefined;
+  const sample = (view: SampleView) => {
+    const serving = engine.serving;
+    if (hardExamples && serving) hardExamples.offer(view, serving.manifest);
+  };
+  const onClassified = hardExamples
+    ? (chunk: ClassifiedChunk) => sample(chunkView(o.thing, chunk))
+    : undefined;
+  const onInferred = hardExamples
+    ? (rows: readonly RawRow[], results: readonly InferenceResult[]) => sample(resultsView(rows, results))
+    : undefined;
 
   const link: MqttLink = createMqttLink({
     clientId: o.thing,
@@ -256,7 +291,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   let pendingNotice: ReleaseNotice | undefined;
   let updating: Promise<void> | undefined;
   const refused = new Set<string>();
-  function onNotice(_topic: string, payload: Buffer) {
+  const selector = new NoticeSelector(o.thing, o.model);
+  function onNotice(source: NoticeSource, payload: Buffer) {
     let json: unknown;
     try {
       json = JSON.parse(payload.toString('utf8'));
@@ -267,7 +303,9 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     if (!parsed.success)
       return reportError('download', `the release notice is invalid: ${describeZodError(parsed.error)}`);
     if (parsed.data.model !== o.model) return;
-    pendingNotice = parsed.data;
+    const chosen = selector.offer(source, parsed.data, engine.version);
+    if (!chosen) return;
+    pendingNotice = chosen;
     updating ??= runUpdates().finally(() => {
       updating = undefined;
     });
@@ -345,6 +383,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             batcher,
             labelColumn,
             stopped: () => stopped,
+            ...(onClassified ? { onClassified } : {}),
             onProgress: (next) => {
               produced += next - position;
               position = next;
@@ -362,6 +401,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
               write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
               limit: source.limit,
               stopped: () => stopped,
+              ...(onInferred ? { onInferred } : {}),
             },
           );
         }
@@ -392,7 +432,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     reportStatus();
   });
   link.on('interrupted', () => events.emit('status', snapshot()));
-  await link.subscribe(topicFor('release', { model: o.model }), onNotice);
+  for (const { topic, source } of selector.topics())
+    await link.subscribe(topic, (_topic, payload) => onNotice(source, payload));
   publisher.start();
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
   statusTimer = setInterval(reportStatus, o.statusIntervalMs ?? 15_000);
@@ -447,6 +488,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       await link.disconnect();
       await connecting;
       await server?.close();
+      await hardExamples?.stop().catch((error: unknown) => log(`hard examples: ${errorMessage(error)}`));
       versionAtStop = engine.version;
       engine.dispose();
       s3.destroy();
@@ -464,6 +506,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     status: snapshot,
     waitFor,
     finished,
+    hardExamples,
     stop,
   };
 }

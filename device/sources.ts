@@ -211,6 +211,14 @@ export class PreparedRows {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** One CSV replay chunk as the model saw it: readings first, first + 1, ... */
+export interface ClassifiedChunk {
+  first: number;
+  rows: readonly RawRow[];
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence'>;
+  ts: number;
+}
+
 export interface CsvReplayContext {
   thing: string;
   engine: Engine;
@@ -219,6 +227,8 @@ export interface CsvReplayContext {
   stopped: () => boolean;
   /** Called after each chunk with the next position. */
   onProgress?: (next: number) => void;
+  /** Sees each chunk's readings and what the model said (hard-example sampling). */
+  onClassified?: (chunk: ClassifiedChunk) => void;
   chunk?: number;
 }
 
@@ -249,17 +259,12 @@ export async function runCsvReplay(
     const batch: RawRow[] = new Array(n);
     for (let i = 0; i < n; i++) batch[i] = rows[(pos + i) % rows.length] as RawRow;
     const first = pos;
+    const ts = Date.now();
     const classified = ctx.engine.classifyRows(batch, performance.now(), (model) =>
       prepared.input(model, model.manifest.preprocessing, first, n),
     );
-    const { encoded, sizes } = encodeResults(
-      ctx.thing,
-      pos,
-      batch,
-      classified,
-      ctx.labelColumn(),
-      Date.now(),
-    );
+    const { encoded, sizes } = encodeResults(ctx.thing, pos, batch, classified, ctx.labelColumn(), ts);
+    ctx.onClassified?.({ first, rows: batch, classified, ts });
     pos += n;
     ctx.batcher.addEncoded(classified.version, encoded, sizes, pos);
     ctx.onProgress?.(pos);
@@ -280,6 +285,7 @@ export async function runJsonLines(
     write: (line: string) => void;
     limit?: number;
     stopped: () => boolean;
+    onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
   },
 ): Promise<number> {
   let n = 0;
@@ -298,6 +304,7 @@ export async function runJsonLines(
     }
     const inferred = await ctx.engine.submit(row);
     const result = toResult(`${ctx.idPrefix}${n++}`, inferred, row[ctx.labelColumn()]);
+    ctx.onInferred?.([row], [result]);
     ctx.batcher.add(inferred.version, [result]);
     ctx.write(JSON.stringify({ ...result, version: inferred.version }));
   }

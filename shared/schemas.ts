@@ -14,6 +14,46 @@ const Sha256 = z.string().regex(/^[a-f0-9]{64}$/, 'a lowercase hex sha256');
 export const IsoTime = z.string().datetime({ offset: true });
 
 // ---------------------------------------------------------------------------------------
+// Staged rollout: the plan a canary release carries, and the drift -> retrain policy.
+// ---------------------------------------------------------------------------------------
+
+export const RolloutPlanSchema = z
+  .object({
+    /** Share of gateways (by a stable hash of thing name and version) that get the canary. */
+    canaryPercent: z.number().min(0).max(100).default(10),
+    /** Canary results needed before promotion. */
+    minResults: z.number().int().min(1).default(200),
+    /** The canary runs at least this long before promotion. */
+    minDurationMs: z.number().int().min(0).default(60_000),
+    /** Without enough results after this long, the canary is rolled back. */
+    maxWaitMs: z.number().int().min(1).default(3_600_000),
+    /** Rolled back when its low-confidence rate exceeds the current version's by more. */
+    maxLowConfidenceDelta: z.number().min(0).max(1).default(0.1),
+    /** Rolled back when its live accuracy trails the current version's by more. */
+    maxAccuracyDrop: z.number().min(0).max(1).default(0.05),
+    /** Labelled canary results needed before live accuracy counts. */
+    minLabelled: z.number().int().min(0).default(50),
+  })
+  .strict();
+export type RolloutPlan = z.infer<typeof RolloutPlanSchema>;
+
+export const RetrainPolicySchema = z
+  .object({
+    /** Drift (PSI of the live class mix against training) at or above this counts. */
+    driftPsi: z.number().positive().default(0.25),
+    /** Drift must hold this long before a retrain starts. */
+    sustainMs: z.number().int().min(0).default(600_000),
+    /** Window of results the drift is measured over. */
+    windowMs: z.number().int().min(60_000).default(600_000),
+    /** Labelled feedback rows needed for a retrain. */
+    minFeedbackRows: z.number().int().min(1).default(1),
+    /** No second retrain of a model within this long. */
+    cooldownMs: z.number().int().min(0).default(3_600_000),
+  })
+  .strict();
+export type RetrainPolicy = z.infer<typeof RetrainPolicySchema>;
+
+// ---------------------------------------------------------------------------------------
 // Training config: datasets/{model}/edgeloop.json, mirrored by CLI flags.
 // ---------------------------------------------------------------------------------------
 
@@ -31,6 +71,10 @@ export const TrainingConfigSchema = z
     minRowsPerClass: z.number().int().min(1).default(5),
     lowConfidence: z.number().min(0).max(1).default(0.6),
     quantize: z.enum(['none', 'uint8', 'float16']).default('none'),
+    /** With a plan, a release after the first goes to a canary cohort first. */
+    rollout: RolloutPlanSchema.optional(),
+    /** Drift -> retrain thresholds (defaults apply when absent). */
+    retrain: RetrainPolicySchema.optional(),
   })
   .strict();
 export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;
@@ -133,6 +177,8 @@ export const ManifestSchema = z.object({
     rows: z.number().int(),
     backend: z.string(),
     seed: z.number().int(),
+    /** Labelled hard examples merged into this run's dataset. */
+    feedback: z.object({ keys: z.array(z.string()), rows: z.number().int().min(0) }).optional(),
   }),
   signature: SignatureSchema.optional(),
 });
@@ -152,6 +198,10 @@ export const ReleaseNoticeSchema = z.object({
   releasedAt: IsoTime,
   /** `rollback` lets a device accept a version older than the one it runs. */
   kind: z.enum(['release', 'rollback']).default('release'),
+  /** Who installs it: every gateway (absent = 'all'), or the canary cohort only. */
+  cohort: z.enum(['canary', 'all']).optional(),
+  /** The canary plan (cohort 'canary'): who is in the cohort and when it is promoted. */
+  rollout: RolloutPlanSchema.optional(),
 });
 export type ReleaseNotice = z.infer<typeof ReleaseNoticeSchema>;
 
@@ -219,7 +269,16 @@ export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
 // Registry item: one per (model, version)
 // ---------------------------------------------------------------------------------------
 
-export const RunStatusSchema = z.enum(['training', 'rejected', 'rejected-by-gate', 'released', 'failed']);
+export const RunStatusSchema = z.enum([
+  'training',
+  'rejected',
+  'rejected-by-gate',
+  'released',
+  'failed',
+  /** Released to the canary cohort only; the rollout controller promotes or rolls it back. */
+  'canary',
+  'rolled-back',
+]);
 export type RunStatus = z.infer<typeof RunStatusSchema>;
 
 export const RegistryItemSchema = z.object({
@@ -238,6 +297,28 @@ export const RegistryItemSchema = z.object({
   manifestKey: z.string().optional(),
   manifestSha256: z.string().optional(),
   durationMs: z.number().optional(),
+  /** Staged rollout: the plan, the version it would replace, and the controller's decision. */
+  rollout: z
+    .object({
+      plan: RolloutPlanSchema,
+      previousVersion: Version,
+      canaryAt: IsoTime,
+      decision: z.enum(['promote', 'rollback']).optional(),
+      decidedAt: IsoTime.optional(),
+      reason: z.string().optional(),
+    })
+    .optional(),
+  /** Labelled feedback rows merged into this run. */
+  feedbackRows: z.number().int().optional(),
+  /** Drift -> retrain bookkeeping on a released version. */
+  drift: z
+    .object({
+      since: IsoTime.optional(),
+      psi: z.number().optional(),
+      retrainKey: z.string().optional(),
+      retrainAt: IsoTime.optional(),
+    })
+    .optional(),
 });
 export type RegistryItem = z.infer<typeof RegistryItemSchema>;
 

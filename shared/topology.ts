@@ -31,6 +31,11 @@ export const datasetKeys = {
   config: (model: string) => `datasets/${model}/edgeloop.json`,
   /** Hard examples sampled by gateways land here (kept out of the training trigger). */
   feedbackPrefix: (model: string) => `feedback/${model}/`,
+  /** One CSV of hard examples from one gateway (under feedbackPrefix). */
+  feedbackFile: (model: string, thing: string, fileName: string) => `feedback/${model}/${thing}/${fileName}`,
+  /** A retrain started by the rollout controller: a copy of the base dataset under a new key. */
+  retrain: (model: string, fromVersion: number, tsMs: number) =>
+    `datasets/${model}/retrain-v${fromVersion}-${tsMs}.csv`,
   /** The model a dataset key trains, or undefined when the key is not a dataset. */
   modelOf(key: string): string | undefined {
     const match = /^datasets\/([^/]+)\/[^/]+\.csv$/.exec(key);
@@ -61,6 +66,11 @@ export const modelFiles = {
 export const topics = {
   /** Retained release notice per model: a gateway that was offline still receives it. */
   release: `${NAMESPACE}/models/{model}/release`,
+  /**
+   * Retained canary notice per model (cohort 'canary', or an explicit rollback for the canary
+   * gateways). It coexists with the fleet-wide notice on `release`; each gateway picks one.
+   */
+  canary: `${NAMESPACE}/models/{model}/canary`,
   /** Result batches from one gateway. */
   results: `${NAMESPACE}/things/{thing}/results`,
   /** Status and heartbeat from one gateway. */
@@ -214,6 +224,11 @@ export const functions = {
     id: 'AggregateStatusFunction',
     env: ['fleetTable', 'errorsTable'],
   },
+  /** Scheduled: promotes or rolls back canaries, and starts retrains on sustained drift. */
+  rolloutController: {
+    id: 'RolloutControllerFunction',
+    env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket'],
+  },
 } as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;
 
@@ -243,12 +258,17 @@ export interface PolicyStatement {
 
 const ownTopic = (name: TopicName) => topics[name].replace('{thing}', THING_VARIABLE);
 const releaseTopicPattern = topics.release.replace('{model}', '*');
+const canaryTopicPattern = topics.canary.replace('{model}', '*');
 
 export const thingPolicy: readonly PolicyStatement[] = [
   { action: 'iot:Connect', resourceType: 'client', patterns: [THING_VARIABLE] },
   { action: 'iot:Publish', resourceType: 'topic', patterns: [ownTopic('results'), ownTopic('status')] },
-  { action: 'iot:Subscribe', resourceType: 'topicfilter', patterns: [releaseTopicPattern] },
-  { action: 'iot:Receive', resourceType: 'topic', patterns: [releaseTopicPattern] },
+  {
+    action: 'iot:Subscribe',
+    resourceType: 'topicfilter',
+    patterns: [releaseTopicPattern, canaryTopicPattern],
+  },
+  { action: 'iot:Receive', resourceType: 'topic', patterns: [releaseTopicPattern, canaryTopicPattern] },
 ];
 
 /**
@@ -291,6 +311,9 @@ export const metricNames = {
   latencyP50: 'LatencyP50Ms',
   confidenceMean: 'ConfidenceMean',
   outboxDepth: 'OutboxDepth',
+  /** One per rollout controller decision (dimensions model and decision). */
+  rolloutDecisions: 'RolloutDecisions',
+  retrainsStarted: 'RetrainsStarted',
 } as const;
 
 /**
@@ -345,6 +368,12 @@ export const errorKeys = {
   sort: (tsMs: number, digest: string) => `${new Date(tsMs).toISOString()}#${digest}`,
   /** Errors are kept this long (the table's TTL attribute). */
   retentionDays: 14,
+} as const;
+
+/** Schedule of the rollout controller: EventBridge rate in AWS, a timer in the local stack. */
+export const rolloutSchedule = {
+  awsRateMinutes: 1,
+  localIntervalMs: 1_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------

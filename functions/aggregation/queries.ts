@@ -28,6 +28,11 @@ export interface StatsSource {
   now?: () => number;
 }
 
+/** What per-version model statistics need: the aggregates table only. */
+export type ModelStatsSource = Omit<StatsSource, 'tables'> & {
+  tables: Pick<StatsSource['tables'], 'aggregates'>;
+};
+
 /**
  * The local stack's tables through the shared clients (shared/aws.ts), which the local stack
  * points at its servers with AWS_ENDPOINT_URL_*; what the demo and the local dashboard use.
@@ -83,7 +88,7 @@ async function queryAll(ddb: DynamoDBDocumentClient, input: ConstructorParameter
 
 /** Per-version statistics of `model` over the minutes from sinceMs to now. */
 export async function readModelStats(
-  source: StatsSource,
+  source: ModelStatsSource,
   model: string,
   sinceMs: number,
 ): Promise<ModelStats> {
@@ -120,7 +125,7 @@ export async function readModelStats(
   };
 }
 
-function queryWindow(source: StatsSource, pk: string, sinceMs: number, now: number) {
+function queryWindow(source: ModelStatsSource, pk: string, sinceMs: number, now: number) {
   return queryAll(source.ddb, {
     TableName: source.tables.aggregates,
     KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',

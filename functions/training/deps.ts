@@ -56,7 +56,7 @@ export function trainingDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Train
 }
 
 /** Structured logs: the message plus the extra keys as top-level JSON attributes. */
-function powertoolsLog(logger: Logger): TrainingLog {
+export function powertoolsLog(logger: Logger): TrainingLog {
   return {
     info: (message, extra) => (extra ? logger.info(message, extra) : logger.info(message)),
     warn: (message, extra) => (extra ? logger.warn(message, extra) : logger.warn(message)),

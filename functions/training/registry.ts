@@ -118,8 +118,15 @@ export async function updateRun(
   );
 }
 
-/** Every registry item of one model (newest first), or of every model. */
-export async function listRegistry({ ddb, table }: RegistryStore, model?: string): Promise<RegistryItem[]> {
+/**
+ * Every registry item of one model (newest first), or of every model. With `skipInvalid`,
+ * items that do not match the schema are left out instead of failing the whole list.
+ */
+export async function listRegistry(
+  { ddb, table }: RegistryStore,
+  model?: string,
+  options: { skipInvalid?: boolean } = {},
+): Promise<RegistryItem[]> {
   const items: Record<string, unknown>[] = [];
   let start: Record<string, unknown> | undefined;
   do {
@@ -138,7 +145,11 @@ export async function listRegistry({ ddb, table }: RegistryStore, model?: string
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
   } while (start);
-  return items
-    .map((item) => RegistryItemSchema.parse(item))
-    .sort((a, b) => (a.model === b.model ? b.version - a.version : a.model < b.model ? -1 : 1));
+  const parsed = options.skipInvalid
+    ? items.flatMap((item) => {
+        const result = RegistryItemSchema.safeParse(item);
+        return result.success ? [result.data] : [];
+      })
+    : items.map((item) => RegistryItemSchema.parse(item));
+  return parsed.sort((a, b) => (a.model === b.model ? b.version - a.version : a.model < b.model ? -1 : 1));
 }

@@ -6,21 +6,18 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
-import { InputError } from '../../shared/errors.ts';
+import { mergeFeedback } from '../../shared/feedback.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
-import {
-  describeZodError,
-  ManifestSchema,
-  type ReleaseNotice,
-  TrainingConfigSchema,
-} from '../../shared/schemas.ts';
+import { ManifestSchema, type ReleaseNotice, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
 import { accuracyOnRows, type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
+import { readModelFeedback } from '../rollout/feedback-store.ts';
+import { getObjectBytes, readTrainingConfig } from './config.ts';
 import type { TrainingDeps } from './deps.ts';
 import { datasetObjectOf, idempotencyKey } from './event.ts';
 import { allocateVersion, currentRelease, type RegistryStore, updateRun } from './registry.ts';
@@ -59,13 +56,8 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     await deps.ddb.send(new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id } }));
   }
 
-  async function getBytes(bucket: string, key: string, versionId?: string): Promise<Uint8Array> {
-    const result = await deps.s3.send(
-      new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
-    );
-    if (!result.Body) throw new Error(`s3://${bucket}/${key} has no body`);
-    return result.Body.transformToByteArray();
-  }
+  const getBytes = (bucket: string, key: string, versionId?: string) =>
+    getObjectBytes(deps.s3, bucket, key, versionId);
 
   /**
    * Writes a version's file once. IfNoneMatch protects artifacts in AWS (the local S3 ignores
@@ -89,34 +81,6 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       if (status !== 412) throw error;
       return getBytes(deps.modelsBucket, key);
     }
-  }
-
-  async function readConfig(bucket: string, model: string) {
-    const key = datasetKeys.config(model);
-    let text: string;
-    try {
-      text = new TextDecoder().decode(await getBytes(bucket, key));
-    } catch (error) {
-      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') {
-        return TrainingConfigSchema.parse({});
-      }
-      throw error;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new InputError(
-        `s3://${bucket}/${key} is not valid JSON (${(error as Error).message}): fix or delete it`,
-      );
-    }
-    const parsed = TrainingConfigSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new InputError(
-        `s3://${bucket}/${key} is not a valid training config: ${describeZodError(parsed.error)}`,
-      );
-    }
-    return parsed.data;
   }
 
   /** Scores the current release on this run's held-out rows; falls back to its recorded accuracy. */
@@ -208,13 +172,15 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const dataset = need(state.dataset, 'dataset');
       const { model, version } = runKey(state);
       // Read once the version exists, so a bad config is recorded as this version's rejection.
-      const config = state.config ?? (await readConfig(deps.datasetsBucket, model));
+      const config = state.config ?? (await readTrainingConfig(deps.s3, deps.datasetsBucket, model));
       // An oversized file is refused before the download, with the same message parsing gives.
       if (dataset.size !== undefined)
         checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
       const bytes = await getBytes(dataset.bucket, dataset.key, dataset.versionId);
       const datasetSha256 = sha256Hex(bytes);
-      const outcome = await trainFromCsv(bytes, config, {
+      // Labelled hard examples from the gateways join the dataset (matched by column name).
+      const feedback = await labelledFeedback(deps, model, bytes);
+      const outcome = await trainFromCsv(feedback?.csv ?? bytes, config, {
         source: dataset.key,
         onEpoch: (progress) => {
           if (progress.epoch % 10 === 0 || progress.epoch === 1)
@@ -238,13 +204,19 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         datasetKey: dataset.key,
         ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
         datasetSha256,
+        ...(feedback ? { feedback: { keys: feedback.keys, rows: feedback.rows } } : {}),
         createdAt: now(),
       });
       const baseline = await scoreRelease(model, outcome);
       await updateRun(
         registry,
         { model, version },
-        { datasetSha256, metrics: outcome.metrics, updatedAt: now().toISOString() },
+        {
+          datasetSha256,
+          metrics: outcome.metrics,
+          ...(feedback ? { feedbackRows: feedback.rows } : {}),
+          updatedAt: now().toISOString(),
+        },
       );
       deps.log.info('trained', {
         model,
@@ -306,11 +278,17 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const bytes = await putImmutable(manifestKey, manifestBytes(signed), 'application/json');
       const manifestSha256 = sha256Hex(bytes);
       const releasedAt = now().toISOString();
+      // With a rollout plan and a release to compare against, the canary cohort goes first.
+      const plan = TrainingConfigSchema.parse(state.config ?? {}).rollout;
+      const previous = plan ? await currentRelease(registry, model) : undefined;
+      const rollout =
+        plan && previous ? { plan, previousVersion: previous.version, canaryAt: releasedAt } : undefined;
       await updateRun(
         registry,
         { model, version },
         {
-          status: 'released',
+          status: rollout ? 'canary' : 'released',
+          ...(rollout ? { rollout } : {}),
           metrics: signed.metrics,
           manifestKey,
           manifestSha256,
@@ -330,8 +308,10 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         manifestSha256,
         releasedAt,
         kind: 'release',
+        cohort: rollout ? 'canary' : 'all',
+        ...(rollout ? { rollout: rollout.plan } : {}),
       };
-      deps.log.info('released', { model, version, manifestKey });
+      deps.log.info(rollout ? 'released to the canary cohort' : 'released', { model, version, manifestKey });
       return { ...state, release, outcome: 'released' };
     },
 
@@ -339,7 +319,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const release = need(state.release, 'release');
       await deps.iot.send(
         new PublishCommand({
-          topic: topicFor('release', { model: release.model }),
+          topic: topicFor(release.cohort === 'canary' ? 'canary' : 'release', { model: release.model }),
           qos: 1,
           retain: true,
           payload: new TextEncoder().encode(JSON.stringify(release)),
@@ -374,6 +354,31 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       return { ...state, outcome: status, reason: message };
     },
   };
+}
+
+/**
+ * The dataset with the model's labelled feedback rows appended, or undefined when there are
+ * none (the dataset bytes are then trained as they are).
+ */
+async function labelledFeedback(
+  deps: TrainingDeps,
+  model: string,
+  datasetBytes: Uint8Array,
+): Promise<{ csv: string; keys: string[]; rows: number } | undefined> {
+  const feedback = await readModelFeedback(deps.s3, deps.datasetsBucket, model);
+  const labelled = feedback.tables.filter((entry) => entry.labelled > 0);
+  if (labelled.length === 0) return undefined;
+  const merged = mergeFeedback(
+    new TextDecoder().decode(datasetBytes),
+    labelled.map((entry) => entry.table),
+  );
+  if (merged.rows === 0) return undefined;
+  deps.log.info('labelled feedback merged into the dataset', {
+    model,
+    rows: merged.rows,
+    files: labelled.length,
+  });
+  return { csv: merged.csv, keys: labelled.map((entry) => entry.key), rows: merged.rows };
 }
 
 /** The error a step threw, from the runner's {name, message} or a Step Functions Catch. */

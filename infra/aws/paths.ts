@@ -9,6 +9,7 @@ export const handlerEntries = {
   aggregateResults: 'functions/aggregate-results.ts',
   aggregateStatus: 'functions/aggregate-status.ts',
   trainingSteps: 'functions/training-steps.ts',
+  rolloutController: 'functions/rollout-controller.ts',
 } as const;
 
 /** The train image's Dockerfile, relative to the repository root (the build context). */

@@ -12,6 +12,7 @@ import type { EdgeloopConfig } from './config.ts';
 import type { EdgeloopResources } from './constructs/function-binding.ts';
 import { Iot } from './constructs/iot.ts';
 import { Observability } from './constructs/observability.ts';
+import { Rollout } from './constructs/rollout.ts';
 import { Signing } from './constructs/signing.ts';
 import { Storage } from './constructs/storage.ts';
 import { Tables } from './constructs/tables.ts';
@@ -33,6 +34,7 @@ export class EdgeloopStack extends Stack {
   readonly training: Training;
   readonly iot: Iot;
   readonly observability: Observability;
+  readonly rollout: Rollout;
 
   constructor(scope: Construct, id: string, props: EdgeloopStackProps) {
     super(scope, id, {
@@ -77,6 +79,7 @@ export class EdgeloopStack extends Stack {
       ruleDeadLetters: deadLetters.ruleErrors,
       aggregatorDeadLetters: deadLetters.aggregatorFailures,
     });
+    this.rollout = new Rollout(this, 'Rollout', { config, resources });
     this.observability = new Observability(this, 'Observability', {
       config,
       stateMachine: this.training.stateMachine,

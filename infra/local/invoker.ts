@@ -36,7 +36,7 @@ export function handlerFile(fn: FunctionName): string {
   return `${fn.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}.ts`;
 }
 
-async function importHandler(fn: FunctionName): Promise<Handler> {
+export async function importHandler(fn: FunctionName): Promise<Handler> {
   const url = new URL(`../../functions/${handlerFile(fn)}`, import.meta.url);
   let module: { handler?: unknown };
   try {

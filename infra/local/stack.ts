@@ -17,7 +17,7 @@ import S3rver from 's3rver';
 import { resetAwsClients, s3Client } from '../../shared/aws.ts';
 import { type EmfSink, setEmfSink } from '../../shared/emf-sink.ts';
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
-import { buckets, type FunctionName, modelKeys } from '../../shared/topology.ts';
+import { buckets, type FunctionName, modelKeys, rolloutSchedule } from '../../shared/topology.ts';
 import { startBroker } from './broker.ts';
 import { localLiveSource, readLiveSnapshot } from './dashboard/live-snapshot.ts';
 import { type DashboardServer, startDashboard } from './dashboard/server.ts';
@@ -33,11 +33,12 @@ import {
   type ServiceName,
 } from './endpoints.ts';
 import { CLEARED_ENV, LOCAL_CREDENTIALS, LOCAL_REGION, localEnv, signingKeyPath } from './env.ts';
-import { FunctionInvoker } from './invoker.ts';
+import { FunctionInvoker, importHandler } from './invoker.ts';
 import { startPublishShim } from './publish-shim.ts';
 import { RetainedStore } from './retained.ts';
 import { startRuleRouter } from './rule-router.ts';
 import { s3EventListener } from './s3-events.ts';
+import { type Schedule, startSchedule } from './schedule.ts';
 import { ensureSigningKey } from './signing-key.ts';
 import { ensureTables } from './tables.ts';
 
@@ -57,6 +58,8 @@ export interface LocalStackOptions {
    * `endpoints.dashboard`; a restart reuses the remembered port when it is free.
    */
   dashboard?: boolean;
+  /** How often the rollout controller runs (ms); 0 = only through rolloutController.runNow(). */
+  rolloutIntervalMs?: number;
 }
 
 export interface LocalStack {
@@ -68,6 +71,8 @@ export interface LocalStack {
   events: EventEmitter;
   metrics: EmfCollector;
   idle(): Promise<void>;
+  /** The scheduled rollout controller (rolloutSchedule.localIntervalMs unless configured). */
+  rolloutController: Schedule;
   stop(): Promise<void>;
 }
 
@@ -216,6 +221,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await drain(invoker, log);
     });
 
+    // Scheduled: the rollout controller (an EventBridge rate rule in AWS). Stopped first.
+    const rolloutOverride = options.handlers?.rolloutController;
+    const rolloutController = startSchedule({
+      fn: 'rolloutController',
+      intervalMs: options.rolloutIntervalMs ?? rolloutSchedule.localIntervalMs,
+      load: () => (rolloutOverride ? Promise.resolve(rolloutOverride) : importHandler('rolloutController')),
+      log,
+    });
+    cleanups.push(() => rolloutController.stop());
+
     let stopping: Promise<void> | undefined;
     return {
       endpoints,
@@ -225,6 +240,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       events,
       metrics,
       idle: () => invoker.idle(),
+      rolloutController,
       stop: () => {
         stopping ??= cleanUp();
         return stopping;

@@ -25,6 +25,8 @@ export interface ManifestInput {
   datasetKey: string;
   datasetEtag?: string;
   datasetSha256: string;
+  /** Labelled hard examples appended to the dataset for this run. */
+  feedback?: { keys: string[]; rows: number };
   createdAt?: Date;
 }
 
@@ -52,6 +54,7 @@ export function buildManifest(input: ManifestInput): Manifest {
       rows: outcome.rows,
       backend: outcome.backend,
       seed: outcome.seed,
+      ...(input.feedback && input.feedback.rows > 0 ? { feedback: input.feedback } : {}),
     },
   };
 }

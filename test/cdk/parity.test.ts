@@ -62,7 +62,9 @@ const topicRules = () =>
 
 describe('S3 -> EventBridge filter', () => {
   const keyFilter = () => {
-    const [[, rule] = []] = resourcesOfType(synth.resources, 'AWS::Events::Rule');
+    const [[, rule] = []] = resourcesOfType(synth.resources, 'AWS::Events::Rule').filter(
+      ([, candidate]) => candidate.Properties?.EventPattern !== undefined,
+    );
     const pattern = rule?.Properties?.EventPattern as { detail: { object: { key: { wildcard: string }[] } } };
     return pattern.detail.object.key;
   };
@@ -196,6 +198,15 @@ describe('thing policy', () => {
   });
 });
 
+/** Functions an EventBridge schedule invokes (the rollout controller, the status recount). */
+const scheduledIds = () =>
+  new Set(
+    resourcesOfType(synth.resources, 'AWS::Events::Rule')
+      .filter(([, rule]) => rule.Properties?.ScheduleExpression !== undefined)
+      .flatMap(([, rule]) => (rule.Properties?.Targets ?? []) as { Arn: unknown }[])
+      .map((target) => referencedId(target.Arn)),
+  );
+
 describe('function environment', () => {
   const expectedEnv = () => {
     const ruleTargets = new Map(
@@ -205,15 +216,19 @@ describe('function environment', () => {
       }),
     );
     return resourcesOfType(synth.resources, 'AWS::Lambda::Function').map(([id, fn]) => {
+      // A scheduled function that no topic rule invokes is the rollout controller.
       const name: FunctionName | undefined =
-        fn.Properties?.PackageType === 'Image' ? 'train' : ruleTargets.get(id);
+        fn.Properties?.PackageType === 'Image'
+          ? 'train'
+          : (ruleTargets.get(id) ?? (scheduledIds().has(id) ? 'rolloutController' : undefined));
       return { actual: envOf(fn), expected: name ? declaredEnv(name) : ['(not a topology function)'] };
     });
   };
 
   it('sets exactly the topology variable names on every function', () => {
     const all = expectedEnv();
-    expect(all).toHaveLength(6 + Object.keys(rules).length);
+    // Six training steps, the rollout controller and one aggregator per rule.
+    expect(all).toHaveLength(6 + 1 + Object.keys(rules).length);
     for (const { actual, expected } of all) expect(actual).toEqual(expected);
   });
 
@@ -231,6 +246,7 @@ describe('function environment', () => {
   it('bundles the handler files the local stack invokes', () => {
     expect(handlerEntries.aggregateResults).toBe(`functions/${handlerFile('aggregateResults')}`);
     expect(handlerEntries.aggregateStatus).toBe(`functions/${handlerFile('aggregateStatus')}`);
+    expect(handlerEntries.rolloutController).toBe(`functions/${handlerFile('rolloutController')}`);
   });
 });
 

@@ -13,7 +13,15 @@ import { resolveConfig } from '../../infra/aws/config.ts';
 import { trainingSteps } from '../../infra/aws/constructs/training.ts';
 import { acknowledge, MIN_REASON_LENGTH, renderCfnValue } from '../../infra/aws/nag.ts';
 import { InputError } from '../../shared/errors.ts';
-import { dashboardPanels, deploymentParameter, METRICS_NAMESPACE, tables } from '../../shared/topology.ts';
+import {
+  dashboardPanels,
+  datasetKeys,
+  deploymentParameter,
+  METRICS_NAMESPACE,
+  rolloutSchedule,
+  tables,
+  topicFor,
+} from '../../shared/topology.ts';
 import {
   type CfnResource,
   logicalId,
@@ -327,11 +335,11 @@ describe('IoT', () => {
     });
   });
 
-  it('runs the aggregators as arm64 ESM bundles on the pinned Node runtime', () => {
+  it('runs the aggregators and the rollout controller as arm64 ESM bundles on the pinned Node runtime', () => {
     const aggregators = resourcesOfType(synth.resources, 'AWS::Lambda::Function').filter(
       ([, fn]) => !isImageFunction(fn),
     );
-    expect(aggregators).toHaveLength(2);
+    expect(aggregators).toHaveLength(3);
     for (const [, fn] of aggregators) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -383,7 +391,7 @@ describe('IoT', () => {
     });
   });
 
-  it('hands gateways a role alias whose role can only read model files', () => {
+  it('hands gateways a role alias whose role can only read model files and write its own hard examples', () => {
     // Prepare
     const deviceRole = logicalId(synth.stack.iot.deviceRole);
 
@@ -400,9 +408,13 @@ describe('IoT', () => {
         Statement: [Match.objectLike({ Principal: { Service: 'credentials.iot.amazonaws.com' } })],
       },
     });
-    expect(statements.map((s) => s.Action)).toEqual([['s3:GetObject']]);
+    expect(statements.map((s) => s.Action)).toEqual([['s3:GetObject'], ['s3:PutObject']]);
     expect(renderCfnValue(statements[0]?.Resource[0])).toBe(
       `<${logicalId(synth.stack.storage.models)}.Arn>/*`,
+    );
+    expect(renderCfnValue(statements[1]?.Resource[0])).toBe(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable.
+      `<${logicalId(synth.stack.storage.datasets)}.Arn>/${datasetKeys.feedbackFile('*', '${credentials-iot:ThingName}', '*')}`,
     );
   });
 
@@ -418,6 +430,40 @@ describe('IoT', () => {
         ]),
       },
     });
+  });
+});
+
+describe('rollout controller', () => {
+  it('runs on an EventBridge schedule', () => {
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: `rate(${rolloutSchedule.awsRateMinutes} minute)`,
+      State: 'ENABLED',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalId(synth.stack.rollout.controller), 'Arn'] },
+        }),
+      ],
+    });
+  });
+
+  it('may publish retained release and canary notices, write the registry and copy datasets', () => {
+    // Prepare
+    const role = logicalId(synth.stack.rollout.controller.role as Role);
+
+    // Act
+    const statements = policyStatements(synth.resources).filter((s) => s.roles.includes(role));
+    const resourcesOf = (action: string) =>
+      statements.filter((s) => s.Action.includes(action)).flatMap((s) => s.Resource.map(renderCfnValue));
+
+    // Assess
+    const topics = resourcesOf('iot:RetainPublish');
+    expect(topics).toHaveLength(2);
+    expect(topics.some((arn) => arn.endsWith(topicFor('release', { model: '*' })))).toBe(true);
+    expect(topics.some((arn) => arn.endsWith(topicFor('canary', { model: '*' })))).toBe(true);
+    expect(resourcesOf('s3:PutObject')).toEqual([`<${logicalId(synth.stack.storage.datasets)}.Arn>/*`]);
+    expect(resourcesOf('dynamodb:UpdateItem')).toEqual([
+      `<${logicalId(synth.stack.tables.byKey.registry)}.Arn>`,
+    ]);
   });
 });
 

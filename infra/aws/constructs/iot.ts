@@ -9,12 +9,12 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
+  datasetKeys,
   NAMESPACE,
   type PolicyStatement,
   type RuleName,
@@ -23,14 +23,13 @@ import {
 } from '../../../shared/topology.ts';
 import type { EdgeloopConfig } from '../config.ts';
 import { acknowledge, wildcardFinding } from '../nag.ts';
-import { handlerEntries, LAMBDA_NODE_TARGET, LAMBDA_RUNTIME, repoRoot } from '../paths.ts';
-import {
-  type Access,
-  bindFunction,
-  type EdgeloopResources,
-  functionBasics,
-  retentionDays,
-} from './function-binding.ts';
+import { handlerEntries } from '../paths.ts';
+import { type Access, bindFunction, type EdgeloopResources } from './function-binding.ts';
+import { nodeFunction } from './node-function.ts';
+
+/** The thing name the IoT credentials provider puts in the session (x-amzn-iot-thingname). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a JS template.
+export const CREDENTIALS_THING_VARIABLE = '${credentials-iot:ThingName}';
 
 /** IoT topic rule names allow only letters, digits and underscores. */
 export const ruleNameFor = (ruleName: string, stage: string) => `${ruleName}_${stage.replaceAll('-', '_')}`;
@@ -134,7 +133,7 @@ export class Iot extends Construct {
     // the role can read model files and nothing else.
     this.deviceRole = new iam.Role(this, 'DeviceRole', {
       assumedBy: new iam.ServicePrincipal('credentials.iot.amazonaws.com'),
-      description: `${NAMESPACE} gateways: read model files through the IoT credentials provider`,
+      description: `${NAMESPACE} gateways: read model files and write hard examples through the IoT credentials provider`,
       maxSessionDuration: Duration.hours(1),
     });
     this.deviceRole.addToPolicy(
@@ -142,6 +141,22 @@ export class Iot extends Construct {
         actions: ['s3:GetObject'],
         resources: [resources.buckets.models.arnForObjects('*')],
       }),
+    );
+    // Hard examples: write-only, and only under the gateway's own thing folder of the feedback prefix.
+    const feedbackObjects = resources.buckets.datasets.arnForObjects(
+      datasetKeys.feedbackFile('*', CREDENTIALS_THING_VARIABLE, '*'),
+    );
+    this.deviceRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [feedbackObjects] }),
+    );
+    acknowledge(
+      this.deviceRole,
+      // cdk-nag names a policy variable ${x} as <x> in its finding ids.
+      wildcardFinding(this, feedbackObjects).replace(
+        CREDENTIALS_THING_VARIABLE,
+        '<credentials-iot:ThingName>',
+      ),
+      'Gateways upload hard examples for any model they run, under their own thing name (policy variable) in the feedback prefix; write-only, no read or list.',
     );
     acknowledge(
       this.deviceRole,
@@ -177,32 +192,15 @@ export class Iot extends Construct {
   ): nodejs.NodejsFunction {
     const functionName = rules[name].function;
     const id = `${functionName[0]?.toUpperCase()}${functionName.slice(1)}`;
-    const { role, logGroup } = functionBasics(this, id, retentionDays(config.logRetentionDays));
-    const fn = new nodejs.NodejsFunction(this, id, {
+    const fn = nodeFunction(this, id, config, {
       description: `edgeloop ${name} aggregator (IoT rule ${rules[name].ruleName})`,
-      entry: `${repoRoot}${entryOf[name]}`,
-      handler: 'handler',
-      projectRoot: repoRoot,
-      depsLockFilePath: `${repoRoot}package-lock.json`,
-      runtime: LAMBDA_RUNTIME,
-      architecture: lambda.Architecture.ARM_64,
+      entry: entryOf[name],
       memorySize: 512,
       timeout: Duration.seconds(30),
-      role,
-      logGroup,
-      retryAttempts: 2,
-      maxEventAge: Duration.hours(1),
-      onFailure: new destinations.SqsDestination(deadLetters),
-      bundling: {
-        // esbuild from node_modules; never fall back to a Docker build.
-        forceDockerBundling: false,
-        format: nodejs.OutputFormat.ESM,
-        target: LAMBDA_NODE_TARGET,
-        mainFields: ['module', 'main'],
-        // The SDK is bundled: the versions tested locally are the versions that run.
-        externalModules: [],
-        banner:
-          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      extra: {
+        retryAttempts: 2,
+        maxEventAge: Duration.hours(1),
+        onFailure: new destinations.SqsDestination(deadLetters),
       },
     });
     bindFunction(fn, functionName, resources, aggregatorAccess[name]);

@@ -40,6 +40,8 @@ const statisticOf: Record<MetricName, Statistic> = {
   [metricNames.liveAccuracy]: 'Average',
   [metricNames.trainingAccuracy]: 'Average',
   [metricNames.confidenceMean]: 'Average',
+  [metricNames.rolloutDecisions]: 'Sum',
+  [metricNames.retrainsStarted]: 'Sum',
 };
 
 /** A 0..1 level shares a panel with a count: it goes on the right axis. */

@@ -5,18 +5,18 @@
  * (tfjs-node inside), with the step chosen by the image CMD. Any failure is caught,
  * recorded in the registry by recordFailure, and ends in a Fail state.
  */
-import { Duration, IgnoreMode, Stack } from 'aws-cdk-lib';
+import { Duration, IgnoreMode } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { datasetKeys, topicFilter } from '../../../shared/topology.ts';
+import { datasetKeys } from '../../../shared/topology.ts';
 import type { EdgeloopConfig } from '../config.ts';
 import { acknowledge, wildcardFinding } from '../nag.ts';
 import { repoRoot, trainDockerfile } from '../paths.ts';
@@ -27,6 +27,7 @@ import {
   functionBasics,
   retentionDays,
 } from './function-binding.ts';
+import { grantPublishNotices } from './rollout.ts';
 
 /** The named handlers of functions/training-steps.ts, in pipeline order. */
 export const trainingSteps = ['validate', 'train', 'gate', 'publish', 'notify', 'recordFailure'] as const;
@@ -112,21 +113,11 @@ export class Training extends Construct {
       trainingSteps.map((step) => [step, this.stepFunction(step, config, resources, retention)]),
     ) as Record<TrainingStep, lambda.DockerImageFunction>;
 
-    // notify publishes the retained release notice; IoT needs RetainPublish for the retain flag.
-    const stack = Stack.of(this);
-    const releaseTopics = stack.formatArn({
-      service: 'iot',
-      resource: 'topic',
-      resourceName: topicFilter('release').replaceAll('+', '*'),
-    });
-    const notifyRole = this.steps.notify.role as iam.Role;
-    notifyRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['iot:Publish', 'iot:RetainPublish'], resources: [releaseTopics] }),
-    );
-    acknowledge(
-      notifyRole,
-      wildcardFinding(this, releaseTopics),
-      'notify publishes the release notice of whichever model was trained; the wildcard is the model-name segment of the release topic only.',
+    // notify publishes the retained release notice (fleet-wide or canary).
+    grantPublishNotices(
+      this,
+      this.steps.notify.role as iam.Role,
+      'notify publishes the release notice of whichever model was trained; the wildcard is the model-name segment of the notice topics only.',
     );
 
     const failed = new sfn.Fail(this, 'TrainingFailed', {

@@ -1,6 +1,7 @@
 import type { Command } from '../command.ts';
 import { demoCommand } from './demo.ts';
 import { deviceCommand } from './device.ts';
+import { feedbackCommand } from './feedback.ts';
 import { fleetCommand } from './fleet.ts';
 import { fleetSimCommand } from './fleet-sim.ts';
 import { modelsCommand } from './models.ts';
@@ -17,6 +18,7 @@ export const commands: readonly Command[] = [
   uploadCommand,
   trainCommand,
   modelsCommand,
+  feedbackCommand,
   deviceCommand,
   fleetSimCommand,
   statsCommand,

@@ -181,6 +181,8 @@ export async function provisionThing(
       publicKeyFile: files.publicKey,
       credentialsEndpoint,
       roleAlias: deployment.roleAlias,
+      // Hard examples go to the datasets bucket's feedback prefix (the device role may write there).
+      feedbackBucket: deployment.datasetsBucket,
     };
     writeFileSync(files.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
   } catch (error) {

@@ -71,6 +71,9 @@ const statusColors: Record<string, string> = {
   rejected: '#d98324',
   'rejected-by-gate': '#d98324',
   failed: '#d64545',
+  // Staged rollout (functions/rollout): a canary in progress, a canary the controller rolled back.
+  canary: '#3a7bd5',
+  'rolled-back': '#d64545',
 };
 const baselineColor = '#c5ccd6';
 

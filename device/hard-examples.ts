@@ -1,0 +1,260 @@
+/**
+ * Hard-example sampling on the gateway: readings the serving model was unsure about (the
+ * confidence below the manifest's lowConfidence) are kept with their raw features, the
+ * prediction and the truth when the reading had one, and uploaded as small CSV files under
+ * datasetKeys.feedbackFile(model, thing, ...) in the datasets bucket. Bounded three ways:
+ * a rate limit (samples per minute), a file size cap (rows per file), and a disk quota for
+ * files waiting to upload (further samples are dropped and counted while it is full).
+ */
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { errorMessage } from '../shared/errors.ts';
+import { feedbackHeader, feedbackLine } from '../shared/feedback.ts';
+import type { RawRow } from '../shared/preprocess.ts';
+import type { InferenceResult, Manifest } from '../shared/schemas.ts';
+import { datasetKeys } from '../shared/topology.ts';
+import { writeFileDurable } from './durable.ts';
+import type { ClassifiedChunk } from './sources.ts';
+
+export interface HardExampleOptions {
+  /** The datasets bucket (feedback goes under its feedback prefix). */
+  bucket: string;
+  /** Samples kept per minute at most (token bucket); default 60. */
+  maxPerMinute?: number;
+  /** Rows per uploaded file; a full file is uploaded at once. Default 200. */
+  maxRowsPerFile?: number;
+  /** A file with fewer rows is uploaded after this long; default 30 s. */
+  flushMs?: number;
+  /** Disk kept for files waiting to upload; default 5 MiB. */
+  quotaBytes?: number;
+}
+
+/** One inference call's readings and, per row, its result id, predicted class and confidence. */
+export interface SampleView {
+  rows: readonly RawRow[];
+  id(i: number): string;
+  predicted(i: number): string;
+  confidence(i: number): number;
+  ts: number;
+}
+
+/** A view over results already built (stdin, HTTP). */
+export function resultsView(rows: readonly RawRow[], results: readonly InferenceResult[]): SampleView {
+  return {
+    rows,
+    id: (i) => results[i]?.id ?? '',
+    predicted: (i) => results[i]?.label ?? '',
+    confidence: (i) => results[i]?.confidence ?? Number.NaN,
+    ts: results[0]?.ts ?? Date.now(),
+  };
+}
+
+/** A view over a CSV replay chunk (no result objects on that path); ids as the replay makes them. */
+export function chunkView(thing: string, chunk: ClassifiedChunk): SampleView {
+  const { labels, best, confidence } = chunk.classified;
+  return {
+    rows: chunk.rows,
+    id: (i) => `${thing}:${chunk.first + i}`,
+    predicted: (i) => labels[best[i] ?? 0] ?? String(best[i]),
+    confidence: (i) => round5(confidence[i] ?? Number.NaN),
+    ts: chunk.ts,
+  };
+}
+
+const round5 = (value: number) => Math.round(value * 1e5) / 1e5;
+
+/** The reading's truth (its value in the label column), when it has one. */
+function truthOf(row: RawRow, manifest: Manifest): { label?: string } {
+  const truth = row[manifest.preprocessing.label];
+  return truth === undefined || truth === null || String(truth) === '' ? {} : { label: String(truth) };
+}
+
+export interface HardExampleStats {
+  sampled: number;
+  /** Samples dropped by the rate limit or the disk quota. */
+  dropped: number;
+  uploadedFiles: number;
+  uploadedRows: number;
+  spoolBytes: number;
+}
+
+interface Pending {
+  version: number;
+  features: string[];
+  header: string;
+  lines: string[];
+}
+
+export class HardExampleSampler {
+  private readonly maxPerMinute: number;
+  private readonly maxRows: number;
+  private readonly quota: number;
+  private tokens: number;
+  private refilledAt: number;
+  private pending: Pending | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private seq = 0;
+  private spoolBytes = 0;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly counters = { sampled: 0, dropped: 0, uploadedFiles: 0, uploadedRows: 0 };
+
+  private constructor(
+    private readonly thing: string,
+    private readonly model: string,
+    private readonly dir: string,
+    private readonly s3: S3Client,
+    private readonly options: HardExampleOptions,
+    private readonly log: (line: string) => void,
+  ) {
+    this.maxPerMinute = options.maxPerMinute ?? 60;
+    this.maxRows = options.maxRowsPerFile ?? 200;
+    this.quota = options.quotaBytes ?? 5 * 2 ** 20;
+    this.tokens = this.maxPerMinute;
+    this.refilledAt = Date.now();
+  }
+
+  /** Opens the spool dir; files left by an earlier run are uploaded at the next flush. */
+  static async open(o: {
+    thing: string;
+    model: string;
+    dir: string;
+    s3: S3Client;
+    options: HardExampleOptions;
+    log?: (line: string) => void;
+  }): Promise<HardExampleSampler> {
+    await mkdir(o.dir, { recursive: true });
+    const sampler = new HardExampleSampler(o.thing, o.model, o.dir, o.s3, o.options, o.log ?? (() => {}));
+    for (const name of await sampler.spooled()) sampler.spoolBytes += (await stat(join(o.dir, name))).size;
+    return sampler;
+  }
+
+  stats(): HardExampleStats {
+    return { ...this.counters, spoolBytes: this.spoolBytes };
+  }
+
+  /** Looks at one inference call's readings and predictions; keeps the low-confidence ones. */
+  offer(view: SampleView, manifest: Manifest): void {
+    const threshold = manifest.lowConfidence;
+    for (let i = 0; i < view.rows.length; i++) {
+      const row = view.rows[i];
+      const confidence = view.confidence(i);
+      if (!row || !(confidence < threshold)) continue;
+      if (!this.take()) {
+        this.counters.dropped++;
+        continue;
+      }
+      this.add(row, { id: view.id(i), ts: view.ts, label: view.predicted(i), confidence }, manifest);
+    }
+  }
+
+  /** Writes what is pending to the spool and uploads every spooled file. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      await this.spoolPending();
+      await this.uploadSpooled();
+    });
+    return this.flushing;
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+
+  private take(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(
+      this.maxPerMinute,
+      this.tokens + ((now - this.refilledAt) / 60_000) * this.maxPerMinute,
+    );
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private add(row: RawRow, result: Omit<InferenceResult, 'latencyMs'>, manifest: Manifest): void {
+    const version = manifest.version;
+    if (this.pending && this.pending.version !== version) void this.flush();
+    if (!this.pending) {
+      const features = manifest.preprocessing.features.map((feature) => feature.column);
+      this.pending = {
+        version,
+        features,
+        header: feedbackHeader(features, manifest.preprocessing.label).join(','),
+        lines: [],
+      };
+    }
+    const pending = this.pending;
+    pending.lines.push(
+      feedbackLine(
+        {
+          id: result.id,
+          ts: result.ts,
+          thing: this.thing,
+          version,
+          predicted: result.label,
+          confidence: result.confidence,
+          features: row,
+          ...truthOf(row, manifest),
+        },
+        pending.features,
+      ),
+    );
+    this.counters.sampled++;
+    if (pending.lines.length >= this.maxRows) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs ?? 30_000);
+  }
+
+  private async spoolPending(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const pending = this.pending;
+    this.pending = undefined;
+    if (!pending || pending.lines.length === 0) return;
+    const text = `${pending.header}\n${pending.lines.join('\n')}\n`;
+    const bytes = Buffer.byteLength(text);
+    if (this.spoolBytes + bytes > this.quota) {
+      this.counters.dropped += pending.lines.length;
+      this.counters.sampled -= pending.lines.length;
+      this.log(
+        `hard examples: disk quota ${this.quota} bytes reached; ${pending.lines.length} samples dropped`,
+      );
+      return;
+    }
+    const name = `${Date.now()}-v${pending.version}-${process.pid}-${this.seq++}.csv`;
+    await writeFileDurable(join(this.dir, name), text);
+    this.spoolBytes += bytes;
+  }
+
+  private async spooled(): Promise<string[]> {
+    return (await readdir(this.dir)).filter((name) => name.endsWith('.csv')).sort();
+  }
+
+  private async uploadSpooled(): Promise<void> {
+    for (const name of await this.spooled()) {
+      const path = join(this.dir, name);
+      const body = await readFile(path);
+      try {
+        await this.s3.send(
+          new PutObjectCommand({
+            Bucket: this.options.bucket,
+            Key: datasetKeys.feedbackFile(this.model, this.thing, name),
+            Body: body,
+            ContentType: 'text/csv',
+          }),
+        );
+      } catch (error) {
+        // Kept on disk for the next flush.
+        this.log(`hard examples: upload of ${name} failed: ${errorMessage(error)}`);
+        return;
+      }
+      await rm(path, { force: true });
+      this.spoolBytes = Math.max(0, this.spoolBytes - body.length);
+      this.counters.uploadedFiles++;
+      this.counters.uploadedRows += body.toString('utf8').trimEnd().split('\n').length - 1;
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The rollout controller's decisions as pure functions: promote / roll back / wait for a
+ * canary from the live numbers of the canary and the current version, and whether sustained
+ * drift on a released version should start a retrain.
+ */
+import type { RetrainPolicy, RolloutPlan } from '../schemas.ts';
+
+/** What the aggregates say about one version (a subset of readModelStats' VersionStats). */
+export interface LiveStats {
+  inferences: number;
+  lowConfidenceRate: number | null;
+  liveAccuracy: number | null;
+  labelled: number;
+}
+
+export interface RolloutInput {
+  plan: RolloutPlan;
+  canary: LiveStats | undefined;
+  current: LiveStats | undefined;
+  /** The current version's offline (test split) accuracy, used when it has no live truth. */
+  currentOfflineAccuracy?: number;
+  canaryStartedAtMs: number;
+  nowMs: number;
+}
+
+export type RolloutDecision =
+  | { decision: 'promote'; reason: string }
+  | { decision: 'rollback'; reason: string }
+  | { decision: 'wait'; reason: string };
+
+const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
+const secs = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+/**
+ * Rolls back as soon as enough canary results show it worse than the current version (low
+ * confidence rate up by more than maxLowConfidenceDelta, or live accuracy down by more than
+ * maxAccuracyDrop); promotes once it has minResults healthy results and ran minDurationMs;
+ * rolls back when maxWaitMs passes without enough results.
+ */
+export function decideRollout(input: RolloutInput): RolloutDecision {
+  const { plan, canary, current } = input;
+  const elapsed = input.nowMs - input.canaryStartedAtMs;
+  const results = canary?.inferences ?? 0;
+  if (!canary || results < plan.minResults) {
+    if (elapsed >= plan.maxWaitMs)
+      return {
+        decision: 'rollback',
+        reason: `only ${results} of ${plan.minResults} canary results after ${secs(elapsed)} (maxWaitMs ${plan.maxWaitMs})`,
+      };
+    return { decision: 'wait', reason: `${results} of ${plan.minResults} canary results so far` };
+  }
+
+  const baseLowConfidence =
+    current && current.inferences >= plan.minResults ? current.lowConfidenceRate : null;
+  if (canary.lowConfidenceRate !== null && baseLowConfidence !== null) {
+    const delta = canary.lowConfidenceRate - baseLowConfidence;
+    if (delta > plan.maxLowConfidenceDelta)
+      return {
+        decision: 'rollback',
+        reason: `low-confidence rate ${pct(canary.lowConfidenceRate)} vs ${pct(baseLowConfidence)} on the current version (+${pct(delta)} > ${pct(plan.maxLowConfidenceDelta)})`,
+      };
+  }
+
+  if (canary.liveAccuracy !== null && canary.labelled >= plan.minLabelled) {
+    const liveBase =
+      current && current.liveAccuracy !== null && current.labelled >= plan.minLabelled
+        ? { accuracy: current.liveAccuracy, what: 'live on the current version' }
+        : undefined;
+    const base =
+      liveBase ??
+      (input.currentOfflineAccuracy !== undefined
+        ? { accuracy: input.currentOfflineAccuracy, what: 'offline of the current version' }
+        : undefined);
+    if (base && base.accuracy - canary.liveAccuracy > plan.maxAccuracyDrop)
+      return {
+        decision: 'rollback',
+        reason: `live accuracy ${pct(canary.liveAccuracy)} vs ${pct(base.accuracy)} ${base.what} (drop ${pct(base.accuracy - canary.liveAccuracy)} > ${pct(plan.maxAccuracyDrop)})`,
+      };
+  }
+
+  if (elapsed < plan.minDurationMs)
+    return {
+      decision: 'wait',
+      reason: `healthy so far (${results} results); promotion after ${secs(plan.minDurationMs)}, ${secs(elapsed)} elapsed`,
+    };
+  const accuracy = canary.liveAccuracy !== null ? `, live accuracy ${pct(canary.liveAccuracy)}` : '';
+  const lowConfidence =
+    canary.lowConfidenceRate !== null ? `, low-confidence rate ${pct(canary.lowConfidenceRate)}` : '';
+  return {
+    decision: 'promote',
+    reason: `${results} healthy canary results over ${secs(elapsed)}${accuracy}${lowConfidence}`,
+  };
+}
+
+export interface DriftInput {
+  policy: RetrainPolicy;
+  /** PSI over the policy's window; null when there were no results. */
+  psi: number | null;
+  /** When drift was first seen above the threshold (still ongoing), if it was. */
+  sinceMs: number | undefined;
+  lastRetrainAtMs: number | undefined;
+  labelledFeedbackRows: number;
+  nowMs: number;
+}
+
+export interface DriftDecision {
+  retrain: boolean;
+  /** The new `since`: undefined when drift is below the threshold. */
+  sinceMs: number | undefined;
+  reason: string;
+}
+
+/** Retrain when drift held at or above driftPsi for sustainMs, with labelled feedback, outside the cooldown. */
+export function decideRetrain(input: DriftInput): DriftDecision {
+  const { policy, psi, nowMs } = input;
+  if (psi === null || psi < policy.driftPsi)
+    return {
+      retrain: false,
+      sinceMs: undefined,
+      reason: psi === null ? 'no recent results' : `PSI ${psi.toFixed(3)} < ${policy.driftPsi}`,
+    };
+  const sinceMs = input.sinceMs ?? nowMs;
+  const held = nowMs - sinceMs;
+  if (held < policy.sustainMs)
+    return { retrain: false, sinceMs, reason: `drifting for ${secs(held)} of ${secs(policy.sustainMs)}` };
+  if (input.lastRetrainAtMs !== undefined && nowMs - input.lastRetrainAtMs < policy.cooldownMs)
+    return { retrain: false, sinceMs, reason: 'a retrain started within the cooldown' };
+  if (input.labelledFeedbackRows < policy.minFeedbackRows)
+    return {
+      retrain: false,
+      sinceMs,
+      reason: `drift sustained but only ${input.labelledFeedbackRows} labelled feedback rows (need ${policy.minFeedbackRows})`,
+    };
+  return {
+    retrain: true,
+    sinceMs: undefined,
+    reason: `PSI ${psi.toFixed(3)} >= ${policy.driftPsi} for ${secs(held)} with ${input.labelledFeedbackRows} labelled feedback rows`,
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * The rollout controller against the real local stack (registry, aggregates, retained
+ * notices through the Publish shim), driven directly with the registry states it must handle.
+ */
+import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManifestCache } from '../../functions/aggregation/manifests.ts';
+import { type ControllerDeps, runRolloutController } from '../../functions/rollout/controller.ts';
+import { listRegistry } from '../../functions/training/registry.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
+import { type RegistryItem, ReleaseNoticeSchema, RolloutPlanSchema } from '../../shared/schemas.ts';
+import { buckets, modelKeys, tables, topicFor } from '../../shared/topology.ts';
+import { startTestStack } from '../support/local-stack.ts';
+
+let stack: LocalStack;
+let deps: ControllerDeps;
+const now = Date.parse('2026-11-28T12:00:00.000Z');
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+beforeAll(async () => {
+  // The scheduled run is replaced by a no-op: this test runs the controller itself.
+  stack = await startTestStack({ handlers: { rolloutController: async () => undefined } });
+  deps = {
+    ddb: dynamoClient(),
+    s3: s3Client(),
+    iot: iotDataClient(),
+    registryTable: tables.registry.localName,
+    aggregatesTable: tables.aggregates.localName,
+    modelsBucket: buckets.models.localName,
+    datasetsBucket: buckets.datasets.localName,
+    manifests: new ManifestCache(s3Client, buckets.models.localName),
+    log: quiet,
+    now: () => now,
+  };
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function put(model: string, version: number, status: RegistryItem['status'], extra: object = {}) {
+  const at = new Date(now - 60_000).toISOString();
+  await dynamoClient().send(
+    new PutCommand({
+      TableName: tables.registry.localName,
+      Item: {
+        model,
+        version,
+        status,
+        createdAt: at,
+        updatedAt: at,
+        datasetKey: `datasets/${model}/d${version}.csv`,
+        manifestKey: modelKeys.manifest(model, version),
+        manifestSha256: String(version).repeat(64).slice(0, 64),
+        metrics: { accuracy: 0.9 },
+        ...extra,
+      },
+    }),
+  );
+}
+
+const canaryOf = (previousVersion: number, plan: object = {}, startedAgoMs = 10_000) => ({
+  rollout: {
+    plan: RolloutPlanSchema.parse(plan),
+    previousVersion,
+    canaryAt: new Date(now - startedAgoMs).toISOString(),
+  },
+});
+const statusOf = async (model: string) =>
+  Object.fromEntries(
+    (await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, model)).map((item) => [
+      item.version,
+      item.status,
+    ]),
+  );
+
+describe('rollout controller', () => {
+  it('waits while a canary has too few results', async () => {
+    // Prepare
+    await put('waiting', 1, 'released');
+    await put('waiting', 2, 'canary', canaryOf(1));
+
+    // Act
+    const report = await runRolloutController(deps);
+
+    // Assess
+    expect(report.decisions.find((d) => d.model === 'waiting')).toMatchObject({
+      version: 2,
+      decision: 'wait',
+      reason: '0 of 200 canary results so far',
+    });
+    expect(await statusOf('waiting')).toEqual({ 1: 'released', 2: 'canary' });
+  });
+
+  it('rolls back a canary without results after maxWaitMs with an explicit rollback notice', async () => {
+    // Prepare
+    await put('silent', 3, 'released');
+    await put('silent', 4, 'canary', canaryOf(3, { maxWaitMs: 5_000 }));
+
+    // Act
+    const report = await runRolloutController(deps);
+    const retained = await iotDataClient().send(
+      new GetRetainedMessageCommand({ topic: topicFor('canary', { model: 'silent' }) }),
+    );
+
+    // Assess
+    expect(report.decisions.find((d) => d.model === 'silent')?.decision).toBe('rollback');
+    expect(await statusOf('silent')).toEqual({ 3: 'released', 4: 'rolled-back' });
+    const notice = ReleaseNoticeSchema.parse(JSON.parse(new TextDecoder().decode(retained.payload)));
+    expect(notice).toMatchObject({ model: 'silent', version: 3, kind: 'rollback', cohort: 'canary' });
+  });
+
+  it('retires a canary replaced by a newer canary or overtaken by a fleet-wide release', async () => {
+    // Prepare
+    await put('busy', 1, 'released');
+    await put('busy', 2, 'canary', canaryOf(1));
+    await put('busy', 3, 'canary', canaryOf(1));
+    await put('overtaken', 1, 'released');
+    await put('overtaken', 2, 'canary', canaryOf(1));
+    await put('overtaken', 3, 'released');
+
+    // Act
+    await runRolloutController(deps);
+    const [older] = await listRegistry(
+      { ddb: dynamoClient(), table: tables.registry.localName },
+      'busy',
+    ).then((items) => items.filter((item) => item.version === 2));
+
+    // Assess
+    expect(await statusOf('busy')).toEqual({ 1: 'released', 2: 'rolled-back', 3: 'canary' });
+    expect(older?.rollout?.reason).toBe('superseded by v3');
+    expect(await statusOf('overtaken')).toEqual({ 1: 'released', 2: 'rolled-back', 3: 'released' });
+  });
+});
