@@ -22,10 +22,10 @@
  * the oldest unsent batch; `reject` refuses the new one. Both count the dropped results.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InferenceResult } from '../shared/schemas.ts';
-import { fsyncDir, readJson, replaceFileAtomic, writeFileDurable } from './durable.ts';
+import { fsyncDir, readJson, renameFile, replaceFileAtomic, writeFileDurable } from './durable.ts';
 
 export type OverflowPolicy = 'drop-oldest' | 'reject';
 
@@ -34,9 +34,9 @@ export interface StoredBatch {
   batchId: string;
   model: string;
   version: number;
-  /** How many results, and their JSON array text (serialised once, sent as is). */
+  /** How many results, and their JSON array as UTF-8 bytes (serialised once, sent as is). */
   count: number;
-  resultsJson: string;
+  resultsJson: Buffer;
   /** The CSV source's next position once this batch is durable (absent for other sources). */
   csvNext?: number;
   bytes: number;
@@ -55,6 +55,7 @@ interface Checkpoint {
 
 const CHECKPOINT = 'checkpoint.json';
 const BATCH_FILE = /^(\d{12})\.json$/;
+const CLOSE_BRACE = Buffer.from('}');
 
 export class Outbox {
   private readonly batches = new Map<number, StoredBatch>();
@@ -93,14 +94,14 @@ export class Outbox {
       if (!match) continue;
       const seq = Number(match[1]);
       try {
-        const text = await readFile(join(dir, name), 'utf8');
-        const { results, ...rest } = JSON.parse(text) as StoredFile;
+        const bytes = await readFile(join(dir, name));
+        const { results, ...rest } = JSON.parse(bytes.toString('utf8')) as StoredFile;
         const batch: StoredBatch = {
           ...rest,
           seq,
           count: results.length,
-          resultsJson: JSON.stringify(results),
-          bytes: text.length,
+          resultsJson: Buffer.from(JSON.stringify(results)),
+          bytes: bytes.length,
         };
         outbox.batches.set(seq, batch);
         outbox.bytes += batch.bytes;
@@ -161,18 +162,20 @@ export class Outbox {
 
   /** Group commit: every file fsynced and renamed, then one directory fsync. */
   private async commitGroup(group: Pending[]) {
-    const accepted: { pending: Pending; batch: StoredBatch; text: string }[] = [];
+    const accepted: { pending: Pending; batch: StoredBatch; head: Buffer }[] = [];
     for (const pending of group) {
       const { input } = pending;
       const seq = this.nextSeq++;
       const batchId = randomUUID();
-      const count = 'encoded' in input ? input.encoded.length : input.results.length;
-      const resultsJson = 'encoded' in input ? `[${input.encoded.join(',')}]` : JSON.stringify(input.results);
-      // The file is the wire message minus sentAt, plus csvNext; built by concatenation so
-      // the results are serialised once.
-      const text = `{"batchId":"${batchId}","model":${JSON.stringify(input.model)},"version":${input.version}${
-        input.csvNext !== undefined ? `,"csvNext":${input.csvNext}` : ''
-      },"results":${resultsJson}}`;
+      const count = 'results' in input ? input.results.length : input.count;
+      const resultsJson = 'results' in input ? Buffer.from(JSON.stringify(input.results)) : input.resultsJson;
+      // The file is the wire message minus sentAt, plus csvNext: this head, the results
+      // array as they came (serialised once), and a closing brace.
+      const head = Buffer.from(
+        `{"batchId":"${batchId}","model":${JSON.stringify(input.model)},"version":${input.version}${
+          input.csvNext !== undefined ? `,"csvNext":${input.csvNext}` : ''
+        },"results":`,
+      );
       const batch: StoredBatch = {
         seq,
         batchId,
@@ -181,10 +184,10 @@ export class Outbox {
         count,
         resultsJson,
         ...(input.csvNext !== undefined ? { csvNext: input.csvNext } : {}),
-        bytes: text.length,
+        bytes: head.length + resultsJson.length + 1,
       };
-      if (this.makeRoom(text.length, accepted.length)) {
-        accepted.push({ pending, batch, text });
+      if (this.makeRoom(batch.bytes, accepted.length)) {
+        accepted.push({ pending, batch, head });
         this.bytes += batch.bytes; // counted now, so the rest of the group sees the room it takes
       } else {
         this.checkpoint.dropped += count;
@@ -195,10 +198,10 @@ export class Outbox {
     }
     try {
       await Promise.all(
-        accepted.map(async ({ batch, text }) => {
+        accepted.map(async ({ batch, head }) => {
           const temp = join(this.dir, `${fileName(batch.seq)}.tmp`);
-          await writeFileDurable(temp, text);
-          await rename(temp, join(this.dir, fileName(batch.seq)));
+          await writeFileDurable(temp, [head, batch.resultsJson, CLOSE_BRACE]);
+          await renameFile(temp, join(this.dir, fileName(batch.seq)));
         }),
       );
       if (accepted.length > 0) await fsyncDir(this.dir);
@@ -278,12 +281,12 @@ export class Outbox {
   }
 }
 
-/** The results as objects, or as their JSON texts (`encoded`: each one JSON.stringify(result)). */
+/** The results as objects, or already as the bytes of their JSON array. */
 type BatchInput = {
   model: string;
   version: number;
   csvNext?: number;
-} & ({ results: InferenceResult[] } | { encoded: readonly string[] });
+} & ({ results: InferenceResult[] } | { resultsJson: Buffer; count: number });
 
 interface StoredFile {
   batchId: string;

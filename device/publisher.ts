@@ -12,19 +12,17 @@ import { errorMessage } from '../shared/errors.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { MqttLink } from './connection.ts';
 import type { Outbox, StoredBatch } from './outbox.ts';
+import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 
-/** IoT Core rejects messages over 128 KB; stay well below it including the envelope. */
+/** IoT Core rejects messages over 128 KB; the results array stays below this (the envelope is small). */
 export const MAX_BATCH_BYTES = 120_000;
 /** ResultBatchSchema allows at most 2,000 results per batch. */
 export const MAX_BATCH_RESULTS = 2_000;
 
-/**
- * An upper bound of a result's JSON size, without serialising it: the fixed keys and
- * numbers take at most 96 bytes, ids are ASCII, and a UTF-8 label char takes <= 3 bytes.
- */
-export function encodedSizeBound(result: InferenceResult): number {
-  return 96 + result.id.length + 3 * (result.label.length + (result.truth?.length ?? 0));
-}
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+const CLOSE_BRACE = Buffer.from('}');
 
 export interface BatcherOptions {
   maxBytes?: number;
@@ -34,9 +32,13 @@ export interface BatcherOptions {
 }
 
 export class ResultBatcher {
-  /** JSON texts of the results in the open batch. */
-  private results: string[] = [];
-  private bytes = 0;
+  /** The open batch: the bytes of its JSON array so far (`[` and the results, comma-separated). */
+  private open: Buffer;
+  /** Bytes of `open` written so far. */
+  private used = 1;
+  /** Results in the open batch, and the size of its array so far once they are all copied. */
+  private count = 0;
+  private size = 1;
   private csvNext: number | undefined;
   private version: number | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -54,6 +56,8 @@ export class ResultBatcher {
     this.maxBytes = options.maxBytes ?? MAX_BATCH_BYTES;
     this.maxResults = Math.min(options.maxResults ?? 1_000, MAX_BATCH_RESULTS);
     this.maxAgeMs = options.maxAgeMs ?? 500;
+    this.open = Buffer.allocUnsafe(this.maxBytes);
+    this.open[0] = OPEN_BRACKET;
   }
 
   /**
@@ -61,40 +65,61 @@ export class ResultBatcher {
    * of them (results must arrive in source order for the checkpoint to be exact).
    */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
-    this.addEncoded(
-      version,
-      results.map((result) => JSON.stringify(result)),
-      results.map(encodedSizeBound),
-      csvNext,
-    );
+    this.addEncoded(version, encodeResultObjects(results), csvNext);
   }
 
-  /**
-   * `add` for results already serialised: `encoded[i]` is JSON.stringify of result i and
-   * `sizes[i]` its encodedSizeBound (so batches are cut exactly where `add` cuts them).
-   */
-  addEncoded(version: number, encoded: readonly string[], sizes: ArrayLike<number>, csvNext?: number): void {
+  /** `add` for results already encoded; the chunk's bytes are copied before this returns. */
+  addEncoded(version: number, chunk: ResultChunk, csvNext?: number): void {
     if (this.version !== undefined && version !== this.version) this.cut();
     this.version = version;
-    for (let i = 0; i < encoded.length; i++) {
-      const size = sizes[i] ?? 0;
-      if (this.results.length >= this.maxResults || this.bytes + size > this.maxBytes) {
+    const { ends, count } = chunk;
+    // Results [runStart, i) are in the open batch's count and size but not copied yet: a run
+    // is copied in one piece (with the commas between its results) when the batch is cut.
+    let runStart = 0;
+    for (let i = 0; i < count; i++) {
+      const size = (ends[i] as number) - (i === 0 ? 0 : (ends[i - 1] as number) + 1);
+      const needed = (this.count > 0 ? 1 : 0) + size; // its comma, unless it opens the batch
+      // + 1: the closing bracket.
+      if (this.count > 0 && (this.count >= this.maxResults || this.size + needed + 1 > this.maxBytes)) {
+        this.copyRun(chunk, runStart, i);
+        runStart = i;
         // Positions are contiguous, so the batch cut here ends right before result i. Giving it
         // the position after its own last result keeps a restart from replaying (under new batch
         // ids) readings whose batch was already acknowledged and deleted.
-        if (csvNext !== undefined) this.csvNext = csvNext - (encoded.length - i);
+        if (csvNext !== undefined) this.csvNext = csvNext - (count - i);
         this.cut();
       }
-      this.version = version;
-      this.results.push(encoded[i] as string);
-      this.bytes += size;
+      this.size += this.count > 0 ? 1 + size : size;
+      this.count++;
     }
+    this.copyRun(chunk, runStart, count);
     if (csvNext !== undefined) this.csvNext = csvNext;
-    if (this.results.length > 0) this.timer ??= setTimeout(() => this.cut(), this.maxAgeMs);
+    if (this.count > 0) this.timer ??= setTimeout(() => this.cut(), this.maxAgeMs);
+  }
+
+  /** Copies results [from, to) of `chunk` to the end of the open batch's bytes. */
+  private copyRun(chunk: ResultChunk, from: number, to: number) {
+    if (from >= to) return;
+    const start = from === 0 ? 0 : (chunk.ends[from - 1] as number) + 1;
+    const end = chunk.ends[to - 1] as number;
+    if (this.open.length < this.used + 1 + (end - start) + 1) {
+      const grown = Buffer.allocUnsafe(this.used + 1 + (end - start) + 1);
+      this.open.copy(grown, 0, 0, this.used);
+      this.open = grown;
+    }
+    if (this.used > 1) this.open[this.used++] = COMMA;
+    this.used += Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength).copy(
+      this.open,
+      this.used,
+      start,
+      end,
+    );
   }
 
   /** Number of batch writes still queued (callers use it as backpressure). */
   private queued = 0;
+  /** Waiting in `drain` for a write to complete. */
+  private readonly settled: (() => void)[] = [];
   get backlog(): number {
     return this.queued;
   }
@@ -102,25 +127,33 @@ export class ResultBatcher {
   private cut() {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.results.length === 0 || this.version === undefined) return;
-    const results = this.results;
+    if (this.count === 0 || this.version === undefined) return;
+    this.open[this.used++] = CLOSE_BRACKET;
+    const count = this.count;
     const input = {
       model: this.model,
       version: this.version,
-      encoded: results,
+      // A copy the size of the batch: the outbox keeps it until the PUBACK.
+      resultsJson: Buffer.copyBytesFrom(this.open, 0, this.used),
+      count,
       ...(this.csvNext !== undefined ? { csvNext: this.csvNext } : {}),
     };
-    this.results = [];
-    this.bytes = 0;
+    this.used = 1;
+    this.size = 1;
+    this.count = 0;
     this.csvNext = undefined;
     this.queued++;
+    const written = () => {
+      this.queued--;
+      for (const resolve of this.settled.splice(0)) resolve();
+    };
     this.pending = this.outbox.append(input).then(
       (accepted) => {
-        this.queued--;
-        this.onPersisted(accepted, results.length);
+        written();
+        this.onPersisted(accepted, count);
       },
       (error: unknown) => {
-        this.queued--;
+        written();
         throw error;
       },
     );
@@ -133,9 +166,13 @@ export class ResultBatcher {
     await this.outbox.flush();
   }
 
-  /** Resolves once fewer than `max` batch writes are queued. */
-  async drain(max = 8): Promise<void> {
-    while (this.queued >= max) await this.pending.catch(() => undefined);
+  /**
+   * Resolves once fewer than `max` batch writes are queued: as soon as one completes, so a
+   * fast source keeps producing while the outbox commits (a waiter for the newest write
+   * would idle through a whole group commit).
+   */
+  async drain(max = 32): Promise<void> {
+    while (this.queued >= max) await new Promise<void>((resolve) => this.settled.push(resolve));
   }
 }
 
@@ -209,8 +246,14 @@ export class Publisher extends EventEmitter {
 
   private send(batch: StoredBatch) {
     this.inFlight++;
-    // The stored results text goes out as is (ResultBatchSchema shape, sentAt added now).
-    const message = `{"batchId":"${batch.batchId}","model":${JSON.stringify(batch.model)},"version":${batch.version},"sentAt":${Date.now()},"results":${batch.resultsJson}}`;
+    // The stored results bytes go out as is (ResultBatchSchema shape, sentAt added now).
+    const message = Buffer.concat([
+      Buffer.from(
+        `{"batchId":"${batch.batchId}","model":${JSON.stringify(batch.model)},"version":${batch.version},"sentAt":${Date.now()},"results":`,
+      ),
+      batch.resultsJson,
+      CLOSE_BRACE,
+    ]);
     const sending = this.link
       .publish(this.topic, message)
       .then(

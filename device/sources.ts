@@ -11,9 +11,10 @@ import type { Readable } from 'node:stream';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import { type RawRow, transformInto } from '../shared/preprocess.ts';
 import type { InferenceResult, Preprocessing } from '../shared/schemas.ts';
-import { type Engine, type Inferred, NoModelError } from './engine.ts';
+import { type Engine, NoModelError } from './engine.ts';
 import type { Classified } from './model.ts';
 import type { ResultBatcher } from './publisher.ts';
+import { ReplayEncoder, toResult } from './result-encoding.ts';
 
 export type SourceSpec =
   | { kind: 'csv'; file: string; rate?: number; limit?: number }
@@ -95,66 +96,6 @@ export function loadCsvFile(file: string): Reading[] {
     for (const [key, text] of Object.entries(row)) reading[key] = exactNumber(text);
     return reading;
   });
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}
-
-export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Date.now()): InferenceResult {
-  const result: InferenceResult = {
-    id,
-    ts,
-    label: inferred.label,
-    confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
-    latencyMs: round(inferred.latencyMs, 3),
-  };
-  if (truth !== undefined && truth !== null && String(truth) !== '') result.truth = String(truth);
-  return result;
-}
-
-/**
- * The JSON texts of the results for rows `batch` (readings `first`, `first + 1`, ...), each
- * exactly JSON.stringify(toResult(`${thing}:${p}`, ...)), with its encodedSizeBound; built
- * directly as text, without a result object per reading (the CSV replay hot path).
- */
-export function encodeResults(
-  thing: string,
-  first: number,
-  batch: readonly RawRow[],
-  classified: Pick<Classified, 'labels' | 'best' | 'confidence'> & { latencyMs: number },
-  labelColumn: string,
-  ts: number,
-): { encoded: string[]; sizes: Float64Array } {
-  const n = batch.length;
-  const idHead = `{"id":${JSON.stringify(`${thing}:`).slice(0, -1)}`;
-  const idBound = 96 + thing.length + 1;
-  const tail = `,"latencyMs":${round(classified.latencyMs, 3)}`;
-  // Per class: the text between the id and the confidence, and the label's share of the bound.
-  const middles = classified.labels.map(
-    (label) => `","ts":${ts},"label":${JSON.stringify(label)},"confidence":`,
-  );
-  const labelBounds = classified.labels.map((label) => 3 * label.length);
-  const encoded: string[] = new Array(n);
-  const sizes = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const best = classified.best[i] ?? 0;
-    const p = classified.confidence[i] ?? Number.NaN;
-    const seq = String(first + i);
-    const truth = batch[i]?.[labelColumn];
-    const truthString = truth === undefined || truth === null ? '' : String(truth);
-    const truthText = truthString === '' ? undefined : truthString;
-    const label = classified.labels[best];
-    const middle =
-      middles[best] ?? `","ts":${ts},"label":${JSON.stringify(label ?? String(best))},"confidence":`;
-    encoded[i] = `${idHead}${seq}${middle}${Number.isFinite(p) ? round(p, 5) : 0}${tail}${
-      truthText === undefined ? '}' : `,"truth":${JSON.stringify(truthText)}}`
-    }`;
-    sizes[i] =
-      idBound + seq.length + (labelBounds[best] ?? 3 * String(best).length) + 3 * (truthText?.length ?? 0);
-  }
-  return { encoded, sizes };
 }
 
 /** Bound on the transformed copy of a CSV source: 8 Mi values (32 MiB). */
@@ -245,6 +186,7 @@ export async function runCsvReplay(
 ): Promise<number> {
   const chunkMax = ctx.chunk ?? 512;
   const prepared = new PreparedRows(rows);
+  const encoder = new ReplayEncoder(ctx.thing);
   const began = performance.now();
   let pos = start;
   while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
@@ -263,10 +205,10 @@ export async function runCsvReplay(
     const classified = ctx.engine.classifyRows(batch, performance.now(), (model) =>
       prepared.input(model, model.manifest.preprocessing, first, n),
     );
-    const { encoded, sizes } = encodeResults(ctx.thing, pos, batch, classified, ctx.labelColumn(), ts);
+    const results = encoder.encode(pos, batch, classified, ctx.labelColumn(), ts);
     ctx.onClassified?.({ first, rows: batch, classified, ts });
     pos += n;
-    ctx.batcher.addEncoded(classified.version, encoded, sizes, pos);
+    ctx.batcher.addEncoded(classified.version, results, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
     if (!spec.rate) await yieldToLoop();

@@ -1,12 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { Inferred } from '../../device/engine.ts';
-import { encodedSizeBound } from '../../device/publisher.ts';
-import { encodeResults, PreparedRows, toResult } from '../../device/sources.ts';
+import { encodeResultObjects, ReplayEncoder, toResult } from '../../device/result-encoding.ts';
+import { PreparedRows } from '../../device/sources.ts';
 import { type RawRow, transformRows } from '../../shared/preprocess.ts';
 import type { Preprocessing } from '../../shared/schemas.ts';
 
 describe('replay result encoding', () => {
-  it('writes exactly the JSON of the result objects, with the same size bounds', () => {
+  /** The results of a chunk as separate texts. */
+  function texts(chunk: { bytes: Uint8Array; ends: Uint32Array; count: number }): string[] {
+    return Array.from({ length: chunk.count }, (_, i) =>
+      Buffer.from(chunk.bytes.subarray(i === 0 ? 0 : (chunk.ends[i - 1] ?? 0) + 1, chunk.ends[i])).toString(),
+    );
+  }
+
+  it('writes exactly the JSON of the result objects, comma-separated', () => {
     // Prepare: odd things on purpose -- quotes and non-ASCII in names, a NaN confidence,
     // missing and numeric truths, a class index without a label.
     const labels = ['ok', 'über"hitzt', 'c\\2'];
@@ -25,14 +32,8 @@ describe('replay result encoding', () => {
     const ts = 1_764_351_234_567;
 
     // Act
-    const { encoded, sizes } = encodeResults(
-      thing,
-      41,
-      batch,
-      { labels, best, confidence, latencyMs },
-      'label',
-      ts,
-    );
+    const encoder = new ReplayEncoder(thing);
+    const chunk = encoder.encode(41, batch, { labels, best, confidence, latencyMs }, 'label', ts);
 
     // Assess
     const expected = batch.map((row, i) => {
@@ -45,8 +46,51 @@ describe('replay result encoding', () => {
       };
       return toResult(`${thing}:${41 + i}`, inferred, row.label, ts);
     });
-    expect(encoded).toEqual(expected.map((result) => JSON.stringify(result)));
-    expect(Array.from(sizes)).toEqual(expected.map(encodedSizeBound));
+    expect(texts(chunk)).toEqual(expected.map((result) => JSON.stringify(result)));
+    expect(
+      JSON.parse(`[${Buffer.from(chunk.bytes.subarray(0, chunk.ends[chunk.count - 1])).toString()}]`),
+    ).toEqual(expected);
+  });
+
+  it('prints every confidence as the rounded number prints', () => {
+    // Prepare: float32 probabilities at and beside every multiple of 1e-5, and values
+    // beyond [0, 1] (NaN included).
+    const values: number[] = [1.5, -0.25, -1e-9, 1e-9, 123.456789, Number.NaN];
+    for (let q = 0; q <= 100_000; q++) values.push(q / 1e5, q / 1e5 + 4e-6, q / 1e5 - 4e-6);
+    const confidence = Float32Array.from(values);
+    const n = confidence.length;
+    const rows: RawRow[] = Array.from({ length: n }, () => ({}));
+
+    // Act
+    const chunk = new ReplayEncoder('t').encode(
+      0,
+      rows,
+      { labels: ['a'], best: new Int32Array(n), confidence, latencyMs: 0 },
+      'label',
+      1,
+    );
+
+    // Assess
+    const expected = Array.from(confidence, (p, i) =>
+      JSON.stringify(
+        toResult(`t:${i}`, { label: 'a', confidence: p, version: 1, latencyMs: 0 }, undefined, 1),
+      ),
+    );
+    expect(texts(chunk)).toEqual(expected);
+  });
+
+  it('encodes result objects the same way', () => {
+    // Prepare
+    const results = [
+      toResult('a:1', { label: 'x', confidence: 0.5, version: 1, latencyMs: 1 }, 'ü', 5),
+      toResult('a:2', { label: 'y"', confidence: 0.25, version: 1, latencyMs: 2 }, undefined, 6),
+    ];
+
+    // Act
+    const chunk = encodeResultObjects(results);
+
+    // Assess
+    expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));
   });
 });
 

@@ -1,8 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { writeFileDurable } from '../../device/durable.ts';
 import { Outbox } from '../../device/outbox.ts';
-import { encodedSizeBound, MAX_BATCH_BYTES, ResultBatcher } from '../../device/publisher.ts';
+import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/publisher.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 
@@ -35,7 +36,7 @@ describe('outbox', () => {
     // Assess
     expect([a?.batchId, b?.batchId]).toEqual([sentBefore?.batchId, expect.any(String)]);
     expect(a?.batchId).not.toBe(b?.batchId);
-    expect(JSON.parse(b?.resultsJson ?? '[]')).toEqual(results(3, 2));
+    expect(JSON.parse(b?.resultsJson.toString() ?? '[]')).toEqual(results(3, 2));
     expect(reopened.csvNext).toBe(5);
   });
 
@@ -85,7 +86,7 @@ describe('outbox', () => {
     // Assess
     expect(outbox.depth).toBe(2);
     expect(outbox.dropped).toBe(20);
-    expect(JSON.parse(outbox.take()?.resultsJson ?? '[]')[0].id).toBe('t:20');
+    expect(JSON.parse(outbox.take()?.resultsJson.toString() ?? '[]')[0].id).toBe('t:20');
   });
 
   it('refuses new batches when full and counts them (reject)', async () => {
@@ -101,7 +102,7 @@ describe('outbox', () => {
     // Assess
     expect(accepted).toEqual([true, false]);
     expect(outbox.dropped).toBe(5);
-    expect(JSON.parse(outbox.take()?.resultsJson ?? '[]')[0].id).toBe('t:0');
+    expect(JSON.parse(outbox.take()?.resultsJson.toString() ?? '[]')[0].id).toBe('t:0');
   });
 });
 
@@ -142,7 +143,7 @@ describe('result batcher', () => {
     // never make a restart produce its readings again.
     const resumeAt: [string, number | undefined][] = [];
     for (let batch = outbox.take(); batch; batch = outbox.take()) {
-      const ids = JSON.parse(batch.resultsJson) as { id: string }[];
+      const ids = JSON.parse(batch.resultsJson.toString()) as { id: string }[];
       resumeAt.push([ids.at(-1)?.id ?? '', batch.csvNext]);
     }
     expect(resumeAt).toEqual([
@@ -152,21 +153,50 @@ describe('result batcher', () => {
     ]);
   });
 
-  it('bounds the encoded size of a result from above', () => {
+  it('cuts by the exact UTF-8 size, multi-byte labels included, and keeps every result', async () => {
     // Prepare
-    const worst: InferenceResult = {
-      id: 'thing-with-a-long-name:123456789',
-      ts: 1_764_350_000_000,
-      label: 'überhitzt',
-      confidence: 0.12345,
-      latencyMs: 123456.789,
-      truth: 'überhitzt',
-    };
+    const outbox = await Outbox.open(await tempDir());
+    const batcher = new ResultBatcher(outbox, 'm', () => undefined, { maxResults: 2_000 });
+    const wide = 'ü'.repeat(200); // 400 bytes, 200 characters
 
-    // Act
-    const bound = encodedSizeBound(worst);
+    // Act: chunks of different sizes, as the sources add them
+    for (let from = 0; from < 1_000; from += 7)
+      batcher.add(1, results(from, Math.min(7, 1_000 - from), wide));
+    await batcher.flush();
 
     // Assess
-    expect(bound).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(worst)) + 1);
+    const ids: string[] = [];
+    const sizes: number[] = [];
+    for (let batch = outbox.take(); batch; batch = outbox.take()) {
+      sizes.push(batch.resultsJson.length);
+      ids.push(...(JSON.parse(batch.resultsJson.toString()) as { id: string }[]).map((r) => r.id));
+    }
+    expect(ids).toEqual(results(0, 1_000).map((r) => r.id));
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_BATCH_BYTES);
+    // Full batches are cut no earlier than they must be: the next result would not fit.
+    const perResult = Buffer.byteLength(JSON.stringify(results(100, 1, wide)[0])) + 1;
+    for (const size of sizes.slice(0, -1)) expect(size).toBeGreaterThan(MAX_BATCH_BYTES - perResult - 1);
+  });
+});
+
+describe('durable writes', () => {
+  it('writes the pieces one after the other, empty ones and an empty file included', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const pieces = [Buffer.from('{"a":'), new Uint8Array(0), Buffer.from('"ü"'), Buffer.from('}')];
+
+    // Act
+    await writeFileDurable(join(dir, 'pieces.json'), pieces);
+    await writeFileDurable(join(dir, 'empty'), []);
+    await writeFileDurable(join(dir, 'text'), 'plain');
+
+    // Assess
+    expect(JSON.parse(await readFile(join(dir, 'pieces.json'), 'utf8'))).toEqual({ a: 'ü' });
+    expect(await readFile(join(dir, 'empty'), 'utf8')).toBe('');
+    expect(await readFile(join(dir, 'text'), 'utf8')).toBe('plain');
+  });
+
+  it('reports a write that cannot happen', async () => {
+    await expect(writeFileDurable(join(await tempDir(), 'missing', 'x'), 'x')).rejects.toThrow(/ENOENT/);
   });
 });
