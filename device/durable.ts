@@ -20,11 +20,12 @@ export function writeFileDurable(path: string, bytes: Uint8Array | string | Uint
           if (failed) reject(failed);
           else resolve();
         });
-      const writeFrom = (pieces: Uint8Array[]): void => {
-        if (pieces.length === 0) return fs.fsync(fd, finish);
-        fs.writev(fd, pieces, (writeError, written) =>
-          writeError ? finish(writeError) : writeFrom(unwritten(pieces, written)),
-        );
+      const writeFrom = (pieces: Uint8Array[]) => {
+        if (pieces.length === 0) fs.fsync(fd, finish);
+        else
+          fs.writev(fd, pieces, (writeError, written) =>
+            writeError ? finish(writeError) : writeFrom(unwritten(pieces, written)),
+          );
       };
       writeFrom(buffers);
     });
