@@ -20,7 +20,7 @@ import { Engine } from '../device/engine.ts';
 import { loadModelFromBytes } from '../device/model.ts';
 import { ModelStore } from '../device/model-store.ts';
 import { Outbox } from '../device/outbox.ts';
-import { ResultBatcher } from '../device/publisher.ts';
+import { ResultStream } from '../device/result-writer.ts';
 import { startDevice } from '../device/service.ts';
 import { loadCsvFile, type Reading, runCsvReplay } from '../device/sources.ts';
 import { sha256Hex } from '../shared/manifest.ts';
@@ -101,7 +101,7 @@ function bareRun(model: tf.LayersModel, x: Float32Array, rowsInFile: number, tot
  */
 async function pipelineRun(engine: Engine, data: readonly Reading[], total: number, dir: string) {
   const outbox = await Outbox.open(dir);
-  const batcher = new ResultBatcher(outbox, 'bench', () => undefined);
+  const batcher = new ResultStream(outbox, { thing: 'bench-gw', model: 'bench' });
   const start = performance.now();
   await runCsvReplay(data, { limit: total }, 0, {
     thing: 'bench-gw',
@@ -111,7 +111,9 @@ async function pipelineRun(engine: Engine, data: readonly Reading[], total: numb
     stopped: () => false,
   });
   await batcher.flush();
-  return (total * 1000) / (performance.now() - start);
+  const rate = (total * 1000) / (performance.now() - start);
+  await batcher.close();
+  return rate;
 }
 
 async function startBroker() {

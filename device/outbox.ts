@@ -4,12 +4,11 @@
  * One file per batch (`<seq>.json`) holds the batch with its id, so a replay after a
  * reconnect or a restart sends the very same batch id and the aggregator counts it once.
  *
- * fsync policy (group commit): a batch may be published only once it is durable. Every
- * batch file is written to a temp name and fsynced, renamed into place, and the directory
- * is fsynced -- once for all the batches that queued up meanwhile, so a fast source pays
- * one directory sync per group, not per batch. A power cut can then lose only readings not
- * yet in a batch, and those are read again because the resume position never passes a
- * durable batch.
+ * fsync policy: a batch may be published only once it is durable. The BatchLog writes
+ * the files (group commit, see batch-log.ts) and the outbox adopts each batch once it is
+ * durable: in this thread (`append`) or from the device's result writer thread (`adopt`).
+ * A power cut can then lose only readings not yet in a batch, and those are read again
+ * because the resume position never passes a durable batch.
  *
  * The checkpoint (`checkpoint.json`: the CSV source's next position and the dropped
  * counter) is NOT written per batch: on open, the resume position is max(checkpoint, every
@@ -19,28 +18,17 @@
  * Bounded by batch count (10,000) and bytes (256 MB: about 2.3 million results, some eight
  * minutes of a 5,000/s source without a connection). Overflow policy: `drop-oldest`
  * (default: the freshest data matters most on a gateway that was offline for long) deletes
- * the oldest unsent batch; `reject` refuses the new one. Both count the dropped results.
+ * the oldest unsent batch; `reject` refuses (and deletes) the new one. Both count the
+ * dropped results. The policy applies when a batch is adopted, after it was written.
  */
-import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InferenceResult } from '../shared/schemas.ts';
-import { fsyncDir, readJson, renameFile, replaceFileAtomic, writeFileDurable } from './durable.ts';
+import { BATCH_FILE, type BatchInput, BatchLog, batchFileName, type StoredBatch } from './batch-log.ts';
+import { readJson, replaceFileAtomic } from './durable.ts';
+
+export type { StoredBatch } from './batch-log.ts';
 
 export type OverflowPolicy = 'drop-oldest' | 'reject';
-
-export interface StoredBatch {
-  seq: number;
-  batchId: string;
-  model: string;
-  version: number;
-  /** How many results, and their JSON array as UTF-8 bytes (serialised once, sent as is). */
-  count: number;
-  resultsJson: Buffer;
-  /** The CSV source's next position once this batch is durable (absent for other sources). */
-  csvNext?: number;
-  bytes: number;
-}
 
 export interface OutboxOptions {
   maxBatches?: number;
@@ -54,22 +42,19 @@ interface Checkpoint {
 }
 
 const CHECKPOINT = 'checkpoint.json';
-const BATCH_FILE = /^(\d{12})\.json$/;
-const CLOSE_BRACE = Buffer.from('}');
 
 export class Outbox {
   private readonly batches = new Map<number, StoredBatch>();
   private readonly inFlight = new Set<number>();
-  private nextSeq = 0;
   private bytes = 0;
   private checkpoint: Checkpoint = { csvNext: 0, dropped: 0 };
   private durableCheckpoint = '';
   private readonly maxBatches: number;
   private readonly maxBytes: number;
   readonly overflow: OverflowPolicy;
-  private queue: Pending[] = [];
+  private log: BatchLog | undefined;
   private deletions: number[] = [];
-  private pumping: Promise<void> | undefined;
+  private deleting: Promise<void> | undefined;
 
   private constructor(
     readonly dir: string,
@@ -85,6 +70,7 @@ export class Outbox {
     await mkdir(dir, { recursive: true });
     outbox.checkpoint = { csvNext: 0, dropped: 0, ...(await readJson<Checkpoint>(join(dir, CHECKPOINT))) };
     outbox.durableCheckpoint = JSON.stringify(outbox.checkpoint);
+    let nextSeq = 0;
     for (const name of (await readdir(dir)).sort()) {
       if (name.endsWith('.tmp')) {
         await rm(join(dir, name), { force: true });
@@ -111,8 +97,9 @@ export class Outbox {
         // Only complete files are renamed into place; anything unreadable is debris.
         await rm(join(dir, name), { force: true });
       }
-      outbox.nextSeq = Math.max(outbox.nextSeq, seq + 1);
+      nextSeq = Math.max(nextSeq, seq + 1);
     }
+    outbox.log = new BatchLog(dir, nextSeq);
     return outbox;
   }
 
@@ -139,88 +126,42 @@ export class Outbox {
    * Persists a batch before anyone may publish it; resolves once it is durable.
    * Returns false when the `reject` policy refused it.
    */
-  append(input: BatchInput): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
-      this.pump();
-    });
+  async append(input: BatchInput): Promise<boolean> {
+    if (!this.log) throw new Error(`the outbox in ${this.dir} is written by another thread`);
+    return this.adopt(await this.log.append(input));
   }
 
-  private pump() {
-    this.pumping ??= this.drain().finally(() => {
-      this.pumping = undefined;
-      if (this.queue.length > 0 || this.deletions.length > 0) this.pump();
-    });
+  /**
+   * Hands the writing over to another thread's BatchLog: returns the sequence number it
+   * starts at. From then on batches come in through `adopt` only.
+   */
+  handOverWriting(): number {
+    const log = this.log;
+    if (!log) throw new Error(`the outbox in ${this.dir} is already written by another thread`);
+    this.log = undefined;
+    return log.nextSeq;
   }
 
-  private async drain() {
-    while (this.queue.length > 0 || this.deletions.length > 0) {
-      if (this.queue.length > 0) await this.commitGroup(this.queue.splice(0));
-      if (this.deletions.length > 0) await this.deleteAcked(this.deletions.splice(0));
+  /**
+   * Takes in a batch that is durable in this outbox's directory, applying the overflow
+   * policy; false when the `reject` policy refused it (its file is deleted).
+   */
+  adopt(batch: StoredBatch): boolean {
+    if (batch.csvNext !== undefined && batch.csvNext > this.checkpoint.csvNext)
+      this.checkpoint.csvNext = batch.csvNext;
+    if (!this.makeRoom(batch.bytes)) {
+      this.checkpoint.dropped += batch.count;
+      this.deleteFiles([batch.seq]);
+      return false;
     }
-  }
-
-  /** Group commit: every file fsynced and renamed, then one directory fsync. */
-  private async commitGroup(group: Pending[]) {
-    const accepted: { pending: Pending; batch: StoredBatch; head: Buffer }[] = [];
-    for (const pending of group) {
-      const { input } = pending;
-      const seq = this.nextSeq++;
-      const batchId = randomUUID();
-      const count = 'results' in input ? input.results.length : input.count;
-      const resultsJson = 'results' in input ? Buffer.from(JSON.stringify(input.results)) : input.resultsJson;
-      // The file is the wire message minus sentAt, plus csvNext: this head, the results
-      // array as they came (serialised once), and a closing brace.
-      const head = Buffer.from(
-        `{"batchId":"${batchId}","model":${JSON.stringify(input.model)},"version":${input.version}${
-          input.csvNext !== undefined ? `,"csvNext":${input.csvNext}` : ''
-        },"results":`,
-      );
-      const batch: StoredBatch = {
-        seq,
-        batchId,
-        model: input.model,
-        version: input.version,
-        count,
-        resultsJson,
-        ...(input.csvNext !== undefined ? { csvNext: input.csvNext } : {}),
-        bytes: head.length + resultsJson.length + 1,
-      };
-      if (this.makeRoom(batch.bytes, accepted.length)) {
-        accepted.push({ pending, batch, head });
-        this.bytes += batch.bytes; // counted now, so the rest of the group sees the room it takes
-      } else {
-        this.checkpoint.dropped += count;
-        pending.resolve(false);
-      }
-      if (input.csvNext !== undefined && input.csvNext > this.checkpoint.csvNext)
-        this.checkpoint.csvNext = input.csvNext;
-    }
-    try {
-      await Promise.all(
-        accepted.map(async ({ batch, head }) => {
-          const temp = join(this.dir, `${fileName(batch.seq)}.tmp`);
-          await writeFileDurable(temp, [head, batch.resultsJson, CLOSE_BRACE]);
-          await renameFile(temp, join(this.dir, fileName(batch.seq)));
-        }),
-      );
-      if (accepted.length > 0) await fsyncDir(this.dir);
-    } catch (error) {
-      for (const { pending, batch } of accepted) {
-        this.bytes -= batch.bytes;
-        pending.reject(error as Error);
-      }
-      return;
-    }
-    for (const { pending, batch } of accepted) {
-      this.batches.set(batch.seq, batch);
-      pending.resolve(true);
-    }
+    this.batches.set(batch.seq, batch);
+    this.bytes += batch.bytes;
+    return true;
   }
 
   /** Applies the overflow policy; false when the new batch must be refused. */
-  private makeRoom(size: number, committing: number): boolean {
-    while (this.batches.size + committing >= this.maxBatches || this.bytes + size > this.maxBytes) {
+  private makeRoom(size: number): boolean {
+    while (this.batches.size >= this.maxBatches || this.bytes + size > this.maxBytes) {
       if (this.overflow === 'reject') return false;
       const oldest = [...this.batches.keys()].find((seq) => !this.inFlight.has(seq));
       if (oldest === undefined) return false;
@@ -229,20 +170,27 @@ export class Outbox {
     return true;
   }
 
-  /** Drops a batch from memory and queues its file for deletion; returns its result count. */
+  /** Drops a batch from memory and deletes its file; returns its result count. */
   private forget(seq: number): number {
     const batch = this.batches.get(seq);
     if (!batch) return 0;
     this.batches.delete(seq);
     this.bytes -= batch.bytes;
-    this.deletions.push(seq);
+    this.deleteFiles([seq]);
     return batch.count;
   }
 
-  /** The checkpoint becomes durable before any file it covers is deleted. */
-  private async deleteAcked(seqs: number[]) {
-    await this.writeCheckpoint();
-    await Promise.all(seqs.map((seq) => rm(join(this.dir, fileName(seq)), { force: true })));
+  /** Queues files for deletion; the checkpoint becomes durable before any of them goes. */
+  private deleteFiles(seqs: number[]) {
+    this.deletions.push(...seqs);
+    this.deleting ??= (async () => {
+      while (this.deletions.length > 0) {
+        const group = this.deletions.splice(0);
+        await this.writeCheckpoint();
+        await Promise.all(group.map((seq) => rm(join(this.dir, batchFileName(seq)), { force: true })));
+      }
+      this.deleting = undefined;
+    })();
   }
 
   private async writeCheckpoint() {
@@ -267,41 +215,24 @@ export class Outbox {
     this.inFlight.delete(seq);
   }
 
-  /** PUBACK arrived: the batch is done (its file goes with the next checkpoint write). */
+  /** PUBACK arrived: the batch is done (its file goes after the next checkpoint write). */
   ack(seq: number): void {
     this.inFlight.delete(seq);
     this.forget(seq);
-    this.pump();
   }
 
-  /** Waits until every queued batch is durable and deletions are done; saves the checkpoint. */
+  /** Waits until every appended batch is durable and deletions are done; saves the checkpoint. */
   async flush(): Promise<void> {
-    while (this.pumping) await this.pumping;
+    await this.log?.flush();
+    while (this.deleting) await this.deleting;
     await this.writeCheckpoint();
   }
 }
-
-/** The results as objects, or already as the bytes of their JSON array. */
-type BatchInput = {
-  model: string;
-  version: number;
-  csvNext?: number;
-} & ({ results: InferenceResult[] } | { resultsJson: Buffer; count: number });
 
 interface StoredFile {
   batchId: string;
   model: string;
   version: number;
   csvNext?: number;
-  results: InferenceResult[];
-}
-
-interface Pending {
-  input: BatchInput;
-  resolve: (accepted: boolean) => void;
-  reject: (error: Error) => void;
-}
-
-function fileName(seq: number) {
-  return `${String(seq).padStart(12, '0')}.json`;
+  results: unknown[];
 }

@@ -56,6 +56,9 @@ export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Da
   return result;
 }
 
+/** What the encoder needs of a classified chunk. */
+export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence'> & { latencyMs: number };
+
 /**
  * Encodes the results of CSV replay chunks into one reused buffer; each result is
  * byte-for-byte JSON.stringify(toResult(`${thing}:${p}`, ...)). The chunk it returns is
@@ -71,15 +74,17 @@ export class ReplayEncoder {
     this.idHead = utf8(`{"id":${JSON.stringify(`${thing}:`).slice(0, -1)}`);
   }
 
-  /** Results for `rows` (readings first, first + 1, ...) as the model classified them. */
+  /**
+   * Results for readings first .. first + n - 1 as the model classified them; reading p's
+   * truth is `truths[p % truths.length]` (the source file's truth column, '' for none).
+   */
   encode(
     first: number,
-    rows: readonly RawRow[],
-    classified: Pick<Classified, 'labels' | 'best' | 'confidence'> & { latencyMs: number },
-    labelColumn: string,
+    n: number,
+    classified: ReplayClassified,
+    truths: readonly string[],
     ts: number,
   ): ResultChunk {
-    const n = rows.length;
     // Per class: the bytes from the end of the id to the confidence.
     const middles = classified.labels.map((label) =>
       utf8(`","ts":${ts},"label":${JSON.stringify(label)},"confidence":`),
@@ -97,7 +102,7 @@ export class ReplayEncoder {
       const middle =
         middles[best] ??
         utf8(`","ts":${ts},"label":${JSON.stringify(classified.labels[best] ?? String(best))},"confidence":`);
-      const truth = truthText(rows[i]?.[labelColumn]);
+      const truth = truths.length > 0 ? (truths[(first + i) % truths.length] ?? '') : '';
       let ending = endings.get(truth);
       if (!ending) {
         const truthField = truth === '' ? '' : `,"truth":${JSON.stringify(truth)}`;
@@ -124,9 +129,12 @@ export class ReplayEncoder {
   }
 }
 
-/** The truth a reading carries in its label column, as toResult gives it ('' for none). */
-function truthText(value: unknown): string {
-  return value === undefined || value === null ? '' : String(value);
+/** The truth each row carries in `labelColumn`, as toResult gives it ('' for none). */
+export function truthColumn(rows: readonly RawRow[], labelColumn: string): string[] {
+  return rows.map((row) => {
+    const value = row[labelColumn];
+    return value === undefined || value === null ? '' : String(value);
+  });
 }
 
 function put(out: Uint8Array, at: number, bytes: Uint8Array): number {

@@ -32,7 +32,8 @@ import {
 import { iotCredentialsProvider } from './iot-credentials.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
-import { Publisher, ResultBatcher } from './publisher.ts';
+import { Publisher } from './publisher.ts';
+import { ResultStream } from './result-writer.ts';
 import { NoticeSelector, type NoticeSource } from './rollout.ts';
 import {
   type ClassifiedChunk,
@@ -181,14 +182,13 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     ratePerSec: o.publishRatePerSec,
     log,
   });
-  const batcher = new ResultBatcher(
+  const batcher = new ResultStream(
     outbox,
-    o.model,
+    { thing: o.thing, model: o.model, ...(o.batch ? { batch: o.batch } : {}) },
     (accepted) => {
       if (accepted) publisher.kick();
       checkFinished();
     },
-    o.batch,
   );
 
   const labelColumn = () => engine.serving?.manifest.preprocessing.label ?? '';
@@ -488,6 +488,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       await link.disconnect();
       await connecting;
       await server?.close();
+      await batcher.close().catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
       await hardExamples?.stop().catch((error: unknown) => log(`hard examples: ${errorMessage(error)}`));
       versionAtStop = engine.version;
       engine.dispose();

@@ -1,7 +1,7 @@
 /**
  * Where readings come from: CSV replay (checkpointed, looping), JSON lines on stdin, and
  * `POST /infer` on a localhost port (answered synchronously). Every source turns readings
- * into InferenceResults and hands them to the ResultBatcher.
+ * into results and hands them to the device's ResultStream.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -13,8 +13,8 @@ import { type RawRow, transformInto } from '../shared/preprocess.ts';
 import type { InferenceResult, Preprocessing } from '../shared/schemas.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import type { Classified } from './model.ts';
-import type { ResultBatcher } from './publisher.ts';
-import { ReplayEncoder, toResult } from './result-encoding.ts';
+import { toResult, truthColumn } from './result-encoding.ts';
+import type { ResultStream } from './result-writer.ts';
 
 export type SourceSpec =
   | { kind: 'csv'; file: string; rate?: number; limit?: number }
@@ -163,7 +163,7 @@ export interface ClassifiedChunk {
 export interface CsvReplayContext {
   thing: string;
   engine: Engine;
-  batcher: ResultBatcher;
+  batcher: ResultStream;
   labelColumn: () => string;
   stopped: () => boolean;
   /** Called after each chunk with the next position. */
@@ -186,8 +186,8 @@ export async function runCsvReplay(
 ): Promise<number> {
   const chunkMax = ctx.chunk ?? 512;
   const prepared = new PreparedRows(rows);
-  const encoder = new ReplayEncoder(ctx.thing);
   const began = performance.now();
+  let truthsOf: string | undefined; // the label column the writer has the truths of
   let pos = start;
   while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
     let n = spec.limit === undefined ? chunkMax : Math.min(chunkMax, spec.limit - pos);
@@ -205,10 +205,15 @@ export async function runCsvReplay(
     const classified = ctx.engine.classifyRows(batch, performance.now(), (model) =>
       prepared.input(model, model.manifest.preprocessing, first, n),
     );
-    const results = encoder.encode(pos, batch, classified, ctx.labelColumn(), ts);
+    const labelColumn = ctx.labelColumn();
+    if (labelColumn !== truthsOf) {
+      ctx.batcher.setTruths(truthColumn(rows, labelColumn));
+      truthsOf = labelColumn;
+    }
     ctx.onClassified?.({ first, rows: batch, classified, ts });
     pos += n;
-    ctx.batcher.addEncoded(classified.version, results, pos);
+    const { version, labels, best, confidence, latencyMs } = classified;
+    ctx.batcher.addReplay({ version, first, labels, best, confidence, latencyMs, ts, csvNext: pos });
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
     if (!spec.rate) await yieldToLoop();
@@ -221,7 +226,7 @@ export async function runJsonLines(
   input: Readable,
   ctx: {
     engine: Engine;
-    batcher: ResultBatcher;
+    batcher: ResultStream;
     idPrefix: string;
     labelColumn: () => string;
     write: (line: string) => void;

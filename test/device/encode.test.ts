@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Inferred } from '../../device/engine.ts';
-import { encodeResultObjects, ReplayEncoder, toResult } from '../../device/result-encoding.ts';
+import { encodeResultObjects, ReplayEncoder, toResult, truthColumn } from '../../device/result-encoding.ts';
 import { PreparedRows } from '../../device/sources.ts';
 import { type RawRow, transformRows } from '../../shared/preprocess.ts';
 import type { Preprocessing } from '../../shared/schemas.ts';
@@ -33,10 +33,13 @@ describe('replay result encoding', () => {
 
     // Act
     const encoder = new ReplayEncoder(thing);
-    const chunk = encoder.encode(41, batch, { labels, best, confidence, latencyMs }, 'label', ts);
+    // The file's truth column; reading p is row p mod 6, so reading 41 is row 5.
+    const truths = truthColumn(batch, 'label');
+    const chunk = encoder.encode(41, batch.length, { labels, best, confidence, latencyMs }, truths, ts);
 
     // Assess
-    const expected = batch.map((row, i) => {
+    const expected = batch.map((_, i) => {
+      const row = batch[(41 + i) % batch.length] ?? {};
       const top = best[i] ?? 0;
       const inferred: Inferred = {
         label: labels[top] ?? String(top),
@@ -59,14 +62,13 @@ describe('replay result encoding', () => {
     for (let q = 0; q <= 100_000; q++) values.push(q / 1e5, q / 1e5 + 4e-6, q / 1e5 - 4e-6);
     const confidence = Float32Array.from(values);
     const n = confidence.length;
-    const rows: RawRow[] = Array.from({ length: n }, () => ({}));
 
     // Act
     const chunk = new ReplayEncoder('t').encode(
       0,
-      rows,
+      n,
       { labels: ['a'], best: new Int32Array(n), confidence, latencyMs: 0 },
-      'label',
+      [],
       1,
     );
 

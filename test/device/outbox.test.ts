@@ -1,9 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/batcher.ts';
 import { writeFileDurable } from '../../device/durable.ts';
 import { Outbox } from '../../device/outbox.ts';
-import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/publisher.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 

@@ -1,0 +1,156 @@
+/**
+ * Results -> batches: the ResultBatcher cuts batches by size (under IoT Core's 128 KB
+ * message limit, with headroom, counted in exact UTF-8 bytes) and count and age, and hands
+ * each one to a sink that makes it durable (the outbox's BatchLog) before it may be sent.
+ * It runs on the device's result writer thread; tests run it in-thread over an Outbox.
+ */
+import { errorMessage } from '../shared/errors.ts';
+import type { InferenceResult } from '../shared/schemas.ts';
+import type { BatchInput } from './batch-log.ts';
+import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
+
+/** Where cut batches go: resolves once the batch is durable (false: refused by policy). */
+export interface BatchSink {
+  append(input: BatchInput): Promise<boolean>;
+  flush(): Promise<void>;
+}
+
+/** IoT Core rejects messages over 128 KB; the results array stays below this (the envelope is small). */
+export const MAX_BATCH_BYTES = 120_000;
+/** ResultBatchSchema allows at most 2,000 results per batch. */
+export const MAX_BATCH_RESULTS = 2_000;
+
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+
+export interface BatcherOptions {
+  maxBytes?: number;
+  maxResults?: number;
+  /** A partial batch is flushed after this long. */
+  maxAgeMs?: number;
+}
+
+export class ResultBatcher {
+  /** The open batch: the bytes of its JSON array so far (`[` and the results, comma-separated). */
+  private open: Buffer;
+  /** Bytes of `open` written so far. */
+  private used = 1;
+  /** Results in the open batch, and the size of its array so far once they are all copied. */
+  private count = 0;
+  private size = 1;
+  private csvNext: number | undefined;
+  private version: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pending: Promise<unknown> = Promise.resolve();
+  /** Why a batch could not be stored; every later add and flush fails with it. */
+  private failure: Error | undefined;
+  private readonly maxBytes: number;
+  private readonly maxResults: number;
+  private readonly maxAgeMs: number;
+
+  constructor(
+    private readonly outbox: BatchSink,
+    private readonly model: string,
+    private readonly onPersisted: (accepted: boolean, count: number) => void,
+    options: BatcherOptions = {},
+  ) {
+    this.maxBytes = options.maxBytes ?? MAX_BATCH_BYTES;
+    this.maxResults = Math.min(options.maxResults ?? 1_000, MAX_BATCH_RESULTS);
+    this.maxAgeMs = options.maxAgeMs ?? 500;
+    this.open = Buffer.allocUnsafe(this.maxBytes);
+    this.open[0] = OPEN_BRACKET;
+  }
+
+  /**
+   * Adds results made by one model version; `csvNext` is the CSV position after the last
+   * of them (results must arrive in source order for the checkpoint to be exact).
+   */
+  add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
+    this.addEncoded(version, encodeResultObjects(results), csvNext);
+  }
+
+  /** `add` for results already encoded; the chunk's bytes are copied before this returns. */
+  addEncoded(version: number, chunk: ResultChunk, csvNext?: number): void {
+    if (this.failure) throw this.failure;
+    if (this.version !== undefined && version !== this.version) this.cut();
+    this.version = version;
+    const { ends, count } = chunk;
+    // Results [runStart, i) are in the open batch's count and size but not copied yet: a run
+    // is copied in one piece (with the commas between its results) when the batch is cut.
+    let runStart = 0;
+    for (let i = 0; i < count; i++) {
+      const size = (ends[i] as number) - (i === 0 ? 0 : (ends[i - 1] as number) + 1);
+      const needed = (this.count > 0 ? 1 : 0) + size; // its comma, unless it opens the batch
+      // + 1: the closing bracket.
+      if (this.count > 0 && (this.count >= this.maxResults || this.size + needed + 1 > this.maxBytes)) {
+        this.copyRun(chunk, runStart, i);
+        runStart = i;
+        // Positions are contiguous, so the batch cut here ends right before result i. Giving it
+        // the position after its own last result keeps a restart from replaying (under new batch
+        // ids) readings whose batch was already acknowledged and deleted.
+        if (csvNext !== undefined) this.csvNext = csvNext - (count - i);
+        this.cut();
+      }
+      this.size += this.count > 0 ? 1 + size : size;
+      this.count++;
+    }
+    this.copyRun(chunk, runStart, count);
+    if (csvNext !== undefined) this.csvNext = csvNext;
+    if (this.count > 0) this.timer ??= setTimeout(() => this.cut(), this.maxAgeMs);
+  }
+
+  /** Copies results [from, to) of `chunk` to the end of the open batch's bytes. */
+  private copyRun(chunk: ResultChunk, from: number, to: number) {
+    if (from >= to) return;
+    const start = from === 0 ? 0 : (chunk.ends[from - 1] as number) + 1;
+    const end = chunk.ends[to - 1] as number;
+    if (this.open.length < this.used + 1 + (end - start) + 1) {
+      const grown = Buffer.allocUnsafe(this.used + 1 + (end - start) + 1);
+      this.open.copy(grown, 0, 0, this.used);
+      this.open = grown;
+    }
+    if (this.used > 1) this.open[this.used++] = COMMA;
+    this.used += Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength).copy(
+      this.open,
+      this.used,
+      start,
+      end,
+    );
+  }
+
+  private cut() {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.count === 0 || this.version === undefined) return;
+    this.open[this.used++] = CLOSE_BRACKET;
+    const count = this.count;
+    const input = {
+      model: this.model,
+      version: this.version,
+      // A copy the size of the batch: the outbox keeps it until the PUBACK.
+      resultsJson: Buffer.copyBytesFrom(this.open, 0, this.used),
+      count,
+      ...(this.csvNext !== undefined ? { csvNext: this.csvNext } : {}),
+    };
+    this.used = 1;
+    this.size = 1;
+    this.count = 0;
+    this.csvNext = undefined;
+    this.pending = this.outbox.append(input).then(
+      (accepted) => this.onPersisted(accepted, count),
+      (error: unknown) => {
+        // Kept, not thrown into the void: the next add or flush reports it.
+        this.failure ??= new Error(`a result batch could not be stored: ${errorMessage(error)}`);
+      },
+    );
+  }
+
+  /** Cuts the partial batch and waits until every batch is in the outbox. */
+  async flush(): Promise<void> {
+    this.cut();
+    await this.pending;
+    await this.outbox.flush();
+    if (this.failure) throw this.failure;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The device's results, written off the main thread.
+ *
+ * The main thread predicts; one result writer thread per process (shared by every device
+ * of a fleet-sim) turns each classified chunk into result JSON, cuts batches and makes them
+ * durable (result-writer-thread.ts). Each durable batch comes back to the main thread's
+ * Outbox, which applies the overflow policy, publishes it and deletes it after the PUBACK.
+ * On one thread the result JSON, batching and file writes cost the gateway about half as
+ * much time again as the predict itself; on their own thread they overlap with it.
+ *
+ * The guarantees do not move: a batch is published only once durable, and the CSV resume
+ * position only ever comes from durable batches, so a crash loses no reading whatever the
+ * writer thread had in hand.
+ */
+import { Worker } from 'node:worker_threads';
+import type { InferenceResult } from '../shared/schemas.ts';
+import type { StoredBatch } from './batch-log.ts';
+import type { BatcherOptions } from './batcher.ts';
+import type { Outbox } from './outbox.ts';
+import { encodeResultObjects } from './result-encoding.ts';
+import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
+
+export type { ReplayChunk } from './result-writer-protocol.ts';
+
+/** Results handed to the writer thread but not durable yet, before a source waits. */
+const MAX_UNSTORED_RESULTS = 16_384;
+
+/** The one writer thread of the process, started with its first stream. */
+class WriterThread {
+  private worker: Worker | undefined;
+  private readonly streams = new Map<number, ResultStream>();
+  private nextId = 1;
+
+  attach(stream: ResultStream): number {
+    const id = this.nextId++;
+    this.streams.set(id, stream);
+    this.worker ??= this.start();
+    this.worker.ref(); // an open stream keeps the process alive
+    return id;
+  }
+
+  detach(id: number) {
+    this.streams.delete(id);
+    if (this.streams.size === 0) this.worker?.unref();
+  }
+
+  post(message: ToWriter) {
+    this.worker?.postMessage(message);
+  }
+
+  private start(): Worker {
+    const worker = new Worker(new URL('./result-writer-worker.js', import.meta.url));
+    worker.on('message', (message: FromWriter) => this.streams.get(message.stream)?.receive(message));
+    const failAll = (reason: string) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const stream of this.streams.values()) stream.fail(reason);
+    };
+    worker.on('error', (error) => failAll(`the result writer thread failed: ${error.message}`));
+    worker.on('exit', (code) => failAll(`the result writer thread exited (code ${code})`));
+    return worker;
+  }
+}
+
+const writerThread = new WriterThread();
+
+/**
+ * One device's results on their way to its outbox: the sources hand over results here, in
+ * source order, and `onPersisted` hears of each batch once it is durable (false: the
+ * overflow policy refused it).
+ */
+export class ResultStream {
+  private readonly id: number;
+  /** Results handed to the writer thread, and those of them in durable batches. */
+  private handed = 0;
+  private stored = 0;
+  private failure: Error | undefined;
+  private readonly wakeups: (() => void)[] = [];
+  private readonly answers = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private nextToken = 0;
+  private closed = false;
+
+  constructor(
+    private readonly outbox: Outbox,
+    options: { thing: string; model: string; batch?: BatcherOptions },
+    private readonly onPersisted: (accepted: boolean, count: number) => void = () => undefined,
+  ) {
+    this.id = writerThread.attach(this);
+    writerThread.post({
+      type: 'open',
+      stream: this.id,
+      dir: outbox.dir,
+      nextSeq: outbox.handOverWriting(),
+      thing: options.thing,
+      model: options.model,
+      batch: options.batch ?? {},
+    });
+  }
+
+  /** Results handed over and not durable yet. */
+  get backlog(): number {
+    return this.handed - this.stored;
+  }
+
+  /** The CSV source's truth column, one entry per file row ('' for none). */
+  setTruths(truths: readonly string[]): void {
+    this.send({ type: 'truths', stream: this.id, truths });
+  }
+
+  /** A classified CSV replay chunk; its results are encoded on the writer thread. */
+  addReplay(chunk: ReplayChunk): void {
+    this.handed += chunk.best.length;
+    this.send({ type: 'replay', stream: this.id, chunk });
+  }
+
+  /** Results made on this thread (stdin, /infer), by one model version. */
+  add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
+    this.handed += results.length;
+    this.send({
+      type: 'encoded',
+      stream: this.id,
+      version,
+      chunk: encodeResultObjects(results),
+      ...(csvNext !== undefined ? { csvNext } : {}),
+    });
+  }
+
+  /** Resolves once few enough results wait to be stored (backpressure for fast sources). */
+  async drain(max = MAX_UNSTORED_RESULTS): Promise<void> {
+    while (!this.failure && this.backlog >= max) await new Promise<void>((wake) => this.wakeups.push(wake));
+    if (this.failure) throw this.failure;
+  }
+
+  /** Cuts the partial batch and waits until every result handed over is in the outbox. */
+  async flush(): Promise<void> {
+    await this.ask('flush');
+    await this.outbox.flush();
+  }
+
+  /** Flushes, then lets the writer thread forget this stream. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.ask('close');
+      await this.outbox.flush();
+    } finally {
+      writerThread.detach(this.id);
+    }
+  }
+
+  receive(message: FromWriter): void {
+    if (message.type === 'stored') {
+      const batch: StoredBatch = {
+        ...message.batch,
+        // Structured clone gives a plain Uint8Array; the Outbox keeps Buffers.
+        resultsJson: Buffer.from(
+          message.batch.resultsJson.buffer,
+          message.batch.resultsJson.byteOffset,
+          message.batch.resultsJson.byteLength,
+        ),
+      };
+      const accepted = this.outbox.adopt(batch);
+      this.stored += batch.count;
+      for (const wake of this.wakeups.splice(0)) wake();
+      this.onPersisted(accepted, batch.count);
+    } else if (message.type === 'done') {
+      const answer = this.answers.get(message.token);
+      this.answers.delete(message.token);
+      if (message.error) answer?.reject(new Error(message.error));
+      else answer?.resolve();
+    } else this.fail(message.error);
+  }
+
+  fail(reason: string): void {
+    this.failure ??= new Error(`results cannot be stored: ${reason}`);
+    for (const wake of this.wakeups.splice(0)) wake();
+    for (const answer of this.answers.values()) answer.reject(this.failure);
+    this.answers.clear();
+  }
+
+  private ask(type: 'flush' | 'close'): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const token = this.nextToken++;
+    return new Promise((resolve, reject) => {
+      this.answers.set(token, { resolve, reject });
+      writerThread.post({ type, stream: this.id, token });
+    });
+  }
+
+  private send(message: ToWriter) {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new Error('the result stream is closed');
+    writerThread.post(message);
+  }
+}
