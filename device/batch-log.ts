@@ -14,18 +14,21 @@ import { join } from 'node:path';
 import type { InferenceResult } from '../shared/schemas.ts';
 import { fsyncDir, renameFile, writeFileDurable } from './durable.ts';
 
+/**
+ * A durable batch as the outbox indexes it. Its results stay on disk (the outbox holds no
+ * result in memory, however deep it gets) and are read back when the batch is sent.
+ */
 export interface StoredBatch {
   seq: number;
   batchId: string;
   model: string;
   version: number;
-  /** How many results, and their JSON array as UTF-8 bytes (serialised once, sent as is). */
   count: number;
-  resultsJson: Buffer;
   /** The CSV source's next position once this batch is durable (absent for other sources). */
   csvNext?: number;
-  /** Size of the batch file. */
+  /** Size of the batch file, and where its results array starts (it ends before the last byte). */
   bytes: number;
+  resultsOffset: number;
 }
 
 /** The results as objects, or already as the bytes of their JSON array. */
@@ -83,9 +86,9 @@ export class BatchLog {
     const batches = group.map(({ input }) => this.prepare(input));
     try {
       await Promise.all(
-        batches.map(async ({ batch, head }) => {
+        batches.map(async ({ batch, head, results }) => {
           const temp = join(this.dir, `${batchFileName(batch.seq)}.tmp`);
-          await writeFileDurable(temp, [head, batch.resultsJson, CLOSE_BRACE]);
+          await writeFileDurable(temp, [head, results, CLOSE_BRACE]);
           await renameFile(temp, join(this.dir, batchFileName(batch.seq)));
         }),
       );
@@ -97,14 +100,11 @@ export class BatchLog {
     for (const [i, pending] of group.entries()) pending.resolve((batches[i] as { batch: StoredBatch }).batch);
   }
 
-  private prepare(input: BatchInput): { batch: StoredBatch; head: Buffer } {
+  private prepare(input: BatchInput): { batch: StoredBatch; head: Buffer; results: Uint8Array } {
     const seq = this.nextSeq++;
     const batchId = randomUUID();
     const count = 'results' in input ? input.results.length : input.count;
-    const resultsJson =
-      'results' in input
-        ? Buffer.from(JSON.stringify(input.results))
-        : Buffer.from(input.resultsJson.buffer, input.resultsJson.byteOffset, input.resultsJson.byteLength);
+    const results = 'results' in input ? Buffer.from(JSON.stringify(input.results)) : input.resultsJson;
     // The head of the file; the results array follows as it came (serialised once), then `}`.
     const head = Buffer.from(
       `{"batchId":"${batchId}","model":${JSON.stringify(input.model)},"version":${input.version}${
@@ -117,10 +117,10 @@ export class BatchLog {
       model: input.model,
       version: input.version,
       count,
-      resultsJson,
       ...(input.csvNext !== undefined ? { csvNext: input.csvNext } : {}),
-      bytes: head.length + resultsJson.length + 1,
+      bytes: head.length + results.length + 1,
+      resultsOffset: head.length,
     };
-    return { batch, head };
+    return { batch, head, results };
   }
 }

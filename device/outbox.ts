@@ -42,6 +42,7 @@ interface Checkpoint {
 }
 
 const CHECKPOINT = 'checkpoint.json';
+const RESULTS_KEY = Buffer.from('"results":');
 
 export class Outbox {
   private readonly batches = new Map<number, StoredBatch>();
@@ -81,13 +82,19 @@ export class Outbox {
       const seq = Number(match[1]);
       try {
         const bytes = await readFile(join(dir, name));
-        const { results, ...rest } = JSON.parse(bytes.toString('utf8')) as StoredFile;
+        const { batchId, model, version, csvNext, results } = JSON.parse(
+          bytes.toString('utf8'),
+        ) as StoredFile;
         const batch: StoredBatch = {
-          ...rest,
           seq,
+          batchId,
+          model,
+          version,
           count: results.length,
-          resultsJson: Buffer.from(JSON.stringify(results)),
+          ...(csvNext !== undefined ? { csvNext } : {}),
           bytes: bytes.length,
+          // The outbox writes the results last: `..."results":[...]}`.
+          resultsOffset: bytes.indexOf(RESULTS_KEY) + RESULTS_KEY.length,
         };
         outbox.batches.set(seq, batch);
         outbox.bytes += batch.bytes;
@@ -198,6 +205,20 @@ export class Outbox {
     if (text === this.durableCheckpoint) return;
     await replaceFileAtomic(this.dir, CHECKPOINT, text);
     this.durableCheckpoint = text;
+  }
+
+  /** The JSON array of a batch's results, read from its file. */
+  async readResults(batch: StoredBatch): Promise<Buffer> {
+    const bytes = await readFile(join(this.dir, batchFileName(batch.seq)));
+    if (bytes.length !== batch.bytes)
+      throw new Error(`batch file ${batchFileName(batch.seq)} changed size on disk`);
+    return bytes.subarray(batch.resultsOffset, bytes.length - 1);
+  }
+
+  /** A batch that cannot be sent (its file is unreadable): dropped and counted as such. */
+  discard(seq: number): void {
+    this.inFlight.delete(seq);
+    this.checkpoint.dropped += this.forget(seq);
   }
 
   /** The oldest batch nobody is sending right now, marked as in flight. */

@@ -82,32 +82,41 @@ export class Publisher extends EventEmitter {
 
   private send(batch: StoredBatch) {
     this.inFlight++;
-    // The stored results bytes go out as is (ResultBatchSchema shape, sentAt added now).
+    const sending = this.publishBatch(batch).finally(() => {
+      this.inFlight--;
+      this.sends.delete(sending);
+      this.kick();
+    });
+    this.sends.add(sending);
+  }
+
+  private async publishBatch(batch: StoredBatch) {
+    let results: Buffer;
+    try {
+      results = await this.outbox.readResults(batch);
+    } catch (error) {
+      // Nothing can ever send it: drop it (counted) rather than retry it forever.
+      this.outbox.discard(batch.seq);
+      this.emit('error', `batch ${batch.batchId} is unreadable and was dropped: ${errorMessage(error)}`);
+      return;
+    }
+    // The stored results go out as they are (ResultBatchSchema shape, sentAt added now).
     const message = Buffer.concat([
       Buffer.from(
         `{"batchId":"${batch.batchId}","model":${JSON.stringify(batch.model)},"version":${batch.version},"sentAt":${Date.now()},"results":`,
       ),
-      batch.resultsJson,
+      results,
       CLOSE_BRACE,
     ]);
-    const sending = this.link
-      .publish(this.topic, message)
-      .then(
-        () => {
-          this.outbox.ack(batch.seq);
-          this.emit('published', { count: batch.count, batchId: batch.batchId });
-        },
-        (error: unknown) => {
-          this.outbox.release(batch.seq);
-          this.emit('error', `publishing batch ${batch.batchId}: ${errorMessage(error)}`);
-        },
-      )
-      .finally(() => {
-        this.inFlight--;
-        this.sends.delete(sending);
-        this.kick();
-      });
-    this.sends.add(sending);
+    try {
+      await this.link.publish(this.topic, message);
+    } catch (error) {
+      this.outbox.release(batch.seq);
+      this.emit('error', `publishing batch ${batch.batchId}: ${errorMessage(error)}`);
+      return;
+    }
+    this.outbox.ack(batch.seq);
+    this.emit('published', { count: batch.count, batchId: batch.batchId });
   }
 
   /** Stops sending; waits (bounded) for the publishes already in flight. */

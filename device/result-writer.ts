@@ -14,7 +14,6 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { InferenceResult } from '../shared/schemas.ts';
-import type { StoredBatch } from './batch-log.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
 import { encodeResultObjects } from './result-encoding.ts';
@@ -150,15 +149,7 @@ export class ResultStream {
 
   receive(message: FromWriter): void {
     if (message.type === 'stored') {
-      const batch: StoredBatch = {
-        ...message.batch,
-        // Structured clone gives a plain Uint8Array; the Outbox keeps Buffers.
-        resultsJson: Buffer.from(
-          message.batch.resultsJson.buffer,
-          message.batch.resultsJson.byteOffset,
-          message.batch.resultsJson.byteLength,
-        ),
-      };
+      const { batch } = message;
       const accepted = this.outbox.adopt(batch);
       this.stored += batch.count;
       for (const wake of this.wakeups.splice(0)) wake();

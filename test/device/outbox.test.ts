@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/batcher.ts';
 import { writeFileDurable } from '../../device/durable.ts';
-import { Outbox } from '../../device/outbox.ts';
+import { Outbox, type StoredBatch } from '../../device/outbox.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 
@@ -17,6 +17,12 @@ function results(from: number, n: number, label = 'hi'): InferenceResult[] {
     confidence: 0.9,
     latencyMs: 1,
   }));
+}
+
+/** A stored batch's results, read back from its file. */
+async function resultsOf(outbox: Outbox, batch: StoredBatch | undefined): Promise<InferenceResult[]> {
+  if (!batch) return [];
+  return JSON.parse((await outbox.readResults(batch)).toString()) as InferenceResult[];
 }
 
 describe('outbox', () => {
@@ -36,7 +42,7 @@ describe('outbox', () => {
     // Assess
     expect([a?.batchId, b?.batchId]).toEqual([sentBefore?.batchId, expect.any(String)]);
     expect(a?.batchId).not.toBe(b?.batchId);
-    expect(JSON.parse(b?.resultsJson.toString() ?? '[]')).toEqual(results(3, 2));
+    expect(await resultsOf(reopened, b)).toEqual(results(3, 2));
     expect(reopened.csvNext).toBe(5);
   });
 
@@ -86,7 +92,7 @@ describe('outbox', () => {
     // Assess
     expect(outbox.depth).toBe(2);
     expect(outbox.dropped).toBe(20);
-    expect(JSON.parse(outbox.take()?.resultsJson.toString() ?? '[]')[0].id).toBe('t:20');
+    expect((await resultsOf(outbox, outbox.take()))[0]?.id).toBe('t:20');
   });
 
   it('refuses new batches when full and counts them (reject)', async () => {
@@ -102,7 +108,7 @@ describe('outbox', () => {
     // Assess
     expect(accepted).toEqual([true, false]);
     expect(outbox.dropped).toBe(5);
-    expect(JSON.parse(outbox.take()?.resultsJson.toString() ?? '[]')[0].id).toBe('t:0');
+    expect((await resultsOf(outbox, outbox.take()))[0]?.id).toBe('t:0');
   });
 });
 
@@ -121,7 +127,7 @@ describe('result batcher', () => {
     const sizes: number[] = [];
     let total = 0;
     for (let batch = outbox.take(); batch; batch = outbox.take()) {
-      sizes.push(batch.resultsJson.length);
+      sizes.push((await outbox.readResults(batch)).length);
       total += batch.count;
       expect(batch.count).toBeLessThanOrEqual(2_000);
     }
@@ -143,7 +149,7 @@ describe('result batcher', () => {
     // never make a restart produce its readings again.
     const resumeAt: [string, number | undefined][] = [];
     for (let batch = outbox.take(); batch; batch = outbox.take()) {
-      const ids = JSON.parse(batch.resultsJson.toString()) as { id: string }[];
+      const ids = await resultsOf(outbox, batch);
       resumeAt.push([ids.at(-1)?.id ?? '', batch.csvNext]);
     }
     expect(resumeAt).toEqual([
@@ -168,8 +174,8 @@ describe('result batcher', () => {
     const ids: string[] = [];
     const sizes: number[] = [];
     for (let batch = outbox.take(); batch; batch = outbox.take()) {
-      sizes.push(batch.resultsJson.length);
-      ids.push(...(JSON.parse(batch.resultsJson.toString()) as { id: string }[]).map((r) => r.id));
+      sizes.push((await outbox.readResults(batch)).length);
+      ids.push(...(await resultsOf(outbox, batch)).map((r) => r.id));
     }
     expect(ids).toEqual(results(0, 1_000).map((r) => r.id));
     expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_BATCH_BYTES);

@@ -35,13 +35,26 @@ describe('publisher pacing', () => {
         version: 1,
         results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
       });
-    vi.useFakeTimers();
+    // Batches are read back from disk before each send: real I/O, which fake time does not
+    // move, so each step waits for the reads it started.
+    const reads = new Set<Promise<unknown>>();
+    const readResults = outbox.readResults.bind(outbox);
+    outbox.readResults = (batch) => {
+      const read = readResults(batch);
+      reads.add(read);
+      void read.finally(() => reads.delete(read));
+      return read;
+    };
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { link, sentAt } = fakeLink(() => Date.now());
     const publisher = new Publisher(outbox, link, 'topic');
 
     // Act: three seconds of (fake) time
     publisher.start();
-    for (let step = 0; step < 60; step++) await vi.advanceTimersByTimeAsync(50);
+    for (let step = 0; step < 60; step++) {
+      await vi.advanceTimersByTimeAsync(50);
+      while (reads.size > 0) await Promise.allSettled([...reads]);
+    }
     await publisher.stop();
 
     // Assess
