@@ -1,10 +1,13 @@
 /**
- * The write side of the outbox: makes result batches durable, one file per batch.
+ * The write side of the outbox: makes result batches durable.
  *
- * Each batch gets the next sequence number and a batch id, and its file (`<seq>.json`: the
- * wire message minus sentAt, plus csvNext) is written to a temp name, fsynced and renamed
- * into place; then the directory is fsynced once for every batch that queued up meanwhile
- * (group commit), so a fast source pays one directory sync per group, not per batch.
+ * Each batch gets the next sequence number and a batch id. Batches are committed in groups:
+ * a group's batches go into one segment file (`<seq of its first batch>.json`, one line per
+ * batch: the wire message minus sentAt, plus csvNext), written to a temp name, fsynced,
+ * renamed into place, and the directory fsynced. A group is whatever queued while the
+ * previous commit ran, or for at most GROUP_WAIT_MS (or until GROUP_BYTES): a fast source
+ * pays two fsyncs per few hundred KB rather than per batch, and a slow one waits at most
+ * that long before its batch may be sent.
  *
  * It keeps no index: the Outbox adopts each batch once it is durable. The device runs its
  * log on the result writer thread, the Outbox (and tests) may run one in-thread.
@@ -26,7 +29,11 @@ export interface StoredBatch {
   count: number;
   /** The CSV source's next position once this batch is durable (absent for other sources). */
   csvNext?: number;
-  /** Size of the batch file, and where its results array starts (it ends before the last byte). */
+  /** Its segment file (named after the seq of the segment's first batch), and how many batches that holds. */
+  file: number;
+  batchesInFile: number;
+  /** Where its line starts in the file, the line's length, and where in the line its results array starts. */
+  offset: number;
   bytes: number;
   resultsOffset: number;
 }
@@ -38,14 +45,17 @@ export type BatchInput = {
   csvNext?: number;
 } & ({ results: InferenceResult[] } | { resultsJson: Uint8Array; count: number });
 
-/** The file a batch is stored in; the outbox reads these names back on open. */
-export const BATCH_FILE = /^(\d{12})\.json$/;
+/** A segment file's name; the outbox reads these back on open. */
+export const SEGMENT_FILE = /^(\d{12})\.json$/;
 
-export function batchFileName(seq: number): string {
-  return `${String(seq).padStart(12, '0')}.json`;
+export function segmentFileName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(12, '0')}.json`;
 }
 
-const CLOSE_BRACE = Buffer.from('}');
+/** How long a group waits for more batches, and the size that commits it at once. */
+const GROUP_WAIT_MS = 10;
+const GROUP_BYTES = 512 * 1024;
+const LINE_END = Buffer.from('}\n');
 
 interface Pending {
   input: BatchInput;
@@ -55,7 +65,10 @@ interface Pending {
 
 export class BatchLog {
   private queue: Pending[] = [];
+  private queuedBytes = 0;
   private committing: Promise<void> | undefined;
+  /** Ends a group's wait early (it is full, or someone flushes). */
+  private endWait: (() => void) | undefined;
 
   constructor(
     readonly dir: string,
@@ -63,49 +76,76 @@ export class BatchLog {
     public nextSeq: number,
   ) {}
 
-  /** Resolves with the batch once its file is durable. */
+  /** Resolves with the batch once its segment file is durable. */
   append(input: BatchInput): Promise<StoredBatch> {
     return new Promise((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
+      this.queuedBytes += 'results' in input ? 100 * input.results.length : input.resultsJson.length;
+      if (this.queuedBytes >= GROUP_BYTES) this.endWait?.();
       this.committing ??= this.commitQueued();
     });
   }
 
-  /** Waits until every appended batch is durable (or failed). */
+  /** Waits until every appended batch is durable (or failed); commits the open group now. */
   async flush(): Promise<void> {
-    while (this.committing) await this.committing;
+    while (this.committing) {
+      this.endWait?.();
+      await this.committing;
+    }
   }
 
   private async commitQueued() {
-    while (this.queue.length > 0) await this.commitGroup(this.queue.splice(0));
+    while (this.queue.length > 0) {
+      if (this.queuedBytes < GROUP_BYTES) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, GROUP_WAIT_MS);
+          this.endWait = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.endWait = undefined;
+      }
+      this.queuedBytes = 0;
+      await this.commitGroup(this.queue.splice(0));
+    }
     this.committing = undefined;
   }
 
-  /** Group commit: every file fsynced and renamed, then one directory fsync. */
+  /** One segment file for the group: written, fsynced, renamed into place, directory fsynced. */
   private async commitGroup(group: Pending[]) {
-    const batches = group.map(({ input }) => this.prepare(input));
+    const file = this.nextSeq;
+    const pieces: Uint8Array[] = [];
+    let offset = 0;
+    const batches = group.map(({ input }) => {
+      const { batch, head, results } = this.prepare(input, file, group.length, offset);
+      pieces.push(head, results, LINE_END);
+      offset += batch.bytes + 1;
+      return batch;
+    });
     try {
-      await Promise.all(
-        batches.map(async ({ batch, head, results }) => {
-          const temp = join(this.dir, `${batchFileName(batch.seq)}.tmp`);
-          await writeFileDurable(temp, [head, results, CLOSE_BRACE]);
-          await renameFile(temp, join(this.dir, batchFileName(batch.seq)));
-        }),
-      );
+      const temp = join(this.dir, `${segmentFileName(file)}.tmp`);
+      await writeFileDurable(temp, pieces);
+      await renameFile(temp, join(this.dir, segmentFileName(file)));
       await fsyncDir(this.dir);
     } catch (error) {
       for (const pending of group) pending.reject(error as Error);
       return;
     }
-    for (const [i, pending] of group.entries()) pending.resolve((batches[i] as { batch: StoredBatch }).batch);
+    for (const [i, pending] of group.entries()) pending.resolve(batches[i] as StoredBatch);
   }
 
-  private prepare(input: BatchInput): { batch: StoredBatch; head: Buffer; results: Uint8Array } {
+  private prepare(
+    input: BatchInput,
+    file: number,
+    batchesInFile: number,
+    offset: number,
+  ): { batch: StoredBatch; head: Buffer; results: Uint8Array } {
     const seq = this.nextSeq++;
     const batchId = randomUUID();
     const count = 'results' in input ? input.results.length : input.count;
     const results = 'results' in input ? Buffer.from(JSON.stringify(input.results)) : input.resultsJson;
-    // The head of the file; the results array follows as it came (serialised once), then `}`.
+    // The head of the line; the results array follows as it came (serialised once), then `}`.
     const head = Buffer.from(
       `{"batchId":"${batchId}","model":${JSON.stringify(input.model)},"version":${input.version}${
         input.csvNext !== undefined ? `,"csvNext":${input.csvNext}` : ''
@@ -118,6 +158,9 @@ export class BatchLog {
       version: input.version,
       count,
       ...(input.csvNext !== undefined ? { csvNext: input.csvNext } : {}),
+      file,
+      batchesInFile,
+      offset,
       bytes: head.length + results.length + 1,
       resultsOffset: head.length,
     };

@@ -21,9 +21,9 @@
  * the oldest unsent batch; `reject` refuses (and deletes) the new one. Both count the
  * dropped results. The policy applies when a batch is adopted, after it was written.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BATCH_FILE, type BatchInput, BatchLog, batchFileName, type StoredBatch } from './batch-log.ts';
+import { type BatchInput, BatchLog, SEGMENT_FILE, type StoredBatch, segmentFileName } from './batch-log.ts';
 import { readJson, replaceFileAtomic } from './durable.ts';
 
 export type { StoredBatch } from './batch-log.ts';
@@ -54,6 +54,8 @@ export class Outbox {
   private readonly maxBytes: number;
   readonly overflow: OverflowPolicy;
   private log: BatchLog | undefined;
+  /** Batches not yet done (acknowledged, dropped or refused) per segment file. */
+  private readonly segments = new Map<number, number>();
   private deletions: number[] = [];
   private deleting: Promise<void> | undefined;
 
@@ -77,34 +79,21 @@ export class Outbox {
         await rm(join(dir, name), { force: true });
         continue;
       }
-      const match = BATCH_FILE.exec(name);
+      const match = SEGMENT_FILE.exec(name);
       if (!match) continue;
-      const seq = Number(match[1]);
-      try {
-        const bytes = await readFile(join(dir, name));
-        const { batchId, model, version, csvNext, results } = JSON.parse(
-          bytes.toString('utf8'),
-        ) as StoredFile;
-        const batch: StoredBatch = {
-          seq,
-          batchId,
-          model,
-          version,
-          count: results.length,
-          ...(csvNext !== undefined ? { csvNext } : {}),
-          bytes: bytes.length,
-          // The outbox writes the results last: `..."results":[...]}`.
-          resultsOffset: bytes.indexOf(RESULTS_KEY) + RESULTS_KEY.length,
-        };
-        outbox.batches.set(seq, batch);
+      const file = Number(match[1]);
+      const batches = parseSegment(file, await readFile(join(dir, name)).catch(() => Buffer.alloc(0)));
+      // Only complete files are renamed into place; one with nothing readable is debris.
+      if (batches.length === 0) await rm(join(dir, name), { force: true });
+      else outbox.segments.set(file, batches.length);
+      for (const batch of batches) {
+        outbox.batches.set(batch.seq, batch);
         outbox.bytes += batch.bytes;
         if (batch.csvNext !== undefined && batch.csvNext > outbox.checkpoint.csvNext)
           outbox.checkpoint.csvNext = batch.csvNext;
-      } catch {
-        // Only complete files are renamed into place; anything unreadable is debris.
-        await rm(join(dir, name), { force: true });
+        nextSeq = Math.max(nextSeq, batch.seq + 1);
       }
-      nextSeq = Math.max(nextSeq, seq + 1);
+      nextSeq = Math.max(nextSeq, file + 1);
     }
     outbox.log = new BatchLog(dir, nextSeq);
     return outbox;
@@ -156,14 +145,26 @@ export class Outbox {
   adopt(batch: StoredBatch): boolean {
     if (batch.csvNext !== undefined && batch.csvNext > this.checkpoint.csvNext)
       this.checkpoint.csvNext = batch.csvNext;
+    if (!this.segments.has(batch.file)) this.segments.set(batch.file, batch.batchesInFile);
     if (!this.makeRoom(batch.bytes)) {
       this.checkpoint.dropped += batch.count;
-      this.deleteFiles([batch.seq]);
+      this.done(batch.file);
       return false;
     }
     this.batches.set(batch.seq, batch);
     this.bytes += batch.bytes;
     return true;
+  }
+
+  /** One more batch of a segment is done; the file goes with its last one. */
+  private done(file: number) {
+    const left = (this.segments.get(file) ?? 1) - 1;
+    if (left > 0) {
+      this.segments.set(file, left);
+      return;
+    }
+    this.segments.delete(file);
+    this.deleteFiles([file]);
   }
 
   /** Applies the overflow policy; false when the new batch must be refused. */
@@ -177,24 +178,24 @@ export class Outbox {
     return true;
   }
 
-  /** Drops a batch from memory and deletes its file; returns its result count. */
+  /** Drops a batch from the index (its segment file goes with the last batch in it); returns its result count. */
   private forget(seq: number): number {
     const batch = this.batches.get(seq);
     if (!batch) return 0;
     this.batches.delete(seq);
     this.bytes -= batch.bytes;
-    this.deleteFiles([seq]);
+    this.done(batch.file);
     return batch.count;
   }
 
-  /** Queues files for deletion; the checkpoint becomes durable before any of them goes. */
-  private deleteFiles(seqs: number[]) {
-    this.deletions.push(...seqs);
+  /** Queues segment files for deletion; the checkpoint becomes durable before any of them goes. */
+  private deleteFiles(files: number[]) {
+    this.deletions.push(...files);
     this.deleting ??= (async () => {
       while (this.deletions.length > 0) {
         const group = this.deletions.splice(0);
         await this.writeCheckpoint();
-        await Promise.all(group.map((seq) => rm(join(this.dir, batchFileName(seq)), { force: true })));
+        await Promise.all(group.map((file) => rm(join(this.dir, segmentFileName(file)), { force: true })));
       }
       this.deleting = undefined;
     })();
@@ -207,12 +208,19 @@ export class Outbox {
     this.durableCheckpoint = text;
   }
 
-  /** The JSON array of a batch's results, read from its file. */
+  /** The JSON array of a batch's results, read from its segment file. */
   async readResults(batch: StoredBatch): Promise<Buffer> {
-    const bytes = await readFile(join(this.dir, batchFileName(batch.seq)));
-    if (bytes.length !== batch.bytes)
-      throw new Error(`batch file ${batchFileName(batch.seq)} changed size on disk`);
-    return bytes.subarray(batch.resultsOffset, bytes.length - 1);
+    const name = segmentFileName(batch.file);
+    const length = batch.bytes - batch.resultsOffset - 1; // up to the line's closing brace
+    const buffer = Buffer.allocUnsafe(length);
+    const handle = await open(join(this.dir, name), 'r');
+    try {
+      const { bytesRead } = await handle.read(buffer, 0, length, batch.offset + batch.resultsOffset);
+      if (bytesRead !== length) throw new Error(`segment file ${name} is shorter than its index says`);
+    } finally {
+      await handle.close();
+    }
+    return buffer;
   }
 
   /** A batch that cannot be sent (its file is unreadable): dropped and counted as such. */
@@ -250,10 +258,49 @@ export class Outbox {
   }
 }
 
-interface StoredFile {
+interface StoredLine {
   batchId: string;
   model: string;
   version: number;
   csvNext?: number;
   results: unknown[];
+}
+
+/**
+ * The batches of a segment file, one per line; batch i has the seq `file + i`. A line that
+ * does not parse is skipped (files are complete when renamed into place, so only a damaged
+ * disk makes one).
+ */
+function parseSegment(file: number, bytes: Buffer): StoredBatch[] {
+  const lines: { offset: number; end: number }[] = [];
+  for (let offset = 0; offset < bytes.length; ) {
+    const newline = bytes.indexOf(0x0a, offset);
+    const end = newline === -1 ? bytes.length : newline;
+    lines.push({ offset, end });
+    offset = end + 1;
+  }
+  const batches: StoredBatch[] = [];
+  for (const [i, { offset, end }] of lines.entries()) {
+    const line = bytes.subarray(offset, end);
+    try {
+      const { batchId, model, version, csvNext, results } = JSON.parse(line.toString('utf8')) as StoredLine;
+      batches.push({
+        seq: file + i,
+        batchId,
+        model,
+        version,
+        count: results.length,
+        ...(csvNext !== undefined ? { csvNext } : {}),
+        file,
+        batchesInFile: lines.length,
+        offset,
+        bytes: line.length,
+        // The results come last in a line: `..."results":[...]}`.
+        resultsOffset: line.indexOf(RESULTS_KEY) + RESULTS_KEY.length,
+      });
+    } catch {
+      // skipped: see above
+    }
+  }
+  return batches;
 }

@@ -29,12 +29,15 @@ describe('publisher pacing', () => {
   it('never sends more than 80 result batches in any one-second window (IoT Core allows 100/s)', async () => {
     // Prepare
     const outbox = await Outbox.open(await tempDir());
-    for (let i = 0; i < 300; i++)
-      await outbox.append({
-        model: 'm',
-        version: 1,
-        results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
-      });
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        outbox.append({
+          model: 'm',
+          version: 1,
+          results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
+        }),
+      ),
+    );
     // Batches are read back from disk before each send: real I/O, which fake time does not
     // move, so each step waits for the reads it started.
     const reads = new Set<Promise<unknown>>();
