@@ -56,8 +56,12 @@ class WriterThread {
       if (this.worker === worker) this.worker = undefined;
       for (const stream of this.streams.values()) stream.fail(reason);
     };
-    worker.on('error', (error) => failAll(`the result writer thread failed: ${error.message}`));
-    worker.on('exit', (code) => failAll(`the result writer thread exited (code ${code})`));
+    worker.on('error', (error) =>
+      failAll(`results cannot be stored: the result writer thread failed: ${error.message}`),
+    );
+    worker.on('exit', (code) =>
+      failAll(`results cannot be stored: the result writer thread exited (code ${code})`),
+    );
     return worker;
   }
 }
@@ -175,16 +179,15 @@ export class ResultStream {
       this.stored += batch.count;
       for (const wake of this.wakeups.splice(0)) wake();
       this.onPersisted(accepted, batch.count);
-    } else if (message.type === 'done') {
-      const answer = this.answers.get(message.token);
+    } else if (message.type === 'done' && !message.error) {
+      this.answers.get(message.token)?.resolve();
       this.answers.delete(message.token);
-      if (message.error) answer?.reject(new Error(message.error));
-      else answer?.resolve();
-    } else this.fail(message.error);
+    } else if (message.error) this.fail(message.error); // the writer's failures are sticky
   }
 
+  /** Fails everything waiting and everything after: the results can no longer be stored. */
   fail(reason: string): void {
-    this.failure ??= new Error(`results cannot be stored: ${reason}`);
+    this.failure ??= new Error(reason);
     for (const wake of this.wakeups.splice(0)) wake();
     for (const answer of this.answers.values()) answer.reject(this.failure);
     this.answers.clear();
