@@ -1,8 +1,10 @@
 /**
  * The on-disk outbox: store and forward for result batches.
  *
- * One file per batch (`<seq>.json`) holds the batch with its id, so a replay after a
- * reconnect or a restart sends the very same batch id and the aggregator counts it once.
+ * Segment files (`<seq>.json`, one line per batch, see batch-log.ts) hold each batch with
+ * its id, so a replay after a reconnect or a restart sends the very same batch id and the
+ * aggregator counts it once. In memory the outbox keeps only an index (seq, id, file, offset,
+ * count): the publisher reads a batch's results back from its file when it sends it.
  *
  * fsync policy: a batch may be published only once it is durable. The BatchLog writes
  * the files (group commit, see batch-log.ts) and the outbox adopts each batch once it is
@@ -12,14 +14,15 @@
  *
  * The checkpoint (`checkpoint.json`: the CSV source's next position and the dropped
  * counter) is NOT written per batch: on open, the resume position is max(checkpoint, every
- * stored batch's csvNext). It only has to be durable before a batch file is deleted (after
- * its PUBACK, or when dropped), so it is written then -- once per group of deletions.
+ * stored batch's csvNext). It only has to be durable before a segment file is deleted (once
+ * every batch in it was acknowledged, dropped or refused), so it is written then.
  *
  * Bounded by batch count (10,000) and bytes (256 MB: about 2.3 million results, some eight
  * minutes of a 5,000/s source without a connection). Overflow policy: `drop-oldest`
- * (default: the freshest data matters most on a gateway that was offline for long) deletes
- * the oldest unsent batch; `reject` refuses (and deletes) the new one. Both count the
- * dropped results. The policy applies when a batch is adopted, after it was written.
+ * (default: the freshest data matters most on a gateway that was offline for long) drops
+ * the oldest unsent batch; `reject` refuses the new one. Both count the dropped results. The
+ * policy applies when a batch is adopted, after it was written; its file goes with the last
+ * batch in it.
  */
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
