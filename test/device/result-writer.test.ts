@@ -142,7 +142,11 @@ describe('outbox segments', () => {
       [0, 1, 2].map((i) => outbox.append({ model: 'm', version: 1, results: one(i), csvNext: i + 1 })),
     );
     const files = await segmentFiles(dir);
-    const [a, b, c] = [outbox.take(), outbox.take(), outbox.take()] as [StoredBatch, StoredBatch, StoredBatch];
+    const [a, b, c] = [outbox.take(), outbox.take(), outbox.take()] as [
+      StoredBatch,
+      StoredBatch,
+      StoredBatch,
+    ];
 
     // Act
     outbox.ack(a.seq);
