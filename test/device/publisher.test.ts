@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { MqttLink } from '../../device/connection.ts';
 import { Outbox } from '../../device/outbox.ts';
 import { Publisher } from '../../device/publisher.ts';
-import { removeTempDirs, tempDir } from './helpers.ts';
+import { removeTempDirs, tempDir, until } from './helpers.ts';
 
 afterAll(removeTempDirs);
 afterEach(() => {
@@ -66,5 +68,34 @@ describe('publisher pacing', () => {
     );
     expect(busiest).toBeLessThanOrEqual(80);
     expect(sentAt.length).toBeGreaterThanOrEqual(200);
+  });
+});
+
+describe('publisher and unreadable batches', () => {
+  it('drops a batch whose file is gone, counts it and says why, and goes on with the rest', async () => {
+    // Prepare: two batches in two segment files; the first file is lost
+    const dir = await tempDir();
+    const outbox = await Outbox.open(dir);
+    for (const i of [0, 1])
+      await outbox.append({
+        model: 'm',
+        version: 1,
+        results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
+      });
+    const [lost] = (await readdir(dir)).filter((name) => name.endsWith('.json')).sort();
+    await rm(join(dir, lost ?? 'none'));
+    const { link, sentAt } = fakeLink(() => Date.now());
+    const publisher = new Publisher(outbox, link, 'topic');
+    const errors: string[] = [];
+    publisher.on('error', (message: string) => errors.push(message));
+
+    // Act
+    publisher.start();
+    await until(() => sentAt.length === 1 && outbox.depth === 0, 5_000, 'the second batch sent');
+    await publisher.stop();
+
+    // Assess
+    expect(outbox.dropped).toBe(1);
+    expect(errors).toEqual([expect.stringMatching(/is unreadable and was dropped: ENOENT/)]);
   });
 });
