@@ -1,6 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --openssl-legacy-provider
 // The `edgeloop` executable: runs the TypeScript CLI through tsx, so `npx edgeloop` works
-// right after `npm ci` with no build step.
+// right after `npm ci` with no build step. The OpenSSL legacy provider is for the local S3
+// (s3rver), whose listing continuation tokens use DES.
 import { register } from 'tsx/esm/api';
 
 // The SDK warns about its own future Node.js floor on every run; the lockfile pins the SDK.

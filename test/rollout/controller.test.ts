@@ -3,15 +3,17 @@
  * notices through the Publish shim), driven directly with the registry states it must handle.
  */
 import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import { type ControllerDeps, runRolloutController } from '../../functions/rollout/controller.ts';
+import { listFeedbackObjects } from '../../functions/rollout/feedback-store.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { type RegistryItem, ReleaseNoticeSchema, RolloutPlanSchema } from '../../shared/schemas.ts';
-import { buckets, modelKeys, tables, topicFor } from '../../shared/topology.ts';
+import { buckets, datasetKeys, modelKeys, tables, topicFor } from '../../shared/topology.ts';
 import { startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
@@ -133,4 +135,30 @@ describe('rollout controller', () => {
     expect(older?.rollout?.reason).toBe('superseded by v3');
     expect(await statusOf('overtaken')).toEqual({ 1: 'released', 2: 'rolled-back', 3: 'released' });
   });
+});
+
+describe('feedback listing on the local S3', () => {
+  it('pages past 1,000 objects (a long-running fleet uploads that many hard-example files)', async () => {
+    // Prepare
+    const model = 'paged';
+    const s3 = s3Client();
+    const keys = Array.from(
+      { length: 1_005 },
+      (_, i) => `${datasetKeys.feedbackPrefix(model)}gw/${String(i).padStart(5, '0')}.csv`,
+    );
+    for (let i = 0; i < keys.length; i += 50)
+      await Promise.all(
+        keys
+          .slice(i, i + 50)
+          .map((Key) =>
+            s3.send(new PutObjectCommand({ Bucket: buckets.datasets.localName, Key, Body: 'a\n1\n' })),
+          ),
+      );
+
+    // Act
+    const listed = await listFeedbackObjects(s3, buckets.datasets.localName, model);
+
+    // Assess
+    expect(listed.map((object) => object.key)).toEqual(keys);
+  }, 60_000);
 });
