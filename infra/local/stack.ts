@@ -116,7 +116,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // S3: s3rver's own run() cannot report a taken port, so it is served from our listener.
     const s3rver = new S3rver({
-      silent: !process.env.S3RVER_LOG,
+      silent: true,
       directory: join(dataDir, 's3'),
       configureBuckets: Object.values(buckets).map((bucket) => ({ name: bucket.localName })),
     });
