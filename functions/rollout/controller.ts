@@ -26,7 +26,7 @@ import { type ModelStatsSource, readModelStats } from '../aggregation/queries.ts
 import { readTrainingConfig } from '../training/config.ts';
 import type { TrainingLog } from '../training/deps.ts';
 import { listRegistry, type RegistryStore } from '../training/registry.ts';
-import { readModelFeedback } from './feedback-store.ts';
+import { countLabelledFeedback } from './feedback-store.ts';
 
 export interface ControllerDeps {
   ddb: DynamoDBDocumentClient;
@@ -243,7 +243,12 @@ async function watchDrift(
   if (verdict.retrain)
     verdict = decideRetrain({
       ...input,
-      labelledFeedbackRows: (await readModelFeedback(deps.s3, deps.datasetsBucket, model)).labelled,
+      labelledFeedbackRows: await countLabelledFeedback(
+        deps.s3,
+        deps.datasetsBucket,
+        model,
+        policy.minFeedbackRows,
+      ),
     });
   const since = verdict.sinceMs === undefined ? undefined : new Date(verdict.sinceMs).toISOString();
   let next: NonNullable<RegistryItem['drift']> = {

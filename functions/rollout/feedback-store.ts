@@ -68,19 +68,51 @@ export interface ModelFeedback {
 export async function readModelFeedback(s3: S3Client, bucket: string, model: string): Promise<ModelFeedback> {
   const objects = await listFeedbackObjects(s3, bucket, model);
   const tables: ModelFeedback['tables'] = new Array(objects.length);
-  // A few reads at a time: many small files from many gateways.
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < objects.length; i = next++) {
-      const key = (objects[i] as FeedbackObject).key;
-      const table = await readFeedbackTable(s3, bucket, key);
-      tables[i] = { key, table, ...countLabelled(table) };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, objects.length) }, worker));
+  await readEach(s3, bucket, objects, (i, key, table) => {
+    tables[i] = { key, table, ...countLabelled(table) };
+    return false;
+  });
   return {
     tables,
     labelled: tables.reduce((sum, t) => sum + t.labelled, 0),
     unlabelled: tables.reduce((sum, t) => sum + t.unlabelled, 0),
   };
+}
+
+/**
+ * Labelled feedback rows of a model, counted only until `enough`: the controller asks
+ * whether a retrain has enough labelled rows on every tick while drift holds, and a
+ * long-running fleet leaves thousands of small files that need not all be read for that.
+ */
+export async function countLabelledFeedback(
+  s3: S3Client,
+  bucket: string,
+  model: string,
+  enough: number,
+): Promise<number> {
+  let labelled = 0;
+  await readEach(s3, bucket, await listFeedbackObjects(s3, bucket, model), (_i, _key, table) => {
+    labelled += countLabelled(table).labelled;
+    return labelled >= enough;
+  });
+  return labelled;
+}
+
+/** Reads the objects a few at a time (many small files from many gateways) until `visit` says stop. */
+async function readEach(
+  s3: S3Client,
+  bucket: string,
+  objects: readonly FeedbackObject[],
+  visit: (index: number, key: string, table: FeedbackTable) => boolean,
+): Promise<void> {
+  let next = 0;
+  let stop = false;
+  const worker = async () => {
+    for (let i = next++; !stop && i < objects.length; i = next++) {
+      const key = (objects[i] as FeedbackObject).key;
+      const table = await readFeedbackTable(s3, bucket, key);
+      if (!stop && visit(i, key, table)) stop = true;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, objects.length) }, worker));
 }

@@ -99,6 +99,15 @@ export class FunctionInvoker {
     await this.idle();
   }
 
+  /** Forgets the invocations that have not started (a stop that cannot wait); returns how many. */
+  dropQueued(): number {
+    let dropped = 0;
+    for (const queue of this.queues.values()) dropped += queue.splice(0).length;
+    this.pending -= dropped;
+    if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    return dropped;
+  }
+
   private handler(fn: FunctionName): Promise<Handler> {
     const override = this.options.handlers?.[fn];
     if (override) return Promise.resolve(override);

@@ -298,14 +298,27 @@ function applyEnv(env: Record<string, string>): () => void {
   };
 }
 
+/**
+ * Waits for queued and running handlers. A backlog that outlasts the grace is dropped (the
+ * servers are closing under it), and the handlers already running get a last grace, so none
+ * finds its database closed mid-call.
+ */
 async function drain(invoker: FunctionInvoker, log: (line: string) => void): Promise<void> {
+  if (await finishesWithin(invoker.close(), STOP_GRACE_MS)) return;
+  const dropped = invoker.dropQueued();
+  log(`stopping: dropped ${dropped} queued invocations after ${STOP_GRACE_MS} ms`);
+  if (!(await finishesWithin(invoker.idle(), STOP_GRACE_MS)))
+    log(`stopping with handlers still running after another ${STOP_GRACE_MS} ms`);
+}
+
+async function finishesWithin(work: Promise<void>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<boolean>((done) => {
-    timer = setTimeout(() => done(true), STOP_GRACE_MS);
+  const timedOut = new Promise<false>((done) => {
+    timer = setTimeout(() => done(false), ms);
   });
-  const late = await Promise.race([invoker.close().then(() => false), timedOut]);
+  const finished = await Promise.race([work.then(() => true as const), timedOut]);
   clearTimeout(timer);
-  if (late) log(`stopping with handlers still running after ${STOP_GRACE_MS} ms`);
+  return finished;
 }
 
 function promiseClose(server: Server): Promise<void> {

@@ -146,4 +146,31 @@ describe('function invoker', () => {
     // Assess
     expect(calls).toEqual(['running']);
   });
+
+  it('forgets queued invocations on dropQueued and lets the running ones finish', async () => {
+    // Prepare
+    const gate = deferred();
+    const calls: unknown[] = [];
+    const invoker = new FunctionInvoker({
+      concurrency: 1,
+      handlers: {
+        aggregateResults: async (event) => {
+          calls.push(event);
+          await gate.promise;
+        },
+      },
+    });
+    for (const event of ['running', 'queued-1', 'queued-2']) invoker.invokeAsync('aggregateResults', event);
+    await new Promise((resolve) => setImmediate(resolve));
+    const closing = invoker.close();
+
+    // Act
+    const dropped = invoker.dropQueued();
+    gate.resolve();
+    await closing;
+
+    // Assess
+    expect(dropped).toBe(2);
+    expect(calls).toEqual(['running']);
+  });
 });

@@ -1,10 +1,11 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HardExampleSampler, resultsView } from '../../device/hard-examples.ts';
+import { countLabelledFeedback, readModelFeedback } from '../../functions/rollout/feedback-store.ts';
 import {
   applyLabels,
   countLabelled,
@@ -56,6 +57,50 @@ describe('feedback CSV', () => {
     expect(byId.table.rows.map((row) => row.at(-1))).toEqual(['', 'overheating']);
     expect(all.changed).toBe(2);
     expect(countLabelled(all.table)).toEqual({ labelled: 2, unlabelled: 0 });
+  });
+});
+
+describe('feedback in the datasets bucket', () => {
+  // 40 files of one labelled and one unlabelled row each, as gateways upload them.
+  const mockFeedbackBucket = () => {
+    const s3 = mockClient(S3Client);
+    const keys = Array.from({ length: 40 }, (_, i) => `${datasetKeys.feedbackPrefix('pump')}gw-${i}/1.csv`);
+    s3.on(ListObjectsV2Command).resolves({ Contents: keys.map((Key) => ({ Key, Size: 100 })) });
+    const body = formatFeedback(
+      table([
+        [...meta('a'), '1', 'n', 'normal'],
+        [...meta('b'), '2', 'n', ''],
+      ]),
+    );
+    s3.on(GetObjectCommand).callsFake(async () => ({
+      Body: { transformToByteArray: async () => new TextEncoder().encode(body) },
+    }));
+    return s3;
+  };
+
+  it('reads every file to merge them, and counts labelled rows only until there are enough', async () => {
+    // Prepare
+    const s3 = mockFeedbackBucket();
+    const client = new S3Client({});
+
+    // Act
+    const all = await readModelFeedback(client, 'datasets', 'pump');
+    const readsForAll = s3.commandCalls(GetObjectCommand).length;
+    s3.resetHistory();
+    const enough = await countLabelledFeedback(client, 'datasets', 'pump', 3);
+    const readsForEnough = s3.commandCalls(GetObjectCommand).length;
+    s3.resetHistory();
+    const short = await countLabelledFeedback(client, 'datasets', 'pump', 1_000);
+
+    // Assess
+    expect(all).toMatchObject({ labelled: 40, unlabelled: 40 });
+    expect(readsForAll).toBe(40);
+    expect(enough).toBeGreaterThanOrEqual(3);
+    // The reads already in flight when the third row arrived finish; no more start.
+    expect(readsForEnough).toBeLessThanOrEqual(10);
+    expect(short).toBe(40);
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(40);
+    s3.restore();
   });
 });
 

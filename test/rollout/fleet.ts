@@ -63,7 +63,7 @@ export async function startFleet(options: { model: string; rolloutIntervalMs?: n
             s3Endpoint: stack.endpoints.s3,
             publicKeyPem: stack.publicKeyPem,
             source: { kind: 'csv', file: readingsFile, rate: 20 },
-            batch: { maxAgeMs: 200 },
+            batch: { maxAgeMs: 1_000 },
             statusIntervalMs: 60_000,
             hardExamples: { bucket: buckets.datasets.localName, flushMs: 1_000, maxPerMinute: 300 },
             ...extra,

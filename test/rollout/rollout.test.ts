@@ -43,9 +43,27 @@ const CONFIG: TrainingConfigInput = {
 
 let fleet: Fleet;
 
-const settled = async (version: number, statuses: RegistryItem['status'][]) => {
+/** Waits, and on a timeout says what the controller sees, the registry, and where the gateways are. */
+const diagnosed = async <T>(wait: Promise<T>): Promise<T> => {
   try {
-    return await waitUntil(
+    return await wait;
+  } catch (error) {
+    const report = await fleet.stack.rolloutController.runNow();
+    const runs = (await fleet.registry(MODEL)).map(({ version, status, reason, drift }) => ({
+      version,
+      status,
+      reason,
+      drift,
+    }));
+    const versions = fleet.devices.map((device) => `${device.thing}=v${device.status().version}`);
+    throw new Error(
+      `${(error as Error).message}; controller: ${JSON.stringify(report)}; registry: ${JSON.stringify(runs)}; ${versions.join(' ')}`,
+    );
+  }
+};
+const settled = (version: number, statuses: RegistryItem['status'][]) =>
+  diagnosed(
+    waitUntil(
       async () => {
         const item = (await fleet.registry(MODEL)).find((run) => run.version === version);
         return item && statuses.includes(item.status) ? item : undefined;
@@ -53,23 +71,17 @@ const settled = async (version: number, statuses: RegistryItem['status'][]) => {
       TIMEOUT,
       `v${version} to be ${statuses.join(' or ')}`,
       100,
-    );
-  } catch (error) {
-    // Say what the controller sees, and where the gateways are.
-    const report = await fleet.stack.rolloutController.runNow();
-    const versions = fleet.devices.map((device) => `${device.thing}=v${device.status().version}`);
-    throw new Error(
-      `${(error as Error).message}; controller: ${JSON.stringify(report)}; ${versions.join(' ')}`,
-    );
-  }
-};
+    ),
+  );
 const serving = (things: readonly string[], version: number) =>
-  waitUntil(
-    () =>
-      fleet.devices.filter((d) => things.includes(d.thing)).every((d) => d.status().version === version) ||
-      undefined,
-    TIMEOUT,
-    `${things.length} gateways to serve v${version}`,
+  diagnosed(
+    waitUntil(
+      () =>
+        fleet.devices.filter((d) => things.includes(d.thing)).every((d) => d.status().version === version) ||
+        undefined,
+      TIMEOUT,
+      `${things.length} gateways to serve v${version}`,
+    ),
   );
 const things = () => fleet.devices.map((device) => device.thing);
 
@@ -237,11 +249,13 @@ describe('drift -> retrain', () => {
 
     // Act
     await fleet.startDevices(10, { source: { kind: 'csv', file: skewedFile, rate: 100 } });
-    const retrain = await waitUntil(
-      async () => (await fleet.registry(MODEL)).find((run) => run.datasetKey.includes('/retrain-v4-')),
-      TIMEOUT,
-      'a retrain run of v4',
-      250,
+    const retrain = await diagnosed(
+      waitUntil(
+        async () => (await fleet.registry(MODEL)).find((run) => run.datasetKey.includes('/retrain-v4-')),
+        TIMEOUT,
+        'a retrain run of v4',
+        250,
+      ),
     );
     const done = await settled(retrain.version, ['canary', 'released', 'rejected-by-gate', 'failed']);
     const watched = (await fleet.registry(MODEL)).find((run) => run.version === 4);
