@@ -6,6 +6,7 @@
  * collector in place of CloudWatch. State lives in the data dir and survives restarts.
  */
 
+import { createCipheriv } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -114,6 +115,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const onPort = <T>(service: ServiceName, start: (port: number) => Promise<T>) =>
       startOnPort(service, preferred(service), start, log);
 
+    if (!pagedListingsWork())
+      log(
+        'warning: this Node.js refuses DES (OpenSSL 3), which the local S3 needs to page listings past 1,000 keys; start node with --openssl-legacy-provider (the edgeloop bin and the npm scripts do)',
+      );
     // S3: s3rver's own run() cannot report a taken port, so it is served from our listener.
     const s3rver = new S3rver({
       silent: true,
@@ -331,4 +336,17 @@ async function closeHttp(server: Server | undefined, close: () => Promise<void>)
   server?.closeIdleConnections();
   server?.closeAllConnections();
   await closing;
+}
+
+/**
+ * s3rver encodes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 offers only
+ * through its legacy provider: without it, any listing past 1,000 keys fails.
+ */
+export function pagedListingsWork(): boolean {
+  try {
+    createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+    return true;
+  } catch {
+    return false;
+  }
 }
