@@ -6,6 +6,7 @@
  */
 import { errorMessage } from '../shared/errors.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
+import { MAX_BATCH_RESULTS } from '../shared/topology.ts';
 import type { BatchInput } from './batch-log.ts';
 import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 
@@ -17,8 +18,6 @@ export interface BatchSink {
 
 /** IoT Core rejects messages over 128 KB; the results array stays below this (the envelope is small). */
 export const MAX_BATCH_BYTES = 120_000;
-/** ResultBatchSchema allows at most 2,000 results per batch. */
-export const MAX_BATCH_RESULTS = 2_000;
 
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;

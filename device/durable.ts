@@ -81,11 +81,6 @@ export async function replaceFileAtomic(
   await fsyncDir(dir);
 }
 
-/** Writes a small JSON file atomically (used for checkpoints and counters). */
-export async function writeJsonAtomic(dir: string, name: string, value: unknown): Promise<void> {
-  await replaceFileAtomic(dir, name, JSON.stringify(value));
-}
-
 export async function readJson<T>(path: string): Promise<T | undefined> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as T;

@@ -3,7 +3,7 @@
  * values of these types; consumers parse with them before trusting anything.
  */
 import { z } from 'zod';
-import { MODEL_NAME_PATTERN, THING_NAME_PATTERN } from './topology.ts';
+import { MAX_BATCH_RESULTS, MODEL_NAME_PATTERN, THING_NAME_PATTERN } from './topology.ts';
 
 export const ModelName = z
   .string()
@@ -225,7 +225,7 @@ export const ResultBatchSchema = z.object({
   model: ModelName,
   version: Version,
   sentAt: z.number().int().positive(),
-  results: z.array(z.unknown()).min(1).max(2000),
+  results: z.array(z.unknown()).min(1).max(MAX_BATCH_RESULTS),
 });
 export type ResultBatch = Omit<z.infer<typeof ResultBatchSchema>, 'results'> & { results: InferenceResult[] };
 

@@ -21,6 +21,8 @@ export type BucketKey = keyof typeof buckets;
 export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Thing names follow AWS IoT's alphabet minus ':' (which IoT policies cannot match safely). */
 export const THING_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,128}$/;
+/** Results in one batch message at most: the batch schema and the gateway's batcher agree on it. */
+export const MAX_BATCH_RESULTS = 2000;
 
 export const datasetKeys = {
   /** S3 event filter: only CSVs under this prefix start a training run. */
