@@ -5,8 +5,9 @@
  */
 
 import { parseArgs } from 'node:util';
+import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
 import { ModelName } from '../../shared/schemas.ts';
-import { DEFAULT_DATA_DIR } from '../local/attach.ts';
+import { DEFAULT_DATA_DIR } from '../local/data-dir.ts';
 
 export type OptionSpec =
   | { type: 'string'; short?: string; description: string; default?: string; valueName?: string }
@@ -133,4 +134,37 @@ export function modelOption(values: Record<string, unknown>, required: boolean):
   if (!parsed.success)
     throw new UsageError(`--model '${model}' is not a valid model name: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
+}
+
+/**
+ * Parses `argv` for one command and runs it: `--help`, exit code 2 with a one-line reason for
+ * bad usage, 1 for an error meant for the user (no stack trace unless EDGELOOP_DEBUG is set).
+ * `edgeloop <command>` and the packaged `edgeloop-device` both come through here.
+ */
+export async function runCommand(
+  command: Command,
+  argv: string[],
+  io: { out: (line: string) => void; err: (line: string) => void },
+): Promise<number> {
+  const { out, err } = io;
+  try {
+    const { values, positionals } = parseCommandArgs(command, argv);
+    if (values.help) {
+      out(helpText(command));
+      return 0;
+    }
+    return await command.run({ values, positionals, out, err });
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`edgeloop ${command.name}: ${error.message}`);
+      return 2;
+    }
+    if (error instanceof EdgeloopError) {
+      err(`edgeloop ${command.name}: ${error.message}`);
+      return 1;
+    }
+    err(`edgeloop ${command.name}: unexpected failure: ${errorMessage(error)}`);
+    if (process.env.EDGELOOP_DEBUG) err(String((error as Error).stack));
+    return 1;
+  }
 }

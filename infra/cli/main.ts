@@ -1,5 +1,4 @@
-import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
-import { type Command, helpText, parseCommandArgs, UsageError } from './command.ts';
+import { type Command, runCommand } from './command.ts';
 import { commands } from './commands/index.ts';
 
 function topLevelHelp(all: readonly Command[]): string {
@@ -27,24 +26,5 @@ export async function main(argv: string[], all: readonly Command[] = commands): 
     err(`edgeloop: unknown command '${name}' (commands: ${all.map((c) => c.name).join(', ')})`);
     return 2;
   }
-  try {
-    const { values, positionals } = parseCommandArgs(command, rest);
-    if (values.help) {
-      out(helpText(command));
-      return 0;
-    }
-    return await command.run({ values, positionals, out, err });
-  } catch (error) {
-    if (error instanceof UsageError) {
-      err(`edgeloop ${command.name}: ${error.message}`);
-      return 2;
-    }
-    if (error instanceof EdgeloopError) {
-      err(`edgeloop ${command.name}: ${error.message}`);
-      return 1;
-    }
-    err(`edgeloop ${command.name}: unexpected failure: ${errorMessage(error)}`);
-    if (process.env.EDGELOOP_DEBUG) err(String((error as Error).stack));
-    return 1;
-  }
+  return runCommand(command, rest, { out, err });
 }

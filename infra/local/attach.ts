@@ -5,11 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { resetAwsClients } from '../../shared/aws.ts';
+import { DEFAULT_DATA_DIR } from './data-dir.ts';
 import { type Endpoints, readEndpoints } from './endpoints.ts';
 import { localEnv, signingKeyPath } from './env.ts';
 import { publicKeyPathFor } from './signing-key.ts';
 
-export const DEFAULT_DATA_DIR = '.edgeloop';
+export { DEFAULT_DATA_DIR };
 
 export function attachToLocalStack(dataDir: string = DEFAULT_DATA_DIR): Endpoints {
   const endpoints = readEndpoints(dataDir);

@@ -11,7 +11,7 @@ import {
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
 import { localStackFiles } from '../../../shared/topology.ts';
-import { DEFAULT_DATA_DIR } from '../../local/attach.ts';
+import { DEFAULT_DATA_DIR } from '../../local/data-dir.ts';
 import {
   type CommandContext,
   dataDirOption,

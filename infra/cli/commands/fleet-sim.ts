@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { deviceOptionsFrom } from '../../../device/config.ts';
 import { type Device, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
-import { DEFAULT_DATA_DIR } from '../../local/attach.ts';
+import { DEFAULT_DATA_DIR } from '../../local/data-dir.ts';
 import { type CommandContext, defineCommand, intOption } from '../command.ts';
 import { deviceConfigFromArgs, deviceRunOptions, runUntilDone, summary } from './device.ts';
 
