@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { extract, type Headers } from 'tar-stream';
+import { extract, type Header } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   archiveName,
@@ -18,7 +18,7 @@ import {
 } from '../../device/packaging/build.ts';
 
 interface Entry {
-  header: Headers;
+  header: Header;
   data: Buffer;
 }
 
@@ -28,7 +28,7 @@ async function entriesOf(file: string): Promise<Entry[]> {
   const done = new Promise<void>((resolve, reject) => {
     tar.on('entry', (header, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
       stream.on('end', () => {
         entries.push({ header, data: Buffer.concat(chunks) });
         next();
