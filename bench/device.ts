@@ -30,10 +30,10 @@ import { initTf, tf } from '../shared/tf.ts';
 import { modelFiles } from '../shared/topology.ts';
 import { saveArtifacts } from '../test/device/helpers.ts';
 
-const FEATURES = 16;
+export const FEATURES = 16;
 const ROUND_READINGS = 200_000;
 const CLASSES = 4;
-const preprocessing: Preprocessing = {
+export const preprocessing: Preprocessing = {
   label: 'label',
   labels: Array.from({ length: CLASSES }, (_, i) => `c${i}`),
   features: Array.from({ length: FEATURES }, (_, i) => ({
@@ -46,7 +46,7 @@ const preprocessing: Preprocessing = {
   inputWidth: FEATURES,
 };
 
-function rows(n: number): Record<string, string>[] {
+export function rows(n: number): Record<string, string>[] {
   let s = 12345;
   const random = () => {
     s = (s * 1664525 + 1013904223) >>> 0;
@@ -61,7 +61,7 @@ function rows(n: number): Record<string, string>[] {
 }
 
 /** The 16-64-32-4 MLP from the design notes, saved the way the trainer saves it. */
-async function buildModel() {
+export async function buildModel() {
   const model = tf.sequential({
     layers: [
       tf.layers.dense({ inputShape: [FEATURES], units: 64, activation: 'relu' }),
@@ -74,7 +74,13 @@ async function buildModel() {
 }
 
 /** Bare tfjs: pre-transformed input, predict + dataSync per batch of `batch` rows. */
-function bareRun(model: tf.LayersModel, x: Float32Array, rowsInFile: number, total: number, batch: number) {
+export function bareRun(
+  model: tf.LayersModel,
+  x: Float32Array,
+  rowsInFile: number,
+  total: number,
+  batch: number,
+) {
   const start = performance.now();
   for (let done = 0; done < total; done += batch) {
     const i = done % (rowsInFile - batch);
@@ -120,7 +126,53 @@ async function pipelineRun(engine: Engine, data: readonly Reading[], total: numb
   return rate;
 }
 
-async function startBroker() {
+/** Version 1 of the bench model stored, verified and current in `stateDir`: a cached model. */
+export async function storeServingModel(
+  stateDir: string,
+  modelJson: Buffer,
+  weights: Buffer,
+  backend: string,
+) {
+  const manifest: Manifest = {
+    schemaVersion: 1,
+    model: 'bench',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    files: [
+      { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
+      { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
+    ],
+    preprocessing,
+    metrics: { accuracy: 0.5 },
+    classDistribution: {},
+    golden: { rows: [], outputs: [], tolerance: 1e-3 },
+    lowConfidence: 0.6,
+    lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend, seed: 1 },
+  };
+  const store = new ModelStore(stateDir);
+  await store.init();
+  const staging = await store.stage({
+    manifestBytes: Buffer.from(JSON.stringify(manifest)),
+    manifest,
+    files: new Map([
+      [modelFiles.topology, modelJson],
+      [modelFiles.weights, weights],
+    ]),
+  });
+  await store.promote(staging, 1);
+  await store.switchTo(1);
+  return manifest;
+}
+
+export async function writeCsv(file: string, data: readonly Record<string, string>[]) {
+  const header = Object.keys(data[0] ?? {});
+  await writeFile(
+    file,
+    [header.join(','), ...data.map((row) => header.map((h) => row[h]).join(','))].join('\n'),
+  );
+}
+
+export async function startBroker() {
   const broker = await Aedes.createBroker();
   const server = createServer(broker.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -201,41 +253,10 @@ export async function main(argv = process.argv.slice(2)) {
   const data = rows(2_048);
   try {
     // A stored, verified slot so the device starts serving from disk.
-    const manifest: Manifest = {
-      schemaVersion: 1,
-      model: 'bench',
-      version: 1,
-      createdAt: new Date().toISOString(),
-      files: [
-        { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
-        { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
-      ],
-      preprocessing,
-      metrics: { accuracy: 0.5 },
-      classDistribution: {},
-      golden: { rows: [], outputs: [], tolerance: 1e-3 },
-      lowConfidence: 0.6,
-      lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend, seed: 1 },
-    };
     const stateDir = join(dir, 'state');
-    const store = new ModelStore(stateDir);
-    await store.init();
-    const staging = await store.stage({
-      manifestBytes: Buffer.from(JSON.stringify(manifest)),
-      manifest,
-      files: new Map([
-        [modelFiles.topology, modelJson],
-        [modelFiles.weights, weights],
-      ]),
-    });
-    await store.promote(staging, 1);
-    await store.switchTo(1);
+    const manifest = await storeServingModel(stateDir, modelJson, weights, backend);
     const csv = join(dir, 'rows.csv');
-    const header = Object.keys(data[0] ?? {});
-    await writeFile(
-      csv,
-      [header.join(','), ...data.map((row) => header.map((h) => row[h]).join(','))].join('\n'),
-    );
+    await writeCsv(csv, data);
 
     // Interleaved rounds (bare, pipeline, bare, ...) on the same model and backend, so a
     // busy machine slows both alike; the ratio is the median of the per-round ratios.

@@ -41,11 +41,8 @@ export const repoRoot = join(here, '..', '..');
 export const defaultOutDir = join(repoRoot, 'dist');
 const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
 
-const WASM_FILES = [
-  'tfjs-backend-wasm.wasm',
-  'tfjs-backend-wasm-simd.wasm',
-  'tfjs-backend-wasm-threaded-simd.wasm',
-] as const;
+/** tfjs-backend-wasm loads the SIMD build where the CPU has it; Node.js never runs the threaded one. */
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'] as const;
 
 /** Where aws-crt keeps each architecture's glibc binary inside its npm package. */
 const CRT_BINARY_DIR: Record<Arch, string> = { x64: 'linux-x64-glibc', arm64: 'linux-arm64-glibc' };
@@ -125,9 +122,21 @@ export function buildSync(options) {
   };
 }
 
+/** `@tensorflow/tfjs` (the union package) resolves to tfjs-lean.ts: no WebGL, converter or data. */
+function leanTfjs(): Plugin {
+  return {
+    name: 'edgeloop-lean-tfjs',
+    setup(build) {
+      build.onResolve({ filter: /^@tensorflow\/tfjs$/ }, () => ({ path: join(here, 'tfjs-lean.ts') }));
+    },
+  };
+}
+
 export interface DeviceBundle {
   code: Buffer;
   legal: string;
+  /** The npm packages bundled (from esbuild's metafile), e.g. `@aws-sdk/client-s3`. */
+  packages: string[];
 }
 
 /** The device command and everything it imports, as one ES module. */
@@ -138,6 +147,7 @@ export async function bundleDevice(): Promise<DeviceBundle> {
     outfile: join(here, 'out', 'edgeloop-device.mjs'),
     format: 'esm',
     legalComments: 'external',
+    metafile: true,
     // The optional native TensorFlow binding is imported by a computed name and never shipped.
     external: ['@tensorflow/tfjs-node'],
     // CommonJS dependencies (aws-crt, the AWS SDK) need require, and the wasm loader __dirname.
@@ -151,12 +161,17 @@ export async function bundleDevice(): Promise<DeviceBundle> {
         'const __dirname = __edgeloopDirname(__filename);',
       ].join(' '),
     },
-    plugins: [prebuiltWriterThread()],
+    plugins: [prebuiltWriterThread(), leanTfjs()],
   });
   const code = result.outputFiles?.find((file) => file.path.endsWith('.mjs'));
   const legal = result.outputFiles?.find((file) => file.path.endsWith('.LEGAL.txt'));
   if (!code) throw new Error('esbuild produced no device bundle');
-  return { code: Buffer.from(code.contents), legal: legal?.text ?? '' };
+  const packages = new Set<string>();
+  for (const input of Object.keys(result.metafile?.inputs ?? {})) {
+    const match = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
+    if (match?.[1]) packages.add(match[1]);
+  }
+  return { code: Buffer.from(code.contents), legal: legal?.text ?? '', packages: [...packages].sort() };
 }
 
 function packageFile(name: string): string {

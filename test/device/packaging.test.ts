@@ -13,6 +13,8 @@ import {
   archiveName,
   type BuiltPackage,
   buildDevicePackages,
+  bundleDevice,
+  type DeviceBundle,
   sourceDateEpoch,
   TOP_DIR,
 } from '../../device/packaging/build.ts';
@@ -50,6 +52,7 @@ describe('npm run package:device', () => {
   let dirs: string[];
   let first: BuiltPackage[];
   let second: BuiltPackage[];
+  let bundle: DeviceBundle;
 
   beforeAll(async () => {
     dirs = [
@@ -58,6 +61,7 @@ describe('npm run package:device', () => {
     ];
     first = await buildDevicePackages({ outDir: dirs[0] as string });
     second = await buildDevicePackages({ outDir: dirs[1] as string });
+    bundle = await bundleDevice();
   }, 60_000);
 
   afterAll(async () => {
@@ -86,6 +90,34 @@ describe('npm run package:device', () => {
     }
   });
 
+  it('bundles the device code without the TypeScript loader, CDK, local stack, esbuild or unused tfjs parts', () => {
+    // Assess
+    expect(bundle.packages).toEqual(
+      expect.arrayContaining(['@aws-sdk/client-s3', 'aws-crt', 'aws-iot-device-sdk-v2', 'zod']),
+    );
+    expect(bundle.packages).toEqual(
+      expect.arrayContaining(['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers']),
+    );
+    const absent = [
+      'tsx',
+      'typescript',
+      'esbuild',
+      'aws-cdk-lib',
+      'cdk-nag',
+      'constructs',
+      'dynalite',
+      's3rver',
+      'aedes',
+      'chart.js',
+      '@aws-sdk/client-dynamodb',
+      '@tensorflow/tfjs',
+      '@tensorflow/tfjs-backend-webgl',
+      '@tensorflow/tfjs-converter',
+      '@tensorflow/tfjs-data',
+    ];
+    expect(bundle.packages.filter((name) => absent.includes(name))).toEqual([]);
+  });
+
   it.each([
     ['x64', 0, 0x3e],
     ['arm64', 1, 0xb7],
@@ -105,7 +137,6 @@ describe('npm run package:device', () => {
         'lib/aws-crt-nodejs.node',
         'lib/edgeloop-device.mjs',
         'lib/tfjs-backend-wasm-simd.wasm',
-        'lib/tfjs-backend-wasm-threaded-simd.wasm',
         'lib/tfjs-backend-wasm.wasm',
         'package.json',
         'packaging/device.example.json',
