@@ -307,12 +307,14 @@ export async function buildDevicePackages(
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const started = performance.now();
-  const built = await buildDevicePackages();
+  const outFlag = process.argv.indexOf('--out');
+  const outDir = outFlag > 0 ? (process.argv[outFlag + 1] ?? defaultOutDir) : defaultOutDir;
+  const built = await buildDevicePackages({ outDir });
   for (const pkg of built)
     process.stdout.write(
       `${pkg.file}  ${(pkg.archiveBytes / 1e6).toFixed(1)} MB (${(pkg.unpackedBytes / 1e6).toFixed(1)} MB unpacked)  sha256 ${pkg.sha256}\n`,
     );
   process.stdout.write(
-    `${join(defaultOutDir, 'SHA256SUMS')}  (${((performance.now() - started) / 1000).toFixed(1)} s)\n`,
+    `${join(outDir, 'SHA256SUMS')}  (${((performance.now() - started) / 1000).toFixed(1)} s)\n`,
   );
 }

@@ -10,6 +10,7 @@ import type { Deployment } from '../../shared/schemas.ts';
 import { deploymentParameter, NAMESPACE } from '../../shared/topology.ts';
 import type { EdgeloopConfig } from './config.ts';
 import type { EdgeloopResources } from './constructs/function-binding.ts';
+import { DeviceComponent } from './constructs/greengrass.ts';
 import { Iot } from './constructs/iot.ts';
 import { Observability } from './constructs/observability.ts';
 import { Rollout } from './constructs/rollout.ts';
@@ -35,6 +36,7 @@ export class EdgeloopStack extends Stack {
   readonly iot: Iot;
   readonly observability: Observability;
   readonly rollout: Rollout;
+  readonly deviceComponent: DeviceComponent;
 
   constructor(scope: Construct, id: string, props: EdgeloopStackProps) {
     super(scope, id, {
@@ -80,6 +82,9 @@ export class EdgeloopStack extends Stack {
       aggregatorDeadLetters: deadLetters.aggregatorFailures,
     });
     this.rollout = new Rollout(this, 'Rollout', { config, resources });
+    this.deviceComponent = new DeviceComponent(this, 'DeviceComponent', {
+      tokenExchangeRole: this.iot.deviceRole,
+    });
     this.observability = new Observability(this, 'Observability', {
       config,
       stateMachine: this.training.stateMachine,
@@ -118,6 +123,10 @@ export class EdgeloopStack extends Stack {
       StateMachineArn: {
         value: this.training.stateMachine.stateMachineArn,
         description: 'training pipeline',
+      },
+      DeviceComponentArn: {
+        value: this.deviceComponent.component.attrArn,
+        description: 'Greengrass component of the gateway package (deploy it to core devices)',
       },
       AlarmTopicArn: { value: this.observability.alarmTopic.topicArn, description: 'subscribe to alarms' },
     };

@@ -3,6 +3,7 @@
  * cdk-nag AwsSolutions registered): every resource the stack declares, its least-privilege
  * grants, and a nag run with no unacknowledged findings.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
@@ -396,7 +397,9 @@ describe('IoT', () => {
     const deviceRole = logicalId(synth.stack.iot.deviceRole);
 
     // Act
-    const statements = policyStatements(synth.resources).filter((s) => s.roles.includes(deviceRole));
+    const statements = policyStatements(synth.resources).filter(
+      (s) => s.roles.includes(deviceRole) && !JSON.stringify(s.Resource).includes('cdk-hnb659fds-assets'),
+    );
 
     // Assess
     synth.template.hasResourceProperties('AWS::IoT::RoleAlias', {
@@ -622,5 +625,50 @@ describe('cdk-nag AwsSolutions', () => {
 
   it('refuses an acknowledgement without a reason', () => {
     expect(() => acknowledge(synth.stack, 'AwsSolutions-S1', 'because')).toThrow(/needs a written reason/);
+  });
+});
+
+describe('Greengrass component', () => {
+  const component = () => {
+    const [entry] = resourcesOfType(synth.resources, 'AWS::GreengrassV2::ComponentVersion');
+    const recipe = synth.stack.resolve(synth.stack.deviceComponent.component.inlineRecipe) as unknown;
+    return { entry, recipe: JSON.stringify(recipe) };
+  };
+
+  it('declares one component version of the gateway package, a manifest per architecture', () => {
+    // Assess
+    synth.template.resourceCountIs('AWS::GreengrassV2::ComponentVersion', 1);
+    const { recipe } = component();
+    expect(recipe).toContain('com.edgeloop.Device');
+    expect(recipe).toContain('\\"architecture\\":\\"amd64\\"');
+    expect(recipe).toContain('\\"architecture\\":\\"aarch64\\"');
+    expect(recipe).toContain('{work:path}/edgeloop-device/bin/edgeloop-device');
+    expect(recipe).not.toMatch(/REPLACE-WITH/);
+  });
+
+  it('points each manifest at its archive asset with that file SHA-256 digest', () => {
+    // Assess
+    const { recipe } = component();
+    for (const arch of ['x64', 'arm64'] as const) {
+      const asset = synth.stack.deviceComponent.artifacts[arch];
+      const staged = join(synth.outdir, asset.assetPath);
+      const digest = createHash('sha256').update(readFileSync(staged)).digest('base64');
+      expect(recipe).toContain(digest);
+      expect(recipe).toContain(asset.s3ObjectKey);
+      expect(recipe).toContain(`{artifacts:path}/${asset.s3ObjectKey}`);
+    }
+  });
+
+  it('lets the role behind the role alias (the token exchange role) read exactly the two archives', () => {
+    // Assess
+    const deviceRole = logicalId(synth.stack.iot.deviceRole);
+    const reads = policyStatements(synth.resources).filter(
+      (s) =>
+        s.roles.includes(deviceRole) &&
+        s.Action.includes('s3:GetObject') &&
+        JSON.stringify(s.Resource).includes('cdk-hnb659fds-assets'),
+    );
+    expect(reads).toHaveLength(2);
+    for (const read of reads) expect(JSON.stringify(read.Resource)).not.toContain('*');
   });
 });
