@@ -10,16 +10,11 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Arch, buildDevicePackages, TARGET_ARCHES, TOP_DIR } from '../../device/packaging/build.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
-import { listRegistry } from '../../functions/training/registry.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { dynamoClient, s3Client } from '../../shared/aws.ts';
-import { generateDemoDataset } from '../../shared/demo-dataset.ts';
-import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
-import { startTestStack } from '../support/local-stack.ts';
+import { releaseDemoModel, startTestStack, until } from '../support/local-stack.ts';
 
 const MODEL = 'gw-package';
 const N = 20_000;
@@ -47,19 +42,7 @@ beforeAll(async () => {
 
   stack = await startTestStack();
   csv = join(workDir, 'readings.csv');
-  const dataset = generateDemoDataset({ rows: 400 });
-  await writeFile(csv, dataset);
-  await s3Client().send(
-    new PutObjectCommand({
-      Bucket: buckets.datasets.localName,
-      Key: datasetKeys.dataset(MODEL, 'a.csv'),
-      Body: dataset,
-    }),
-  );
-  await until(async () => {
-    const [latest] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, MODEL);
-    return latest?.status === 'released';
-  }, 'the model to be released');
+  await writeFile(csv, await releaseDemoModel(MODEL));
 }, 120_000);
 
 afterAll(async () => {
@@ -136,11 +119,3 @@ describe.skipIf(!runnable)(`the gateway package (linux-${arch})`, () => {
     expect(await aggregated()).toBe(N);
   }, 120_000);
 });
-
-async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}

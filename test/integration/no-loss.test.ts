@@ -8,16 +8,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
-import { listRegistry } from '../../functions/training/registry.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { dynamoClient, s3Client } from '../../shared/aws.ts';
-import { generateDemoDataset } from '../../shared/demo-dataset.ts';
-import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
 import { cliBin } from '../support/cli.ts';
-import { startTestStack } from '../support/local-stack.ts';
+import { releaseDemoModel, startTestStack, until } from '../support/local-stack.ts';
 
 const MODEL = 'no-loss';
 const N = 10_000;
@@ -30,19 +25,7 @@ beforeAll(async () => {
   stack = await startTestStack();
   workDir = await mkdtemp(join(tmpdir(), 'edgeloop-no-loss-'));
   csv = join(workDir, 'readings.csv');
-  const dataset = generateDemoDataset({ rows: 400 });
-  await writeFile(csv, dataset);
-  await s3Client().send(
-    new PutObjectCommand({
-      Bucket: buckets.datasets.localName,
-      Key: datasetKeys.dataset(MODEL, 'a.csv'),
-      Body: dataset,
-    }),
-  );
-  await until(async () => {
-    const [latest] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, MODEL);
-    return latest?.status === 'released';
-  }, 'the model to be released');
+  await writeFile(csv, await releaseDemoModel(MODEL));
 }, 120_000);
 
 afterAll(async () => {
@@ -101,11 +84,3 @@ describe('results through gateway crashes', () => {
     expect(await aggregated()).toBe(N);
   });
 });
-
-async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}

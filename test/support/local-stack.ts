@@ -7,10 +7,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { mqtt } from 'aws-iot-device-sdk-v2';
+import { listRegistry } from '../../functions/training/registry.ts';
 import type { HandlerOverrides } from '../../infra/local/invoker.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
-import { topicFilter } from '../../shared/topology.ts';
+import { dynamoClient, s3Client } from '../../shared/aws.ts';
+import { generateDemoDataset } from '../../shared/demo-dataset.ts';
+import { buckets, datasetKeys, tables, topicFilter } from '../../shared/topology.ts';
 import { connectThing, type ThingClient } from './thing-client.ts';
 
 export interface TestStackOptions {
@@ -87,4 +91,33 @@ export async function watchReleaseNotices(
     throw error;
   }
   return { notices: client.messages, close: () => client.close() };
+}
+
+/**
+ * Uploads a demo dataset of `rows` rows for `model` to the local datasets bucket and waits
+ * until the pipeline has released a version of it. Returns the dataset CSV.
+ */
+export async function releaseDemoModel(model: string, rows = 400): Promise<string> {
+  const dataset = generateDemoDataset({ rows });
+  await s3Client().send(
+    new PutObjectCommand({
+      Bucket: buckets.datasets.localName,
+      Key: datasetKeys.dataset(model, 'a.csv'),
+      Body: dataset,
+    }),
+  );
+  await until(async () => {
+    const [latest] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, model);
+    return latest?.status === 'released';
+  }, `${model} to be released`);
+  return dataset;
+}
+
+/** Polls `probe` every 100 ms until it holds; fails naming `what` after `timeoutMs`. */
+export async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
