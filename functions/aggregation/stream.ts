@@ -6,7 +6,7 @@
  * Layout and exactly-once, without transactions and without any set that grows with the fleet:
  *
  * 1. Thing items (`thing#<model>#<thing>`, one per thing, version and minute) take each
- *    gateway's cells, and mark each batch added with a top-level attribute `t:<batch tag>`
+ *    gateway's cells (counts and class mix; the histograms live in the model items), and mark each batch added with a top-level attribute `t:<batch tag>`
  *    whose value is a tag of the stream record (sequence number) that added it. A thing sends
  *    at most 100 messages/s (IoT Core's fixed per-connection limit), so these marks are
  *    bounded by one gateway's own rate, never by the fleet's. The update is conditional on
@@ -253,6 +253,14 @@ function parseRecordData(data: string): unknown {
 
 const MAX_ATTEMPTS = 8;
 
+/**
+ * A thing item keeps counts, sums and the class mix but not the histograms: nothing reads
+ * percentiles per gateway, and without them the item stays under 1 KB (one write unit).
+ */
+function withoutHistograms(cell: AggregateCell): AggregateCell {
+  return { ...cell, confidenceHist: {}, latencyHist: {} };
+}
+
 async function applyThingItem(
   deps: StreamDeps,
   group: Portion[],
@@ -276,7 +284,7 @@ async function applyThingItem(
       throw new Error(`thing item ${key.pk} ${key.sk} kept changing under its update`);
     const parts: ExpressionParts = { names: {}, values: {} };
     const adds = cellAdds(
-      pending.reduce((sum, p) => mergeCells(sum, p.cell), emptyCell()),
+      withoutHistograms(pending.reduce((sum, p) => mergeCells(sum, p.cell), emptyCell())),
       parts,
     );
     const sets = keySets(key, parts);

@@ -28,6 +28,11 @@ export const EdgeloopConfigSchema = z
     trainingFailureThreshold: z.coerce.number().int().min(1).default(1),
     aggregatorErrorThreshold: z.coerce.number().int().min(1).default(5),
     dlqDepthThreshold: z.coerce.number().int().min(1).default(1),
+    /**
+     * Shards of the results stream: one per 1,000 batches/s or 1 MB/s of summary batches
+     * (about 800 gateways per shard at one batch per 10 s keeps 20% headroom).
+     */
+    resultsStreamShards: z.coerce.number().int().min(1).max(500).default(2),
     /** Optional address subscribed to the alarm topic. */
     alarmEmail: z.string().email().optional(),
   })
