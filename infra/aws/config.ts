@@ -29,10 +29,11 @@ export const EdgeloopConfigSchema = z
     aggregatorErrorThreshold: z.coerce.number().int().min(1).default(5),
     dlqDepthThreshold: z.coerce.number().int().min(1).default(1),
     /**
-     * Shards of the results stream: one per 1,000 batches/s or 1 MB/s of summary batches
-     * (about 800 gateways per shard at one batch per 10 s keeps 20% headroom).
+     * Shards of the fleet-scale results stream (Basic Ingest rule -> Kinesis -> stream
+     * aggregator): one per 1,000 batches/s or 1 MB/s of summary batches. 0 (the default)
+     * deploys only the direct path (results rule -> one aggregator call per batch).
      */
-    resultsStreamShards: z.coerce.number().int().min(1).max(500).default(2),
+    resultsStreamShards: z.coerce.number().int().min(0).max(500).default(0),
     /** Optional address subscribed to the alarm topic. */
     alarmEmail: z.string().email().optional(),
   })

@@ -82,7 +82,7 @@ export class Iot extends Construct {
   readonly roleAlias: iot.CfnRoleAlias;
   readonly deviceRole: iam.Role;
   /** The fleet-scale path: Basic Ingest rule -> Kinesis -> stream aggregator. */
-  readonly resultsStream: ResultsStream;
+  readonly resultsStream: ResultsStream | undefined;
 
   constructor(scope: Construct, id: string, props: IotProps) {
     super(scope, id);
@@ -125,14 +125,17 @@ export class Iot extends Construct {
       }),
     ) as Record<RuleName, iot.CfnTopicRule>;
 
-    this.resultsStream = new ResultsStream(this, 'ResultsStream', {
-      config,
-      resources,
-      ruleName: ruleNameFor(streamRules.results.ruleName, config.stage),
-      ruleDeadLetters: props.ruleDeadLetters,
-      aggregatorDeadLetters: props.aggregatorDeadLetters,
-      ruleErrorRole: errorRole,
-    });
+    this.resultsStream =
+      config.resultsStreamShards > 0
+        ? new ResultsStream(this, 'ResultsStream', {
+            config,
+            resources,
+            ruleName: ruleNameFor(streamRules.results.ruleName, config.stage),
+            ruleDeadLetters: props.ruleDeadLetters,
+            aggregatorDeadLetters: props.aggregatorDeadLetters,
+            ruleErrorRole: errorRole,
+          })
+        : undefined;
 
     // The status function also recounts devices online per version every minute, so a
     // version whose gateways fell silent drops to zero instead of keeping its last value.
