@@ -33,7 +33,7 @@
  *    (batches of up to 10,000 records / 6 MB / a 20 s window) -> the real stream aggregator
  *    (`aggregateShardRecords`) with summary-mode batches made by the real encoder
  *    (`summarizeResults`). The stream gets enough shards for its records and bytes with 20%
- *    headroom. One shard is simulated; every shard carries the same share of gateways. Its
+ *    headroom, and enough that one call (6 MB) holds a whole 20 s window. One shard is simulated; every shard carries the same share of gateways. Its
  *    invocation boundaries come from the full record sequence, but only every K-th gateway's
  *    records are aggregated (sampling keys: K keeps ~`--sample-records` records per run);
  *    per-gateway (thing) writes are scaled by K, the shard's model items are written in full.
@@ -414,6 +414,10 @@ async function newDesign(gateways: number, options: Options, epoch: number): Pro
   );
   const recordBytes = Buffer.byteLength(probe.data, 'base64');
   const recordsPerSecond = gateways / options.batchSeconds;
+  // Shards: the stream's limits with 20% headroom, and enough that one invocation (at most
+  // 6 MB of records) holds a whole batching window, so a gateway's batches in that window
+  // share one thing-item write at every fleet size.
+  const recordsPerCall = Math.min(streamMapping.batchSize, Math.floor(LAMBDA_PAYLOAD_BYTES / recordBytes));
   const shards = Math.max(
     1,
     Math.ceil(
@@ -422,6 +426,7 @@ async function newDesign(gateways: number, options: Options, epoch: number): Pro
         (recordsPerSecond * recordBytes) / KINESIS_BYTES_PER_SHARD,
       ) / 0.8,
     ),
+    Math.ceil((recordsPerSecond * streamMapping.maxBatchingWindowSeconds) / recordsPerCall),
   );
   const shardGateways = Math.ceil(gateways / shards);
   const shardRecordsPerSecond = shardGateways / options.batchSeconds;

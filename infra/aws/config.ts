@@ -30,7 +30,8 @@ export const EdgeloopConfigSchema = z
     dlqDepthThreshold: z.coerce.number().int().min(1).default(1),
     /**
      * Shards of the fleet-scale results stream (Basic Ingest rule -> Kinesis -> stream
-     * aggregator): one per 1,000 batches/s or 1 MB/s of summary batches. 0 (the default)
+     * aggregator): one per ~350 batches/s (~3,500 gateways at one batch per 10 s), so one call
+     * holds a 20 s batching window. 0 (the default)
      * deploys only the direct path (results rule -> one aggregator call per batch).
      */
     resultsStreamShards: z.coerce.number().int().min(0).max(500).default(0),
