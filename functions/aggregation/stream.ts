@@ -253,6 +253,33 @@ function parseRecordData(data: string): unknown {
 
 const MAX_ATTEMPTS = 8;
 
+/** One conditional ADD/SET UpdateItem on an aggregates item; false when its condition failed. */
+async function conditionalUpdate(
+  deps: StreamDeps,
+  key: AggregateKey,
+  parts: ExpressionParts,
+  adds: string[],
+  sets: string[],
+  condition: string,
+): Promise<boolean> {
+  try {
+    await deps.ddb.send(
+      new UpdateCommand({
+        TableName: deps.tables.aggregates,
+        Key: { pk: key.pk, sk: key.sk },
+        UpdateExpression: `ADD ${adds.join(', ')} SET ${sets.join(', ')}`,
+        ConditionExpression: condition,
+        ExpressionAttributeNames: parts.names,
+        ExpressionAttributeValues: parts.values,
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (!isConditionFailure(error)) throw error;
+    return false;
+  }
+}
+
 /**
  * A thing item keeps counts, sums and the class mix but not the histograms: nothing reads
  * percentiles per gateway, and without them the item stays under 1 KB (one write unit).
@@ -296,21 +323,9 @@ async function applyThingItem(
       conditions.push(`attribute_not_exists(#t${i})`);
     });
     writes += 1;
-    try {
-      await deps.ddb.send(
-        new UpdateCommand({
-          TableName: deps.tables.aggregates,
-          Key: { pk: key.pk, sk: key.sk },
-          UpdateExpression: `ADD ${adds.join(', ')} SET ${sets.join(', ')}`,
-          ConditionExpression: conditions.join(' AND '),
-          ExpressionAttributeNames: parts.names,
-          ExpressionAttributeValues: parts.values,
-        }),
-      );
+    if (await conditionalUpdate(deps, key, parts, adds, sets, conditions.join(' AND '))) {
       kept.push(...pending);
       return { kept, duplicates, writes };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
     }
     const item =
       (
@@ -363,20 +378,10 @@ async function applyModelItem(
     parts.values[':last'] = pending.at(-1)?.seq;
     parts.values[':shard'] = shardId;
     writes += 1;
-    try {
-      await deps.ddb.send(
-        new UpdateCommand({
-          TableName: deps.tables.aggregates,
-          Key: { pk: key.pk, sk: key.sk },
-          UpdateExpression: `ADD ${adds.join(', ')} SET ${sets.join(', ')}`,
-          ConditionExpression: 'attribute_not_exists(#hwm) OR #hwm < :first',
-          ExpressionAttributeNames: parts.names,
-          ExpressionAttributeValues: parts.values,
-        }),
-      );
+    if (
+      await conditionalUpdate(deps, key, parts, adds, sets, 'attribute_not_exists(#hwm) OR #hwm < :first')
+    ) {
       return { added: pending, writes };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
     }
     const item = await deps.ddb.send(
       new GetCommand({

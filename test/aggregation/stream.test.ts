@@ -5,7 +5,7 @@
  * between writes, bisected retries and resharding; and the readers show the same figures as
  * for the direct path on the same input.
  */
-import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import { localStatsSource, readErrors, readModelStats } from '../../functions/aggregation/queries.ts';
@@ -24,7 +24,14 @@ import { EdgeloopMetrics } from '../../shared/metrics.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { AGGREGATE_WRITE_SHARDS, aggregateKeys, buckets, tables } from '../../shared/topology.ts';
 import { startTestStack } from '../support/local-stack.ts';
-import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent } from './fixtures.ts';
+import {
+  batchPayload,
+  failingUpdates,
+  makeResults,
+  manifestFor,
+  putManifest,
+  ruleEvent,
+} from './fixtures.ts';
 
 let stack: LocalStack;
 const start = Date.now() - 5 * 60_000;
@@ -172,13 +179,11 @@ describe('stream aggregator against dynalite and s3rver', () => {
     const batches = traffic('s-crash', 8, 3, 3);
     const input = records('s-crash', batches, 'shardId-000000000002');
     const real = dynamoClient();
-    const flaky = {
-      send: (command: { input: { Key?: Record<string, unknown> } }) => {
-        if (command instanceof UpdateCommand && String(command.input.Key?.pk).startsWith('model#'))
-          return Promise.reject(new Error('ProvisionedThroughputExceededException'));
-        return real.send(command as never);
-      },
-    } as unknown as DynamoDBDocumentClient;
+    const flaky = failingUpdates(
+      real,
+      (pk) => pk.startsWith('model#'),
+      'ProvisionedThroughputExceededException',
+    );
     await expect(aggregateShardRecords(input, deps(flaky))).rejects.toThrow(/Throughput/);
 
     // Act: Lambda bisects the failed batch and retries each half, then the whole again.
@@ -315,17 +320,11 @@ describe('stream aggregator against dynalite and s3rver', () => {
       })),
     } as unknown as Parameters<typeof aggregateKinesisEvent>[0];
     const real = dynamoClient();
-    const failingB = {
-      send: (command: { input: { Key?: Record<string, unknown> } }) => {
-        const pk = String(command.input.Key?.pk);
-        if (
-          command instanceof UpdateCommand &&
-          pk === aggregateKeys.modelShard('s-event', 9 % AGGREGATE_WRITE_SHARDS)
-        )
-          return Promise.reject(new Error('InternalServerError'));
-        return real.send(command as never);
-      },
-    } as unknown as DynamoDBDocumentClient;
+    const failingB = failingUpdates(
+      real,
+      (pk) => pk === aggregateKeys.modelShard('s-event', 9 % AGGREGATE_WRITE_SHARDS),
+      'InternalServerError',
+    );
 
     // Act
     const response = await aggregateKinesisEvent(event, deps(failingB));
