@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
   footprint: () => import('./footprint.ts'),
   aggregate: () => import('./aggregate.ts'),
   rollout: () => import('./rollout.ts'),
+  fleet: () => import('./fleet-scale.ts'),
 };
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

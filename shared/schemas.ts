@@ -229,6 +229,39 @@ export const ResultBatchSchema = z.object({
 });
 export type ResultBatch = Omit<z.infer<typeof ResultBatchSchema>, 'results'> & { results: InferenceResult[] };
 
+/**
+ * Summary mode (the fleet-scale wire format): instead of every result, the gateway sends its
+ * per-minute cells, which the aggregator adds as they are. Sparse histograms are
+ * [bucket index, count] pairs over the edges in shared/aggregation/histogram.ts. The cloud
+ * checks every cell for consistency (counts add up, classes are the model's) and sets a bad
+ * cell aside with its reason, keeping the good ones.
+ */
+export const SummaryCellSchema = z.object({
+  /** Start of the UTC minute (epoch ms, a multiple of 60,000). */
+  minute: z.number().int().positive(),
+  n: z.number().int().min(1),
+  low: z.number().int().min(0),
+  csum: z.number().min(0),
+  lsum: z.number().min(0),
+  lab: z.number().int().min(0),
+  ok: z.number().int().min(0),
+  classes: z.record(z.string(), z.number().int().min(1)),
+  ch: z.array(z.tuple([z.number().int().min(0), z.number().int().min(1)])),
+  lh: z.array(z.tuple([z.number().int().min(0), z.number().int().min(1)])),
+});
+export type SummaryCell = z.infer<typeof SummaryCellSchema>;
+
+export const SummaryBatchSchema = z.object({
+  mode: z.literal('summary'),
+  batchId: z.string().min(8).max(128),
+  model: ModelName,
+  version: Version,
+  sentAt: z.number().int().positive(),
+  /** Cells are checked one by one (like results in detail mode). */
+  cells: z.array(z.unknown()).min(1).max(64),
+});
+export type SummaryBatch = Omit<z.infer<typeof SummaryBatchSchema>, 'cells'> & { cells: SummaryCell[] };
+
 /** What an IoT topic rule delivers to an aggregator (see rules in topology.ts). */
 export const RuleEventSchema = z.object({
   /** The MQTT payload, base64; the aggregator parses and validates it. */

@@ -135,6 +135,49 @@ export const rules = {
 } as const;
 export type RuleName = keyof typeof rules;
 
+/**
+ * The fleet-scale results path: gateways publish result batches by Basic Ingest to this rule
+ * (no broker, no messaging charge), which puts each one on the results stream with the thing
+ * as partition key; a Lambda event source mapping hands the stream aggregator many gateways'
+ * batches per invocation. Same SQL as the direct results rule, so the record it puts on the
+ * stream is the same rule event. The rule name gets the stage suffix in AWS (ruleNameFor).
+ */
+export const streamRules = {
+  results: {
+    id: 'ResultsStreamRule',
+    ruleName: `${NAMESPACE}_results_stream`,
+    sql: ruleSql('results'),
+    stream: 'results',
+    function: 'aggregateResultsStream',
+  },
+} as const;
+
+/** Kinesis data streams (kinesalite locally). */
+export const streams = {
+  /** Result batches from every gateway, partition key = thing (one thing, one shard, in order). */
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT rule substitution template.
+  results: { id: 'ResultsStream', localName: 'edgeloop-results', partitionKey: '${topic(3)}' },
+} as const;
+
+/**
+ * The event source mapping of the stream aggregator. ParallelizationFactor stays 1: the
+ * aggregates' exactly-once marks are per-shard sequence-number high-water marks, which need
+ * each shard's records in order; the stream scales by shards instead.
+ */
+export const streamMapping = {
+  batchSize: 10_000,
+  maxBatchingWindowSeconds: 20,
+  parallelizationFactor: 1,
+  bisectBatchOnFunctionError: true,
+  reportBatchItemFailures: true,
+  retryAttempts: 10,
+  maxRecordAgeSeconds: 86_400,
+} as const;
+
+/** The Basic Ingest topic a gateway publishes results to for `ruleName` (stage-suffixed in AWS). */
+export const basicIngestTopic = (ruleName: string, thing: string) =>
+  `$aws/rules/${ruleName}/${topicFor('results', { thing })}`;
+
 // ---------------------------------------------------------------------------------------
 // DynamoDB tables
 // ---------------------------------------------------------------------------------------
@@ -226,6 +269,11 @@ export const functions = {
     id: 'AggregateStatusFunction',
     env: ['fleetTable', 'errorsTable'],
   },
+  /** Kinesis event source mapping: many gateways' batches per invocation (streamRules.results). */
+  aggregateResultsStream: {
+    id: 'AggregateResultsStreamFunction',
+    env: ['aggregatesTable', 'errorsTable', 'modelsBucket'],
+  },
   /** Scheduled: promotes or rolls back canaries, and starts retrains on sustained drift. */
   rolloutController: {
     id: 'RolloutControllerFunction',
@@ -264,7 +312,16 @@ const canaryTopicPattern = topics.canary.replace('{model}', '*');
 
 export const thingPolicy: readonly PolicyStatement[] = [
   { action: 'iot:Connect', resourceType: 'client', patterns: [THING_VARIABLE] },
-  { action: 'iot:Publish', resourceType: 'topic', patterns: [ownTopic('results'), ownTopic('status')] },
+  {
+    action: 'iot:Publish',
+    resourceType: 'topic',
+    // The last pattern is Basic Ingest to the results stream rule of any stage, own thing only.
+    patterns: [
+      ownTopic('results'),
+      ownTopic('status'),
+      basicIngestTopic(`${streamRules.results.ruleName}_*`, THING_VARIABLE),
+    ],
+  },
   {
     action: 'iot:Subscribe',
     resourceType: 'topicfilter',
@@ -355,9 +412,22 @@ export const aggregateKeys = {
   thing: (model: string, thing: string) => `thing#${model}#${thing}`,
   /** Sort key: minute first, so a time window is one key range. */
   sort: (minute: string, version: number) => `${minute}#v${version}`,
+  /**
+   * Write-sharded partition of the stream aggregator's model-level items: one of
+   * AGGREGATE_WRITE_SHARDS per model, picked by the stream shard, so no key takes the fleet.
+   */
+  modelShard: (model: string, shard: number) => `model#${model}#w${shard}`,
+  /** Every write shard of a model: what a reader queries and sums (with the `model` partition). */
+  modelShards: (model: string) =>
+    Array.from({ length: AGGREGATE_WRITE_SHARDS }, (_, shard) => `model#${model}#w${shard}`),
+  /** Sort key of a stream shard's item: minute first (same window queries), then version, then writer. */
+  shardSort: (minute: string, version: number, writer: string) => `${minute}#v${version}#${writer}`,
   /** The UTC minute a timestamp falls in, e.g. `2026-11-28T16:34Z` (sorts as text). */
   minute: (tsMs: number) => `${new Date(tsMs).toISOString().slice(0, 16)}Z`,
 } as const;
+
+/** Partition keys a fleet-level (model) cell is spread over by the stream aggregator. */
+export const AGGREGATE_WRITE_SHARDS = 8;
 
 export const idempotencyKeys = {
   /** One claim per result batch; the device keeps batch ids stable across outbox replays. */

@@ -32,22 +32,21 @@ export function batchTag(thing: string, batchId: string): string {
   return createHash('sha256').update(`${thing}\n${batchId}`).digest('base64url').slice(0, 12);
 }
 
-/** UpdateItem input that adds `cell` to the item at `key` unless batch `tag` was added already. */
-export function cellUpdate(
-  table: string,
-  key: AggregateKey,
-  cell: AggregateCell,
-  tag: string,
-): UpdateCommandInput {
-  const names: Record<string, string> = {};
-  const values: Record<string, unknown> = {};
+/** Names and values of an UpdateExpression under construction. */
+export interface ExpressionParts {
+  names: Record<string, string>;
+  values: Record<string, unknown>;
+}
+
+/** `ADD` clauses that add every non-zero field of `cell` to the item's flat attributes. */
+export function cellAdds(cell: AggregateCell, parts: ExpressionParts): string[] {
   const adds: string[] = [];
   let i = 0;
   const add = (attribute: string, value: number) => {
     if (value === 0) return;
     i += 1;
-    names[`#a${i}`] = attribute;
-    values[`:a${i}`] = value;
+    parts.names[`#a${i}`] = attribute;
+    parts.values[`:a${i}`] = value;
     adds.push(`#a${i} :a${i}`);
   };
   for (const [field, attribute] of Object.entries(scalarAttributes))
@@ -56,13 +55,19 @@ export function cellUpdate(
   for (const [index, count] of Object.entries(cell.confidenceHist))
     add(`${prefix.confidenceHist}${index}`, count);
   for (const [index, count] of Object.entries(cell.latencyHist)) add(`${prefix.latencyHist}${index}`, count);
-  names['#b'] = BATCH_TAGS;
-  values[':tags'] = new Set([tag]);
-  values[':tag'] = tag;
-  adds.push('#b :tags');
+  return adds;
+}
+
+/** `SET` clauses for the key attributes readers group by (level, model, version, minute, thing). */
+export function keySets(key: AggregateKey, parts: ExpressionParts): string[] {
   const sets = ['#level = :level', '#model = :model', '#version = :version', '#minute = :minute'];
-  Object.assign(names, { '#level': 'level', '#model': 'model', '#version': 'version', '#minute': 'minute' });
-  Object.assign(values, {
+  Object.assign(parts.names, {
+    '#level': 'level',
+    '#model': 'model',
+    '#version': 'version',
+    '#minute': 'minute',
+  });
+  Object.assign(parts.values, {
     ':level': key.level,
     ':model': key.model,
     ':version': key.version,
@@ -70,16 +75,33 @@ export function cellUpdate(
   });
   if (key.thing !== undefined) {
     sets.push('#thing = :thing');
-    names['#thing'] = 'thing';
-    values[':thing'] = key.thing;
+    parts.names['#thing'] = 'thing';
+    parts.values[':thing'] = key.thing;
   }
+  return sets;
+}
+
+/** UpdateItem input that adds `cell` to the item at `key` unless batch `tag` was added already. */
+export function cellUpdate(
+  table: string,
+  key: AggregateKey,
+  cell: AggregateCell,
+  tag: string,
+): UpdateCommandInput {
+  const parts: ExpressionParts = { names: {}, values: {} };
+  const adds = cellAdds(cell, parts);
+  parts.names['#b'] = BATCH_TAGS;
+  parts.values[':tags'] = new Set([tag]);
+  parts.values[':tag'] = tag;
+  adds.push('#b :tags');
+  const sets = keySets(key, parts);
   return {
     TableName: table,
     Key: { pk: key.pk, sk: key.sk },
     UpdateExpression: `ADD ${adds.join(', ')} SET ${sets.join(', ')}`,
     ConditionExpression: 'attribute_not_exists(#b) OR NOT contains(#b, :tag)',
-    ExpressionAttributeNames: names,
-    ExpressionAttributeValues: values,
+    ExpressionAttributeNames: parts.names,
+    ExpressionAttributeValues: parts.values,
   };
 }
 

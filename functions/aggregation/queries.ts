@@ -86,6 +86,40 @@ async function queryAll(ddb: DynamoDBDocumentClient, input: ConstructorParameter
   return (await queryPages(ddb, input)).items;
 }
 
+/** The summed cell of one (version, minute) of a model. */
+export interface VersionMinuteCell {
+  version: number;
+  minute: string;
+  cell: AggregateCell;
+}
+
+/**
+ * Every model-level cell of `model` from sinceMs to now, one per (version, minute): the direct
+ * path's `model#<model>` partition plus the stream aggregator's write shards, summed.
+ */
+export async function readModelCells(
+  source: ModelStatsSource,
+  model: string,
+  sinceMs: number,
+  now: number,
+): Promise<VersionMinuteCell[]> {
+  const partitions = [aggregateKeys.model(model), ...aggregateKeys.modelShards(model)];
+  const pages = await Promise.all(partitions.map((pk) => queryWindow(source, pk, sinceMs, now)));
+  const cells = new Map<string, VersionMinuteCell>();
+  for (const item of pages.flat()) {
+    const version = Number(item.version);
+    const minute = String(item.minute);
+    const key = `${minute}#${version}`;
+    let entry = cells.get(key);
+    if (!entry) {
+      entry = { version, minute, cell: emptyCell() };
+      cells.set(key, entry);
+    }
+    mergeCells(entry.cell, cellFromItem(item));
+  }
+  return [...cells.values()].sort((a, b) => a.minute.localeCompare(b.minute) || a.version - b.version);
+}
+
 /** Per-version statistics of `model` over the minutes from sinceMs to now. */
 export async function readModelStats(
   source: ModelStatsSource,
@@ -93,17 +127,15 @@ export async function readModelStats(
   sinceMs: number,
 ): Promise<ModelStats> {
   const now = (source.now ?? Date.now)();
-  const modelItems = await queryWindow(source, aggregateKeys.model(model), sinceMs, now);
   const byVersion = new Map<number, { cell: AggregateCell; minutes: string[] }>();
-  for (const item of modelItems) {
-    const version = Number(item.version);
+  for (const { version, minute, cell } of await readModelCells(source, model, sinceMs, now)) {
     let group = byVersion.get(version);
     if (!group) {
       group = { cell: emptyCell(), minutes: [] };
       byVersion.set(version, group);
     }
-    mergeCells(group.cell, cellFromItem(item));
-    group.minutes.push(String(item.minute));
+    mergeCells(group.cell, cell);
+    group.minutes.push(minute);
   }
   const versions: VersionStats[] = [];
   for (const [version, group] of [...byVersion].sort(([a], [b]) => a - b)) {

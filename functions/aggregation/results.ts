@@ -167,7 +167,8 @@ function emitResultMetrics(
   });
 }
 
-function resultErrors(event: RuleEvent, batchId: string, rejected: RejectedResult[]): ErrorRecord[] {
+/** Error records for the results (or summary cells) of one batch that could not be counted. */
+export function resultErrors(event: RuleEvent, batchId: string, rejected: RejectedResult[]): ErrorRecord[] {
   const base = {
     source: 'results' as const,
     topic: event.topic,

@@ -28,6 +28,13 @@ export const EdgeloopConfigSchema = z
     trainingFailureThreshold: z.coerce.number().int().min(1).default(1),
     aggregatorErrorThreshold: z.coerce.number().int().min(1).default(5),
     dlqDepthThreshold: z.coerce.number().int().min(1).default(1),
+    /**
+     * Shards of the fleet-scale results stream (Basic Ingest rule -> Kinesis -> stream
+     * aggregator): one per ~350 batches/s (~3,500 gateways at one batch per 10 s), so one call
+     * holds a 20 s batching window. 0 (the default)
+     * deploys only the direct path (results rule -> one aggregator call per batch).
+     */
+    resultsStreamShards: z.coerce.number().int().min(0).max(500).default(0),
     /** Optional address subscribed to the alarm topic. */
     alarmEmail: z.string().email().optional(),
   })

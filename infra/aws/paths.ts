@@ -7,6 +7,7 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 /** Handler entry files (written by the training and aggregator work, see functions/). */
 export const handlerEntries = {
   aggregateResults: 'functions/aggregate-results.ts',
+  aggregateResultsStream: 'functions/aggregate-results-stream.ts',
   aggregateStatus: 'functions/aggregate-status.ts',
   trainingSteps: 'functions/training-steps.ts',
   rolloutController: 'functions/rollout-controller.ts',

@@ -91,6 +91,27 @@ export interface KeyedCell {
   cell: AggregateCell;
 }
 
+/** A cell with the UTC minute (aggregateKeys.minute) it covers. */
+export interface MinuteCell {
+  minute: string;
+  cell: AggregateCell;
+}
+
+/** One cell per UTC minute the results fall in, sorted by minute. */
+export function cellsByMinute(results: readonly InferenceResult[], lowConfidence: number): MinuteCell[] {
+  const byMinute = new Map<string, AggregateCell>();
+  for (const result of results) {
+    const minute = aggregateKeys.minute(result.ts);
+    let cell = byMinute.get(minute);
+    if (!cell) {
+      cell = emptyCell();
+      byMinute.set(minute, cell);
+    }
+    addResult(cell, result, lowConfidence);
+  }
+  return [...byMinute].sort(([a], [b]) => a.localeCompare(b)).map(([minute, cell]) => ({ minute, cell }));
+}
+
 /**
  * Groups one batch's valid results by minute into per-(model, version, thing, minute) and
  * per-(model, version, minute) cells: one write per key per batch.
@@ -103,18 +124,8 @@ export function preAggregate(input: {
   lowConfidence: number;
 }): KeyedCell[] {
   const { model, version, thing } = input;
-  const byMinute = new Map<string, AggregateCell>();
-  for (const result of input.results) {
-    const minute = aggregateKeys.minute(result.ts);
-    let cell = byMinute.get(minute);
-    if (!cell) {
-      cell = emptyCell();
-      byMinute.set(minute, cell);
-    }
-    addResult(cell, result, input.lowConfidence);
-  }
   const keyed: KeyedCell[] = [];
-  for (const [minute, cell] of [...byMinute].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const { minute, cell } of cellsByMinute(input.results, input.lowConfidence)) {
     const sk = aggregateKeys.sort(minute, version);
     keyed.push({
       key: { level: 'thing', pk: aggregateKeys.thing(model, thing), sk, model, version, minute, thing },

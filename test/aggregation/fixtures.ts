@@ -1,5 +1,6 @@
 /** Deterministic result batches, rule events and manifests for the aggregation tests and bench. */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { InferenceResult, Manifest, RuleEvent } from '../../shared/schemas.ts';
 import { buckets, modelKeys, topicFor } from '../../shared/topology.ts';
 import { seededRandom } from '../../shared/training/random.ts';
@@ -86,4 +87,18 @@ export async function putManifest(s3: S3Client, manifest: Manifest): Promise<voi
       ContentType: 'application/json',
     }),
   );
+}
+
+/** A DynamoDB client whose UpdateItems on keys `failing(pk)` picks reject with `message`. */
+export function failingUpdates(
+  real: DynamoDBDocumentClient,
+  failing: (pk: string) => boolean,
+  message: string,
+): DynamoDBDocumentClient {
+  return {
+    send: (command: { input: { Key?: Record<string, unknown> } }) =>
+      command instanceof UpdateCommand && failing(String(command.input.Key?.pk))
+        ? Promise.reject(new Error(message))
+        : real.send(command as never),
+  } as unknown as DynamoDBDocumentClient;
 }

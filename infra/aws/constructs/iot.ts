@@ -19,6 +19,7 @@ import {
   type PolicyStatement,
   type RuleName,
   rules,
+  streamRules,
   thingPolicy,
 } from '../../../shared/topology.ts';
 import type { EdgeloopConfig } from '../config.ts';
@@ -26,6 +27,7 @@ import { acknowledge, wildcardFinding } from '../nag.ts';
 import { handlerEntries } from '../paths.ts';
 import { type Access, bindFunction, type EdgeloopResources } from './function-binding.ts';
 import { nodeFunction } from './node-function.ts';
+import { ResultsStream } from './results-stream.ts';
 
 /** The thing name the IoT credentials provider puts in the session (x-amzn-iot-thingname). */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a JS template.
@@ -79,6 +81,8 @@ export class Iot extends Construct {
   readonly thingPolicy: iot.CfnPolicy;
   readonly roleAlias: iot.CfnRoleAlias;
   readonly deviceRole: iam.Role;
+  /** The fleet-scale path: Basic Ingest rule -> Kinesis -> stream aggregator. */
+  readonly resultsStream: ResultsStream | undefined;
 
   constructor(scope: Construct, id: string, props: IotProps) {
     super(scope, id);
@@ -120,6 +124,18 @@ export class Iot extends Construct {
         return [name, topicRule];
       }),
     ) as Record<RuleName, iot.CfnTopicRule>;
+
+    this.resultsStream =
+      config.resultsStreamShards > 0
+        ? new ResultsStream(this, 'ResultsStream', {
+            config,
+            resources,
+            ruleName: ruleNameFor(streamRules.results.ruleName, config.stage),
+            ruleDeadLetters: props.ruleDeadLetters,
+            aggregatorDeadLetters: props.aggregatorDeadLetters,
+            ruleErrorRole: errorRole,
+          })
+        : undefined;
 
     // The status function also recounts devices online per version every minute, so a
     // version whose gateways fell silent drops to zero instead of keeping its last value.

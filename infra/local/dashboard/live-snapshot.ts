@@ -5,12 +5,11 @@
  * come from the same cells and the same summary maths (shared/aggregation) as `edgeloop
  * stats`, so the page and the CLI agree to the result.
  */
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { cellFromItem } from '../../../functions/aggregation/aggregate-item.ts';
 import {
   localStatsSource,
   readErrors,
   readFleet,
+  readModelCells,
   type StatsSource,
 } from '../../../functions/aggregation/queries.ts';
 import { listRegistry } from '../../../functions/training/registry.ts';
@@ -21,7 +20,7 @@ import {
   summarizeCell,
 } from '../../../shared/aggregation/aggregate.ts';
 import { bucketUpper, CONFIDENCE_EDGES } from '../../../shared/aggregation/histogram.ts';
-import { aggregateKeys, tables } from '../../../shared/topology.ts';
+import { tables } from '../../../shared/topology.ts';
 import {
   type DashboardSnapshot,
   fleetDeviceFromStatus,
@@ -92,29 +91,6 @@ export async function readLiveSnapshot(
   };
 }
 
-/** The model-level aggregate items of `model` in the window, one per (minute, version). */
-async function readModelMinutes(source: StatsSource, model: string, sinceMs: number, now: number) {
-  const items: Record<string, unknown>[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await source.ddb.send(
-      new QueryCommand({
-        TableName: source.tables.aggregates,
-        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: {
-          ':pk': aggregateKeys.model(model),
-          ':from': aggregateKeys.minute(sinceMs),
-          ':to': `${aggregateKeys.minute(now)}#~`,
-        },
-        ExclusiveStartKey: start,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
-}
-
 /** Per-version minute series, class mix and confidence histogram of one model. */
 export async function readVersionSeries(
   source: StatsSource,
@@ -126,16 +102,16 @@ export async function readVersionSeries(
     number,
     { total: AggregateCell; minutes: { minute: number; cell: AggregateCell }[] }
   >();
-  for (const item of await readModelMinutes(source, model, sinceMs, now)) {
-    const version = Number(item.version);
-    const minute = Date.parse(String(item.minute));
+  for (const item of await readModelCells(source, model, sinceMs, now)) {
+    const version = item.version;
+    const minute = Date.parse(item.minute);
     if (!Number.isInteger(version) || version < 1 || Number.isNaN(minute)) continue;
     let group = byVersion.get(version);
     if (!group) {
       group = { total: emptyCell(), minutes: [] };
       byVersion.set(version, group);
     }
-    const cell = cellFromItem(item);
+    const cell = item.cell;
     mergeCells(group.total, cell);
     group.minutes.push({ minute, cell });
   }

@@ -1,0 +1,157 @@
+/**
+ * Summary mode on the wire: a gateway folds its results into per-minute cells (the same
+ * additive AggregateCell the cloud keeps) and sends the cells instead of every result. A
+ * 500-result batch is ~30 KB as detail JSON and ~1 KB as a summary, which is what makes IoT
+ * Core (billed per 5 KB) and the stream (1 MB/s per shard) cheap per inference. The cloud
+ * checks every cell on its own and keeps the good ones, as it does with results.
+ */
+import {
+  describeZodError,
+  type InferenceResult,
+  type ResultBatch,
+  ResultBatchSchema,
+  type SummaryBatch,
+  SummaryBatchSchema,
+  type SummaryCell,
+  SummaryCellSchema,
+} from '../schemas.ts';
+import { aggregateKeys } from '../topology.ts';
+import { type AggregateCell, cellsByMinute, type MinuteCell } from './aggregate.ts';
+import type { BatchEnvelope, Decoded, RejectedResult } from './decode.ts';
+import { MAX_CLOCK_AHEAD_MS } from './decode.ts';
+import { CONFIDENCE_EDGES, type Histogram, LATENCY_EDGES_MS } from './histogram.ts';
+
+const MINUTE_MS = 60_000;
+
+/** The gateway side: results -> one wire cell per UTC minute they fall in (sorted by minute). */
+export function summarizeResults(results: readonly InferenceResult[], lowConfidence: number): SummaryCell[] {
+  return cellsByMinute(results, lowConfidence).map(({ minute, cell }) =>
+    cellToWire(Date.parse(minute), cell),
+  );
+}
+
+const pairs = (histogram: Histogram): [number, number][] =>
+  Object.entries(histogram)
+    .map(([index, count]): [number, number] => [Number(index), count])
+    .sort(([a], [b]) => a - b);
+
+/** Sums are rounded to 1e-6 so the JSON stays short; counts are exact. */
+const round6 = (value: number) => Math.round(value * 1e6) / 1e6;
+
+export function cellToWire(minuteMs: number, cell: AggregateCell): SummaryCell {
+  return {
+    minute: minuteMs,
+    n: cell.count,
+    low: cell.lowConfidence,
+    csum: round6(cell.confidenceSum),
+    lsum: round6(cell.latencySumMs),
+    lab: cell.labelled,
+    ok: cell.correct,
+    classes: { ...cell.classes },
+    ch: pairs(cell.confidenceHist),
+    lh: pairs(cell.latencyHist),
+  };
+}
+
+export function cellFromWire(wire: SummaryCell): AggregateCell {
+  return {
+    count: wire.n,
+    lowConfidence: wire.low,
+    confidenceSum: wire.csum,
+    latencySumMs: wire.lsum,
+    labelled: wire.lab,
+    correct: wire.ok,
+    classes: { ...wire.classes },
+    confidenceHist: Object.fromEntries(wire.ch),
+    latencyHist: Object.fromEntries(wire.lh),
+  };
+}
+
+export type AnyBatch =
+  | { mode: 'detail'; envelope: BatchEnvelope }
+  | { mode: 'summary'; envelope: Omit<SummaryBatch, 'cells'> & { cells: unknown[] } };
+
+/** Either wire format: `mode: 'summary'` selects summary mode, anything else is a detail batch. */
+export function decodeAnyBatch(value: unknown): Decoded<AnyBatch> {
+  if (value && typeof value === 'object' && (value as { mode?: unknown }).mode === 'summary') {
+    const summary = SummaryBatchSchema.safeParse(value);
+    if (!summary.success)
+      return { ok: false, reason: `invalid summary batch: ${describeZodError(summary.error)}` };
+    return { ok: true, value: { mode: 'summary', envelope: summary.data } };
+  }
+  const detail = ResultBatchSchema.safeParse(value);
+  if (!detail.success)
+    return { ok: false, reason: `invalid result batch: ${describeZodError(detail.error)}` };
+  return { ok: true, value: { mode: 'detail', envelope: detail.data as ResultBatch } };
+}
+
+export interface CheckedCells {
+  cells: MinuteCell[];
+  rejected: RejectedResult[];
+}
+
+/** Each cell on its own: a cell whose numbers do not add up is rejected with the reason. */
+export function checkSummaryCells(
+  rawCells: readonly unknown[],
+  rules: { receivedAt: number; labels?: readonly string[] },
+): CheckedCells {
+  const labels = rules.labels ? new Set(rules.labels) : undefined;
+  const cells: MinuteCell[] = [];
+  const rejected: RejectedResult[] = [];
+  const minutes = new Set<number>();
+  rawCells.forEach((raw, index) => {
+    const problem = cellProblem(raw, rules.receivedAt, labels, minutes);
+    if (typeof problem === 'string') {
+      rejected.push({ index, reason: `cells.${index}: ${problem}`, raw });
+      return;
+    }
+    minutes.add(problem.minute);
+    cells.push({ minute: aggregateKeys.minute(problem.minute), cell: cellFromWire(problem) });
+  });
+  return { cells, rejected };
+}
+
+const sumOf = (values: Iterable<number>) => {
+  let sum = 0;
+  for (const value of values) sum += value;
+  return sum;
+};
+
+function cellProblem(
+  raw: unknown,
+  receivedAt: number,
+  labels: Set<string> | undefined,
+  seen: Set<number>,
+): SummaryCell | string {
+  const parsed = SummaryCellSchema.safeParse(raw);
+  if (!parsed.success) return describeZodError(parsed.error);
+  const cell = parsed.data;
+  if (cell.minute % MINUTE_MS !== 0) return `minute ${cell.minute} is not the start of a UTC minute`;
+  if (seen.has(cell.minute)) return `minute ${cell.minute} appears twice in the batch`;
+  if (cell.minute > receivedAt + MAX_CLOCK_AHEAD_MS)
+    return `minute ${cell.minute} is more than a day ahead of the broker's clock (${receivedAt})`;
+  const n = cell.n;
+  if (cell.low > n) return `low (${cell.low}) exceeds n (${n})`;
+  if (cell.lab > n) return `lab (${cell.lab}) exceeds n (${n})`;
+  if (cell.ok > cell.lab) return `ok (${cell.ok}) exceeds lab (${cell.lab})`;
+  if (cell.csum > n + 1e-6) return `csum (${cell.csum}) exceeds n (${n}): confidences are at most 1`;
+  if (cell.lsum > n * 3_600_000) return `lsum (${cell.lsum}) is more than an hour per result`;
+  const classTotal = sumOf(Object.values(cell.classes));
+  if (classTotal !== n) return `classes add up to ${classTotal}, not n (${n})`;
+  for (const name of Object.keys(cell.classes)) {
+    if (labels && !labels.has(name)) return `class '${name.slice(0, 64)}' is not a class of this model`;
+    if (!labels && name.length > 64) return 'a class name is longer than 64 characters';
+  }
+  for (const [field, histogram, edges] of [
+    ['ch', cell.ch, CONFIDENCE_EDGES],
+    ['lh', cell.lh, LATENCY_EDGES_MS],
+  ] as const) {
+    const indexes = new Set(histogram.map(([index]) => index));
+    if (indexes.size !== histogram.length) return `${field} repeats a bucket`;
+    if (histogram.some(([index]) => index >= edges.length))
+      return `${field} names a bucket beyond the last (${edges.length - 1})`;
+    const total = sumOf(histogram.map(([, count]) => count));
+    if (total !== n) return `${field} adds up to ${total}, not n (${n})`;
+  }
+  return cell;
+}
