@@ -9,15 +9,21 @@ import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
-import { mergeFeedback } from '../../shared/feedback.ts';
+import { type FeedbackTable, feedbackRecords } from '../../shared/feedback.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
 import { ManifestSchema, type ReleaseNotice, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
-import { accuracyOnRows, type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
+import {
+  accuracyOnRows,
+  type TrainingOutcome,
+  type TrainingProgress,
+  trainFromSource,
+} from '../../shared/training/train.ts';
 import { readModelFeedback } from '../rollout/feedback-store.ts';
 import { getObjectBytes, readTrainingConfig } from './config.ts';
+import { s3DatasetSource } from './dataset-source.ts';
 import type { TrainingDeps } from './deps.ts';
 import { datasetObjectOf, idempotencyKey } from './event.ts';
 import { allocateVersion, currentRelease, type RegistryStore, updateRun } from './registry.ts';
@@ -176,17 +182,38 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       // An oversized file is refused before the download, with the same message parsing gives.
       if (dataset.size !== undefined)
         checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
-      const bytes = await getBytes(dataset.bucket, dataset.key, dataset.versionId);
-      const datasetSha256 = sha256Hex(bytes);
-      // Labelled hard examples from the gateways join the dataset (matched by column name).
-      const feedback = await labelledFeedback(deps, model, bytes);
-      const outcome = await trainFromCsv(feedback?.csv ?? bytes, config, {
-        source: dataset.key,
-        onEpoch: (progress) => {
-          if (progress.epoch % 10 === 0 || progress.epoch === 1)
-            deps.log.info('epoch', { model, version, ...progress });
-        },
-      });
+      const source = await s3DatasetSource(deps.s3, dataset);
+      // Labelled hard examples from the gateways follow the parts (matched by column name).
+      const feedback = await labelledFeedback(deps, model);
+      if (feedback) {
+        source.extra = (header, partRows) => {
+          const rows = feedbackRecords(header, feedback.tables, partRows);
+          feedback.rows = rows.length;
+          return rows;
+        };
+      }
+      const progress = registryProgress(registry, { model, version }, now, deps.log);
+      let outcome: TrainingOutcome;
+      try {
+        outcome = await trainFromSource(source, config, {
+          source: source.name,
+          onEpoch: (epoch) => {
+            if (epoch.epoch % 10 === 0 || epoch.epoch === 1)
+              deps.log.info('epoch', { model, version, ...epoch });
+          },
+          onProgress: progress.update,
+        });
+      } finally {
+        await progress.flush();
+      }
+      const datasetSha256 = outcome.datasetSha256 ?? '';
+      if (feedback && feedback.rows > 0) {
+        deps.log.info('labelled feedback merged into the dataset', {
+          model,
+          rows: feedback.rows,
+          files: feedback.keys.length,
+        });
+      }
       for (const file of artifactFiles(outcome)) {
         const key = modelKeys.file(model, version, file.name);
         const stored = await putImmutable(key, file.bytes, file.contentType);
@@ -204,7 +231,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         datasetKey: dataset.key,
         ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
         datasetSha256,
-        ...(feedback ? { feedback: { keys: feedback.keys, rows: feedback.rows } } : {}),
+        ...(feedback && feedback.rows > 0 ? { feedback: { keys: feedback.keys, rows: feedback.rows } } : {}),
         createdAt: now(),
       });
       const baseline = await scoreRelease(model, outcome);
@@ -214,7 +241,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         {
           datasetSha256,
           metrics: outcome.metrics,
-          ...(feedback ? { feedbackRows: feedback.rows } : {}),
+          datasetParts: outcome.parts.length,
+          ...(outcome.sample ? { sample: outcome.sample } : {}),
+          ...(feedback && feedback.rows > 0 ? { feedbackRows: feedback.rows } : {}),
           updatedAt: now().toISOString(),
         },
       );
@@ -356,29 +385,57 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
   };
 }
 
-/**
- * The dataset with the model's labelled feedback rows appended, or undefined when there are
- * none (the dataset bytes are then trained as they are).
- */
+/** The model's labelled feedback tables, or undefined when there are none. */
 async function labelledFeedback(
   deps: TrainingDeps,
   model: string,
-  datasetBytes: Uint8Array,
-): Promise<{ csv: string; keys: string[]; rows: number } | undefined> {
+): Promise<{ tables: FeedbackTable[]; keys: string[]; rows: number } | undefined> {
   const feedback = await readModelFeedback(deps.s3, deps.datasetsBucket, model);
   const labelled = feedback.tables.filter((entry) => entry.labelled > 0);
   if (labelled.length === 0) return undefined;
-  const merged = mergeFeedback(
-    new TextDecoder().decode(datasetBytes),
-    labelled.map((entry) => entry.table),
-  );
-  if (merged.rows === 0) return undefined;
-  deps.log.info('labelled feedback merged into the dataset', {
-    model,
-    rows: merged.rows,
-    files: labelled.length,
-  });
-  return { csv: merged.csv, keys: labelled.map((entry) => entry.key), rows: merged.rows };
+  return { tables: labelled.map((entry) => entry.table), keys: labelled.map((entry) => entry.key), rows: 0 };
+}
+
+/** How often a run writes its progress to the registry (and on every phase change). */
+const PROGRESS_INTERVAL_MS = 5000;
+
+/**
+ * Writes a run's phase (parsing, sampling, training epoch k/n, evaluating), rows parsed and
+ * bytes read to its registry item, at most every few seconds; a failed write is logged, not
+ * fatal. `flush` waits for the last write.
+ */
+function registryProgress(
+  registry: RegistryStore,
+  key: { model: string; version: number },
+  now: () => Date,
+  log: TrainingDeps['log'],
+) {
+  let last = 0;
+  let phase: string | undefined;
+  let pending: Promise<void> = Promise.resolve();
+  return {
+    update(progress: TrainingProgress) {
+      const at = now();
+      if (progress.phase === phase && at.getTime() - last < PROGRESS_INTERVAL_MS) return;
+      last = at.getTime();
+      phase = progress.phase;
+      const fields = {
+        progress: {
+          phase: progress.phase,
+          ...(progress.rowsParsed !== undefined ? { rowsParsed: progress.rowsParsed } : {}),
+          ...(progress.bytesRead !== undefined ? { bytesRead: progress.bytesRead } : {}),
+          ...(progress.bytesTotal !== undefined ? { bytesTotal: progress.bytesTotal } : {}),
+          ...(progress.epoch !== undefined ? { epoch: progress.epoch, epochs: progress.epochs } : {}),
+          at: at.toISOString(),
+        },
+        updatedAt: at.toISOString(),
+      };
+      pending = pending
+        .then(() => updateRun(registry, key, fields))
+        .catch((error: unknown) => log.warn('progress not recorded', { ...key, error: String(error) }));
+    },
+    flush: () => pending,
+  };
 }
 
 /** The error a step threw, from the runner's {name, message} or a Step Functions Catch. */

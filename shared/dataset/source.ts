@@ -307,3 +307,9 @@ async function openParquet(part: DatasetPart, where: string, counters: ReadCount
   }
   return { format: 'parquet', header, records: records() };
 }
+
+/** Whether a file name is a data part (not a marker like `_SUCCESS`, not hidden). */
+export function isDataPartName(name: string): boolean {
+  const base = name.slice(name.lastIndexOf('/') + 1);
+  return !base.startsWith('_') && !base.startsWith('.') && formatOf(base) !== undefined;
+}
