@@ -13,7 +13,13 @@ import type { LayersModel } from '@tensorflow/tfjs';
 import { fitToHeader, placeText } from '../dataset/profile.ts';
 import { type DatasetSource, datasetDigest, type PassProgress, readPass } from '../dataset/read.ts';
 import { bytesPart } from '../dataset/source.ts';
-import { type Dataset, type DatasetProfile, type PartLineage, profileDataset } from '../dataset.ts';
+import {
+  DATASET_LIMITS,
+  type Dataset,
+  type DatasetProfile,
+  type PartLineage,
+  profileDataset,
+} from '../dataset.ts';
 import { isMissing, type RawRow, transformInto, transformRows } from '../preprocess.ts';
 import {
   type Manifest,
@@ -174,8 +180,9 @@ async function trainOnProfile(
   const { header, labels } = profile;
   const k = labels.length;
   const limits = { ...SAMPLE_DEFAULTS, ...config.sample };
-  const bytesPerRow = RowStore.bytesPerRow(profile.columns);
-  const bufferRows = Math.floor((limits.bufferMb * 1024 * 1024) / (bytesPerRow + 4));
+  // A training row is held twice at the peak: compactly while sampling, then as its vector.
+  const bytesPerRow = RowStore.bytesPerRow(profile.columns) + 4 * maxInputWidth(profile) + 4;
+  const bufferRows = Math.floor((limits.bufferMb * 1024 * 1024) / bytesPerRow);
   const plan = planSplit(profile.classCounts, {
     seed: config.seed,
     maxTrainRows: Math.min(limits.maxTrainRows, bufferRows),
@@ -183,7 +190,7 @@ async function trainOnProfile(
   });
   const splitter = new StratifiedSplitter(plan, config.seed);
   const fitter = new PreprocessingFitter(profile.columns, header);
-  const trainStore = new RowStore(profile.columns, header, plan.kept.train);
+  let trainStore: RowStore | undefined = new RowStore(profile.columns, header, plan.kept.train);
   const validationStore = new RowStore(profile.columns, header, plan.kept.validation);
   const testRows: Record<string, string>[] = [];
   const testTruth: number[] = [];
@@ -200,7 +207,7 @@ async function trainOnProfile(
     const role = splitter.assign(cls);
     if (role === 'train') {
       fitter.add(cells);
-      trainStore.push(cells, cls);
+      trainStore?.push(cells, cls);
     } else if (role === 'validation') {
       validationStore.push(cells, cls);
     } else if (role === 'test') {
@@ -209,9 +216,11 @@ async function trainOnProfile(
     }
   });
   const preprocessing = fitter.finish(profile.label, labels);
-  const shape = mlpShape(preprocessing.inputWidth, k, trainStore.size);
   const order = seededOrder(trainStore.size, config.seed);
-  const trainLabels = Array.from(order, (i) => trainStore.labelAt(i));
+  // The training vectors, in the seeded order; the compact rows can go.
+  const train = vectorsOf(trainStore, preprocessing, order);
+  trainStore = undefined;
+  const shape = mlpShape(preprocessing.inputWidth, k, train.labels.length);
 
   const validation = tf.tidy(() => storeTensors(validationStore, preprocessing, k));
   const model = buildMlp(shape, config.seed);
@@ -220,13 +229,13 @@ async function trainOnProfile(
     options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
     fitted = await fitMlpBatches(
       model,
-      () => batchesOf(trainStore, order, preprocessing, k, config.batchSize),
+      () => batchesOf(train, preprocessing.inputWidth, k, config.batchSize),
       validation,
       {
         epochs: config.epochs,
         batchSize: config.batchSize,
         patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
-        classWeight: classWeights(trainLabels, k),
+        classWeight: classWeights(train.labels, k),
         onEpoch: (progress) => {
           options.onEpoch?.(progress);
           options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
@@ -326,26 +335,47 @@ function seededOrder(n: number, seed: number): Uint32Array {
   return order;
 }
 
-/** One epoch's batches, built as they are asked for: only one batch of vectors exists at a time. */
+/** The rows of a store as vectors (the device's transform) in `order`, with their labels. */
+function vectorsOf(store: RowStore, preprocessing: Preprocessing, order: Uint32Array) {
+  const width = preprocessing.inputWidth;
+  const x = new Float32Array(order.length * width);
+  const labels = new Uint8Array(order.length);
+  const row: MutableRow = {};
+  for (let j = 0; j < order.length; j++) {
+    const i = order[j] as number;
+    transformInto(preprocessing, store.rowAt(i, row), x, j * width);
+    labels[j] = store.labelAt(i);
+  }
+  return { x, labels };
+}
+
+/** The widest vector the profiled columns can give (categoricals capped at maxCategories + 1). */
+function maxInputWidth(profile: DatasetProfile): number {
+  return profile.columns.reduce((sum, column) => {
+    if (column.kind === 'numeric') return sum + 1;
+    if (column.kind === 'date') return sum + 4;
+    if (column.kind === 'categorical')
+      return sum + Math.min(column.distinct, DATASET_LIMITS.maxCategories) + 1;
+    return sum;
+  }, 0);
+}
+
+/** One epoch's batches, made as they are asked for: one batch of tensors exists at a time. */
 function* batchesOf(
-  store: RowStore,
-  order: Uint32Array,
-  preprocessing: Preprocessing,
+  train: { x: Float32Array; labels: Uint8Array },
+  width: number,
   classes: number,
   batchSize: number,
 ): Generator<Batch> {
-  const width = preprocessing.inputWidth;
-  const row: MutableRow = {};
-  for (let start = 0; start < order.length; start += batchSize) {
-    const size = Math.min(batchSize, order.length - start);
-    const xs = new Float32Array(size * width);
+  const n = train.labels.length;
+  for (let start = 0; start < n; start += batchSize) {
+    const size = Math.min(batchSize, n - start);
     const ys = new Float32Array(size * classes);
-    for (let j = 0; j < size; j++) {
-      const i = order[start + j] as number;
-      transformInto(preprocessing, store.rowAt(i, row), xs, j * width);
-      ys[j * classes + store.labelAt(i)] = 1;
-    }
-    yield { xs: tf.tensor2d(xs, [size, width]), ys: tf.tensor2d(ys, [size, classes]) };
+    for (let j = 0; j < size; j++) ys[j * classes + (train.labels[start + j] as number)] = 1;
+    yield {
+      xs: tf.tensor2d(train.x.subarray(start * width, (start + size) * width), [size, width]),
+      ys: tf.tensor2d(ys, [size, classes]),
+    };
   }
 }
 
@@ -368,7 +398,10 @@ function storeTensors(store: RowStore, preprocessing: Preprocessing, classes: nu
  */
 export const CLASS_WEIGHT_POWER = 0.25;
 
-export function classWeights(y: readonly number[], classes: number): Record<number, number> {
+export function classWeights(
+  y: ArrayLike<number> & Iterable<number>,
+  classes: number,
+): Record<number, number> {
   const counts = new Array<number>(classes).fill(0);
   for (const c of y) counts[c] = (counts[c] ?? 0) + 1;
   const weights: Record<number, number> = {};

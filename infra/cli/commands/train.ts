@@ -85,14 +85,16 @@ export const trainCommand = defineCommand({
       bar.update(progress.epoch, epochDetail(progress));
     };
     // Rows parsed and bytes read while a pass streams: pass 1 profiles, pass 2 samples.
+    const rowsText = () => `${rowsParsed.toLocaleString('en-US')} rows`;
+    let phase: TrainingProgress['phase'] | undefined;
     const onProgress = (progress: TrainingProgress) => {
-      if (progress.phase !== 'parsing' && progress.phase !== 'sampling') {
-        for (const pass of Object.values(bars)) pass.finish(`${rowsParsed.toLocaleString('en-US')} rows`);
-        return;
-      }
-      const pass = (bars[progress.phase] ??= passBar(progress.phase === 'parsing' ? 'parse' : 'sample'));
+      if (progress.phase !== phase && phase) bars[phase]?.finish(rowsText());
+      phase = progress.phase;
+      if (progress.phase !== 'parsing' && progress.phase !== 'sampling') return;
+      const pass = bars[progress.phase] ?? passBar(progress.phase === 'parsing' ? 'parse' : 'sample');
+      bars[progress.phase] = pass;
       rowsParsed = progress.rowsParsed ?? rowsParsed;
-      pass.update(progress.bytesRead ?? 0, `${rowsParsed.toLocaleString('en-US')} rows`);
+      pass.update(progress.bytesRead ?? 0, rowsText());
     };
 
     const started = performance.now();
