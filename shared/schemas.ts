@@ -93,6 +93,10 @@ export const TrainingConfigSchema = z
     retrain: RetrainPolicySchema.optional(),
     /** Datasets of any size: how many rows a run holds and trains on (SAMPLE_DEFAULTS when absent). */
     sample: TrainingSampleSchema.optional(),
+    /** Where the train step runs: Lambda, the managed engine (AWS Batch on Fargate), or by size. */
+    engine: z.enum(['auto', 'lambda', 'managed']).default('auto'),
+    /** Under `auto`, datasets above this size train on the managed engine (default 256). */
+    managedAboveMb: z.number().int().min(1).optional(),
   })
   .strict();
 export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;

@@ -69,6 +69,8 @@ export const datasetKeys = {
     }
     return undefined;
   },
+  /** The train step's output state when it ran on the managed engine (read back by collectTrain). */
+  runState: (model: string, version: number) => `runs/${model}/v${version}/train-state.json`,
   /** The model a dataset key trains, or undefined when the key is not a dataset. */
   modelOf(key: string): string | undefined {
     return datasetKeys.kindOf(key)?.model;

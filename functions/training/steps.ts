@@ -9,9 +9,15 @@ import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
+import { InputError } from '../../shared/errors.ts';
 import { type FeedbackTable, feedbackRecords } from '../../shared/feedback.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
-import { ManifestSchema, type ReleaseNotice, TrainingConfigSchema } from '../../shared/schemas.ts';
+import {
+  ManifestSchema,
+  type ReleaseNotice,
+  type TrainingConfig,
+  TrainingConfigSchema,
+} from '../../shared/schemas.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
@@ -25,9 +31,10 @@ import { readModelFeedback } from '../rollout/feedback-store.ts';
 import { getObjectBytes, readTrainingConfig } from './config.ts';
 import { s3DatasetSource } from './dataset-source.ts';
 import type { TrainingDeps } from './deps.ts';
+import { chooseEngine } from './engine.ts';
 import { datasetObjectOf, idempotencyKey } from './event.ts';
 import { allocateVersion, currentRelease, type RegistryStore, updateRun } from './registry.ts';
-import type { TrainingRunState, TrainingStep } from './state.ts';
+import type { DatasetObject, TrainingRunState, TrainingStep } from './state.ts';
 
 /** How long an idempotency key is kept (the table's TTL attribute). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
@@ -35,6 +42,8 @@ const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
 export interface TrainingSteps {
   validate: TrainingStep;
   train: TrainingStep;
+  trainManaged: TrainingStep;
+  collectTrain: TrainingStep;
   gate: TrainingStep;
   publish: TrainingStep;
   notify: TrainingStep;
@@ -57,6 +66,26 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     version: need(state.version, 'version'),
   });
   const elapsed = (state: TrainingRunState) => now().getTime() - Date.parse(state.startedAt);
+
+  /** The engine for a dataset: its stored size (every part) against the model's config. */
+  async function engineFor(dataset: DatasetObject, model: string) {
+    let datasetBytes = dataset.size;
+    if (datasetKeys.kindOf(dataset.key)?.kind === 'parts') {
+      const source = await s3DatasetSource(deps.s3, dataset);
+      datasetBytes = source.parts.reduce((sum, part) => sum + (part.size ?? 0), 0);
+    }
+    let config: TrainingConfig | undefined;
+    try {
+      config = await readTrainingConfig(deps.s3, deps.datasetsBucket, model);
+    } catch (error) {
+      // A bad config is the train step's rejection to record; here it only means "by size".
+      if (!(error instanceof InputError)) throw error;
+    }
+    return {
+      engine: chooseEngine(datasetBytes, config),
+      ...(datasetBytes !== undefined ? { datasetBytes } : {}),
+    };
+  }
 
   async function releaseEvent(id: string): Promise<void> {
     await deps.ddb.send(new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id } }));
@@ -170,8 +199,43 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         await releaseEvent(id);
         throw error;
       }
-      deps.log.info('training run started', { model, version, key: dataset.key, runId: state.runId });
-      return { ...state, dataset, model, version, idempotencyKey: id };
+      const { engine, datasetBytes } = await engineFor(dataset, model);
+      deps.log.info('training run started', { model, version, key: dataset.key, runId: state.runId, engine });
+      return { ...state, dataset, model, version, idempotencyKey: id, engine, datasetBytes };
+    },
+
+    /**
+     * The train step on the managed engine: trains, then stores the resulting state for
+     * collectTrain (a rejection is stored too, so it stays a rejection and is not retried).
+     */
+    async trainManaged(state) {
+      let next: TrainingRunState;
+      try {
+        next = await this.train(state);
+      } catch (error) {
+        if (!(error instanceof InputError)) throw error;
+        next = { ...state, error: { name: error.name, message: error.message } };
+      }
+      const { model, version } = runKey(state);
+      await deps.s3.send(
+        new PutObjectCommand({
+          Bucket: deps.datasetsBucket,
+          Key: datasetKeys.runState(model, version),
+          Body: JSON.stringify(next),
+          ContentType: 'application/json',
+        }),
+      );
+      return next;
+    },
+
+    /** Reads back what trainManaged stored; a stored rejection is thrown again as one. */
+    async collectTrain(state) {
+      const { model, version } = runKey(state);
+      const bytes = await getBytes(deps.datasetsBucket, datasetKeys.runState(model, version));
+      const stored = JSON.parse(new TextDecoder().decode(bytes)) as TrainingRunState;
+      const failure = stored.error && 'name' in stored.error ? stored.error : undefined;
+      if (failure?.name === 'InputError') throw new InputError(failure.message);
+      return stored;
     },
 
     async train(state) {
@@ -458,7 +522,13 @@ export async function runTraining(event: unknown, steps: TrainingSteps): Promise
   try {
     state = await steps.validate(state);
     if (state.skipped) return state;
-    state = await steps.train(state);
+    // The managed engine's hand-off runs in-process here, so it is the code AWS runs.
+    if (state.engine === 'managed') {
+      await steps.trainManaged(state);
+      state = await steps.collectTrain(state);
+    } else {
+      state = await steps.train(state);
+    }
     state = await steps.gate(state);
     if (!state.gate?.passed) return state;
     state = await steps.publish(state);
