@@ -16,6 +16,7 @@ function isRunState(event: unknown): event is TrainingRunState {
 
 export const validate = (event: unknown) => steps.validate(isRunState(event) ? event : newRunState(event));
 export const train = (state: TrainingRunState) => steps.train(state);
+export const collectTrain = (state: TrainingRunState) => steps.collectTrain(state);
 export const gate = (state: TrainingRunState) => steps.gate(state);
 export const publish = (state: TrainingRunState) => steps.publish(state);
 export const notify = (state: TrainingRunState) => steps.notify(state);

@@ -127,7 +127,23 @@ export function mergeFeedback(
     name.trim(),
   );
   const maxRows = options.maxRows ?? Math.max(0, countDataRows(datasetCsv, delimiter));
-  const unique = new Set<string>();
+  const lines = feedbackRecords(datasetHeader, feedback, maxRows).map((cells) => csvLine(cells, delimiter));
+  if (lines.length === 0) return { csv: datasetCsv, rows: 0 };
+  const base = /\r?\n$/.test(datasetCsv) ? datasetCsv : `${datasetCsv}\n`;
+  return { csv: `${base}${lines.join('\n')}\n`, rows: lines.length };
+}
+
+/**
+ * The labelled rows of feedback tables as dataset records (cells in `datasetHeader` order),
+ * with mergeFeedback's rules: by column name, unlabelled rows skipped, duplicates once, at
+ * most `maxRows`, the last ones first. The streaming trainer appends these after the parts.
+ */
+export function feedbackRecords(
+  datasetHeader: readonly string[],
+  feedback: readonly FeedbackTable[],
+  maxRows: number,
+): string[][] {
+  const unique = new Map<string, string[]>();
   for (const table of [...feedback].reverse()) {
     const labelAt = table.header.length - 1;
     const label = table.header[labelAt];
@@ -136,21 +152,15 @@ export function mergeFeedback(
     for (const row of [...table.rows].reverse()) {
       if (unique.size >= maxRows) break;
       if ((row[labelAt] ?? '').trim() === '') continue;
-      unique.add(
-        csvLine(
-          datasetHeader.map((column) => {
-            const at = index.get(column);
-            return at === undefined ? '' : row[at];
-          }),
-          delimiter,
-        ),
-      );
+      const cells = datasetHeader.map((column) => {
+        const at = index.get(column);
+        return at === undefined ? '' : (row[at] ?? '');
+      });
+      const key = csvLine(cells);
+      if (!unique.has(key)) unique.set(key, cells);
     }
   }
-  const lines = [...unique];
-  if (lines.length === 0) return { csv: datasetCsv, rows: 0 };
-  const base = /\r?\n$/.test(datasetCsv) ? datasetCsv : `${datasetCsv}\n`;
-  return { csv: `${base}${lines.join('\n')}\n`, rows: lines.length };
+  return [...unique.values()];
 }
 
 function countDataRows(csv: string, delimiter: Delimiter): number {

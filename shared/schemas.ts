@@ -57,6 +57,22 @@ export type RetrainPolicy = z.infer<typeof RetrainPolicySchema>;
 // Training config: datasets/{model}/edgeloop.json, mirrored by CLI flags.
 // ---------------------------------------------------------------------------------------
 
+/**
+ * A run streams the dataset and holds only a seeded, stratified sample of it: at most
+ * `maxTrainRows` training rows per epoch and `maxEvalRows` validation and test rows each,
+ * in a buffer of at most `bufferMb` (whichever is smaller).
+ */
+export const TrainingSampleSchema = z
+  .object({
+    maxTrainRows: z.number().int().min(100).optional(),
+    maxEvalRows: z.number().int().min(100).optional(),
+    bufferMb: z.number().int().min(8).max(16_384).optional(),
+  })
+  .strict();
+export type TrainingSample = z.infer<typeof TrainingSampleSchema>;
+
+export const SAMPLE_DEFAULTS = { maxTrainRows: 1_000_000, maxEvalRows: 50_000, bufferMb: 256 } as const;
+
 export const TrainingConfigSchema = z
   .object({
     label: z.string().min(1).optional(),
@@ -75,6 +91,12 @@ export const TrainingConfigSchema = z
     rollout: RolloutPlanSchema.optional(),
     /** Drift -> retrain thresholds (defaults apply when absent). */
     retrain: RetrainPolicySchema.optional(),
+    /** Datasets of any size: how many rows a run holds and trains on (SAMPLE_DEFAULTS when absent). */
+    sample: TrainingSampleSchema.optional(),
+    /** Where the train step runs: Lambda, the managed engine (AWS Batch on Fargate), or by size. */
+    engine: z.enum(['auto', 'lambda', 'managed']).default('auto'),
+    /** Under `auto`, datasets above this size train on the managed engine (default 256). */
+    managedAboveMb: z.number().int().min(1).optional(),
   })
   .strict();
 export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;
@@ -153,6 +175,31 @@ export const SignatureSchema = z.object({
   value: z.string(),
 });
 
+export const DatasetPartLineageSchema = z.object({
+  key: z.string(),
+  format: z.enum(['csv', 'jsonl', 'parquet']),
+  versionId: z.string().optional(),
+  etag: z.string().optional(),
+  bytes: z.number().int().min(0),
+  sha256: Sha256,
+  rows: z.number().int().min(0),
+});
+export type DatasetPartLineage = z.infer<typeof DatasetPartLineageSchema>;
+
+export const TrainingSampleLineageSchema = z.object({
+  seed: z.number().int(),
+  /** Rows kept per role, and the rows each role had before the caps. */
+  trainRows: z.number().int().min(0),
+  validationRows: z.number().int().min(0),
+  testRows: z.number().int().min(0),
+  of: z.object({
+    trainRows: z.number().int().min(0),
+    validationRows: z.number().int().min(0),
+    testRows: z.number().int().min(0),
+  }),
+});
+export type TrainingSampleLineage = z.infer<typeof TrainingSampleLineageSchema>;
+
 export const ManifestSchema = z.object({
   schemaVersion: z.literal(1),
   model: ModelName,
@@ -179,6 +226,10 @@ export const ManifestSchema = z.object({
     seed: z.number().int(),
     /** Labelled hard examples merged into this run's dataset. */
     feedback: z.object({ keys: z.array(z.string()), rows: z.number().int().min(0) }).optional(),
+    /** Every part the run read (one for a single-object dataset), with its version and digest. */
+    parts: z.array(DatasetPartLineageSchema).optional(),
+    /** The seeded, stratified sample the run trained and scored on, when it did not use every row. */
+    sample: TrainingSampleLineageSchema.optional(),
   }),
   signature: SignatureSchema.optional(),
 });
@@ -343,6 +394,22 @@ export const RegistryItemSchema = z.object({
     .optional(),
   /** Labelled feedback rows merged into this run. */
   feedbackRows: z.number().int().optional(),
+  /** Parts the run read (1 for a single-object dataset). */
+  datasetParts: z.number().int().min(1).optional(),
+  /** The seeded, stratified sample the run trained on, when it did not use every row. */
+  sample: TrainingSampleLineageSchema.optional(),
+  /** Where a run in `training` is: the phase, rows parsed and bytes read, the epoch. */
+  progress: z
+    .object({
+      phase: z.enum(['parsing', 'sampling', 'training', 'evaluating']),
+      rowsParsed: z.number().int().min(0).optional(),
+      bytesRead: z.number().int().min(0).optional(),
+      bytesTotal: z.number().int().min(0).optional(),
+      epoch: z.number().int().min(0).optional(),
+      epochs: z.number().int().min(1).optional(),
+      at: IsoTime,
+    })
+    .optional(),
   /** Drift -> retrain bookkeeping on a released version. */
   drift: z
     .object({

@@ -24,11 +24,29 @@ export const THING_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,128}$/;
 /** Results in one batch message at most: the batch schema and the gateway's batcher agree on it. */
 export const MAX_BATCH_RESULTS = 2000;
 
+/** Endings of a dataset object that starts a run by itself (one object, one dataset). */
+const DATASET_OBJECT_SUFFIXES = ['.csv', '.csv.gz', '.jsonl', '.jsonl.gz', '.parquet'] as const;
+/** The marker Spark, Glue and Hadoop write when every part of an output folder is in place. */
+const SUCCESS_MARKER = '_SUCCESS';
+
+export type DatasetKeyKind =
+  | { model: string; kind: 'object' }
+  /** A folder of parts: every data file under `prefix` (markers and hidden files left out). */
+  | { model: string; kind: 'parts'; prefix: string };
+
 export const datasetKeys = {
-  /** S3 event filter: only CSVs under this prefix start a training run. */
+  /** S3 event filter: keys under this prefix that end in one of `triggerSuffixes` start a run. */
   prefix: 'datasets/',
+  /** A single dataset object (`datasets/<model>/<file>.csv`); kept for the single-CSV callers. */
   suffix: '.csv',
+  objectSuffixes: DATASET_OBJECT_SUFFIXES,
+  successMarker: SUCCESS_MARKER,
+  /** Every key ending that starts a run: a dataset object, or the marker of a folder of parts. */
+  triggerSuffixes: [...DATASET_OBJECT_SUFFIXES, `/${SUCCESS_MARKER}`] as readonly string[],
   dataset: (model: string, fileName: string) => `datasets/${model}/${fileName}`,
+  /** A partitioned dataset: `datasets/<model>/<run>/part-*.csv.gz` ... then this marker. */
+  partsFolder: (model: string, run: string) => `datasets/${model}/${run}/`,
+  successKey: (model: string, run: string) => `datasets/${model}/${run}/${SUCCESS_MARKER}`,
   /** Optional per-model training config (see TrainingConfigSchema). */
   config: (model: string) => `datasets/${model}/edgeloop.json`,
   /** Hard examples sampled by gateways land here (kept out of the training trigger). */
@@ -38,13 +56,36 @@ export const datasetKeys = {
   /** A retrain started by the rollout controller: a copy of the base dataset under a new key. */
   retrain: (model: string, fromVersion: number, tsMs: number) =>
     `datasets/${model}/retrain-v${fromVersion}-${tsMs}.csv`,
+  /** What a key that starts a run names: one dataset object, or a folder of parts; else undefined. */
+  kindOf(key: string): DatasetKeyKind | undefined {
+    const object = /^datasets\/([^/]+)\/[^/]+$/.exec(key);
+    const lower = key.toLowerCase();
+    if (object?.[1] && DATASET_OBJECT_SUFFIXES.some((suffix) => lower.endsWith(suffix))) {
+      return MODEL_NAME_PATTERN.test(object[1]) ? { model: object[1], kind: 'object' } : undefined;
+    }
+    const parts = /^(datasets\/([^/]+)\/(?:[^/]+\/)+)_SUCCESS$/.exec(key);
+    if (parts?.[1] && parts[2] && MODEL_NAME_PATTERN.test(parts[2])) {
+      return { model: parts[2], kind: 'parts', prefix: parts[1] };
+    }
+    return undefined;
+  },
+  /** The train step's output state when it ran on the managed engine (read back by collectTrain). */
+  runState: (model: string, version: number) => `runs/${model}/v${version}/train-state.json`,
   /** The model a dataset key trains, or undefined when the key is not a dataset. */
   modelOf(key: string): string | undefined {
-    const match = /^datasets\/([^/]+)\/[^/]+\.csv$/.exec(key);
-    const model = match?.[1];
-    return model && MODEL_NAME_PATTERN.test(model) ? model : undefined;
+    return datasetKeys.kindOf(key)?.model;
   },
 } as const;
+
+/** Whether an object-created key is one the training trigger delivers (EventBridge wildcards). */
+export function isTrainingTriggerKey(key: string): boolean {
+  return datasetKeys.triggerSuffixes.some(
+    (suffix) =>
+      key.length >= datasetKeys.prefix.length + suffix.length &&
+      key.startsWith(datasetKeys.prefix) &&
+      key.endsWith(suffix),
+  );
+}
 
 export const modelKeys = {
   versionPrefix: (model: string, version: number) => `${model}/v${version}/`,

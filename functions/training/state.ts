@@ -37,6 +37,10 @@ export interface TrainingRunState {
   /** The idempotency item this run holds (freed again if the run fails). */
   idempotencyKey?: string;
   config?: TrainingConfig;
+  /** Where the train step runs (validate chooses it from the dataset's size and the config). */
+  engine?: 'lambda' | 'managed';
+  /** Stored bytes of the dataset (every part). */
+  datasetBytes?: number;
   /** Set when the run stops early without a registry entry (duplicate event, not a dataset). */
   skipped?: string;
   candidate?: Candidate;

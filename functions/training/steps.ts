@@ -9,19 +9,32 @@ import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
-import { mergeFeedback } from '../../shared/feedback.ts';
+import { InputError } from '../../shared/errors.ts';
+import { type FeedbackTable, feedbackRecords } from '../../shared/feedback.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
-import { ManifestSchema, type ReleaseNotice, TrainingConfigSchema } from '../../shared/schemas.ts';
+import {
+  ManifestSchema,
+  type ReleaseNotice,
+  type TrainingConfig,
+  TrainingConfigSchema,
+} from '../../shared/schemas.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
-import { accuracyOnRows, type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
+import {
+  accuracyOnRows,
+  type TrainingOutcome,
+  type TrainingProgress,
+  trainFromSource,
+} from '../../shared/training/train.ts';
 import { readModelFeedback } from '../rollout/feedback-store.ts';
 import { getObjectBytes, readTrainingConfig } from './config.ts';
+import { s3DatasetSource } from './dataset-source.ts';
 import type { TrainingDeps } from './deps.ts';
+import { chooseEngine } from './engine.ts';
 import { datasetObjectOf, idempotencyKey } from './event.ts';
 import { allocateVersion, currentRelease, type RegistryStore, updateRun } from './registry.ts';
-import type { TrainingRunState, TrainingStep } from './state.ts';
+import type { DatasetObject, TrainingRunState, TrainingStep } from './state.ts';
 
 /** How long an idempotency key is kept (the table's TTL attribute). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
@@ -29,6 +42,8 @@ const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
 export interface TrainingSteps {
   validate: TrainingStep;
   train: TrainingStep;
+  trainManaged: TrainingStep;
+  collectTrain: TrainingStep;
   gate: TrainingStep;
   publish: TrainingStep;
   notify: TrainingStep;
@@ -51,6 +66,26 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     version: need(state.version, 'version'),
   });
   const elapsed = (state: TrainingRunState) => now().getTime() - Date.parse(state.startedAt);
+
+  /** The engine for a dataset: its stored size (every part) against the model's config. */
+  async function engineFor(dataset: DatasetObject, model: string) {
+    let datasetBytes = dataset.size;
+    if (datasetKeys.kindOf(dataset.key)?.kind === 'parts') {
+      const source = await s3DatasetSource(deps.s3, dataset);
+      datasetBytes = source.parts.reduce((sum, part) => sum + (part.size ?? 0), 0);
+    }
+    let config: TrainingConfig | undefined;
+    try {
+      config = await readTrainingConfig(deps.s3, deps.datasetsBucket, model);
+    } catch (error) {
+      // A bad config is the train step's rejection to record; here it only means "by size".
+      if (!(error instanceof InputError)) throw error;
+    }
+    return {
+      engine: chooseEngine(datasetBytes, config),
+      ...(datasetBytes !== undefined ? { datasetBytes } : {}),
+    };
+  }
 
   async function releaseEvent(id: string): Promise<void> {
     await deps.ddb.send(new DeleteCommand({ TableName: deps.idempotencyTable, Key: { id } }));
@@ -164,8 +199,43 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         await releaseEvent(id);
         throw error;
       }
-      deps.log.info('training run started', { model, version, key: dataset.key, runId: state.runId });
-      return { ...state, dataset, model, version, idempotencyKey: id };
+      const { engine, datasetBytes } = await engineFor(dataset, model);
+      deps.log.info('training run started', { model, version, key: dataset.key, runId: state.runId, engine });
+      return { ...state, dataset, model, version, idempotencyKey: id, engine, datasetBytes };
+    },
+
+    /**
+     * The train step on the managed engine: trains, then stores the resulting state for
+     * collectTrain (a rejection is stored too, so it stays a rejection and is not retried).
+     */
+    async trainManaged(state) {
+      let next: TrainingRunState;
+      try {
+        next = await this.train(state);
+      } catch (error) {
+        if (!(error instanceof InputError)) throw error;
+        next = { ...state, error: { name: error.name, message: error.message } };
+      }
+      const { model, version } = runKey(state);
+      await deps.s3.send(
+        new PutObjectCommand({
+          Bucket: deps.datasetsBucket,
+          Key: datasetKeys.runState(model, version),
+          Body: JSON.stringify(next),
+          ContentType: 'application/json',
+        }),
+      );
+      return next;
+    },
+
+    /** Reads back what trainManaged stored; a stored rejection is thrown again as one. */
+    async collectTrain(state) {
+      const { model, version } = runKey(state);
+      const bytes = await getBytes(deps.datasetsBucket, datasetKeys.runState(model, version));
+      const stored = JSON.parse(new TextDecoder().decode(bytes)) as TrainingRunState;
+      const failure = stored.error && 'name' in stored.error ? stored.error : undefined;
+      if (failure?.name === 'InputError') throw new InputError(failure.message);
+      return stored;
     },
 
     async train(state) {
@@ -176,17 +246,38 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       // An oversized file is refused before the download, with the same message parsing gives.
       if (dataset.size !== undefined)
         checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
-      const bytes = await getBytes(dataset.bucket, dataset.key, dataset.versionId);
-      const datasetSha256 = sha256Hex(bytes);
-      // Labelled hard examples from the gateways join the dataset (matched by column name).
-      const feedback = await labelledFeedback(deps, model, bytes);
-      const outcome = await trainFromCsv(feedback?.csv ?? bytes, config, {
-        source: dataset.key,
-        onEpoch: (progress) => {
-          if (progress.epoch % 10 === 0 || progress.epoch === 1)
-            deps.log.info('epoch', { model, version, ...progress });
-        },
-      });
+      const source = await s3DatasetSource(deps.s3, dataset);
+      // Labelled hard examples from the gateways follow the parts (matched by column name).
+      const feedback = await labelledFeedback(deps, model);
+      if (feedback) {
+        source.extra = (header, partRows) => {
+          const rows = feedbackRecords(header, feedback.tables, partRows);
+          feedback.rows = rows.length;
+          return rows;
+        };
+      }
+      const progress = registryProgress(registry, { model, version }, now, deps.log);
+      let outcome: TrainingOutcome;
+      try {
+        outcome = await trainFromSource(source, config, {
+          source: source.name,
+          onEpoch: (epoch) => {
+            if (epoch.epoch % 10 === 0 || epoch.epoch === 1)
+              deps.log.info('epoch', { model, version, ...epoch });
+          },
+          onProgress: progress.update,
+        });
+      } finally {
+        await progress.flush();
+      }
+      const datasetSha256 = outcome.datasetSha256 ?? '';
+      if (feedback && feedback.rows > 0) {
+        deps.log.info('labelled feedback merged into the dataset', {
+          model,
+          rows: feedback.rows,
+          files: feedback.keys.length,
+        });
+      }
       for (const file of artifactFiles(outcome)) {
         const key = modelKeys.file(model, version, file.name);
         const stored = await putImmutable(key, file.bytes, file.contentType);
@@ -204,7 +295,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         datasetKey: dataset.key,
         ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
         datasetSha256,
-        ...(feedback ? { feedback: { keys: feedback.keys, rows: feedback.rows } } : {}),
+        ...(feedback && feedback.rows > 0 ? { feedback: { keys: feedback.keys, rows: feedback.rows } } : {}),
         createdAt: now(),
       });
       const baseline = await scoreRelease(model, outcome);
@@ -214,7 +305,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         {
           datasetSha256,
           metrics: outcome.metrics,
-          ...(feedback ? { feedbackRows: feedback.rows } : {}),
+          datasetParts: outcome.parts.length,
+          ...(outcome.sample ? { sample: outcome.sample } : {}),
+          ...(feedback && feedback.rows > 0 ? { feedbackRows: feedback.rows } : {}),
           updatedAt: now().toISOString(),
         },
       );
@@ -356,29 +449,57 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
   };
 }
 
-/**
- * The dataset with the model's labelled feedback rows appended, or undefined when there are
- * none (the dataset bytes are then trained as they are).
- */
+/** The model's labelled feedback tables, or undefined when there are none. */
 async function labelledFeedback(
   deps: TrainingDeps,
   model: string,
-  datasetBytes: Uint8Array,
-): Promise<{ csv: string; keys: string[]; rows: number } | undefined> {
+): Promise<{ tables: FeedbackTable[]; keys: string[]; rows: number } | undefined> {
   const feedback = await readModelFeedback(deps.s3, deps.datasetsBucket, model);
   const labelled = feedback.tables.filter((entry) => entry.labelled > 0);
   if (labelled.length === 0) return undefined;
-  const merged = mergeFeedback(
-    new TextDecoder().decode(datasetBytes),
-    labelled.map((entry) => entry.table),
-  );
-  if (merged.rows === 0) return undefined;
-  deps.log.info('labelled feedback merged into the dataset', {
-    model,
-    rows: merged.rows,
-    files: labelled.length,
-  });
-  return { csv: merged.csv, keys: labelled.map((entry) => entry.key), rows: merged.rows };
+  return { tables: labelled.map((entry) => entry.table), keys: labelled.map((entry) => entry.key), rows: 0 };
+}
+
+/** How often a run writes its progress to the registry (and on every phase change). */
+const PROGRESS_INTERVAL_MS = 5000;
+
+/**
+ * Writes a run's phase (parsing, sampling, training epoch k/n, evaluating), rows parsed and
+ * bytes read to its registry item, at most every few seconds; a failed write is logged, not
+ * fatal. `flush` waits for the last write.
+ */
+function registryProgress(
+  registry: RegistryStore,
+  key: { model: string; version: number },
+  now: () => Date,
+  log: TrainingDeps['log'],
+) {
+  let last = 0;
+  let phase: string | undefined;
+  let pending: Promise<void> = Promise.resolve();
+  return {
+    update(progress: TrainingProgress) {
+      const at = now();
+      if (progress.phase === phase && at.getTime() - last < PROGRESS_INTERVAL_MS) return;
+      last = at.getTime();
+      phase = progress.phase;
+      const fields = {
+        progress: {
+          phase: progress.phase,
+          ...(progress.rowsParsed !== undefined ? { rowsParsed: progress.rowsParsed } : {}),
+          ...(progress.bytesRead !== undefined ? { bytesRead: progress.bytesRead } : {}),
+          ...(progress.bytesTotal !== undefined ? { bytesTotal: progress.bytesTotal } : {}),
+          ...(progress.epoch !== undefined ? { epoch: progress.epoch, epochs: progress.epochs } : {}),
+          at: at.toISOString(),
+        },
+        updatedAt: at.toISOString(),
+      };
+      pending = pending
+        .then(() => updateRun(registry, key, fields))
+        .catch((error: unknown) => log.warn('progress not recorded', { ...key, error: String(error) }));
+    },
+    flush: () => pending,
+  };
 }
 
 /** The error a step threw, from the runner's {name, message} or a Step Functions Catch. */
@@ -401,7 +522,13 @@ export async function runTraining(event: unknown, steps: TrainingSteps): Promise
   try {
     state = await steps.validate(state);
     if (state.skipped) return state;
-    state = await steps.train(state);
+    // The managed engine's hand-off runs in-process here, so it is the code AWS runs.
+    if (state.engine === 'managed') {
+      await steps.trainManaged(state);
+      state = await steps.collectTrain(state);
+    } else {
+      state = await steps.train(state);
+    }
     state = await steps.gate(state);
     if (!state.gate?.passed) return state;
     state = await steps.publish(state);

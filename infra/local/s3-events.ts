@@ -1,9 +1,9 @@
 /**
  * S3 event notifications for the local stack: the object-created events s3rver emits for
- * dataset uploads invoke the training function, filtered by the same prefix/suffix the CDK
- * stack puts on the bucket notification.
+ * dataset uploads invoke the training function, filtered by the same prefix and endings the
+ * CDK stack puts on the EventBridge rule (a dataset object, or a folder's `_SUCCESS`).
  */
-import { buckets, datasetKeys } from '../../shared/topology.ts';
+import { buckets, isTrainingTriggerKey } from '../../shared/topology.ts';
 import type { FunctionInvoker } from './invoker.ts';
 
 interface S3EventRecord {
@@ -25,8 +25,7 @@ export function triggersTraining(record: S3EventRecord): boolean {
   return (
     record.eventName.startsWith('ObjectCreated:') &&
     record.s3.bucket.name === buckets.datasets.localName &&
-    key.startsWith(datasetKeys.prefix) &&
-    key.endsWith(datasetKeys.suffix)
+    isTrainingTriggerKey(key)
   );
 }
 

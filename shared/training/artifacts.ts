@@ -55,6 +55,8 @@ export function buildManifest(input: ManifestInput): Manifest {
       backend: outcome.backend,
       seed: outcome.seed,
       ...(input.feedback && input.feedback.rows > 0 ? { feedback: input.feedback } : {}),
+      ...(outcome.parts.length > 0 ? { parts: outcome.parts } : {}),
+      ...(outcome.sample ? { sample: outcome.sample } : {}),
     },
   };
 }

@@ -73,6 +73,45 @@ export interface FitResult {
 }
 
 /**
+ * Keeps the best weights by validation loss and stops after `patience` epochs without a
+ * better one; `restore` puts the best weights back once the fit is over.
+ */
+function earlyStopping(model: LayersModel, options: FitOptions) {
+  let best = {
+    loss: Number.POSITIVE_INFINITY,
+    epoch: 0,
+    weights: [] as ReturnType<LayersModel['getWeights']>,
+  };
+  let epochsRun = 0;
+  return {
+    onEpochEnd: async (epoch: number, logs?: Record<string, unknown>) => {
+      epochsRun = epoch + 1;
+      const valLoss = Number(logs?.val_loss ?? Number.NaN);
+      options.onEpoch?.({
+        epoch: epoch + 1,
+        epochs: options.epochs,
+        loss: Number(logs?.loss ?? Number.NaN),
+        valLoss,
+        valAccuracy: Number(logs?.val_acc ?? logs?.val_accuracy ?? Number.NaN),
+      });
+      if (valLoss < best.loss - 1e-4) {
+        for (const tensor of best.weights) tensor.dispose();
+        best = { loss: valLoss, epoch: epoch + 1, weights: model.getWeights().map((w) => w.clone()) };
+      } else if (epoch + 1 - best.epoch >= options.patience) {
+        model.stopTraining = true;
+      }
+    },
+    restore(): FitResult {
+      if (best.weights.length > 0) {
+        model.setWeights(best.weights);
+        for (const tensor of best.weights) tensor.dispose();
+      }
+      return { epochsRun, bestEpoch: best.epoch, bestValLoss: best.loss };
+    },
+  };
+}
+
+/**
  * One `fit` call with shuffle off (the caller passes rows in a seeded order, so a run is
  * reproducible for a seed and backend); a callback keeps the best weights and stops early.
  */
@@ -82,12 +121,7 @@ export async function fitMlp(
   validation: { x: Tensor2D; y: Tensor2D },
   options: FitOptions,
 ): Promise<FitResult> {
-  let best = {
-    loss: Number.POSITIVE_INFINITY,
-    epoch: 0,
-    weights: [] as ReturnType<LayersModel['getWeights']>,
-  };
-  let epochsRun = 0;
+  const stopping = earlyStopping(model, options);
   await model.fit(train.x, train.y, {
     epochs: options.epochs,
     batchSize: options.batchSize,
@@ -95,31 +129,38 @@ export async function fitMlp(
     validationData: [validation.x, validation.y],
     ...(options.classWeight ? { classWeight: options.classWeight } : {}),
     verbose: 0,
-    callbacks: {
-      onEpochEnd: async (epoch, logs) => {
-        epochsRun = epoch + 1;
-        const valLoss = Number(logs?.val_loss ?? Number.NaN);
-        options.onEpoch?.({
-          epoch: epoch + 1,
-          epochs: options.epochs,
-          loss: Number(logs?.loss ?? Number.NaN),
-          valLoss,
-          valAccuracy: Number(logs?.val_acc ?? logs?.val_accuracy ?? Number.NaN),
-        });
-        if (valLoss < best.loss - 1e-4) {
-          for (const tensor of best.weights) tensor.dispose();
-          best = { loss: valLoss, epoch: epoch + 1, weights: model.getWeights().map((w) => w.clone()) };
-        } else if (epoch + 1 - best.epoch >= options.patience) {
-          model.stopTraining = true;
-        }
-      },
-    },
+    callbacks: { onEpochEnd: stopping.onEpochEnd },
   });
-  if (best.weights.length > 0) {
-    model.setWeights(best.weights);
-    for (const tensor of best.weights) tensor.dispose();
-  }
-  return { epochsRun, bestEpoch: best.epoch, bestValLoss: best.loss };
+  return stopping.restore();
+}
+
+/** One training batch: inputs and one-hot labels. */
+export interface Batch {
+  xs: Tensor2D;
+  ys: Tensor2D;
+}
+
+/**
+ * The same fit fed batch by batch from a generator (`tf.data`), so only one batch of
+ * tensors exists at a time: `batches` is called once per epoch and yields that epoch's
+ * batches in order (the caller's seeded order, as with `fitMlp`).
+ */
+export async function fitMlpBatches(
+  model: LayersModel,
+  batches: () => Iterator<Batch>,
+  validation: { x: Tensor2D; y: Tensor2D },
+  options: FitOptions,
+): Promise<FitResult> {
+  const stopping = earlyStopping(model, options);
+  await model.fitDataset(tf.data.generator(batches as () => Iterator<tf.TensorContainer>), {
+    epochs: options.epochs,
+    validationData: [validation.x, validation.y],
+    validationBatchSize: 1024,
+    ...(options.classWeight ? { classWeight: options.classWeight } : {}),
+    verbose: 0,
+    callbacks: { onEpochEnd: stopping.onEpochEnd },
+  });
+  return stopping.restore();
 }
 
 /** Row-major class probabilities for `rows` input vectors of width `width`. */

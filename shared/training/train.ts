@@ -1,17 +1,41 @@
 /**
- * Dataset bytes + config -> a trained, evaluated classifier and its artifacts. Pure of AWS:
- * the training function and `edgeloop train` both call `trainFromCsv`.
+ * Dataset + config -> a trained, evaluated classifier and its artifacts. Pure of AWS: the
+ * training function and `edgeloop train` both call `trainFromSource` (or `trainFromCsv` for
+ * bytes in memory).
+ *
+ * Memory stays bounded whatever the dataset's size: pass 1 streams every part through the
+ * profiler (types, classes, rejections, digests); pass 2 streams them again, splits each row
+ * as it passes (stratified selection sampling, seeded), fits the preprocessing on the
+ * training rows, and keeps only the sampled rows in a compact RowStore; tfjs is then fed
+ * from a generator, one batch of tensors at a time.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
-import { type Dataset, parseDataset } from '../dataset.ts';
-import { type RawRow, transformRows } from '../preprocess.ts';
-import type { Manifest, ModelMetrics, Preprocessing, TrainingConfig } from '../schemas.ts';
+import { fitToHeader, placeText } from '../dataset/profile.ts';
+import { type DatasetSource, datasetDigest, type PassProgress, readPass } from '../dataset/read.ts';
+import { bytesPart } from '../dataset/source.ts';
+import {
+  DATASET_LIMITS,
+  type Dataset,
+  type DatasetProfile,
+  type PartLineage,
+  profileDataset,
+} from '../dataset.ts';
+import { isMissing, type RawRow, transformInto, transformRows } from '../preprocess.ts';
+import {
+  type Manifest,
+  type ModelMetrics,
+  type Preprocessing,
+  SAMPLE_DEFAULTS,
+  type TrainingConfig,
+  type TrainingSampleLineage,
+} from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
 import { argmaxRows, classificationMetrics } from './metrics.ts';
 import {
+  type Batch,
   buildMlp,
   type EpochProgress,
-  fitMlp,
+  fitMlpBatches,
   loadModelFromArtifacts,
   type MlpShape,
   type ModelArtifactBytes,
@@ -19,15 +43,27 @@ import {
   predictProbabilities,
   saveModelArtifacts,
 } from './model.ts';
-import { fitPreprocessing } from './preprocessing.ts';
-import { seededRandom, shuffleInPlace } from './random.ts';
-import { stratifiedSplit } from './split.ts';
+import { PreprocessingFitter } from './preprocessing.ts';
+import { seededRandom } from './random.ts';
+import { type MutableRow, RowStore } from './row-store.ts';
+import { planSplit, StratifiedSplitter } from './split.ts';
+
+/** Where a long run is: the registry and the CLI show it. */
+export type TrainingPhase = 'parsing' | 'sampling' | 'training' | 'evaluating';
+
+export interface TrainingProgress extends Partial<PassProgress> {
+  phase: TrainingPhase;
+  epoch?: number;
+  epochs?: number;
+}
 
 export interface TrainRunOptions {
   /** File name or S3 key, used in rejection messages. */
   source?: string;
   maxBytes?: number;
   onEpoch?: (progress: EpochProgress) => void;
+  /** Phases, rows parsed and bytes read (every 50,000 rows while a pass streams). */
+  onProgress?: (progress: TrainingProgress) => void;
   /** Epochs without a better validation loss before stopping. */
   patience?: number;
 }
@@ -50,6 +86,14 @@ export interface TrainingOutcome {
   bestEpoch: number;
   /** The held-out rows (raw) and their labels: the gate scores the current release on them. */
   testSet: { rows: Record<string, string>[]; labels: string[] };
+  /** Every part read, with its version and digest (empty for an in-memory dataset). */
+  parts: PartLineage[];
+  /** sha256 of the one part, or over the parts' digests. */
+  datasetSha256?: string;
+  /** The sample trained on, when the caps left rows out. */
+  sample?: TrainingSampleLineage;
+  /** Labelled feedback rows that followed the parts. */
+  extraRows: number;
 }
 
 export const GOLDEN_ROWS = 5;
@@ -60,50 +104,148 @@ export async function trainFromCsv(
   config: TrainingConfig,
   options: TrainRunOptions = {},
 ): Promise<TrainingOutcome> {
-  const dataset = parseDataset(csv, {
-    ...(config.label ? { label: config.label } : {}),
-    ...(config.features ? { features: config.features } : {}),
-    minRowsPerClass: config.minRowsPerClass,
-    ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
-    ...(options.source ? { source: options.source } : {}),
-  });
-  return trainOnDataset(dataset, config, options);
+  const name = options.source ?? 'dataset.csv';
+  return trainFromSource({ name, parts: [bytesPart(name, csv)] }, config, options);
 }
 
+/** Trains on a dataset of one or more parts, streaming it twice (see the module comment). */
+export async function trainFromSource(
+  source: DatasetSource,
+  config: TrainingConfig,
+  options: TrainRunOptions = {},
+): Promise<TrainingOutcome> {
+  const where = options.source ? `${options.source}: ` : '';
+  const report = (phase: TrainingPhase) => (progress: PassProgress) =>
+    options.onProgress?.({ phase, ...progress });
+  const { profile, parts, extraRows } = await profileDataset(
+    source,
+    {
+      ...(config.label ? { label: config.label } : {}),
+      ...(config.features ? { features: config.features } : {}),
+      minRowsPerClass: config.minRowsPerClass,
+      ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
+      ...(options.source ? { source: options.source } : {}),
+    },
+    report('parsing'),
+  );
+  const outcome = await trainOnProfile(
+    profile,
+    async (visit) => {
+      const again = await readPass(source, where, (cells, place) => visit(cells, placeText(place)), {
+        onProgress: report('sampling'),
+      });
+      again.parts.forEach((part, i) => {
+        if (part.sha256 !== parts[i]?.sha256) {
+          throw new Error(
+            `${where}${part.key} changed while the run was reading it (sha256 ${parts[i]?.sha256} then ${part.sha256}): upload datasets under a new key`,
+          );
+        }
+      });
+    },
+    config,
+    options,
+  );
+  return { ...outcome, parts, datasetSha256: datasetDigest(parts), extraRows };
+}
+
+/** Trains on a dataset parsed in memory (`parseDataset`), through the same pipeline. */
 export async function trainOnDataset(
   dataset: Dataset,
   config: TrainingConfig,
   options: TrainRunOptions = {},
 ): Promise<TrainingOutcome> {
-  const backend = await initTf();
-  const split = stratifiedSplit(dataset.y, { seed: config.seed });
-  const preprocessing = fitPreprocessing(dataset, split.train);
-  const k = dataset.labels.length;
-  const trainOrder = shuffleInPlace([...split.train], seededRandom(config.seed));
-  const shape = mlpShape(preprocessing.inputWidth, k, trainOrder.length);
+  return trainOnProfile(
+    dataset,
+    async (visit) => {
+      dataset.rows.forEach((row, i) => {
+        visit(
+          dataset.header.map((column) => row[column] ?? ''),
+          `data row ${dataset.rowNumbers[i] ?? i + 1}`,
+        );
+      });
+    },
+    config,
+    options,
+  );
+}
 
-  const tensors = tf.tidy(() => ({
-    train: toTensors(dataset, preprocessing, trainOrder),
-    validation: toTensors(dataset, preprocessing, split.validation),
-  }));
+/** Pass 2 and training: `reread` streams the dataset's records again, in the same order. */
+async function trainOnProfile(
+  profile: DatasetProfile,
+  reread: (visit: (cells: string[], place: string) => void) => Promise<void>,
+  config: TrainingConfig,
+  options: TrainRunOptions,
+): Promise<Omit<TrainingOutcome, 'parts' | 'extraRows'> & { parts: PartLineage[]; extraRows: number }> {
+  const backend = await initTf();
+  const { header, labels } = profile;
+  const k = labels.length;
+  const limits = { ...SAMPLE_DEFAULTS, ...config.sample };
+  // A training row is held twice at the peak: compactly while sampling, then as its vector.
+  const bytesPerRow = RowStore.bytesPerRow(profile.columns) + 4 * maxInputWidth(profile) + 4;
+  const bufferRows = Math.floor((limits.bufferMb * 1024 * 1024) / bytesPerRow);
+  const plan = planSplit(profile.classCounts, {
+    seed: config.seed,
+    maxTrainRows: Math.min(limits.maxTrainRows, bufferRows),
+    maxEvalRows: limits.maxEvalRows,
+  });
+  const splitter = new StratifiedSplitter(plan, config.seed);
+  const fitter = new PreprocessingFitter(profile.columns, header);
+  let trainStore: RowStore | undefined = new RowStore(profile.columns, header, plan.kept.train);
+  const validationStore = new RowStore(profile.columns, header, plan.kept.validation);
+  const testRows: Record<string, string>[] = [];
+  const testTruth: number[] = [];
+  const classIndex = new Map(labels.map((name, i) => [name, i]));
+  const labelAt = header.indexOf(profile.label);
+
+  options.onProgress?.({ phase: 'sampling', rowsParsed: 0 });
+  await reread((raw, place) => {
+    const cells = fitToHeader(raw, header.length);
+    const label = cells?.[labelAt];
+    if (!cells || label === undefined || isMissing(label)) return;
+    const cls = classIndex.get(label.trim());
+    if (cls === undefined) throw new Error(`${place}: class '${label}' was not seen by the profiling pass`);
+    const role = splitter.assign(cls);
+    if (role === 'train') {
+      fitter.add(cells);
+      trainStore?.push(cells, cls);
+    } else if (role === 'validation') {
+      validationStore.push(cells, cls);
+    } else if (role === 'test') {
+      testRows.push(Object.fromEntries(header.map((column, j) => [column, cells[j] ?? ''])));
+      testTruth.push(cls);
+    }
+  });
+  const preprocessing = fitter.finish(profile.label, labels);
+  const order = seededOrder(trainStore.size, config.seed);
+  // The training vectors, in the seeded order; the compact rows can go.
+  const train = vectorsOf(trainStore, preprocessing, order);
+  trainStore = undefined;
+  const shape = mlpShape(preprocessing.inputWidth, k, train.labels.length);
+
+  const validation = tf.tidy(() => storeTensors(validationStore, preprocessing, k));
   const model = buildMlp(shape, config.seed);
-  let fitted: Awaited<ReturnType<typeof fitMlp>>;
+  let fitted: Awaited<ReturnType<typeof fitMlpBatches>>;
   try {
-    fitted = await fitMlp(model, tensors.train, tensors.validation, {
-      epochs: config.epochs,
-      batchSize: config.batchSize,
-      patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
-      classWeight: classWeights(
-        trainOrder.map((i) => dataset.y[i] ?? 0),
-        k,
-      ),
-      ...(options.onEpoch ? { onEpoch: options.onEpoch } : {}),
-    });
+    options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
+    fitted = await fitMlpBatches(
+      model,
+      () => batchesOf(train, preprocessing.inputWidth, k, config.batchSize),
+      validation,
+      {
+        epochs: config.epochs,
+        batchSize: config.batchSize,
+        patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
+        classWeight: classWeights(train.labels, k),
+        onEpoch: (progress) => {
+          options.onEpoch?.(progress);
+          options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
+        },
+      },
+    );
   } finally {
-    tf.dispose([tensors.train.x, tensors.train.y, tensors.validation.x, tensors.validation.y]);
+    tf.dispose([validation.x, validation.y]);
   }
-  const testRows = split.test.map((i) => dataset.rows[i] ?? {});
-  const testTruth = split.test.map((i) => dataset.y[i] ?? 0);
+  options.onProgress?.({ phase: 'evaluating' });
   const testX = transformRows(preprocessing, testRows);
   const artifacts = await saveModelArtifacts(model, config.quantize);
   // The float model's accuracy, to report what quantization costs.
@@ -113,7 +255,7 @@ export async function trainOnDataset(
       : classificationMetrics(
           testTruth,
           argmaxRows(predictProbabilities(model, testX, preprocessing.inputWidth), k),
-          dataset.labels,
+          labels,
         ).accuracy;
   const floatBytes = model.getWeights().reduce((sum, w) => sum + w.size * 4, 0);
   model.dispose();
@@ -122,7 +264,7 @@ export async function trainOnDataset(
   const shipped = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
   try {
     const probabilities = predictProbabilities(shipped, testX, preprocessing.inputWidth);
-    const metrics = classificationMetrics(testTruth, argmaxRows(probabilities, k), dataset.labels);
+    const metrics = classificationMetrics(testTruth, argmaxRows(probabilities, k), labels);
     if (config.quantize !== 'none' && floatAccuracy !== undefined) {
       metrics.quantization = {
         dtype: config.quantize,
@@ -130,40 +272,123 @@ export async function trainOnDataset(
         accuracyDelta: Math.round((metrics.accuracy - floatAccuracy) * 1e6) / 1e6,
       };
     }
-    const golden = goldenVectors(shipped, preprocessing, testRows, dataset.features);
+    const golden = goldenVectors(shipped, preprocessing, testRows, profile.features);
+    const sampled =
+      plan.kept.train < plan.planned.train ||
+      plan.kept.validation < plan.planned.validation ||
+      plan.kept.test < plan.planned.test;
     return {
       preprocessing,
       metrics,
-      classDistribution: classDistribution(dataset),
+      classDistribution: classDistribution(profile),
       golden,
       artifacts,
       shape,
-      rows: dataset.rows.length,
-      features: dataset.features,
-      classes: dataset.labels,
-      notices: dataset.notices,
+      rows: profile.stats.rowsKept,
+      features: profile.features,
+      classes: labels,
+      notices: sampled
+        ? [
+            ...profile.notices,
+            `trained on a seeded stratified sample: ${plan.kept.train} of ${plan.planned.train} training rows, scored on ${plan.kept.test} of ${plan.planned.test} test rows (config "sample")`,
+          ]
+        : profile.notices,
       backend,
       seed: config.seed,
       epochsRun: fitted.epochsRun,
       bestEpoch: fitted.bestEpoch,
-      testSet: { rows: testRows, labels: testTruth.map((y) => dataset.labels[y] ?? '') },
+      testSet: { rows: testRows, labels: testTruth.map((y) => labels[y] ?? '') },
+      parts: [],
+      extraRows: 0,
+      ...(sampled
+        ? {
+            sample: {
+              seed: config.seed,
+              trainRows: plan.kept.train,
+              validationRows: plan.kept.validation,
+              testRows: plan.kept.test,
+              of: {
+                trainRows: plan.planned.train,
+                validationRows: plan.planned.validation,
+                testRows: plan.planned.test,
+              },
+            },
+          }
+        : {}),
     };
   } finally {
     shipped.dispose();
   }
 }
 
-function toTensors(dataset: Dataset, preprocessing: Preprocessing, indices: readonly number[]) {
-  const rows = indices.map((i) => dataset.rows[i] ?? {});
-  const x = tf.tensor2d(transformRows(preprocessing, rows), [indices.length, preprocessing.inputWidth]);
-  const y = tf.oneHot(
-    tf.tensor1d(
-      indices.map((i) => dataset.y[i] ?? 0),
-      'int32',
-    ),
-    dataset.labels.length,
-  ) as tf.Tensor2D;
-  return { x, y: y.toFloat() as tf.Tensor2D };
+/** A seeded permutation of 0..n-1 (Fisher-Yates), as compact as the rows it orders. */
+function seededOrder(n: number, seed: number): Uint32Array {
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const random = seededRandom(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const a = order[i] as number;
+    order[i] = order[j] as number;
+    order[j] = a;
+  }
+  return order;
+}
+
+/** The rows of a store as vectors (the device's transform) in `order`, with their labels. */
+function vectorsOf(store: RowStore, preprocessing: Preprocessing, order: Uint32Array) {
+  const width = preprocessing.inputWidth;
+  const x = new Float32Array(order.length * width);
+  const labels = new Uint8Array(order.length);
+  const row: MutableRow = {};
+  for (let j = 0; j < order.length; j++) {
+    const i = order[j] as number;
+    transformInto(preprocessing, store.rowAt(i, row), x, j * width);
+    labels[j] = store.labelAt(i);
+  }
+  return { x, labels };
+}
+
+/** The widest vector the profiled columns can give (categoricals capped at maxCategories + 1). */
+function maxInputWidth(profile: DatasetProfile): number {
+  return profile.columns.reduce((sum, column) => {
+    if (column.kind === 'numeric') return sum + 1;
+    if (column.kind === 'date') return sum + 4;
+    if (column.kind === 'categorical')
+      return sum + Math.min(column.distinct, DATASET_LIMITS.maxCategories) + 1;
+    return sum;
+  }, 0);
+}
+
+/** One epoch's batches, made as they are asked for: one batch of tensors exists at a time. */
+function* batchesOf(
+  train: { x: Float32Array; labels: Uint8Array },
+  width: number,
+  classes: number,
+  batchSize: number,
+): Generator<Batch> {
+  const n = train.labels.length;
+  for (let start = 0; start < n; start += batchSize) {
+    const size = Math.min(batchSize, n - start);
+    const ys = new Float32Array(size * classes);
+    for (let j = 0; j < size; j++) ys[j * classes + (train.labels[start + j] as number)] = 1;
+    yield {
+      xs: tf.tensor2d(train.x.subarray(start * width, (start + size) * width), [size, width]),
+      ys: tf.tensor2d(ys, [size, classes]),
+    };
+  }
+}
+
+function storeTensors(store: RowStore, preprocessing: Preprocessing, classes: number) {
+  const width = preprocessing.inputWidth;
+  const xs = new Float32Array(store.size * width);
+  const ys = new Float32Array(store.size * classes);
+  const row: MutableRow = {};
+  for (let i = 0; i < store.size; i++) {
+    transformInto(preprocessing, store.rowAt(i, row), xs, i * width);
+    ys[i * classes + store.labelAt(i)] = 1;
+  }
+  return { x: tf.tensor2d(xs, [store.size, width]), y: tf.tensor2d(ys, [store.size, classes]) };
 }
 
 /**
@@ -173,7 +398,10 @@ function toTensors(dataset: Dataset, preprocessing: Preprocessing, indices: read
  */
 export const CLASS_WEIGHT_POWER = 0.25;
 
-export function classWeights(y: readonly number[], classes: number): Record<number, number> {
+export function classWeights(
+  y: ArrayLike<number> & Iterable<number>,
+  classes: number,
+): Record<number, number> {
   const counts = new Array<number>(classes).fill(0);
   for (const c of y) counts[c] = (counts[c] ?? 0) + 1;
   const weights: Record<number, number> = {};
@@ -183,11 +411,10 @@ export function classWeights(y: readonly number[], classes: number): Record<numb
   return weights;
 }
 
-function classDistribution(dataset: Dataset): Record<string, number> {
-  const counts = new Array<number>(dataset.labels.length).fill(0);
-  for (const c of dataset.y) counts[c] = (counts[c] ?? 0) + 1;
+function classDistribution(profile: DatasetProfile): Record<string, number> {
+  const total = profile.stats.rowsKept;
   return Object.fromEntries(
-    dataset.labels.map((name, c) => [name, Math.round(((counts[c] ?? 0) / dataset.y.length) * 1e6) / 1e6]),
+    profile.labels.map((name, c) => [name, Math.round(((profile.classCounts[c] ?? 0) / total) * 1e6) / 1e6]),
   );
 }
 

@@ -69,13 +69,16 @@ describe('S3 -> EventBridge filter', () => {
     return pattern.detail.object.key;
   };
 
-  it('is the topology prefix and suffix', () => {
-    expect(keyFilter()).toEqual([{ wildcard: `${datasetKeys.prefix}*${datasetKeys.suffix}` }]);
+  it('is the topology prefix with each dataset ending and the parts marker', () => {
+    expect(keyFilter()).toEqual(
+      datasetKeys.triggerSuffixes.map((suffix) => ({ wildcard: `${datasetKeys.prefix}*${suffix}` })),
+    );
+    expect(datasetKeys.triggerSuffixes).toEqual(expect.arrayContaining(['.csv', '.csv.gz', '/_SUCCESS']));
   });
 
   it('starts training for exactly the keys the local S3 notification does', () => {
     // Prepare
-    const [filter] = keyFilter();
+    const filters = keyFilter();
     const keys = [
       datasetKeys.dataset('vibration', 'day-1.csv'),
       datasetKeys.dataset('a-1', 'x.csv'),
@@ -87,6 +90,10 @@ describe('S3 -> EventBridge filter', () => {
       'datasets.csv',
       'other/datasets/x.csv',
       'datasets/x.csv.gz',
+      'datasets/pumps/june.jsonl.gz',
+      'datasets/pumps/run-1/_SUCCESS',
+      'datasets/_SUCCESS',
+      'datasets/pumps/run-1/part-0000.parquet',
     ];
     const local = (key: string) =>
       triggersTraining({
@@ -95,11 +102,11 @@ describe('S3 -> EventBridge filter', () => {
       });
 
     // Act
-    const cloud = keys.map((key) => wildcardMatches(filter?.wildcard ?? '', key));
+    const cloud = keys.map((key) => filters.some((filter) => wildcardMatches(filter.wildcard, key)));
 
     // Assess
     expect(cloud).toEqual(keys.map(local));
-    expect(cloud.filter(Boolean)).toHaveLength(4);
+    expect(cloud.filter(Boolean)).toHaveLength(8);
   });
 });
 

@@ -49,11 +49,18 @@ describe('edgeloop up', () => {
   let dataDir: string;
   let up: Run;
   let endpoints: Endpoints;
+  let printed: Endpoints & {
+    region: string;
+    credentials: { accessKeyId: string; secretAccessKey: string };
+    buckets: Record<string, string>;
+  };
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'edgeloop-up-'));
     up = run(['up', '--json', '--data-dir', dataDir]);
-    endpoints = JSON.parse(await firstLine(up)) as Endpoints;
+    printed = JSON.parse(await firstLine(up));
+    const { region: _region, credentials: _credentials, buckets: _buckets, ...services } = printed;
+    endpoints = services;
   });
 
   afterAll(async () => {
@@ -68,9 +75,9 @@ describe('edgeloop up', () => {
     // Prepare
     const s3 = new S3Client({
       endpoint: endpoints.s3,
-      region: 'us-east-1',
+      region: printed.region,
       forcePathStyle: true,
-      credentials: LOCAL_CREDENTIALS,
+      credentials: printed.credentials,
     });
 
     // Act
@@ -81,6 +88,11 @@ describe('edgeloop up', () => {
 
     // Assess
     expect(Object.keys(endpoints).sort()).toEqual(['dashboard', 'dynamodb', 'iotData', 'mqtt', 's3']);
+    expect(printed).toMatchObject({
+      region: 'us-east-1',
+      credentials: LOCAL_CREDENTIALS,
+      buckets: { datasets: buckets.datasets.localName, models: buckets.models.localName },
+    });
     expect(endpoints.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(endpoints.mqtt).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
     expect(listed.Buckets?.map((bucket) => bucket.Name).sort()).toEqual(

@@ -89,8 +89,10 @@ export const trainImageContext = [
   '!infra/aws/train-image',
 ];
 
-/** The S3 key filter, in EventBridge wildcard syntax, built from the topology. */
-export const datasetKeyWildcard = `${datasetKeys.prefix}*${datasetKeys.suffix}`;
+/** The S3 key filters, in EventBridge wildcard syntax, built from the topology (any one matches). */
+export const datasetKeyWildcards = datasetKeys.triggerSuffixes.map(
+  (suffix) => `${datasetKeys.prefix}*${suffix}`,
+);
 
 export interface TrainingProps {
   config: EdgeloopConfig;
@@ -170,13 +172,13 @@ export class Training extends Construct {
     }
 
     this.rule = new events.Rule(this, 'DatasetUploaded', {
-      description: `starts training when a ${datasetKeys.suffix} lands under ${datasetKeys.prefix}`,
+      description: `starts training when a dataset object or a ${datasetKeys.successMarker} marker lands under ${datasetKeys.prefix}`,
       eventPattern: {
         source: ['aws.s3'],
         detailType: ['Object Created'],
         detail: {
           bucket: { name: [resources.buckets.datasets.bucketName] },
-          object: { key: events.Match.wildcard(datasetKeyWildcard) },
+          object: { key: datasetKeyWildcards.flatMap((wildcard) => events.Match.wildcard(wildcard)) },
         },
       },
       targets: [

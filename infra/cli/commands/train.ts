@@ -1,26 +1,29 @@
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
-import { generateSigningKeyPair, pemSigner, sha256Hex, signManifest } from '../../../shared/manifest.ts';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { localDatasetSource } from '../../../shared/dataset/local.ts';
+import { generateSigningKeyPair, pemSigner, signManifest } from '../../../shared/manifest.ts';
 import { describeZodError, TrainingConfigSchema } from '../../../shared/schemas.ts';
 import { signerFromEnv } from '../../../shared/signing.ts';
 import { modelFiles } from '../../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/training/artifacts.ts';
 import type { EpochProgress } from '../../../shared/training/model.ts';
-import { trainFromCsv } from '../../../shared/training/train.ts';
+import { type TrainingProgress, trainFromSource } from '../../../shared/training/train.ts';
 import { defineCommand, intOption, modelOption, UsageError } from '../command.ts';
-import { progressBar } from '../ui.ts';
+import { formatBytes, type Progress, progressBar } from '../ui.ts';
 
 /** Name of the public key written next to an offline model signed with an ephemeral key. */
 export const OFFLINE_PUBLIC_KEY = 'signing-public.pem';
 
 export const trainCommand = defineCommand({
   name: 'train',
-  summary: 'train a model from a CSV offline, with the same code the training function uses',
+  summary:
+    'train a model offline from a dataset file or a folder of parts (CSV, CSV.gz, JSON Lines, Parquet), with the same code the training function uses',
   usage:
-    'edgeloop train FILE --model NAME [--label COL] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--key PEM] [--json]',
+    'edgeloop train FILE|DIR --model NAME [--label COL] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json]',
   examples: [
     'edgeloop train telemetry.csv --model pump --label condition',
+    'edgeloop train ./telemetry-parts/ --model pump --epochs 2 --max-train-rows 500000',
     'edgeloop train readings.csv --model pump --out ./pump-v1 --epochs 40 --json',
   ],
   positionals: [1, 1],
@@ -36,6 +39,16 @@ export const trainCommand = defineCommand({
     epochs: { type: 'string', description: 'maximum epochs (early stopping may end sooner)', valueName: 'N' },
     'batch-size': { type: 'string', description: 'mini-batch size', valueName: 'N' },
     seed: { type: 'string', description: 'random seed (same seed + backend = same model)', valueName: 'N' },
+    'max-train-rows': {
+      type: 'string',
+      description: 'training rows per epoch at most: a seeded stratified sample beyond (default 1000000)',
+      valueName: 'N',
+    },
+    'buffer-mb': {
+      type: 'string',
+      description: 'memory for the sampled rows, in MiB (default 256)',
+      valueName: 'N',
+    },
     quantize: {
       type: 'string',
       description: 'weight quantization: none, uint8 or float16',
@@ -50,27 +63,42 @@ export const trainCommand = defineCommand({
   async run({ values, positionals, out, err }) {
     const file = positionals[0] as string;
     const model = modelOption(values, true);
-    if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`no such file: ${file}`);
+    if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
     const config = parseConfig(values);
     const outDir = resolve(typeof values.out === 'string' ? values.out : join('models', model));
+    const silent = values.json === true || values.quiet === true;
+    const source = await localDatasetSource(file);
+    const bytesTotal = source.parts.reduce((sum, part) => sum + (part.size ?? 0), 0);
+    const passBar = (label: string) =>
+      progressBar({ label, total: bytesTotal, format: (done) => formatBytes(done), silent });
+    const bars: Partial<Record<TrainingProgress['phase'], Progress>> = {};
     const bar = progressBar({
       label: 'train',
       total: config.epochs,
       format: (epoch, epochs) => `epoch ${epoch}/${epochs}`,
-      silent: values.json === true || values.quiet === true,
+      silent,
     });
     let lastEpoch: EpochProgress | undefined;
+    let rowsParsed = 0;
     const onEpoch = (progress: EpochProgress) => {
       lastEpoch = progress;
       bar.update(progress.epoch, epochDetail(progress));
     };
+    // Rows parsed and bytes read while a pass streams: pass 1 profiles, pass 2 samples.
+    const rowsText = () => `${rowsParsed.toLocaleString('en-US')} rows`;
+    let phase: TrainingProgress['phase'] | undefined;
+    const onProgress = (progress: TrainingProgress) => {
+      if (progress.phase !== phase && phase) bars[phase]?.finish(rowsText());
+      phase = progress.phase;
+      if (progress.phase !== 'parsing' && progress.phase !== 'sampling') return;
+      const pass = bars[progress.phase] ?? passBar(progress.phase === 'parsing' ? 'parse' : 'sample');
+      bars[progress.phase] = pass;
+      rowsParsed = progress.rowsParsed ?? rowsParsed;
+      pass.update(progress.bytesRead ?? 0, rowsText());
+    };
 
-    const bytes = await readFile(file);
     const started = performance.now();
-    const outcome = await trainFromCsv(bytes, config, {
-      source: basename(file),
-      onEpoch,
-    });
+    const outcome = await trainFromSource(source, config, { source: source.name, onEpoch, onProgress });
     bar.finish(
       lastEpoch && lastEpoch.epoch < lastEpoch.epochs
         ? `${epochDetail(lastEpoch)} (stopped early: no better validation loss)`
@@ -83,8 +111,8 @@ export const trainCommand = defineCommand({
       version: 1,
       outcome,
       lowConfidence: config.lowConfidence,
-      datasetKey: basename(file),
-      datasetSha256: sha256Hex(bytes),
+      datasetKey: source.name,
+      datasetSha256: outcome.datasetSha256 ?? '',
     });
     await mkdir(outDir, { recursive: true });
     let signer: Awaited<ReturnType<typeof signerFromEnv>>;
@@ -105,6 +133,9 @@ export const trainCommand = defineCommand({
       version: 1,
       metrics: outcome.metrics,
       rows: outcome.rows,
+      parts: outcome.parts.length,
+      bytes: bytesTotal,
+      ...(outcome.sample ? { sample: outcome.sample } : {}),
       features: outcome.features,
       inputWidth: outcome.preprocessing.inputWidth,
       classes: outcome.classes,
@@ -123,7 +154,7 @@ export const trainCommand = defineCommand({
       `trained ${model}: accuracy ${pct(outcome.metrics.accuracy)}, macro-F1 ${pct(outcome.metrics.macroF1 ?? 0)} on ${outcome.metrics.testRows} held-out rows`,
     );
     out(
-      `  ${outcome.rows} rows, ${outcome.features.length} features (${outcome.features.join(', ')}), classes: ${outcome.classes.join(', ')}`,
+      `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), classes: ${outcome.classes.join(', ')}`,
     );
     out(`  ${outcome.epochsRun} epochs on ${outcome.backend} in ${(trainMs / 1000).toFixed(1)} s`);
     out(`  wrote ${outDir}/{${[modelFiles.topology, modelFiles.weights, modelFiles.manifest].join(',')}}`);
@@ -140,10 +171,19 @@ function parseConfig(values: Record<string, string | boolean | undefined>) {
     ...optional('epochs', intOption(values, 'epochs')),
     ...optional('batchSize', intOption(values, 'batch-size')),
     ...optional('seed', intOption(values, 'seed', 0)),
+    ...sampleOptions(values),
     ...(typeof values.quantize === 'string' ? { quantize: values.quantize } : {}),
   });
   if (!parsed.success) throw new UsageError(describeZodError(parsed.error));
   return parsed.data;
+}
+
+function sampleOptions(values: Record<string, string | boolean | undefined>) {
+  const sample = {
+    ...optional('maxTrainRows', intOption(values, 'max-train-rows')),
+    ...optional('bufferMb', intOption(values, 'buffer-mb')),
+  };
+  return Object.keys(sample).length ? { sample } : {};
 }
 
 function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {

@@ -1,10 +1,13 @@
+import { buckets, datasetKeys } from '../../../shared/topology.ts';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/env.ts';
 import { type InvokedEvent, startLocalStack } from '../../local/stack.ts';
 import { dataDirOption, defineCommand } from '../command.ts';
 import { colourEnabled, palette, renderTable } from '../ui.ts';
 
 export const upCommand = defineCommand({
   name: 'up',
-  summary: 'run the embedded local stack (S3, IoT Core, DynamoDB, rules) in the foreground',
+  summary:
+    'run the embedded local stack (S3, IoT Core, DynamoDB, rules) in the foreground; --json also prints the region, credentials and bucket names its S3 accepts',
   usage: 'edgeloop up [--data-dir DIR] [--no-dashboard] [--json]',
   examples: ['edgeloop up', 'edgeloop up --data-dir /tmp/edgeloop --json'],
   options: {
@@ -33,8 +36,14 @@ export const upCommand = defineCommand({
       );
     }
 
+    // What a user needs to reach the local S3 with the AWS CLI or any SDK.
+    const access = {
+      region: LOCAL_REGION,
+      credentials: { ...LOCAL_CREDENTIALS },
+      buckets: { datasets: buckets.datasets.localName, models: buckets.models.localName },
+    };
     if (json) {
-      out(JSON.stringify(stack.endpoints));
+      out(JSON.stringify({ ...stack.endpoints, ...access }));
     } else {
       const colour = palette(colourEnabled(process.stdout));
       out(`edgeloop local stack running on ${stack.dataDir}`);
@@ -42,6 +51,9 @@ export const upCommand = defineCommand({
       for (const line of renderTable(Object.entries(services).map(([name, url]) => [`  ${name}`, url])))
         out(line);
       if (dashboard) out(`Dashboard: ${colour.cyan(dashboard)} (open it in a browser)`);
+      out(
+        `AWS CLI: AWS_ACCESS_KEY_ID=${access.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${access.credentials.secretAccessKey} AWS_DEFAULT_REGION=${access.region} aws --endpoint-url ${stack.endpoints.s3} s3 sync ./parts s3://${access.buckets.datasets}/${datasetKeys.partsFolder('MODEL', 'RUN')} (then put ${datasetKeys.successMarker} there to train)`,
+      );
       out('Other edgeloop commands find it through --data-dir. Press Ctrl-C to stop.');
     }
 

@@ -1,0 +1,270 @@
+/**
+ * One pass over a dataset's records, in bounded memory: the header checks, label counts,
+ * ragged rows, and per-column statistics that `decideColumnKind` types the columns from.
+ * The same profiler serves the in-memory `parseDataset` and the streaming trainer, so a file
+ * gets the same typing and the same rejections whichever way it is read.
+ */
+import { InputError } from '../errors.ts';
+import { isMissing } from '../preprocess.ts';
+import { type ColumnProfile, ColumnStatistics, decideColumnKind } from './column-kind.ts';
+
+export interface DatasetOptions {
+  /** Label column; default: the last column. */
+  label?: string;
+  /** Feature columns to use; default: every other column that is usable. */
+  features?: string[];
+  minRowsPerClass?: number;
+  maxBytes?: number;
+  maxCategories?: number;
+  /** Share of non-numeric cells a numeric column may have (they are imputed). */
+  numericTolerance?: number;
+  maxClasses?: number;
+  /** Used in messages ("where"): the file name or S3 key. */
+  source?: string;
+}
+
+export const DATASET_LIMITS = {
+  /** No size cliff: streaming keeps memory bounded; this only refuses absurd uploads. */
+  maxBytes: 1024 ** 4,
+  maxCategories: 32,
+  numericTolerance: 0.02,
+  maxClasses: 50,
+  minRowsPerClass: 5,
+} as const;
+
+/** Label values counted before the profiler stops adding new ones (far above maxClasses). */
+const TRACKED_LABELS = 10_000;
+/** Ragged row numbers listed in the notice. */
+const LISTED_RAGGED = 20;
+
+export interface DatasetProfile {
+  header: string[];
+  label: string;
+  /** Class names, sorted; class indices point into this list. */
+  labels: string[];
+  /** Rows per class, by class index. */
+  classCounts: number[];
+  columns: ColumnProfile[];
+  /** Feature columns kept for training, in header order. */
+  features: string[];
+  notices: string[];
+  stats: {
+    rowsRead: number;
+    rowsKept: number;
+    droppedMissingLabel: number;
+    droppedRagged: number;
+    missingCells: number;
+  };
+}
+
+/** Where a record came from, for messages: its part (when there are several) and data row. */
+export interface RecordPlace {
+  part?: string;
+  row: number;
+}
+
+export function placeText(place: RecordPlace): string {
+  return place.part ? `${place.part} data row ${place.row}` : `data row ${place.row}`;
+}
+
+/** Header cells -> column names; rejects duplicates; drops an empty trailing column. */
+export function headerNames(header: readonly string[], where: string): string[] {
+  const cells = [...header];
+  // A trailing delimiter on every line is a common export quirk: drop the empty last column.
+  while (cells.length > 1 && cells[cells.length - 1]?.trim() === '') cells.pop();
+  const names = cells.map((cell, i) => cell.trim() || `column_${i + 1}`);
+  const seen = new Map<string, number>();
+  names.forEach((name, i) => {
+    const first = seen.get(name);
+    if (first !== undefined) {
+      throw new InputError(
+        `${where}column name '${name}' appears twice in the header (columns ${first + 1} and ${i + 1}): rename one`,
+      );
+    }
+    seen.set(name, i);
+  });
+  return names;
+}
+
+/**
+ * A record's cells when it has the header's width (a trailing empty cell, a common export
+ * quirk, is accepted), else undefined (a ragged row).
+ */
+export function fitToHeader(cells: string[], width: number): string[] | undefined {
+  if (cells.length === width) return cells;
+  if (cells.length === width + 1 && cells[width]?.trim() === '') return cells.slice(0, width);
+  return undefined;
+}
+
+export class DatasetProfiler {
+  readonly label: string;
+  readonly labelIndex: number;
+  private readonly featureIndex: number[];
+  private readonly columnStats: ColumnStatistics[];
+  private readonly labelCounts = new Map<string, number>();
+  private labelsOverflow = false;
+  private rowsRead = 0;
+  private rowsKept = 0;
+  private droppedMissingLabel = 0;
+  private ragged: RecordPlace[] = [];
+  private raggedCount = 0;
+
+  constructor(
+    readonly header: string[],
+    private readonly options: DatasetOptions,
+    private readonly where: string,
+  ) {
+    const label = options.label ?? (header[header.length - 1] as string);
+    if (!header.includes(label)) {
+      throw new InputError(
+        `${where}label column '${label}' is not in the header; columns are: ${header.join(', ')} (set --label or "label" in edgeloop.json)`,
+      );
+    }
+    this.label = label;
+    this.labelIndex = header.indexOf(label);
+    const wanted = options.features ?? header.filter((column) => column !== label);
+    for (const column of wanted) {
+      if (!header.includes(column)) {
+        throw new InputError(
+          `${where}feature column '${column}' is not in the header; columns are: ${header.join(', ')}`,
+        );
+      }
+      if (column === label)
+        throw new InputError(`${where}column '${label}' cannot be both label and feature`);
+    }
+    this.featureIndex = wanted.map((column) => header.indexOf(column));
+    this.columnStats = wanted.map((column) => new ColumnStatistics(column));
+  }
+
+  /** Adds one record; returns its cells (label trimmed) when the row is kept. */
+  add(raw: string[], place: RecordPlace): string[] | undefined {
+    this.rowsRead++;
+    const cells = fitToHeader(raw, this.header.length);
+    if (!cells) {
+      this.raggedCount++;
+      if (this.ragged.length < LISTED_RAGGED) this.ragged.push(place);
+      return undefined;
+    }
+    const labelValue = cells[this.labelIndex] ?? '';
+    if (isMissing(labelValue)) {
+      this.droppedMissingLabel++;
+      return undefined;
+    }
+    const label = labelValue.trim();
+    cells[this.labelIndex] = label;
+    const count = this.labelCounts.get(label);
+    if (count !== undefined) this.labelCounts.set(label, count + 1);
+    else if (this.labelCounts.size < TRACKED_LABELS) this.labelCounts.set(label, 1);
+    else this.labelsOverflow = true;
+    this.rowsKept++;
+    const where = () => placeText(place);
+    for (let i = 0; i < this.featureIndex.length; i++) {
+      (this.columnStats[i] as ColumnStatistics).add(cells[this.featureIndex[i] as number] ?? '', where);
+    }
+    return cells;
+  }
+
+  /** The profile, or the rejection the records earned. */
+  finish(): DatasetProfile {
+    const { where, header, label } = this;
+    const notices: string[] = [];
+    if (this.rowsRead === 0) {
+      throw new InputError(
+        `${where}the file has a header (${header.join(', ')}) but no data rows: add at least one row per class`,
+      );
+    }
+    const ragged = this.raggedCount;
+    if (ragged > Math.max(1, this.rowsRead * 0.01) || ragged === this.rowsRead) {
+      throw new InputError(
+        `${where}${ragged} of ${this.rowsRead} rows do not have ${header.length} fields like the header (first: ${placeText(this.ragged[0] as RecordPlace)}): check the delimiter and quoting`,
+      );
+    }
+    if (ragged > 0) {
+      const listed = this.ragged.map((place) => (place.part ? placeText(place) : String(place.row)));
+      notices.push(
+        `dropped ${ragged} row(s) with the wrong number of fields (data row ${listed.join(', ')}${ragged > listed.length ? ', ...' : ''})`,
+      );
+    }
+    if (this.droppedMissingLabel > 0) {
+      notices.push(`dropped ${this.droppedMissingLabel} row(s) with no value in label column '${label}'`);
+    }
+    const { labels, classCounts } = this.checkClasses();
+    const maxCategories = this.options.maxCategories ?? DATASET_LIMITS.maxCategories;
+    const kindOptions = {
+      maxCategories,
+      numericTolerance: this.options.numericTolerance ?? DATASET_LIMITS.numericTolerance,
+    };
+    const columns = this.columnStats.map((stats) => decideColumnKind(stats, kindOptions, where));
+    let missingCells = 0;
+    for (const profile of columns) {
+      if (profile.kind === 'dropped') {
+        notices.push(`dropped column '${profile.column}': ${profile.reason}`);
+        continue;
+      }
+      missingCells += profile.missing + profile.invalid;
+      if (profile.missing > 0) {
+        notices.push(`column '${profile.column}': ${profile.missing} missing value(s) imputed`);
+      }
+      if (profile.kind === 'categorical' && profile.distinct > maxCategories) {
+        notices.push(
+          `column '${profile.column}': ${profile.distinctExact === false ? 'about ' : ''}${profile.distinct} distinct values; the ${maxCategories} most frequent get their own slot, the rest share one "other" slot`,
+        );
+      }
+      if (profile.invalid > 0) {
+        notices.push(
+          `column '${profile.column}': ${profile.invalid} non-numeric value(s) treated as missing`,
+        );
+      }
+    }
+    const features = columns.filter((profile) => profile.kind !== 'dropped').map((profile) => profile.column);
+    if (features.length === 0) {
+      throw new InputError(
+        `${where}no usable feature columns besides label '${label}' (${columns.map((c) => `${c.column}: ${c.reason}`).join('; ') || 'the file has only the label column'}): add numeric or categorical columns`,
+      );
+    }
+    return {
+      header,
+      label,
+      labels,
+      classCounts,
+      columns,
+      features,
+      notices,
+      stats: {
+        rowsRead: this.rowsRead,
+        rowsKept: this.rowsKept,
+        droppedMissingLabel: this.droppedMissingLabel,
+        droppedRagged: ragged,
+        missingCells,
+      },
+    };
+  }
+
+  private checkClasses(): { labels: string[]; classCounts: number[] } {
+    const { where, label, options, labelCounts: counts } = this;
+    const labels = [...counts.keys()].sort();
+    if (labels.length === 0) {
+      throw new InputError(`${where}label column '${label}' has no values: fill in the label for each row`);
+    }
+    if (labels.length === 1) {
+      throw new InputError(
+        `${where}label column '${label}' has only one class ('${labels[0]}') in ${this.rowsKept} rows: a classifier needs rows of at least two classes`,
+      );
+    }
+    const maxClasses = options.maxClasses ?? DATASET_LIMITS.maxClasses;
+    if (labels.length > maxClasses) {
+      throw new InputError(
+        `${where}label column '${label}' has ${this.labelsOverflow ? 'over ' : ''}${labels.length} distinct values (limit ${maxClasses}): edgeloop trains classifiers, so pick a categorical label column or bin the values`,
+      );
+    }
+    const minRows = options.minRowsPerClass ?? DATASET_LIMITS.minRowsPerClass;
+    const rare = labels.filter((name) => (counts.get(name) ?? 0) < minRows);
+    if (rare.length > 0) {
+      const list = rare.map((name) => `'${name}' (${counts.get(name)})`).join(', ');
+      throw new InputError(
+        `${where}too few rows per class in label column '${label}': ${list}; each class needs at least ${minRows} rows: add rows or merge/remove those classes`,
+      );
+    }
+    return { labels, classCounts: labels.map((name) => counts.get(name) ?? 0) };
+  }
+}
