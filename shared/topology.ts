@@ -53,9 +53,20 @@ export const datasetKeys = {
   feedbackPrefix: (model: string) => `feedback/${model}/`,
   /** One CSV of hard examples from one gateway (under feedbackPrefix). */
   feedbackFile: (model: string, thing: string, fileName: string) => `feedback/${model}/${thing}/${fileName}`,
-  /** A retrain started by the rollout controller: a copy of the base dataset under a new key. */
-  retrain: (model: string, fromVersion: number, tsMs: number) =>
-    `datasets/${model}/retrain-v${fromVersion}-${tsMs}.csv`,
+  /**
+   * The key that starts a retrain the rollout controller copies from `baseKey`: an object of
+   * the same format, or the marker of a folder of parts when the base was one.
+   */
+  retrain(model: string, fromVersion: number, tsMs: number, baseKey: string): string {
+    const name = `retrain-v${fromVersion}-${tsMs}`;
+    if (datasetKeys.kindOf(baseKey)?.kind === 'parts') return datasetKeys.successKey(model, name);
+    const lower = baseKey.toLowerCase();
+    // Longest ending first: `.csv.gz` must not be taken for `.csv`.
+    const suffix = [...DATASET_OBJECT_SUFFIXES]
+      .sort((a, b) => b.length - a.length)
+      .find((s) => lower.endsWith(s));
+    return `datasets/${model}/${name}${suffix ?? '.csv'}`;
+  },
   /** What a key that starts a run names: one dataset object, or a folder of parts; else undefined. */
   kindOf(key: string): DatasetKeyKind | undefined {
     const object = /^datasets\/([^/]+)\/[^/]+$/.exec(key);

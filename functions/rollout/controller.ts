@@ -9,7 +9,7 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
-import { CopyObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { errorMessage } from '../../shared/errors.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
@@ -27,6 +27,7 @@ import { readTrainingConfig } from '../training/config.ts';
 import type { TrainingLog } from '../training/deps.ts';
 import { listRegistry, type RegistryStore } from '../training/registry.ts';
 import { countLabelledFeedback } from './feedback-store.ts';
+import { copyBaseDataset } from './retrain-dataset.ts';
 
 export interface ControllerDeps {
   ddb: DynamoDBDocumentClient;
@@ -259,16 +260,8 @@ async function watchDrift(
   if (!since) delete next.since;
   let retrain: ControllerReport['retrains'][number] | undefined;
   if (verdict.retrain) {
-    const datasetKey = datasetKeys.retrain(model, released.version, now);
-    await deps.s3.send(
-      new CopyObjectCommand({
-        Bucket: deps.datasetsBucket,
-        Key: datasetKey,
-        CopySource: `${deps.datasetsBucket}/${released.datasetKey.split('/').map(encodeURIComponent).join('/')}`,
-        ContentType: 'text/csv',
-        MetadataDirective: 'REPLACE',
-      }),
-    );
+    const datasetKey = datasetKeys.retrain(model, released.version, now, released.datasetKey);
+    await copyBaseDataset(deps.s3, deps.datasetsBucket, released.datasetKey, datasetKey);
     next = { ...next, retrainKey: datasetKey, retrainAt: new Date(now).toISOString() };
     retrain = { model, fromVersion: released.version, datasetKey, reason: verdict.reason };
     deps.log.info('retrain started on sustained drift', retrain);

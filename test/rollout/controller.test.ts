@@ -3,12 +3,13 @@
  * notices through the Publish shim), driven directly with the registry states it must handle.
  */
 import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import { type ControllerDeps, runRolloutController } from '../../functions/rollout/controller.ts';
 import { listFeedbackObjects } from '../../functions/rollout/feedback-store.ts';
+import { copyBaseDataset } from '../../functions/rollout/retrain-dataset.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
@@ -160,5 +161,37 @@ describe('feedback listing on the local S3', () => {
 
     // Assess
     expect(listed.map((object) => object.key)).toEqual(keys);
+  }, 60_000);
+});
+
+describe('retrain dataset copy on the local S3', () => {
+  it('copies a folder of parts part by part and writes its marker last', async () => {
+    // Prepare: a folder of two parts and its marker (the bodies are not a trainable dataset on purpose:
+    // the run the marker starts fails validation and publishes nothing).
+    const model = 'partsretrain';
+    const s3 = s3Client();
+    const bucket = buckets.datasets.localName;
+    const base = datasetKeys.partsFolder(model, 'run-1');
+    for (const [name, body] of [
+      ['part-0000.csv', 'x\n1\n'],
+      ['part-0001.csv', 'x\n2\n'],
+    ])
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${base}${name}`, Body: body }));
+    const baseMarker = datasetKeys.successKey(model, 'run-1');
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: baseMarker, Body: '' }));
+    const retrainKey = datasetKeys.retrain(model, 3, now, baseMarker);
+
+    // Act
+    const copied = await copyBaseDataset(s3, bucket, baseMarker, retrainKey);
+
+    // Assess
+    const folder = datasetKeys.partsFolder(model, `retrain-v3-${now}`);
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: folder }));
+    expect(copied).toBe(2);
+    expect((listed.Contents ?? []).map((item) => item.Key).sort()).toEqual(
+      [`${folder}_SUCCESS`, `${folder}part-0000.csv`, `${folder}part-0001.csv`].sort(),
+    );
+    const second = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${folder}part-0001.csv` }));
+    expect(await second.Body?.transformToString()).toBe('x\n2\n');
   }, 60_000);
 });

@@ -48,6 +48,25 @@ describe('dataset keys', () => {
     expect(datasetKeys.modelOf('feedback/pumps/x.csv')).toBeUndefined();
     expect(datasetKeys.modelOf('datasets/Bad Name/x.csv')).toBeUndefined();
   });
+
+  it("give a retrain the base dataset's format, and a folder with its marker for a folder of parts", () => {
+    expect(datasetKeys.retrain('pumps', 4, 7, 'datasets/pumps/june.csv')).toBe(
+      'datasets/pumps/retrain-v4-7.csv',
+    );
+    expect(datasetKeys.retrain('pumps', 4, 7, 'datasets/pumps/june.csv.gz')).toBe(
+      'datasets/pumps/retrain-v4-7.csv.gz',
+    );
+    expect(datasetKeys.retrain('pumps', 4, 7, 'datasets/pumps/june.parquet')).toBe(
+      'datasets/pumps/retrain-v4-7.parquet',
+    );
+    const fromParts = datasetKeys.retrain('pumps', 4, 7, datasetKeys.successKey('pumps', 'run-1'));
+    expect(fromParts).toBe(datasetKeys.successKey('pumps', 'retrain-v4-7'));
+    expect(datasetKeys.kindOf(fromParts)).toEqual({
+      model: 'pumps',
+      kind: 'parts',
+      prefix: datasetKeys.partsFolder('pumps', 'retrain-v4-7'),
+    });
+  });
 });
 
 describe('thing policy', () => {
