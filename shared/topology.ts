@@ -61,10 +61,7 @@ export const datasetKeys = {
     const name = `retrain-v${fromVersion}-${tsMs}`;
     if (datasetKeys.kindOf(baseKey)?.kind === 'parts') return datasetKeys.successKey(model, name);
     const lower = baseKey.toLowerCase();
-    // Longest ending first: `.csv.gz` must not be taken for `.csv`.
-    const suffix = [...DATASET_OBJECT_SUFFIXES]
-      .sort((a, b) => b.length - a.length)
-      .find((s) => lower.endsWith(s));
+    const suffix = DATASET_OBJECT_SUFFIXES.find((ending) => lower.endsWith(ending));
     return `datasets/${model}/${name}${suffix ?? '.csv'}`;
   },
   /** What a key that starts a run names: one dataset object, or a folder of parts; else undefined. */

@@ -18,8 +18,9 @@ export async function copyBaseDataset(
   baseKey: string,
   retrainKey: string,
 ): Promise<number> {
+  const source = datasetKeys.kindOf(baseKey);
   const target = datasetKeys.kindOf(retrainKey);
-  if (target?.kind !== 'parts') {
+  if (source?.kind !== 'parts' || target?.kind !== 'parts') {
     await s3.send(
       new CopyObjectCommand({ Bucket: bucket, Key: retrainKey, CopySource: copySource(bucket, baseKey) }),
     );
@@ -27,11 +28,11 @@ export async function copyBaseDataset(
   }
   const { parts } = await s3DatasetSource(s3, { bucket, key: baseKey });
   for (const part of parts) {
-    const base = part.name.slice(part.name.lastIndexOf('/') + 1);
+    // The path below the folder is kept: Hive-style subfolders (`dt=1/part-0.csv`) may share names.
     await s3.send(
       new CopyObjectCommand({
         Bucket: bucket,
-        Key: `${target.prefix}${base}`,
+        Key: `${target.prefix}${part.name.slice(source.prefix.length)}`,
         CopySource: copySource(bucket, part.name),
       }),
     );
