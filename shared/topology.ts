@@ -28,6 +28,7 @@ export const MAX_BATCH_RESULTS = 2000;
 const DATASET_OBJECT_SUFFIXES = ['.csv', '.csv.gz', '.jsonl', '.jsonl.gz', '.parquet'] as const;
 /** The marker Spark, Glue and Hadoop write when every part of an output folder is in place. */
 const SUCCESS_MARKER = '_SUCCESS';
+const RUN_STATE_PREFIX = 'runs/';
 
 export type DatasetKeyKind =
   | { model: string; kind: 'object' }
@@ -78,7 +79,9 @@ export const datasetKeys = {
     return undefined;
   },
   /** The train step's output state when it ran on the managed engine (read back by collectTrain). */
-  runState: (model: string, version: number) => `runs/${model}/v${version}/train-state.json`,
+  runState: (model: string, version: number) => `${RUN_STATE_PREFIX}${model}/v${version}/train-state.json`,
+  /** Every run state is under this prefix (the managed train job may write only here). */
+  runStatePrefix: RUN_STATE_PREFIX,
   /** The model a dataset key trains, or undefined when the key is not a dataset. */
   modelOf(key: string): string | undefined {
     return datasetKeys.kindOf(key)?.model;

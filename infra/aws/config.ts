@@ -9,6 +9,15 @@ import { describeZodError } from '../../shared/schemas.ts';
 
 export const CONTEXT_PREFIX = 'edgeloop:';
 
+/** The memory range (GB) Fargate allows for each vCPU count a Batch job may ask for. */
+const FARGATE_MEMORY_GB: Record<number, readonly [number, number]> = {
+  1: [2, 8],
+  2: [4, 16],
+  4: [8, 30],
+  8: [16, 60],
+  16: [32, 120],
+};
+
 export const EdgeloopConfigSchema = z
   .object({
     /** Suffix for the stack and the per-stage names (IoT rules, SSM parameter). */
@@ -24,6 +33,20 @@ export const EdgeloopConfigSchema = z
     /** The train step's Lambda memory (MB) and timeout (minutes). */
     trainMemoryMb: z.coerce.number().int().min(512).max(10240).default(3008),
     trainTimeoutMinutes: z.coerce.number().int().min(1).max(15).default(15),
+    /**
+     * The managed engine (AWS Batch on Fargate) for datasets beyond Lambda: one job's vCPUs,
+     * memory (GB, within what Fargate allows for that many vCPUs) and timeout (hours), and the
+     * vCPUs all running jobs may use at once (the compute environment's ceiling).
+     */
+    managedTrainVcpu: z.coerce
+      .number()
+      .refine((v) => v in FARGATE_MEMORY_GB, {
+        message: `Fargate takes ${Object.keys(FARGATE_MEMORY_GB).join(', ')} vCPUs`,
+      })
+      .default(4),
+    managedTrainMemoryGb: z.coerce.number().int().min(1).max(120).default(16),
+    managedTrainTimeoutHours: z.coerce.number().int().min(1).max(48).default(8),
+    managedMaxVcpus: z.coerce.number().int().min(1).max(256).default(16),
     /** Alarm thresholds: failed training runs per hour, aggregator errors per 5 min, DLQ messages. */
     trainingFailureThreshold: z.coerce.number().int().min(1).default(1),
     aggregatorErrorThreshold: z.coerce.number().int().min(1).default(5),
@@ -38,7 +61,17 @@ export const EdgeloopConfigSchema = z
     /** Optional address subscribed to the alarm topic. */
     alarmEmail: z.string().email().optional(),
   })
-  .strict();
+  .strict()
+  .refine(
+    (config) => {
+      const [min, max] = FARGATE_MEMORY_GB[config.managedTrainVcpu] ?? [0, 0];
+      return config.managedTrainMemoryGb >= min && config.managedTrainMemoryGb <= max;
+    },
+    {
+      path: ['managedTrainMemoryGb'],
+      message: 'Fargate allows 2-8 GB at 1 vCPU, 4-16 at 2, 8-30 at 4, 16-60 at 8 and 32-120 at 16',
+    },
+  );
 export type EdgeloopConfig = z.infer<typeof EdgeloopConfigSchema>;
 export type EdgeloopConfigInput = z.input<typeof EdgeloopConfigSchema>;
 

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsTableName } from '../../infra/aws/constructs/tables.ts';
+import { trainingSteps } from '../../infra/aws/constructs/training.ts';
 import { renderCfnValue } from '../../infra/aws/nag.ts';
 import { handlerEntries } from '../../infra/aws/paths.ts';
 import { localEnv } from '../../infra/local/env.ts';
@@ -234,9 +235,19 @@ describe('function environment', () => {
 
   it('sets exactly the topology variable names on every function', () => {
     const all = expectedEnv();
-    // Six training steps, the rollout controller and one aggregator per rule.
-    expect(all).toHaveLength(6 + 1 + Object.keys(rules).length);
+    // The training steps, the rollout controller and one aggregator per rule.
+    expect(all).toHaveLength(trainingSteps.length + 1 + Object.keys(rules).length);
     for (const { actual, expected } of all) expect(actual).toEqual(expected);
+  });
+
+  it('gives the managed train job exactly the train step variable names', () => {
+    const [[, job] = []] = resourcesOfType(synth.resources, 'AWS::Batch::JobDefinition');
+    const container = job?.Properties?.ContainerProperties as
+      | { Environment?: { Name: string }[] }
+      | undefined;
+    expect((container?.Environment ?? []).map((variable) => variable.Name).sort()).toEqual(
+      declaredEnv('train'),
+    );
   });
 
   it('sets only variables the local stack also sets', () => {

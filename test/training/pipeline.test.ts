@@ -1,10 +1,18 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainingDeps, TrainingLog } from '../../functions/training/deps.ts';
 import { currentRelease, listRegistry } from '../../functions/training/registry.ts';
-import { createTrainingSteps, runTraining, type TrainingSteps } from '../../functions/training/steps.ts';
+import {
+  createTrainingSteps,
+  newRunState,
+  runTraining,
+  type TrainingSteps,
+} from '../../functions/training/steps.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
@@ -95,6 +103,22 @@ const noticesArrive = (model: string, count: number) =>
   eventually(() => releaseNotices(model).length >= count, 5000, `${count} release notice(s) of ${model}`);
 
 const small = generateDemoDataset({ rows: 400, seed: 1 });
+
+const tsxCli = join(import.meta.dirname, '..', '..', 'node_modules', 'tsx', 'dist', 'cli.mjs');
+const trainTask = join(import.meta.dirname, '..', '..', 'functions', 'train-task.ts');
+
+/** Runs functions/train-task.ts as the managed job does: a process of its own, state in env. */
+async function runTrainTask(state: unknown): Promise<{ exitCode: number; stderr: string }> {
+  try {
+    const { stderr } = await promisify(execFile)(process.execPath, [tsxCli, trainTask], {
+      env: { ...process.env, EDGELOOP_STATE: JSON.stringify(state) },
+    });
+    return { exitCode: 0, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stderr?: string };
+    return { exitCode: failed.code ?? -1, stderr: failed.stderr ?? String(error) };
+  }
+}
 
 describe('training pipeline against s3rver, dynalite and a Publish endpoint', () => {
   it('releases a first version: artifacts, signed manifest, registry entry, retained notice', async () => {
@@ -236,6 +260,37 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
       [2, 'released'],
       [1, 'failed'],
     ]);
+  });
+
+  it('trains on the managed engine in a process of its own, as the Batch job runs the image', async () => {
+    // Prepare
+    await configure('press', { epochs: 12, engine: 'managed' });
+    const record = await upload('press', 'day1.csv', small);
+    const validated = await steps.validate(newRunState(record));
+    // Act: the job's entry, with the run state in its environment as the state machine passes it.
+    const job = await runTrainTask(validated);
+    const trained = await steps.collectTrain(validated);
+    const gated = await steps.gate(trained);
+    const notified = await steps.notify(await steps.publish(gated));
+    // Assess
+    expect(validated.engine).toBe('managed');
+    expect(job.exitCode, job.stderr).toBe(0);
+    expect(gated.gate?.accuracy).toBeGreaterThan(0.7);
+    expect(notified.outcome).toBe('released');
+    await noticesArrive('press', 1);
+  });
+
+  it('keeps a bad dataset a rejection across the managed job: the job succeeds, collectTrain rejects', async () => {
+    // Prepare
+    await configure('press-bad', { epochs: 3, engine: 'managed' });
+    const record = await upload('press-bad', 'broken.csv', fixture('broken-numeric-garbage.csv'));
+    const validated = await steps.validate(newRunState(record));
+    // Act
+    const job = await runTrainTask(validated);
+    const collected = steps.collectTrain(validated);
+    // Assess: stored as a rejection, so Batch and Step Functions do not retry bad input.
+    expect(job.exitCode, job.stderr).toBe(0);
+    await expect(collected).rejects.toMatchObject({ name: 'InputError' });
   });
 
   it('ignores objects that are not datasets without touching the registry', async () => {

@@ -99,6 +99,20 @@ export function functionBasics(
   return { role, logGroup };
 }
 
+/** Exactly `functions[name].env` (plus `powertoolsEnv`) with this stack's values. */
+export function environmentOf(
+  name: FunctionName,
+  resources: EdgeloopResources,
+  serviceSuffix = '',
+): Record<string, string> {
+  return Object.fromEntries(
+    [...functions[name].env, ...powertoolsEnv].map((key) => [
+      envVars[key],
+      envValue(key, name, resources, serviceSuffix),
+    ]),
+  );
+}
+
 /**
  * Sets exactly `functions[name].env` (plus `powertoolsEnv`) on `fn` and grants exactly `access`.
  * `serviceSuffix` distinguishes several functions built from one topology entry
@@ -111,12 +125,25 @@ export function bindFunction(
   access: Access,
   serviceSuffix = '',
 ): void {
-  for (const key of [...functions[name].env, ...powertoolsEnv]) {
-    fn.addEnvironment(envVars[key], envValue(key, name, resources, serviceSuffix));
+  for (const [variable, value] of Object.entries(environmentOf(name, resources, serviceSuffix))) {
+    fn.addEnvironment(variable, value);
   }
   const role = fn.role;
   if (!role) throw new Error(`${fn.node.path} has no role to grant to`);
+  grantAccess(role, fn, name, resources, access);
+}
 
+/**
+ * Grants `role` exactly `access`, and nothing else; `owner` is where the nag acknowledgements
+ * of the per-bucket object wildcards are named (a function, or a container's job).
+ */
+export function grantAccess(
+  role: iam.IRole,
+  owner: Construct,
+  name: FunctionName,
+  resources: EdgeloopResources,
+  access: Access,
+): void {
   const readBuckets = new Set(access.readBuckets ?? []);
   const writeBuckets = new Set(access.writeBuckets ?? []);
   for (const key of new Set([...readBuckets, ...writeBuckets])) {
@@ -134,7 +161,7 @@ export function bindFunction(
     }
     acknowledge(
       role,
-      wildcardFinding(fn, bucket.arnForObjects('*')),
+      wildcardFinding(owner, bucket.arnForObjects('*')),
       `${name} reads or writes objects whose keys are chosen at run time (datasets and model versions), so the grant covers the objects of this one bucket and no other.`,
     );
   }

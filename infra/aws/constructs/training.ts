@@ -5,8 +5,8 @@
  * (tfjs-node inside), with the step chosen by the image CMD. Any failure is caught,
  * recorded in the registry by recordFailure, and ends in a Fail state.
  */
-import { Duration, IgnoreMode } from 'aws-cdk-lib';
-import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import { Duration, IgnoreMode, Stack } from 'aws-cdk-lib';
+import { DockerImageAsset, type DockerImageAssetOptions, Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as iam from 'aws-cdk-lib/aws-iam';
@@ -27,10 +27,19 @@ import {
   functionBasics,
   retentionDays,
 } from './function-binding.ts';
+import { ManagedTraining } from './managed-training.ts';
 import { grantPublishNotices } from './rollout.ts';
 
 /** The named handlers of functions/training-steps.ts, in pipeline order. */
-export const trainingSteps = ['validate', 'train', 'gate', 'publish', 'notify', 'recordFailure'] as const;
+export const trainingSteps = [
+  'validate',
+  'train',
+  'collectTrain',
+  'gate',
+  'publish',
+  'notify',
+  'recordFailure',
+] as const;
 export type TrainingStep = (typeof trainingSteps)[number];
 
 /** What each step may touch. Only publish signs; only notify publishes to IoT. */
@@ -45,6 +54,8 @@ const stepAccess: Record<TrainingStep, Access> = {
     readTables: ['registry'],
     writeTables: ['registry'],
   },
+  // Reads back what the managed train job stored under runs/ (train-state.json).
+  collectTrain: { readBuckets: ['datasets'] },
   gate: { readTables: ['registry'], writeTables: ['registry'] },
   // Signs and stores the manifest (reading it back when a retry finds its own earlier write).
   publish: {
@@ -68,6 +79,7 @@ const stepAccess: Record<TrainingStep, Access> = {
 const stepRetries: Record<TrainingStep, number> = {
   validate: 2,
   train: 1,
+  collectTrain: 2,
   gate: 2,
   publish: 2,
   notify: 3,
@@ -89,6 +101,14 @@ export const trainImageContext = [
   '!infra/aws/train-image',
 ];
 
+/** One image for every step and the managed job: same source, same asset (built once). */
+const trainImage: DockerImageAssetOptions = {
+  file: trainDockerfile,
+  platform: Platform.LINUX_AMD64,
+  ignoreMode: IgnoreMode.DOCKER,
+  exclude: trainImageContext,
+};
+
 /** The S3 key filters, in EventBridge wildcard syntax, built from the topology (any one matches). */
 export const datasetKeyWildcards = datasetKeys.triggerSuffixes.map(
   (suffix) => `${datasetKeys.prefix}*${suffix}`,
@@ -105,6 +125,7 @@ export class Training extends Construct {
   readonly steps: Record<TrainingStep, lambda.DockerImageFunction>;
   readonly stateMachine: sfn.StateMachine;
   readonly rule: events.Rule;
+  readonly managed: ManagedTraining;
 
   constructor(scope: Construct, id: string, props: TrainingProps) {
     super(scope, id);
@@ -132,25 +153,51 @@ export class Training extends Construct {
     const skipped = new sfn.Succeed(this, 'Skipped', { comment: 'not a dataset key, or a repeated event' });
     const rejected = new sfn.Succeed(this, 'RejectedByGate', { comment: 'gate recorded it in the registry' });
 
-    // validate -> (skipped?) -> train -> gate -> (passed?) -> publish -> notify
+    this.managed = new ManagedTraining(this, 'Managed', {
+      config,
+      resources,
+      image: new DockerImageAsset(this, 'TrainImage', { directory: repoRoot, ...trainImage }),
+      trainAccess: stepAccess.train,
+      retention,
+    });
+    const trainManaged = this.managed.submit(this, 'TrainManaged');
+    // The job already retries nothing on its own: one more attempt, as for the Lambda train.
+    trainManaged.addRetry({
+      errors: ['States.ALL'],
+      maxAttempts: stepRetries.train,
+      interval: Duration.minutes(1),
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    trainManaged.addCatch(recordFailure, { resultPath: '$.error' });
+
+    // validate -> (skipped?) -> train on Lambda, or on the managed engine then collectTrain
+    // -> gate -> (passed?) -> publish -> notify
+    const gate = this.invoke('gate', recordFailure).next(
+      new sfn.Choice(this, 'GatePassed')
+        .when(
+          sfn.Condition.booleanEquals('$.gate.passed', true),
+          this.invoke('publish', recordFailure).next(this.invoke('notify', recordFailure)).next(done),
+        )
+        .otherwise(rejected),
+    );
     const pipeline = sfn.Chain.start(this.invoke('validate', recordFailure)).next(
-      new sfn.Choice(this, 'IsNewDataset').when(sfn.Condition.isPresent('$.skipped'), skipped).otherwise(
-        this.invoke('train', recordFailure)
-          .next(this.invoke('gate', recordFailure))
-          .next(
-            new sfn.Choice(this, 'GatePassed')
-              .when(
-                sfn.Condition.booleanEquals('$.gate.passed', true),
-                this.invoke('publish', recordFailure).next(this.invoke('notify', recordFailure)).next(done),
-              )
-              .otherwise(rejected),
-          ),
-      ),
+      new sfn.Choice(this, 'IsNewDataset')
+        .when(sfn.Condition.isPresent('$.skipped'), skipped)
+        .otherwise(
+          new sfn.Choice(this, 'TrainEngine', { comment: 'validate chose it by dataset size and config' })
+            .when(
+              sfn.Condition.stringEquals('$.engine', 'managed'),
+              trainManaged.next(this.invoke('collectTrain', recordFailure)).next(gate),
+            )
+            .otherwise(this.invoke('train', recordFailure).next(gate)),
+        ),
     );
 
     this.stateMachine = new sfn.StateMachine(this, 'Pipeline', {
       definitionBody: sfn.DefinitionBody.fromChainable(pipeline),
-      timeout: Duration.hours(2),
+      // Room for a managed job's whole timeout, plus its wait for capacity and the other steps.
+      timeout: Duration.hours(2).plus(this.managed.timeout),
       tracingEnabled: true,
       logs: {
         destination: new logs.LogGroup(this, 'PipelineLogs', { retention }),
@@ -162,6 +209,14 @@ export class Training extends Construct {
       this.stateMachine,
       'AwsSolutions-IAM5[Resource::*]',
       'Step Functions log delivery and X-Ray tracing APIs (logs:CreateLogDelivery, xray:PutTraceSegments, ...) do not support resource-level permissions.',
+    );
+    acknowledge(
+      this.stateMachine,
+      wildcardFinding(
+        this,
+        Stack.of(this).formatArn({ service: 'batch', resource: 'job-definition', resourceName: '*' }),
+      ),
+      "Step Functions' Batch integration grants batch:SubmitJob on job definitions by name and any revision (name:N); the job queue grant limits it to the managed training queue.",
     );
     for (const step of trainingSteps) {
       acknowledge(
@@ -203,11 +258,8 @@ export class Training extends Construct {
     const fn = new lambda.DockerImageFunction(this, id, {
       description: `edgeloop training step: ${step}`,
       code: lambda.DockerImageCode.fromImageAsset(repoRoot, {
-        file: trainDockerfile,
+        ...trainImage,
         cmd: [`dist/training-steps.${step}`],
-        platform: Platform.LINUX_AMD64,
-        ignoreMode: IgnoreMode.DOCKER,
-        exclude: trainImageContext,
       }),
       architecture: lambda.Architecture.X86_64,
       memorySize: heavy ? config.trainMemoryMb : 1024,
