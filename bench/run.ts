@@ -3,14 +3,17 @@
  * a bare baseline measured in the same run, as a ratio, because these machines are shared and
  * absolute timings wander. Pass names to run a subset: `npm run bench -- train device`.
  */
-const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
-  train: () => import('./train.ts'),
-  'train-scale': () => import('./train-scale.ts'),
-  device: () => import('./device.ts'),
-  footprint: () => import('./footprint.ts'),
-  aggregate: () => import('./aggregate.ts'),
-  rollout: () => import('./rollout.ts'),
-  fleet: () => import('./fleet-scale.ts'),
+type Bench = () => Promise<{ main(): Promise<unknown> }>;
+
+/** Each name runs its benches in order; `train` also prints the scale table (rows vs time, RSS). */
+const benches: Record<string, Bench[]> = {
+  train: [() => import('./train.ts'), () => import('./train-scale.ts')],
+  'train-scale': [() => import('./train-scale.ts')],
+  device: [() => import('./device.ts')],
+  footprint: [() => import('./footprint.ts')],
+  aggregate: [() => import('./aggregate.ts')],
+  rollout: [() => import('./rollout.ts')],
+  fleet: [() => import('./fleet-scale.ts')],
 };
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -19,8 +22,11 @@ const wanted = process.argv.slice(2);
 // The names above are for this runner; each bench reads its own flags from argv when run alone
 // (npx tsx bench/NAME.ts ...), so here they run with their defaults.
 process.argv.length = 2;
-for (const [name, load] of Object.entries(benches)) {
-  if (wanted.length && !wanted.includes(name)) continue;
+// Without names every bench runs once (train-scale is part of train).
+const chosen = wanted.length ? wanted : Object.keys(benches).filter((name) => name !== 'train-scale');
+for (const name of chosen) {
+  const loads = benches[name];
+  if (!loads) throw new Error(`no bench named ${name}: choose from ${Object.keys(benches).join(', ')}`);
   console.log(`\n== bench: ${name}`);
-  await (await load()).main();
+  for (const load of loads) await (await load()).main();
 }
