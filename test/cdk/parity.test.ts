@@ -245,6 +245,7 @@ describe('function environment', () => {
       mqtt: 'mqtt://127.0.0.1:2',
       dynamodb: 'http://127.0.0.1:3',
       iotData: 'http://127.0.0.1:4',
+      kinesis: 'http://127.0.0.1:5',
     };
     const local = Object.keys(localEnv(endpoints, '/tmp/edgeloop'));
     for (const { actual } of expectedEnv()) expect(local).toEqual(expect.arrayContaining(actual));
