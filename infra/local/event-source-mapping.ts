@@ -5,9 +5,10 @@
  *    records in sequence order; a child shard (after a split or merge) starts only once its
  *    parents are read to their end, as Lambda does;
  *  - a batch is invoked when it holds `batchSize` records, reaches Lambda's 6 MB payload
- *    limit, its batching window has passed since its first record arrived, or its shard ends;
+ *    limit, its batching window has passed since its first record arrived on the stream, or
+ *    its shard ends;
  *  - a synchronous invocation; a thrown error is retried (bisected into halves when
- *    bisectBatchOnFunctionError), a partial batch response retries from the reported
+ *    bisectBatchOnFunctionError; a split is not a retry, as in Lambda), a partial batch response retries from the reported
  *    record (an unknown or empty identifier fails the whole batch, as in Lambda), records
  *    older than maxRecordAge or past retryAttempts go to the on-failure destination with
  *    the batch's metadata, and the shard moves on;
@@ -36,15 +37,16 @@ const RECORD_OVERHEAD_BYTES = 600;
 const DEFAULT_POLL_MS = 1_000;
 const RETRY_BACKOFF_MS = 50;
 
-export type MappingSettings = Pick<
-  typeof streamMapping,
-  | 'batchSize'
-  | 'maxBatchingWindowSeconds'
-  | 'bisectBatchOnFunctionError'
-  | 'reportBatchItemFailures'
-  | 'retryAttempts'
-  | 'maxRecordAgeSeconds'
->;
+/** The mapping's settings, as declared in the topology (streamMapping) or narrower in tests. */
+export type MappingSettings = {
+  [K in
+    | 'batchSize'
+    | 'maxBatchingWindowSeconds'
+    | 'bisectBatchOnFunctionError'
+    | 'reportBatchItemFailures'
+    | 'retryAttempts'
+    | 'maxRecordAgeSeconds']: (typeof streamMapping)[K] extends number ? number : boolean;
+};
 
 /** What the on-failure destination gets: the batch's metadata, as Lambda sends to SQS. */
 export interface MappingFailure {
@@ -136,8 +138,9 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
 
   class ShardPoller {
     private iterator: string | undefined;
+    /** The last record read from this shard (checkpointed or not). */
+    private lastRead: string | undefined;
     private buffer: KinesisRecord[] = [];
-    private firstBufferedAt = 0;
     /** When the last read that came back empty (with nothing buffered) started. */
     private emptyReadAt = Number.NEGATIVE_INFINITY;
     private invoking = false;
@@ -160,6 +163,7 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
         this.ended = true;
         return;
       }
+      this.lastRead = saved.sequenceNumber;
       this.iterator = await this.iteratorAfter(saved.sequenceNumber);
       while (!stopped) {
         if (this.iterator && this.buffer.length < settings.batchSize) await this.fetch();
@@ -174,7 +178,9 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
           await sleep(pollMs);
           continue;
         }
-        const waited = Date.now() - this.firstBufferedAt;
+        // The window runs from the oldest waiting record's arrival on the stream, so records
+        // that piled up during the last invocation go at once when they have waited enough.
+        const waited = Date.now() - (this.buffer[0]?.ApproximateArrivalTimestamp?.getTime() ?? Date.now());
         const full =
           this.buffer.length >= settings.batchSize || bufferBytes(this.buffer) >= INVOCATION_PAYLOAD_BYTES;
         if (!full && this.iterator && waited < windowMs) {
@@ -189,7 +195,6 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
           this.invoking = false;
         }
         this.buffer.splice(0, batch.length);
-        this.firstBufferedAt = Date.now();
         wakeIdle();
       }
     }
@@ -214,14 +219,13 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
         page = await getRecords(this.iterator as string, settings.batchSize - this.buffer.length);
       } catch (error) {
         if ((error as { name?: string }).name !== 'ExpiredIteratorException') throw error;
-        const last = this.buffer.at(-1)?.SequenceNumber ?? checkpoints.get(this.shardId).sequenceNumber;
-        this.iterator = await this.iteratorAfter(last);
+        this.iterator = await this.iteratorAfter(this.lastRead);
         return;
       }
       const records = page.Records ?? [];
-      if (records.length > 0 && this.buffer.length === 0) this.firstBufferedAt = Date.now();
       this.buffer.push(...records);
       this.iterator = page.NextShardIterator;
+      this.lastRead = records.at(-1)?.SequenceNumber ?? this.lastRead;
       if (records.length === 0 && this.buffer.length === 0) this.emptyReadAt = startedAt;
     }
 
@@ -247,6 +251,18 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
         // Records before the reported failure are done; the rest are retried.
         const remaining = part.records.slice(outcome.failedFrom);
         this.checkpoint(part.records[outcome.failedFrom - 1]);
+        // Splitting a batch does not count toward the retry quota; retrying one part does.
+        if (outcome.thrown && settings.bisectBatchOnFunctionError && remaining.length > 1) {
+          const half = Math.ceil(remaining.length / 2);
+          const split = { attempts: part.attempts, lastError: outcome.error };
+          queue.splice(
+            0,
+            1,
+            { ...split, records: remaining.slice(0, half) },
+            { ...split, records: remaining.slice(half) },
+          );
+          continue;
+        }
         const attempts = part.attempts + 1;
         const failed = { records: remaining, attempts, lastError: outcome.error };
         if (attempts > settings.retryAttempts) {
@@ -254,18 +270,7 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
           queue.shift();
           continue;
         }
-        const bisect = outcome.thrown && settings.bisectBatchOnFunctionError && remaining.length > 1;
-        if (bisect) {
-          const half = Math.ceil(remaining.length / 2);
-          queue.splice(
-            0,
-            1,
-            { ...failed, records: remaining.slice(0, half) },
-            { ...failed, records: remaining.slice(half) },
-          );
-        } else {
-          queue[0] = failed;
-        }
+        queue[0] = failed;
         log(
           `event source mapping: shard ${this.shardId} batch of ${remaining.length} failed (attempt ${attempts}): ${outcome.error}`,
         );

@@ -29,7 +29,7 @@ export function localKinesisClient(endpoint: string): KinesisClient {
     endpoint,
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000 }),
+    requestHandler: new NodeHttpHandler(),
   });
 }
 

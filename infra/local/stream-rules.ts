@@ -4,7 +4,9 @@
  * topic without that prefix, runs the same SQL, and its Kinesis action puts the selected
  * JSON on the stream with the partition key from the action's substitution template. A put
  * that fails goes to `onError` (the rule's error action in AWS). The publisher's PUBACK waits
- * for the put, so a fleet that outruns the local stream is slowed rather than buffered.
+ * for the put, so a fleet that outruns the local stream is slowed rather than buffered;
+ * at most PUTS_IN_FLIGHT puts go to kinesalite at once, the rest wait their turn (a
+ * thousand gateways' puts at once would otherwise queue for sockets until they time out).
  */
 import { type KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis';
 import type { Aedes, AedesPublishPacket } from 'aedes';
@@ -30,6 +32,8 @@ export const localBasicIngestPrefix = (ruleName: string) =>
 
 type Deliver = (packet: AedesPublishPacket, done: () => void) => void;
 
+const PUTS_IN_FLIGHT = 16;
+
 export async function startStreamRuleRouter(options: {
   aedes: Aedes;
   kinesis: KinesisClient;
@@ -39,6 +43,21 @@ export async function startStreamRuleRouter(options: {
   const { aedes, kinesis, onError } = options;
   const now = options.now ?? Date.now;
   let inFlight = 0;
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  /** Runs `put` once fewer than PUTS_IN_FLIGHT are running. */
+  const limited = async <T>(put: () => Promise<T>): Promise<T> => {
+    // A finished put hands its slot straight to the longest waiting one.
+    if (running >= PUTS_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await put();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
   const subscriptions: { filter: string; deliver: Deliver }[] = [];
   for (const rule of Object.values(streamRules)) {
     const parsed = parseRuleSql(rule.sql);
@@ -53,14 +72,15 @@ export async function startStreamRuleRouter(options: {
       };
       const selected = evaluateRule(parsed, input);
       inFlight++;
-      kinesis
-        .send(
+      limited(() =>
+        kinesis.send(
           new PutRecordCommand({
             StreamName: stream.localName,
             PartitionKey: partitionKey(input),
             Data: Buffer.from(JSON.stringify(selected)),
           }),
-        )
+        ),
+      )
         .catch((error: unknown) =>
           onError({ rule: rule.ruleName, topic: packet.topic, error: errorMessage(error) }),
         )

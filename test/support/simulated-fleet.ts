@@ -42,6 +42,9 @@ export interface FleetTotals {
   bytes: number;
   /** From the first publish to the last PUBACK. */
   publishMs: number;
+  /** performance.now() at the first publish (after every gateway connected). */
+  firstPublishAt: number;
+  connectMs: number;
 }
 
 export const thingName = (prefix: string, index: number) => `${prefix}${String(index).padStart(5, '0')}`;
@@ -89,8 +92,20 @@ async function inBatches<T>(
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
 }
 
-/** One gateway's batch `n`: the payload and the results it carries. */
-function gatewayBatch(options: FleetOptions, gateway: number, n: number) {
+export interface GatewayBatch {
+  thing: string;
+  gateway: number;
+  /** The simulated minute (0-based) the batch's results fall in. */
+  n: number;
+  payload: string;
+  results: InferenceResult[];
+  /** Published twice, as an outbox replay does. */
+  replayed: boolean;
+}
+
+/** Gateway `gateway`'s batch `n`: its payload (detail or summary mode) and the results in it. */
+export function gatewayBatch(options: FleetOptions, gateway: number, n: number): GatewayBatch {
+  const thing = thingName(options.thingPrefix ?? 'gw-', gateway);
   const batchId = `${options.model}-g${gateway}-b${n}`;
   const results: InferenceResult[] = makeResults(options.resultsPerBatch, {
     seed: gateway * 1_009 + n,
@@ -108,7 +123,8 @@ function gatewayBatch(options: FleetOptions, gateway: number, n: number) {
         cells: summarizeResults(results, options.lowConfidence),
       })
     : batchPayload({ ...envelope, results });
-  return { payload, results };
+  const replayed = options.replayEvery !== undefined && (gateway * 7 + n) % options.replayEvery === 0;
+  return { thing, gateway, n, payload, results, replayed };
 }
 
 export async function runFleet(options: FleetOptions): Promise<FleetTotals> {
@@ -123,7 +139,10 @@ export async function runFleet(options: FleetOptions): Promise<FleetTotals> {
     replays: 0,
     bytes: 0,
     publishMs: 0,
+    firstPublishAt: 0,
+    connectMs: 0,
   };
+  const connecting = performance.now();
   try {
     await inBatches(
       things.map((thing, g) => ({ thing, g })),
@@ -133,26 +152,25 @@ export async function runFleet(options: FleetOptions): Promise<FleetTotals> {
       },
     );
     const started = performance.now();
+    totals.connectMs = started - connecting;
+    totals.firstPublishAt = started;
     for (let n = 0; n < options.batchesPerGateway; n++) {
       // Every gateway sends its batch of this minute at once, as a fleet does.
       await Promise.all(
         things.map(async (thing, g) => {
           const client = clients[g] as MqttClient;
           const topic = `${options.basicIngestPrefix}${topicFor('results', { thing })}`;
-          const { payload, results } = gatewayBatch(options, g, n);
-          await publishAcked(client, topic, payload);
-          totals.publishes += 1;
-          totals.bytes += Buffer.byteLength(payload);
-          totals.results += results.length;
-          totals.byThing.set(thing, (totals.byThing.get(thing) ?? 0) + results.length);
-          for (const result of results)
-            totals.byLabel.set(result.label, (totals.byLabel.get(result.label) ?? 0) + 1);
-          if (options.replayEvery !== undefined && (g * 7 + n) % options.replayEvery === 0) {
-            await publishAcked(client, topic, payload);
+          const batch = gatewayBatch(options, g, n);
+          for (let copy = 0; copy < (batch.replayed ? 2 : 1); copy++) {
+            await publishAcked(client, topic, batch.payload);
             totals.publishes += 1;
-            totals.replays += 1;
-            totals.bytes += Buffer.byteLength(payload);
+            totals.bytes += Buffer.byteLength(batch.payload);
           }
+          if (batch.replayed) totals.replays += 1;
+          totals.results += batch.results.length;
+          totals.byThing.set(thing, (totals.byThing.get(thing) ?? 0) + batch.results.length);
+          for (const result of batch.results)
+            totals.byLabel.set(result.label, (totals.byLabel.get(result.label) ?? 0) + 1);
         }),
       );
     }
