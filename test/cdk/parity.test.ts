@@ -29,7 +29,14 @@ import {
   topicFilter,
   topicFor,
 } from '../../shared/topology.ts';
-import { type CfnResource, referencedId, resourcesOfType, type Synthesized, synthesize } from './synth.ts';
+import {
+  type CfnResource,
+  referencedId,
+  resourcesOfType,
+  type Synthesized,
+  synthesize,
+  wildcardMatches,
+} from './synth.ts';
 
 let synth: Synthesized;
 
@@ -37,12 +44,6 @@ beforeAll(() => {
   synth = synthesize();
 });
 afterAll(() => synth.dispose());
-
-/** IoT policy and EventBridge wildcard semantics: `*` matches any run of characters. */
-function wildcardMatches(pattern: string, value: string): boolean {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*');
-  return new RegExp(`^${escaped}$`).test(value);
-}
 
 const envOf = (fn: CfnResource | undefined) =>
   Object.keys(
