@@ -8,7 +8,7 @@
  *   see below) -> the real stream aggregator handler -> dynalite.
  *
  *   npx tsx bench/fleet-e2e.ts [--json] [--gateways 1000] [--batches 3] [--results 100] [--window-ms 1000]
- *   npm run bench -- fleet-e2e
+ *   npm run bench -- fleet-e2e        (or as the last line of bench/fleet-scale.ts --e2e)
  *
  * Every gateway sends `--batches` batches, one per simulated minute (all gateways at once
  * per minute, time compressed: no waiting between minutes), of `--results` results each;
@@ -150,8 +150,9 @@ async function bareRun(options: FleetOptions, shards: number): Promise<{ ms: num
   return { ms: performance.now() - started, results };
 }
 
-export async function main(): Promise<FleetE2eLine> {
+export async function main(args: string[] = process.argv.slice(2)): Promise<FleetE2eLine> {
   const { values } = parseArgs({
+    args,
     options: {
       json: { type: 'boolean', default: false },
       gateways: { type: 'string', default: '1000' },
@@ -161,19 +162,31 @@ export async function main(): Promise<FleetE2eLine> {
     },
     allowPositionals: true,
   });
+  const number = (name: keyof typeof values, min: number) => {
+    const parsed = Number(values[name]);
+    if (!Number.isInteger(parsed) || parsed < min) {
+      console.error(`fleet-e2e: --${name} must be a whole number >= ${min}, got '${values[name]}'`);
+      process.exit(2);
+    }
+    return parsed;
+  };
+  const gateways = number('gateways', 1);
+  const batches = number('batches', 1);
+  const resultsPerBatch = number('results', 1);
+  const windowMs = number('window-ms', 0);
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const stack = await startTestStack({
     logLevel: 'ERROR',
-    resultsStream: { batchingWindowMs: Number(values['window-ms']), pollIntervalMs: 200 },
+    resultsStream: { batchingWindowMs: windowMs, pollIntervalMs: 200 },
   });
   try {
-    const startTs = Date.now() - (Number(values.batches) + 1) * 60_000;
+    const startTs = Date.now() - (batches + 1) * 60_000;
     const fleet = (model: string): FleetOptions => ({
       mqttUrl: stack.endpoints.mqtt,
       basicIngestPrefix: stack.resultsBasicIngestPrefix,
-      gateways: Number(values.gateways),
-      batchesPerGateway: Number(values.batches),
-      resultsPerBatch: Number(values.results),
+      gateways,
+      batchesPerGateway: batches,
+      resultsPerBatch,
       model,
       version: 1,
       startTs,
@@ -207,8 +220,8 @@ export async function main(): Promise<FleetE2eLine> {
     const bareResultsPerSecond = bare.results / (bare.ms / 1000);
     const line: FleetE2eLine = {
       bench: 'fleet-e2e',
-      gateways: Number(values.gateways),
-      connections: Number(values.gateways),
+      gateways,
+      connections: gateways,
       shards,
       publishes: sent.publishes,
       replays: sent.replays,
