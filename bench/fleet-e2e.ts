@@ -23,13 +23,12 @@
  * sent, with the replays counted once.
  */
 import { parseArgs } from 'node:util';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { localStatsSource, readModelStats } from '../functions/aggregation/queries.ts';
 import type { InvokedEvent, MappingFailure, StreamRuleError } from '../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../shared/aws.ts';
-import { aggregateKeys, streams, tables } from '../shared/topology.ts';
-import { manifestFor, putManifest, ruleEvent } from '../test/aggregation/fixtures.ts';
+import { streams } from '../shared/topology.ts';
+import { manifestFor, putManifest, ruleEvent, thingResultCount } from '../test/aggregation/fixtures.ts';
 import { startTestStack } from '../test/support/local-stack.ts';
 import {
   type FleetOptions,
@@ -67,19 +66,7 @@ export interface FleetE2eLine {
 
 async function thingCounts(model: string, things: Iterable<string>): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  for (const thing of things) {
-    const page = await dynamoClient().send(
-      new QueryCommand({
-        TableName: tables.aggregates.localName,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': aggregateKeys.thing(model, thing) },
-      }),
-    );
-    counts.set(
-      thing,
-      (page.Items ?? []).reduce((sum, item) => sum + Number(item.n ?? 0), 0),
-    );
-  }
+  for (const thing of things) counts.set(thing, await thingResultCount(dynamoClient(), model, thing));
   return counts;
 }
 

@@ -158,28 +158,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
 
-    // DynamoDB
     // Kinesis: the results stream, on LevelDB in the data dir.
-    const kinesisServer = await onPort('kinesis', async (port) => {
-      const server = startKinesalite(join(dataDir, 'kinesis'));
-      try {
-        return { server, port: await listen(server, port) };
-      } catch (error) {
-        await new Promise((done) => server.close(done));
-        throw error;
-      }
-    });
+    const kinesisServer = await onPort('kinesis', (port) =>
+      listenOrClose(startKinesalite(join(dataDir, 'kinesis')), port),
+    );
     cleanups.push(() => closeHttp(kinesisServer.server, () => promiseClose(kinesisServer.server)));
 
-    const dynamo = await onPort('dynamodb', async (port) => {
+    // DynamoDB
+    const dynamo = await onPort('dynamodb', (port) => {
       mkdirSync(join(dataDir, 'dynamodb'), { recursive: true });
-      const server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 });
-      try {
-        return { server, port: await listen(server, port) };
-      } catch (error) {
-        await new Promise((done) => server.close(done));
-        throw error;
-      }
+      return listenOrClose(dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 }), port);
     });
     cleanups.push(() => closeHttp(dynamo.server, () => promiseClose(dynamo.server)));
 
@@ -407,6 +395,16 @@ async function finishesWithin(work: Promise<void>, ms: number): Promise<boolean>
   const finished = await Promise.race([work.then(() => true as const), timedOut]);
   clearTimeout(timer);
   return finished;
+}
+
+/** Listens on `port`; a server that cannot listen is closed (its database with it). */
+async function listenOrClose(server: Server, port: number): Promise<{ server: Server; port: number }> {
+  try {
+    return { server, port: await listen(server, port) };
+  } catch (error) {
+    await new Promise((done) => server.close(done));
+    throw error;
+  }
 }
 
 function promiseClose(server: Server): Promise<void> {

@@ -31,6 +31,7 @@ import {
   manifestFor,
   putManifest,
   ruleEvent,
+  thingResultCount,
 } from './fixtures.ts';
 
 let stack: LocalStack;
@@ -123,16 +124,7 @@ const rounded = (value: unknown): unknown =>
 const total = (batches: Sent[]) => batches.reduce((sum, batch) => sum + batch.results.length, 0);
 const since = start - 60_000;
 
-async function thingTotal(model: string, thing: string): Promise<number> {
-  const page = await dynamoClient().send(
-    new QueryCommand({
-      TableName: tables.aggregates.localName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': aggregateKeys.thing(model, thing) },
-    }),
-  );
-  return (page.Items ?? []).reduce((sum, item) => sum + Number(item.n ?? 0), 0);
-}
+const thingTotal = (model: string, thing: string) => thingResultCount(dynamoClient(), model, thing);
 
 describe('stream aggregator against dynalite and s3rver', () => {
   it('aggregates many gateways in detail and summary mode exactly, one write per item per call', async () => {

@@ -6,13 +6,11 @@
  * aggregator -> dynalite. Totals, per-gateway counts and the class mix come out exact with
  * outbox replays among the publishes.
  */
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import type { InvokedEvent, LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
-import { aggregateKeys, tables } from '../../shared/topology.ts';
-import { manifestFor, putManifest } from '../aggregation/fixtures.ts';
+import { manifestFor, putManifest, thingResultCount } from '../aggregation/fixtures.ts';
 import { startTestStack } from '../support/local-stack.ts';
 import { runFleet } from '../support/simulated-fleet.ts';
 
@@ -32,16 +30,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function thingTotal(thing: string): Promise<number> {
-  const page = await dynamoClient().send(
-    new QueryCommand({
-      TableName: tables.aggregates.localName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': aggregateKeys.thing(MODEL, thing) },
-    }),
-  );
-  return (page.Items ?? []).reduce((sum, item) => sum + Number(item.n ?? 0), 0);
-}
+const thingTotal = (thing: string) => thingResultCount(dynamoClient(), MODEL, thing);
 
 describe('results stream path on the local stack', () => {
   it('counts 50 gateways publishing by Basic Ingest exactly once, many gateways per invocation', async () => {
