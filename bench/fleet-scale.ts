@@ -5,8 +5,12 @@
  * `ReturnConsumedCapacity: 'TOTAL'` (dynalite sizes items and capacity as DynamoDB does).
  *
  *   npx tsx bench/fleet-scale.ts [--json] [--fleets 1000,10000,100000] [--designs current,new] [--rate 50]
- *                                [--batch-seconds 10] [--minutes 3] [--sample-records 4000]
+ *                                [--batch-seconds 10] [--minutes 3] [--sample-records 4000] [--e2e]
  *   npm run bench -- fleet
+ *
+ * `--e2e` adds one line from bench/fleet-e2e.ts: 1,000 MQTT gateways end to end through the
+ * local stack's broker, Basic Ingest rule, kinesalite and event source mapping into the stream
+ * aggregator, with its throughput and exact totals (`npm run bench -- fleet-e2e` alone).
  *
  * Traffic: every gateway infers `--rate` times a second and sends one batch every
  * `--batch-seconds` (10,000 batches/s at 100,000 gateways). The default rate is 50/s (500
@@ -79,6 +83,7 @@ import { AGGREGATE_WRITE_SHARDS, aggregateKeys, streamMapping, tables } from '..
 import { seededRandom } from '../shared/training/random.ts';
 import { LABELS, manifestFor, ruleEvent } from '../test/aggregation/fixtures.ts';
 import { startTestStack } from '../test/support/local-stack.ts';
+import { main as e2eMain, type FleetE2eLine } from './fleet-e2e.ts';
 
 const LOW_CONFIDENCE = 0.6;
 const KINESIS_RECORDS_PER_SHARD = 1000;
@@ -609,7 +614,12 @@ function encodeBatch(
 
 // ---------------------------------------------------------------------------------------
 
-function parse(): Options & { json: boolean; fleets: number[]; designs: ('current' | 'new')[] } {
+function parse(): Options & {
+  json: boolean;
+  e2e: boolean;
+  fleets: number[];
+  designs: ('current' | 'new')[];
+} {
   const { values } = parseArgs({
     options: {
       json: { type: 'boolean', default: false },
@@ -619,6 +629,7 @@ function parse(): Options & { json: boolean; fleets: number[]; designs: ('curren
       'batch-seconds': { type: 'string', default: '10' },
       minutes: { type: 'string', default: '3' },
       'sample-records': { type: 'string', default: '4000' },
+      e2e: { type: 'boolean', default: false },
     },
     allowPositionals: true,
   });
@@ -632,6 +643,7 @@ function parse(): Options & { json: boolean; fleets: number[]; designs: ('curren
   };
   return {
     json: values.json ?? false,
+    e2e: values.e2e ?? false,
     designs: String(values.designs)
       .split(',')
       .map((design) => {
@@ -653,10 +665,10 @@ function parse(): Options & { json: boolean; fleets: number[]; designs: ('curren
 
 const round = (value: number, digits: number) => Number(value.toPrecision(digits));
 
-export async function main(): Promise<FleetLine[]> {
+export async function main(): Promise<(FleetLine | FleetE2eLine)[]> {
   const options = parse();
   const stack = await startTestStack({ logLevel: 'ERROR' });
-  const lines: FleetLine[] = [];
+  const lines: (FleetLine | FleetE2eLine)[] = [];
   const breakdowns: { design: string; gateways: number; cost: CostBreakdown; notes: string }[] = [];
   try {
     // A fixed UTC minute boundary, so every run splits batches into minutes the same way.
@@ -696,6 +708,8 @@ export async function main(): Promise<FleetLine[]> {
           .join('  ')}\n${''.padEnd(18)}${notes}`,
       );
   }
+  // The same path end to end on the local stack (its own stack: one runs per process).
+  if (options.e2e) lines.push(await e2eMain(options.json ? ['--json'] : []));
   return lines;
 }
 

@@ -14,6 +14,7 @@ const benches: Record<string, Bench[]> = {
   aggregate: [() => import('./aggregate.ts')],
   rollout: [() => import('./rollout.ts')],
   fleet: [() => import('./fleet-scale.ts')],
+  'fleet-e2e': [() => import('./fleet-e2e.ts')],
 };
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -204,12 +204,25 @@ export const streamRules = {
   },
 } as const;
 
-/** Kinesis data streams (kinesalite locally). */
+/** Kinesis data streams (kinesalite locally; in AWS the shard count is a deploy-time setting). */
 export const streams = {
   /** Result batches from every gateway, partition key = thing (one thing, one shard, in order). */
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT rule substitution template.
-  results: { id: 'ResultsStream', localName: 'edgeloop-results', partitionKey: '${topic(3)}' },
+  results: {
+    id: 'ResultsStream',
+    localName: 'edgeloop-results',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT rule substitution template.
+    partitionKey: '${topic(3)}',
+    /** Shards of the local stack's stream: more than one, so per-shard ordering is exercised. */
+    localShards: 4,
+  },
 } as const;
+export type StreamName = keyof typeof streams;
+
+/** IoT topic rule names allow only letters, digits and underscores; each stage has its own. */
+export const ruleNameFor = (ruleName: string, stage: string) => `${ruleName}_${stage.replaceAll('-', '_')}`;
+
+/** The stage the embedded local stack names its rules for (its Basic Ingest rule names). */
+export const LOCAL_STAGE = 'local';
 
 /**
  * The event source mapping of the stream aggregator. ParallelizationFactor stays 1: the

@@ -426,18 +426,28 @@ function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string
   return groups;
 }
 
-/** Runs `work` over `items` with at most `limit` in flight; the first failure rejects. */
+/**
+ * Runs `work` over `items` with at most `limit` in flight. After a failure no new item
+ * starts, and it rejects with the first failure once the ones in flight have settled: a
+ * handler that returns (its shard to be retried) leaves no write of this call running.
+ */
 async function inPool<T>(
   items: readonly T[],
   limit: number,
   work: (item: T) => Promise<void>,
 ): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !failure) {
       const item = items[next++] as T;
-      await work(item);
+      try {
+        await work(item);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   });
   await Promise.all(runners);
+  if (failure) throw failure.error;
 }

@@ -15,6 +15,7 @@ export interface Endpoints {
   mqtt: string;
   dynamodb: string;
   iotData: string;
+  kinesis: string;
   dashboard?: string;
 }
 
@@ -24,10 +25,11 @@ const EndpointsSchema = z.object({
   mqtt: z.string().regex(/^mqtt:\/\/127\.0\.0\.1:\d+$/),
   dynamodb: HttpUrl,
   iotData: HttpUrl,
+  kinesis: HttpUrl,
   dashboard: z.string().optional(),
 });
 
-export type ServiceName = 's3' | 'mqtt' | 'dynamodb' | 'iotData';
+export type ServiceName = 's3' | 'mqtt' | 'dynamodb' | 'iotData' | 'kinesis';
 export const HOST = '127.0.0.1';
 
 const ENDPOINTS_FILE = localStackFiles.endpoints;

@@ -87,6 +87,24 @@ export class FunctionInvoker {
     this.drain(fn);
   }
 
+  /**
+   * One synchronous invocation (RequestResponse, as an event source mapping makes): resolves
+   * with what the handler returned, rejects with what it threw. Not queued behind the async
+   * ones: the caller (one poller per shard) bounds its own concurrency.
+   */
+  async invoke(fn: FunctionName, event: unknown): Promise<unknown> {
+    if (this.closed) throw new Error(`${fn} was not invoked: the local stack is stopping`);
+    this.pending++;
+    try {
+      const outcome = await this.run(fn, event);
+      if ('error' in outcome) throw outcome.error;
+      return outcome.result;
+    } finally {
+      this.pending--;
+      if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
   /** Resolves when no invocation is queued or running. */
   idle(): Promise<void> {
     if (this.pending === 0) return Promise.resolve();
@@ -135,19 +153,22 @@ export class FunctionInvoker {
     }
   }
 
-  private async run(fn: FunctionName, event: unknown): Promise<void> {
+  private async run(fn: FunctionName, event: unknown): Promise<{ result: unknown } | { error: unknown }> {
     const started = performance.now();
     this.events.emit('invoke', { fn } satisfies InvokeEvent);
+    let outcome: { result: unknown } | { error: unknown };
     let error: string | undefined;
     try {
       const handler = await this.handler(fn);
-      await handler(event, lambdaContext(fn));
+      outcome = { result: await handler(event, lambdaContext(fn)) };
     } catch (caught) {
+      outcome = { error: caught };
       error = errorMessage(caught);
       this.log(`${fn} failed: ${error}`);
     }
     const ms = Math.round(performance.now() - started);
     this.events.emit('invoked', { fn, ms, ...(error === undefined ? {} : { error }) } satisfies InvokedEvent);
+    return outcome;
   }
 }
 

@@ -6,7 +6,8 @@
  *   <expr> := encode(*, 'base64') | topic() | topic(<n>) | timestamp()
  *
  * Anything else (a WHERE clause, `SELECT *`, other functions) throws, so a rule that the
- * router would silently get wrong cannot be added without extending this module.
+ * router would silently get wrong cannot be added without extending this module. Action
+ * substitution templates (`${topic(3)}` as a Kinesis partition key) take the same expressions.
  */
 
 export type SelectExpression =
@@ -127,4 +128,23 @@ function evaluate(expression: SelectExpression, input: RuleInput): string | numb
     case 'topic':
       return expression.level === undefined ? input.topic : input.topic.split('/')[expression.level - 1];
   }
+}
+
+const SUBSTITUTION = /\$\{([^}]*)\}/g;
+
+/**
+ * Checks an action's substitution template (e.g. a Kinesis partition key `${topic(3)}`) and
+ * returns what it evaluates to for one message; an Undefined expression becomes '' as in IoT.
+ */
+export function parseSubstitution(template: string): (input: RuleInput) => string {
+  const expressions = [...template.matchAll(SUBSTITUTION)].map((match) =>
+    parseExpression((match[1] ?? '').trim(), template),
+  );
+  return (input) => {
+    let i = 0;
+    return template.replace(SUBSTITUTION, () => {
+      const expression = expressions[i++] as SelectExpression;
+      return String(evaluate(expression, input) ?? '');
+    });
+  };
 }

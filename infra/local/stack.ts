@@ -2,8 +2,10 @@
  * The embedded local stack: the same handlers and device code that run in AWS, against
  * in-process stand-ins built from shared/topology.ts. s3rver (buckets), dynalite (tables),
  * aedes (IoT Core broker with the thing policy), an IoT data-plane Publish shim, S3 event
- * notifications to the training function, topic rules to the aggregators, and an EMF
- * collector in place of CloudWatch. State lives in the data dir and survives restarts.
+ * notifications to the training function, topic rules to the aggregators, kinesalite (the
+ * results stream) fed by the Basic Ingest rule and read by an event source mapping into the
+ * stream aggregator, and an EMF collector in place of CloudWatch. State lives in the data
+ * dir and survives restarts.
  */
 
 import { createCipheriv } from 'node:crypto';
@@ -18,7 +20,15 @@ import S3rver from 's3rver';
 import { resetAwsClients, s3Client } from '../../shared/aws.ts';
 import { type EmfSink, setEmfSink } from '../../shared/emf-sink.ts';
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
-import { buckets, type FunctionName, modelKeys, rolloutSchedule } from '../../shared/topology.ts';
+import {
+  buckets,
+  type FunctionName,
+  modelKeys,
+  rolloutSchedule,
+  streamMapping,
+  streamRules,
+  streams,
+} from '../../shared/topology.ts';
 import { startBroker } from './broker.ts';
 import { localLiveSource, readLiveSnapshot } from './dashboard/live-snapshot.ts';
 import { type DashboardServer, startDashboard } from './dashboard/server.ts';
@@ -34,21 +44,26 @@ import {
   type ServiceName,
 } from './endpoints.ts';
 import { CLEARED_ENV, LOCAL_CREDENTIALS, LOCAL_REGION, localEnv, signingKeyPath } from './env.ts';
+import { type MappingFailure, startEventSourceMapping } from './event-source-mapping.ts';
 import { FunctionInvoker, importHandler } from './invoker.ts';
+import { ensureStreams, localKinesisClient, startKinesalite } from './kinesis.ts';
 import { startPublishShim } from './publish-shim.ts';
 import { RetainedStore } from './retained.ts';
 import { startRuleRouter } from './rule-router.ts';
 import { s3EventListener } from './s3-events.ts';
 import { type Schedule, startSchedule } from './schedule.ts';
 import { ensureSigningKey } from './signing-key.ts';
+import { localBasicIngestPrefix, type StreamRuleError, startStreamRuleRouter } from './stream-rules.ts';
 import { ensureTables } from './tables.ts';
 
 export { EmfCollector, type MetricDatapoint } from './emf-collector.ts';
 export type { Endpoints } from './endpoints.ts';
 export { readEndpoints } from './endpoints.ts';
 export { localEnv } from './env.ts';
+export type { MappingFailure } from './event-source-mapping.ts';
 export type { InvokedEvent, InvokeEvent } from './invoker.ts';
 export type { PolicyDecision } from './policy-auth.ts';
+export type { StreamRuleError } from './stream-rules.ts';
 
 export interface LocalStackOptions {
   dataDir: string;
@@ -61,6 +76,11 @@ export interface LocalStackOptions {
   dashboard?: boolean;
   /** How often the rollout controller runs (ms); 0 = only through rolloutController.runNow(). */
   rolloutIntervalMs?: number;
+  /**
+   * The results stream's event source mapping runs with the topology's settings; tests and
+   * benches may shorten its batching window and its poll interval (Lambda polls about 1/s).
+   */
+  resultsStream?: { batchingWindowMs?: number; pollIntervalMs?: number };
 }
 
 export interface LocalStack {
@@ -68,8 +88,14 @@ export interface LocalStack {
   dataDir: string;
   publicKeyPem: string;
   env: Record<string, string>;
-  /** 'invoke' {fn}, 'invoked' {fn, ms, error?}, 'denied' {action, thing, resource}. */
+  /**
+   * 'invoke' {fn}, 'invoked' {fn, ms, error?}, 'denied' {action, thing, resource},
+   * 'rule-error' (StreamRuleError: a stream put failed), 'stream-failure' (MappingFailure:
+   * records the event source mapping sent to its on-failure destination).
+   */
   events: EventEmitter;
+  /** Where a gateway publishes results by Basic Ingest: `<prefix>edgeloop/things/<thing>/results`. */
+  resultsBasicIngestPrefix: string;
   metrics: EmfCollector;
   idle(): Promise<void>;
   /** The scheduled rollout controller (rolloutSchedule.localIntervalMs unless configured). */
@@ -132,16 +158,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
 
+    // Kinesis: the results stream, on LevelDB in the data dir.
+    const kinesisServer = await onPort('kinesis', (port) =>
+      listenOrClose(startKinesalite(join(dataDir, 'kinesis')), port),
+    );
+    cleanups.push(() => closeHttp(kinesisServer.server, () => promiseClose(kinesisServer.server)));
+
     // DynamoDB
-    const dynamo = await onPort('dynamodb', async (port) => {
+    const dynamo = await onPort('dynamodb', (port) => {
       mkdirSync(join(dataDir, 'dynamodb'), { recursive: true });
-      const server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 });
-      try {
-        return { server, port: await listen(server, port) };
-      } catch (error) {
-        await new Promise((done) => server.close(done));
-        throw error;
-      }
+      return listenOrClose(dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 }), port);
     });
     cleanups.push(() => closeHttp(dynamo.server, () => promiseClose(dynamo.server)));
 
@@ -170,6 +196,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       mqtt: endpointUrl('mqtt', broker.port),
       dynamodb: endpointUrl('dynamodb', dynamo.port),
       iotData: endpointUrl('iotData', shim.port),
+      kinesis: endpointUrl('kinesis', kinesisServer.port),
     };
     rememberEndpoints(dataDir, endpoints);
 
@@ -202,6 +229,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ddb.destroy();
     }
 
+    const kinesis = localKinesisClient(endpoints.kinesis);
+    cleanups.push(() => kinesis.destroy());
+    const createdStreams = await ensureStreams(kinesis);
+    if (createdStreams.length > 0) log(`created streams: ${createdStreams.join(', ')}`);
+
     // CloudWatch: EMF lines from the handlers land in the collector.
     const metrics = new EmfCollector();
     const previousSink: EmfSink | undefined = setEmfSink((line) => metrics.record(line));
@@ -218,13 +250,51 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // Triggers: S3 notifications and topic rules. Stopped first, then running handlers drain.
     const router = await startRuleRouter(broker.aedes, invoker);
+    const streamRouter = await startStreamRuleRouter({
+      aedes: broker.aedes,
+      kinesis,
+      onError: (error: StreamRuleError) => {
+        log(`rule ${error.rule}: could not put '${error.topic}' on its stream: ${error.error}`);
+        events.emit('rule-error', error);
+      },
+    });
+    const rule = streamRules.results;
+    const mapping = startEventSourceMapping({
+      kinesis,
+      streamName: streams[rule.stream].localName,
+      settings: streamMapping,
+      invoke: (event) => invoker.invoke(rule.function, event),
+      onFailure: (failure: MappingFailure) => {
+        log(
+          `${rule.function}: ${failure.batchSize} records of ${failure.shardId} sent to the on-failure destination (${failure.reason})`,
+        );
+        events.emit('stream-failure', failure);
+      },
+      checkpointFile: join(dataDir, 'kinesis-checkpoints.json'),
+      ...(options.resultsStream?.batchingWindowMs === undefined
+        ? {}
+        : { batchingWindowMs: options.resultsStream.batchingWindowMs }),
+      ...(options.resultsStream?.pollIntervalMs === undefined
+        ? {}
+        : { pollIntervalMs: options.resultsStream.pollIntervalMs }),
+      log,
+    });
     const onS3Event = s3EventListener(invoker);
     s3rver.on('event', onS3Event);
     cleanups.push(async () => {
       s3rver.off('event', onS3Event);
       await router.close();
+      await streamRouter.close();
+      await mapping.stop();
       await drain(invoker, log);
     });
+    /** Quiet when no put is in flight, the stream is read to its end and no handler runs. */
+    const idle = async () => {
+      await invoker.idle();
+      while (streamRouter.inFlight() > 0) await new Promise((done) => setTimeout(done, 10));
+      await mapping.idle();
+      await invoker.idle();
+    };
 
     // Scheduled: the rollout controller (an EventBridge rate rule in AWS). Stopped first.
     const rolloutOverride = options.handlers?.rolloutController;
@@ -243,8 +313,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       publicKeyPem: key.publicKeyPem,
       env,
       events,
+      resultsBasicIngestPrefix: localBasicIngestPrefix(rule.ruleName),
       metrics,
-      idle: () => invoker.idle(),
+      idle,
       rolloutController,
       stop: () => {
         stopping ??= cleanUp();
@@ -324,6 +395,16 @@ async function finishesWithin(work: Promise<void>, ms: number): Promise<boolean>
   const finished = await Promise.race([work.then(() => true as const), timedOut]);
   clearTimeout(timer);
   return finished;
+}
+
+/** Listens on `port`; a server that cannot listen is closed (its database with it). */
+async function listenOrClose(server: Server, port: number): Promise<{ server: Server; port: number }> {
+  try {
+    return { server, port: await listen(server, port) };
+  } catch (error) {
+    await new Promise((done) => server.close(done));
+    throw error;
+  }
 }
 
 function promiseClose(server: Server): Promise<void> {

@@ -1,4 +1,4 @@
-// Minimal typings for the two local servers that ship no TypeScript declarations.
+// Minimal typings for the local servers that ship no TypeScript declarations.
 
 declare module 's3rver' {
   import type { RequestListener } from 'node:http';
@@ -40,4 +40,19 @@ declare module 'dynalite' {
   }
   function dynalite(options?: DynaliteOptions): Server;
   export default dynalite;
+}
+
+declare module 'kinesalite' {
+  import type { Server } from 'node:http';
+
+  interface KinesaliteOptions {
+    /** LevelDB folder (leveldown); in memory when left out. */
+    path?: string;
+    createStreamMs?: number;
+    deleteStreamMs?: number;
+    updateStreamMs?: number;
+    shardLimit?: number;
+  }
+  function kinesalite(options?: KinesaliteOptions): Server;
+  export default kinesalite;
 }

@@ -1,8 +1,8 @@
 /** Deterministic result batches, rule events and manifests for the aggregation tests and bench. */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { InferenceResult, Manifest, RuleEvent } from '../../shared/schemas.ts';
-import { buckets, modelKeys, topicFor } from '../../shared/topology.ts';
+import { aggregateKeys, buckets, modelKeys, tables, topicFor } from '../../shared/topology.ts';
 import { seededRandom } from '../../shared/training/random.ts';
 
 export const LABELS = ['idle', 'normal', 'overheat', 'vibration'] as const;
@@ -101,4 +101,20 @@ export function failingUpdates(
         ? Promise.reject(new Error(message))
         : real.send(command as never),
   } as unknown as DynamoDBDocumentClient;
+}
+
+/** Results counted for one gateway of `model`, over all its thing items in the local table. */
+export async function thingResultCount(
+  ddb: DynamoDBDocumentClient,
+  model: string,
+  thing: string,
+): Promise<number> {
+  const page = await ddb.send(
+    new QueryCommand({
+      TableName: tables.aggregates.localName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': aggregateKeys.thing(model, thing) },
+    }),
+  );
+  return (page.Items ?? []).reduce((sum, item) => sum + Number(item.n ?? 0), 0);
 }

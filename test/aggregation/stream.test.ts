@@ -5,7 +5,7 @@
  * between writes, bisected retries and resharding; and the readers show the same figures as
  * for the direct path on the same input.
  */
-import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import { localStatsSource, readErrors, readModelStats } from '../../functions/aggregation/queries.ts';
@@ -31,11 +31,22 @@ import {
   manifestFor,
   putManifest,
   ruleEvent,
+  thingResultCount,
 } from './fixtures.ts';
 
 let stack: LocalStack;
 const start = Date.now() - 5 * 60_000;
-const MODELS = ['s-exact', 's-twice', 's-crash', 's-reshard', 's-bad', 's-parity', 's-direct', 's-event'];
+const MODELS = [
+  's-exact',
+  's-twice',
+  's-crash',
+  's-reshard',
+  's-bad',
+  's-parity',
+  's-direct',
+  's-event',
+  's-pool',
+];
 
 beforeAll(async () => {
   stack = await startTestStack({ logLevel: 'ERROR' });
@@ -113,16 +124,7 @@ const rounded = (value: unknown): unknown =>
 const total = (batches: Sent[]) => batches.reduce((sum, batch) => sum + batch.results.length, 0);
 const since = start - 60_000;
 
-async function thingTotal(model: string, thing: string): Promise<number> {
-  const page = await dynamoClient().send(
-    new QueryCommand({
-      TableName: tables.aggregates.localName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': aggregateKeys.thing(model, thing) },
-    }),
-  );
-  return (page.Items ?? []).reduce((sum, item) => sum + Number(item.n ?? 0), 0);
-}
+const thingTotal = (model: string, thing: string) => thingResultCount(dynamoClient(), model, thing);
 
 describe('stream aggregator against dynalite and s3rver', () => {
   it('aggregates many gateways in detail and summary mode exactly, one write per item per call', async () => {
@@ -331,5 +333,42 @@ describe('stream aggregator against dynalite and s3rver', () => {
 
     // Assess
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: shardB[0]?.sequenceNumber }]);
+  });
+
+  it('returns from a failed call only once its writes in flight have settled', async () => {
+    // Prepare: 40 gateways' thing items, one of which fails at once while the others are slow.
+    const input = records('s-pool', traffic('s-pool', 40, 1, 11), 'shardId-000000000010');
+    const real = dynamoClient();
+    let inFlight = 0;
+    let startedAfterReturn = 0;
+    let returned = false;
+    const slow = {
+      send: async (command: { input: { Key?: Record<string, unknown> } }) => {
+        if (returned) startedAfterReturn++;
+        if (
+          command instanceof UpdateCommand &&
+          command.input.Key?.pk === aggregateKeys.thing('s-pool', 'gw-0')
+        )
+          throw new Error('InternalServerError');
+        inFlight++;
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          return await real.send(command as never);
+        } finally {
+          inFlight--;
+        }
+      },
+    } as unknown as DynamoDBDocumentClient;
+
+    // Act
+    const failure = await aggregateShardRecords(input, deps(slow)).catch((error: unknown) => error);
+    const inFlightAtReturn = inFlight;
+    returned = true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // Assess
+    expect(String(failure)).toContain('InternalServerError');
+    expect(inFlightAtReturn).toBe(0);
+    expect(startedAfterReturn).toBe(0);
   });
 });

@@ -30,7 +30,14 @@ import {
   topicFilter,
   topicFor,
 } from '../../shared/topology.ts';
-import { type CfnResource, referencedId, resourcesOfType, type Synthesized, synthesize } from './synth.ts';
+import {
+  type CfnResource,
+  referencedId,
+  resourcesOfType,
+  type Synthesized,
+  synthesize,
+  wildcardMatches,
+} from './synth.ts';
 
 let synth: Synthesized;
 
@@ -38,12 +45,6 @@ beforeAll(() => {
   synth = synthesize();
 });
 afterAll(() => synth.dispose());
-
-/** IoT policy and EventBridge wildcard semantics: `*` matches any run of characters. */
-function wildcardMatches(pattern: string, value: string): boolean {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*');
-  return new RegExp(`^${escaped}$`).test(value);
-}
 
 const envOf = (fn: CfnResource | undefined) =>
   Object.keys(
@@ -256,6 +257,7 @@ describe('function environment', () => {
       mqtt: 'mqtt://127.0.0.1:2',
       dynamodb: 'http://127.0.0.1:3',
       iotData: 'http://127.0.0.1:4',
+      kinesis: 'http://127.0.0.1:5',
     };
     const local = Object.keys(localEnv(endpoints, '/tmp/edgeloop'));
     for (const { actual } of expectedEnv()) expect(local).toEqual(expect.arrayContaining(actual));

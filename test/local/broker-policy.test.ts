@@ -2,11 +2,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mqtt } from 'aws-iot-device-sdk-v2';
+import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyDecision } from '../../infra/local/policy-auth.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { RuleEventSchema } from '../../shared/schemas.ts';
-import { topicFor } from '../../shared/topology.ts';
+import {
+  basicIngestTopic,
+  LOCAL_STAGE,
+  ruleNameFor,
+  rules,
+  streamRules,
+  topicFor,
+} from '../../shared/topology.ts';
 import { connectThing, eventually, type ThingClient } from '../support/thing-client.ts';
 
 describe('local broker enforces the thing policy', () => {
@@ -14,6 +22,7 @@ describe('local broker enforces the thing policy', () => {
   let stack: LocalStack;
   const results: unknown[] = [];
   const statuses: unknown[] = [];
+  const streamRecords: string[] = [];
   const denied: PolicyDecision[] = [];
   const clients: ThingClient[] = [];
 
@@ -34,7 +43,13 @@ describe('local broker enforces the thing policy', () => {
         aggregateStatus: async (event) => {
           statuses.push(event);
         },
+        aggregateResultsStream: async (event) => {
+          for (const record of (event as KinesisStreamEvent).Records)
+            streamRecords.push(Buffer.from(record.kinesis.data, 'base64').toString());
+          return { batchItemFailures: [] };
+        },
       },
+      resultsStream: { batchingWindowMs: 100, pollIntervalMs: 50 },
     });
     stack.events.on('denied', (decision: PolicyDecision) => denied.push(decision));
   });
@@ -100,6 +115,51 @@ describe('local broker enforces the thing policy', () => {
       thing: 'gw-intruder',
       resource: topicFor('results', { thing: 'gw-victim' }),
     });
+  });
+
+  it("puts a thing's results by Basic Ingest on the results stream, as the rule event", async () => {
+    // Prepare
+    const gateway = await thing('gw-ingest');
+    const topic = `${stack.resultsBasicIngestPrefix}${topicFor('results', { thing: 'gw-ingest' })}`;
+
+    // Act
+    await gateway.connection.publish(topic, '{"batchId":"b-ingest-1"}', mqtt.QoS.AtLeastOnce);
+    await stack.idle();
+
+    // Assess
+    expect(denied.filter((decision) => decision.thing === 'gw-ingest')).toEqual([]);
+    const event = RuleEventSchema.parse(JSON.parse(streamRecords.at(-1) ?? '{}'));
+    expect(event).toMatchObject({ thing: 'gw-ingest', topic: topicFor('results', { thing: 'gw-ingest' }) });
+    expect(Buffer.from(event.payload, 'base64').toString()).toBe('{"batchId":"b-ingest-1"}');
+  });
+
+  it.each([
+    [
+      "another thing's results",
+      basicIngestTopic(ruleNameFor(streamRules.results.ruleName, LOCAL_STAGE), 'gw-victim'),
+    ],
+    [
+      'the direct results rule',
+      basicIngestTopic(ruleNameFor(rules.results.ruleName, LOCAL_STAGE), 'gw-prefix'),
+    ],
+    [
+      'its status under the stream rule',
+      `$aws/rules/${ruleNameFor(streamRules.results.ruleName, LOCAL_STAGE)}/${topicFor('status', { thing: 'gw-prefix' })}`,
+    ],
+    ['any other rule', basicIngestTopic('some_other_rule', 'gw-prefix')],
+  ])('refuses a Basic Ingest publish to %s and puts nothing on the stream', async (_, topic) => {
+    // Prepare
+    const gateway = await thing('gw-prefix');
+    const before = streamRecords.length;
+
+    // Act
+    void gateway.connection.publish(topic, '{"forged":true}', mqtt.QoS.AtLeastOnce).catch(() => {});
+    await gateway.interrupted();
+    await stack.idle();
+
+    // Assess
+    expect(streamRecords.length).toBe(before);
+    expect(denied).toContainEqual({ action: 'publish', thing: 'gw-prefix', resource: topic });
   });
 
   it("refuses a subscription to '#' with a failure return code", async () => {

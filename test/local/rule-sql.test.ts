@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateRule, parseRuleSql } from '../../infra/local/rule-sql.ts';
+import { evaluateRule, parseRuleSql, parseSubstitution } from '../../infra/local/rule-sql.ts';
 import { RuleEventSchema } from '../../shared/schemas.ts';
-import { rules, topicFilter, topicFor } from '../../shared/topology.ts';
+import { rules, streams, topicFilter, topicFor } from '../../shared/topology.ts';
 
 describe('rule SQL', () => {
   it('parses every topology rule into its FROM filter and SELECT list', () => {
@@ -68,5 +68,18 @@ describe('rule SQL', () => {
   ])('rejects %s instead of guessing', (sql, reason) => {
     // Act / Assess
     expect(() => parseRuleSql(sql)).toThrow(reason);
+  });
+
+  it("evaluates the stream's partition key template to the thing of the topic", () => {
+    // Prepare
+    const key = parseSubstitution(streams.results.partitionKey);
+    const input = { topic: topicFor('results', { thing: 'gw-9' }), payload: new Uint8Array(), receivedAt: 1 };
+
+    // Act / Assess
+    expect(key(input)).toBe('gw-9');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT substitution template.
+    expect(parseSubstitution('k-${topic(9)}-x')(input)).toBe('k--x');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT substitution template.
+    expect(() => parseSubstitution('${clientid()}')).toThrow(/unsupported expression 'clientid\(\)'/);
   });
 });

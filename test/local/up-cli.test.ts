@@ -2,11 +2,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_CREDENTIALS } from '../../infra/local/env.ts';
+import { localKinesisClient } from '../../infra/local/kinesis.ts';
 import { type Endpoints, readEndpoints } from '../../infra/local/stack.ts';
-import { buckets } from '../../shared/topology.ts';
+import { buckets, streams } from '../../shared/topology.ts';
 import { cliBin } from '../support/cli.ts';
 import { connectThing, withTimeout } from '../support/thing-client.ts';
 
@@ -85,9 +87,20 @@ describe('edgeloop up', () => {
     s3.destroy();
     const thing = await connectThing(endpoints.mqtt, 'gw-cli');
     await thing.close();
+    const kinesis = localKinesisClient(endpoints.kinesis);
+    const { StreamNames } = await kinesis.send(new ListStreamsCommand({}));
+    kinesis.destroy();
 
     // Assess
-    expect(Object.keys(endpoints).sort()).toEqual(['dashboard', 'dynamodb', 'iotData', 'mqtt', 's3']);
+    expect(Object.keys(endpoints).sort()).toEqual([
+      'dashboard',
+      'dynamodb',
+      'iotData',
+      'kinesis',
+      'mqtt',
+      's3',
+    ]);
+    expect(StreamNames).toContain(streams.results.localName);
     expect(printed).toMatchObject({
       region: 'us-east-1',
       credentials: LOCAL_CREDENTIALS,

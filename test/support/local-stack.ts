@@ -11,7 +11,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { listRegistry } from '../../functions/training/registry.ts';
 import type { HandlerOverrides } from '../../infra/local/invoker.ts';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { buckets, datasetKeys, tables, topicFilter } from '../../shared/topology.ts';
@@ -22,6 +22,8 @@ export interface TestStackOptions {
   handlers?: HandlerOverrides;
   /** POWERTOOLS_LOG_LEVEL while the stack runs (restored on stop). */
   logLevel?: string;
+  /** The results stream's event source mapping timing (LocalStackOptions.resultsStream). */
+  resultsStream?: LocalStackOptions['resultsStream'];
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<LocalStack> {
@@ -35,7 +37,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Lo
   };
   let stack: LocalStack;
   try {
-    stack = await startLocalStack({ dataDir, ...(options.handlers ? { handlers: options.handlers } : {}) });
+    stack = await startLocalStack({
+      dataDir,
+      ...(options.handlers ? { handlers: options.handlers } : {}),
+      ...(options.resultsStream ? { resultsStream: options.resultsStream } : {}),
+    });
   } catch (error) {
     await cleanUp();
     throw error;

@@ -18,6 +18,7 @@ import {
   NAMESPACE,
   type PolicyStatement,
   type RuleName,
+  ruleNameFor,
   rules,
   streamRules,
   thingPolicy,
@@ -33,8 +34,8 @@ import { ResultsStream } from './results-stream.ts';
 // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a JS template.
 export const CREDENTIALS_THING_VARIABLE = '${credentials-iot:ThingName}';
 
-/** IoT topic rule names allow only letters, digits and underscores. */
-export const ruleNameFor = (ruleName: string, stage: string) => `${ruleName}_${stage.replaceAll('-', '_')}`;
+/** Declared in the topology, where the local stack names its Basic Ingest rule the same way. */
+export { ruleNameFor };
 
 const aggregatorAccess: Record<RuleName, Access> = {
   results: {
