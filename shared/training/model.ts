@@ -76,7 +76,7 @@ export interface FitResult {
  * Keeps the best weights by validation loss and stops after `patience` epochs without a
  * better one; `restore` puts the best weights back once the fit is over.
  */
-function earlyStopping(model: LayersModel, options: FitOptions) {
+export function earlyStopping(model: LayersModel, options: FitOptions) {
   let best = {
     loss: Number.POSITIVE_INFINITY,
     epoch: 0,
