@@ -6,6 +6,7 @@
 const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
   train: () => import('./train.ts'),
   'train-scale': () => import('./train-scale.ts'),
+  'train-windows': () => import('./train-windows.ts'),
   device: () => import('./device.ts'),
   footprint: () => import('./footprint.ts'),
   aggregate: () => import('./aggregate.ts'),
