@@ -294,6 +294,8 @@ export async function startInferServer(
     nextId: () => string;
     labelColumn: () => string;
     status: () => unknown;
+    /** Serving a windowed model: answers the request body instead (device/window-sources.ts). */
+    window?: { active: () => boolean; answer: (body: string) => Promise<{ code: number; body: unknown }> };
   },
 ): Promise<InferServer> {
   const server: Server = createServer((req, res) => {
@@ -309,6 +311,10 @@ export async function startInferServer(
       size += chunk.length;
       if (size > 64 * 1024) return send(res, 413, { error: 'a reading must be under 64 KB' });
       chunks.push(chunk);
+    }
+    if (ctx.window?.active()) {
+      const answer = await ctx.window.answer(Buffer.concat(chunks).toString('utf8'));
+      return send(res, answer.code, answer.body);
     }
     let row: RawRow;
     try {

@@ -239,3 +239,12 @@ export function windowInputs(input: WindowInput, windows: readonly Pick<Window, 
   });
   return x;
 }
+
+/** A window stored as samples x channels (null = a padded sample, JSON has no NaN), as the windower gives it. */
+export function windowFromSamples(
+  samples: readonly (readonly (number | null)[])[],
+): Pick<Window, 'values' | 'valid'> {
+  const values = Float32Array.from(samples.flat(), (v) => v ?? Number.NaN);
+  const valid = samples.filter((row) => !row.some((v) => v === null || Number.isNaN(v))).length;
+  return { values, valid };
+}

@@ -30,7 +30,13 @@ import {
   type TrainingOutcome,
   type TrainRunOptions,
 } from '../training/train.ts';
-import { fitWindowFeatures, type WindowInput, windowInput, windowInputs } from './features.ts';
+import {
+  fitWindowFeatures,
+  type WindowInput,
+  windowFromSamples,
+  windowInput,
+  windowInputs,
+} from './features.ts';
 import { LongFormatCollector, type SeriesReadings } from './long-format.ts';
 import { buildRecurrent, fitWindows, inputTensor, oneHot, predictWindows, RECURRENT_UNITS } from './model.ts';
 import { prepareWindows } from './prepare.ts';
@@ -222,9 +228,7 @@ export function goldenOutputs(
 ): number[][] {
   const x = new Float32Array(windows.length * input.width);
   windows.forEach((samples, i) => {
-    const values = Float32Array.from(samples.flat(), (v) => v ?? Number.NaN);
-    const valid = samples.filter((row) => !row.some((v) => v === null || Number.isNaN(v))).length;
-    input.into({ values, valid }, x, i * input.width);
+    input.into(windowFromSamples(samples), x, i * input.width);
   });
   const probabilities = predictWindows(model, x, windows.length, input.shape);
   const k = probabilities.length / Math.max(1, windows.length);
