@@ -7,6 +7,7 @@ import { WindowManifestSchema, WindowSpecSchema } from './timeseries/spec.ts';
 import { MAX_BATCH_RESULTS, MODEL_NAME_PATTERN, THING_NAME_PATTERN } from './topology.ts';
 
 export {
+  type ResolvedWindow,
   type WindowManifest,
   WindowManifestSchema,
   type WindowSpec,

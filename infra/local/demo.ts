@@ -235,6 +235,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   }
 }
 
+/** The windowed demo's data: machines m01-m16 train; the gateways replay m17-m19, which training never saw. */
+export const VIBRATION_DEMO = {
+  train: { machines: 16, readings: 2000, seed: 7 },
+  replay: { machines: 3, readings: 2000, seed: 8, firstMachine: 16 },
+} as const;
+
 async function prepareDataset(
   workDir: string,
   options: DemoOptions,
@@ -246,14 +252,10 @@ async function prepareDataset(
       ...(options.label ? { label: options.label } : {}),
     };
   if (options.window) {
-    // Training machines m01-m16; the gateways replay m17-m19, which training never saw.
     const csvPath = join(workDir, 'vibration.csv');
     const replayPath = join(workDir, 'vibration-unseen.csv');
-    await writeFile(csvPath, generateVibrationCsv({ machines: 16, readings: 2000, seed: 7 }));
-    await writeFile(
-      replayPath,
-      generateVibrationCsv({ machines: 3, readings: 2000, seed: 8, firstMachine: 16 }),
-    );
+    await writeFile(csvPath, generateVibrationCsv(VIBRATION_DEMO.train));
+    await writeFile(replayPath, generateVibrationCsv(VIBRATION_DEMO.replay));
     return { csvPath, replayPath, label: options.label ?? VIBRATION_LABEL };
   }
   const csvPath = join(workDir, 'sensors.csv');
