@@ -3,7 +3,7 @@
  * values of these types; consumers parse with them before trusting anything.
  */
 import { z } from 'zod';
-import { WindowManifestSchema, WindowSpecSchema } from './timeseries/spec.ts';
+import { RegistryWindowSchema, WindowManifestSchema, WindowSpecSchema } from './timeseries/spec.ts';
 import { MAX_BATCH_RESULTS, MODEL_NAME_PATTERN, THING_NAME_PATTERN } from './topology.ts';
 
 export {
@@ -425,6 +425,8 @@ export const RegistryItemSchema = z.object({
       at: IsoTime,
     })
     .optional(),
+  /** A windowed model: the window it was trained on (and the gateway cuts). */
+  window: RegistryWindowSchema.optional(),
   /** Drift -> retrain bookkeeping on a released version. */
   drift: z
     .object({

@@ -315,6 +315,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           datasetSha256,
           metrics: outcome.metrics,
           datasetParts: outcome.parts.length,
+          ...(outcome.window
+            ? { window: { ...outcome.window.manifest.spec, features: outcome.window.manifest.features.kind } }
+            : {}),
           ...(outcome.sample ? { sample: outcome.sample } : {}),
           ...(feedback && feedback.rows > 0 ? { feedbackRows: feedback.rows } : {}),
           updatedAt: now().toISOString(),

@@ -103,3 +103,13 @@ export function windowSamples(spec: Pick<WindowSpec, 'sizeMs' | 'strideMs'>, fre
     stride: Math.max(1, Math.round((spec.strideMs * frequencyHz) / 1000)),
   };
 }
+
+/** What the registry keeps of a version's window: the resolved spec and the model input kind. */
+export const RegistryWindowSchema = ResolvedWindowSchema.extend({ features: z.enum(WINDOW_FEATURE_KINDS) });
+export type RegistryWindow = z.infer<typeof RegistryWindowSchema>;
+
+/** One line for people: "1000 ms windows every 500 ms at 100 Hz of ax, ay, az per machine, spectral". */
+export function describeWindow(window: RegistryWindow): string {
+  const ms = (samples: number) => Math.round((samples * 1000) / window.frequencyHz);
+  return `${ms(window.samples)} ms windows every ${ms(window.stride)} ms at ${window.frequencyHz} Hz of ${window.channels.join(', ')}${window.series ? ` per ${window.series}` : ''}, ${window.features}`;
+}

@@ -7,11 +7,14 @@
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { listRegistry } from '../../functions/training/registry.ts';
+import { formatRegistry } from '../../infra/cli/commands/models.ts';
+import { trainingRunFromRegistry } from '../../infra/local/dashboard/snapshot.ts';
 import { type DemoRun, runDemo, VIBRATION_DEMO } from '../../infra/local/demo.ts';
-import { s3Client } from '../../shared/aws.ts';
-import { ManifestSchema, type ResolvedWindow } from '../../shared/schemas.ts';
+import { dynamoClient, s3Client } from '../../shared/aws.ts';
+import { ManifestSchema, type RegistryItem, type ResolvedWindow } from '../../shared/schemas.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
-import { buckets, datasetKeys, modelKeys } from '../../shared/topology.ts';
+import { buckets, datasetKeys, modelKeys, tables } from '../../shared/topology.ts';
 
 /** Windows a replay should give, counted from the readings' times alone: per unbroken stretch, 1 + (points - samples) / stride. */
 function expectedWindows(csv: string, spec: ResolvedWindow): number {
@@ -68,6 +71,14 @@ describe('the windowed loop on the local stack', () => {
     expect(manifest.window?.golden.windows.length).toBeGreaterThan(0);
     const spec = manifest.window?.spec as ResolvedWindow;
     expect(summary.window).toEqual(spec);
+
+    // The registry keeps the version's window, and `edgeloop models` and the dashboard show it.
+    const [item] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, 'fans');
+    expect(item?.window).toEqual({ ...spec, features: 'spectral' });
+    const [header, row] = formatRegistry(item ? [item] : []);
+    expect(header).toMatch(/ACCURACY\s+BASELINE\s+UPDATED\s+WINDOW/);
+    expect(row).toContain('1000 ms windows every 500 ms at 100 Hz of ax, ay, az per machine, spectral');
+    expect(trainingRunFromRegistry(item as RegistryItem).window).toMatch(/^1000 ms windows/);
 
     // One result per window of the replayed readings (within 5%), each counted by the aggregator.
     const perGateway = expectedWindows(generateVibrationCsv(VIBRATION_DEMO.replay), spec);
