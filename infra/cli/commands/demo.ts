@@ -196,7 +196,7 @@ export function summaryTable(
           ],
         ]
       : []),
-    ...(summary.liveAccuracy !== undefined && summary.liveAccuracy !== null
+    ...(summary.window && summary.liveAccuracy !== undefined && summary.liveAccuracy !== null
       ? [['live accuracy', `${percent(summary.liveAccuracy)} on the gateways' labelled readings`]]
       : []),
     [
