@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<unknown> }>> = {
   'train-scale': () => import('./train-scale.ts'),
   'train-windows': () => import('./train-windows.ts'),
   device: () => import('./device.ts'),
+  'device-windows': () => import('./device-windows.ts'),
   footprint: () => import('./footprint.ts'),
   aggregate: () => import('./aggregate.ts'),
   rollout: () => import('./rollout.ts'),

@@ -13,6 +13,9 @@ import type { ResultStream } from './result-writer.ts';
 import { parseReading, type Reading } from './sources.ts';
 import { type WindowResult, WindowStream } from './window-stream.ts';
 
+/** Windows an unpaced replay gathers before one predict. */
+const REPLAY_BATCH = 256;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -93,11 +96,13 @@ export async function runWindowReplay(
         ctx.log?.(`csv source: reading ${(p % rows.length) + 1} refused: ${refused}`);
     }
     pos += n;
-    if (spec.limit !== undefined && pos >= spec.limit) {
+    const last = spec.limit !== undefined && pos >= spec.limit;
+    if (last) {
       results.push(...stream.flush());
       stream.endAll();
     }
-    results.push(...stream.flush());
+    // An unpaced replay lets windows gather across chunks, so one predict takes many.
+    if (spec.rate || last || stream.pending >= REPLAY_BATCH) results.push(...stream.flush());
     emit(results, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
@@ -106,6 +111,8 @@ export async function runWindowReplay(
       lastYield = performance.now();
     }
   }
+  // Stopped: the windows already complete still get their results.
+  emit(stream.flush(), pos);
   return pos;
 }
 

@@ -34,6 +34,7 @@ export class WindowStream {
   private ready: Ready[] = [];
   private owner: LoadedModel | undefined;
   private arrivedAt = 0;
+  private reading: Reading = { series: '', time: 0, values: new Float32Array(0), label: undefined };
   /** Readings refused (out of time order, repeated, not numeric). */
   refused = 0;
 
@@ -44,8 +45,11 @@ export class WindowStream {
   ) {}
 
   /** The serving model's window block; a swap to another model empties the buffers. */
+  private current: { model: LoadedModel; window: WindowManifest } | undefined;
+
   private window(): { model: LoadedModel; window: WindowManifest } {
     const model = this.engine.serving;
+    if (model && model === this.current?.model) return this.current;
     if (!model) throw new NoModelError();
     const window = model.manifest.window;
     if (!window) throw new Error(`model v${model.version} classifies single readings, not windows`);
@@ -54,17 +58,22 @@ export class WindowStream {
       this.ready = [];
       this.owner = model;
     }
-    return { model, window };
+    this.current = { model, window };
+    return this.current;
   }
 
   /** Feeds one reading; returns why it was refused, or undefined. */
   push(row: RawRow, arrivedAt = performance.now()): string | undefined {
     const { model, window } = this.window();
     const { spec } = window;
-    const reading = readingOf(row, spec, model.manifest.preprocessing.label);
-    if (typeof reading === 'string') {
+    // One reading object reused (the windower copies the values at once): no garbage per reading.
+    if (this.reading.values.length !== spec.channels.length)
+      this.reading.values = new Float32Array(spec.channels.length);
+    const reading = this.reading;
+    const refused = readInto(reading, row, spec, model.manifest.preprocessing.label);
+    if (refused) {
       this.refused++;
-      return reading;
+      return refused;
     }
     let windower = this.windowers.get(reading.series);
     if (!windower) {
@@ -167,28 +176,46 @@ interface Reading {
   label: string | undefined;
 }
 
-/** A reading's time, series, channel values and label under the model's window spec, or why not. */
-function readingOf(row: RawRow, spec: WindowManifest['spec'], labelColumn: string): Reading | string {
+/** Reads a reading's time, series, channel values and label into `into`; returns why it cannot, or undefined. */
+function readInto(
+  into: Reading,
+  row: RawRow,
+  spec: WindowManifest['spec'],
+  labelColumn: string,
+): string | undefined {
   const rawTime = row[spec.time];
   const time = rawTime === undefined || rawTime === null ? Number.NaN : parseTime(rawTime, spec.timeUnit);
   if (!Number.isFinite(time))
     return `'${spec.time}' must be a time (epoch ${spec.timeUnit} or ISO 8601), got ${JSON.stringify(rawTime ?? null)}`;
-  const values = new Float32Array(spec.channels.length);
-  for (let c = 0; c < spec.channels.length; c++) {
-    const channel = spec.channels[c] as string;
-    const raw = row[channel];
+  const { channels } = spec;
+  for (let c = 0; c < channels.length; c++) {
+    const raw = row[channels[c] as string];
     const value =
       typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
     if (!Number.isFinite(value))
-      return `channel '${channel}' must be a number, got ${JSON.stringify(raw ?? null)}`;
-    values[c] = value;
+      return `channel '${channels[c]}' must be a number, got ${JSON.stringify(raw ?? null)}`;
+    into.values[c] = value;
   }
-  const series = spec.series ? String(row[spec.series] ?? '') : '';
+  const series = spec.series ? row[spec.series] : '';
+  into.series = typeof series === 'string' ? series : String(series ?? '');
+  into.time = time;
   const label = row[labelColumn];
-  return {
-    series,
-    time,
-    values,
-    label: label === undefined || label === null || String(label) === '' ? undefined : String(label),
+  into.label =
+    typeof label === 'string'
+      ? label || undefined
+      : label === undefined || label === null
+        ? undefined
+        : String(label);
+  return undefined;
+}
+
+/** A reading on its own (a whole window's readings are kept together). */
+function readingOf(row: RawRow, spec: WindowManifest['spec'], labelColumn: string): Reading | string {
+  const reading: Reading = {
+    series: '',
+    time: 0,
+    values: new Float32Array(spec.channels.length),
+    label: undefined,
   };
+  return readInto(reading, row, spec, labelColumn) ?? reading;
 }

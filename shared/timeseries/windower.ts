@@ -75,15 +75,14 @@ export class SeriesWindower {
     let k = this.count;
     let at = this.origin + k * this.period;
     const span = time - this.lastTime;
+    const width = this.width;
     while (at <= time + 1e-9) {
       const w = (at - this.lastTime) / span;
+      const slot = (this.count % this.spec.samples) * width;
+      for (let c = 0; c < width; c++)
+        this.ring[slot + c] = (this.lastValues[c] as number) * (1 - w) + (values[c] as number) * w;
       // A grid point takes the label of the latest reading at or before it.
-      const pointLabel = at >= time - 1e-9 ? label : this.lastLabel;
-      this.addPoint(
-        (c) => (this.lastValues[c] as number) * (1 - w) + (values[c] as number) * w,
-        at,
-        pointLabel,
-      );
+      this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
       k = this.count;
       at = this.origin + k * this.period;
     }
@@ -114,7 +113,8 @@ export class SeriesWindower {
   private startSegment(time: number, values: ArrayLike<number>, label: string | undefined) {
     this.count = 0;
     this.origin = time;
-    this.addPoint((c) => values[c] as number, time, label);
+    for (let c = 0; c < this.width; c++) this.ring[c] = values[c] as number;
+    this.addPoint(time, label);
     this.remember(time, values, label);
   }
 
@@ -124,10 +124,10 @@ export class SeriesWindower {
     this.lastLabel = label;
   }
 
-  private addPoint(value: (channel: number) => number, at: number, label: string | undefined) {
+  /** Counts the grid point just written to the ring's next slot; a full buffer every stride is a window. */
+  private addPoint(at: number, label: string | undefined) {
     const { samples, stride } = this.spec;
     const slot = this.count % samples;
-    for (let c = 0; c < this.width; c++) this.ring[slot * this.width + c] = value(c);
     this.ringLabels[slot] = label;
     this.count++;
     if (this.count >= samples && (this.count - samples) % stride === 0) {
