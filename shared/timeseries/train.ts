@@ -37,7 +37,7 @@ import {
   windowInput,
   windowInputs,
 } from './features.ts';
-import { LongFormatCollector, type SeriesReadings } from './long-format.ts';
+import { LongFormatCollector, parseTime, type SeriesReadings } from './long-format.ts';
 import { buildRecurrent, fitWindows, inputTensor, oneHot, predictWindows, RECURRENT_UNITS } from './model.ts';
 import { prepareWindows } from './prepare.ts';
 import type { WindowManifest, WindowSpec } from './spec.ts';
@@ -71,6 +71,10 @@ export async function trainWindowsFromSource(
   let collector: LongFormatCollector | undefined;
   let label = '';
   let width = 0;
+  let header: string[] = [];
+  // Labelled hard examples follow the parts, newest first: each is one window of its own
+  // series, so they are put back in time order before they are collected.
+  const feedback: { cells: string[]; place: string }[] = [];
   const pass = await readPass(
     source,
     where,
@@ -80,10 +84,12 @@ export async function trainWindowsFromSource(
         throw new InputError(
           `${where}${placeText(place)}: ${raw.length} cells, the header has ${width}: every reading needs every column`,
         );
-      collector?.add(cells, placeText(place));
+      if (place.part === 'feedback') feedback.push({ cells, place: placeText(place) });
+      else collector?.add(cells, placeText(place));
     },
     {
-      onHeader: (header) => {
+      onHeader: (names) => {
+        header = names;
         width = header.length;
         label = labelColumn(header, spec, config.label);
         collector = new LongFormatCollector(header, spec, label, config.features, where);
@@ -92,6 +98,14 @@ export async function trainWindowsFromSource(
     },
   );
   if (!collector) throw new InputError(`${where}the dataset has no header`);
+  const timeAt = header.indexOf(spec.time);
+  const seriesAt = spec.series ? header.indexOf(spec.series) : -1;
+  const timeOf = (cells: string[]) => parseTime(cells[timeAt] ?? '', spec.timeUnit);
+  feedback.sort(
+    (a, b) =>
+      (a.cells[seriesAt] ?? '').localeCompare(b.cells[seriesAt] ?? '') || timeOf(a.cells) - timeOf(b.cells),
+  );
+  for (const { cells, place } of feedback) collector.add(cells, place);
   const collected = collector.finish();
   options.onProgress?.({ phase: 'sampling' });
   const prepared = prepareWindows(collected, spec, config.seed, where);

@@ -2,9 +2,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { bytesPart } from '../../shared/dataset/source.ts';
 import { InputError } from '../../shared/errors.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
-import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
+import { trainWindowsFromCsv, trainWindowsFromSource } from '../../shared/timeseries/train.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
 import { runCli } from '../support/cli.ts';
 
@@ -68,6 +69,39 @@ describe('edgeloop train with window flags', () => {
     expect(JSON.stringify(topology.modelTopology)).toContain('"class_name":"GRU"');
     expect(outcome.window?.manifest.features).toMatchObject({ kind: 'raw', frame: 10 });
     expect(outcome.preprocessing.inputWidth).toBe(300);
+  });
+
+  it('reads labelled hard-example windows that follow the dataset newest first', async () => {
+    // Prepare: one 1.2 s window of a gateway's series, its rows reversed as feedback comes.
+    const text = readFileSync(file, 'utf8');
+    const base = text.trim().split('\n').length - 1;
+    const window = Array.from({ length: 120 }, (_, i) => [
+      String(1_800_000_000_000 + i * 10),
+      'gw-1/m01@0',
+      '0.1',
+      '0.2',
+      String(1 + (i % 3) / 10),
+      'normal',
+    ]);
+    const source = {
+      name: 'fans.csv',
+      parts: [bytesPart('fans.csv', text)],
+      extra: () => [...window].reverse(),
+    };
+
+    // Act
+    const outcome = await trainWindowsFromSource(
+      source,
+      TrainingConfigSchema.parse({
+        label: 'state',
+        epochs: 1,
+        window: { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 },
+      }),
+    );
+
+    // Assess
+    expect(outcome.rows).toBe(base + 120);
+    expect(outcome.extraRows).toBe(120);
   });
 
   it('rejects readings out of time order with the row to fix', async () => {
