@@ -122,7 +122,10 @@ export async function main(): Promise<void> {
       for (const reading of readings) {
         const key = String(reading.machine);
         let values = bySeries.get(key);
-        if (!values) bySeries.set(key, (values = []));
+        if (!values) {
+          values = [];
+          bySeries.set(key, values);
+        }
         for (const channel of channels) values.push(Number(reading[channel]));
       }
       let made = 0;
