@@ -1,8 +1,19 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../device/engine.ts';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../device/model.ts';
-import { parseCsv } from '../../device/sources.ts';
-import { answerWindowHttp, LiveWindows } from '../../device/window-sources.ts';
+import { Outbox } from '../../device/outbox.ts';
+import { ResultStream } from '../../device/result-writer.ts';
+import { exactNumber, parseCsv } from '../../device/sources.ts';
+import {
+  answerWindowHttp,
+  LiveWindows,
+  runWindowJsonLines,
+  runWindowReplay,
+} from '../../device/window-sources.ts';
 import { WindowStream } from '../../device/window-stream.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { windowInput, windowInputs } from '../../shared/timeseries/features.ts';
@@ -155,6 +166,98 @@ describe('a windowed model on the gateway', () => {
     expect(JSON.stringify(older.body)).toMatch(/is before the latest reading of series 'm01'/);
     expect(tooShort.code).toBe(400);
     expect(JSON.stringify(tooShort.body)).toMatch(/make no window: a window is 100 samples at 100 Hz/);
+    engine.dispose();
+  });
+
+  it('replays long-format rows into the outbox, resumes at its checkpoint, and loops with fresh ids', async () => {
+    // Prepare: two machines of 1,200 readings (a 0.4 s dropout each), grouped by machine.
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const rows = parseCsv(csv).rows.filter((row) => row.machine === 'm01' || row.machine === 'm02');
+    const readings = rows.map((row) =>
+      Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-replay-'));
+    const replay = async (start: number, limit: number) => {
+      const outbox = await Outbox.open(dir);
+      const batcher = new ResultStream(outbox, { thing: 'gw', model: 'fan' });
+      const ids: string[] = [];
+      const end = await runWindowReplay(readings, { limit }, start || outbox.csvNext, {
+        thing: 'gw',
+        engine,
+        batcher,
+        stopped: () => false,
+        onResults: (results) => ids.push(...results.map((r) => r.result.id)),
+        chunk: 128,
+      });
+      await batcher.close();
+      return { ids, end, stored: outbox.depthResults, checkpoint: outbox.csvNext };
+    };
+
+    // Act: the whole file in one run; then in two runs with a restart in the middle; then twice over.
+    const whole = await replay(0, readings.length);
+    await rm(dir, { recursive: true, force: true });
+    const first = await replay(0, 1500);
+    const resumed = await replay(0, readings.length);
+    await rm(dir, { recursive: true, force: true });
+    const looped = await replay(0, 2 * readings.length);
+
+    // Assess
+    expect(whole.end).toBe(readings.length);
+    expect(whole.stored).toBe(whole.ids.length);
+    expect(whole.ids.length).toBeGreaterThan(30);
+    // The restart resumes at the checkpoint of the last stored results; the buffers refill, so
+    // the windows that spanned the restart are not made, and no id comes twice.
+    expect(first.checkpoint).toBeLessThanOrEqual(1500);
+    expect(first.checkpoint).toBeGreaterThan(1500 - 128 * 2);
+    const both = [...first.ids, ...resumed.ids];
+    expect(new Set(both).size).toBe(both.length);
+    expect(both.length).toBeGreaterThanOrEqual(whole.ids.length - 3);
+    expect(both.length).toBeLessThanOrEqual(whole.ids.length);
+    expect(resumed.stored).toBe(both.length);
+    // A second pass over the file is a new segment per series, with ids of its own.
+    expect(looped.ids.length).toBe(2 * whole.ids.length);
+    expect(new Set(looped.ids).size).toBe(looped.ids.length);
+    await rm(dir, { recursive: true, force: true });
+    engine.dispose();
+  });
+
+  it('answers JSON lines on stdin: a result line per window, an error line per bad reading', async () => {
+    // Prepare
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-stdin-'));
+    const batcher = new ResultStream(await Outbox.open(dir), { thing: 'gw', model: 'fan' });
+    const rows = parseCsv(csv)
+      .rows.filter((row) => row.machine === 'm03')
+      .slice(0, 250);
+    const lines = [
+      ...rows.map((row) => JSON.stringify(row)),
+      '{"ts": 1, "machine": "m03", "ax": "loud"}',
+      'not json',
+    ];
+    const written: string[] = [];
+
+    // Act
+    const count = await runWindowJsonLines(Readable.from(lines.map((line) => `${line}\n`)), {
+      live: new LiveWindows(engine, 'gw:stdin:'),
+      batcher,
+      write: (line) => written.push(line),
+      stopped: () => false,
+    });
+    await batcher.close();
+
+    // Assess: 250 readings at 100 Hz make windows ending at samples 100, 150, 200, 250 (dropouts aside).
+    const answers = written.map((line) => JSON.parse(line));
+    const results = answers.filter((answer) => answer.window);
+    expect(count).toBe(251);
+    expect(results.length).toBeGreaterThanOrEqual(2);
+    for (const result of results) expect(result).toMatchObject({ version: 1, window: { series: 'm03' } });
+    expect(answers.filter((a) => a.error).map((a) => a.error)).toEqual([
+      expect.stringMatching(/^line 251: channel 'ax' must be a number, got "loud"/),
+      expect.stringMatching(/^line 252: /),
+    ]);
+    await rm(dir, { recursive: true, force: true });
     engine.dispose();
   });
 });
