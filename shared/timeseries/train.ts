@@ -43,6 +43,9 @@ import { prepareWindows } from './prepare.ts';
 import type { WindowManifest, WindowSpec } from './spec.ts';
 import { type Window, windowsOf } from './windower.ts';
 
+/** Values (samples x channels) kept over all golden windows, beyond one window. */
+export const GOLDEN_WINDOW_VALUES = 8_000;
+
 export async function trainWindowsFromCsv(
   csv: Uint8Array | string,
   config: TrainingConfig,
@@ -220,7 +223,9 @@ export async function trainWindowsFromSource(
 
 /** A few test windows spread over the test set, and what the shipped model says of them. */
 function goldenWindows(model: LayersModel, input: WindowInput, test: readonly Window[], channels: number) {
-  const n = Math.min(GOLDEN_ROWS, test.length);
+  // Few enough values that the manifest stays small (it also rides in the Step Functions state).
+  const perWindow = (test[0]?.values.length ?? 1) || 1;
+  const n = Math.max(1, Math.min(GOLDEN_ROWS, test.length, Math.floor(GOLDEN_WINDOW_VALUES / perWindow)));
   const picks = Array.from({ length: n }, (_, i) => test[Math.floor((i * test.length) / n)] as Window);
   // Stored rounded to float32's precision; outputs are computed on exactly the stored values.
   const windows = picks.map((window) => {
