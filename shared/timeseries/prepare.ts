@@ -99,6 +99,58 @@ function longestSegment(series: SeriesReadings, maxGapMs: number): number {
   return longest;
 }
 
+/** Seeded shuffles of the series tried for a split where every class has training windows. */
+const SPLIT_TRIES = 64;
+
+/**
+ * Whole series to roles (15% test, 15% validation, at least one each). The first of a few
+ * seeded shuffles where every class has training windows wins, preferring one where the test
+ * and validation series hold every class too: with few series, each covering a few states,
+ * one shuffle can leave a class out of training.
+ */
+function seriesRoles(
+  series: readonly SeriesReadings[],
+  spec: ResolvedWindow,
+  seed: number,
+): Map<string, Role> {
+  const classesOf = new Map(
+    series.map((s) => [
+      s.name,
+      new Set(
+        windowsOf(s.name, spec, s.times, s.values, s.labels)
+          .map((w) => w.label)
+          .filter((label): label is string => label !== undefined),
+      ),
+    ]),
+  );
+  const all = new Set([...classesOf.values()].flatMap((set) => [...set]));
+  const n = series.length;
+  const test = Math.max(1, Math.round(n * SHARES.test));
+  const validation = Math.max(1, Math.round(n * SHARES.validation));
+  const random = seededRandom(seed);
+  let best: { role: Map<string, Role>; missing: number } | undefined;
+  for (let attempt = 0; attempt < SPLIT_TRIES && best?.missing !== 0; attempt++) {
+    const names = shuffleInPlace(
+      series.map((s) => s.name),
+      random,
+    );
+    const role = new Map<string, Role>();
+    names.forEach((name, i) => {
+      role.set(name, i < test ? 'test' : i < test + validation ? 'validation' : 'train');
+    });
+    const covered = (r: Role) => {
+      const seen = new Set(
+        names.filter((name) => role.get(name) === r).flatMap((name) => [...(classesOf.get(name) ?? [])]),
+      );
+      return [...all].filter((label) => !seen.has(label)).length;
+    };
+    // A class missing from training weighs more than every class missing elsewhere.
+    const missing = covered('train') * 1000 + covered('validation') + covered('test');
+    if (!best || missing < best.missing) best = { role, missing };
+  }
+  return (best as { role: Map<string, Role> }).role;
+}
+
 export function prepareWindows(
   collected: CollectedReadings,
   spec: WindowSpec,
@@ -127,17 +179,7 @@ export function prepareWindows(
   let split: PreparedWindows['split'];
   if (collected.series.length >= 3) {
     split = 'series';
-    const names = shuffleInPlace(
-      collected.series.map((s) => s.name),
-      seededRandom(seed),
-    );
-    const n = names.length;
-    const test = Math.max(1, Math.round(n * SHARES.test));
-    const validation = Math.max(1, Math.round(n * SHARES.validation));
-    const role = new Map<string, Role>();
-    names.forEach((name, i) => {
-      role.set(name, i < test ? 'test' : i < test + validation ? 'validation' : 'train');
-    });
+    const role = seriesRoles(collected.series, resolved, seed);
     for (const series of collected.series) {
       const r = role.get(series.name) as Role;
       seriesOf[r].push(series.name);

@@ -236,6 +236,26 @@ describe('the split', () => {
     expect(prepared.testSeries.map((s) => s.name).sort()).toEqual([...prepared.seriesOf.test].sort());
   });
 
+  it('picks a split by series where every class has training windows, whatever the seed', () => {
+    // Prepare: six machines, each in one state only (two machines per state).
+    const rows = ['t,m,x,y'];
+    for (let s = 0; s < 6; s++)
+      for (let i = 0; i < 60; i++)
+        rows.push(`${i * 100},m${s},${Math.sin(i * (s + 1))},${'abc'[Math.floor(s / 2)]}`);
+    const collected = collect(rows.join('\n'), window);
+
+    // Act
+    const splits = [1, 2, 3, 4, 5, 6, 7, 8].map((seed) =>
+      prepareWindows(collected, WindowSpecSchema.parse(window), seed),
+    );
+
+    // Assess
+    for (const prepared of splits) {
+      expect(new Set(prepared.windows.train.map((w) => w.label))).toEqual(new Set(['a', 'b', 'c']));
+      expect(prepared.seriesOf.test).toHaveLength(1);
+    }
+  });
+
   it('cuts one series into contiguous time blocks, with no window across a block edge', () => {
     // Prepare
     const collected = collect(machinesCsv(1, 600), window);
