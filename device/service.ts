@@ -359,7 +359,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     batcher.add(version, [result]);
   };
   if (o.httpPort !== undefined) {
-    const httpWindows = new LiveWindows(engine, `${o.thing}:http:${bootId}:`);
+    const httpWindows = new LiveWindows(engine, `${o.thing}:http:${bootId}:`, onWindowResults);
     server = await startInferServer(o.httpPort, {
       engine,
       onResult: onHttpResult,
@@ -410,7 +410,10 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           await runWindowJsonLines(
             (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
             {
-              live: new LiveWindows(engine, `${o.thing}:stdin:${bootId}:`),
+              live: new LiveWindows(engine, `${o.thing}:stdin:${bootId}:`, (results) => {
+                produced += results.length;
+                onWindowResults?.(results);
+              }),
               batcher,
               write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
               limit: source.limit,

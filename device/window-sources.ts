@@ -130,7 +130,12 @@ export class LiveWindows {
   }[] = [];
   private scheduled: NodeJS.Immediate | undefined;
 
-  constructor(engine: Engine, idPrefix: string) {
+  constructor(
+    engine: Engine,
+    idPrefix: string,
+    /** Sees every window result (hard-example sampling). */
+    private readonly onResults?: (results: readonly WindowResult[]) => void,
+  ) {
     this.stream = new WindowStream(engine, (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`);
   }
 
@@ -149,7 +154,9 @@ export class LiveWindows {
 
   /** A whole window's readings at once (one series, time order): its result. */
   whole(rows: readonly RawRow[]): WindowResult {
-    return this.stream.classifyWhole(rows);
+    const result = this.stream.classifyWhole(rows);
+    this.onResults?.([result]);
+    return result;
   }
 
   private run() {
@@ -158,6 +165,7 @@ export class LiveWindows {
     this.waiting = [];
     try {
       const results = this.stream.flush();
+      if (results.length) this.onResults?.(results);
       let at = 0;
       for (const item of waiting) {
         item.resolve(results.slice(at, at + item.count));
