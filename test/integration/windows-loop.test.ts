@@ -5,8 +5,12 @@
  * handler trains on windows, gates and releases; the gateways replay machines the model
  * never saw and send one result per window.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startDevice } from '../../device/service.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import { formatRegistry } from '../../infra/cli/commands/models.ts';
 import { trainingRunFromRegistry } from '../../infra/local/dashboard/snapshot.ts';
@@ -87,5 +91,66 @@ describe('the windowed loop on the local stack', () => {
     expect(summary.results.aggregated).toBe(summary.results.published);
     // Live accuracy on machines the model never saw, from the windows' truths.
     expect(summary.liveAccuracy).toBeGreaterThanOrEqual(0.85);
+  });
+
+  it('answers POST /infer on a gateway serving the windowed release: a reading, then a whole window', async () => {
+    // Prepare: one more gateway on the same stack, HTTP only; it picks up v1 from the retained notice.
+    const stack = run?.stack;
+    if (!stack) throw new Error('the loop test did not leave a stack running');
+    const stateDir = await mkdtemp(join(tmpdir(), 'edgeloop-window-http-'));
+    const device = await startDevice({
+      thing: 'gw-http',
+      model: 'fans',
+      stateDir,
+      mqttEndpoint: stack.endpoints.mqtt,
+      s3Endpoint: stack.endpoints.s3,
+      publicKeyPem: stack.publicKeyPem,
+      httpPort: 0,
+    });
+    try {
+      await device.waitFor((snapshot) => snapshot.version === 1, 60_000);
+      const readings = generateVibrationCsv({ ...VIBRATION_DEMO.replay, machines: 1 })
+        .trim()
+        .split('\n')
+        .slice(1, 131)
+        .map((line) => {
+          const [ts, machine, ax, ay, az, state] = line.split(',');
+          return { ts: Number(ts), machine, ax: Number(ax), ay: Number(ay), az: Number(az), state };
+        });
+      const post = async (body: unknown) => {
+        const response = await fetch(`http://127.0.0.1:${device.httpPort}/infer`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+        });
+        return {
+          status: response.status,
+          body: (await response.json()) as {
+            windows?: { window: unknown; truth?: string }[];
+            error?: string;
+          },
+        };
+      };
+
+      // Act
+      const single = await post(readings[0]);
+      const whole = await post({ readings: readings.slice(0, 120) });
+      const bad = await post({ readings: [{ ts: 1, machine: 'm17', ax: 'x' }] });
+
+      // Assess
+      expect(single).toEqual({ status: 200, body: { windows: [] } });
+      expect(whole.status).toBe(200);
+      expect(whole.body.windows).toHaveLength(1);
+      expect(whole.body.windows?.[0]).toMatchObject({
+        version: 1,
+        truth: readings[119]?.state,
+        window: { series: 'm17' },
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error).toMatch(/^reading 1: channel 'ax' must be a number, got "x"/);
+      await device.waitFor((snapshot) => snapshot.published >= 1, 30_000);
+    } finally {
+      await device.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
