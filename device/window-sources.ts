@@ -49,7 +49,8 @@ export interface WindowReplayContext {
 
 /**
  * Replays long-format rows from position `start` (reading p is row p mod rows) until
- * `limit` or stop, one predict per chunk over every window that became ready in it. Result
+ * `limit` or stop; an unpaced replay predicts once per 256 windows or so, a paced one every
+ * chunk, each predict over every window ready across series. Result
  * ids are `${thing}:${loop}:${series}:${window end}`: a looping replay never reuses one.
  * After a restart the buffers refill from the checkpoint, so windows that spanned the restart
  * are not made.
@@ -101,8 +102,10 @@ export async function runWindowReplay(
       results.push(...stream.flush());
       stream.endAll();
     }
-    // An unpaced replay lets windows gather across chunks, so one predict takes many.
-    if (spec.rate || last || stream.pending >= REPLAY_BATCH) results.push(...stream.flush());
+    // An unpaced replay lets windows gather across chunks, so one predict takes many; whatever
+    // is stored with this checkpoint includes every window its readings completed.
+    if (spec.rate || last || results.length > 0 || stream.pending >= REPLAY_BATCH)
+      results.push(...stream.flush());
     emit(results, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
