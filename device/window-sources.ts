@@ -3,14 +3,13 @@
  * checkpointed like the row replay), JSON lines on stdin, and POST /infer (a reading, or a
  * whole window as {"readings": [...]}). Results go to the device's ResultStream as for rows.
  */
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import type { ResultStream } from './result-writer.ts';
-import { parseReading, type Reading } from './sources.ts';
+import { type CsvReplayContext, nonEmptyLines, parseReading, type Reading } from './sources.ts';
 import { type WindowResult, WindowStream } from './window-stream.ts';
 
 /** Windows an unpaced replay gathers before one predict. */
@@ -35,16 +34,11 @@ function addResults(batcher: ResultStream, results: readonly WindowResult[], csv
   }
 }
 
-export interface WindowReplayContext {
-  thing: string;
-  engine: Engine;
-  batcher: ResultStream;
-  stopped: () => boolean;
-  onProgress?: (next: number) => void;
+/** The row replay's context, with window results in place of classified chunks. */
+export interface WindowReplayContext extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified'> {
   /** Each flush's windows and results (hard-example sampling). */
   onResults?: (results: readonly WindowResult[]) => void;
   log?: (line: string) => void;
-  chunk?: number;
 }
 
 /**
@@ -246,12 +240,8 @@ export async function runWindowJsonLines(
   },
 ): Promise<number> {
   let n = 0;
-  let lineNo = 0;
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  for await (const line of lines) {
-    lineNo++;
-    if (ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit)) break;
-    if (!line.trim()) continue;
+  const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
+  for await (const { line, lineNo } of nonEmptyLines(input, done)) {
     try {
       const request = parseWindowRequest(JSON.parse(line));
       n++;
@@ -263,6 +253,5 @@ export async function runWindowJsonLines(
       ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}` }));
     }
   }
-  lines.close();
   return n;
 }

@@ -7,7 +7,6 @@
  */
 import type { LayersModel, Tensor } from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
-import { earlyStopping, type FitOptions, type FitResult } from '../training/model.ts';
 
 export const RECURRENT_UNITS = 32;
 
@@ -53,29 +52,6 @@ export function oneHot(labels: ArrayLike<number>, classes: number): Tensor {
   const y = new Float32Array(labels.length * classes);
   for (let i = 0; i < labels.length; i++) y[i * classes + (labels[i] as number)] = 1;
   return tf.tensor2d(y, [labels.length, classes]);
-}
-
-/**
- * One `fit` with shuffle off (the windows come in a seeded order) and early stopping on
- * validation loss with the best weights restored, as the tabular trainer does.
- */
-export async function fitWindows(
-  model: LayersModel,
-  train: { x: Tensor; y: Tensor },
-  validation: { x: Tensor; y: Tensor },
-  options: FitOptions,
-): Promise<FitResult> {
-  const stopping = earlyStopping(model, options);
-  await model.fit(train.x, train.y, {
-    epochs: options.epochs,
-    batchSize: options.batchSize,
-    shuffle: false,
-    validationData: [validation.x, validation.y],
-    ...(options.classWeight ? { classWeight: options.classWeight } : {}),
-    verbose: 0,
-    callbacks: { onEpochEnd: stopping.onEpochEnd },
-  });
-  return stopping.restore();
 }
 
 /** Row-major class probabilities for n windows. */

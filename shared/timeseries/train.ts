@@ -17,6 +17,7 @@ import { initTf, tf } from '../tf.ts';
 import { argmaxRows, classificationMetrics } from '../training/metrics.ts';
 import {
   buildMlp,
+  fitMlp,
   loadModelFromArtifacts,
   type ModelArtifactBytes,
   mlpShape,
@@ -38,7 +39,7 @@ import {
   windowInputs,
 } from './features.ts';
 import { LongFormatCollector, parseTime, type SeriesReadings } from './long-format.ts';
-import { buildRecurrent, fitWindows, inputTensor, oneHot, predictWindows, RECURRENT_UNITS } from './model.ts';
+import { buildRecurrent, inputTensor, oneHot, predictWindows, RECURRENT_UNITS } from './model.ts';
 import { prepareWindows } from './prepare.ts';
 import type { WindowManifest, WindowSpec } from './spec.ts';
 import { type Window, windowsOf } from './windower.ts';
@@ -142,10 +143,10 @@ export async function trainWindowsFromSource(
       y: oneHot(truthOf(windows.validation), k),
     },
   };
-  let fitted: Awaited<ReturnType<typeof fitWindows>>;
+  let fitted: Awaited<ReturnType<typeof fitMlp>>;
   try {
     options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
-    fitted = await fitWindows(model, tensors.train, tensors.validation, {
+    fitted = await fitMlp(model, tensors.train, tensors.validation, {
       epochs: config.epochs,
       batchSize: config.batchSize,
       patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
