@@ -5,11 +5,16 @@
  */
 type Bench = () => Promise<{ main(): Promise<unknown> }>;
 
-/** Each name runs its benches in order; `train` also prints the scale table (rows vs time, RSS). */
+/**
+ * Each name runs its benches in order; `train` also runs the windowed models' bench and prints
+ * the scale table (rows vs time, RSS).
+ */
 const benches: Record<string, Bench[]> = {
-  train: [() => import('./train.ts'), () => import('./train-scale.ts')],
+  train: [() => import('./train.ts'), () => import('./train-windows.ts'), () => import('./train-scale.ts')],
   'train-scale': [() => import('./train-scale.ts')],
+  'train-windows': [() => import('./train-windows.ts')],
   device: [() => import('./device.ts')],
+  'device-windows': [() => import('./device-windows.ts')],
   footprint: [() => import('./footprint.ts')],
   aggregate: [() => import('./aggregate.ts')],
   rollout: [() => import('./rollout.ts')],
@@ -23,8 +28,10 @@ const wanted = process.argv.slice(2);
 // The names above are for this runner; each bench reads its own flags from argv when run alone
 // (npx tsx bench/NAME.ts ...), so here they run with their defaults.
 process.argv.length = 2;
-// Without names every bench runs once (train-scale is part of train).
-const chosen = wanted.length ? wanted : Object.keys(benches).filter((name) => name !== 'train-scale');
+// Without names every bench runs once (train-scale and train-windows are part of train).
+const chosen = wanted.length
+  ? wanted
+  : Object.keys(benches).filter((name) => !['train-scale', 'train-windows'].includes(name));
 for (const name of chosen) {
   const loads = benches[name];
   if (!loads) throw new Error(`no bench named ${name}: choose from ${Object.keys(benches).join(', ')}`);

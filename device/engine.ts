@@ -98,6 +98,23 @@ export class Engine {
     return { ...classified, version: model.version, latencyMs };
   }
 
+  /**
+   * One predict on `n` inputs that `prepare` makes for the serving model (windows: their
+   * features depend on the model's manifest, so they are made for the model that runs them).
+   */
+  classifyPrepared(
+    n: number,
+    prepare: (model: LoadedModel) => Float32Array,
+    arrivedAt = performance.now(),
+  ): Classified & { version: number; latencyMs: number; model: LoadedModel } {
+    const model = this.model;
+    if (!model) throw new NoModelError();
+    const classified = model.classifyInput(prepare(model), n);
+    const latencyMs = performance.now() - arrivedAt;
+    this.record(latencyMs, n);
+    return { ...classified, version: model.version, latencyMs, model };
+  }
+
   /** Micro-batched single reading. */
   submit(row: RawRow): Promise<Inferred> {
     if (!this.model) return Promise.reject(new NoModelError());

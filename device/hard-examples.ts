@@ -16,6 +16,7 @@ import type { InferenceResult, Manifest } from '../shared/schemas.ts';
 import { datasetKeys } from '../shared/topology.ts';
 import { writeFileDurable } from './durable.ts';
 import type { ClassifiedChunk } from './sources.ts';
+import type { WindowResult } from './window-stream.ts';
 
 export interface HardExampleOptions {
   /** The datasets bucket (feedback goes under its feedback prefix). */
@@ -63,6 +64,13 @@ export function chunkView(thing: string, chunk: ClassifiedChunk): SampleView {
 }
 
 const round5 = (value: number) => Math.round(value * 1e5) / 1e5;
+
+/** The columns a sample keeps: the features, or for a windowed model time, series and channels. */
+function sampleColumns(manifest: Manifest): string[] {
+  const spec = manifest.window?.spec;
+  if (spec) return [spec.time, ...(spec.series ? [spec.series] : []), ...spec.channels];
+  return manifest.preprocessing.features.map((feature) => feature.column);
+}
 
 /** The reading's truth (its value in the label column), when it has one. */
 function truthOf(row: RawRow, manifest: Manifest): { label?: string } {
@@ -148,6 +156,44 @@ export class HardExampleSampler {
     }
   }
 
+  /**
+   * A windowed model's results: a low-confidence window is kept whole (one token), one row
+   * per sample in long format, under a series of its own (`thing/series@start`), so a retrain
+   * reads it back as exactly that window.
+   */
+  offerWindows(results: readonly WindowResult[], manifest: Manifest): void {
+    const spec = manifest.window?.spec;
+    if (!spec) return;
+    const width = spec.channels.length;
+    const period = 1000 / spec.frequencyHz;
+    const label = manifest.preprocessing.label;
+    for (const { result, window } of results) {
+      if (!(result.confidence < manifest.lowConfidence)) continue;
+      if (!this.take()) {
+        this.counters.dropped++;
+        continue;
+      }
+      const series = `${this.thing}/${window.series}@${Math.round(window.start)}`;
+      for (let i = 0; i < spec.samples; i++) {
+        if (Number.isNaN(window.values[i * width] as number)) continue; // padding, not a reading
+        const at = window.start + i * period;
+        const row: Record<string, string | number> = {
+          [spec.time]: spec.timeUnit === 's' ? at / 1000 : Number(at.toFixed(3)),
+          ...(spec.series ? { [spec.series]: series } : {}),
+          ...(result.truth !== undefined ? { [label]: result.truth } : {}),
+        };
+        spec.channels.forEach((channel, c) => {
+          row[channel] = Number((window.values[i * width + c] as number).toPrecision(7));
+        });
+        this.add(
+          row,
+          { id: `${result.id}:${i}`, ts: result.ts, label: result.label, confidence: result.confidence },
+          manifest,
+        );
+      }
+    }
+  }
+
   /** Writes what is pending to the spool and uploads every spooled file. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
@@ -179,7 +225,7 @@ export class HardExampleSampler {
     const version = manifest.version;
     if (this.pending && this.pending.version !== version) void this.flush();
     if (!this.pending) {
-      const features = manifest.preprocessing.features.map((feature) => feature.column);
+      const features = sampleColumns(manifest);
       this.pending = {
         version,
         features,

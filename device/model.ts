@@ -5,6 +5,7 @@
 import { type RawRow, transformInto } from '../shared/preprocess.ts';
 import type { Manifest } from '../shared/schemas.ts';
 import { initTf, tf } from '../shared/tf.ts';
+import { windowProbationFailure } from './window-model.ts';
 
 /** The standard tfjs layers-model JSON (what tf.io.withSaveHandler's artifacts become on disk). */
 interface ModelJson {
@@ -60,15 +61,16 @@ export async function loadModelFromBytes(
   const pre = manifest.preprocessing;
   const width = pre.inputWidth;
   const labels = pre.labels;
-  const shape = model.inputs[0]?.shape;
-  if (shape && shape[1] !== width)
-    throw new Error(`model input width ${shape[1]} does not match the manifest's ${width}`);
+  // One input vector per row; a windowed model's per-window input may be 2-D (steps x values).
+  const inputShape = (model.inputs[0]?.shape ?? [null, width]).slice(1) as number[];
+  const perRow = inputShape.reduce((a, b) => a * b, 1);
+  if (perRow !== width) throw new Error(`model input width ${perRow} does not match the manifest's ${width}`);
   let scratch = new Float32Array(256 * width);
   const classes = labels.length;
   const classifyInput = (x: Float32Array, n: number): Classified => {
     // tidy returns the output tensor, not its data: tidy walks whatever it returns.
     const output = tf.tidy(
-      () => model.predict(tf.tensor2d(x.subarray(0, n * width), [n, width])) as tf.Tensor,
+      () => model.predict(tf.tensor(x.subarray(0, n * width), [n, ...inputShape])) as tf.Tensor,
     );
     const probs = output.dataSync() as Float32Array;
     output.dispose();
@@ -120,14 +122,26 @@ export async function loadModelFromBytes(
  * tolerance, and nothing may be NaN or infinite. Returns the reason for a failure.
  */
 export function probationFailure(model: LoadedModel): string | undefined {
+  if (model.manifest.window) return windowProbationFailure(model);
   const { rows, outputs, tolerance } = model.manifest.golden;
   if (rows.length === 0) return 'the manifest carries no golden rows to check the model against';
   const { probs } = model.predictRows(rows);
-  const classes = model.manifest.preprocessing.labels.length;
+  return goldenMismatch(probs, outputs, model.manifest.preprocessing.labels.length, tolerance, 'row');
+}
+
+/** Why `probs` (golden inputs x classes) differ from the trainer's `outputs`, if they do. */
+export function goldenMismatch(
+  probs: Float32Array,
+  outputs: readonly (readonly number[])[],
+  classes: number,
+  tolerance: number,
+  noun: 'row' | 'window',
+): string | undefined {
   for (let i = 0; i < probs.length; i++) {
-    if (!Number.isFinite(probs[i])) return `golden row ${Math.floor(i / classes)} gives a non-finite output`;
+    if (!Number.isFinite(probs[i]))
+      return `golden ${noun} ${Math.floor(i / classes)} gives a non-finite output`;
   }
-  for (let r = 0; r < rows.length; r++) {
+  for (let r = 0; r < outputs.length; r++) {
     const expected = outputs[r];
     if (!expected || expected.length !== classes)
       return `golden output ${r} has ${expected?.length ?? 0} values, the model has ${classes} classes`;
@@ -135,7 +149,7 @@ export function probationFailure(model: LoadedModel): string | undefined {
       const got = probs[r * classes + c] ?? Number.NaN;
       const want = expected[c] ?? Number.NaN;
       if (Math.abs(got - want) > tolerance)
-        return `golden row ${r} class ${c}: got ${got.toFixed(6)}, expected ${want.toFixed(6)} (tolerance ${tolerance})`;
+        return `golden ${noun} ${r} class ${c}: got ${got.toFixed(6)}, expected ${want.toFixed(6)} (tolerance ${tolerance})`;
     }
   }
   return undefined;

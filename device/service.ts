@@ -45,6 +45,8 @@ import {
   startInferServer,
 } from './sources.ts';
 import { applyRelease, isNewNotice, loadFromSlotFiles, type SwapPoint, UpdateFailure } from './updater.ts';
+import { answerWindowHttp, LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
+import type { WindowResult } from './window-stream.ts';
 
 export type { SourceSpec } from './sources.ts';
 
@@ -166,6 +168,12 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   };
   const onClassified = hardExamples
     ? (chunk: ClassifiedChunk) => sample(chunkView(o.thing, chunk))
+    : undefined;
+  const onWindowResults = hardExamples
+    ? (results: readonly WindowResult[]) => {
+        const serving = engine.serving;
+        if (serving) hardExamples.offerWindows(results, serving.manifest);
+      }
     : undefined;
   const onInferred = hardExamples
     ? (rows: readonly RawRow[], results: readonly InferenceResult[]) => sample(resultsView(rows, results))
@@ -351,12 +359,17 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     batcher.add(version, [result]);
   };
   if (o.httpPort !== undefined) {
+    const httpWindows = new LiveWindows(engine, `${o.thing}:http:${bootId}:`, onWindowResults);
     server = await startInferServer(o.httpPort, {
       engine,
       onResult: onHttpResult,
       nextId: () => `${o.thing}:http:${bootId}:${httpSeq++}`,
       labelColumn,
       status: snapshot,
+      window: {
+        active: () => engine.serving?.manifest.window !== undefined,
+        answer: (body) => answerWindowHttp(httpWindows, body, onHttpResult),
+      },
     });
     log(`POST /infer on http://127.0.0.1:${server.port}/infer`);
   }
@@ -375,7 +388,39 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     sourceRun = modelReady
       .then(async () => {
         if (stopped) return;
-        if (source.kind === 'csv' && csvRows) {
+        const windowed = engine.serving?.manifest.window !== undefined;
+        if (windowed && source.kind === 'csv' && csvRows) {
+          const before = position;
+          const end = await runWindowReplay(csvRows, source, position, {
+            thing: o.thing,
+            engine,
+            batcher,
+            stopped: () => stopped,
+            log,
+            onProgress: (next) => {
+              position = next;
+            },
+            onResults: (results) => {
+              produced += results.length;
+              onWindowResults?.(results);
+            },
+          });
+          log(`csv source: ${end - before} readings this run (windows), position ${end}`);
+        } else if (windowed && source.kind === 'stdin') {
+          await runWindowJsonLines(
+            (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
+            {
+              live: new LiveWindows(engine, `${o.thing}:stdin:${bootId}:`, (results) => {
+                produced += results.length;
+                onWindowResults?.(results);
+              }),
+              batcher,
+              write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
+              limit: source.limit,
+              stopped: () => stopped,
+            },
+          );
+        } else if (source.kind === 'csv' && csvRows) {
           const before = position;
           const end = await runCsvReplay(csvRows, source, position, {
             thing: o.thing,

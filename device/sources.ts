@@ -243,12 +243,8 @@ export async function runJsonLines(
   },
 ): Promise<number> {
   let n = 0;
-  let lineNo = 0;
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  for await (const line of lines) {
-    lineNo++;
-    if (ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit)) break;
-    if (!line.trim()) continue;
+  const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
+  for await (const { line, lineNo } of nonEmptyLines(input, done)) {
     let row: RawRow;
     try {
       row = parseReading(JSON.parse(line));
@@ -262,8 +258,25 @@ export async function runJsonLines(
     ctx.batcher.add(inferred.version, [result]);
     ctx.write(JSON.stringify({ ...result, version: inferred.version }));
   }
-  lines.close();
   return n;
+}
+
+/** The non-empty lines of a stream with their 1-based numbers, until `done()` holds before a line. */
+export async function* nonEmptyLines(
+  input: Readable,
+  done: () => boolean,
+): AsyncGenerator<{ line: string; lineNo: number }> {
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let lineNo = 0;
+  try {
+    for await (const line of lines) {
+      lineNo++;
+      if (done()) break;
+      if (line.trim()) yield { line, lineNo };
+    }
+  } finally {
+    lines.close();
+  }
 }
 
 /** A reading is a flat JSON object of strings, numbers or nulls. */
@@ -294,6 +307,8 @@ export async function startInferServer(
     nextId: () => string;
     labelColumn: () => string;
     status: () => unknown;
+    /** Serving a windowed model: answers the request body instead (device/window-sources.ts). */
+    window?: { active: () => boolean; answer: (body: string) => Promise<{ code: number; body: unknown }> };
   },
 ): Promise<InferServer> {
   const server: Server = createServer((req, res) => {
@@ -309,6 +324,10 @@ export async function startInferServer(
       size += chunk.length;
       if (size > 64 * 1024) return send(res, 413, { error: 'a reading must be under 64 KB' });
       chunks.push(chunk);
+    }
+    if (ctx.window?.active()) {
+      const answer = await ctx.window.answer(Buffer.concat(chunks).toString('utf8'));
+      return send(res, answer.code, answer.body);
     }
     let row: RawRow;
     try {

@@ -3,7 +3,16 @@
  * values of these types; consumers parse with them before trusting anything.
  */
 import { z } from 'zod';
+import { RegistryWindowSchema, WindowManifestSchema, WindowSpecSchema } from './timeseries/spec.ts';
 import { MAX_BATCH_RESULTS, MODEL_NAME_PATTERN, THING_NAME_PATTERN } from './topology.ts';
+
+export {
+  type ResolvedWindow,
+  type WindowManifest,
+  WindowManifestSchema,
+  type WindowSpec,
+  WindowSpecSchema,
+} from './timeseries/spec.ts';
 
 export const ModelName = z
   .string()
@@ -97,6 +106,8 @@ export const TrainingConfigSchema = z
     engine: z.enum(['auto', 'lambda', 'managed']).default('auto'),
     /** Under `auto`, datasets above this size train on the managed engine (default 256). */
     managedAboveMb: z.number().int().min(1).optional(),
+    /** Long-format readings: train on windows over each series (shared/timeseries/spec.ts). */
+    window: WindowSpecSchema.optional(),
   })
   .strict();
 export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;
@@ -217,6 +228,8 @@ export const ManifestSchema = z.object({
     tolerance: z.number().positive(),
   }),
   lowConfidence: z.number().min(0).max(1),
+  /** A windowed model: the window spec, its features, and the golden windows probation runs. */
+  window: WindowManifestSchema.optional(),
   lineage: z.object({
     datasetKey: z.string(),
     datasetEtag: z.string().optional(),
@@ -267,6 +280,8 @@ export const InferenceResultSchema = z.object({
   confidence: z.number().min(0).max(1),
   latencyMs: z.number().min(0).max(3_600_000),
   truth: z.string().optional(),
+  /** A windowed model's result covers one window: its series and the times of its first and last samples. */
+  window: z.object({ series: z.string(), start: z.number(), end: z.number() }).optional(),
 });
 export type InferenceResult = z.infer<typeof InferenceResultSchema>;
 
@@ -410,6 +425,8 @@ export const RegistryItemSchema = z.object({
       at: IsoTime,
     })
     .optional(),
+  /** A windowed model: the window it was trained on (and the gateway cuts). */
+  window: RegistryWindowSchema.optional(),
   /** Drift -> retrain bookkeeping on a released version. */
   drift: z
     .object({

@@ -18,6 +18,7 @@ import {
   type TrainingConfig,
   TrainingConfigSchema,
 } from '../../shared/schemas.ts';
+import { accuracyOnWindows, trainWindowsFromSource } from '../../shared/timeseries/train.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
@@ -137,12 +138,18 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           return bytes;
         }),
       );
-      const accuracy = await accuracyOnRows(
-        { modelJson: files[0] as Uint8Array, weights: files[1] as Uint8Array },
-        manifest.preprocessing,
-        outcome.testSet.rows,
-        outcome.testSet.labels,
-      );
+      const artifacts = { modelJson: files[0] as Uint8Array, weights: files[1] as Uint8Array };
+      if (manifest.window && !outcome.window)
+        throw new Error('the current release is a windowed model: it cannot score rows');
+      // A windowed run scores the release on its test readings, cut with the release's own window.
+      const accuracy = outcome.window
+        ? await accuracyOnWindows(artifacts, manifest, outcome.window.testSeries, outcome.features)
+        : await accuracyOnRows(
+            artifacts,
+            manifest.preprocessing,
+            outcome.testSet.rows,
+            outcome.testSet.labels,
+          );
       return { version: release.version, accuracy: Math.round(accuracy * 1e6) / 1e6, sameSplit: true };
     } catch (error) {
       deps.log.warn(
@@ -259,7 +266,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const progress = registryProgress(registry, { model, version }, now, deps.log);
       let outcome: TrainingOutcome;
       try {
-        outcome = await trainFromSource(source, config, {
+        // With a `window` block the dataset is long-format readings: train on windows.
+        const trainer = config.window ? trainWindowsFromSource : trainFromSource;
+        outcome = await trainer(source, config, {
           source: source.name,
           onEpoch: (epoch) => {
             if (epoch.epoch % 10 === 0 || epoch.epoch === 1)
@@ -306,6 +315,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           datasetSha256,
           metrics: outcome.metrics,
           datasetParts: outcome.parts.length,
+          ...(outcome.window
+            ? { window: { ...outcome.window.manifest.spec, features: outcome.window.manifest.features.kind } }
+            : {}),
           ...(outcome.sample ? { sample: outcome.sample } : {}),
           ...(feedback && feedback.rows > 0 ? { feedbackRows: feedback.rows } : {}),
           updatedAt: now().toISOString(),

@@ -6,14 +6,21 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { type Device, startDevice } from '../../device/service.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { DEMO_LABEL, generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
-import type { RegistryItem, TrainingConfigInput } from '../../shared/schemas.ts';
+import {
+  ManifestSchema,
+  type RegistryItem,
+  type TrainingConfigInput,
+  type WindowManifest,
+} from '../../shared/schemas.ts';
+import type { WindowSpecInput } from '../../shared/timeseries/spec.ts';
+import { generateVibrationCsv, VIBRATION_LABEL } from '../../shared/timeseries/vibration-dataset.ts';
 import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 import { putWithProgress } from './upload.ts';
@@ -24,8 +31,14 @@ export interface DemoOptions {
   datasetFile?: string;
   label?: string;
   model?: string;
-  /** Readings each gateway replays. */
+  /** Readings each gateway replays (default 500; with a window, every reading of the replay file). */
   readingsPerDevice?: number;
+  /**
+   * Long-format readings: train on windows (edgeloop.json `window`). Without a dataset file
+   * the demo generates 3-axis vibration readings, and the gateways replay machines the model
+   * never saw.
+   */
+  window?: WindowSpecInput;
   /** Keep the stack (and its dashboard) running after the summary, until stop() is called. */
   keep?: boolean;
   dataDir?: string;
@@ -51,6 +64,10 @@ export interface DemoSummary {
   metrics: { accuracy: number; macroF1?: number };
   devices: { thing: string; modelVersion: number | null }[];
   results: { published: number; aggregated: number };
+  /** Share of labelled results the released version got right, as the aggregator counts it. */
+  liveAccuracy?: number | null;
+  /** With a window: the spec the model was trained with. */
+  window?: WindowManifest['spec'];
   timings: { trainMs: number; rolloutMs: number; totalMs: number };
   dataDir: string;
   /** The dashboard's URL, when it was served. */
@@ -89,8 +106,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     const localStack = stack;
     if (stack.endpoints.dashboard) phase('stack', `dashboard at ${stack.endpoints.dashboard}`);
 
-    const { csvPath, label } = await prepareDataset(workDir, options);
-    const readings = options.readingsPerDevice ?? 500;
+    const { csvPath, label, replayPath } = await prepareDataset(workDir, options);
+    const readings =
+      options.readingsPerDevice ??
+      (options.window ? (await readFile(replayPath, 'utf8')).trim().split('\n').length - 1 : 500);
 
     // Gateways start first and wait for the release notice, as a fleet in the field would.
     const servingSince = new Map<string, { version: number; at: number }>();
@@ -110,7 +129,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
         mqttEndpoint: localStack.endpoints.mqtt,
         s3Endpoint: localStack.endpoints.s3,
         publicKeyPem: localStack.publicKeyPem,
-        source: { kind: 'csv', file: csvPath, limit: readings },
+        source: { kind: 'csv', file: replayPath, limit: readings },
       });
       device.events.on('model', ({ version }: { version: number }) => {
         servingSince.set(thing, { version, at: Date.now() });
@@ -120,7 +139,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     }
 
     phase('upload', `uploading ${basename(csvPath)} to s3://${buckets.datasets.localName}`);
-    if (label) await putConfig(model, { label });
+    if (label || options.window)
+      await putConfig(model, {
+        ...(label ? { label } : {}),
+        ...(options.window ? { window: options.window } : {}),
+      });
     const uploadedAt = Date.now();
     await putWithProgress({
       bucket: buckets.datasets.localName,
@@ -173,15 +196,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     await Promise.all(devices.map((device) => device.finished));
     const published = devices.reduce((sum, device) => sum + device.status().published, 0);
     const statsSource = localStatsSource();
-    const aggregated = await waitFor(
+    const stats = await waitFor(
       async () => {
         await localStack.idle();
         const stats = await readModelStats(statsSource, model, uploadedAt - 60_000);
-        return stats.inferences >= published ? stats.inferences : undefined;
+        return stats.inferences >= published ? stats : undefined;
       },
       timeoutMs,
       'the aggregator to count every published result',
     );
+    const aggregated = stats.inferences;
+    const window = release.manifestKey ? await releasedWindow(release.manifestKey) : undefined;
 
     const summary: DemoSummary = {
       model,
@@ -192,6 +217,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
       },
       devices: devices.map((device) => ({ thing: device.thing, modelVersion: device.status().version })),
       results: { published, aggregated },
+      liveAccuracy: stats.versions.find((v) => v.version === release.version)?.liveAccuracy ?? null,
+      ...(window ? { window } : {}),
       timings: {
         trainMs: releasedAt - uploadedAt,
         rolloutMs: rolledOutAt - releasedAt,
@@ -208,15 +235,41 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   }
 }
 
+/** The windowed demo's data: machines m01-m16 train; the gateways replay m17-m19, which training never saw. */
+export const VIBRATION_DEMO = {
+  train: { machines: 16, readings: 2000, seed: 7 },
+  replay: { machines: 3, readings: 2000, seed: 8, firstMachine: 16 },
+} as const;
+
 async function prepareDataset(
   workDir: string,
   options: DemoOptions,
-): Promise<{ csvPath: string; label?: string }> {
+): Promise<{ csvPath: string; label?: string; replayPath: string }> {
   if (options.datasetFile)
-    return { csvPath: options.datasetFile, ...(options.label ? { label: options.label } : {}) };
+    return {
+      csvPath: options.datasetFile,
+      replayPath: options.datasetFile,
+      ...(options.label ? { label: options.label } : {}),
+    };
+  if (options.window) {
+    const csvPath = join(workDir, 'vibration.csv');
+    const replayPath = join(workDir, 'vibration-unseen.csv');
+    await writeFile(csvPath, generateVibrationCsv(VIBRATION_DEMO.train));
+    await writeFile(replayPath, generateVibrationCsv(VIBRATION_DEMO.replay));
+    return { csvPath, replayPath, label: options.label ?? VIBRATION_LABEL };
+  }
   const csvPath = join(workDir, 'sensors.csv');
   await writeFile(csvPath, generateDemoDataset());
-  return { csvPath, label: options.label ?? DEMO_LABEL };
+  return { csvPath, replayPath: csvPath, label: options.label ?? DEMO_LABEL };
+}
+
+/** The window block of a released manifest (the registry names its key). */
+async function releasedWindow(manifestKey: string): Promise<WindowManifest['spec'] | undefined> {
+  const object = await s3Client().send(
+    new GetObjectCommand({ Bucket: buckets.models.localName, Key: manifestKey }),
+  );
+  const manifest = ManifestSchema.parse(JSON.parse((await object.Body?.transformToString()) ?? '{}'));
+  return manifest.window?.spec;
 }
 
 async function putConfig(model: string, config: TrainingConfigInput): Promise<void> {

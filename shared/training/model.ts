@@ -3,7 +3,7 @@
  * validation loss (best weights restored) and class weights, saved as tfjs `model.json` +
  * `weights.bin` bytes, and loaded back from those bytes (the device uses the same loader).
  */
-import type { LayersModel, Tensor2D } from '@tensorflow/tfjs';
+import type { LayersModel, Tensor, Tensor2D } from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
 import { modelFiles } from '../topology.ts';
 
@@ -117,8 +117,9 @@ function earlyStopping(model: LayersModel, options: FitOptions) {
  */
 export async function fitMlp(
   model: LayersModel,
-  train: { x: Tensor2D; y: Tensor2D },
-  validation: { x: Tensor2D; y: Tensor2D },
+  // Any input rank: the windowed trainer fits its recurrent model (n x steps x values) here too.
+  train: { x: Tensor; y: Tensor },
+  validation: { x: Tensor; y: Tensor },
   options: FitOptions,
 ): Promise<FitResult> {
   const stopping = earlyStopping(model, options);

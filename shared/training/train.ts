@@ -30,6 +30,8 @@ import {
   type TrainingSampleLineage,
 } from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
+import type { SeriesReadings } from '../timeseries/long-format.ts';
+import type { WindowManifest } from '../timeseries/spec.ts';
 import { argmaxRows, classificationMetrics } from './metrics.ts';
 import {
   type Batch,
@@ -94,6 +96,8 @@ export interface TrainingOutcome {
   sample?: TrainingSampleLineage;
   /** Labelled feedback rows that followed the parts. */
   extraRows: number;
+  /** A windowed run (config `window`): what the manifest carries, and the test readings for the gate. */
+  window?: { manifest: WindowManifest; testSeries: SeriesReadings[] };
 }
 
 export const GOLDEN_ROWS = 5;

@@ -85,6 +85,53 @@ describe('edgeloop upload', () => {
     expect(JSON.parse(stdout)).toMatchObject({ bytes: 12, key: datasetKeys.dataset('pumps', 'small.csv') });
   });
 
+  it('puts a checked edgeloop.json before the dataset with --config, and refuses a bad one', async () => {
+    // Prepare
+    const file = join(dir, 'fans.csv');
+    writeFileSync(file, 'ts,machine,ax,state\n0,m1,0.1,idle\n');
+    const config = join(dir, 'edgeloop.json');
+    writeFileSync(
+      config,
+      JSON.stringify({ label: 'state', window: { time: 'ts', sizeMs: 1000, strideMs: 500 } }),
+    );
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ window: { time: 'ts', sizeMs: 1000, strideMs: 5000 } }));
+
+    // Act
+    const run = await runBin([
+      'upload',
+      file,
+      '--model',
+      'fans',
+      '--config',
+      config,
+      '--json',
+      '--data-dir',
+      stack.dataDir,
+    ]);
+    const refused = await runBin([
+      'upload',
+      file,
+      '--model',
+      'fans',
+      '--config',
+      bad,
+      '--data-dir',
+      stack.dataDir,
+    ]);
+    const stored = await s3Client().send(
+      new GetObjectCommand({ Bucket: buckets.datasets.localName, Key: datasetKeys.config('fans') }),
+    );
+
+    // Assess
+    expect(JSON.parse(run.stdout)).toMatchObject({ configKey: datasetKeys.config('fans') });
+    expect(JSON.parse((await stored.Body?.transformToString()) ?? '{}').window.sizeMs).toBe(1000);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /bad\.json is not a valid training config: window\.strideMs: strideMs must not exceed sizeMs/,
+    );
+  });
+
   it('says in one line what to do when no stack runs there', async () => {
     // Act
     const failed = await runBin([

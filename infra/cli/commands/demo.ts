@@ -11,17 +11,20 @@ import {
   progressBar,
   renderTable,
 } from '../ui.ts';
+import { windowFromFlags, windowOptions } from '../window-options.ts';
 
 export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'the whole loop in one process: dataset -> model -> gateways -> aggregated results',
   usage:
-    'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--readings N] [--keep] [--no-dashboard] [--json]',
+    'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--readings N] [--keep] [--no-dashboard] [--json] [--windows | --time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
   examples: [
     'edgeloop demo',
     'edgeloop demo --keep          # then open the dashboard URL it prints',
     'edgeloop demo --devices 3 --json',
     'edgeloop demo --dataset pumps.csv --label state',
+    'edgeloop demo --windows',
+    'edgeloop demo --dataset fans.csv --label state --time ts --series machine --window-ms 1000 --stride-ms 500',
   ],
   options: {
     devices: { type: 'string', description: 'simulated gateways', default: '3', valueName: 'N' },
@@ -37,30 +40,49 @@ export const demoCommand = defineCommand({
     },
     readings: {
       type: 'string',
-      description: 'readings each gateway replays',
-      default: '500',
+      description: 'readings each gateway replays (default 500; windowed: every reading of the replay file)',
       valueName: 'N',
     },
-    model: { type: 'string', description: 'model name', default: 'demo-sensors', valueName: 'NAME' },
+    model: {
+      type: 'string',
+      description: 'model name (default demo-sensors; windowed: demo-vibration)',
+      valueName: 'NAME',
+    },
     keep: {
       type: 'boolean',
       description: 'keep the local stack and its dashboard running after the summary (Ctrl-C stops it)',
     },
     'no-dashboard': { type: 'boolean', description: 'do not serve the local dashboard page' },
+    windows: {
+      type: 'boolean',
+      description:
+        'the windowed demo: generated 3-axis vibration, 1 s windows every 0.5 s, gateways replay machines the model never saw',
+    },
+    ...windowOptions,
+    features: {
+      type: 'string',
+      description: 'with --time: what the windowed model sees, spectral or raw',
+      valueName: 'KIND',
+    },
   },
   async run({ values, out, err }) {
     const devices = intOption(values, 'devices') ?? 3;
-    const readingsPerDevice = intOption(values, 'readings') ?? 500;
+    const readings = intOption(values, 'readings');
     const datasetFile =
       values.dataset === undefined ? undefined : existingFile(String(values.dataset), '--dataset');
     const quiet = values.quiet === true;
+    const window =
+      windowFromFlags(values) ??
+      (values.windows === true ? { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 } : undefined);
     const view = new DemoView(err, quiet);
+    const readingsPerDevice = readings ?? (window ? undefined : 500);
     const run = await runDemo({
       devices,
-      readingsPerDevice,
-      model: String(values.model),
+      ...(readingsPerDevice !== undefined ? { readingsPerDevice } : {}),
+      model: typeof values.model === 'string' ? values.model : window ? 'demo-vibration' : 'demo-sensors',
       ...(datasetFile ? { datasetFile } : {}),
       ...(typeof values.label === 'string' ? { label: values.label } : {}),
+      ...(window ? { window } : {}),
       dashboard: values['no-dashboard'] !== true,
       onPhase: (phase, detail) => view.phase(phase, detail),
       onProgress: (progress) => view.progress(progress),
@@ -166,6 +188,17 @@ export function summaryTable(
         .join(', '),
     ],
     ['results', `published ${summary.results.published}, aggregated ${summary.results.aggregated}`],
+    ...(summary.window
+      ? [
+          [
+            'windows',
+            `${summary.window.samples} samples at ${summary.window.frequencyHz} Hz, every ${summary.window.stride} (${summary.window.channels.join(', ')}); one result per window`,
+          ],
+        ]
+      : []),
+    ...(summary.window && summary.liveAccuracy !== undefined && summary.liveAccuracy !== null
+      ? [['live accuracy', `${percent(summary.liveAccuracy)} on the gateways' labelled readings`]]
+      : []),
     [
       'timings',
       `train ${seconds(summary.timings.trainMs)}, rollout ${seconds(summary.timings.rolloutMs)}, total ${seconds(summary.timings.totalMs)}`,

@@ -1,6 +1,7 @@
 import { listRegistry } from '../../../functions/training/registry.ts';
 import { dynamoClient } from '../../../shared/aws.ts';
 import type { RegistryItem } from '../../../shared/schemas.ts';
+import { describeWindow } from '../../../shared/timeseries/spec.ts';
 import { tables } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
 import { dataDirOption, defineCommand, modelOption } from '../command.ts';
@@ -44,6 +45,13 @@ export function formatRegistry(items: readonly RegistryItem[]): string[] {
     item.status === 'released' ? '' : (item.reason ?? ''),
   ]);
   const header = ['MODEL', 'VERSION', 'STATUS', 'ACCURACY', 'BASELINE', 'UPDATED', 'REASON'];
+  // Windowed versions get a WINDOW column (before REASON, which runs to the end of the line).
+  if (items.some((item) => item.window)) {
+    header.splice(6, 0, 'WINDOW');
+    items.forEach((item, i) => {
+      rows[i]?.splice(6, 0, item.window ? describeWindow(item.window) : 'rows');
+    });
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

@@ -5,12 +5,14 @@ import { localDatasetSource } from '../../../shared/dataset/local.ts';
 import { generateSigningKeyPair, pemSigner, signManifest } from '../../../shared/manifest.ts';
 import { describeZodError, TrainingConfigSchema } from '../../../shared/schemas.ts';
 import { signerFromEnv } from '../../../shared/signing.ts';
+import { trainWindowsFromSource } from '../../../shared/timeseries/train.ts';
 import { modelFiles } from '../../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/training/artifacts.ts';
 import type { EpochProgress } from '../../../shared/training/model.ts';
 import { type TrainingProgress, trainFromSource } from '../../../shared/training/train.ts';
 import { defineCommand, intOption, modelOption, UsageError } from '../command.ts';
 import { formatBytes, type Progress, progressBar } from '../ui.ts';
+import { windowFeatureKind, windowFromFlags, windowOptions } from '../window-options.ts';
 
 /** Name of the public key written next to an offline model signed with an ephemeral key. */
 export const OFFLINE_PUBLIC_KEY = 'signing-public.pem';
@@ -20,11 +22,12 @@ export const trainCommand = defineCommand({
   summary:
     'train a model offline from a dataset file or a folder of parts (CSV, CSV.gz, JSON Lines, Parquet), with the same code the training function uses',
   usage:
-    'edgeloop train FILE|DIR --model NAME [--label COL] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json]',
+    'edgeloop train FILE|DIR --model NAME [--label COL] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json] [--time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
   examples: [
     'edgeloop train telemetry.csv --model pump --label condition',
     'edgeloop train ./telemetry-parts/ --model pump --epochs 2 --max-train-rows 500000',
     'edgeloop train readings.csv --model pump --out ./pump-v1 --epochs 40 --json',
+    'edgeloop train vibration.csv --model fan --label state --time ts --series machine --window-ms 1000 --stride-ms 500',
   ],
   positionals: [1, 1],
   options: {
@@ -59,6 +62,7 @@ export const trainCommand = defineCommand({
       description: 'PEM private key to sign with (default: a new key pair)',
       valueName: 'PEM',
     },
+    ...windowOptions,
   },
   async run({ values, positionals, out, err }) {
     const file = positionals[0] as string;
@@ -98,7 +102,8 @@ export const trainCommand = defineCommand({
     };
 
     const started = performance.now();
-    const outcome = await trainFromSource(source, config, { source: source.name, onEpoch, onProgress });
+    const trainer = config.window ? trainWindowsFromSource : trainFromSource;
+    const outcome = await trainer(source, config, { source: source.name, onEpoch, onProgress });
     bar.finish(
       lastEpoch && lastEpoch.epoch < lastEpoch.epochs
         ? `${epochDetail(lastEpoch)} (stopped early: no better validation loss)`
@@ -142,6 +147,9 @@ export const trainCommand = defineCommand({
       epochs: outcome.epochsRun,
       backend: outcome.backend,
       notices: outcome.notices,
+      ...(outcome.window
+        ? { window: outcome.window.manifest.spec, windows: outcome.window.manifest.windows }
+        : {}),
       trainMs,
       outDir,
     };
@@ -151,7 +159,7 @@ export const trainCommand = defineCommand({
     }
     if (!values.quiet) for (const notice of outcome.notices) err(`notice: ${notice}`);
     out(
-      `trained ${model}: accuracy ${pct(outcome.metrics.accuracy)}, macro-F1 ${pct(outcome.metrics.macroF1 ?? 0)} on ${outcome.metrics.testRows} held-out rows`,
+      `trained ${model}: accuracy ${pct(outcome.metrics.accuracy)}, macro-F1 ${pct(outcome.metrics.macroF1 ?? 0)} on ${outcome.metrics.testRows} held-out ${outcome.window ? `windows (series the model never saw: split by ${outcome.window.manifest.split})` : 'rows'}`,
     );
     out(
       `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), classes: ${outcome.classes.join(', ')}`,
@@ -163,8 +171,11 @@ export const trainCommand = defineCommand({
 });
 
 function parseConfig(values: Record<string, string | boolean | undefined>) {
+  const window = windowFromFlags(values);
   const features =
-    typeof values.features === 'string' ? values.features.split(',').map((f) => f.trim()) : undefined;
+    typeof values.features === 'string' && !windowFeatureKind(values)
+      ? values.features.split(',').map((f) => f.trim())
+      : undefined;
   const parsed = TrainingConfigSchema.safeParse({
     ...(typeof values.label === 'string' ? { label: values.label } : {}),
     ...(features ? { features: features.filter(Boolean) } : {}),
@@ -173,6 +184,7 @@ function parseConfig(values: Record<string, string | boolean | undefined>) {
     ...optional('seed', intOption(values, 'seed', 0)),
     ...sampleOptions(values),
     ...(typeof values.quantize === 'string' ? { quantize: values.quantize } : {}),
+    ...(window ? { window } : {}),
   });
   if (!parsed.success) throw new UsageError(describeZodError(parsed.error));
   return parsed.data;

@@ -16,6 +16,7 @@ import {
   ThingName,
   Version,
 } from '../../../shared/schemas.ts';
+import { describeWindow } from '../../../shared/timeseries/spec.ts';
 
 const Rate = z.number().min(0).max(1);
 const Count = z.number().int().min(0);
@@ -31,6 +32,8 @@ export const TrainingRunSchema = z.object({
   baselineAccuracy: Rate.optional(),
   /** Why the run was rejected or failed. */
   reason: z.string().optional(),
+  /** A windowed model's window, in words (absent for a row model). */
+  window: z.string().optional(),
   createdAt: IsoTime,
 });
 export type TrainingRun = z.infer<typeof TrainingRunSchema>;
@@ -122,6 +125,7 @@ export function trainingRunFromRegistry(item: RegistryItem): TrainingRun {
     ...(item.metrics ? { accuracy: item.metrics.accuracy } : {}),
     ...(item.baselineAccuracy !== undefined ? { baselineAccuracy: item.baselineAccuracy } : {}),
     ...(item.reason ? { reason: item.reason } : {}),
+    ...(item.window ? { window: describeWindow(item.window) } : {}),
     createdAt: item.createdAt,
   };
 }

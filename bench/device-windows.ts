@@ -1,0 +1,223 @@
+/**
+ * Windowed device benchmark (#17), measured in this run on the same model and backend:
+ *
+ * - pipeline: long-format CSV readings -> per-series ring buffers (resampling, windowing)
+ *   -> window features -> one predict per chunk batched across series -> results -> batches
+ *   durable in a real on-disk outbox (device/window-sources.ts, as `startDevice` runs it).
+ * - bare: the same windows, cut beforehand; their features and one tfjs `predict` per
+ *   batch of 256, nothing else.
+ * - bare from readings: the same readings sliced into windows by a plain loop (no resampling,
+ *   no gaps, no results), then the same features and predicts: what a window model costs at
+ *   the least once readings, not windows, come in.
+ * - per-window latency (last reading in -> result) p50/p99 from the results, and the RSS.
+ *
+ * Target: pipeline windows/s >= 0.8x bare windows/s, for `spectral` and `raw` models.
+ *
+ *   npx tsx bench/device-windows.ts
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Engine } from '../device/engine.ts';
+import { loadModelFromBytes } from '../device/model.ts';
+import { Outbox } from '../device/outbox.ts';
+import { ResultStream } from '../device/result-writer.ts';
+import { exactNumber, parseCsv, type Reading } from '../device/sources.ts';
+import { runWindowReplay } from '../device/window-sources.ts';
+import { ManifestSchema, TrainingConfigSchema } from '../shared/schemas.ts';
+import { initTf } from '../shared/tf.ts';
+import { windowInput, windowInputs } from '../shared/timeseries/features.ts';
+import { LongFormatCollector } from '../shared/timeseries/long-format.ts';
+import { predictWindows } from '../shared/timeseries/model.ts';
+import { WindowSpecSchema } from '../shared/timeseries/spec.ts';
+import { trainWindowsFromCsv } from '../shared/timeseries/train.ts';
+import { generateVibrationCsv, VIBRATION_LABEL } from '../shared/timeseries/vibration-dataset.ts';
+import { type Window, windowsOf } from '../shared/timeseries/windower.ts';
+import { buildManifest } from '../shared/training/artifacts.ts';
+import { loadModelFromArtifacts } from '../shared/training/model.ts';
+
+const ROUNDS = 5;
+const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+export async function main(): Promise<void> {
+  const backend = await initTf();
+  const trainCsv = generateVibrationCsv({ machines: 8, readings: 1500, seed: 5 });
+  // The replay: 24 machines the model never saw, 4,000 readings each (96k readings).
+  const replayCsv = generateVibrationCsv({ machines: 24, readings: 4000, seed: 6, firstMachine: 8 });
+  const readings: Reading[] = parseCsv(replayCsv).rows.map((row) => {
+    const reading: Reading = {};
+    for (const [key, text] of Object.entries(row)) reading[key] = exactNumber(text);
+    return reading;
+  });
+  console.log(`backend: ${backend}; replay ${readings.length} readings of 24 machines at 100 Hz`);
+  console.log(
+    [
+      'model',
+      'pipeline windows/s',
+      'bare windows/s',
+      'ratio',
+      'ok',
+      'windows',
+      'p50 ms',
+      'p99 ms',
+      'rss MB',
+    ].join(' | '),
+  );
+  for (const features of ['spectral', 'raw'] as const) {
+    const outcome = await trainWindowsFromCsv(
+      trainCsv,
+      TrainingConfigSchema.parse({ label: VIBRATION_LABEL, epochs: 3, window: { ...WINDOW, features } }),
+    );
+    const manifest = ManifestSchema.parse(
+      JSON.parse(
+        JSON.stringify(
+          buildManifest({
+            model: 'bench',
+            version: 1,
+            outcome,
+            lowConfidence: 0.6,
+            datasetKey: 'bench',
+            datasetSha256: 'a'.repeat(64),
+          }),
+        ),
+      ),
+    );
+    const window = manifest.window;
+    if (!window) throw new Error('no window block');
+
+    // Bare: the same windows cut beforehand, features + predict per 256.
+    const collector = new LongFormatCollector(
+      parseCsv(replayCsv).header,
+      WindowSpecSchema.parse(WINDOW),
+      VIBRATION_LABEL,
+      window.spec.channels,
+    );
+    for (const [i, line] of replayCsv.trim().split('\n').slice(1).entries())
+      collector.add(line.split(','), `row ${i + 1}`);
+    const windows: Window[] = collector
+      .finish()
+      .series.flatMap((s) => windowsOf(s.name, window.spec, s.times, s.values, s.labels));
+    const bareModel = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
+    const input = windowInput(window.spec, window.features);
+    const bare = () => {
+      const started = performance.now();
+      for (let at = 0; at < windows.length; at += 256) {
+        const batch = windows.slice(at, at + 256);
+        predictWindows(bareModel, windowInputs(input, batch), batch.length, input.shape);
+      }
+      return (windows.length * 1000) / (performance.now() - started);
+    };
+
+    // Bare from readings: the same readings sliced into windows by a plain loop (grouped by
+    // series, no resampling, no gap handling), then the same features and predicts.
+    const channels = window.spec.channels;
+    const { samples, stride } = window.spec;
+    const bareFromReadings = () => {
+      const started = performance.now();
+      const bySeries = new Map<string, number[]>();
+      for (const reading of readings) {
+        const key = String(reading.machine);
+        let values = bySeries.get(key);
+        if (!values) {
+          values = [];
+          bySeries.set(key, values);
+        }
+        for (const channel of channels) values.push(Number(reading[channel]));
+      }
+      let made = 0;
+      let batch: Pick<Window, 'values' | 'valid'>[] = [];
+      const run = () => {
+        predictWindows(bareModel, windowInputs(input, batch), batch.length, input.shape);
+        made += batch.length;
+        batch = [];
+      };
+      for (const values of bySeries.values()) {
+        const all = Float32Array.from(values);
+        const n = all.length / channels.length;
+        for (let end = samples; end <= n; end += stride) {
+          batch.push({
+            values: all.slice((end - samples) * channels.length, end * channels.length),
+            valid: samples,
+          });
+          if (batch.length === 256) run();
+        }
+      }
+      if (batch.length) run();
+      return (made * 1000) / (performance.now() - started);
+    };
+
+    // Pipeline: the device's replay into a real outbox.
+    const engine = new Engine();
+    engine.setModel(
+      await loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest),
+    );
+    const pipeline = async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'edgeloop-bench-windows-'));
+      const outbox = await Outbox.open(dir);
+      const batcher = new ResultStream(outbox, { thing: 'bench-gw', model: 'bench' });
+      const latencies: number[] = [];
+      let count = 0;
+      const started = performance.now();
+      await runWindowReplay(readings, { limit: readings.length }, 0, {
+        thing: 'bench-gw',
+        engine,
+        batcher,
+        stopped: () => false,
+        onResults: (results) => {
+          count += results.length;
+          for (const { result } of results) latencies.push(result.latencyMs);
+        },
+      });
+      await batcher.flush();
+      const rate = (count * 1000) / (performance.now() - started);
+      await batcher.close();
+      await rm(dir, { recursive: true, force: true });
+      return { rate, count, latencies };
+    };
+    // Warm both, then alternate and keep the medians (a shared machine's timings wander).
+    for (let warm = 0; warm < 3; warm++) {
+      bare();
+      bareFromReadings();
+      await pipeline();
+    }
+    const bareRates: number[] = [];
+    const sliceRates: number[] = [];
+    const runs: Awaited<ReturnType<typeof pipeline>>[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      bareRates.push(bare());
+      sliceRates.push(bareFromReadings());
+      runs.push(await pipeline());
+    }
+    const median = (values: number[]) =>
+      [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+    const bareRate = median(bareRates);
+    const pipelineRate = median(runs.map((r) => r.rate));
+    const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+    const ratio = pipelineRate / bareRate;
+    const sliceRate = median(sliceRates);
+    console.log(
+      [
+        features,
+        pipelineRate.toFixed(0),
+        bareRate.toFixed(0),
+        `${ratio.toFixed(2)}x`,
+        ratio >= 0.8 ? 'yes' : 'NO',
+        `${sliceRate.toFixed(0)} (${(pipelineRate / sliceRate).toFixed(2)}x)`,
+        `${runs[0]?.count} (cut beforehand: ${windows.length})`,
+        quantile(latencies, 0.5).toFixed(2),
+        quantile(latencies, 0.99).toFixed(2),
+        Math.round(process.memoryUsage().rss / 2 ** 20),
+      ].join(' | '),
+    );
+    bareModel.dispose();
+    engine.dispose();
+  }
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/bench\//, '/bench/'))) {
+  await main();
+}

@@ -1,0 +1,257 @@
+/**
+ * Readings into a windowed model from the gateway's sources: CSV replay (long-format rows,
+ * checkpointed like the row replay), JSON lines on stdin, and POST /infer (a reading, or a
+ * whole window as {"readings": [...]}). Results go to the device's ResultStream as for rows.
+ */
+import type { Readable } from 'node:stream';
+import { errorMessage } from '../shared/errors.ts';
+import type { RawRow } from '../shared/preprocess.ts';
+import type { InferenceResult } from '../shared/schemas.ts';
+import { type Engine, NoModelError } from './engine.ts';
+import type { ResultStream } from './result-writer.ts';
+import { type CsvReplayContext, nonEmptyLines, parseReading, type Reading } from './sources.ts';
+import { type WindowResult, WindowStream } from './window-stream.ts';
+
+/** Windows an unpaced replay gathers before one predict. */
+const REPLAY_BATCH = 256;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Hands results to the batcher grouped by version (a swap may land between two windows). */
+function addResults(batcher: ResultStream, results: readonly WindowResult[], csvNext?: number) {
+  let from = 0;
+  for (let i = 1; i <= results.length; i++) {
+    if (i === results.length || results[i]?.version !== results[from]?.version) {
+      const group = results.slice(from, i);
+      batcher.add(
+        group[0]?.version as number,
+        group.map((r) => r.result),
+        csvNext,
+      );
+      from = i;
+    }
+  }
+}
+
+/** The row replay's context, with window results in place of classified chunks. */
+export interface WindowReplayContext extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified'> {
+  /** Each flush's windows and results (hard-example sampling). */
+  onResults?: (results: readonly WindowResult[]) => void;
+  log?: (line: string) => void;
+}
+
+/**
+ * Replays long-format rows from position `start` (reading p is row p mod rows) until
+ * `limit` or stop; an unpaced replay predicts once per 256 windows or so, a paced one every
+ * chunk, each predict over every window ready across series. Result
+ * ids are `${thing}:${loop}:${series}:${window end}`: a looping replay never reuses one.
+ * After a restart the buffers refill from the checkpoint, so windows that spanned the restart
+ * are not made.
+ */
+export async function runWindowReplay(
+  rows: readonly Reading[],
+  spec: { rate?: number; limit?: number },
+  start: number,
+  ctx: WindowReplayContext,
+): Promise<number> {
+  const chunkMax = ctx.chunk ?? 512;
+  let loop = Math.floor(start / rows.length);
+  const stream = new WindowStream(ctx.engine, (w) => `${ctx.thing}:${loop}:${w.series}:${Math.round(w.end)}`);
+  const began = performance.now();
+  let lastYield = began;
+  let pos = start;
+  let refusedLogged = 0;
+  const emit = (results: WindowResult[], next: number) => {
+    if (results.length === 0) return;
+    ctx.onResults?.(results);
+    addResults(ctx.batcher, results, next);
+  };
+  while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
+    let n = spec.limit === undefined ? chunkMax : Math.min(chunkMax, spec.limit - pos);
+    if (spec.rate) {
+      n = Math.min(n, Math.max(1, Math.round(spec.rate / 20)));
+      const wait = began + ((pos - start) / spec.rate) * 1000 - performance.now();
+      if (wait > 1) await sleep(wait);
+      if (ctx.stopped()) break;
+    }
+    const arrivedAt = performance.now();
+    const results: WindowResult[] = [];
+    for (let i = 0; i < n; i++) {
+      const p = pos + i;
+      if (p % rows.length === 0 && p > start) {
+        // The file starts over: its times go back, so every series starts a new segment.
+        results.push(...stream.flush());
+        stream.endAll();
+        results.push(...stream.flush());
+        loop = Math.floor(p / rows.length);
+      }
+      const refused = stream.push(rows[p % rows.length] as RawRow, arrivedAt);
+      if (refused && refusedLogged++ < 5)
+        ctx.log?.(`csv source: reading ${(p % rows.length) + 1} refused: ${refused}`);
+    }
+    pos += n;
+    const last = spec.limit !== undefined && pos >= spec.limit;
+    if (last) {
+      results.push(...stream.flush());
+      stream.endAll();
+    }
+    // An unpaced replay lets windows gather across chunks, so one predict takes many; whatever
+    // is stored with this checkpoint includes every window its readings completed.
+    if (spec.rate || last || results.length > 0 || stream.pending >= REPLAY_BATCH)
+      results.push(...stream.flush());
+    emit(results, pos);
+    ctx.onProgress?.(pos);
+    await ctx.batcher.drain();
+    if (!spec.rate && performance.now() - lastYield >= 5) {
+      await yieldToLoop();
+      lastYield = performance.now();
+    }
+  }
+  // Stopped: the windows already complete still get their results.
+  emit(stream.flush(), pos);
+  return pos;
+}
+
+/**
+ * Live readings (stdin, HTTP): readings pushed in one turn of the event loop share one
+ * predict (setImmediate), batched across series; each submitter gets the windows its
+ * reading completed (usually none, one every stride).
+ */
+export class LiveWindows {
+  private readonly stream: WindowStream;
+  private waiting: {
+    count: number;
+    resolve: (results: WindowResult[]) => void;
+    reject: (e: Error) => void;
+  }[] = [];
+  private scheduled: NodeJS.Immediate | undefined;
+
+  constructor(
+    engine: Engine,
+    idPrefix: string,
+    /** Sees every window result (hard-example sampling). */
+    private readonly onResults?: (results: readonly WindowResult[]) => void,
+  ) {
+    this.stream = new WindowStream(engine, (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`);
+  }
+
+  /** Pushes a reading; resolves with the results of the windows it completed. */
+  submit(row: RawRow): Promise<WindowResult[]> {
+    const before = this.stream.pending;
+    const refused = this.stream.push(row);
+    if (refused) return Promise.reject(new Error(refused));
+    const count = this.stream.pending - before;
+    if (count <= 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ count, resolve, reject });
+      this.scheduled ??= setImmediate(() => this.run());
+    });
+  }
+
+  /** A whole window's readings at once (one series, time order): its result. */
+  whole(rows: readonly RawRow[]): WindowResult {
+    const result = this.stream.classifyWhole(rows);
+    this.onResults?.([result]);
+    return result;
+  }
+
+  private run() {
+    this.scheduled = undefined;
+    const waiting = this.waiting;
+    this.waiting = [];
+    try {
+      const results = this.stream.flush();
+      if (results.length) this.onResults?.(results);
+      let at = 0;
+      for (const item of waiting) {
+        item.resolve(results.slice(at, at + item.count));
+        at += item.count;
+      }
+    } catch (error) {
+      for (const item of waiting) item.reject(error as Error);
+    }
+  }
+}
+
+/** A request body: a reading, or {"readings": [...]} for a whole window. */
+export function parseWindowRequest(value: unknown): { reading: RawRow } | { readings: RawRow[] } {
+  if (value && typeof value === 'object' && !Array.isArray(value) && 'readings' in value) {
+    const readings = (value as { readings: unknown }).readings;
+    if (!Array.isArray(readings) || readings.length === 0)
+      throw new Error(
+        '"readings" must be a non-empty array of readings (one window of one series, in time order)',
+      );
+    return {
+      readings: readings.map((reading, i) => {
+        try {
+          return parseReading(reading);
+        } catch (error) {
+          throw new Error(`readings[${i}]: ${errorMessage(error)}`);
+        }
+      }),
+    };
+  }
+  return { reading: parseReading(value) };
+}
+
+/** What a windowed request answers: the results (with their version) of the windows it made. */
+export async function answerWindowRequest(
+  live: LiveWindows,
+  request: { reading: RawRow } | { readings: RawRow[] },
+  onResult: (result: InferenceResult, version: number) => void,
+): Promise<{ windows: (InferenceResult & { version: number })[] }> {
+  const results = 'readings' in request ? [live.whole(request.readings)] : await live.submit(request.reading);
+  for (const { result, version } of results) onResult(result, version);
+  return { windows: results.map(({ result, version }) => ({ ...result, version })) };
+}
+
+/**
+ * POST /infer for a windowed model: a reading answers the windows it completed (usually
+ * none), {"readings": [...]} the one window they make; 400 for a bad body, 503 before a model.
+ */
+export async function answerWindowHttp(
+  live: LiveWindows,
+  text: string,
+  onResult: (result: InferenceResult, version: number) => void,
+): Promise<{ code: number; body: unknown }> {
+  let request: ReturnType<typeof parseWindowRequest>;
+  try {
+    request = parseWindowRequest(JSON.parse(text));
+  } catch (error) {
+    return { code: 400, body: { error: errorMessage(error) } };
+  }
+  try {
+    return { code: 200, body: await answerWindowRequest(live, request, onResult) };
+  } catch (error) {
+    return { code: error instanceof NoModelError ? 503 : 400, body: { error: errorMessage(error) } };
+  }
+}
+
+/** JSON lines on stdin for a windowed model: a line per reading (or whole window), a line per result. */
+export async function runWindowJsonLines(
+  input: Readable,
+  ctx: {
+    live: LiveWindows;
+    batcher: ResultStream;
+    write: (line: string) => void;
+    limit?: number;
+    stopped: () => boolean;
+  },
+): Promise<number> {
+  let n = 0;
+  const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
+  for await (const { line, lineNo } of nonEmptyLines(input, done)) {
+    try {
+      const request = parseWindowRequest(JSON.parse(line));
+      n++;
+      const answer = await answerWindowRequest(ctx.live, request, (result, version) =>
+        ctx.batcher.add(version, [result]),
+      );
+      for (const result of answer.windows) ctx.write(JSON.stringify(result));
+    } catch (error) {
+      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}` }));
+    }
+  }
+  return n;
+}

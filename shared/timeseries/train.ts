@@ -1,0 +1,300 @@
+/**
+ * Long-format dataset + a `window` config -> a trained, evaluated windowed classifier and
+ * its artifacts, as the same TrainingOutcome the tabular trainer gives (so the gate, the
+ * manifest and the registry treat both alike). One pass collects the readings per series
+ * (readings are small next to their windows: 96k readings of 3 channels are 1.5 MB), the
+ * split is made by series or time block, windows are cut with the gateway's windower, the
+ * feature scaling is fitted on the training windows only, and the model that ships is
+ * scored as loaded back from its bytes.
+ */
+import type { LayersModel } from '@tensorflow/tfjs';
+import { fitToHeader, placeText } from '../dataset/profile.ts';
+import { type DatasetSource, datasetDigest, readPass } from '../dataset/read.ts';
+import { bytesPart } from '../dataset/source.ts';
+import { InputError } from '../errors.ts';
+import type { Manifest, Preprocessing, TrainingConfig } from '../schemas.ts';
+import { initTf, tf } from '../tf.ts';
+import { argmaxRows, classificationMetrics } from '../training/metrics.ts';
+import {
+  buildMlp,
+  fitMlp,
+  loadModelFromArtifacts,
+  type ModelArtifactBytes,
+  mlpShape,
+  saveModelArtifacts,
+} from '../training/model.ts';
+import { seededRandom, shuffleInPlace } from '../training/random.ts';
+import {
+  classWeights,
+  GOLDEN_ROWS,
+  GOLDEN_TOLERANCE,
+  type TrainingOutcome,
+  type TrainRunOptions,
+} from '../training/train.ts';
+import {
+  fitWindowFeatures,
+  type WindowInput,
+  windowFromSamples,
+  windowInput,
+  windowInputs,
+} from './features.ts';
+import { LongFormatCollector, parseTime, type SeriesReadings } from './long-format.ts';
+import { buildRecurrent, inputTensor, oneHot, predictWindows, RECURRENT_UNITS } from './model.ts';
+import { prepareWindows } from './prepare.ts';
+import type { WindowManifest, WindowSpec } from './spec.ts';
+import { type Window, windowsOf } from './windower.ts';
+
+/** Values (samples x channels) kept over all golden windows, beyond one window. */
+export const GOLDEN_WINDOW_VALUES = 8_000;
+
+export async function trainWindowsFromCsv(
+  csv: Uint8Array | string,
+  config: TrainingConfig,
+  options: TrainRunOptions = {},
+): Promise<TrainingOutcome> {
+  const name = options.source ?? 'dataset.csv';
+  return trainWindowsFromSource({ name, parts: [bytesPart(name, csv)] }, config, options);
+}
+
+/** The label column: the config's, else the last column that is not the time or the series. */
+function labelColumn(header: readonly string[], spec: WindowSpec, label: string | undefined): string {
+  if (label) return label;
+  const candidates = header.filter((column) => column !== spec.time && column !== spec.series);
+  return candidates[candidates.length - 1] ?? '';
+}
+
+export async function trainWindowsFromSource(
+  source: DatasetSource,
+  config: TrainingConfig,
+  options: TrainRunOptions = {},
+): Promise<TrainingOutcome> {
+  const spec = config.window;
+  if (!spec) throw new Error('trainWindowsFromSource needs a config with "window"');
+  const where = options.source ? `${options.source}: ` : '';
+  const backend = await initTf();
+  let collector: LongFormatCollector | undefined;
+  let label = '';
+  let width = 0;
+  let header: string[] = [];
+  // Labelled hard examples follow the parts, newest first: each is one window of its own
+  // series, so they are put back in time order before they are collected.
+  const feedback: { cells: string[]; place: string }[] = [];
+  const pass = await readPass(
+    source,
+    where,
+    (raw, place) => {
+      const cells = fitToHeader(raw, width);
+      if (!cells)
+        throw new InputError(
+          `${where}${placeText(place)}: ${raw.length} cells, the header has ${width}: every reading needs every column`,
+        );
+      if (place.part === 'feedback') feedback.push({ cells, place: placeText(place) });
+      else collector?.add(cells, placeText(place));
+    },
+    {
+      onHeader: (names) => {
+        header = names;
+        width = header.length;
+        label = labelColumn(header, spec, config.label);
+        collector = new LongFormatCollector(header, spec, label, config.features, where);
+      },
+      onProgress: (progress) => options.onProgress?.({ phase: 'parsing', ...progress }),
+    },
+  );
+  if (!collector) throw new InputError(`${where}the dataset has no header`);
+  const timeAt = header.indexOf(spec.time);
+  const seriesAt = spec.series ? header.indexOf(spec.series) : -1;
+  const timeOf = (cells: string[]) => parseTime(cells[timeAt] ?? '', spec.timeUnit);
+  feedback.sort(
+    (a, b) =>
+      (a.cells[seriesAt] ?? '').localeCompare(b.cells[seriesAt] ?? '') || timeOf(a.cells) - timeOf(b.cells),
+  );
+  for (const { cells, place } of feedback) collector.add(cells, place);
+  const collected = collector.finish();
+  options.onProgress?.({ phase: 'sampling' });
+  const prepared = prepareWindows(collected, spec, config.seed, where);
+  const { labels, windows } = prepared;
+  const k = labels.length;
+  const classIndex = new Map(labels.map((name, i) => [name, i]));
+  const truthOf = (list: readonly Window[]) => list.map((w) => classIndex.get(w.label as string) as number);
+
+  const features = fitWindowFeatures(prepared.spec, spec.features, spec.bands, windows.train);
+  const input = windowInput(prepared.spec, features);
+  if (features.kind === 'spectral' && spec.bands > Math.floor(prepared.spec.samples / 2))
+    throw new InputError(
+      `${where}${spec.bands} FFT bands need windows of at least ${spec.bands * 2} samples (these have ${prepared.spec.samples}): lower "bands" or lengthen the window`,
+    );
+  const train = shuffleInPlace([...windows.train], seededRandom(config.seed));
+  const trainX = windowInputs(input, train);
+  const trainY = truthOf(train);
+  const model =
+    spec.features === 'raw'
+      ? buildRecurrent(input.shape[0] as number, input.shape[1] as number, k, config.seed)
+      : buildMlp(mlpShape(input.width, k, train.length), config.seed);
+  const shape =
+    spec.features === 'raw'
+      ? { inputWidth: input.width, hidden: [RECURRENT_UNITS], classes: k }
+      : mlpShape(input.width, k, train.length);
+
+  const tensors = {
+    train: { x: inputTensor(trainX, train.length, input.shape), y: oneHot(trainY, k) },
+    validation: {
+      x: inputTensor(windowInputs(input, windows.validation), windows.validation.length, input.shape),
+      y: oneHot(truthOf(windows.validation), k),
+    },
+  };
+  let fitted: Awaited<ReturnType<typeof fitMlp>>;
+  try {
+    options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
+    fitted = await fitMlp(model, tensors.train, tensors.validation, {
+      epochs: config.epochs,
+      batchSize: config.batchSize,
+      patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
+      classWeight: classWeights(trainY, k),
+      onEpoch: (progress) => {
+        options.onEpoch?.(progress);
+        options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
+      },
+    });
+  } finally {
+    tf.dispose([tensors.train.x, tensors.train.y, tensors.validation.x, tensors.validation.y]);
+  }
+  options.onProgress?.({ phase: 'evaluating' });
+  const artifacts = await saveModelArtifacts(model, config.quantize);
+  model.dispose();
+  const shipped = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
+  try {
+    const testX = windowInputs(input, windows.test);
+    const probabilities = predictWindows(shipped, testX, windows.test.length, input.shape);
+    const metrics = classificationMetrics(truthOf(windows.test), argmaxRows(probabilities, k), labels);
+    const window: WindowManifest = {
+      spec: prepared.spec,
+      features,
+      golden: goldenWindows(shipped, input, windows.test, prepared.spec.channels.length),
+      windows: { train: train.length, validation: windows.validation.length, test: windows.test.length },
+      split: prepared.split,
+    };
+    const all = [...windows.train, ...windows.validation, ...windows.test];
+    const distribution = Object.fromEntries(
+      labels.map((name) => [
+        name,
+        Math.round((all.filter((w) => w.label === name).length / all.length) * 1e6) / 1e6,
+      ]),
+    );
+    const channelScale = fitWindowFeatures(prepared.spec, 'raw', 1, windows.train).scale;
+    const preprocessing: Preprocessing = {
+      label,
+      labels,
+      // The channels as the device reads them; the window block says what the model sees of them.
+      features: prepared.spec.channels.map((column, c) => ({
+        kind: 'numeric' as const,
+        column,
+        mean: channelScale.mean[c] as number,
+        std: channelScale.std[c] as number,
+        fill: channelScale.mean[c] as number,
+      })),
+      inputWidth: input.width,
+    };
+    return {
+      preprocessing,
+      metrics,
+      classDistribution: distribution,
+      // Golden rows do not apply: probation runs the golden windows (window.golden).
+      golden: { rows: [], outputs: [], tolerance: GOLDEN_TOLERANCE },
+      artifacts,
+      shape,
+      rows: collected.readings,
+      features: prepared.spec.channels,
+      classes: labels,
+      notices: prepared.notices,
+      backend,
+      seed: config.seed,
+      epochsRun: fitted.epochsRun,
+      bestEpoch: fitted.bestEpoch,
+      testSet: { rows: [], labels: [] },
+      parts: pass.parts,
+      datasetSha256: datasetDigest(pass.parts),
+      extraRows: pass.extraRows,
+      window: { manifest: window, testSeries: prepared.testSeries },
+    };
+  } finally {
+    shipped.dispose();
+  }
+}
+
+/** A few test windows spread over the test set, and what the shipped model says of them. */
+function goldenWindows(model: LayersModel, input: WindowInput, test: readonly Window[], channels: number) {
+  // Few enough values that the manifest stays small (it also rides in the Step Functions state).
+  const perWindow = (test[0]?.values.length ?? 1) || 1;
+  const n = Math.max(1, Math.min(GOLDEN_ROWS, test.length, Math.floor(GOLDEN_WINDOW_VALUES / perWindow)));
+  const picks = Array.from({ length: n }, (_, i) => test[Math.floor((i * test.length) / n)] as Window);
+  // Stored rounded to float32's precision; outputs are computed on exactly the stored values.
+  const windows = picks.map((window) => {
+    const samples = window.values.length / channels;
+    return Array.from({ length: samples }, (_, i) =>
+      Array.from(window.values.subarray(i * channels, (i + 1) * channels), (v) =>
+        Number.isNaN(v) ? null : Number(v.toPrecision(7)),
+      ),
+    );
+  });
+  return { windows, outputs: goldenOutputs(model, input, windows), tolerance: GOLDEN_TOLERANCE };
+}
+
+/** Probabilities (rounded to 6 places) for windows given as samples x channels arrays. */
+export function goldenOutputs(
+  model: LayersModel,
+  input: WindowInput,
+  windows: readonly (readonly (readonly (number | null)[])[])[],
+): number[][] {
+  const x = new Float32Array(windows.length * input.width);
+  windows.forEach((samples, i) => {
+    input.into(windowFromSamples(samples), x, i * input.width);
+  });
+  const probabilities = predictWindows(model, x, windows.length, input.shape);
+  const k = probabilities.length / Math.max(1, windows.length);
+  return windows.map((_, i) =>
+    Array.from(probabilities.subarray(i * k, (i + 1) * k), (p) => Number(p.toFixed(6))),
+  );
+}
+
+/**
+ * Accuracy of an already released windowed model on this run's test readings, re-cut with
+ * that model's own window spec (by label name; a class it does not know counts as a miss).
+ */
+export async function accuracyOnWindows(
+  artifacts: ModelArtifactBytes,
+  manifest: Manifest,
+  testSeries: readonly SeriesReadings[],
+  channels: readonly string[],
+): Promise<number> {
+  const window = manifest.window;
+  if (!window) throw new Error('the current release is a row model: it cannot score windows');
+  const at = window.spec.channels.map((channel) => channels.indexOf(channel));
+  if (at.some((i) => i < 0))
+    throw new Error(
+      `the current release reads channels ${window.spec.channels.join(', ')}, not all in this dataset`,
+    );
+  await initTf();
+  const input = windowInput(window.spec, window.features);
+  const cut: Window[] = [];
+  for (const series of testSeries) {
+    const n = series.times.length;
+    const values = new Float32Array(n * at.length);
+    for (let i = 0; i < n; i++)
+      at.forEach((c, j) => {
+        values[i * at.length + j] = series.values[i * channels.length + c] as number;
+      });
+    for (const w of windowsOf(series.name, window.spec, series.times, values, series.labels))
+      if (w.label !== undefined) cut.push(w);
+  }
+  if (cut.length === 0) return 0;
+  const model = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
+  try {
+    const probabilities = predictWindows(model, windowInputs(input, cut), cut.length, input.shape);
+    const predicted = argmaxRows(probabilities, manifest.preprocessing.labels.length);
+    const correct = predicted.filter((p, i) => manifest.preprocessing.labels[p] === cut[i]?.label).length;
+    return correct / cut.length;
+  } finally {
+    model.dispose();
+  }
+}

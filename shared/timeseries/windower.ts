@@ -1,0 +1,168 @@
+/**
+ * One series' readings in, windows out, as they stream: readings are resampled by linear
+ * interpolation onto a uniform grid (anchored at a segment's first reading), a ring buffer
+ * holds the latest `samples` grid points, and every `stride` points a full buffer becomes a
+ * window. A gap between readings longer than `maxGapMs` ends the segment: no window spans
+ * it. The trainer cuts its windows with this class and the gateway runs the same class on
+ * live readings, so both see the same windows for the same readings.
+ */
+import type { ResolvedWindow } from './spec.ts';
+
+export interface Window {
+  series: string;
+  /** Grid times (ms) of the window's first and last samples. */
+  start: number;
+  end: number;
+  /** `samples` x `channels` values, row-major, oldest first; padded leading samples are NaN. */
+  values: Float32Array;
+  /** The label of the window's last reading (undefined when readings carry none). */
+  label: string | undefined;
+  /** Real samples at the end of the window (less than `samples` only for a padded window). */
+  valid: number;
+}
+
+export type PushOutcome = 'ok' | 'out-of-order' | 'duplicate';
+
+type WindowSpecForWindower = Pick<
+  ResolvedWindow,
+  'channels' | 'frequencyHz' | 'samples' | 'stride' | 'maxGapMs' | 'short'
+>;
+
+export class SeriesWindower {
+  private readonly width: number;
+  private readonly period: number;
+  private readonly ring: Float32Array;
+  /** Grid points emitted in the current segment. */
+  private count = 0;
+  private origin = 0;
+  private lastTime = Number.NaN;
+  private readonly lastValues: Float32Array;
+  private lastLabel: string | undefined;
+  /** Labels of the buffered grid points (ring order), for the window's last reading. */
+  private readonly ringLabels: (string | undefined)[];
+
+  constructor(
+    readonly series: string,
+    private readonly spec: WindowSpecForWindower,
+    private readonly emit: (window: Window) => void,
+  ) {
+    this.width = spec.channels.length;
+    this.period = 1000 / spec.frequencyHz;
+    this.ring = new Float32Array(spec.samples * this.width);
+    this.ringLabels = new Array(spec.samples);
+    this.lastValues = new Float32Array(this.width);
+  }
+
+  /** Time (ms) of the latest reading, NaN before the first. */
+  get latest(): number {
+    return this.lastTime;
+  }
+
+  /** Feeds one reading; readings must come in time order (an older or equal time is refused). */
+  push(time: number, values: ArrayLike<number>, label?: string): PushOutcome {
+    if (Number.isNaN(this.lastTime)) {
+      this.startSegment(time, values, label);
+      return 'ok';
+    }
+    if (time === this.lastTime) return 'duplicate';
+    if (time < this.lastTime) return 'out-of-order';
+    if (time - this.lastTime > this.spec.maxGapMs) {
+      this.end();
+      this.startSegment(time, values, label);
+      return 'ok';
+    }
+    // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
+    let k = this.count;
+    let at = this.origin + k * this.period;
+    const span = time - this.lastTime;
+    const width = this.width;
+    while (at <= time + 1e-9) {
+      const w = (at - this.lastTime) / span;
+      const slot = (this.count % this.spec.samples) * width;
+      for (let c = 0; c < width; c++)
+        this.ring[slot + c] = (this.lastValues[c] as number) * (1 - w) + (values[c] as number) * w;
+      // A grid point takes the label of the latest reading at or before it.
+      this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
+      k = this.count;
+      at = this.origin + k * this.period;
+    }
+    this.remember(time, values, label);
+    return 'ok';
+  }
+
+  /** Ends the current segment (a gap or the end of the data); a short one is padded under `pad`. */
+  end(): void {
+    const { samples } = this.spec;
+    if (this.spec.short === 'pad' && this.count > 0 && this.count < samples) {
+      const values = new Float32Array(samples * this.width).fill(Number.NaN);
+      const missing = samples - this.count;
+      values.set(this.ring.subarray(0, this.count * this.width), missing * this.width);
+      this.emit({
+        series: this.series,
+        start: this.origin - missing * this.period,
+        end: this.origin + (this.count - 1) * this.period,
+        values,
+        label: this.ringLabels[this.count - 1],
+        valid: this.count,
+      });
+    }
+    this.count = 0;
+    this.lastTime = Number.NaN;
+  }
+
+  private startSegment(time: number, values: ArrayLike<number>, label: string | undefined) {
+    this.count = 0;
+    this.origin = time;
+    for (let c = 0; c < this.width; c++) this.ring[c] = values[c] as number;
+    this.addPoint(time, label);
+    this.remember(time, values, label);
+  }
+
+  private remember(time: number, values: ArrayLike<number>, label: string | undefined) {
+    this.lastTime = time;
+    for (let c = 0; c < this.width; c++) this.lastValues[c] = values[c] as number;
+    this.lastLabel = label;
+  }
+
+  /** Counts the grid point just written to the ring's next slot; a full buffer every stride is a window. */
+  private addPoint(at: number, label: string | undefined) {
+    const { samples, stride } = this.spec;
+    const slot = this.count % samples;
+    this.ringLabels[slot] = label;
+    this.count++;
+    if (this.count >= samples && (this.count - samples) % stride === 0) {
+      // Unroll the ring, oldest first.
+      const values = new Float32Array(samples * this.width);
+      const oldest = this.count % samples;
+      const head = (samples - oldest) * this.width;
+      values.set(this.ring.subarray(oldest * this.width), 0);
+      values.set(this.ring.subarray(0, oldest * this.width), head);
+      this.emit({
+        series: this.series,
+        start: at - (samples - 1) * this.period,
+        end: at,
+        values,
+        label,
+        valid: samples,
+      });
+    }
+  }
+}
+
+/** Every window of one series' readings (times ascending), as the gateway would cut them. */
+export function windowsOf(
+  series: string,
+  spec: WindowSpecForWindower,
+  times: ArrayLike<number>,
+  values: Float32Array,
+  labels?: readonly (string | undefined)[],
+): Window[] {
+  const out: Window[] = [];
+  const windower = new SeriesWindower(series, spec, (window) => out.push(window));
+  const width = spec.channels.length;
+  for (let i = 0; i < times.length; i++) {
+    windower.push(times[i] as number, values.subarray(i * width, (i + 1) * width), labels?.[i]);
+  }
+  windower.end();
+  return out;
+}

@@ -1,0 +1,263 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../device/engine.ts';
+import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../device/model.ts';
+import { Outbox } from '../../device/outbox.ts';
+import { ResultStream } from '../../device/result-writer.ts';
+import { exactNumber, parseCsv } from '../../device/sources.ts';
+import {
+  answerWindowHttp,
+  LiveWindows,
+  runWindowJsonLines,
+  runWindowReplay,
+} from '../../device/window-sources.ts';
+import { WindowStream } from '../../device/window-stream.ts';
+import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
+import { windowInput, windowInputs } from '../../shared/timeseries/features.ts';
+import { predictWindows } from '../../shared/timeseries/model.ts';
+import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
+import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
+import { windowsOf } from '../../shared/timeseries/windower.ts';
+import { buildManifest } from '../../shared/training/artifacts.ts';
+import { loadModelFromArtifacts } from '../../shared/training/model.ts';
+import type { TrainingOutcome } from '../../shared/training/train.ts';
+
+const csv = generateVibrationCsv({ machines: 6, readings: 1200, seed: 11 });
+const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };
+
+async function deviceModel(outcome: TrainingOutcome): Promise<LoadedModel> {
+  const manifest = ManifestSchema.parse(
+    JSON.parse(
+      JSON.stringify(
+        buildManifest({
+          model: 'fan',
+          version: 1,
+          outcome,
+          lowConfidence: 0.6,
+          datasetKey: 'k',
+          datasetSha256: 'a'.repeat(64),
+        }),
+      ),
+    ),
+  );
+  return loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
+}
+
+let spectral: TrainingOutcome;
+let raw: TrainingOutcome;
+beforeAll(async () => {
+  const config = (features: 'spectral' | 'raw') =>
+    TrainingConfigSchema.parse({ label: 'state', epochs: 3, window: { ...WINDOW, features } });
+  spectral = await trainWindowsFromCsv(csv, config('spectral'));
+  raw = await trainWindowsFromCsv(csv, config('raw'));
+});
+
+describe('a windowed model on the gateway', () => {
+  it.each(['spectral', 'raw'] as const)('passes probation on its golden windows (%s)', async (kind) => {
+    // Prepare
+    const model = await deviceModel(kind === 'spectral' ? spectral : raw);
+
+    // Act
+    const failure = probationFailure(model);
+
+    // Assess
+    expect(failure).toBeUndefined();
+    model.dispose();
+  });
+
+  it('fails probation when a golden output does not match what the model gives', async () => {
+    // Prepare
+    const model = await deviceModel(spectral);
+    const output = model.manifest.window?.golden.outputs[2] as number[];
+    output[0] = (output[0] as number) + 0.5;
+
+    // Act
+    const failure = probationFailure(model);
+
+    // Assess
+    expect(failure).toMatch(/^golden window 2 class 0: got /);
+    model.dispose();
+  });
+
+  it('classifies the replayed readings window by window exactly as the trainer scores them', async () => {
+    // Prepare: the device engine with the shipped model, and the trainer's own view of the test series.
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const window = spectral.window?.manifest;
+    if (!window) throw new Error('no window block');
+    const trainerModel = await loadModelFromArtifacts(
+      spectral.artifacts.modelJson,
+      spectral.artifacts.weights,
+    );
+    const input = windowInput(window.spec, window.features);
+    const expected = (spectral.window?.testSeries ?? []).flatMap((s) =>
+      windowsOf(s.name, window.spec, s.times, s.values, s.labels),
+    );
+    const trainerProbs = predictWindows(
+      trainerModel,
+      windowInputs(input, expected),
+      expected.length,
+      input.shape,
+    );
+    const testSeries = new Set(spectral.window?.testSeries.map((s) => s.name));
+    const rows = parseCsv(csv).rows.filter((row) => testSeries.has(row.machine ?? ''));
+    const stream = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
+
+    // Act: readings in file order, one flush per 256 readings (batched across series).
+    const results = [];
+    for (let i = 0; i < rows.length; i++) {
+      expect(stream.push(rows[i] as Record<string, string>)).toBeUndefined();
+      if (i % 256 === 255) results.push(...stream.flush());
+    }
+    stream.endAll();
+    results.push(...stream.flush());
+
+    // Assess: one result per window, the same windows, labels and confidences.
+    expect(results.length).toBeGreaterThan(10);
+    const key = (w: { series: string; end: number }) => `${w.series}:${Math.round(w.end)}`;
+    expect(results.map((r) => key(r.window)).sort()).toEqual(expected.map(key).sort());
+    const k = window.features.kind === 'spectral' ? spectral.classes.length : 0;
+    const byKey = new Map(expected.map((w, i) => [key(w), i]));
+    for (const { result, window: w } of results) {
+      const i = byKey.get(key(w)) as number;
+      const probs = Array.from(trainerProbs.subarray(i * k, (i + 1) * k));
+      expect(result.label).toBe(spectral.classes[probs.indexOf(Math.max(...probs))]);
+      expect(result.confidence).toBeCloseTo(Math.max(...probs), 4);
+      expect(result.truth).toBe(w.label);
+      expect(result.window).toEqual({ series: w.series, start: Math.round(w.start), end: Math.round(w.end) });
+    }
+    trainerModel.dispose();
+    engine.dispose();
+  });
+
+  it('refuses readings out of time order and answers a whole window over HTTP', async () => {
+    // Prepare
+    const engine = new Engine();
+    engine.setModel(await deviceModel(raw));
+    const live = new LiveWindows(engine, 'gw:');
+    const rows = parseCsv(csv)
+      .rows.filter((row) => row.machine === 'm01')
+      .slice(0, 150);
+    const seen: string[] = [];
+
+    // Act
+    const whole = await answerWindowHttp(live, JSON.stringify({ readings: rows.slice(0, 120) }), (r) =>
+      seen.push(r.id),
+    );
+    const reading = await answerWindowHttp(live, JSON.stringify(rows[10]), () => undefined);
+    const older = await answerWindowHttp(live, JSON.stringify(rows[5]), () => undefined);
+    const tooShort = await answerWindowHttp(
+      live,
+      JSON.stringify({ readings: rows.slice(0, 20) }),
+      () => undefined,
+    );
+
+    // Assess
+    expect(whole.code).toBe(200);
+    const [result] = (whole.body as { windows: { window: { series: string }; version: number }[] }).windows;
+    expect(result?.window.series).toBe('m01');
+    expect(result?.version).toBe(1);
+    expect(seen).toHaveLength(1);
+    expect(reading).toEqual({ code: 200, body: { windows: [] } });
+    expect(older.code).toBe(400);
+    expect(JSON.stringify(older.body)).toMatch(/is before the latest reading of series 'm01'/);
+    expect(tooShort.code).toBe(400);
+    expect(JSON.stringify(tooShort.body)).toMatch(/make no window: a window is 100 samples at 100 Hz/);
+    engine.dispose();
+  });
+
+  it('replays long-format rows into the outbox, resumes at its checkpoint, and loops with fresh ids', async () => {
+    // Prepare: two machines of 1,200 readings (a 0.4 s dropout each), grouped by machine.
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const rows = parseCsv(csv).rows.filter((row) => row.machine === 'm01' || row.machine === 'm02');
+    const readings = rows.map((row) =>
+      Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-replay-'));
+    const replay = async (start: number, limit: number) => {
+      const outbox = await Outbox.open(dir);
+      const batcher = new ResultStream(outbox, { thing: 'gw', model: 'fan' });
+      const ids: string[] = [];
+      const end = await runWindowReplay(readings, { limit }, start || outbox.csvNext, {
+        thing: 'gw',
+        engine,
+        batcher,
+        stopped: () => false,
+        onResults: (results) => ids.push(...results.map((r) => r.result.id)),
+        chunk: 128,
+      });
+      await batcher.close();
+      return { ids, end, stored: outbox.depthResults, checkpoint: outbox.csvNext };
+    };
+
+    // Act: the whole file in one run; then in two runs with a restart in the middle; then twice over.
+    const whole = await replay(0, readings.length);
+    await rm(dir, { recursive: true, force: true });
+    const first = await replay(0, 1500);
+    const resumed = await replay(0, readings.length);
+    await rm(dir, { recursive: true, force: true });
+    const looped = await replay(0, 2 * readings.length);
+
+    // Assess
+    expect(whole.end).toBe(readings.length);
+    expect(whole.stored).toBe(whole.ids.length);
+    expect(whole.ids.length).toBeGreaterThan(30);
+    // The restart resumes at the checkpoint of the last stored results; the buffers refill, so
+    // the windows that spanned the restart are not made, and no id comes twice.
+    expect(first.checkpoint).toBeLessThanOrEqual(1500);
+    expect(first.checkpoint).toBeGreaterThan(1500 - 128 * 2);
+    const both = [...first.ids, ...resumed.ids];
+    expect(new Set(both).size).toBe(both.length);
+    expect(both.length).toBeGreaterThanOrEqual(whole.ids.length - 3);
+    expect(both.length).toBeLessThanOrEqual(whole.ids.length);
+    expect(resumed.stored).toBe(both.length);
+    // A second pass over the file is a new segment per series, with ids of its own.
+    expect(looped.ids.length).toBe(2 * whole.ids.length);
+    expect(new Set(looped.ids).size).toBe(looped.ids.length);
+    await rm(dir, { recursive: true, force: true });
+    engine.dispose();
+  });
+
+  it('answers JSON lines on stdin: a result line per window, an error line per bad reading', async () => {
+    // Prepare
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-stdin-'));
+    const batcher = new ResultStream(await Outbox.open(dir), { thing: 'gw', model: 'fan' });
+    const rows = parseCsv(csv)
+      .rows.filter((row) => row.machine === 'm03')
+      .slice(0, 250);
+    const lines = [
+      ...rows.map((row) => JSON.stringify(row)),
+      '{"ts": 1, "machine": "m03", "ax": "loud"}',
+      'not json',
+    ];
+    const written: string[] = [];
+
+    // Act
+    const count = await runWindowJsonLines(Readable.from(lines.map((line) => `${line}\n`)), {
+      live: new LiveWindows(engine, 'gw:stdin:'),
+      batcher,
+      write: (line) => written.push(line),
+      stopped: () => false,
+    });
+    await batcher.close();
+
+    // Assess: 250 readings at 100 Hz make windows ending at samples 100, 150, 200, 250 (dropouts aside).
+    const answers = written.map((line) => JSON.parse(line));
+    const results = answers.filter((answer) => answer.window);
+    expect(count).toBe(251);
+    expect(results.length).toBeGreaterThanOrEqual(2);
+    for (const result of results) expect(result).toMatchObject({ version: 1, window: { series: 'm03' } });
+    expect(answers.filter((a) => a.error).map((a) => a.error)).toEqual([
+      expect.stringMatching(/^line 251: channel 'ax' must be a number, got "loud"/),
+      expect.stringMatching(/^line 252: /),
+    ]);
+    await rm(dir, { recursive: true, force: true });
+    engine.dispose();
+  });
+});
