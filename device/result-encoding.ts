@@ -184,3 +184,120 @@ function putConfidence(out: Uint8Array, at: number, p: number): number {
   }
   return at + digits;
 }
+
+/** A window's result: toResult's fields, then the window it covers (start and end rounded to the ms). */
+export function windowResult(
+  id: string,
+  inferred: Inferred,
+  truth: string | undefined,
+  window: { series: string; start: number; end: number },
+  ts: number,
+): InferenceResult {
+  const result = toResult(id, inferred, truth, ts);
+  result.window = { series: window.series, start: Math.round(window.start), end: Math.round(window.end) };
+  return result;
+}
+
+/** Whether JSON.stringify writes `text` as it is inside quotes: no quote, backslash, control character or surrogate. */
+function plainJsonText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+/**
+ * Results `windowResult` made, each byte for byte its JSON.stringify, without a string per
+ * result: the repeated strings (label, truth, series) are encoded once per call, the id goes
+ * straight into the buffer, the numbers are written as digits. On a window replay this is
+ * the cost of every result next to a small model's predict, so it is kept to the bytes.
+ */
+export function encodeWindowResults(results: readonly InferenceResult[]): ResultChunk {
+  const strings = new Map<string, Uint8Array>();
+  const json = (text: string) => {
+    let bytes = strings.get(text);
+    if (!bytes) {
+      bytes = utf8(JSON.stringify(text));
+      strings.set(text, bytes);
+    }
+    return bytes;
+  };
+  const ends = new Uint32Array(results.length);
+  let out = Buffer.allocUnsafe(Math.max(256, results.length * 192));
+  let at = 0;
+  let tsValue = Number.NaN;
+  let tsBytes: Uint8Array = ID_HEAD;
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i] as InferenceResult;
+    const window = result.window;
+    if (!window) throw new Error(`result ${result.id} covers no window`);
+    if (result.ts !== tsValue) {
+      tsValue = result.ts;
+      tsBytes = utf8(`,"ts":${result.ts},"label":`);
+    }
+    const label = json(result.label);
+    const truth = result.truth === undefined ? undefined : json(result.truth);
+    const series = json(window.series);
+    // Worst case: the id as UTF-8 (3 bytes a UTF-16 unit, escaped ids go through JSON) and 24 per number.
+    const worst =
+      1 +
+      ID_HEAD.length +
+      2 +
+      6 * result.id.length +
+      tsBytes.length +
+      label.length +
+      200 +
+      (truth?.length ?? 0) +
+      series.length;
+    if (at + worst > out.length) {
+      const grown = Buffer.allocUnsafe(Math.max(out.length * 2, at + worst));
+      out.copy(grown, 0, 0, at);
+      out = grown;
+    }
+    if (i > 0) out[at++] = COMMA;
+    at = put(out, at, ID_HEAD);
+    if (plainJsonText(result.id)) {
+      out[at++] = QUOTE;
+      at += out.write(result.id, at, 'utf8');
+      out[at++] = QUOTE;
+    } else at = put(out, at, utf8(JSON.stringify(result.id)));
+    at = put(out, at, tsBytes);
+    at = put(out, at, label);
+    at = put(out, at, CONFIDENCE);
+    at = putConfidence(out, at, result.confidence);
+    at = put(out, at, LATENCY);
+    at = putNumber(out, at, result.latencyMs);
+    if (truth) {
+      at = put(out, at, TRUTH);
+      at = put(out, at, truth);
+    }
+    at = put(out, at, SERIES);
+    at = put(out, at, series);
+    at = put(out, at, START);
+    at = putNumber(out, at, window.start);
+    at = put(out, at, END);
+    at = putNumber(out, at, window.end);
+    out[at++] = BRACE;
+    out[at++] = BRACE;
+    ends[i] = at;
+  }
+  // A copy of exactly the bytes: the chunk is posted to the writer thread, which clones its whole buffer.
+  return { bytes: new Uint8Array(out.subarray(0, at)), ends, count: results.length };
+}
+
+const ID_HEAD = utf8('{"id":');
+const CONFIDENCE = utf8(',"confidence":');
+const LATENCY = utf8(',"latencyMs":');
+const TRUTH = utf8(',"truth":');
+const SERIES = utf8(',"window":{"series":');
+const START = utf8(',"start":');
+const END = utf8(',"end":');
+const QUOTE = 0x22;
+const BRACE = 0x7d;
+
+/** A number as JSON.stringify writes it: digits for a non-negative safe integer, else its String. */
+function putNumber(out: Buffer, at: number, value: number): number {
+  if (Number.isSafeInteger(value) && value >= 0) return putInteger(out, at, value);
+  return at + out.write(Number.isFinite(value) ? String(value) : 'null', at, 'latin1');
+}

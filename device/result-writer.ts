@@ -18,7 +18,7 @@ import { buildSync } from 'esbuild';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
-import { encodeResultObjects } from './result-encoding.ts';
+import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
 
 export type { ReplayChunk } from './result-writer-protocol.ts';
@@ -138,12 +138,17 @@ export class ResultStream {
 
   /** Results made on this thread (stdin, /infer), by one model version. */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
-    this.handed += results.length;
+    this.addEncoded(version, encodeResultObjects(results), csvNext);
+  }
+
+  /** Results of one model version already encoded on this thread (windows: encodeWindowResults). */
+  addEncoded(version: number, chunk: ResultChunk, csvNext?: number): void {
+    this.handed += chunk.count;
     this.send({
       type: 'encoded',
       stream: this.id,
       version,
-      chunk: encodeResultObjects(results),
+      chunk,
       ...(csvNext !== undefined ? { csvNext } : {}),
     });
   }

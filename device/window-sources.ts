@@ -8,6 +8,7 @@ import { errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import { type Engine, NoModelError } from './engine.ts';
+import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
 import { type CsvReplayContext, nonEmptyLines, parseReading, type Reading } from './sources.ts';
 import { type WindowResult, WindowStream } from './window-stream.ts';
@@ -24,9 +25,9 @@ function addResults(batcher: ResultStream, results: readonly WindowResult[], csv
   for (let i = 1; i <= results.length; i++) {
     if (i === results.length || results[i]?.version !== results[from]?.version) {
       const group = results.slice(from, i);
-      batcher.add(
+      batcher.addEncoded(
         group[0]?.version as number,
-        group.map((r) => r.result),
+        encodeWindowResults(group.map((r) => r.result)),
         csvNext,
       );
       from = i;
@@ -62,6 +63,9 @@ export async function runWindowReplay(
   let lastYield = began;
   let pos = start;
   let refusedLogged = 0;
+  const onRefused = (row: number, why: string) => {
+    if (refusedLogged++ < 5) ctx.log?.(`csv source: reading ${row + 1} refused: ${why}`);
+  };
   const emit = (results: WindowResult[], next: number) => {
     if (results.length === 0) return;
     ctx.onResults?.(results);
@@ -77,18 +81,19 @@ export async function runWindowReplay(
     }
     const arrivedAt = performance.now();
     const results: WindowResult[] = [];
-    for (let i = 0; i < n; i++) {
-      const p = pos + i;
-      if (p % rows.length === 0 && p > start) {
+    // The chunk's readings in runs that do not cross the end of the file.
+    for (let p = pos; p < pos + n; ) {
+      const row = p % rows.length;
+      if (row === 0 && p > start) {
         // The file starts over: its times go back, so every series starts a new segment.
         results.push(...stream.flush());
         stream.endAll();
         results.push(...stream.flush());
         loop = Math.floor(p / rows.length);
       }
-      const refused = stream.push(rows[p % rows.length] as RawRow, arrivedAt);
-      if (refused && refusedLogged++ < 5)
-        ctx.log?.(`csv source: reading ${(p % rows.length) + 1} refused: ${refused}`);
+      const to = Math.min(rows.length, row + pos + n - p);
+      stream.pushRows(rows, row, to, arrivedAt, onRefused);
+      p += to - row;
     }
     pos += n;
     const last = spec.limit !== undefined && pos >= spec.limit;

@@ -9,10 +9,11 @@
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult, WindowManifest } from '../shared/schemas.ts';
 import { parseTime } from '../shared/timeseries/long-format.ts';
+import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
 import { SeriesWindower, type Window, windowsOf } from '../shared/timeseries/windower.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import type { LoadedModel } from './model.ts';
-import { toResult } from './result-encoding.ts';
+import { windowResult } from './result-encoding.ts';
 import { windowBatch } from './window-model.ts';
 
 export interface WindowResult {
@@ -26,8 +27,107 @@ interface Ready {
   arrivedAt: number;
 }
 
-/** Most windows one predict takes. */
-const MAX_BATCH = 1024;
+/** Most windows one predict takes (tfjs runs them as one batch). */
+const MAX_BATCH = PREDICT_BATCH;
+
+/** Bound on a source's readings kept as columns: 8 Mi values (about 32 MiB). */
+const COLUMNS_MAX_VALUES = 8 * 2 ** 20;
+
+/**
+ * A source's readings as typed columns for one window spec: each reading's time, channel
+ * values (float32, as a reading pushed on its own is kept), series and label, read from its
+ * row once. A looping CSV replay then windows from typed arrays on every pass, as the row
+ * replay predicts from rows it transformed once (PreparedRows), with no property lookup or
+ * number parsing per reading.
+ */
+export class ReadingColumns {
+  readonly times: Float64Array;
+  readonly values: Float32Array;
+  /** Index into `seriesNames`. */
+  readonly series: Int32Array;
+  readonly seriesNames: string[] = [];
+  /** Index into `labelNames`; 0 is no label. */
+  readonly labels: Int32Array;
+  readonly labelNames: (string | undefined)[] = [undefined];
+  /** Why a reading cannot be used (its time, a channel), by reading index. */
+  readonly refusals = new Map<number, string>();
+  /** 1 where `refusals` has an entry (a typed flag is cheaper to test per reading than a Map). */
+  readonly refused: Uint8Array;
+
+  constructor(
+    rows: readonly RawRow[],
+    readonly spec: WindowManifest['spec'],
+    readonly labelColumn: string,
+  ) {
+    const width = spec.channels.length;
+    const n = rows.length;
+    this.times = new Float64Array(n);
+    this.values = new Float32Array(n * width);
+    this.series = new Int32Array(n);
+    this.labels = new Int32Array(n);
+    this.refused = new Uint8Array(n);
+    const seriesAt = new Map<string, number>();
+    const labelAt = new Map<string, number>();
+    const reading: Reading = { series: '', time: 0, values: new Float32Array(width), label: undefined };
+    for (let i = 0; i < n; i++) {
+      const why = readInto(reading, rows[i] as RawRow, spec, labelColumn);
+      if (why) {
+        this.refusals.set(i, why);
+        this.refused[i] = 1;
+        continue;
+      }
+      this.times[i] = reading.time;
+      this.values.set(reading.values, i * width);
+      let s = seriesAt.get(reading.series);
+      if (s === undefined) {
+        s = this.seriesNames.push(reading.series) - 1;
+        seriesAt.set(reading.series, s);
+      }
+      this.series[i] = s;
+      if (reading.label !== undefined) {
+        let l = labelAt.get(reading.label);
+        if (l === undefined) {
+          l = this.labelNames.push(reading.label) - 1;
+          labelAt.set(reading.label, l);
+        }
+        this.labels[i] = l;
+      }
+    }
+  }
+
+  /** Whether these columns were read for `spec` and `labelColumn`. */
+  fits(spec: WindowManifest['spec'], labelColumn: string): boolean {
+    if (spec === this.spec) return labelColumn === this.labelColumn;
+    return (
+      labelColumn === this.labelColumn &&
+      spec.time === this.spec.time &&
+      spec.series === this.spec.series &&
+      spec.timeUnit === this.spec.timeUnit &&
+      spec.channels.join('\u0000') === this.spec.channels.join('\u0000')
+    );
+  }
+}
+
+const columnsByRows = new WeakMap<readonly RawRow[], ReadingColumns>();
+
+/**
+ * The columns of `rows` for the serving model's spec, read once and kept while `rows` lives
+ * (a model with another time, series, channels or label column reads them afresh);
+ * undefined when the source is too large to keep twice.
+ */
+export function readingColumns(
+  rows: readonly RawRow[],
+  spec: WindowManifest['spec'],
+  labelColumn: string,
+): ReadingColumns | undefined {
+  if (rows.length * (spec.channels.length + 4) > COLUMNS_MAX_VALUES) return undefined;
+  let columns = columnsByRows.get(rows);
+  if (!columns?.fits(spec, labelColumn)) {
+    columns = new ReadingColumns(rows, spec, labelColumn);
+    columnsByRows.set(rows, columns);
+  }
+  return columns;
+}
 
 export class WindowStream {
   private readonly windowers = new Map<string, SeriesWindower>();
@@ -35,6 +135,14 @@ export class WindowStream {
   private owner: LoadedModel | undefined;
   private arrivedAt = 0;
   private reading: Reading = { series: '', time: 0, values: new Float32Array(0), label: undefined };
+  /** Bumped whenever the windowers are dropped. */
+  private generation = 0;
+  /** pushRows' windowers by the columns' series index, while the windowers last. */
+  private indexed: {
+    columns: ReadingColumns | undefined;
+    generation: number;
+    windowers: (SeriesWindower | undefined)[];
+  } = { columns: undefined, generation: -1, windowers: [] };
   /** Readings refused (out of time order, repeated, not numeric). */
   refused = 0;
 
@@ -54,7 +162,7 @@ export class WindowStream {
     const window = model.manifest.window;
     if (!window) throw new Error(`model v${model.version} classifies single readings, not windows`);
     if (model !== this.owner) {
-      this.windowers.clear();
+      this.clearWindowers();
       this.ready = [];
       this.owner = model;
     }
@@ -75,18 +183,78 @@ export class WindowStream {
       this.refused++;
       return refused;
     }
-    let windower = this.windowers.get(reading.series);
-    if (!windower) {
-      windower = new SeriesWindower(reading.series, spec, (w) =>
-        this.ready.push({ window: w, arrivedAt: this.arrivedAt }),
-      );
-      this.windowers.set(reading.series, windower);
-    }
+    const windower = this.windowerOf(reading.series);
     this.arrivedAt = arrivedAt;
     const outcome = windower.push(reading.time, reading.values, reading.label);
     if (outcome === 'ok') return undefined;
     this.refused++;
-    return `${outcome === 'duplicate' ? 'repeats' : 'is before'} the latest reading of series '${reading.series}' (${windower.latest}): readings of a series must come in time order`;
+    return refusal(outcome, windower);
+  }
+
+  /** The series' windower, made on its first reading. */
+  private windowerOf(series: string): SeriesWindower {
+    let windower = this.windowers.get(series);
+    if (!windower) {
+      const spec = (this.current as { window: WindowManifest }).window.spec;
+      windower = new SeriesWindower(series, spec, (w) =>
+        this.ready.push({ window: w, arrivedAt: this.arrivedAt }),
+      );
+      this.windowers.set(series, windower);
+    }
+    return windower;
+  }
+
+  /** Every windower is gone (a swap, the end of a pass): the per-index cache of pushRows with them. */
+  private clearWindowers() {
+    this.windowers.clear();
+    this.generation++;
+  }
+
+  /**
+   * Feeds readings `from` .. `to - 1` of `rows` (a source that keeps its readings, the CSV
+   * replay), in order, exactly as `push` would one by one, but from the rows' typed columns
+   * (readingColumns); `onRefused` hears of each reading refused and why.
+   */
+  pushRows(
+    rows: readonly RawRow[],
+    from: number,
+    to: number,
+    arrivedAt = performance.now(),
+    onRefused?: (index: number, why: string) => void,
+  ): void {
+    const { model, window } = this.window();
+    const columns = readingColumns(rows, window.spec, model.manifest.preprocessing.label);
+    if (!columns) {
+      for (let i = from; i < to; i++) {
+        const why = this.push(rows[i] as RawRow, arrivedAt);
+        if (why) onRefused?.(i, why);
+      }
+      return;
+    }
+    if (this.indexed.columns !== columns || this.indexed.generation !== this.generation)
+      this.indexed = { columns, generation: this.generation, windowers: [] };
+    const windowers = this.indexed.windowers;
+    const { times, values, series, labels, labelNames, refused, seriesNames } = columns;
+    const width = window.spec.channels.length;
+    this.arrivedAt = arrivedAt;
+    for (let i = from; i < to; i++) {
+      if (refused[i] === 1) {
+        this.refused++;
+        onRefused?.(i, columns.refusals.get(i) as string);
+        continue;
+      }
+      const s = series[i] as number;
+      let windower = windowers[s];
+      if (!windower) {
+        windower = this.windowerOf(seriesNames[s] as string);
+        windowers[s] = windower;
+      }
+      const outcome = windower.push(times[i] as number, values, labelNames[labels[i] as number], i * width);
+      if (outcome !== 'ok') {
+        this.refused++;
+        onRefused?.(i, refusal(outcome, windower));
+      }
+    }
   }
 
   /** The window `rows` make on their own (the last full one, if they span more); one result. */
@@ -137,12 +305,13 @@ export class WindowStream {
   /** Ends every series' segment (a short one is padded under `pad`), e.g. when a replay loops. */
   endAll(): void {
     for (const windower of this.windowers.values()) windower.end();
-    this.windowers.clear();
+    this.clearWindowers();
   }
 
   private classify(batch: readonly Ready[]): WindowResult[] {
     const windows = batch.map((item) => item.window);
-    const earliest = Math.min(...batch.map((item) => item.arrivedAt));
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const item of batch) if (item.arrivedAt < earliest) earliest = item.arrivedAt;
     const classified = this.engine.classifyPrepared(
       windows.length,
       (model) => windowBatch(model, windows),
@@ -150,23 +319,29 @@ export class WindowStream {
     );
     const done = performance.now();
     const ts = Date.now();
-    return batch.map(({ window, arrivedAt }, i) => {
-      const best = classified.best[i] ?? 0;
-      const result = toResult(
-        this.idOf(window),
-        {
-          label: classified.labels[best] ?? String(best),
-          confidence: classified.confidence[i] ?? Number.NaN,
-          version: classified.version,
-          latencyMs: done - arrivedAt,
-        },
-        window.label,
-        ts,
-      );
-      result.window = { series: window.series, start: Math.round(window.start), end: Math.round(window.end) };
-      return { result, window, version: classified.version };
-    });
+    const { labels, best, confidence, version } = classified;
+    const out: WindowResult[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const { window, arrivedAt } = batch[i] as Ready;
+      const top = best[i] ?? 0;
+      const inferred = {
+        label: labels[top] ?? String(top),
+        confidence: confidence[i] ?? Number.NaN,
+        version,
+        latencyMs: done - arrivedAt,
+      };
+      out[i] = {
+        result: windowResult(this.idOf(window), inferred, window.label, window, ts),
+        window,
+        version,
+      };
+    }
+    return out;
   }
+}
+
+function refusal(outcome: 'duplicate' | 'out-of-order', windower: SeriesWindower): string {
+  return `${outcome === 'duplicate' ? 'repeats' : 'is before'} the latest reading of series '${windower.series}' (${windower.latest}): readings of a series must come in time order`;
 }
 
 interface Reading {

@@ -34,6 +34,10 @@ export class SeriesWindower {
   private readonly ring: Float32Array;
   /** Grid points emitted in the current segment. */
   private count = 0;
+  /** The ring slot the next grid point goes to (count mod samples). */
+  private slot = 0;
+  /** Grid points until the next window (the first after `samples`, then every `stride`). */
+  private untilWindow = 0;
   private origin = 0;
   private lastTime = Number.NaN;
   private readonly lastValues: Float32Array;
@@ -58,35 +62,39 @@ export class SeriesWindower {
     return this.lastTime;
   }
 
-  /** Feeds one reading; readings must come in time order (an older or equal time is refused). */
-  push(time: number, values: ArrayLike<number>, label?: string): PushOutcome {
+  /**
+   * Feeds one reading, its channel values at `values[offset ..]` (so a caller holding many
+   * readings in one array passes no copy); readings must come in time order (an older or
+   * equal time is refused).
+   */
+  push(time: number, values: ArrayLike<number>, label?: string, offset = 0): PushOutcome {
     if (Number.isNaN(this.lastTime)) {
-      this.startSegment(time, values, label);
+      this.startSegment(time, values, label, offset);
       return 'ok';
     }
     if (time === this.lastTime) return 'duplicate';
     if (time < this.lastTime) return 'out-of-order';
     if (time - this.lastTime > this.spec.maxGapMs) {
       this.end();
-      this.startSegment(time, values, label);
+      this.startSegment(time, values, label, offset);
       return 'ok';
     }
     // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
-    let k = this.count;
-    let at = this.origin + k * this.period;
+    let at = this.origin + this.count * this.period;
     const span = time - this.lastTime;
     const width = this.width;
+    const ring = this.ring;
+    const last = this.lastValues;
     while (at <= time + 1e-9) {
       const w = (at - this.lastTime) / span;
-      const slot = (this.count % this.spec.samples) * width;
+      const slot = this.slot * width;
       for (let c = 0; c < width; c++)
-        this.ring[slot + c] = (this.lastValues[c] as number) * (1 - w) + (values[c] as number) * w;
+        ring[slot + c] = (last[c] as number) * (1 - w) + (values[offset + c] as number) * w;
       // A grid point takes the label of the latest reading at or before it.
       this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
-      k = this.count;
-      at = this.origin + k * this.period;
+      at = this.origin + this.count * this.period;
     }
-    this.remember(time, values, label);
+    this.remember(time, values, label, offset);
     return 'ok';
   }
 
@@ -107,33 +115,38 @@ export class SeriesWindower {
       });
     }
     this.count = 0;
+    this.slot = 0;
     this.lastTime = Number.NaN;
   }
 
-  private startSegment(time: number, values: ArrayLike<number>, label: string | undefined) {
+  private startSegment(time: number, values: ArrayLike<number>, label: string | undefined, offset: number) {
     this.count = 0;
+    this.slot = 0;
+    this.untilWindow = this.spec.samples;
     this.origin = time;
-    for (let c = 0; c < this.width; c++) this.ring[c] = values[c] as number;
+    for (let c = 0; c < this.width; c++) this.ring[c] = values[offset + c] as number;
     this.addPoint(time, label);
-    this.remember(time, values, label);
+    this.remember(time, values, label, offset);
   }
 
-  private remember(time: number, values: ArrayLike<number>, label: string | undefined) {
+  private remember(time: number, values: ArrayLike<number>, label: string | undefined, offset: number) {
     this.lastTime = time;
-    for (let c = 0; c < this.width; c++) this.lastValues[c] = values[c] as number;
+    for (let c = 0; c < this.width; c++) this.lastValues[c] = values[offset + c] as number;
     this.lastLabel = label;
   }
 
   /** Counts the grid point just written to the ring's next slot; a full buffer every stride is a window. */
   private addPoint(at: number, label: string | undefined) {
     const { samples, stride } = this.spec;
-    const slot = this.count % samples;
-    this.ringLabels[slot] = label;
+    this.ringLabels[this.slot] = label;
     this.count++;
-    if (this.count >= samples && (this.count - samples) % stride === 0) {
-      // Unroll the ring, oldest first.
+    // The slot and the points left until the next window are counted, not taken modulo: this runs per grid point.
+    if (++this.slot === samples) this.slot = 0;
+    if (--this.untilWindow === 0) {
+      this.untilWindow = stride;
+      // Unroll the ring, oldest first (the next slot to write is the oldest).
       const values = new Float32Array(samples * this.width);
-      const oldest = this.count % samples;
+      const oldest = this.slot;
       const head = (samples - oldest) * this.width;
       values.set(this.ring.subarray(oldest * this.width), 0);
       values.set(this.ring.subarray(0, oldest * this.width), head);
@@ -160,9 +173,7 @@ export function windowsOf(
   const out: Window[] = [];
   const windower = new SeriesWindower(series, spec, (window) => out.push(window));
   const width = spec.channels.length;
-  for (let i = 0; i < times.length; i++) {
-    windower.push(times[i] as number, values.subarray(i * width, (i + 1) * width), labels?.[i]);
-  }
+  for (let i = 0; i < times.length; i++) windower.push(times[i] as number, values, labels?.[i], i * width);
   windower.end();
   return out;
 }
