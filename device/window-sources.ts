@@ -11,7 +11,7 @@ import { type Engine, NoModelError } from './engine.ts';
 import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
 import { type CsvReplayContext, nonEmptyLines, parseReading, type Reading } from './sources.ts';
-import { type WindowResult, WindowStream } from './window-stream.ts';
+import { ReplayReadings, type WindowResult, WindowStream } from './window-stream.ts';
 
 /** Windows an unpaced replay gathers before one predict. */
 const REPLAY_BATCH = 256;
@@ -63,6 +63,8 @@ export async function runWindowReplay(
   let lastYield = began;
   let pos = start;
   let refusedLogged = 0;
+  // The file's readings as typed columns, read once per serving model (each pass reuses them).
+  const readings = new ReplayReadings(rows);
   const onRefused = (row: number, why: string) => {
     if (refusedLogged++ < 5) ctx.log?.(`csv source: reading ${row + 1} refused: ${why}`);
   };
@@ -92,7 +94,7 @@ export async function runWindowReplay(
         loop = Math.floor(p / rows.length);
       }
       const to = Math.min(rows.length, row + pos + n - p);
-      stream.pushRows(rows, row, to, arrivedAt, onRefused);
+      stream.pushRows(readings, row, to, arrivedAt, onRefused);
       p += to - row;
     }
     pos += n;

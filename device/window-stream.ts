@@ -108,25 +108,21 @@ export class ReadingColumns {
   }
 }
 
-const columnsByRows = new WeakMap<readonly RawRow[], ReadingColumns>();
-
 /**
- * The columns of `rows` for the serving model's spec, read once and kept while `rows` lives
- * (a model with another time, series, channels or label column reads them afresh);
- * undefined when the source is too large to keep twice.
+ * A replay's readings as columns for the serving model's spec: read on first use and again
+ * only when a model with another time, series, channels or label column serves; undefined
+ * when the source is too large to keep twice. One per replay run, as PreparedRows is for rows.
  */
-export function readingColumns(
-  rows: readonly RawRow[],
-  spec: WindowManifest['spec'],
-  labelColumn: string,
-): ReadingColumns | undefined {
-  if (rows.length * (spec.channels.length + 4) > COLUMNS_MAX_VALUES) return undefined;
-  let columns = columnsByRows.get(rows);
-  if (!columns?.fits(spec, labelColumn)) {
-    columns = new ReadingColumns(rows, spec, labelColumn);
-    columnsByRows.set(rows, columns);
+export class ReplayReadings {
+  private columns: ReadingColumns | undefined;
+
+  constructor(readonly rows: readonly RawRow[]) {}
+
+  columnsFor(spec: WindowManifest['spec'], labelColumn: string): ReadingColumns | undefined {
+    if (this.rows.length * (spec.channels.length + 4) > COLUMNS_MAX_VALUES) return undefined;
+    if (!this.columns?.fits(spec, labelColumn)) this.columns = new ReadingColumns(this.rows, spec, labelColumn);
+    return this.columns;
   }
-  return columns;
 }
 
 export class WindowStream {
@@ -211,22 +207,22 @@ export class WindowStream {
   }
 
   /**
-   * Feeds readings `from` .. `to - 1` of `rows` (a source that keeps its readings, the CSV
-   * replay), in order, exactly as `push` would one by one, but from the rows' typed columns
-   * (readingColumns); `onRefused` hears of each reading refused and why.
+   * Feeds readings `from` .. `to - 1` of a source that keeps its readings (the CSV replay),
+   * in order, exactly as `push` would one by one, but from their typed columns;
+   * `onRefused` hears of each reading refused and why.
    */
   pushRows(
-    rows: readonly RawRow[],
+    readings: ReplayReadings,
     from: number,
     to: number,
     arrivedAt = performance.now(),
     onRefused?: (index: number, why: string) => void,
   ): void {
     const { model, window } = this.window();
-    const columns = readingColumns(rows, window.spec, model.manifest.preprocessing.label);
+    const columns = readings.columnsFor(window.spec, model.manifest.preprocessing.label);
     if (!columns) {
       for (let i = from; i < to; i++) {
-        const why = this.push(rows[i] as RawRow, arrivedAt);
+        const why = this.push(readings.rows[i] as RawRow, arrivedAt);
         if (why) onRefused?.(i, why);
       }
       return;
