@@ -45,8 +45,8 @@ class WriterThread {
     if (this.streams.size === 0) this.worker?.unref();
   }
 
-  post(message: ToWriter) {
-    this.worker?.postMessage(message);
+  post(message: ToWriter, transfer?: ArrayBuffer[]) {
+    this.worker?.postMessage(message, transfer);
   }
 
   private start(): Worker {
@@ -141,16 +141,27 @@ export class ResultStream {
     this.addEncoded(version, encodeResultObjects(results), csvNext);
   }
 
-  /** Results of one model version already encoded on this thread (windows: encodeWindowResults). */
+  /**
+   * Results of one model version already encoded on this thread. The stream takes the chunk:
+   * arrays that own their whole buffer move to the writer thread instead of being copied
+   * (the caller must not touch them after).
+   */
   addEncoded(version: number, chunk: ResultChunk, csvNext?: number): void {
     this.handed += chunk.count;
-    this.send({
-      type: 'encoded',
-      stream: this.id,
-      version,
-      chunk,
-      ...(csvNext !== undefined ? { csvNext } : {}),
-    });
+    const owned = [chunk.bytes, chunk.ends].filter(
+      (array) => array.byteOffset === 0 && array.byteLength === array.buffer.byteLength,
+    );
+    const transfer = [...new Set(owned.map((array) => array.buffer as ArrayBuffer))];
+    this.send(
+      {
+        type: 'encoded',
+        stream: this.id,
+        version,
+        chunk,
+        ...(csvNext !== undefined ? { csvNext } : {}),
+      },
+      transfer,
+    );
   }
 
   /** Resolves once few enough results wait to be stored (backpressure for fast sources). */
@@ -207,9 +218,9 @@ export class ResultStream {
     });
   }
 
-  private send(message: ToWriter) {
+  private send(message: ToWriter, transfer?: ArrayBuffer[]) {
     if (this.failure) throw this.failure;
     if (this.closed) throw new Error('the result stream is closed');
-    writerThread.post(message);
+    writerThread.post(message, transfer);
   }
 }

@@ -46,9 +46,8 @@ export class ReadingColumns {
   /** Index into `seriesNames`. */
   readonly series: Int32Array;
   readonly seriesNames: string[] = [];
-  /** Index into `labelNames`; 0 is no label. */
-  readonly labels: Int32Array;
-  readonly labelNames: (string | undefined)[] = [undefined];
+  /** Each reading's label (the strings are shared: one per distinct label). */
+  readonly labels: (string | undefined)[];
   /** Why a reading cannot be used (its time, a channel), by reading index. */
   readonly refusals = new Map<number, string>();
   /** 1 where `refusals` has an entry (a typed flag is cheaper to test per reading than a Map). */
@@ -64,11 +63,12 @@ export class ReadingColumns {
     this.times = new Float64Array(n);
     this.values = new Float32Array(n * width);
     this.series = new Int32Array(n);
-    this.labels = new Int32Array(n);
+    this.labels = new Array(n).fill(undefined);
     this.refused = new Uint8Array(n);
     const seriesAt = new Map<string, number>();
-    const labelAt = new Map<string, number>();
     const reading: Reading = { series: '', time: 0, values: new Float32Array(width), label: undefined };
+    let lastSeries: string | undefined;
+    let lastSeriesIndex = 0;
     for (let i = 0; i < n; i++) {
       const why = readInto(reading, rows[i] as RawRow, spec, labelColumn);
       if (why) {
@@ -77,21 +77,15 @@ export class ReadingColumns {
         continue;
       }
       this.times[i] = reading.time;
-      this.values.set(reading.values, i * width);
-      let s = seriesAt.get(reading.series);
-      if (s === undefined) {
-        s = this.seriesNames.push(reading.series) - 1;
-        seriesAt.set(reading.series, s);
+      for (let c = 0; c < width; c++) this.values[i * width + c] = reading.values[c] as number;
+      // Neighbouring readings mostly share their series: look it up only on a change.
+      if (reading.series !== lastSeries) {
+        lastSeries = reading.series;
+        lastSeriesIndex = seriesAt.get(lastSeries) ?? this.seriesNames.push(lastSeries) - 1;
+        seriesAt.set(lastSeries, lastSeriesIndex);
       }
-      this.series[i] = s;
-      if (reading.label !== undefined) {
-        let l = labelAt.get(reading.label);
-        if (l === undefined) {
-          l = this.labelNames.push(reading.label) - 1;
-          labelAt.set(reading.label, l);
-        }
-        this.labels[i] = l;
-      }
+      this.series[i] = lastSeriesIndex;
+      this.labels[i] = reading.label;
     }
   }
 
@@ -120,7 +114,8 @@ export class ReplayReadings {
 
   columnsFor(spec: WindowManifest['spec'], labelColumn: string): ReadingColumns | undefined {
     if (this.rows.length * (spec.channels.length + 4) > COLUMNS_MAX_VALUES) return undefined;
-    if (!this.columns?.fits(spec, labelColumn)) this.columns = new ReadingColumns(this.rows, spec, labelColumn);
+    if (!this.columns?.fits(spec, labelColumn))
+      this.columns = new ReadingColumns(this.rows, spec, labelColumn);
     return this.columns;
   }
 }
@@ -230,25 +225,31 @@ export class WindowStream {
     if (this.indexed.columns !== columns || this.indexed.generation !== this.generation)
       this.indexed = { columns, generation: this.generation, windowers: [] };
     const windowers = this.indexed.windowers;
-    const { times, values, series, labels, labelNames, refused, seriesNames } = columns;
-    const width = window.spec.channels.length;
+    const { times, values, series, labels, refused, seriesNames } = columns;
     this.arrivedAt = arrivedAt;
-    for (let i = from; i < to; i++) {
+    for (let i = from; i < to; ) {
       if (refused[i] === 1) {
         this.refused++;
         onRefused?.(i, columns.refusals.get(i) as string);
+        i++;
         continue;
       }
+      // The run of readings of this series (a file holds a series' readings together, or a few interleaved).
       const s = series[i] as number;
+      let end = i + 1;
+      while (end < to && series[end] === s && refused[end] === 0) end++;
       let windower = windowers[s];
       if (!windower) {
         windower = this.windowerOf(seriesNames[s] as string);
         windowers[s] = windower;
       }
-      const outcome = windower.push(times[i] as number, values, labelNames[labels[i] as number], i * width);
-      if (outcome !== 'ok') {
-        this.refused++;
-        onRefused?.(i, refusal(outcome, windower));
+      while (i < end) {
+        i = windower.pushRun(times, values, labels, i, end);
+        if (i < end) {
+          this.refused++;
+          onRefused?.(i, refusal(windower.refusal, windower));
+          i++;
+        }
       }
     }
   }

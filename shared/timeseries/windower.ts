@@ -44,6 +44,11 @@ export class SeriesWindower {
   private lastLabel: string | undefined;
   /** Labels of the buffered grid points (ring order), for the window's last reading. */
   private readonly ringLabels: (string | undefined)[];
+  /** Why pushRun stopped at a reading. */
+  refusal: Exclude<PushOutcome, 'ok'> = 'duplicate';
+  /** `push`'s one reading, as pushRun's columns. */
+  private readonly oneTime = new Float64Array(1);
+  private readonly oneLabel: (string | undefined)[] = [undefined];
 
   constructor(
     readonly series: string,
@@ -68,34 +73,65 @@ export class SeriesWindower {
    * equal time is refused).
    */
   push(time: number, values: ArrayLike<number>, label?: string, offset = 0): PushOutcome {
-    if (Number.isNaN(this.lastTime)) {
-      this.startSegment(time, values, label, offset);
-      return 'ok';
-    }
-    if (time === this.lastTime) return 'duplicate';
-    if (time < this.lastTime) return 'out-of-order';
-    if (time - this.lastTime > this.spec.maxGapMs) {
-      this.end();
-      this.startSegment(time, values, label, offset);
-      return 'ok';
-    }
-    // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
-    let at = this.origin + this.count * this.period;
-    const span = time - this.lastTime;
+    this.oneTime[0] = time;
+    this.oneLabel[0] = label;
+    return this.pushRun(this.oneTime, values, this.oneLabel, 0, 1, offset) === 1 ? 'ok' : this.refusal;
+  }
+
+  /**
+   * Feeds readings `from` .. `to - 1` of this series, in time order: reading i's time is
+   * `times[i]`, its label `labels?.[i]`, its channel values `values[valueAt + (i - from) *
+   * channels ..]`. The resampler's one loop: `push` and `windowsOf` (the trainer) run it too,
+   * a source holding many readings runs it over each series' run of them. Stops at the first
+   * reading that is not after the one before it (`refusal` says how) and returns its index;
+   * returns `to` when it took them all.
+   */
+  pushRun(
+    times: ArrayLike<number>,
+    values: ArrayLike<number>,
+    labels: ArrayLike<string | undefined> | undefined,
+    from: number,
+    to: number,
+    valueAt = from * this.width,
+  ): number {
     const width = this.width;
     const ring = this.ring;
     const last = this.lastValues;
-    while (at <= time + 1e-9) {
-      const w = (at - this.lastTime) / span;
-      const slot = this.slot * width;
-      for (let c = 0; c < width; c++)
-        ring[slot + c] = (last[c] as number) * (1 - w) + (values[offset + c] as number) * w;
-      // A grid point takes the label of the latest reading at or before it.
-      this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
-      at = this.origin + this.count * this.period;
+    const period = this.period;
+    const maxGapMs = this.spec.maxGapMs;
+    let v = valueAt;
+    for (let i = from; i < to; i++, v += width) {
+      const time = times[i] as number;
+      const label = labels?.[i];
+      const lastTime = this.lastTime;
+      if (Number.isNaN(lastTime)) {
+        this.startSegment(time, values, label, v);
+        continue;
+      }
+      if (time <= lastTime) {
+        this.refusal = time === lastTime ? 'duplicate' : 'out-of-order';
+        return i;
+      }
+      if (time - lastTime > maxGapMs) {
+        this.end();
+        this.startSegment(time, values, label, v);
+        continue;
+      }
+      // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
+      let at = this.origin + this.count * period;
+      const span = time - lastTime;
+      while (at <= time + 1e-9) {
+        const w = (at - lastTime) / span;
+        const slot = this.slot * width;
+        for (let c = 0; c < width; c++)
+          ring[slot + c] = (last[c] as number) * (1 - w) + (values[v + c] as number) * w;
+        // A grid point takes the label of the latest reading at or before it.
+        this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
+        at = this.origin + this.count * period;
+      }
+      this.remember(time, values, label, v);
     }
-    this.remember(time, values, label, offset);
-    return 'ok';
+    return to;
   }
 
   /** Ends the current segment (a gap or the end of the data); a short one is padded under `pad`. */
@@ -172,8 +208,11 @@ export function windowsOf(
 ): Window[] {
   const out: Window[] = [];
   const windower = new SeriesWindower(series, spec, (window) => out.push(window));
-  const width = spec.channels.length;
-  for (let i = 0; i < times.length; i++) windower.push(times[i] as number, values, labels?.[i], i * width);
+  // A refused reading (not after the one before it) is skipped, as the gateway skips it.
+  for (let i = 0; i < times.length; ) {
+    i = windower.pushRun(times, values, labels, i, times.length);
+    if (i < times.length) i++;
+  }
   windower.end();
   return out;
 }
