@@ -2,14 +2,14 @@
  * Windowed device benchmark (#17), measured in this run on the same model and backend:
  *
  * - pipeline: long-format CSV readings -> per-series ring buffers (resampling, windowing)
- *   -> window features -> one predict per ~256 windows batched across series -> results ->
+ *   -> window features -> one predict per ~1,024 windows batched across series -> results ->
  *   batches durable in a real on-disk outbox (device/window-sources.ts, as `startDevice`
  *   runs it), until every result is durable. A round replays the file PASSES times, as a
  *   looping replay does: the replay reads the file's readings into typed columns once per
  *   run (each round pays that once), and the final flush to disk is shared by the passes.
  * - bare: `predict` on the model inputs of the same windows, cut beforehand: the window's
  *   features (shared/timeseries/features.ts, the code the trainer and the gateway run) and
- *   one tfjs predict (one batch) per 256 windows, nothing else; as many windows as the
+ *   one tfjs predict (one batch) per 1,024 windows (the replay's batch), nothing else; as many windows as the
  *   pipeline makes. The features count as part of the bare predict: a spectral model's input
  *   is its features, and no source of windows can skip them.
  * - predict alone: the same predicts on inputs featurized beforehand (for scale).
@@ -30,7 +30,7 @@ import { loadModelFromBytes } from '../device/model.ts';
 import { Outbox } from '../device/outbox.ts';
 import { ResultStream } from '../device/result-writer.ts';
 import { exactNumber, parseCsv, type Reading } from '../device/sources.ts';
-import { runWindowReplay } from '../device/window-sources.ts';
+import { REPLAY_BATCH as BATCH, runWindowReplay } from '../device/window-sources.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../shared/schemas.ts';
 import { initTf } from '../shared/tf.ts';
 import { windowInput, windowInputs } from '../shared/timeseries/features.ts';
@@ -119,7 +119,7 @@ export async function main(): Promise<void> {
     const window = manifest.window;
     if (!window) throw new Error('no window block');
 
-    // Bare: the same windows cut beforehand, features + predict per 256.
+    // Bare: the same windows cut beforehand, features + predict per batch.
     const collector = new LongFormatCollector(
       parseCsv(replayCsv).header,
       WindowSpecSchema.parse(WINDOW),
@@ -133,7 +133,6 @@ export async function main(): Promise<void> {
       .series.flatMap((s) => windowsOf(s.name, window.spec, s.times, s.values, s.labels));
     const bareModel = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
     const input = windowInput(window.spec, window.features);
-    const BATCH = 256;
     const bare = () => {
       const clock = startClock();
       for (let pass = 0; pass < PASSES; pass++) {
@@ -248,7 +247,8 @@ export async function main(): Promise<void> {
       [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
     const ratios = rounds.map((r) => r.run.rate.wall / r.bare.wall);
     const ratio = median(ratios);
-    const cpuRatio = median(rounds.map((r) => r.run.rate.cpu / r.bare.cpu));
+    const cpuRatios = rounds.map((r) => r.run.rate.cpu / r.bare.cpu);
+    const cpuRatio = median(cpuRatios);
     const latencies = rounds.flatMap((r) => r.run.latencies).sort((a, b) => a - b);
     const count = rounds[0]?.run.count ?? 0;
     if (count !== PASSES * windows.length)
@@ -262,7 +262,7 @@ export async function main(): Promise<void> {
         median(rounds.map((r) => r.bare.wall)).toFixed(0),
         `${ratio.toFixed(2)}x (rounds ${ratios.map((r) => r.toFixed(2)).join(' ')})`,
         ratio >= 0.8 ? 'yes' : 'NO',
-        `${cpuRatio.toFixed(2)}x`,
+        `${cpuRatio.toFixed(2)}x (rounds ${cpuRatios.map((r) => r.toFixed(2)).join(' ')})`,
         median(rounds.map((r) => r.alone.wall)).toFixed(0),
         `${median(rounds.map((r) => r.slice.wall)).toFixed(0)} (pipeline ${median(rounds.map((r) => r.run.rate.wall / r.slice.wall)).toFixed(2)}x)`,
         windows.length,

@@ -7,14 +7,18 @@ import type { Readable } from 'node:stream';
 import { errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
+import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
 import { type CsvReplayContext, nonEmptyLines, parseReading, type Reading } from './sources.ts';
 import { ReplayReadings, type WindowResult, WindowStream } from './window-stream.ts';
 
-/** Windows an unpaced replay gathers before one predict. */
-const REPLAY_BATCH = 256;
+/**
+ * Windows an unpaced replay gathers before one predict (and one hand-over to the writer
+ * thread): a predict and a thread message cost about the same for 1,024 windows as for 256.
+ */
+export const REPLAY_BATCH = PREDICT_BATCH;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -44,7 +48,7 @@ export interface WindowReplayContext extends Omit<CsvReplayContext, 'labelColumn
 
 /**
  * Replays long-format rows from position `start` (reading p is row p mod rows) until
- * `limit` or stop; an unpaced replay predicts once per 256 windows or so, a paced one every
+ * `limit` or stop; an unpaced replay predicts once per 1,024 windows or so, a paced one every
  * chunk, each predict over every window ready across series. Result
  * ids are `${thing}:${loop}:${series}:${window end}`: a looping replay never reuses one.
  * After a restart the buffers refill from the checkpoint, so windows that spanned the restart

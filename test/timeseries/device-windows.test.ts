@@ -14,10 +14,13 @@ import {
   runWindowJsonLines,
   runWindowReplay,
 } from '../../device/window-sources.ts';
-import { WindowStream } from '../../device/window-stream.ts';
+import { ReplayReadings, WindowStream } from '../../device/window-stream.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { windowInput, windowInputs } from '../../shared/timeseries/features.ts';
+import { LongFormatCollector } from '../../shared/timeseries/long-format.ts';
 import { predictWindows } from '../../shared/timeseries/model.ts';
+import { prepareWindows } from '../../shared/timeseries/prepare.ts';
+import { WindowSpecSchema } from '../../shared/timeseries/spec.ts';
 import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
 import { windowsOf } from '../../shared/timeseries/windower.ts';
@@ -132,6 +135,81 @@ describe('a windowed model on the gateway', () => {
     trainerModel.dispose();
     engine.dispose();
   });
+
+  it.each(['spectral', 'raw'] as const)(
+    'feeds the model the very inputs the trainer computes from the same readings (%s)',
+    async (kind) => {
+      // Prepare: the trainer's windows and model inputs for the file, through the training code
+      // (collector, prepareWindows, windowInputs); the gateway's stream over the same file's rows
+      // as the CSV source loads them (numbers parsed), recording every input the model gets.
+      const outcome = kind === 'spectral' ? spectral : raw;
+      const window = outcome.window?.manifest;
+      if (!window) throw new Error('no window block');
+      const [head, ...lines] = csv.trim().split('\n');
+      const spec = WindowSpecSchema.parse({ ...WINDOW, features: kind });
+      const collector = new LongFormatCollector(
+        (head as string).split(','),
+        spec,
+        'state',
+        window.spec.channels,
+      );
+      lines.forEach((line, i) => {
+        collector.add(line.split(','), `row ${i + 1}`);
+      });
+      const prepared = prepareWindows(
+        collector.finish(),
+        spec,
+        TrainingConfigSchema.parse({ label: 'state' }).seed,
+      );
+      const trainerWindows = [
+        ...prepared.windows.train,
+        ...prepared.windows.validation,
+        ...prepared.windows.test,
+      ];
+      const input = windowInput(window.spec, window.features);
+      const trainerInputs = windowInputs(input, trainerWindows);
+      const model = await deviceModel(outcome);
+      const seen: Float32Array[] = [];
+      const classifyInput = model.classifyInput;
+      model.classifyInput = (x, n, oneBatch) => {
+        seen.push(x.slice(0, n * input.width));
+        return classifyInput(x, n, oneBatch);
+      };
+      const engine = new Engine();
+      engine.setModel(model);
+      const rows = parseCsv(csv).rows.map((row) =>
+        Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])),
+      );
+      const stream = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
+
+      // Act: in chunks of 300 readings, one flush each, as the replay feeds them.
+      const readings = new ReplayReadings(rows);
+      const results = [];
+      for (let at = 0; at < rows.length; at += 300) {
+        stream.pushRows(readings, at, Math.min(rows.length, at + 300));
+        results.push(...stream.flush());
+      }
+      stream.endAll();
+      results.push(...stream.flush());
+
+      // Assess: the same windows, each with exactly the trainer's model input, value for value.
+      const gatewayInputs = new Float32Array(seen.reduce((n, x) => n + x.length, 0));
+      seen.reduce((at, x) => {
+        gatewayInputs.set(x, at);
+        return at + x.length;
+      }, 0);
+      const key = (w: { series: string; end: number }) => `${w.series}:${Math.round(w.end)}`;
+      expect(results.map((r) => key(r.window)).sort()).toEqual(trainerWindows.map(key).sort());
+      const trainerAt = new Map(trainerWindows.map((w, i) => [key(w), i]));
+      results.forEach(({ window: w }, i) => {
+        const t = trainerAt.get(key(w)) as number;
+        expect(gatewayInputs.subarray(i * input.width, (i + 1) * input.width)).toEqual(
+          trainerInputs.subarray(t * input.width, (t + 1) * input.width),
+        );
+      });
+      engine.dispose();
+    },
+  );
 
   it('refuses readings out of time order and answers a whole window over HTTP', async () => {
     // Prepare
