@@ -214,42 +214,40 @@ function plainJsonText(text: string): boolean {
  * the cost of every result next to a small model's predict, so it is kept to the bytes.
  */
 export function encodeWindowResults(results: readonly InferenceResult[]): ResultChunk {
-  const strings = new Map<string, Uint8Array>();
-  const json = (text: string) => {
-    let bytes = strings.get(text);
-    if (!bytes) {
-      bytes = utf8(JSON.stringify(text));
-      strings.set(text, bytes);
-    }
-    return bytes;
-  };
+  // The bytes between the numbers, made once per label and per truth and series.
+  const labelParts = new Map<string, Uint8Array>();
+  const windowParts = new Map<string | undefined, Map<string, Uint8Array>>();
   const ends = new Uint32Array(results.length);
   let out = Buffer.allocUnsafe(Math.max(256, results.length * 192));
   let at = 0;
   let tsValue = Number.NaN;
-  let tsBytes: Uint8Array = ID_HEAD;
+  let tsPart: Uint8Array = ID_HEAD;
   for (let i = 0; i < results.length; i++) {
     const result = results[i] as InferenceResult;
     const window = result.window;
     if (!window) throw new Error(`result ${result.id} covers no window`);
     if (result.ts !== tsValue) {
       tsValue = result.ts;
-      tsBytes = utf8(`,"ts":${result.ts},"label":`);
+      tsPart = utf8(`,"ts":${result.ts},"label":`);
     }
-    const label = json(result.label);
-    const truth = result.truth === undefined ? undefined : json(result.truth);
-    const series = json(window.series);
+    let labelPart = labelParts.get(result.label);
+    if (!labelPart) {
+      labelPart = utf8(`${JSON.stringify(result.label)},"confidence":`);
+      labelParts.set(result.label, labelPart);
+    }
+    let byTruth = windowParts.get(result.truth);
+    if (!byTruth) {
+      byTruth = new Map();
+      windowParts.set(result.truth, byTruth);
+    }
+    let windowPart = byTruth.get(window.series);
+    if (!windowPart) {
+      const truth = result.truth === undefined ? '' : `,"truth":${JSON.stringify(result.truth)}`;
+      windowPart = utf8(`${truth},"window":{"series":${JSON.stringify(window.series)},"start":`);
+      byTruth.set(window.series, windowPart);
+    }
     // Worst case: the id as UTF-8 (3 bytes a UTF-16 unit, escaped ids go through JSON) and 24 per number.
-    const worst =
-      1 +
-      ID_HEAD.length +
-      2 +
-      6 * result.id.length +
-      tsBytes.length +
-      label.length +
-      200 +
-      (truth?.length ?? 0) +
-      series.length;
+    const worst = 8 + 6 * result.id.length + tsPart.length + labelPart.length + windowPart.length + 128;
     if (at + worst > out.length) {
       const grown = Buffer.allocUnsafe(Math.max(out.length * 2, at + worst));
       out.copy(grown, 0, 0, at);
@@ -262,19 +260,12 @@ export function encodeWindowResults(results: readonly InferenceResult[]): Result
       at += out.write(result.id, at, 'utf8');
       out[at++] = QUOTE;
     } else at = put(out, at, utf8(JSON.stringify(result.id)));
-    at = put(out, at, tsBytes);
-    at = put(out, at, label);
-    at = put(out, at, CONFIDENCE);
+    at = put(out, at, tsPart);
+    at = put(out, at, labelPart);
     at = putConfidence(out, at, result.confidence);
     at = put(out, at, LATENCY);
     at = putNumber(out, at, result.latencyMs);
-    if (truth) {
-      at = put(out, at, TRUTH);
-      at = put(out, at, truth);
-    }
-    at = put(out, at, SERIES);
-    at = put(out, at, series);
-    at = put(out, at, START);
+    at = put(out, at, windowPart);
     at = putNumber(out, at, window.start);
     at = put(out, at, END);
     at = putNumber(out, at, window.end);
@@ -282,16 +273,12 @@ export function encodeWindowResults(results: readonly InferenceResult[]): Result
     out[at++] = BRACE;
     ends[i] = at;
   }
-  // A copy of exactly the bytes: the chunk is posted to the writer thread, which clones its whole buffer.
+  // A copy of exactly the bytes, its own buffer: the writer thread takes it (no copy on the way).
   return { bytes: new Uint8Array(out.subarray(0, at)), ends, count: results.length };
 }
 
 const ID_HEAD = utf8('{"id":');
-const CONFIDENCE = utf8(',"confidence":');
 const LATENCY = utf8(',"latencyMs":');
-const TRUTH = utf8(',"truth":');
-const SERIES = utf8(',"window":{"series":');
-const START = utf8(',"start":');
 const END = utf8(',"end":');
 const QUOTE = 0x22;
 const BRACE = 0x7d;
