@@ -65,28 +65,43 @@ export class ReadingColumns {
     this.series = new Int32Array(n);
     this.labels = new Array(n).fill(undefined);
     this.refused = new Uint8Array(n);
+    // Column by column, each loop reading one property of every row (one key per lookup site
+    // is what keeps them fast); a reading's refusal is its first bad field, as readInto finds it.
+    const refuse = (i: number, why: string) => {
+      if (this.refused[i] === 1) return;
+      this.refused[i] = 1;
+      this.refusals.set(i, why);
+    };
+    const timeColumn = spec.time;
+    for (let i = 0; i < n; i++) {
+      const raw = (rows[i] as RawRow)[timeColumn];
+      const time = timeValue(raw, spec.timeUnit);
+      if (Number.isFinite(time)) this.times[i] = time;
+      else refuse(i, timeRefusal(spec, raw));
+    }
+    spec.channels.forEach((channel, c) => {
+      for (let i = 0; i < n; i++) {
+        const raw = (rows[i] as RawRow)[channel];
+        const value = channelValue(raw);
+        if (Number.isFinite(value)) this.values[i * width + c] = value;
+        else refuse(i, channelRefusal(channel, raw));
+      }
+    });
     const seriesAt = new Map<string, number>();
-    const reading: Reading = { series: '', time: 0, values: new Float32Array(width), label: undefined };
+    const seriesColumn = spec.series;
     let lastSeries: string | undefined;
     let lastSeriesIndex = 0;
     for (let i = 0; i < n; i++) {
-      const why = readInto(reading, rows[i] as RawRow, spec, labelColumn);
-      if (why) {
-        this.refusals.set(i, why);
-        this.refused[i] = 1;
-        continue;
-      }
-      this.times[i] = reading.time;
-      for (let c = 0; c < width; c++) this.values[i * width + c] = reading.values[c] as number;
+      const name = seriesName(seriesColumn ? (rows[i] as RawRow)[seriesColumn] : '');
       // Neighbouring readings mostly share their series: look it up only on a change.
-      if (reading.series !== lastSeries) {
-        lastSeries = reading.series;
-        lastSeriesIndex = seriesAt.get(lastSeries) ?? this.seriesNames.push(lastSeries) - 1;
-        seriesAt.set(lastSeries, lastSeriesIndex);
+      if (name !== lastSeries) {
+        lastSeries = name;
+        lastSeriesIndex = seriesAt.get(name) ?? this.seriesNames.push(name) - 1;
+        seriesAt.set(name, lastSeriesIndex);
       }
       this.series[i] = lastSeriesIndex;
-      this.labels[i] = reading.label;
     }
+    for (let i = 0; i < n; i++) this.labels[i] = labelValue((rows[i] as RawRow)[labelColumn]);
   }
 
   /** Whether these columns were read for `spec` and `labelColumn`. */
@@ -348,6 +363,40 @@ interface Reading {
   label: string | undefined;
 }
 
+/** A reading's time (ms), NaN when it is none. */
+function timeValue(raw: RawRow[string], unit: 'ms' | 's'): number {
+  return raw === undefined || raw === null ? Number.NaN : parseTime(raw, unit);
+}
+
+function timeRefusal(spec: WindowManifest['spec'], raw: RawRow[string]): string {
+  return `'${spec.time}' must be a time (epoch ${spec.timeUnit} or ISO 8601), got ${JSON.stringify(raw ?? null)}`;
+}
+
+/** A channel's value, NaN when it is not a number. */
+function channelValue(raw: RawRow[string]): number {
+  return typeof raw === 'number'
+    ? raw
+    : typeof raw === 'string' && raw.trim() !== ''
+      ? Number(raw)
+      : Number.NaN;
+}
+
+function channelRefusal(channel: string, raw: RawRow[string]): string {
+  return `channel '${channel}' must be a number, got ${JSON.stringify(raw ?? null)}`;
+}
+
+function seriesName(raw: RawRow[string]): string {
+  return typeof raw === 'string' ? raw : String(raw ?? '');
+}
+
+function labelValue(raw: RawRow[string]): string | undefined {
+  return typeof raw === 'string'
+    ? raw || undefined
+    : raw === undefined || raw === null
+      ? undefined
+      : String(raw);
+}
+
 /** Reads a reading's time, series, channel values and label into `into`; returns why it cannot, or undefined. */
 function readInto(
   into: Reading,
@@ -356,28 +405,18 @@ function readInto(
   labelColumn: string,
 ): string | undefined {
   const rawTime = row[spec.time];
-  const time = rawTime === undefined || rawTime === null ? Number.NaN : parseTime(rawTime, spec.timeUnit);
-  if (!Number.isFinite(time))
-    return `'${spec.time}' must be a time (epoch ${spec.timeUnit} or ISO 8601), got ${JSON.stringify(rawTime ?? null)}`;
+  const time = timeValue(rawTime, spec.timeUnit);
+  if (!Number.isFinite(time)) return timeRefusal(spec, rawTime);
   const { channels } = spec;
   for (let c = 0; c < channels.length; c++) {
     const raw = row[channels[c] as string];
-    const value =
-      typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
-    if (!Number.isFinite(value))
-      return `channel '${channels[c]}' must be a number, got ${JSON.stringify(raw ?? null)}`;
+    const value = channelValue(raw);
+    if (!Number.isFinite(value)) return channelRefusal(channels[c] as string, raw);
     into.values[c] = value;
   }
-  const series = spec.series ? row[spec.series] : '';
-  into.series = typeof series === 'string' ? series : String(series ?? '');
+  into.series = seriesName(spec.series ? row[spec.series] : '');
   into.time = time;
-  const label = row[labelColumn];
-  into.label =
-    typeof label === 'string'
-      ? label || undefined
-      : label === undefined || label === null
-        ? undefined
-        : String(label);
+  into.label = labelValue(row[labelColumn]);
   return undefined;
 }
 

@@ -211,6 +211,40 @@ describe('a windowed model on the gateway', () => {
     },
   );
 
+  it('refuses the same readings for the same reasons from the replay columns as one by one', async () => {
+    // Prepare: a machine's readings with a missing time, a non-numeric channel and a repeated time.
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const rows: Record<string, string | number>[] = parseCsv(csv)
+      .rows.filter((row) => row.machine === 'm02')
+      .slice(0, 400)
+      .map((row) => Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])));
+    rows[10] = { ...rows[10], ts: '' };
+    rows[20] = { ...rows[20], ay: 'n/a' };
+    rows[30] = { ...rows[29] };
+    const oneByOne = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
+    const fromColumns = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
+
+    // Act
+    const expected = rows.flatMap((row, i) => {
+      const why = oneByOne.push(row);
+      return why ? [[i, why]] : [];
+    });
+    const refused: [number, string][] = [];
+    fromColumns.pushRows(new ReplayReadings(rows), 0, rows.length, undefined, (i, why) =>
+      refused.push([i, why]),
+    );
+
+    // Assess
+    expect(expected.map(([i]) => i)).toEqual([10, 20, 30]);
+    expect(refused).toEqual(expected);
+    expect(fromColumns.refused).toBe(3);
+    expect(fromColumns.flush().map((r) => r.result.window)).toEqual(
+      oneByOne.flush().map((r) => r.result.window),
+    );
+    engine.dispose();
+  });
+
   it('refuses readings out of time order and answers a whole window over HTTP', async () => {
     // Prepare
     const engine = new Engine();
