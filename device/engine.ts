@@ -100,7 +100,8 @@ export class Engine {
 
   /**
    * One predict on `n` inputs that `prepare` makes for the serving model (windows: their
-   * features depend on the model's manifest, so they are made for the model that runs them).
+   * features depend on the model's manifest, so they are made for the model that runs them),
+   * run by tfjs as one batch.
    */
   classifyPrepared(
     n: number,
@@ -109,7 +110,7 @@ export class Engine {
   ): Classified & { version: number; latencyMs: number; model: LoadedModel } {
     const model = this.model;
     if (!model) throw new NoModelError();
-    const classified = model.classifyInput(prepare(model), n);
+    const classified = model.classifyInput(prepare(model), n, true);
     const latencyMs = performance.now() - arrivedAt;
     this.record(latencyMs, n);
     return { ...classified, version: model.version, latencyMs, model };

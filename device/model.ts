@@ -35,8 +35,12 @@ export interface LoadedModel {
    * index into `labels` and its probability, exactly what `predictRows` reports.
    */
   classifyRows(rows: readonly RawRow[]): Classified;
-  /** `classifyRows` for rows already transformed: `x` holds `n` rows of `inputWidth` values. */
-  classifyInput(x: Float32Array, n: number): Classified;
+  /**
+   * `classifyRows` for rows already transformed: `x` holds `n` rows of `inputWidth` values.
+   * `oneBatch`: tfjs runs all `n` as one batch (windows), not in its default slices of 32
+   * and a concat (a predict over a few hundred windows costs a tenth as much in one batch).
+   */
+  classifyInput(x: Float32Array, n: number, oneBatch?: boolean): Classified;
   dispose(): void;
 }
 
@@ -67,10 +71,14 @@ export async function loadModelFromBytes(
   if (perRow !== width) throw new Error(`model input width ${perRow} does not match the manifest's ${width}`);
   let scratch = new Float32Array(256 * width);
   const classes = labels.length;
-  const classifyInput = (x: Float32Array, n: number): Classified => {
+  const classifyInput = (x: Float32Array, n: number, oneBatch = false): Classified => {
     // tidy returns the output tensor, not its data: tidy walks whatever it returns.
     const output = tf.tidy(
-      () => model.predict(tf.tensor(x.subarray(0, n * width), [n, ...inputShape])) as tf.Tensor,
+      () =>
+        model.predict(
+          tf.tensor(x.subarray(0, n * width), [n, ...inputShape]),
+          oneBatch ? { batchSize: n } : {},
+        ) as tf.Tensor,
     );
     const probs = output.dataSync() as Float32Array;
     output.dispose();

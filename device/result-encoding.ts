@@ -184,3 +184,107 @@ function putConfidence(out: Uint8Array, at: number, p: number): number {
   }
   return at + digits;
 }
+
+/** A window's result: toResult's fields, then the window it covers (start and end rounded to the ms). */
+export function windowResult(
+  id: string,
+  inferred: Inferred,
+  truth: string | undefined,
+  window: { series: string; start: number; end: number },
+  ts: number,
+): InferenceResult {
+  const result = toResult(id, inferred, truth, ts);
+  result.window = { series: window.series, start: Math.round(window.start), end: Math.round(window.end) };
+  return result;
+}
+
+/** Whether JSON.stringify writes `text` as it is inside quotes: no quote, backslash, control character or surrogate. */
+function plainJsonText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+/**
+ * Results `windowResult` made, each byte for byte its JSON.stringify, without a string per
+ * result: the repeated strings (label, truth, series) are encoded once per call, the id goes
+ * straight into the buffer, the numbers are written as digits. On a window replay this is
+ * the cost of every result next to a small model's predict, so it is kept to the bytes.
+ */
+export function encodeWindowResults(results: readonly InferenceResult[]): ResultChunk {
+  // The bytes between the numbers, made once per label and per truth and series.
+  const labelParts = new Map<string, Uint8Array>();
+  const windowParts = new Map<string | undefined, Map<string, Uint8Array>>();
+  const ends = new Uint32Array(results.length);
+  let out = Buffer.allocUnsafe(Math.max(256, results.length * 192));
+  let at = 0;
+  let tsValue = Number.NaN;
+  let tsPart: Uint8Array = ID_HEAD;
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i] as InferenceResult;
+    const window = result.window;
+    if (!window) throw new Error(`result ${result.id} covers no window`);
+    if (result.ts !== tsValue) {
+      tsValue = result.ts;
+      tsPart = utf8(`,"ts":${result.ts},"label":`);
+    }
+    let labelPart = labelParts.get(result.label);
+    if (!labelPart) {
+      labelPart = utf8(`${JSON.stringify(result.label)},"confidence":`);
+      labelParts.set(result.label, labelPart);
+    }
+    let byTruth = windowParts.get(result.truth);
+    if (!byTruth) {
+      byTruth = new Map();
+      windowParts.set(result.truth, byTruth);
+    }
+    let windowPart = byTruth.get(window.series);
+    if (!windowPart) {
+      const truth = result.truth === undefined ? '' : `,"truth":${JSON.stringify(result.truth)}`;
+      windowPart = utf8(`${truth},"window":{"series":${JSON.stringify(window.series)},"start":`);
+      byTruth.set(window.series, windowPart);
+    }
+    // Worst case: the id as UTF-8 (3 bytes a UTF-16 unit, escaped ids go through JSON) and 24 per number.
+    const worst = 8 + 6 * result.id.length + tsPart.length + labelPart.length + windowPart.length + 128;
+    if (at + worst > out.length) {
+      const grown = Buffer.allocUnsafe(Math.max(out.length * 2, at + worst));
+      out.copy(grown, 0, 0, at);
+      out = grown;
+    }
+    if (i > 0) out[at++] = COMMA;
+    at = put(out, at, ID_HEAD);
+    if (plainJsonText(result.id)) {
+      out[at++] = QUOTE;
+      at += out.write(result.id, at, 'utf8');
+      out[at++] = QUOTE;
+    } else at = put(out, at, utf8(JSON.stringify(result.id)));
+    at = put(out, at, tsPart);
+    at = put(out, at, labelPart);
+    at = putConfidence(out, at, result.confidence);
+    at = put(out, at, LATENCY);
+    at = putNumber(out, at, result.latencyMs);
+    at = put(out, at, windowPart);
+    at = putNumber(out, at, window.start);
+    at = put(out, at, END);
+    at = putNumber(out, at, window.end);
+    out[at++] = BRACE;
+    out[at++] = BRACE;
+    ends[i] = at;
+  }
+  // A copy of exactly the bytes, its own buffer: the writer thread takes it (no copy on the way).
+  return { bytes: new Uint8Array(out.subarray(0, at)), ends, count: results.length };
+}
+
+const ID_HEAD = utf8('{"id":');
+const LATENCY = utf8(',"latencyMs":');
+const END = utf8(',"end":');
+const QUOTE = 0x22;
+const BRACE = 0x7d;
+
+/** A number as JSON.stringify writes it: digits for a non-negative safe integer, else its String. */
+function putNumber(out: Buffer, at: number, value: number): number {
+  if (Number.isSafeInteger(value) && value >= 0) return putInteger(out, at, value);
+  return at + out.write(Number.isFinite(value) ? String(value) : 'null', at, 'latin1');
+}

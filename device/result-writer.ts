@@ -18,7 +18,7 @@ import { buildSync } from 'esbuild';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
-import { encodeResultObjects } from './result-encoding.ts';
+import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
 
 export type { ReplayChunk } from './result-writer-protocol.ts';
@@ -45,8 +45,8 @@ class WriterThread {
     if (this.streams.size === 0) this.worker?.unref();
   }
 
-  post(message: ToWriter) {
-    this.worker?.postMessage(message);
+  post(message: ToWriter, transfer?: ArrayBuffer[]) {
+    this.worker?.postMessage(message, transfer);
   }
 
   private start(): Worker {
@@ -138,14 +138,30 @@ export class ResultStream {
 
   /** Results made on this thread (stdin, /infer), by one model version. */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
-    this.handed += results.length;
-    this.send({
-      type: 'encoded',
-      stream: this.id,
-      version,
-      chunk: encodeResultObjects(results),
-      ...(csvNext !== undefined ? { csvNext } : {}),
-    });
+    this.addEncoded(version, encodeResultObjects(results), csvNext);
+  }
+
+  /**
+   * Results of one model version already encoded on this thread. The stream takes the chunk:
+   * arrays that own their whole buffer move to the writer thread instead of being copied
+   * (the caller must not touch them after).
+   */
+  addEncoded(version: number, chunk: ResultChunk, csvNext?: number): void {
+    this.handed += chunk.count;
+    const owned = [chunk.bytes, chunk.ends].filter(
+      (array) => array.byteOffset === 0 && array.byteLength === array.buffer.byteLength,
+    );
+    const transfer = [...new Set(owned.map((array) => array.buffer as ArrayBuffer))];
+    this.send(
+      {
+        type: 'encoded',
+        stream: this.id,
+        version,
+        chunk,
+        ...(csvNext !== undefined ? { csvNext } : {}),
+      },
+      transfer,
+    );
   }
 
   /** Resolves once few enough results wait to be stored (backpressure for fast sources). */
@@ -202,9 +218,9 @@ export class ResultStream {
     });
   }
 
-  private send(message: ToWriter) {
+  private send(message: ToWriter, transfer?: ArrayBuffer[]) {
     if (this.failure) throw this.failure;
     if (this.closed) throw new Error('the result stream is closed');
-    writerThread.post(message);
+    writerThread.post(message, transfer);
   }
 }

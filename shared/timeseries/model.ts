@@ -54,8 +54,20 @@ export function oneHot(labels: ArrayLike<number>, classes: number): Tensor {
   return tf.tensor2d(y, [labels.length, classes]);
 }
 
-/** Row-major class probabilities for n windows. */
+/** Most windows tfjs runs as one batch. */
+export const PREDICT_BATCH = 1024;
+
+/**
+ * Row-major class probabilities for n windows, in batches of up to 1,024 (tfjs's default
+ * slices of 32 and their concat cost several times the predict of a small model; the gateway
+ * predicts its windows the same way).
+ */
 export function predictWindows(model: LayersModel, x: Float32Array, n: number, shape: readonly number[]) {
   if (n === 0) return new Float32Array(0);
-  return tf.tidy(() => (model.predict(inputTensor(x, n, shape)) as Tensor).dataSync() as Float32Array);
+  return tf.tidy(
+    () =>
+      (
+        model.predict(inputTensor(x, n, shape), { batchSize: Math.min(n, PREDICT_BATCH) }) as Tensor
+      ).dataSync() as Float32Array,
+  );
 }

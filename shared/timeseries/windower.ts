@@ -34,12 +34,21 @@ export class SeriesWindower {
   private readonly ring: Float32Array;
   /** Grid points emitted in the current segment. */
   private count = 0;
+  /** The ring slot the next grid point goes to (count mod samples). */
+  private slot = 0;
+  /** Grid points until the next window (the first after `samples`, then every `stride`). */
+  private untilWindow = 0;
   private origin = 0;
   private lastTime = Number.NaN;
   private readonly lastValues: Float32Array;
   private lastLabel: string | undefined;
   /** Labels of the buffered grid points (ring order), for the window's last reading. */
   private readonly ringLabels: (string | undefined)[];
+  /** Why pushRun stopped at a reading. */
+  refusal: Exclude<PushOutcome, 'ok'> = 'duplicate';
+  /** `push`'s one reading, as pushRun's columns. */
+  private readonly oneTime = new Float64Array(1);
+  private readonly oneLabel: (string | undefined)[] = [undefined];
 
   constructor(
     readonly series: string,
@@ -58,36 +67,71 @@ export class SeriesWindower {
     return this.lastTime;
   }
 
-  /** Feeds one reading; readings must come in time order (an older or equal time is refused). */
-  push(time: number, values: ArrayLike<number>, label?: string): PushOutcome {
-    if (Number.isNaN(this.lastTime)) {
-      this.startSegment(time, values, label);
-      return 'ok';
-    }
-    if (time === this.lastTime) return 'duplicate';
-    if (time < this.lastTime) return 'out-of-order';
-    if (time - this.lastTime > this.spec.maxGapMs) {
-      this.end();
-      this.startSegment(time, values, label);
-      return 'ok';
-    }
-    // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
-    let k = this.count;
-    let at = this.origin + k * this.period;
-    const span = time - this.lastTime;
+  /**
+   * Feeds one reading, its channel values at `values[offset ..]` (so a caller holding many
+   * readings in one array passes no copy); readings must come in time order (an older or
+   * equal time is refused).
+   */
+  push(time: number, values: ArrayLike<number>, label?: string, offset = 0): PushOutcome {
+    this.oneTime[0] = time;
+    this.oneLabel[0] = label;
+    return this.pushRun(this.oneTime, values, this.oneLabel, 0, 1, offset) === 1 ? 'ok' : this.refusal;
+  }
+
+  /**
+   * Feeds readings `from` .. `to - 1` of this series, in time order: reading i's time is
+   * `times[i]`, its label `labels?.[i]`, its channel values `values[valueAt + (i - from) *
+   * channels ..]`. The resampler's one loop: `push` and `windowsOf` (the trainer) run it too,
+   * a source holding many readings runs it over each series' run of them. Stops at the first
+   * reading that is not after the one before it (`refusal` says how) and returns its index;
+   * returns `to` when it took them all.
+   */
+  pushRun(
+    times: ArrayLike<number>,
+    values: ArrayLike<number>,
+    labels: ArrayLike<string | undefined> | undefined,
+    from: number,
+    to: number,
+    valueAt = from * this.width,
+  ): number {
     const width = this.width;
-    while (at <= time + 1e-9) {
-      const w = (at - this.lastTime) / span;
-      const slot = (this.count % this.spec.samples) * width;
-      for (let c = 0; c < width; c++)
-        this.ring[slot + c] = (this.lastValues[c] as number) * (1 - w) + (values[c] as number) * w;
-      // A grid point takes the label of the latest reading at or before it.
-      this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
-      k = this.count;
-      at = this.origin + k * this.period;
+    const ring = this.ring;
+    const last = this.lastValues;
+    const period = this.period;
+    const maxGapMs = this.spec.maxGapMs;
+    let v = valueAt;
+    for (let i = from; i < to; i++, v += width) {
+      const time = times[i] as number;
+      const label = labels?.[i];
+      const lastTime = this.lastTime;
+      if (Number.isNaN(lastTime)) {
+        this.startSegment(time, values, label, v);
+        continue;
+      }
+      if (time <= lastTime) {
+        this.refusal = time === lastTime ? 'duplicate' : 'out-of-order';
+        return i;
+      }
+      if (time - lastTime > maxGapMs) {
+        this.end();
+        this.startSegment(time, values, label, v);
+        continue;
+      }
+      // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
+      let at = this.origin + this.count * period;
+      const span = time - lastTime;
+      while (at <= time + 1e-9) {
+        const w = (at - lastTime) / span;
+        const slot = this.slot * width;
+        for (let c = 0; c < width; c++)
+          ring[slot + c] = (last[c] as number) * (1 - w) + (values[v + c] as number) * w;
+        // A grid point takes the label of the latest reading at or before it.
+        this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
+        at = this.origin + this.count * period;
+      }
+      this.remember(time, values, label, v);
     }
-    this.remember(time, values, label);
-    return 'ok';
+    return to;
   }
 
   /** Ends the current segment (a gap or the end of the data); a short one is padded under `pad`. */
@@ -107,33 +151,38 @@ export class SeriesWindower {
       });
     }
     this.count = 0;
+    this.slot = 0;
     this.lastTime = Number.NaN;
   }
 
-  private startSegment(time: number, values: ArrayLike<number>, label: string | undefined) {
+  private startSegment(time: number, values: ArrayLike<number>, label: string | undefined, offset: number) {
     this.count = 0;
+    this.slot = 0;
+    this.untilWindow = this.spec.samples;
     this.origin = time;
-    for (let c = 0; c < this.width; c++) this.ring[c] = values[c] as number;
+    for (let c = 0; c < this.width; c++) this.ring[c] = values[offset + c] as number;
     this.addPoint(time, label);
-    this.remember(time, values, label);
+    this.remember(time, values, label, offset);
   }
 
-  private remember(time: number, values: ArrayLike<number>, label: string | undefined) {
+  private remember(time: number, values: ArrayLike<number>, label: string | undefined, offset: number) {
     this.lastTime = time;
-    for (let c = 0; c < this.width; c++) this.lastValues[c] = values[c] as number;
+    for (let c = 0; c < this.width; c++) this.lastValues[c] = values[offset + c] as number;
     this.lastLabel = label;
   }
 
   /** Counts the grid point just written to the ring's next slot; a full buffer every stride is a window. */
   private addPoint(at: number, label: string | undefined) {
     const { samples, stride } = this.spec;
-    const slot = this.count % samples;
-    this.ringLabels[slot] = label;
+    this.ringLabels[this.slot] = label;
     this.count++;
-    if (this.count >= samples && (this.count - samples) % stride === 0) {
-      // Unroll the ring, oldest first.
+    // The slot and the points left until the next window are counted, not taken modulo: this runs per grid point.
+    if (++this.slot === samples) this.slot = 0;
+    if (--this.untilWindow === 0) {
+      this.untilWindow = stride;
+      // Unroll the ring, oldest first (the next slot to write is the oldest).
       const values = new Float32Array(samples * this.width);
-      const oldest = this.count % samples;
+      const oldest = this.slot;
       const head = (samples - oldest) * this.width;
       values.set(this.ring.subarray(oldest * this.width), 0);
       values.set(this.ring.subarray(0, oldest * this.width), head);
@@ -159,9 +208,10 @@ export function windowsOf(
 ): Window[] {
   const out: Window[] = [];
   const windower = new SeriesWindower(series, spec, (window) => out.push(window));
-  const width = spec.channels.length;
-  for (let i = 0; i < times.length; i++) {
-    windower.push(times[i] as number, values.subarray(i * width, (i + 1) * width), labels?.[i]);
+  // A refused reading (not after the one before it) is skipped, as the gateway skips it.
+  for (let i = 0; i < times.length; ) {
+    i = windower.pushRun(times, values, labels, i, times.length);
+    if (i < times.length) i++;
   }
   windower.end();
   return out;

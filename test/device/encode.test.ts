@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Inferred } from '../../device/engine.ts';
-import { encodeResultObjects, ReplayEncoder, toResult, truthColumn } from '../../device/result-encoding.ts';
+import {
+  encodeResultObjects,
+  encodeWindowResults,
+  ReplayEncoder,
+  toResult,
+  truthColumn,
+  windowResult,
+} from '../../device/result-encoding.ts';
 import { PreparedRows } from '../../device/sources.ts';
 import { type RawRow, transformRows } from '../../shared/preprocess.ts';
 import type { Preprocessing } from '../../shared/schemas.ts';
@@ -93,6 +100,45 @@ describe('replay result encoding', () => {
 
     // Assess
     expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));
+  });
+
+  it('encodes window results exactly as their JSON, whatever the names and numbers', () => {
+    // Prepare: ids and series needing escapes, non-ASCII, a lone surrogate, a NaN confidence and
+    // latency, negative and fractional window times, missing truths, many results (the buffer grows).
+    const inferred = (confidence: number, latencyMs: number) => ({
+      label: 'lå"bel',
+      confidence,
+      version: 3,
+      latencyMs,
+    });
+    const odd = [
+      windowResult('gw:0:m01:1000', inferred(0.5, 1.5), 'normal', { series: 'm01', start: 0, end: 1000 }, 7),
+      windowResult(
+        'gw:"q"\\:\n',
+        inferred(Number.NaN, Number.NaN),
+        undefined,
+        { series: 'ä"\\', start: -250.4, end: -0.2 },
+        8,
+      ),
+      windowResult('gw:\ud800:x', inferred(1e-7, 0), 'ü', { series: '\u0001', start: 1.5e21, end: 12.5 }, 8),
+    ];
+    const many = Array.from({ length: 300 }, (_, i) =>
+      windowResult(
+        `gw:1:m${i}:${i * 500}`,
+        inferred(i / 300, i * 0.0137),
+        i % 3 ? 'a' : undefined,
+        { series: `m${i % 7}`, start: i * 500 - 990, end: i * 500 },
+        9 + (i % 2),
+      ),
+    );
+    const results = [...odd, ...many];
+
+    // Act
+    const chunk = encodeWindowResults(results);
+
+    // Assess
+    expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));
+    expect(chunk.bytes.byteLength).toBe(chunk.ends[chunk.count - 1]);
   });
 });
 

@@ -14,10 +14,13 @@ import {
   runWindowJsonLines,
   runWindowReplay,
 } from '../../device/window-sources.ts';
-import { WindowStream } from '../../device/window-stream.ts';
+import { ReplayReadings, WindowStream } from '../../device/window-stream.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { windowInput, windowInputs } from '../../shared/timeseries/features.ts';
+import { LongFormatCollector } from '../../shared/timeseries/long-format.ts';
 import { predictWindows } from '../../shared/timeseries/model.ts';
+import { prepareWindows } from '../../shared/timeseries/prepare.ts';
+import { WindowSpecSchema } from '../../shared/timeseries/spec.ts';
 import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
 import { windowsOf } from '../../shared/timeseries/windower.ts';
@@ -130,6 +133,115 @@ describe('a windowed model on the gateway', () => {
       expect(result.window).toEqual({ series: w.series, start: Math.round(w.start), end: Math.round(w.end) });
     }
     trainerModel.dispose();
+    engine.dispose();
+  });
+
+  it.each(['spectral', 'raw'] as const)(
+    'feeds the model the very inputs the trainer computes from the same readings (%s)',
+    async (kind) => {
+      // Prepare: the trainer's windows and model inputs for the file, through the training code
+      // (collector, prepareWindows, windowInputs); the gateway's stream over the same file's rows
+      // as the CSV source loads them (numbers parsed), recording every input the model gets.
+      const outcome = kind === 'spectral' ? spectral : raw;
+      const window = outcome.window?.manifest;
+      if (!window) throw new Error('no window block');
+      const [head, ...lines] = csv.trim().split('\n');
+      const spec = WindowSpecSchema.parse({ ...WINDOW, features: kind });
+      const collector = new LongFormatCollector(
+        (head as string).split(','),
+        spec,
+        'state',
+        window.spec.channels,
+      );
+      lines.forEach((line, i) => {
+        collector.add(line.split(','), `row ${i + 1}`);
+      });
+      const prepared = prepareWindows(
+        collector.finish(),
+        spec,
+        TrainingConfigSchema.parse({ label: 'state' }).seed,
+      );
+      const trainerWindows = [
+        ...prepared.windows.train,
+        ...prepared.windows.validation,
+        ...prepared.windows.test,
+      ];
+      const input = windowInput(window.spec, window.features);
+      const trainerInputs = windowInputs(input, trainerWindows);
+      const model = await deviceModel(outcome);
+      const seen: Float32Array[] = [];
+      const classifyInput = model.classifyInput;
+      model.classifyInput = (x, n, oneBatch) => {
+        seen.push(x.slice(0, n * input.width));
+        return classifyInput(x, n, oneBatch);
+      };
+      const engine = new Engine();
+      engine.setModel(model);
+      const rows = parseCsv(csv).rows.map((row) =>
+        Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])),
+      );
+      const stream = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
+
+      // Act: in chunks of 300 readings, one flush each, as the replay feeds them.
+      const readings = new ReplayReadings(rows);
+      const results = [];
+      for (let at = 0; at < rows.length; at += 300) {
+        stream.pushRows(readings, at, Math.min(rows.length, at + 300));
+        results.push(...stream.flush());
+      }
+      stream.endAll();
+      results.push(...stream.flush());
+
+      // Assess: the same windows, each with exactly the trainer's model input, value for value.
+      const gatewayInputs = new Float32Array(seen.reduce((n, x) => n + x.length, 0));
+      seen.reduce((at, x) => {
+        gatewayInputs.set(x, at);
+        return at + x.length;
+      }, 0);
+      const key = (w: { series: string; end: number }) => `${w.series}:${Math.round(w.end)}`;
+      expect(results.map((r) => key(r.window)).sort()).toEqual(trainerWindows.map(key).sort());
+      const trainerAt = new Map(trainerWindows.map((w, i) => [key(w), i]));
+      results.forEach(({ window: w }, i) => {
+        const t = trainerAt.get(key(w)) as number;
+        expect(gatewayInputs.subarray(i * input.width, (i + 1) * input.width)).toEqual(
+          trainerInputs.subarray(t * input.width, (t + 1) * input.width),
+        );
+      });
+      engine.dispose();
+    },
+  );
+
+  it('refuses the same readings for the same reasons from the replay columns as one by one', async () => {
+    // Prepare: a machine's readings with a missing time, a non-numeric channel and a repeated time.
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const rows: Record<string, string | number>[] = parseCsv(csv)
+      .rows.filter((row) => row.machine === 'm02')
+      .slice(0, 400)
+      .map((row) => Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])));
+    rows[10] = { ...rows[10], ts: '' };
+    rows[20] = { ...rows[20], ay: 'n/a' };
+    rows[30] = { ...rows[29] };
+    const oneByOne = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
+    const fromColumns = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
+
+    // Act
+    const expected = rows.flatMap((row, i) => {
+      const why = oneByOne.push(row);
+      return why ? [[i, why]] : [];
+    });
+    const refused: [number, string][] = [];
+    fromColumns.pushRows(new ReplayReadings(rows), 0, rows.length, undefined, (i, why) =>
+      refused.push([i, why]),
+    );
+
+    // Assess
+    expect(expected.map(([i]) => i)).toEqual([10, 20, 30]);
+    expect(refused).toEqual(expected);
+    expect(fromColumns.refused).toBe(3);
+    expect(fromColumns.flush().map((r) => r.result.window)).toEqual(
+      oneByOne.flush().map((r) => r.result.window),
+    );
     engine.dispose();
   });
 
