@@ -18,6 +18,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
+import type { DiskState, DiskStatus } from '../shared/schemas.ts';
 
 export const STORAGE_FAULT_CODES = ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS'] as const;
 export type StorageFaultCode = (typeof STORAGE_FAULT_CODES)[number];
@@ -38,18 +39,7 @@ export function isStorageFault(error: unknown): boolean {
   return storageFault(error) !== undefined;
 }
 
-export type DiskState = 'ok' | 'low' | 'full';
-
-/** What the status topic says about the disk. */
-export interface DiskReport {
-  state: DiskState;
-  freeBytes: number;
-  reserveBytes: number;
-  /** The source is paused for the disk (it resumes by itself). */
-  paused: boolean;
-  /** The last storage fault a write hit, while it lasts. */
-  fault?: StorageFaultCode;
-}
+export type { DiskState, DiskStatus } from '../shared/schemas.ts';
 
 export interface DiskOptions {
   /** Free bytes the device never writes into (default min(5% of the filesystem, 20 MiB)). */
@@ -59,6 +49,8 @@ export interface DiskOptions {
 }
 
 const REFRESH_MS = 100;
+/** How often a paused source looks at the disk again. */
+const PAUSED_POLL_MS = 200;
 const DEFAULT_RESERVE_MAX = 20 * 2 ** 20;
 
 export function defaultReserve(totalBytes: number): number {
@@ -70,6 +62,16 @@ async function statfsBytes(dir: string): Promise<{ free: number; total: number }
   return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** One pause of the source, for the log and the figures. */
+export interface PauseRecord {
+  pausedAt: number;
+  /** When the free space first grew again while paused (the outbox began to drain). */
+  freeingAt?: number;
+  resumedAt?: number;
+}
+
 export class DiskMonitor {
   private free = Number.POSITIVE_INFINITY;
   private written = 0;
@@ -78,6 +80,9 @@ export class DiskMonitor {
   private reserve: number;
   private fault: StorageFaultCode | undefined;
   private paused = false;
+  /** The current (or last) pause, and the free space when it began. */
+  private pause: PauseRecord | undefined;
+  private freeAtPause = 0;
   private readonly listeners = new Set<() => void>();
   private readonly stat: (dir: string) => Promise<{ free: number; total: number }>;
 
@@ -89,9 +94,14 @@ export class DiskMonitor {
     this.stat = options.statfs ?? statfsBytes;
   }
 
+  /**
+   * Reads the disk once. A disk already below reserve + 2 x margin starts paused: what the
+   * outbox holds drains before the source adds to it (start-up on a full disk).
+   */
   static async open(dir: string, options: DiskOptions = {}): Promise<DiskMonitor> {
     const monitor = new DiskMonitor(dir, options);
     await monitor.refresh();
+    if (monitor.freeBytes < monitor.resumeAt) monitor.setPaused(true);
     return monitor;
   }
 
@@ -109,6 +119,26 @@ export class DiskMonitor {
     return this.reserve;
   }
 
+  private get resumeAt(): number {
+    return this.reserve + 2 * this.marginBytes;
+  }
+
+  /** Whether the source is paused for the disk. */
+  get sourcePaused(): boolean {
+    return this.paused;
+  }
+
+  /** The current or last pause of the source. */
+  get lastPause(): PauseRecord | undefined {
+    return this.pause;
+  }
+
+  /** Free bytes below the reserve (0 while the reserve is intact): what the outbox must give up. */
+  get shortfall(): number {
+    this.poll();
+    return Math.max(0, this.reserve - this.freeBytes);
+  }
+
   /** Re-reads statfs now (also called by a timer while the source is paused). */
   async refresh(): Promise<void> {
     this.refreshing ??= (async () => {
@@ -118,6 +148,8 @@ export class DiskMonitor {
         this.written = 0;
         this.refreshedAt = Date.now();
         if (this.options.reserveBytes === undefined) this.reserve = defaultReserve(total);
+        if (this.paused && this.pause && this.pause.freeingAt === undefined && free > this.freeAtPause)
+          this.pause.freeingAt = this.refreshedAt;
       } catch {
         // statfs itself failing (EIO) leaves the last figures; the writes report the fault.
       } finally {
@@ -139,17 +171,16 @@ export class DiskMonitor {
     this.poll();
   }
 
-  /** Bytes the device freed: statfs will tell soon; refresh now. */
-  freed(): void {
-    void this.refresh();
-  }
-
   /** A write hit a storage fault (or undefined: the writes go through again). */
   setFault(fault: StorageFaultCode | undefined): void {
     if (fault === this.fault) return;
     this.fault = fault;
     if (fault) void this.refresh();
     this.update();
+  }
+
+  get currentFault(): StorageFaultCode | undefined {
+    return this.fault;
   }
 
   /**
@@ -161,10 +192,17 @@ export class DiskMonitor {
     return !this.fault && this.freeBytes - inHand - bytes >= this.reserve + this.marginBytes;
   }
 
-  /** Whether a write of `bytes` keeps the reserve (for writes other than results). */
-  fits(bytes: number): boolean {
+  /**
+   * Why a write of `bytes` (other than results: a model to stage) must not happen now, or
+   * undefined when it keeps the reserve.
+   */
+  refusal(bytes: number): string | undefined {
     this.poll();
-    return this.freeBytes - bytes >= this.reserve;
+    if (this.fault === 'EROFS' || this.fault === 'EIO')
+      return `the state dir's disk is ${this.state} (${this.fault})`;
+    const room = this.freeBytes - this.reserve;
+    if (bytes <= room) return undefined;
+    return `not enough disk space: it needs ${bytes} bytes, ${Math.max(0, room)} are free above the ${this.reserve}-byte reserve (${this.freeBytes} free)`;
   }
 
   /**
@@ -172,29 +210,46 @@ export class DiskMonitor {
    * faulted, and resumes only once the free space is back to reserve + 2 x margin.
    */
   sourceMayRun(inHand = 0): boolean {
-    const next = this.paused
-      ? !this.fault && this.freeBytes - inHand >= this.reserve + 2 * this.marginBytes
+    const run = this.paused
+      ? !this.fault && this.freeBytes - inHand >= this.resumeAt
       : this.roomFor(0, inHand);
-    if (next === this.paused) {
-      this.paused = !next;
-      this.update();
+    if (run === this.paused) this.setPaused(!run);
+    return run;
+  }
+
+  /** Resolves once the source may run (or `stopped()`), looking at the disk while paused. */
+  async waitForRoom(inHand: () => number, stopped: () => boolean, whilePaused?: () => void): Promise<void> {
+    while (!stopped() && !this.sourceMayRun(inHand())) {
+      whilePaused?.();
+      await sleep(PAUSED_POLL_MS);
+      await this.refresh();
     }
-    return next;
+  }
+
+  private setPaused(paused: boolean) {
+    this.paused = paused;
+    const now = Date.now();
+    if (paused) {
+      this.pause = { pausedAt: now };
+      this.freeAtPause = this.freeBytes;
+    } else if (this.pause) this.pause.resumedAt = now;
+    this.update();
   }
 
   get state(): DiskState {
+    if (this.fault === 'EROFS') return 'read-only';
+    if (this.fault === 'EIO') return 'failing';
     if (this.fault || this.paused || this.freeBytes < this.reserve + this.marginBytes) return 'full';
     if (this.freeBytes < this.reserve + 4 * this.marginBytes) return 'low';
     return 'ok';
   }
 
-  report(): DiskReport {
+  report(): DiskStatus {
     return {
       state: this.state,
       freeBytes: Number.isFinite(this.freeBytes) ? this.freeBytes : 0,
       reserveBytes: this.reserve,
-      paused: this.paused,
-      ...(this.fault ? { fault: this.fault } : {}),
+      sourcePaused: this.paused,
     };
   }
 

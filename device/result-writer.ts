@@ -104,7 +104,7 @@ export class ResultStream {
   private closed = false;
   /** The storage fault holding batches on the writer thread, while it lasts. */
   private heldFault: string | undefined;
-  private heldBytes = 0;
+  private faultHeldBytes = 0;
   /** Stored bytes and results so far: what a result costs on disk, for the disk gate. */
   private storedBytes = 0;
   private storedResults = 0;
@@ -112,7 +112,7 @@ export class ResultStream {
   constructor(
     private readonly outbox: Outbox,
     options: { thing: string; model: string; batch?: BatcherOptions },
-    private readonly onPersisted: (accepted: boolean, count: number) => void = () => undefined,
+    private readonly onPersisted: (accepted: boolean, count: number, bytes: number) => void = () => undefined,
     /** Hears when a storage fault starts holding batches in memory, and when it ends. */
     private readonly onStorage: (fault: string | undefined, heldBytes: number) => void = () => undefined,
   ) {
@@ -136,6 +136,11 @@ export class ResultStream {
   /** The storage fault holding results in memory on the writer thread, if any. */
   get storageFault(): string | undefined {
     return this.heldFault;
+  }
+
+  /** Bytes of results a storage fault holds in memory on the writer thread. */
+  get heldBytes(): number {
+    return this.heldFault ? this.faultHeldBytes : 0;
   }
 
   /** Bytes a result takes in a segment file (measured; 160 until a batch was stored). */
@@ -212,11 +217,11 @@ export class ResultStream {
       this.storedBytes += batch.bytes;
       this.storedResults += batch.count;
       for (const wake of this.wakeups.splice(0)) wake();
-      this.onPersisted(accepted, batch.count);
+      this.onPersisted(accepted, batch.count, batch.bytes);
     } else if (message.type === 'storage') {
       this.heldFault = message.fault;
-      this.heldBytes = message.heldBytes;
-      this.onStorage(this.heldFault, this.heldBytes);
+      this.faultHeldBytes = message.heldBytes;
+      this.onStorage(this.heldFault, this.faultHeldBytes);
     } else if (message.type === 'done' && !message.error) {
       this.answers.get(message.token)?.resolve();
       this.answers.delete(message.token);
