@@ -20,6 +20,7 @@ import {
 } from '../shared/schemas.ts';
 import { topicFor } from '../shared/topology.ts';
 import { createMqttLink, type MqttLink } from './connection.ts';
+import { enterStep } from './crash.ts';
 import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './disk.ts';
 import { Engine } from './engine.ts';
 import {
@@ -333,6 +334,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   publisher.on('error', (message: string) => log(message));
 
   // --- model: the slot on disk first, then release notices ------------------------------
+  enterStep('load model');
   const slot = await store.loadCurrent(log);
   if (slot) {
     try {
@@ -384,6 +386,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       const key = `${notice.version}:${notice.manifestSha256}:${notice.kind}`;
       if (!isNewNotice(notice, engine.version) || refused.has(key)) continue;
       setState('updating');
+      enterStep(`update v${notice.version}`);
       log(`release notice: ${notice.model} v${notice.version} (${notice.kind})`);
       try {
         const model = await applyRelease(notice, {
@@ -411,6 +414,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
         reportError(failure.step, failure.reason, notice.version);
       }
       setState(engine.version ? 'serving' : 'waiting');
+      enterStep('serve');
     }
   }
 
@@ -510,6 +514,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   publisher.start();
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
   statusTimer = setInterval(reportStatus, o.statusIntervalMs ?? 15_000);
+  enterStep('serve');
 
   async function waitFor(pred: (s: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot> {
     const now = snapshot();
@@ -544,6 +549,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   let stopping: Promise<void> | undefined;
   async function stop(): Promise<void> {
     stopping ??= (async () => {
+      enterStep('stop');
       stopped = true;
       releaseModelWait();
       clearInterval(statusTimer);
