@@ -50,7 +50,7 @@ export interface DiskOptions {
 
 const REFRESH_MS = 100;
 /** How often a paused source looks at the disk again. */
-const PAUSED_POLL_MS = 200;
+const PAUSED_POLL_MS = 100;
 const DEFAULT_RESERVE_MAX = 20 * 2 ** 20;
 
 export function defaultReserve(totalBytes: number): number {

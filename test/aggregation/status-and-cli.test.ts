@@ -159,7 +159,9 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
     // Assess
     const view = JSON.parse(json.stdout.trim().split('\n').at(-1) ?? '{}');
     expect(view.things).toContainEqual(expect.objectContaining({ thing: 'gw-disk', disk }));
-    expect(human.stdout).toMatch(/gw-disk .*outbox 310, dropped 0\s+disk-full \(120 KB free, source paused\)/);
+    expect(human.stdout).toMatch(
+      /gw-disk .*outbox 310, dropped 0\s+disk-full \(120 KB free, source paused\)/,
+    );
   });
 
   it('answers bad usage with exit code 2 and a one-line reason', async () => {
