@@ -9,6 +9,8 @@ export interface GatewayProcess {
   child: ChildProcess;
   /** Everything it wrote to stdout and stderr so far. */
   output(): string;
+  /** When (ms since the epoch) the first output matching `pattern` arrived after `since`. */
+  arrivalOf(pattern: RegExp, since?: number): number | undefined;
   /** Resolves with the first match of `pattern` in its output (rejects after `timeoutMs` or on exit). */
   waitFor(pattern: RegExp, timeoutMs: number, what: string): Promise<RegExpMatchArray>;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -21,10 +23,12 @@ export function startGateway(args: string[], env: NodeJS.ProcessEnv = {}): Gatew
     env: { ...process.env, NO_COLOR: '1', ...env },
   });
   let output = '';
+  const arrivals: { at: number; text: string }[] = [];
   let exited = false;
   const watchers = new Set<() => void>();
   const collect = (chunk: Buffer) => {
     output += chunk.toString();
+    arrivals.push({ at: Date.now(), text: chunk.toString() });
     for (const watcher of watchers) watcher();
   };
   child.stdout?.on('data', collect);
@@ -39,6 +43,7 @@ export function startGateway(args: string[], env: NodeJS.ProcessEnv = {}): Gatew
   return {
     child,
     output: () => output,
+    arrivalOf: (pattern, since = 0) => arrivals.find((a) => a.at >= since && pattern.test(a.text))?.at,
     exit,
     waitFor(pattern, timeoutMs, what) {
       return new Promise((resolve, reject) => {
