@@ -144,6 +144,78 @@ describe.runIf(!tmpfsUnavailable)('storage faults on a real tmpfs', () => {
     );
   });
 
+  it('pauses when another writer fills the disk under a running device, and loses nothing once it is freed', async () => {
+    // Prepare
+    const fs = await disk('1m');
+    const thing = 'gw-filled';
+    const limit = 3_000;
+    const device = await startDevice(
+      peers.deviceOptions(thing, {
+        stateDir: fs.dir,
+        statusIntervalMs: 500,
+        source: { kind: 'csv', file: peers.csv, rate: 1_000, limit },
+      }),
+    );
+    devices.push(device);
+    await device.waitFor((s) => s.published >= 500, 20_000);
+
+    // Act: the disk fills to the last byte (ENOSPC for every write), then is freed.
+    const ballast = await fillDisk(fs.dir);
+    const full = await device.waitFor((s) => s.disk?.sourcePaused === true, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const stillPaused = device.status();
+    await rm(ballast);
+    await device.finished;
+
+    // Assess
+    expect(full.disk?.state).toBe('full');
+    expect(stillPaused).toMatchObject({ disk: { sourcePaused: true }, dropped: 0 });
+    expect(stillPaused.position).toBeLessThan(limit);
+    expect(device.status()).toMatchObject({ dropped: 0, disk: { sourcePaused: false } });
+    expect(delivered(peers.broker, thing)).toEqual({ ids: limit, counted: limit });
+  });
+
+  it('applies the overflow policy at the disk reserve for a source that cannot pause, and reports the dropped count', async () => {
+    // Prepare: the broker goes away once v1 serves, so nothing leaves the outbox; POST /infer cannot be paused.
+    const fs = await disk('512k');
+    const reserve = 128 * 1024;
+    const device = await startDevice(
+      peers.deviceOptions('gw-reserve', {
+        stateDir: fs.dir,
+        httpPort: 0,
+        diskReserveBytes: reserve,
+        batch: { maxResults: 20, maxAgeMs: 20 },
+        outbox: { overflow: 'drop-oldest' },
+      }),
+    );
+    devices.push(device);
+    await device.waitFor((s) => s.version === 1, 20_000);
+    await peers.broker.stop();
+    let lowest = Number.POSITIVE_INFINITY;
+
+    // Act
+    try {
+      for (let round = 0; round < 400 && device.status().dropped === 0; round++) {
+        await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            postInfer(device.httpPort ?? 0, { a: i / 10, b: round / 100 }),
+          ),
+        );
+        const s = await statfs(fs.dir);
+        lowest = Math.min(lowest, s.bavail * s.bsize);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      await peers.broker.start();
+    }
+    const status = device.status();
+
+    // Assess
+    expect(status.dropped).toBeGreaterThan(0);
+    expect(status.disk).toMatchObject({ state: 'full', reserveBytes: reserve });
+    expect(lowest).toBeGreaterThan(reserve / 2);
+  });
+
   it('refuses a read-only state dir at start with what, where and how to fix it', async () => {
     // Prepare
     const fs = await disk('64k', 'ro');
