@@ -49,6 +49,9 @@ import { applyRelease, isNewNotice, loadFromSlotFiles, type SwapPoint, UpdateFai
 
 export type { SourceSpec } from './sources.ts';
 
+/** How often the disk is looked at when no source asks (see diskTimer). */
+const DISK_CHECK_MS = 1_000;
+
 export interface DeviceOptions {
   thing: string;
   model: string;
@@ -396,7 +399,11 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           currentVersion: engine.version,
           onSwapPoint: o.onSwapPoint,
           log,
-          diskRefusal: (bytes) => disk.refusal(bytes),
+          // Fresh figures: another writer may have filled the disk since the last look.
+          diskRefusal: async (bytes) => {
+            await disk.refresh();
+            return disk.refusal(bytes);
+          },
         });
         engine.setModel(model);
         lastError = null;
@@ -442,12 +449,15 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     else events.once('model', () => resolve());
   });
   let sourceRun: Promise<void> = Promise.resolve();
+  /** A source is reading (it asks the disk itself before each chunk). */
+  let sourceRunning = false;
   const source = o.source;
   if (source && source.kind !== 'none') {
     const csvRows = source.kind === 'csv' ? loadCsvFile(source.file) : undefined;
     sourceRun = modelReady
       .then(async () => {
         if (stopped) return;
+        sourceRunning = true;
         if (source.kind === 'csv' && csvRows) {
           const before = position;
           const end = await runCsvReplay(csvRows, source, position, {
@@ -480,6 +490,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             },
           );
         }
+        sourceRunning = false;
         // The last batches may wait for the disk: a stop must not wait with them.
         await batcher.flush(true);
         while (batcher.storageFault && !stopped) await sourceGate().then(() => batcher.flush(true));
@@ -489,6 +500,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
         }
       })
       .catch((error: unknown) => {
+        sourceRunning = false;
         log(`source failed: ${errorMessage(error)}`);
         events.emit('error', { step: 'load', reason: `source failed: ${errorMessage(error)}` });
       });
@@ -514,6 +526,15 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   publisher.start();
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
   statusTimer = setInterval(reportStatus, o.statusIntervalMs ?? 15_000);
+  // The disk's figures and pause stay current without a source asking (POST /infer only,
+  // or a source that has finished), and held results are retried once there is room.
+  const diskTimer = setInterval(() => {
+    void disk.refresh().then(() => {
+      if (!sourceRunning) disk.sourceMayRun(batcher.inHandBytes);
+      if (batcher.storageFault && disk.freeBytes - batcher.heldBytes >= disk.reserveBytes) batcher.retry();
+    });
+  }, DISK_CHECK_MS);
+  diskTimer.unref();
   enterStep('serve');
 
   async function waitFor(pred: (s: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot> {
@@ -553,6 +574,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       stopped = true;
       releaseModelWait();
       clearInterval(statusTimer);
+      clearInterval(diskTimer);
       await sourceRun;
       await batcher.flush(true).catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
       await updating?.catch(() => undefined);

@@ -44,7 +44,7 @@ export interface UpdateContext {
   log?: (line: string) => void;
   retries?: number;
   /** Why `bytes` more must not be written to the state dir's disk now (undefined: they may). */
-  diskRefusal?: (bytes: number) => string | undefined;
+  diskRefusal?: (bytes: number) => Promise<string | undefined>;
 }
 
 /** What a file costs on disk at most beyond its bytes (its last block). */
@@ -134,7 +134,7 @@ export async function applyRelease(notice: ReleaseNotice, ctx: UpdateContext): P
   };
   let bytes = manifestBytes.length + BLOCK_SLACK;
   for (const file of files.values()) bytes += file.length + BLOCK_SLACK;
-  const refusal = ctx.diskRefusal?.(bytes);
+  const refusal = await ctx.diskRefusal?.(bytes);
   if (refusal) noRoom('stage', refusal);
   let staging: string;
   try {
