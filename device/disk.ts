@@ -52,6 +52,8 @@ const REFRESH_MS = 100;
 /** How often a paused source looks at the disk again. */
 const PAUSED_POLL_MS = 100;
 const DEFAULT_RESERVE_MAX = 20 * 2 ** 20;
+/** Growth of the free space that counts as the disk freeing (more than a block). */
+const FREEING_BYTES = 8192;
 
 export function defaultReserve(totalBytes: number): number {
   return Math.min(Math.floor(totalBytes * 0.05), DEFAULT_RESERVE_MAX);
@@ -82,7 +84,7 @@ export class DiskMonitor {
   private paused = false;
   /** The current (or last) pause, and the free space when it began. */
   private pause: PauseRecord | undefined;
-  private freeAtPause = 0;
+  private lowestWhilePaused = 0;
   private readonly listeners = new Set<() => void>();
   private readonly stat: (dir: string) => Promise<{ free: number; total: number }>;
 
@@ -148,8 +150,12 @@ export class DiskMonitor {
         this.written = 0;
         this.refreshedAt = Date.now();
         if (this.options.reserveBytes === undefined) this.reserve = defaultReserve(total);
-        if (this.paused && this.pause && this.pause.freeingAt === undefined && free > this.freeAtPause)
-          this.pause.freeingAt = this.refreshedAt;
+        // The disk begins to free when it grows past its low point of this pause by a block
+        // or more (the outbox deleted a file), not when the writer's last bytes land.
+        if (this.paused && this.pause && this.pause.freeingAt === undefined) {
+          if (free > this.lowestWhilePaused + FREEING_BYTES) this.pause.freeingAt = this.refreshedAt;
+          this.lowestWhilePaused = Math.min(this.lowestWhilePaused, free);
+        }
       } catch {
         // statfs itself failing (EIO) leaves the last figures; the writes report the fault.
       } finally {
@@ -231,7 +237,7 @@ export class DiskMonitor {
     const now = Date.now();
     if (paused) {
       this.pause = { pausedAt: now };
-      this.freeAtPause = this.freeBytes;
+      this.lowestWhilePaused = this.freeBytes;
     } else if (this.pause) this.pause.resumedAt = now;
     this.update();
   }

@@ -216,14 +216,15 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   );
 
   // --- the disk: the source pauses before it fills and resumes once the outbox drained ---
+  /** Results a storage fault holds are written again as soon as the disk has room for them. */
+  const retryHeld = () => {
+    if (batcher.storageFault && disk.freeBytes - batcher.heldBytes >= disk.reserveBytes) batcher.retry();
+  };
   const sourceGate = () =>
     disk.waitForRoom(
       () => batcher.inHandBytes,
       () => stopped,
-      () => {
-        // Held results are written again as soon as the disk has room for them.
-        if (batcher.storageFault && disk.freeBytes - batcher.heldBytes >= disk.reserveBytes) batcher.retry();
-      },
+      retryHeld,
     );
   const diskLine = () => {
     const { state, freeBytes, reserveBytes } = disk.report();
@@ -531,7 +532,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const diskTimer = setInterval(() => {
     void disk.refresh().then(() => {
       if (!sourceRunning) disk.sourceMayRun(batcher.inHandBytes);
-      if (batcher.storageFault && disk.freeBytes - batcher.heldBytes >= disk.reserveBytes) batcher.retry();
+      retryHeld();
     });
   }, DISK_CHECK_MS);
   diskTimer.unref();
