@@ -12,8 +12,8 @@ import { tmpfsUnavailable } from '../support/tmpfs.ts';
 
 if (tmpfsUnavailable) console.log(`skipping the full-disk gateway tests: ${tmpfsUnavailable}`);
 
-/** Enough readings to fill 3 MB (some 120 bytes each on disk: it pauses near 21,000), few enough for seconds. */
-const N = 30_000;
+/** Twice what fills 3 MB (some 120 bytes each on disk: it pauses near 21,000), so it fills even when stopping the stack is slow. */
+const N = 45_000;
 const RATE = 5_000;
 /** Library code in a log: minified wasm glue, or a stack trace's frames. */
 const STACK_DUMP = /\n\s+at |function\(|var [a-zA-Z_$]+=|\.wasm/;
@@ -55,10 +55,11 @@ describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local st
     expect(summaryOf(log)).toMatchObject({ dropped: 0, outboxDepth: 0 });
     expect(log).not.toMatch(/ENOSPC|uncaught/i);
     expect(log).not.toMatch(STACK_DUMP);
-  }, 150_000);
+  }, 300_000);
 
   it('survives a SIGKILL while the disk is full: the restart drains first and still ends with exactly N', async () => {
     // Prepare
+    await bed.startStack(); // up again even when the test before failed with it down
     const disk = await bed.stateDisk('3m');
     const before = await bed.aggregated();
     const first = bed.gateway('gw-kill-full', disk.dir, { limit: N, rate: RATE });
@@ -67,7 +68,7 @@ describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local st
       'results aggregated before the outage',
     );
     await bed.stopStack();
-    await first.waitFor(/source paused with \d+ results stored/, 60_000, 'the source to pause for the disk');
+    await first.waitFor(/source paused with \d+ results stored/, 120_000, 'the source to pause for the disk');
 
     // Act: killed on the full disk, started again on it, then the stack comes back.
     first.child.kill('SIGKILL');
@@ -89,5 +90,5 @@ describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local st
     expect((await bed.aggregated()) - before).toBe(N);
     expect(log).not.toMatch(/ENOSPC|uncaught/i);
     expect(log).not.toMatch(STACK_DUMP);
-  }, 150_000);
+  }, 300_000);
 });

@@ -48,7 +48,8 @@ export function startGateway(args: string[], env: NodeJS.ProcessEnv = {}): Gatew
     waitFor(pattern, timeoutMs, what) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
-          () => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+          () =>
+            finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${output.slice(-3000)}`)),
           timeoutMs,
         );
         const check = () => {
