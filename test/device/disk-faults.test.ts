@@ -107,24 +107,28 @@ describe.runIf(!tmpfsUnavailable)('storage faults on a real tmpfs', () => {
   });
 
   it('refuses a model update the disk has no room for, keeps serving the old one, and installs it once there is room', async () => {
-    // Prepare
+    // Prepare: the replay is done and published, so nothing but the update writes while the
+    // disk is full and its free space is exactly what the fill left.
     const fs = await disk('1m');
     const thing = 'gw-update-full';
     const limit = 3_000;
+    const reserve = 64 * 1024;
     const device = await startDevice(
       peers.deviceOptions(thing, {
         stateDir: fs.dir,
         httpPort: 0,
         statusIntervalMs: 500,
-        diskReserveBytes: 64 * 1024,
+        diskReserveBytes: reserve,
         source: { kind: 'csv', file: peers.csv, rate: 1_000, limit },
       }),
     );
     devices.push(device);
-    await device.waitFor((s) => s.version === 1 && s.published > 0, 20_000);
+    await device.waitFor((s) => s.version === 1 && s.finished, 30_000);
+    // 8 KiB above the reserve: less than any model takes (each of its 3 files costs a block more).
+    const ballast = await fillDisk(fs.dir, reserve + 8 * 1024);
+    await device.waitFor((s) => s.disk?.state === 'full' && s.disk.sourcePaused, 20_000);
 
-    // Act: the disk fills while version 2 is released.
-    const ballast = await fillDisk(fs.dir, 64 * 1024 + 8 * 1024);
+    // Act: version 2 is released while the disk is full.
     await peers.release({ version: 2 });
     const refused = await device.waitFor((s) => s.lastError !== null, 20_000);
     const answer = await postInfer(device.httpPort ?? 0, { a: 1, b: 1 });

@@ -12,8 +12,12 @@ import { tmpfsUnavailable } from '../support/tmpfs.ts';
 
 if (tmpfsUnavailable) console.log(`skipping the full-disk gateway tests: ${tmpfsUnavailable}`);
 
-/** Twice what fills 3 MB (some 120 bytes each on disk: it pauses near 21,000), so it fills even when stopping the stack is slow. */
-const N = 45_000;
+/**
+ * Nearly three times what fills 3 MB (some 120 bytes each on disk: it pauses near 21,000
+ * stored), so the disk fills however many were published before the outage: the stack stops
+ * as soon as 1,000 are aggregated, and the gateway loses its connection as the stop begins.
+ */
+const N = 60_000;
 const RATE = 5_000;
 /** Library code in a log: minified wasm glue, or a stack trace's frames. */
 const STACK_DUMP = /\n\s+at |function\(|var [a-zA-Z_$]+=|\.wasm/;
@@ -31,7 +35,10 @@ describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local st
     // Prepare
     const disk = await bed.stateDisk('3m');
     const gateway = bed.gateway('gw-full', disk.dir, { limit: N, rate: RATE });
-    await until(async () => (await bed.aggregated()) >= 1_000, 'results aggregated before the outage');
+    await until(
+      async () => (await bed.aggregated({ settled: false })) >= 1_000,
+      'results aggregated before the outage',
+    );
 
     // Act: the stack goes away until the disk is full, then a few seconds more.
     await bed.stopStack();
@@ -42,8 +49,8 @@ describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local st
     );
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     await bed.startStack();
+    await bed.waitAggregated(N, gateway);
     const exit = await gateway.exit;
-    await until(async () => (await bed.aggregated()) >= N, `all ${N} results aggregated`);
 
     // Assess
     const log = gateway.output();
@@ -64,7 +71,7 @@ describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local st
     const before = await bed.aggregated();
     const first = bed.gateway('gw-kill-full', disk.dir, { limit: N, rate: RATE });
     await until(
-      async () => (await bed.aggregated()) >= before + 1_000,
+      async () => (await bed.aggregated({ settled: false })) >= before + 1_000,
       'results aggregated before the outage',
     );
     await bed.stopStack();
@@ -81,8 +88,8 @@ describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local st
     );
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await bed.startStack();
+    await bed.waitAggregated(before + N, second);
     const exit = await second.exit;
-    await until(async () => (await bed.aggregated()) >= before + N, `all ${N} results aggregated`);
 
     // Assess
     const log = second.output();

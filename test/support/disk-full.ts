@@ -21,8 +21,17 @@ export interface DiskFullBed {
   /** Stops the whole local stack (its handlers finish first), or starts it again on the same data dir. */
   stopStack(): Promise<void>;
   startStack(): Promise<void>;
-  /** Distinct results the aggregator counted for the model (each batch id once). */
-  aggregated(): Promise<number>;
+  /**
+   * Distinct results the aggregator counted for the model (each batch id once), once the
+   * stack is idle; `{ settled: false }` reads at once (a gateway publishing all the time
+   * keeps the stack from ever being idle).
+   */
+  aggregated(options?: { settled?: boolean }): Promise<number>;
+  /**
+   * Waits until `target` results are aggregated; fails at once when `gateway` exits non-zero,
+   * and a failure says how many were aggregated, how the gateway ended and its log.
+   */
+  waitAggregated(target: number, gateway: GatewayProcess, timeoutMs?: number): Promise<void>;
   /** Mounts a tmpfs for a gateway's state dir (unmounted by close). */
   stateDisk(size: string): Promise<Tmpfs>;
   gateway(
@@ -39,6 +48,10 @@ export async function startDiskFullBed(model: string): Promise<DiskFullBed> {
   let stack: LocalStack | undefined = await startLocalStack({ dataDir });
   const disks: Tmpfs[] = [];
   const csv = join(dataDir, 'readings.csv');
+  const aggregated = async ({ settled = true } = {}) => {
+    if (settled) await stack?.idle();
+    return (await readModelStats(localStatsSource(), model, since)).inferences;
+  };
   await writeFile(csv, await releaseDemoModel(model));
   return {
     dataDir,
@@ -52,9 +65,22 @@ export async function startDiskFullBed(model: string): Promise<DiskFullBed> {
     async startStack() {
       stack ??= await startLocalStack({ dataDir });
     },
-    async aggregated() {
-      await stack?.idle();
-      return (await readModelStats(localStatsSource(), model, since)).inferences;
+    aggregated,
+    async waitAggregated(target, gateway, timeoutMs = 90_000) {
+      let ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      void gateway.exit.then((exit) => {
+        ended = exit;
+      });
+      const deadline = Date.now() + timeoutMs;
+      for (let count = await aggregated(); count < target; count = await aggregated()) {
+        // A gateway that failed will not publish the rest: say so now, with its log.
+        const failed = ended !== undefined && ended.code !== 0;
+        if (failed || Date.now() > deadline)
+          throw new Error(
+            `${failed ? 'the gateway ended' : `timed out after ${timeoutMs} ms`} waiting for ${target} results aggregated (${count} are; the gateway ${ended ? `exited ${JSON.stringify(ended)}` : 'still runs'}); its log ends:\n${gateway.output().slice(-3000)}`,
+          );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
     },
     async stateDisk(size) {
       const disk = await mountTmpfs(size);
