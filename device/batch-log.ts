@@ -11,10 +11,18 @@
  *
  * It keeps no index: the Outbox adopts each batch once it is durable. The device runs its
  * log on the result writer thread, the Outbox (and tests) may run one in-thread.
+ *
+ * A storage fault (ENOSPC, EDQUOT, EIO, EROFS; see disk.ts) does not fail the group: its temp
+ * file is removed, the group is held in memory (its batches keep their seqs and ids) and is
+ * written again on `retry()` or after RETRY_MS; batches appended meanwhile queue behind it.
+ * `onFault` hears of the fault and of its end. Memory stays bounded because the device's
+ * source pauses (result-writer.ts backpressure, disk.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InferenceResult } from '../shared/schemas.ts';
+import { type StorageFaultCode, storageFault } from './disk.ts';
 import { fsyncDir, renameFile, writeFileDurable } from './durable.ts';
 
 /**
@@ -56,11 +64,29 @@ export function segmentFileName(firstSeq: number): string {
 const GROUP_WAIT_MS = 10;
 const GROUP_BYTES = 512 * 1024;
 const LINE_END = Buffer.from('}\n');
+/** A held group is tried again this often when nobody calls retry(). */
+const RETRY_MS = 2_000;
 
 interface Pending {
   input: BatchInput;
   resolve: (batch: StoredBatch) => void;
   reject: (error: Error) => void;
+}
+
+/** A group ready to write: its segment file's pieces and the batches it holds. */
+interface Prepared {
+  file: number;
+  pieces: Uint8Array[];
+  bytes: number;
+  batches: StoredBatch[];
+  group: Pending[];
+}
+
+/** What a storage fault left held in memory (undefined fault: none). */
+export interface HeldState {
+  fault: StorageFaultCode | undefined;
+  heldBytes: number;
+  heldBatches: number;
 }
 
 export class BatchLog {
@@ -69,12 +95,42 @@ export class BatchLog {
   private committing: Promise<void> | undefined;
   /** Ends a group's wait early (it is full, or someone flushes). */
   private endWait: (() => void) | undefined;
+  /** The group a storage fault keeps in memory, and what wakes its next attempt. */
+  private held: Prepared | undefined;
+  private wakeRetry: (() => void) | undefined;
 
   constructor(
     readonly dir: string,
     /** The sequence number of the next batch. */
     public nextSeq: number,
+    private readonly onFault: (state: HeldState) => void = () => undefined,
   ) {}
+
+  /** Whether a group waits in memory for the disk. */
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
+  /**
+   * Gives up the held group and everything queued behind it (the stream closes while the
+   * disk is full): their appends fail. A CSV source reads those readings again after a
+   * restart, since its resume position comes from durable batches only.
+   */
+  abandon(reason: string): void {
+    const held = this.held;
+    const queued = this.queue.splice(0);
+    this.queuedBytes = 0;
+    if (!held) return;
+    this.held = undefined;
+    const error = new Error(reason);
+    for (const pending of [...held.group, ...queued]) pending.reject(error);
+    this.wakeRetry?.();
+  }
+
+  /** Tries the held group again now (the disk has room again). */
+  retry(): void {
+    this.wakeRetry?.();
+  }
 
   /** Resolves with the batch once its segment file is durable. */
   append(input: BatchInput): Promise<StoredBatch> {
@@ -86,16 +142,44 @@ export class BatchLog {
     });
   }
 
-  /** Waits until every appended batch is durable (or failed); commits the open group now. */
-  async flush(): Promise<void> {
+  /**
+   * Waits until every appended batch is durable (or failed); commits the open group now.
+   * With `orHeld`, also returns once a storage fault holds a group (stop must not wait for
+   * the disk).
+   */
+  async flush(orHeld = false): Promise<void> {
     while (this.committing) {
+      if (orHeld && this.held) return;
       this.endWait?.();
-      await this.committing;
+      if (!orHeld) {
+        await this.committing;
+        continue;
+      }
+      const committing = this.committing;
+      await new Promise<void>((resolve) => {
+        const poll = setInterval(() => this.held && resolve(), 50);
+        void committing.finally(() => {
+          clearInterval(poll);
+          resolve();
+        });
+      });
     }
   }
 
   private async commitQueued() {
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 || this.held) {
+      if (this.held) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, RETRY_MS);
+          this.wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeRetry = undefined;
+        await this.write(this.held);
+        continue;
+      }
       if (this.queuedBytes < GROUP_BYTES) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, GROUP_WAIT_MS);
@@ -107,13 +191,12 @@ export class BatchLog {
         this.endWait = undefined;
       }
       this.queuedBytes = 0;
-      await this.commitGroup(this.queue.splice(0));
+      await this.write(this.prepareGroup(this.queue.splice(0)));
     }
     this.committing = undefined;
   }
 
-  /** One segment file for the group: written, fsynced, renamed into place, directory fsynced. */
-  private async commitGroup(group: Pending[]) {
+  private prepareGroup(group: Pending[]): Prepared {
     const file = this.nextSeq;
     const pieces: Uint8Array[] = [];
     let offset = 0;
@@ -123,16 +206,41 @@ export class BatchLog {
       offset += batch.bytes + 1;
       return batch;
     });
+    return { file, pieces, bytes: offset, batches, group };
+  }
+
+  /**
+   * One segment file for the group: written, fsynced, renamed into place, directory fsynced.
+   * A storage fault holds the group (see the top); any other error fails its batches.
+   */
+  private async write(prepared: Prepared) {
+    const { file, pieces, batches, group } = prepared;
+    const temp = join(this.dir, `${segmentFileName(file)}.tmp`);
     try {
-      const temp = join(this.dir, `${segmentFileName(file)}.tmp`);
       await writeFileDurable(temp, pieces);
       await renameFile(temp, join(this.dir, segmentFileName(file)));
       await fsyncDir(this.dir);
     } catch (error) {
+      // No half-written file stays behind, whatever happened.
+      await rm(temp, { force: true }).catch(() => undefined);
+      const fault = storageFault(error);
+      if (fault) {
+        const first = !this.held;
+        this.held = prepared;
+        if (first) this.onFault({ fault, heldBytes: prepared.bytes, heldBatches: batches.length });
+        return;
+      }
+      if (this.held === prepared) this.endHold();
       for (const pending of group) pending.reject(error as Error);
       return;
     }
+    if (this.held === prepared) this.endHold();
     for (const [i, pending] of group.entries()) pending.resolve(batches[i] as StoredBatch);
+  }
+
+  private endHold() {
+    this.held = undefined;
+    this.onFault({ fault: undefined, heldBytes: 0, heldBatches: 0 });
   }
 
   private prepare(

@@ -119,7 +119,8 @@ export class ResultBatcher {
     );
   }
 
-  private cut() {
+  /** Cuts the open batch now (it goes to the sink; `flush` also waits for it). */
+  cut(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.count === 0 || this.version === undefined) return;

@@ -39,6 +39,8 @@ export const DeviceConfigSchema = z
     outboxMaxBatches: positiveInt.optional(),
     outboxMaxMB: positiveInt.optional(),
     outboxOverflow: z.enum(['drop-oldest', 'reject']).optional(),
+    /** Free space kept on the state dir's disk (default min(5%, 20 MiB)); see device/disk.ts. */
+    diskReserveMB: z.coerce.number().min(0).optional(),
     /** The datasets bucket: set it to upload low-confidence readings as hard examples. */
     feedbackBucket: z.string().min(1).optional(),
     feedbackPerMinute: positiveInt.optional(),
@@ -145,6 +147,9 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
       ...(config.outboxMaxMB ? { maxBytes: config.outboxMaxMB * 2 ** 20 } : {}),
       ...(config.outboxOverflow ? { overflow: config.outboxOverflow } : {}),
     },
+    ...(config.diskReserveMB !== undefined
+      ? { diskReserveBytes: Math.round(config.diskReserveMB * 2 ** 20) }
+      : {}),
     ...(config.feedbackBucket
       ? {
           hardExamples: {

@@ -1,7 +1,7 @@
 /** Small durable-file helpers: fsynced writes and atomic replace-by-rename. */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { readFile, rename } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -76,8 +76,14 @@ export async function replaceFileAtomic(
   bytes: Uint8Array | string,
 ): Promise<void> {
   const temp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  await writeFileDurable(temp, bytes);
-  await rename(temp, join(dir, name));
+  try {
+    await writeFileDurable(temp, bytes);
+    await rename(temp, join(dir, name));
+  } catch (error) {
+    // A full or failing disk must not keep a half-written temp file on top.
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  }
   await fsyncDir(dir);
 }
 

@@ -14,6 +14,7 @@ import { feedbackHeader, feedbackLine } from '../shared/feedback.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult, Manifest } from '../shared/schemas.ts';
 import { datasetKeys } from '../shared/topology.ts';
+import { isStorageFault } from './disk.ts';
 import { writeFileDurable } from './durable.ts';
 import type { ClassifiedChunk } from './sources.ts';
 import type { WindowResult } from './window-stream.ts';
@@ -197,8 +198,13 @@ export class HardExampleSampler {
   /** Writes what is pending to the spool and uploads every spooled file. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
-      await this.spoolPending();
-      await this.uploadSpooled();
+      try {
+        await this.spoolPending();
+        await this.uploadSpooled();
+      } catch (error) {
+        // Samples are best effort: a failed flush is logged, never the end of the sampler.
+        this.log(`hard examples: ${errorMessage(error)}`);
+      }
     });
     return this.flushing;
   }
@@ -271,7 +277,19 @@ export class HardExampleSampler {
       return;
     }
     const name = `${Date.now()}-v${pending.version}-${process.pid}-${this.seq++}.csv`;
-    await writeFileDurable(join(this.dir, name), text);
+    try {
+      await writeFileDurable(join(this.dir, name), text);
+    } catch (error) {
+      await rm(join(this.dir, name), { force: true }).catch(() => undefined);
+      if (!isStorageFault(error)) throw error;
+      // A full or failing disk: the results matter more than samples of them.
+      this.counters.dropped += pending.lines.length;
+      this.counters.sampled -= pending.lines.length;
+      this.log(
+        `hard examples: ${pending.lines.length} samples dropped, the disk refused them (${errorMessage(error)})`,
+      );
+      return;
+    }
     this.spoolBytes += bytes;
   }
 

@@ -83,10 +83,16 @@ export class ModelStore {
       this.dir,
       `.staging-v${slot.manifest.version}-${process.pid}-${randomBytes(3).toString('hex')}`,
     );
-    await mkdir(staging, { recursive: true });
-    await writeFileDurable(join(staging, modelFiles.manifest), slot.manifestBytes);
-    for (const [name, bytes] of slot.files) await writeFileDurable(join(staging, name), bytes);
-    await fsyncDir(staging);
+    try {
+      await mkdir(staging, { recursive: true });
+      await writeFileDurable(join(staging, modelFiles.manifest), slot.manifestBytes);
+      for (const [name, bytes] of slot.files) await writeFileDurable(join(staging, name), bytes);
+      await fsyncDir(staging);
+    } catch (error) {
+      // A full disk: what was staged goes at once, not at the next start.
+      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      throw error;
+    }
     return staging;
   }
 

@@ -22,11 +22,15 @@
  * (default: the freshest data matters most on a gateway that was offline for long) drops
  * the oldest unsent batch; `reject` refuses the new one. Both count the dropped results. The
  * policy applies when a batch is adopted, after it was written; its file goes with the last
- * batch in it.
+ * batch in it. It also applies once the disk's free space is below its reserve (disk.ts): a
+ * source that can pause (CSV replay, stdin) pauses before that, so only one that cannot
+ * (POST /infer) or another writer on the same disk ever makes the outbox drop.
  */
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage } from '../shared/errors.ts';
 import { type BatchInput, BatchLog, SEGMENT_FILE, type StoredBatch, segmentFileName } from './batch-log.ts';
+import { isStorageFault } from './disk.ts';
 import { readJson, replaceFileAtomic } from './durable.ts';
 
 export type { StoredBatch } from './batch-log.ts';
@@ -37,6 +41,13 @@ export interface OutboxOptions {
   maxBatches?: number;
   maxBytes?: number;
   overflow?: OverflowPolicy;
+  /**
+   * Bytes the disk's free space is below its reserve (disk.ts; 0 while the reserve is
+   * intact): the overflow policy applies until the outbox gave up that much.
+   */
+  diskShortfall?: () => number;
+  /** Hears of a checkpoint or deletion that failed (kept and tried again). */
+  onError?: (message: string) => void;
 }
 
 interface Checkpoint {
@@ -45,6 +56,8 @@ interface Checkpoint {
 }
 
 const CHECKPOINT = 'checkpoint.json';
+const DELETE_RETRY_MS = 1_000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const RESULTS_KEY = Buffer.from('"results":');
 
 export class Outbox {
@@ -61,10 +74,12 @@ export class Outbox {
   private readonly segments = new Map<number, number>();
   private deletions: number[] = [];
   private deleting: Promise<void> | undefined;
+  /** Deletions wait for the disk (the checkpoint could not be written): flush does not wait for them. */
+  private deletionsStalled = false;
 
   private constructor(
     readonly dir: string,
-    options: OutboxOptions,
+    private readonly options: OutboxOptions,
   ) {
     this.maxBatches = options.maxBatches ?? 10_000;
     this.maxBytes = options.maxBytes ?? 256 * 2 ** 20;
@@ -170,12 +185,18 @@ export class Outbox {
     this.deleteFiles([file]);
   }
 
-  /** Applies the overflow policy; false when the new batch must be refused. */
+  /**
+   * Applies the overflow policy; false when the new batch must be refused. The disk's
+   * reserve counts like maxBytes: below it, drop-oldest gives up as many bytes as are missing
+   * (their files go once every batch in them is done) and reject refuses the new batch.
+   */
   private makeRoom(size: number): boolean {
-    while (this.batches.size >= this.maxBatches || this.bytes + size > this.maxBytes) {
+    let shortfall = this.options.diskShortfall?.() ?? 0;
+    while (this.batches.size >= this.maxBatches || this.bytes + size > this.maxBytes || shortfall > 0) {
       if (this.overflow === 'reject') return false;
       const oldest = [...this.batches.keys()].find((seq) => !this.inFlight.has(seq));
       if (oldest === undefined) return false;
+      shortfall -= this.batches.get(oldest)?.bytes ?? 0;
       this.checkpoint.dropped += this.forget(oldest);
     }
     return true;
@@ -197,8 +218,29 @@ export class Outbox {
     this.deleting ??= (async () => {
       while (this.deletions.length > 0) {
         const group = this.deletions.splice(0);
-        await this.writeCheckpoint();
-        await Promise.all(group.map((file) => rm(join(this.dir, segmentFileName(file)), { force: true })));
+        try {
+          await this.writeCheckpoint();
+        } catch (error) {
+          // A full, read-only or failing disk: the files stay until the checkpoint is durable
+          // (deleting them first could move the resume position back).
+          this.deletions.unshift(...group);
+          if (!this.deletionsStalled)
+            this.options.onError?.(`outbox checkpoint not written, deletions wait: ${errorMessage(error)}`);
+          this.deletionsStalled = true;
+          await sleep(DELETE_RETRY_MS);
+          continue;
+        }
+        this.deletionsStalled = false;
+        await Promise.all(
+          group.map((file) =>
+            rm(join(this.dir, segmentFileName(file)), { force: true }).catch((error: unknown) =>
+              // Every batch in it is done: a restart sends them again under the same ids.
+              this.options.onError?.(
+                `outbox file ${segmentFileName(file)} not deleted: ${errorMessage(error)}`,
+              ),
+            ),
+          ),
+        );
       }
       this.deleting = undefined;
     })();
@@ -256,8 +298,19 @@ export class Outbox {
   /** Waits until every appended batch is durable and deletions are done; saves the checkpoint. */
   async flush(): Promise<void> {
     await this.log?.flush();
-    while (this.deleting) await this.deleting;
-    await this.writeCheckpoint();
+    while (this.deleting && !this.deletionsStalled) await this.deleting;
+    try {
+      await this.writeCheckpoint();
+    } catch (error) {
+      // The resume position is also in the stored batches; the checkpoint is written again later.
+      if (!isStorageFault(error)) throw error;
+      this.options.onError?.(`outbox checkpoint not written: ${errorMessage(error)}`);
+    }
+  }
+
+  /** Writes the checkpoint now if it changed (a crash exit saves what it can). */
+  saveCheckpoint(): Promise<void> {
+    return this.writeCheckpoint();
   }
 }
 

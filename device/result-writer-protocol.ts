@@ -26,7 +26,10 @@ export type ToWriter =
   | { type: 'truths'; stream: number; truths: readonly string[] }
   | { type: 'replay'; stream: number; chunk: ReplayChunk }
   | { type: 'encoded'; stream: number; version: number; chunk: ResultChunk; csvNext?: number }
-  | { type: 'flush'; stream: number; token: number }
+  /** `orHeld`: answer once a storage fault holds batches in memory rather than wait for the disk. */
+  | { type: 'flush'; stream: number; token: number; orHeld?: boolean }
+  /** The disk has room again: write the held batches now. */
+  | { type: 'retry'; stream: number }
   | { type: 'close'; stream: number; token: number };
 
 export type FromWriter =
@@ -34,5 +37,7 @@ export type FromWriter =
   | { type: 'stored'; stream: number; batch: StoredBatch }
   /** The answer to a flush or close: every batch before it was stored (or `error`). */
   | { type: 'done'; stream: number; token: number; error?: string }
+  /** A storage fault holds batches in memory (fault set), or the hold ended (no fault). */
+  | { type: 'storage'; stream: number; fault?: string; heldBytes: number }
   /** Batches can no longer be stored; everything after this fails. */
   | { type: 'failed'; stream: number; error: string };

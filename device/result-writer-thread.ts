@@ -11,6 +11,7 @@ import { ReplayEncoder } from './result-encoding.ts';
 import type { FromWriter, ToWriter } from './result-writer-protocol.ts';
 
 interface Stream {
+  log: BatchLog;
   encoder: ReplayEncoder;
   batcher: ResultBatcher;
   truths: readonly string[];
@@ -23,7 +24,9 @@ const post = (message: FromWriter) => port.postMessage(message);
 const streams = new Map<number, Stream>();
 
 function open(message: Extract<ToWriter, { type: 'open' }>): Stream {
-  const log = new BatchLog(message.dir, message.nextSeq);
+  const log = new BatchLog(message.dir, message.nextSeq, ({ fault, heldBytes }) =>
+    post({ type: 'storage', stream: message.stream, heldBytes, ...(fault ? { fault } : {}) }),
+  );
   const sink = {
     append: async (input: Parameters<BatchLog['append']>[0]) => {
       post({ type: 'stored', stream: message.stream, batch: await log.append(input) });
@@ -32,6 +35,7 @@ function open(message: Extract<ToWriter, { type: 'open' }>): Stream {
     flush: () => log.flush(),
   };
   return {
+    log,
     encoder: new ReplayEncoder(message.thing),
     batcher: new ResultBatcher(sink, message.model, () => undefined, message.batch),
     truths: [],
@@ -39,9 +43,13 @@ function open(message: Extract<ToWriter, { type: 'open' }>): Stream {
   };
 }
 
-async function settle(stream: Stream, id: number, token: number) {
+async function settle(stream: Stream, id: number, token: number, orHeld = false) {
   try {
-    await stream.batcher.flush();
+    // A held batch never resolves its append until the disk has room: `orHeld` answers before.
+    if (orHeld) {
+      stream.batcher.cut();
+      await stream.log.flush(true);
+    } else await stream.batcher.flush();
     post({ type: 'done', stream: id, token });
   } catch (error) {
     post({ type: 'done', stream: id, token, error: errorMessage(error) });
@@ -70,11 +78,19 @@ port.on('message', (message: ToWriter) => {
         stream.batcher.addEncoded(message.version, message.chunk, message.csvNext);
         break;
       case 'flush':
-        void settle(stream, message.stream, message.token);
+        void settle(stream, message.stream, message.token, message.orHeld);
+        break;
+      case 'retry':
+        stream.log.retry();
         break;
       case 'close':
         streams.delete(message.stream);
-        void settle(stream, message.stream, message.token);
+        // Closing while the disk holds batches: they are given up (see BatchLog.abandon).
+        if (stream.log.holding) {
+          stream.batcher.cut();
+          stream.log.abandon('the result stream closed while the disk was full');
+          post({ type: 'done', stream: message.stream, token: message.token });
+        } else void settle(stream, message.stream, message.token);
         break;
     }
   } catch (error) {

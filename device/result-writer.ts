@@ -102,11 +102,19 @@ export class ResultStream {
   private readonly answers = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   private nextToken = 0;
   private closed = false;
+  /** The storage fault holding batches on the writer thread, while it lasts. */
+  private heldFault: string | undefined;
+  private faultHeldBytes = 0;
+  /** Stored bytes and results so far: what a result costs on disk, for the disk gate. */
+  private storedBytes = 0;
+  private storedResults = 0;
 
   constructor(
     private readonly outbox: Outbox,
     options: { thing: string; model: string; batch?: BatcherOptions },
-    private readonly onPersisted: (accepted: boolean, count: number) => void = () => undefined,
+    private readonly onPersisted: (accepted: boolean, count: number, bytes: number) => void = () => undefined,
+    /** Hears when a storage fault starts holding batches in memory, and when it ends. */
+    private readonly onStorage: (fault: string | undefined, heldBytes: number) => void = () => undefined,
   ) {
     this.id = writerThread.attach(this);
     writerThread.post({
@@ -123,6 +131,31 @@ export class ResultStream {
   /** Results handed over and not durable yet. */
   get backlog(): number {
     return this.handed - this.stored;
+  }
+
+  /** The storage fault holding results in memory on the writer thread, if any. */
+  get storageFault(): string | undefined {
+    return this.heldFault;
+  }
+
+  /** Bytes of results a storage fault holds in memory on the writer thread. */
+  get heldBytes(): number {
+    return this.heldFault ? this.faultHeldBytes : 0;
+  }
+
+  /** Bytes a result takes in a segment file (measured; 160 until a batch was stored). */
+  get bytesPerResult(): number {
+    return this.storedResults > 0 ? this.storedBytes / this.storedResults : 160;
+  }
+
+  /** Bytes of results handed over and not durable yet: what the disk still has to take. */
+  get inHandBytes(): number {
+    return Math.ceil(this.backlog * this.bytesPerResult);
+  }
+
+  /** The disk has room again: the writer thread writes what it holds now. */
+  retry(): void {
+    if (this.heldFault) writerThread.post({ type: 'retry', stream: this.id });
   }
 
   /** The CSV source's truth column, one entry per file row ('' for none). */
@@ -170,9 +203,13 @@ export class ResultStream {
     if (this.failure) throw this.failure;
   }
 
-  /** Cuts the partial batch and waits until every result handed over is in the outbox. */
-  async flush(): Promise<void> {
-    await this.ask('flush');
+  /**
+   * Cuts the partial batch and waits until every result handed over is in the outbox. With
+   * `orHeld` it also returns while a storage fault holds results in memory (for stop: their
+   * CSV readings are read again after a restart, the resume position being durable only).
+   */
+  async flush(orHeld = false): Promise<void> {
+    await this.ask('flush', orHeld);
     await this.outbox.flush();
   }
 
@@ -193,8 +230,14 @@ export class ResultStream {
       const { batch } = message;
       const accepted = this.outbox.adopt(batch);
       this.stored += batch.count;
+      this.storedBytes += batch.bytes;
+      this.storedResults += batch.count;
       for (const wake of this.wakeups.splice(0)) wake();
-      this.onPersisted(accepted, batch.count);
+      this.onPersisted(accepted, batch.count, batch.bytes);
+    } else if (message.type === 'storage') {
+      this.heldFault = message.fault;
+      this.faultHeldBytes = message.heldBytes;
+      this.onStorage(this.heldFault, this.faultHeldBytes);
     } else if (message.type === 'done' && !message.error) {
       this.answers.get(message.token)?.resolve();
       this.answers.delete(message.token);
@@ -209,12 +252,16 @@ export class ResultStream {
     this.answers.clear();
   }
 
-  private ask(type: 'flush' | 'close'): Promise<void> {
+  private ask(type: 'flush' | 'close', orHeld = false): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const token = this.nextToken++;
     return new Promise((resolve, reject) => {
       this.answers.set(token, { resolve, reject });
-      writerThread.post({ type, stream: this.id, token });
+      writerThread.post(
+        type === 'flush' && orHeld
+          ? { type, stream: this.id, token, orHeld }
+          : { type, stream: this.id, token },
+      );
     });
   }
 

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../shared/errors.ts';
@@ -21,6 +20,8 @@ import {
 } from '../shared/schemas.ts';
 import { topicFor } from '../shared/topology.ts';
 import { createMqttLink, type MqttLink } from './connection.ts';
+import { enterStep } from './crash.ts';
+import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './disk.ts';
 import { Engine } from './engine.ts';
 import {
   chunkView,
@@ -49,6 +50,9 @@ import { answerWindowHttp, LiveWindows, runWindowJsonLines, runWindowReplay } fr
 import type { WindowResult } from './window-stream.ts';
 
 export type { SourceSpec } from './sources.ts';
+
+/** How often the disk is looked at when no source asks (see diskTimer). */
+const DISK_CHECK_MS = 1_000;
 
 export interface DeviceOptions {
   thing: string;
@@ -80,6 +84,8 @@ export interface DeviceOptions {
   onSwapPoint?: (point: SwapPoint, version: number) => void | Promise<void>;
   /** Upload low-confidence readings as hard examples (absent = off). */
   hardExamples?: HardExampleOptions;
+  /** Free space on the state dir's disk the device never writes into (default: see disk.ts). */
+  diskReserveBytes?: number;
 }
 
 export interface DeviceSnapshot extends DeviceStatus {
@@ -109,6 +115,8 @@ export interface Device {
   readonly finished: Promise<void>;
   /** The hard-example sampler, when hardExamples is configured. */
   readonly hardExamples: HardExampleSampler | undefined;
+  /** Saves what can be saved at once (the outbox checkpoint), for an exit on a crash. */
+  saveState(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -117,10 +125,21 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const events = new EventEmitter();
   // 'error' carries update failures for observers; with nobody listening it must not throw.
   events.on('error', () => undefined);
-  await mkdir(o.stateDir, { recursive: true });
+  // Start-up writes nothing before the outbox could drain: a full disk still starts, a
+  // read-only one is refused with what to do; a crash's temp files go first (their space too).
+  await ensureWritableStateDir(o.stateDir);
+  const staleTemps = await removeStaleTemps(o.stateDir);
+  if (staleTemps > 0) log(`removed ${staleTemps} temp file(s) a crash left in ${o.stateDir}`);
+  const disk = await DiskMonitor.open(o.stateDir, {
+    ...(o.diskReserveBytes !== undefined ? { reserveBytes: o.diskReserveBytes } : {}),
+  });
   const store = new ModelStore(o.stateDir);
   await store.init();
-  const outbox = await Outbox.open(join(o.stateDir, 'outbox'), o.outbox);
+  const outbox = await Outbox.open(join(o.stateDir, 'outbox'), {
+    ...o.outbox,
+    diskShortfall: () => disk.shortfall,
+    onError: log,
+  });
   const engine = new Engine();
   const bootId = randomUUID().slice(0, 8);
   let state: DeviceState = 'starting';
@@ -193,11 +212,52 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const batcher = new ResultStream(
     outbox,
     { thing: o.thing, model: o.model, ...(o.batch ? { batch: o.batch } : {}) },
-    (accepted) => {
+    (accepted, _count, bytes) => {
+      disk.wrote(bytes);
       if (accepted) publisher.kick();
       checkFinished();
     },
+    (fault) => {
+      if (fault) log(`results held in memory: the outbox write failed with ${fault}`);
+      disk.setFault(storageFault(fault));
+    },
   );
+
+  // --- the disk: the source pauses before it fills and resumes once the outbox drained ---
+  /** Results a storage fault holds are written again as soon as the disk has room for them. */
+  const retryHeld = () => {
+    if (batcher.storageFault && disk.freeBytes - batcher.heldBytes >= disk.reserveBytes) batcher.retry();
+  };
+  const sourceGate = () =>
+    disk.waitForRoom(
+      () => batcher.inHandBytes,
+      () => stopped,
+      retryHeld,
+    );
+  const diskLine = () => {
+    const { state, freeBytes, reserveBytes } = disk.report();
+    return `disk ${state}: ${freeBytes} bytes free (reserve ${reserveBytes})`;
+  };
+  let wasPaused = disk.sourcePaused;
+  if (wasPaused)
+    log(`${diskLine()}; the source waits until the ${outbox.depthResults} results in the outbox drained`);
+  disk.onChange(() => {
+    const pause = disk.lastPause;
+    if (disk.sourcePaused && !wasPaused)
+      log(`${diskLine()}; source paused with ${outbox.depthResults} results stored in the outbox`);
+    else if (!disk.sourcePaused && wasPaused && pause?.resumedAt !== undefined)
+      log(
+        `${diskLine()}; source resumed after ${pause.resumedAt - pause.pausedAt} ms paused${
+          pause.freeingAt !== undefined
+            ? ` (${pause.resumedAt - pause.freeingAt} ms after the disk began to free)`
+            : ''
+        }`,
+      );
+    wasPaused = disk.sourcePaused;
+    const { state } = disk;
+    if (state === 'ok' || state === 'low') retryDeferredUpdate();
+    statusChanged();
+  });
 
   const labelColumn = () => engine.serving?.manifest.preprocessing.label ?? '';
 
@@ -215,6 +275,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       latencyP50: stats.p50,
       latencyP99: stats.p99,
       lastError,
+      disk: disk.report(),
       connected: link.connected,
       produced,
       published,
@@ -285,6 +346,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   publisher.on('error', (message: string) => log(message));
 
   // --- model: the slot on disk first, then release notices ------------------------------
+  enterStep('load model');
   const slot = await store.loadCurrent(log);
   if (slot) {
     try {
@@ -297,6 +359,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   setState(engine.version ? 'serving' : 'waiting');
 
   let pendingNotice: ReleaseNotice | undefined;
+  /** A release refused for lack of disk space: tried again once the disk has room. */
+  let deferredForDisk: ReleaseNotice | undefined;
   let updating: Promise<void> | undefined;
   const refused = new Set<string>();
   const selector = new NoticeSelector(o.thing, o.model);
@@ -314,9 +378,18 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     const chosen = selector.offer(source, parsed.data, engine.version);
     if (!chosen) return;
     pendingNotice = chosen;
+    startUpdates();
+  }
+  function startUpdates() {
     updating ??= runUpdates().finally(() => {
       updating = undefined;
     });
+  }
+  function retryDeferredUpdate() {
+    if (!deferredForDisk || stopped) return;
+    pendingNotice ??= deferredForDisk;
+    deferredForDisk = undefined;
+    startUpdates();
   }
   async function runUpdates() {
     while (pendingNotice && !stopped) {
@@ -325,6 +398,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       const key = `${notice.version}:${notice.manifestSha256}:${notice.kind}`;
       if (!isNewNotice(notice, engine.version) || refused.has(key)) continue;
       setState('updating');
+      enterStep(`update v${notice.version}`);
       log(`release notice: ${notice.model} v${notice.version} (${notice.kind})`);
       try {
         const model = await applyRelease(notice, {
@@ -334,6 +408,11 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           currentVersion: engine.version,
           onSwapPoint: o.onSwapPoint,
           log,
+          // Fresh figures: another writer may have filled the disk since the last look.
+          diskRefusal: async (bytes) => {
+            await disk.refresh();
+            return disk.refusal(bytes);
+          },
         });
         engine.setModel(model);
         lastError = null;
@@ -344,12 +423,14 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           error instanceof UpdateFailure
             ? error
             : new UpdateFailure('load', errorMessage(error), notice.version);
-        // Anything but a download failure will fail the same way again: do not retry it
-        // every time the retained notice is redelivered.
-        if (failure.step !== 'download') refused.add(key);
+        // Anything but a download failure or a full disk will fail the same way again: do not
+        // retry it every time the retained notice is redelivered.
+        if (failure.forLackOfSpace) deferredForDisk = notice;
+        else if (failure.step !== 'download') refused.add(key);
         reportError(failure.step, failure.reason, notice.version);
       }
       setState(engine.version ? 'serving' : 'waiting');
+      enterStep('serve');
     }
   }
 
@@ -382,12 +463,15 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     else events.once('model', () => resolve());
   });
   let sourceRun: Promise<void> = Promise.resolve();
+  /** A source is reading (it asks the disk itself before each chunk). */
+  let sourceRunning = false;
   const source = o.source;
   if (source && source.kind !== 'none') {
     const csvRows = source.kind === 'csv' ? loadCsvFile(source.file) : undefined;
     sourceRun = modelReady
       .then(async () => {
         if (stopped) return;
+        sourceRunning = true;
         const windowed = engine.serving?.manifest.window !== undefined;
         if (windowed && source.kind === 'csv' && csvRows) {
           const before = position;
@@ -428,6 +512,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             batcher,
             labelColumn,
             stopped: () => stopped,
+            gate: sourceGate,
             ...(onClassified ? { onClassified } : {}),
             onProgress: (next) => {
               produced += next - position;
@@ -446,17 +531,22 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
               write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
               limit: source.limit,
               stopped: () => stopped,
+              gate: sourceGate,
               ...(onInferred ? { onInferred } : {}),
             },
           );
         }
-        await batcher.flush();
+        sourceRunning = false;
+        // The last batches may wait for the disk: a stop must not wait with them.
+        await batcher.flush(true);
+        while (batcher.storageFault && !stopped) await sourceGate().then(() => batcher.flush(true));
         if (!stopped) {
           sourceDone = true;
           checkFinished();
         }
       })
       .catch((error: unknown) => {
+        sourceRunning = false;
         log(`source failed: ${errorMessage(error)}`);
         events.emit('error', { step: 'load', reason: `source failed: ${errorMessage(error)}` });
       });
@@ -482,6 +572,16 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   publisher.start();
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
   statusTimer = setInterval(reportStatus, o.statusIntervalMs ?? 15_000);
+  // The disk's figures and pause stay current without a source asking (POST /infer only,
+  // or a source that has finished), and held results are retried once there is room.
+  const diskTimer = setInterval(() => {
+    void disk.refresh().then(() => {
+      if (!sourceRunning) disk.sourceMayRun(batcher.inHandBytes);
+      retryHeld();
+    });
+  }, DISK_CHECK_MS);
+  diskTimer.unref();
+  enterStep('serve');
 
   async function waitFor(pred: (s: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot> {
     const now = snapshot();
@@ -516,11 +616,13 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   let stopping: Promise<void> | undefined;
   async function stop(): Promise<void> {
     stopping ??= (async () => {
+      enterStep('stop');
       stopped = true;
       releaseModelWait();
       clearInterval(statusTimer);
+      clearInterval(diskTimer);
       await sourceRun;
-      await batcher.flush().catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
+      await batcher.flush(true).catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
       await updating?.catch(() => undefined);
       await publisher.stop();
       state = 'stopped';
@@ -553,6 +655,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     waitFor,
     finished,
     hardExamples,
+    saveState: () => outbox.saveCheckpoint(),
     stop,
   };
 }

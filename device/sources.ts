@@ -171,6 +171,8 @@ export interface CsvReplayContext {
   onProgress?: (next: number) => void;
   /** Sees each chunk's readings and what the model said (hard-example sampling). */
   onClassified?: (chunk: ClassifiedChunk) => void;
+  /** Resolves when the next chunk may be read (the source pauses while the disk is full). */
+  gate?: () => Promise<void>;
   chunk?: number;
 }
 
@@ -191,11 +193,19 @@ export async function runCsvReplay(
   let lastYield = began;
   let truthsOf: string | undefined; // the label column the writer has the truths of
   let pos = start;
+  let pacedFrom = { at: began, pos: start };
   while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
+    if (ctx.gate) {
+      const before = performance.now();
+      await ctx.gate();
+      if (ctx.stopped()) break;
+      // A pause is not a debt: the pace restarts after it rather than bursting to catch up.
+      if (performance.now() - before > 50) pacedFrom = { at: performance.now(), pos };
+    }
     let n = spec.limit === undefined ? chunkMax : Math.min(chunkMax, spec.limit - pos);
     if (spec.rate) {
       n = Math.min(n, Math.max(1, Math.round(spec.rate / 20)));
-      const due = began + ((pos - start) / spec.rate) * 1000;
+      const due = pacedFrom.at + ((pos - pacedFrom.pos) / spec.rate) * 1000;
       const wait = due - performance.now();
       if (wait > 1) await sleep(wait);
       if (ctx.stopped()) break;
@@ -240,11 +250,15 @@ export async function runJsonLines(
     limit?: number;
     stopped: () => boolean;
     onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
+    /** Resolves when the next line may be read (the source pauses while the disk is full). */
+    gate?: () => Promise<void>;
   },
 ): Promise<number> {
   let n = 0;
   const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
   for await (const { line, lineNo } of nonEmptyLines(input, done)) {
+    await ctx.gate?.();
+    if (ctx.stopped()) break;
     let row: RawRow;
     try {
       row = parseReading(JSON.parse(line));

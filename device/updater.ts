@@ -14,6 +14,7 @@ import {
   type UpdateStep,
 } from '../shared/schemas.ts';
 import { modelFiles, modelKeys } from '../shared/topology.ts';
+import { storageFault } from './disk.ts';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from './model.ts';
 import { digestMismatch, type ModelStore } from './model-store.ts';
 
@@ -22,6 +23,8 @@ export class UpdateFailure extends Error {
     readonly step: UpdateStep,
     readonly reason: string,
     readonly version?: number,
+    /** The disk had no room for it: worth another try once the disk has room again. */
+    readonly forLackOfSpace = false,
   ) {
     super(`${step}: ${reason}`);
     this.name = 'UpdateFailure';
@@ -40,7 +43,12 @@ export interface UpdateContext {
   onSwapPoint?: (point: SwapPoint, version: number) => void | Promise<void>;
   log?: (line: string) => void;
   retries?: number;
+  /** Why `bytes` more must not be written to the state dir's disk now (undefined: they may). */
+  diskRefusal?: (bytes: number) => Promise<string | undefined>;
 }
+
+/** What a file costs on disk at most beyond its bytes (its last block). */
+const BLOCK_SLACK = 4096;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -112,17 +120,34 @@ export async function applyRelease(notice: ReleaseNotice, ctx: UpdateContext): P
   const mismatch = digestMismatch(manifest, files);
   if (mismatch) fail('verify', mismatch);
 
-  // stage, then promote the staging dir to a verified slot.
+  // stage, then promote the staging dir to a verified slot; not on a disk without room
+  // for it (the outbox's reserve is not the model's to take).
+  const keeps =
+    ctx.currentVersion !== undefined ? `v${ctx.currentVersion} keeps serving` : 'no model serves yet';
+  const noRoom = (step: UpdateStep, why: string): never => {
+    throw new UpdateFailure(
+      step,
+      `${why}: v${v} is not staged and ${keeps}; it is tried again once the disk has room`,
+      v,
+      true,
+    );
+  };
+  let bytes = manifestBytes.length + BLOCK_SLACK;
+  for (const file of files.values()) bytes += file.length + BLOCK_SLACK;
+  const refusal = await ctx.diskRefusal?.(bytes);
+  if (refusal) noRoom('stage', refusal);
   let staging: string;
   try {
     staging = await ctx.store.stage({ manifestBytes, manifest, files });
   } catch (error) {
+    if (storageFault(error)) noRoom('stage', `the disk refused the staging write (${errorMessage(error)})`);
     return fail('stage', errorMessage(error));
   }
   await ctx.onSwapPoint?.('staged', v);
   try {
     await ctx.store.promote(staging, v);
   } catch (error) {
+    if (storageFault(error)) noRoom('verify', `the disk refused the slot (${errorMessage(error)})`);
     fail('verify', errorMessage(error));
   }
   await ctx.onSwapPoint?.('verified', v);
@@ -144,6 +169,7 @@ export async function applyRelease(notice: ReleaseNotice, ctx: UpdateContext): P
     await ctx.store.switchTo(v);
   } catch (error) {
     model.dispose();
+    if (storageFault(error)) noRoom('switch', `the disk refused the pointer switch (${errorMessage(error)})`);
     fail('switch', errorMessage(error));
   }
   await ctx.onSwapPoint?.('switched', v);

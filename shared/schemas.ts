@@ -348,6 +348,23 @@ export type DeviceState = z.infer<typeof DeviceStateSchema>;
 export const UpdateStepSchema = z.enum(['download', 'verify', 'stage', 'probation', 'switch', 'load']);
 export type UpdateStep = z.infer<typeof UpdateStepSchema>;
 
+/**
+ * The gateway's state dir disk: `full` (the free space reached the reserve plus a margin, or
+ * a write hit ENOSPC/EDQUOT), `read-only` (EROFS), `failing` (EIO); `low` warns before full.
+ */
+export const DiskStateSchema = z.enum(['ok', 'low', 'full', 'read-only', 'failing']);
+export type DiskState = z.infer<typeof DiskStateSchema>;
+
+export const DiskStatusSchema = z.object({
+  state: DiskStateSchema,
+  freeBytes: z.number().int().min(0),
+  /** Free space the device never writes into (the outbox's overflow policy applies there). */
+  reserveBytes: z.number().int().min(0),
+  /** The source is paused for the disk; it resumes by itself once the outbox drained. */
+  sourcePaused: z.boolean(),
+});
+export type DiskStatus = z.infer<typeof DiskStatusSchema>;
+
 export const DeviceStatusSchema = z.object({
   ts: z.number().int().positive(),
   model: ModelName,
@@ -361,6 +378,8 @@ export const DeviceStatusSchema = z.object({
   lastError: z
     .object({ step: UpdateStepSchema, reason: z.string(), version: Version.optional(), at: z.number().int() })
     .nullable(),
+  /** Absent from gateways older than the disk watch. */
+  disk: DiskStatusSchema.optional(),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
 

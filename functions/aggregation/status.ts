@@ -39,6 +39,8 @@ export interface FleetItem {
   latencyP50: number | null;
   latencyP99: number | null;
   lastError: DeviceStatus['lastError'];
+  /** The gateway's disk (absent from gateways older than the disk watch). */
+  disk?: DeviceStatus['disk'];
 }
 
 export type StatusOutcome =
@@ -67,6 +69,7 @@ export async function aggregateStatusEvent(raw: unknown, deps: StatusDeps): Prom
     latencyP50: input.value.latencyP50,
     latencyP99: input.value.latencyP99,
     lastError: input.value.lastError,
+    ...(input.value.disk ? { disk: input.value.disk } : {}),
   };
   let outcome: StatusOutcome = { status: 'stored', thing };
   try {

@@ -20,6 +20,13 @@ export interface Broker {
   port: number;
   /** A trusted in-process publish (no policy check), resolved once routed. */
   publish(topic: string, payload: Uint8Array, options: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /**
+   * Takes no more client publishes: the listener closes and every client is disconnected
+   * (a QoS 1 publish that got no PUBACK is sent again after the reconnect). In-process
+   * publishes still route. The stack stops intake before its rules stop listening, so no
+   * PUBACK is ever given for a message that nothing routed.
+   */
+  stopIntake(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,15 +74,25 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     throw error;
   }
 
+  let intakeStopped: Promise<void> | undefined;
+  const stopIntake = () => {
+    intakeStopped ??= (async () => {
+      const serverClosed = new Promise<void>((done) => server.close(() => done()));
+      for (const socket of sockets) socket.destroy();
+      await serverClosed;
+    })();
+    return intakeStopped;
+  };
+
   return {
     aedes,
     port,
     publish,
+    stopIntake,
     async close() {
-      const serverClosed = new Promise<void>((done) => server.close(() => done()));
+      const intake = stopIntake();
       await new Promise<void>((done) => aedes.close(() => done()));
-      for (const socket of sockets) socket.destroy();
-      await serverClosed;
+      await intake;
     },
   };
 }

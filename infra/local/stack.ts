@@ -283,6 +283,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     s3rver.on('event', onS3Event);
     cleanups.push(async () => {
       s3rver.off('event', onS3Event);
+      // Gateways first: a publish the broker acknowledged after the rules stopped listening
+      // would be lost (the gateway deletes what was acknowledged).
+      await broker.stopIntake();
       await router.close();
       await streamRouter.close();
       await mapping.stop();

@@ -146,6 +146,24 @@ describe('status aggregator and the stats/fleet CLI against the local stack', ()
     expect(json.errors.latest[0].reason).toMatch(/not valid JSON/);
   });
 
+  it("shows a gateway's full disk, its free bytes and its paused source in `edgeloop fleet`", async () => {
+    // Prepare
+    const now = Date.now();
+    const disk = { state: 'full' as const, freeBytes: 120 * 1024, reserveBytes: 150_000, sourcePaused: true };
+
+    // Act
+    await statusHandler(statusEvent('gw-disk', status({ ts: now, outboxDepth: 310, disk }), now));
+    const json = await runCli(['fleet', '--data-dir', dataDir, '--json']);
+    const human = await runCli(['fleet', '--data-dir', dataDir]);
+
+    // Assess
+    const view = JSON.parse(json.stdout.trim().split('\n').at(-1) ?? '{}');
+    expect(view.things).toContainEqual(expect.objectContaining({ thing: 'gw-disk', disk }));
+    expect(human.stdout).toMatch(
+      /gw-disk .*outbox 310, dropped 0\s+disk-full \(120 KB free, source paused\)/,
+    );
+  });
+
   it('answers bad usage with exit code 2 and a one-line reason', async () => {
     // Act
     const noModel = await runCli(['stats', '--data-dir', dataDir]);

@@ -1,7 +1,14 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configFromEnv, configFromFile, readLocalStack, resolveConfig } from '../../device/config.ts';
+import {
+  configFromEnv,
+  configFromFile,
+  deviceOptionsFrom,
+  envName,
+  readLocalStack,
+  resolveConfig,
+} from '../../device/config.ts';
 import { backoffMs, parseEndpoint } from '../../device/connection.ts';
 import { exactNumber, parseCsv, parseSourceSpec } from '../../device/sources.ts';
 import { transformRows } from '../../shared/preprocess.ts';
@@ -42,6 +49,27 @@ describe('device config', () => {
 
     // Assess
     expect(config).toMatchObject({ rate: 500, limit: 10, mqttEndpoint: 'mqtt://127.0.0.1:2000' });
+  });
+
+  it('takes the disk reserve in MB from the env and hands it to the device in bytes', async () => {
+    // Prepare
+    const { base } = await baseConfig();
+
+    // Act
+    const options = deviceOptionsFrom(
+      resolveConfig(base, configFromEnv({ [envName('diskReserveMB')]: '1.5' })),
+    );
+    const refused = (() => {
+      try {
+        resolveConfig(base, { diskReserveMB: '-1' });
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+
+    // Assess
+    expect(options.diskReserveBytes).toBe(1.5 * 2 ** 20);
+    expect(refused).toMatch(/diskReserveMB/);
   });
 
   it('names a missing certificate file', async () => {

@@ -59,7 +59,7 @@ describe('result writer thread', () => {
     const stream = new ResultStream(
       threaded,
       { thing: 'gw-1', model: 'm', batch: { maxResults: 400 } },
-      (...a) => persisted.push(a),
+      (accepted, count) => persisted.push([accepted, count]),
     );
 
     // Act

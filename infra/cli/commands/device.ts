@@ -8,6 +8,7 @@ import {
   readLocalStack,
   resolveConfig,
 } from '../../../device/config.ts';
+import { loadTfWithoutItsCrashHandlers, ownCrashes } from '../../../device/crash.ts';
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
 import { localStackFiles } from '../../../shared/topology.ts';
@@ -186,7 +187,11 @@ export const deviceCommand = defineCommand({
     const log = values.quiet ? undefined : (line: string) => err(line);
     const options = deviceOptionsFrom(config, log);
     if (options.source?.kind === 'stdin') options.stdout = out;
-    const device = await startDevice(options);
+    // This process decides how it dies (device/crash.ts), not the wasm glue tfjs loads.
+    await loadTfWithoutItsCrashHandlers();
+    let device: Device | undefined;
+    ownCrashes({ log: err, save: () => device?.saveState() ?? Promise.resolve() });
+    device = await startDevice(options);
     if (device.httpPort !== undefined && !values.quiet)
       err(`POST readings to http://127.0.0.1:${device.httpPort}/infer`);
     // A limited CSV replay ends at its limit and stdin at EOF; other runs go on until a signal.

@@ -10,6 +10,19 @@ function ago(nowMs: number, thenMs: number): string {
   return `${Math.round(seconds / 3600)}h ago`;
 }
 
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 2 ** 20) return `${(n / 1024).toFixed(0)} KB`;
+  if (n < 2 ** 30) return `${(n / 2 ** 20).toFixed(1)} MB`;
+  return `${(n / 2 ** 30).toFixed(1)} GB`;
+}
+
+/** `disk-full (120 KB free, source paused)`: the gateway's disk as its last status said. */
+export function formatDisk(disk: FleetView['things'][number]['disk']): string {
+  if (!disk) return '';
+  return `disk-${disk.state} (${bytes(disk.freeBytes)} free${disk.sourcePaused ? ', source paused' : ''})`;
+}
+
 export function formatFleet(fleet: FleetView): string[] {
   if (fleet.things.length === 0) return ['no gateways have reported status yet'];
   const now = Date.parse(fleet.now);
@@ -20,6 +33,7 @@ export function formatFleet(fleet: FleetView): string[] {
     thing.state,
     ago(now, thing.lastSeen),
     `outbox ${thing.outboxDepth}, dropped ${thing.dropped}`,
+    formatDisk(thing.disk),
     thing.lastError ? `last error at ${thing.lastError.step}: ${thing.lastError.reason}` : '',
   ]);
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i]?.length ?? 0))) ?? [];
