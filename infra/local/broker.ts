@@ -21,6 +21,13 @@ export interface Broker {
   /** A trusted in-process publish (no policy check), resolved once routed. */
   publish(topic: string, payload: Uint8Array, options: { qos: 0 | 1; retain: boolean }): Promise<void>;
   /**
+   * Starts serving client connections. Until then a client that connects waits for its
+   * CONNACK (its socket is held, not served), so no gateway publishes before the stack's
+   * rules listen: aedes acknowledges a QoS 1 publish that no subscriber routed, and the
+   * gateway would delete it.
+   */
+  openIntake(): void;
+  /**
    * Takes no more client publishes: the listener closes and every client is disconnected
    * (a QoS 1 publish that got no PUBACK is sent again after the reconnect). In-process
    * publishes still route. The stack stops intake before its rules stop listening, so no
@@ -61,11 +68,18 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
 
   const sockets = new Set<Socket>();
+  let held: Socket[] | undefined = [];
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    aedes.handle(socket);
+    if (held) held.push(socket);
+    else aedes.handle(socket);
   });
+  const openIntake = () => {
+    const waiting = held ?? [];
+    held = undefined;
+    for (const socket of waiting) if (!socket.destroyed) aedes.handle(socket);
+  };
   let port: number;
   try {
     port = await listen(server, options.port);
@@ -88,6 +102,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     aedes,
     port,
     publish,
+    openIntake,
     stopIntake,
     async close() {
       const intake = stopIntake();

@@ -281,6 +281,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     const onS3Event = s3EventListener(invoker);
     s3rver.on('event', onS3Event);
+    // Gateways last: the rules above listen before the first client publish is acknowledged.
+    broker.openIntake();
     cleanups.push(async () => {
       s3rver.off('event', onS3Event);
       // Gateways first: a publish the broker acknowledged after the rules stopped listening
