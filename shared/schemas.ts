@@ -85,6 +85,8 @@ export const TrainingConfigSchema = z
     /** A new version may not trail the current release's accuracy by more than this. */
     gateMargin: z.number().min(0).max(1).default(0.02),
     minRowsPerClass: z.number().int().min(1).default(5),
+    /** Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. */
+    columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical'])).optional(),
     lowConfidence: z.number().min(0).max(1).default(0.6),
     quantize: z.enum(['none', 'uint8', 'float16']).default('none'),
     /** With a plan, a release after the first goes to a canary cohort first. */
@@ -392,6 +394,8 @@ export const RegistryItemSchema = z.object({
       reason: z.string().optional(),
     })
     .optional(),
+  /** What the run did with the data (columns dropped, cells imputed, a sample): shown as is. */
+  notices: z.array(z.string()).optional(),
   /** Labelled feedback rows merged into this run. */
   feedbackRows: z.number().int().optional(),
   /** Parts the run read (1 for a single-object dataset). */

@@ -38,6 +38,8 @@ import type { DatasetObject, TrainingRunState, TrainingStep } from './state.ts';
 
 /** How long an idempotency key is kept (the table's TTL attribute). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
+/** Notices kept on a registry item (each is one short line; the item stays far below 400 KB). */
+const MAX_REGISTRY_NOTICES = 20;
 
 export interface TrainingSteps {
   validate: TrainingStep;
@@ -306,6 +308,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           datasetSha256,
           metrics: outcome.metrics,
           datasetParts: outcome.parts.length,
+          ...(outcome.notices.length ? { notices: outcome.notices.slice(0, MAX_REGISTRY_NOTICES) } : {}),
           ...(outcome.sample ? { sample: outcome.sample } : {}),
           ...(feedback && feedback.rows > 0 ? { feedbackRows: feedback.rows } : {}),
           updatedAt: now().toISOString(),

@@ -123,6 +123,7 @@ export async function trainFromSource(
       ...(config.label ? { label: config.label } : {}),
       ...(config.features ? { features: config.features } : {}),
       minRowsPerClass: config.minRowsPerClass,
+      ...(config.columns ? { columnKinds: config.columns } : {}),
       ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
       ...(options.source ? { source: options.source } : {}),
     },

@@ -172,7 +172,7 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
   it('records a broken dataset as rejected, publishes nothing, and keeps the release', async () => {
     // Prepare: 'pump' v1 is the release from the first test.
     const noticesBefore = releaseNotices('pump').length;
-    const record = await upload('pump', 'broken.csv', fixture('broken-numeric-garbage.csv'));
+    const record = await upload('pump', 'broken.csv', fixture('broken-half-abc.csv'));
     // Act
     const state = await runTraining(record, steps);
     // Assess
@@ -182,11 +182,25 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     );
     expect(item.Item).toMatchObject({ status: 'rejected' });
     expect(item.Item?.reason).toMatch(
-      /datasets\/pump\/broken\.csv: numeric column 'temperature_c'.*data row 8/,
+      /datasets\/pump\/broken\.csv: column 'temperature_c' mixes numbers and text: 20 of 40 values.*'abc' \(data row 1\)/,
     );
     expect(await modelObject(modelKeys.manifest('pump', state.version ?? 0))).toBeUndefined();
     expect(releaseNotices('pump')).toHaveLength(noticesBefore);
     expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'pump'))?.version).toBe(1);
+  });
+
+  it('records what the run did with the data on the registry entry', async () => {
+    // Prepare: a numeric column with 6 text cells in 80 (imputed, under the 20% threshold).
+    await configure('noisy', { epochs: 3 });
+    const record = await upload('noisy', 'day1.csv', fixture('ok-some-non-numeric.csv'));
+    // Act
+    const state = await runTraining(record, steps);
+    // Assess
+    expect(state.outcome).toBe('released');
+    const [item] = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'noisy');
+    expect(item?.notices).toContain(
+      "column 'temperature_c' is numeric: 6 of 80 values (7.5%) are not numbers and count as missing (e.g. 'hot' (data row 8), 'hot' (data row 14), 'hot' (data row 22))",
+    );
   });
 
   it('rejects a worse model at the gate, with both scores, and keeps the old release', async () => {

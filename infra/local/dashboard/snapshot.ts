@@ -31,6 +31,8 @@ export const TrainingRunSchema = z.object({
   baselineAccuracy: Rate.optional(),
   /** Why the run was rejected or failed. */
   reason: z.string().optional(),
+  /** What the run did with the data (imputed cells, dropped columns, ...). */
+  notices: z.array(z.string()).optional(),
   createdAt: IsoTime,
 });
 export type TrainingRun = z.infer<typeof TrainingRunSchema>;
@@ -122,6 +124,7 @@ export function trainingRunFromRegistry(item: RegistryItem): TrainingRun {
     ...(item.metrics ? { accuracy: item.metrics.accuracy } : {}),
     ...(item.baselineAccuracy !== undefined ? { baselineAccuracy: item.baselineAccuracy } : {}),
     ...(item.reason ? { reason: item.reason } : {}),
+    ...(item.notices?.length ? { notices: item.notices } : {}),
     createdAt: item.createdAt,
   };
 }
