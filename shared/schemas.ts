@@ -84,6 +84,12 @@ export const TrainingConfigSchema = z
     seed: z.number().int().default(42),
     /** A new version may not trail the current release's accuracy by more than this. */
     gateMargin: z.number().min(0).max(1).default(0.02),
+    /** Every version (the first too) needs at least this macro-F1 on the held-out rows. */
+    gateMinMacroF1: z.number().min(0).max(1).optional(),
+    /** Recall every class needs on the held-out rows, or per class name: {"fault": 0.8}. */
+    gateMinRecall: z
+      .union([z.number().min(0).max(1), z.record(z.string().min(1), z.number().min(0).max(1))])
+      .optional(),
     minRowsPerClass: z.number().int().min(1).default(5),
     /** Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. */
     columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical'])).optional(),

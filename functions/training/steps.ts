@@ -345,6 +345,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         accuracy,
         ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
         margin: config.gateMargin,
+        metrics: candidate.manifest.metrics,
+        ...(config.gateMinMacroF1 !== undefined ? { minMacroF1: config.gateMinMacroF1 } : {}),
+        ...(config.gateMinRecall !== undefined ? { minRecall: config.gateMinRecall } : {}),
       });
       const gate = {
         passed: decision.passed,
@@ -355,7 +358,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       if (decision.passed) return { ...state, gate };
       await updateRun(registry, runKey(state), {
         status: 'rejected-by-gate',
-        reason: `${decision.reason} (v${baseline?.version})`,
+        reason: baseline ? `${decision.reason} (v${baseline.version})` : decision.reason,
         metrics: candidate.manifest.metrics,
         ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
         updatedAt: now().toISOString(),

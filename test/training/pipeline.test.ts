@@ -227,6 +227,19 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     expect(releaseNotices('gated').map((notice) => JSON.parse(notice.payload).version)).toEqual([1]);
   });
 
+  it('rejects a first version under the macro-F1 floor of the config, with the figure', async () => {
+    // Prepare
+    await configure('strict', { epochs: 2, gateMinMacroF1: 1 });
+    // Act
+    const state = await runTraining(await upload('strict', 'day1.csv', small), steps);
+    // Assess
+    expect(state.outcome).toBe('rejected-by-gate');
+    const [item] = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'strict');
+    expect(item).toMatchObject({ status: 'rejected-by-gate' });
+    expect(item?.reason).toMatch(/^below the config's floor: macro-F1 0\.\d{4} < gateMinMacroF1 1$/);
+    expect(await modelObject(modelKeys.manifest('strict', state.version ?? 0))).toBeUndefined();
+  });
+
   it('rejects an invalid edgeloop.json with the config path and the field', async () => {
     await configure('badcfg', { epochs: 0 });
     const state = await runTraining(await upload('badcfg', 'x.csv', small), steps);

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { localDatasetSource } from '../../../shared/dataset/local.ts';
 import { generateSigningKeyPair, pemSigner, signManifest } from '../../../shared/manifest.ts';
-import { describeZodError, TrainingConfigSchema } from '../../../shared/schemas.ts';
+import { describeZodError, type ModelMetrics, TrainingConfigSchema } from '../../../shared/schemas.ts';
 import { signerFromEnv } from '../../../shared/signing.ts';
 import { modelFiles } from '../../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/training/artifacts.ts';
@@ -153,6 +153,7 @@ export const trainCommand = defineCommand({
     out(
       `trained ${model}: accuracy ${pct(outcome.metrics.accuracy)}, macro-F1 ${pct(outcome.metrics.macroF1 ?? 0)} on ${outcome.metrics.testRows} held-out rows`,
     );
+    out(`  recall per class: ${perClassRecall(outcome.metrics)}`);
     out(
       `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), classes: ${outcome.classes.join(', ')}`,
     );
@@ -188,6 +189,13 @@ function sampleOptions(values: Record<string, string | boolean | undefined>) {
 
 function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
+}
+
+/** "normal 97.1% (n=35), fault 60.0% (n=5)": each class's recall and held-out rows. */
+function perClassRecall(metrics: ModelMetrics): string {
+  return Object.entries(metrics.perClass ?? {})
+    .map(([name, m]) => `${name} ${pct(m.recall)} (n=${m.support})`)
+    .join(', ');
 }
 
 function pct(value: number): string {
