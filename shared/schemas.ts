@@ -73,6 +73,19 @@ export type TrainingSample = z.infer<typeof TrainingSampleSchema>;
 
 export const SAMPLE_DEFAULTS = { maxTrainRows: 1_000_000, maxEvalRows: 50_000, bufferMb: 256 } as const;
 
+/** The tuner's search (shared/training/tune.ts): how many recipes, and a wall-time cap. */
+export const TuningConfigSchema = z
+  .object({
+    /** Recipes tried (1 = the default recipe only); each is scored on the validation split. */
+    candidates: z.number().int().min(1).max(5).default(5),
+    /** The search and refit stop starting new work after this long. */
+    maxSeconds: z.number().positive().max(3600).default(600),
+    /** Refit the winner on training + validation rows (else ship it as it was scored). */
+    refit: z.boolean().default(true),
+  })
+  .strict();
+export type TuningConfig = z.infer<typeof TuningConfigSchema>;
+
 export const TrainingConfigSchema = z
   .object({
     label: z.string().min(1).optional(),
@@ -99,6 +112,8 @@ export const TrainingConfigSchema = z
     rollout: RolloutPlanSchema.optional(),
     /** Drift -> retrain thresholds (defaults apply when absent). */
     retrain: RetrainPolicySchema.optional(),
+    /** The recipe search on datasets small enough to hold (defaults apply when absent). */
+    tuning: TuningConfigSchema.optional(),
     /** Datasets of any size: how many rows a run holds and trains on (SAMPLE_DEFAULTS when absent). */
     sample: TrainingSampleSchema.optional(),
     /** Where the train step runs: Lambda, the managed engine (AWS Batch on Fargate), or by size. */
@@ -170,6 +185,31 @@ export const ModelMetricsSchema = z.object({
 });
 export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
 
+/** One recipe the tuner tried, with its validation scores (or why it was skipped). */
+export const TuningCandidateSchema = z.object({
+  hidden: z.array(z.number().int().min(1)),
+  learningRate: z.number().positive(),
+  batchSize: z.number().int().min(1),
+  l2: z.number().min(0),
+  maxSteps: z.number().int().min(1),
+  validationAccuracy: z.number().min(0).max(1).optional(),
+  validationLoss: z.number().optional(),
+  steps: z.number().int().min(0).optional(),
+  /** Step of the best validation loss (the weights kept). */
+  bestStep: z.number().int().min(0).optional(),
+  ms: z.number().min(0).optional(),
+  skipped: z.string().optional(),
+});
+
+/** The tuner's search: every candidate, the one chosen (an index), and the refit of it. */
+export const TuningReportSchema = z.object({
+  chosen: z.number().int().min(0),
+  candidates: z.array(TuningCandidateSchema).min(1),
+  refit: z.object({ steps: z.number().int().min(1), ms: z.number().min(0) }).optional(),
+  ms: z.number().min(0),
+});
+export type TuningReport = z.infer<typeof TuningReportSchema>;
+
 export const ManifestFileSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/),
   sha256: Sha256,
@@ -225,6 +265,8 @@ export const ManifestSchema = z.object({
     tolerance: z.number().positive(),
   }),
   lowConfidence: z.number().min(0).max(1),
+  /** The recipe search this version came from, when the tuner ran. */
+  tuning: TuningReportSchema.optional(),
   lineage: z.object({
     datasetKey: z.string(),
     datasetEtag: z.string().optional(),
@@ -400,6 +442,8 @@ export const RegistryItemSchema = z.object({
       reason: z.string().optional(),
     })
     .optional(),
+  /** The recipe search: every candidate's validation scores and the one chosen. */
+  tuning: TuningReportSchema.optional(),
   /** What the run did with the data (columns dropped, cells imputed, a sample): shown as is. */
   notices: z.array(z.string()).optional(),
   /** Labelled feedback rows merged into this run. */

@@ -309,6 +309,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           metrics: outcome.metrics,
           datasetParts: outcome.parts.length,
           ...(outcome.notices.length ? { notices: outcome.notices.slice(0, MAX_REGISTRY_NOTICES) } : {}),
+          ...(outcome.tuning ? { tuning: outcome.tuning } : {}),
           ...(outcome.sample ? { sample: outcome.sample } : {}),
           ...(feedback && feedback.rows > 0 ? { feedbackRows: feedback.rows } : {}),
           updatedAt: now().toISOString(),

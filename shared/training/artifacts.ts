@@ -47,6 +47,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     classDistribution: outcome.classDistribution,
     golden: outcome.golden,
     lowConfidence: input.lowConfidence,
+    ...(outcome.tuning ? { tuning: outcome.tuning } : {}),
     lineage: {
       datasetKey: input.datasetKey,
       ...(input.datasetEtag ? { datasetEtag: input.datasetEtag } : {}),
