@@ -191,6 +191,7 @@ export const TuningCandidateSchema = z.object({
   learningRate: z.number().positive(),
   batchSize: z.number().int().min(1),
   l2: z.number().min(0),
+  classWeighted: z.boolean(),
   maxSteps: z.number().int().min(1),
   validationAccuracy: z.number().min(0).max(1).optional(),
   validationLoss: z.number().optional(),

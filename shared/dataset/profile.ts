@@ -35,7 +35,8 @@ export interface DatasetOptions {
 export const DATASET_LIMITS = {
   /** No size cliff: streaming keeps memory bounded; this only refuses absurd uploads. */
   maxBytes: 1024 ** 4,
-  maxCategories: 32,
+  /** One-hot slots per categorical column (64 keeps gapminder's 62 countries whole). */
+  maxCategories: 64,
   numericTolerance: 0.2,
   maxClasses: 50,
   minRowsPerClass: 5,

@@ -25,6 +25,8 @@ export interface Recipe {
   learningRate: number;
   batchSize: number;
   l2: number;
+  /** Rare classes weigh more in the loss (tempered class weights), or every row the same. */
+  classWeighted: boolean;
   /** Optimizer steps at most (early stopping may end sooner). */
   maxSteps: number;
 }
@@ -70,7 +72,9 @@ const PATIENCE_CHECKS = 10;
  */
 const BUDGET_PASSES = 170;
 /** Steps every candidate gets at least, so tiny datasets are not under-trained. */
-const MIN_STEPS = 300;
+const MIN_STEPS = 200;
+/** The search's steps at most, whatever the size: large datasets get fewer passes. */
+const MAX_SEARCH_STEPS = 20_000;
 
 /**
  * The candidates for a training set of `rows` rows and `width` inputs: the first is the
@@ -84,24 +88,21 @@ export function tuningRecipes(
   const wide = 2 ** Math.ceil(Math.log2(Math.max(2, width * 2)));
   const big = Math.min(128, Math.max(32, wide));
   const all: Omit<Recipe, 'maxSteps'>[] = [
-    { hidden: [32, 16], learningRate: 0.01, batchSize: 32, l2: 0 },
-    { hidden: [big, big / 2], learningRate: 0.003, batchSize: 32, l2: 1e-4 },
-    { hidden: [64, 32], learningRate: 0.01, batchSize: 64, l2: 1e-3 },
-    { hidden: [32], learningRate: 0.03, batchSize: 16, l2: 0 },
-    { hidden: [32, 16], learningRate: 0.003, batchSize: 16, l2: 1e-4 },
+    { hidden: [32, 16], learningRate: 0.01, batchSize: 32, l2: 0, classWeighted: false },
+    { hidden: [big, big / 2], learningRate: 0.003, batchSize: 32, l2: 1e-4, classWeighted: true },
+    { hidden: [64, 32], learningRate: 0.01, batchSize: 64, l2: 1e-3, classWeighted: false },
+    { hidden: [32], learningRate: 0.03, batchSize: 16, l2: 0, classWeighted: true },
+    { hidden: [32, 16], learningRate: 0.003, batchSize: 16, l2: 1e-4, classWeighted: false },
   ];
-  const chosen = all.slice(0, Math.max(1, Math.min(all.length, options.candidates)));
-  // The search's steps, shared out by each candidate's share of a pass's steps.
+  // The search's steps (from the training set's size, at most MAX_SEARCH_STEPS), shared out
+  // equally; a small budget tries fewer candidates rather than under-training each.
   const passSteps = Math.ceil(rows / 32);
-  const budget = Math.max(BUDGET_PASSES * passSteps, MIN_STEPS * chosen.length);
-  const perCandidate = budget / chosen.length;
-  return chosen.map((recipe) => {
+  const budget = Math.min(MAX_SEARCH_STEPS, BUDGET_PASSES * passSteps);
+  const count = Math.max(1, Math.min(all.length, options.candidates, Math.floor(budget / MIN_STEPS)));
+  const perCandidate = Math.max(MIN_STEPS, Math.floor(budget / count));
+  return all.slice(0, count).map((recipe) => {
     const epochSteps = Math.ceil(rows / recipe.batchSize);
-    const steps = Math.max(
-      MIN_STEPS,
-      Math.round(perCandidate * (recipe.batchSize >= 32 ? 1 : 32 / recipe.batchSize) ** 0.5),
-    );
-    return { ...recipe, maxSteps: Math.min(steps, options.maxEpochs * epochSteps) };
+    return { ...recipe, maxSteps: Math.max(1, Math.min(perCandidate, options.maxEpochs * epochSteps)) };
   });
 }
 
@@ -218,6 +219,7 @@ function describe(recipe: Recipe) {
     learningRate: recipe.learningRate,
     batchSize: recipe.batchSize,
     l2: recipe.l2,
+    classWeighted: recipe.classWeighted,
     maxSteps: recipe.maxSteps,
   };
 }
@@ -252,10 +254,11 @@ function concatTensors(a: Tensors, b: Tensors): Tensors {
 }
 
 /** Weighted mean cross-entropy (+ L2 on the kernels) of the model on a batch. */
-function lossOf(model: LayersModel, l2: number, x: Tensor2D, y: Tensor2D, w: tf.Tensor1D): tf.Scalar {
+function lossOf(model: LayersModel, recipe: Recipe, x: Tensor2D, y: Tensor2D, w: tf.Tensor1D): tf.Scalar {
+  const { l2 } = recipe;
   const p = (model.apply(x, { training: true }) as Tensor2D).clipByValue(1e-7, 1 - 1e-7);
   const ce = tf.neg(tf.sum(tf.mul(y, tf.log(p)), 1));
-  let loss = tf.mean(tf.mul(ce, w)) as tf.Scalar;
+  let loss = (recipe.classWeighted ? tf.mean(tf.mul(ce, w)) : tf.mean(ce)) as tf.Scalar;
   if (l2 > 0) {
     for (const weight of model.trainableWeights) {
       if (weight.name.includes('kernel'))
@@ -366,7 +369,7 @@ async function trainLoop(
   try {
     while (step < maxSteps) {
       for (const [x, y, w] of epochBatches(data, recipe.batchSize, random, maxSteps - step)) {
-        optimizer.minimize(() => lossOf(model, recipe.l2, x, y, w), false, variables);
+        optimizer.minimize(() => lossOf(model, recipe, x, y, w), false, variables);
         tf.dispose([x, y, w]);
         step++;
         if (step < maxSteps && check(step)) return step;
