@@ -77,7 +77,7 @@ export const SAMPLE_DEFAULTS = { maxTrainRows: 1_000_000, maxEvalRows: 50_000, b
 export const TuningConfigSchema = z
   .object({
     /** Recipes tried (1 = the default recipe only); each is scored on the validation split. */
-    candidates: z.number().int().min(1).max(5).default(5),
+    candidates: z.number().int().min(1).max(5).default(3),
     /** The search and refit stop starting new work after this long. */
     maxSeconds: z.number().positive().max(3600).default(600),
     /** Refit the winner on training + validation rows (else ship it as it was scored). */

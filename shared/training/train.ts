@@ -334,7 +334,6 @@ async function fitTuned(
 ): Promise<Fitted> {
   const tuning = TuningConfigSchema.parse(config.tuning ?? {});
   const classes = preprocessing.labels.length;
-  options.onProgress?.({ phase: 'training', candidate: 0, candidates: tuning.candidates });
   const { model, shape, report } = await tuneMlp(
     {
       x: train.x,

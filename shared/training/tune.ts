@@ -70,7 +70,7 @@ const PATIENCE_CHECKS = 10;
  * Optimizer steps the whole search may take, in passes over the training rows at batch 32:
  * about 2.5 times the 100 epochs of a plain fit (the bench holds the wall time to 3 times).
  */
-const BUDGET_PASSES = 170;
+const BUDGET_PASSES = 200;
 /** Steps every candidate gets at least, so tiny datasets are not under-trained. */
 const MIN_STEPS = 200;
 /** The search's steps at most, whatever the size: large datasets get fewer passes. */
@@ -121,6 +121,7 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
   );
   const deadline = started + options.maxMs;
   const results: TuningReport['candidates'] = [];
+  options.onCandidate?.(0, recipes.length);
   let best: { index: number; model: LayersModel; bestStep: number } | undefined;
   try {
     for (const [index, recipe] of recipes.entries()) {

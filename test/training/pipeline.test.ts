@@ -120,6 +120,9 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     expect(manifestRaw && sha256Hex(manifestRaw)).toBe(item?.manifestSha256);
     const manifest = ManifestSchema.parse(JSON.parse(new TextDecoder().decode(manifestRaw)));
     verifyManifestSignature(manifest, keys.publicKeyPem);
+    // The tuner's search: every candidate's validation score and the choice, in both places.
+    expect(manifest.tuning?.candidates.length).toBeGreaterThan(0);
+    expect(item?.tuning).toEqual(manifest.tuning);
     for (const file of manifest.files) {
       const bytes = await modelObject(modelKeys.file('pump', 1, file.name));
       expect(bytes && sha256Hex(bytes)).toBe(file.sha256);
