@@ -93,11 +93,11 @@ export function benchDatasets(): BenchDataset[] {
       csv: json('barley.json'),
     },
     {
-      name: 'population',
-      label: 'sex',
-      source: `${VEGA} population.json; US census 1850-2000 by age group (IPUMS)`,
+      name: 'unemployment',
+      label: 'series',
+      source: `${VEGA} unemployment-across-industries.json; US Bureau of Labor Statistics, 2000-2010`,
       licence: VEGA_LICENCE,
-      csv: json('population.json'),
+      csv: json('unemployment-across-industries.json'),
     },
     {
       name: 'disasters',

@@ -14,7 +14,7 @@
  *
  * Targets (issue #14): every dataset's mean accuracy >= the baseline's - 0.01; the suite's
  * mean >= the baseline's + 0.01; edgeloop's wall time <= 3x a single bare fit.
- * `npx tsx bench/train.ts [seeds]` (default 3); `npm run bench -- train`.
+ * `npx tsx bench/train.ts [seeds] [name,name]` (default: 3 seeds, every dataset); `npm run bench -- train`.
  */
 import { parseDataset } from '../shared/dataset.ts';
 import { isMissing } from '../shared/preprocess.ts';
@@ -104,9 +104,9 @@ const spread = (values: number[]) => {
 };
 const signed = (value: number) => (value >= 0 ? `+${value.toFixed(3)}` : value.toFixed(3));
 
-export async function main(seeds: number[] = SEEDS): Promise<void> {
+export async function main(seeds: number[] = SEEDS, only?: string[]): Promise<void> {
   const backend = await initTf();
-  const datasets = benchDatasets();
+  const datasets = benchDatasets().filter((d) => !only || only.includes(d.name));
   console.log(`backend: ${backend}; seeds ${seeds.join(', ')} (each: its own split and initialization)`);
   console.log('datasets (label column; source; licence):');
   for (const d of datasets) console.log(`  ${d.name} (${d.label}; ${d.source}; ${d.licence})`);
@@ -180,5 +180,9 @@ export async function main(seeds: number[] = SEEDS): Promise<void> {
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/bench\//, '/bench/'))) {
   const count = Number(process.argv[2] ?? SEEDS.length);
-  await main(Array.from({ length: count }, (_, i) => i + 1));
+  const only = process.argv[3]?.split(',');
+  await main(
+    Array.from({ length: count }, (_, i) => i + 1),
+    only,
+  );
 }
