@@ -59,6 +59,7 @@ describe('fitted preprocessing', () => {
     const catPre = fitPreprocessing(
       cats,
       cats.rows.map((_, i) => i),
+      32,
     );
     const machine = catPre.features[2];
     expect(machine?.kind === 'categorical' && machine.categories.length).toBe(32);
