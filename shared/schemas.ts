@@ -148,6 +148,11 @@ export const FeatureSpecSchema = z.discriminatedUnion('kind', [
     std: z.number().positive(),
     /** Value used when the reading lacks this column (the training mean). */
     fill: z.number(),
+    /**
+     * A strongly right-skewed column of non-negative numbers (counts, amounts): the value is
+     * taken as log(1 + max(0, x)) before standardizing, and mean, std and fill are of that.
+     */
+    log1p: z.literal(true).optional(),
   }),
   z.object({
     kind: z.literal('categorical'),
@@ -204,6 +209,8 @@ export const TuningCandidateSchema = z.object({
   l2: z.number().min(0),
   classWeighted: z.boolean(),
   maxSteps: z.number().int().min(1),
+  /** Steps of the first round; only the round's best continues, up to `maxSteps`. */
+  firstSteps: z.number().int().min(1).optional(),
   validationAccuracy: z.number().min(0).max(1).optional(),
   validationLoss: z.number().optional(),
   steps: z.number().int().min(0).optional(),
@@ -217,6 +224,8 @@ export const TuningCandidateSchema = z.object({
 export const TuningReportSchema = z.object({
   chosen: z.number().int().min(0),
   candidates: z.array(TuningCandidateSchema).min(1),
+  /** The first round's best, which trained on to its cap (absent when it had stopped). */
+  continued: z.number().int().min(0).optional(),
   refit: z.object({ steps: z.number().int().min(1), ms: z.number().min(0) }).optional(),
   ms: z.number().min(0),
 });

@@ -283,9 +283,10 @@ async function trainOnProfile(
       notices: sampled
         ? [
             ...profile.notices,
+            ...fitter.notices,
             `trained on a seeded stratified sample: ${plan.kept.train} of ${plan.planned.train} training rows, scored on ${plan.kept.test} of ${plan.planned.test} test rows (config "sample")`,
           ]
-        : profile.notices,
+        : [...profile.notices, ...fitter.notices],
       backend,
       seed: config.seed,
       epochsRun: fitted.epochsRun,

@@ -1,10 +1,16 @@
 /**
  * The tuner: a small search over MLP recipes (learning rate, width and depth, batch size, L2,
- * and a budget of optimizer steps rather than epochs), each fitted on the training split and
- * scored on the validation split; the test split is never seen here. The step budget comes
- * from the dataset's size (the more rows, the fewer passes each candidate gets) and a
+ * class weights, and a budget of optimizer steps rather than epochs), each fitted on the
+ * training split and scored on the validation split; the test split is never seen here. The
+ * step budget comes from the dataset's size (the more rows, the fewer passes) and a
  * wall-time cap from the config; a run is reproducible for a seed and backend (seeded
  * initializers, seeded per-epoch order, no dropout: a seeded tfjs dropout repeats its mask).
+ *
+ * The search is successive halving with one survivor: every candidate races a first round
+ * of `firstSteps`, and only the round's best trains on, from where it was, to its cap (the
+ * steps of a plain 100-epoch fit). Splitting the budget equally starved the recipe that
+ * was going to win: slow-converging data (many classes, few features) was still improving
+ * when its share ran out.
  *
  * Each candidate is trained by a plain loop over in-memory tensors: every step is one Adam
  * step on one batch, the validation loss is measured a few dozen times per candidate (not
@@ -27,8 +33,10 @@ export interface Recipe {
   l2: number;
   /** Rare classes weigh more in the loss (tempered class weights), or every row the same. */
   classWeighted: boolean;
-  /** Optimizer steps at most (early stopping may end sooner). */
+  /** Optimizer steps at most, if it wins the first round (early stopping may end sooner). */
   maxSteps: number;
+  /** Optimizer steps of the first round, which every candidate runs. */
+  firstSteps: number;
 }
 
 export interface TuneData {
@@ -62,23 +70,30 @@ export interface TuneResult {
   report: TuningReport;
 }
 
-/** Validation checks per candidate (spread over its step budget). */
+/** Validation checks per candidate (spread over its step cap). */
 const CHECKS = 40;
 /** Checks without a better validation loss before a candidate stops. */
 const PATIENCE_CHECKS = 10;
 /**
- * Optimizer steps the whole search may take, in passes over the training rows at batch 32:
- * about 2.5 times the 100 epochs of a plain fit (the bench holds the wall time to 3 times).
+ * Optimizer steps the whole search may take, in passes over the training rows at batch 32.
+ * With the refit (at most 1.2 times the winner's cap) this is about 2.4 times the 100 epochs
+ * of a plain fit (the bench holds the wall time to 3 times).
  */
-const BUDGET_PASSES = 200;
-/** Steps every candidate gets at least, so tiny datasets are not under-trained. */
+const SEARCH_PASSES = 170;
+/** Passes the winner may take at most: as many as a plain fit's 100 epochs. */
+const WINNER_PASSES = 100;
+/** Steps the winner may take at least, so tiny datasets are not under-trained. */
 const MIN_STEPS = 200;
+/** Steps of the first round at least: a shorter race would rank nothing. */
+const MIN_FIRST_STEPS = 100;
 /** The search's steps at most, whatever the size: large datasets get fewer passes. */
 const MAX_SEARCH_STEPS = 20_000;
 
 /**
- * The candidates for a training set of `rows` rows and `width` inputs: the first is the
- * default recipe; the others vary width, depth, learning rate, batch size and L2.
+ * The candidates for a training set of `rows` rows and `width` inputs, with their step
+ * budgets: every candidate races `firstSteps` steps, then the best continues to `maxSteps`
+ * (successive halving with one survivor). The first recipe is the plain one (32-16, Adam
+ * 0.01, batch 32); the others vary width, learning rate, batch size, L2 and class weights.
  */
 export function tuningRecipes(
   rows: number,
@@ -86,23 +101,27 @@ export function tuningRecipes(
   options: Pick<TuneOptions, 'candidates' | 'maxEpochs'>,
 ): Recipe[] {
   const wide = 2 ** Math.ceil(Math.log2(Math.max(2, width * 2)));
-  const big = Math.min(128, Math.max(32, wide));
-  const all: Omit<Recipe, 'maxSteps'>[] = [
+  const big = Math.min(128, Math.max(64, wide));
+  const all: Omit<Recipe, 'maxSteps' | 'firstSteps'>[] = [
     { hidden: [32, 16], learningRate: 0.01, batchSize: 32, l2: 0, classWeighted: false },
-    { hidden: [big, big / 2], learningRate: 0.003, batchSize: 32, l2: 1e-4, classWeighted: true },
+    { hidden: [big, big / 2], learningRate: 0.005, batchSize: 32, l2: 1e-4, classWeighted: false },
+    { hidden: [32, 16], learningRate: 0.02, batchSize: 64, l2: 0, classWeighted: true },
     { hidden: [64, 32], learningRate: 0.01, batchSize: 64, l2: 1e-3, classWeighted: false },
     { hidden: [32], learningRate: 0.03, batchSize: 16, l2: 0, classWeighted: true },
-    { hidden: [32, 16], learningRate: 0.003, batchSize: 16, l2: 1e-4, classWeighted: false },
   ];
-  // The search's steps (from the training set's size, at most MAX_SEARCH_STEPS), shared out
-  // equally; a small budget tries fewer candidates rather than under-training each.
+  // The search's steps (from the training set's size, at most MAX_SEARCH_STEPS): the winner's
+  // cap first, the rest shared out as the first round; a small budget races fewer candidates.
   const passSteps = Math.ceil(rows / 32);
-  const budget = Math.min(MAX_SEARCH_STEPS, BUDGET_PASSES * passSteps);
-  const count = Math.max(1, Math.min(all.length, options.candidates, Math.floor(budget / MIN_STEPS)));
-  const perCandidate = Math.max(MIN_STEPS, Math.floor(budget / count));
+  const search = Math.max(MIN_STEPS, Math.min(MAX_SEARCH_STEPS, SEARCH_PASSES * passSteps));
+  const winnerPasses = Math.min(WINNER_PASSES * passSteps, (search * WINNER_PASSES) / SEARCH_PASSES);
+  const winner = Math.max(MIN_STEPS, Math.floor(winnerPasses));
+  const left = Math.max(0, search - winner);
+  const count = Math.max(1, Math.min(all.length, options.candidates, 1 + Math.floor(left / MIN_FIRST_STEPS)));
+  const first = count > 1 ? Math.min(winner, Math.floor(left / (count - 1))) : winner;
   return all.slice(0, count).map((recipe) => {
     const epochSteps = Math.ceil(rows / recipe.batchSize);
-    return { ...recipe, maxSteps: Math.max(1, Math.min(perCandidate, options.maxEpochs * epochSteps)) };
+    const maxSteps = Math.max(1, Math.min(winner, options.maxEpochs * epochSteps));
+    return { ...recipe, maxSteps, firstSteps: Math.min(first, maxSteps) };
   });
 }
 
@@ -121,39 +140,49 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
   );
   const deadline = started + options.maxMs;
   const results: TuningReport['candidates'] = [];
+  const runs: (CandidateRun | undefined)[] = [];
   options.onCandidate?.(0, recipes.length);
-  let best: { index: number; model: LayersModel; bestStep: number } | undefined;
   try {
+    // Round 1: every candidate races its first steps (those the time cap leaves room for).
     for (const [index, recipe] of recipes.entries()) {
-      const candidateStarted = performance.now();
-      if (index > 0 && !enoughTime(results, recipe, deadline)) {
+      if (index > 0 && !enoughTime(results, recipe.firstSteps, deadline)) {
         results.push({ ...describe(recipe), skipped: 'wall-time cap (config tuning.maxSeconds)' });
+        runs.push(undefined);
         continue;
       }
       const shape = { inputWidth: data.width, hidden: recipe.hidden, classes: data.classes };
-      const model = buildMlp(shape, options.seed, recipe.learningRate);
-      const fit = await fitRecipe(model, recipe, train, validation, options.seed, deadline);
-      results.push({
-        ...describe(recipe),
-        validationAccuracy: round(fit.accuracy),
-        validationLoss: round(fit.loss),
-        steps: fit.steps,
-        bestStep: fit.bestStep,
-        ms: Math.round(performance.now() - candidateStarted),
-      });
+      const run = new CandidateRun(
+        buildMlp(shape, options.seed, recipe.learningRate),
+        recipe,
+        train,
+        options.seed,
+        validation,
+      );
+      runs.push(run);
+      const candidateStarted = performance.now();
+      await run.advance(recipe.firstSteps, deadline);
+      results.push(scored(recipe, run, performance.now() - candidateStarted));
       options.onCandidate?.(index + 1, recipes.length);
-      const current = best ? results[best.index] : undefined;
-      if (!best || better(results[index], current)) {
-        best?.model.dispose();
-        best = { index, model, bestStep: fit.bestStep };
-      } else {
-        model.dispose();
+    }
+    // Round 2: the best so far continues to its cap (early stopping may end it sooner).
+    let continued: number | undefined;
+    const leader = bestIndex(results);
+    const run = leader === undefined ? undefined : runs[leader];
+    if (leader !== undefined && run && !run.stopped && run.step < run.recipe.maxSteps) {
+      const before = results[leader]?.ms ?? 0;
+      const again = performance.now();
+      if (enoughTime(results, run.recipe.maxSteps - run.step, deadline)) {
+        await run.advance(run.recipe.maxSteps, deadline);
+        results[leader] = scored(run.recipe, run, before + performance.now() - again);
+        continued = leader;
       }
     }
-    if (!best) throw new Error('the tuner trained no candidate');
-    const recipe = recipes[best.index] as Recipe;
+    const chosen = bestIndex(results);
+    const best = chosen === undefined ? undefined : runs[chosen];
+    if (chosen === undefined || !best) throw new Error('the tuner trained no candidate');
+    const recipe = best.recipe;
     const shape = { inputWidth: data.width, hidden: recipe.hidden, classes: data.classes };
-    let model = best.model;
+    let model = best.finish();
     let refit: TuningReport['refit'];
     if (options.refit !== false && performance.now() < deadline) {
       // As many passes over the larger set as the winner's best checkpoint took.
@@ -164,32 +193,47 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
           Math.round((best.bestStep * (rows + data.validation.labels.length)) / rows),
         );
         const refitStarted = performance.now();
-        const refitted = buildMlp(shape, options.seed, recipe.learningRate);
-        await fitSteps(refitted, recipe, all, options.seed, steps, deadline);
-        model.dispose();
-        model = refitted;
+        const refitted = new CandidateRun(
+          buildMlp(shape, options.seed, recipe.learningRate),
+          recipe,
+          all,
+          options.seed,
+        );
+        await refitted.advance(steps, deadline);
+        model = refitted.finish();
         refit = { steps, ms: Math.round(performance.now() - refitStarted) };
       } finally {
         tf.dispose([all.x, all.y, all.w]);
       }
     }
-    best.model = model;
+    runs[chosen] = undefined;
+    if (refit) best.model.dispose();
     return {
       model,
       shape,
       report: {
-        chosen: best.index,
+        chosen,
         candidates: results,
+        ...(continued !== undefined ? { continued } : {}),
         ...(refit ? { refit } : {}),
         ms: Math.round(performance.now() - started),
       },
     };
-  } catch (error) {
-    best?.model.dispose();
-    throw error;
   } finally {
+    for (const run of runs) run?.dispose();
     tf.dispose([train.x, train.y, train.w, validation.x, validation.y, validation.w]);
   }
+}
+
+function scored(recipe: Recipe, run: CandidateRun, ms: number): TuningReport['candidates'][number] {
+  return {
+    ...describe(recipe),
+    validationAccuracy: round(run.best.accuracy),
+    validationLoss: round(run.best.loss),
+    steps: run.step,
+    bestStep: run.bestStep,
+    ms: Math.round(ms),
+  };
 }
 
 type Scored = TuningReport['candidates'][number];
@@ -202,16 +246,25 @@ function better(a: Scored | undefined, b: Scored | undefined): boolean {
   return (a.validationLoss ?? Number.POSITIVE_INFINITY) < (b.validationLoss ?? Number.POSITIVE_INFINITY);
 }
 
-/** Whether the time left fits this recipe, at the step rate the candidates so far ran. */
-function enoughTime(results: readonly Scored[], recipe: Recipe, deadline: number): boolean {
-  let steps = 0;
+/** The best scored candidate (the first of equals), or undefined when none was trained. */
+function bestIndex(results: readonly Scored[]): number | undefined {
+  let best: number | undefined;
+  results.forEach((result, i) => {
+    if (better(result, best === undefined ? undefined : results[best])) best = i;
+  });
+  return best;
+}
+
+/** Whether the time left fits `steps` more steps, at the step rate the candidates so far ran. */
+function enoughTime(results: readonly Scored[], steps: number, deadline: number): boolean {
+  let done = 0;
   let ms = 0;
   for (const r of results) {
-    steps += r.steps ?? 0;
+    done += r.steps ?? 0;
     ms += r.ms ?? 0;
   }
-  const perStep = steps ? ms / steps : 0;
-  return performance.now() + perStep * recipe.maxSteps <= deadline;
+  const perStep = done ? ms / done : 0;
+  return performance.now() + perStep * steps <= deadline;
 }
 
 function describe(recipe: Recipe) {
@@ -222,6 +275,7 @@ function describe(recipe: Recipe) {
     l2: recipe.l2,
     classWeighted: recipe.classWeighted,
     maxSteps: recipe.maxSteps,
+    firstSteps: recipe.firstSteps,
   };
 }
 
@@ -287,7 +341,6 @@ function* epochBatches(
   data: Tensors,
   batchSize: number,
   random: () => number,
-  maxBatches: number,
 ): Generator<[Tensor2D, Tensor2D, tf.Tensor1D]> {
   const n = data.x.shape[0];
   const order = new Int32Array(n);
@@ -298,7 +351,7 @@ function* epochBatches(
     order[i] = order[j] as number;
     order[j] = t;
   }
-  for (let start = 0, made = 0; start < n && made < maxBatches; start += batchSize, made++) {
+  for (let start = 0; start < n; start += batchSize) {
     const indices = tf.tensor1d(order.subarray(start, Math.min(n, start + batchSize)), 'int32');
     const batch: [Tensor2D, Tensor2D, tf.Tensor1D] = [
       tf.gather(data.x, indices),
@@ -310,79 +363,94 @@ function* epochBatches(
   }
 }
 
-/** One recipe on the training rows, scored on validation; best weights (by loss) kept. */
-async function fitRecipe(
-  model: LayersModel,
-  recipe: Recipe,
-  train: Tensors,
-  validation: Tensors,
-  seed: number,
-  deadline: number,
-): Promise<{ loss: number; accuracy: number; steps: number; bestStep: number }> {
-  const every = Math.max(1, Math.ceil(recipe.maxSteps / CHECKS));
-  let best = { loss: Number.POSITIVE_INFINITY, accuracy: 0, step: 0, weights: [] as tf.Tensor[] };
-  let checksSince = 0;
-  const steps = await trainLoop(model, recipe, train, seed, recipe.maxSteps, deadline, (step) => {
-    if (step % every !== 0 && step !== recipe.maxSteps) return false;
-    const score = evaluate(model, validation);
-    if (score.loss < best.loss - 1e-4) {
-      for (const t of best.weights) t.dispose();
-      best = { ...score, step, weights: model.getWeights().map((w) => w.clone()) };
-      checksSince = 0;
-    } else if (++checksSince >= PATIENCE_CHECKS) {
-      return true;
-    }
-    return false;
-  });
-  if (best.weights.length > 0) {
-    model.setWeights(best.weights);
-    for (const t of best.weights) t.dispose();
+/**
+ * One candidate's training, which can be paused and resumed (the second round continues the
+ * first's model, optimizer state and epoch order): Adam steps over seeded epochs; with
+ * validation rows, the loss is checked every `maxSteps / CHECKS` steps, the best weights by
+ * validation loss are kept, and it stops after PATIENCE_CHECKS checks without a better one.
+ */
+class CandidateRun {
+  step = 0;
+  stopped = false;
+  best = { loss: Number.POSITIVE_INFINITY, accuracy: 0, step: 0, weights: [] as tf.Tensor[] };
+  private readonly optimizer: tf.AdamOptimizer;
+  private readonly random: () => number;
+  private readonly variables: tf.Variable[];
+  private readonly every: number;
+  private checksSince = 0;
+  private epoch: Generator<[Tensor2D, Tensor2D, tf.Tensor1D]> | undefined;
+
+  constructor(
+    readonly model: LayersModel,
+    readonly recipe: Recipe,
+    private readonly data: Tensors,
+    seed: number,
+    private readonly validation?: Tensors,
+  ) {
+    this.optimizer = tf.train.adam(recipe.learningRate);
+    this.random = seededRandom(seed ^ 0x7a11);
+    this.variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    this.every = Math.max(1, Math.ceil(recipe.maxSteps / CHECKS));
   }
-  return { loss: best.loss, accuracy: best.accuracy, steps, bestStep: best.step || steps };
-}
 
-/** A fixed number of steps (the refit). */
-async function fitSteps(
-  model: LayersModel,
-  recipe: Recipe,
-  data: Tensors,
-  seed: number,
-  steps: number,
-  deadline: number,
-) {
-  await trainLoop(model, recipe, data, seed, steps, deadline, () => false);
-}
+  /** The step of the weights kept (the last step without validation rows). */
+  get bestStep(): number {
+    return this.best.step || this.step;
+  }
 
-/** Adam steps over seeded epochs until `maxSteps`, the deadline, or `check` says stop. */
-async function trainLoop(
-  model: LayersModel,
-  recipe: Recipe,
-  data: Tensors,
-  seed: number,
-  maxSteps: number,
-  deadline: number,
-  check: (step: number) => boolean,
-): Promise<number> {
-  const optimizer = tf.train.adam(recipe.learningRate);
-  const random = seededRandom(seed ^ 0x7a11);
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  let step = 0;
-  try {
-    while (step < maxSteps) {
-      for (const [x, y, w] of epochBatches(data, recipe.batchSize, random, maxSteps - step)) {
-        optimizer.minimize(() => lossOf(model, recipe, x, y, w), false, variables);
-        tf.dispose([x, y, w]);
-        step++;
-        if (step < maxSteps && check(step)) return step;
+  /** Trains until step `to`, the deadline (checked between epochs), or early stopping. */
+  async advance(to: number, deadline: number): Promise<void> {
+    while (this.step < to && !this.stopped) {
+      this.epoch ??= epochBatches(this.data, this.recipe.batchSize, this.random);
+      const next = this.epoch.next();
+      if (next.done) {
+        this.epoch = undefined;
+        if (performance.now() > deadline) break;
+        // Let timers and I/O run between epochs (progress updates, the registry heartbeat).
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
       }
-      if (performance.now() > deadline) break;
-      // Let timers and I/O run between epochs (progress updates, the registry heartbeat).
-      await new Promise((resolve) => setImmediate(resolve));
+      const [x, y, w] = next.value;
+      this.optimizer.minimize(() => lossOf(this.model, this.recipe, x, y, w), false, this.variables);
+      tf.dispose([x, y, w]);
+      this.step++;
+      if (this.step % this.every === 0 || this.step === to) this.check();
     }
-    check(maxSteps);
-    return step;
-  } finally {
-    optimizer.dispose();
+  }
+
+  private check(): void {
+    if (!this.validation || this.best.step === this.step) return;
+    const score = evaluate(this.model, this.validation);
+    if (score.loss < this.best.loss - 1e-4) {
+      for (const t of this.best.weights) t.dispose();
+      this.best = { ...score, step: this.step, weights: this.model.getWeights().map((w) => w.clone()) };
+      this.checksSince = 0;
+    } else if (++this.checksSince >= PATIENCE_CHECKS) {
+      this.stopped = true;
+    }
+  }
+
+  /** The model with the kept weights; the run's other tensors are released. */
+  finish(): LayersModel {
+    if (this.best.weights.length > 0) this.model.setWeights(this.best.weights);
+    this.release();
+    return this.model;
+  }
+
+  /** Releases the run and its model. */
+  dispose(): void {
+    this.release();
+    this.model.dispose();
+  }
+
+  private released = false;
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const t of this.best.weights) t.dispose();
+    this.best.weights = [];
+    this.optimizer.dispose();
   }
 }
 

@@ -6,12 +6,18 @@
 import { describe, expect, it } from 'vitest';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { ManifestSchema, TrainingConfigSchema, type TuningReport } from '../../shared/schemas.ts';
+import { initTf } from '../../shared/tf.ts';
 import { buildManifest } from '../../shared/training/artifacts.ts';
+import { seededRandom } from '../../shared/training/random.ts';
 import { trainFromCsv } from '../../shared/training/train.ts';
-import { tuningRecipes } from '../../shared/training/tune.ts';
+import { tuneMlp, tuningRecipes } from '../../shared/training/tune.ts';
 
-const totalSteps = (rows: number) =>
-  tuningRecipes(rows, 8, { candidates: 5, maxEpochs: 1000 }).reduce((sum, r) => sum + r.maxSteps, 0);
+/** The search's steps at most: every first round, then the longest continuation. */
+const totalSteps = (rows: number) => {
+  const recipes = tuningRecipes(rows, 8, { candidates: 5, maxEpochs: 1000 });
+  const firstRound = recipes.reduce((sum, r) => sum + r.firstSteps, 0);
+  return firstRound + Math.max(...recipes.map((r) => r.maxSteps - r.firstSteps));
+};
 
 /** Higher validation accuracy, then lower validation loss. */
 function bestByValidation(report: TuningReport): number {
@@ -38,6 +44,18 @@ describe('the tuning budget', () => {
     expect(tiny.length).toBeGreaterThanOrEqual(1);
     for (const recipe of tiny) expect(recipe.maxSteps).toBeGreaterThanOrEqual(200);
     expect(mid[0]).toMatchObject({ hidden: [32, 16], learningRate: 0.01, batchSize: 32 });
+  });
+
+  it("races every candidate a first round and lets the winner go on to a plain fit's steps", () => {
+    // Act
+    const recipes = tuningRecipes(1000, 8, { candidates: 3, maxEpochs: 100 });
+
+    // Assess: the winner may take 100 passes at batch 32; the race is shorter.
+    for (const recipe of recipes) {
+      expect(recipe.firstSteps).toBeLessThan(recipe.maxSteps);
+      expect(recipe.firstSteps).toBeGreaterThanOrEqual(100);
+    }
+    expect(recipes[0]?.maxSteps).toBe(100 * Math.ceil(1000 / 32));
   });
 
   it('grows with the rows but is capped for large data, so big sets get fewer passes', () => {
@@ -86,6 +104,38 @@ describe('the search', () => {
       report.candidates.map((c) => c.validationLoss),
     );
     expect(Buffer.from(again.artifacts.weights).equals(Buffer.from(first.artifacts.weights))).toBe(true);
+  });
+
+  it("continues only the first round's best, from where it was, past the race's steps", async () => {
+    // Prepare: XOR quadrants, five candidates: a short race, and the leader is still learning.
+    const random = seededRandom(3);
+    const rowsOf = (n: number) => {
+      const x = new Float32Array(n * 2);
+      const labels = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const [a, b] = [random() * 2 - 1, random() * 2 - 1];
+        x.set([a, b], i * 2);
+        labels[i] = a * b > 0 ? 1 : 0;
+      }
+      return { x, labels };
+    };
+    const train = rowsOf(200);
+    await initTf();
+
+    // Act
+    const { model, report } = await tuneMlp(
+      { ...train, width: 2, classes: 2, validation: rowsOf(60), classWeight: { 0: 1, 1: 1 } },
+      { seed: 1, candidates: 5, maxEpochs: 100, maxMs: 600_000, refit: false },
+    );
+    model.dispose();
+
+    // Assess
+    const leader = report.continued as number;
+    expect(report.candidates[leader]?.steps).toBeGreaterThan(report.candidates[leader]?.firstSteps ?? 0);
+    report.candidates.forEach((c, i) => {
+      if (i !== leader) expect(c.steps).toBeLessThanOrEqual(c.firstSteps ?? 0);
+    });
+    expect(report.chosen).toBe(bestByValidation(report));
   });
 
   it('goes into the manifest, where the schema keeps it', async () => {

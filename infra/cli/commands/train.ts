@@ -225,8 +225,12 @@ function optional<K extends string>(key: K, value: number | undefined): Partial<
 /** The tuner's candidates, one line each, the chosen one marked. */
 function tuningTable(report: TuningReport): string[] {
   const refit = report.refit ? `, refitted on training + validation rows (${report.refit.steps} steps)` : '';
+  const leader = report.continued === undefined ? undefined : report.candidates[report.continued];
+  const rounds = leader?.firstSteps
+    ? `; each raced ${leader.firstSteps} steps, the best trained on to ${leader.steps ?? leader.maxSteps}`
+    : '';
   const lines = [
-    `tuning: ${report.candidates.length} candidates in ${(report.ms / 1000).toFixed(1)} s${refit}`,
+    `tuning: ${report.candidates.length} candidates in ${(report.ms / 1000).toFixed(1)} s${rounds}${refit}`,
   ];
   lines.push('    hidden    lr      batch  l2      weighted  steps  val acc  val loss');
   report.candidates.forEach((c, i) => {
