@@ -164,11 +164,17 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
       results.push(scored(recipe, run, performance.now() - candidateStarted));
       options.onCandidate?.(index + 1, recipes.length);
     }
-    // Round 2: the best so far continues to its cap (early stopping may end it sooner).
+    // Round 2: the best of those still learning continues to its cap (early stopping may end
+    // it sooner). One that already stopped has its best weights; more steps would not help it.
     let continued: number | undefined;
-    const leader = bestIndex(results);
+    const learning = results.map((result, i) => {
+      const run = runs[i];
+      const { validationAccuracy: _, ...unscored } = result;
+      return run && !run.stopped && run.step < run.recipe.maxSteps ? result : unscored;
+    });
+    const leader = bestIndex(learning);
     const run = leader === undefined ? undefined : runs[leader];
-    if (leader !== undefined && run && !run.stopped && run.step < run.recipe.maxSteps) {
+    if (leader !== undefined && run) {
       const before = results[leader]?.ms ?? 0;
       const again = performance.now();
       if (enoughTime(results, run.recipe.maxSteps - run.step, deadline)) {
