@@ -7,10 +7,11 @@
  * initializers, seeded per-epoch order, no dropout: a seeded tfjs dropout repeats its mask).
  *
  * The search is successive halving with one survivor: every candidate races a first round
- * of `firstSteps`, and only the round's best trains on, from where it was, to its cap (the
- * steps of a plain 100-epoch fit). Splitting the budget equally starved the recipe that
- * was going to win: slow-converging data (many classes, few features) was still improving
- * when its share ran out.
+ * of `firstSteps`, and only the best of those still learning (not early-stopped) trains on,
+ * from where it was, to its cap (the steps of a plain 100-epoch fit); the choice is then
+ * made over every candidate's final scores. Splitting the budget equally starved the recipe
+ * that was going to win: slow-converging data (many classes, few features) was still
+ * improving when its share ran out.
  *
  * Each candidate is trained by a plain loop over in-memory tensors: every step is one Adam
  * step on one batch, the validation loss is measured a few dozen times per candidate (not
@@ -91,8 +92,8 @@ const MAX_SEARCH_STEPS = 20_000;
 
 /**
  * The candidates for a training set of `rows` rows and `width` inputs, with their step
- * budgets: every candidate races `firstSteps` steps, then the best continues to `maxSteps`
- * (successive halving with one survivor). The first recipe is the plain one (32-16, Adam
+ * budgets: every candidate races `firstSteps` steps, then the best still learning continues
+ * to `maxSteps` (successive halving with one survivor). The first recipe is the plain one (32-16, Adam
  * 0.01, batch 32); the others vary width, learning rate, batch size, L2 and class weights.
  */
 export function tuningRecipes(
