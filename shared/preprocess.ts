@@ -56,7 +56,9 @@ export function transformInto(pre: Preprocessing, row: RawRow, out: Float32Array
     const raw = row[spec.column];
     switch (spec.kind) {
       case 'numeric': {
-        out[at++] = (numericOrFill(raw, spec.fill) - spec.mean) / spec.std;
+        const value = numericOrFill(raw, Number.NaN);
+        const x = Number.isNaN(value) ? spec.fill : spec.log1p ? Math.log1p(Math.max(0, value)) : value;
+        out[at++] = (x - spec.mean) / spec.std;
         break;
       }
       case 'categorical': {

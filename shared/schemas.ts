@@ -82,6 +82,19 @@ export type TrainingSample = z.infer<typeof TrainingSampleSchema>;
 
 export const SAMPLE_DEFAULTS = { maxTrainRows: 1_000_000, maxEvalRows: 50_000, bufferMb: 256 } as const;
 
+/** The tuner's search (shared/training/tune.ts): how many recipes, and a wall-time cap. */
+export const TuningConfigSchema = z
+  .object({
+    /** Recipes tried (1 = the default recipe only); each is scored on the validation split. */
+    candidates: z.number().int().min(1).max(5).default(3),
+    /** The search and refit stop starting new work after this long. */
+    maxSeconds: z.number().positive().max(3600).default(600),
+    /** Refit the winner on training + validation rows (else ship it as it was scored). */
+    refit: z.boolean().default(true),
+  })
+  .strict();
+export type TuningConfig = z.infer<typeof TuningConfigSchema>;
+
 export const TrainingConfigSchema = z
   .object({
     label: z.string().min(1).optional(),
@@ -93,13 +106,23 @@ export const TrainingConfigSchema = z
     seed: z.number().int().default(42),
     /** A new version may not trail the current release's accuracy by more than this. */
     gateMargin: z.number().min(0).max(1).default(0.02),
+    /** Every version (the first too) needs at least this macro-F1 on the held-out rows. */
+    gateMinMacroF1: z.number().min(0).max(1).optional(),
+    /** Recall every class needs on the held-out rows, or per class name: {"fault": 0.8}. */
+    gateMinRecall: z
+      .union([z.number().min(0).max(1), z.record(z.string().min(1), z.number().min(0).max(1))])
+      .optional(),
     minRowsPerClass: z.number().int().min(1).default(5),
+    /** Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. */
+    columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical'])).optional(),
     lowConfidence: z.number().min(0).max(1).default(0.6),
     quantize: z.enum(['none', 'uint8', 'float16']).default('none'),
     /** With a plan, a release after the first goes to a canary cohort first. */
     rollout: RolloutPlanSchema.optional(),
     /** Drift -> retrain thresholds (defaults apply when absent). */
     retrain: RetrainPolicySchema.optional(),
+    /** The recipe search on datasets small enough to hold (defaults apply when absent). */
+    tuning: TuningConfigSchema.optional(),
     /** Datasets of any size: how many rows a run holds and trains on (SAMPLE_DEFAULTS when absent). */
     sample: TrainingSampleSchema.optional(),
     /** Where the train step runs: Lambda, the managed engine (AWS Batch on Fargate), or by size. */
@@ -125,6 +148,11 @@ export const FeatureSpecSchema = z.discriminatedUnion('kind', [
     std: z.number().positive(),
     /** Value used when the reading lacks this column (the training mean). */
     fill: z.number(),
+    /**
+     * A strongly right-skewed column of non-negative numbers (counts, amounts): the value is
+     * taken as log(1 + max(0, x)) before standardizing, and mean, std and fill are of that.
+     */
+    log1p: z.literal(true).optional(),
   }),
   z.object({
     kind: z.literal('categorical'),
@@ -172,6 +200,36 @@ export const ModelMetricsSchema = z.object({
     .optional(),
 });
 export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
+
+/** One recipe the tuner tried, with its validation scores (or why it was skipped). */
+export const TuningCandidateSchema = z.object({
+  hidden: z.array(z.number().int().min(1)),
+  learningRate: z.number().positive(),
+  batchSize: z.number().int().min(1),
+  l2: z.number().min(0),
+  classWeighted: z.boolean(),
+  maxSteps: z.number().int().min(1),
+  /** Steps of the first round; only the round's best continues, up to `maxSteps`. */
+  firstSteps: z.number().int().min(1).optional(),
+  validationAccuracy: z.number().min(0).max(1).optional(),
+  validationLoss: z.number().optional(),
+  steps: z.number().int().min(0).optional(),
+  /** Step of the best validation loss (the weights kept). */
+  bestStep: z.number().int().min(0).optional(),
+  ms: z.number().min(0).optional(),
+  skipped: z.string().optional(),
+});
+
+/** The tuner's search: every candidate, the one chosen (an index), and the refit of it. */
+export const TuningReportSchema = z.object({
+  chosen: z.number().int().min(0),
+  candidates: z.array(TuningCandidateSchema).min(1),
+  /** The first round's best, which trained on to its cap (absent when it had stopped). */
+  continued: z.number().int().min(0).optional(),
+  refit: z.object({ steps: z.number().int().min(1), ms: z.number().min(0) }).optional(),
+  ms: z.number().min(0),
+});
+export type TuningReport = z.infer<typeof TuningReportSchema>;
 
 export const ManifestFileSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/),
@@ -230,6 +288,8 @@ export const ManifestSchema = z.object({
   lowConfidence: z.number().min(0).max(1),
   /** A windowed model: the window spec, its features, and the golden windows probation runs. */
   window: WindowManifestSchema.optional(),
+  /** The recipe search this version came from, when the tuner ran. */
+  tuning: TuningReportSchema.optional(),
   lineage: z.object({
     datasetKey: z.string(),
     datasetEtag: z.string().optional(),
@@ -426,6 +486,10 @@ export const RegistryItemSchema = z.object({
       reason: z.string().optional(),
     })
     .optional(),
+  /** The recipe search: every candidate's validation scores and the one chosen. */
+  tuning: TuningReportSchema.optional(),
+  /** What the run did with the data (columns dropped, cells imputed, a sample): shown as is. */
+  notices: z.array(z.string()).optional(),
   /** Labelled feedback rows merged into this run. */
   feedbackRows: z.number().int().optional(),
   /** Parts the run read (1 for a single-object dataset). */

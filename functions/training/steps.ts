@@ -39,6 +39,8 @@ import type { DatasetObject, TrainingRunState, TrainingStep } from './state.ts';
 
 /** How long an idempotency key is kept (the table's TTL attribute). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
+/** Notices kept on a registry item (each is one short line; the item stays far below 400 KB). */
+const MAX_REGISTRY_NOTICES = 20;
 
 export interface TrainingSteps {
   validate: TrainingStep;
@@ -318,6 +320,8 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           ...(outcome.window
             ? { window: { ...outcome.window.manifest.spec, features: outcome.window.manifest.features.kind } }
             : {}),
+          ...(outcome.notices.length ? { notices: outcome.notices.slice(0, MAX_REGISTRY_NOTICES) } : {}),
+          ...(outcome.tuning ? { tuning: outcome.tuning } : {}),
           ...(outcome.sample ? { sample: outcome.sample } : {}),
           ...(feedback && feedback.rows > 0 ? { feedbackRows: feedback.rows } : {}),
           updatedAt: now().toISOString(),
@@ -354,6 +358,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         accuracy,
         ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
         margin: config.gateMargin,
+        metrics: candidate.manifest.metrics,
+        ...(config.gateMinMacroF1 !== undefined ? { minMacroF1: config.gateMinMacroF1 } : {}),
+        ...(config.gateMinRecall !== undefined ? { minRecall: config.gateMinRecall } : {}),
       });
       const gate = {
         passed: decision.passed,
@@ -364,7 +371,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       if (decision.passed) return { ...state, gate };
       await updateRun(registry, runKey(state), {
         status: 'rejected-by-gate',
-        reason: `${decision.reason} (v${baseline?.version})`,
+        reason: baseline ? `${decision.reason} (v${baseline.version})` : decision.reason,
         metrics: candidate.manifest.metrics,
         ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
         updatedAt: now().toISOString(),

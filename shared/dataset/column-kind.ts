@@ -16,8 +16,12 @@ export interface ColumnProfile {
   kind: ColumnKind;
   /** Missing cells (NA, empty, null, NaN, ...) in kept rows; imputed by the preprocessing. */
   missing: number;
-  /** Cells of a numeric column that did not parse (under tolerance): imputed like missing. */
+  /** Cells of a numeric column that are not numbers (under tolerance): imputed like missing. */
   invalid: number;
+  /** Values of a categorical column that are numbers (fewer than a fifth of them). */
+  numberLike?: number;
+  /** The first invalid (numeric) or number-like (categorical) cells, with where they are. */
+  examples?: CellExample[];
   /** Distinct present values (estimated above TRACKED_DISTINCT, see `distinctExact`). */
   distinct: number;
   distinctExact?: boolean;
@@ -27,9 +31,27 @@ export interface ColumnProfile {
 
 export interface ColumnKindOptions {
   maxCategories: number;
-  /** Share of non-numeric cells a numeric column may have (they are imputed). */
+  /**
+   * Share of non-numeric cells a column of numbers may have: they count as missing (imputed).
+   * Above it the dataset is rejected, unless the column's kind is declared.
+   */
   numericTolerance: number;
+  /** Kinds the user declared (`"columns"` in edgeloop.json): no guessing for these. */
+  declared?: Readonly<Record<string, DeclaredColumnKind>>;
 }
+
+export type DeclaredColumnKind = 'numeric' | 'categorical';
+
+/** A cell and where it is ("data row 8"), for messages. */
+export interface CellExample {
+  value: string;
+  place: string;
+}
+
+/** Non-numeric cells kept as examples for a column's notice or rejection. */
+const EXAMPLES = 3;
+/** Below this share of numbers, a text column's few number-like values are category names. */
+const NUMBERS_IN_TEXT = 0.2;
 
 /** Distinct values counted exactly per column; beyond, the sketch estimates. */
 export const TRACKED_DISTINCT = 10_000;
@@ -42,8 +64,10 @@ export class ColumnStatistics {
   present = 0;
   missing = 0;
   nonNumeric = 0;
-  /** The first non-numeric value and where it was ("data row 8"). */
-  firstNonNumeric: { value: string; place: string } | undefined;
+  /** The first non-numeric values and where they were ("data row 8"). */
+  readonly nonNumericExamples: CellExample[] = [];
+  /** The first values that are numbers, and where (named when a text column has some). */
+  readonly numericExamples: CellExample[] = [];
   /** Present values that are ISO dates. */
   dates = 0;
   allIntegers = true;
@@ -79,12 +103,13 @@ export class ColumnStatistics {
       if (this.allIntegers && !Number.isInteger(number)) this.allIntegers = false;
       if (this.consecutive && this.present > 1 && number !== this.previous + 1) this.consecutive = false;
       this.previous = number;
+      if (this.numericExamples.length < EXAMPLES) this.numericExamples.push({ value, place: place() });
       return;
     }
     this.nonNumeric++;
     this.allIntegers = false;
     this.consecutive = false;
-    this.firstNonNumeric ??= { value, place: place() };
+    if (this.nonNumericExamples.length < EXAMPLES) this.nonNumericExamples.push({ value, place: place() });
     if (ISO_DATE.test(value) && !Number.isNaN(Date.parse(value))) this.dates++;
   }
 
@@ -105,9 +130,10 @@ export class ColumnStatistics {
 
 /**
  * The column's kind from its statistics: dropped when empty, constant or id-like; numeric
- * when at least 80% of its values are numbers (the rest, within `numericTolerance`, imputed;
- * beyond it, a rejection naming the first bad cell); date when 95% are ISO dates; else
- * categorical, unless too many distinct values to one-hot.
+ * when at most `numericTolerance` of its values are not numbers (those count as missing);
+ * rejected when numbers and text are mixed beyond that, so numbers never become categories
+ * by accident; date when 95% are ISO dates; else categorical, unless too many distinct
+ * values to one-hot. A declared kind (`options.declared`) replaces the guess.
  */
 export function decideColumnKind(
   stats: ColumnStatistics,
@@ -126,25 +152,65 @@ export function decideColumnKind(
   if (present === 0) return { ...base, kind: 'dropped', reason: 'every value is missing' };
   if (distinct === 1) return { ...base, kind: 'dropped', reason: 'it has a single value' };
 
-  const numericShare = 1 - stats.nonNumeric / present;
-  if (numericShare >= 0.8) {
-    const example = stats.firstNonNumeric;
-    if (example && stats.nonNumeric / present > options.numericTolerance) {
+  const declared = options.declared?.[column];
+  const numbers = present - stats.nonNumeric;
+  const asNumeric = (): ColumnProfile => ({
+    ...base,
+    kind: 'numeric',
+    invalid: stats.nonNumeric,
+    ...(stats.nonNumeric > 0 ? { examples: [...stats.nonNumericExamples] } : {}),
+  });
+  if (declared === 'categorical') return categoricalOrDropped(stats, base, options, true);
+  if (declared === 'numeric') {
+    if (numbers === 0) {
       throw new InputError(
-        `${where}numeric column '${column}' has ${stats.nonNumeric} non-numeric value(s) (${(100 * (1 - numericShare)).toFixed(1)}%, tolerance ${(100 * options.numericTolerance).toFixed(0)}%), e.g. '${example.value}' in ${example.place}: fix or blank those cells`,
+        `${where}column '${column}' is declared numeric in "columns" but none of its ${present} values is a number (${describeExamples(stats.nonNumericExamples)}): fix the data or the declaration`,
       );
     }
+    return asNumeric();
+  }
+  const textShare = stats.nonNumeric / present;
+  if (numbers > 0 && textShare <= options.numericTolerance) {
     if (looksLikeNumericId(stats)) {
       return { ...base, kind: 'dropped', reason: 'it looks like a row id (unique integers)' };
     }
-    return { ...base, invalid: stats.nonNumeric, kind: 'numeric' };
+    return asNumeric();
   }
   if (stats.dates / present >= 0.95) return { ...base, kind: 'date' };
-  if (present >= 20 && distinct / present > 0.9) {
+  if (numbers / present >= NUMBERS_IN_TEXT) {
+    throw new InputError(
+      `${where}column '${column}' mixes numbers and text: ${describeShare(stats.nonNumeric, present)} are not numbers (${describeExamples(stats.nonNumericExamples)}), over the ${percent(options.numericTolerance)} that may count as missing: clean those cells, or if the column is a category declare it in edgeloop.json as "columns": {"${column}": "categorical"}`,
+    );
+  }
+  return categoricalOrDropped(stats, base, options, false);
+}
+
+/** "3 of 40 values (7.5%)". */
+export function describeShare(count: number, of: number): string {
+  return `${count} of ${of} values (${percent(count / of, 1)})`;
+}
+
+/** "e.g. 'abc' (data row 2), 'n.a.' (data row 7)". */
+export function describeExamples(examples: readonly CellExample[]): string {
+  return `e.g. ${examples.map((e) => `'${e.value}' (${e.place})`).join(', ')}`;
+}
+
+function percent(share: number, digits = 0): string {
+  return `${(100 * share).toFixed(digits)}%`;
+}
+
+function categoricalOrDropped(
+  stats: ColumnStatistics,
+  base: Omit<ColumnProfile, 'kind'>,
+  options: ColumnKindOptions,
+  declared: boolean,
+): ColumnProfile {
+  const { present, distinct } = stats;
+  if (!declared && present >= 20 && distinct / present > 0.9) {
     return { ...base, kind: 'dropped', reason: 'it looks like an id (almost every value is unique)' };
   }
   const cap = options.maxCategories;
-  if (distinct > cap) {
+  if (!declared && distinct > cap) {
     const covered = stats.topCoverage(cap);
     if (covered < 0.5) {
       return {
@@ -154,7 +220,10 @@ export function decideColumnKind(
       };
     }
   }
-  return { ...base, kind: 'categorical' };
+  const numbers = present - stats.nonNumeric;
+  return declared || numbers === 0
+    ? { ...base, kind: 'categorical' }
+    : { ...base, kind: 'categorical', numberLike: numbers, examples: [...stats.numericExamples] };
 }
 
 function looksLikeNumericId(stats: ColumnStatistics): boolean {

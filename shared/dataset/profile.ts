@@ -6,7 +6,14 @@
  */
 import { InputError } from '../errors.ts';
 import { isMissing } from '../preprocess.ts';
-import { type ColumnProfile, ColumnStatistics, decideColumnKind } from './column-kind.ts';
+import {
+  type ColumnProfile,
+  ColumnStatistics,
+  type DeclaredColumnKind,
+  decideColumnKind,
+  describeExamples,
+  describeShare,
+} from './column-kind.ts';
 
 export interface DatasetOptions {
   /** Label column; default: the last column. */
@@ -16,8 +23,10 @@ export interface DatasetOptions {
   minRowsPerClass?: number;
   maxBytes?: number;
   maxCategories?: number;
-  /** Share of non-numeric cells a numeric column may have (they are imputed). */
+  /** Share of non-numeric cells a column of numbers may have (they are imputed); above: rejected. */
   numericTolerance?: number;
+  /** Declared column kinds (`"columns"` in edgeloop.json), used instead of the guess. */
+  columnKinds?: Readonly<Record<string, DeclaredColumnKind>>;
   maxClasses?: number;
   /** Used in messages ("where"): the file name or S3 key. */
   source?: string;
@@ -26,8 +35,9 @@ export interface DatasetOptions {
 export const DATASET_LIMITS = {
   /** No size cliff: streaming keeps memory bounded; this only refuses absurd uploads. */
   maxBytes: 1024 ** 4,
-  maxCategories: 32,
-  numericTolerance: 0.02,
+  /** One-hot slots per categorical column (64 keeps gapminder's 62 countries whole). */
+  maxCategories: 64,
+  numericTolerance: 0.2,
   maxClasses: 50,
   minRowsPerClass: 5,
 } as const;
@@ -132,6 +142,13 @@ export class DatasetProfiler {
       if (column === label)
         throw new InputError(`${where}column '${label}' cannot be both label and feature`);
     }
+    for (const column of Object.keys(options.columnKinds ?? {})) {
+      if (!header.includes(column)) {
+        throw new InputError(
+          `${where}column '${column}' declared in "columns" is not in the header; columns are: ${header.join(', ')}`,
+        );
+      }
+    }
     this.featureIndex = wanted.map((column) => header.indexOf(column));
     this.columnStats = wanted.map((column) => new ColumnStatistics(column));
   }
@@ -193,6 +210,7 @@ export class DatasetProfiler {
     const kindOptions = {
       maxCategories,
       numericTolerance: this.options.numericTolerance ?? DATASET_LIMITS.numericTolerance,
+      ...(this.options.columnKinds ? { declared: this.options.columnKinds } : {}),
     };
     const columns = this.columnStats.map((stats) => decideColumnKind(stats, kindOptions, where));
     let missingCells = 0;
@@ -210,9 +228,15 @@ export class DatasetProfiler {
           `column '${profile.column}': ${profile.distinctExact === false ? 'about ' : ''}${profile.distinct} distinct values; the ${maxCategories} most frequent get their own slot, the rest share one "other" slot`,
         );
       }
+      const present = this.rowsKept - profile.missing;
       if (profile.invalid > 0) {
         notices.push(
-          `column '${profile.column}': ${profile.invalid} non-numeric value(s) treated as missing`,
+          `column '${profile.column}' is numeric: ${describeShare(profile.invalid, present)} are not numbers and count as missing (${describeExamples(profile.examples ?? [])})`,
+        );
+      }
+      if (profile.numberLike) {
+        notices.push(
+          `column '${profile.column}' is categorical: ${describeShare(profile.numberLike, present)} are numbers, taken as category names (${describeExamples(profile.examples ?? [])}); declare "columns": {"${profile.column}": "numeric"} in edgeloop.json if they are measurements`,
         );
       }
     }

@@ -48,6 +48,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     golden: outcome.golden,
     lowConfidence: input.lowConfidence,
     ...(outcome.window ? { window: outcome.window.manifest } : {}),
+    ...(outcome.tuning ? { tuning: outcome.tuning } : {}),
     lineage: {
       datasetKey: input.datasetKey,
       ...(input.datasetEtag ? { datasetEtag: input.datasetEtag } : {}),

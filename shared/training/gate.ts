@@ -1,9 +1,20 @@
-/** The quality gate: a new version may not trail the current release by more than a margin. */
+/**
+ * The quality gate: a new version must meet the config's floors (macro-F1, recall of every
+ * class) and may not trail the current release's accuracy by more than a margin.
+ */
+import type { ModelMetrics } from '../schemas.ts';
+
 export interface GateInput {
   accuracy: number;
   /** Accuracy of the current release on the same held-out rows; undefined for a first version. */
   baselineAccuracy?: number;
   margin: number;
+  /** The candidate's held-out metrics, for the floors below. */
+  metrics?: Pick<ModelMetrics, 'macroF1' | 'perClass'>;
+  /** Macro-F1 the candidate needs on the held-out rows. */
+  minMacroF1?: number;
+  /** Recall every class needs (one number), or per class name (classes not named: none). */
+  minRecall?: number | Readonly<Record<string, number>>;
 }
 
 export interface GateDecision {
@@ -11,7 +22,10 @@ export interface GateDecision {
   reason: string;
 }
 
-export function gateDecision({ accuracy, baselineAccuracy, margin }: GateInput): GateDecision {
+export function gateDecision(input: GateInput): GateDecision {
+  const floors = floorFailures(input);
+  if (floors.length > 0) return { passed: false, reason: `below the config's floor: ${floors.join('; ')}` };
+  const { accuracy, baselineAccuracy, margin } = input;
   if (baselineAccuracy === undefined) {
     return { passed: true, reason: 'first version of this model: nothing to compare with' };
   }
@@ -19,4 +33,27 @@ export function gateDecision({ accuracy, baselineAccuracy, margin }: GateInput):
   return accuracy + margin + 1e-12 >= baselineAccuracy
     ? { passed: true, reason: scores }
     : { passed: false, reason: `worse than the current release: ${scores}` };
+}
+
+/** Each floor the candidate misses, as "macro-F1 0.6100 < gateMinMacroF1 0.7". */
+function floorFailures({ metrics, minMacroF1, minRecall }: GateInput): string[] {
+  const failures: string[] = [];
+  if (minMacroF1 !== undefined) {
+    const macroF1 = metrics?.macroF1 ?? 0;
+    if (macroF1 + 1e-12 < minMacroF1)
+      failures.push(`macro-F1 ${macroF1.toFixed(4)} < gateMinMacroF1 ${minMacroF1}`);
+  }
+  if (minRecall !== undefined) {
+    const perClass = metrics?.perClass ?? {};
+    const wanted =
+      typeof minRecall === 'number'
+        ? Object.keys(perClass).map((name) => [name, minRecall] as const)
+        : Object.entries(minRecall);
+    for (const [name, floor] of wanted) {
+      const recall = perClass[name]?.recall ?? 0;
+      if (recall + 1e-12 < floor)
+        failures.push(`recall of class '${name}' ${recall.toFixed(4)} < gateMinRecall ${floor}`);
+    }
+  }
+  return failures;
 }

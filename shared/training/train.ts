@@ -28,6 +28,8 @@ import {
   SAMPLE_DEFAULTS,
   type TrainingConfig,
   type TrainingSampleLineage,
+  TuningConfigSchema,
+  type TuningReport,
 } from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
 import type { SeriesReadings } from '../timeseries/long-format.ts';
@@ -49,6 +51,7 @@ import { PreprocessingFitter } from './preprocessing.ts';
 import { seededRandom } from './random.ts';
 import { type MutableRow, RowStore } from './row-store.ts';
 import { planSplit, StratifiedSplitter } from './split.ts';
+import { tuneMlp } from './tune.ts';
 
 /** Where a long run is: the registry and the CLI show it. */
 export type TrainingPhase = 'parsing' | 'sampling' | 'training' | 'evaluating';
@@ -57,6 +60,9 @@ export interface TrainingProgress extends Partial<PassProgress> {
   phase: TrainingPhase;
   epoch?: number;
   epochs?: number;
+  /** The tuner's candidates done, and how many it tries. */
+  candidate?: number;
+  candidates?: number;
 }
 
 export interface TrainRunOptions {
@@ -98,6 +104,8 @@ export interface TrainingOutcome {
   extraRows: number;
   /** A windowed run (config `window`): what the manifest carries, and the test readings for the gate. */
   window?: { manifest: WindowManifest; testSeries: SeriesReadings[] };
+  /** The tuner's search, when the dataset was small enough for one. */
+  tuning?: TuningReport;
 }
 
 export const GOLDEN_ROWS = 5;
@@ -127,6 +135,7 @@ export async function trainFromSource(
       ...(config.label ? { label: config.label } : {}),
       ...(config.features ? { features: config.features } : {}),
       minRowsPerClass: config.minRowsPerClass,
+      ...(config.columns ? { columnKinds: config.columns } : {}),
       ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
       ...(options.source ? { source: options.source } : {}),
     },
@@ -224,31 +233,11 @@ async function trainOnProfile(
   // The training vectors, in the seeded order; the compact rows can go.
   const train = vectorsOf(trainStore, preprocessing, order);
   trainStore = undefined;
-  const shape = mlpShape(preprocessing.inputWidth, k, train.labels.length);
-
-  const validation = tf.tidy(() => storeTensors(validationStore, preprocessing, k));
-  const model = buildMlp(shape, config.seed);
-  let fitted: Awaited<ReturnType<typeof fitMlpBatches>>;
-  try {
-    options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
-    fitted = await fitMlpBatches(
-      model,
-      () => batchesOf(train, preprocessing.inputWidth, k, config.batchSize),
-      validation,
-      {
-        epochs: config.epochs,
-        batchSize: config.batchSize,
-        patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
-        classWeight: classWeights(train.labels, k),
-        onEpoch: (progress) => {
-          options.onEpoch?.(progress);
-          options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
-        },
-      },
-    );
-  } finally {
-    tf.dispose([validation.x, validation.y]);
-  }
+  const fitted =
+    train.labels.length <= TUNE_MAX_ROWS
+      ? await fitTuned(train, validationStore, preprocessing, config, options)
+      : await fitStreaming(train, validationStore, preprocessing, config, options);
+  const { model, shape } = fitted;
   options.onProgress?.({ phase: 'evaluating' });
   const testX = transformRows(preprocessing, testRows);
   const artifacts = await saveModelArtifacts(model, config.quantize);
@@ -294,13 +283,15 @@ async function trainOnProfile(
       notices: sampled
         ? [
             ...profile.notices,
+            ...fitter.notices,
             `trained on a seeded stratified sample: ${plan.kept.train} of ${plan.planned.train} training rows, scored on ${plan.kept.test} of ${plan.planned.test} test rows (config "sample")`,
           ]
-        : profile.notices,
+        : [...profile.notices, ...fitter.notices],
       backend,
       seed: config.seed,
       epochsRun: fitted.epochsRun,
       bestEpoch: fitted.bestEpoch,
+      ...(fitted.tuning ? { tuning: fitted.tuning } : {}),
       testSet: { rows: testRows, labels: testTruth.map((y) => labels[y] ?? '') },
       parts: [],
       extraRows: 0,
@@ -322,6 +313,96 @@ async function trainOnProfile(
     };
   } finally {
     shipped.dispose();
+  }
+}
+
+/** Training rows the tuner searches on (in memory); above, one recipe trains streaming. */
+export const TUNE_MAX_ROWS = 50_000;
+
+type TrainVectors = ReturnType<typeof vectorsOf>;
+
+interface Fitted {
+  model: LayersModel;
+  shape: MlpShape;
+  epochsRun: number;
+  bestEpoch: number;
+  tuning?: TuningReport;
+}
+
+/** The tuner's search on the held rows (shared/training/tune.ts); the winner is returned. */
+async function fitTuned(
+  train: TrainVectors,
+  validationStore: RowStore,
+  preprocessing: Preprocessing,
+  config: TrainingConfig,
+  options: TrainRunOptions,
+): Promise<Fitted> {
+  const tuning = TuningConfigSchema.parse(config.tuning ?? {});
+  const classes = preprocessing.labels.length;
+  const { model, shape, report } = await tuneMlp(
+    {
+      x: train.x,
+      labels: train.labels,
+      width: preprocessing.inputWidth,
+      classes,
+      validation: vectorsOf(validationStore, preprocessing, seededOrder(validationStore.size, config.seed)),
+      classWeight: classWeights(train.labels, classes),
+    },
+    {
+      seed: config.seed,
+      candidates: tuning.candidates,
+      maxEpochs: config.epochs,
+      maxMs: tuning.maxSeconds * 1000,
+      refit: tuning.refit,
+      onCandidate: (done, of) => options.onProgress?.({ phase: 'training', candidate: done, candidates: of }),
+    },
+  );
+  const winner = report.candidates[report.chosen];
+  const epochSteps = Math.ceil(train.labels.length / (winner?.batchSize ?? config.batchSize));
+  return {
+    model,
+    shape,
+    epochsRun: Math.ceil((winner?.steps ?? 0) / epochSteps),
+    bestEpoch: Math.ceil((winner?.bestStep ?? 0) / epochSteps),
+    tuning: report,
+  };
+}
+
+/** One recipe, fed batch by batch from the held vectors (large datasets). */
+async function fitStreaming(
+  train: TrainVectors,
+  validationStore: RowStore,
+  preprocessing: Preprocessing,
+  config: TrainingConfig,
+  options: TrainRunOptions,
+): Promise<Fitted> {
+  const k = preprocessing.labels.length;
+  const shape = mlpShape(preprocessing.inputWidth, k, train.labels.length);
+  const model = buildMlp(shape, config.seed);
+  const validation = tf.tidy(() => storeTensors(validationStore, preprocessing, k));
+  try {
+    options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
+    const fitted = await fitMlpBatches(
+      model,
+      () => batchesOf(train, preprocessing.inputWidth, k, config.batchSize),
+      validation,
+      {
+        epochs: config.epochs,
+        batchSize: config.batchSize,
+        patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
+        classWeight: classWeights(train.labels, k),
+        onEpoch: (progress) => {
+          options.onEpoch?.(progress);
+          options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
+        },
+      },
+    );
+    return { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  } finally {
+    tf.dispose([validation.x, validation.y]);
   }
 }
 

@@ -152,6 +152,9 @@ export function buildSnapshot(options: SnapshotOptions = {}): DashboardSnapshot 
           status: 'released',
           accuracy: 0.931,
           baselineAccuracy: 0.874,
+          notices: [
+            "column 'temperature_c' is numeric: 3 of 1500 values (0.2%) are not numbers and count as missing (e.g. 'hot' (data row 8))",
+          ],
           createdAt: at(minutes * 30),
         },
       ],

@@ -126,6 +126,7 @@ describe.runIf(!missing)('dashboard page in chromium', () => {
     const trainingText = await dashboard.page.locator('[data-panel="training"] tbody').textContent();
     expect(trainingText).toContain('rejected-by-gate');
     expect(trainingText).toContain(current.training.runs[1]?.reason ?? 'missing reason');
+    expect(trainingText).toContain(current.training.runs[2]?.notices?.[0] ?? 'missing notice');
     const rolloutNote = await dashboard.page.locator('[data-panel="rollout"] .note').textContent();
     expect(rolloutNote).toBe('v3 rolled out to 3 of 4 devices');
     const deviceText = await dashboard.page.locator('[data-panel="rollout"] tbody').textContent();

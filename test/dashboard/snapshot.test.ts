@@ -61,6 +61,7 @@ describe('dashboard snapshot contract', () => {
       metrics: { accuracy: 0.81 },
       baselineAccuracy: 0.87,
       reason: 'trails the release by more than the gate margin',
+      notices: ["dropped column 'serial': it looks like an id (almost every value is unique)"],
     };
 
     // Act
@@ -74,6 +75,7 @@ describe('dashboard snapshot contract', () => {
       accuracy: 0.81,
       baselineAccuracy: 0.87,
       reason: 'trails the release by more than the gate margin',
+      notices: ["dropped column 'serial': it looks like an id (almost every value is unique)"],
       createdAt: '2025-06-01T11:20:00.000Z',
     });
   });

@@ -52,6 +52,35 @@ describe('edgeloop train', () => {
     expect(manifest.metrics).toEqual(summary.metrics);
   });
 
+  it("prints notices, each class's recall and the tuning table in its text summary", async () => {
+    // Prepare
+    const file = join(dir, 'noisy.csv');
+    writeFileSync(file, fixture('ok-some-non-numeric.csv'));
+    // Act
+    const result = await runCli([
+      'train',
+      file,
+      '--model',
+      'noisy',
+      '--out',
+      join(dir, 'noisy'),
+      '--epochs',
+      '5',
+    ]);
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(
+      "notice: column 'temperature_c' is numeric: 6 of 80 values (7.5%) are not numbers and count as missing",
+    );
+    expect(result.stdout).toMatch(
+      /recall per class: bearing_wear \d+\.\d% \(n=\d+\), normal \d+\.\d% \(n=\d+\)/,
+    );
+    expect(result.stdout).toMatch(/tuning: \d candidates in \d+\.\d s/);
+    const rows = result.stdout.split('\n').filter((line) => /^ {4}[ *] \d+(-\d+)* /.test(line));
+    expect(rows.length).toBeGreaterThanOrEqual(1);
+    expect(rows.filter((line) => line.startsWith('    *'))).toHaveLength(1);
+  });
+
   it.each([
     [['train', '--model', 'demo'], /missing argument/],
     [['train', join(dir, 'missing.csv'), '--model', 'demo'], /no such file: .*missing\.csv/],

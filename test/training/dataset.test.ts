@@ -97,6 +97,14 @@ describe('awkward but valid datasets', () => {
     expect(dataset.columns[0]).toMatchObject({ column: 'temperature_c', kind: 'numeric', invalid: 1 });
   });
 
+  it('keeps a numeric column with 7.5% text numeric and names the cells that count as missing', () => {
+    const dataset = parseDataset(fixture('ok-some-non-numeric.csv'));
+    expect(dataset.columns[0]).toMatchObject({ column: 'temperature_c', kind: 'numeric', invalid: 6 });
+    expect(dataset.notices).toContain(
+      "column 'temperature_c' is numeric: 6 of 80 values (7.5%) are not numbers and count as missing (e.g. 'hot' (data row 8), 'hot' (data row 14), 'hot' (data row 22))",
+    );
+  });
+
   it('defaults the label to the last column and can take an explicit one', () => {
     const csv = generateDemoDataset({ rows: 200 });
     expect(parseDataset(csv).label).toBe('condition');

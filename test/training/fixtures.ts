@@ -31,8 +31,9 @@ export const BROKEN: readonly BrokenFixture[] = [
     message: /too few rows per class .*'bearing_wear' \(2\); each class needs at least 5/,
   },
   {
-    file: 'broken-numeric-garbage.csv',
-    message: /numeric column 'temperature_c' has 3 non-numeric value\(s\).*'hot' in data row 8/,
+    file: 'broken-half-abc.csv',
+    message:
+      /column 'temperature_c' mixes numbers and text: 20 of 40 values \(50\.0%\) are not numbers \(e\.g\. 'abc' \(data row 1\), 'abc' \(data row 3\), 'abc' \(data row 5\)\), over the 20% .*declare it in edgeloop\.json as "columns": \{"temperature_c": "categorical"\}/,
   },
   { file: 'broken-binary.csv', message: /not a text CSV \(it contains NUL bytes\)/ },
   { file: 'broken-latin1.csv', message: /not a text CSV \(it is not valid UTF-8\)/ },

@@ -144,6 +144,9 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     expect(manifestRaw && sha256Hex(manifestRaw)).toBe(item?.manifestSha256);
     const manifest = ManifestSchema.parse(JSON.parse(new TextDecoder().decode(manifestRaw)));
     verifyManifestSignature(manifest, keys.publicKeyPem);
+    // The tuner's search: every candidate's validation score and the choice, in both places.
+    expect(manifest.tuning?.candidates.length).toBeGreaterThan(0);
+    expect(item?.tuning).toEqual(manifest.tuning);
     for (const file of manifest.files) {
       const bytes = await modelObject(modelKeys.file('pump', 1, file.name));
       expect(bytes && sha256Hex(bytes)).toBe(file.sha256);
@@ -196,7 +199,7 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
   it('records a broken dataset as rejected, publishes nothing, and keeps the release', async () => {
     // Prepare: 'pump' v1 is the release from the first test.
     const noticesBefore = releaseNotices('pump').length;
-    const record = await upload('pump', 'broken.csv', fixture('broken-numeric-garbage.csv'));
+    const record = await upload('pump', 'broken.csv', fixture('broken-half-abc.csv'));
     // Act
     const state = await runTraining(record, steps);
     // Assess
@@ -206,11 +209,25 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     );
     expect(item.Item).toMatchObject({ status: 'rejected' });
     expect(item.Item?.reason).toMatch(
-      /datasets\/pump\/broken\.csv: numeric column 'temperature_c'.*data row 8/,
+      /datasets\/pump\/broken\.csv: column 'temperature_c' mixes numbers and text: 20 of 40 values.*'abc' \(data row 1\)/,
     );
     expect(await modelObject(modelKeys.manifest('pump', state.version ?? 0))).toBeUndefined();
     expect(releaseNotices('pump')).toHaveLength(noticesBefore);
     expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'pump'))?.version).toBe(1);
+  });
+
+  it('records what the run did with the data on the registry entry', async () => {
+    // Prepare: a numeric column with 6 text cells in 80 (imputed, under the 20% threshold).
+    await configure('noisy', { epochs: 3 });
+    const record = await upload('noisy', 'day1.csv', fixture('ok-some-non-numeric.csv'));
+    // Act
+    const state = await runTraining(record, steps);
+    // Assess
+    expect(state.outcome).toBe('released');
+    const [item] = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'noisy');
+    expect(item?.notices).toContain(
+      "column 'temperature_c' is numeric: 6 of 80 values (7.5%) are not numbers and count as missing (e.g. 'hot' (data row 8), 'hot' (data row 14), 'hot' (data row 22))",
+    );
   });
 
   it('rejects a worse model at the gate, with both scores, and keeps the old release', async () => {
@@ -235,6 +252,19 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'gated'))?.version).toBe(1);
     await noticesArrive('gated', 1);
     expect(releaseNotices('gated').map((notice) => JSON.parse(notice.payload).version)).toEqual([1]);
+  });
+
+  it('rejects a first version under the macro-F1 floor of the config, with the figure', async () => {
+    // Prepare
+    await configure('strict', { epochs: 2, gateMinMacroF1: 1 });
+    // Act
+    const state = await runTraining(await upload('strict', 'day1.csv', small), steps);
+    // Assess
+    expect(state.outcome).toBe('rejected-by-gate');
+    const [item] = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'strict');
+    expect(item).toMatchObject({ status: 'rejected-by-gate' });
+    expect(item?.reason).toMatch(/^below the config's floor: macro-F1 0\.\d{4} < gateMinMacroF1 1$/);
+    expect(await modelObject(modelKeys.manifest('strict', state.version ?? 0))).toBeUndefined();
   });
 
   it('rejects an invalid edgeloop.json with the config path and the field', async () => {
@@ -283,7 +313,7 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
   it('keeps a bad dataset a rejection across the managed job: the job succeeds, collectTrain rejects', async () => {
     // Prepare
     await configure('press-bad', { epochs: 3, engine: 'managed' });
-    const record = await upload('press-bad', 'broken.csv', fixture('broken-numeric-garbage.csv'));
+    const record = await upload('press-bad', 'broken.csv', fixture('broken-half-abc.csv'));
     const validated = await steps.validate(newRunState(record));
     // Act
     const job = await runTrainTask(validated);

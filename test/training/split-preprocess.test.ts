@@ -4,7 +4,7 @@ import { transformRows } from '../../shared/preprocess.ts';
 import { PreprocessingSchema } from '../../shared/schemas.ts';
 import { gateDecision } from '../../shared/training/gate.ts';
 import { argmaxRows, classificationMetrics } from '../../shared/training/metrics.ts';
-import { fitPreprocessing } from '../../shared/training/preprocessing.ts';
+import { fitPreprocessing, PreprocessingFitter } from '../../shared/training/preprocessing.ts';
 import { stratifiedSplit } from '../../shared/training/split.ts';
 import { classWeights } from '../../shared/training/train.ts';
 import { fixture } from './fixtures.ts';
@@ -59,6 +59,7 @@ describe('fitted preprocessing', () => {
     const catPre = fitPreprocessing(
       cats,
       cats.rows.map((_, i) => i),
+      32,
     );
     const machine = catPre.features[2];
     expect(machine?.kind === 'categorical' && machine.categories.length).toBe(32);
@@ -66,6 +67,65 @@ describe('fitted preprocessing', () => {
       { temperature_c: '50', vibration_rms: '1', machine: 'machine-999' },
     ]);
     expect(unseen[unseen.length - 1]).toBe(1);
+  });
+});
+
+describe('skewed columns', () => {
+  /** A heavy-tailed count (most rows small, a few huge), a symmetric one, and a label. */
+  const csv = [
+    'deaths,temperature,label',
+    ...Array.from({ length: 60 }, (_, i) => {
+      const deaths = i % 10 === 0 ? 10 ** (3 + (i % 4)) : i % 7;
+      return `${deaths},${20 + Math.sin(i)},${i % 2 ? 'a' : 'b'}`;
+    }),
+  ].join('\n');
+
+  it('standardizes a right-skewed non-negative column as log(1 + x), says so, and leaves the rest', () => {
+    // Prepare
+    const dataset = parseDataset(csv, { label: 'label' });
+    const all = dataset.rows.map((_, i) => i);
+
+    // Act
+    const fitter = new PreprocessingFitter(dataset.columns, dataset.header);
+    for (const row of dataset.rows) fitter.add(dataset.header.map((column) => String(row[column] ?? '')));
+    const pre = fitter.finish(dataset.label, dataset.labels);
+    const x = transformRows(pre, [
+      { deaths: '6', temperature: '20' },
+      { deaths: '', temperature: '' },
+    ]);
+
+    // Assess
+    expect(fitPreprocessing(dataset, all)).toEqual(pre);
+    const [deaths, temperature] = pre.features;
+    expect(deaths).toMatchObject({ kind: 'numeric', column: 'deaths', log1p: true });
+    expect(temperature).not.toHaveProperty('log1p');
+    const logs = dataset.rows.map((row) => Math.log1p(Number(row.deaths)));
+    const mean = logs.reduce((a, b) => a + b, 0) / logs.length;
+    expect(deaths?.kind === 'numeric' && deaths.mean).toBeCloseTo(mean, 9);
+    const std = deaths?.kind === 'numeric' ? deaths.std : 1;
+    expect(x[0]).toBeCloseTo((Math.log1p(6) - mean) / std, 5);
+    expect(x[2]).toBeCloseTo(0, 9); // a missing count is the (log) mean
+    expect(fitter.notices).toEqual([
+      expect.stringMatching(
+        /^column 'deaths': right-skewed \(skewness \d+\.\d, no negative values\), standardized as log\(1 \+ x\)$/,
+      ),
+    ]);
+  });
+
+  it('keeps a skewed column with negative values linear', () => {
+    // Prepare
+    const shifted = csv.replace(/^(\d+),/gm, (_, n) => `${Number(n) - 5},`);
+    const dataset = parseDataset(shifted, { label: 'label' });
+
+    // Act
+    const pre = fitPreprocessing(
+      dataset,
+      dataset.rows.map((_, i) => i),
+    );
+
+    // Assess
+    expect(pre.features[0]).toMatchObject({ kind: 'numeric', column: 'deaths' });
+    expect(pre.features[0]).not.toHaveProperty('log1p');
   });
 });
 

@@ -34,6 +34,8 @@ export const TrainingRunSchema = z.object({
   reason: z.string().optional(),
   /** A windowed model's window, in words (absent for a row model). */
   window: z.string().optional(),
+  /** What the run did with the data (imputed cells, dropped columns, ...). */
+  notices: z.array(z.string()).optional(),
   createdAt: IsoTime,
 });
 export type TrainingRun = z.infer<typeof TrainingRunSchema>;
@@ -126,6 +128,7 @@ export function trainingRunFromRegistry(item: RegistryItem): TrainingRun {
     ...(item.baselineAccuracy !== undefined ? { baselineAccuracy: item.baselineAccuracy } : {}),
     ...(item.reason ? { reason: item.reason } : {}),
     ...(item.window ? { window: describeWindow(item.window) } : {}),
+    ...(item.notices?.length ? { notices: item.notices } : {}),
     createdAt: item.createdAt,
   };
 }

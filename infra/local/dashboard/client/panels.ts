@@ -153,7 +153,7 @@ function minuteLinePanel(id: DashboardPanel, axis: AxisFormat, lines: MinuteLine
 function trainingPanel(): Panel {
   const { root } = shell('training', true);
   const { canvas, box } = chartBox('No training runs yet', dashboardPanels.training.title);
-  const runs = table(['Version', 'Status', 'Accuracy', 'Baseline', 'Input', 'Reason', 'Started']);
+  const runs = table(['Version', 'Status', 'Accuracy', 'Baseline', 'Input', 'Reason', 'Notices', 'Started']);
   root.append(el('div', { class: 'split' }, box, runs.wrap));
   const chart = barChart(canvas, percentAxis);
   return {
@@ -192,6 +192,7 @@ function trainingPanel(): Panel {
             formatPercent(r.baselineAccuracy),
             r.window ?? 'rows',
             r.reason ?? '',
+            (r.notices ?? []).join('; '),
             formatAgo(r.createdAt, ctx.now),
           ]),
       );
