@@ -15,11 +15,13 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { buildSync } from 'esbuild';
+import { DEFAULT_LOW_CONFIDENCE } from '../shared/aggregation/aggregate.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
 import { encodeResultObjects } from './result-encoding.ts';
 import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
+import type { SummaryBatcherOptions } from './summary-batcher.ts';
 
 export type { ReplayChunk } from './result-writer-protocol.ts';
 
@@ -102,12 +104,22 @@ export class ResultStream {
   private readonly answers = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   private nextToken = 0;
   private closed = false;
+  private readonly summary: boolean;
+  /** Each model version's low-confidence threshold, which summary mode counts with. */
+  private readonly lowConfidence = new Map<number, number>();
 
   constructor(
     private readonly outbox: Outbox,
-    options: { thing: string; model: string; batch?: BatcherOptions },
+    options: {
+      thing: string;
+      model: string;
+      batch?: BatcherOptions;
+      /** Summary mode: per-minute cells instead of results (absent: detail batches). */
+      summary?: SummaryBatcherOptions;
+    },
     private readonly onPersisted: (accepted: boolean, count: number) => void = () => undefined,
   ) {
+    this.summary = options.summary !== undefined;
     this.id = writerThread.attach(this);
     writerThread.post({
       type: 'open',
@@ -117,7 +129,17 @@ export class ResultStream {
       thing: options.thing,
       model: options.model,
       batch: options.batch ?? {},
+      ...(options.summary ? { summary: options.summary } : {}),
     });
+  }
+
+  /** A model version the device serves, with the threshold its manifest sets for low confidence. */
+  setModel(version: number, lowConfidence: number): void {
+    this.lowConfidence.set(version, lowConfidence);
+  }
+
+  private lowConfidenceOf(version: number): number {
+    return this.lowConfidence.get(version) ?? DEFAULT_LOW_CONFIDENCE;
   }
 
   /** Results handed over and not durable yet. */
@@ -133,12 +155,23 @@ export class ResultStream {
   /** A classified CSV replay chunk; its results are encoded on the writer thread. */
   addReplay(chunk: ReplayChunk): void {
     this.handed += chunk.best.length;
-    this.send({ type: 'replay', stream: this.id, chunk });
+    this.send({ type: 'replay', stream: this.id, chunk, lowConfidence: this.lowConfidenceOf(chunk.version) });
   }
 
   /** Results made on this thread (stdin, /infer), by one model version. */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
     this.handed += results.length;
+    if (this.summary) {
+      this.send({
+        type: 'results',
+        stream: this.id,
+        version,
+        lowConfidence: this.lowConfidenceOf(version),
+        results: [...results],
+        ...(csvNext !== undefined ? { csvNext } : {}),
+      });
+      return;
+    }
     this.send({
       type: 'encoded',
       stream: this.id,
