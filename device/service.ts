@@ -136,7 +136,10 @@ export interface DeviceSnapshot extends DeviceStatus {
 export interface Device {
   readonly thing: string;
   readonly httpPort: number | undefined;
-  /** Events: 'model' {version}, 'published' {count}, 'error' {step, reason}, 'status' snapshot, 'finished'. */
+  /**
+   * Events: 'model' {version}, 'published' {count, bytes} (one per acknowledged batch), 'error'
+   * {step, reason}, 'status' snapshot, 'finished'.
+   */
   readonly events: EventEmitter;
   status(): DeviceSnapshot;
   waitFor(pred: (snapshot: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot>;
@@ -330,7 +333,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   publisher.on('published', ({ count, bytes }: { count: number; bytes: number }) => {
     published += count;
     publishedBytes += bytes;
-    events.emit('published', { count });
+    events.emit('published', { count, bytes });
     checkFinished();
   });
   publisher.on('error', (message: string) => log(message));
