@@ -129,6 +129,12 @@ describe('summary mode by Basic Ingest on the local stack', () => {
     expect(stats.versions[0]?.classCounts).toEqual(
       Object.fromEntries(Object.entries(reference.classes).map(([name, n]) => [name, 2 * n])),
     );
+    // What the rollout controller decides on (shared/rollout/decide.ts) reads the same.
+    expect(stats.versions[0]).toMatchObject({
+      labelled: 2 * reference.labelled,
+      liveAccuracy: reference.correct / reference.labelled,
+      lowConfidenceRate: reference.lowConfidence / N,
+    });
   }, 120_000);
 
   it('counts a whole outbox sent twice (its deletion lost) once', async () => {
