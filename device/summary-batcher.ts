@@ -10,8 +10,7 @@
  */
 import type { CountedResult } from '../shared/aggregation/aggregate.ts';
 import { SummaryCells } from '../shared/aggregation/summary-cells.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { BatchSink } from './batcher.ts';
+import { type BatchSink, SinkAppends } from './batcher.ts';
 
 /** How long a summary batch collects by default: one publish per 10 s per gateway. */
 export const DEFAULT_SUMMARY_INTERVAL_MS = 10_000;
@@ -29,17 +28,16 @@ export class SummaryBatcher {
   private version: number | undefined;
   private csvNext: number | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private pending: Promise<unknown> = Promise.resolve();
-  /** Why a batch could not be stored; every later add and flush fails with it. */
-  private failure: Error | undefined;
+  private readonly appends: SinkAppends;
   private readonly maxAgeMs: number;
   private readonly maxCells: number;
 
   constructor(
-    private readonly sink: BatchSink,
+    sink: BatchSink,
     private readonly model: string,
     options: SummaryBatcherOptions = {},
   ) {
+    this.appends = new SinkAppends(sink, 'a summary batch');
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_SUMMARY_INTERVAL_MS;
     this.maxCells = Math.min(options.maxCells ?? MAX_SUMMARY_CELLS, MAX_SUMMARY_CELLS);
   }
@@ -60,7 +58,7 @@ export class SummaryBatcher {
     resultAt: (i: number) => CountedResult,
     csvNext?: number,
   ): void {
-    if (this.failure) throw this.failure;
+    this.appends.check();
     if (this.version !== undefined && version !== this.version) this.cut();
     this.version = version;
     for (let i = 0; i < count; i++) {
@@ -90,19 +88,12 @@ export class SummaryBatcher {
       summary: { cells: open.toWire(), count: open.count },
       ...(csvNext !== undefined ? { csvNext } : {}),
     };
-    this.pending = this.sink.append(input).then(
-      () => undefined,
-      (error: unknown) => {
-        this.failure ??= new Error(`a summary batch could not be stored: ${errorMessage(error)}`);
-      },
-    );
+    this.appends.append(input);
   }
 
   /** Cuts the open batch and waits until every batch is in the sink. */
   async flush(): Promise<void> {
     this.cut();
-    await this.pending;
-    await this.sink.flush();
-    if (this.failure) throw this.failure;
+    await this.appends.settle();
   }
 }

@@ -6,42 +6,33 @@
  * gateway replaying the same readings counts: the same totals, class mix, low-confidence and
  * live-accuracy counts.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceOptions, startDevice } from '../../device/service.ts';
 import { cellFromItem } from '../../functions/aggregation/aggregate-item.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
-import type { LocalStack } from '../../infra/local/stack.ts';
 import { type AggregateCell, emptyCell, mergeCells } from '../../shared/aggregation/aggregate.ts';
 import { dynamoClient } from '../../shared/aws.ts';
 import { aggregateKeys, LOCAL_STAGE, tables } from '../../shared/topology.ts';
-import { cliBin } from '../support/cli.ts';
-import { releaseDemoModel, startTestStack, until } from '../support/local-stack.ts';
+import { spawnBin } from '../support/cli.ts';
+import { type DemoModelStack, startDemoModelStack, until } from '../support/local-stack.ts';
 
 const MODEL = 'summary-e2e';
 const N = 2_000;
-let stack: LocalStack;
-let workDir: string;
-let csv: string;
+let setup: DemoModelStack;
 const since = Date.now() - 60_000;
 
 beforeAll(async () => {
-  stack = await startTestStack({
+  setup = await startDemoModelStack(MODEL, {
     logLevel: 'ERROR',
     resultsStream: { batchingWindowMs: 300, pollIntervalMs: 50 },
   });
-  workDir = await mkdtemp(join(tmpdir(), 'edgeloop-summary-'));
-  csv = join(workDir, 'readings.csv');
-  await writeFile(csv, await releaseDemoModel(MODEL));
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  await rm(workDir, { recursive: true, force: true });
+  await setup?.stop();
 });
 
 /** The sum of a gateway's per-minute thing items (what `fleet` and the dashboard read). */
@@ -72,36 +63,26 @@ const counts = (cell: AggregateCell) => ({
 const serviceOptions = (thing: string): DeviceOptions => ({
   thing,
   model: MODEL,
-  stateDir: join(workDir, thing),
-  mqttEndpoint: stack.endpoints.mqtt,
-  s3Endpoint: stack.endpoints.s3,
-  publicKeyPem: stack.publicKeyPem,
+  stateDir: join(setup.workDir, thing),
+  mqttEndpoint: setup.stack.endpoints.mqtt,
+  s3Endpoint: setup.stack.endpoints.s3,
+  publicKeyPem: setup.stack.publicKeyPem,
 });
 
-function deviceProcess(
-  thing: string,
-  extra: string[],
-): { child: ChildProcess; exit: Promise<number | null> } {
-  const child = spawn(
-    process.execPath,
-    [
-      cliBin,
-      'device',
-      ...['--thing', thing, '--model', MODEL, '--data-dir', stack.dataDir],
-      ...['--state-dir', join(workDir, thing), '--source', `csv:${csv}`, '--rate', '1000'],
-      ...['--limit', String(N), '-q', ...extra],
-    ],
-    { stdio: 'ignore' },
-  );
-  return { child, exit: new Promise((resolve) => child.on('exit', resolve)) };
-}
+const deviceProcess = (thing: string, extra: string[]) =>
+  spawnBin([
+    'device',
+    ...['--thing', thing, '--model', MODEL, '--data-dir', setup.stack.dataDir],
+    ...['--state-dir', join(setup.workDir, thing), '--source', `csv:${setup.csv}`, '--rate', '1000'],
+    ...['--limit', String(N), '-q', ...extra],
+  ]);
 
 describe('summary mode by Basic Ingest on the local stack', () => {
   it('counts what detail mode counts for the same readings, through a SIGKILL of the gateway', async () => {
     // Prepare: a detail-mode gateway over the broker (in this process) replays the same readings
     const detail = await startDevice({
       ...serviceOptions('gw-detail'),
-      source: { kind: 'csv', file: csv, rate: 1500, limit: N },
+      source: { kind: 'csv', file: setup.csv, rate: 1500, limit: N },
     });
     const summaryArgs = ['--results-mode', 'summary', '--summary-interval-ms', '250'];
 
@@ -115,7 +96,7 @@ describe('summary mode by Basic Ingest on the local stack', () => {
     const code = await deviceProcess('gw-summary', summaryArgs).exit;
     await detail.finished;
     await detail.stop();
-    await stack.idle();
+    await setup.stack.idle();
 
     // Assess
     expect(code).toBe(0);
@@ -140,7 +121,7 @@ describe('summary mode by Basic Ingest on the local stack', () => {
   it('counts a whole outbox sent twice (its deletion lost) once', async () => {
     // Prepare: the gateway has its model, then replays M readings while it cannot connect
     const M = 800;
-    const stateDir = join(workDir, 'gw-replay');
+    const stateDir = join(setup.workDir, 'gw-replay');
     const options: DeviceOptions = {
       ...serviceOptions('gw-replay'),
       results: { mode: 'summary', summaryIntervalMs: 100, basicIngestStage: LOCAL_STAGE },
@@ -151,11 +132,11 @@ describe('summary mode by Basic Ingest on the local stack', () => {
     const offline = await startDevice({
       ...options,
       mqttEndpoint: 'mqtt://127.0.0.1:9',
-      source: { kind: 'csv', file: csv, limit: M },
+      source: { kind: 'csv', file: setup.csv, limit: M },
     });
     await offline.waitFor((s) => s.position === M && s.outboxResults === M, 30_000);
     await offline.stop();
-    const backup = join(workDir, 'outbox-backup');
+    const backup = join(setup.workDir, 'outbox-backup');
     await cp(join(stateDir, 'outbox'), backup, { recursive: true });
 
     // Act: it sends the outbox, then sends it all again
@@ -165,12 +146,12 @@ describe('summary mode by Basic Ingest on the local stack', () => {
         await rm(join(stateDir, 'outbox'), { recursive: true });
         await cp(backup, join(stateDir, 'outbox'), { recursive: true });
       }
-      const device = await startDevice({ ...options, source: { kind: 'csv', file: csv, limit: M } });
+      const device = await startDevice({ ...options, source: { kind: 'csv', file: setup.csv, limit: M } });
       await device.finished;
       sent.push(device.status().published);
       await device.stop();
     }
-    await stack.idle();
+    await setup.stack.idle();
 
     // Assess
     expect(sent).toEqual([M, M]);
