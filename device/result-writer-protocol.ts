@@ -48,6 +48,8 @@ export type ToWriter =
 export type FromWriter =
   /** A batch is durable in the stream's outbox directory. */
   | { type: 'stored'; stream: number; batch: StoredBatch }
+  /** Summary mode: `count` more results are folded into the open cells. */
+  | { type: 'folded'; stream: number; count: number }
   /** The answer to a flush or close: every batch before it was stored (or `error`). */
   | { type: 'done'; stream: number; token: number; error?: string }
   /** Batches can no longer be stored; everything after this fails. */

@@ -70,6 +70,7 @@ port.on('message', (message: ToWriter) => {
         if (stream.batcher instanceof SummaryBatcher) {
           const resultAt = replayResultReader(chunk.first, chunk, stream.truths, chunk.ts);
           stream.batcher.addEach(chunk.version, message.lowConfidence, n, resultAt, chunk.csvNext);
+          post({ type: 'folded', stream: message.stream, count: n });
         } else {
           const results = stream.encoder.encode(chunk.first, n, chunk, stream.truths, chunk.ts);
           stream.batcher.addEncoded(chunk.version, results, chunk.csvNext);
@@ -85,6 +86,7 @@ port.on('message', (message: ToWriter) => {
         if (!(stream.batcher instanceof SummaryBatcher))
           throw new Error('a detail stream takes JSON results');
         stream.batcher.add(message.version, message.lowConfidence, message.results, message.csvNext);
+        post({ type: 'folded', stream: message.stream, count: message.results.length });
         break;
       case 'flush':
         void settle(stream, message.stream, message.token);

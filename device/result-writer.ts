@@ -99,6 +99,8 @@ export class ResultStream {
   /** Results handed to the writer thread, and those of them in durable batches. */
   private handed = 0;
   private stored = 0;
+  /** Summary mode: results the writer thread has folded into cells (they hold no memory then). */
+  private folded = 0;
   private failure: Error | undefined;
   private readonly wakeups: (() => void)[] = [];
   private readonly answers = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
@@ -181,9 +183,14 @@ export class ResultStream {
     });
   }
 
-  /** Resolves once few enough results wait to be stored (backpressure for fast sources). */
+  /**
+   * Resolves once few enough results wait to be stored (backpressure for fast sources). In
+   * summary mode a result is off the writer's hands once folded into a cell, which may wait
+   * a whole interval for its batch: waiting for that would stall a fast source.
+   */
   async drain(max = MAX_UNSTORED_RESULTS): Promise<void> {
-    while (!this.failure && this.backlog >= max) await new Promise<void>((wake) => this.wakeups.push(wake));
+    const waiting = () => (this.summary ? this.handed - this.folded : this.backlog);
+    while (!this.failure && waiting() >= max) await new Promise<void>((wake) => this.wakeups.push(wake));
     if (this.failure) throw this.failure;
   }
 
@@ -206,7 +213,10 @@ export class ResultStream {
   }
 
   receive(message: FromWriter): void {
-    if (message.type === 'stored') {
+    if (message.type === 'folded') {
+      this.folded += message.count;
+      for (const wake of this.wakeups.splice(0)) wake();
+    } else if (message.type === 'stored') {
       const { batch } = message;
       const accepted = this.outbox.adopt(batch);
       this.stored += batch.count;

@@ -285,6 +285,26 @@ describe('summary mode on the result writer thread', () => {
     expect(stream.backlog).toBe(0);
   });
 
+  it('keeps a fast source going while its results wait in open cells for the interval', async () => {
+    // Prepare: more results than may wait unstored (16,384), with an interval far away
+    const outbox = await Outbox.open(await tempDir());
+    const stream = new ResultStream(outbox, { thing: 'gw-1', model: 'm', summary: { maxAgeMs: 600_000 } });
+    stream.setModel(1, LOW);
+    stream.setTruths(truths);
+
+    // Act: a CSV replay hands over chunks and waits on drain() after each, as sources.ts does
+    for (const chunk of chunks(Array.from({ length: 50 }, () => 500))) {
+      stream.addReplay(chunk);
+      await stream.drain();
+    }
+    const waitingInCells = stream.backlog;
+    await stream.close();
+
+    // Assess: nothing was stored before the cut, and the one batch holds every result
+    expect(waitingInCells).toBe(25_000);
+    expect(outbox.take()).toMatchObject({ mode: 'summary', count: 25_000, csvNext: 25_000 });
+  });
+
   it('summarizes results made on the main thread (stdin, /infer) too', async () => {
     // Prepare
     const outbox = await Outbox.open(await tempDir());
