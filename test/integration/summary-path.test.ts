@@ -15,7 +15,7 @@ import { cellFromItem } from '../../functions/aggregation/aggregate-item.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import { type AggregateCell, emptyCell, mergeCells } from '../../shared/aggregation/aggregate.ts';
 import { dynamoClient } from '../../shared/aws.ts';
-import { aggregateKeys, LOCAL_STAGE, tables } from '../../shared/topology.ts';
+import { aggregateKeys, buckets, LOCAL_STAGE, tables } from '../../shared/topology.ts';
 import { spawnBin } from '../support/cli.ts';
 import { type DemoModelStack, startDemoModelStack, until } from '../support/local-stack.ts';
 
@@ -118,7 +118,7 @@ describe('summary mode by Basic Ingest on the local stack', () => {
     });
   }, 120_000);
 
-  it('counts a whole outbox sent twice (its deletion lost) once', async () => {
+  it('counts a whole outbox sent twice (its deletion lost) once, and uploads hard examples', async () => {
     // Prepare: the gateway has its model, then replays M readings while it cannot connect
     const M = 800;
     const stateDir = join(setup.workDir, 'gw-replay');
@@ -133,9 +133,12 @@ describe('summary mode by Basic Ingest on the local stack', () => {
       ...options,
       mqttEndpoint: 'mqtt://127.0.0.1:9',
       source: { kind: 'csv', file: setup.csv, limit: M },
+      // Hard examples go to S3 whatever the results mode.
+      hardExamples: { bucket: buckets.datasets.localName, maxPerMinute: 10_000 },
     });
     await offline.waitFor((s) => s.position === M && s.outboxResults === M, 30_000);
     await offline.stop();
+    const hardExamples = offline.hardExamples?.stats();
     const backup = join(setup.workDir, 'outbox-backup');
     await cp(join(stateDir, 'outbox'), backup, { recursive: true });
 
@@ -155,6 +158,8 @@ describe('summary mode by Basic Ingest on the local stack', () => {
 
     // Assess
     expect(sent).toEqual([M, M]);
+    expect(hardExamples?.sampled).toBeGreaterThan(0);
+    expect(hardExamples?.uploadedRows).toBe(hardExamples?.sampled);
     expect((await thingCell('gw-replay')).count).toBe(M);
   });
 });
