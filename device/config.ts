@@ -114,7 +114,7 @@ export function resolveConfig(...layers: RawConfig[]): DeviceConfig {
     throw new EdgeloopError(
       `resultsMode 'summary' cannot go by the broker: summary batches are read by the results stream rule only; set resultsRoute 'basic-ingest' (--results-route basic-ingest) or resultsMode 'detail'`,
     );
-  if (resultsRouteOf(config) === 'basic-ingest' && !config.stage)
+  if (chosenRoute(config) === 'basic-ingest' && !config.stage)
     throw new EdgeloopError(
       `resultsRoute 'basic-ingest' needs the deployed stage whose rule it publishes to: set stage (--stage or ${envName('stage')}; 'edgeloop provision' writes it, the local stack's is '${LOCAL_STAGE}')`,
     );
@@ -126,7 +126,7 @@ export function resolveConfig(...layers: RawConfig[]): DeviceConfig {
 }
 
 /** Where results go: as set, else by Basic Ingest in summary mode and by the broker otherwise. */
-function resultsRouteOf(config: DeviceConfig): 'broker' | 'basic-ingest' {
+function chosenRoute(config: DeviceConfig): 'broker' | 'basic-ingest' {
   return config.resultsRoute ?? (config.resultsMode === 'summary' ? 'basic-ingest' : 'broker');
 }
 
@@ -164,9 +164,7 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
     results: {
       mode: config.resultsMode ?? 'detail',
       ...(config.summaryIntervalMs ? { summaryIntervalMs: config.summaryIntervalMs } : {}),
-      ...(resultsRouteOf(config) === 'basic-ingest' && config.stage
-        ? { basicIngestStage: config.stage }
-        : {}),
+      ...(chosenRoute(config) === 'basic-ingest' && config.stage ? { basicIngestStage: config.stage } : {}),
     },
     outbox: {
       ...(config.outboxMaxBatches ? { maxBatches: config.outboxMaxBatches } : {}),

@@ -110,7 +110,7 @@ export function resultsRouteOf(
   if (route.mode !== 'summary') return { topic };
   if (route.basicIngestStage === undefined)
     throw new EdgeloopError(
-      'summary mode needs Basic Ingest: summary batches are read by the results stream rule only (set basicIngestStage, or --basic-ingest)',
+      'summary mode needs Basic Ingest: summary batches are read by the results stream rule only (set basicIngestStage; on the command line --results-route basic-ingest)',
     );
   return { topic, summary: { maxAgeMs: route.summaryIntervalMs ?? DEFAULT_SUMMARY_INTERVAL_MS } };
 }
