@@ -7,13 +7,15 @@ type Bench = () => Promise<{ main(): Promise<unknown> }>;
 
 /**
  * Each name runs its benches in order; `train` also runs the windowed models' bench and prints
- * the scale table (rows vs time, RSS).
+ * the scale table (rows vs time, RSS); `device` also prints bytes on the wire per inference,
+ * detail vs summary mode (device-wire).
  */
 const benches: Record<string, Bench[]> = {
   train: [() => import('./train.ts'), () => import('./train-windows.ts'), () => import('./train-scale.ts')],
   'train-scale': [() => import('./train-scale.ts')],
   'train-windows': [() => import('./train-windows.ts')],
-  device: [() => import('./device.ts')],
+  device: [() => import('./device.ts'), () => import('./device-wire.ts')],
+  'device-wire': [() => import('./device-wire.ts')],
   'device-windows': [() => import('./device-windows.ts')],
   footprint: [() => import('./footprint.ts')],
   aggregate: [() => import('./aggregate.ts')],
@@ -31,7 +33,7 @@ process.argv.length = 2;
 // Without names every bench runs once (train-scale and train-windows are part of train).
 const chosen = wanted.length
   ? wanted
-  : Object.keys(benches).filter((name) => !['train-scale', 'train-windows'].includes(name));
+  : Object.keys(benches).filter((name) => !['train-scale', 'train-windows', 'device-wire'].includes(name));
 for (const name of chosen) {
   const loads = benches[name];
   if (!loads) throw new Error(`no bench named ${name}: choose from ${Object.keys(benches).join(', ')}`);

@@ -21,7 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InferenceResult } from '../shared/schemas.ts';
+import type { InferenceResult, SummaryCell } from '../shared/schemas.ts';
 import { type StorageFaultCode, storageFault } from './disk.ts';
 import { fsyncDir, renameFile, writeFileDurable } from './durable.ts';
 
@@ -34,24 +34,31 @@ export interface StoredBatch {
   batchId: string;
   model: string;
   version: number;
+  /** Summary mode: the batch carries per-minute cells (SummaryBatchSchema) instead of results. */
+  mode?: 'summary';
+  /** Inferences in the batch: its results, or the sum of its cells' counts. */
   count: number;
   /** The CSV source's next position once this batch is durable (absent for other sources). */
   csvNext?: number;
   /** Its segment file (named after the seq of the segment's first batch), and how many batches that holds. */
   file: number;
   batchesInFile: number;
-  /** Where its line starts in the file, the line's length, and where in the line its results array starts. */
+  /** Where its line starts in the file, the line's length, and where in the line its results (or cells) array starts. */
   offset: number;
   bytes: number;
   resultsOffset: number;
 }
 
-/** The results as objects, or already as the bytes of their JSON array. */
+/** The results as objects, or already as the bytes of their JSON array; or a summary's cells. */
 export type BatchInput = {
   model: string;
   version: number;
   csvNext?: number;
-} & ({ results: InferenceResult[] } | { resultsJson: Uint8Array; count: number });
+} & (
+  | { results: InferenceResult[] }
+  | { resultsJson: Uint8Array; count: number }
+  | { summary: { cells: SummaryCell[]; count: number } }
+);
 
 /** A segment file's name; the outbox reads these back on open. */
 export const SEGMENT_FILE = /^(\d{12})\.json$/;
@@ -136,7 +143,7 @@ export class BatchLog {
   append(input: BatchInput): Promise<StoredBatch> {
     return new Promise((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
-      this.queuedBytes += 'results' in input ? 100 * input.results.length : input.resultsJson.length;
+      this.queuedBytes += queuedSize(input);
       if (this.queuedBytes >= GROUP_BYTES) this.endWait?.();
       this.committing ??= this.commitQueued();
     });
@@ -251,27 +258,47 @@ export class BatchLog {
   ): { batch: StoredBatch; head: Buffer; results: Uint8Array } {
     const seq = this.nextSeq++;
     const batchId = randomUUID();
-    const count = 'results' in input ? input.results.length : input.count;
-    const results = 'results' in input ? Buffer.from(JSON.stringify(input.results)) : input.resultsJson;
-    // The head of the line; the results array follows as it came (serialised once), then `}`.
+    const { count, items, key } = lineBody(input);
+    // The head of the line; the results (or cells) array follows as it came, then `}`.
     const head = Buffer.from(
       `{"batchId":"${batchId}","model":${JSON.stringify(input.model)},"version":${input.version}${
         input.csvNext !== undefined ? `,"csvNext":${input.csvNext}` : ''
-      },"results":`,
+      }${'summary' in input ? ',"mode":"summary"' : ''},"${key}":`,
     );
     const batch: StoredBatch = {
       seq,
       batchId,
       model: input.model,
       version: input.version,
+      ...('summary' in input ? { mode: 'summary' as const } : {}),
       count,
       ...(input.csvNext !== undefined ? { csvNext: input.csvNext } : {}),
       file,
       batchesInFile,
       offset,
-      bytes: head.length + results.length + 1,
+      bytes: head.length + items.length + 1,
       resultsOffset: head.length,
     };
-    return { batch, head, results };
+    return { batch, head, results: items };
   }
+}
+
+/** What a batch's line carries after its head: the count, the array's bytes and its key. */
+function lineBody(input: BatchInput): { count: number; items: Uint8Array; key: 'results' | 'cells' } {
+  if ('summary' in input)
+    return {
+      count: input.summary.count,
+      items: Buffer.from(JSON.stringify(input.summary.cells)),
+      key: 'cells',
+    };
+  if ('results' in input)
+    return { count: input.results.length, items: Buffer.from(JSON.stringify(input.results)), key: 'results' };
+  return { count: input.count, items: input.resultsJson, key: 'results' };
+}
+
+/** A rough size for the group-commit threshold (the JSON is made later, at commit). */
+function queuedSize(input: BatchInput): number {
+  if ('summary' in input) return 600 * input.summary.cells.length;
+  if ('results' in input) return 100 * input.results.length;
+  return input.resultsJson.length;
 }

@@ -23,6 +23,40 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
 
+/**
+ * Batches on their way into a sink, for a batcher: it waits on the last append (the sink
+ * stores them in order), and the first failure is kept, not thrown into the void, so the
+ * next add or flush reports it (a source must not read on past readings it cannot store).
+ */
+export class SinkAppends {
+  private pending: Promise<unknown> = Promise.resolve();
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly sink: BatchSink,
+    /** What a batch is, for the failure's message ('a result batch'). */
+    private readonly what: string,
+  ) {}
+
+  append(input: BatchInput, onStored: (accepted: boolean) => void = () => undefined): void {
+    this.pending = this.sink.append(input).then(onStored, (error: unknown) => {
+      this.failure ??= new Error(`${this.what} could not be stored: ${errorMessage(error)}`);
+    });
+  }
+
+  /** Throws the failure, if a batch could not be stored. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits until every batch appended is in the sink; throws the failure, if any. */
+  async settle(): Promise<void> {
+    await this.pending;
+    await this.sink.flush();
+    this.check();
+  }
+}
+
 export interface BatcherOptions {
   maxBytes?: number;
   maxResults?: number;
@@ -41,19 +75,18 @@ export class ResultBatcher {
   private csvNext: number | undefined;
   private version: number | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private pending: Promise<unknown> = Promise.resolve();
-  /** Why a batch could not be stored; every later add and flush fails with it. */
-  private failure: Error | undefined;
+  private readonly appends: SinkAppends;
   private readonly maxBytes: number;
   private readonly maxResults: number;
   private readonly maxAgeMs: number;
 
   constructor(
-    private readonly outbox: BatchSink,
+    outbox: BatchSink,
     private readonly model: string,
     private readonly onPersisted: (accepted: boolean, count: number) => void,
     options: BatcherOptions = {},
   ) {
+    this.appends = new SinkAppends(outbox, 'a result batch');
     this.maxBytes = options.maxBytes ?? MAX_BATCH_BYTES;
     // By default the size limit cuts: fewer, fuller messages (IoT Core bills by 5 KB anyway).
     this.maxResults = Math.min(options.maxResults ?? MAX_BATCH_RESULTS, MAX_BATCH_RESULTS);
@@ -72,7 +105,7 @@ export class ResultBatcher {
 
   /** `add` for results already encoded; the chunk's bytes are copied before this returns. */
   addEncoded(version: number, chunk: ResultChunk, csvNext?: number): void {
-    if (this.failure) throw this.failure;
+    this.appends.check();
     if (this.version !== undefined && version !== this.version) this.cut();
     this.version = version;
     const { ends, count } = chunk;
@@ -140,20 +173,12 @@ export class ResultBatcher {
     this.size = 1;
     this.count = 0;
     this.csvNext = undefined;
-    this.pending = this.outbox.append(input).then(
-      (accepted) => this.onPersisted(accepted, count),
-      (error: unknown) => {
-        // Kept, not thrown into the void: the next add or flush reports it.
-        this.failure ??= new Error(`a result batch could not be stored: ${errorMessage(error)}`);
-      },
-    );
+    this.appends.append(input, (accepted) => this.onPersisted(accepted, count));
   }
 
   /** Cuts the partial batch and waits until every batch is in the outbox. */
   async flush(): Promise<void> {
     this.cut();
-    await this.pending;
-    await this.outbox.flush();
-    if (this.failure) throw this.failure;
+    await this.appends.settle();
   }
 }

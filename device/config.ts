@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import { describeZodError, ModelName, ThingName } from '../shared/schemas.ts';
-import { localStackFiles } from '../shared/topology.ts';
+import { LOCAL_STAGE, localStackFiles } from '../shared/topology.ts';
 import { parseEndpoint } from './connection.ts';
 import type { DeviceOptions } from './service.ts';
 import { parseSourceSpec } from './sources.ts';
@@ -44,6 +44,14 @@ export const DeviceConfigSchema = z
     /** The datasets bucket: set it to upload low-confidence readings as hard examples. */
     feedbackBucket: z.string().min(1).optional(),
     feedbackPerMinute: positiveInt.optional(),
+    /** `detail` (default): every result; `summary`: per-minute cells (needs basic-ingest). */
+    resultsMode: z.enum(['detail', 'summary']).optional(),
+    /** Summary mode: one batch per this long (default 10,000 ms). */
+    summaryIntervalMs: positiveInt.optional(),
+    /** `broker` (the results topic) or `basic-ingest` (the results stream rule of `stage`). */
+    resultsRoute: z.enum(['broker', 'basic-ingest']).optional(),
+    /** The deployed stage (provision writes it; the local stack's is 'local'). */
+    stage: z.string().min(1).optional(),
   })
   .strict();
 export type DeviceConfig = z.infer<typeof DeviceConfigSchema>;
@@ -104,11 +112,24 @@ export function resolveConfig(...layers: RawConfig[]): DeviceConfig {
         `${key} ${resolve(file)} does not exist: check the path (or provision the gateway first)`,
       );
   }
+  if (config.resultsMode === 'summary' && config.resultsRoute === 'broker')
+    throw new EdgeloopError(
+      `resultsMode 'summary' cannot go by the broker: summary batches are read by the results stream rule only; set resultsRoute 'basic-ingest' (--results-route basic-ingest) or resultsMode 'detail'`,
+    );
+  if (chosenRoute(config) === 'basic-ingest' && !config.stage)
+    throw new EdgeloopError(
+      `resultsRoute 'basic-ingest' needs the deployed stage whose rule it publishes to: set stage (--stage or ${envName('stage')}; 'edgeloop provision' writes it, the local stack's is '${LOCAL_STAGE}')`,
+    );
   if (config.credentialsEndpoint && !config.roleAlias)
     throw new EdgeloopError(
       'credentialsEndpoint is set but roleAlias is not: give both to fetch S3 credentials',
     );
   return config;
+}
+
+/** Where results go: as set, else by Basic Ingest in summary mode and by the broker otherwise. */
+function chosenRoute(config: DeviceConfig): 'broker' | 'basic-ingest' {
+  return config.resultsRoute ?? (config.resultsMode === 'summary' ? 'basic-ingest' : 'broker');
 }
 
 /** The DeviceOptions startDevice takes, from a validated config. */
@@ -142,6 +163,11 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
       : {}),
     ...(config.httpPort !== undefined ? { httpPort: config.httpPort } : {}),
     ...(config.statusIntervalMs ? { statusIntervalMs: config.statusIntervalMs } : {}),
+    results: {
+      mode: config.resultsMode ?? 'detail',
+      ...(config.summaryIntervalMs ? { summaryIntervalMs: config.summaryIntervalMs } : {}),
+      ...(chosenRoute(config) === 'basic-ingest' && config.stage ? { basicIngestStage: config.stage } : {}),
+    },
     outbox: {
       ...(config.outboxMaxBatches ? { maxBatches: config.outboxMaxBatches } : {}),
       ...(config.outboxMaxMB ? { maxBytes: config.outboxMaxMB * 2 ** 20 } : {}),

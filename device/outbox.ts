@@ -28,6 +28,7 @@
  */
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { summaryCount } from '../shared/aggregation/summary-cells.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { type BatchInput, BatchLog, SEGMENT_FILE, type StoredBatch, segmentFileName } from './batch-log.ts';
 import { isStorageFault } from './disk.ts';
@@ -59,6 +60,7 @@ const CHECKPOINT = 'checkpoint.json';
 const DELETE_RETRY_MS = 1_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const RESULTS_KEY = Buffer.from('"results":');
+const CELLS_KEY = Buffer.from('"cells":');
 
 export class Outbox {
   private readonly batches = new Map<number, StoredBatch>();
@@ -253,7 +255,7 @@ export class Outbox {
     this.durableCheckpoint = text;
   }
 
-  /** The JSON array of a batch's results, read from its segment file. */
+  /** The JSON array of a batch's results (a summary batch's cells), read from its segment file. */
   async readResults(batch: StoredBatch): Promise<Buffer> {
     const name = segmentFileName(batch.file);
     const length = batch.bytes - batch.resultsOffset - 1; // up to the line's closing brace
@@ -314,13 +316,12 @@ export class Outbox {
   }
 }
 
-interface StoredLine {
+type StoredLine = {
   batchId: string;
   model: string;
   version: number;
   csvNext?: number;
-  results: unknown[];
-}
+} & ({ mode?: undefined; results: unknown[] } | { mode: 'summary'; cells: { n?: unknown }[] });
 
 /**
  * The batches of a segment file, one per line; batch i has the seq `file + i`. A line that
@@ -339,20 +340,24 @@ function parseSegment(file: number, bytes: Buffer): StoredBatch[] {
   for (const [i, { offset, end }] of lines.entries()) {
     const line = bytes.subarray(offset, end);
     try {
-      const { batchId, model, version, csvNext, results } = JSON.parse(line.toString('utf8')) as StoredLine;
+      const stored = JSON.parse(line.toString('utf8')) as StoredLine;
+      const { batchId, model, version, csvNext } = stored;
+      const summary = stored.mode === 'summary';
+      const key = summary ? CELLS_KEY : RESULTS_KEY;
       batches.push({
         seq: file + i,
         batchId,
         model,
         version,
-        count: results.length,
+        ...(summary ? { mode: 'summary' as const } : {}),
+        count: summary ? summaryCount(stored.cells as { n: number }[]) : stored.results.length,
         ...(csvNext !== undefined ? { csvNext } : {}),
         file,
         batchesInFile: lines.length,
         offset,
         bytes: line.length,
-        // The results come last in a line: `..."results":[...]}`.
-        resultsOffset: line.indexOf(RESULTS_KEY) + RESULTS_KEY.length,
+        // The array comes last in a line: `..."results":[...]}` (or `"cells":[...]}`).
+        resultsOffset: line.indexOf(key) + key.length,
       });
     } catch {
       // skipped: see above

@@ -23,7 +23,7 @@ export interface PublisherOptions {
   log?: (line: string) => void;
 }
 
-/** Events: 'published' {count, batchId}, 'error' (message). */
+/** Events: 'published' {count, batchId, bytes (the payload's)}, 'error' (message). */
 export class Publisher extends EventEmitter {
   private running = false;
   private inFlight = 0;
@@ -100,10 +100,11 @@ export class Publisher extends EventEmitter {
       this.emit('error', `batch ${batch.batchId} is unreadable and was dropped: ${errorMessage(error)}`);
       return;
     }
-    // The stored results go out as they are (ResultBatchSchema shape, sentAt added now).
+    // The stored results (or cells) go out as they are (ResultBatchSchema or SummaryBatchSchema
+    // shape, sentAt added now).
     const message = Buffer.concat([
       Buffer.from(
-        `{"batchId":"${batch.batchId}","model":${JSON.stringify(batch.model)},"version":${batch.version},"sentAt":${Date.now()},"results":`,
+        `{${batch.mode === 'summary' ? '"mode":"summary",' : ''}"batchId":"${batch.batchId}","model":${JSON.stringify(batch.model)},"version":${batch.version},"sentAt":${Date.now()},"${batch.mode === 'summary' ? 'cells' : 'results'}":`,
       ),
       results,
       CLOSE_BRACE,
@@ -116,7 +117,7 @@ export class Publisher extends EventEmitter {
       return;
     }
     this.outbox.ack(batch.seq);
-    this.emit('published', { count: batch.count, batchId: batch.batchId });
+    this.emit('published', { count: batch.count, batchId: batch.batchId, bytes: message.length });
   }
 
   /** Stops sending; waits (bounded) for the publishes already in flight. */

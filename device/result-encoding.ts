@@ -5,6 +5,7 @@
  * path: at tens of thousands of readings a second, per-result strings held until their batch
  * is durable cost more (in building and in garbage collection) than the predict itself.
  */
+import type { CountedResult } from '../shared/aggregation/aggregate.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { Inferred } from './engine.ts';
@@ -127,6 +128,29 @@ export class ReplayEncoder {
     }
     return { bytes: out, ends, count: n };
   }
+}
+
+/**
+ * Result i of a CSV replay chunk (reading `first + i`) as summary mode counts it: the values
+ * the ReplayEncoder writes (the label, confidence to 5 decimals, latency to 3, the file's
+ * truth), in one object reused from call to call, so summary mode needs no JSON per reading.
+ */
+export function replayResultReader(
+  first: number,
+  classified: ReplayClassified,
+  truths: readonly string[],
+  ts: number,
+): (i: number) => CountedResult {
+  const scratch: CountedResult = { ts, label: '', confidence: 0, latencyMs: round(classified.latencyMs, 3) };
+  return (i) => {
+    const best = classified.best[i] ?? 0;
+    const p = classified.confidence[i] ?? Number.NaN;
+    const truth = truths.length > 0 ? (truths[(first + i) % truths.length] ?? '') : '';
+    scratch.label = classified.labels[best] ?? String(best);
+    scratch.confidence = Number.isFinite(p) ? round(p, 5) : 0;
+    scratch.truth = truth === '' ? undefined : truth;
+    return scratch;
+  };
 }
 
 /** The truth each row carries in `labelColumn`, as toResult gives it ('' for none). */

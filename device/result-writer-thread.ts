@@ -7,13 +7,15 @@ import { parentPort } from 'node:worker_threads';
 import { errorMessage } from '../shared/errors.ts';
 import { BatchLog } from './batch-log.ts';
 import { ResultBatcher } from './batcher.ts';
-import { ReplayEncoder } from './result-encoding.ts';
+import { ReplayEncoder, replayResultReader } from './result-encoding.ts';
 import type { FromWriter, ToWriter } from './result-writer-protocol.ts';
+import { SummaryBatcher } from './summary-batcher.ts';
 
+/** A device's stream: detail batches (results as JSON) or, in summary mode, summary batches. */
 interface Stream {
   log: BatchLog;
   encoder: ReplayEncoder;
-  batcher: ResultBatcher;
+  batcher: ResultBatcher | SummaryBatcher;
   truths: readonly string[];
   failed: boolean;
 }
@@ -37,7 +39,9 @@ function open(message: Extract<ToWriter, { type: 'open' }>): Stream {
   return {
     log,
     encoder: new ReplayEncoder(message.thing),
-    batcher: new ResultBatcher(sink, message.model, () => undefined, message.batch),
+    batcher: message.summary
+      ? new SummaryBatcher(sink, message.model, message.summary)
+      : new ResultBatcher(sink, message.model, () => undefined, message.batch),
     truths: [],
     failed: false,
   };
@@ -70,12 +74,27 @@ port.on('message', (message: ToWriter) => {
         break;
       case 'replay': {
         const { chunk } = message;
-        const results = stream.encoder.encode(chunk.first, chunk.best.length, chunk, stream.truths, chunk.ts);
-        stream.batcher.addEncoded(chunk.version, results, chunk.csvNext);
+        const n = chunk.best.length;
+        if (stream.batcher instanceof SummaryBatcher) {
+          const resultAt = replayResultReader(chunk.first, chunk, stream.truths, chunk.ts);
+          stream.batcher.addEach(chunk.version, message.lowConfidence, n, resultAt, chunk.csvNext);
+          post({ type: 'folded', stream: message.stream, count: n });
+        } else {
+          const results = stream.encoder.encode(chunk.first, n, chunk, stream.truths, chunk.ts);
+          stream.batcher.addEncoded(chunk.version, results, chunk.csvNext);
+        }
         break;
       }
       case 'encoded':
+        if (stream.batcher instanceof SummaryBatcher)
+          throw new Error('a summary stream takes results, not JSON');
         stream.batcher.addEncoded(message.version, message.chunk, message.csvNext);
+        break;
+      case 'results':
+        if (!(stream.batcher instanceof SummaryBatcher))
+          throw new Error('a detail stream takes JSON results');
+        stream.batcher.add(message.version, message.lowConfidence, message.results, message.csvNext);
+        post({ type: 'folded', stream: message.stream, count: message.results.length });
         break;
       case 'flush':
         void settle(stream, message.stream, message.token, message.orHeld);

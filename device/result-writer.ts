@@ -15,11 +15,13 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { buildSync } from 'esbuild';
+import { DEFAULT_LOW_CONFIDENCE } from '../shared/aggregation/aggregate.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
 import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
+import type { SummaryBatcherOptions } from './summary-batcher.ts';
 
 export type { ReplayChunk } from './result-writer-protocol.ts';
 
@@ -97,6 +99,8 @@ export class ResultStream {
   /** Results handed to the writer thread, and those of them in durable batches. */
   private handed = 0;
   private stored = 0;
+  /** Summary mode: results the writer thread has folded into cells (they hold no memory then). */
+  private folded = 0;
   private failure: Error | undefined;
   private readonly wakeups: (() => void)[] = [];
   private readonly answers = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
@@ -108,14 +112,24 @@ export class ResultStream {
   /** Stored bytes and results so far: what a result costs on disk, for the disk gate. */
   private storedBytes = 0;
   private storedResults = 0;
+  private readonly summary: boolean;
+  /** Each model version's low-confidence threshold, which summary mode counts with. */
+  private readonly lowConfidence = new Map<number, number>();
 
   constructor(
     private readonly outbox: Outbox,
-    options: { thing: string; model: string; batch?: BatcherOptions },
+    options: {
+      thing: string;
+      model: string;
+      batch?: BatcherOptions;
+      /** Summary mode: per-minute cells instead of results (absent: detail batches). */
+      summary?: SummaryBatcherOptions;
+    },
     private readonly onPersisted: (accepted: boolean, count: number, bytes: number) => void = () => undefined,
     /** Hears when a storage fault starts holding batches in memory, and when it ends. */
     private readonly onStorage: (fault: string | undefined, heldBytes: number) => void = () => undefined,
   ) {
+    this.summary = options.summary !== undefined;
     this.id = writerThread.attach(this);
     writerThread.post({
       type: 'open',
@@ -125,7 +139,22 @@ export class ResultStream {
       thing: options.thing,
       model: options.model,
       batch: options.batch ?? {},
+      ...(options.summary ? { summary: options.summary } : {}),
     });
+  }
+
+  /** A model version the device serves, with the threshold its manifest sets for low confidence. */
+  setModel(version: number, lowConfidence: number): void {
+    this.lowConfidence.set(version, lowConfidence);
+  }
+
+  private lowConfidenceOf(version: number): number {
+    return this.lowConfidence.get(version) ?? DEFAULT_LOW_CONFIDENCE;
+  }
+
+  /** Summary mode: results are folded into per-minute cells on the writer thread, as objects. */
+  get folds(): boolean {
+    return this.summary;
   }
 
   /** Results handed over and not durable yet. */
@@ -166,11 +195,23 @@ export class ResultStream {
   /** A classified CSV replay chunk; its results are encoded on the writer thread. */
   addReplay(chunk: ReplayChunk): void {
     this.handed += chunk.best.length;
-    this.send({ type: 'replay', stream: this.id, chunk });
+    this.send({ type: 'replay', stream: this.id, chunk, lowConfidence: this.lowConfidenceOf(chunk.version) });
   }
 
   /** Results made on this thread (stdin, /infer), by one model version. */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
+    if (this.summary) {
+      this.handed += results.length;
+      this.send({
+        type: 'results',
+        stream: this.id,
+        version,
+        lowConfidence: this.lowConfidenceOf(version),
+        results: [...results],
+        ...(csvNext !== undefined ? { csvNext } : {}),
+      });
+      return;
+    }
     this.addEncoded(version, encodeResultObjects(results), csvNext);
   }
 
@@ -197,9 +238,14 @@ export class ResultStream {
     );
   }
 
-  /** Resolves once few enough results wait to be stored (backpressure for fast sources). */
+  /**
+   * Resolves once few enough results wait to be stored (backpressure for fast sources). In
+   * summary mode a result is off the writer's hands once folded into a cell, which may wait
+   * a whole interval for its batch: waiting for that would stall a fast source.
+   */
   async drain(max = MAX_UNSTORED_RESULTS): Promise<void> {
-    while (!this.failure && this.backlog >= max) await new Promise<void>((wake) => this.wakeups.push(wake));
+    const waiting = () => (this.summary ? this.handed - this.folded : this.backlog);
+    while (!this.failure && waiting() >= max) await new Promise<void>((wake) => this.wakeups.push(wake));
     if (this.failure) throw this.failure;
   }
 
@@ -226,7 +272,10 @@ export class ResultStream {
   }
 
   receive(message: FromWriter): void {
-    if (message.type === 'stored') {
+    if (message.type === 'folded') {
+      this.folded += message.count;
+      for (const wake of this.wakeups.splice(0)) wake();
+    } else if (message.type === 'stored') {
       const { batch } = message;
       const accepted = this.outbox.adopt(batch);
       this.stored += batch.count;

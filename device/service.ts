@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { errorMessage } from '../shared/errors.ts';
+import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import {
   type DeviceState,
@@ -18,7 +18,7 @@ import {
   ReleaseNoticeSchema,
   type UpdateStep,
 } from '../shared/schemas.ts';
-import { topicFor } from '../shared/topology.ts';
+import { resultsStreamTopic, topicFor } from '../shared/topology.ts';
 import { createMqttLink, type MqttLink } from './connection.ts';
 import { enterStep } from './crash.ts';
 import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './disk.ts';
@@ -31,6 +31,7 @@ import {
   type SampleView,
 } from './hard-examples.ts';
 import { iotCredentialsProvider } from './iot-credentials.ts';
+import type { LoadedModel } from './model.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
 import { Publisher } from './publisher.ts';
@@ -45,6 +46,7 @@ import {
   type SourceSpec,
   startInferServer,
 } from './sources.ts';
+import { DEFAULT_SUMMARY_INTERVAL_MS } from './summary-batcher.ts';
 import { applyRelease, isNewNotice, loadFromSlotFiles, type SwapPoint, UpdateFailure } from './updater.ts';
 import { answerWindowHttp, LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
 import type { WindowResult } from './window-stream.ts';
@@ -77,6 +79,14 @@ export interface DeviceOptions {
   statusIntervalMs?: number;
   outbox?: { maxBatches?: number; maxBytes?: number; overflow?: OverflowPolicy };
   batch?: { maxResults?: number; maxAgeMs?: number };
+  /**
+   * How results leave the gateway. `mode`: `detail` (default) sends every result; `summary`
+   * sends per-(version, minute) cells, one batch per `summaryIntervalMs` (default 10 s).
+   * `basicIngestStage`: publish to the results stream rule of that deployed stage by Basic
+   * Ingest (no broker, no messaging charge) instead of the broker's results topic. Summary
+   * batches are read by the stream aggregator only, so summary mode needs it.
+   */
+  results?: ResultsRoute;
   publishRatePerSec?: number;
   /** Reconnect backoff bounds (ms); the floor is 1 s whatever is given. */
   reconnect?: { minMs?: number; maxMs?: number };
@@ -88,6 +98,29 @@ export interface DeviceOptions {
   diskReserveBytes?: number;
 }
 
+export interface ResultsRoute {
+  mode?: 'detail' | 'summary';
+  summaryIntervalMs?: number;
+  basicIngestStage?: string;
+}
+
+/** The topic result batches go to, and the summary options when in summary mode. */
+export function resultsRouteOf(
+  thing: string,
+  route: ResultsRoute = {},
+): { topic: string; summary?: { maxAgeMs: number } } {
+  const topic =
+    route.basicIngestStage !== undefined
+      ? resultsStreamTopic(route.basicIngestStage, thing)
+      : topicFor('results', { thing });
+  if (route.mode !== 'summary') return { topic };
+  if (route.basicIngestStage === undefined)
+    throw new EdgeloopError(
+      'summary mode needs Basic Ingest: summary batches are read by the results stream rule only (set basicIngestStage; on the command line --results-route basic-ingest)',
+    );
+  return { topic, summary: { maxAgeMs: route.summaryIntervalMs ?? DEFAULT_SUMMARY_INTERVAL_MS } };
+}
+
 export interface DeviceSnapshot extends DeviceStatus {
   thing: string;
   connected: boolean;
@@ -95,6 +128,8 @@ export interface DeviceSnapshot extends DeviceStatus {
   produced: number;
   /** Results whose batch was acknowledged (PUBACK) by this process. */
   published: number;
+  /** Payload bytes of the batches acknowledged by this process (what IoT Core meters). */
+  publishedBytes: number;
   /** Where the CSV source stands (survives restarts). */
   position: number;
   /** Results waiting in the outbox. */
@@ -107,7 +142,10 @@ export interface DeviceSnapshot extends DeviceStatus {
 export interface Device {
   readonly thing: string;
   readonly httpPort: number | undefined;
-  /** Events: 'model' {version}, 'published' {count}, 'error' {step, reason}, 'status' snapshot, 'finished'. */
+  /**
+   * Events: 'model' {version}, 'published' {count, bytes} (one per acknowledged batch), 'error'
+   * {step, reason}, 'status' snapshot, 'finished'.
+   */
   readonly events: EventEmitter;
   status(): DeviceSnapshot;
   waitFor(pred: (snapshot: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot>;
@@ -122,6 +160,7 @@ export interface Device {
 
 export async function startDevice(o: DeviceOptions): Promise<Device> {
   const log = o.log ?? (() => undefined);
+  const route = resultsRouteOf(o.thing, o.results);
   const events = new EventEmitter();
   // 'error' carries update failures for observers; with nobody listening it must not throw.
   events.on('error', () => undefined);
@@ -146,6 +185,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   let lastError: DeviceStatus['lastError'] = null;
   let produced = 0;
   let published = 0;
+  let publishedBytes = 0;
   let position = outbox.csvNext;
   let stopped = false;
   let sourceDone = o.source === undefined || o.source.kind === 'none';
@@ -205,13 +245,18 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     log,
     ...(o.reconnect ? { backoff: o.reconnect } : {}),
   });
-  const publisher = new Publisher(outbox, link, topicFor('results', { thing: o.thing }), {
+  const publisher = new Publisher(outbox, link, route.topic, {
     ratePerSec: o.publishRatePerSec,
     log,
   });
   const batcher = new ResultStream(
     outbox,
-    { thing: o.thing, model: o.model, ...(o.batch ? { batch: o.batch } : {}) },
+    {
+      thing: o.thing,
+      model: o.model,
+      ...(o.batch ? { batch: o.batch } : {}),
+      ...(route.summary ? { summary: route.summary } : {}),
+    },
     (accepted, _count, bytes) => {
       disk.wrote(bytes);
       if (accepted) publisher.kick();
@@ -259,6 +304,12 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     statusChanged();
   });
 
+  /** Serves a model: the engine predicts with it, and summary mode counts with its threshold. */
+  const serve = (model: LoadedModel) => {
+    batcher.setModel(model.version, model.manifest.lowConfidence);
+    engine.setModel(model);
+  };
+
   const labelColumn = () => engine.serving?.manifest.preprocessing.label ?? '';
 
   function snapshot(): DeviceSnapshot {
@@ -279,6 +330,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       connected: link.connected,
       produced,
       published,
+      publishedBytes,
       position,
       outboxResults: outbox.depthResults,
       finished: finishedFlag,
@@ -292,6 +344,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       connected: _c,
       produced: _p,
       published: _u,
+      publishedBytes: _b,
       position: _s,
       outboxResults: _o,
       finished: _f,
@@ -338,9 +391,10 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       events.emit('finished');
     }
   }
-  publisher.on('published', ({ count }: { count: number }) => {
+  publisher.on('published', ({ count, bytes }: { count: number; bytes: number }) => {
     published += count;
-    events.emit('published', { count });
+    publishedBytes += bytes;
+    events.emit('published', { count, bytes });
     checkFinished();
   });
   publisher.on('error', (message: string) => log(message));
@@ -350,7 +404,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const slot = await store.loadCurrent(log);
   if (slot) {
     try {
-      engine.setModel(await loadFromSlotFiles(slot.manifest, slot.files));
+      serve(await loadFromSlotFiles(slot.manifest, slot.files));
       log(`serving model ${o.model} v${slot.manifest.version} from ${store.dir}`);
     } catch (error) {
       reportError('load', `the stored model v${slot.manifest.version} does not load: ${errorMessage(error)}`);
@@ -414,7 +468,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             return disk.refusal(bytes);
           },
         });
-        engine.setModel(model);
+        serve(model);
         lastError = null;
         log(`serving model ${o.model} v${model.version}`);
         events.emit('model', { version: model.version });

@@ -29,11 +29,11 @@ function addResults(batcher: ResultStream, results: readonly WindowResult[], csv
   for (let i = 1; i <= results.length; i++) {
     if (i === results.length || results[i]?.version !== results[from]?.version) {
       const group = results.slice(from, i);
-      batcher.addEncoded(
-        group[0]?.version as number,
-        encodeWindowResults(group.map((r) => r.result)),
-        csvNext,
-      );
+      const version = group[0]?.version as number;
+      const objects = group.map((r) => r.result);
+      // Summary mode folds result objects into cells; detail batches take them as bytes.
+      if (batcher.folds) batcher.add(version, objects, csvNext);
+      else batcher.addEncoded(version, encodeWindowResults(objects), csvNext);
       from = i;
     }
   }

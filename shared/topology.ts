@@ -243,6 +243,13 @@ export const streamMapping = {
 export const basicIngestTopic = (ruleName: string, thing: string) =>
   `$aws/rules/${ruleName}/${topicFor('results', { thing })}`;
 
+/**
+ * Where a gateway in summary mode (or any gateway set to Basic Ingest) publishes its result
+ * batches: the results stream rule of its deployed `stage` (LOCAL_STAGE on the local stack).
+ */
+export const resultsStreamTopic = (stage: string, thing: string) =>
+  basicIngestTopic(ruleNameFor(streamRules.results.ruleName, stage), thing);
+
 // ---------------------------------------------------------------------------------------
 // DynamoDB tables
 // ---------------------------------------------------------------------------------------

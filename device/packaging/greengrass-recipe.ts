@@ -22,7 +22,12 @@ export interface RecipeArtifact {
   fileName: string;
 }
 
-export function deviceRecipe(version: string, artifacts: readonly RecipeArtifact[]): Record<string, unknown> {
+/** `stage`: the deployed stage, whose results stream rule a gateway in summary mode publishes to. */
+export function deviceRecipe(
+  version: string,
+  artifacts: readonly RecipeArtifact[],
+  stage: string,
+): Record<string, unknown> {
   return {
     RecipeFormatVersion: '2020-01-25',
     ComponentName: COMPONENT_NAME,
@@ -42,6 +47,9 @@ export function deviceRecipe(version: string, artifacts: readonly RecipeArtifact
         credentialsEndpoint: '',
         roleAlias: '',
         publicKeyFile: '/etc/edgeloop/manifest-signing-public.pem',
+        // 'summary' sends per-minute cells by Basic Ingest to this stage's results stream rule.
+        resultsMode: 'detail',
+        stage,
       },
     },
     Manifests: artifacts.map((artifact) => ({
@@ -60,6 +68,8 @@ export function deviceRecipe(version: string, artifacts: readonly RecipeArtifact
           EDGELOOP_DEVICE_ROLE_ALIAS: '{configuration:/roleAlias}',
           EDGELOOP_DEVICE_PUBLIC_KEY_FILE: '{configuration:/publicKeyFile}',
           EDGELOOP_DEVICE_HTTP_PORT: '{configuration:/httpPort}',
+          EDGELOOP_DEVICE_RESULTS_MODE: '{configuration:/resultsMode}',
+          EDGELOOP_DEVICE_STAGE: '{configuration:/stage}',
         },
         Install: {
           Script: `rm -rf {work:path}/edgeloop-device && tar -xzf {artifacts:path}/${artifact.fileName} -C {work:path}`,

@@ -84,6 +84,7 @@ export class EdgeloopStack extends Stack {
     this.rollout = new Rollout(this, 'Rollout', { config, resources });
     this.deviceComponent = new DeviceComponent(this, 'DeviceComponent', {
       tokenExchangeRole: this.iot.deviceRole,
+      stage: config.stage,
     });
     this.observability = new Observability(this, 'Observability', {
       config,

@@ -46,7 +46,10 @@ export function emptyCell(): AggregateCell {
   };
 }
 
-export function addResult(cell: AggregateCell, result: InferenceResult, lowConfidence: number): void {
+/** What a cell counts of a result (its id is the batch's business, not the cell's). */
+export type CountedResult = Pick<InferenceResult, 'ts' | 'label' | 'confidence' | 'latencyMs' | 'truth'>;
+
+export function addResult(cell: AggregateCell, result: CountedResult, lowConfidence: number): void {
   cell.count += 1;
   if (result.confidence < lowConfidence) cell.lowConfidence += 1;
   cell.confidenceSum += result.confidence;

@@ -7,7 +7,6 @@
  */
 import {
   describeZodError,
-  type InferenceResult,
   type ResultBatch,
   ResultBatchSchema,
   type SummaryBatch,
@@ -16,56 +15,15 @@ import {
   SummaryCellSchema,
 } from '../schemas.ts';
 import { aggregateKeys } from '../topology.ts';
-import { type AggregateCell, cellsByMinute, type MinuteCell } from './aggregate.ts';
+import type { MinuteCell } from './aggregate.ts';
 import type { BatchEnvelope, Decoded, RejectedResult } from './decode.ts';
 import { MAX_CLOCK_AHEAD_MS } from './decode.ts';
-import { CONFIDENCE_EDGES, type Histogram, LATENCY_EDGES_MS } from './histogram.ts';
+import { CONFIDENCE_EDGES, LATENCY_EDGES_MS } from './histogram.ts';
+import { cellFromWire } from './summary-cells.ts';
+
+export { cellFromWire, cellToWire, SummaryCells, summarizeResults, summaryCount } from './summary-cells.ts';
 
 const MINUTE_MS = 60_000;
-
-/** The gateway side: results -> one wire cell per UTC minute they fall in (sorted by minute). */
-export function summarizeResults(results: readonly InferenceResult[], lowConfidence: number): SummaryCell[] {
-  return cellsByMinute(results, lowConfidence).map(({ minute, cell }) =>
-    cellToWire(Date.parse(minute), cell),
-  );
-}
-
-const pairs = (histogram: Histogram): [number, number][] =>
-  Object.entries(histogram)
-    .map(([index, count]): [number, number] => [Number(index), count])
-    .sort(([a], [b]) => a - b);
-
-/** Sums are rounded to 1e-6 so the JSON stays short; counts are exact. */
-const round6 = (value: number) => Math.round(value * 1e6) / 1e6;
-
-export function cellToWire(minuteMs: number, cell: AggregateCell): SummaryCell {
-  return {
-    minute: minuteMs,
-    n: cell.count,
-    low: cell.lowConfidence,
-    csum: round6(cell.confidenceSum),
-    lsum: round6(cell.latencySumMs),
-    lab: cell.labelled,
-    ok: cell.correct,
-    classes: { ...cell.classes },
-    ch: pairs(cell.confidenceHist),
-    lh: pairs(cell.latencyHist),
-  };
-}
-
-export function cellFromWire(wire: SummaryCell): AggregateCell {
-  return {
-    count: wire.n,
-    lowConfidence: wire.low,
-    confidenceSum: wire.csum,
-    latencySumMs: wire.lsum,
-    labelled: wire.lab,
-    correct: wire.ok,
-    classes: { ...wire.classes },
-    confidenceHist: Object.fromEntries(wire.ch),
-    latencyHist: Object.fromEntries(wire.lh),
-  };
-}
 
 export type AnyBatch =
   | { mode: 'detail'; envelope: BatchEnvelope }

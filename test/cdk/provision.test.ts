@@ -118,6 +118,7 @@ describe('provisionThing', () => {
       publicKeyFile: join(dir, 'gw-1', provisionFiles.publicKey),
       credentialsEndpoint: 'xyz.credentials.iot.eu-west-1.amazonaws.com',
       roleAlias: deployment.roleAlias,
+      stage: deployment.stage,
       feedbackBucket: deployment.datasetsBucket,
     });
     expect(statSync(config.keyFile).mode & 0o777).toBe(0o600);

@@ -758,6 +758,15 @@ describe('Greengrass component', () => {
     expect(recipe).not.toMatch(/REPLACE-WITH/);
   });
 
+  it("lets a gateway switch to summary mode by configuration, defaulting to the stack's stage", () => {
+    // Assess: the stage names the results stream rule summary batches go to by Basic Ingest
+    const { recipe } = component();
+    expect(recipe).toContain('\\"resultsMode\\":\\"detail\\"');
+    expect(recipe).toContain(`\\"stage\\":\\"${synth.stack.config.stage}\\"`);
+    expect(recipe).toContain('\\"EDGELOOP_DEVICE_RESULTS_MODE\\":\\"{configuration:/resultsMode}\\"');
+    expect(recipe).toContain('\\"EDGELOOP_DEVICE_STAGE\\":\\"{configuration:/stage}\\"');
+  });
+
   it('points each manifest at its archive asset with that file SHA-256 digest', () => {
     // Assess
     const { recipe } = component();

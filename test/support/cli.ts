@@ -2,7 +2,7 @@
  * Runs the edgeloop CLI for tests that hold a command's exit code and output: in-process
  * (`main(argv)`, stdout and stderr captured) or as a user runs it, in a child process.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { vi } from 'vitest';
 import type { Command } from '../../infra/cli/command.ts';
@@ -31,6 +31,12 @@ export async function runCli(argv: string[], commands?: readonly Command[]): Pro
 
 /** The CLI entry point as installed (`edgeloop` is `node infra/cli/bin.js`). */
 export const cliBin = join(import.meta.dirname, '../../infra/cli/bin.js');
+
+/** `edgeloop ARGV` started in a child process (no output kept), for a test to kill or await. */
+export function spawnBin(argv: string[]): { child: ChildProcess; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [cliBin, ...argv], { stdio: 'ignore' });
+  return { child, exit: new Promise((resolve) => child.on('exit', resolve)) };
+}
 
 /**
  * Runs `edgeloop ARGV` in a child process with pipes (not a terminal) and NO_COLOR, and

@@ -4,7 +4,7 @@
  * fresh data dir that stop() removes. The stack sets the handlers' env and the shared AWS
  * clients itself; one runs per process, which vitest's per-file forks give each test file.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -120,6 +120,35 @@ export async function releaseDemoModel(model: string, rows = 400): Promise<strin
 }
 
 /** Polls `probe` every 100 ms until it holds; fails naming `what` after `timeoutMs`. */
+export interface DemoModelStack {
+  stack: LocalStack;
+  /** A temp dir for the test's gateways (stop() removes it). */
+  workDir: string;
+  /** The demo dataset's readings, for a gateway's CSV source. */
+  csv: string;
+  stop(): Promise<void>;
+}
+
+/** A test stack with `model` trained from the demo dataset and released, and its readings in a CSV. */
+export async function startDemoModelStack(
+  model: string,
+  options: TestStackOptions = {},
+): Promise<DemoModelStack> {
+  const stack = await startTestStack(options);
+  const workDir = await mkdtemp(join(tmpdir(), `edgeloop-${model}-`));
+  const csv = join(workDir, 'readings.csv');
+  await writeFile(csv, await releaseDemoModel(model));
+  return {
+    stack,
+    workDir,
+    csv,
+    async stop() {
+      await stack.stop();
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {

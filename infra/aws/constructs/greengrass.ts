@@ -39,6 +39,8 @@ export interface DeviceComponentProps {
   tokenExchangeRole: iam.IRole;
   /** Where prebuilt archives are (default: build them now). */
   packageDir?: string;
+  /** The deployed stage (the recipe's default `stage`, for summary mode by Basic Ingest). */
+  stage: string;
 }
 
 export class DeviceComponent extends Construct {
@@ -80,7 +82,7 @@ export class DeviceComponent extends Construct {
     }
     this.artifacts = artifacts as Record<Arch, s3assets.Asset>;
     this.component = new greengrassv2.CfnComponentVersion(this, 'Component', {
-      inlineRecipe: Stack.of(this).toJsonString(deviceRecipe(version, recipeArtifacts)),
+      inlineRecipe: Stack.of(this).toJsonString(deviceRecipe(version, recipeArtifacts, props.stage)),
     });
   }
 }

@@ -11,7 +11,7 @@ import {
 import { loadTfWithoutItsCrashHandlers, ownCrashes } from '../../../device/crash.ts';
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
-import { localStackFiles } from '../../../shared/topology.ts';
+import { LOCAL_STAGE, localStackFiles } from '../../../shared/topology.ts';
 import { DEFAULT_DATA_DIR } from '../../local/data-dir.ts';
 import {
   type CommandContext,
@@ -58,6 +58,26 @@ export const deviceRunOptions = {
   cert: { type: 'string', description: 'thing certificate (AWS mode, mTLS)', valueName: 'FILE' },
   key: { type: 'string', description: 'thing private key (AWS mode, mTLS)', valueName: 'FILE' },
   ca: { type: 'string', description: 'CA bundle (AWS mode)', valueName: 'FILE' },
+  'results-mode': {
+    type: 'string',
+    description: 'detail (every result, default) or summary (per-minute cells; goes by Basic Ingest)',
+    valueName: 'MODE',
+  },
+  'summary-interval-ms': {
+    type: 'string',
+    description: 'summary mode: one batch per N ms (default 10000)',
+    valueName: 'N',
+  },
+  'results-route': {
+    type: 'string',
+    description: 'broker (the results topic) or basic-ingest (the results stream rule, no messaging charge)',
+    valueName: 'ROUTE',
+  },
+  stage: {
+    type: 'string',
+    description: "deployed stage whose Basic Ingest rule to publish to (local stack: 'local')",
+    valueName: 'S',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /**
@@ -79,6 +99,10 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
     certFile: str('cert'),
     keyFile: str('key'),
     caFile: str('ca'),
+    resultsMode: str('results-mode'),
+    summaryIntervalMs: intOption(values, 'summary-interval-ms'),
+    resultsRoute: str('results-route'),
+    stage: str('stage'),
     ...overrides,
   };
   const layers = [fileLayer, envLayer, flagLayer];
@@ -92,6 +116,7 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
       mqttEndpoint: local.endpoints.mqtt,
       s3Endpoint: local.endpoints.s3,
       publicKeyFile: local.publicKeyFile,
+      stage: LOCAL_STAGE,
     };
   }
   const thing = [flagLayer, envLayer, fileLayer]

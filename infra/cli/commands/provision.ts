@@ -181,6 +181,8 @@ export async function provisionThing(
       publicKeyFile: files.publicKey,
       credentialsEndpoint,
       roleAlias: deployment.roleAlias,
+      // The stage names the results stream rule a gateway reaches by Basic Ingest (resultsRoute).
+      stage: deployment.stage,
       // Hard examples go to the datasets bucket's feedback prefix (the device role may write there).
       feedbackBucket: deployment.datasetsBucket,
     };
