@@ -225,7 +225,11 @@ describe('summary batches in the outbox and on the wire', () => {
     await publisher.stop();
 
     // Assess
-    const [summary, detail] = sent.map(({ payload }) => decodeAnyBatch(JSON.parse(payload)));
+    // The publisher keeps several publishes in flight, so the two may go out in either order.
+    const decoded = sent.map(({ payload }) => decodeAnyBatch(JSON.parse(payload)));
+    const modeOf = (d: (typeof decoded)[number]) => (d.ok ? d.value.mode : undefined);
+    const summary = decoded.find((d) => modeOf(d) === 'summary');
+    const detail = decoded.find((d) => modeOf(d) === 'detail');
     expect(summary).toMatchObject({ ok: true, value: { mode: 'summary', envelope: { cells, version: 1 } } });
     expect(detail).toMatchObject({ ok: true, value: { mode: 'detail' } });
     expect(sent.map((message) => message.topic)).toEqual([topic, topic]);
