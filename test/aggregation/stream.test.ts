@@ -5,7 +5,7 @@
  * between writes, bisected retries and resharding; and the readers show the same figures as
  * for the direct path on the same input.
  */
-import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import { localStatsSource, readErrors, readModelStats } from '../../functions/aggregation/queries.ts';
