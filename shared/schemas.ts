@@ -91,6 +91,11 @@ export const TuningConfigSchema = z
     maxSeconds: z.number().positive().max(3600).default(600),
     /** Refit the winner on training + validation rows (else ship it as it was scored). */
     refit: z.boolean().default(true),
+    /**
+     * Ship the mean of the candidates close to the winner on validation (else the winner
+     * alone: fewer weights and faster inference, for the smallest gateways).
+     */
+    ensemble: z.boolean().default(true),
   })
   .strict();
 export type TuningConfig = z.infer<typeof TuningConfigSchema>;
@@ -220,13 +225,23 @@ export const TuningCandidateSchema = z.object({
   skipped: z.string().optional(),
 });
 
-/** The tuner's search: every candidate, the one chosen (an index), and the refit of it. */
+/** The tuner's search: every candidate, the one chosen (an index), its refit, and the ensemble shipped. */
 export const TuningReportSchema = z.object({
   chosen: z.number().int().min(0),
   candidates: z.array(TuningCandidateSchema).min(1),
   /** The first round's best, which trained on to its cap (absent when it had stopped). */
   continued: z.number().int().min(0).optional(),
   refit: z.object({ steps: z.number().int().min(1), ms: z.number().min(0) }).optional(),
+  /**
+   * What ships when it is an ensemble: the candidates whose class probabilities it averages,
+   * and that mean's validation accuracy (before the refit saw those rows).
+   */
+  ensemble: z
+    .object({
+      members: z.array(z.number().int().min(0)).min(2),
+      validationAccuracy: z.number().min(0).max(1),
+    })
+    .optional(),
   ms: z.number().min(0),
 });
 export type TuningReport = z.infer<typeof TuningReportSchema>;

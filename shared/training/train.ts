@@ -354,6 +354,7 @@ async function fitTuned(
       maxEpochs: config.epochs,
       maxMs: tuning.maxSeconds * 1000,
       refit: tuning.refit,
+      ensemble: tuning.ensemble,
       onCandidate: (done, of) => options.onProgress?.({ phase: 'training', candidate: done, candidates: of }),
     },
   );

@@ -6,11 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { ManifestSchema, TrainingConfigSchema, type TuningReport } from '../../shared/schemas.ts';
-import { initTf } from '../../shared/tf.ts';
+import { initTf, tf } from '../../shared/tf.ts';
 import { buildManifest } from '../../shared/training/artifacts.ts';
+import { loadModelFromArtifacts, saveModelArtifacts } from '../../shared/training/model.ts';
 import { seededRandom } from '../../shared/training/random.ts';
 import { trainFromCsv } from '../../shared/training/train.ts';
-import { tuneMlp, tuningRecipes } from '../../shared/training/tune.ts';
+import { ensembleMembers, tuneMlp, tuningRecipes } from '../../shared/training/tune.ts';
 
 /** The search's steps at most: every first round, then the longest continuation. */
 const totalSteps = (rows: number) => {
@@ -30,6 +31,23 @@ function bestByValidation(report: TuningReport): number {
       best = i;
   });
   return best;
+}
+
+/** XOR quadrants: 200 training and 60 validation rows of two inputs, two classes. */
+function xorData() {
+  const random = seededRandom(3);
+  const rowsOf = (n: number) => {
+    const x = new Float32Array(n * 2);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const [a, b] = [random() * 2 - 1, random() * 2 - 1];
+      x.set([a, b], i * 2);
+      labels[i] = a * b > 0 ? 1 : 0;
+    }
+    return { x, labels };
+  };
+  const train = rowsOf(200);
+  return { ...train, width: 2, classes: 2, validation: rowsOf(60), classWeight: { 0: 1, 1: 1 } };
 }
 
 describe('the tuning budget', () => {
@@ -108,25 +126,16 @@ describe('the search', () => {
 
   it("continues only the first round's best, from where it was, past the race's steps", async () => {
     // Prepare: XOR quadrants, five candidates: a short race, and the leader is still learning.
-    const random = seededRandom(3);
-    const rowsOf = (n: number) => {
-      const x = new Float32Array(n * 2);
-      const labels = new Uint8Array(n);
-      for (let i = 0; i < n; i++) {
-        const [a, b] = [random() * 2 - 1, random() * 2 - 1];
-        x.set([a, b], i * 2);
-        labels[i] = a * b > 0 ? 1 : 0;
-      }
-      return { x, labels };
-    };
-    const train = rowsOf(200);
     await initTf();
 
     // Act
-    const { model, report } = await tuneMlp(
-      { ...train, width: 2, classes: 2, validation: rowsOf(60), classWeight: { 0: 1, 1: 1 } },
-      { seed: 1, candidates: 5, maxEpochs: 100, maxMs: 600_000, refit: false },
-    );
+    const { model, report } = await tuneMlp(xorData(), {
+      seed: 1,
+      candidates: 5,
+      maxEpochs: 100,
+      maxMs: 600_000,
+      refit: false,
+    });
     model.dispose();
 
     // Assess
@@ -142,7 +151,7 @@ describe('the search', () => {
     // Prepare
     const outcome = await trainFromCsv(csv, {
       ...config,
-      tuning: { candidates: 1, maxSeconds: 600, refit: false },
+      tuning: { candidates: 1, maxSeconds: 600, refit: false, ensemble: true },
     });
 
     // Act
@@ -171,7 +180,7 @@ describe('the search', () => {
     // Act
     const outcome = await trainFromCsv(csv, {
       ...config,
-      tuning: { candidates: 3, maxSeconds: 0.001, refit: true },
+      tuning: { candidates: 3, maxSeconds: 0.001, refit: true, ensemble: true },
     });
 
     // Assess
@@ -183,5 +192,59 @@ describe('the search', () => {
     ]);
     expect(report.refit).toBeUndefined();
     expect(outcome.metrics.testRows).toBeGreaterThan(0);
+  });
+});
+
+describe('the ensemble', () => {
+  it('takes the winner and the candidates close to it on validation, not the far ones', () => {
+    // Prepare
+    const scores = [0.9, 0.86, 0.8, undefined, 0.84].map((validationAccuracy) => ({
+      hidden: [32],
+      learningRate: 0.01,
+      batchSize: 32,
+      l2: 0,
+      classWeighted: false,
+      maxSteps: 100,
+      ...(validationAccuracy === undefined ? { skipped: 'cap' } : { validationAccuracy }),
+    }));
+
+    // Act
+    const wide = ensembleMembers(scores, 0, 1000);
+    const small = ensembleMembers(scores, 0, 20);
+
+    // Assess: 0.05 on a large split; two rows (0.1) on a 20-row one; never a skipped one.
+    expect(wide).toEqual([0, 1]);
+    expect(small).toEqual([0, 1, 2, 4]);
+  });
+
+  it('ships the mean of its members, scored as reported, and it saves, loads and quantizes', async () => {
+    // Prepare
+    await initTf();
+    const data = xorData();
+    const options = { seed: 1, candidates: 5, maxEpochs: 100, maxMs: 600_000, refit: false };
+
+    // Act
+    const { model, report } = await tuneMlp(data, options);
+    const single = await tuneMlp(data, { ...options, ensemble: false });
+    const artifacts = await saveModelArtifacts(model, 'float16');
+    const loaded = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
+
+    // Assess: without a refit the weights are the scored ones, so the validation accuracy
+    // of what ships is the reported one, and the loaded float16 copy predicts the same.
+    const ensemble = report.ensemble as NonNullable<TuningReport['ensemble']>;
+    expect(ensemble.members).toContain(report.chosen);
+    expect(ensemble.members.length).toBeGreaterThanOrEqual(2);
+    const x = tf.tensor2d(data.validation.x, [data.validation.labels.length, 2]);
+    const predicted = (model.predict(x) as tf.Tensor2D).argMax(1).dataSync();
+    const hits = data.validation.labels.filter((y, i) => predicted[i] === y).length;
+    expect(hits / data.validation.labels.length).toBeCloseTo(ensemble.validationAccuracy, 5);
+    const reloaded = (loaded.predict(x) as tf.Tensor2D).argMax(1).dataSync();
+    expect(Array.from(reloaded)).toEqual(Array.from(predicted));
+    const sums = (model.predict(x) as tf.Tensor2D).sum(1).dataSync();
+    for (const sum of sums) expect(sum).toBeCloseTo(1, 5);
+    expect(single.report.ensemble).toBeUndefined();
+    expect(single.model.getWeights().length).toBeLessThan(model.getWeights().length);
+    for (const m of [model, loaded, single.model]) m.dispose();
+    x.dispose();
   });
 });

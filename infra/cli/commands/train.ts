@@ -232,13 +232,18 @@ function tuningTable(report: TuningReport): string[] {
   const lines = [
     `tuning: ${report.candidates.length} candidates in ${(report.ms / 1000).toFixed(1)} s${rounds}${refit}`,
   ];
+  const members = new Set(report.ensemble?.members ?? [report.chosen]);
+  if (report.ensemble)
+    lines.push(
+      `  ships the mean of ${members.size} candidates (* the winner, + the others): val acc ${pct(report.ensemble.validationAccuracy)}`,
+    );
   lines.push('    hidden    lr      batch  l2      weighted  steps  val acc  val loss');
   report.candidates.forEach((c, i) => {
     const scores = c.skipped
       ? `skipped: ${c.skipped}`
       : `${String(c.steps ?? 0).padEnd(6)} ${pct(c.validationAccuracy ?? 0).padEnd(8)} ${(c.validationLoss ?? 0).toFixed(4)}`;
     lines.push(
-      `  ${i === report.chosen ? '*' : ' '} ${c.hidden.join('-').padEnd(9)} ${String(c.learningRate).padEnd(7)} ${String(c.batchSize).padEnd(6)} ${String(c.l2).padEnd(7)} ${(c.classWeighted ? 'yes' : 'no').padEnd(9)} ${scores}`,
+      `  ${i === report.chosen ? '*' : members.has(i) ? '+' : ' '} ${c.hidden.join('-').padEnd(9)} ${String(c.learningRate).padEnd(7)} ${String(c.batchSize).padEnd(6)} ${String(c.l2).padEnd(7)} ${(c.classWeighted ? 'yes' : 'no').padEnd(9)} ${scores}`,
     );
   });
   return lines;
