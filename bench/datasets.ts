@@ -86,6 +86,14 @@ export function benchDatasets(): BenchDataset[] {
       csv: json('gapminder.json'),
     },
     {
+      // Seattle and New York days, told apart by their weather (the dates are the same for both).
+      name: 'weather',
+      label: 'location',
+      source: `${VEGA} weather.csv; NOAA daily observations, Seattle and New York 2012-2015`,
+      licence: VEGA_LICENCE,
+      csv: csv('weather.csv'),
+    },
+    {
       name: 'barley',
       label: 'site',
       source: `${VEGA} barley.json; Immer et al. 1934, via Cleveland's Visualizing Data`,
