@@ -23,6 +23,27 @@ export interface Window {
 
 export type PushOutcome = 'ok' | 'out-of-order' | 'duplicate';
 
+/** Floats per slab that window values are cut from (256 KiB). */
+const SLAB_FLOATS = 64 * 1024;
+let slab = new Float32Array(SLAB_FLOATS);
+let slabUsed = 0;
+
+/**
+ * A window's values, cut from a shared slab: a windower emits thousands of windows a second,
+ * and one ArrayBuffer each (an off-heap allocation the GC tracks) cost more than copying the
+ * values into it. A slab lives while any window cut from it does.
+ */
+function windowValues(length: number): Float32Array {
+  if (length > SLAB_FLOATS / 4) return new Float32Array(length);
+  if (slabUsed + length > SLAB_FLOATS) {
+    slab = new Float32Array(SLAB_FLOATS);
+    slabUsed = 0;
+  }
+  const values = slab.subarray(slabUsed, slabUsed + length);
+  slabUsed += length;
+  return values;
+}
+
 type WindowSpecForWindower = Pick<
   ResolvedWindow,
   'channels' | 'frequencyHz' | 'samples' | 'stride' | 'maxGapMs' | 'short'
@@ -181,7 +202,7 @@ export class SeriesWindower {
     if (--this.untilWindow === 0) {
       this.untilWindow = stride;
       // Unroll the ring, oldest first (the next slot to write is the oldest).
-      const values = new Float32Array(samples * this.width);
+      const values = windowValues(samples * this.width);
       const oldest = this.slot;
       const head = (samples - oldest) * this.width;
       values.set(this.ring.subarray(oldest * this.width), 0);
