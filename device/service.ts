@@ -534,6 +534,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             engine,
             batcher,
             stopped: () => stopped,
+            gate: sourceGate,
             log,
             onProgress: (next) => {
               position = next;
@@ -556,6 +557,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
               write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
               limit: source.limit,
               stopped: () => stopped,
+              gate: sourceGate,
             },
           );
         } else if (source.kind === 'csv' && csvRows) {

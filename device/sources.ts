@@ -151,7 +151,45 @@ export class PreparedRows {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-const YIELD_EVERY_MS = 5;
+export const YIELD_EVERY_MS = 5;
+
+/**
+ * A replay's next chunk: waits for the disk gate (the source pauses while the disk is full),
+ * then for the chunk's time under `rate`; a pause is not a debt, so the pace restarts after
+ * it rather than bursting to catch up. The row and the window replays read through it.
+ */
+export class ReplayPace {
+  private from: { at: number; pos: number };
+
+  constructor(
+    private readonly spec: { rate?: number; limit?: number },
+    start: number,
+    private readonly ctx: Pick<CsvReplayContext, 'chunk' | 'gate' | 'stopped'>,
+  ) {
+    this.from = { at: performance.now(), pos: start };
+  }
+
+  /** How many readings to take from `pos` once they are due; undefined when stopped or done. */
+  async next(pos: number): Promise<number | undefined> {
+    const { spec, ctx } = this;
+    if (ctx.stopped() || (spec.limit !== undefined && pos >= spec.limit)) return undefined;
+    if (ctx.gate) {
+      const before = performance.now();
+      await ctx.gate();
+      if (ctx.stopped()) return undefined;
+      if (performance.now() - before > 50) this.from = { at: performance.now(), pos };
+    }
+    const chunkMax = ctx.chunk ?? 512;
+    let n = spec.limit === undefined ? chunkMax : Math.min(chunkMax, spec.limit - pos);
+    if (spec.rate) {
+      n = Math.min(n, Math.max(1, Math.round(spec.rate / 20)));
+      const wait = this.from.at + ((pos - this.from.pos) / spec.rate) * 1000 - performance.now();
+      if (wait > 1) await sleep(wait);
+      if (ctx.stopped()) return undefined;
+    }
+    return n;
+  }
+}
 
 /** One CSV replay chunk as the model saw it: readings first, first + 1, ... */
 export interface ClassifiedChunk {
@@ -187,29 +225,14 @@ export async function runCsvReplay(
   start: number,
   ctx: CsvReplayContext,
 ): Promise<number> {
-  const chunkMax = ctx.chunk ?? 512;
   const prepared = new PreparedRows(rows);
-  const began = performance.now();
-  let lastYield = began;
+  let lastYield = performance.now();
   let truthsOf: string | undefined; // the label column the writer has the truths of
   let pos = start;
-  let pacedFrom = { at: began, pos: start };
-  while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
-    if (ctx.gate) {
-      const before = performance.now();
-      await ctx.gate();
-      if (ctx.stopped()) break;
-      // A pause is not a debt: the pace restarts after it rather than bursting to catch up.
-      if (performance.now() - before > 50) pacedFrom = { at: performance.now(), pos };
-    }
-    let n = spec.limit === undefined ? chunkMax : Math.min(chunkMax, spec.limit - pos);
-    if (spec.rate) {
-      n = Math.min(n, Math.max(1, Math.round(spec.rate / 20)));
-      const due = pacedFrom.at + ((pos - pacedFrom.pos) / spec.rate) * 1000;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      if (ctx.stopped()) break;
-    }
+  const pace = new ReplayPace(spec, start, ctx);
+  for (;;) {
+    const n = await pace.next(pos);
+    if (n === undefined) break;
     const batch: RawRow[] = new Array(n);
     for (let i = 0; i < n; i++) batch[i] = rows[(pos + i) % rows.length] as RawRow;
     const first = pos;

@@ -11,7 +11,14 @@ import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
-import { type CsvReplayContext, nonEmptyLines, parseReading, type Reading } from './sources.ts';
+import {
+  type CsvReplayContext,
+  nonEmptyLines,
+  parseReading,
+  type Reading,
+  ReplayPace,
+  YIELD_EVERY_MS,
+} from './sources.ts';
 import { ReplayReadings, type WindowResult, WindowStream } from './window-stream.ts';
 
 /**
@@ -20,7 +27,6 @@ import { ReplayReadings, type WindowResult, WindowStream } from './window-stream
  */
 export const REPLAY_BATCH = PREDICT_BATCH;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Hands results to the batcher grouped by version (a swap may land between two windows). */
@@ -60,12 +66,11 @@ export async function runWindowReplay(
   start: number,
   ctx: WindowReplayContext,
 ): Promise<number> {
-  const chunkMax = ctx.chunk ?? 512;
   let loop = Math.floor(start / rows.length);
   const stream = new WindowStream(ctx.engine, (w) => `${ctx.thing}:${loop}:${w.series}:${Math.round(w.end)}`);
-  const began = performance.now();
-  let lastYield = began;
+  let lastYield = performance.now();
   let pos = start;
+  const pace = new ReplayPace(spec, start, ctx);
   let refusedLogged = 0;
   // The file's readings as typed columns, read once per serving model (each pass reuses them).
   const readings = new ReplayReadings(rows);
@@ -77,14 +82,10 @@ export async function runWindowReplay(
     ctx.onResults?.(results);
     addResults(ctx.batcher, results, next);
   };
-  while (!ctx.stopped() && (spec.limit === undefined || pos < spec.limit)) {
-    let n = spec.limit === undefined ? chunkMax : Math.min(chunkMax, spec.limit - pos);
-    if (spec.rate) {
-      n = Math.min(n, Math.max(1, Math.round(spec.rate / 20)));
-      const wait = began + ((pos - start) / spec.rate) * 1000 - performance.now();
-      if (wait > 1) await sleep(wait);
-      if (ctx.stopped()) break;
-    }
+  for (;;) {
+    // The disk gate and the pace, as for rows: a full disk pauses the replay before it reads on.
+    const n = await pace.next(pos);
+    if (n === undefined) break;
     const arrivedAt = performance.now();
     const results: WindowResult[] = [];
     // The chunk's readings in runs that do not cross the end of the file.
@@ -114,7 +115,7 @@ export async function runWindowReplay(
     emit(results, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
-    if (!spec.rate && performance.now() - lastYield >= 5) {
+    if (!spec.rate && performance.now() - lastYield >= YIELD_EVERY_MS) {
       await yieldToLoop();
       lastYield = performance.now();
     }
@@ -248,11 +249,14 @@ export async function runWindowJsonLines(
     write: (line: string) => void;
     limit?: number;
     stopped: () => boolean;
+    /** Resolves when the next line may be read (the source pauses while the disk is full). */
+    gate?: () => Promise<void>;
   },
 ): Promise<number> {
   let n = 0;
   const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
   for await (const { line, lineNo } of nonEmptyLines(input, done)) {
+    await ctx.gate?.();
     try {
       const request = parseWindowRequest(JSON.parse(line));
       n++;

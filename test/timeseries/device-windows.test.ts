@@ -334,6 +334,58 @@ describe('a windowed model on the gateway', () => {
     engine.dispose();
   });
 
+  it('reads no further while the disk gate is shut (a full disk), and makes every window once it opens', async () => {
+    // Prepare: one machine's readings; the gate shuts after the first two chunks.
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const readings = parseCsv(csv)
+      .rows.filter((row) => row.machine === 'm01')
+      .map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])));
+    const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-gate-'));
+    const outbox = await Outbox.open(dir);
+    const batcher = new ResultStream(outbox, { thing: 'gw', model: 'fan' });
+    let gateCalls = 0;
+    let open: () => void = () => undefined;
+    const shut = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let position = 0;
+    const ids: string[] = [];
+    const run = runWindowReplay(readings, { limit: readings.length }, 0, {
+      thing: 'gw',
+      engine,
+      batcher,
+      stopped: () => false,
+      gate: () => (++gateCalls > 2 ? shut : Promise.resolve()),
+      onProgress: (next) => {
+        position = next;
+      },
+      onResults: (results) => ids.push(...results.map((r) => r.result.id)),
+      chunk: 100,
+    });
+
+    // Act: the replay meets the shut gate; a while later it opens.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const whileShut = position;
+    open();
+    const end = await run;
+    await batcher.close();
+
+    // Assess: two chunks read, nothing more until the gate opened, then all of it.
+    expect(whileShut).toBe(200);
+    expect(end).toBe(readings.length);
+    const cut = windowsOf(
+      'm01',
+      (await deviceModel(spectral)).manifest.window?.spec as Parameters<typeof windowsOf>[1],
+      Float64Array.from(readings, (r) => Number(r.ts)),
+      Float32Array.from(readings.flatMap((r) => [Number(r.ax), Number(r.ay), Number(r.az)])),
+    );
+    expect(ids.length).toBe(cut.length);
+    expect(outbox.depthResults).toBe(ids.length);
+    await rm(dir, { recursive: true, force: true });
+    engine.dispose();
+  });
+
   it('answers JSON lines on stdin: a result line per window, an error line per bad reading', async () => {
     // Prepare
     const engine = new Engine();
