@@ -8,7 +8,7 @@
  * Also keeps the numbers the status reports: rate, p50/p99 latency.
  */
 import type { RawRow } from '../shared/preprocess.ts';
-import type { Classified, LoadedModel, Prediction } from './model.ts';
+import { type Classified, type LoadedModel, type Prediction, refuseWindowedModel } from './model.ts';
 
 export interface Inferred extends Prediction {
   version: number;
@@ -91,6 +91,7 @@ export class Engine {
   ): Classified & { version: number; latencyMs: number } {
     const model = this.model;
     if (!model) throw new NoModelError();
+    refuseWindowedModel(model.manifest);
     const x = prepared?.(model);
     const classified = x ? model.classifyInput(x, rows.length) : model.classifyRows(rows);
     const latencyMs = performance.now() - arrivedAt;

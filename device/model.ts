@@ -44,6 +44,17 @@ export interface LoadedModel {
   dispose(): void;
 }
 
+/**
+ * A windowed model's input is a window's features, not a row's: fed rows it would predict
+ * from a vector of zeros past the channels, silently wrong. Every row path refuses it.
+ */
+export function refuseWindowedModel(manifest: Manifest): void {
+  if (manifest.window)
+    throw new Error(
+      `model v${manifest.version} classifies windows of readings (${manifest.window.spec.samples} samples of ${manifest.window.spec.channels.join(', ')}), not single rows`,
+    );
+}
+
 /** Builds a layers model from model.json + weights.bin bytes. */
 export async function loadModelFromBytes(
   modelJsonBytes: Uint8Array,
@@ -100,6 +111,7 @@ export async function loadModelFromBytes(
     return { labels, best, confidence, probs };
   };
   const classifyRows = (rows: readonly RawRow[]): Classified => {
+    refuseWindowedModel(manifest);
     const n = rows.length;
     if (scratch.length < n * width) scratch = new Float32Array(n * width);
     for (let i = 0; i < n; i++) transformInto(pre, rows[i] as RawRow, scratch, i * width);

@@ -334,6 +334,15 @@ describe('a windowed model on the gateway', () => {
     engine.dispose();
   });
 
+  it('refuses single rows for a windowed model instead of predicting from a padded row', async () => {
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const row = { ts: 1, machine: 'm01', ax: 0.1, ay: 0.2, az: 0.3 };
+    expect(() => engine.classifyRows([row])).toThrow(/classifies windows of readings .*not single rows/);
+    await expect(engine.submit(row)).rejects.toThrow(/not single rows/);
+    engine.dispose();
+  });
+
   it('reads no further while the disk gate is shut (a full disk), and makes every window once it opens', async () => {
     // Prepare: one machine's readings; the gate shuts after the first two chunks.
     const engine = new Engine();
