@@ -12,9 +12,7 @@
  * position only ever comes from durable batches, so a crash loses no reading whatever the
  * writer thread had in hand.
  */
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { buildSync } from 'esbuild';
 import { DEFAULT_LOW_CONFIDENCE } from '../shared/aggregation/aggregate.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
@@ -22,6 +20,7 @@ import type { Outbox } from './outbox.ts';
 import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
 import type { SummaryBatcherOptions } from './summary-batcher.ts';
+import { threadCode } from './thread-code.ts';
 
 export type { ReplayChunk } from './result-writer-protocol.ts';
 
@@ -52,7 +51,7 @@ class WriterThread {
   }
 
   private start(): Worker {
-    const worker = new Worker(writerThreadCode(), { eval: true });
+    const worker = new Worker(threadCode('result-writer-thread.ts'), { eval: true });
     worker.on('message', (message: FromWriter) => this.streams.get(message.stream)?.receive(message));
     const failAll = (reason: string) => {
       if (this.worker === worker) this.worker = undefined;
@@ -66,25 +65,6 @@ class WriterThread {
     );
     return worker;
   }
-}
-
-/**
- * The writer thread's code, bundled once per process into plain JavaScript: a worker does
- * not inherit the main thread's TypeScript loader, and registering tsx again in it costs
- * the gateway some 20 MB more than the bundle (which imports nothing but node:).
- */
-let bundled: string | undefined;
-function writerThreadCode(): string {
-  bundled ??= buildSync({
-    entryPoints: [fileURLToPath(new URL('./result-writer-thread.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    write: false,
-  }).outputFiles[0]?.text;
-  if (!bundled) throw new Error('esbuild produced no code for the result writer thread');
-  return bundled;
 }
 
 const writerThread = new WriterThread();

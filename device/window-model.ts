@@ -21,12 +21,21 @@ export function windowInputOf(model: LoadedModel): WindowInput {
   return input;
 }
 
-/** Model inputs for `windows`, row-major, ready for `classifyInput`. */
-export function windowBatch(model: LoadedModel, windows: readonly Pick<Window, 'values' | 'valid'>[]) {
+/**
+ * Model inputs for `windows`, row-major, ready for `classifyInput`; `computed[i]`, where
+ * given, is window i's input already made (by the window lane thread).
+ */
+export function windowBatch(
+  model: LoadedModel,
+  windows: readonly Pick<Window, 'values' | 'valid'>[],
+  computed?: readonly (Float32Array | undefined)[],
+) {
   const input = windowInputOf(model);
   const x = new Float32Array(windows.length * input.width);
   windows.forEach((window, i) => {
-    input.into(window, x, i * input.width);
+    const made = computed?.[i];
+    if (made) x.set(made, i * input.width);
+    else input.into(window, x, i * input.width);
   });
   return x;
 }

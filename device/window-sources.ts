@@ -19,6 +19,7 @@ import {
   ReplayPace,
   YIELD_EVERY_MS,
 } from './sources.ts';
+import { WindowLane } from './window-lane.ts';
 import { ReplayReadings, type WindowResult, WindowStream } from './window-stream.ts';
 
 /**
@@ -66,8 +67,35 @@ export async function runWindowReplay(
   start: number,
   ctx: WindowReplayContext,
 ): Promise<number> {
-  let loop = Math.floor(start / rows.length);
-  const stream = new WindowStream(ctx.engine, (w) => `${ctx.thing}:${loop}:${w.series}:${Math.round(w.end)}`);
+  // A second core windows some of the series (window-lane.ts), if this machine has one free.
+  const lane = WindowLane.acquire();
+  try {
+    return await replayWindows(rows, spec, start, ctx, lane);
+  } finally {
+    lane?.release();
+  }
+}
+
+async function replayWindows(
+  rows: readonly Reading[],
+  spec: { rate?: number; limit?: number },
+  start: number,
+  ctx: WindowReplayContext,
+  lane: WindowLane | undefined,
+): Promise<number> {
+  // The pass over the file each lane command's readings came from: a flush that does not wait
+  // for the lane may hold windows of the pass before (a pass starts at lane command `from`).
+  const loops = [{ from: 0, loop: Math.floor(start / rows.length) }];
+  const loopOf = (seq: number) => {
+    for (let i = loops.length - 1; i > 0; i--)
+      if ((loops[i] as { from: number }).from <= seq) return (loops[i] as { loop: number }).loop;
+    return (loops[0] as { loop: number }).loop;
+  };
+  const stream = new WindowStream(
+    ctx.engine,
+    (w, seq) => `${ctx.thing}:${loopOf(seq)}:${w.series}:${Math.round(w.end)}`,
+    lane,
+  );
   let lastYield = performance.now();
   let pos = start;
   const pace = new ReplayPace(spec, start, ctx);
@@ -82,6 +110,15 @@ export async function runWindowReplay(
     ctx.onResults?.(results);
     addResults(ctx.batcher, results, next);
   };
+  // With the lane, a flush may leave the windows of the latest readings for the next one: a
+  // checkpoint is the end of the latest chunk whose windows are all out (lane commands before it).
+  const chunks: { commands: number; next: number }[] = [];
+  let checkpoint = start;
+  const checkpointAfterFlush = () => {
+    while (chunks.length > 0 && (chunks[0]?.commands as number) <= stream.flushedThrough)
+      checkpoint = (chunks.shift() as { next: number }).next;
+    return checkpoint;
+  };
   for (;;) {
     // The disk gate and the pace, as for rows: a full disk pauses the replay before it reads on.
     const n = await pace.next(pos);
@@ -93,10 +130,13 @@ export async function runWindowReplay(
       const row = p % rows.length;
       if (row === 0 && p > start) {
         // The file starts over: its times go back, so every series starts a new segment.
-        results.push(...stream.flush());
+        results.push(...stream.flush({ wait: false }));
         stream.endAll();
-        results.push(...stream.flush());
-        loop = Math.floor(p / rows.length);
+        results.push(...stream.flush({ wait: false }));
+        loops.push({ from: stream.laneCommands, loop: Math.floor(p / rows.length) });
+        // Passes whose windows are all out are not looked up again.
+        while (loops.length > 1 && (loops[1] as { from: number }).from <= stream.flushedThrough)
+          loops.shift();
       }
       const to = Math.min(rows.length, row + pos + n - p);
       stream.pushRows(readings, row, to, arrivedAt, onRefused);
@@ -108,11 +148,12 @@ export async function runWindowReplay(
       results.push(...stream.flush());
       stream.endAll();
     }
+    chunks.push({ commands: stream.laneCommands, next: pos });
     // An unpaced replay lets windows gather across chunks, so one predict takes many; whatever
-    // is stored with this checkpoint includes every window its readings completed.
+    // is stored with a checkpoint includes every window its readings completed.
     if (spec.rate || last || results.length > 0 || stream.pending >= REPLAY_BATCH)
-      results.push(...stream.flush());
-    emit(results, pos);
+      results.push(...stream.flush({ wait: Boolean(spec.rate) || last }));
+    emit(results, checkpointAfterFlush());
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
     if (!spec.rate && performance.now() - lastYield >= YIELD_EVERY_MS) {

@@ -14,6 +14,8 @@ import { SeriesWindower, type Window, windowsOf } from '../shared/timeseries/win
 import { type Engine, NoModelError } from './engine.ts';
 import type { LoadedModel } from './model.ts';
 import { windowResult } from './result-encoding.ts';
+import { laneSeriesOf, laneShare, type WindowLane } from './window-lane.ts';
+import type { LaneColumns } from './window-lane-protocol.ts';
 import { windowBatch } from './window-model.ts';
 
 export interface WindowResult {
@@ -25,6 +27,10 @@ export interface WindowResult {
 interface Ready {
   window: Window;
   arrivedAt: number;
+  /** The model input, when the window lane computed it. */
+  input?: Float32Array;
+  /** The lane command whose readings completed it (0 without a lane). */
+  seq: number;
 }
 
 /** Most windows one predict takes (tfjs runs them as one batch). */
@@ -33,12 +39,17 @@ const MAX_BATCH = PREDICT_BATCH;
 /** Bound on a source's readings kept as columns: 8 Mi values (about 32 MiB). */
 const COLUMNS_MAX_VALUES = 8 * 2 ** 20;
 
+/** A typed array over shared memory, so the window lane thread reads it without a copy. */
+function sharedArray<T>(of: new (buffer: SharedArrayBuffer) => T, bytesPer: number, n: number): T {
+  return new of(new SharedArrayBuffer(Math.max(1, n) * bytesPer));
+}
+
 /**
  * A source's readings as typed columns for one window spec: each reading's time, channel
  * values (float32, as a reading pushed on its own is kept), series and label, read from its
  * row once. A looping CSV replay then windows from typed arrays on every pass, as the row
  * replay predicts from rows it transformed once (PreparedRows), with no property lookup or
- * number parsing per reading.
+ * number parsing per reading. The columns are in shared memory, for the window lane.
  */
 export class ReadingColumns {
   readonly times: Float64Array;
@@ -52,6 +63,10 @@ export class ReadingColumns {
   readonly refusals = new Map<number, string>();
   /** 1 where `refusals` has an entry (a typed flag is cheaper to test per reading than a Map). */
   readonly refused: Uint8Array;
+  /** Each reading's label as an index into `labelNames` (-1: none), for the window lane. */
+  readonly labelIndex: Int32Array;
+  readonly labelNames: string[] = [];
+  private readonly lanes = new Map<number, LaneColumns>();
 
   constructor(
     rows: readonly RawRow[],
@@ -60,11 +75,12 @@ export class ReadingColumns {
   ) {
     const width = spec.channels.length;
     const n = rows.length;
-    this.times = new Float64Array(n);
-    this.values = new Float32Array(n * width);
-    this.series = new Int32Array(n);
+    this.times = sharedArray(Float64Array, 8, n);
+    this.values = sharedArray(Float32Array, 4, n * width).subarray(0, n * width);
+    this.series = sharedArray(Int32Array, 4, n);
     this.labels = new Array(n).fill(undefined);
-    this.refused = new Uint8Array(n);
+    this.refused = sharedArray(Uint8Array, 1, n);
+    this.labelIndex = sharedArray(Int32Array, 4, n);
     // Column by column, each loop reading one property of every row (one key per lookup site
     // is what keeps them fast); a reading's refusal is its first bad field, as readInto finds it.
     const refuse = (i: number, why: string) => {
@@ -101,7 +117,39 @@ export class ReadingColumns {
       }
       this.series[i] = lastSeriesIndex;
     }
-    for (let i = 0; i < n; i++) this.labels[i] = labelValue((rows[i] as RawRow)[labelColumn]);
+    const labelAt = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const label = labelValue((rows[i] as RawRow)[labelColumn]);
+      this.labels[i] = label;
+      if (label === undefined) this.labelIndex[i] = -1;
+      else {
+        let at = labelAt.get(label);
+        if (at === undefined) {
+          at = this.labelNames.push(label) - 1;
+          labelAt.set(label, at);
+        }
+        this.labelIndex[i] = at;
+      }
+    }
+  }
+
+  /** These columns as the window lane takes them, with `share` of the series marked as the lane's. */
+  forLane(share: number): LaneColumns {
+    let lane = this.lanes.get(share);
+    if (!lane) {
+      lane = {
+        times: this.times,
+        values: this.values,
+        series: this.series,
+        refused: this.refused,
+        labelIndex: this.labelIndex,
+        labelNames: this.labelNames,
+        seriesNames: this.seriesNames,
+        laneSeries: laneSeriesOf(this.seriesNames.length, share),
+      };
+      this.lanes.set(share, lane);
+    }
+    return lane;
   }
 
   /** Whether these columns were read for `spec` and `labelColumn`. */
@@ -137,7 +185,9 @@ export class ReplayReadings {
 
 export class WindowStream {
   private readonly windowers = new Map<string, SeriesWindower>();
+  /** Windows this thread made, and those the lane made, each in lane command order. */
   private ready: Ready[] = [];
+  private laneReady: Ready[] = [];
   private owner: LoadedModel | undefined;
   private arrivedAt = 0;
   private reading: Reading = { series: '', time: 0, values: new Float32Array(0), label: undefined };
@@ -151,11 +201,25 @@ export class WindowStream {
   } = { columns: undefined, generation: -1, windowers: [] };
   /** Readings refused (out of time order, repeated, not numeric). */
   refused = 0;
+  /** Whether the lane windows some of pushRows' series for the serving model now. */
+  private laneActive = false;
+  /** pushRows' latest refusal listener, for the readings the lane refuses. */
+  private onLaneRefused: ((index: number, why: string) => void) | undefined;
+  private laneColumns: ReadingColumns | undefined;
+  /** The lane command the readings being pushed belong to (their windows carry it). */
+  private seq = 0;
+  /** Lane commands whose windows the last flush took all of (every one, without a lane). */
+  flushedThrough = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly engine: Engine,
-    /** A result's id from its window (stable for the same readings). */
-    private readonly idOf: (window: Window) => string,
+    /**
+     * A result's id from its window (stable for the same readings) and the lane command its
+     * readings came in (0 without a lane).
+     */
+    private readonly idOf: (window: Window, seq: number) => string,
+    /** A second thread for some series of pushRows (the CSV replay), if the machine has the core. */
+    private readonly lane?: WindowLane,
   ) {}
 
   /** The serving model's window block; a swap to another model empties the buffers. */
@@ -170,6 +234,9 @@ export class WindowStream {
     if (model !== this.owner) {
       this.clearWindowers();
       this.ready = [];
+      this.laneReady = [];
+      // The lane's windows are the old model's: configure drops them before it windows again.
+      this.laneActive = false;
       this.owner = model;
     }
     this.current = { model, window };
@@ -203,7 +270,7 @@ export class WindowStream {
     if (!windower) {
       const spec = (this.current as { window: WindowManifest }).window.spec;
       windower = new SeriesWindower(series, spec, (w) =>
-        this.ready.push({ window: w, arrivedAt: this.arrivedAt }),
+        this.ready.push({ window: w, arrivedAt: this.arrivedAt, seq: this.seq }),
       );
       this.windowers.set(series, windower);
     }
@@ -242,6 +309,18 @@ export class WindowStream {
     const windowers = this.indexed.windowers;
     const { times, values, series, labels, refused, seriesNames } = columns;
     this.arrivedAt = arrivedAt;
+    // The lane's series first, so it windows them while this thread windows its own.
+    let laneSeries: Uint8Array | undefined;
+    if (this.lane) {
+      const laneColumns = columns.forLane(laneShare(window.features.kind));
+      this.lane.configure(laneColumns, window);
+      this.laneActive = true;
+      this.laneColumns = columns;
+      this.onLaneRefused = onRefused;
+      laneSeries = laneColumns.laneSeries;
+      this.seq = this.lane.handed;
+      this.lane.push(from, to, arrivedAt);
+    }
     for (let i = from; i < to; ) {
       if (refused[i] === 1) {
         this.refused++;
@@ -253,6 +332,10 @@ export class WindowStream {
       const s = series[i] as number;
       let end = i + 1;
       while (end < to && series[end] === s && refused[end] === 0) end++;
+      if (laneSeries?.[s] === 1) {
+        i = end;
+        continue;
+      }
       let windower = windowers[s];
       if (!windower) {
         windower = this.windowerOf(seriesNames[s] as string);
@@ -296,37 +379,81 @@ export class WindowStream {
       throw new Error(
         `${rows.length} readings over ${times.length ? (times[times.length - 1] as number) - (times[0] as number) : 0} ms make no window: a window is ${spec.samples} samples at ${spec.frequencyHz} Hz, with no gap over ${spec.maxGapMs} ms`,
       );
-    const [result] = this.classify([{ window: last, arrivedAt }]);
+    const [result] = this.classify([{ window: last, arrivedAt, seq: 0 }]);
     return result as WindowResult;
   }
 
-  /** Windows waiting for `flush`. */
-  get pending(): number {
-    return this.ready.length;
+  /** Commands handed to the lane so far (0 without one): what `flushedThrough` counts. */
+  get laneCommands(): number {
+    return this.laneActive && this.lane ? this.lane.handed : 0;
   }
 
-  /** Runs the model on every ready window (one predict per up to 1,024), oldest first. */
-  flush(): WindowResult[] {
-    if (this.ready.length === 0) return [];
+  /** Windows a flush would take now (with the lane: of the readings both threads have windowed). */
+  get pending(): number {
+    if (!this.laneActive || !this.lane) return this.ready.length;
+    const done = this.lane.done;
+    return countBefore(this.ready, done) + countBefore(this.laneReady, done) + this.lane.pending;
+  }
+
+  /**
+   * The lane's windows (of every reading handed to it, under `wait`), and its refusals;
+   * returns how many lane commands they complete.
+   */
+  private takeLane(lane: WindowLane, wait: boolean): number {
+    const { windows, done } = wait ? { windows: lane.settle(), done: lane.handed } : lane.take();
+    for (const item of windows) this.laneReady.push(item);
+    const columns = this.laneColumns;
+    for (const { index, outcome, latest } of lane.takeRefusals()) {
+      this.refused++;
+      const series = columns && index >= 0 ? columns.seriesNames[columns.series[index] as number] : '?';
+      this.onLaneRefused?.(index, refusalText(outcome, series ?? '?', latest));
+    }
+    return done;
+  }
+
+  /**
+   * Runs the model on every ready window (one predict per up to 1,024), oldest first per
+   * series. With the lane and `wait: false`, it does not wait for the lane: it takes only the
+   * windows of the readings both threads have windowed (`flushedThrough` lane commands), and
+   * the rest wait for the next flush.
+   */
+  flush(options: { wait?: boolean } = {}): WindowResult[] {
+    this.flushedThrough = Number.POSITIVE_INFINITY;
+    if (this.ready.length === 0 && !this.laneActive) return [];
     this.window();
+    let taken = this.ready;
+    this.ready = [];
+    if (this.laneActive && this.lane) {
+      const through = this.takeLane(this.lane, options.wait !== false);
+      this.flushedThrough = through;
+      const mine = countBefore(taken, through);
+      this.ready = taken.slice(mine);
+      const lanes = countBefore(this.laneReady, through);
+      taken = taken.slice(0, mine).concat(this.laneReady.slice(0, lanes));
+      this.laneReady = this.laneReady.slice(lanes);
+    }
     const out: WindowResult[] = [];
-    while (this.ready.length > 0) out.push(...this.classify(this.ready.splice(0, MAX_BATCH)));
+    for (let at = 0; at < taken.length; at += MAX_BATCH)
+      out.push(...this.classify(taken.slice(at, at + MAX_BATCH)));
     return out;
   }
 
   /** Ends every series' segment (a short one is padded under `pad`), e.g. when a replay loops. */
   endAll(): void {
+    if (this.laneActive && this.lane) this.seq = this.lane.handed;
     for (const windower of this.windowers.values()) windower.end();
     this.clearWindowers();
+    if (this.laneActive) this.lane?.end();
   }
 
   private classify(batch: readonly Ready[]): WindowResult[] {
     const windows = batch.map((item) => item.window);
     let earliest = Number.POSITIVE_INFINITY;
     for (const item of batch) if (item.arrivedAt < earliest) earliest = item.arrivedAt;
+    const inputs = batch.some((item) => item.input) ? batch.map((item) => item.input) : undefined;
     const classified = this.engine.classifyPrepared(
       windows.length,
-      (model) => windowBatch(model, windows),
+      (model) => windowBatch(model, windows, inputs),
       earliest,
     );
     const done = performance.now();
@@ -334,7 +461,7 @@ export class WindowStream {
     const { labels, best, confidence, version } = classified;
     const out: WindowResult[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
-      const { window, arrivedAt } = batch[i] as Ready;
+      const { window, arrivedAt, seq } = batch[i] as Ready;
       const top = best[i] ?? 0;
       const inferred = {
         label: labels[top] ?? String(top),
@@ -343,7 +470,7 @@ export class WindowStream {
         latencyMs: done - arrivedAt,
       };
       out[i] = {
-        result: windowResult(this.idOf(window), inferred, window.label, window, ts),
+        result: windowResult(this.idOf(window, seq), inferred, window.label, window, ts),
         window,
         version,
       };
@@ -352,8 +479,24 @@ export class WindowStream {
   }
 }
 
+/** How many of `items` (in seq order) have a seq before `seq`. */
+function countBefore(items: readonly Ready[], seq: number): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((items[mid] as Ready).seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function refusal(outcome: 'duplicate' | 'out-of-order', windower: SeriesWindower): string {
-  return `${outcome === 'duplicate' ? 'repeats' : 'is before'} the latest reading of series '${windower.series}' (${windower.latest}): readings of a series must come in time order`;
+  return refusalText(outcome, windower.series, windower.latest);
+}
+
+function refusalText(outcome: 'duplicate' | 'out-of-order', series: string, latest: number): string {
+  return `${outcome === 'duplicate' ? 'repeats' : 'is before'} the latest reading of series '${series}' (${latest}): readings of a series must come in time order`;
 }
 
 interface Reading {

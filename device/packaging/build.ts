@@ -13,8 +13,9 @@
  * No tsx, TypeScript, CDK or local-stack code is inside: the entry is the `device` command on
  * its own (edgeloop-device.ts). aws-crt cannot be bundled with its binary (awslabs/aws-crt-nodejs#467),
  * so its JavaScript is bundled and the launcher points it at the binary through its documented
- * AWS_CRT_NODEJS_BINARY_ABSOLUTE_PATH. The result writer thread is bundled here as well, so the
- * device does not need esbuild at run time (result-writer.ts builds it with esbuild otherwise).
+ * AWS_CRT_NODEJS_BINARY_ABSOLUTE_PATH. The worker threads (result writer, window lane) are bundled
+ * here as well, so the device does not need esbuild at run time (thread-code.ts builds them with
+ * esbuild otherwise).
  *
  * Reproducible: entries in sorted order, fixed mtime (SOURCE_DATE_EPOCH, else 2000-01-01),
  * owner 0:0 without names, modes 0755/0644, and gzip without a timestamp. The same commit
@@ -28,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { type BuildOptions, build, buildSync, type Plugin } from 'esbuild';
 import { pack } from 'tar-stream';
+import { THREAD_ENTRIES } from '../thread-code.ts';
 
 export const TARGET_ARCHES = ['x64', 'arm64'] as const;
 export type Arch = (typeof TARGET_ARCHES)[number];
@@ -82,40 +84,45 @@ const bundleBase: BuildOptions = {
   logLevel: 'silent',
 };
 
-/** The result writer thread as the one CommonJS file a worker evaluates. */
-function writerThreadCode(): string {
-  const result = buildSync({
-    ...bundleBase,
-    entryPoints: [join(repoRoot, 'device', 'result-writer-thread.ts')],
-    format: 'cjs',
-  });
-  const text = result.outputFiles?.[0]?.text;
-  if (!text) throw new Error('esbuild produced no code for the result writer thread');
-  return text;
+/** The device's worker threads, each as the one CommonJS file a worker evaluates. */
+function prebuiltThreadCode(): Record<string, string> {
+  const code: Record<string, string> = {};
+  for (const entry of THREAD_ENTRIES) {
+    const result = buildSync({
+      ...bundleBase,
+      entryPoints: [join(repoRoot, 'device', entry)],
+      format: 'cjs',
+    });
+    const text = result.outputFiles?.[0]?.text;
+    if (!text) throw new Error(`esbuild produced no code for the ${entry} worker thread`);
+    code[entry] = text;
+  }
+  return code;
 }
 
 /**
- * result-writer.ts builds its thread with esbuild's buildSync at run time; in the package that
- * import resolves to this prebuilt answer instead. Any other esbuild import fails the build.
+ * thread-code.ts builds the worker threads with esbuild's buildSync at run time; in the
+ * package that import resolves to these prebuilt answers instead. Any other esbuild import
+ * fails the build.
  */
-function prebuiltWriterThread(): Plugin {
+function prebuiltThreads(): Plugin {
   return {
-    name: 'edgeloop-prebuilt-writer-thread',
+    name: 'edgeloop-prebuilt-threads',
     setup(build) {
       build.onResolve({ filter: /^esbuild$/ }, (args) => {
-        if (!args.importer.endsWith(join('device', 'result-writer.ts')))
+        if (!args.importer.endsWith(join('device', 'thread-code.ts')))
           return {
             errors: [{ text: `${args.importer} imports esbuild, which the device package does not ship` }],
           };
-        return { path: 'result-writer-thread', namespace: 'edgeloop-prebuilt' };
+        return { path: 'threads', namespace: 'edgeloop-prebuilt' };
       });
       build.onLoad({ filter: /.*/, namespace: 'edgeloop-prebuilt' }, () => ({
         loader: 'js',
-        contents: `const code = ${JSON.stringify(writerThreadCode())};
+        contents: `const code = ${JSON.stringify(prebuiltThreadCode())};
 export function buildSync(options) {
-  const entry = String(options?.entryPoints?.[0] ?? '');
-  if (!entry.endsWith('result-writer-thread.ts')) throw new Error('the device package prebuilds only the result writer thread, not ' + entry);
-  return { outputFiles: [{ text: code }] };
+  const entry = String(options?.entryPoints?.[0] ?? '').split('/').pop();
+  if (!Object.hasOwn(code, entry)) throw new Error('the device package prebuilds no worker thread ' + entry);
+  return { outputFiles: [{ text: code[entry] }] };
 }`,
       }));
     },
@@ -161,7 +168,7 @@ export async function bundleDevice(): Promise<DeviceBundle> {
         'const __dirname = __edgeloopDirname(__filename);',
       ].join(' '),
     },
-    plugins: [prebuiltWriterThread(), leanTfjs()],
+    plugins: [prebuiltThreads(), leanTfjs()],
   });
   const code = result.outputFiles?.find((file) => file.path.endsWith('.mjs'));
   const legal = result.outputFiles?.find((file) => file.path.endsWith('.LEGAL.txt'));

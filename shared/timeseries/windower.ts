@@ -29,11 +29,11 @@ let slab = new Float32Array(SLAB_FLOATS);
 let slabUsed = 0;
 
 /**
- * A window's values, cut from a shared slab: a windower emits thousands of windows a second,
- * and one ArrayBuffer each (an off-heap allocation the GC tracks) cost more than copying the
- * values into it. A slab lives while any window cut from it does.
+ * A window's values (or its model input), cut from a shared slab: a windower emits thousands
+ * of windows a second, and one ArrayBuffer each (an off-heap allocation the GC tracks) cost
+ * more than copying the values into it. A slab lives while any window cut from it does.
  */
-function windowValues(length: number): Float32Array {
+export function windowValues(length: number): Float32Array {
   if (length > SLAB_FLOATS / 4) return new Float32Array(length);
   if (slabUsed + length > SLAB_FLOATS) {
     slab = new Float32Array(SLAB_FLOATS);
