@@ -105,6 +105,8 @@ export class BatchLog {
   /** The group a storage fault keeps in memory, and what wakes its next attempt. */
   private held: Prepared | undefined;
   private wakeRetry: (() => void) | undefined;
+  /** Flushes under way: a group commits at once rather than wait for more batches. */
+  private flushing = 0;
 
   constructor(
     readonly dir: string,
@@ -155,6 +157,17 @@ export class BatchLog {
    * the disk).
    */
   async flush(orHeld = false): Promise<void> {
+    // While anyone flushes, no group waits for more batches: a batch appended while the
+    // group before it commits would otherwise sit out a whole GROUP_WAIT_MS of the flush.
+    this.flushing++;
+    try {
+      await this.flushAll(orHeld);
+    } finally {
+      this.flushing--;
+    }
+  }
+
+  private async flushAll(orHeld: boolean) {
     while (this.committing) {
       if (orHeld && this.held) return;
       this.endWait?.();
@@ -187,7 +200,7 @@ export class BatchLog {
         await this.write(this.held);
         continue;
       }
-      if (this.queuedBytes < GROUP_BYTES) {
+      if (this.queuedBytes < GROUP_BYTES && this.flushing === 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, GROUP_WAIT_MS);
           this.endWait = () => {

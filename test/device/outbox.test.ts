@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { BatchLog } from '../../device/batch-log.ts';
 import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/batcher.ts';
 import { writeFileDurable } from '../../device/durable.ts';
 import { Outbox, type StoredBatch } from '../../device/outbox.ts';
@@ -109,6 +110,63 @@ describe('outbox', () => {
     expect(accepted).toEqual([true, false]);
     expect(outbox.dropped).toBe(5);
     expect((await resultsOf(outbox, outbox.take()))[0]?.id).toBe('t:0');
+  });
+});
+
+/** Resolves with 'stuck' after `ms` of real time (setInterval: the tests below fake setTimeout). */
+function stuckAfter(ms: number): Promise<string> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      clearInterval(timer);
+      resolve('stuck');
+    }, ms);
+  });
+}
+
+describe('flush latency', () => {
+  // No setTimeout fires in these tests: a flush that waited out the batch log's group timer
+  // (GROUP_WAIT_MS, for more batches to join a group) would never end.
+  it('a batcher flush commits the open group at once', async () => {
+    // Prepare
+    const outbox = await Outbox.open(await tempDir());
+    const batcher = new ResultBatcher(outbox, 'm', () => undefined, { maxResults: 100 });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      // Act
+      batcher.add(1, results(0, 250), 250);
+      const outcome = await Promise.race([batcher.flush().then(() => 'flushed'), stuckAfter(3_000)]);
+
+      // Assess
+      expect(outcome).toBe('flushed');
+      let stored = 0;
+      for (let batch = outbox.take(); batch; batch = outbox.take()) stored += batch.count;
+      expect(stored).toBe(250);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a batch appended while a flush commits the group before it does not wait for company', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const log = new BatchLog(dir, 0);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const first = log.append({ model: 'm', version: 1, results: results(0, 5) });
+      const flushed = log.flush().then(() => 'flushed');
+      // The first group is being written now; the second batch queues behind it.
+      await new Promise((resolve) => setImmediate(resolve));
+      const second = log.append({ model: 'm', version: 1, results: results(5, 5) });
+
+      // Act
+      const outcome = await Promise.race([flushed, stuckAfter(3_000)]);
+
+      // Assess
+      expect(outcome).toBe('flushed');
+      expect((await first).count + (await second).count).toBe(10);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
