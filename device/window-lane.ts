@@ -67,12 +67,13 @@ const OUTPUT_BYTES = 16 * 2 ** 20;
 /** Windows the output ring holds at most: two predicts' worth, so the lane rarely waits. */
 const OUTPUT_WINDOWS = 2048;
 /**
- * Commands the main thread may be ahead of the lane: enough to keep the lane busy while the
- * main thread predicts and hands over a flush (128 replay chunks, some 64,000 readings, about
- * one flush's windows). A flush takes only the windows of readings both threads have windowed,
- * so the replay's checkpoints keep their meaning; the rest wait for the next flush.
+ * Commands the main thread may be ahead of the lane: enough to keep the lane a predict ahead
+ * while the main thread predicts and hands over a flush (512 replay chunks, some 260,000
+ * readings; a lead of one flush's worth left the lane idle during each predict and the main
+ * thread waiting for it after). A flush takes only the windows of readings both threads have
+ * windowed, so the replay's checkpoints keep their meaning; the rest wait for the next flush.
  */
-const MAX_LEAD = 128;
+const MAX_LEAD = 512;
 /** How long the main thread waits for a lane that shows no progress before it gives up. */
 const STALL_MS = 30_000;
 

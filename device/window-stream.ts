@@ -35,6 +35,8 @@ interface Ready {
 
 /** Most windows one predict takes (tfjs runs them as one batch). */
 const MAX_BATCH = PREDICT_BATCH;
+/** Windows worth a predict of their own while a waiting flush lets the lane finish. */
+const OVERLAP_BATCH = 256;
 
 /** Bound on a source's readings kept as columns: 8 Mi values (about 32 MiB). */
 const COLUMNS_MAX_VALUES = 8 * 2 ** 20;
@@ -415,26 +417,54 @@ export class WindowStream {
    * Runs the model on every ready window (one predict per up to 1,024), oldest first per
    * series. With the lane and `wait: false`, it does not wait for the lane: it takes only the
    * windows of the readings both threads have windowed (`flushedThrough` lane commands), and
-   * the rest wait for the next flush.
+   * the rest wait for the next flush. With `wait`, it predicts the windows ready while the
+   * lane still windows the rest (so this thread's predicts overlap the lane's last commands),
+   * then waits for the lane and predicts what is left.
    */
   flush(options: { wait?: boolean } = {}): WindowResult[] {
     this.flushedThrough = Number.POSITIVE_INFINITY;
     if (this.ready.length === 0 && !this.laneActive) return [];
     this.window();
-    let taken = this.ready;
-    this.ready = [];
-    if (this.laneActive && this.lane) {
-      const through = this.takeLane(this.lane, options.wait !== false);
-      this.flushedThrough = through;
-      const mine = countBefore(taken, through);
-      this.ready = taken.slice(mine);
-      const lanes = countBefore(this.laneReady, through);
-      taken = taken.slice(0, mine).concat(this.laneReady.slice(0, lanes));
-      this.laneReady = this.laneReady.slice(lanes);
+    if (!this.laneActive || !this.lane) {
+      const taken = this.ready;
+      this.ready = [];
+      return this.classifyAll(taken);
     }
+    const lane = this.lane;
+    const out: WindowResult[] = [];
+    let through = this.takeLane(lane, false);
+    if (options.wait !== false) {
+      while (through < lane.handed && this.readyBefore(through) >= OVERLAP_BATCH) {
+        for (const result of this.classifyAll(this.takeBefore(through))) out.push(result);
+        through = this.takeLane(lane, false);
+      }
+      through = this.takeLane(lane, true);
+    }
+    this.flushedThrough = through;
+    for (const result of this.classifyAll(this.takeBefore(through))) out.push(result);
+    return out;
+  }
+
+  /** Ready windows of lane commands before `through` (this thread's and the lane's). */
+  private readyBefore(through: number): number {
+    return countBefore(this.ready, through) + countBefore(this.laneReady, through);
+  }
+
+  /** Takes the ready windows of lane commands before `through`: this thread's series first. */
+  private takeBefore(through: number): Ready[] {
+    const mine = countBefore(this.ready, through);
+    const lanes = countBefore(this.laneReady, through);
+    const taken = this.ready.slice(0, mine).concat(this.laneReady.slice(0, lanes));
+    this.ready = this.ready.slice(mine);
+    this.laneReady = this.laneReady.slice(lanes);
+    return taken;
+  }
+
+  private classifyAll(taken: readonly Ready[]): WindowResult[] {
+    if (taken.length <= MAX_BATCH) return taken.length ? this.classify(taken) : [];
     const out: WindowResult[] = [];
     for (let at = 0; at < taken.length; at += MAX_BATCH)
-      out.push(...this.classify(taken.slice(at, at + MAX_BATCH)));
+      for (const result of this.classify(taken.slice(at, at + MAX_BATCH))) out.push(result);
     return out;
   }
 
