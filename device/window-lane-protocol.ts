@@ -8,7 +8,7 @@
  *   values (samples x channels) and its model input (the features, or the scaled samples).
  * - refusals (Float64, a ring of REFUSAL_CAP): [reading index, kind, the series' latest time].
  *
- * A SETUP command's payload (the columns, the window spec and features, the output ring) comes
+ * A SETUP command's payload (the columns, the lane's share, the window spec and features, the output ring) comes
  * on the lane's MessagePort, posted before the command, and is read with receiveMessageOnPort.
  */
 import type { WindowManifest } from '../shared/schemas.ts';
@@ -49,14 +49,19 @@ export interface LaneShared {
 export interface LaneColumns {
   times: Float64Array;
   values: Float32Array;
+  /** Series index of each reading. */
   series: Int32Array;
   refused: Uint8Array;
-  /** Index into `labelNames`, -1 for a reading without a label. */
+  /** Label index of each reading, -1 for a reading without a label. */
   labelIndex: Int32Array;
-  labelNames: string[];
-  seriesNames: string[];
-  /** 1 for a series (by index) the lane windows; the main thread windows the rest. */
-  laneSeries: Uint8Array;
+}
+
+/**
+ * Whether the lane windows series `s` (by index) when it takes `share` of them, spread evenly
+ * (a rule rather than a table: series are numbered as their first readings are read).
+ */
+export function laneOwns(s: number, share: number): boolean {
+  return Math.floor((s + 1) * share) > Math.floor(s * share);
 }
 
 export interface LaneOutputs {
@@ -68,6 +73,8 @@ export interface LaneOutputs {
 
 export interface LaneSetup {
   columns: LaneColumns;
+  /** The share of the series the lane windows (laneOwns). */
+  share: number;
   window: Pick<WindowManifest, 'spec' | 'features'>;
   outputs: LaneOutputs;
 }

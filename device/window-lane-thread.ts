@@ -30,6 +30,7 @@ import {
   type LaneOutputs,
   type LaneSetup,
   type LaneShared,
+  laneOwns,
   META_WIDTH,
   REFUSAL_CAP,
   REFUSAL_WIDTH,
@@ -47,12 +48,12 @@ const refusals = new Float64Array(shared.refusals);
 
 interface State {
   columns: LaneColumns;
-  labels: (string | undefined)[];
-  labelAt: Map<string | undefined, number>;
+  share: number;
   outputs: LaneOutputs;
   input: WindowInput;
   spec: LaneSetup['window']['spec'];
-  windowers: (SeriesWindower | undefined)[];
+  /** By series index; labels are label indices (the main thread names them). */
+  windowers: (SeriesWindower<number> | undefined)[];
   windowSize: number;
   /** The arrival time of the readings being pushed (the main thread's clock). */
   arrivedAt: number;
@@ -77,14 +78,10 @@ function waitWhile(slot: number, value: number) {
 }
 
 function setup(message: LaneSetup): State {
-  const { columns, window, outputs } = message;
-  const labels = Array.from(columns.labelIndex, (i) => (i < 0 ? undefined : columns.labelNames[i]));
-  const labelAt = new Map<string | undefined, number>(columns.labelNames.map((name, i) => [name, i]));
-  labelAt.set(undefined, -1);
+  const { columns, share, window, outputs } = message;
   return {
     columns,
-    labels,
-    labelAt,
+    share,
     outputs,
     input: windowInput(window.spec, window.features),
     spec: window.spec,
@@ -96,7 +93,7 @@ function setup(message: LaneSetup): State {
 }
 
 /** Writes a window into the output ring, waiting (and signalling) while the ring is full. */
-function emit(s: State, series: number, window: Window) {
+function emit(s: State, series: number, window: Window<number>) {
   const { capacity, meta, values, inputs } = s.outputs;
   for (;;) {
     const consumed = Atomics.load(control, C_CONSUMED);
@@ -110,7 +107,7 @@ function emit(s: State, series: number, window: Window) {
   meta[m] = series;
   meta[m + 1] = window.start;
   meta[m + 2] = window.end;
-  meta[m + 3] = s.labelAt.get(window.label) ?? -1;
+  meta[m + 3] = window.label ?? -1;
   meta[m + 4] = window.valid;
   meta[m + 5] = s.arrivedAt;
   meta[m + 6] = s.command;
@@ -119,10 +116,10 @@ function emit(s: State, series: number, window: Window) {
   Atomics.store(control, C_PRODUCED, ++produced);
 }
 
-function windowerOf(s: State, series: number): SeriesWindower {
+function windowerOf(s: State, series: number): SeriesWindower<number> {
   let windower = s.windowers[series];
   if (!windower) {
-    windower = new SeriesWindower(String(series), s.spec, (window) => emit(s, series, window));
+    windower = new SeriesWindower<number>(String(series), s.spec, (window) => emit(s, series, window));
     s.windowers[series] = windower;
   }
   return windower;
@@ -130,10 +127,10 @@ function windowerOf(s: State, series: number): SeriesWindower {
 
 /** Readings [from, to) of the lane's series, as WindowStream.pushRows feeds its own. */
 function push(s: State, from: number, to: number) {
-  const { times, values, series, refused, laneSeries } = s.columns;
+  const { times, values, series, refused, labelIndex } = s.columns;
   for (let i = from; i < to; ) {
     const own = series[i] as number;
-    if (refused[i] === 1 || laneSeries[own] !== 1) {
+    if (refused[i] === 1 || !laneOwns(own, s.share)) {
       i++;
       continue;
     }
@@ -141,7 +138,7 @@ function push(s: State, from: number, to: number) {
     while (end < to && series[end] === own && refused[end] === 0) end++;
     const windower = windowerOf(s, own);
     while (i < end) {
-      i = windower.pushRun(times, values, s.labels, i, end);
+      i = windower.pushRun(times, values, labelIndex, i, end);
       if (i < end) {
         const count = Atomics.load(control, C_REFUSED);
         const r = (count % REFUSAL_CAP) * REFUSAL_WIDTH;

@@ -38,6 +38,7 @@ import {
   CONTROL_SLOTS,
   type LaneColumns,
   type LaneOutputs,
+  type LaneSetup,
   type LaneShared,
   META_WIDTH,
   REFUSAL_CAP,
@@ -87,11 +88,11 @@ export function laneShare(features: WindowManifest['features']['kind']): number 
   return features === 'raw' ? 1 : 0.7;
 }
 
-/** 1 for each series (by index) the lane windows: `share` of them, spread evenly. */
-export function laneSeriesOf(count: number, share: number): Uint8Array {
-  const out = new Uint8Array(new SharedArrayBuffer(Math.max(1, count)));
-  for (let s = 0; s < count; s++) out[s] = Math.floor((s + 1) * share) > Math.floor(s * share) ? 1 : 0;
-  return out;
+/** A replay's readings as the lane takes them: its shared columns, and the names their indices stand for. */
+export interface LaneSource {
+  forLane(): LaneColumns;
+  readonly seriesNames: readonly string[];
+  readonly labelNames: readonly string[];
 }
 
 export class WindowLane {
@@ -116,7 +117,7 @@ export class WindowLane {
   private consumed = 0;
   private refusalsSeen = 0;
   private outputs: LaneOutputs | undefined;
-  private configured: { columns: LaneColumns; window: WindowManifest } | undefined;
+  private configured: { source: LaneSource; share: number; window: WindowManifest } | undefined;
   private failure: string | undefined;
   /** Windows taken from the output ring, not yet handed out by `settle`. */
   private collected: LaneWindow[] = [];
@@ -154,41 +155,45 @@ export class WindowLane {
     }
   }
 
-  /** Whether the lane windows these columns for this model's window now. */
-  isConfigured(columns: LaneColumns, window: WindowManifest): boolean {
-    return this.configured?.columns === columns && this.configured.window === window;
+  /** Whether the lane windows `share` of these readings' series for this model's window now. */
+  isConfigured(source: LaneSource, share: number, window: WindowManifest): boolean {
+    const configured = this.configured;
+    return configured?.source === source && configured.share === share && configured.window === window;
   }
 
-  /** Sets the lane to window `columns` (its series marked in `laneSeries`) for `window`; drops what it held. */
-  configure(columns: LaneColumns, window: WindowManifest): void {
-    if (this.isConfigured(columns, window)) return;
+  /** Sets the lane to window `share` of `source`'s series (laneOwns) for `window`; drops what it held. */
+  configure(source: LaneSource, share: number, window: WindowManifest): void {
+    if (this.isConfigured(source, share, window)) return;
     this.discard();
     const { spec } = window;
     const windowSize = spec.samples * spec.channels.length;
     const inputWidth = windowInput(spec, window.features).width;
     const perWindow = META_WIDTH * 8 + (windowSize + inputWidth) * 4 || 1;
     const capacity = Math.max(2, Math.min(OUTPUT_WINDOWS, Math.floor(OUTPUT_BYTES / perWindow)));
-    const sized = this.outputs;
+    let outputs = this.outputs;
     if (
-      !sized ||
-      sized.capacity !== capacity ||
-      sized.values.length !== capacity * windowSize ||
-      sized.inputs.length !== capacity * inputWidth
+      !outputs ||
+      outputs.capacity !== capacity ||
+      outputs.values.length !== capacity * windowSize ||
+      outputs.inputs.length !== capacity * inputWidth
     ) {
-      this.outputs = {
+      outputs = {
         capacity,
         meta: new Float64Array(new SharedArrayBuffer(capacity * META_WIDTH * 8)),
         values: new Float32Array(new SharedArrayBuffer(capacity * windowSize * 4)),
         inputs: new Float32Array(new SharedArrayBuffer(capacity * inputWidth * 4)),
       };
+      this.outputs = outputs;
     }
-    this.port.postMessage({
-      columns,
+    const setup: LaneSetup = {
+      columns: source.forLane(),
+      share,
       window: { spec: window.spec, features: window.features },
-      outputs: this.outputs,
-    });
+      outputs,
+    };
+    this.port.postMessage(setup);
     this.command(CMD_SETUP, 0, 0, 0);
-    this.configured = { columns, window };
+    this.configured = { source, share, window };
   }
 
   /** The lane windows readings [from, to) of its series. */
@@ -287,7 +292,7 @@ export class WindowLane {
     const { spec } = configured.window;
     const windowSize = spec.samples * spec.channels.length;
     const inputWidth = inputs.length / capacity;
-    const { labelNames, seriesNames } = configured.columns;
+    const { labelNames, seriesNames } = configured.source;
     const into = this.collected;
     for (let k = this.consumed; k < produced; k++) {
       const slot = k % capacity;

@@ -14,8 +14,8 @@ import { SeriesWindower, type Window, windowsOf } from '../shared/timeseries/win
 import { type Engine, NoModelError } from './engine.ts';
 import type { LoadedModel } from './model.ts';
 import { windowResult } from './result-encoding.ts';
-import { laneSeriesOf, laneShare, type WindowLane } from './window-lane.ts';
-import type { LaneColumns } from './window-lane-protocol.ts';
+import { laneShare, type WindowLane } from './window-lane.ts';
+import { type LaneColumns, laneOwns } from './window-lane-protocol.ts';
 import { windowBatch } from './window-model.ts';
 
 export interface WindowResult {
@@ -46,17 +46,22 @@ function sharedArray<T>(of: new (buffer: SharedArrayBuffer) => T, bytesPer: numb
   return new of(new SharedArrayBuffer(Math.max(1, n) * bytesPer));
 }
 
+/** Readings read into columns at a time (ReadingColumns.read reads whole blocks). */
+const COLUMN_BLOCK = 4096;
+
 /**
  * A source's readings as typed columns for one window spec: each reading's time, channel
  * values (float32, as a reading pushed on its own is kept), series and label, read from its
  * row once. A looping CSV replay then windows from typed arrays on every pass, as the row
  * replay predicts from rows it transformed once (PreparedRows), with no property lookup or
- * number parsing per reading. The columns are in shared memory, for the window lane.
+ * number parsing per reading. Rows are read in blocks when first replayed (`read`), so the
+ * window lane windows the first readings while this thread reads the next. The columns are
+ * in shared memory, for the lane.
  */
 export class ReadingColumns {
   readonly times: Float64Array;
   readonly values: Float32Array;
-  /** Index into `seriesNames`. */
+  /** Index into `seriesNames` (in the order series are first read). */
   readonly series: Int32Array;
   readonly seriesNames: string[] = [];
   /** Each reading's label (the strings are shared: one per distinct label). */
@@ -68,10 +73,13 @@ export class ReadingColumns {
   /** Each reading's label as an index into `labelNames` (-1: none), for the window lane. */
   readonly labelIndex: Int32Array;
   readonly labelNames: string[] = [];
-  private readonly lanes = new Map<number, LaneColumns>();
+  private readonly seriesAt = new Map<string, number>();
+  private readonly labelAt = new Map<string, number>();
+  /** 1 for each block of COLUMN_BLOCK rows read. */
+  private readonly blocksRead: Uint8Array;
 
   constructor(
-    rows: readonly RawRow[],
+    private readonly rows: readonly RawRow[],
     readonly spec: WindowManifest['spec'],
     readonly labelColumn: string,
   ) {
@@ -83,75 +91,73 @@ export class ReadingColumns {
     this.labels = new Array(n).fill(undefined);
     this.refused = sharedArray(Uint8Array, 1, n);
     this.labelIndex = sharedArray(Int32Array, 4, n);
-    // Column by column, each loop reading one property of every row (one key per lookup site
-    // is what keeps them fast); a reading's refusal is its first bad field, as readInto finds it.
-    const refuse = (i: number, why: string) => {
-      if (this.refused[i] === 1) return;
-      this.refused[i] = 1;
-      this.refusals.set(i, why);
-    };
-    const timeColumn = spec.time;
-    for (let i = 0; i < n; i++) {
-      const raw = (rows[i] as RawRow)[timeColumn];
-      const time = timeValue(raw, spec.timeUnit);
-      if (Number.isFinite(time)) this.times[i] = time;
-      else refuse(i, timeRefusal(spec, raw));
-    }
-    spec.channels.forEach((channel, c) => {
-      for (let i = 0; i < n; i++) {
-        const raw = (rows[i] as RawRow)[channel];
-        const value = channelValue(raw);
-        if (Number.isFinite(value)) this.values[i * width + c] = value;
-        else refuse(i, channelRefusal(channel, raw));
-      }
-    });
-    const seriesAt = new Map<string, number>();
-    const seriesColumn = spec.series;
-    let lastSeries: string | undefined;
-    let lastSeriesIndex = 0;
-    for (let i = 0; i < n; i++) {
-      const name = seriesName(seriesColumn ? (rows[i] as RawRow)[seriesColumn] : '');
-      // Neighbouring readings mostly share their series: look it up only on a change.
-      if (name !== lastSeries) {
-        lastSeries = name;
-        lastSeriesIndex = seriesAt.get(name) ?? this.seriesNames.push(name) - 1;
-        seriesAt.set(name, lastSeriesIndex);
-      }
-      this.series[i] = lastSeriesIndex;
-    }
-    const labelAt = new Map<string, number>();
-    for (let i = 0; i < n; i++) {
-      const label = labelValue((rows[i] as RawRow)[labelColumn]);
-      this.labels[i] = label;
-      if (label === undefined) this.labelIndex[i] = -1;
-      else {
-        let at = labelAt.get(label);
-        if (at === undefined) {
-          at = this.labelNames.push(label) - 1;
-          labelAt.set(label, at);
-        }
-        this.labelIndex[i] = at;
-      }
+    this.blocksRead = new Uint8Array(Math.ceil(n / COLUMN_BLOCK));
+  }
+
+  /** Makes sure readings `from` .. `to - 1` are read (their whole blocks). */
+  read(from: number, to: number): void {
+    const blocks = this.blocksRead;
+    for (let b = Math.floor(from / COLUMN_BLOCK); b * COLUMN_BLOCK < to; b++) {
+      if (blocks[b] === 1) continue;
+      blocks[b] = 1;
+      this.readRows(b * COLUMN_BLOCK, Math.min(this.rows.length, (b + 1) * COLUMN_BLOCK));
     }
   }
 
-  /** These columns as the window lane takes them, with `share` of the series marked as the lane's. */
-  forLane(share: number): LaneColumns {
-    let lane = this.lanes.get(share);
-    if (!lane) {
-      lane = {
-        times: this.times,
-        values: this.values,
-        series: this.series,
-        refused: this.refused,
-        labelIndex: this.labelIndex,
-        labelNames: this.labelNames,
-        seriesNames: this.seriesNames,
-        laneSeries: laneSeriesOf(this.seriesNames.length, share),
-      };
-      this.lanes.set(share, lane);
+  /**
+   * One pass over the rows, each row's fields in turn (a row's fields sit together in memory:
+   * a pass per column cost three times as much); a reading's refusal is its first bad field,
+   * as readInto finds it.
+   */
+  private readRows(from: number, to: number) {
+    const { rows, spec, labelColumn } = this;
+    const { channels, time: timeColumn, series: seriesColumn, timeUnit } = spec;
+    const width = channels.length;
+    let lastSeries: string | undefined;
+    let lastSeriesIndex = 0;
+    let lastLabel: string | undefined;
+    let lastLabelIndex = -1;
+    for (let i = from; i < to; i++) {
+      const row = rows[i] as RawRow;
+      let why: string | undefined;
+      const rawTime = row[timeColumn];
+      const time = timeValue(rawTime, timeUnit);
+      if (Number.isFinite(time)) this.times[i] = time;
+      else why = timeRefusal(spec, rawTime);
+      for (let c = 0; c < width; c++) {
+        const raw = row[channels[c] as string];
+        const value = channelValue(raw);
+        if (Number.isFinite(value)) this.values[i * width + c] = value;
+        else why ??= channelRefusal(channels[c] as string, raw);
+      }
+      if (why !== undefined) {
+        this.refused[i] = 1;
+        this.refusals.set(i, why);
+      }
+      const name = seriesName(seriesColumn ? row[seriesColumn] : '');
+      // Neighbouring readings mostly share their series and label: look up only on a change.
+      if (name !== lastSeries) {
+        lastSeries = name;
+        lastSeriesIndex = this.seriesAt.get(name) ?? this.seriesNames.push(name) - 1;
+        this.seriesAt.set(name, lastSeriesIndex);
+      }
+      this.series[i] = lastSeriesIndex;
+      const label = labelValue(row[labelColumn]);
+      if (label !== lastLabel) {
+        lastLabel = label;
+        lastLabelIndex =
+          label === undefined ? -1 : (this.labelAt.get(label) ?? this.labelNames.push(label) - 1);
+        if (label !== undefined) this.labelAt.set(label, lastLabelIndex);
+      }
+      this.labels[i] = label;
+      this.labelIndex[i] = lastLabelIndex;
     }
-    return lane;
+  }
+
+  /** These columns as the window lane takes them (shared memory only). */
+  forLane(): LaneColumns {
+    const { times, values, series, refused, labelIndex } = this;
+    return { times, values, series, refused, labelIndex };
   }
 
   /** Whether these columns were read for `spec` and `labelColumn`. */
@@ -309,17 +315,17 @@ export class WindowStream {
     if (this.indexed.columns !== columns || this.indexed.generation !== this.generation)
       this.indexed = { columns, generation: this.generation, windowers: [] };
     const windowers = this.indexed.windowers;
+    columns.read(from, to);
     const { times, values, series, labels, refused, seriesNames } = columns;
     this.arrivedAt = arrivedAt;
     // The lane's series first, so it windows them while this thread windows its own.
-    let laneSeries: Uint8Array | undefined;
+    let share = 0;
     if (this.lane) {
-      const laneColumns = columns.forLane(laneShare(window.features.kind));
-      this.lane.configure(laneColumns, window);
+      share = laneShare(window.features.kind);
+      this.lane.configure(columns, share, window);
       this.laneActive = true;
       this.laneColumns = columns;
       this.onLaneRefused = onRefused;
-      laneSeries = laneColumns.laneSeries;
       this.seq = this.lane.handed;
       this.lane.push(from, to, arrivedAt);
     }
@@ -334,7 +340,7 @@ export class WindowStream {
       const s = series[i] as number;
       let end = i + 1;
       while (end < to && series[end] === s && refused[end] === 0) end++;
-      if (laneSeries?.[s] === 1) {
+      if (share > 0 && laneOwns(s, share)) {
         i = end;
         continue;
       }

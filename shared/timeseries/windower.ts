@@ -8,7 +8,8 @@
  */
 import type { ResolvedWindow } from './spec.ts';
 
-export interface Window {
+/** A window; its label is a string, or whatever label type the windower was fed (the window lane feeds label indices). */
+export interface Window<L = string> {
   series: string;
   /** Grid times (ms) of the window's first and last samples. */
   start: number;
@@ -16,7 +17,7 @@ export interface Window {
   /** `samples` x `channels` values, row-major, oldest first; padded leading samples are NaN. */
   values: Float32Array;
   /** The label of the window's last reading (undefined when readings carry none). */
-  label: string | undefined;
+  label: L | undefined;
   /** Real samples at the end of the window (less than `samples` only for a padded window). */
   valid: number;
 }
@@ -49,7 +50,7 @@ type WindowSpecForWindower = Pick<
   'channels' | 'frequencyHz' | 'samples' | 'stride' | 'maxGapMs' | 'short'
 >;
 
-export class SeriesWindower {
+export class SeriesWindower<L = string> {
   private readonly width: number;
   private readonly period: number;
   private readonly ring: Float32Array;
@@ -62,19 +63,19 @@ export class SeriesWindower {
   private origin = 0;
   private lastTime = Number.NaN;
   private readonly lastValues: Float32Array;
-  private lastLabel: string | undefined;
+  private lastLabel: L | undefined;
   /** Labels of the buffered grid points (ring order), for the window's last reading. */
-  private readonly ringLabels: (string | undefined)[];
+  private readonly ringLabels: (L | undefined)[];
   /** Why pushRun stopped at a reading. */
   refusal: Exclude<PushOutcome, 'ok'> = 'duplicate';
   /** `push`'s one reading, as pushRun's columns. */
   private readonly oneTime = new Float64Array(1);
-  private readonly oneLabel: (string | undefined)[] = [undefined];
+  private readonly oneLabel: (L | undefined)[] = [undefined];
 
   constructor(
     readonly series: string,
     private readonly spec: WindowSpecForWindower,
-    private readonly emit: (window: Window) => void,
+    private readonly emit: (window: Window<L>) => void,
   ) {
     this.width = spec.channels.length;
     this.period = 1000 / spec.frequencyHz;
@@ -93,7 +94,7 @@ export class SeriesWindower {
    * readings in one array passes no copy); readings must come in time order (an older or
    * equal time is refused).
    */
-  push(time: number, values: ArrayLike<number>, label?: string, offset = 0): PushOutcome {
+  push(time: number, values: ArrayLike<number>, label?: L, offset = 0): PushOutcome {
     this.oneTime[0] = time;
     this.oneLabel[0] = label;
     return this.pushRun(this.oneTime, values, this.oneLabel, 0, 1, offset) === 1 ? 'ok' : this.refusal;
@@ -110,7 +111,7 @@ export class SeriesWindower {
   pushRun(
     times: ArrayLike<number>,
     values: ArrayLike<number>,
-    labels: ArrayLike<string | undefined> | undefined,
+    labels: ArrayLike<L | undefined> | undefined,
     from: number,
     to: number,
     valueAt = from * this.width,
@@ -176,7 +177,7 @@ export class SeriesWindower {
     this.lastTime = Number.NaN;
   }
 
-  private startSegment(time: number, values: ArrayLike<number>, label: string | undefined, offset: number) {
+  private startSegment(time: number, values: ArrayLike<number>, label: L | undefined, offset: number) {
     this.count = 0;
     this.slot = 0;
     this.untilWindow = this.spec.samples;
@@ -186,14 +187,14 @@ export class SeriesWindower {
     this.remember(time, values, label, offset);
   }
 
-  private remember(time: number, values: ArrayLike<number>, label: string | undefined, offset: number) {
+  private remember(time: number, values: ArrayLike<number>, label: L | undefined, offset: number) {
     this.lastTime = time;
     for (let c = 0; c < this.width; c++) this.lastValues[c] = values[offset + c] as number;
     this.lastLabel = label;
   }
 
   /** Counts the grid point just written to the ring's next slot; a full buffer every stride is a window. */
-  private addPoint(at: number, label: string | undefined) {
+  private addPoint(at: number, label: L | undefined) {
     const { samples, stride } = this.spec;
     this.ringLabels[this.slot] = label;
     this.count++;
