@@ -94,7 +94,7 @@ export class SeriesWindower<L = string> {
    * readings in one array passes no copy); readings must come in time order (an older or
    * equal time is refused).
    */
-  push(time: number, values: ArrayLike<number>, label?: L, offset = 0): PushOutcome {
+  push(time: number, values: Float32Array, label?: L, offset = 0): PushOutcome {
     this.oneTime[0] = time;
     this.oneLabel[0] = label;
     return this.pushRun(this.oneTime, values, this.oneLabel, 0, 1, offset) === 1 ? 'ok' : this.refusal;
@@ -110,7 +110,7 @@ export class SeriesWindower<L = string> {
    */
   pushRun(
     times: ArrayLike<number>,
-    values: ArrayLike<number>,
+    values: Float32Array,
     labels: ArrayLike<L | undefined> | undefined,
     from: number,
     to: number,
@@ -118,40 +118,79 @@ export class SeriesWindower<L = string> {
   ): number {
     const width = this.width;
     const ring = this.ring;
+    const ringLabels = this.ringLabels;
     const last = this.lastValues;
     const period = this.period;
-    const maxGapMs = this.spec.maxGapMs;
+    const { maxGapMs, samples, stride } = this.spec;
     let v = valueAt;
-    for (let i = from; i < to; i++, v += width) {
-      const time = times[i] as number;
-      const label = labels?.[i];
-      const lastTime = this.lastTime;
-      if (Number.isNaN(lastTime)) {
-        this.startSegment(time, values, label, v);
+    let i = from;
+    while (i < to) {
+      if (Number.isNaN(this.lastTime)) {
+        this.startSegment(times[i] as number, values, labels?.[i], v);
+        i++;
+        v += width;
         continue;
       }
-      if (time <= lastTime) {
-        this.refusal = time === lastTime ? 'duplicate' : 'out-of-order';
-        return i;
+      // A segment's readings, its state in locals (this runs per reading). The previous
+      // reading's values: the remembered ones for the first, then the reading before in `values`.
+      let lastTime = this.lastTime;
+      let lastLabel = this.lastLabel;
+      let count = this.count;
+      let slot = this.slot;
+      let untilWindow = this.untilWindow;
+      const origin = this.origin;
+      let prev = last;
+      let p = 0;
+      let stop: 'refused' | 'gap' | undefined;
+      for (; i < to; i++, v += width) {
+        const time = times[i] as number;
+        if (time <= lastTime) {
+          this.refusal = time === lastTime ? 'duplicate' : 'out-of-order';
+          stop = 'refused';
+          break;
+        }
+        if (time - lastTime > maxGapMs) {
+          stop = 'gap';
+          break;
+        }
+        const label = labels?.[i];
+        // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
+        let at = origin + count * period;
+        const span = time - lastTime;
+        while (at <= time + 1e-9) {
+          const w = (at - lastTime) / span;
+          const s = slot * width;
+          for (let c = 0; c < width; c++)
+            ring[s + c] = (prev[p + c] as number) * (1 - w) + (values[v + c] as number) * w;
+          // A grid point takes the label of the latest reading at or before it.
+          const pointLabel = at >= time - 1e-9 ? label : lastLabel;
+          ringLabels[slot] = pointLabel;
+          count++;
+          if (++slot === samples) slot = 0;
+          if (--untilWindow === 0) {
+            untilWindow = stride;
+            this.emitWindow(at, pointLabel, slot);
+          }
+          at = origin + count * period;
+        }
+        lastTime = time;
+        lastLabel = label;
+        prev = values;
+        p = v;
       }
-      if (time - lastTime > maxGapMs) {
+      this.lastTime = lastTime;
+      this.lastLabel = lastLabel;
+      this.count = count;
+      this.slot = slot;
+      this.untilWindow = untilWindow;
+      if (prev !== last) for (let c = 0; c < width; c++) last[c] = prev[p + c] as number;
+      if (stop === 'refused') return i;
+      if (stop === 'gap') {
         this.end();
-        this.startSegment(time, values, label, v);
-        continue;
+        this.startSegment(times[i] as number, values, labels?.[i], v);
+        i++;
+        v += width;
       }
-      // Grid points in (lastTime, time]: interpolated between the previous reading and this one.
-      let at = this.origin + this.count * period;
-      const span = time - lastTime;
-      while (at <= time + 1e-9) {
-        const w = (at - lastTime) / span;
-        const slot = this.slot * width;
-        for (let c = 0; c < width; c++)
-          ring[slot + c] = (last[c] as number) * (1 - w) + (values[v + c] as number) * w;
-        // A grid point takes the label of the latest reading at or before it.
-        this.addPoint(at, at >= time - 1e-9 ? label : this.lastLabel);
-        at = this.origin + this.count * period;
-      }
-      this.remember(time, values, label, v);
     }
     return to;
   }
@@ -177,46 +216,41 @@ export class SeriesWindower<L = string> {
     this.lastTime = Number.NaN;
   }
 
-  private startSegment(time: number, values: ArrayLike<number>, label: L | undefined, offset: number) {
-    this.count = 0;
-    this.slot = 0;
-    this.untilWindow = this.spec.samples;
-    this.origin = time;
-    for (let c = 0; c < this.width; c++) this.ring[c] = values[offset + c] as number;
-    this.addPoint(time, label);
-    this.remember(time, values, label, offset);
-  }
-
-  private remember(time: number, values: ArrayLike<number>, label: L | undefined, offset: number) {
-    this.lastTime = time;
-    for (let c = 0; c < this.width; c++) this.lastValues[c] = values[offset + c] as number;
-    this.lastLabel = label;
-  }
-
-  /** Counts the grid point just written to the ring's next slot; a full buffer every stride is a window. */
-  private addPoint(at: number, label: L | undefined) {
+  private startSegment(time: number, values: Float32Array, label: L | undefined, offset: number) {
     const { samples, stride } = this.spec;
-    this.ringLabels[this.slot] = label;
-    this.count++;
-    // The slot and the points left until the next window are counted, not taken modulo: this runs per grid point.
-    if (++this.slot === samples) this.slot = 0;
+    for (let c = 0; c < this.width; c++) {
+      this.ring[c] = values[offset + c] as number;
+      this.lastValues[c] = values[offset + c] as number;
+    }
+    this.ringLabels[0] = label;
+    this.origin = time;
+    this.lastTime = time;
+    this.lastLabel = label;
+    this.count = 1;
+    this.slot = samples === 1 ? 0 : 1;
+    this.untilWindow = samples;
+    // A one-sample window is full at once.
     if (--this.untilWindow === 0) {
       this.untilWindow = stride;
-      // Unroll the ring, oldest first (the next slot to write is the oldest).
-      const values = windowValues(samples * this.width);
-      const oldest = this.slot;
-      const head = (samples - oldest) * this.width;
-      values.set(this.ring.subarray(oldest * this.width), 0);
-      values.set(this.ring.subarray(0, oldest * this.width), head);
-      this.emit({
-        series: this.series,
-        start: at - (samples - 1) * this.period,
-        end: at,
-        values,
-        label,
-        valid: samples,
-      });
+      this.emitWindow(time, label, this.slot);
     }
+  }
+
+  /** The ring as a window ending at grid time `at`, unrolled oldest first (`oldest` is the next slot to write). */
+  private emitWindow(at: number, label: L | undefined, oldest: number) {
+    const { samples } = this.spec;
+    const values = windowValues(samples * this.width);
+    const head = (samples - oldest) * this.width;
+    values.set(this.ring.subarray(oldest * this.width), 0);
+    values.set(this.ring.subarray(0, oldest * this.width), head);
+    this.emit({
+      series: this.series,
+      start: at - (samples - 1) * this.period,
+      end: at,
+      values,
+      label,
+      valid: samples,
+    });
   }
 }
 
