@@ -92,17 +92,28 @@ function setup(message: LaneSetup): State {
   };
 }
 
-/** Writes a window into the output ring, waiting (and signalling) while the ring is full. */
-function emit(s: State, series: number, window: Window<number>) {
-  const { capacity, meta, values, inputs } = s.outputs;
+/** Waits (and signals) while the output ring is full; returns the slot the next window goes to. */
+function nextSlot(s: State): number {
+  const { capacity } = s.outputs;
   for (;;) {
     const consumed = Atomics.load(control, C_CONSUMED);
-    if (produced - consumed < capacity) break;
+    if (produced - consumed < capacity) return produced % capacity;
     signal();
     waitWhile(C_CONSUMED, consumed);
     if (Atomics.load(control, C_STOP) === 1) throw new Error('stopped');
   }
-  const slot = produced % capacity;
+}
+
+/** The next slot's values in the output ring, for the windower to unroll a full window into. */
+function slotValues(s: State): Float32Array {
+  const at = nextSlot(s) * s.windowSize;
+  return s.outputs.values.subarray(at, at + s.windowSize);
+}
+
+/** Publishes a window in the output ring: its values are in the slot already, unless padded. */
+function emit(s: State, series: number, window: Window<number>) {
+  const { meta, values, inputs } = s.outputs;
+  const slot = nextSlot(s);
   const m = slot * META_WIDTH;
   meta[m] = series;
   meta[m + 1] = window.start;
@@ -111,7 +122,7 @@ function emit(s: State, series: number, window: Window<number>) {
   meta[m + 4] = window.valid;
   meta[m + 5] = s.arrivedAt;
   meta[m + 6] = s.command;
-  values.set(window.values, slot * s.windowSize);
+  if (window.values.buffer !== values.buffer) values.set(window.values, slot * s.windowSize);
   s.input.into(window, inputs, slot * s.input.width);
   Atomics.store(control, C_PRODUCED, ++produced);
 }
@@ -119,7 +130,12 @@ function emit(s: State, series: number, window: Window<number>) {
 function windowerOf(s: State, series: number): SeriesWindower<number> {
   let windower = s.windowers[series];
   if (!windower) {
-    windower = new SeriesWindower<number>(String(series), s.spec, (window) => emit(s, series, window));
+    windower = new SeriesWindower<number>(
+      String(series),
+      s.spec,
+      (window) => emit(s, series, window),
+      () => slotValues(s),
+    );
     s.windowers[series] = windower;
   }
   return windower;

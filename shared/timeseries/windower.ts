@@ -76,6 +76,8 @@ export class SeriesWindower<L = string> {
     readonly series: string,
     private readonly spec: WindowSpecForWindower,
     private readonly emit: (window: Window<L>) => void,
+    /** Where a full window's values go (the window lane's output ring takes them in place). */
+    private readonly valuesFor: (length: number) => Float32Array = windowValues,
   ) {
     this.width = spec.channels.length;
     this.period = 1000 / spec.frequencyHz;
@@ -239,7 +241,7 @@ export class SeriesWindower<L = string> {
   /** The ring as a window ending at grid time `at`, unrolled oldest first (`oldest` is the next slot to write). */
   private emitWindow(at: number, label: L | undefined, oldest: number) {
     const { samples } = this.spec;
-    const values = windowValues(samples * this.width);
+    const values = this.valuesFor(samples * this.width);
     const head = (samples - oldest) * this.width;
     values.set(this.ring.subarray(oldest * this.width), 0);
     values.set(this.ring.subarray(0, oldest * this.width), head);
