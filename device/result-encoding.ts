@@ -195,18 +195,23 @@ function putConfidence(out: Uint8Array, at: number, p: number): number {
   }
   if (q < 0 || q > 100_000) return put(out, at, utf8(String(q / 1e5)));
   out[at++] = ZERO;
+  return putFraction(out, at, q, 5);
+}
+
+/** A dot and `fraction` (0 < fraction < 10 ** `digits`) as `digits` decimals, trailing zeros dropped. */
+function putFraction(out: Uint8Array, at: number, fraction: number, digits: number): number {
   out[at++] = DOT;
-  let digits = 5;
-  let rest = q;
+  let rest = fraction;
+  let n = digits;
   while (rest % 10 === 0) {
     rest /= 10;
-    digits--;
+    n--;
   }
-  for (let k = digits - 1; k >= 0; k--) {
+  for (let k = n - 1; k >= 0; k--) {
     out[at + k] = ZERO + (rest % 10);
     rest = Math.floor(rest / 10);
   }
-  return at + digits;
+  return at + n;
 }
 
 /** A window's result: toResult's fields, then the window it covers (start and end rounded to the ms). */
@@ -310,5 +315,15 @@ const BRACE = 0x7d;
 /** A number as JSON.stringify writes it: digits for a non-negative safe integer, else its String. */
 function putNumber(out: Buffer, at: number, value: number): number {
   if (Number.isSafeInteger(value) && value >= 0) return putInteger(out, at, value);
+  // A latency rounded to 3 decimals: String(value) is its whole part and its decimals without
+  // trailing zeros (below 1e9 doubles lie far closer together than 0.001, so no shorter text
+  // gives the same number), written here without making the string.
+  if (value > 0 && value < 1e9) {
+    const q = Math.round(value * 1000);
+    if (q / 1000 === value) {
+      const whole = Math.floor(q / 1000);
+      return putFraction(out, putInteger(out, at, whole), q - whole * 1000, 3);
+    }
+  }
   return at + out.write(Number.isFinite(value) ? String(value) : 'null', at, 'latin1');
 }

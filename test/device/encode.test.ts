@@ -140,6 +140,27 @@ describe('replay result encoding', () => {
     expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));
     expect(chunk.bytes.byteLength).toBe(chunk.ends[chunk.count - 1]);
   });
+
+  it('writes every latency rounded to 3 decimals as JSON.stringify does, at every magnitude', () => {
+    // Prepare: each thousandth up to 20 ms, then values from 1e-3 to 1e12 (past the digit path's 1e9).
+    const latencies = Array.from({ length: 20_000 }, (_, i) => i / 1000);
+    for (let e = -3; e <= 12; e += 0.01) latencies.push(10 ** e);
+    const results = latencies.map((latencyMs, i) =>
+      windowResult(
+        `gw:${i}`,
+        { label: 'a', confidence: 0.5, version: 1, latencyMs },
+        undefined,
+        { series: 's', start: i, end: i + 1 },
+        1,
+      ),
+    );
+
+    // Act
+    const chunk = encodeWindowResults(results);
+
+    // Assess
+    expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));
+  });
 });
 
 describe('prepared replay rows', () => {
