@@ -8,7 +8,7 @@
  *   values (samples x channels) and its model input (the features, or the scaled samples).
  * - refusals (Float64, a ring of REFUSAL_CAP): [reading index, kind, the series' latest time].
  *
- * A SETUP command's payload (the columns, the lane's share, the window spec and features, the output ring) comes
+ * A SETUP command's payload (the columns, the window spec and features, the output ring) comes
  * on the lane's MessagePort, posted before the command, and is read with receiveMessageOnPort.
  */
 import type { WindowManifest } from '../shared/schemas.ts';
@@ -30,6 +30,7 @@ export const COMMAND_WIDTH = 4;
 export const CMD_PUSH = 1; // readings [from, to) of the columns (the lane's series only)
 export const CMD_END = 2; // end every segment (a short one padded under `pad`), as endAll
 export const CMD_SETUP = 3; // the next port message: columns, spec, features, outputs
+export const CMD_OWN = 4; // the lane windows series [from] (an index) until the next END or SETUP
 
 /** Per window: series index, start, end, label index (-1: none), valid samples, arrivedAt, command. */
 export const META_WIDTH = 7;
@@ -56,14 +57,6 @@ export interface LaneColumns {
   labelIndex: Int32Array;
 }
 
-/**
- * Whether the lane windows series `s` (by index) when it takes `share` of them, spread evenly
- * (a rule rather than a table: series are numbered as their first readings are read).
- */
-export function laneOwns(s: number, share: number): boolean {
-  return Math.floor((s + 1) * share) > Math.floor(s * share);
-}
-
 export interface LaneOutputs {
   capacity: number;
   meta: Float64Array;
@@ -73,8 +66,6 @@ export interface LaneOutputs {
 
 export interface LaneSetup {
   columns: LaneColumns;
-  /** The share of the series the lane windows (laneOwns). */
-  share: number;
   window: Pick<WindowManifest, 'spec' | 'features'>;
   outputs: LaneOutputs;
 }

@@ -1,5 +1,5 @@
 /**
- * The window lane thread: windows a share of a CSV replay's series and computes their model
+ * The window lane thread: windows the CSV replay's series it is given and computes their model
  * inputs (spectral features or scaled samples) while the main thread predicts, so a windowed
  * gateway uses a second core. It runs the same SeriesWindower and windowInput as the main
  * thread and the trainer; see window-lane.ts for the main side and window-lane-protocol.ts
@@ -22,6 +22,7 @@ import {
   C_STOP,
   C_WRITTEN,
   CMD_END,
+  CMD_OWN,
   CMD_PUSH,
   CMD_SETUP,
   COMMAND_CAP,
@@ -30,7 +31,6 @@ import {
   type LaneOutputs,
   type LaneSetup,
   type LaneShared,
-  laneOwns,
   META_WIDTH,
   REFUSAL_CAP,
   REFUSAL_WIDTH,
@@ -48,7 +48,8 @@ const refusals = new Float64Array(shared.refusals);
 
 interface State {
   columns: LaneColumns;
-  share: number;
+  /** 1 for each series (by index) the main thread gave this thread (CMD_OWN), until the next END. */
+  owns: Uint8Array;
   outputs: LaneOutputs;
   input: WindowInput;
   spec: LaneSetup['window']['spec'];
@@ -78,10 +79,10 @@ function waitWhile(slot: number, value: number) {
 }
 
 function setup(message: LaneSetup): State {
-  const { columns, share, window, outputs } = message;
+  const { columns, window, outputs } = message;
   return {
     columns,
-    share,
+    owns: new Uint8Array(64),
     outputs,
     input: windowInput(window.spec, window.features),
     spec: window.spec,
@@ -146,7 +147,7 @@ function push(s: State, from: number, to: number) {
   const { times, values, series, refused, labelIndex } = s.columns;
   for (let i = from; i < to; ) {
     const own = series[i] as number;
-    if (refused[i] === 1 || !laneOwns(own, s.share)) {
+    if (refused[i] === 1 || s.owns[own] !== 1) {
       i++;
       continue;
     }
@@ -188,9 +189,18 @@ function run() {
     } else if (state && kind === CMD_PUSH) {
       state.arrivedAt = commands[at + 3] as number;
       push(state, commands[at + 1] as number, commands[at + 2] as number);
+    } else if (state && kind === CMD_OWN) {
+      const series = commands[at + 1] as number;
+      if (series >= state.owns.length) {
+        const grown = new Uint8Array(Math.max(series + 1, state.owns.length * 2));
+        grown.set(state.owns);
+        state.owns = grown;
+      }
+      state.owns[series] = 1;
     } else if (state && kind === CMD_END) {
       for (const windower of state.windowers) windower?.end();
       state.windowers = [];
+      state.owns.fill(0);
     }
     Atomics.store(control, C_DONE, ++done);
     signal();

@@ -1,8 +1,9 @@
 /**
  * The main thread's side of the window lane (window-lane-thread.ts): a second thread that
- * windows a share of a CSV replay's series and computes their model inputs, so a windowed
+ * windows some of a CSV replay's series and computes their model inputs, so a windowed
  * model's predicts, results and hand-over to the writer thread on the main thread overlap
- * with the windowing and features of the next readings.
+ * with the windowing and features of the next readings. Each series goes to the lane when it
+ * starts (`own`), unless the lane is behind (laneBehindLimit): then the main thread takes it.
  *
  * WindowStream.pushRows hands the lane each range of readings before it windows its own
  * series of the same range; `settle` (at every flush) waits until the lane has taken every
@@ -31,6 +32,7 @@ import {
   C_STOP,
   C_WRITTEN,
   CMD_END,
+  CMD_OWN,
   CMD_PUSH,
   CMD_SETUP,
   COMMAND_CAP,
@@ -79,14 +81,15 @@ const MAX_LEAD = 512;
 const STALL_MS = 30_000;
 
 /**
- * The share of the series the lane windows: a recurrent (raw) model's predict is most of the
- * main thread's work, so the lane takes every series; a spectral model's features are most of
- * the work and its predict is cheap, so the main thread keeps some (its predict, results,
- * hand-over and reading of the columns cost about as much as the windowing and features of 4
- * series in 10: on the device bench 0.6 did best of 0.5 to 0.8).
+ * How far behind (in commands) the lane may be when a series starts for it still to be given
+ * the series: the main thread windows a series itself only while the lane is busy with
+ * readings it was given before, so the two finish a pass about together whatever this
+ * machine's cores run at (on the device bench 48, some 25,000 readings, did best of 4 to
+ * 128). A recurrent (raw) model's predicts are most of the main thread's work: the lane takes
+ * all its series.
  */
-export function laneShare(features: WindowManifest['features']['kind']): number {
-  return features === 'raw' ? 1 : 0.6;
+export function laneBehindLimit(features: WindowManifest['features']['kind']): number {
+  return features === 'raw' ? Number.POSITIVE_INFINITY : 48;
 }
 
 /** A replay's readings as the lane takes them: its shared columns, and the names their indices stand for. */
@@ -118,7 +121,7 @@ export class WindowLane {
   private consumed = 0;
   private refusalsSeen = 0;
   private outputs: LaneOutputs | undefined;
-  private configured: { source: LaneSource; share: number; window: WindowManifest } | undefined;
+  private configured: { source: LaneSource; window: WindowManifest } | undefined;
   private failure: string | undefined;
   /** Windows taken from the output ring, not yet handed out by `settle`. */
   private collected: LaneWindow[] = [];
@@ -156,15 +159,15 @@ export class WindowLane {
     }
   }
 
-  /** Whether the lane windows `share` of these readings' series for this model's window now. */
-  isConfigured(source: LaneSource, share: number, window: WindowManifest): boolean {
+  /** Whether the lane windows these readings for this model's window now. */
+  isConfigured(source: LaneSource, window: WindowManifest): boolean {
     const configured = this.configured;
-    return configured?.source === source && configured.share === share && configured.window === window;
+    return configured?.source === source && configured.window === window;
   }
 
-  /** Sets the lane to window `share` of `source`'s series (laneOwns) for `window`; drops what it held. */
-  configure(source: LaneSource, share: number, window: WindowManifest): void {
-    if (this.isConfigured(source, share, window)) return;
+  /** Sets the lane to window `source`'s readings (of the series it is given) for `window`; drops what it held. */
+  configure(source: LaneSource, window: WindowManifest): void {
+    if (this.isConfigured(source, window)) return;
     this.discard();
     const { spec } = window;
     const windowSize = spec.samples * spec.channels.length;
@@ -188,18 +191,27 @@ export class WindowLane {
     }
     const setup: LaneSetup = {
       columns: source.forLane(),
-      share,
       window: { spec: window.spec, features: window.features },
       outputs,
     };
     this.port.postMessage(setup);
     this.command(CMD_SETUP, 0, 0, 0);
-    this.configured = { source, share, window };
+    this.configured = { source, window };
   }
 
   /** The lane windows readings [from, to) of its series. */
   push(from: number, to: number, arrivedAt: number): void {
     this.command(CMD_PUSH, from, to, arrivedAt);
+  }
+
+  /** The lane windows series `series` (an index) from the next push, until `end`. */
+  own(series: number): void {
+    this.command(CMD_OWN, series, 0, 0);
+  }
+
+  /** Commands handed and not done yet. */
+  get behind(): number {
+    return this.written - Atomics.load(this.control, C_DONE);
   }
 
   /** Every series' segment ends (a short one is padded under `pad`), as WindowStream.endAll. */

@@ -10,13 +10,13 @@ import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult, WindowManifest } from '../shared/schemas.ts';
 import { parseTime } from '../shared/timeseries/long-format.ts';
 import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
-import { SeriesWindower, type Window, windowsOf } from '../shared/timeseries/windower.ts';
+import { SeriesWindower, type Window, windowsOf, windowValues } from '../shared/timeseries/windower.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import type { LoadedModel } from './model.ts';
 import { windowResult } from './result-encoding.ts';
-import { laneShare, type WindowLane } from './window-lane.ts';
-import { type LaneColumns, laneOwns } from './window-lane-protocol.ts';
-import { windowBatch } from './window-model.ts';
+import { laneBehindLimit, type WindowLane } from './window-lane.ts';
+import type { LaneColumns } from './window-lane-protocol.ts';
+import { windowBatch, windowInputOf } from './window-model.ts';
 
 export interface WindowResult {
   result: InferenceResult;
@@ -214,6 +214,8 @@ export class WindowStream {
   /** pushRows' latest refusal listener, for the readings the lane refuses. */
   private onLaneRefused: ((index: number, why: string) => void) | undefined;
   private laneColumns: ReadingColumns | undefined;
+  /** Which thread windows each series (by index) until the windowers end: true for the lane. */
+  private laneOwned: (boolean | undefined)[] = [];
   /** The lane command the readings being pushed belong to (their windows carry it). */
   private seq = 0;
   /** Lane commands whose windows the last flush took all of (every one, without a lane). */
@@ -277,9 +279,14 @@ export class WindowStream {
     let windower = this.windowers.get(series);
     if (!windower) {
       const spec = (this.current as { window: WindowManifest }).window.spec;
-      windower = new SeriesWindower(series, spec, (w) =>
-        this.ready.push({ window: w, arrivedAt: this.arrivedAt, seq: this.seq }),
-      );
+      const input = windowInputOf((this.current as { model: LoadedModel }).model);
+      // The model input is made with the window, so a series costs this thread its features
+      // when it windows it (as the lane's do), not at the next predict.
+      windower = new SeriesWindower(series, spec, (w) => {
+        const x = windowValues(input.width);
+        input.into(w, x, 0);
+        this.ready.push({ window: w, arrivedAt: this.arrivedAt, seq: this.seq, input: x });
+      });
       this.windowers.set(series, windower);
     }
     return windower;
@@ -289,6 +296,7 @@ export class WindowStream {
   private clearWindowers() {
     this.windowers.clear();
     this.generation++;
+    this.laneOwned = [];
   }
 
   /**
@@ -319,16 +327,17 @@ export class WindowStream {
     const { times, values, series, labels, refused, seriesNames } = columns;
     this.arrivedAt = arrivedAt;
     // The lane's series first, so it windows them while this thread windows its own.
-    let share = 0;
-    if (this.lane) {
-      share = laneShare(window.features.kind);
-      this.lane.configure(columns, share, window);
+    const lane = this.lane;
+    if (lane) {
+      lane.configure(columns, window);
       this.laneActive = true;
       this.laneColumns = columns;
       this.onLaneRefused = onRefused;
-      this.seq = this.lane.handed;
-      this.lane.push(from, to, arrivedAt);
+      this.assignSeries(lane, columns, from, to, window.features.kind);
+      this.seq = lane.handed;
+      lane.push(from, to, arrivedAt);
     }
+    const laneOwned = this.laneOwned;
     for (let i = from; i < to; ) {
       if (refused[i] === 1) {
         this.refused++;
@@ -340,7 +349,7 @@ export class WindowStream {
       const s = series[i] as number;
       let end = i + 1;
       while (end < to && series[end] === s && refused[end] === 0) end++;
-      if (share > 0 && laneOwns(s, share)) {
+      if (lane && laneOwned[s] === true) {
         i = end;
         continue;
       }
@@ -357,6 +366,33 @@ export class WindowStream {
           i++;
         }
       }
+    }
+  }
+
+  /**
+   * Gives each series that starts in readings `from` .. `to - 1` to a thread: the lane while
+   * it keeps up (laneBehindLimit), else this one. Series that start together in one chunk
+   * (interleaved readings) alternate, the lane taking two in three, as the backlog cannot yet
+   * tell how the lane keeps up with them (a raw model's all go to the lane).
+   */
+  private assignSeries(
+    lane: WindowLane,
+    columns: ReadingColumns,
+    from: number,
+    to: number,
+    features: WindowManifest['features']['kind'],
+  ) {
+    const { series, refused } = columns;
+    const limit = laneBehindLimit(features);
+    const laneOwned = this.laneOwned;
+    let starting = 0;
+    for (let i = from; i < to; i++) {
+      if (refused[i] === 1) continue;
+      const s = series[i] as number;
+      if (laneOwned[s] !== undefined) continue;
+      const toLane = lane.behind <= limit && (limit === Number.POSITIVE_INFINITY || starting++ % 3 !== 2);
+      laneOwned[s] = toLane;
+      if (toLane) lane.own(s);
     }
   }
 
