@@ -42,7 +42,18 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-async function replay(features: 'spectral' | 'raw', lane: boolean, limit: number) {
+// The same readings interleaved: every chunk holds readings of every machine, in time order.
+const interleaved = readings
+  .map((reading, i) => ({ reading, i }))
+  .sort((a, b) => (a.reading.ts as number) - (b.reading.ts as number) || a.i - b.i)
+  .map(({ reading }) => reading);
+
+async function replay(
+  features: 'spectral' | 'raw',
+  lane: boolean,
+  limit: number,
+  rows: readonly Reading[] = readings,
+) {
   if (!lane) process.env.EDGELOOP_WINDOW_LANE = 'off';
   else delete process.env.EDGELOOP_WINDOW_LANE;
   const outcome = outcomes[features] as TrainingOutcome;
@@ -67,7 +78,7 @@ async function replay(features: 'spectral' | 'raw', lane: boolean, limit: number
   const batcher = new ResultStream(outbox, { thing: 'gw', model: 'fan' });
   const results: InferenceResult[] = [];
   const logs: string[] = [];
-  await runWindowReplay(readings, { limit }, 0, {
+  await runWindowReplay(rows, { limit }, 0, {
     thing: 'gw',
     engine,
     batcher,
@@ -118,6 +129,25 @@ describe.skipIf(availableParallelism() < 2)('the window lane (a second thread wi
       expect(refusals(laned.logs)).toEqual(refusals(alone.logs));
     },
   );
+
+  it("splits interleaved series between the threads and still gives one thread's results", async () => {
+    // Prepare
+    const own = vi.spyOn(WindowLane.prototype, 'own');
+    const limit = 2 * interleaved.length;
+
+    // Act
+    const alone = await replay('spectral', false, limit, interleaved);
+    const laned = await replay('spectral', true, limit, interleaved);
+
+    // Assess: series that start in one chunk go two in three to the lane (10 machines, 2 passes).
+    const given = own.mock.calls.length;
+    expect(given).toBeGreaterThan(0);
+    expect(given).toBeLessThan(20);
+    const byId = (list: InferenceResult[]) =>
+      list.map(said).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    expect(byId(laned.results)).toEqual(byId(alone.results));
+    expect(laned.results.length).toBeGreaterThan(0);
+  });
 
   it('keeps every series in time order within its results', async () => {
     const { results } = await replay('spectral', true, readings.length);
