@@ -230,8 +230,10 @@ export async function main(): Promise<void> {
       await rm(dir, { recursive: true, force: true });
       return { rate, count, latencies };
     };
-    // Warm every side, then alternate them round by round.
-    for (let warm = 0; warm < 2; warm++) {
+    // Warm every side, then alternate them round by round. Four warm rounds: after two, the
+    // first measured pipeline round (two threads' code still settling) ran at about 0.5x where
+    // the rest ran at 0.7-0.9x.
+    for (let warm = 0; warm < 4; warm++) {
       bare();
       predictAlone();
       bareFromReadings();

@@ -81,15 +81,15 @@ const MAX_LEAD = 512;
 const STALL_MS = 30_000;
 
 /**
- * How far behind (in commands) the lane may be when a series starts for it still to be given
- * the series: the main thread windows a series itself only while the lane is busy with
- * readings it was given before, so the two finish a pass about together whatever this
- * machine's cores run at (on the device bench 48, some 25,000 readings, did best of 4 to
- * 128). A recurrent (raw) model's predicts are most of the main thread's work: the lane takes
- * all its series.
+ * How far behind (in readings handed to it, not windowed yet) the lane may be when a series
+ * starts for it still to be given the series: the main thread windows a series itself only
+ * while the lane is busy with readings it was given before, so the two finish a pass about
+ * together whatever this machine's cores run at (on the device bench some 25,000 readings did
+ * best of 2,000 to 65,000). A recurrent (raw) model's predicts are most of the main thread's
+ * work: the lane takes all its series.
  */
 export function laneBehindLimit(features: WindowManifest['features']['kind']): number {
-  return features === 'raw' ? Number.POSITIVE_INFINITY : 48;
+  return features === 'raw' ? Number.POSITIVE_INFINITY : 24_576;
 }
 
 /** A replay's readings as the lane takes them: its shared columns, and the names their indices stand for. */

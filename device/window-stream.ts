@@ -402,7 +402,9 @@ export class WindowStream {
       if (refused[i] === 1) continue;
       const s = series[i] as number;
       if (laneOwned[s] !== undefined) continue;
-      const toLane = lane.behind <= limit && (limit === Number.POSITIVE_INFINITY || starting++ % 3 !== 2);
+      // Readings the lane is behind by, as commands of this chunk's size.
+      const behind = lane.behind * (to - from);
+      const toLane = behind <= limit && (limit === Number.POSITIVE_INFINITY || starting++ % 3 !== 2);
       laneOwned[s] = toLane;
       if (toLane) lane.own(s);
     }
