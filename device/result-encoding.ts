@@ -168,12 +168,26 @@ function put(out: Uint8Array, at: number, bytes: Uint8Array): number {
 
 /** A non-negative safe integer's decimal digits. */
 function putInteger(out: Uint8Array, at: number, value: number): number {
+  // Epoch milliseconds have 13 digits: the top ones, then the last 8 zero-padded, each part
+  // in 32-bit integer arithmetic (a double's floor and remainder per digit cost more).
+  if (value >= 1e8) {
+    const high = Math.floor(value / 1e8);
+    const next = putInteger(out, at, high);
+    let low = value - high * 1e8;
+    for (let k = 7; k >= 0; k--) {
+      const q = (low / 10) | 0;
+      out[next + k] = ZERO + (low - q * 10);
+      low = q;
+    }
+    return next + 8;
+  }
   let digits = 1;
-  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  for (let rest = value; rest >= 10; rest = (rest / 10) | 0) digits++;
   let rest = value;
   for (let k = digits - 1; k >= 0; k--) {
-    out[at + k] = ZERO + (rest % 10);
-    rest = Math.floor(rest / 10);
+    const q = (rest / 10) | 0;
+    out[at + k] = ZERO + (rest - q * 10);
+    rest = q;
   }
   return at + digits;
 }

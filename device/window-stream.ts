@@ -398,9 +398,16 @@ export class WindowStream {
     const limit = laneBehindLimit(features);
     const laneOwned = this.laneOwned;
     let starting = 0;
-    for (let i = from; i < to; i++) {
-      if (refused[i] === 1) continue;
+    for (let i = from; i < to; ) {
+      if (refused[i] === 1) {
+        i++;
+        continue;
+      }
       const s = series[i] as number;
+      // Past the run of this series' readings at once (most chunks are one or two runs).
+      let end = i + 1;
+      while (end < to && series[end] === s) end++;
+      i = end;
       if (laneOwned[s] !== undefined) continue;
       // Readings the lane is behind by, as commands of this chunk's size.
       const behind = lane.behind * (to - from);

@@ -141,16 +141,27 @@ describe('replay result encoding', () => {
     expect(chunk.bytes.byteLength).toBe(chunk.ends[chunk.count - 1]);
   });
 
-  it('writes every latency rounded to 3 decimals as JSON.stringify does, at every magnitude', () => {
+  it('writes every latency (3 decimals) and window time as JSON.stringify does, at every magnitude', () => {
     // Prepare: each thousandth up to 20 ms, then values from 1e-3 to 1e12 (past the digit path's 1e9).
     const latencies = Array.from({ length: 20_000 }, (_, i) => i / 1000);
     for (let e = -3; e <= 12; e += 0.01) latencies.push(10 ** e);
+    // Window times around the integer writer's edges (epoch milliseconds have 13 digits).
+    const edges = [
+      0,
+      9,
+      10,
+      99_999_999,
+      100_000_000,
+      100_000_001,
+      1_700_000_000_000,
+      Number.MAX_SAFE_INTEGER,
+    ];
     const results = latencies.map((latencyMs, i) =>
       windowResult(
         `gw:${i}`,
         { label: 'a', confidence: 0.5, version: 1, latencyMs },
         undefined,
-        { series: 's', start: i, end: i + 1 },
+        { series: 's', start: edges[i % edges.length] as number, end: 1_700_000_000_000 + i },
         1,
       ),
     );
