@@ -71,12 +71,13 @@ const OUTPUT_BYTES = 16 * 2 ** 20;
 const OUTPUT_WINDOWS = 2048;
 /**
  * Commands the main thread may be ahead of the lane: enough to keep the lane a predict ahead
- * while the main thread predicts and hands over a flush (512 replay chunks, some 260,000
- * readings; a lead of one flush's worth left the lane idle during each predict and the main
- * thread waiting for it after). A flush takes only the windows of readings both threads have
- * windowed, so the replay's checkpoints keep their meaning; the rest wait for the next flush.
+ * while the main thread predicts and hands over a flush (128 unpaced replay chunks of 2,048,
+ * some 260,000 readings; a lead of one flush's worth left the lane idle during each predict
+ * and the main thread waiting for it after; 512 chunks read the same on the device bench). A
+ * flush takes only the windows of readings both threads have windowed, so the replay's
+ * checkpoints keep their meaning; the rest wait for the next flush.
  */
-const MAX_LEAD = 512;
+const MAX_LEAD = 128;
 /** How long the main thread waits for a lane that shows no progress before it gives up. */
 const STALL_MS = 30_000;
 
