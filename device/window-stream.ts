@@ -77,6 +77,8 @@ export class ReadingColumns {
   private readonly labelAt = new Map<string, number>();
   /** 1 for each block of COLUMN_BLOCK rows read. */
   private readonly blocksRead: Uint8Array;
+  /** Channels per reading. */
+  private readonly width: number;
 
   constructor(
     private readonly rows: readonly RawRow[],
@@ -92,6 +94,7 @@ export class ReadingColumns {
     this.refused = sharedArray(Uint8Array, 1, n);
     this.labelIndex = sharedArray(Int32Array, 4, n);
     this.blocksRead = new Uint8Array(Math.ceil(n / COLUMN_BLOCK));
+    this.width = width;
   }
 
   /** Makes sure readings `from` .. `to - 1` are read (their whole blocks). */
@@ -110,9 +113,8 @@ export class ReadingColumns {
    * as readInto finds it.
    */
   private readRows(from: number, to: number) {
-    const { rows, spec, labelColumn } = this;
+    const { rows, spec, labelColumn, width } = this;
     const { channels, time: timeColumn, series: seriesColumn, timeUnit } = spec;
-    const width = channels.length;
     const [k0 = '', k1 = '', k2 = '', k3 = ''] = channels;
     let lastSeries: string | undefined;
     let lastSeriesIndex = 0;
@@ -160,7 +162,7 @@ export class ReadingColumns {
   private channel(i: number, c: number, raw: RawRow[string], why: string | undefined): string | undefined {
     const value = channelValue(raw);
     if (Number.isFinite(value)) {
-      this.values[i * this.spec.channels.length + c] = value;
+      this.values[i * this.width + c] = value;
       return why;
     }
     return why ?? channelRefusal(this.spec.channels[c] as string, raw);
