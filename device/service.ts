@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
+import type { Refusal } from '../shared/dataset/readings.ts';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import {
@@ -35,6 +36,7 @@ import type { LoadedModel } from './model.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
 import { Publisher } from './publisher.ts';
+import { Refusals } from './refusals.ts';
 import { ResultStream } from './result-writer.ts';
 import { NoticeSelector, type NoticeSource } from './rollout.ts';
 import {
@@ -169,6 +171,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   await ensureWritableStateDir(o.stateDir);
   const staleTemps = await removeStaleTemps(o.stateDir);
   if (staleTemps > 0) log(`removed ${staleTemps} temp file(s) a crash left in ${o.stateDir}`);
+  const refusals = new Refusals(o.stateDir, log);
   const disk = await DiskMonitor.open(o.stateDir, {
     ...(o.diskReserveBytes !== undefined ? { reserveBytes: o.diskReserveBytes } : {}),
   });
@@ -335,6 +338,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       outboxResults: outbox.depthResults,
       finished: finishedFlag,
       httpPort: server?.port,
+      ...(refusals.total > 0 ? { refused: refusals.report() } : {}),
     };
   }
 
@@ -489,6 +493,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   }
 
   // --- sources ---------------------------------------------------------------------------
+  const refuseFrom = (name: string) => (refusal: Refusal, reading: unknown) =>
+    refusals.refuse(refusal, name, reading);
   const onHttpResult = (result: InferenceResult, version: number) => {
     produced++;
     batcher.add(version, [result]);
@@ -501,6 +507,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       nextId: () => `${o.thing}:http:${bootId}:${httpSeq++}`,
       labelColumn,
       status: snapshot,
+      refuse: refuseFrom('http'),
       window: {
         active: () => engine.serving?.manifest.window !== undefined,
         answer: (body) => answerWindowHttp(httpWindows, body, onHttpResult),
@@ -570,10 +577,11 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             stopped: () => stopped,
             gate: sourceGate,
             ...(onClassified ? { onClassified } : {}),
-            onProgress: (next) => {
-              produced += next - position;
+            onProgress: (next, answered) => {
+              produced += answered;
               position = next;
             },
+            refuse: refuseFrom('csv'),
           });
           log(`csv source: ${end - before} readings this run, position ${end}`);
         } else if (source.kind === 'stdin') {
@@ -588,6 +596,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
               limit: source.limit,
               stopped: () => stopped,
               gate: sourceGate,
+              refuse: refuseFrom('stdin'),
               ...(onInferred ? { onInferred } : {}),
             },
           );

@@ -4,6 +4,7 @@
  * whole window as {"readings": [...]}). Results go to the device's ResultStream as for rows.
  */
 import type { Readable } from 'node:stream';
+import { parseReading, type Reading } from '../shared/dataset/readings.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
@@ -11,14 +12,7 @@ import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
-import {
-  type CsvReplayContext,
-  nonEmptyLines,
-  parseReading,
-  type Reading,
-  ReplayPace,
-  YIELD_EVERY_MS,
-} from './sources.ts';
+import { type CsvReplayContext, nonEmptyLines, ReplayPace, YIELD_EVERY_MS } from './sources.ts';
 import { WindowLane } from './window-lane.ts';
 import { ReplayReadings, type WindowResult, WindowStream } from './window-stream.ts';
 
@@ -55,7 +49,10 @@ function addResults(batcher: ResultStream, results: readonly WindowResult[], csv
 }
 
 /** The row replay's context, with window results in place of classified chunks. */
-export interface WindowReplayContext extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified'> {
+export interface WindowReplayContext
+  extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified' | 'onProgress' | 'refuse'> {
+  /** Called after each chunk with the next position. */
+  onProgress?: (next: number) => void;
   /** Each flush's windows and results (hard-example sampling). */
   onResults?: (results: readonly WindowResult[]) => void;
   log?: (line: string) => void;

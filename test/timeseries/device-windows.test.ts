@@ -7,7 +7,6 @@ import { Engine } from '../../device/engine.ts';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../device/model.ts';
 import { Outbox } from '../../device/outbox.ts';
 import { ResultStream } from '../../device/result-writer.ts';
-import { exactNumber, parseCsv } from '../../device/sources.ts';
 import {
   answerWindowHttp,
   LiveWindows,
@@ -15,6 +14,7 @@ import {
   runWindowReplay,
 } from '../../device/window-sources.ts';
 import { ReplayReadings, WindowStream } from '../../device/window-stream.ts';
+import { parseCsvReadings } from '../../shared/dataset/readings.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { windowInput, windowInputs } from '../../shared/timeseries/features.ts';
 import { LongFormatCollector } from '../../shared/timeseries/long-format.ts';
@@ -106,7 +106,7 @@ describe('a windowed model on the gateway', () => {
       input.shape,
     );
     const testSeries = new Set(spectral.window?.testSeries.map((s) => s.name));
-    const rows = parseCsv(csv).rows.filter((row) => testSeries.has(row.machine ?? ''));
+    const rows = parseCsvReadings(csv, '').rows.filter((row) => testSeries.has(String(row.machine ?? '')));
     const stream = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
 
     // Act: readings in file order, one flush per 256 readings (batched across series).
@@ -177,9 +177,7 @@ describe('a windowed model on the gateway', () => {
       };
       const engine = new Engine();
       engine.setModel(model);
-      const rows = parseCsv(csv).rows.map((row) =>
-        Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])),
-      );
+      const rows = parseCsvReadings(csv, '').rows;
       const stream = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
 
       // Act: in chunks of 300 readings, one flush each, as the replay feeds them.
@@ -215,10 +213,9 @@ describe('a windowed model on the gateway', () => {
     // Prepare: a machine's readings with a missing time, a non-numeric channel and a repeated time.
     const engine = new Engine();
     engine.setModel(await deviceModel(spectral));
-    const rows: Record<string, string | number>[] = parseCsv(csv)
+    const rows: Record<string, string | number>[] = parseCsvReadings(csv, '')
       .rows.filter((row) => row.machine === 'm02')
-      .slice(0, 400)
-      .map((row) => Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])));
+      .slice(0, 400);
     rows[10] = { ...rows[10], ts: '' };
     rows[20] = { ...rows[20], ay: 'n/a' };
     rows[30] = { ...rows[29] };
@@ -250,7 +247,7 @@ describe('a windowed model on the gateway', () => {
     const engine = new Engine();
     engine.setModel(await deviceModel(raw));
     const live = new LiveWindows(engine, 'gw:');
-    const rows = parseCsv(csv)
+    const rows = parseCsvReadings(csv, '')
       .rows.filter((row) => row.machine === 'm01')
       .slice(0, 150);
     const seen: string[] = [];
@@ -285,10 +282,10 @@ describe('a windowed model on the gateway', () => {
     // Prepare: two machines of 1,200 readings (a 0.4 s dropout each), grouped by machine.
     const engine = new Engine();
     engine.setModel(await deviceModel(spectral));
-    const rows = parseCsv(csv).rows.filter((row) => row.machine === 'm01' || row.machine === 'm02');
-    const readings = rows.map((row) =>
-      Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])),
+    const rows = parseCsvReadings(csv, '').rows.filter(
+      (row) => row.machine === 'm01' || row.machine === 'm02',
     );
+    const readings = rows;
     const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-replay-'));
     const replay = async (start: number, limit: number) => {
       const outbox = await Outbox.open(dir);
@@ -347,9 +344,7 @@ describe('a windowed model on the gateway', () => {
     // Prepare: one machine's readings; the gate shuts after the first two chunks.
     const engine = new Engine();
     engine.setModel(await deviceModel(spectral));
-    const readings = parseCsv(csv)
-      .rows.filter((row) => row.machine === 'm01')
-      .map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])));
+    const readings = parseCsvReadings(csv, '').rows.filter((row) => row.machine === 'm01');
     const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-gate-'));
     const outbox = await Outbox.open(dir);
     const batcher = new ResultStream(outbox, { thing: 'gw', model: 'fan' });
@@ -401,7 +396,7 @@ describe('a windowed model on the gateway', () => {
     engine.setModel(await deviceModel(spectral));
     const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-stdin-'));
     const batcher = new ResultStream(await Outbox.open(dir), { thing: 'gw', model: 'fan' });
-    const rows = parseCsv(csv)
+    const rows = parseCsvReadings(csv, '')
       .rows.filter((row) => row.machine === 'm03')
       .slice(0, 250);
     const lines = [

@@ -6,9 +6,9 @@ import { Engine } from '../../device/engine.ts';
 import { loadModelFromBytes } from '../../device/model.ts';
 import { Outbox } from '../../device/outbox.ts';
 import { ResultStream } from '../../device/result-writer.ts';
-import { exactNumber, parseCsv, type Reading } from '../../device/sources.ts';
 import { WindowLane } from '../../device/window-lane.ts';
 import { runWindowReplay } from '../../device/window-sources.ts';
+import { parseCsvReadings, type Reading } from '../../shared/dataset/readings.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
@@ -19,12 +19,10 @@ import type { TrainingOutcome } from '../../shared/training/train.ts';
 const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };
 const trainCsv = generateVibrationCsv({ machines: 6, readings: 1200, seed: 11 });
 // Ten machines the model never saw; m15's reading 300 comes twice (the second is refused).
-const replayRows = parseCsv(
+const readings: Reading[] = parseCsvReadings(
   generateVibrationCsv({ machines: 10, readings: 700, seed: 22, firstMachine: 6 }),
+  '',
 ).rows;
-const readings: Reading[] = replayRows.map((row) =>
-  Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])),
-);
 const duplicateAt = readings.findIndex((r) => r.machine === 'm15') + 300;
 readings.splice(duplicateAt + 1, 0, { ...(readings[duplicateAt] as Reading) });
 
