@@ -339,6 +339,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       finished: finishedFlag,
       httpPort: server?.port,
       ...(refusals.total > 0 ? { refused: refusals.report() } : {}),
+      ...(outbox.quarantined > 0 ? { quarantined: outbox.quarantined } : {}),
     };
   }
 

@@ -43,6 +43,8 @@ export interface FleetItem {
   disk?: DeviceStatus['disk'];
   /** Readings the gateway refused per reason (absent from older gateways). */
   refused?: DeviceStatus['refused'];
+  /** Outbox files the gateway set aside unread. */
+  quarantined?: number;
 }
 
 export type StatusOutcome =
@@ -73,6 +75,7 @@ export async function aggregateStatusEvent(raw: unknown, deps: StatusDeps): Prom
     lastError: input.value.lastError,
     ...(input.value.disk ? { disk: input.value.disk } : {}),
     ...(input.value.refused ? { refused: input.value.refused } : {}),
+    ...(input.value.quarantined ? { quarantined: input.value.quarantined } : {}),
   };
   let outcome: StatusOutcome = { status: 'stored', thing };
   try {

@@ -40,7 +40,7 @@ export function formatFleet(fleet: FleetView): string[] {
     thing.online ? 'online' : 'offline',
     thing.state,
     ago(now, thing.lastSeen),
-    `outbox ${thing.outboxDepth}, dropped ${thing.dropped}${formatRefused(thing.refused)}`,
+    `outbox ${thing.outboxDepth}, dropped ${thing.dropped}${formatRefused(thing.refused)}${thing.quarantined ? `, quarantined ${thing.quarantined} files` : ''}`,
     formatDisk(thing.disk),
     thing.lastError ? `last error at ${thing.lastError.step}: ${thing.lastError.reason}` : '',
   ]);
