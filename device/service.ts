@@ -51,7 +51,7 @@ import {
 import { DEFAULT_SUMMARY_INTERVAL_MS } from './summary-batcher.ts';
 import { applyRelease, isNewNotice, loadFromSlotFiles, type SwapPoint, UpdateFailure } from './updater.ts';
 import { answerWindowHttp, LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
-import type { WindowResult } from './window-stream.ts';
+import type { SeriesLimits, SeriesStats, WindowResult } from './window-stream.ts';
 
 export type { SourceSpec } from './sources.ts';
 
@@ -98,6 +98,8 @@ export interface DeviceOptions {
   hardExamples?: HardExampleOptions;
   /** Free space on the state dir's disk the device never writes into (default: see disk.ts). */
   diskReserveBytes?: number;
+  /** Windowed models: bounds on the live sources' open series (default DEFAULT_SERIES_LIMITS). */
+  series?: SeriesLimits;
 }
 
 export interface ResultsRoute {
@@ -340,7 +342,19 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       httpPort: server?.port,
       ...(refusals.total > 0 ? { refused: refusals.report() } : {}),
       ...(outbox.quarantined > 0 ? { quarantined: outbox.quarantined } : {}),
+      ...(liveWindows.length > 0 && engine.serving?.manifest.window ? { series: seriesStats() } : {}),
     };
+  }
+
+  function seriesStats(): SeriesStats {
+    const total: SeriesStats = { open: 0, evicted: 0, refusedAtLimit: 0 };
+    for (const live of liveWindows) {
+      const stats = live.series;
+      total.open += stats.open;
+      total.evicted += stats.evicted;
+      total.refusedAtLimit += stats.refusedAtLimit;
+    }
+    return total;
   }
 
   function statusMessage(): DeviceStatus {
@@ -494,6 +508,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   }
 
   // --- sources ---------------------------------------------------------------------------
+  /** The live window streams (HTTP, stdin), whose open series the status reports. */
+  const liveWindows: LiveWindows[] = [];
   const refuseFrom = (name: string) => (refusal: Refusal, reading: unknown) =>
     refusals.refuse(refusal, name, reading);
   const onHttpResult = (result: InferenceResult, version: number) => {
@@ -501,7 +517,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     batcher.add(version, [result]);
   };
   if (o.httpPort !== undefined) {
-    const httpWindows = new LiveWindows(engine, `${o.thing}:http:${bootId}:`, onWindowResults);
+    const httpWindows = new LiveWindows(engine, `${o.thing}:http:${bootId}:`, onWindowResults, o.series);
+    liveWindows.push(httpWindows);
     server = await startInferServer(o.httpPort, {
       engine,
       onResult: onHttpResult,
@@ -554,13 +571,20 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           });
           log(`csv source: ${end - before} readings this run (windows), position ${end}`);
         } else if (windowed && source.kind === 'stdin') {
+          const stdinWindows = new LiveWindows(
+            engine,
+            `${o.thing}:stdin:${bootId}:`,
+            (results) => {
+              produced += results.length;
+              onWindowResults?.(results);
+            },
+            o.series,
+          );
+          liveWindows.push(stdinWindows);
           await runWindowJsonLines(
             (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
             {
-              live: new LiveWindows(engine, `${o.thing}:stdin:${bootId}:`, (results) => {
-                produced += results.length;
-                onWindowResults?.(results);
-              }),
+              live: stdinWindows,
               batcher,
               write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
               limit: source.limit,

@@ -14,7 +14,14 @@ import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
 import { type CsvReplayContext, nonEmptyLines, ReplayPace, YIELD_EVERY_MS } from './sources.ts';
 import { WindowLane } from './window-lane.ts';
-import { ReplayReadings, type WindowResult, WindowStream } from './window-stream.ts';
+import {
+  DEFAULT_SERIES_LIMITS,
+  ReplayReadings,
+  type SeriesLimits,
+  type SeriesStats,
+  type WindowResult,
+  WindowStream,
+} from './window-stream.ts';
 
 /**
  * Windows an unpaced replay gathers before one predict (and one hand-over to the writer
@@ -178,11 +185,12 @@ async function replayWindows(
  */
 export class LiveWindows {
   private readonly stream: WindowStream;
-  private waiting: {
-    count: number;
-    resolve: (results: WindowResult[]) => void;
-    reject: (e: Error) => void;
-  }[] = [];
+  /** Submitters waiting for the windows their reading completed, by the reading's tag. */
+  private waiting = new Map<
+    number,
+    { resolve: (results: WindowResult[]) => void; reject: (e: Error) => void }
+  >();
+  private nextTag = 0;
   private scheduled: NodeJS.Immediate | undefined;
 
   constructor(
@@ -190,19 +198,36 @@ export class LiveWindows {
     idPrefix: string,
     /** Sees every window result (hard-example sampling). */
     private readonly onResults?: (results: readonly WindowResult[]) => void,
+    limits: SeriesLimits = DEFAULT_SERIES_LIMITS,
+    now?: () => number,
   ) {
-    this.stream = new WindowStream(engine, (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`);
+    this.stream = new WindowStream(
+      engine,
+      (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`,
+      undefined,
+      limits,
+      now,
+    );
   }
 
-  /** Pushes a reading; resolves with the results of the windows it completed. */
+  /** The open series, evicted and refused at the limit (for the status). */
+  get series(): SeriesStats {
+    return this.stream.series;
+  }
+
+  /**
+   * Pushes a reading; resolves with the results of the windows it completed. They are matched
+   * by the reading's tag, not by position: a model swap before the predict drops the pending
+   * windows, and no submitter may get another's.
+   */
   submit(row: RawRow): Promise<WindowResult[]> {
-    const before = this.stream.pending;
-    const refused = this.stream.push(row);
+    const tag = ++this.nextTag;
+    const before = this.stream.completed;
+    const refused = this.stream.push(row, performance.now(), tag);
     if (refused) return Promise.reject(new Error(refused));
-    const count = this.stream.pending - before;
-    if (count <= 0) return Promise.resolve([]);
+    if (this.stream.completed === before) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ count, resolve, reject });
+      this.waiting.set(tag, { resolve, reject });
       this.scheduled ??= setImmediate(() => this.run());
     });
   }
@@ -217,17 +242,20 @@ export class LiveWindows {
   private run() {
     this.scheduled = undefined;
     const waiting = this.waiting;
-    this.waiting = [];
+    this.waiting = new Map();
     try {
       const results = this.stream.flush();
       if (results.length) this.onResults?.(results);
-      let at = 0;
-      for (const item of waiting) {
-        item.resolve(results.slice(at, at + item.count));
-        at += item.count;
+      const byTag = new Map<number, WindowResult[]>();
+      for (const result of results) {
+        if (result.tag === undefined) continue;
+        const mine = byTag.get(result.tag);
+        if (mine) mine.push(result);
+        else byTag.set(result.tag, [result]);
       }
+      for (const [tag, item] of waiting) item.resolve(byTag.get(tag) ?? []);
     } catch (error) {
-      for (const item of waiting) item.reject(error as Error);
+      for (const item of waiting.values()) item.reject(error as Error);
     }
   }
 }

@@ -22,11 +22,35 @@ export interface WindowResult {
   result: InferenceResult;
   window: Window;
   version: number;
+  /** The tag of the push whose reading completed the window (a live request), if any. */
+  tag?: number;
+}
+
+/**
+ * Bounds on the series a live stream keeps a buffer for: a gateway fed by stdin or HTTP
+ * sees whatever series names its senders make up. A series with no reading for `idleMs` is
+ * evicted (its buffer dropped; a reading after that starts it afresh); a new series beyond
+ * `maxSeries` open ones is refused.
+ */
+export interface SeriesLimits {
+  maxSeries: number;
+  idleMs: number;
+}
+
+export const DEFAULT_SERIES_LIMITS: SeriesLimits = { maxSeries: 10_000, idleMs: 600_000 };
+
+/** The live series, as the status reports them. */
+export interface SeriesStats {
+  open: number;
+  evicted: number;
+  /** Readings refused because `maxSeries` series were open. */
+  refusedAtLimit: number;
 }
 
 interface Ready {
   window: Window;
   arrivedAt: number;
+  tag?: number;
   /** The model input, when the window lane computed it. */
   input?: Float32Array;
   /** The lane command whose readings completed it (0 without a lane). */
@@ -234,6 +258,14 @@ export class WindowStream {
   private seq = 0;
   /** Lane commands whose windows the last flush took all of (every one, without a lane). */
   flushedThrough = Number.POSITIVE_INFINITY;
+  /** Windows completed so far (a submitter sees whether its reading completed one). */
+  completed = 0;
+  /** The tag of the reading being pushed (live requests), carried by the windows it completes. */
+  private tag: number | undefined;
+  /** Under `limits`: when each series last had a reading (ms, `now`). */
+  private readonly seenAt = new Map<string, number>();
+  private lastSweep = 0;
+  private readonly seriesStats: SeriesStats = { open: 0, evicted: 0, refusedAtLimit: 0 };
 
   constructor(
     private readonly engine: Engine,
@@ -244,7 +276,42 @@ export class WindowStream {
     private readonly idOf: (window: Window, seq: number) => string,
     /** A second thread for some series of pushRows (the CSV replay), if the machine has the core. */
     private readonly lane?: WindowLane,
+    /** Bounds for a live stream (the replay's series are bounded by its file). */
+    private readonly limits?: SeriesLimits,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  /** The open series, and how many were evicted or refused at the limit. */
+  get series(): SeriesStats {
+    return { ...this.seriesStats, open: this.windowers.size };
+  }
+
+  /**
+   * Under `limits`: evicts series idle for `idleMs` (looked at every tenth of it, or when a
+   * new series finds the limit reached); false when `series` is new and may not open.
+   */
+  private admit(series: string): boolean {
+    const limits = this.limits;
+    if (!limits) return true;
+    const now = this.now();
+    const isNew = !this.windowers.has(series);
+    if (now - this.lastSweep >= limits.idleMs / 10 || (isNew && this.windowers.size >= limits.maxSeries)) {
+      this.lastSweep = now;
+      for (const [name, seen] of this.seenAt) {
+        if (now - seen < limits.idleMs) continue;
+        this.seenAt.delete(name);
+        this.windowers.delete(name);
+        this.seriesStats.evicted++;
+        this.generation++;
+      }
+    }
+    if (isNew && this.windowers.size >= limits.maxSeries) {
+      this.seriesStats.refusedAtLimit++;
+      return false;
+    }
+    this.seenAt.set(series, now);
+    return true;
+  }
 
   /** The serving model's window block; a swap to another model empties the buffers. */
   private current: { model: LoadedModel; window: WindowManifest } | undefined;
@@ -267,8 +334,11 @@ export class WindowStream {
     return this.current;
   }
 
-  /** Feeds one reading; returns why it was refused, or undefined. */
-  push(row: RawRow, arrivedAt = performance.now()): string | undefined {
+  /**
+   * Feeds one reading; returns why it was refused, or undefined. The windows it completes
+   * carry `tag` into their results.
+   */
+  push(row: RawRow, arrivedAt = performance.now(), tag?: number): string | undefined {
     const { model, window } = this.window();
     const { spec } = window;
     // One reading object reused (the windower copies the values at once): no garbage per reading.
@@ -280,9 +350,15 @@ export class WindowStream {
       this.refused++;
       return refused;
     }
+    if (!this.admit(reading.series)) {
+      this.refused++;
+      return `series '${reading.series}' would be one more than the ${this.limits?.maxSeries} open series this gateway keeps (maxSeries): older series close after ${Math.round((this.limits?.idleMs ?? 0) / 1000)} s without readings (seriesIdleSeconds)`;
+    }
     const windower = this.windowerOf(reading.series);
     this.arrivedAt = arrivedAt;
+    this.tag = tag;
     const outcome = windower.push(reading.time, reading.values, reading.label);
+    this.tag = undefined;
     if (outcome === 'ok') return undefined;
     this.refused++;
     return refusal(outcome, windower);
@@ -299,7 +375,14 @@ export class WindowStream {
       windower = new SeriesWindower(series, spec, (w) => {
         const x = windowValues(input.width);
         input.into(w, x, 0);
-        this.ready.push({ window: w, arrivedAt: this.arrivedAt, seq: this.seq, input: x });
+        this.completed++;
+        this.ready.push({
+          window: w,
+          arrivedAt: this.arrivedAt,
+          seq: this.seq,
+          input: x,
+          ...(this.tag !== undefined ? { tag: this.tag } : {}),
+        });
       });
       this.windowers.set(series, windower);
     }
@@ -309,6 +392,7 @@ export class WindowStream {
   /** Every windower is gone (a swap, the end of a pass): the per-index cache of pushRows with them. */
   private clearWindowers() {
     this.windowers.clear();
+    this.seenAt.clear();
     this.generation++;
     this.laneOwned = [];
   }
@@ -556,7 +640,7 @@ export class WindowStream {
     const { labels, best, confidence, version } = classified;
     const out: WindowResult[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
-      const { window, arrivedAt, seq } = batch[i] as Ready;
+      const { window, arrivedAt, seq, tag } = batch[i] as Ready;
       const top = best[i] ?? 0;
       const inferred = {
         label: labels[top] ?? String(top),
@@ -568,6 +652,7 @@ export class WindowStream {
         result: windowResult(this.idOf(window, seq), inferred, window.label, window, ts),
         window,
         version,
+        ...(tag !== undefined ? { tag } : {}),
       };
     }
     return out;

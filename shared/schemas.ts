@@ -467,6 +467,14 @@ export const DeviceStatusSchema = z.object({
   refused: z.partialRecord(z.enum(REFUSAL_REASONS), z.number().int().min(0)).optional(),
   /** Outbox files set aside unread in quarantine (device/outbox.ts): an operator looks at them. */
   quarantined: z.number().int().min(0).optional(),
+  /** Windowed models on live sources: open series, evicted idle ones, readings refused at maxSeries. */
+  series: z
+    .object({
+      open: z.number().int().min(0),
+      evicted: z.number().int().min(0),
+      refusedAtLimit: z.number().int().min(0),
+    })
+    .optional(),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
 
