@@ -13,7 +13,6 @@ import { type Engine, NoModelError } from './engine.ts';
 import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
 import { type CsvReplayContext, nonEmptyLines, ReplayPace, YIELD_EVERY_MS } from './sources.ts';
-import { WindowLane } from './window-lane.ts';
 import {
   DEFAULT_SERIES_LIMITS,
   ReplayReadings,
@@ -30,14 +29,6 @@ import {
 export const REPLAY_BATCH = PREDICT_BATCH;
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/**
- * Readings an unpaced replay takes at a time with the window lane (a paced one takes what is
- * due): each chunk is a lane command, and fewer, larger commands mean fewer hand-overs in
- * which the lane sleeps and is woken (a futex wake of the other core). Device bench, spectral,
- * in one process: 512 readings 0.80-0.86x, 2,048 0.90-0.94x; raw the same at both.
- */
-const WINDOW_LANE_CHUNK = 2048;
 
 /** Hands results to the batcher grouped by version (a swap may land between two windows). */
 function addResults(batcher: ResultStream, results: readonly WindowResult[], csvNext?: number) {
@@ -68,10 +59,10 @@ export interface WindowReplayContext
 /**
  * Replays long-format rows from position `start` (reading p is row p mod rows) until
  * `limit` or stop; an unpaced replay predicts once per 1,024 windows or so, a paced one every
- * chunk, each predict over every window ready across series. Result
- * ids are `${thing}:${loop}:${series}:${window end}`: a looping replay never reuses one.
- * After a restart the buffers refill from the checkpoint, so windows that spanned the restart
- * are not made.
+ * chunk, each predict over every window ready across series. Result ids are
+ * `${thing}:${loop}:${series}:${window end}`: a looping replay never reuses one. After a
+ * restart the buffers refill from the checkpoint, so windows that spanned the restart are
+ * not made.
  */
 export async function runWindowReplay(
   rows: readonly Reading[],
@@ -79,38 +70,12 @@ export async function runWindowReplay(
   start: number,
   ctx: WindowReplayContext,
 ): Promise<number> {
-  // A second core windows some of the series (window-lane.ts), if this machine has one free.
-  const lane = WindowLane.acquire();
-  try {
-    return await replayWindows(rows, spec, start, ctx, lane);
-  } finally {
-    lane?.release();
-  }
-}
-
-async function replayWindows(
-  rows: readonly Reading[],
-  spec: { rate?: number; limit?: number },
-  start: number,
-  ctx: WindowReplayContext,
-  lane: WindowLane | undefined,
-): Promise<number> {
-  // The pass over the file each lane command's readings came from: a flush that does not wait
-  // for the lane may hold windows of the pass before (a pass starts at lane command `from`).
-  const loops = [{ from: 0, loop: Math.floor(start / rows.length) }];
-  const loopOf = (seq: number) => {
-    for (let i = loops.length - 1; i > 0; i--)
-      if ((loops[i] as { from: number }).from <= seq) return (loops[i] as { loop: number }).loop;
-    return (loops[0] as { loop: number }).loop;
-  };
-  const stream = new WindowStream(
-    ctx.engine,
-    (w, seq) => `${ctx.thing}:${loopOf(seq)}:${w.series}:${Math.round(w.end)}`,
-    lane,
-  );
+  // The pass over the file the windows being made belong to (a flush ends every pass).
+  let loop = Math.floor(start / rows.length);
+  const stream = new WindowStream(ctx.engine, (w) => `${ctx.thing}:${loop}:${w.series}:${Math.round(w.end)}`);
   let lastYield = performance.now();
   let pos = start;
-  const pace = new ReplayPace(spec, start, lane && !ctx.chunk ? { ...ctx, chunk: WINDOW_LANE_CHUNK } : ctx);
+  const pace = new ReplayPace(spec, start, ctx);
   let refusedLogged = 0;
   // The file's readings as typed columns, read once per serving model (each pass reuses them).
   const readings = new ReplayReadings(rows);
@@ -121,15 +86,6 @@ async function replayWindows(
     if (results.length === 0) return;
     ctx.onResults?.(results);
     addResults(ctx.batcher, results, next);
-  };
-  // With the lane, a flush may leave the windows of the latest readings for the next one: a
-  // checkpoint is the end of the latest chunk whose windows are all out (lane commands before it).
-  const chunks: { commands: number; next: number }[] = [];
-  let checkpoint = start;
-  const checkpointAfterFlush = () => {
-    while (chunks.length > 0 && (chunks[0]?.commands as number) <= stream.flushedThrough)
-      checkpoint = (chunks.shift() as { next: number }).next;
-    return checkpoint;
   };
   for (;;) {
     // The disk gate and the pace, as for rows: a full disk pauses the replay before it reads on.
@@ -142,13 +98,10 @@ async function replayWindows(
       const row = p % rows.length;
       if (row === 0 && p > start) {
         // The file starts over: its times go back, so every series starts a new segment.
-        results.push(...stream.flush({ wait: false }));
+        results.push(...stream.flush());
         stream.endAll();
-        results.push(...stream.flush({ wait: false }));
-        loops.push({ from: stream.laneCommands, loop: Math.floor(p / rows.length) });
-        // Passes whose windows are all out are not looked up again.
-        while (loops.length > 1 && (loops[1] as { from: number }).from <= stream.flushedThrough)
-          loops.shift();
+        results.push(...stream.flush());
+        loop = Math.floor(p / rows.length);
       }
       const to = Math.min(rows.length, row + pos + n - p);
       stream.pushRows(readings, row, to, arrivedAt, onRefused);
@@ -160,12 +113,11 @@ async function replayWindows(
       results.push(...stream.flush());
       stream.endAll();
     }
-    chunks.push({ commands: stream.laneCommands, next: pos });
     // An unpaced replay lets windows gather across chunks, so one predict takes many; whatever
     // is stored with a checkpoint includes every window its readings completed.
     if (spec.rate || last || results.length > 0 || stream.pending >= REPLAY_BATCH)
-      results.push(...stream.flush({ wait: Boolean(spec.rate) || last }));
-    emit(results, checkpointAfterFlush());
+      results.push(...stream.flush());
+    emit(results, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
     if (!spec.rate && performance.now() - lastYield >= YIELD_EVERY_MS) {
@@ -201,13 +153,7 @@ export class LiveWindows {
     limits: SeriesLimits = DEFAULT_SERIES_LIMITS,
     now?: () => number,
   ) {
-    this.stream = new WindowStream(
-      engine,
-      (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`,
-      undefined,
-      limits,
-      now,
-    );
+    this.stream = new WindowStream(engine, (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`, limits, now);
   }
 
   /** The open series, evicted and refused at the limit (for the status). */
