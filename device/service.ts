@@ -174,6 +174,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const staleTemps = await removeStaleTemps(o.stateDir);
   if (staleTemps > 0) log(`removed ${staleTemps} temp file(s) a crash left in ${o.stateDir}`);
   const refusals = new Refusals(o.stateDir, log);
+  /** The live window streams (HTTP, stdin), whose open series the status reports. */
+  const liveWindows: LiveWindows[] = [];
   const disk = await DiskMonitor.open(o.stateDir, {
     ...(o.diskReserveBytes !== undefined ? { reserveBytes: o.diskReserveBytes } : {}),
   });
@@ -319,6 +321,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
 
   function snapshot(): DeviceSnapshot {
     const stats = engine.stats();
+    const durable = batcher.durableLatencyPercentiles();
     return {
       ts: Date.now(),
       thing: o.thing,
@@ -330,6 +333,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       inferenceRate: stats.rate,
       latencyP50: stats.p50,
       latencyP99: stats.p99,
+      durableLatencyP50: durable.p50,
+      durableLatencyP99: durable.p99,
       lastError,
       disk: disk.report(),
       connected: link.connected,
@@ -508,8 +513,6 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   }
 
   // --- sources ---------------------------------------------------------------------------
-  /** The live window streams (HTTP, stdin), whose open series the status reports. */
-  const liveWindows: LiveWindows[] = [];
   const refuseFrom = (name: string) => (refusal: Refusal, reading: unknown) =>
     refusals.refuse(refusal, name, reading);
   const onHttpResult = (result: InferenceResult, version: number) => {
