@@ -53,6 +53,11 @@ export const DeviceConfigSchema = z
     resultsRoute: z.enum(['broker', 'basic-ingest']).optional(),
     /** The deployed stage (provision writes it; the local stack's is 'local'). */
     stage: z.string().min(1).optional(),
+    /**
+     * A result is durable in the outbox at most this long after its batch opened (default 500):
+     * lower means fresher durability, and more, smaller batches (messages) at low rates.
+     */
+    batchMaxAgeMs: positiveInt.optional(),
     /** Windowed models, live sources: open series kept at most (default 10,000). */
     maxSeries: positiveInt.optional(),
     /** Windowed models, live sources: a series without readings this long is closed (default 600). */
@@ -189,6 +194,7 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
           },
         }
       : {}),
+    ...(config.batchMaxAgeMs ? { batch: { maxAgeMs: config.batchMaxAgeMs } } : {}),
     ...(config.maxSeries || config.seriesIdleSeconds
       ? {
           series: {

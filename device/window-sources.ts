@@ -40,7 +40,13 @@ function addResults(batcher: ResultStream, results: readonly WindowResult[], csv
       const objects = group.map((r) => r.result);
       // Summary mode folds result objects into cells; detail batches take them as bytes.
       if (batcher.folds) batcher.add(version, objects, csvNext);
-      else batcher.addEncoded(version, encodeWindowResults(objects), csvNext);
+      else
+        batcher.addEncoded(
+          version,
+          encodeWindowResults(objects),
+          csvNext,
+          objects.map((result) => result.latencyMs),
+        );
       from = i;
     }
   }
