@@ -329,6 +329,8 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
     const bin = join(import.meta.dirname, '..', 'infra', 'cli', 'bin.js');
     // biome-ignore format: one flag and its value per line reads best
     child = spawn(process.execPath, [
+      // e.g. BENCH_DEVICE_NODE_ARGS=--cpu-prof to profile the device process
+      ...(process.env.BENCH_DEVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       bin, 'device',
       '--thing', `bench-${workload}`,
       '--model', 'bench',
