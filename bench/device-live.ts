@@ -345,6 +345,7 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
     let stdout = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
+      if (process.env.BENCH_DEBUG) process.stderr.write(chunk);
     });
     const pid = child.pid as number;
     const poll = setInterval(() => {

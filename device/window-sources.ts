@@ -10,7 +10,6 @@ import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
 import { type Engine, NoModelError } from './engine.ts';
-import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
 import { type CsvReplayContext, nonEmptyLines, ReplayPace, YIELD_EVERY_MS } from './sources.ts';
 import {
@@ -36,17 +35,11 @@ function addResults(batcher: ResultStream, results: readonly WindowResult[], csv
   for (let i = 1; i <= results.length; i++) {
     if (i === results.length || results[i]?.version !== results[from]?.version) {
       const group = results.slice(from, i);
-      const version = group[0]?.version as number;
-      const objects = group.map((r) => r.result);
-      // Summary mode folds result objects into cells; detail batches take them as bytes.
-      if (batcher.folds) batcher.add(version, objects, csvNext);
-      else
-        batcher.addEncoded(
-          version,
-          encodeWindowResults(objects),
-          csvNext,
-          objects.map((result) => result.latencyMs),
-        );
+      batcher.add(
+        group[0]?.version as number,
+        group.map((r) => r.result),
+        csvNext,
+      );
       from = i;
     }
   }

@@ -458,6 +458,9 @@ export const DeviceStatusSchema = z.object({
   inferenceRate: z.number().min(0),
   latencyP50: z.number().min(0).nullable(),
   latencyP99: z.number().min(0).nullable(),
+  /** From a reading's arrival to its result being durable in the outbox (ms, since start). */
+  durableLatencyP50: z.number().min(0).nullable().optional(),
+  durableLatencyP99: z.number().min(0).nullable().optional(),
   lastError: z
     .object({ step: UpdateStepSchema, reason: z.string(), version: Version.optional(), at: z.number().int() })
     .nullable(),
