@@ -201,11 +201,12 @@ async function prepareWindows(features: 'spectral' | 'raw'): Promise<Prepared> {
   for (const [name, list] of byMachine) {
     const times = Float64Array.from(list, (row) => row.ts);
     const values = new Float32Array(list.length * window.spec.channels.length);
-    list.forEach((row, i) =>
+    const width = window.spec.channels.length;
+    list.forEach((row, i) => {
       window.spec.channels.forEach((channel, c) => {
-        values[i * window.spec.channels.length + c] = Number(row[channel]);
-      }),
-    );
+        values[i * width + c] = Number(row[channel]);
+      });
+    });
     windows.push(
       ...windowsOf(
         name,

@@ -54,7 +54,7 @@ export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence'
 
 /**
  * The results of CSV replay chunks as JSON: each result is JSON.stringify(toResult(
- * `${thing}:${p}`, ...)). Runs on the result writer thread, off the main thread.
+ * `${thing}:${p}`, ...)), in the result writer.
  */
 export class ReplayEncoder {
   constructor(private readonly thing: string) {}

@@ -1,4 +1,4 @@
-/** Messages between the device's main thread and its result writer thread (result-writer.ts). */
+/** Messages between a device's result stream and the process's result writer (result-writer.ts). */
 
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { StoredBatch } from './batch-log.ts';

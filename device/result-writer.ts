@@ -1,18 +1,16 @@
 /**
- * The device's results, written off the main thread.
- *
- * The main thread predicts; one result writer thread per process (shared by every device
- * of a fleet-sim) turns each classified chunk into result JSON, cuts batches and makes them
- * durable (result-writer-thread.ts). Each durable batch comes back to the main thread's
+ * The device's results on their way to the outbox. One result writer per process (shared by
+ * every device of a fleet-sim, result-writer-core.ts) turns each classified chunk into result
+ * JSON, cuts batches and makes them durable; each durable batch comes back to its stream's
  * Outbox, which applies the overflow policy, publishes it and deletes it after the PUBACK.
- * On the main thread the result JSON, batching and file writes cost some 40% on top of the
- * predicts (even as bytes, without an object per result); on their own thread they overlap.
  *
- * The guarantees do not move: a batch is published only once durable, and the CSV resume
- * position only ever comes from durable batches, so a crash loses no reading whatever the
- * writer thread had in hand.
+ * It runs on the main thread. It once ran on a worker thread of its own, bundled with esbuild
+ * at run time: the live bench (bench/device-live.ts) read the same CPU per result either way,
+ * and the thread cost some 30-40 MB of RSS, so it went.
+ *
+ * The guarantees: a batch is published only once durable, and the CSV resume position only
+ * ever comes from durable batches, so a crash loses no reading whatever the writer had in hand.
  */
-import { Worker } from 'node:worker_threads';
 import { DEFAULT_LOW_CONFIDENCE } from '../shared/aggregation/aggregate.ts';
 import {
   addToHistogram,
@@ -24,56 +22,19 @@ import type { InferenceResult } from '../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
 import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
+import { createResultWriter } from './result-writer-core.ts';
 import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
 import type { SummaryBatcherOptions } from './summary-batcher.ts';
-import { threadCode } from './thread-code.ts';
 
 export type { ReplayChunk } from './result-writer-protocol.ts';
 
-/** Results handed to the writer thread but not durable yet, before a source waits. */
+/** Results handed to the writer but not durable yet, before a source waits. */
 const MAX_UNSTORED_RESULTS = 16_384;
 
-/** The one writer thread of the process, started with its first stream. */
-class WriterThread {
-  private worker: Worker | undefined;
-  private readonly streams = new Map<number, ResultStream>();
-  private nextId = 1;
-
-  attach(stream: ResultStream): number {
-    const id = this.nextId++;
-    this.streams.set(id, stream);
-    this.worker ??= this.start();
-    this.worker.ref(); // an open stream keeps the process alive
-    return id;
-  }
-
-  detach(id: number) {
-    this.streams.delete(id);
-    if (this.streams.size === 0) this.worker?.unref();
-  }
-
-  post(message: ToWriter, transfer?: ArrayBuffer[]) {
-    this.worker?.postMessage(message, transfer);
-  }
-
-  private start(): Worker {
-    const worker = new Worker(threadCode('result-writer-thread.ts'), { eval: true });
-    worker.on('message', (message: FromWriter) => this.streams.get(message.stream)?.receive(message));
-    const failAll = (reason: string) => {
-      if (this.worker === worker) this.worker = undefined;
-      for (const stream of this.streams.values()) stream.fail(reason);
-    };
-    worker.on('error', (error) =>
-      failAll(`results cannot be stored: the result writer thread failed: ${error.message}`),
-    );
-    worker.on('exit', (code) =>
-      failAll(`results cannot be stored: the result writer thread exited (code ${code})`),
-    );
-    return worker;
-  }
-}
-
-const writerThread = new WriterThread();
+/** The process's one result writer, and the streams it writes for. */
+const streams = new Map<number, ResultStream>();
+let nextStreamId = 1;
+const writer = createResultWriter((message: FromWriter) => streams.get(message.stream)?.receive(message));
 
 /**
  * One device's results on their way to its outbox: the sources hand over results here, in
@@ -82,17 +43,17 @@ const writerThread = new WriterThread();
  */
 export class ResultStream {
   private readonly id: number;
-  /** Results handed to the writer thread, and those of them in durable batches. */
+  /** Results handed to the writer, and those of them in durable batches. */
   private handed = 0;
   private stored = 0;
-  /** Summary mode: results the writer thread has folded into cells (they hold no memory then). */
+  /** Summary mode: results the writer has folded into cells (they hold no memory then). */
   private folded = 0;
   private failure: Error | undefined;
   private readonly wakeups: (() => void)[] = [];
   private readonly answers = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   private nextToken = 0;
   private closed = false;
-  /** The storage fault holding batches on the writer thread, while it lasts. */
+  /** The storage fault holding batches in the writer, while it lasts. */
   private heldFault: string | undefined;
   private faultHeldBytes = 0;
   /** Stored bytes and results so far: what a result costs on disk, for the disk gate. */
@@ -123,8 +84,9 @@ export class ResultStream {
     private readonly onStorage: (fault: string | undefined, heldBytes: number) => void = () => undefined,
   ) {
     this.summary = options.summary !== undefined;
-    this.id = writerThread.attach(this);
-    writerThread.post({
+    this.id = nextStreamId++;
+    streams.set(this.id, this);
+    writer({
       type: 'open',
       stream: this.id,
       dir: outbox.dir,
@@ -145,7 +107,7 @@ export class ResultStream {
     return this.lowConfidence.get(version) ?? DEFAULT_LOW_CONFIDENCE;
   }
 
-  /** Summary mode: results are folded into per-minute cells on the writer thread, as objects. */
+  /** Summary mode: results are folded into per-minute cells in the writer, as objects. */
   get folds(): boolean {
     return this.summary;
   }
@@ -155,12 +117,12 @@ export class ResultStream {
     return this.handed - this.stored;
   }
 
-  /** The storage fault holding results in memory on the writer thread, if any. */
+  /** The storage fault holding results in memory in the writer, if any. */
   get storageFault(): string | undefined {
     return this.heldFault;
   }
 
-  /** Bytes of results a storage fault holds in memory on the writer thread. */
+  /** Bytes of results a storage fault holds in memory in the writer. */
   get heldBytes(): number {
     return this.heldFault ? this.faultHeldBytes : 0;
   }
@@ -175,9 +137,9 @@ export class ResultStream {
     return Math.ceil(this.backlog * this.bytesPerResult);
   }
 
-  /** The disk has room again: the writer thread writes what it holds now. */
+  /** The disk has room again: the writer writes what it holds now. */
   retry(): void {
-    if (this.heldFault) writerThread.post({ type: 'retry', stream: this.id });
+    if (this.heldFault) writer({ type: 'retry', stream: this.id });
   }
 
   /** The CSV source's truth column, one entry per file row ('' for none). */
@@ -185,7 +147,7 @@ export class ResultStream {
     this.send({ type: 'truths', stream: this.id, truths });
   }
 
-  /** A classified CSV replay chunk; its results are encoded on the writer thread. */
+  /** A classified CSV replay chunk; its results are encoded in the writer. */
   addReplay(chunk: ReplayChunk): void {
     this.handed += chunk.best.length;
     this.arrived(chunk.best.length, chunk.latencyMs);
@@ -215,29 +177,18 @@ export class ResultStream {
     );
   }
 
-  /**
-   * Results of one model version already encoded on this thread. The stream takes the chunk:
-   * arrays that own their whole buffer move to the writer thread instead of being copied
-   * (the caller must not touch them after).
-   */
+  /** Results of one model version already encoded (the batcher copies them at once). */
   addEncoded(version: number, chunk: ResultChunk, csvNext?: number, latenciesMs?: readonly number[]): void {
     this.handed += chunk.count;
     if (latenciesMs) for (const latencyMs of latenciesMs) this.arrived(1, latencyMs);
     else this.arrived(chunk.count, 0);
-    const owned = [chunk.bytes, chunk.ends].filter(
-      (array) => array.byteOffset === 0 && array.byteLength === array.buffer.byteLength,
-    );
-    const transfer = [...new Set(owned.map((array) => array.buffer as ArrayBuffer))];
-    this.send(
-      {
-        type: 'encoded',
-        stream: this.id,
-        version,
-        chunk,
-        ...(csvNext !== undefined ? { csvNext } : {}),
-      },
-      transfer,
-    );
+    this.send({
+      type: 'encoded',
+      stream: this.id,
+      version,
+      chunk,
+      ...(csvNext !== undefined ? { csvNext } : {}),
+    });
   }
 
   /**
@@ -261,7 +212,7 @@ export class ResultStream {
     await this.outbox.flush();
   }
 
-  /** Flushes, then lets the writer thread forget this stream. */
+  /** Flushes, then lets the writer forget this stream. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -269,7 +220,7 @@ export class ResultStream {
       await this.ask('close');
       await this.outbox.flush();
     } finally {
-      writerThread.detach(this.id);
+      streams.delete(this.id);
     }
   }
 
@@ -340,7 +291,7 @@ export class ResultStream {
     const token = this.nextToken++;
     return new Promise((resolve, reject) => {
       this.answers.set(token, { resolve, reject });
-      writerThread.post(
+      writer(
         type === 'flush' && orHeld
           ? { type, stream: this.id, token, orHeld }
           : { type, stream: this.id, token },
@@ -348,9 +299,9 @@ export class ResultStream {
     });
   }
 
-  private send(message: ToWriter, transfer?: ArrayBuffer[]) {
+  private send(message: ToWriter) {
     if (this.failure) throw this.failure;
     if (this.closed) throw new Error('the result stream is closed');
-    writerThread.post(message, transfer);
+    writer(message);
   }
 }

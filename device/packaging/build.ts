@@ -13,9 +13,8 @@
  * No tsx, TypeScript, CDK or local-stack code is inside: the entry is the `device` command on
  * its own (edgeloop-device.ts). aws-crt cannot be bundled with its binary (awslabs/aws-crt-nodejs#467),
  * so its JavaScript is bundled and the launcher points it at the binary through its documented
- * AWS_CRT_NODEJS_BINARY_ABSOLUTE_PATH. The worker thread (result writer) is bundled
- * here as well, so the device does not need esbuild at run time (thread-code.ts builds them with
- * esbuild otherwise).
+ * AWS_CRT_NODEJS_BINARY_ABSOLUTE_PATH. The device has no worker thread and bundles
+ * nothing at run time.
  *
  * Reproducible: entries in sorted order, fixed mtime (SOURCE_DATE_EPOCH, else 2000-01-01),
  * owner 0:0 without names, modes 0755/0644, and gzip without a timestamp. The same commit
@@ -29,7 +28,6 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { type BuildOptions, build, buildSync, type Plugin } from 'esbuild';
 import { pack } from 'tar-stream';
-import { THREAD_ENTRIES } from '../thread-code.ts';
 
 export const TARGET_ARCHES = ['x64', 'arm64'] as const;
 export type Arch = (typeof TARGET_ARCHES)[number];
@@ -84,46 +82,13 @@ const bundleBase: BuildOptions = {
   logLevel: 'silent',
 };
 
-/** The device's worker threads, each as the one CommonJS file a worker evaluates. */
-function prebuiltThreadCode(): Record<string, string> {
-  const code: Record<string, string> = {};
-  for (const entry of THREAD_ENTRIES) {
-    const result = buildSync({
-      ...bundleBase,
-      entryPoints: [join(repoRoot, 'device', entry)],
-      format: 'cjs',
-    });
-    const text = result.outputFiles?.[0]?.text;
-    if (!text) throw new Error(`esbuild produced no code for the ${entry} worker thread`);
-    code[entry] = text;
-  }
-  return code;
-}
-
-/**
- * thread-code.ts builds the worker threads with esbuild's buildSync at run time; in the
- * package that import resolves to these prebuilt answers instead. Any other esbuild import
- * fails the build.
- */
-function prebuiltThreads(): Plugin {
+/** Nothing in the device imports esbuild (nothing is bundled at run time): the build fails if something does. */
+function noEsbuild(): Plugin {
   return {
-    name: 'edgeloop-prebuilt-threads',
+    name: 'edgeloop-no-esbuild',
     setup(build) {
-      build.onResolve({ filter: /^esbuild$/ }, (args) => {
-        if (!args.importer.endsWith(join('device', 'thread-code.ts')))
-          return {
-            errors: [{ text: `${args.importer} imports esbuild, which the device package does not ship` }],
-          };
-        return { path: 'threads', namespace: 'edgeloop-prebuilt' };
-      });
-      build.onLoad({ filter: /.*/, namespace: 'edgeloop-prebuilt' }, () => ({
-        loader: 'js',
-        contents: `const code = ${JSON.stringify(prebuiltThreadCode())};
-export function buildSync(options) {
-  const entry = String(options?.entryPoints?.[0] ?? '').split('/').pop();
-  if (!Object.hasOwn(code, entry)) throw new Error('the device package prebuilds no worker thread ' + entry);
-  return { outputFiles: [{ text: code[entry] }] };
-}`,
+      build.onResolve({ filter: /^esbuild$/ }, (args) => ({
+        errors: [{ text: `${args.importer} imports esbuild, which the device package does not ship` }],
       }));
     },
   };
@@ -168,7 +133,7 @@ export async function bundleDevice(): Promise<DeviceBundle> {
         'const __dirname = __edgeloopDirname(__filename);',
       ].join(' '),
     },
-    plugins: [prebuiltThreads(), leanTfjs()],
+    plugins: [noEsbuild(), leanTfjs()],
   });
   const code = result.outputFiles?.find((file) => file.path.endsWith('.mjs'));
   const legal = result.outputFiles?.find((file) => file.path.endsWith('.LEGAL.txt'));

@@ -44,7 +44,7 @@ async function contents(outbox: Outbox) {
   return out;
 }
 
-describe('result writer thread', () => {
+describe('result writer', () => {
   it('stores exactly the batches the same encoder and batcher store in-thread', async () => {
     // Prepare: chunks that cross batch limits and a model version change, plus /infer results
     const input = chunks(3, [300, 450, 120, 333]);

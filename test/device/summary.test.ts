@@ -1,7 +1,7 @@
 /**
  * Summary mode on the gateway: the summarizer (SummaryBatcher over SummaryCells), its
  * batches in the outbox (same ids after a restart), on the wire (the cloud's own decoder and
- * cell checks), and on the result writer thread (the same cells detail mode's results give).
+ * cell checks), and in the result writer (the same cells detail mode's results give).
  */
 import { EventEmitter } from 'node:events';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -238,7 +238,7 @@ describe('summary batches in the outbox and on the wire', () => {
   });
 });
 
-describe('summary mode on the result writer thread', () => {
+describe('summary mode in the result writer', () => {
   const rows = [{ label: 'normal' }, { label: 'hot' }, { label: '' }, {}, { label: 'cold' }];
   const truths = truthColumn(rows, 'label');
 

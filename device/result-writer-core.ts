@@ -1,9 +1,9 @@
 /**
- * The result writer thread: encodes CSV replay results, cuts batches and makes them durable
- * for every device stream of the process, so the main thread keeps predicting. Each batch
- * goes back to the main thread's Outbox once it is durable. See result-writer.ts.
+ * The result writer: encodes CSV replay results, cuts batches and makes them durable for
+ * every device stream of the process. Each batch goes back to its stream's Outbox once it is
+ * durable. It speaks in messages (result-writer-protocol.ts), so the streams (result-writer.ts)
+ * hand it their work and hear back the same way whatever runs it.
  */
-import { parentPort } from 'node:worker_threads';
 import { errorMessage } from '../shared/errors.ts';
 import { BatchLog } from './batch-log.ts';
 import { ResultBatcher } from './batcher.ts';
@@ -20,12 +20,13 @@ interface Stream {
   failed: boolean;
 }
 
-const port = parentPort;
-if (!port) throw new Error('result-writer-thread runs as a worker thread');
-const post = (message: FromWriter) => port.postMessage(message);
-const streams = new Map<number, Stream>();
+/** A writer for every stream of the process: its handler of messages; `post` hears back. */
+export function createResultWriter(post: (message: FromWriter) => void): (message: ToWriter) => void {
+  const streams = new Map<number, Stream>();
+  return (message) => handle(message, streams, post);
+}
 
-function open(message: Extract<ToWriter, { type: 'open' }>): Stream {
+function open(message: Extract<ToWriter, { type: 'open' }>, post: (message: FromWriter) => void): Stream {
   const log = new BatchLog(message.dir, message.nextSeq, ({ fault, heldBytes }) =>
     post({ type: 'storage', stream: message.stream, heldBytes, ...(fault ? { fault } : {}) }),
   );
@@ -47,7 +48,13 @@ function open(message: Extract<ToWriter, { type: 'open' }>): Stream {
   };
 }
 
-async function settle(stream: Stream, id: number, token: number, orHeld = false) {
+async function settle(
+  post: (message: FromWriter) => void,
+  stream: Stream,
+  id: number,
+  token: number,
+  orHeld = false,
+) {
   try {
     // A held batch never resolves its append until the disk has room: `orHeld` answers before.
     if (orHeld) {
@@ -60,9 +67,9 @@ async function settle(stream: Stream, id: number, token: number, orHeld = false)
   }
 }
 
-port.on('message', (message: ToWriter) => {
+function handle(message: ToWriter, streams: Map<number, Stream>, post: (message: FromWriter) => void) {
   if (message.type === 'open') {
-    streams.set(message.stream, open(message));
+    streams.set(message.stream, open(message, post));
     return;
   }
   const stream = streams.get(message.stream);
@@ -97,7 +104,7 @@ port.on('message', (message: ToWriter) => {
         post({ type: 'folded', stream: message.stream, count: message.results.length });
         break;
       case 'flush':
-        void settle(stream, message.stream, message.token, message.orHeld);
+        void settle(post, stream, message.stream, message.token, message.orHeld);
         break;
       case 'retry':
         stream.log.retry();
@@ -109,11 +116,11 @@ port.on('message', (message: ToWriter) => {
           stream.batcher.cut();
           stream.log.abandon('the result stream closed while the disk was full');
           post({ type: 'done', stream: message.stream, token: message.token });
-        } else void settle(stream, message.stream, message.token);
+        } else void settle(post, stream, message.stream, message.token);
         break;
     }
   } catch (error) {
     if (!stream.failed) post({ type: 'failed', stream: message.stream, error: errorMessage(error) });
     stream.failed = true;
   }
-});
+}
