@@ -49,16 +49,20 @@ export async function signManifest(manifest: Manifest, signer: ManifestSigner): 
 /** Throws with the reason when the manifest is unsigned or its signature does not verify. */
 export function verifyManifestSignature(manifest: Manifest, publicKeyPem: string): void {
   if (!manifest.signature) throw new Error('manifest is not signed');
-  const ok = verify(
-    'sha256',
-    signedBytes(manifest),
-    { key: createPublicKey(publicKeyPem), dsaEncoding: 'der' },
-    Buffer.from(manifest.signature.value, 'base64'),
-  );
-  if (!ok)
+  if (!signatureVerifies(signedBytes(manifest), manifest.signature.value, publicKeyPem))
     throw new Error(
       `manifest signature does not verify with the provisioned public key (keyId ${manifest.signature.keyId})`,
     );
+}
+
+/** Whether a base64 DER ECDSA P-256 / SHA-256 signature over `message` verifies with the key. */
+export function signatureVerifies(message: Buffer, base64Der: string, publicKeyPem: string): boolean {
+  return verify(
+    'sha256',
+    message,
+    { key: createPublicKey(publicKeyPem), dsaEncoding: 'der' },
+    Buffer.from(base64Der, 'base64'),
+  );
 }
 
 export function pemSigner(privateKeyPem: string, keyId = 'local'): ManifestSigner {

@@ -335,12 +335,21 @@ export const ReleaseNoticeSchema = z.object({
   /** sha256 of manifest.json as stored, so a swapped manifest is caught before parsing. */
   manifestSha256: Sha256,
   releasedAt: IsoTime,
-  /** `rollback` lets a device accept a version older than the one it runs. */
+  /** `rollback` lets a device accept a version older than the one it runs (signed, like all of it). */
   kind: z.enum(['release', 'rollback']).default('release'),
+  /** After this instant a device refuses the notice, so an old one cannot be replayed forever. */
+  expiresAt: IsoTime.optional(),
+  /**
+   * A canary notice's fleet version: a gateway outside the cohort that runs an older canary
+   * returns to exactly this version (the signed authority for that downgrade).
+   */
+  fallbackVersion: Version.optional(),
   /** Who installs it: every gateway (absent = 'all'), or the canary cohort only. */
   cohort: z.enum(['canary', 'all']).optional(),
   /** The canary plan (cohort 'canary'): who is in the cohort and when it is promoted. */
   rollout: RolloutPlanSchema.optional(),
+  /** Over canonicalJson(notice without `signature`), by the key that signs manifests (shared/notice.ts). */
+  signature: SignatureSchema.optional(),
 });
 export type ReleaseNotice = z.infer<typeof ReleaseNoticeSchema>;
 

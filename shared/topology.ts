@@ -349,7 +349,7 @@ export const functions = {
   /** Scheduled: promotes or rolls back canaries, and starts retrains on sustained drift. */
   rolloutController: {
     id: 'RolloutControllerFunction',
-    env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket'],
+    env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket', 'signingKey'],
   },
 } as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;

@@ -2,7 +2,7 @@
  * The rollout controller, run on a schedule (EventBridge in AWS, a timer in the local stack):
  * for each model with a canary, reads the live numbers of the canary and the current version
  * from the aggregates and promotes it (fleet-wide notice), rolls it back (an explicit rollback
- * notice on the canary topic back to the previous version) or waits; records each decision
+ * notice on the canary topic back to the previous version, signed) or waits; records each decision
  * with its reason in the registry and emits a metric. For each released version it also
  * watches drift and, when it holds and labelled feedback exists, starts a retrain by copying
  * the base dataset to a new dataset key (the normal S3 event path and the same gate follow).
@@ -12,7 +12,9 @@ import { type IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-dat
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { errorMessage } from '../../shared/errors.ts';
+import type { ManifestSigner } from '../../shared/manifest.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
+import { signNotice, type UnsignedNotice } from '../../shared/notice.ts';
 import { decideRetrain, decideRollout } from '../../shared/rollout/decide.ts';
 import {
   type RegistryItem,
@@ -41,6 +43,8 @@ export interface ControllerDeps {
   manifests: ManifestLookup;
   metrics?: EdgeloopMetrics;
   log: TrainingLog;
+  /** The manifest signing key: every notice the controller publishes is signed (shared/notice.ts). */
+  signer: () => Promise<ManifestSigner>;
   now?: () => number;
 }
 
@@ -165,7 +169,9 @@ function noticeOf(deps: ControllerDeps, item: RegistryItem): Omit<ReleaseNotice,
   };
 }
 
-async function publishNotice(deps: ControllerDeps, topic: 'release' | 'canary', notice: ReleaseNotice) {
+async function publishNotice(deps: ControllerDeps, topic: 'release' | 'canary', unsigned: UnsignedNotice) {
+  // Devices refuse unsigned notices; a rollback in particular is the signer's word alone.
+  const notice = await signNotice(unsigned, await deps.signer());
   await deps.iot.send(
     new PublishCommand({
       topic: topicFor(topic, { model: notice.model }),

@@ -12,6 +12,7 @@ import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
 import { InputError } from '../../shared/errors.ts';
 import { type FeedbackTable, feedbackRecords } from '../../shared/feedback.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
+import { signNotice } from '../../shared/notice.ts';
 import {
   ManifestSchema,
   type ReleaseNotice,
@@ -384,7 +385,8 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     async publish(state) {
       const candidate = need(state.candidate, 'candidate');
       const { model, version } = runKey(state);
-      const signed = await signManifest(candidate.manifest, await deps.signer());
+      const signer = await deps.signer();
+      const signed = await signManifest(candidate.manifest, signer);
       const manifestKey = modelKeys.manifest(model, version);
       // On a retried publish, the manifest an earlier attempt stored stays the one released.
       const bytes = await putImmutable(manifestKey, manifestBytes(signed), 'application/json');
@@ -412,17 +414,21 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           durationMs: elapsed(state),
         },
       );
-      const release: ReleaseNotice = {
-        model,
-        version,
-        bucket: deps.modelsBucket,
-        manifestKey,
-        manifestSha256,
-        releasedAt,
-        kind: 'release',
-        cohort: rollout ? 'canary' : 'all',
-        ...(rollout ? { rollout: rollout.plan } : {}),
-      };
+      // Signed like the manifest; a canary names the fleet version gateways outside it return to.
+      const release: ReleaseNotice = await signNotice(
+        {
+          model,
+          version,
+          bucket: deps.modelsBucket,
+          manifestKey,
+          manifestSha256,
+          releasedAt,
+          kind: 'release',
+          cohort: rollout ? 'canary' : 'all',
+          ...(rollout ? { rollout: rollout.plan, fallbackVersion: rollout.previousVersion } : {}),
+        },
+        signer,
+      );
       deps.log.info(rollout ? 'released to the canary cohort' : 'released', { model, version, manifestKey });
       return { ...state, release, outcome: 'released' };
     },

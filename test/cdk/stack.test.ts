@@ -123,17 +123,20 @@ describe('signing', () => {
     });
   });
 
-  it('lets only the publish step use the key, and only to sign', () => {
+  it('lets only the signers use the key, and only to sign: the publish step (manifests, release notices) and the rollout controller (its notices)', () => {
     // Act
     const kmsStatements = policyStatements(synth.resources).filter((s) =>
       s.Action.some((a) => a.startsWith('kms:')),
     );
     const publishRole = logicalId(synth.stack.training.steps.publish.role as Role);
+    const controllerRole = logicalId(synth.stack.rollout.controller.role as Role);
 
     // Assess
-    expect(kmsStatements).toHaveLength(1);
-    expect(kmsStatements[0]?.Action).toEqual(['kms:Sign']);
-    expect(kmsStatements[0]?.roles).toEqual([publishRole]);
+    expect(kmsStatements).toHaveLength(2);
+    for (const statement of kmsStatements) expect(statement.Action).toEqual(['kms:Sign']);
+    expect(kmsStatements.flatMap((statement) => statement.roles).sort()).toEqual(
+      [publishRole, controllerRole].sort(),
+    );
   });
 });
 

@@ -13,8 +13,10 @@ import { copyBaseDataset } from '../../functions/rollout/retrain-dataset.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
+import { noticeRefusal } from '../../shared/notice.ts';
 import { type RegistryItem, ReleaseNoticeSchema, RolloutPlanSchema } from '../../shared/schemas.ts';
-import { buckets, datasetKeys, modelKeys, tables, topicFor } from '../../shared/topology.ts';
+import { signerFromEnv } from '../../shared/signing.ts';
+import { buckets, datasetKeys, envVars, modelKeys, tables, topicFor } from '../../shared/topology.ts';
 import { startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
@@ -35,6 +37,7 @@ beforeAll(async () => {
     datasetsBucket: buckets.datasets.localName,
     manifests: new ManifestCache(s3Client, buckets.models.localName),
     log: quiet,
+    signer: () => signerFromEnv(stack.env[envVars.signingKey] ?? ''),
     now: () => now,
   };
 }, 60_000);
@@ -113,6 +116,9 @@ describe('rollout controller', () => {
     expect(await statusOf('silent')).toEqual({ 3: 'released', 4: 'rolled-back' });
     const notice = ReleaseNoticeSchema.parse(JSON.parse(new TextDecoder().decode(retained.payload)));
     expect(notice).toMatchObject({ model: 'silent', version: 3, kind: 'rollback', cohort: 'canary' });
+    // Signed by the stack's key and current (a device verifies it before acting).
+    expect(noticeRefusal(notice, stack.publicKeyPem, now)).toBeUndefined();
+    expect(noticeRefusal({ ...notice, version: 1 }, stack.publicKeyPem, now)).toMatch(/does not verify/);
   });
 
   it('retires a canary replaced by a newer canary or overtaken by a fleet-wide release', async () => {
