@@ -302,6 +302,7 @@ export async function main(argv = process.argv.slice(2)) {
       const response = await fetch(`http://127.0.0.1:${device.httpPort}/infer`, {
         method: 'POST',
         body: JSON.stringify(data[i % data.length]),
+        headers: { 'content-type': 'application/json' },
       });
       await response.json();
       latencies.push(performance.now() - t0);

@@ -189,7 +189,11 @@ export async function main() {
       const body = JSON.stringify(data[0]);
       let startMs = 0;
       for (;;) {
-        const response = await fetch(url, { method: 'POST', body });
+        const response = await fetch(url, {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/json' },
+        });
         if (response.ok) {
           await response.json();
           startMs = performance.now() - (started[0] ?? 0);

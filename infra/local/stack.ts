@@ -5,7 +5,8 @@
  * notifications to the training function, topic rules to the aggregators, kinesalite (the
  * results stream) fed by the Basic Ingest rule and read by an event source mapping into the
  * stream aggregator, and an EMF collector in place of CloudWatch. State lives in the data
- * dir and survives restarts.
+ * dir and survives restarts. Every HTTP listener is behind shared/request-guard.ts: no web
+ * page in the developer's browser can drive it.
  */
 
 import { createCipheriv } from 'node:crypto';
@@ -20,6 +21,7 @@ import S3rver from 's3rver';
 import { resetAwsClients, s3Client } from '../../shared/aws.ts';
 import { type EmfSink, setEmfSink } from '../../shared/emf-sink.ts';
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
+import { guardServer } from '../../shared/request-guard.ts';
 import {
   buckets,
   type FunctionName,
@@ -153,21 +155,24 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     await s3rver.configureBuckets();
     const s3 = await onPort('s3', async (port) => {
-      const server = createServer(s3rver.callback());
+      const server = guardServer(createServer(s3rver.callback()));
       return { server, port: await listen(server, port) };
     });
     cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
 
     // Kinesis: the results stream, on LevelDB in the data dir.
     const kinesisServer = await onPort('kinesis', (port) =>
-      listenOrClose(startKinesalite(join(dataDir, 'kinesis')), port),
+      listenOrClose(guardServer(startKinesalite(join(dataDir, 'kinesis'))), port),
     );
     cleanups.push(() => closeHttp(kinesisServer.server, () => promiseClose(kinesisServer.server)));
 
     // DynamoDB
     const dynamo = await onPort('dynamodb', (port) => {
       mkdirSync(join(dataDir, 'dynamodb'), { recursive: true });
-      return listenOrClose(dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 }), port);
+      return listenOrClose(
+        guardServer(dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 })),
+        port,
+      );
     });
     cleanups.push(() => closeHttp(dynamo.server, () => promiseClose(dynamo.server)));
 
