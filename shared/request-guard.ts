@@ -21,6 +21,8 @@ export interface GuardOptions {
   allowSameOrigin?: boolean;
   /** A further check of the request (e.g. the content type an endpoint requires). */
   check?: (request: IncomingMessage) => string | undefined;
+  /** Writes the 403 in the server's own error shape (S3's XML); JSON `{error}` by default. */
+  refusalBody?: (reason: string) => { contentType: string; body: string };
 }
 
 const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -62,7 +64,7 @@ export function guardServer(server: Server, options: GuardOptions = {}): Server 
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const refusal = browserRequestRefusal(request.headers, options) ?? options.check?.(request);
     if (refusal) {
-      refuse(request, response, refusal);
+      refuse(request, response, options.refusalBody?.(refusal) ?? jsonError(refusal));
       return;
     }
     withoutCorsGrants(response);
@@ -71,11 +73,18 @@ export function guardServer(server: Server, options: GuardOptions = {}): Server 
   return server;
 }
 
-function refuse(request: IncomingMessage, response: ServerResponse, reason: string) {
-  const body = JSON.stringify({ error: reason });
+function jsonError(reason: string) {
+  return { contentType: 'application/json', body: JSON.stringify({ error: reason }) };
+}
+
+function refuse(
+  request: IncomingMessage,
+  response: ServerResponse,
+  { contentType, body }: { contentType: string; body: string },
+) {
   // The body is not read: close the connection rather than parse what a page sent.
   response.writeHead(403, {
-    'content-type': 'application/json',
+    'content-type': contentType,
     'content-length': Buffer.byteLength(body),
     connection: 'close',
   });

@@ -536,4 +536,6 @@ export const localStackFiles = {
   endpoints: 'endpoints.json',
   signingPrivateKey: 'keys/manifest-signing-private.pem',
   signingPublicKey: 'keys/manifest-signing-public.pem',
+  /** The local S3's SigV4 credential, random per data dir (infra/local/credentials.ts). */
+  s3Credential: 'keys/s3-credential.json',
 } as const;

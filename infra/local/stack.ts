@@ -32,6 +32,7 @@ import {
   streams,
 } from '../../shared/topology.ts';
 import { startBroker } from './broker.ts';
+import { localCredential } from './credentials.ts';
 import { localLiveSource, readLiveSnapshot } from './dashboard/live-snapshot.ts';
 import { type DashboardServer, startDashboard } from './dashboard/server.ts';
 import { EmfCollector } from './emf-collector.ts';
@@ -52,9 +53,11 @@ import { ensureStreams, localKinesisClient, startKinesalite } from './kinesis.ts
 import { startPublishShim } from './publish-shim.ts';
 import { RetainedStore } from './retained.ts';
 import { startRuleRouter } from './rule-router.ts';
+import { registerWithS3rver, s3AccessDenied } from './s3-auth.ts';
 import { s3EventListener } from './s3-events.ts';
 import { type Schedule, startSchedule } from './schedule.ts';
 import { ensureSigningKey } from './signing-key.ts';
+import { sigV4Refusal } from './sigv4.ts';
 import { localBasicIngestPrefix, type StreamRuleError, startStreamRuleRouter } from './stream-rules.ts';
 import { ensureTables } from './tables.ts';
 
@@ -154,8 +157,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       configureBuckets: Object.values(buckets).map((bucket) => ({ name: bucket.localName })),
     });
     await s3rver.configureBuckets();
+    // Only the data dir's credential signs, and its signatures are checked here (s3rver does not).
+    const credential = localCredential(dataDir);
+    registerWithS3rver(credential);
     const s3 = await onPort('s3', async (port) => {
-      const server = guardServer(createServer(s3rver.callback()));
+      const server = guardServer(createServer(s3rver.callback()), {
+        check: (request) => sigV4Refusal(request, credential),
+        refusalBody: s3AccessDenied,
+      });
       return { server, port: await listen(server, port) };
     });
     cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));

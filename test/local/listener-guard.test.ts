@@ -3,18 +3,20 @@
  * browser would reach it (a cross-origin request, a preflight, a Sec-Fetch-Site of another
  * site) and as a DNS-rebinding page would (a foreign Host): each is refused, with no effect
  * (no object stored, no training run, no item, no stream, no retained notice) and no CORS
- * grant, while the SDK clients keep working.
+ * grant, while the SDK clients keep working. The local S3 also takes only SigV4 requests
+ * signed with the data dir's credential: no anonymous request, form POST or other key.
  */
 import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
 import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localCredential } from '../../infra/local/credentials.ts';
 import { localKinesisClient } from '../../infra/local/kinesis.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { buckets, tables, topicFor } from '../../shared/topology.ts';
-import { FROM_PAGE, type Probe, probe } from '../support/http-probe.ts';
+import { FROM_PAGE, formPost, type Probe, probe } from '../support/http-probe.ts';
 import { recordTrainEvents, startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
@@ -119,11 +121,59 @@ describe('the guard in front of every local listener', () => {
     },
   );
 
+  it('the local S3 refuses anonymous and form-POST writes and any key but the data dir credential', async () => {
+    // Prepare
+    const form = formPost({ key: DATASET_KEY, file: 'a,b,label\n1,2,x\n' });
+    const bucket = `/${buckets.datasets.localName}`;
+    const credential = localCredential(stack.dataDir);
+    const signedBy = (credentials: { accessKeyId: string; secretAccessKey: string }) =>
+      new S3Client({ endpoint: stack.endpoints.s3, region: 'us-east-1', forcePathStyle: true, credentials });
+    const put = (client: S3Client) =>
+      client
+        .send(
+          new PutObjectCommand({ Bucket: buckets.datasets.localName, Key: DATASET_KEY, Body: 'a,b\n1,2\n' }),
+        )
+        .then(
+          () => 'stored',
+          (error: { name?: string; message?: string }) => `${error.name}: ${error.message}`,
+        )
+        .finally(() => client.destroy());
+
+    // Act
+    const anonymous = await probe(stack.endpoints.s3, {
+      method: 'PUT',
+      path: `${bucket}/${DATASET_KEY}`,
+      headers: { 'content-type': 'text/plain' },
+      body: 'a,b,label\n1,2,x\n',
+    });
+    const formUpload = await probe(stack.endpoints.s3, {
+      method: 'POST',
+      path: bucket,
+      headers: { 'content-type': form.contentType },
+      body: form.body,
+    });
+    const wellKnownKey = await put(signedBy({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }));
+    const wrongSecret = await put(signedBy({ ...credential, secretAccessKey: 'x'.repeat(40) }));
+
+    // Assess
+    expect(anonymous.status).toBe(403);
+    expect(anonymous.body).toMatch(/<Code>AccessDenied<\/Code><Message>anonymous requests are not accepted/);
+    expect(formUpload.status).toBe(403);
+    expect(formUpload.body).toMatch(/form uploads/);
+    expect(wellKnownKey).toMatch(/AccessDenied: access key 'S3RVER' is not this local stack's/);
+    expect(wrongSecret).toMatch(/AccessDenied: the SigV4 signature does not match/);
+  });
+
   it('leaves no trace of the refused requests: no object, no training run, no item, no stream, no notice', async () => {
     // Prepare
     for (const [listener, { endpoint, ...request }] of Object.entries(effectful()))
       if (listener !== 'dashboard')
         for (const [, attack] of attacks(endpoint, request)) await probe(endpoint, attack);
+    await probe(stack.endpoints.s3, {
+      method: 'PUT',
+      path: `/${buckets.datasets.localName}/${DATASET_KEY}`,
+      body: 'a,b,label\n1,2,x\n',
+    });
     await stack.idle();
 
     // Act
