@@ -527,6 +527,15 @@ export const rolloutSchedule = {
 
 export const deploymentParameter = (stage: string) => `/${NAMESPACE}/${stage}/deployment`;
 
+/**
+ * One stage per account and region. Topics, rule SQL and the thing policy carry no stage, and
+ * IoT Core's topic space is per account and region, so two stages there would cross (one's
+ * rules ingesting the other's gateways, one's retained notices replacing the other's). Every
+ * stack creates this parameter under the same name, holding its stage: CloudFormation cannot
+ * create a parameter that exists, so a second stage's deployment fails at this resource.
+ */
+export const ACCOUNT_STAGE_PARAMETER = `/${NAMESPACE}/account-stage`;
+
 // ---------------------------------------------------------------------------------------
 // The embedded local stack's data dir: other processes (CLI commands, devices) find the
 // running stack and its manifest verification key through these files.
