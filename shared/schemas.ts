@@ -126,6 +126,11 @@ export const TrainingConfigSchema = z
     rollout: RolloutPlanSchema.optional(),
     /** Drift -> retrain thresholds (defaults apply when absent). */
     retrain: RetrainPolicySchema.optional(),
+    /**
+     * Labels gateways upload with their hard examples join training without review. Off by
+     * default: one gateway could otherwise poison retraining (`edgeloop feedback accept`).
+     */
+    trustGatewayLabels: z.boolean().default(false),
     /** The recipe search on datasets small enough to hold (defaults apply when absent). */
     tuning: TuningConfigSchema.optional(),
     /** Datasets of any size: how many rows a run holds and trains on (SAMPLE_DEFAULTS when absent). */

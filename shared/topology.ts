@@ -55,6 +55,14 @@ export const datasetKeys = {
   /** One CSV of hard examples from one gateway (under feedbackPrefix). */
   feedbackFile: (model: string, thing: string, fileName: string) => `feedback/${model}/${thing}/${fileName}`,
   /**
+   * Reviewed copies of feedback files (`edgeloop feedback accept|label`): outside the prefix
+   * gateways may write to, so a gateway cannot mark its own labels reviewed.
+   */
+  reviewedFeedbackPrefix: (model: string) => `feedback-reviewed/${model}/`,
+  reviewedFeedbackKey: (feedbackKey: string) => feedbackKey.replace(/^feedback\//, 'feedback-reviewed/'),
+  /** The gateway (thing) a feedback or reviewed feedback key came from. */
+  feedbackThing: (key: string) => key.split('/')[2] ?? '',
+  /**
    * The key that starts a retrain the rollout controller copies from `baseKey`: an object of
    * the same format, or the marker of a folder of parts when the base was one.
    */

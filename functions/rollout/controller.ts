@@ -255,6 +255,9 @@ async function watchDrift(
         deps.datasetsBucket,
         model,
         policy.minFeedbackRows,
+        {
+          trustGatewayLabels: config.trustGatewayLabels,
+        },
       ),
     });
   const since = verdict.sinceMs === undefined ? undefined : new Date(verdict.sinceMs).toISOString();

@@ -29,7 +29,7 @@ import {
   type TrainingProgress,
   trainFromSource,
 } from '../../shared/training/train.ts';
-import { readModelFeedback } from '../rollout/feedback-store.ts';
+import { trainingFeedback } from '../rollout/feedback-store.ts';
 import { getObjectBytes, readTrainingConfig } from './config.ts';
 import { s3DatasetSource } from './dataset-source.ts';
 import type { TrainingDeps } from './deps.ts';
@@ -258,7 +258,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
       const source = await s3DatasetSource(deps.s3, dataset);
       // Labelled hard examples from the gateways follow the parts (matched by column name).
-      const feedback = await labelledFeedback(deps, model);
+      const feedback = await labelledFeedback(deps, model, TrainingConfigSchema.parse(config ?? {}));
       if (feedback) {
         source.extra = (header, partRows) => {
           const rows = feedbackRecords(header, feedback.tables, partRows);
@@ -474,13 +474,26 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
   };
 }
 
-/** The model's labelled feedback tables, or undefined when there are none. */
+/**
+ * The model's labelled feedback tables a run may merge (reviewed, or trusted by the config;
+ * capped per gateway; oversized files skipped), or undefined when there are none.
+ */
 async function labelledFeedback(
   deps: TrainingDeps,
   model: string,
+  config: Pick<TrainingConfig, 'trustGatewayLabels'>,
 ): Promise<{ tables: FeedbackTable[]; keys: string[]; rows: number } | undefined> {
-  const feedback = await readModelFeedback(deps.s3, deps.datasetsBucket, model);
-  const labelled = feedback.tables.filter((entry) => entry.labelled > 0);
+  const feedback = await trainingFeedback(deps.s3, deps.datasetsBucket, model, {
+    trustGatewayLabels: config.trustGatewayLabels,
+  });
+  for (const { key, reason } of feedback.skipped)
+    deps.log.warn('feedback file skipped', { model, key, reason });
+  if (feedback.awaitingReview.length > 0)
+    deps.log.info('feedback awaiting review is not merged (edgeloop feedback accept KEY)', {
+      model,
+      files: feedback.awaitingReview.length,
+    });
+  const labelled = feedback.tables;
   if (labelled.length === 0) return undefined;
   return { tables: labelled.map((entry) => entry.table), keys: labelled.map((entry) => entry.key), rows: 0 };
 }
