@@ -20,6 +20,9 @@ export type BucketKey = keyof typeof buckets;
 /** A model name is used in keys, topics and table keys, so it is kept to a safe alphabet. */
 export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Thing names follow AWS IoT's alphabet minus ':' (which IoT policies cannot match safely). */
+/** IoT Core's largest message payload; the local broker and Publish shim enforce it too. */
+export const IOT_MAX_PAYLOAD_BYTES = 128 * 1024;
+
 export const THING_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,128}$/;
 /** Results in one batch message at most: the batch schema and the gateway's batcher agree on it. */
 export const MAX_BATCH_RESULTS = 2000;

@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { guardServer } from '../../shared/request-guard.ts';
+import { IOT_MAX_PAYLOAD_BYTES } from '../../shared/topology.ts';
 import type { Broker } from './broker.ts';
 import { listen } from './endpoints.ts';
 import type { RetainedStore } from './retained.ts';
@@ -41,10 +42,8 @@ class ShimError extends Error {
   }
 }
 
-const MAX_PAYLOAD_BYTES = 128 * 1024;
-
 export async function startPublishShim(options: PublishShimOptions): Promise<PublishShim> {
-  const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
+  const maxPayloadBytes = options.maxPayloadBytes ?? IOT_MAX_PAYLOAD_BYTES;
   // Guarded: a page must not post retained release notices (shared/request-guard.ts).
   const server = guardServer(
     createServer((request, response) => {

@@ -199,6 +199,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           log(`policy denied: thing '${decision.thing}' ${decision.action} '${decision.resource}'`);
           events.emit('denied', decision);
         },
+        onOversized: (reason) => log(`broker: closed a connection: ${reason}`),
       }),
     );
     cleanups.push(() => broker.close());
