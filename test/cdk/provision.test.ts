@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -194,6 +194,26 @@ describe('provisionThing', () => {
 });
 
 describe('edgeloop provision', () => {
+  it('does not replace a credential file that appears while it runs, and rolls back', async () => {
+    // Prepare: another run writes the private key after the existence check passed.
+    const outDir = join(dir, 'raced');
+    const theirs = '-----BEGIN PRIVATE KEY-----\ntheirs\n-----END PRIVATE KEY-----\n';
+    iot.on(AttachThingPrincipalCommand).callsFake(async () => {
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(join(outDir, provisionFiles.privateKey), theirs);
+      return {};
+    });
+
+    // Act
+    const attempt = provisionThing(clients(), options({ outDir }));
+
+    // Assess
+    await expect(attempt).rejects.toThrow(/failed and was rolled back: EEXIST/);
+    expect(readFileSync(join(outDir, provisionFiles.privateKey), 'utf8')).toBe(theirs);
+    expect(existsSync(join(outDir, provisionFiles.certificate))).toBe(false);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(1);
+  });
+
   it('exits 2 with a reason for a bad thing name or a missing --model', async () => {
     expect(await main(['provision', 'bad:name', '--model', 'vibration'])).toBe(2);
     expect(await main(['provision', 'gw-1'])).toBe(2);

@@ -129,6 +129,14 @@ export async function provisionThing(
     signingPublicKeyPem(clients.kms, deployment.signingKeyArn),
   ]);
 
+  // `wx`: the check above and the writes below are not atomic; a file that appears in
+  // between (another provision run, a mistake) fails the write instead of being replaced.
+  const written: string[] = [];
+  const writeNew = (file: string, data: string, mode: number) => {
+    writeFileSync(file, data, { mode, flag: 'wx' });
+    written.push(file);
+  };
+
   let createdThing = false;
   try {
     await iot.send(new CreateThingCommand({ thingName: options.thing }));
@@ -167,9 +175,9 @@ export async function provisionThing(
     made.thingAttached = true;
 
     mkdirSync(outDir, { recursive: true, mode: 0o700 });
-    writeFileSync(files.certificate, certificatePem, { mode: 0o644 });
-    writeFileSync(files.privateKey, privateKey, { mode: 0o600 });
-    writeFileSync(files.publicKey, publicKeyPem, { mode: 0o644 });
+    writeNew(files.certificate, certificatePem, 0o644);
+    writeNew(files.privateKey, privateKey, 0o600);
+    writeNew(files.publicKey, publicKeyPem, 0o644);
     const config = {
       thing: options.thing,
       model: options.model,
@@ -186,10 +194,11 @@ export async function provisionThing(
       // Hard examples go to the datasets bucket's feedback prefix (the device role may write there).
       feedbackBucket: deployment.datasetsBucket,
     };
-    writeFileSync(files.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
+    writeNew(files.config, `${JSON.stringify(config, null, 2)}\n`, 0o644);
   } catch (error) {
     await undo(iot, made, deployment.thingPolicyName);
-    for (const file of Object.values(files)) rmSync(file, { force: true });
+    // Only what this run wrote: a file that appeared meanwhile is someone else's.
+    for (const file of written) rmSync(file, { force: true });
     throw new EdgeloopError(
       `provisioning ${options.thing} failed and was rolled back: ${errorMessage(error)}`,
       {
