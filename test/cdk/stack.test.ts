@@ -115,6 +115,14 @@ describe('storage', () => {
   });
 });
 
+interface KeyPolicyStatement {
+  Action: string | string[];
+  Principal: unknown;
+}
+/** An IAM action pattern (`kms:Get*`) as a regular expression. */
+const wildcard = (pattern: string) =>
+  new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`);
+
 describe('signing', () => {
   it('is an asymmetric P-256 signing key', () => {
     synth.template.hasResourceProperties('AWS::KMS::Key', {
@@ -137,6 +145,29 @@ describe('signing', () => {
     expect(kmsStatements.flatMap((statement) => statement.roles).sort()).toEqual(
       [publishRole, controllerRole].sort(),
     );
+  });
+
+  it('keeps kms:Sign out of the account delegation in the key policy: only the two signing roles are named', () => {
+    // Act
+    const [[, key] = []] = resourcesOfType(synth.resources, 'AWS::KMS::Key');
+    const policy = key?.Properties?.KeyPolicy as { Statement: KeyPolicyStatement[] } | undefined;
+    const statements = policy?.Statement ?? [];
+    const actionsOf = (statement: KeyPolicyStatement) => [statement.Action].flat();
+    const signers = statements.filter((statement) =>
+      actionsOf(statement).some((action) => 'kms:Sign'.match(wildcard(action))),
+    );
+    const publishRole = logicalId(synth.stack.training.steps.publish.role as Role);
+    const controllerRole = logicalId(synth.stack.rollout.controller.role as Role);
+
+    // Assess: no `kms:*` for the account root, and Sign only for the two roles by ARN.
+    expect(statements.flatMap(actionsOf)).not.toContain('kms:*');
+    expect(signers.map((statement) => actionsOf(statement))).toEqual([['kms:Sign'], ['kms:Sign']]);
+    expect(signers.map((statement) => JSON.stringify(statement.Principal)).sort()).toEqual(
+      [publishRole, controllerRole]
+        .map((role) => JSON.stringify({ AWS: { 'Fn::GetAtt': [role, 'Arn'] } }))
+        .sort(),
+    );
+    expect(statements.flatMap(actionsOf)).toContain('kms:Get*');
   });
 });
 
