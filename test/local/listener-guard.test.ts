@@ -153,6 +153,20 @@ describe('the guard in front of every local listener', () => {
       body: form.body,
     });
     const wellKnownKey = await put(signedBy({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }));
+    // Even signed, a multipart body never reaches s3rver's multipart parser (busboy 0.3 / dicer).
+    const signedMultipart = await signedBy(credential)
+      .send(
+        new PutObjectCommand({
+          Bucket: buckets.datasets.localName,
+          Key: DATASET_KEY,
+          Body: form.body,
+          ContentType: form.contentType,
+        }),
+      )
+      .then(
+        () => 'stored',
+        (error: { name?: string; message?: string }) => `${error.name}: ${error.message}`,
+      );
     const wrongSecret = await put(signedBy({ ...credential, secretAccessKey: 'x'.repeat(40) }));
 
     // Assess
@@ -162,6 +176,7 @@ describe('the guard in front of every local listener', () => {
     expect(formUpload.body).toMatch(/form uploads/);
     expect(wellKnownKey).toMatch(/AccessDenied: access key 'S3RVER' is not this local stack's/);
     expect(wrongSecret).toMatch(/AccessDenied: the SigV4 signature does not match/);
+    expect(signedMultipart).toMatch(/AccessDenied: browser form uploads/);
   });
 
   it('leaves no trace of the refused requests: no object, no training run, no item, no stream, no notice', async () => {
