@@ -15,6 +15,7 @@ import type { LocalStack } from '../../infra/local/stack.ts';
 import { iotDataClient, s3Client } from '../../shared/aws.ts';
 import { buckets, topicFor } from '../../shared/topology.ts';
 import { CHROMIUM_PATH, chromiumMissingReason } from '../dashboard/browser.ts';
+import { outcome } from '../support/http-probe.ts';
 import { recordTrainEvents, startTestStack } from '../support/local-stack.ts';
 
 const missing = chromiumMissingReason();
@@ -93,18 +94,14 @@ describe.runIf(!missing)('a web page in chromium against the local stack', () =>
     const formAnswer = await tab.frame({ name: 'sink' })?.content();
     await tab.close();
     await stack.idle();
-    const object = await s3Client()
-      .send(new HeadObjectCommand({ Bucket: buckets.datasets.localName, Key: KEY }))
-      .then(
-        () => 'stored',
-        (error: { name?: string }) => error.name,
-      );
-    const notice = await iotDataClient()
-      .send(new GetRetainedMessageCommand({ topic: TOPIC }))
-      .then(
-        () => 'retained',
-        (error: { name?: string }) => error.name,
-      );
+    const object = await outcome(
+      s3Client().send(new HeadObjectCommand({ Bucket: buckets.datasets.localName, Key: KEY })),
+      'stored',
+    );
+    const notice = await outcome(
+      iotDataClient().send(new GetRetainedMessageCommand({ topic: TOPIC })),
+      'retained',
+    );
 
     // Assess
     expect(object).toBe('NotFound');

@@ -16,7 +16,7 @@ import { localKinesisClient } from '../../infra/local/kinesis.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { buckets, tables, topicFor } from '../../shared/topology.ts';
-import { FROM_PAGE, formPost, type Probe, probe } from '../support/http-probe.ts';
+import { FROM_PAGE, formPost, outcome, type Probe, probe } from '../support/http-probe.ts';
 import { recordTrainEvents, startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
@@ -128,16 +128,19 @@ describe('the guard in front of every local listener', () => {
     const credential = localCredential(stack.dataDir);
     const signedBy = (credentials: { accessKeyId: string; secretAccessKey: string }) =>
       new S3Client({ endpoint: stack.endpoints.s3, region: 'us-east-1', forcePathStyle: true, credentials });
-    const put = (client: S3Client) =>
-      client
-        .send(
-          new PutObjectCommand({ Bucket: buckets.datasets.localName, Key: DATASET_KEY, Body: 'a,b\n1,2\n' }),
-        )
-        .then(
-          () => 'stored',
-          (error: { name?: string; message?: string }) => `${error.name}: ${error.message}`,
-        )
-        .finally(() => client.destroy());
+    const put = (client: S3Client, body = 'a,b\n1,2\n', contentType?: string) =>
+      outcome(
+        client.send(
+          new PutObjectCommand({
+            Bucket: buckets.datasets.localName,
+            Key: DATASET_KEY,
+            Body: body,
+            ...(contentType ? { ContentType: contentType } : {}),
+          }),
+        ),
+        'stored',
+        true,
+      ).finally(() => client.destroy());
 
     // Act
     const anonymous = await probe(stack.endpoints.s3, {
@@ -154,19 +157,7 @@ describe('the guard in front of every local listener', () => {
     });
     const wellKnownKey = await put(signedBy({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }));
     // Even signed, a multipart body never reaches s3rver's multipart parser (busboy 0.3 / dicer).
-    const signedMultipart = await signedBy(credential)
-      .send(
-        new PutObjectCommand({
-          Bucket: buckets.datasets.localName,
-          Key: DATASET_KEY,
-          Body: form.body,
-          ContentType: form.contentType,
-        }),
-      )
-      .then(
-        () => 'stored',
-        (error: { name?: string; message?: string }) => `${error.name}: ${error.message}`,
-      );
+    const signedMultipart = await put(signedBy(credential), form.body, form.contentType);
     const wrongSecret = await put(signedBy({ ...credential, secretAccessKey: 'x'.repeat(40) }));
 
     // Assess
@@ -192,24 +183,20 @@ describe('the guard in front of every local listener', () => {
     await stack.idle();
 
     // Act
-    const object = await s3Client()
-      .send(new HeadObjectCommand({ Bucket: buckets.datasets.localName, Key: DATASET_KEY }))
-      .then(
-        () => 'stored',
-        (error: { name?: string }) => error.name,
-      );
+    const object = await outcome(
+      s3Client().send(new HeadObjectCommand({ Bucket: buckets.datasets.localName, Key: DATASET_KEY })),
+      'stored',
+    );
     const item = await dynamoClient().send(
       new GetCommand({ TableName: tables.registry.localName, Key: { model: 'guarded', version: 1 } }),
     );
     const kinesis = localKinesisClient(stack.endpoints.kinesis);
     const streams = await kinesis.send(new ListStreamsCommand({}));
     kinesis.destroy();
-    const notice = await iotDataClient()
-      .send(new GetRetainedMessageCommand({ topic: NOTICE_TOPIC }))
-      .then(
-        () => 'retained',
-        (error: { name?: string }) => error.name,
-      );
+    const notice = await outcome(
+      iotDataClient().send(new GetRetainedMessageCommand({ topic: NOTICE_TOPIC })),
+      'retained',
+    );
 
     // Assess
     expect(object).toBe('NotFound');

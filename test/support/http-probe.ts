@@ -61,3 +61,16 @@ export function formPost(fields: Record<string, string>): { body: string; conten
 
 /** Headers a page on another site sends with a simple cross-origin request. */
 export const FROM_PAGE = { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' } as const;
+
+/** How an SDK call ended, as one string: `ok` when it succeeded, else the error's name (and message). */
+export function outcome(
+  call: Promise<unknown>,
+  ok: string,
+  withMessage = false,
+): Promise<string | undefined> {
+  return call.then(
+    () => ok,
+    (error: { name?: string; message?: string }) =>
+      withMessage ? `${error.name}: ${error.message}` : error.name,
+  );
+}
