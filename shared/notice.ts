@@ -21,6 +21,13 @@ export const NOTICE_TTL_MS: Record<ReleaseNotice['kind'], number> = {
   rollback: 14 * DAY_MS,
 };
 
+/**
+ * A released version's fleet-wide notice is re-signed this long after it was signed (the
+ * rollout controller does it), so a gateway installed years after a release still gets a
+ * current notice for the version the fleet runs.
+ */
+export const NOTICE_REFRESH_MS = NOTICE_TTL_MS.release / 2;
+
 export type UnsignedNotice = Omit<ReleaseNotice, 'signature'>;
 
 /** The bytes the signature covers: every field but the signature, keys sorted. */

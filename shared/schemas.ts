@@ -539,6 +539,8 @@ export const RegistryItemSchema = z.object({
     .optional(),
   /** A windowed model: the window it was trained on (and the gateway cuts). */
   window: RegistryWindowSchema.optional(),
+  /** When the fleet-wide notice of this released version was last signed (re-signed before it expires). */
+  noticeAt: IsoTime.optional(),
   /** Drift -> retrain bookkeeping on a released version. */
   drift: z
     .object({

@@ -14,7 +14,7 @@ import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamod
 import { errorMessage } from '../../shared/errors.ts';
 import type { ManifestSigner } from '../../shared/manifest.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
-import { signNotice, type UnsignedNotice } from '../../shared/notice.ts';
+import { NOTICE_REFRESH_MS, signNotice, type UnsignedNotice } from '../../shared/notice.ts';
 import { decideRetrain, decideRollout } from '../../shared/rollout/decide.ts';
 import {
   type RegistryItem,
@@ -57,6 +57,8 @@ export interface ControllerDecision {
 
 export interface ControllerReport {
   decisions: ControllerDecision[];
+  /** Released versions whose fleet-wide notice was re-signed before it expired. */
+  refreshed: { model: string; version: number }[];
   retrains: { model: string; fromVersion: number; datasetKey: string; reason: string }[];
 }
 
@@ -68,7 +70,7 @@ export async function runRolloutController(deps: ControllerDeps): Promise<Contro
     manifests: deps.manifests,
     ...(deps.now ? { now: deps.now } : {}),
   };
-  const report: ControllerReport = { decisions: [], retrains: [] };
+  const report: ControllerReport = { decisions: [], refreshed: [], retrains: [] };
   const byModel = new Map<string, RegistryItem[]>();
   for (const item of await listRegistry(registry, undefined, { skipInvalid: true })) {
     const items = byModel.get(item.model) ?? [];
@@ -79,6 +81,8 @@ export async function runRolloutController(deps: ControllerDeps): Promise<Contro
     try {
       const decision = await controlCanary(deps, registry, stats, model, items);
       if (decision) report.decisions.push(decision);
+      const refreshed = await refreshFleetNotice(deps, registry, items);
+      if (refreshed) report.refreshed.push(refreshed);
       const retrain = await watchDrift(deps, registry, stats, model, items);
       if (retrain) report.retrains.push(retrain);
     } catch (error) {
@@ -156,6 +160,43 @@ async function controlCanary(
   deps.log.info(`rollout ${verdict.decision}`, decision);
   deps.metrics?.publishWith({ model, decision: verdict.decision }, (m) => m.put('rolloutDecisions', 1));
   return decision;
+}
+
+/**
+ * Keeps the released version's fleet-wide notice current: a notice expires
+ * (NOTICE_TTL_MS.release), so one that has stood for NOTICE_REFRESH_MS is signed and published
+ * again for the same version. Gateways already on it see no change; one installed later
+ * still gets a notice it accepts.
+ */
+async function refreshFleetNotice(
+  deps: ControllerDeps,
+  registry: RegistryStore,
+  items: RegistryItem[],
+): Promise<{ model: string; version: number } | undefined> {
+  // Newest first: the newest released version is the one the fleet-wide notice names.
+  const released = items.find((item) => item.status === 'released');
+  if (!released?.manifestSha256) return undefined;
+  const now = (deps.now ?? Date.now)();
+  if (now - Date.parse(released.noticeAt ?? released.updatedAt) < NOTICE_REFRESH_MS) return undefined;
+  const at = new Date(now).toISOString();
+  await publishNotice(deps, 'release', {
+    ...noticeOf(deps, released),
+    releasedAt: at,
+    kind: 'release',
+    cohort: 'all',
+  });
+  await registry.ddb.send(
+    new UpdateCommand({
+      TableName: registry.table,
+      Key: { model: released.model, version: released.version },
+      UpdateExpression: 'SET #noticeAt = :at',
+      ExpressionAttributeNames: { '#noticeAt': 'noticeAt' },
+      ExpressionAttributeValues: { ':at': at },
+    }),
+  );
+  const refreshed = { model: released.model, version: released.version };
+  deps.log.info('fleet-wide notice re-signed before it expires', refreshed);
+  return refreshed;
 }
 
 function noticeOf(deps: ControllerDeps, item: RegistryItem): Omit<ReleaseNotice, 'releasedAt' | 'kind'> {

@@ -144,6 +144,30 @@ describe('rollout controller', () => {
   });
 });
 
+describe('fleet-wide notices that would expire', () => {
+  it("re-signs and re-publishes the released version's notice halfway to its expiry, once", async () => {
+    // Prepare: v1 was released (and its notice signed) 200 days ago.
+    const long = new Date(now - 200 * 24 * 60 * 60 * 1000).toISOString();
+    await put('steady', 1, 'released', { updatedAt: long });
+
+    // Act
+    const first = await runRolloutController(deps);
+    const retained = await iotDataClient().send(
+      new GetRetainedMessageCommand({ topic: topicFor('release', { model: 'steady' }) }),
+    );
+    const second = await runRolloutController(deps);
+
+    // Assess
+    expect(first.refreshed).toContainEqual({ model: 'steady', version: 1 });
+    expect(second.refreshed).not.toContainEqual({ model: 'steady', version: 1 });
+    const notice = ReleaseNoticeSchema.parse(JSON.parse(new TextDecoder().decode(retained.payload)));
+    expect(notice).toMatchObject({ model: 'steady', version: 1, kind: 'release', cohort: 'all' });
+    expect(noticeRefusal(notice, stack.publicKeyPem, now + 300 * 24 * 60 * 60 * 1000)).toBeUndefined();
+    const [item] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, 'steady');
+    expect(item?.noticeAt).toBe(new Date(now).toISOString());
+  });
+});
+
 describe('feedback listing on the local S3', () => {
   it('pages past 1,000 objects (a long-running fleet uploads that many hard-example files)', async () => {
     // Prepare
