@@ -31,8 +31,8 @@ import { Engine } from '../device/engine.ts';
 import { loadModelFromBytes } from '../device/model.ts';
 import { Outbox } from '../device/outbox.ts';
 import { ResultStream } from '../device/result-writer.ts';
-import { exactNumber, parseCsv, type Reading } from '../device/sources.ts';
 import { REPLAY_BATCH as BATCH, runWindowReplay } from '../device/window-sources.ts';
+import { parseCsvReadings, type Reading } from '../shared/dataset/readings.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../shared/schemas.ts';
 import { initTf } from '../shared/tf.ts';
 import { windowInput, windowInputs } from '../shared/timeseries/features.ts';
@@ -77,11 +77,7 @@ export async function main(): Promise<void> {
   const trainCsv = generateVibrationCsv({ machines: 8, readings: 1500, seed: 5 });
   // The replay: 24 machines the model never saw, 4,000 readings each (96k readings).
   const replayCsv = generateVibrationCsv({ machines: 24, readings: 4000, seed: 6, firstMachine: 8 });
-  const readings: Reading[] = parseCsv(replayCsv).rows.map((row) => {
-    const reading: Reading = {};
-    for (const [key, text] of Object.entries(row)) reading[key] = exactNumber(text);
-    return reading;
-  });
+  const readings: Reading[] = parseCsvReadings(replayCsv, '').rows;
   console.log(`backend: ${backend}; replay ${readings.length} readings of 24 machines at 100 Hz`);
   console.log(
     [
@@ -123,7 +119,7 @@ export async function main(): Promise<void> {
 
     // Bare: the same windows cut beforehand, features + predict per batch.
     const collector = new LongFormatCollector(
-      parseCsv(replayCsv).header,
+      parseCsvReadings(replayCsv, '').header,
       WindowSpecSchema.parse(WINDOW),
       VIBRATION_LABEL,
       window.spec.channels,

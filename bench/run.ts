@@ -7,14 +7,15 @@ type Bench = () => Promise<{ main(): Promise<unknown> }>;
 
 /**
  * Each name runs its benches in order; `train` also runs the windowed models' bench and prints
- * the scale table (rows vs time, RSS); `device` also prints bytes on the wire per inference,
- * detail vs summary mode (device-wire).
+ * the scale table (rows vs time, RSS); `device` runs the live-rate bench (device-live) first and
+ * also prints bytes on the wire per inference, detail vs summary mode (device-wire).
  */
 const benches: Record<string, Bench[]> = {
   train: [() => import('./train.ts'), () => import('./train-windows.ts'), () => import('./train-scale.ts')],
   'train-scale': [() => import('./train-scale.ts')],
   'train-windows': [() => import('./train-windows.ts')],
-  device: [() => import('./device.ts'), () => import('./device-wire.ts')],
+  device: [() => import('./device-live.ts'), () => import('./device.ts'), () => import('./device-wire.ts')],
+  'device-live': [() => import('./device-live.ts')],
   'device-wire': [() => import('./device-wire.ts')],
   'device-windows': [() => import('./device-windows.ts')],
   footprint: [() => import('./footprint.ts')],

@@ -14,6 +14,7 @@ import { LOCAL_STAGE, localStackFiles } from '../shared/topology.ts';
 import { parseEndpoint } from './connection.ts';
 import type { DeviceOptions } from './service.ts';
 import { parseSourceSpec } from './sources.ts';
+import { DEFAULT_SERIES_LIMITS } from './window-stream.ts';
 
 const positiveInt = z.coerce.number().int().min(1);
 
@@ -52,6 +53,15 @@ export const DeviceConfigSchema = z
     resultsRoute: z.enum(['broker', 'basic-ingest']).optional(),
     /** The deployed stage (provision writes it; the local stack's is 'local'). */
     stage: z.string().min(1).optional(),
+    /**
+     * A result is durable in the outbox at most this long after its batch opened (default 500):
+     * lower means fresher durability, and more, smaller batches (messages) at low rates.
+     */
+    batchMaxAgeMs: positiveInt.optional(),
+    /** Windowed models, live sources: open series kept at most (default 10,000). */
+    maxSeries: positiveInt.optional(),
+    /** Windowed models, live sources: a series without readings this long is closed (default 600). */
+    seriesIdleSeconds: positiveInt.optional(),
   })
   .strict();
 export type DeviceConfig = z.infer<typeof DeviceConfigSchema>;
@@ -181,6 +191,15 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
           hardExamples: {
             bucket: config.feedbackBucket,
             ...(config.feedbackPerMinute ? { maxPerMinute: config.feedbackPerMinute } : {}),
+          },
+        }
+      : {}),
+    ...(config.batchMaxAgeMs ? { batch: { maxAgeMs: config.batchMaxAgeMs } } : {}),
+    ...(config.maxSeries || config.seriesIdleSeconds
+      ? {
+          series: {
+            maxSeries: config.maxSeries ?? DEFAULT_SERIES_LIMITS.maxSeries,
+            idleMs: config.seriesIdleSeconds ? config.seriesIdleSeconds * 1000 : DEFAULT_SERIES_LIMITS.idleMs,
           },
         }
       : {}),

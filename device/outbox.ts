@@ -25,8 +25,14 @@
  * batch in it. It also applies once the disk's free space is below its reserve (disk.ts): a
  * source that can pause (CSV replay, stdin) pauses before that, so only one that cannot
  * (POST /infer) or another writer on the same disk ever makes the outbox drop.
+ *
+ * Nothing stored is removed unread. A segment that cannot be read (any error but ENOENT) is
+ * moved to `quarantine/`, which the outbox ignores; one with corrupt lines is copied there
+ * and its readable batches are still sent. A batch whose file fails when it is sent is set
+ * aside the same way. The status counts the quarantined files; an operator inspects them.
  */
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { summaryCount } from '../shared/aggregation/summary-cells.ts';
 import { errorMessage } from '../shared/errors.ts';
@@ -57,6 +63,7 @@ interface Checkpoint {
 }
 
 const CHECKPOINT = 'checkpoint.json';
+export const QUARANTINE_DIR = 'quarantine';
 const DELETE_RETRY_MS = 1_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const RESULTS_KEY = Buffer.from('"results":');
@@ -78,6 +85,10 @@ export class Outbox {
   private deleting: Promise<void> | undefined;
   /** Deletions wait for the disk (the checkpoint could not be written): flush does not wait for them. */
   private deletionsStalled = false;
+  /** Segment files that go to quarantine, not away, once every batch in them is done. */
+  private readonly setAsideFiles = new Set<number>();
+  /** Files in quarantine (found there on open, or put there since). */
+  quarantined = 0;
 
   private constructor(
     readonly dir: string,
@@ -93,6 +104,7 @@ export class Outbox {
     await mkdir(dir, { recursive: true });
     outbox.checkpoint = { csvNext: 0, dropped: 0, ...(await readJson<Checkpoint>(join(dir, CHECKPOINT))) };
     outbox.durableCheckpoint = JSON.stringify(outbox.checkpoint);
+    outbox.quarantined = (await readdir(join(dir, QUARANTINE_DIR)).catch(() => [])).length;
     let nextSeq = 0;
     for (const name of (await readdir(dir)).sort()) {
       if (name.endsWith('.tmp')) {
@@ -102,10 +114,9 @@ export class Outbox {
       const match = SEGMENT_FILE.exec(name);
       if (!match) continue;
       const file = Number(match[1]);
-      const batches = parseSegment(file, await readFile(join(dir, name)).catch(() => Buffer.alloc(0)));
-      // Only complete files are renamed into place; one with nothing readable is debris.
-      if (batches.length === 0) await rm(join(dir, name), { force: true });
-      else outbox.segments.set(file, batches.length);
+      nextSeq = Math.max(nextSeq, file + 1);
+      const batches = await outbox.readSegment(file);
+      if (batches.length > 0) outbox.segments.set(file, batches.length);
       for (const batch of batches) {
         outbox.batches.set(batch.seq, batch);
         outbox.bytes += batch.bytes;
@@ -113,10 +124,64 @@ export class Outbox {
           outbox.checkpoint.csvNext = batch.csvNext;
         nextSeq = Math.max(nextSeq, batch.seq + 1);
       }
-      nextSeq = Math.max(nextSeq, file + 1);
     }
     outbox.log = new BatchLog(dir, nextSeq);
     return outbox;
+  }
+
+  /**
+   * The batches of a stored segment file to send. A file that cannot be read goes to
+   * quarantine whole; one with corrupt lines is copied there first (its readable batches are
+   * sent from the original); an empty one holds nothing and goes.
+   */
+  private async readSegment(file: number): Promise<StoredBatch[]> {
+    const name = segmentFileName(file);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(join(this.dir, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      await this.quarantine(name, 'move', `it cannot be read (${errorMessage(error)})`);
+      return [];
+    }
+    if (bytes.length === 0) {
+      await rm(join(this.dir, name), { force: true });
+      return [];
+    }
+    const { batches, corrupt } = parseSegment(file, bytes);
+    if (corrupt === 0) return batches;
+    const why = `${corrupt} of its ${corrupt + batches.length} lines are corrupt`;
+    if (batches.length === 0) {
+      await this.quarantine(name, 'move', why);
+      return [];
+    }
+    // The readable batches are still sent; quarantine keeps the whole file as it was.
+    return (await this.quarantine(name, 'copy', `${why}; its ${batches.length} readable batches are sent`))
+      ? batches
+      : [];
+  }
+
+  /**
+   * Puts a segment file (or whatever stands under its name) into quarantine/; true when it
+   * is there. When even that fails the file stays where it is, unindexed (a restart tries
+   * again): it is never removed.
+   */
+  private async quarantine(name: string, how: 'move' | 'copy', why: string): Promise<boolean> {
+    const to = join(this.dir, QUARANTINE_DIR, `${name}.${Date.now()}`);
+    try {
+      await mkdir(join(this.dir, QUARANTINE_DIR), { recursive: true });
+      if (how === 'copy') await copyFile(join(this.dir, name), to, constants.COPYFILE_EXCL);
+      else await rename(join(this.dir, name), to);
+      this.quarantined++;
+      this.options.onError?.(`outbox file ${name} quarantined as ${to}: ${why}`);
+      return true;
+    } catch (error) {
+      if (how === 'copy') return this.quarantine(name, 'move', why);
+      this.options.onError?.(
+        `outbox file ${name} is left in place and not sent: ${why}, and it cannot be moved to quarantine (${errorMessage(error)})`,
+      );
+      return false;
+    }
   }
 
   /** Where the CSV source resumes. */
@@ -235,12 +300,14 @@ export class Outbox {
         this.deletionsStalled = false;
         await Promise.all(
           group.map((file) =>
-            rm(join(this.dir, segmentFileName(file)), { force: true }).catch((error: unknown) =>
-              // Every batch in it is done: a restart sends them again under the same ids.
-              this.options.onError?.(
-                `outbox file ${segmentFileName(file)} not deleted: ${errorMessage(error)}`,
-              ),
-            ),
+            this.setAsideFiles.delete(file)
+              ? this.quarantine(segmentFileName(file), 'move', 'a batch in it could not be read to be sent')
+              : rm(join(this.dir, segmentFileName(file)), { force: true }).catch((error: unknown) =>
+                  // Every batch in it is done: a restart sends them again under the same ids.
+                  this.options.onError?.(
+                    `outbox file ${segmentFileName(file)} not deleted: ${errorMessage(error)}`,
+                  ),
+                ),
           ),
         );
       }
@@ -270,10 +337,21 @@ export class Outbox {
     return buffer;
   }
 
-  /** A batch that cannot be sent (its file is unreadable): dropped and counted as such. */
+  /** A batch whose file is gone (removed by someone else): nothing to send, dropped and counted. */
   discard(seq: number): void {
     this.inFlight.delete(seq);
     this.checkpoint.dropped += this.forget(seq);
+  }
+
+  /**
+   * A batch that cannot be sent (its file fails to read): set aside, not dropped. Its file
+   * goes to quarantine once every other batch in it is done.
+   */
+  setAside(seq: number): void {
+    this.inFlight.delete(seq);
+    const batch = this.batches.get(seq);
+    if (batch) this.setAsideFiles.add(batch.file);
+    this.forget(seq);
   }
 
   /** The oldest batch nobody is sending right now, marked as in flight. */
@@ -325,10 +403,10 @@ type StoredLine = {
 
 /**
  * The batches of a segment file, one per line; batch i has the seq `file + i`. A line that
- * does not parse is skipped (files are complete when renamed into place, so only a damaged
- * disk makes one).
+ * does not parse is counted as corrupt (files are complete when renamed into place, so only
+ * a damaged disk makes one).
  */
-function parseSegment(file: number, bytes: Buffer): StoredBatch[] {
+function parseSegment(file: number, bytes: Buffer): { batches: StoredBatch[]; corrupt: number } {
   const lines: { offset: number; end: number }[] = [];
   for (let offset = 0; offset < bytes.length; ) {
     const newline = bytes.indexOf(0x0a, offset);
@@ -337,6 +415,7 @@ function parseSegment(file: number, bytes: Buffer): StoredBatch[] {
     offset = end + 1;
   }
   const batches: StoredBatch[] = [];
+  let corrupt = 0;
   for (const [i, { offset, end }] of lines.entries()) {
     const line = bytes.subarray(offset, end);
     try {
@@ -360,8 +439,8 @@ function parseSegment(file: number, bytes: Buffer): StoredBatch[] {
         resultsOffset: line.indexOf(key) + key.length,
       });
     } catch {
-      // skipped: see above
+      corrupt++;
     }
   }
-  return batches;
+  return { batches, corrupt };
 }

@@ -95,9 +95,15 @@ export class Publisher extends EventEmitter {
     try {
       results = await this.outbox.readResults(batch);
     } catch (error) {
-      // Nothing can ever send it: drop it (counted) rather than retry it forever.
-      this.outbox.discard(batch.seq);
-      this.emit('error', `batch ${batch.batchId} is unreadable and was dropped: ${errorMessage(error)}`);
+      // Nothing can send it: rather than retry it forever, a batch whose file is gone is
+      // dropped (counted), and one whose file fails is set aside into quarantine.
+      const gone = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      if (gone) this.outbox.discard(batch.seq);
+      else this.outbox.setAside(batch.seq);
+      this.emit(
+        'error',
+        `batch ${batch.batchId} is unreadable and was ${gone ? 'dropped' : 'set aside in quarantine'}: ${errorMessage(error)}`,
+      );
       return;
     }
     // The stored results (or cells) go out as they are (ResultBatchSchema or SummaryBatchSchema

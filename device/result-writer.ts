@@ -14,6 +14,12 @@
  */
 import { Worker } from 'node:worker_threads';
 import { DEFAULT_LOW_CONFIDENCE } from '../shared/aggregation/aggregate.ts';
+import {
+  addToHistogram,
+  type Histogram,
+  LATENCY_EDGES_MS,
+  percentileFromHistogram,
+} from '../shared/aggregation/histogram.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
@@ -95,6 +101,13 @@ export class ResultStream {
   private readonly summary: boolean;
   /** Each model version's low-confidence threshold, which summary mode counts with. */
   private readonly lowConfidence = new Map<number, number>();
+  /**
+   * Results handed over and not yet durable, as runs of `count` readings that arrived at
+   * `at` (performance.now()), in order: batches become durable in the order results came.
+   */
+  private readonly arrivals: { count: number; at: number }[] = [];
+  /** From a reading's arrival to its result being durable (ms), since the stream opened. */
+  private readonly durableLatency: Histogram = {};
 
   constructor(
     private readonly outbox: Outbox,
@@ -175,6 +188,7 @@ export class ResultStream {
   /** A classified CSV replay chunk; its results are encoded on the writer thread. */
   addReplay(chunk: ReplayChunk): void {
     this.handed += chunk.best.length;
+    this.arrived(chunk.best.length, chunk.latencyMs);
     this.send({ type: 'replay', stream: this.id, chunk, lowConfidence: this.lowConfidenceOf(chunk.version) });
   }
 
@@ -182,6 +196,7 @@ export class ResultStream {
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
     if (this.summary) {
       this.handed += results.length;
+      for (const result of results) this.arrived(1, result.latencyMs);
       this.send({
         type: 'results',
         stream: this.id,
@@ -192,7 +207,12 @@ export class ResultStream {
       });
       return;
     }
-    this.addEncoded(version, encodeResultObjects(results), csvNext);
+    this.addEncoded(
+      version,
+      encodeResultObjects(results),
+      csvNext,
+      results.map((result) => result.latencyMs),
+    );
   }
 
   /**
@@ -200,8 +220,10 @@ export class ResultStream {
    * arrays that own their whole buffer move to the writer thread instead of being copied
    * (the caller must not touch them after).
    */
-  addEncoded(version: number, chunk: ResultChunk, csvNext?: number): void {
+  addEncoded(version: number, chunk: ResultChunk, csvNext?: number, latenciesMs?: readonly number[]): void {
     this.handed += chunk.count;
+    if (latenciesMs) for (const latencyMs of latenciesMs) this.arrived(1, latencyMs);
+    else this.arrived(chunk.count, 0);
     const owned = [chunk.bytes, chunk.ends].filter(
       (array) => array.byteOffset === 0 && array.byteLength === array.buffer.byteLength,
     );
@@ -259,6 +281,7 @@ export class ResultStream {
       const { batch } = message;
       const accepted = this.outbox.adopt(batch);
       this.stored += batch.count;
+      this.durable(batch.count);
       this.storedBytes += batch.bytes;
       this.storedResults += batch.count;
       for (const wake of this.wakeups.splice(0)) wake();
@@ -271,6 +294,37 @@ export class ResultStream {
       this.answers.get(message.token)?.resolve();
       this.answers.delete(message.token);
     } else if (message.error) this.fail(message.error); // the writer's failures are sticky
+  }
+
+  /** `count` results handed over now, of readings that arrived `latencyMs` before the predict ended. */
+  private arrived(count: number, latencyMs: number) {
+    const at = performance.now() - latencyMs;
+    const last = this.arrivals[this.arrivals.length - 1];
+    // Readings of one chunk share their arrival: one run, not one entry per result.
+    if (last && Math.abs(last.at - at) < 0.05) last.count += count;
+    else this.arrivals.push({ count, at });
+  }
+
+  /** The next `count` results handed over are durable now. */
+  private durable(count: number) {
+    const now = performance.now();
+    let left = count;
+    while (left > 0 && this.arrivals.length > 0) {
+      const run = this.arrivals[0] as { count: number; at: number };
+      const take = Math.min(left, run.count);
+      addToHistogram(this.durableLatency, now - run.at, LATENCY_EDGES_MS, take);
+      run.count -= take;
+      left -= take;
+      if (run.count === 0) this.arrivals.shift();
+    }
+  }
+
+  /** p50 and p99 of the time from a reading's arrival to its result being durable (ms). */
+  durableLatencyPercentiles(): { p50: number | null; p99: number | null } {
+    return {
+      p50: percentileFromHistogram(this.durableLatency, LATENCY_EDGES_MS, 0.5),
+      p99: percentileFromHistogram(this.durableLatency, LATENCY_EDGES_MS, 0.99),
+    };
   }
 
   /** Fails everything waiting and everything after: the results can no longer be stored. */

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
+import type { Refusal } from '../shared/dataset/readings.ts';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import { noticeRefusal } from '../shared/notice.ts';
 import type { RawRow } from '../shared/preprocess.ts';
@@ -36,6 +37,7 @@ import type { LoadedModel } from './model.ts';
 import { ModelStore } from './model-store.ts';
 import { Outbox, type OverflowPolicy } from './outbox.ts';
 import { Publisher } from './publisher.ts';
+import { Refusals } from './refusals.ts';
 import { ResultStream } from './result-writer.ts';
 import { NoticeSelector, type NoticeSource } from './rollout.ts';
 import {
@@ -57,7 +59,7 @@ import {
   UpdateFailure,
 } from './updater.ts';
 import { answerWindowHttp, LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
-import type { WindowResult } from './window-stream.ts';
+import type { SeriesLimits, SeriesStats, WindowResult } from './window-stream.ts';
 
 export type { SourceSpec } from './sources.ts';
 
@@ -104,6 +106,8 @@ export interface DeviceOptions {
   hardExamples?: HardExampleOptions;
   /** Free space on the state dir's disk the device never writes into (default: see disk.ts). */
   diskReserveBytes?: number;
+  /** Windowed models: bounds on the live sources' open series (default DEFAULT_SERIES_LIMITS). */
+  series?: SeriesLimits;
 }
 
 export interface ResultsRoute {
@@ -177,6 +181,9 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   await ensureWritableStateDir(o.stateDir);
   const staleTemps = await removeStaleTemps(o.stateDir);
   if (staleTemps > 0) log(`removed ${staleTemps} temp file(s) a crash left in ${o.stateDir}`);
+  const refusals = new Refusals(o.stateDir, log);
+  /** The live window streams (HTTP, stdin), whose open series the status reports. */
+  const liveWindows: LiveWindows[] = [];
   const disk = await DiskMonitor.open(o.stateDir, {
     ...(o.diskReserveBytes !== undefined ? { reserveBytes: o.diskReserveBytes } : {}),
   });
@@ -322,6 +329,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
 
   function snapshot(): DeviceSnapshot {
     const stats = engine.stats();
+    const durable = batcher.durableLatencyPercentiles();
     return {
       ts: Date.now(),
       thing: o.thing,
@@ -333,6 +341,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       inferenceRate: stats.rate,
       latencyP50: stats.p50,
       latencyP99: stats.p99,
+      durableLatencyP50: durable.p50,
+      durableLatencyP99: durable.p99,
       lastError,
       disk: disk.report(),
       connected: link.connected,
@@ -343,7 +353,21 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       outboxResults: outbox.depthResults,
       finished: finishedFlag,
       httpPort: server?.port,
+      ...(refusals.total > 0 ? { refused: refusals.report() } : {}),
+      ...(outbox.quarantined > 0 ? { quarantined: outbox.quarantined } : {}),
+      ...(liveWindows.length > 0 && engine.serving?.manifest.window ? { series: seriesStats() } : {}),
     };
+  }
+
+  function seriesStats(): SeriesStats {
+    const total: SeriesStats = { open: 0, evicted: 0, refusedAtLimit: 0 };
+    for (const live of liveWindows) {
+      const stats = live.series;
+      total.open += stats.open;
+      total.evicted += stats.evicted;
+      total.refusedAtLimit += stats.refusedAtLimit;
+    }
+    return total;
   }
 
   function statusMessage(): DeviceStatus {
@@ -499,18 +523,22 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   }
 
   // --- sources ---------------------------------------------------------------------------
+  const refuseFrom = (name: string) => (refusal: Refusal, reading: unknown) =>
+    refusals.refuse(refusal, name, reading);
   const onHttpResult = (result: InferenceResult, version: number) => {
     produced++;
     batcher.add(version, [result]);
   };
   if (o.httpPort !== undefined) {
-    const httpWindows = new LiveWindows(engine, `${o.thing}:http:${bootId}:`, onWindowResults);
+    const httpWindows = new LiveWindows(engine, `${o.thing}:http:${bootId}:`, onWindowResults, o.series);
+    liveWindows.push(httpWindows);
     server = await startInferServer(o.httpPort, {
       engine,
       onResult: onHttpResult,
       nextId: () => `${o.thing}:http:${bootId}:${httpSeq++}`,
       labelColumn,
       status: snapshot,
+      refuse: refuseFrom('http'),
       window: {
         active: () => engine.serving?.manifest.window !== undefined,
         answer: (body) => answerWindowHttp(httpWindows, body, onHttpResult),
@@ -556,13 +584,20 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           });
           log(`csv source: ${end - before} readings this run (windows), position ${end}`);
         } else if (windowed && source.kind === 'stdin') {
+          const stdinWindows = new LiveWindows(
+            engine,
+            `${o.thing}:stdin:${bootId}:`,
+            (results) => {
+              produced += results.length;
+              onWindowResults?.(results);
+            },
+            o.series,
+          );
+          liveWindows.push(stdinWindows);
           await runWindowJsonLines(
             (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
             {
-              live: new LiveWindows(engine, `${o.thing}:stdin:${bootId}:`, (results) => {
-                produced += results.length;
-                onWindowResults?.(results);
-              }),
+              live: stdinWindows,
               batcher,
               write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
               limit: source.limit,
@@ -580,10 +615,11 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             stopped: () => stopped,
             gate: sourceGate,
             ...(onClassified ? { onClassified } : {}),
-            onProgress: (next) => {
-              produced += next - position;
+            onProgress: (next, answered) => {
+              produced += answered;
               position = next;
             },
+            refuse: refuseFrom('csv'),
           });
           log(`csv source: ${end - before} readings this run, position ${end}`);
         } else if (source.kind === 'stdin') {
@@ -598,6 +634,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
               limit: source.limit,
               stopped: () => stopped,
               gate: sourceGate,
+              refuse: refuseFrom('stdin'),
               ...(onInferred ? { onInferred } : {}),
             },
           );

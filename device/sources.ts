@@ -8,12 +8,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import {
+  parseCsvReadings,
+  parseReading,
+  type Reading,
+  type Refusal,
+  readingRefusal,
+} from '../shared/dataset/readings.ts';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import { type RawRow, transformInto } from '../shared/preprocess.ts';
 import type { InferenceResult, Preprocessing } from '../shared/schemas.ts';
 import { type Engine, NoModelError } from './engine.ts';
 import { guardInferServer } from './infer-guard.ts';
-import type { Classified } from './model.ts';
+import type { Classified, LoadedModel } from './model.ts';
 import { toResult, truthColumn } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
 
@@ -30,58 +37,6 @@ export function parseSourceSpec(text: string, extra: { rate?: number; limit?: nu
   throw new EdgeloopError(`unknown source '${text}': use csv:FILE or stdin`);
 }
 
-/** Parses CSV text (RFC 4180 quoting) into rows keyed by the header. */
-export function parseCsv(text: string): { header: string[]; rows: Record<string, string>[] } {
-  const records: string[][] = [];
-  let field = '';
-  let record: string[] = [];
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      record.push(field);
-      field = '';
-    } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      record.push(field);
-      if (record.length > 1 || record[0] !== '') records.push(record);
-      record = [];
-      field = '';
-    } else field += ch;
-  }
-  if (field !== '' || record.length > 0) {
-    record.push(field);
-    records.push(record);
-  }
-  const [header, ...body] = records;
-  if (!header) return { header: [], rows: [] };
-  const names = header.map((name) => name.trim());
-  return {
-    header: names,
-    rows: body.map((values) => Object.fromEntries(names.map((name, i) => [name, values[i] ?? '']))),
-  };
-}
-
-/**
- * A CSV field as a number when the number prints back as exactly the same text ("21.5",
- * "-3", not "21.50", " 7" or "nan"), else the string. Every feature transform and the truth
- * label see the same value either way (String(21.5) === "21.5"); numeric features just skip
- * re-parsing the text on every replay loop.
- */
-export function exactNumber(text: string): string | number {
-  const value = Number(text);
-  return text !== '' && Number.isFinite(value) && String(value) === text ? value : text;
-}
-
-export type Reading = Record<string, string | number>;
-
 /** The CSV file as readings, parsed once (replay loops over the same objects). */
 export function loadCsvFile(file: string): Reading[] {
   let text: string;
@@ -90,13 +45,9 @@ export function loadCsvFile(file: string): Reading[] {
   } catch (error) {
     throw new EdgeloopError(`cannot read the CSV source ${file}: ${errorMessage(error)}`);
   }
-  const { rows } = parseCsv(text);
+  const { rows } = parseCsvReadings(text, `the CSV source ${file}: `);
   if (rows.length === 0) throw new EdgeloopError(`the CSV source ${file} has a header but no rows`);
-  return rows.map((row) => {
-    const reading: Reading = {};
-    for (const [key, text] of Object.entries(row)) reading[key] = exactNumber(text);
-    return reading;
-  });
+  return rows;
 }
 
 /** Bound on the transformed copy of a CSV source: 8 Mi values (32 MiB). */
@@ -206,13 +157,15 @@ export interface CsvReplayContext {
   batcher: ResultStream;
   labelColumn: () => string;
   stopped: () => boolean;
-  /** Called after each chunk with the next position. */
-  onProgress?: (next: number) => void;
+  /** Called after each chunk with the next position and how many of its readings were answered. */
+  onProgress?: (next: number, answered: number) => void;
   /** Sees each chunk's readings and what the model said (hard-example sampling). */
   onClassified?: (chunk: ClassifiedChunk) => void;
   /** Resolves when the next chunk may be read (the source pauses while the disk is full). */
   gate?: () => Promise<void>;
   chunk?: number;
+  /** A reading the serving model may not answer: counted and sampled, never answered. */
+  refuse?: (refusal: Refusal, reading: unknown) => void;
 }
 
 /**
@@ -227,16 +180,16 @@ export async function runCsvReplay(
   ctx: CsvReplayContext,
 ): Promise<number> {
   const prepared = new PreparedRows(rows);
+  const checks = new RowChecks(rows);
   let lastYield = performance.now();
   let truthsOf: string | undefined; // the label column the writer has the truths of
   let pos = start;
   const pace = new ReplayPace(spec, start, ctx);
-  for (;;) {
-    const n = await pace.next(pos);
-    if (n === undefined) break;
+  /** Answers readings first .. end - 1 in one predict. */
+  const answer = (first: number, end: number) => {
+    const n = end - first;
     const batch: RawRow[] = new Array(n);
-    for (let i = 0; i < n; i++) batch[i] = rows[(pos + i) % rows.length] as RawRow;
-    const first = pos;
+    for (let i = 0; i < n; i++) batch[i] = rows[(first + i) % rows.length] as RawRow;
     const ts = Date.now();
     const classified = ctx.engine.classifyRows(batch, performance.now(), (model) =>
       prepared.input(model, model.manifest.preprocessing, first, n),
@@ -247,10 +200,27 @@ export async function runCsvReplay(
       truthsOf = labelColumn;
     }
     ctx.onClassified?.({ first, rows: batch, classified, ts });
-    pos += n;
     const { version, labels, best, confidence, latencyMs } = classified;
-    ctx.batcher.addReplay({ version, first, labels, best, confidence, latencyMs, ts, csvNext: pos });
-    ctx.onProgress?.(pos);
+    ctx.batcher.addReplay({ version, first, labels, best, confidence, latencyMs, ts, csvNext: end });
+  };
+  for (;;) {
+    const n = await pace.next(pos);
+    if (n === undefined) break;
+    // Readings the serving model may not answer split the chunk into runs it answers.
+    const model = ctx.engine.serving;
+    let runStart = pos;
+    let refused = 0;
+    for (let p = pos; model && p < pos + n; p++) {
+      const refusal = checks.refusal(model, p % rows.length);
+      if (!refusal) continue;
+      if (p > runStart) answer(runStart, p);
+      ctx.refuse?.(refusal, rows[p % rows.length]);
+      refused++;
+      runStart = p + 1;
+    }
+    if (pos + n > runStart) answer(runStart, pos + n);
+    pos += n;
+    ctx.onProgress?.(pos, n - refused);
     await ctx.batcher.drain();
     // An unpaced replay lets the event loop run (MQTT, HTTP, finished writes) every few ms,
     // not every chunk: each turn also runs V8's pending tasks, which costs the predicts.
@@ -260,6 +230,41 @@ export async function runCsvReplay(
     }
   }
   return pos;
+}
+
+/**
+ * Which replay rows the serving model may answer, checked once per row per model (a refusal
+ * depends on the model's features and its maxMissingFeatures; the replay loops over the
+ * same rows).
+ */
+class RowChecks {
+  private owner: LoadedModel | undefined;
+  /** Per row: 0 unchecked, 1 answerable, 2 refused. */
+  private state = new Uint8Array(0);
+
+  constructor(private readonly rows: readonly RawRow[]) {}
+
+  refusal(model: LoadedModel, row: number): Refusal | undefined {
+    if (model !== this.owner) {
+      this.owner = model;
+      this.state = new Uint8Array(this.rows.length);
+    }
+    if (this.state[row] === 1) return undefined;
+    const refusal = modelRefusal(model, this.rows[row] as RawRow);
+    this.state[row] = refusal ? 2 : 1;
+    return refusal;
+  }
+}
+
+/** Why `model` may not answer `row` (it lacks too many of the model's features), if so. */
+export function modelRefusal(model: LoadedModel, row: RawRow): Refusal | undefined {
+  const { preprocessing, maxMissingFeatures } = model.manifest;
+  return readingRefusal(preprocessing, row, maxMissingFeatures ?? 0);
+}
+
+/** A reading that could not be parsed, as a refusal. */
+export function unreadable(error: unknown): Refusal {
+  return { reason: 'unreadable', message: errorMessage(error) };
 }
 
 /** JSON lines on a stream (stdin): one reading per line, one result line back per reading. */
@@ -276,6 +281,7 @@ export async function runJsonLines(
     onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
     /** Resolves when the next line may be read (the source pauses while the disk is full). */
     gate?: () => Promise<void>;
+    refuse?: (refusal: Refusal, reading: unknown) => void;
   },
 ): Promise<number> {
   let n = 0;
@@ -287,7 +293,14 @@ export async function runJsonLines(
     try {
       row = parseReading(JSON.parse(line));
     } catch (error) {
-      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}` }));
+      ctx.refuse?.(unreadable(error), line);
+      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}`, reason: 'unreadable' }));
+      continue;
+    }
+    const refusal = ctx.engine.serving && modelRefusal(ctx.engine.serving, row);
+    if (refusal) {
+      ctx.refuse?.(refusal, row);
+      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${refusal.message}`, reason: refusal.reason }));
       continue;
     }
     const inferred = await ctx.engine.submit(row);
@@ -317,17 +330,6 @@ export async function* nonEmptyLines(
   }
 }
 
-/** A reading is a flat JSON object of strings, numbers or nulls. */
-export function parseReading(value: unknown): RawRow {
-  if (!value || typeof value !== 'object' || Array.isArray(value))
-    throw new Error('a reading is a JSON object such as {"temp": 21.5, "vibration": 0.2}');
-  for (const [key, inner] of Object.entries(value)) {
-    if (inner !== null && typeof inner !== 'string' && typeof inner !== 'number')
-      throw new Error(`field '${key}' must be a string, a number or null`);
-  }
-  return value as RawRow;
-}
-
 export interface InferServer {
   port: number;
   close(): Promise<void>;
@@ -345,6 +347,7 @@ export async function startInferServer(
     nextId: () => string;
     labelColumn: () => string;
     status: () => unknown;
+    refuse?: (refusal: Refusal, reading: unknown) => void;
     /** Serving a windowed model: answers the request body instead (device/window-sources.ts). */
     window?: { active: () => boolean; answer: (body: string) => Promise<{ code: number; body: unknown }> };
   },
@@ -369,11 +372,18 @@ export async function startInferServer(
       const answer = await ctx.window.answer(Buffer.concat(chunks).toString('utf8'));
       return send(res, answer.code, answer.body);
     }
+    const body = Buffer.concat(chunks).toString('utf8');
     let row: RawRow;
     try {
-      row = parseReading(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      row = parseReading(JSON.parse(body));
     } catch (error) {
-      return send(res, 400, { error: errorMessage(error) });
+      ctx.refuse?.(unreadable(error), body);
+      return send(res, 400, { error: errorMessage(error), reason: 'unreadable' });
+    }
+    const refusal = ctx.engine.serving && modelRefusal(ctx.engine.serving, row);
+    if (refusal) {
+      ctx.refuse?.(refusal, row);
+      return send(res, 422, { error: refusal.message, reason: refusal.reason });
     }
     try {
       const inferred = await ctx.engine.submit(row);

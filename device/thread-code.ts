@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 
 /** The device's worker threads, by entry file (in device/). */
-export const THREAD_ENTRIES = ['result-writer-thread.ts', 'window-lane-thread.ts'] as const;
+export const THREAD_ENTRIES = ['result-writer-thread.ts'] as const;
 export type ThreadEntry = (typeof THREAD_ENTRIES)[number];
 
 const bundled = new Map<ThreadEntry, string>();

@@ -23,7 +23,7 @@ export function windowInputOf(model: LoadedModel): WindowInput {
 
 /**
  * Model inputs for `windows`, row-major, ready for `classifyInput`; `computed[i]`, where
- * given, is window i's input already made (by the window lane thread).
+ * given, is window i's input already made (with the window, while its values were at hand).
  */
 export function windowBatch(
   model: LoadedModel,

@@ -4,23 +4,22 @@
  * whole window as {"readings": [...]}). Results go to the device's ResultStream as for rows.
  */
 import type { Readable } from 'node:stream';
+import { parseReading, type Reading } from '../shared/dataset/readings.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import type { InferenceResult } from '../shared/schemas.ts';
 import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
 import { type Engine, NoModelError } from './engine.ts';
-import { encodeWindowResults } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
+import { type CsvReplayContext, nonEmptyLines, ReplayPace, YIELD_EVERY_MS } from './sources.ts';
 import {
-  type CsvReplayContext,
-  nonEmptyLines,
-  parseReading,
-  type Reading,
-  ReplayPace,
-  YIELD_EVERY_MS,
-} from './sources.ts';
-import { WindowLane } from './window-lane.ts';
-import { ReplayReadings, type WindowResult, WindowStream } from './window-stream.ts';
+  DEFAULT_SERIES_LIMITS,
+  ReplayReadings,
+  type SeriesLimits,
+  type SeriesStats,
+  type WindowResult,
+  WindowStream,
+} from './window-stream.ts';
 
 /**
  * Windows an unpaced replay gathers before one predict (and one hand-over to the writer
@@ -30,32 +29,27 @@ export const REPLAY_BATCH = PREDICT_BATCH;
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/**
- * Readings an unpaced replay takes at a time with the window lane (a paced one takes what is
- * due): each chunk is a lane command, and fewer, larger commands mean fewer hand-overs in
- * which the lane sleeps and is woken (a futex wake of the other core). Device bench, spectral,
- * in one process: 512 readings 0.80-0.86x, 2,048 0.90-0.94x; raw the same at both.
- */
-const WINDOW_LANE_CHUNK = 2048;
-
 /** Hands results to the batcher grouped by version (a swap may land between two windows). */
 function addResults(batcher: ResultStream, results: readonly WindowResult[], csvNext?: number) {
   let from = 0;
   for (let i = 1; i <= results.length; i++) {
     if (i === results.length || results[i]?.version !== results[from]?.version) {
       const group = results.slice(from, i);
-      const version = group[0]?.version as number;
-      const objects = group.map((r) => r.result);
-      // Summary mode folds result objects into cells; detail batches take them as bytes.
-      if (batcher.folds) batcher.add(version, objects, csvNext);
-      else batcher.addEncoded(version, encodeWindowResults(objects), csvNext);
+      batcher.add(
+        group[0]?.version as number,
+        group.map((r) => r.result),
+        csvNext,
+      );
       from = i;
     }
   }
 }
 
 /** The row replay's context, with window results in place of classified chunks. */
-export interface WindowReplayContext extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified'> {
+export interface WindowReplayContext
+  extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified' | 'onProgress' | 'refuse'> {
+  /** Called after each chunk with the next position. */
+  onProgress?: (next: number) => void;
   /** Each flush's windows and results (hard-example sampling). */
   onResults?: (results: readonly WindowResult[]) => void;
   log?: (line: string) => void;
@@ -64,10 +58,10 @@ export interface WindowReplayContext extends Omit<CsvReplayContext, 'labelColumn
 /**
  * Replays long-format rows from position `start` (reading p is row p mod rows) until
  * `limit` or stop; an unpaced replay predicts once per 1,024 windows or so, a paced one every
- * chunk, each predict over every window ready across series. Result
- * ids are `${thing}:${loop}:${series}:${window end}`: a looping replay never reuses one.
- * After a restart the buffers refill from the checkpoint, so windows that spanned the restart
- * are not made.
+ * chunk, each predict over every window ready across series. Result ids are
+ * `${thing}:${loop}:${series}:${window end}`: a looping replay never reuses one. After a
+ * restart the buffers refill from the checkpoint, so windows that spanned the restart are
+ * not made.
  */
 export async function runWindowReplay(
   rows: readonly Reading[],
@@ -75,38 +69,12 @@ export async function runWindowReplay(
   start: number,
   ctx: WindowReplayContext,
 ): Promise<number> {
-  // A second core windows some of the series (window-lane.ts), if this machine has one free.
-  const lane = WindowLane.acquire();
-  try {
-    return await replayWindows(rows, spec, start, ctx, lane);
-  } finally {
-    lane?.release();
-  }
-}
-
-async function replayWindows(
-  rows: readonly Reading[],
-  spec: { rate?: number; limit?: number },
-  start: number,
-  ctx: WindowReplayContext,
-  lane: WindowLane | undefined,
-): Promise<number> {
-  // The pass over the file each lane command's readings came from: a flush that does not wait
-  // for the lane may hold windows of the pass before (a pass starts at lane command `from`).
-  const loops = [{ from: 0, loop: Math.floor(start / rows.length) }];
-  const loopOf = (seq: number) => {
-    for (let i = loops.length - 1; i > 0; i--)
-      if ((loops[i] as { from: number }).from <= seq) return (loops[i] as { loop: number }).loop;
-    return (loops[0] as { loop: number }).loop;
-  };
-  const stream = new WindowStream(
-    ctx.engine,
-    (w, seq) => `${ctx.thing}:${loopOf(seq)}:${w.series}:${Math.round(w.end)}`,
-    lane,
-  );
+  // The pass over the file the windows being made belong to (a flush ends every pass).
+  let loop = Math.floor(start / rows.length);
+  const stream = new WindowStream(ctx.engine, (w) => `${ctx.thing}:${loop}:${w.series}:${Math.round(w.end)}`);
   let lastYield = performance.now();
   let pos = start;
-  const pace = new ReplayPace(spec, start, lane && !ctx.chunk ? { ...ctx, chunk: WINDOW_LANE_CHUNK } : ctx);
+  const pace = new ReplayPace(spec, start, ctx);
   let refusedLogged = 0;
   // The file's readings as typed columns, read once per serving model (each pass reuses them).
   const readings = new ReplayReadings(rows);
@@ -117,15 +85,6 @@ async function replayWindows(
     if (results.length === 0) return;
     ctx.onResults?.(results);
     addResults(ctx.batcher, results, next);
-  };
-  // With the lane, a flush may leave the windows of the latest readings for the next one: a
-  // checkpoint is the end of the latest chunk whose windows are all out (lane commands before it).
-  const chunks: { commands: number; next: number }[] = [];
-  let checkpoint = start;
-  const checkpointAfterFlush = () => {
-    while (chunks.length > 0 && (chunks[0]?.commands as number) <= stream.flushedThrough)
-      checkpoint = (chunks.shift() as { next: number }).next;
-    return checkpoint;
   };
   for (;;) {
     // The disk gate and the pace, as for rows: a full disk pauses the replay before it reads on.
@@ -138,13 +97,10 @@ async function replayWindows(
       const row = p % rows.length;
       if (row === 0 && p > start) {
         // The file starts over: its times go back, so every series starts a new segment.
-        results.push(...stream.flush({ wait: false }));
+        results.push(...stream.flush());
         stream.endAll();
-        results.push(...stream.flush({ wait: false }));
-        loops.push({ from: stream.laneCommands, loop: Math.floor(p / rows.length) });
-        // Passes whose windows are all out are not looked up again.
-        while (loops.length > 1 && (loops[1] as { from: number }).from <= stream.flushedThrough)
-          loops.shift();
+        results.push(...stream.flush());
+        loop = Math.floor(p / rows.length);
       }
       const to = Math.min(rows.length, row + pos + n - p);
       stream.pushRows(readings, row, to, arrivedAt, onRefused);
@@ -156,12 +112,11 @@ async function replayWindows(
       results.push(...stream.flush());
       stream.endAll();
     }
-    chunks.push({ commands: stream.laneCommands, next: pos });
     // An unpaced replay lets windows gather across chunks, so one predict takes many; whatever
     // is stored with a checkpoint includes every window its readings completed.
     if (spec.rate || last || results.length > 0 || stream.pending >= REPLAY_BATCH)
-      results.push(...stream.flush({ wait: Boolean(spec.rate) || last }));
-    emit(results, checkpointAfterFlush());
+      results.push(...stream.flush());
+    emit(results, pos);
     ctx.onProgress?.(pos);
     await ctx.batcher.drain();
     if (!spec.rate && performance.now() - lastYield >= YIELD_EVERY_MS) {
@@ -181,11 +136,12 @@ async function replayWindows(
  */
 export class LiveWindows {
   private readonly stream: WindowStream;
-  private waiting: {
-    count: number;
-    resolve: (results: WindowResult[]) => void;
-    reject: (e: Error) => void;
-  }[] = [];
+  /** Submitters waiting for the windows their reading completed, by the reading's tag. */
+  private waiting = new Map<
+    number,
+    { resolve: (results: WindowResult[]) => void; reject: (e: Error) => void }
+  >();
+  private nextTag = 0;
   private scheduled: NodeJS.Immediate | undefined;
 
   constructor(
@@ -193,19 +149,30 @@ export class LiveWindows {
     idPrefix: string,
     /** Sees every window result (hard-example sampling). */
     private readonly onResults?: (results: readonly WindowResult[]) => void,
+    limits: SeriesLimits = DEFAULT_SERIES_LIMITS,
+    now?: () => number,
   ) {
-    this.stream = new WindowStream(engine, (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`);
+    this.stream = new WindowStream(engine, (w) => `${idPrefix}${w.series}:${Math.round(w.end)}`, limits, now);
   }
 
-  /** Pushes a reading; resolves with the results of the windows it completed. */
+  /** The open series, evicted and refused at the limit (for the status). */
+  get series(): SeriesStats {
+    return this.stream.series;
+  }
+
+  /**
+   * Pushes a reading; resolves with the results of the windows it completed. They are matched
+   * by the reading's tag, not by position: a model swap before the predict drops the pending
+   * windows, and no submitter may get another's.
+   */
   submit(row: RawRow): Promise<WindowResult[]> {
-    const before = this.stream.pending;
-    const refused = this.stream.push(row);
+    const tag = ++this.nextTag;
+    const before = this.stream.completed;
+    const refused = this.stream.push(row, performance.now(), tag);
     if (refused) return Promise.reject(new Error(refused));
-    const count = this.stream.pending - before;
-    if (count <= 0) return Promise.resolve([]);
+    if (this.stream.completed === before) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ count, resolve, reject });
+      this.waiting.set(tag, { resolve, reject });
       this.scheduled ??= setImmediate(() => this.run());
     });
   }
@@ -220,17 +187,20 @@ export class LiveWindows {
   private run() {
     this.scheduled = undefined;
     const waiting = this.waiting;
-    this.waiting = [];
+    this.waiting = new Map();
     try {
       const results = this.stream.flush();
       if (results.length) this.onResults?.(results);
-      let at = 0;
-      for (const item of waiting) {
-        item.resolve(results.slice(at, at + item.count));
-        at += item.count;
+      const byTag = new Map<number, WindowResult[]>();
+      for (const result of results) {
+        if (result.tag === undefined) continue;
+        const mine = byTag.get(result.tag);
+        if (mine) mine.push(result);
+        else byTag.set(result.tag, [result]);
       }
+      for (const [tag, item] of waiting) item.resolve(byTag.get(tag) ?? []);
     } catch (error) {
-      for (const item of waiting) item.reject(error as Error);
+      for (const item of waiting.values()) item.reject(error as Error);
     }
   }
 }

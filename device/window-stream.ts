@@ -14,37 +14,50 @@ import { SeriesWindower, type Window, windowsOf, windowValues } from '../shared/
 import { type Engine, NoModelError } from './engine.ts';
 import type { LoadedModel } from './model.ts';
 import { windowResult } from './result-encoding.ts';
-import { laneBehindLimit, type WindowLane } from './window-lane.ts';
-import type { LaneColumns } from './window-lane-protocol.ts';
 import { windowBatch, windowInputOf } from './window-model.ts';
 
 export interface WindowResult {
   result: InferenceResult;
   window: Window;
   version: number;
+  /** The tag of the push whose reading completed the window (a live request), if any. */
+  tag?: number;
+}
+
+/**
+ * Bounds on the series a live stream keeps a buffer for: a gateway fed by stdin or HTTP
+ * sees whatever series names its senders make up. A series with no reading for `idleMs` is
+ * evicted (its buffer dropped; a reading after that starts it afresh); a new series beyond
+ * `maxSeries` open ones is refused.
+ */
+export interface SeriesLimits {
+  maxSeries: number;
+  idleMs: number;
+}
+
+export const DEFAULT_SERIES_LIMITS: SeriesLimits = { maxSeries: 10_000, idleMs: 600_000 };
+
+/** The live series, as the status reports them. */
+export interface SeriesStats {
+  open: number;
+  evicted: number;
+  /** Readings refused because `maxSeries` series were open. */
+  refusedAtLimit: number;
 }
 
 interface Ready {
   window: Window;
   arrivedAt: number;
-  /** The model input, when the window lane computed it. */
-  input?: Float32Array;
-  /** The lane command whose readings completed it (0 without a lane). */
-  seq: number;
+  tag?: number;
+  /** The model input, made with the window. */
+  input: Float32Array;
 }
 
 /** Most windows one predict takes (tfjs runs them as one batch). */
 const MAX_BATCH = PREDICT_BATCH;
-/** Windows worth a predict of their own while a waiting flush lets the lane finish. */
-const OVERLAP_BATCH = 256;
 
 /** Bound on a source's readings kept as columns: 8 Mi values (about 32 MiB). */
 const COLUMNS_MAX_VALUES = 8 * 2 ** 20;
-
-/** A typed array over shared memory, so the window lane thread reads it without a copy. */
-function sharedArray<T>(of: new (buffer: SharedArrayBuffer) => T, bytesPer: number, n: number): T {
-  return new of(new SharedArrayBuffer(Math.max(1, n) * bytesPer));
-}
 
 /** Readings read into columns at a time (ReadingColumns.read reads whole blocks). */
 const COLUMN_BLOCK = 4096;
@@ -54,9 +67,8 @@ const COLUMN_BLOCK = 4096;
  * values (float32, as a reading pushed on its own is kept), series and label, read from its
  * row once. A looping CSV replay then windows from typed arrays on every pass, as the row
  * replay predicts from rows it transformed once (PreparedRows), with no property lookup or
- * number parsing per reading. Rows are read in blocks when first replayed (`read`), so the
- * window lane windows the first readings while this thread reads the next. The columns are
- * in shared memory, for the lane.
+ * number parsing per reading. Rows are read in blocks when first replayed (`read`), so a
+ * replay's first windows do not wait for the whole file to be read.
  */
 export class ReadingColumns {
   readonly times: Float64Array;
@@ -70,11 +82,7 @@ export class ReadingColumns {
   readonly refusals = new Map<number, string>();
   /** 1 where `refusals` has an entry (a typed flag is cheaper to test per reading than a Map). */
   readonly refused: Uint8Array;
-  /** Each reading's label as an index into `labelNames` (-1: none), for the window lane. */
-  readonly labelIndex: Int32Array;
-  readonly labelNames: string[] = [];
   private readonly seriesAt = new Map<string, number>();
-  private readonly labelAt = new Map<string, number>();
   /** 1 for each block of COLUMN_BLOCK rows read. */
   private readonly blocksRead: Uint8Array;
   /** Channels per reading. */
@@ -87,12 +95,11 @@ export class ReadingColumns {
   ) {
     const width = spec.channels.length;
     const n = rows.length;
-    this.times = sharedArray(Float64Array, 8, n);
-    this.values = sharedArray(Float32Array, 4, n * width).subarray(0, n * width);
-    this.series = sharedArray(Int32Array, 4, n);
+    this.times = new Float64Array(n);
+    this.values = new Float32Array(n * width);
+    this.series = new Int32Array(n);
     this.labels = new Array(n).fill(undefined);
-    this.refused = sharedArray(Uint8Array, 1, n);
-    this.labelIndex = sharedArray(Int32Array, 4, n);
+    this.refused = new Uint8Array(n);
     this.blocksRead = new Uint8Array(Math.ceil(n / COLUMN_BLOCK));
     this.width = width;
   }
@@ -118,8 +125,6 @@ export class ReadingColumns {
     const [k0 = '', k1 = '', k2 = '', k3 = ''] = channels;
     let lastSeries: string | undefined;
     let lastSeriesIndex = 0;
-    let lastLabel: string | undefined;
-    let lastLabelIndex = -1;
     for (let i = from; i < to; i++) {
       const row = rows[i] as RawRow;
       let why: string | undefined;
@@ -139,22 +144,14 @@ export class ReadingColumns {
         this.refusals.set(i, why);
       }
       const name = seriesName(seriesColumn ? row[seriesColumn] : '');
-      // Neighbouring readings mostly share their series and label: look up only on a change.
+      // Neighbouring readings mostly share their series: look it up only on a change.
       if (name !== lastSeries) {
         lastSeries = name;
         lastSeriesIndex = this.seriesAt.get(name) ?? this.seriesNames.push(name) - 1;
         this.seriesAt.set(name, lastSeriesIndex);
       }
       this.series[i] = lastSeriesIndex;
-      const label = labelValue(row[labelColumn]);
-      if (label !== lastLabel) {
-        lastLabel = label;
-        lastLabelIndex =
-          label === undefined ? -1 : (this.labelAt.get(label) ?? this.labelNames.push(label) - 1);
-        if (label !== undefined) this.labelAt.set(label, lastLabelIndex);
-      }
-      this.labels[i] = label;
-      this.labelIndex[i] = lastLabelIndex;
+      this.labels[i] = labelValue(row[labelColumn]);
     }
   }
 
@@ -166,12 +163,6 @@ export class ReadingColumns {
       return why;
     }
     return why ?? channelRefusal(this.spec.channels[c] as string, raw);
-  }
-
-  /** These columns as the window lane takes them (shared memory only). */
-  forLane(): LaneColumns {
-    const { times, values, series, refused, labelIndex } = this;
-    return { times, values, series, refused, labelIndex };
   }
 
   /** Whether these columns were read for `spec` and `labelColumn`. */
@@ -207,9 +198,8 @@ export class ReplayReadings {
 
 export class WindowStream {
   private readonly windowers = new Map<string, SeriesWindower>();
-  /** Windows this thread made, and those the lane made, each in lane command order. */
+  /** Windows made and not yet classified, oldest first. */
   private ready: Ready[] = [];
-  private laneReady: Ready[] = [];
   private owner: LoadedModel | undefined;
   private arrivedAt = 0;
   private reading: Reading = { series: '', time: 0, values: new Float32Array(0), label: undefined };
@@ -223,28 +213,55 @@ export class WindowStream {
   } = { columns: undefined, generation: -1, windowers: [] };
   /** Readings refused (out of time order, repeated, not numeric). */
   refused = 0;
-  /** Whether the lane windows some of pushRows' series for the serving model now. */
-  private laneActive = false;
-  /** pushRows' latest refusal listener, for the readings the lane refuses. */
-  private onLaneRefused: ((index: number, why: string) => void) | undefined;
-  private laneColumns: ReadingColumns | undefined;
-  /** Which thread windows each series (by index) until the windowers end: true for the lane. */
-  private laneOwned: (boolean | undefined)[] = [];
-  /** The lane command the readings being pushed belong to (their windows carry it). */
-  private seq = 0;
-  /** Lane commands whose windows the last flush took all of (every one, without a lane). */
-  flushedThrough = Number.POSITIVE_INFINITY;
+  /** Windows completed so far (a submitter sees whether its reading completed one). */
+  completed = 0;
+  /** The tag of the reading being pushed (live requests), carried by the windows it completes. */
+  private tag: number | undefined;
+  /** Under `limits`: when each series last had a reading (ms, `now`). */
+  private readonly seenAt = new Map<string, number>();
+  private lastSweep = 0;
+  private readonly seriesStats: SeriesStats = { open: 0, evicted: 0, refusedAtLimit: 0 };
 
   constructor(
     private readonly engine: Engine,
-    /**
-     * A result's id from its window (stable for the same readings) and the lane command its
-     * readings came in (0 without a lane).
-     */
-    private readonly idOf: (window: Window, seq: number) => string,
-    /** A second thread for some series of pushRows (the CSV replay), if the machine has the core. */
-    private readonly lane?: WindowLane,
+    /** A result's id from its window (stable for the same readings). */
+    private readonly idOf: (window: Window) => string,
+    /** Bounds for a live stream (the replay's series are bounded by its file). */
+    private readonly limits?: SeriesLimits,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  /** The open series, and how many were evicted or refused at the limit. */
+  get series(): SeriesStats {
+    return { ...this.seriesStats, open: this.windowers.size };
+  }
+
+  /**
+   * Under `limits`: evicts series idle for `idleMs` (looked at every tenth of it, or when a
+   * new series finds the limit reached); false when `series` is new and may not open.
+   */
+  private admit(series: string): boolean {
+    const limits = this.limits;
+    if (!limits) return true;
+    const now = this.now();
+    const isNew = !this.windowers.has(series);
+    if (now - this.lastSweep >= limits.idleMs / 10 || (isNew && this.windowers.size >= limits.maxSeries)) {
+      this.lastSweep = now;
+      for (const [name, seen] of this.seenAt) {
+        if (now - seen < limits.idleMs) continue;
+        this.seenAt.delete(name);
+        this.windowers.delete(name);
+        this.seriesStats.evicted++;
+        this.generation++;
+      }
+    }
+    if (isNew && this.windowers.size >= limits.maxSeries) {
+      this.seriesStats.refusedAtLimit++;
+      return false;
+    }
+    this.seenAt.set(series, now);
+    return true;
+  }
 
   /** The serving model's window block; a swap to another model empties the buffers. */
   private current: { model: LoadedModel; window: WindowManifest } | undefined;
@@ -258,17 +275,17 @@ export class WindowStream {
     if (model !== this.owner) {
       this.clearWindowers();
       this.ready = [];
-      this.laneReady = [];
-      // The lane's windows are the old model's: configure drops them before it windows again.
-      this.laneActive = false;
       this.owner = model;
     }
     this.current = { model, window };
     return this.current;
   }
 
-  /** Feeds one reading; returns why it was refused, or undefined. */
-  push(row: RawRow, arrivedAt = performance.now()): string | undefined {
+  /**
+   * Feeds one reading; returns why it was refused, or undefined. The windows it completes
+   * carry `tag` into their results.
+   */
+  push(row: RawRow, arrivedAt = performance.now(), tag?: number): string | undefined {
     const { model, window } = this.window();
     const { spec } = window;
     // One reading object reused (the windower copies the values at once): no garbage per reading.
@@ -280,9 +297,15 @@ export class WindowStream {
       this.refused++;
       return refused;
     }
+    if (!this.admit(reading.series)) {
+      this.refused++;
+      return `series '${reading.series}' would be one more than the ${this.limits?.maxSeries} open series this gateway keeps (maxSeries): older series close after ${Math.round((this.limits?.idleMs ?? 0) / 1000)} s without readings (seriesIdleSeconds)`;
+    }
     const windower = this.windowerOf(reading.series);
     this.arrivedAt = arrivedAt;
+    this.tag = tag;
     const outcome = windower.push(reading.time, reading.values, reading.label);
+    this.tag = undefined;
     if (outcome === 'ok') return undefined;
     this.refused++;
     return refusal(outcome, windower);
@@ -294,12 +317,17 @@ export class WindowStream {
     if (!windower) {
       const spec = (this.current as { window: WindowManifest }).window.spec;
       const input = windowInputOf((this.current as { model: LoadedModel }).model);
-      // The model input is made with the window, so a series costs this thread its features
-      // when it windows it (as the lane's do), not at the next predict.
+      // The model input is made with the window, while its values are at hand.
       windower = new SeriesWindower(series, spec, (w) => {
         const x = windowValues(input.width);
         input.into(w, x, 0);
-        this.ready.push({ window: w, arrivedAt: this.arrivedAt, seq: this.seq, input: x });
+        this.completed++;
+        this.ready.push({
+          window: w,
+          arrivedAt: this.arrivedAt,
+          input: x,
+          ...(this.tag !== undefined ? { tag: this.tag } : {}),
+        });
       });
       this.windowers.set(series, windower);
     }
@@ -309,8 +337,8 @@ export class WindowStream {
   /** Every windower is gone (a swap, the end of a pass): the per-index cache of pushRows with them. */
   private clearWindowers() {
     this.windowers.clear();
+    this.seenAt.clear();
     this.generation++;
-    this.laneOwned = [];
   }
 
   /**
@@ -340,18 +368,6 @@ export class WindowStream {
     columns.read(from, to);
     const { times, values, series, labels, refused, seriesNames } = columns;
     this.arrivedAt = arrivedAt;
-    // The lane's series first, so it windows them while this thread windows its own.
-    const lane = this.lane;
-    if (lane) {
-      lane.configure(columns, window);
-      this.laneActive = true;
-      this.laneColumns = columns;
-      this.onLaneRefused = onRefused;
-      this.assignSeries(lane, columns, from, to, window.features.kind);
-      this.seq = lane.handed;
-      lane.push(from, to, arrivedAt);
-    }
-    const laneOwned = this.laneOwned;
     for (let i = from; i < to; ) {
       if (refused[i] === 1) {
         this.refused++;
@@ -363,10 +379,6 @@ export class WindowStream {
       const s = series[i] as number;
       let end = i + 1;
       while (end < to && series[end] === s && refused[end] === 0) end++;
-      if (lane && laneOwned[s] === true) {
-        i = end;
-        continue;
-      }
       let windower = windowers[s];
       if (!windower) {
         windower = this.windowerOf(seriesNames[s] as string);
@@ -380,42 +392,6 @@ export class WindowStream {
           i++;
         }
       }
-    }
-  }
-
-  /**
-   * Gives each series that starts in readings `from` .. `to - 1` to a thread: the lane while
-   * it keeps up (laneBehindLimit), else this one. Series that start together in one chunk
-   * (interleaved readings) alternate, the lane taking two in three, as the backlog cannot yet
-   * tell how the lane keeps up with them (a raw model's all go to the lane).
-   */
-  private assignSeries(
-    lane: WindowLane,
-    columns: ReadingColumns,
-    from: number,
-    to: number,
-    features: WindowManifest['features']['kind'],
-  ) {
-    const { series, refused } = columns;
-    const limit = laneBehindLimit(features);
-    const laneOwned = this.laneOwned;
-    let starting = 0;
-    for (let i = from; i < to; ) {
-      if (refused[i] === 1) {
-        i++;
-        continue;
-      }
-      const s = series[i] as number;
-      // Past the run of this series' readings at once (most chunks are one or two runs).
-      let end = i + 1;
-      while (end < to && series[end] === s) end++;
-      i = end;
-      if (laneOwned[s] !== undefined) continue;
-      // Readings the lane is behind by, as commands of this chunk's size.
-      const behind = lane.behind * (to - from);
-      const toLane = behind <= limit && (limit === Number.POSITIVE_INFINITY || starting++ % 3 !== 2);
-      laneOwned[s] = toLane;
-      if (toLane) lane.own(s);
     }
   }
 
@@ -446,83 +422,25 @@ export class WindowStream {
       throw new Error(
         `${rows.length} readings over ${times.length ? (times[times.length - 1] as number) - (times[0] as number) : 0} ms make no window: a window is ${spec.samples} samples at ${spec.frequencyHz} Hz, with no gap over ${spec.maxGapMs} ms`,
       );
-    const [result] = this.classify([{ window: last, arrivedAt, seq: 0 }]);
+    const input = windowInputOf(model);
+    const x = windowValues(input.width);
+    input.into(last, x, 0);
+    const [result] = this.classify([{ window: last, arrivedAt, input: x }]);
     return result as WindowResult;
   }
 
-  /** Commands handed to the lane so far (0 without one): what `flushedThrough` counts. */
-  get laneCommands(): number {
-    return this.laneActive && this.lane ? this.lane.handed : 0;
-  }
-
-  /** Windows a flush would take now (with the lane: of the readings both threads have windowed). */
+  /** Windows a flush would classify now. */
   get pending(): number {
-    if (!this.laneActive || !this.lane) return this.ready.length;
-    const done = this.lane.done;
-    return countBefore(this.ready, done) + countBefore(this.laneReady, done) + this.lane.pending;
+    return this.ready.length;
   }
 
-  /**
-   * The lane's windows (of every reading handed to it, under `wait`), and its refusals;
-   * returns how many lane commands they complete.
-   */
-  private takeLane(lane: WindowLane, wait: boolean): number {
-    const { windows, done } = wait ? { windows: lane.settle(), done: lane.handed } : lane.take();
-    for (const item of windows) this.laneReady.push(item);
-    const columns = this.laneColumns;
-    for (const { index, outcome, latest } of lane.takeRefusals()) {
-      this.refused++;
-      const series = columns && index >= 0 ? columns.seriesNames[columns.series[index] as number] : '?';
-      this.onLaneRefused?.(index, refusalText(outcome, series ?? '?', latest));
-    }
-    return done;
-  }
-
-  /**
-   * Runs the model on every ready window (one predict per up to 1,024), oldest first per
-   * series. With the lane and `wait: false`, it does not wait for the lane: it takes only the
-   * windows of the readings both threads have windowed (`flushedThrough` lane commands), and
-   * the rest wait for the next flush. With `wait`, it predicts the windows ready while the
-   * lane still windows the rest (so this thread's predicts overlap the lane's last commands),
-   * then waits for the lane and predicts what is left.
-   */
-  flush(options: { wait?: boolean } = {}): WindowResult[] {
-    this.flushedThrough = Number.POSITIVE_INFINITY;
-    if (this.ready.length === 0 && !this.laneActive) return [];
+  /** Runs the model on every ready window (one predict per up to 1,024), oldest first. */
+  flush(): WindowResult[] {
+    if (this.ready.length === 0) return [];
     this.window();
-    if (!this.laneActive || !this.lane) {
-      const taken = this.ready;
-      this.ready = [];
-      return this.classifyAll(taken);
-    }
-    const lane = this.lane;
-    const out: WindowResult[] = [];
-    let through = this.takeLane(lane, false);
-    if (options.wait !== false) {
-      while (through < lane.handed && this.readyBefore(through) >= OVERLAP_BATCH) {
-        for (const result of this.classifyAll(this.takeBefore(through))) out.push(result);
-        through = this.takeLane(lane, false);
-      }
-      through = this.takeLane(lane, true);
-    }
-    this.flushedThrough = through;
-    for (const result of this.classifyAll(this.takeBefore(through))) out.push(result);
-    return out;
-  }
-
-  /** Ready windows of lane commands before `through` (this thread's and the lane's). */
-  private readyBefore(through: number): number {
-    return countBefore(this.ready, through) + countBefore(this.laneReady, through);
-  }
-
-  /** Takes the ready windows of lane commands before `through`: this thread's series first. */
-  private takeBefore(through: number): Ready[] {
-    const mine = countBefore(this.ready, through);
-    const lanes = countBefore(this.laneReady, through);
-    const taken = this.ready.slice(0, mine).concat(this.laneReady.slice(0, lanes));
-    this.ready = this.ready.slice(mine);
-    this.laneReady = this.laneReady.slice(lanes);
-    return taken;
+    const taken = this.ready;
+    this.ready = [];
+    return this.classifyAll(taken);
   }
 
   private classifyAll(taken: readonly Ready[]): WindowResult[] {
@@ -535,17 +453,15 @@ export class WindowStream {
 
   /** Ends every series' segment (a short one is padded under `pad`), e.g. when a replay loops. */
   endAll(): void {
-    if (this.laneActive && this.lane) this.seq = this.lane.handed;
     for (const windower of this.windowers.values()) windower.end();
     this.clearWindowers();
-    if (this.laneActive) this.lane?.end();
   }
 
   private classify(batch: readonly Ready[]): WindowResult[] {
     const windows = batch.map((item) => item.window);
     let earliest = Number.POSITIVE_INFINITY;
     for (const item of batch) if (item.arrivedAt < earliest) earliest = item.arrivedAt;
-    const inputs = batch.some((item) => item.input) ? batch.map((item) => item.input) : undefined;
+    const inputs = batch.map((item) => item.input);
     const classified = this.engine.classifyPrepared(
       windows.length,
       (model) => windowBatch(model, windows, inputs),
@@ -556,7 +472,7 @@ export class WindowStream {
     const { labels, best, confidence, version } = classified;
     const out: WindowResult[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
-      const { window, arrivedAt, seq } = batch[i] as Ready;
+      const { window, arrivedAt, tag } = batch[i] as Ready;
       const top = best[i] ?? 0;
       const inferred = {
         label: labels[top] ?? String(top),
@@ -565,25 +481,14 @@ export class WindowStream {
         latencyMs: done - arrivedAt,
       };
       out[i] = {
-        result: windowResult(this.idOf(window, seq), inferred, window.label, window, ts),
+        result: windowResult(this.idOf(window), inferred, window.label, window, ts),
         window,
         version,
+        ...(tag !== undefined ? { tag } : {}),
       };
     }
     return out;
   }
-}
-
-/** How many of `items` (in seq order) have a seq before `seq`. */
-function countBefore(items: readonly Ready[], seq: number): number {
-  let lo = 0;
-  let hi = items.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((items[mid] as Ready).seq < seq) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function refusal(outcome: 'duplicate' | 'out-of-order', windower: SeriesWindower): string {

@@ -121,6 +121,8 @@ export const TrainingConfigSchema = z
     /** Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. */
     columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical'])).optional(),
     lowConfidence: z.number().min(0).max(1).default(0.6),
+    /** How many of its features a reading may lack and still be answered (the rest are refused). */
+    maxMissingFeatures: z.number().int().min(0).default(0),
     quantize: z.enum(['none', 'uint8', 'float16']).default('none'),
     /** With a plan, a release after the first goes to a canary cohort first. */
     rollout: RolloutPlanSchema.optional(),
@@ -306,6 +308,8 @@ export const ManifestSchema = z.object({
     tolerance: z.number().positive(),
   }),
   lowConfidence: z.number().min(0).max(1),
+  /** How many features a reading may lack and still be answered (absent: 0). */
+  maxMissingFeatures: z.number().int().min(0).optional(),
   /** A windowed model: the window spec, its features, and the golden windows probation runs. */
   window: WindowManifestSchema.optional(),
   /** The recipe search this version came from, when the tuner ran. */
@@ -454,6 +458,10 @@ export const DiskStatusSchema = z.object({
 });
 export type DiskStatus = z.infer<typeof DiskStatusSchema>;
 
+/** Why a gateway refused to answer a reading (shared/dataset/readings.ts). */
+export const REFUSAL_REASONS = ['unreadable', 'missing-features'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
 export const DeviceStatusSchema = z.object({
   ts: z.number().int().positive(),
   model: ModelName,
@@ -464,11 +472,26 @@ export const DeviceStatusSchema = z.object({
   inferenceRate: z.number().min(0),
   latencyP50: z.number().min(0).nullable(),
   latencyP99: z.number().min(0).nullable(),
+  /** From a reading's arrival to its result being durable in the outbox (ms, since start). */
+  durableLatencyP50: z.number().min(0).nullable().optional(),
+  durableLatencyP99: z.number().min(0).nullable().optional(),
   lastError: z
     .object({ step: UpdateStepSchema, reason: z.string(), version: Version.optional(), at: z.number().int() })
     .nullable(),
   /** Absent from gateways older than the disk watch. */
   disk: DiskStatusSchema.optional(),
+  /** Readings refused (never answered) per reason, since the service started. */
+  refused: z.partialRecord(z.enum(REFUSAL_REASONS), z.number().int().min(0)).optional(),
+  /** Outbox files set aside unread in quarantine (device/outbox.ts): an operator looks at them. */
+  quarantined: z.number().int().min(0).optional(),
+  /** Windowed models on live sources: open series, evicted idle ones, readings refused at maxSeries. */
+  series: z
+    .object({
+      open: z.number().int().min(0),
+      evicted: z.number().int().min(0),
+      refusedAtLimit: z.number().int().min(0),
+    })
+    .optional(),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
 

@@ -13,7 +13,7 @@
  * No tsx, TypeScript, CDK or local-stack code is inside: the entry is the `device` command on
  * its own (edgeloop-device.ts). aws-crt cannot be bundled with its binary (awslabs/aws-crt-nodejs#467),
  * so its JavaScript is bundled and the launcher points it at the binary through its documented
- * AWS_CRT_NODEJS_BINARY_ABSOLUTE_PATH. The worker threads (result writer, window lane) are bundled
+ * AWS_CRT_NODEJS_BINARY_ABSOLUTE_PATH. The worker thread (result writer) is bundled
  * here as well, so the device does not need esbuild at run time (thread-code.ts builds them with
  * esbuild otherwise).
  *

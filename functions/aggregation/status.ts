@@ -41,6 +41,10 @@ export interface FleetItem {
   lastError: DeviceStatus['lastError'];
   /** The gateway's disk (absent from gateways older than the disk watch). */
   disk?: DeviceStatus['disk'];
+  /** Readings the gateway refused per reason (absent from older gateways). */
+  refused?: DeviceStatus['refused'];
+  /** Outbox files the gateway set aside unread. */
+  quarantined?: number;
 }
 
 export type StatusOutcome =
@@ -70,6 +74,8 @@ export async function aggregateStatusEvent(raw: unknown, deps: StatusDeps): Prom
     latencyP99: input.value.latencyP99,
     lastError: input.value.lastError,
     ...(input.value.disk ? { disk: input.value.disk } : {}),
+    ...(input.value.refused ? { refused: input.value.refused } : {}),
+    ...(input.value.quarantined ? { quarantined: input.value.quarantined } : {}),
   };
   let outcome: StatusOutcome = { status: 'stored', thing };
   try {

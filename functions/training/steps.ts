@@ -304,6 +304,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         version,
         outcome,
         lowConfidence: config.lowConfidence,
+        maxMissingFeatures: config.maxMissingFeatures,
         datasetKey: dataset.key,
         ...(dataset.etag ? { datasetEtag: dataset.etag } : {}),
         datasetSha256,

@@ -22,6 +22,7 @@ export interface ManifestInput {
   version: number;
   outcome: TrainingOutcome;
   lowConfidence: number;
+  maxMissingFeatures?: number;
   datasetKey: string;
   datasetEtag?: string;
   datasetSha256: string;
@@ -47,6 +48,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     classDistribution: outcome.classDistribution,
     golden: outcome.golden,
     lowConfidence: input.lowConfidence,
+    ...(input.maxMissingFeatures ? { maxMissingFeatures: input.maxMissingFeatures } : {}),
     ...(outcome.window ? { window: outcome.window.manifest } : {}),
     ...(outcome.tuning ? { tuning: outcome.tuning } : {}),
     lineage: {

@@ -140,7 +140,7 @@ describe('edgeloop device / fleet-sim and the stdin source', () => {
     const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(parsed).toEqual([
       expect.objectContaining({ label: 'hi', truth: 'hi', version: 1 }),
-      { error: expect.stringMatching(/^line 2: /) },
+      { error: expect.stringMatching(/^line 2: /), reason: 'unreadable' },
       expect.objectContaining({ label: 'lo', version: 1 }),
     ]);
     expect([...broker.resultIds()].filter((id) => id.startsWith('gw-stdin:'))).toHaveLength(2);

@@ -10,7 +10,8 @@ import {
   resolveConfig,
 } from '../../device/config.ts';
 import { backoffMs, parseEndpoint } from '../../device/connection.ts';
-import { exactNumber, parseCsv, parseSourceSpec } from '../../device/sources.ts';
+import { parseSourceSpec } from '../../device/sources.ts';
+import { exactNumber, parseCsvReadings } from '../../shared/dataset/readings.ts';
 import { transformRows } from '../../shared/preprocess.ts';
 import type { Preprocessing } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
@@ -145,11 +146,11 @@ describe('connection helpers', () => {
 
 describe('sources', () => {
   it('parses quoted CSV fields and CRLF line ends', () => {
-    const { header, rows } = parseCsv('a,b,label\r\n1,"x, ""y""",hi\r\n2,,lo\r\n');
+    const { header, rows } = parseCsvReadings('a,b,label\r\n1,"x, ""y""",hi\r\n2,,lo\r\n', '');
     expect(header).toEqual(['a', 'b', 'label']);
     expect(rows).toEqual([
-      { a: '1', b: 'x, "y"', label: 'hi' },
-      { a: '2', b: '', label: 'lo' },
+      { a: 1, b: 'x, "y"', label: 'hi' },
+      { a: 2, b: '', label: 'lo' },
     ]);
   });
 

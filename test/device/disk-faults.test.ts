@@ -196,6 +196,7 @@ describe.runIf(!tmpfsUnavailable)('storage faults on a real tmpfs', () => {
     await device.waitFor((s) => s.version !== null, 20_000);
     await peers.broker.stop();
     let lowest = Number.POSITIVE_INFINITY;
+    let status: ReturnType<typeof device.status>;
 
     // Act
     try {
@@ -208,11 +209,12 @@ describe.runIf(!tmpfsUnavailable)('storage faults on a real tmpfs', () => {
         const s = await statfs(fs.dir);
         lowest = Math.min(lowest, s.bavail * s.bsize);
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The disk watch samples on its own clock: wait for the state it reports, not for a time
+      // (nothing drains while the broker is away, so the state holds once reached).
+      status = await device.waitFor((s) => s.dropped > 0 && s.disk?.state === 'full', 20_000);
     } finally {
       await peers.broker.start();
     }
-    const status = device.status();
 
     // Assess
     expect(status.dropped).toBeGreaterThan(0);

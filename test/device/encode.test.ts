@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Inferred } from '../../device/engine.ts';
-import {
-  encodeResultObjects,
-  encodeWindowResults,
-  ReplayEncoder,
-  toResult,
-  truthColumn,
-  windowResult,
-} from '../../device/result-encoding.ts';
+import { encodeResultObjects, ReplayEncoder, toResult, truthColumn } from '../../device/result-encoding.ts';
 import { PreparedRows } from '../../device/sources.ts';
 import { type RawRow, transformRows } from '../../shared/preprocess.ts';
 import type { Preprocessing } from '../../shared/schemas.ts';
@@ -97,77 +90,6 @@ describe('replay result encoding', () => {
 
     // Act
     const chunk = encodeResultObjects(results);
-
-    // Assess
-    expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));
-  });
-
-  it('encodes window results exactly as their JSON, whatever the names and numbers', () => {
-    // Prepare: ids and series needing escapes, non-ASCII, a lone surrogate, a NaN confidence and
-    // latency, negative and fractional window times, missing truths, many results (the buffer grows).
-    const inferred = (confidence: number, latencyMs: number) => ({
-      label: 'lå"bel',
-      confidence,
-      version: 3,
-      latencyMs,
-    });
-    const odd = [
-      windowResult('gw:0:m01:1000', inferred(0.5, 1.5), 'normal', { series: 'm01', start: 0, end: 1000 }, 7),
-      windowResult(
-        'gw:"q"\\:\n',
-        inferred(Number.NaN, Number.NaN),
-        undefined,
-        { series: 'ä"\\', start: -250.4, end: -0.2 },
-        8,
-      ),
-      windowResult('gw:\ud800:x', inferred(1e-7, 0), 'ü', { series: '\u0001', start: 1.5e21, end: 12.5 }, 8),
-    ];
-    const many = Array.from({ length: 300 }, (_, i) =>
-      windowResult(
-        `gw:1:m${i}:${i * 500}`,
-        inferred(i / 300, i * 0.0137),
-        i % 3 ? 'a' : undefined,
-        { series: `m${i % 7}`, start: i * 500 - 990, end: i * 500 },
-        9 + (i % 2),
-      ),
-    );
-    const results = [...odd, ...many];
-
-    // Act
-    const chunk = encodeWindowResults(results);
-
-    // Assess
-    expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));
-    expect(chunk.bytes.byteLength).toBe(chunk.ends[chunk.count - 1]);
-  });
-
-  it('writes every latency (3 decimals) and window time as JSON.stringify does, at every magnitude', () => {
-    // Prepare: each thousandth up to 20 ms, then values from 1e-3 to 1e12 (past the digit path's 1e9).
-    const latencies = Array.from({ length: 20_000 }, (_, i) => i / 1000);
-    for (let e = -3; e <= 12; e += 0.01) latencies.push(10 ** e);
-    // Window times around the integer writer's edges (epoch milliseconds have 13 digits).
-    const edges = [
-      0,
-      9,
-      10,
-      99_999_999,
-      100_000_000,
-      100_000_001,
-      1_700_000_000_000,
-      Number.MAX_SAFE_INTEGER,
-    ];
-    const results = latencies.map((latencyMs, i) =>
-      windowResult(
-        `gw:${i}`,
-        { label: 'a', confidence: 0.5, version: 1, latencyMs },
-        undefined,
-        { series: 's', start: edges[i % edges.length] as number, end: 1_700_000_000_000 + i },
-        1,
-      ),
-    );
-
-    // Act
-    const chunk = encodeWindowResults(results);
 
     // Assess
     expect(texts(chunk)).toEqual(results.map((result) => JSON.stringify(result)));

@@ -1,10 +1,10 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { BatchLog } from '../../device/batch-log.ts';
+import { BatchLog, segmentFileName } from '../../device/batch-log.ts';
 import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/batcher.ts';
 import { writeFileDurable } from '../../device/durable.ts';
-import { Outbox, type StoredBatch } from '../../device/outbox.ts';
+import { Outbox, QUARANTINE_DIR, type StoredBatch } from '../../device/outbox.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 
@@ -262,5 +262,99 @@ describe('durable writes', () => {
 
   it('reports a write that cannot happen', async () => {
     await expect(writeFileDurable(join(await tempDir(), 'missing', 'x'), 'x')).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('nothing stored is removed unread', () => {
+  const quarantineOf = async (dir: string) => readdir(join(dir, QUARANTINE_DIR)).catch(() => [] as string[]);
+
+  it('moves a directory standing in place of a segment file to quarantine, and numbers new files past it', async () => {
+    // Prepare
+    const dir = await tempDir();
+    await mkdir(join(dir, segmentFileName(5)));
+    await writeFile(join(dir, segmentFileName(5), 'inside'), 'kept');
+    const messages: string[] = [];
+
+    // Act
+    const outbox = await Outbox.open(dir, { onError: (m) => messages.push(m) });
+    await outbox.append({ model: 'm', version: 1, results: results(0, 2), csvNext: 2 });
+
+    // Assess
+    expect(outbox.depth).toBe(1);
+    expect(outbox.take()?.seq).toBeGreaterThan(5);
+    expect(outbox.quarantined).toBe(1);
+    const [moved] = await quarantineOf(dir);
+    expect(await readFile(join(dir, QUARANTINE_DIR, moved as string, 'inside'), 'utf8')).toBe('kept');
+    expect(messages.join('\n')).toMatch(/000000000005\.json quarantined .*it cannot be read \(EISDIR/);
+  });
+
+  it('keeps a copy of a segment with a truncated line and still sends its readable batches', async () => {
+    // Prepare: two batches in one file (one group commit), the second cut short by a crash of the disk.
+    const dir = await tempDir();
+    const log = new BatchLog(dir, 0);
+    await Promise.all([
+      log.append({ model: 'm', version: 1, results: results(0, 3), csvNext: 3 }),
+      log.append({ model: 'm', version: 1, results: results(3, 3), csvNext: 6 }),
+    ]);
+    const [name] = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+    const original = await readFile(join(dir, name as string));
+    expect(original.toString().trim().split('\n')).toHaveLength(2);
+    await writeFile(join(dir, name as string), original.subarray(0, original.length - 20));
+
+    // Act
+    const outbox = await Outbox.open(dir);
+    const batch = outbox.take();
+    const sent = await resultsOf(outbox, batch);
+    outbox.ack(batch?.seq ?? -1);
+    await outbox.flush();
+
+    // Assess: the readable batch went out; the whole file as it was stays in quarantine.
+    expect(sent).toEqual(results(0, 3));
+    expect(outbox.depth).toBe(0);
+    expect(outbox.dropped).toBe(0);
+    expect(outbox.quarantined).toBe(1);
+    const [copy] = await quarantineOf(dir);
+    expect(await readFile(join(dir, QUARANTINE_DIR, copy as string))).toEqual(
+      original.subarray(0, original.length - 20),
+    );
+    expect(await readdir(dir)).not.toContain(name);
+  });
+
+  it('moves a segment file of zeros to quarantine whole', async () => {
+    // Prepare
+    const dir = await tempDir();
+    await writeFile(join(dir, segmentFileName(0)), Buffer.alloc(4096));
+
+    // Act
+    const outbox = await Outbox.open(dir);
+    const reopened = await Outbox.open(dir);
+
+    // Assess
+    expect(outbox.depth).toBe(0);
+    expect(outbox.quarantined).toBe(1);
+    expect(reopened.quarantined).toBe(1);
+    const [moved] = await quarantineOf(dir);
+    expect(await readFile(join(dir, QUARANTINE_DIR, moved as string))).toEqual(Buffer.alloc(4096));
+  });
+
+  it('sets a batch whose file fails at send time aside into quarantine, not dropped', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const outbox = await Outbox.open(dir);
+    await outbox.append({ model: 'm', version: 1, results: results(0, 4), csvNext: 4 });
+    const batch = outbox.take() as StoredBatch;
+    await writeFile(join(dir, segmentFileName(batch.file)), 'x');
+
+    // Act
+    await expect(outbox.readResults(batch)).rejects.toThrow(/shorter than its index says/);
+    outbox.setAside(batch.seq);
+    await outbox.flush();
+
+    // Assess
+    expect(outbox.depth).toBe(0);
+    expect(outbox.dropped).toBe(0);
+    expect(outbox.quarantined).toBe(1);
+    const [moved] = await quarantineOf(dir);
+    expect(await readFile(join(dir, QUARANTINE_DIR, moved as string), 'utf8')).toBe('x');
   });
 });

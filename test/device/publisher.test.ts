@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { MqttLink } from '../../device/connection.ts';
-import { Outbox } from '../../device/outbox.ts';
+import { Outbox, QUARANTINE_DIR } from '../../device/outbox.ts';
 import { Publisher } from '../../device/publisher.ts';
 import { removeTempDirs, tempDir, until } from './helpers.ts';
 
@@ -97,5 +97,35 @@ describe('publisher and unreadable batches', () => {
     // Assess
     expect(outbox.dropped).toBe(1);
     expect(errors).toEqual([expect.stringMatching(/is unreadable and was dropped: ENOENT/)]);
+  });
+
+  it('sets a batch whose file fails to read aside into quarantine, not dropped, and goes on', async () => {
+    // Prepare: two batches in two segment files; the first is damaged (shorter than its index)
+    const dir = await tempDir();
+    const outbox = await Outbox.open(dir);
+    for (const i of [0, 1])
+      await outbox.append({
+        model: 'm',
+        version: 1,
+        results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
+      });
+    const [damaged] = (await readdir(dir)).filter((name) => name.endsWith('.json')).sort();
+    await writeFile(join(dir, damaged ?? 'none'), '{');
+    const { link, sentAt } = fakeLink(() => Date.now());
+    const publisher = new Publisher(outbox, link, 'topic');
+    const errors: string[] = [];
+    publisher.on('error', (message: string) => errors.push(message));
+
+    // Act
+    publisher.start();
+    await until(() => sentAt.length === 1 && outbox.depth === 0, 5_000, 'the second batch sent');
+    await publisher.stop();
+    await outbox.flush();
+
+    // Assess
+    expect(outbox.dropped).toBe(0);
+    expect(outbox.quarantined).toBe(1);
+    expect(await readdir(join(dir, QUARANTINE_DIR))).toEqual([expect.stringContaining(damaged ?? 'none')]);
+    expect(errors).toEqual([expect.stringMatching(/is unreadable and was set aside in quarantine: /)]);
   });
 });

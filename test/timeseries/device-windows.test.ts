@@ -7,7 +7,6 @@ import { Engine } from '../../device/engine.ts';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../device/model.ts';
 import { Outbox } from '../../device/outbox.ts';
 import { ResultStream } from '../../device/result-writer.ts';
-import { exactNumber, parseCsv } from '../../device/sources.ts';
 import {
   answerWindowHttp,
   LiveWindows,
@@ -15,6 +14,8 @@ import {
   runWindowReplay,
 } from '../../device/window-sources.ts';
 import { ReplayReadings, WindowStream } from '../../device/window-stream.ts';
+import { parseCsvReadings } from '../../shared/dataset/readings.ts';
+import type { RawRow } from '../../shared/preprocess.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { windowInput, windowInputs } from '../../shared/timeseries/features.ts';
 import { LongFormatCollector } from '../../shared/timeseries/long-format.ts';
@@ -106,7 +107,7 @@ describe('a windowed model on the gateway', () => {
       input.shape,
     );
     const testSeries = new Set(spectral.window?.testSeries.map((s) => s.name));
-    const rows = parseCsv(csv).rows.filter((row) => testSeries.has(row.machine ?? ''));
+    const rows = parseCsvReadings(csv, '').rows.filter((row) => testSeries.has(String(row.machine ?? '')));
     const stream = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
 
     // Act: readings in file order, one flush per 256 readings (batched across series).
@@ -177,9 +178,7 @@ describe('a windowed model on the gateway', () => {
       };
       const engine = new Engine();
       engine.setModel(model);
-      const rows = parseCsv(csv).rows.map((row) =>
-        Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])),
-      );
+      const rows = parseCsvReadings(csv, '').rows;
       const stream = new WindowStream(engine, (w) => `${w.series}:${w.end}`);
 
       // Act: in chunks of 300 readings, one flush each, as the replay feeds them.
@@ -215,10 +214,9 @@ describe('a windowed model on the gateway', () => {
     // Prepare: a machine's readings with a missing time, a non-numeric channel and a repeated time.
     const engine = new Engine();
     engine.setModel(await deviceModel(spectral));
-    const rows: Record<string, string | number>[] = parseCsv(csv)
+    const rows: Record<string, string | number>[] = parseCsvReadings(csv, '')
       .rows.filter((row) => row.machine === 'm02')
-      .slice(0, 400)
-      .map((row) => Object.fromEntries(Object.entries(row).map(([key, text]) => [key, exactNumber(text)])));
+      .slice(0, 400);
     rows[10] = { ...rows[10], ts: '' };
     rows[20] = { ...rows[20], ay: 'n/a' };
     rows[30] = { ...rows[29] };
@@ -250,7 +248,7 @@ describe('a windowed model on the gateway', () => {
     const engine = new Engine();
     engine.setModel(await deviceModel(raw));
     const live = new LiveWindows(engine, 'gw:');
-    const rows = parseCsv(csv)
+    const rows = parseCsvReadings(csv, '')
       .rows.filter((row) => row.machine === 'm01')
       .slice(0, 150);
     const seen: string[] = [];
@@ -285,10 +283,10 @@ describe('a windowed model on the gateway', () => {
     // Prepare: two machines of 1,200 readings (a 0.4 s dropout each), grouped by machine.
     const engine = new Engine();
     engine.setModel(await deviceModel(spectral));
-    const rows = parseCsv(csv).rows.filter((row) => row.machine === 'm01' || row.machine === 'm02');
-    const readings = rows.map((row) =>
-      Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])),
+    const rows = parseCsvReadings(csv, '').rows.filter(
+      (row) => row.machine === 'm01' || row.machine === 'm02',
     );
+    const readings = rows;
     const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-replay-'));
     const replay = async (start: number, limit: number) => {
       const outbox = await Outbox.open(dir);
@@ -347,9 +345,7 @@ describe('a windowed model on the gateway', () => {
     // Prepare: one machine's readings; the gate shuts after the first two chunks.
     const engine = new Engine();
     engine.setModel(await deviceModel(spectral));
-    const readings = parseCsv(csv)
-      .rows.filter((row) => row.machine === 'm01')
-      .map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, exactNumber(v)])));
+    const readings = parseCsvReadings(csv, '').rows.filter((row) => row.machine === 'm01');
     const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-gate-'));
     const outbox = await Outbox.open(dir);
     const batcher = new ResultStream(outbox, { thing: 'gw', model: 'fan' });
@@ -401,7 +397,7 @@ describe('a windowed model on the gateway', () => {
     engine.setModel(await deviceModel(spectral));
     const dir = await mkdtemp(join(tmpdir(), 'edgeloop-window-stdin-'));
     const batcher = new ResultStream(await Outbox.open(dir), { thing: 'gw', model: 'fan' });
-    const rows = parseCsv(csv)
+    const rows = parseCsvReadings(csv, '')
       .rows.filter((row) => row.machine === 'm03')
       .slice(0, 250);
     const lines = [
@@ -431,6 +427,57 @@ describe('a windowed model on the gateway', () => {
       expect.stringMatching(/^line 252: /),
     ]);
     await rm(dir, { recursive: true, force: true });
+    engine.dispose();
+  });
+
+  it('gives each live request the windows its own reading completed, even when a swap drops the others', async () => {
+    // Prepare: m01 one reading short of a window, m02 at the start of its buffer.
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    const live = new LiveWindows(engine, 'gw:http:');
+    const all = parseCsvReadings(csv, '').rows;
+    const m01 = all.filter((row) => row.machine === 'm01');
+    const m02 = all.filter((row) => row.machine === 'm02');
+    let at = 0;
+    while ((await live.submit(m01[at] as RawRow)).length === 0) at++;
+    for (let i = 1; i < 50; i++) expect(await live.submit(m01[at + i] as RawRow)).toEqual([]);
+
+    // Act: m01's completing reading, a swap in the same turn, then a whole window of m02.
+    const first = live.submit(m01[at + 50] as RawRow);
+    engine.setModel(await deviceModel(spectral));
+    const others = m02.slice(0, 160).map((row) => live.submit(row as RawRow));
+    const [mine, ...theirs] = await Promise.all([first, ...others]);
+
+    // Assess: m01's window went with the swap; every window answered is m02's, to the reading that made it.
+    expect(mine).toEqual([]);
+    const answered = theirs.flat();
+    expect(answered.length).toBeGreaterThan(0);
+    expect(new Set(answered.map((r) => r.window.series))).toEqual(new Set(['m02']));
+    theirs.forEach((results, i) => {
+      for (const result of results) expect(result.window.end).toBe(Number(m02[i]?.ts));
+    });
+    engine.dispose();
+  });
+
+  it('caps the open live series and evicts the idle ones, counting both', async () => {
+    // Prepare
+    const engine = new Engine();
+    engine.setModel(await deviceModel(spectral));
+    let now = 1_000_000;
+    const live = new LiveWindows(engine, 'gw:http:', undefined, { maxSeries: 3, idleMs: 60_000 }, () => now);
+    const reading = (machine: string, ts: number) => ({ ts, machine, ax: 0.1, ay: 0.2, az: 0.3 });
+
+    // Act: three series open, a fourth is refused; a minute later the idle three are evicted.
+    for (const machine of ['a', 'b', 'c']) await live.submit(reading(machine, 1));
+    const refused = live.submit(reading('d', 1));
+    await expect(refused).rejects.toThrow(/one more than the 3 open series .*\(maxSeries\)/);
+    now += 30_000;
+    await live.submit(reading('a', 2));
+    now += 40_000;
+    await live.submit(reading('d', 2));
+
+    // Assess: b and c were idle for 70 s; a (30 s ago) stays.
+    expect(live.series).toEqual({ open: 2, evicted: 2, refusedAtLimit: 1 });
     engine.dispose();
   });
 });

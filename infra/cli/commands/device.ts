@@ -144,6 +144,9 @@ export function summary(snapshot: DeviceSnapshot) {
     outboxDepth: snapshot.outboxDepth,
     dropped: snapshot.dropped,
     lastError: snapshot.lastError,
+    durableLatencyP50Ms: snapshot.durableLatencyP50 ?? null,
+    durableLatencyP99Ms: snapshot.durableLatencyP99 ?? null,
+    ...(snapshot.refused ? { refused: snapshot.refused } : {}),
   };
 }
 

@@ -23,6 +23,14 @@ export function formatDisk(disk: FleetView['things'][number]['disk']): string {
   return `disk-${disk.state} (${bytes(disk.freeBytes)} free${disk.sourcePaused ? ', source paused' : ''})`;
 }
 
+/** `, refused 12 (missing-features 12)`: readings the gateway would not answer. */
+export function formatRefused(refused: FleetView['things'][number]['refused']): string {
+  const counts = Object.entries(refused ?? {}).filter(([, n]) => (n ?? 0) > 0);
+  if (counts.length === 0) return '';
+  const total = counts.reduce((sum, [, n]) => sum + (n ?? 0), 0);
+  return `, refused ${total} (${counts.map(([reason, n]) => `${reason} ${n}`).join(', ')})`;
+}
+
 export function formatFleet(fleet: FleetView): string[] {
   if (fleet.things.length === 0) return ['no gateways have reported status yet'];
   const now = Date.parse(fleet.now);
@@ -32,7 +40,7 @@ export function formatFleet(fleet: FleetView): string[] {
     thing.online ? 'online' : 'offline',
     thing.state,
     ago(now, thing.lastSeen),
-    `outbox ${thing.outboxDepth}, dropped ${thing.dropped}`,
+    `outbox ${thing.outboxDepth}, dropped ${thing.dropped}${formatRefused(thing.refused)}${thing.quarantined ? `, quarantined ${thing.quarantined} files` : ''}`,
     formatDisk(thing.disk),
     thing.lastError ? `last error at ${thing.lastError.step}: ${thing.lastError.reason}` : '',
   ]);

@@ -134,6 +134,7 @@ export const trainCommand = defineCommand({
       version: 1,
       outcome,
       lowConfidence: config.lowConfidence,
+      maxMissingFeatures: config.maxMissingFeatures,
       datasetKey: source.name,
       datasetSha256: outcome.datasetSha256 ?? '',
     });
