@@ -7,6 +7,7 @@ import {
   AttachThingPrincipalCommand,
   CreateKeysAndCertificateCommand,
   CreateThingCommand,
+  CreateThingTypeCommand,
   DeleteCertificateCommand,
   DeleteThingCommand,
   DescribeEndpointCommand,
@@ -14,6 +15,7 @@ import {
   IoTClient,
   ResourceAlreadyExistsException,
   UpdateCertificateCommand,
+  UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
@@ -62,7 +64,9 @@ beforeEach(() => {
   kms.on(GetPublicKeyCommand, { KeyId: deployment.signingKeyArn }).resolves({
     PublicKey: new Uint8Array(signingKey.export({ type: 'spki', format: 'der' })),
   });
+  iot.on(CreateThingTypeCommand).resolves({ thingTypeName: 'vibration' });
   iot.on(CreateThingCommand).resolves({ thingName: 'gw-1' });
+  iot.on(UpdateThingCommand).resolves({});
   iot.on(CreateKeysAndCertificateCommand).resolves({
     certificateArn,
     certificateId: 'c0ffee',
@@ -98,6 +102,14 @@ describe('provisionThing', () => {
     expect(iot.commandCalls(CreateKeysAndCertificateCommand)[0]?.args[0].input).toEqual({
       setAsActive: true,
     });
+    // The thing's type is its model: the device role scopes feedback writes by it.
+    expect(iot.commandCalls(CreateThingTypeCommand)[0]?.args[0].input).toMatchObject({
+      thingTypeName: 'vibration',
+    });
+    expect(iot.commandCalls(CreateThingCommand)[0]?.args[0].input).toEqual({
+      thingName: 'gw-1',
+      thingTypeName: 'vibration',
+    });
     expect(iot.commandCalls(AttachPolicyCommand)[0]?.args[0].input).toEqual({
       policyName: deployment.thingPolicyName,
       target: certificateArn,
@@ -132,14 +144,18 @@ describe('provisionThing', () => {
     );
   });
 
-  it('reuses an existing thing and leaves it in place', async () => {
-    iot
-      .on(CreateThingCommand)
-      .rejects(new ResourceAlreadyExistsException({ message: 'exists', $metadata: {} }));
+  it('reuses an existing thing and thing type, gives the thing its model as type, and leaves it in place', async () => {
+    const exists = new ResourceAlreadyExistsException({ message: 'exists', $metadata: {} });
+    iot.on(CreateThingTypeCommand).rejects(exists);
+    iot.on(CreateThingCommand).rejects(exists);
 
     const result = await provisionThing(clients(), options());
 
     expect(result.thing).toBe('gw-1');
+    expect(iot.commandCalls(UpdateThingCommand)[0]?.args[0].input).toEqual({
+      thingName: 'gw-1',
+      thingTypeName: 'vibration',
+    });
     expect(iot.commandCalls(DeleteThingCommand)).toHaveLength(0);
   });
 

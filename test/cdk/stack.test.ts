@@ -549,10 +549,12 @@ describe('IoT', () => {
     expect(renderCfnValue(statements[0]?.Resource[0])).toBe(
       `<${logicalId(synth.stack.storage.models)}.Arn>/*`,
     );
+    // Its own model (thing type) and its own thing: another model's feedback prefix matches nothing granted.
     expect(renderCfnValue(statements[1]?.Resource[0])).toBe(
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable.
-      `<${logicalId(synth.stack.storage.datasets)}.Arn>/${datasetKeys.feedbackFile('*', '${credentials-iot:ThingName}', '*')}`,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: IAM policy variables.
+      `<${logicalId(synth.stack.storage.datasets)}.Arn>/${datasetKeys.feedbackFile('${credentials-iot:ThingTypeName}', '${credentials-iot:ThingName}', '*')}`,
     );
+    expect(statements[1]?.Resource).toHaveLength(1);
   });
 
   it('lets the thing policy assume only the role alias', () => {

@@ -13,6 +13,7 @@ import {
   AttachThingPrincipalCommand,
   CreateKeysAndCertificateCommand,
   CreateThingCommand,
+  CreateThingTypeCommand,
   DeleteCertificateCommand,
   DeleteThingCommand,
   DescribeEndpointCommand,
@@ -20,6 +21,7 @@ import {
   DetachThingPrincipalCommand,
   IoTClient,
   UpdateCertificateCommand,
+  UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -106,6 +108,15 @@ async function signingPublicKeyPem(kms: KMSClient, keyId: string): Promise<strin
     .toString();
 }
 
+/** Awaits a create call; a resource that exists already is what was wanted. */
+async function ignoreExisting(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (error) {
+    if ((error as { name?: string }).name !== 'ResourceAlreadyExistsException') throw error;
+  }
+}
+
 export async function provisionThing(
   clients: ProvisionClients,
   options: ProvisionOptions,
@@ -137,12 +148,23 @@ export async function provisionThing(
     written.push(file);
   };
 
+  // The thing's type is its model: the device role lets a gateway write hard examples only
+  // under feedback/<its thing type>/<its thing name>/ (credentials-iot policy variables).
+  await ignoreExisting(
+    iot.send(
+      new CreateThingTypeCommand({
+        thingTypeName: options.model,
+        thingTypeProperties: { thingTypeDescription: `edgeloop gateways running model ${options.model}` },
+      }),
+    ),
+  );
   let createdThing = false;
   try {
-    await iot.send(new CreateThingCommand({ thingName: options.thing }));
+    await iot.send(new CreateThingCommand({ thingName: options.thing, thingTypeName: options.model }));
     createdThing = true;
   } catch (error) {
     if ((error as { name?: string }).name !== 'ResourceAlreadyExistsException') throw error;
+    await iot.send(new UpdateThingCommand({ thingName: options.thing, thingTypeName: options.model }));
   }
 
   const cert = await iot
