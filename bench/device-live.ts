@@ -30,16 +30,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import { type LoadedModel, loadModelFromBytes } from '../device/model.ts';
-import { ModelStore } from '../device/model-store.ts';
 import { windowBatch } from '../device/window-model.ts';
 import { parseCsvReadings } from '../shared/dataset/readings.ts';
-import {
-  canonicalJson,
-  generateSigningKeyPair,
-  pemSigner,
-  sha256Hex,
-  signManifest,
-} from '../shared/manifest.ts';
+import { sha256Hex } from '../shared/manifest.ts';
 import { transformRows } from '../shared/preprocess.ts';
 import { type Manifest, ManifestSchema, TrainingConfigSchema } from '../shared/schemas.ts';
 import { initTf } from '../shared/tf.ts';
@@ -52,7 +45,7 @@ import {
 import { type Window, windowsOf } from '../shared/timeseries/windower.ts';
 import { modelFiles, topicFilter } from '../shared/topology.ts';
 import { buildManifest } from '../shared/training/artifacts.ts';
-import { buildModel, preprocessing, rows, writeCsv } from './device.ts';
+import { BENCH_KEYS, buildModel, preprocessing, rows, storeSignedModel, writeCsv } from './device.ts';
 
 const RATE = 5_000;
 const MACHINES = 50;
@@ -281,26 +274,13 @@ async function startBroker(onResults: (ids: string[]) => void) {
   };
 }
 
-/** The model signed, verified and current in a fresh state dir, as an update leaves it. */
+/** The model signed, verified and current in a fresh state dir, and the key file to trust. */
 async function stateDirServing(prepared: Prepared): Promise<{ stateDir: string; keyFile: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'edgeloop-live-state-'));
-  const keys = generateSigningKeyPair();
   const keyFile = join(dir, 'signing.pub.pem');
-  await writeFile(keyFile, keys.publicKeyPem);
-  const manifest = await signManifest(prepared.manifest, pemSigner(keys.privateKeyPem));
+  await writeFile(keyFile, BENCH_KEYS.publicKeyPem);
   const stateDir = join(dir, 'state');
-  const store = new ModelStore(stateDir);
-  await store.init();
-  const staging = await store.stage({
-    manifestBytes: Buffer.from(canonicalJson(manifest)),
-    manifest,
-    files: new Map([
-      [modelFiles.topology, prepared.modelJson],
-      [modelFiles.weights, prepared.weights],
-    ]),
-  });
-  await store.promote(staging, 1);
-  await store.switchTo(1);
+  await storeSignedModel(stateDir, prepared.manifest, prepared.modelJson, prepared.weights);
   return { stateDir, keyFile };
 }
 
@@ -385,7 +365,7 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
   } finally {
     child?.kill('SIGKILL');
     await broker.close();
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(join(stateDir, '..'), { recursive: true, force: true });
   }
 }
 

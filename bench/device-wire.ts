@@ -28,7 +28,7 @@ import { startDevice } from '../device/service.ts';
 import { DEFAULT_SUMMARY_INTERVAL_MS } from '../device/summary-batcher.ts';
 import { iotUnits, PRICES } from '../shared/aggregation/prices.ts';
 import { initTf } from '../shared/tf.ts';
-import { buildModel, rows, startBroker, storeServingModel, writeCsv } from './device.ts';
+import { BENCH_KEYS, buildModel, rows, startBroker, storeServingModel, writeCsv } from './device.ts';
 
 /** Detail mode's default batch age (ResultBatcher). */
 const DETAIL_BATCH_AGE_MS = 500;
@@ -73,7 +73,7 @@ async function runMode(spec: RunSpec, ctx: { dir: string; csv: string; modelsDir
     model: 'bench',
     stateDir,
     mqttEndpoint: ctx.mqtt,
-    publicKeyPem: '',
+    publicKeyPem: BENCH_KEYS.publicKeyPem,
     source: { kind: 'csv', file: ctx.csv, rate: spec.rate * spec.compress, limit },
     batch: { maxAgeMs: DETAIL_BATCH_AGE_MS / spec.compress },
     results:

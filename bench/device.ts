@@ -24,7 +24,13 @@ import { ResultStream } from '../device/result-writer.ts';
 import { startDevice } from '../device/service.ts';
 import { loadCsvFile, runCsvReplay } from '../device/sources.ts';
 import type { Reading } from '../shared/dataset/readings.ts';
-import { sha256Hex } from '../shared/manifest.ts';
+import {
+  canonicalJson,
+  generateSigningKeyPair,
+  pemSigner,
+  sha256Hex,
+  signManifest,
+} from '../shared/manifest.ts';
 import { transformRows } from '../shared/preprocess.ts';
 import type { Manifest, Preprocessing } from '../shared/schemas.ts';
 import { initTf, tf } from '../shared/tf.ts';
@@ -127,42 +133,58 @@ async function pipelineRun(engine: Engine, data: readonly Reading[], total: numb
   return rate;
 }
 
-/** Version 1 of the bench model stored, verified and current in `stateDir`: a cached model. */
-export async function storeServingModel(
+/**
+ * The key the benches sign their models with: a gateway verifies a stored model's signature
+ * at boot, so a bench's cached model is signed like a released one. Devices get the public key.
+ */
+export const BENCH_KEYS = generateSigningKeyPair();
+
+/** `manifest` signed with BENCH_KEYS, stored, verified and current in `stateDir` (as an update leaves it). */
+export async function storeSignedModel(
   stateDir: string,
+  unsigned: Manifest,
   modelJson: Buffer,
   weights: Buffer,
-  backend: string,
 ) {
-  const manifest: Manifest = {
-    schemaVersion: 1,
-    model: 'bench',
-    version: 1,
-    createdAt: new Date().toISOString(),
-    files: [
-      { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
-      { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
-    ],
-    preprocessing,
-    metrics: { accuracy: 0.5 },
-    classDistribution: {},
-    golden: { rows: [], outputs: [], tolerance: 1e-3 },
-    lowConfidence: 0.6,
-    lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend, seed: 1 },
-  };
+  const manifest = await signManifest(unsigned, pemSigner(BENCH_KEYS.privateKeyPem));
   const store = new ModelStore(stateDir);
   await store.init();
   const staging = await store.stage({
-    manifestBytes: Buffer.from(JSON.stringify(manifest)),
+    manifestBytes: Buffer.from(canonicalJson(manifest)),
     manifest,
     files: new Map([
       [modelFiles.topology, modelJson],
       [modelFiles.weights, weights],
     ]),
   });
-  await store.promote(staging, 1);
-  await store.switchTo(1);
+  await store.promote(staging, manifest.version);
+  await store.switchTo(manifest.version);
   return manifest;
+}
+
+/** Version 1 of the bench model stored, verified and current in `stateDir`: a cached model. */
+export function storeServingModel(stateDir: string, modelJson: Buffer, weights: Buffer, backend: string) {
+  return storeSignedModel(
+    stateDir,
+    {
+      schemaVersion: 1,
+      model: 'bench',
+      version: 1,
+      createdAt: new Date().toISOString(),
+      files: [
+        { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
+        { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
+      ],
+      preprocessing,
+      metrics: { accuracy: 0.5 },
+      classDistribution: {},
+      golden: { rows: [], outputs: [], tolerance: 1e-3 },
+      lowConfidence: 0.6,
+      lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend, seed: 1 },
+    },
+    modelJson,
+    weights,
+  );
 }
 
 export async function writeCsv(file: string, data: readonly Record<string, string>[]) {
@@ -286,7 +308,7 @@ export async function main(argv = process.argv.slice(2)) {
       model: 'bench',
       stateDir,
       mqttEndpoint: broker.url,
-      publicKeyPem: '',
+      publicKeyPem: BENCH_KEYS.publicKeyPem,
       source: { kind: 'csv', file: csv, limit: total },
       httpPort: 0,
     });
@@ -303,6 +325,7 @@ export async function main(argv = process.argv.slice(2)) {
       const response = await fetch(`http://127.0.0.1:${device.httpPort}/infer`, {
         method: 'POST',
         body: JSON.stringify(data[i % data.length]),
+        headers: { 'content-type': 'application/json' },
       });
       await response.json();
       latencies.push(performance.now() - t0);
@@ -310,14 +333,14 @@ export async function main(argv = process.argv.slice(2)) {
     latencies.sort((a, b) => a - b);
     await device.stop();
     const memory = process.memoryUsage();
-    await writeFile(join(dir, 'unused.pem'), 'the model comes from the state dir; no download is verified');
+    await writeFile(join(dir, 'signing.pub.pem'), BENCH_KEYS.publicKeyPem);
     await cp(join(stateDir, 'models'), join(dir, 'proc-state', 'models'), { recursive: true });
     debug('spawning device process');
     const deviceRssMB = await deviceProcessPeakRssMB(
       join(dir, 'proc-state'),
       csv,
       broker.url,
-      join(dir, 'unused.pem'),
+      join(dir, 'signing.pub.pem'),
       20_000,
     );
     const result = {

@@ -29,6 +29,7 @@ import { type Arch, buildDevicePackages, repoRoot, TOP_DIR } from '../device/pac
 import { transformRows } from '../shared/preprocess.ts';
 import { initTf } from '../shared/tf.ts';
 import {
+  BENCH_KEYS,
   bareRun,
   buildModel,
   preprocessing,
@@ -151,8 +152,8 @@ export async function main() {
     const data = rows(2_048);
     const csv = join(dir, 'rows.csv');
     await writeCsv(csv, data);
-    const keyFile = join(dir, 'unused.pem');
-    await writeFile(keyFile, 'the model comes from the state dir; no download is verified');
+    const keyFile = join(dir, 'signing.pub.pem');
+    await writeFile(keyFile, BENCH_KEYS.publicKeyPem);
     const x = transformRows(preprocessing, data);
 
     const variants: Variant[] = [
@@ -189,7 +190,11 @@ export async function main() {
       const body = JSON.stringify(data[0]);
       let startMs = 0;
       for (;;) {
-        const response = await fetch(url, { method: 'POST', body });
+        const response = await fetch(url, {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/json' },
+        });
         if (response.ok) {
           await response.json();
           startMs = performance.now() - (started[0] ?? 0);

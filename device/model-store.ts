@@ -11,6 +11,7 @@
  * pointer names the old slot, which nothing touched; after it, the new slot is complete.
  * On start the store re-checks the slot the pointer names against its manifest digests and
  * falls back to the previous slot if that fails, so even a torn slot cannot be loaded.
+ * `highest` records the highest version ever switched to (anti-rollback survives a restart).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
@@ -25,6 +26,9 @@ export interface SlotFiles {
   manifest: Manifest;
   files: Map<string, Buffer>;
 }
+
+/** File in the models dir holding {"version": n}, the highest version verified. */
+const HIGHEST = 'highest';
 
 interface Pointer {
   version: number;
@@ -77,6 +81,23 @@ export class ModelStore {
     }
   }
 
+  /** The highest version this gateway has verified and switched to, or undefined before any. */
+  async highestVersion(): Promise<number | undefined> {
+    try {
+      const parsed = JSON.parse(await readFile(join(this.dir, HIGHEST), 'utf8')) as { version?: unknown };
+      return Number.isInteger(parsed.version) ? (parsed.version as number) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Raises the recorded highest version to `version` (never lowers it: a rollback keeps it). */
+  async recordVerified(version: number): Promise<void> {
+    const highest = await this.highestVersion();
+    if (highest !== undefined && highest >= version) return;
+    await replaceFileAtomic(this.dir, HIGHEST, JSON.stringify({ version }));
+  }
+
   /** Step "stage": the downloaded files go to a fresh staging dir, each fsynced. */
   async stage(slot: SlotFiles): Promise<string> {
     const staging = join(
@@ -116,15 +137,22 @@ export class ModelStore {
     await this.prune(pointer);
   }
 
-  /** The slot the pointer names if it verifies, else the previous one; undefined when none. */
-  async loadCurrent(log?: (line: string) => void): Promise<SlotFiles | undefined> {
+  /**
+   * The slot the pointer names if it verifies, else the previous one; undefined when none.
+   * `trust` adds a check beyond the digests (the manifest signature): a slot planted in the
+   * state dir has digests that match, but no signature from the stack's key.
+   */
+  async loadCurrent(
+    log?: (line: string) => void,
+    trust?: (slot: SlotFiles) => string | undefined,
+  ): Promise<SlotFiles | undefined> {
     const pointer = await this.pointer();
     if (!pointer) return undefined;
     for (const version of [pointer.version, pointer.previous]) {
       if (version === undefined) continue;
       try {
         const slot = await this.readDir(this.slotDir(version));
-        const mismatch = digestMismatch(slot.manifest, slot.files);
+        const mismatch = digestMismatch(slot.manifest, slot.files) ?? trust?.(slot);
         if (!mismatch) return slot;
         log?.(`model slot v${version} does not verify (${mismatch}); trying the previous slot`);
       } catch (error) {

@@ -32,22 +32,26 @@ export class NoticeSelector {
   }
 
   /**
-   * Records a notice from `source` and returns the notice to act on now (if any), given the
-   * version this gateway serves. When a canary-topic notice leaves this gateway on a version
-   * newer than the one chosen, it runs a canary that no notice names any more (replaced by a
-   * canary for another cohort): it goes back to the fleet's version as a rollback. An older
-   * fleet-wide notice alone is passed on as it is (the updater refuses it: anti-rollback).
+   * Records a notice from `source` (already verified: signed and current) and returns the
+   * notice to act on now (if any), given the version this gateway serves. When the chosen
+   * notice is older than the version served and a newer canary notice names it as its
+   * `fallbackVersion`, this gateway runs a canary that no notice names any more (replaced by
+   * a canary for another cohort): it goes back to that version as a rollback, on the signed
+   * word of the newer canary notice. Any other older notice is passed on as it is (the
+   * updater refuses it: anti-rollback).
    */
   offer(source: NoticeSource, notice: ReleaseNotice, serving?: number): ReleaseNotice | undefined {
     if (source === 'canary') this.canary = notice;
     else this.fleet = notice;
     const chosen = chooseNotice(this.thing, this.fleet, this.canary);
     const withdrawn =
-      source === 'canary' &&
       chosen !== undefined &&
       serving !== undefined &&
       chosen.kind !== 'rollback' &&
-      chosen.version < serving;
+      chosen.version < serving &&
+      this.canary !== undefined &&
+      this.canary.version > serving &&
+      this.canary.fallbackVersion === chosen.version;
     return withdrawn ? { ...chosen, kind: 'rollback' } : chosen;
   }
 }

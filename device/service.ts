@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Refusal } from '../shared/dataset/readings.ts';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
+import { noticeRefusal } from '../shared/notice.ts';
 import type { RawRow } from '../shared/preprocess.ts';
 import {
   type DeviceState,
@@ -49,7 +50,14 @@ import {
   startInferServer,
 } from './sources.ts';
 import { DEFAULT_SUMMARY_INTERVAL_MS } from './summary-batcher.ts';
-import { applyRelease, isNewNotice, loadFromSlotFiles, type SwapPoint, UpdateFailure } from './updater.ts';
+import {
+  applyRelease,
+  isNewNotice,
+  loadFromSlotFiles,
+  type SwapPoint,
+  signedBy,
+  UpdateFailure,
+} from './updater.ts';
 import { answerWindowHttp, LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
 import type { SeriesLimits, SeriesStats, WindowResult } from './window-stream.ts';
 
@@ -425,7 +433,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
 
   // --- model: the slot on disk first, then release notices ------------------------------
   enterStep('load model');
-  const slot = await store.loadCurrent(log);
+  const slot = await store.loadCurrent(log, signedBy(o.publicKeyPem));
   if (slot) {
     try {
       serve(await loadFromSlotFiles(slot.manifest, slot.files));
@@ -453,6 +461,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     if (!parsed.success)
       return reportError('download', `the release notice is invalid: ${describeZodError(parsed.error)}`);
     if (parsed.data.model !== o.model) return;
+    const refusal = noticeRefusal(parsed.data, o.publicKeyPem, Date.now());
+    if (refusal) return reportError('verify', refusal, parsed.data.version);
     const chosen = selector.offer(source, parsed.data, engine.version);
     if (!chosen) return;
     pendingNotice = chosen;

@@ -19,6 +19,7 @@ import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import { type RawRow, transformInto } from '../shared/preprocess.ts';
 import type { InferenceResult, Preprocessing } from '../shared/schemas.ts';
 import { type Engine, NoModelError } from './engine.ts';
+import { guardInferServer } from './infer-guard.ts';
 import type { Classified, LoadedModel } from './model.ts';
 import { toResult, truthColumn } from './result-encoding.ts';
 import type { ResultStream } from './result-writer.ts';
@@ -354,6 +355,8 @@ export async function startInferServer(
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => send(res, 500, { error: errorMessage(error) }));
   });
+  // Local tools only: no Origin, loopback Host, JSON bodies (device/infer-guard.ts).
+  guardInferServer(server);
   async function handle(req: IncomingMessage, res: ServerResponse) {
     if (req.method === 'GET' && req.url === '/status') return send(res, 200, ctx.status());
     if (req.url !== '/infer') return send(res, 404, { error: 'use POST /infer or GET /status' });

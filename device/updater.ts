@@ -2,6 +2,8 @@
  * One model update, from a release notice to a serving model: download -> verify ->
  * stage -> probation -> switch. Any failure throws an UpdateFailure naming the step and the
  * reason; the caller keeps serving the old model and reports it on the status topic.
+ * The notice's signature and expiry were checked on arrival (shared/notice.ts), so its
+ * `kind` is the signer's word: only a rollback goes below the highest version verified.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../shared/errors.ts';
@@ -16,7 +18,7 @@ import {
 import { modelFiles, modelKeys } from '../shared/topology.ts';
 import { storageFault } from './disk.ts';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from './model.ts';
-import { digestMismatch, type ModelStore } from './model-store.ts';
+import { digestMismatch, type ModelStore, type SlotFiles } from './model-store.ts';
 
 export class UpdateFailure extends Error {
   constructor(
@@ -81,10 +83,13 @@ export async function applyRelease(notice: ReleaseNotice, ctx: UpdateContext): P
   const fail = (step: UpdateStep, reason: string): never => {
     throw new UpdateFailure(step, reason, v);
   };
-  if (ctx.currentVersion !== undefined && v < ctx.currentVersion && notice.kind !== 'rollback')
+  // The floor survives restarts and rollbacks: a replayed older release cannot undo a newer one.
+  const highest = await ctx.store.highestVersion();
+  const floor = Math.max(ctx.currentVersion ?? 0, highest ?? 0);
+  if (v < floor && notice.kind !== 'rollback')
     fail(
       'verify',
-      `version ${v} is older than the serving version ${ctx.currentVersion} (anti-rollback; publish a notice with kind "rollback" to go back)`,
+      `version ${v} is older than version ${floor}, the highest this gateway has verified (anti-rollback; only a signed notice with kind "rollback" naming v${v} goes back)`,
     );
 
   // download + verify the manifest first: its digest, schema, identity and signature.
@@ -173,7 +178,25 @@ export async function applyRelease(notice: ReleaseNotice, ctx: UpdateContext): P
     fail('switch', errorMessage(error));
   }
   await ctx.onSwapPoint?.('switched', v);
+  try {
+    await ctx.store.recordVerified(v);
+  } catch (error) {
+    // v serves; the floor stays at the last version recorded (still at or above the old one).
+    ctx.log?.(`the highest verified version v${v} was not recorded: ${errorMessage(error)}`);
+  }
   return model;
+}
+
+/** The boot check of a stored slot: a manifest the provisioned key did not sign is not loaded. */
+export function signedBy(publicKeyPem: string): (slot: SlotFiles) => string | undefined {
+  return (slot) => {
+    try {
+      verifyManifestSignature(slot.manifest, publicKeyPem);
+      return undefined;
+    } catch (error) {
+      return `${errorMessage(error)} (a model placed in the state dir is not trusted)`;
+    }
+  };
 }
 
 export function loadFromSlotFiles(

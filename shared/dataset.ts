@@ -12,12 +12,13 @@
  */
 
 import type { ColumnProfile } from './dataset/column-kind.ts';
-import { type Delimiter, parseCsv, sniffDelimiter } from './dataset/csv.ts';
+import { columnsProblem, type Delimiter, parseCsv, sniffDelimiter } from './dataset/csv.ts';
 import {
   DATASET_LIMITS,
   type DatasetOptions,
   type DatasetProfile,
   DatasetProfiler,
+  formatBytes,
   headerNames,
 } from './dataset/profile.ts';
 import { type DatasetSource, type PartLineage, type PassProgress, readPass } from './dataset/read.ts';
@@ -56,6 +57,8 @@ export function parseDataset(input: Uint8Array | string, options: DatasetOptions
   if (!headerRow || headerRow.every((cell) => cell.trim() === '')) {
     throw new InputError(`${where}the file is empty: upload a CSV with a header line and data rows`);
   }
+  const wide = columnsProblem(headerRow.length, where, 'the header');
+  if (wide) throw wide;
   const header = headerNames(headerRow, where);
   const profiler = new DatasetProfiler(header, options, where);
   const kept: { cells: string[]; number: number }[] = [];
@@ -135,8 +138,4 @@ function notText(where: string, why: string): InputError {
   return new InputError(
     `${where}the file is not a text CSV (${why}): export the data as UTF-8 CSV with a header line`,
   );
-}
-
-function formatBytes(n: number): string {
-  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }

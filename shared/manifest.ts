@@ -49,16 +49,33 @@ export async function signManifest(manifest: Manifest, signer: ManifestSigner): 
 /** Throws with the reason when the manifest is unsigned or its signature does not verify. */
 export function verifyManifestSignature(manifest: Manifest, publicKeyPem: string): void {
   if (!manifest.signature) throw new Error('manifest is not signed');
-  const ok = verify(
-    'sha256',
-    signedBytes(manifest),
-    { key: createPublicKey(publicKeyPem), dsaEncoding: 'der' },
-    Buffer.from(manifest.signature.value, 'base64'),
-  );
-  if (!ok)
+  if (!signatureVerifies(signedBytes(manifest), manifest.signature.value, publicKeyPem))
     throw new Error(
       `manifest signature does not verify with the provisioned public key (keyId ${manifest.signature.keyId})`,
     );
+}
+
+const PEM_PUBLIC_KEY = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g;
+
+/**
+ * The public keys pinned in a PEM text: one, or several concatenated (a key rotation pins the
+ * old and the new key side by side until every signer uses the new one).
+ */
+export function pinnedKeys(publicKeyPem: string): string[] {
+  const blocks = publicKeyPem.match(PEM_PUBLIC_KEY) ?? [];
+  if (blocks.length === 0) throw new Error('no PEM public key (-----BEGIN PUBLIC KEY-----) is provisioned');
+  return blocks;
+}
+
+/**
+ * Whether a base64 DER ECDSA P-256 / SHA-256 signature over `message` verifies with one of
+ * the pinned keys.
+ */
+export function signatureVerifies(message: Buffer, base64Der: string, publicKeyPem: string): boolean {
+  const signature = Buffer.from(base64Der, 'base64');
+  return pinnedKeys(publicKeyPem).some((pem) =>
+    verify('sha256', message, { key: createPublicKey(pem), dsaEncoding: 'der' }, signature),
+  );
 }
 
 export function pemSigner(privateKeyPem: string, keyId = 'local'): ManifestSigner {

@@ -128,6 +128,11 @@ export const TrainingConfigSchema = z
     rollout: RolloutPlanSchema.optional(),
     /** Drift -> retrain thresholds (defaults apply when absent). */
     retrain: RetrainPolicySchema.optional(),
+    /**
+     * Labels gateways upload with their hard examples join training without review. Off by
+     * default: one gateway could otherwise poison retraining (`edgeloop feedback accept`).
+     */
+    trustGatewayLabels: z.boolean().default(false),
     /** The recipe search on datasets small enough to hold (defaults apply when absent). */
     tuning: TuningConfigSchema.optional(),
     /** Datasets of any size: how many rows a run holds and trains on (SAMPLE_DEFAULTS when absent). */
@@ -339,12 +344,21 @@ export const ReleaseNoticeSchema = z.object({
   /** sha256 of manifest.json as stored, so a swapped manifest is caught before parsing. */
   manifestSha256: Sha256,
   releasedAt: IsoTime,
-  /** `rollback` lets a device accept a version older than the one it runs. */
+  /** `rollback` lets a device accept a version older than the one it runs (signed, like all of it). */
   kind: z.enum(['release', 'rollback']).default('release'),
+  /** After this instant a device refuses the notice, so an old one cannot be replayed forever. */
+  expiresAt: IsoTime.optional(),
+  /**
+   * A canary notice's fleet version: a gateway outside the cohort that runs an older canary
+   * returns to exactly this version (the signed authority for that downgrade).
+   */
+  fallbackVersion: Version.optional(),
   /** Who installs it: every gateway (absent = 'all'), or the canary cohort only. */
   cohort: z.enum(['canary', 'all']).optional(),
   /** The canary plan (cohort 'canary'): who is in the cohort and when it is promoted. */
   rollout: RolloutPlanSchema.optional(),
+  /** Over canonicalJson(notice without `signature`), by the key that signs manifests (shared/notice.ts). */
+  signature: SignatureSchema.optional(),
 });
 export type ReleaseNotice = z.infer<typeof ReleaseNoticeSchema>;
 
@@ -548,6 +562,8 @@ export const RegistryItemSchema = z.object({
     .optional(),
   /** A windowed model: the window it was trained on (and the gateway cuts). */
   window: RegistryWindowSchema.optional(),
+  /** When the fleet-wide notice of this released version was last signed (re-signed before it expires). */
+  noticeAt: IsoTime.optional(),
   /** Drift -> retrain bookkeeping on a released version. */
   drift: z
     .object({

@@ -20,6 +20,9 @@ export type BucketKey = keyof typeof buckets;
 /** A model name is used in keys, topics and table keys, so it is kept to a safe alphabet. */
 export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Thing names follow AWS IoT's alphabet minus ':' (which IoT policies cannot match safely). */
+/** IoT Core's largest message payload; the local broker and Publish shim enforce it too. */
+export const IOT_MAX_PAYLOAD_BYTES = 128 * 1024;
+
 export const THING_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,128}$/;
 /** Results in one batch message at most: the batch schema and the gateway's batcher agree on it. */
 export const MAX_BATCH_RESULTS = 2000;
@@ -54,6 +57,14 @@ export const datasetKeys = {
   feedbackPrefix: (model: string) => `feedback/${model}/`,
   /** One CSV of hard examples from one gateway (under feedbackPrefix). */
   feedbackFile: (model: string, thing: string, fileName: string) => `feedback/${model}/${thing}/${fileName}`,
+  /**
+   * Reviewed copies of feedback files (`edgeloop feedback accept|label`): outside the prefix
+   * gateways may write to, so a gateway cannot mark its own labels reviewed.
+   */
+  reviewedFeedbackPrefix: (model: string) => `feedback-reviewed/${model}/`,
+  reviewedFeedbackKey: (feedbackKey: string) => feedbackKey.replace(/^feedback\//, 'feedback-reviewed/'),
+  /** The gateway (thing) a feedback or reviewed feedback key came from. */
+  feedbackThing: (key: string) => key.split('/')[2] ?? '',
   /**
    * The key that starts a retrain the rollout controller copies from `baseKey`: an object of
    * the same format, or the marker of a folder of parts when the base was one.
@@ -349,7 +360,7 @@ export const functions = {
   /** Scheduled: promotes or rolls back canaries, and starts retrains on sustained drift. */
   rolloutController: {
     id: 'RolloutControllerFunction',
-    env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket'],
+    env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket', 'signingKey'],
   },
 } as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;
@@ -527,6 +538,15 @@ export const rolloutSchedule = {
 
 export const deploymentParameter = (stage: string) => `/${NAMESPACE}/${stage}/deployment`;
 
+/**
+ * One stage per account and region. Topics, rule SQL and the thing policy carry no stage, and
+ * IoT Core's topic space is per account and region, so two stages there would cross (one's
+ * rules ingesting the other's gateways, one's retained notices replacing the other's). Every
+ * stack creates this parameter under the same name, holding its stage: CloudFormation cannot
+ * create a parameter that exists, so a second stage's deployment fails at this resource.
+ */
+export const ACCOUNT_STAGE_PARAMETER = `/${NAMESPACE}/account-stage`;
+
 // ---------------------------------------------------------------------------------------
 // The embedded local stack's data dir: other processes (CLI commands, devices) find the
 // running stack and its manifest verification key through these files.
@@ -536,4 +556,6 @@ export const localStackFiles = {
   endpoints: 'endpoints.json',
   signingPrivateKey: 'keys/manifest-signing-private.pem',
   signingPublicKey: 'keys/manifest-signing-public.pem',
+  /** The local S3's SigV4 credential, random per data dir (infra/local/credentials.ts). */
+  s3Credential: 'keys/s3-credential.json',
 } as const;

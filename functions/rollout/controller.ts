@@ -2,7 +2,7 @@
  * The rollout controller, run on a schedule (EventBridge in AWS, a timer in the local stack):
  * for each model with a canary, reads the live numbers of the canary and the current version
  * from the aggregates and promotes it (fleet-wide notice), rolls it back (an explicit rollback
- * notice on the canary topic back to the previous version) or waits; records each decision
+ * notice on the canary topic back to the previous version, signed) or waits; records each decision
  * with its reason in the registry and emits a metric. For each released version it also
  * watches drift and, when it holds and labelled feedback exists, starts a retrain by copying
  * the base dataset to a new dataset key (the normal S3 event path and the same gate follow).
@@ -12,7 +12,9 @@ import { type IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-dat
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { errorMessage } from '../../shared/errors.ts';
+import type { ManifestSigner } from '../../shared/manifest.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
+import { NOTICE_REFRESH_MS, signNotice, type UnsignedNotice } from '../../shared/notice.ts';
 import { decideRetrain, decideRollout } from '../../shared/rollout/decide.ts';
 import {
   type RegistryItem,
@@ -41,6 +43,8 @@ export interface ControllerDeps {
   manifests: ManifestLookup;
   metrics?: EdgeloopMetrics;
   log: TrainingLog;
+  /** The manifest signing key: every notice the controller publishes is signed (shared/notice.ts). */
+  signer: () => Promise<ManifestSigner>;
   now?: () => number;
 }
 
@@ -53,6 +57,8 @@ export interface ControllerDecision {
 
 export interface ControllerReport {
   decisions: ControllerDecision[];
+  /** Released versions whose fleet-wide notice was re-signed before it expired. */
+  refreshed: { model: string; version: number }[];
   retrains: { model: string; fromVersion: number; datasetKey: string; reason: string }[];
 }
 
@@ -64,7 +70,7 @@ export async function runRolloutController(deps: ControllerDeps): Promise<Contro
     manifests: deps.manifests,
     ...(deps.now ? { now: deps.now } : {}),
   };
-  const report: ControllerReport = { decisions: [], retrains: [] };
+  const report: ControllerReport = { decisions: [], refreshed: [], retrains: [] };
   const byModel = new Map<string, RegistryItem[]>();
   for (const item of await listRegistry(registry, undefined, { skipInvalid: true })) {
     const items = byModel.get(item.model) ?? [];
@@ -75,6 +81,8 @@ export async function runRolloutController(deps: ControllerDeps): Promise<Contro
     try {
       const decision = await controlCanary(deps, registry, stats, model, items);
       if (decision) report.decisions.push(decision);
+      const refreshed = await refreshFleetNotice(deps, registry, items);
+      if (refreshed) report.refreshed.push(refreshed);
       const retrain = await watchDrift(deps, registry, stats, model, items);
       if (retrain) report.retrains.push(retrain);
     } catch (error) {
@@ -154,6 +162,43 @@ async function controlCanary(
   return decision;
 }
 
+/**
+ * Keeps the released version's fleet-wide notice current: a notice expires
+ * (NOTICE_TTL_MS.release), so one that has stood for NOTICE_REFRESH_MS is signed and published
+ * again for the same version. Gateways already on it see no change; one installed later
+ * still gets a notice it accepts.
+ */
+async function refreshFleetNotice(
+  deps: ControllerDeps,
+  registry: RegistryStore,
+  items: RegistryItem[],
+): Promise<{ model: string; version: number } | undefined> {
+  // Newest first: the newest released version is the one the fleet-wide notice names.
+  const released = items.find((item) => item.status === 'released');
+  if (!released?.manifestSha256) return undefined;
+  const now = (deps.now ?? Date.now)();
+  if (now - Date.parse(released.noticeAt ?? released.updatedAt) < NOTICE_REFRESH_MS) return undefined;
+  const at = new Date(now).toISOString();
+  await publishNotice(deps, 'release', {
+    ...noticeOf(deps, released),
+    releasedAt: at,
+    kind: 'release',
+    cohort: 'all',
+  });
+  await registry.ddb.send(
+    new UpdateCommand({
+      TableName: registry.table,
+      Key: { model: released.model, version: released.version },
+      UpdateExpression: 'SET #noticeAt = :at',
+      ExpressionAttributeNames: { '#noticeAt': 'noticeAt' },
+      ExpressionAttributeValues: { ':at': at },
+    }),
+  );
+  const refreshed = { model: released.model, version: released.version };
+  deps.log.info('fleet-wide notice re-signed before it expires', refreshed);
+  return refreshed;
+}
+
 function noticeOf(deps: ControllerDeps, item: RegistryItem): Omit<ReleaseNotice, 'releasedAt' | 'kind'> {
   if (!item.manifestSha256) throw new Error(`${item.model} v${item.version} has no manifest digest`);
   return {
@@ -165,7 +210,9 @@ function noticeOf(deps: ControllerDeps, item: RegistryItem): Omit<ReleaseNotice,
   };
 }
 
-async function publishNotice(deps: ControllerDeps, topic: 'release' | 'canary', notice: ReleaseNotice) {
+async function publishNotice(deps: ControllerDeps, topic: 'release' | 'canary', unsigned: UnsignedNotice) {
+  // Devices refuse unsigned notices; a rollback in particular is the signer's word alone.
+  const notice = await signNotice(unsigned, await deps.signer());
   await deps.iot.send(
     new PublishCommand({
       topic: topicFor(topic, { model: notice.model }),
@@ -249,6 +296,9 @@ async function watchDrift(
         deps.datasetsBucket,
         model,
         policy.minFeedbackRows,
+        {
+          trustGatewayLabels: config.trustGatewayLabels,
+        },
       ),
     });
   const since = verdict.sinceMs === undefined ? undefined : new Date(verdict.sinceMs).toISOString();

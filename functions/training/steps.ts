@@ -12,6 +12,7 @@ import { checkDatasetSize, DATASET_LIMITS } from '../../shared/dataset.ts';
 import { InputError } from '../../shared/errors.ts';
 import { type FeedbackTable, feedbackRecords } from '../../shared/feedback.ts';
 import { sha256Hex, signManifest } from '../../shared/manifest.ts';
+import { signNotice } from '../../shared/notice.ts';
 import {
   ManifestSchema,
   type ReleaseNotice,
@@ -28,7 +29,7 @@ import {
   type TrainingProgress,
   trainFromSource,
 } from '../../shared/training/train.ts';
-import { readModelFeedback } from '../rollout/feedback-store.ts';
+import { trainingFeedback } from '../rollout/feedback-store.ts';
 import { getObjectBytes, readTrainingConfig } from './config.ts';
 import { s3DatasetSource } from './dataset-source.ts';
 import type { TrainingDeps } from './deps.ts';
@@ -257,7 +258,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
         checkDatasetSize(dataset.size, DATASET_LIMITS.maxBytes, `${dataset.key}: `);
       const source = await s3DatasetSource(deps.s3, dataset);
       // Labelled hard examples from the gateways follow the parts (matched by column name).
-      const feedback = await labelledFeedback(deps, model);
+      const feedback = await labelledFeedback(deps, model, TrainingConfigSchema.parse(config ?? {}));
       if (feedback) {
         source.extra = (header, partRows) => {
           const rows = feedbackRecords(header, feedback.tables, partRows);
@@ -385,7 +386,8 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     async publish(state) {
       const candidate = need(state.candidate, 'candidate');
       const { model, version } = runKey(state);
-      const signed = await signManifest(candidate.manifest, await deps.signer());
+      const signer = await deps.signer();
+      const signed = await signManifest(candidate.manifest, signer);
       const manifestKey = modelKeys.manifest(model, version);
       // On a retried publish, the manifest an earlier attempt stored stays the one released.
       const bytes = await putImmutable(manifestKey, manifestBytes(signed), 'application/json');
@@ -413,17 +415,21 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           durationMs: elapsed(state),
         },
       );
-      const release: ReleaseNotice = {
-        model,
-        version,
-        bucket: deps.modelsBucket,
-        manifestKey,
-        manifestSha256,
-        releasedAt,
-        kind: 'release',
-        cohort: rollout ? 'canary' : 'all',
-        ...(rollout ? { rollout: rollout.plan } : {}),
-      };
+      // Signed like the manifest; a canary names the fleet version gateways outside it return to.
+      const release: ReleaseNotice = await signNotice(
+        {
+          model,
+          version,
+          bucket: deps.modelsBucket,
+          manifestKey,
+          manifestSha256,
+          releasedAt,
+          kind: 'release',
+          cohort: rollout ? 'canary' : 'all',
+          ...(rollout ? { rollout: rollout.plan, fallbackVersion: rollout.previousVersion } : {}),
+        },
+        signer,
+      );
       deps.log.info(rollout ? 'released to the canary cohort' : 'released', { model, version, manifestKey });
       return { ...state, release, outcome: 'released' };
     },
@@ -469,13 +475,26 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
   };
 }
 
-/** The model's labelled feedback tables, or undefined when there are none. */
+/**
+ * The model's labelled feedback tables a run may merge (reviewed, or trusted by the config;
+ * capped per gateway; oversized files skipped), or undefined when there are none.
+ */
 async function labelledFeedback(
   deps: TrainingDeps,
   model: string,
+  config: Pick<TrainingConfig, 'trustGatewayLabels'>,
 ): Promise<{ tables: FeedbackTable[]; keys: string[]; rows: number } | undefined> {
-  const feedback = await readModelFeedback(deps.s3, deps.datasetsBucket, model);
-  const labelled = feedback.tables.filter((entry) => entry.labelled > 0);
+  const feedback = await trainingFeedback(deps.s3, deps.datasetsBucket, model, {
+    trustGatewayLabels: config.trustGatewayLabels,
+  });
+  for (const { key, reason } of feedback.skipped)
+    deps.log.warn('feedback file skipped', { model, key, reason });
+  if (feedback.awaitingReview.length > 0)
+    deps.log.info('feedback awaiting review is not merged (edgeloop feedback accept KEY)', {
+      model,
+      files: feedback.awaitingReview.length,
+    });
+  const labelled = feedback.tables;
   if (labelled.length === 0) return undefined;
   return { tables: labelled.map((entry) => entry.table), keys: labelled.map((entry) => entry.key), rows: 0 };
 }

@@ -7,7 +7,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import type { Deployment } from '../../shared/schemas.ts';
-import { deploymentParameter, NAMESPACE } from '../../shared/topology.ts';
+import { ACCOUNT_STAGE_PARAMETER, deploymentParameter, NAMESPACE } from '../../shared/topology.ts';
 import type { EdgeloopConfig } from './config.ts';
 import type { EdgeloopResources } from './constructs/function-binding.ts';
 import { DeviceComponent } from './constructs/greengrass.ts';
@@ -106,6 +106,13 @@ export class EdgeloopStack extends Stack {
       parameterName: deploymentParameter(config.stage),
       description: `${NAMESPACE} ${config.stage}: what edgeloop provision needs to set up a gateway`,
       stringValue: this.toJsonString(deployment),
+    });
+
+    // The account-and-region lock (shared/topology.ts): a second stage fails to create it.
+    new ssm.StringParameter(this, 'AccountStage', {
+      parameterName: ACCOUNT_STAGE_PARAMETER,
+      description: `${NAMESPACE} runs one stage per account and region; this one is ${config.stage}`,
+      stringValue: config.stage,
     });
 
     const outputs: Record<string, { value: string; description: string }> = {

@@ -1,11 +1,14 @@
 /**
  * The local IoT Core broker: aedes over TCP (MQTT 3.1.1), enforcing the thing policy, with
- * retained messages persisted to the data dir and replayed on start.
+ * retained messages persisted to the data dir and replayed on start, and IoT Core's message
+ * size limit on every client connection (infra/local/packet-limit.ts).
  */
 
 import { createServer, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
+import { IOT_MAX_PAYLOAD_BYTES } from '../../shared/topology.ts';
 import { listen } from './endpoints.ts';
+import { limitPacketSize } from './packet-limit.ts';
 import { type PolicyDecision, policyHooks } from './policy-auth.ts';
 import type { RetainedStore } from './retained.ts';
 
@@ -13,7 +16,14 @@ export interface BrokerOptions {
   port: number;
   retained: RetainedStore;
   onDeny?: (decision: PolicyDecision) => void;
+  /** Largest MQTT packet a client may send (remaining length); IoT Core's payload limit plus room for the topic. */
+  maxPacketBytes?: number;
+  /** A client's connection was closed for sending a packet over the limit. */
+  onOversized?: (reason: string) => void;
 }
+
+/** Room beyond the payload for the topic name, packet id and properties. */
+const PACKET_OVERHEAD_BYTES = 4 * 1024;
 
 export interface Broker {
   aedes: Aedes;
@@ -69,7 +79,9 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
 
   const sockets = new Set<Socket>();
   let held: Socket[] | undefined = [];
+  const maxPacketBytes = options.maxPacketBytes ?? IOT_MAX_PAYLOAD_BYTES + PACKET_OVERHEAD_BYTES;
   const server = createServer((socket) => {
+    limitPacketSize(socket, maxPacketBytes, (reason) => options.onOversized?.(reason));
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     if (held) held.push(socket);

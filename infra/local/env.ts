@@ -1,7 +1,8 @@
 /**
  * The environment the handlers and SDK clients need to run against a local stack: the
  * topology's env var names set to the local resource names, the standard
- * AWS_ENDPOINT_URL_<SERVICE> variables pointing at the local servers, and dummy credentials.
+ * AWS_ENDPOINT_URL_<SERVICE> variables pointing at the local servers, and the data dir's
+ * credential (the local S3 checks it; the other local servers accept any).
  */
 import { join } from 'node:path';
 import {
@@ -12,10 +13,14 @@ import {
   NAMESPACE,
   tables,
 } from '../../shared/topology.ts';
+import { localCredential } from './credentials.ts';
 import type { Endpoints } from './endpoints.ts';
 
-/** s3rver accepts signed requests only from its built-in account. */
-export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+/**
+ * For clients of dynalite and kinesalite only, which accept any signature. The local S3
+ * requires the data dir's own credential (localCredential), which localEnv sets.
+ */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'LOCALDYNAMO', secretAccessKey: 'LOCALDYNAMO' } as const;
 export const LOCAL_REGION = 'us-east-1';
 
 export function signingKeyPath(dataDir: string): string {
@@ -23,6 +28,7 @@ export function signingKeyPath(dataDir: string): string {
 }
 
 export function localEnv(endpoints: Endpoints, dataDir: string): Record<string, string> {
+  const credential = localCredential(dataDir);
   return {
     [envVars.datasetsBucket]: buckets.datasets.localName,
     [envVars.modelsBucket]: buckets.models.localName,
@@ -39,8 +45,8 @@ export function localEnv(endpoints: Endpoints, dataDir: string): Record<string, 
     AWS_ENDPOINT_URL_IOT_DATA_PLANE: endpoints.iotData,
     AWS_ENDPOINT_URL_KINESIS: endpoints.kinesis,
     AWS_REGION: LOCAL_REGION,
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_ACCESS_KEY_ID: credential.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credential.secretAccessKey,
     // s3rver understands neither the aws-chunked uploads nor the checksum trailers the SDK
     // sends by default for streamed bodies.
     AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',

@@ -3,9 +3,12 @@
  * handler calls to post the retained release notice) plus GetRetainedMessage and
  * ListRetainedMessages (to read release notices back). The AWS SDK's IoTDataPlaneClient
  * talks to it unchanged through AWS_ENDPOINT_URL_IOT_DATA_PLANE. Requests are not
- * authenticated: the shim listens on 127.0.0.1 only, like the other local servers.
+ * authenticated: the shim listens on 127.0.0.1 only, like the other local servers, behind the
+ * guard that refuses browser requests.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { guardServer } from '../../shared/request-guard.ts';
+import { IOT_MAX_PAYLOAD_BYTES } from '../../shared/topology.ts';
 import type { Broker } from './broker.ts';
 import { listen } from './endpoints.ts';
 import type { RetainedStore } from './retained.ts';
@@ -39,22 +42,23 @@ class ShimError extends Error {
   }
 }
 
-const MAX_PAYLOAD_BYTES = 128 * 1024;
-
 export async function startPublishShim(options: PublishShimOptions): Promise<PublishShim> {
-  const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
-  const server = createServer((request, response) => {
-    route(request, options, maxPayloadBytes).then(
-      (body) => send(response, 200, body ?? {}),
-      (error: unknown) => {
-        if (error instanceof ShimError) {
-          send(response, STATUS[error.type], { message: error.message }, error.type);
-        } else {
-          send(response, 500, { message: (error as Error).message }, 'InternalFailureException');
-        }
-      },
-    );
-  });
+  const maxPayloadBytes = options.maxPayloadBytes ?? IOT_MAX_PAYLOAD_BYTES;
+  // Guarded: a page must not post retained release notices (shared/request-guard.ts).
+  const server = guardServer(
+    createServer((request, response) => {
+      route(request, options, maxPayloadBytes).then(
+        (body) => send(response, 200, body ?? {}),
+        (error: unknown) => {
+          if (error instanceof ShimError) {
+            send(response, STATUS[error.type], { message: error.message }, error.type);
+          } else {
+            send(response, 500, { message: (error as Error).message }, 'InternalFailureException');
+          }
+        },
+      );
+    }),
+  );
   const port = await listen(server, options.port);
   return {
     port,

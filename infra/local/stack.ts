@@ -5,7 +5,8 @@
  * notifications to the training function, topic rules to the aggregators, kinesalite (the
  * results stream) fed by the Basic Ingest rule and read by an event source mapping into the
  * stream aggregator, and an EMF collector in place of CloudWatch. State lives in the data
- * dir and survives restarts.
+ * dir and survives restarts. Every HTTP listener is behind shared/request-guard.ts: no web
+ * page in the developer's browser can drive it.
  */
 
 import { createCipheriv } from 'node:crypto';
@@ -20,6 +21,7 @@ import S3rver from 's3rver';
 import { resetAwsClients, s3Client } from '../../shared/aws.ts';
 import { type EmfSink, setEmfSink } from '../../shared/emf-sink.ts';
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
+import { guardServer } from '../../shared/request-guard.ts';
 import {
   buckets,
   type FunctionName,
@@ -30,6 +32,7 @@ import {
   streams,
 } from '../../shared/topology.ts';
 import { startBroker } from './broker.ts';
+import { localCredential } from './credentials.ts';
 import { localLiveSource, readLiveSnapshot } from './dashboard/live-snapshot.ts';
 import { type DashboardServer, startDashboard } from './dashboard/server.ts';
 import { EmfCollector } from './emf-collector.ts';
@@ -50,9 +53,11 @@ import { ensureStreams, localKinesisClient, startKinesalite } from './kinesis.ts
 import { startPublishShim } from './publish-shim.ts';
 import { RetainedStore } from './retained.ts';
 import { startRuleRouter } from './rule-router.ts';
+import { registerWithS3rver, s3AccessDenied } from './s3-auth.ts';
 import { s3EventListener } from './s3-events.ts';
 import { type Schedule, startSchedule } from './schedule.ts';
 import { ensureSigningKey } from './signing-key.ts';
+import { sigV4Refusal } from './sigv4.ts';
 import { localBasicIngestPrefix, type StreamRuleError, startStreamRuleRouter } from './stream-rules.ts';
 import { ensureTables } from './tables.ts';
 
@@ -152,22 +157,31 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       configureBuckets: Object.values(buckets).map((bucket) => ({ name: bucket.localName })),
     });
     await s3rver.configureBuckets();
+    // Only the data dir's credential signs, and its signatures are checked here (s3rver does not).
+    const credential = localCredential(dataDir);
+    registerWithS3rver(credential);
     const s3 = await onPort('s3', async (port) => {
-      const server = createServer(s3rver.callback());
+      const server = guardServer(createServer(s3rver.callback()), {
+        check: (request) => sigV4Refusal(request, credential),
+        refusalBody: s3AccessDenied,
+      });
       return { server, port: await listen(server, port) };
     });
     cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
 
     // Kinesis: the results stream, on LevelDB in the data dir.
     const kinesisServer = await onPort('kinesis', (port) =>
-      listenOrClose(startKinesalite(join(dataDir, 'kinesis')), port),
+      listenOrClose(guardServer(startKinesalite(join(dataDir, 'kinesis'))), port),
     );
     cleanups.push(() => closeHttp(kinesisServer.server, () => promiseClose(kinesisServer.server)));
 
     // DynamoDB
     const dynamo = await onPort('dynamodb', (port) => {
       mkdirSync(join(dataDir, 'dynamodb'), { recursive: true });
-      return listenOrClose(dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 }), port);
+      return listenOrClose(
+        guardServer(dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0 })),
+        port,
+      );
     });
     cleanups.push(() => closeHttp(dynamo.server, () => promiseClose(dynamo.server)));
 
@@ -185,6 +199,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           log(`policy denied: thing '${decision.thing}' ${decision.action} '${decision.resource}'`);
           events.emit('denied', decision);
         },
+        onOversized: (reason) => log(`broker: closed a connection: ${reason}`),
       }),
     );
     cleanups.push(() => broker.close());

@@ -9,6 +9,7 @@ import { pipeline, Readable } from 'node:stream';
 import { type Options, parse } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { InputError } from '../errors.ts';
+import { DATASET_LIMITS } from './profile.ts';
 
 export type Delimiter = ',' | ';';
 
@@ -22,7 +23,17 @@ function csvOptions(delimiter: Delimiter): Options {
     relax_column_count: true,
     skip_empty_lines: true,
     trim: true,
+    // A field that never ends (an unclosed quote, a binary blob) stops here, not at OOM.
+    max_record_size: DATASET_LIMITS.maxRecordChars,
   };
+}
+
+/** The rejection of a record wider than DATASET_LIMITS.maxColumns, or undefined. */
+export function columnsProblem(columns: number, where: string, line: string): InputError | undefined {
+  if (columns <= DATASET_LIMITS.maxColumns) return undefined;
+  return new InputError(
+    `${where}${line} has ${columns} columns, over the limit of ${DATASET_LIMITS.maxColumns}: check the delimiter, or reduce the columns`,
+  );
 }
 
 /** Rows of a CSV text (header included); stops after `maxRows` rows when given. */
@@ -94,14 +105,22 @@ export async function openCsvText(
     const parser = parse(csvOptions(delimiter));
     // pipeline passes a failure of the text (bad UTF-8, a size limit) on to the parser.
     pipeline(Readable.from(rest(), { objectMode: true }), parser, () => {});
+    let row = 0;
     try {
       for await (const record of parser as AsyncIterable<string[]>) {
         if (record.length === 1 && record[0] === '') continue;
+        const wide = columnsProblem(record.length, where, row === 0 ? 'the header' : `row ${row}`);
+        if (wide) throw wide;
+        row++;
         yield record;
       }
     } catch (error) {
       if (error instanceof InputError) throw error;
       const code = (error as { code?: string }).code;
+      if (code === 'CSV_MAX_RECORD_SIZE')
+        throw new InputError(
+          `${where}a record is longer than ${DATASET_LIMITS.maxRecordChars} characters (an unclosed quote, or not a CSV): check the quoting near that line`,
+        );
       if (typeof code === 'string' && code.startsWith('CSV_')) {
         throw new InputError(
           `${where}the CSV cannot be parsed (${(error as Error).message}): check the quoting near that line`,

@@ -40,7 +40,22 @@ export const DATASET_LIMITS = {
   numericTolerance: 0.2,
   maxClasses: 50,
   minRowsPerClass: 5,
+  /**
+   * Parsing limits, so one upload cannot exhaust a training function: one record (a CSV row
+   * or a JSON line) in characters, the columns of a row, and how much more a gzip part may
+   * inflate to than it is stored (after the first 16 MiB; CSV compresses 5-20x, a bomb 1000x).
+   */
+  maxRecordChars: 1024 * 1024,
+  maxColumns: 10_000,
+  maxGzipRatio: 200,
 } as const;
+
+export function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+}
+
+/** Output a gzip part may reach before its ratio is judged (small files may compress far). */
+export const GZIP_RATIO_FLOOR_BYTES = 16 * 1024 * 1024;
 
 /** Label values counted before the profiler stops adding new ones (far above maxClasses). */
 const TRACKED_LABELS = 10_000;

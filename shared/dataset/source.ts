@@ -16,7 +16,8 @@ import {
   parquetSchema,
 } from 'hyparquet';
 import { InputError } from '../errors.ts';
-import { type Delimiter, openCsvText } from './csv.ts';
+import { columnsProblem, type Delimiter, openCsvText } from './csv.ts';
+import { DATASET_LIMITS, formatBytes, GZIP_RATIO_FLOOR_BYTES } from './profile.ts';
 
 export type PartFormat = 'csv' | 'jsonl' | 'parquet';
 
@@ -144,9 +145,25 @@ async function* plainBytes(chunks: AsyncIterable<Uint8Array>, where: string): As
     return;
   }
   const gunzip = createGunzip();
-  pipeline(Readable.from(all), gunzip, () => {});
+  let stored = 0;
+  let inflated = 0;
+  const counted = (async function* () {
+    for await (const chunk of all) {
+      stored += chunk.byteLength;
+      yield chunk;
+    }
+  })();
+  pipeline(Readable.from(counted), gunzip, () => {});
   try {
-    for await (const chunk of gunzip as AsyncIterable<Buffer>) yield chunk;
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      inflated += chunk.byteLength;
+      // A gzip bomb: a few KB stored that inflate to gigabytes keep a function busy for nothing.
+      if (inflated > GZIP_RATIO_FLOOR_BYTES && inflated > stored * DATASET_LIMITS.maxGzipRatio)
+        throw new InputError(
+          `${where}the gzip part inflates more than ${DATASET_LIMITS.maxGzipRatio} times its stored size (${formatBytes(stored)} to over ${formatBytes(inflated)}): not a dataset export; upload it uncompressed or recompress it`,
+        );
+      yield chunk;
+    }
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new InputError(`${where}the file is not valid gzip (${(error as Error).message}): upload it again`);
@@ -228,6 +245,8 @@ async function openJsonLines(text: AsyncIterable<string>, where: string): Promis
     throw new InputError(`${where}the file is empty: upload a JSON Lines file with one object per line`);
   }
   const header = Object.keys(first.value.object);
+  const wide = columnsProblem(header.length, where, 'the first object');
+  if (wide) throw wide;
   async function* records(): AsyncGenerator<string[]> {
     yield header.map((key) => cellText(first.value?.object[key]));
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
@@ -263,17 +282,24 @@ async function* jsonLines(
     }
     return { object: value as Record<string, unknown>, line };
   };
+  const tooLong = () =>
+    new InputError(
+      `${where}line ${line + 1} is longer than ${DATASET_LIMITS.maxRecordChars} characters: write one JSON object per line`,
+    );
   for await (const chunk of text) {
     pending += chunk;
     let at = pending.indexOf('\n');
     let start = 0;
     while (at >= 0) {
+      if (at - start > DATASET_LIMITS.maxRecordChars) throw tooLong();
       const parsed = parseLine(pending.slice(start, at));
       if (parsed) yield parsed;
       start = at + 1;
       at = pending.indexOf('\n', start);
     }
     pending = pending.slice(start);
+    // Not held whole: a line with no end in sight is refused as soon as it passes the limit.
+    if (pending.length > DATASET_LIMITS.maxRecordChars) throw tooLong();
   }
   const parsed = parseLine(pending);
   if (parsed) yield parsed;

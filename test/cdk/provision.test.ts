@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -7,6 +7,7 @@ import {
   AttachThingPrincipalCommand,
   CreateKeysAndCertificateCommand,
   CreateThingCommand,
+  CreateThingTypeCommand,
   DeleteCertificateCommand,
   DeleteThingCommand,
   DescribeEndpointCommand,
@@ -14,6 +15,7 @@ import {
   IoTClient,
   ResourceAlreadyExistsException,
   UpdateCertificateCommand,
+  UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
@@ -62,7 +64,9 @@ beforeEach(() => {
   kms.on(GetPublicKeyCommand, { KeyId: deployment.signingKeyArn }).resolves({
     PublicKey: new Uint8Array(signingKey.export({ type: 'spki', format: 'der' })),
   });
+  iot.on(CreateThingTypeCommand).resolves({ thingTypeName: 'vibration' });
   iot.on(CreateThingCommand).resolves({ thingName: 'gw-1' });
+  iot.on(UpdateThingCommand).resolves({});
   iot.on(CreateKeysAndCertificateCommand).resolves({
     certificateArn,
     certificateId: 'c0ffee',
@@ -98,6 +102,14 @@ describe('provisionThing', () => {
     expect(iot.commandCalls(CreateKeysAndCertificateCommand)[0]?.args[0].input).toEqual({
       setAsActive: true,
     });
+    // The thing's type is its model: the device role scopes feedback writes by it.
+    expect(iot.commandCalls(CreateThingTypeCommand)[0]?.args[0].input).toMatchObject({
+      thingTypeName: 'vibration',
+    });
+    expect(iot.commandCalls(CreateThingCommand)[0]?.args[0].input).toEqual({
+      thingName: 'gw-1',
+      thingTypeName: 'vibration',
+    });
     expect(iot.commandCalls(AttachPolicyCommand)[0]?.args[0].input).toEqual({
       policyName: deployment.thingPolicyName,
       target: certificateArn,
@@ -132,14 +144,18 @@ describe('provisionThing', () => {
     );
   });
 
-  it('reuses an existing thing and leaves it in place', async () => {
-    iot
-      .on(CreateThingCommand)
-      .rejects(new ResourceAlreadyExistsException({ message: 'exists', $metadata: {} }));
+  it('reuses an existing thing and thing type, gives the thing its model as type, and leaves it in place', async () => {
+    const exists = new ResourceAlreadyExistsException({ message: 'exists', $metadata: {} });
+    iot.on(CreateThingTypeCommand).rejects(exists);
+    iot.on(CreateThingCommand).rejects(exists);
 
     const result = await provisionThing(clients(), options());
 
     expect(result.thing).toBe('gw-1');
+    expect(iot.commandCalls(UpdateThingCommand)[0]?.args[0].input).toEqual({
+      thingName: 'gw-1',
+      thingTypeName: 'vibration',
+    });
     expect(iot.commandCalls(DeleteThingCommand)).toHaveLength(0);
   });
 
@@ -194,6 +210,26 @@ describe('provisionThing', () => {
 });
 
 describe('edgeloop provision', () => {
+  it('does not replace a credential file that appears while it runs, and rolls back', async () => {
+    // Prepare: another run writes the private key after the existence check passed.
+    const outDir = join(dir, 'raced');
+    const theirs = '-----BEGIN PRIVATE KEY-----\ntheirs\n-----END PRIVATE KEY-----\n';
+    iot.on(AttachThingPrincipalCommand).callsFake(async () => {
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(join(outDir, provisionFiles.privateKey), theirs);
+      return {};
+    });
+
+    // Act
+    const attempt = provisionThing(clients(), options({ outDir }));
+
+    // Assess
+    await expect(attempt).rejects.toThrow(/failed and was rolled back: EEXIST/);
+    expect(readFileSync(join(outDir, provisionFiles.privateKey), 'utf8')).toBe(theirs);
+    expect(existsSync(join(outDir, provisionFiles.certificate))).toBe(false);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(1);
+  });
+
   it('exits 2 with a reason for a bad thing name or a missing --model', async () => {
     expect(await main(['provision', 'bad:name', '--model', 'vibration'])).toBe(2);
     expect(await main(['provision', 'gw-1'])).toBe(2);

@@ -115,6 +115,14 @@ describe('storage', () => {
   });
 });
 
+interface KeyPolicyStatement {
+  Action: string | string[];
+  Principal: unknown;
+}
+/** An IAM action pattern (`kms:Get*`) as a regular expression. */
+const wildcard = (pattern: string) =>
+  new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`);
+
 describe('signing', () => {
   it('is an asymmetric P-256 signing key', () => {
     synth.template.hasResourceProperties('AWS::KMS::Key', {
@@ -123,17 +131,43 @@ describe('signing', () => {
     });
   });
 
-  it('lets only the publish step use the key, and only to sign', () => {
+  it('lets only the signers use the key, and only to sign: the publish step (manifests, release notices) and the rollout controller (its notices)', () => {
     // Act
     const kmsStatements = policyStatements(synth.resources).filter((s) =>
       s.Action.some((a) => a.startsWith('kms:')),
     );
     const publishRole = logicalId(synth.stack.training.steps.publish.role as Role);
+    const controllerRole = logicalId(synth.stack.rollout.controller.role as Role);
 
     // Assess
-    expect(kmsStatements).toHaveLength(1);
-    expect(kmsStatements[0]?.Action).toEqual(['kms:Sign']);
-    expect(kmsStatements[0]?.roles).toEqual([publishRole]);
+    expect(kmsStatements).toHaveLength(2);
+    for (const statement of kmsStatements) expect(statement.Action).toEqual(['kms:Sign']);
+    expect(kmsStatements.flatMap((statement) => statement.roles).sort()).toEqual(
+      [publishRole, controllerRole].sort(),
+    );
+  });
+
+  it('keeps kms:Sign out of the account delegation in the key policy: only the two signing roles are named', () => {
+    // Act
+    const [[, key] = []] = resourcesOfType(synth.resources, 'AWS::KMS::Key');
+    const policy = key?.Properties?.KeyPolicy as { Statement: KeyPolicyStatement[] } | undefined;
+    const statements = policy?.Statement ?? [];
+    const actionsOf = (statement: KeyPolicyStatement) => [statement.Action].flat();
+    const signers = statements.filter((statement) =>
+      actionsOf(statement).some((action) => 'kms:Sign'.match(wildcard(action))),
+    );
+    const publishRole = logicalId(synth.stack.training.steps.publish.role as Role);
+    const controllerRole = logicalId(synth.stack.rollout.controller.role as Role);
+
+    // Assess: no `kms:*` for the account root, and Sign only for the two roles by ARN.
+    expect(statements.flatMap(actionsOf)).not.toContain('kms:*');
+    expect(signers.map((statement) => actionsOf(statement))).toEqual([['kms:Sign'], ['kms:Sign']]);
+    expect(signers.map((statement) => JSON.stringify(statement.Principal)).sort()).toEqual(
+      [publishRole, controllerRole]
+        .map((role) => JSON.stringify({ AWS: { 'Fn::GetAtt': [role, 'Arn'] } }))
+        .sort(),
+    );
+    expect(statements.flatMap(actionsOf)).toContain('kms:Get*');
   });
 });
 
@@ -515,10 +549,12 @@ describe('IoT', () => {
     expect(renderCfnValue(statements[0]?.Resource[0])).toBe(
       `<${logicalId(synth.stack.storage.models)}.Arn>/*`,
     );
+    // Its own model (thing type) and its own thing: another model's feedback prefix matches nothing granted.
     expect(renderCfnValue(statements[1]?.Resource[0])).toBe(
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable.
-      `<${logicalId(synth.stack.storage.datasets)}.Arn>/${datasetKeys.feedbackFile('*', '${credentials-iot:ThingName}', '*')}`,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: IAM policy variables.
+      `<${logicalId(synth.stack.storage.datasets)}.Arn>/${datasetKeys.feedbackFile('${credentials-iot:ThingTypeName}', '${credentials-iot:ThingName}', '*')}`,
     );
+    expect(statements[1]?.Resource).toHaveLength(1);
   });
 
   it('lets the thing policy assume only the role alias', () => {

@@ -18,6 +18,7 @@ import {
   sha256Hex,
   signManifest,
 } from '../../shared/manifest.ts';
+import { signNotice } from '../../shared/notice.ts';
 import { transformRows } from '../../shared/preprocess.ts';
 import {
   type DeviceStatus,
@@ -333,6 +334,11 @@ export interface PublishOptions {
   signWith?: string;
   /** Skip the retained notice (to publish it later). */
   noNotice?: boolean;
+  /**
+   * A notice the device must refuse: without a signature, signed by another key, or signed
+   * by the right key but already expired. Default: signed by the trusted key, current.
+   */
+  badNotice?: 'unsigned' | 'forged' | 'expired';
 }
 
 export async function publishRelease(
@@ -371,7 +377,7 @@ export async function publishRelease(
   await s3.put(modelKeys.file(MODEL, v, modelFiles.topology), artifacts.modelJson);
   await s3.put(modelKeys.file(MODEL, v, modelFiles.weights), options.uploadWeights ?? weights);
   await s3.put(modelKeys.manifest(MODEL, v), manifestBytes);
-  const notice: ReleaseNotice = {
+  const unsignedNotice: ReleaseNotice = {
     model: MODEL,
     version: v,
     bucket: BUCKET,
@@ -380,6 +386,16 @@ export async function publishRelease(
     releasedAt: new Date().toISOString(),
     kind: options.kind ?? 'release',
   };
+  const bad = options.badNotice;
+  const notice =
+    bad === 'unsigned'
+      ? unsignedNotice
+      : await signNotice(
+          bad === 'expired'
+            ? { ...unsignedNotice, expiresAt: new Date(Date.now() - 1000).toISOString() }
+            : unsignedNotice,
+          pemSigner(bad === 'forged' ? generateSigningKeyPair().privateKeyPem : privateKeyPem),
+        );
   if (!options.noNotice) await broker.publishRetained(topicFor('release', { model: MODEL }), notice);
   return { notice, manifest };
 }

@@ -29,6 +29,7 @@ describe('a crash at each swap step leaves a loadable model', () => {
     const answer = await fetch(`http://127.0.0.1:${device.httpPort}/infer`, {
       method: 'POST',
       body: JSON.stringify({ a: 1, b: 1 }),
+      headers: { 'content-type': 'application/json' },
     });
     const version = device.status().version;
     await device.stop();

@@ -1,5 +1,9 @@
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Device, startDevice } from '../../device/service.ts';
+import { pemSigner, signManifest } from '../../shared/manifest.ts';
+import { ManifestSchema } from '../../shared/schemas.ts';
 import { MODEL, nanWeights, type Peers, postInfer, signingKeys, startPeers, until } from './helpers.ts';
 
 describe('device model updates against real aedes + s3rver', () => {
@@ -139,6 +143,89 @@ describe('device model updates against real aedes + s3rver', () => {
     expect(refused.lastError).toMatchObject({ step: 'verify', reason: expect.stringMatching(/older/) });
     expect(rolledBack.lastError).toBeNull();
     await gw.stop();
+  });
+
+  it.each([
+    ['unsigned', /not signed/],
+    ['forged', /does not verify/],
+    ['expired', /expired at/],
+  ] as const)(
+    'refuses a rollback notice that is %s, with the old model still serving /infer',
+    async (bad, reason) => {
+      // Prepare
+      await peers.release({ version: 5 });
+      const gw = await device(`gw-${bad}-notice`);
+      await gw.waitFor((s) => s.version === 5, 20_000);
+
+      // Act
+      await peers.release({ version: 4, kind: 'rollback', badNotice: bad });
+      const refused = await gw.waitFor((s) => s.lastError !== null, 20_000);
+      const answer = await postInfer(gw.httpPort ?? 0, { a: 1.5, b: 1 });
+
+      // Assess
+      expect(refused.lastError).toMatchObject({
+        step: 'verify',
+        version: 4,
+        reason: expect.stringMatching(reason),
+      });
+      expect(refused.version).toBe(5);
+      expect(answer.body).toMatchObject({ version: 5 });
+      await gw.stop();
+    },
+  );
+
+  it('keeps the highest verified version across a restart: an older release is refused, a signed rollback is not', async () => {
+    // Prepare: v7 serves, then the gateway restarts with v6 as the retained notice.
+    await peers.release({ version: 7 });
+    const first = await device('gw-floor');
+    await first.waitFor((s) => s.version === 7, 20_000);
+    await first.stop();
+    await peers.release({ version: 6 });
+
+    // Act
+    const second = await device('gw-floor');
+    const refused = await second.waitFor((s) => s.lastError !== null, 20_000);
+    await peers.release({ version: 6, kind: 'rollback' });
+    const rolledBack = await second.waitFor((s) => s.version === 6, 20_000);
+
+    // Assess
+    expect(refused.version).toBe(7);
+    expect(refused.lastError).toMatchObject({
+      reason: expect.stringMatching(/highest this gateway has verified/),
+    });
+    expect(rolledBack.lastError).toBeNull();
+    await second.stop();
+  });
+
+  it('refuses at boot a model planted in the state dir (digests match, no signature from the stack) and serves the previous one', async () => {
+    // Prepare: v1 then v2 serve; then a v3 slot signed by another key is planted and named current.
+    await peers.release({ version: 1 });
+    const first = await device('gw-planted');
+    await first.waitFor((s) => s.version === 1, 20_000);
+    await peers.release({ version: 2 });
+    await first.waitFor((s) => s.version === 2, 20_000);
+    await first.stop();
+    const models = join(peers.dir, 'gw-planted', 'models');
+    await cp(join(models, 'v2'), join(models, 'v3'), { recursive: true });
+    const manifest = ManifestSchema.parse(
+      JSON.parse(await readFile(join(models, 'v3', 'manifest.json'), 'utf8')),
+    );
+    const planted = await signManifest(
+      { ...manifest, version: 3 },
+      pemSigner(signingKeys().privateKeyPem, 'attacker'),
+    );
+    await writeFile(join(models, 'v3', 'manifest.json'), JSON.stringify(planted));
+    await writeFile(join(models, 'current'), JSON.stringify({ version: 3, previous: 2 }));
+    const logs: string[] = [];
+
+    // Act
+    const second = await device('gw-planted', { log: (line) => logs.push(line) });
+    const status = await second.waitFor((s) => s.state === 'serving', 20_000);
+
+    // Assess
+    expect(status.version).toBe(2);
+    expect(logs.join('\n')).toMatch(/slot v3 does not verify \(manifest signature does not verify/);
+    await second.stop();
   });
 });
 

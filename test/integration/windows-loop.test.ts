@@ -121,6 +121,7 @@ describe('the windowed loop on the local stack', () => {
         const response = await fetch(`http://127.0.0.1:${device.httpPort}/infer`, {
           method: 'POST',
           body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json' },
         });
         return {
           status: response.status,

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_CREDENTIALS } from '../../infra/local/env.ts';
+import { credentialPath, localCredential } from '../../infra/local/credentials.ts';
 import { localKinesisClient } from '../../infra/local/kinesis.ts';
 import { type Endpoints, readEndpoints } from '../../infra/local/stack.ts';
 import { buckets, streams } from '../../shared/topology.ts';
@@ -103,9 +103,12 @@ describe('edgeloop up', () => {
     expect(StreamNames).toContain(streams.results.localName);
     expect(printed).toMatchObject({
       region: 'us-east-1',
-      credentials: LOCAL_CREDENTIALS,
+      // The data dir's own random credential (the local S3 checks SigV4 against it).
+      credentials: localCredential(dataDir),
       buckets: { datasets: buckets.datasets.localName, models: buckets.models.localName },
     });
+    expect(printed.credentials.accessKeyId).toMatch(/^ELLOCAL[0-9A-F]{16}$/);
+    expect(statSync(credentialPath(dataDir)).mode & 0o777).toBe(0o600);
     expect(endpoints.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(endpoints.mqtt).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
     expect(listed.Buckets?.map((bucket) => bucket.Name).sort()).toEqual(

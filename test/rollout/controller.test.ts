@@ -13,8 +13,10 @@ import { copyBaseDataset } from '../../functions/rollout/retrain-dataset.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
+import { noticeRefusal } from '../../shared/notice.ts';
 import { type RegistryItem, ReleaseNoticeSchema, RolloutPlanSchema } from '../../shared/schemas.ts';
-import { buckets, datasetKeys, modelKeys, tables, topicFor } from '../../shared/topology.ts';
+import { signerFromEnv } from '../../shared/signing.ts';
+import { buckets, datasetKeys, envVars, modelKeys, tables, topicFor } from '../../shared/topology.ts';
 import { startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
@@ -35,6 +37,7 @@ beforeAll(async () => {
     datasetsBucket: buckets.datasets.localName,
     manifests: new ManifestCache(s3Client, buckets.models.localName),
     log: quiet,
+    signer: () => signerFromEnv(stack.env[envVars.signingKey] ?? ''),
     now: () => now,
   };
 }, 60_000);
@@ -113,6 +116,9 @@ describe('rollout controller', () => {
     expect(await statusOf('silent')).toEqual({ 3: 'released', 4: 'rolled-back' });
     const notice = ReleaseNoticeSchema.parse(JSON.parse(new TextDecoder().decode(retained.payload)));
     expect(notice).toMatchObject({ model: 'silent', version: 3, kind: 'rollback', cohort: 'canary' });
+    // Signed by the stack's key and current (a device verifies it before acting).
+    expect(noticeRefusal(notice, stack.publicKeyPem, now)).toBeUndefined();
+    expect(noticeRefusal({ ...notice, version: 1 }, stack.publicKeyPem, now)).toMatch(/does not verify/);
   });
 
   it('retires a canary replaced by a newer canary or overtaken by a fleet-wide release', async () => {
@@ -135,6 +141,30 @@ describe('rollout controller', () => {
     expect(await statusOf('busy')).toEqual({ 1: 'released', 2: 'rolled-back', 3: 'canary' });
     expect(older?.rollout?.reason).toBe('superseded by v3');
     expect(await statusOf('overtaken')).toEqual({ 1: 'released', 2: 'rolled-back', 3: 'released' });
+  });
+});
+
+describe('fleet-wide notices that would expire', () => {
+  it("re-signs and re-publishes the released version's notice halfway to its expiry, once", async () => {
+    // Prepare: v1 was released (and its notice signed) 200 days ago.
+    const long = new Date(now - 200 * 24 * 60 * 60 * 1000).toISOString();
+    await put('steady', 1, 'released', { updatedAt: long });
+
+    // Act
+    const first = await runRolloutController(deps);
+    const retained = await iotDataClient().send(
+      new GetRetainedMessageCommand({ topic: topicFor('release', { model: 'steady' }) }),
+    );
+    const second = await runRolloutController(deps);
+
+    // Assess
+    expect(first.refreshed).toContainEqual({ model: 'steady', version: 1 });
+    expect(second.refreshed).not.toContainEqual({ model: 'steady', version: 1 });
+    const notice = ReleaseNoticeSchema.parse(JSON.parse(new TextDecoder().decode(retained.payload)));
+    expect(notice).toMatchObject({ model: 'steady', version: 1, kind: 'release', cohort: 'all' });
+    expect(noticeRefusal(notice, stack.publicKeyPem, now + 300 * 24 * 60 * 60 * 1000)).toBeUndefined();
+    const [item] = await listRegistry({ ddb: dynamoClient(), table: tables.registry.localName }, 'steady');
+    expect(item?.noticeAt).toBe(new Date(now).toISOString());
   });
 });
 

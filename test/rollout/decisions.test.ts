@@ -109,10 +109,30 @@ describe('the gateway notice selector', () => {
     selector.offer('release', notice(1), 2);
 
     // Act
-    const chosen = selector.offer('canary', notice(3, { cohort: 'canary', rollout: plan }), 2);
+    const chosen = selector.offer(
+      'canary',
+      notice(3, { cohort: 'canary', rollout: plan, fallbackVersion: 1 }),
+      2,
+    );
 
     // Assess
     expect(chosen).toMatchObject({ version: 1, kind: 'rollback' });
+  });
+
+  it('goes back only to the version the newer canary notice names as its fallback', () => {
+    // Prepare: an old fleet notice (v1) replayed while the canary names v2 as the fleet version.
+    const selector = new NoticeSelector(outsiderOfV3, 'm');
+    selector.offer('canary', notice(3, { cohort: 'canary', rollout: plan, fallbackVersion: 2 }), 2);
+
+    // Act
+    const replayed = selector.offer('release', notice(1), 2);
+    const unnamed = new NoticeSelector(outsiderOfV3, 'm');
+    unnamed.offer('release', notice(1), 2);
+    const withoutFallback = unnamed.offer('canary', notice(3, { cohort: 'canary', rollout: plan }), 2);
+
+    // Assess: passed on as plain releases, which the updater refuses as older.
+    expect(replayed).toMatchObject({ version: 1, kind: 'release' });
+    expect(withoutFallback).toMatchObject({ version: 1, kind: 'release' });
   });
 });
 

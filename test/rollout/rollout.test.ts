@@ -237,6 +237,8 @@ describe('drift -> retrain', () => {
     await fleet.putConfig(MODEL, {
       ...CONFIG,
       retrain: { driftPsi: 0.25, sustainMs: 1_000, windowMs: 60_000 },
+      // These gateways' readings carry the truth: this model takes their labels unreviewed.
+      trustGatewayLabels: true,
     });
     const [header = '', ...rows] = generateDemoDataset({ rows: 2000, seed: 5 }).trimEnd().split('\n');
     const skewedFile = join(fleet.dir, 'overheating.csv');

@@ -3,10 +3,12 @@ import {
   canonicalJson,
   generateSigningKeyPair,
   pemSigner,
+  pinnedKeys,
   sha256Hex,
   signManifest,
   verifyManifestSignature,
 } from '../../shared/manifest.ts';
+import { noticeRefusal, signNotice } from '../../shared/notice.ts';
 import type { Manifest } from '../../shared/schemas.ts';
 
 const manifest: Manifest = {
@@ -64,4 +66,34 @@ describe('manifest signatures', () => {
     );
     expect(() => verifyManifestSignature(manifest, keys.publicKeyPem)).toThrow(/not signed/);
   });
+
+  it('verify with any of several pinned keys, so a rotation needs no re-provisioning', async () => {
+    // Prepare: the gateway pins the old and the new key side by side; a third key is a stranger.
+    const next = generateSigningKeyPair();
+    const pinned = `${keys.publicKeyPem}\n${next.publicKeyPem}`;
+    const byOld = await signManifest(manifest, pemSigner(keys.privateKeyPem, 'old'));
+    const byNew = await signManifest(manifest, pemSigner(next.privateKeyPem, 'new'));
+    const byStranger = await signManifest(manifest, pemSigner(generateSigningKeyPair().privateKeyPem, 'x'));
+    const notice = await signNotice(
+      { ...rollback, releasedAt: new Date().toISOString() },
+      pemSigner(next.privateKeyPem, 'new'),
+    );
+
+    // Act / Assess
+    expect(pinnedKeys(pinned)).toHaveLength(2);
+    expect(() => verifyManifestSignature(byOld, pinned)).not.toThrow();
+    expect(() => verifyManifestSignature(byNew, pinned)).not.toThrow();
+    expect(() => verifyManifestSignature(byStranger, pinned)).toThrow(/does not verify/);
+    expect(noticeRefusal(notice, pinned, Date.now())).toBeUndefined();
+    expect(() => pinnedKeys('not a key')).toThrow(/no PEM public key/);
+  });
 });
+
+const rollback = {
+  model: 'pumps',
+  version: 2,
+  bucket: 'b',
+  manifestKey: 'models/pumps/v2/manifest.json',
+  manifestSha256: 'a'.repeat(64),
+  kind: 'rollback' as const,
+};

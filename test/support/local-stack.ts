@@ -24,6 +24,8 @@ export interface TestStackOptions {
   logLevel?: string;
   /** The results stream's event source mapping timing (LocalStackOptions.resultsStream). */
   resultsStream?: LocalStackOptions['resultsStream'];
+  /** Serve the dashboard too (its URL in `endpoints.dashboard`). */
+  dashboard?: boolean;
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<LocalStack> {
@@ -41,6 +43,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Lo
       dataDir,
       ...(options.handlers ? { handlers: options.handlers } : {}),
       ...(options.resultsStream ? { resultsStream: options.resultsStream } : {}),
+      ...(options.dashboard ? { dashboard: true } : {}),
     });
   } catch (error) {
     await cleanUp();

@@ -22,6 +22,7 @@ import {
   sha256Hex,
   verifyManifestSignature,
 } from '../../shared/manifest.ts';
+import { noticeRefusal } from '../../shared/notice.ts';
 import { ManifestSchema, ReleaseNoticeSchema, type TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, datasetKeys, modelKeys, tables, topicFor } from '../../shared/topology.ts';
 import {
@@ -160,12 +161,16 @@ describe('training pipeline against s3rver, dynalite and a Publish endpoint', ()
     );
     expect(retained).toMatchObject({ qos: 1 });
     expect(Buffer.from(retained.payload ?? new Uint8Array()).toString('utf8')).toBe(notice?.payload);
-    expect(ReleaseNoticeSchema.parse(JSON.parse(notice?.payload ?? ''))).toMatchObject({
+    const parsed = ReleaseNoticeSchema.parse(JSON.parse(notice?.payload ?? ''));
+    expect(parsed).toMatchObject({
       model: 'pump',
       version: 1,
       manifestKey: modelKeys.manifest('pump', 1),
       manifestSha256: item?.manifestSha256,
+      kind: 'release',
     });
+    // Signed by the manifest key, with an expiry: a gateway acts on nothing else.
+    expect(noticeRefusal(parsed, keys.publicKeyPem, Date.now())).toBeUndefined();
   });
 
   it('starts exactly one run when the same S3 event is delivered twice, even at once', async () => {

@@ -33,6 +33,12 @@ import { ResultsStream } from './results-stream.ts';
 /** The thing name the IoT credentials provider puts in the session (x-amzn-iot-thingname). */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a JS template.
 export const CREDENTIALS_THING_VARIABLE = '${credentials-iot:ThingName}';
+/**
+ * The thing's type, which `edgeloop provision` names after the model the gateway runs: the
+ * feedback grant is scoped by it, so a gateway writes hard examples for its own model only.
+ */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a JS template.
+export const CREDENTIALS_THING_TYPE_VARIABLE = '${credentials-iot:ThingTypeName}';
 
 /** Declared in the topology, where the local stack names its Basic Ingest rule the same way. */
 export { ruleNameFor };
@@ -159,9 +165,10 @@ export class Iot extends Construct {
         resources: [resources.buckets.models.arnForObjects('*')],
       }),
     );
-    // Hard examples: write-only, and only under the gateway's own thing folder of the feedback prefix.
+    // Hard examples: write-only, and only under the gateway's own model (its thing type) and
+    // its own thing folder of the feedback prefix.
     const feedbackObjects = resources.buckets.datasets.arnForObjects(
-      datasetKeys.feedbackFile('*', CREDENTIALS_THING_VARIABLE, '*'),
+      datasetKeys.feedbackFile(CREDENTIALS_THING_TYPE_VARIABLE, CREDENTIALS_THING_VARIABLE, '*'),
     );
     this.deviceRole.addToPolicy(
       new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [feedbackObjects] }),
@@ -169,11 +176,10 @@ export class Iot extends Construct {
     acknowledge(
       this.deviceRole,
       // cdk-nag names a policy variable ${x} as <x> in its finding ids.
-      wildcardFinding(this, feedbackObjects).replace(
-        CREDENTIALS_THING_VARIABLE,
-        '<credentials-iot:ThingName>',
-      ),
-      'Gateways upload hard examples for any model they run, under their own thing name (policy variable) in the feedback prefix; write-only, no read or list.',
+      wildcardFinding(this, feedbackObjects)
+        .replace(CREDENTIALS_THING_TYPE_VARIABLE, '<credentials-iot:ThingTypeName>')
+        .replace(CREDENTIALS_THING_VARIABLE, '<credentials-iot:ThingName>'),
+      'Gateways upload hard examples only under their own model (thing type) and thing name (policy variables) in the feedback prefix; the wildcard is the file name; write-only, no read or list.',
     );
     acknowledge(
       this.deviceRole,

@@ -64,6 +64,8 @@ export class Rollout extends Construct {
       writeBuckets: ['datasets'],
       readTables: ['registry', 'aggregates'],
       writeTables: ['registry'],
+      // Its promote and rollback notices are signed with the manifest key.
+      sign: true,
     });
     const role = this.controller.role as iam.Role;
     grantPublishNotices(

@@ -11,6 +11,7 @@ import {
 import { loadTfWithoutItsCrashHandlers, ownCrashes } from '../../../device/crash.ts';
 import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
+import { credentialPath, readLocalCredential } from '../../../shared/local-credential.ts';
 import { LOCAL_STAGE, localStackFiles } from '../../../shared/topology.ts';
 import { DEFAULT_DATA_DIR } from '../../local/data-dir.ts';
 import {
@@ -112,6 +113,13 @@ export function deviceConfigFromArgs(values: Values, overrides: Record<string, u
   let localLayer = {};
   if (!explicitEndpoint || existsSync(join(dataDir, localStackFiles.endpoints))) {
     const local = readLocalStack(dataDir);
+    // The local S3 takes only the data dir's credential; the device's S3 client reads the env.
+    const credential = credentialPath(dataDir);
+    if (existsSync(credential)) {
+      const { accessKeyId, secretAccessKey } = readLocalCredential(credential);
+      process.env.AWS_ACCESS_KEY_ID = accessKeyId;
+      process.env.AWS_SECRET_ACCESS_KEY = secretAccessKey;
+    }
     localLayer = {
       mqttEndpoint: local.endpoints.mqtt,
       s3Endpoint: local.endpoints.s3,

@@ -1,11 +1,14 @@
 /**
- * `edgeloop feedback list|label`: the hard examples gateways uploaded (datasetKeys.feedbackPrefix
- * in the datasets bucket). Labelled rows join the next training run; this is where the
- * unlabelled ones get their labels.
+ * `edgeloop feedback list|label|accept`: the hard examples gateways uploaded
+ * (datasetKeys.feedbackPrefix in the datasets bucket). A file joins the next training run once
+ * reviewed: `label` gives rows their labels, `accept` takes the gateway's own labels as they
+ * are; both write the reviewed copy training reads (unless the model's config trusts gateway
+ * labels, see functions/rollout/feedback-store.ts).
  */
 import { readFileSync } from 'node:fs';
 import {
   listFeedbackObjects,
+  oversized,
   readFeedbackTable,
   readModelFeedback,
   writeFeedbackTable,
@@ -24,11 +27,12 @@ export const feedbackCommand = defineCommand({
   name: 'feedback',
   summary: 'list hard examples from the gateways and label them for the next training run',
   usage:
-    'edgeloop feedback list --model NAME [--rows] | edgeloop feedback label KEY (--label CLASS [--ids ID,..] | --labels FILE.csv)',
+    'edgeloop feedback list --model NAME [--rows] | edgeloop feedback label KEY (--label CLASS [--ids ID,..] | --labels FILE.csv) | edgeloop feedback accept KEY',
   examples: [
     'edgeloop feedback list --model pump',
     'edgeloop feedback label feedback/pump/gw-1/1764342000000-v3-1-0.csv --label bearing_wear',
     'edgeloop feedback label feedback/pump/gw-1/1764342000000-v3-1-0.csv --labels labels.csv',
+    'edgeloop feedback accept feedback/pump/gw-1/1764342000000-v3-1-0.csv',
   ],
   positionals: [1, 2],
   options: {
@@ -53,11 +57,12 @@ export const feedbackCommand = defineCommand({
       if (key !== undefined) throw new UsageError(`unexpected argument '${key}': ${feedbackCommand.usage}`);
       return list(ctx);
     }
-    if (action === 'label') {
-      if (key === undefined) throw new UsageError(`label needs the feedback KEY: ${feedbackCommand.usage}`);
-      return label(ctx, key);
+    if (action === 'label' || action === 'accept') {
+      if (key === undefined)
+        throw new UsageError(`${action} needs the feedback KEY: ${feedbackCommand.usage}`);
+      return action === 'label' ? label(ctx, key) : accept(ctx, key);
     }
-    throw new UsageError(`unknown action '${action}': use 'list' or 'label'`);
+    throw new UsageError(`unknown action '${action}': use 'list', 'label' or 'accept'`);
   },
 });
 
@@ -71,7 +76,13 @@ async function list({ values, out }: CommandContext<Values>): Promise<number> {
         model,
         labelled: feedback.labelled,
         unlabelled: feedback.unlabelled,
-        files: feedback.tables.map(({ key, labelled, unlabelled }) => ({ key, labelled, unlabelled })),
+        files: feedback.tables.map(({ key, labelled, unlabelled, reviewed }) => ({
+          key,
+          labelled,
+          unlabelled,
+          reviewed,
+        })),
+        skipped: feedback.skipped,
       }),
     );
     return 0;
@@ -82,8 +93,11 @@ async function list({ values, out }: CommandContext<Values>): Promise<number> {
     );
     return 0;
   }
-  for (const { key, table, labelled, unlabelled } of feedback.tables) {
-    out(`${key}  ${labelled} labelled, ${unlabelled} unlabelled`);
+  for (const { key, reason } of feedback.skipped) out(`${key}  skipped: ${reason}`);
+  for (const { key, table, labelled, unlabelled, reviewed } of feedback.tables) {
+    out(
+      `${key}  ${labelled} labelled, ${unlabelled} unlabelled, ${reviewed ? 'reviewed' : 'awaiting review'}`,
+    );
     if (!values.rows) continue;
     const at = (name: string) => table.header.indexOf(name);
     for (const row of table.rows)
@@ -93,43 +107,66 @@ async function list({ values, out }: CommandContext<Values>): Promise<number> {
         );
   }
   out(
-    `${feedback.labelled} labelled rows join the next training run; ${feedback.unlabelled} need a label (edgeloop feedback label KEY --label CLASS)`,
+    `labelled rows of reviewed files join the next training run; ${feedback.unlabelled} rows need a label (edgeloop feedback label KEY --label CLASS), and a gateway's own labels need review (edgeloop feedback accept KEY)`,
   );
   return 0;
 }
 
 async function label({ values, out }: CommandContext<Values>, key: string): Promise<number> {
-  if (!key.startsWith('feedback/') || !key.endsWith('.csv'))
-    throw new UsageError(
-      `'${key}' is not a feedback key: list them with edgeloop feedback list --model NAME`,
-    );
   const one = typeof values.label === 'string' ? values.label : undefined;
   const file = typeof values.labels === 'string' ? values.labels : undefined;
   if ((one === undefined) === (file === undefined))
     throw new UsageError('give either --label CLASS or --labels FILE.csv');
   if (file && values.ids) throw new UsageError('--ids goes with --label, not with --labels');
   const byId = file ? readLabelsFile(file) : idsMap(values.ids, one);
+  const { s3, bucket, table, column } = await openFeedbackFile(values, key);
+  const result = applyLabels(table, { ...(byId ? { byId } : {}), ...(byId ? {} : { all: one }) });
+  if (result.changed > 0) await writeFeedbackTable(s3, bucket, key, result.table);
+  // Labelled by a person: this is the reviewed copy training reads.
+  await writeFeedbackTable(s3, bucket, datasetKeys.reviewedFeedbackKey(key), result.table);
+  const counts = countLabelled(result.table);
+  if (values.json) out(JSON.stringify({ key, changed: result.changed, reviewed: true, ...counts }));
+  else
+    out(
+      `${key}: ${result.changed} rows labelled (${column}); ${counts.labelled} labelled, ${counts.unlabelled} unlabelled; reviewed`,
+    );
+  return 0;
+}
+
+/** Takes the file's labels (the gateway's, or earlier ones) as reviewed, exactly as they are now. */
+async function accept({ values, out }: CommandContext<Values>, key: string): Promise<number> {
+  const { s3, bucket, table } = await openFeedbackFile(values, key);
+  await writeFeedbackTable(s3, bucket, datasetKeys.reviewedFeedbackKey(key), table);
+  const counts = countLabelled(table);
+  if (values.json) out(JSON.stringify({ key, reviewed: true, ...counts }));
+  else
+    out(
+      `${key}: accepted; its ${counts.labelled} labelled rows join the next training run (${counts.unlabelled} unlabelled rows do not)`,
+    );
+  return 0;
+}
+
+/** A gateway's feedback file in the local stack's datasets bucket, size-checked and read. */
+async function openFeedbackFile(values: Values, key: string) {
+  if (!key.startsWith('feedback/') || !key.endsWith('.csv'))
+    throw new UsageError(
+      `'${key}' is not a feedback key: list them with edgeloop feedback list --model NAME`,
+    );
   attachToLocalStack(String(values['data-dir']));
   const s3 = s3Client();
   const bucket = buckets.datasets.localName;
   const model = key.split('/')[1] ?? '';
-  const known = (await listFeedbackObjects(s3, bucket, model)).some((object) => object.key === key);
-  if (!known)
+  const object = (await listFeedbackObjects(s3, bucket, model)).find((listed) => listed.key === key);
+  if (!object)
     throw new EdgeloopError(
       `no feedback file s3://${bucket}/${key}: list them with edgeloop feedback list --model ${model}`,
     );
+  const tooBig = oversized(object);
+  if (tooBig) throw new EdgeloopError(tooBig);
   const table = await readFeedbackTable(s3, bucket, key);
   const column = labelColumnOf(table);
   if (!column) throw new EdgeloopError(`s3://${bucket}/${key} has no label column: is it a feedback file?`);
-  const result = applyLabels(table, { ...(byId ? { byId } : {}), ...(byId ? {} : { all: one }) });
-  if (result.changed > 0) await writeFeedbackTable(s3, bucket, key, result.table);
-  const counts = countLabelled(result.table);
-  if (values.json) out(JSON.stringify({ key, changed: result.changed, ...counts }));
-  else
-    out(
-      `${key}: ${result.changed} rows labelled (${column}); ${counts.labelled} labelled, ${counts.unlabelled} unlabelled`,
-    );
-  return 0;
+  return { s3, bucket, table, column };
 }
 
 function idsMap(ids: string | boolean | undefined, labelValue: string | undefined) {

@@ -13,6 +13,7 @@ import {
   AttachThingPrincipalCommand,
   CreateKeysAndCertificateCommand,
   CreateThingCommand,
+  CreateThingTypeCommand,
   DeleteCertificateCommand,
   DeleteThingCommand,
   DescribeEndpointCommand,
@@ -20,6 +21,7 @@ import {
   DetachThingPrincipalCommand,
   IoTClient,
   UpdateCertificateCommand,
+  UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -106,6 +108,15 @@ async function signingPublicKeyPem(kms: KMSClient, keyId: string): Promise<strin
     .toString();
 }
 
+/** Awaits a create call; a resource that exists already is what was wanted. */
+async function ignoreExisting(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (error) {
+    if ((error as { name?: string }).name !== 'ResourceAlreadyExistsException') throw error;
+  }
+}
+
 export async function provisionThing(
   clients: ProvisionClients,
   options: ProvisionOptions,
@@ -129,12 +140,31 @@ export async function provisionThing(
     signingPublicKeyPem(clients.kms, deployment.signingKeyArn),
   ]);
 
+  // `wx`: the check above and the writes below are not atomic; a file that appears in
+  // between (another provision run, a mistake) fails the write instead of being replaced.
+  const written: string[] = [];
+  const writeNew = (file: string, data: string, mode: number) => {
+    writeFileSync(file, data, { mode, flag: 'wx' });
+    written.push(file);
+  };
+
+  // The thing's type is its model: the device role lets a gateway write hard examples only
+  // under feedback/<its thing type>/<its thing name>/ (credentials-iot policy variables).
+  await ignoreExisting(
+    iot.send(
+      new CreateThingTypeCommand({
+        thingTypeName: options.model,
+        thingTypeProperties: { thingTypeDescription: `edgeloop gateways running model ${options.model}` },
+      }),
+    ),
+  );
   let createdThing = false;
   try {
-    await iot.send(new CreateThingCommand({ thingName: options.thing }));
+    await iot.send(new CreateThingCommand({ thingName: options.thing, thingTypeName: options.model }));
     createdThing = true;
   } catch (error) {
     if ((error as { name?: string }).name !== 'ResourceAlreadyExistsException') throw error;
+    await iot.send(new UpdateThingCommand({ thingName: options.thing, thingTypeName: options.model }));
   }
 
   const cert = await iot
@@ -167,9 +197,9 @@ export async function provisionThing(
     made.thingAttached = true;
 
     mkdirSync(outDir, { recursive: true, mode: 0o700 });
-    writeFileSync(files.certificate, certificatePem, { mode: 0o644 });
-    writeFileSync(files.privateKey, privateKey, { mode: 0o600 });
-    writeFileSync(files.publicKey, publicKeyPem, { mode: 0o644 });
+    writeNew(files.certificate, certificatePem, 0o644);
+    writeNew(files.privateKey, privateKey, 0o600);
+    writeNew(files.publicKey, publicKeyPem, 0o644);
     const config = {
       thing: options.thing,
       model: options.model,
@@ -186,10 +216,11 @@ export async function provisionThing(
       // Hard examples go to the datasets bucket's feedback prefix (the device role may write there).
       feedbackBucket: deployment.datasetsBucket,
     };
-    writeFileSync(files.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
+    writeNew(files.config, `${JSON.stringify(config, null, 2)}\n`, 0o644);
   } catch (error) {
     await undo(iot, made, deployment.thingPolicyName);
-    for (const file of Object.values(files)) rmSync(file, { force: true });
+    // Only what this run wrote: a file that appeared meanwhile is someone else's.
+    for (const file of written) rmSync(file, { force: true });
     throw new EdgeloopError(
       `provisioning ${options.thing} failed and was rolled back: ${errorMessage(error)}`,
       {

@@ -1,5 +1,6 @@
 import { buckets, datasetKeys } from '../../../shared/topology.ts';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/env.ts';
+import { localCredential } from '../../local/credentials.ts';
+import { LOCAL_REGION } from '../../local/env.ts';
 import { type InvokedEvent, startLocalStack } from '../../local/stack.ts';
 import { dataDirOption, defineCommand } from '../command.ts';
 import { colourEnabled, palette, renderTable } from '../ui.ts';
@@ -39,7 +40,7 @@ export const upCommand = defineCommand({
     // What a user needs to reach the local S3 with the AWS CLI or any SDK.
     const access = {
       region: LOCAL_REGION,
-      credentials: { ...LOCAL_CREDENTIALS },
+      credentials: localCredential(stack.dataDir),
       buckets: { datasets: buckets.datasets.localName, models: buckets.models.localName },
     };
     if (json) {

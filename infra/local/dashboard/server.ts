@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
+import { guardServer } from '../../../shared/request-guard.ts';
 import { describeZodError } from '../../../shared/schemas.ts';
 import { type DashboardSnapshot, DashboardSnapshotSchema } from './snapshot.ts';
 
@@ -151,12 +152,16 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     sendJson(res, 404, { error: `no such page: ${path}` }, head);
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) sendJson(res, 500, { error: errorMessage(error) }, false);
-      else res.destroy();
-    });
-  });
+  // Its own page may call it; no other page may, nor a page rebound to 127.0.0.1 (Host).
+  const server = guardServer(
+    createServer((req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent) sendJson(res, 500, { error: errorMessage(error) }, false);
+        else res.destroy();
+      });
+    }),
+    { allowSameOrigin: true },
+  );
   server.keepAliveTimeout = 5_000;
 
   const wanted = options.port ?? 0;
