@@ -3,7 +3,7 @@
  *
  * - pipeline: long-format CSV readings -> per-series ring buffers (resampling, windowing)
  *   -> window features -> one predict per ~1,024 windows batched across series -> results ->
- *   batches durable in a real on-disk outbox (device/window-sources.ts, as `startDevice`
+ *   batches durable in a real on-disk outbox (device/sources/window-sources.ts, as `startDevice`
  *   runs it), until every result is durable. A round replays the file PASSES times, as a
  *   looping replay does: the replay reads the file's readings into typed columns once per
  *   run (each round pays that once), and the final flush to disk is shared by the passes.
@@ -27,11 +27,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Engine } from '../device/engine.ts';
-import { loadModelFromBytes } from '../device/model.ts';
-import { Outbox } from '../device/outbox.ts';
-import { ResultStream } from '../device/result-writer.ts';
-import { REPLAY_BATCH as BATCH, runWindowReplay } from '../device/window-sources.ts';
+import { Engine } from '../device/model/engine.ts';
+import { loadModelFromBytes } from '../device/model/model.ts';
+import { Outbox } from '../device/results/outbox.ts';
+import { ResultStream } from '../device/results/result-writer.ts';
+import { REPLAY_BATCH as BATCH, runWindowReplay } from '../device/sources/window-sources.ts';
 import { parseCsvReadings, type Reading } from '../shared/dataset/readings.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../shared/schemas.ts';
 import { initTf } from '../shared/tf.ts';

@@ -16,13 +16,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
-import { Engine } from '../device/engine.ts';
-import { loadModelFromBytes } from '../device/model.ts';
-import { ModelStore } from '../device/model-store.ts';
-import { Outbox } from '../device/outbox.ts';
-import { ResultStream } from '../device/result-writer.ts';
+import { Engine } from '../device/model/engine.ts';
+import { loadModelFromBytes } from '../device/model/model.ts';
+import { ModelStore } from '../device/model/model-store.ts';
+import { Outbox } from '../device/results/outbox.ts';
+import { ResultStream } from '../device/results/result-writer.ts';
 import { startDevice } from '../device/service.ts';
-import { loadCsvFile, runCsvReplay } from '../device/sources.ts';
+import { loadCsvFile, runCsvReplay } from '../device/sources/sources.ts';
 import type { Reading } from '../shared/dataset/readings.ts';
 import {
   canonicalJson,

@@ -11,10 +11,10 @@ import { z } from 'zod';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
 import { describeZodError, ModelName, ThingName } from '../shared/schemas.ts';
 import { LOCAL_STAGE, localStackFiles } from '../shared/topology.ts';
-import { parseEndpoint } from './connection.ts';
+import { parseEndpoint } from './platform/connection.ts';
 import type { DeviceOptions } from './service.ts';
-import { parseSourceSpec } from './sources.ts';
-import { DEFAULT_SERIES_LIMITS } from './window-stream.ts';
+import { parseSourceSpec } from './sources/sources.ts';
+import { DEFAULT_SERIES_LIMITS } from './sources/window-stream.ts';
 
 const positiveInt = z.coerce.number().int().min(1);
 
@@ -40,7 +40,7 @@ export const DeviceConfigSchema = z
     outboxMaxBatches: positiveInt.optional(),
     outboxMaxMB: positiveInt.optional(),
     outboxOverflow: z.enum(['drop-oldest', 'reject']).optional(),
-    /** Free space kept on the state dir's disk (default min(5%, 20 MiB)); see device/disk.ts. */
+    /** Free space kept on the state dir's disk (default min(5%, 20 MiB)); see device/platform/disk.ts. */
     diskReserveMB: z.coerce.number().min(0).optional(),
     /** The datasets bucket: set it to upload low-confidence readings as hard examples. */
     feedbackBucket: z.string().min(1).optional(),

@@ -21,25 +21,34 @@ import {
   type UpdateStep,
 } from '../shared/schemas.ts';
 import { resultsStreamTopic, topicFor } from '../shared/topology.ts';
-import { createMqttLink, type MqttLink } from './connection.ts';
-import { enterStep } from './crash.ts';
-import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './disk.ts';
-import { Engine } from './engine.ts';
+import { Engine } from './model/engine.ts';
+import type { LoadedModel } from './model/model.ts';
+import { ModelStore } from './model/model-store.ts';
+import { NoticeSelector, type NoticeSource } from './model/rollout.ts';
+import {
+  applyRelease,
+  isNewNotice,
+  loadFromSlotFiles,
+  type SwapPoint,
+  signedBy,
+  UpdateFailure,
+} from './model/updater.ts';
+import { createMqttLink, type MqttLink } from './platform/connection.ts';
+import { enterStep } from './platform/crash.ts';
+import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './platform/disk.ts';
+import { iotCredentialsProvider } from './platform/iot-credentials.ts';
 import {
   chunkView,
   type HardExampleOptions,
   HardExampleSampler,
   resultsView,
   type SampleView,
-} from './hard-examples.ts';
-import { iotCredentialsProvider } from './iot-credentials.ts';
-import type { LoadedModel } from './model.ts';
-import { ModelStore } from './model-store.ts';
-import { Outbox, type OverflowPolicy } from './outbox.ts';
-import { Publisher } from './publisher.ts';
-import { Refusals } from './refusals.ts';
-import { ResultStream } from './result-writer.ts';
-import { NoticeSelector, type NoticeSource } from './rollout.ts';
+} from './results/hard-examples.ts';
+import { Outbox, type OverflowPolicy } from './results/outbox.ts';
+import { Publisher } from './results/publisher.ts';
+import { ResultStream } from './results/result-writer.ts';
+import { DEFAULT_SUMMARY_INTERVAL_MS } from './results/summary-batcher.ts';
+import { Refusals } from './sources/refusals.ts';
 import {
   type ClassifiedChunk,
   type InferServer,
@@ -48,20 +57,16 @@ import {
   runJsonLines,
   type SourceSpec,
   startInferServer,
-} from './sources.ts';
-import { DEFAULT_SUMMARY_INTERVAL_MS } from './summary-batcher.ts';
+} from './sources/sources.ts';
 import {
-  applyRelease,
-  isNewNotice,
-  loadFromSlotFiles,
-  type SwapPoint,
-  signedBy,
-  UpdateFailure,
-} from './updater.ts';
-import { answerWindowHttp, LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
-import type { SeriesLimits, SeriesStats, WindowResult } from './window-stream.ts';
+  answerWindowHttp,
+  LiveWindows,
+  runWindowJsonLines,
+  runWindowReplay,
+} from './sources/window-sources.ts';
+import type { SeriesLimits, SeriesStats, WindowResult } from './sources/window-stream.ts';
 
-export type { SourceSpec } from './sources.ts';
+export type { SourceSpec } from './sources/sources.ts';
 
 /** How often the disk is looked at when no source asks (see diskTimer). */
 const DISK_CHECK_MS = 1_000;

@@ -482,7 +482,7 @@ export const DeviceStatusSchema = z.object({
   disk: DiskStatusSchema.optional(),
   /** Readings refused (never answered) per reason, since the service started. */
   refused: z.partialRecord(z.enum(REFUSAL_REASONS), z.number().int().min(0)).optional(),
-  /** Outbox files set aside unread in quarantine (device/outbox.ts): an operator looks at them. */
+  /** Outbox files set aside unread in quarantine (device/results/outbox.ts): an operator looks at them. */
   quarantined: z.number().int().min(0).optional(),
   /** Windowed models on live sources: open series, evicted idle ones, readings refused at maxSeries. */
   series: z

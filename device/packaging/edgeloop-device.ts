@@ -3,8 +3,8 @@
  * the device code and nothing of the other commands (local stack, CDK, provisioning).
  * device/packaging/build.ts bundles it; bin/edgeloop-device (launcher.cjs) loads the bundle.
  */
-import { runCommand } from '../../infra/cli/command.ts';
-import { deviceCommand } from '../../infra/cli/commands/device.ts';
+import { runCommand } from '../../shared/cli/command.ts';
+import { deviceCommand } from '../command.ts';
 
 process.exitCode = await runCommand(deviceCommand, process.argv.slice(2), {
   out: (line) => process.stdout.write(`${line}\n`),

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { UsageError } from './command.ts';
+import { UsageError } from '../../shared/cli/command.ts';
 
 /** A path that must name a readable file, or a usage error that says which flag is wrong. */
 export function existingFile(path: string, what: string): string {

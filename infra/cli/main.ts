@@ -1,4 +1,4 @@
-import { type Command, runCommand } from './command.ts';
+import { type Command, runCommand } from '../../shared/cli/command.ts';
 import { commands } from './commands/index.ts';
 
 function topLevelHelp(all: readonly Command[]): string {

@@ -4,8 +4,9 @@
  * [--features raw|spectral]. With --time, `--features raw` or `--features spectral` names what
  * the windowed model sees; any other --features value is still the list of columns (channels).
  */
+
+import { intOption, UsageError } from '../../shared/cli/command.ts';
 import { describeZodError, type WindowSpec, WindowSpecSchema } from '../../shared/schemas.ts';
-import { intOption, UsageError } from './command.ts';
 
 export const windowOptions = {
   time: {

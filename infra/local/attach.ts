@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resetAwsClients } from '../../shared/aws.ts';
-import { DEFAULT_DATA_DIR } from './data-dir.ts';
+import { DEFAULT_DATA_DIR } from '../../shared/local-data-dir.ts';
 import { type Endpoints, readEndpoints } from './endpoints.ts';
 import { localEnv, signingKeyPath } from './env.ts';
 import { publicKeyPathFor } from './signing-key.ts';

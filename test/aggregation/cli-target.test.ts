@@ -1,8 +1,8 @@
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../infra/cli/command.ts';
 import { parseDuration, statsSourceFor } from '../../infra/cli/commands/stats.ts';
+import { UsageError } from '../../shared/cli/command.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
 import { deploymentParameter, envVars, tables } from '../../shared/topology.ts';
 

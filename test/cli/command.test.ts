@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defineCommand } from '../../infra/cli/command.ts';
+import { defineCommand } from '../../shared/cli/command.ts';
 import { runCli } from '../support/cli.ts';
 
 const echo = defineCommand({

@@ -9,8 +9,8 @@ import {
   readLocalStack,
   resolveConfig,
 } from '../../device/config.ts';
-import { backoffMs, parseEndpoint } from '../../device/connection.ts';
-import { parseSourceSpec } from '../../device/sources.ts';
+import { backoffMs, parseEndpoint } from '../../device/platform/connection.ts';
+import { parseSourceSpec } from '../../device/sources/sources.ts';
 import { exactNumber, parseCsvReadings } from '../../shared/dataset/readings.ts';
 import { transformRows } from '../../shared/preprocess.ts';
 import type { Preprocessing } from '../../shared/schemas.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMqttLink } from '../../device/connection.ts';
+import { createMqttLink } from '../../device/platform/connection.ts';
 import { topicFor } from '../../shared/topology.ts';
 import { MODEL, startBroker, type TestBroker, until } from './helpers.ts';
 

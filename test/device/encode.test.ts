@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { Inferred } from '../../device/engine.ts';
-import { encodeResultObjects, ReplayEncoder, toResult, truthColumn } from '../../device/result-encoding.ts';
-import { PreparedRows } from '../../device/sources.ts';
+import type { Inferred } from '../../device/model/engine.ts';
+import {
+  encodeResultObjects,
+  ReplayEncoder,
+  toResult,
+  truthColumn,
+} from '../../device/results/result-encoding.ts';
+import { PreparedRows } from '../../device/sources/sources.ts';
 import { type RawRow, transformRows } from '../../shared/preprocess.ts';
 import type { Preprocessing } from '../../shared/schemas.ts';
 

@@ -4,8 +4,8 @@
  * share one predict.
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Engine } from '../../device/engine.ts';
-import { type LoadedModel, loadModelFromBytes } from '../../device/model.ts';
+import { Engine } from '../../device/model/engine.ts';
+import { type LoadedModel, loadModelFromBytes } from '../../device/model/model.ts';
 import { sha256Hex } from '../../shared/manifest.ts';
 import type { Manifest } from '../../shared/schemas.ts';
 import { modelFiles } from '../../shared/topology.ts';

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMqttLink, type MqttLink } from '../../device/connection.ts';
+import { createMqttLink, type MqttLink } from '../../device/platform/connection.ts';
 import { startDevice } from '../../device/service.ts';
 import { type ResultBatch, ResultBatchSchema } from '../../shared/schemas.ts';
 import { topicFilter } from '../../shared/topology.ts';

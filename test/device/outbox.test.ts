@@ -1,10 +1,10 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { BatchLog, segmentFileName } from '../../device/batch-log.ts';
-import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/batcher.ts';
-import { writeFileDurable } from '../../device/durable.ts';
-import { Outbox, QUARANTINE_DIR, type StoredBatch } from '../../device/outbox.ts';
+import { writeFileDurable } from '../../device/platform/durable.ts';
+import { BatchLog, segmentFileName } from '../../device/results/batch-log.ts';
+import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/results/batcher.ts';
+import { Outbox, QUARANTINE_DIR, type StoredBatch } from '../../device/results/outbox.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 

@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import type { MqttLink } from '../../device/connection.ts';
-import { Outbox, QUARANTINE_DIR } from '../../device/outbox.ts';
-import { Publisher } from '../../device/publisher.ts';
+import type { MqttLink } from '../../device/platform/connection.ts';
+import { Outbox, QUARANTINE_DIR } from '../../device/results/outbox.ts';
+import { Publisher } from '../../device/results/publisher.ts';
 import { removeTempDirs, tempDir, until } from './helpers.ts';
 
 afterAll(removeTempDirs);

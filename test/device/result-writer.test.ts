@@ -1,9 +1,9 @@
 import { readdir, rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ResultBatcher } from '../../device/batcher.ts';
-import { Outbox, type StoredBatch } from '../../device/outbox.ts';
-import { ReplayEncoder, toResult, truthColumn } from '../../device/result-encoding.ts';
-import { type ReplayChunk, ResultStream } from '../../device/result-writer.ts';
+import { ResultBatcher } from '../../device/results/batcher.ts';
+import { Outbox, type StoredBatch } from '../../device/results/outbox.ts';
+import { ReplayEncoder, toResult, truthColumn } from '../../device/results/result-encoding.ts';
+import { type ReplayChunk, ResultStream } from '../../device/results/result-writer.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 
 afterAll(removeTempDirs);

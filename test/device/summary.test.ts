@@ -5,16 +5,16 @@
  */
 import { EventEmitter } from 'node:events';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import type { BatchInput } from '../../device/batch-log.ts';
-import type { BatchSink } from '../../device/batcher.ts';
 import { resolveConfig } from '../../device/config.ts';
-import type { MqttLink } from '../../device/connection.ts';
-import { Outbox, type StoredBatch } from '../../device/outbox.ts';
-import { Publisher } from '../../device/publisher.ts';
-import { ReplayEncoder, truthColumn } from '../../device/result-encoding.ts';
-import { type ReplayChunk, ResultStream } from '../../device/result-writer.ts';
+import type { MqttLink } from '../../device/platform/connection.ts';
+import type { BatchInput } from '../../device/results/batch-log.ts';
+import type { BatchSink } from '../../device/results/batcher.ts';
+import { Outbox, type StoredBatch } from '../../device/results/outbox.ts';
+import { Publisher } from '../../device/results/publisher.ts';
+import { ReplayEncoder, truthColumn } from '../../device/results/result-encoding.ts';
+import { type ReplayChunk, ResultStream } from '../../device/results/result-writer.ts';
+import { MAX_SUMMARY_CELLS, SummaryBatcher } from '../../device/results/summary-batcher.ts';
 import { resultsRouteOf } from '../../device/service.ts';
-import { MAX_SUMMARY_CELLS, SummaryBatcher } from '../../device/summary-batcher.ts';
 import { cellsByMinute, emptyCell, mergeCells } from '../../shared/aggregation/aggregate.ts';
 import { checkSummaryCells, decodeAnyBatch, summarizeResults } from '../../shared/aggregation/summary.ts';
 import type { InferenceResult, SummaryCell } from '../../shared/schemas.ts';

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SwapPoint } from '../../device/model/updater.ts';
 import { startDevice } from '../../device/service.ts';
-import type { SwapPoint } from '../../device/updater.ts';
 import { localStackFiles } from '../../shared/topology.ts';
 import { type Peers, startPeers } from './helpers.ts';
 

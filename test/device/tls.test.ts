@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMqttLink } from '../../device/connection.ts';
-import { iotCredentialsProvider } from '../../device/iot-credentials.ts';
+import { createMqttLink } from '../../device/platform/connection.ts';
+import { iotCredentialsProvider } from '../../device/platform/iot-credentials.ts';
 import { topicFor } from '../../shared/topology.ts';
 import { removeTempDirs, tempDir, until } from './helpers.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NoticeSelector } from '../../device/rollout.ts';
+import { NoticeSelector } from '../../device/model/rollout.ts';
 import { chooseNotice, cohortPoint, inCanaryCohort } from '../../shared/rollout/cohort.ts';
 import { decideRetrain, decideRollout, type LiveStats } from '../../shared/rollout/decide.ts';
 import {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HardExampleSampler, resultsView } from '../../device/hard-examples.ts';
+import { HardExampleSampler, resultsView } from '../../device/results/hard-examples.ts';
 import { countLabelledFeedback, readModelFeedback } from '../../functions/rollout/feedback-store.ts';
 import {
   applyLabels,

@@ -5,8 +5,8 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { vi } from 'vitest';
-import type { Command } from '../../infra/cli/command.ts';
 import { main } from '../../infra/cli/main.ts';
+import type { Command } from '../../shared/cli/command.ts';
 
 export interface CliRun {
   code: number;

@@ -3,17 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../device/engine.ts';
-import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../device/model.ts';
-import { Outbox } from '../../device/outbox.ts';
-import { ResultStream } from '../../device/result-writer.ts';
+import { Engine } from '../../device/model/engine.ts';
+import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
+import { Outbox } from '../../device/results/outbox.ts';
+import { ResultStream } from '../../device/results/result-writer.ts';
 import {
   answerWindowHttp,
   LiveWindows,
   runWindowJsonLines,
   runWindowReplay,
-} from '../../device/window-sources.ts';
-import { ReplayReadings, WindowStream } from '../../device/window-stream.ts';
+} from '../../device/sources/window-sources.ts';
+import { ReplayReadings, WindowStream } from '../../device/sources/window-stream.ts';
 import { parseCsvReadings } from '../../shared/dataset/readings.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';

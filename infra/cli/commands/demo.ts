@@ -1,5 +1,5 @@
+import { defineCommand, intOption } from '../../../shared/cli/command.ts';
 import { type DemoPhase, type DemoProgress, type DemoSummary, runDemo } from '../../local/demo.ts';
-import { defineCommand, intOption } from '../command.ts';
 import { existingFile } from '../files.ts';
 import {
   type Activity,

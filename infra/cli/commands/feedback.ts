@@ -14,12 +14,18 @@ import {
   writeFeedbackTable,
 } from '../../../functions/rollout/feedback-store.ts';
 import { s3Client } from '../../../shared/aws.ts';
+import {
+  type CommandContext,
+  dataDirOption,
+  defineCommand,
+  modelOption,
+  UsageError,
+} from '../../../shared/cli/command.ts';
 import { parseCsv, sniffDelimiter } from '../../../shared/dataset.ts';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
 import { applyLabels, countLabelled, labelColumnOf } from '../../../shared/feedback.ts';
 import { buckets, datasetKeys } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
-import { type CommandContext, dataDirOption, defineCommand, modelOption, UsageError } from '../command.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 

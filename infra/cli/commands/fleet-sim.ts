@@ -1,10 +1,10 @@
 import { join } from 'node:path';
+import { deviceConfigFromArgs, deviceRunOptions, runUntilDone, summary } from '../../../device/command.ts';
 import { deviceOptionsFrom } from '../../../device/config.ts';
 import { type Device, startDevice } from '../../../device/service.ts';
+import { type CommandContext, defineCommand, intOption } from '../../../shared/cli/command.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
-import { DEFAULT_DATA_DIR } from '../../local/data-dir.ts';
-import { type CommandContext, defineCommand, intOption } from '../command.ts';
-import { deviceConfigFromArgs, deviceRunOptions, runUntilDone, summary } from './device.ts';
+import { DEFAULT_DATA_DIR } from '../../../shared/local-data-dir.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -1,6 +1,6 @@
 import { type FleetView, readFleet } from '../../../functions/aggregation/queries.ts';
 import { OFFLINE_AFTER_MS } from '../../../shared/aggregation/fleet.ts';
-import { defineCommand } from '../command.ts';
+import { defineCommand } from '../../../shared/cli/command.ts';
 import { parseDuration, reading, statsSourceFor, targetOptions } from './stats.ts';
 
 function ago(nowMs: number, thenMs: number): string {

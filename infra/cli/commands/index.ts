@@ -1,6 +1,6 @@
-import type { Command } from '../command.ts';
+import { deviceCommand } from '../../../device/command.ts';
+import type { Command } from '../../../shared/cli/command.ts';
 import { demoCommand } from './demo.ts';
-import { deviceCommand } from './device.ts';
 import { feedbackCommand } from './feedback.ts';
 import { fleetCommand } from './fleet.ts';
 import { fleetSimCommand } from './fleet-sim.ts';

@@ -1,10 +1,10 @@
 import { listRegistry } from '../../../functions/training/registry.ts';
 import { dynamoClient } from '../../../shared/aws.ts';
+import { dataDirOption, defineCommand, modelOption } from '../../../shared/cli/command.ts';
 import type { RegistryItem } from '../../../shared/schemas.ts';
 import { describeWindow } from '../../../shared/timeseries/spec.ts';
 import { tables } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
-import { dataDirOption, defineCommand, modelOption } from '../command.ts';
 
 export const modelsCommand = defineCommand({
   name: 'models',

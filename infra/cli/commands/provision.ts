@@ -25,10 +25,10 @@ import {
 } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { defineCommand, modelOption, requiredString, UsageError } from '../../../shared/cli/command.ts';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
 import { type Deployment, DeploymentSchema, describeZodError, ThingName } from '../../../shared/schemas.ts';
 import { deploymentParameter } from '../../../shared/topology.ts';
-import { defineCommand, modelOption, requiredString, UsageError } from '../command.ts';
 
 export interface ProvisionClients {
   iot: IoTClient;

@@ -9,10 +9,16 @@ import {
   type StatsSource,
 } from '../../../functions/aggregation/queries.ts';
 import { dynamoClient, s3Client } from '../../../shared/aws.ts';
+import {
+  dataDirOption,
+  defineCommand,
+  modelOption,
+  type OptionSpec,
+  UsageError,
+} from '../../../shared/cli/command.ts';
 import { EdgeloopError } from '../../../shared/errors.ts';
 import { envVars, type TableKey, tables } from '../../../shared/topology.ts';
 import { attachToLocalStack, DEFAULT_DATA_DIR } from '../../local/attach.ts';
-import { dataDirOption, defineCommand, modelOption, type OptionSpec, UsageError } from '../command.ts';
 import { readDeployment } from './provision.ts';
 
 /** Options shared by stats and fleet: where the tables are. */

@@ -1,5 +1,5 @@
+import { defineCommand } from '../../../shared/cli/command.ts';
 import { rules, topics } from '../../../shared/topology.ts';
-import { defineCommand } from '../command.ts';
 
 export const topicsCommand = defineCommand({
   name: 'topics',

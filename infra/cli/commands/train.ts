@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { defineCommand, intOption, modelOption, UsageError } from '../../../shared/cli/command.ts';
 import { localDatasetSource } from '../../../shared/dataset/local.ts';
 import { generateSigningKeyPair, pemSigner, signManifest } from '../../../shared/manifest.ts';
 import {
@@ -15,7 +16,6 @@ import { modelFiles } from '../../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/training/artifacts.ts';
 import type { EpochProgress } from '../../../shared/training/model.ts';
 import { type TrainingProgress, trainFromSource } from '../../../shared/training/train.ts';
-import { defineCommand, intOption, modelOption, UsageError } from '../command.ts';
 import { formatBytes, type Progress, progressBar } from '../ui.ts';
 import { windowFeatureKind, windowFromFlags, windowOptions } from '../window-options.ts';
 

@@ -1,8 +1,8 @@
+import { dataDirOption, defineCommand } from '../../../shared/cli/command.ts';
 import { buckets, datasetKeys } from '../../../shared/topology.ts';
 import { localCredential } from '../../local/credentials.ts';
 import { LOCAL_REGION } from '../../local/env.ts';
 import { type InvokedEvent, startLocalStack } from '../../local/stack.ts';
-import { dataDirOption, defineCommand } from '../command.ts';
 import { colourEnabled, palette, renderTable } from '../ui.ts';
 
 export const upCommand = defineCommand({

@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { s3Client } from '../../../shared/aws.ts';
+import { dataDirOption, defineCommand, modelOption, UsageError } from '../../../shared/cli/command.ts';
 import { describeZodError, TrainingConfigSchema } from '../../../shared/schemas.ts';
 import { buckets, datasetKeys } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
 import { putWithProgress } from '../../local/upload.ts';
-import { dataDirOption, defineCommand, modelOption, UsageError } from '../command.ts';
 import { existingFile } from '../files.ts';
 import { formatBytes, progressBar } from '../ui.ts';
 

@@ -6,17 +6,17 @@
  * `kind` is the signer's word: only a rollback goes below the highest version verified.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { errorMessage } from '../shared/errors.ts';
-import { sha256Hex, verifyManifestSignature } from '../shared/manifest.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import { sha256Hex, verifyManifestSignature } from '../../shared/manifest.ts';
 import {
   describeZodError,
   type Manifest,
   ManifestSchema,
   type ReleaseNotice,
   type UpdateStep,
-} from '../shared/schemas.ts';
-import { modelFiles, modelKeys } from '../shared/topology.ts';
-import { storageFault } from './disk.ts';
+} from '../../shared/schemas.ts';
+import { modelFiles, modelKeys } from '../../shared/topology.ts';
+import { storageFault } from '../platform/disk.ts';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from './model.ts';
 import { digestMismatch, type ModelStore, type SlotFiles } from './model-store.ts';
 

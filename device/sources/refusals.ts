@@ -7,9 +7,9 @@
  */
 import { appendFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Refusal } from '../shared/dataset/readings.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { RefusalReason } from '../shared/schemas.ts';
+import type { Refusal } from '../../shared/dataset/readings.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import type { RefusalReason } from '../../shared/schemas.ts';
 
 export const ERRORS_LOG = 'errors.jsonl';
 const SAMPLE_EVERY_MS = 10_000;

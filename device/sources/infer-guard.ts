@@ -6,7 +6,7 @@
  * without a preflight (a form or text/plain body can).
  */
 import type { IncomingMessage, Server } from 'node:http';
-import { guardServer } from '../shared/request-guard.ts';
+import { guardServer } from '../../shared/request-guard.ts';
 
 /** Why a POST is refused for its content type, or undefined when it is JSON (or not a POST). */
 export function jsonBodyRefusal(request: IncomingMessage): string | undefined {

@@ -11,14 +11,14 @@
  * The guarantees: a batch is published only once durable, and the CSV resume position only
  * ever comes from durable batches, so a crash loses no reading whatever the writer had in hand.
  */
-import { DEFAULT_LOW_CONFIDENCE } from '../shared/aggregation/aggregate.ts';
+import { DEFAULT_LOW_CONFIDENCE } from '../../shared/aggregation/aggregate.ts';
 import {
   addToHistogram,
   type Histogram,
   LATENCY_EDGES_MS,
   percentileFromHistogram,
-} from '../shared/aggregation/histogram.ts';
-import type { InferenceResult } from '../shared/schemas.ts';
+} from '../../shared/aggregation/histogram.ts';
+import type { InferenceResult } from '../../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
 import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';

@@ -17,8 +17,8 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EdgeloopError, errorMessage } from '../shared/errors.ts';
-import type { DiskState, DiskStatus } from '../shared/schemas.ts';
+import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
+import type { DiskState, DiskStatus } from '../../shared/schemas.ts';
 
 export const STORAGE_FAULT_CODES = ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS'] as const;
 export type StorageFaultCode = (typeof STORAGE_FAULT_CODES)[number];
@@ -39,7 +39,7 @@ export function isStorageFault(error: unknown): boolean {
   return storageFault(error) !== undefined;
 }
 
-export type { DiskState, DiskStatus } from '../shared/schemas.ts';
+export type { DiskState, DiskStatus } from '../../shared/schemas.ts';
 
 export interface DiskOptions {
   /** Free bytes the device never writes into (default min(5% of the filesystem, 20 MiB)). */

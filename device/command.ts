@@ -1,27 +1,27 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  configFromEnv,
-  configFromFile,
-  type DeviceConfig,
-  deviceOptionsFrom,
-  readLocalStack,
-  resolveConfig,
-} from '../../../device/config.ts';
-import { loadTfWithoutItsCrashHandlers, ownCrashes } from '../../../device/crash.ts';
-import { type Device, type DeviceSnapshot, startDevice } from '../../../device/service.ts';
-import { EdgeloopError } from '../../../shared/errors.ts';
-import { credentialPath, readLocalCredential } from '../../../shared/local-credential.ts';
-import { LOCAL_STAGE, localStackFiles } from '../../../shared/topology.ts';
-import { DEFAULT_DATA_DIR } from '../../local/data-dir.ts';
-import {
   type CommandContext,
   dataDirOption,
   defineCommand,
   intOption,
   type OptionSpec,
   UsageError,
-} from '../command.ts';
+} from '../shared/cli/command.ts';
+import { EdgeloopError } from '../shared/errors.ts';
+import { credentialPath, readLocalCredential } from '../shared/local-credential.ts';
+import { DEFAULT_DATA_DIR } from '../shared/local-data-dir.ts';
+import { LOCAL_STAGE, localStackFiles } from '../shared/topology.ts';
+import {
+  configFromEnv,
+  configFromFile,
+  type DeviceConfig,
+  deviceOptionsFrom,
+  readLocalStack,
+  resolveConfig,
+} from './config.ts';
+import { loadTfWithoutItsCrashHandlers, ownCrashes } from './platform/crash.ts';
+import { type Device, type DeviceSnapshot, startDevice } from './service.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -223,7 +223,7 @@ export const deviceCommand = defineCommand({
     const log = values.quiet ? undefined : (line: string) => err(line);
     const options = deviceOptionsFrom(config, log);
     if (options.source?.kind === 'stdin') options.stdout = out;
-    // This process decides how it dies (device/crash.ts), not the wasm glue tfjs loads.
+    // This process decides how it dies (device/platform/crash.ts), not the wasm glue tfjs loads.
     await loadTfWithoutItsCrashHandlers();
     let device: Device | undefined;
     ownCrashes({ log: err, save: () => device?.saveState() ?? Promise.resolve() });

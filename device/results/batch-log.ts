@@ -21,9 +21,9 @@
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InferenceResult, SummaryCell } from '../shared/schemas.ts';
-import { type StorageFaultCode, storageFault } from './disk.ts';
-import { fsyncDir, renameFile, writeFileDurable } from './durable.ts';
+import type { InferenceResult, SummaryCell } from '../../shared/schemas.ts';
+import { type StorageFaultCode, storageFault } from '../platform/disk.ts';
+import { fsyncDir, renameFile, writeFileDurable } from '../platform/durable.ts';
 
 /**
  * A durable batch as the outbox indexes it. Its results stay on disk (the outbox holds no

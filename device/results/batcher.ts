@@ -4,9 +4,9 @@
  * each one to a sink that makes it durable (the outbox's BatchLog) before it may be sent.
  * It runs in the device's result writer; tests run it over an Outbox.
  */
-import { errorMessage } from '../shared/errors.ts';
-import type { InferenceResult } from '../shared/schemas.ts';
-import { MAX_BATCH_RESULTS } from '../shared/topology.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import type { InferenceResult } from '../../shared/schemas.ts';
+import { MAX_BATCH_RESULTS } from '../../shared/topology.ts';
 import type { BatchInput } from './batch-log.ts';
 import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 

@@ -9,15 +9,15 @@
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { errorMessage } from '../shared/errors.ts';
-import { feedbackHeader, feedbackLine } from '../shared/feedback.ts';
-import type { RawRow } from '../shared/preprocess.ts';
-import type { InferenceResult, Manifest } from '../shared/schemas.ts';
-import { datasetKeys } from '../shared/topology.ts';
-import { isStorageFault } from './disk.ts';
-import { writeFileDurable } from './durable.ts';
-import type { ClassifiedChunk } from './sources.ts';
-import type { WindowResult } from './window-stream.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import { feedbackHeader, feedbackLine } from '../../shared/feedback.ts';
+import type { RawRow } from '../../shared/preprocess.ts';
+import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
+import { datasetKeys } from '../../shared/topology.ts';
+import { isStorageFault } from '../platform/disk.ts';
+import { writeFileDurable } from '../platform/durable.ts';
+import type { ClassifiedChunk } from '../sources/sources.ts';
+import type { WindowResult } from '../sources/window-stream.ts';
 
 export interface HardExampleOptions {
   /** The datasets bucket (feedback goes under its feedback prefix). */

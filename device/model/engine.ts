@@ -7,7 +7,7 @@
  * still rides one batch.
  * Also keeps the numbers the status reports: rate, p50/p99 latency.
  */
-import type { RawRow } from '../shared/preprocess.ts';
+import type { RawRow } from '../../shared/preprocess.ts';
 import { type Classified, type LoadedModel, type Prediction, refuseWindowedModel } from './model.ts';
 
 export interface Inferred extends Prediction {

@@ -11,8 +11,8 @@
  * Only the CLI process does this: tests and tools that start a device in-process keep
  * their own handlers.
  */
-import { errorMessage } from '../shared/errors.ts';
-import { initTf } from '../shared/tf.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import { initTf } from '../../shared/tf.ts';
 
 export const CRASH_EXIT_CODE = 70;
 /** How long saving the state may take before the process exits anyway. */

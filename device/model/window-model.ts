@@ -3,8 +3,8 @@
  * prediction per window out, with the manifest's window features applied exactly as the
  * trainer applied them; and the probation check on the manifest's golden windows.
  */
-import { type WindowInput, windowFromSamples, windowInput } from '../shared/timeseries/features.ts';
-import type { Window } from '../shared/timeseries/windower.ts';
+import { type WindowInput, windowFromSamples, windowInput } from '../../shared/timeseries/features.ts';
+import type { Window } from '../../shared/timeseries/windower.ts';
 import { type Classified, goldenMismatch, type LoadedModel } from './model.ts';
 
 const inputs = new WeakMap<LoadedModel, WindowInput>();

@@ -34,11 +34,11 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { summaryCount } from '../shared/aggregation/summary-cells.ts';
-import { errorMessage } from '../shared/errors.ts';
+import { summaryCount } from '../../shared/aggregation/summary-cells.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import { isStorageFault } from '../platform/disk.ts';
+import { readJson, replaceFileAtomic } from '../platform/durable.ts';
 import { type BatchInput, BatchLog, SEGMENT_FILE, type StoredBatch, segmentFileName } from './batch-log.ts';
-import { isStorageFault } from './disk.ts';
-import { readJson, replaceFileAtomic } from './durable.ts';
 
 export type { StoredBatch } from './batch-log.ts';
 

@@ -14,15 +14,15 @@ import {
   type Reading,
   type Refusal,
   readingRefusal,
-} from '../shared/dataset/readings.ts';
-import { EdgeloopError, errorMessage } from '../shared/errors.ts';
-import { type RawRow, transformInto } from '../shared/preprocess.ts';
-import type { InferenceResult, Preprocessing } from '../shared/schemas.ts';
-import { type Engine, NoModelError } from './engine.ts';
+} from '../../shared/dataset/readings.ts';
+import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
+import { type RawRow, transformInto } from '../../shared/preprocess.ts';
+import type { InferenceResult, Preprocessing } from '../../shared/schemas.ts';
+import { type Engine, NoModelError } from '../model/engine.ts';
+import type { Classified, LoadedModel } from '../model/model.ts';
+import { toResult, truthColumn } from '../results/result-encoding.ts';
+import type { ResultStream } from '../results/result-writer.ts';
 import { guardInferServer } from './infer-guard.ts';
-import type { Classified, LoadedModel } from './model.ts';
-import { toResult, truthColumn } from './result-encoding.ts';
-import type { ResultStream } from './result-writer.ts';
 
 export type SourceSpec =
   | { kind: 'csv'; file: string; rate?: number; limit?: number }
@@ -348,14 +348,14 @@ export async function startInferServer(
     labelColumn: () => string;
     status: () => unknown;
     refuse?: (refusal: Refusal, reading: unknown) => void;
-    /** Serving a windowed model: answers the request body instead (device/window-sources.ts). */
+    /** Serving a windowed model: answers the request body instead (device/sources/window-sources.ts). */
     window?: { active: () => boolean; answer: (body: string) => Promise<{ code: number; body: unknown }> };
   },
 ): Promise<InferServer> {
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => send(res, 500, { error: errorMessage(error) }));
   });
-  // Local tools only: no Origin, loopback Host, JSON bodies (device/infer-guard.ts).
+  // Local tools only: no Origin, loopback Host, JSON bodies (device/sources/infer-guard.ts).
   guardInferServer(server);
   async function handle(req: IncomingMessage, res: ServerResponse) {
     if (req.method === 'GET' && req.url === '/status') return send(res, 200, ctx.status());

@@ -4,9 +4,9 @@
  * gateway acts on (shared/rollout/cohort.ts decides; a gateway outside the canary cohort never
  * gets a canary-only version).
  */
-import { chooseNotice } from '../shared/rollout/cohort.ts';
-import type { ReleaseNotice } from '../shared/schemas.ts';
-import { topicFor } from '../shared/topology.ts';
+import { chooseNotice } from '../../shared/rollout/cohort.ts';
+import type { ReleaseNotice } from '../../shared/schemas.ts';
+import { topicFor } from '../../shared/topology.ts';
 
 export type NoticeSource = 'release' | 'canary';
 

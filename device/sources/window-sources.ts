@@ -4,13 +4,13 @@
  * whole window as {"readings": [...]}). Results go to the device's ResultStream as for rows.
  */
 import type { Readable } from 'node:stream';
-import { parseReading, type Reading } from '../shared/dataset/readings.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { RawRow } from '../shared/preprocess.ts';
-import type { InferenceResult } from '../shared/schemas.ts';
-import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
-import { type Engine, NoModelError } from './engine.ts';
-import type { ResultStream } from './result-writer.ts';
+import { parseReading, type Reading } from '../../shared/dataset/readings.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import type { RawRow } from '../../shared/preprocess.ts';
+import type { InferenceResult } from '../../shared/schemas.ts';
+import { PREDICT_BATCH } from '../../shared/timeseries/model.ts';
+import { type Engine, NoModelError } from '../model/engine.ts';
+import type { ResultStream } from '../results/result-writer.ts';
 import { type CsvReplayContext, nonEmptyLines, ReplayPace, YIELD_EVERY_MS } from './sources.ts';
 import {
   DEFAULT_SERIES_LIMITS,

@@ -2,9 +2,9 @@
  * A loaded model and the one thing the device does with it: raw readings in, labels and
  * confidences out, with the manifest's preprocessing applied and every tensor disposed.
  */
-import { type RawRow, transformInto } from '../shared/preprocess.ts';
-import type { Manifest } from '../shared/schemas.ts';
-import { initTf, tf } from '../shared/tf.ts';
+import { type RawRow, transformInto } from '../../shared/preprocess.ts';
+import type { Manifest } from '../../shared/schemas.ts';
+import { initTf, tf } from '../../shared/tf.ts';
 import { windowProbationFailure } from './window-model.ts';
 
 /** The standard tfjs layers-model JSON (what tf.io.withSaveHandler's artifacts become on disk). */

@@ -1,6 +1,6 @@
 /** Messages between a device's result stream and the process's result writer (result-writer.ts). */
 
-import type { InferenceResult } from '../shared/schemas.ts';
+import type { InferenceResult } from '../../shared/schemas.ts';
 import type { StoredBatch } from './batch-log.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { ReplayClassified, ResultChunk } from './result-encoding.ts';

@@ -4,7 +4,7 @@
  * durable. It speaks in messages (result-writer-protocol.ts), so the streams (result-writer.ts)
  * hand it their work and hear back the same way whatever runs it.
  */
-import { errorMessage } from '../shared/errors.ts';
+import { errorMessage } from '../../shared/errors.ts';
 import { BatchLog } from './batch-log.ts';
 import { ResultBatcher } from './batcher.ts';
 import { ReplayEncoder, replayResultReader } from './result-encoding.ts';

@@ -6,8 +6,8 @@
  * removed on PUBACK and put back (same batch id) when the send fails.
  */
 import { EventEmitter } from 'node:events';
-import { errorMessage } from '../shared/errors.ts';
-import type { MqttLink } from './connection.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import type { MqttLink } from '../platform/connection.ts';
 import type { Outbox, StoredBatch } from './outbox.ts';
 
 const CLOSE_BRACE = Buffer.from('}');

@@ -5,9 +5,9 @@
  */
 
 import { parseArgs } from 'node:util';
-import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
-import { ModelName } from '../../shared/schemas.ts';
-import { DEFAULT_DATA_DIR } from '../local/data-dir.ts';
+import { EdgeloopError, errorMessage } from '../errors.ts';
+import { DEFAULT_DATA_DIR } from '../local-data-dir.ts';
+import { ModelName } from '../schemas.ts';
 
 export type OptionSpec =
   | { type: 'string'; short?: string; description: string; default?: string; valueName?: string }

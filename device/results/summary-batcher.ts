@@ -8,8 +8,8 @@
  * mode. The CSV position a batch carries is the one after its last result, so a crash loses
  * only results in the open (not yet durable) batch, and those readings are read again.
  */
-import type { CountedResult } from '../shared/aggregation/aggregate.ts';
-import { SummaryCells } from '../shared/aggregation/summary-cells.ts';
+import type { CountedResult } from '../../shared/aggregation/aggregate.ts';
+import { SummaryCells } from '../../shared/aggregation/summary-cells.ts';
 import { type BatchSink, SinkAppends } from './batcher.ts';
 
 /** How long a summary batch collects by default: one publish per 10 s per gateway. */

@@ -3,11 +3,11 @@
  * the source to the wire: the batcher copies byte ranges into a batch, the outbox writes the
  * batch bytes to disk, and the publisher sends them.
  */
-import type { CountedResult } from '../shared/aggregation/aggregate.ts';
-import type { RawRow } from '../shared/preprocess.ts';
-import type { InferenceResult } from '../shared/schemas.ts';
-import type { Inferred } from './engine.ts';
-import type { Classified } from './model.ts';
+import type { CountedResult } from '../../shared/aggregation/aggregate.ts';
+import type { RawRow } from '../../shared/preprocess.ts';
+import type { InferenceResult } from '../../shared/schemas.ts';
+import type { Inferred } from '../model/engine.ts';
+import type { Classified } from '../model/model.ts';
 
 /**
  * `count` results, comma-separated: result i is one JSON object from `ends[i - 1] + 1` (0 for

@@ -6,15 +6,15 @@
  * (its last reading's label) when readings carry labels. A model swap starts every buffer
  * afresh, since the new model's window may differ.
  */
-import type { RawRow } from '../shared/preprocess.ts';
-import type { InferenceResult, WindowManifest } from '../shared/schemas.ts';
-import { parseTime } from '../shared/timeseries/long-format.ts';
-import { PREDICT_BATCH } from '../shared/timeseries/model.ts';
-import { SeriesWindower, type Window, windowsOf, windowValues } from '../shared/timeseries/windower.ts';
-import { type Engine, NoModelError } from './engine.ts';
-import type { LoadedModel } from './model.ts';
-import { windowResult } from './result-encoding.ts';
-import { windowBatch, windowInputOf } from './window-model.ts';
+import type { RawRow } from '../../shared/preprocess.ts';
+import type { InferenceResult, WindowManifest } from '../../shared/schemas.ts';
+import { parseTime } from '../../shared/timeseries/long-format.ts';
+import { PREDICT_BATCH } from '../../shared/timeseries/model.ts';
+import { SeriesWindower, type Window, windowsOf, windowValues } from '../../shared/timeseries/windower.ts';
+import { type Engine, NoModelError } from '../model/engine.ts';
+import type { LoadedModel } from '../model/model.ts';
+import { windowBatch, windowInputOf } from '../model/window-model.ts';
+import { windowResult } from '../results/result-encoding.ts';
 
 export interface WindowResult {
   result: InferenceResult;

@@ -16,10 +16,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Hex } from '../shared/manifest.ts';
-import { type Manifest, ManifestSchema } from '../shared/schemas.ts';
-import { modelFiles } from '../shared/topology.ts';
-import { fsyncDir, replaceFileAtomic, writeFileDurable } from './durable.ts';
+import { sha256Hex } from '../../shared/manifest.ts';
+import { type Manifest, ManifestSchema } from '../../shared/schemas.ts';
+import { modelFiles } from '../../shared/topology.ts';
+import { fsyncDir, replaceFileAtomic, writeFileDurable } from '../platform/durable.ts';
 
 export interface SlotFiles {
   manifestBytes: Buffer;

@@ -13,8 +13,8 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { io, iot, mqtt } from 'aws-iot-device-sdk-v2';
-import { EdgeloopError, errorMessage } from '../shared/errors.ts';
-import { mqttMatches } from '../shared/topology.ts';
+import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
+import { mqttMatches } from '../../shared/topology.ts';
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
