@@ -12,12 +12,7 @@
  * ever comes from durable batches, so a crash loses no reading whatever the writer had in hand.
  */
 import { DEFAULT_LOW_CONFIDENCE } from '../../shared/aggregation/aggregate.ts';
-import {
-  addToHistogram,
-  type Histogram,
-  LATENCY_EDGES_MS,
-  percentileFromHistogram,
-} from '../../shared/aggregation/histogram.ts';
+import { addToHistogram, type Histogram, percentileFromHistogram } from '../../shared/aggregation/histogram.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
@@ -27,6 +22,12 @@ import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol
 import type { SummaryBatcherOptions } from './summary-batcher.ts';
 
 export type { ReplayChunk } from './result-writer-protocol.ts';
+
+/**
+ * Buckets of the durable latency: 5% wide from 0.1 ms (to about half an hour), so a
+ * percentile read from them is within 5% (the cloud's latency buckets are coarser above 10 ms).
+ */
+const DURABLE_EDGES_MS: readonly number[] = [0, ...Array.from({ length: 200 }, (_, i) => 0.1 * 1.05 ** i)];
 
 /** Results handed to the writer but not durable yet, before a source waits. */
 const MAX_UNSTORED_RESULTS = 16_384;
@@ -263,7 +264,7 @@ export class ResultStream {
     while (left > 0 && this.arrivals.length > 0) {
       const run = this.arrivals[0] as { count: number; at: number };
       const take = Math.min(left, run.count);
-      addToHistogram(this.durableLatency, now - run.at, LATENCY_EDGES_MS, take);
+      addToHistogram(this.durableLatency, now - run.at, DURABLE_EDGES_MS, take);
       run.count -= take;
       left -= take;
       if (run.count === 0) this.arrivals.shift();
@@ -273,8 +274,8 @@ export class ResultStream {
   /** p50 and p99 of the time from a reading's arrival to its result being durable (ms). */
   durableLatencyPercentiles(): { p50: number | null; p99: number | null } {
     return {
-      p50: percentileFromHistogram(this.durableLatency, LATENCY_EDGES_MS, 0.5),
-      p99: percentileFromHistogram(this.durableLatency, LATENCY_EDGES_MS, 0.99),
+      p50: percentileFromHistogram(this.durableLatency, DURABLE_EDGES_MS, 0.5),
+      p99: percentileFromHistogram(this.durableLatency, DURABLE_EDGES_MS, 0.99),
     };
   }
 
