@@ -32,26 +32,31 @@ import { Aedes } from 'aedes';
 import { type LoadedModel, loadModelFromBytes } from '../device/model/model.ts';
 import { windowBatch } from '../device/model/window-model.ts';
 import { parseCsvReadings } from '../shared/dataset/readings.ts';
-import { sha256Hex } from '../shared/manifest.ts';
 import { transformRows } from '../shared/preprocess.ts';
-import { type Manifest, ManifestSchema, TrainingConfigSchema } from '../shared/schemas.ts';
+import type { Manifest } from '../shared/schemas.ts';
 import { initTf } from '../shared/tf.ts';
-import { trainWindowsFromCsv } from '../shared/timeseries/train.ts';
 import {
   generateVibrationCsv,
   VIBRATION_CHANNELS,
   VIBRATION_LABEL,
 } from '../shared/timeseries/vibration-dataset.ts';
 import { type Window, windowsOf } from '../shared/timeseries/windower.ts';
-import { modelFiles, topicFilter } from '../shared/topology.ts';
-import { buildManifest } from '../shared/training/artifacts.ts';
-import { BENCH_KEYS, buildModel, preprocessing, rows, storeSignedModel, writeCsv } from './device.ts';
+import { topicFilter } from '../shared/topology.ts';
+import {
+  BENCH_KEYS,
+  benchManifest,
+  buildModel,
+  preprocessing,
+  rows,
+  storeSignedModel,
+  writeCsv,
+} from './device.ts';
+import { trainBenchWindowModel } from './device-windows.ts';
 
 const RATE = 5_000;
 const MACHINES = 50;
 /** Readings a paced source hands over at a time (ReplayPace: 1/20 s of the rate). */
 const CHUNK = RATE / 20;
-const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 type Workload = 'rows' | 'spectral' | 'raw';
@@ -103,22 +108,7 @@ async function prepareRows(): Promise<Prepared> {
   const data = rows(2_048);
   const csv = join(await mkdtemp(join(tmpdir(), 'edgeloop-live-rows-')), 'rows.csv');
   await writeCsv(csv, data);
-  const manifest = ManifestSchema.parse({
-    schemaVersion: 1,
-    model: 'bench',
-    version: 1,
-    createdAt: new Date().toISOString(),
-    files: [
-      { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
-      { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
-    ],
-    preprocessing,
-    metrics: { accuracy: 0.5 },
-    classDistribution: {},
-    golden: { rows: [], outputs: [], tolerance: 1e-3 },
-    lowConfidence: 0.6,
-    lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend: 'bench', seed: 1 },
-  });
+  const manifest = benchManifest(modelJson, weights, 'bench');
   return {
     manifest,
     modelJson,
@@ -141,23 +131,9 @@ async function prepareRows(): Promise<Prepared> {
  * gateway receives them), 20 s per pass; a model trained on 8 other machines.
  */
 async function prepareWindows(features: 'spectral' | 'raw'): Promise<Prepared> {
-  const outcome = await trainWindowsFromCsv(
+  const { outcome, manifest } = await trainBenchWindowModel(
     generateVibrationCsv({ machines: 8, readings: 1500, seed: 5 }),
-    TrainingConfigSchema.parse({ label: VIBRATION_LABEL, epochs: 3, window: { ...WINDOW, features } }),
-  );
-  const manifest = ManifestSchema.parse(
-    JSON.parse(
-      JSON.stringify(
-        buildManifest({
-          model: 'bench',
-          version: 1,
-          outcome,
-          lowConfidence: 0.6,
-          datasetKey: 'bench',
-          datasetSha256: 'a'.repeat(64),
-        }),
-      ),
-    ),
+    features,
   );
   const window = manifest.window;
   if (!window) throw new Error('the trainer gave no window block');

@@ -48,7 +48,7 @@ import { loadModelFromArtifacts } from '../shared/training/model.ts';
 const ROUNDS = 9;
 /** Passes over the replay file per round (the bare side predicts their windows as often). */
 const PASSES = 4;
-const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };
+export const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };
 
 /** Windows per second of wall time, and per second of this process's CPU time (every thread). */
 interface Rates {
@@ -70,6 +70,29 @@ function ratesSince(clock: ReturnType<typeof startClock>, windows: number): Rate
 
 function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+/** A windowed bench model (3 epochs on `trainCsv`) and its manifest, as the trainer releases it. */
+export async function trainBenchWindowModel(trainCsv: string, features: 'spectral' | 'raw') {
+  const outcome = await trainWindowsFromCsv(
+    trainCsv,
+    TrainingConfigSchema.parse({ label: VIBRATION_LABEL, epochs: 3, window: { ...WINDOW, features } }),
+  );
+  const manifest = ManifestSchema.parse(
+    JSON.parse(
+      JSON.stringify(
+        buildManifest({
+          model: 'bench',
+          version: 1,
+          outcome,
+          lowConfidence: 0.6,
+          datasetKey: 'bench',
+          datasetSha256: 'a'.repeat(64),
+        }),
+      ),
+    ),
+  );
+  return { outcome, manifest };
 }
 
 export async function main(): Promise<void> {
@@ -96,24 +119,7 @@ export async function main(): Promise<void> {
     ].join(' | '),
   );
   for (const features of ['spectral', 'raw'] as const) {
-    const outcome = await trainWindowsFromCsv(
-      trainCsv,
-      TrainingConfigSchema.parse({ label: VIBRATION_LABEL, epochs: 3, window: { ...WINDOW, features } }),
-    );
-    const manifest = ManifestSchema.parse(
-      JSON.parse(
-        JSON.stringify(
-          buildManifest({
-            model: 'bench',
-            version: 1,
-            outcome,
-            lowConfidence: 0.6,
-            datasetKey: 'bench',
-            datasetSha256: 'a'.repeat(64),
-          }),
-        ),
-      ),
-    );
+    const { outcome, manifest } = await trainBenchWindowModel(trainCsv, features);
     const window = manifest.window;
     if (!window) throw new Error('no window block');
 

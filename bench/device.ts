@@ -162,29 +162,29 @@ export async function storeSignedModel(
   return manifest;
 }
 
+/** Version 1 of the bench MLP's manifest (no golden rows: the benches skip probation). */
+export function benchManifest(modelJson: Buffer, weights: Buffer, backend: string): Manifest {
+  return {
+    schemaVersion: 1,
+    model: 'bench',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    files: [
+      { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
+      { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
+    ],
+    preprocessing,
+    metrics: { accuracy: 0.5 },
+    classDistribution: {},
+    golden: { rows: [], outputs: [], tolerance: 1e-3 },
+    lowConfidence: 0.6,
+    lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend, seed: 1 },
+  };
+}
+
 /** Version 1 of the bench model stored, verified and current in `stateDir`: a cached model. */
 export function storeServingModel(stateDir: string, modelJson: Buffer, weights: Buffer, backend: string) {
-  return storeSignedModel(
-    stateDir,
-    {
-      schemaVersion: 1,
-      model: 'bench',
-      version: 1,
-      createdAt: new Date().toISOString(),
-      files: [
-        { name: modelFiles.topology, sha256: sha256Hex(modelJson), size: modelJson.length },
-        { name: modelFiles.weights, sha256: sha256Hex(weights), size: weights.length },
-      ],
-      preprocessing,
-      metrics: { accuracy: 0.5 },
-      classDistribution: {},
-      golden: { rows: [], outputs: [], tolerance: 1e-3 },
-      lowConfidence: 0.6,
-      lineage: { datasetKey: 'bench', datasetSha256: sha256Hex('bench'), rows: 0, backend, seed: 1 },
-    },
-    modelJson,
-    weights,
-  );
+  return storeSignedModel(stateDir, benchManifest(modelJson, weights, backend), modelJson, weights);
 }
 
 export async function writeCsv(file: string, data: readonly Record<string, string>[]) {

@@ -12,7 +12,11 @@
  * ever comes from durable batches, so a crash loses no reading whatever the writer had in hand.
  */
 import { DEFAULT_LOW_CONFIDENCE } from '../../shared/aggregation/aggregate.ts';
-import { addToHistogram, type Histogram, percentileFromHistogram } from '../../shared/aggregation/histogram.ts';
+import {
+  addToHistogram,
+  type Histogram,
+  percentileFromHistogram,
+} from '../../shared/aggregation/histogram.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import type { BatcherOptions } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
