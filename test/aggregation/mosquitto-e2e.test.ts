@@ -14,17 +14,15 @@ import type { LocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { topicFor } from '../../shared/topology.ts';
 import { startTestStack } from '../support/local-stack.ts';
+import { peerAvailable } from '../support/peers.ts';
 import { batchPayload, makeResults, manifestFor, putManifest } from './fixtures.ts';
 
 const MOSQUITTO_PUB = '/usr/bin/mosquitto_pub';
-const available = existsSync(MOSQUITTO_PUB);
-// .ci/run installs mosquitto-clients: in CI a missing client is a broken setup, not a skip.
-if (!available && process.env.CI)
-  throw new Error(`CI must run the mosquitto_pub test: ${MOSQUITTO_PUB} is missing`);
-if (!available)
-  console.log(
-    `skipping the mosquitto_pub test: ${MOSQUITTO_PUB} is missing (apt-get install mosquitto-clients)`,
-  );
+const available = peerAvailable(
+  'mosquitto_pub',
+  existsSync(MOSQUITTO_PUB) ? undefined : `${MOSQUITTO_PUB} is missing`,
+  'apt-get install mosquitto-clients',
+);
 
 const run = promisify(execFile);
 

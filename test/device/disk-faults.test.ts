@@ -13,10 +13,11 @@ import { CRASH_EXIT_CODE } from '../../device/platform/crash.ts';
 import { Outbox } from '../../device/results/outbox.ts';
 import { type Device, startDevice } from '../../device/service.ts';
 import { runBin } from '../support/cli.ts';
+import { peerAvailable } from '../support/peers.ts';
 import { mountTmpfs, type Tmpfs, tmpfsUnavailable } from '../support/tmpfs.ts';
 import { MODEL, type Peers, postInfer, startPeers, type TestBroker, until } from './helpers.ts';
 
-if (tmpfsUnavailable) console.log(`skipping the device disk fault tests: ${tmpfsUnavailable}`);
+const canMount = peerAvailable('device disk fault', tmpfsUnavailable, 'run as root on Linux');
 
 const STACK_DUMP = /\n\s+at |function\(|var [a-zA-Z_$]+=|\.wasm/;
 
@@ -55,7 +56,7 @@ function delivered(broker: TestBroker, thing: string): { ids: number; counted: n
   return { ids: ids.size, counted: [...batches.values()].reduce((a, b) => a + b, 0) };
 }
 
-describe.runIf(!tmpfsUnavailable)('storage faults on a real tmpfs', () => {
+describe.runIf(canMount)('storage faults on a real tmpfs', () => {
   let peers: Peers;
   const disks: Tmpfs[] = [];
   const devices: Device[] = [];

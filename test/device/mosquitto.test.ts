@@ -8,6 +8,7 @@ import { createMqttLink, type MqttLink } from '../../device/platform/connection.
 import { startDevice } from '../../device/service.ts';
 import { type ResultBatch, ResultBatchSchema } from '../../shared/schemas.ts';
 import { topicFilter } from '../../shared/topology.ts';
+import { peerAvailable } from '../support/peers.ts';
 import {
   MODEL,
   publishRelease,
@@ -22,9 +23,11 @@ import {
 } from './helpers.ts';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
-const available = existsSync(MOSQUITTO);
-if (!available)
-  console.log(`skipping the Mosquitto tests: ${MOSQUITTO} is not installed (apt-get install mosquitto)`);
+const available = peerAvailable(
+  'Mosquitto',
+  existsSync(MOSQUITTO) ? undefined : `${MOSQUITTO} is not installed`,
+  'apt-get install mosquitto',
+);
 
 async function freePort(): Promise<number> {
   const server = createServer();

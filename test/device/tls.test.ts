@@ -9,11 +9,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMqttLink } from '../../device/platform/connection.ts';
 import { iotCredentialsProvider } from '../../device/platform/iot-credentials.ts';
 import { topicFor } from '../../shared/topology.ts';
+import { peerAvailable } from '../support/peers.ts';
 import { removeTempDirs, tempDir, until } from './helpers.ts';
 
 const OPENSSL = '/usr/bin/openssl';
 const MOSQUITTO = '/usr/sbin/mosquitto';
-if (!existsSync(OPENSSL)) console.log(`skipping the mTLS tests: ${OPENSSL} is not installed`);
+const hasOpenssl = peerAvailable(
+  'mTLS',
+  existsSync(OPENSSL) ? undefined : `${OPENSSL} is not installed`,
+  'apt-get install openssl',
+);
+const hasMosquitto = peerAvailable(
+  'mTLS against Mosquitto',
+  existsSync(MOSQUITTO) ? undefined : `${MOSQUITTO} is not installed`,
+  'apt-get install mosquitto',
+);
 
 /** A CA, a server certificate for localhost and a client (thing) certificate, all signed by the CA. */
 function makeCertificates(dir: string) {
@@ -51,7 +61,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-describe.runIf(existsSync(OPENSSL))('AWS mode: mutual TLS with the thing certificate', () => {
+describe.runIf(hasOpenssl)('AWS mode: mutual TLS with the thing certificate', () => {
   let dir: string;
   let certs: ReturnType<typeof makeCertificates>;
 
@@ -111,7 +121,7 @@ describe.runIf(existsSync(OPENSSL))('AWS mode: mutual TLS with the thing certifi
     ]);
   });
 
-  describe.runIf(existsSync(MOSQUITTO))('against Mosquitto with require_certificate', () => {
+  describe.runIf(hasMosquitto)('against Mosquitto with require_certificate', () => {
     let mosquitto: ChildProcess;
     let port: number;
 

@@ -8,9 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DiskFullBed, pauseFigures, startDiskFullBed, summaryOf } from '../support/disk-full.ts';
 import { until } from '../support/local-stack.ts';
+import { peerAvailable } from '../support/peers.ts';
 import { tmpfsUnavailable } from '../support/tmpfs.ts';
 
-if (tmpfsUnavailable) console.log(`skipping the full-disk gateway tests: ${tmpfsUnavailable}`);
+const canMount = peerAvailable('full-disk gateway', tmpfsUnavailable, 'run as root on Linux');
 
 /**
  * Nearly three times what fills 3 MB (some 120 bytes each on disk: it pauses near 21,000
@@ -22,7 +23,7 @@ const RATE = 5_000;
 /** Library code in a log: minified wasm glue, or a stack trace's frames. */
 const STACK_DUMP = /\n\s+at |function\(|var [a-zA-Z_$]+=|\.wasm/;
 
-describe.runIf(!tmpfsUnavailable)('a gateway whose disk fills while the local stack is down', () => {
+describe.runIf(canMount)('a gateway whose disk fills while the local stack is down', () => {
   let bed: DiskFullBed;
 
   beforeAll(async () => {

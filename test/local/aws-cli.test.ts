@@ -19,12 +19,14 @@ import { listRegistry } from '../../functions/training/registry.ts';
 import { type Manifest, ManifestSchema, type RegistryItem } from '../../shared/schemas.ts';
 import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
 import { cliBin } from '../support/cli.ts';
+import { peerAvailable } from '../support/peers.ts';
 
 const awsVersion = spawnSync('aws', ['--version'], { encoding: 'utf8' });
-const available = awsVersion.status === 0;
-// .ci/run installs awscli: in CI a missing CLI is a broken setup, not a skip.
-if (!available && process.env.CI) throw new Error('CI must run the AWS CLI upload test: `aws` is missing');
-if (!available) console.log('skipping the AWS CLI upload test: `aws` is missing (apt-get install awscli)');
+const available = peerAvailable(
+  'AWS CLI upload',
+  awsVersion.status === 0 ? undefined : '`aws` is missing',
+  'apt-get install awscli',
+);
 
 const run = promisify(execFile);
 
