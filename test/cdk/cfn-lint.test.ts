@@ -6,15 +6,21 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { peerAvailable } from '../support/peers.ts';
 import { synthesize } from './synth.ts';
 
-const version = spawnSync('cfn-lint', ['--version'], { encoding: 'utf8' });
+/** cfn-lint on PATH, or where pyenv keeps it when a non-login shell left its shims off PATH. */
+const cfnLint = [
+  'cfn-lint',
+  ...(process.env.PYENV_ROOT ? [join(process.env.PYENV_ROOT, 'shims', 'cfn-lint')] : []),
+  join(homedir(), '.pyenv', 'shims', 'cfn-lint'),
+].find((command) => spawnSync(command, ['--version'], { encoding: 'utf8' }).status === 0);
 const available = peerAvailable(
   'cfn-lint',
-  version.status === 0 ? undefined : '`cfn-lint` is missing',
+  cfnLint ? undefined : '`cfn-lint` is missing',
   'pip install cfn-lint',
 );
 
@@ -53,7 +59,7 @@ describe.runIf(available)('cfn-lint on the synthesized templates', () => {
       const template = join(synth.outdir, synth.stack.templateFile);
 
       // Act: cfn-lint exits non-zero whenever it finds something; its JSON says what.
-      const run = spawnSync('cfn-lint', ['--format', 'json', template], { encoding: 'utf8' });
+      const run = spawnSync(cfnLint as string, ['--format', 'json', template], { encoding: 'utf8' });
       synth.dispose();
 
       // Assess
