@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
+import { LocalEndpointsSchema } from '../shared/local-endpoints.ts';
 import { describeZodError, ModelName, ThingName } from '../shared/schemas.ts';
 import { LOCAL_STAGE, localStackFiles } from '../shared/topology.ts';
 import { parseEndpoint } from './platform/connection.ts';
@@ -211,33 +212,20 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
 // The local stack's data dir (localStackFiles in the topology, written by `edgeloop up`).
 // ---------------------------------------------------------------------------------------
 
-export interface LocalEndpoints {
-  s3: string;
-  mqtt: string;
-  dynamodb?: string;
-  iotData?: string;
-}
+/** What the device needs of the local stack's endpoints file (shared/local-endpoints.ts). */
+const DeviceEndpointsSchema = LocalEndpointsSchema.pick({ s3: true, mqtt: true });
+export type DeviceEndpoints = z.infer<typeof DeviceEndpointsSchema>;
 
-const LocalEndpointsSchema = z.object({
-  s3: z.string().url(),
-  mqtt: z.string().min(1),
-  dynamodb: z.string().optional(),
-  iotData: z.string().optional(),
-});
-
-/**
- * The one place the device reads the local stack's endpoints; the lead may swap in
- * infra/local's readEndpoints here.
- */
-export function readLocalStack(dataDir: string): { endpoints: LocalEndpoints; publicKeyFile: string } {
+/** The local stack's S3 and MQTT endpoints and signing key, from its data dir. */
+export function readLocalStack(dataDir: string): { endpoints: DeviceEndpoints; publicKeyFile: string } {
   const file = join(dataDir, localStackFiles.endpoints);
   if (!existsSync(file))
     throw new EdgeloopError(
       `no local stack endpoints at ${resolve(file)}: start one with 'edgeloop up --data-dir ${dataDir}' (or pass --mqtt-endpoint and --public-key)`,
     );
-  let parsed: ReturnType<typeof LocalEndpointsSchema.safeParse>;
+  let parsed: ReturnType<typeof DeviceEndpointsSchema.safeParse>;
   try {
-    parsed = LocalEndpointsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    parsed = DeviceEndpointsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
   } catch (error) {
     throw new EdgeloopError(`${file} is not JSON: ${errorMessage(error)}`);
   }

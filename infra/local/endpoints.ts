@@ -6,28 +6,11 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
 import { EdgeloopError } from '../../shared/errors.ts';
+import { type LocalEndpoints, LocalEndpointsSchema } from '../../shared/local-endpoints.ts';
 import { localStackFiles } from '../../shared/topology.ts';
 
-export interface Endpoints {
-  s3: string;
-  mqtt: string;
-  dynamodb: string;
-  iotData: string;
-  kinesis: string;
-  dashboard?: string;
-}
-
-const HttpUrl = z.string().regex(/^http:\/\/127\.0\.0\.1:\d+$/);
-const EndpointsSchema = z.object({
-  s3: HttpUrl,
-  mqtt: z.string().regex(/^mqtt:\/\/127\.0\.0\.1:\d+$/),
-  dynamodb: HttpUrl,
-  iotData: HttpUrl,
-  kinesis: HttpUrl,
-  dashboard: z.string().optional(),
-});
+export type Endpoints = LocalEndpoints;
 
 export type ServiceName = 's3' | 'mqtt' | 'dynamodb' | 'iotData' | 'kinesis';
 export const HOST = '127.0.0.1';
@@ -48,7 +31,7 @@ export function rememberedEndpoints(dataDir: string): Endpoints | undefined {
   const file = join(dataDir, ENDPOINTS_FILE);
   if (!existsSync(file)) return undefined;
   try {
-    const parsed = EndpointsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    const parsed = LocalEndpointsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
