@@ -21,9 +21,9 @@ import {
   manifestFor,
   putManifest,
   ruleEvent,
-} from '../test/aggregation/fixtures.ts';
-import { startTestStack } from '../test/support/local-stack.ts';
-import { connectThing, type ThingClient } from '../test/support/thing-client.ts';
+} from './support/aggregation-fixtures.ts';
+import { startTestStack } from './support/local-stack.ts';
+import { connectThing, type ThingClient } from './support/thing-client.ts';
 
 const RESULTS_PER_BATCH = 500;
 

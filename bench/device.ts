@@ -35,7 +35,7 @@ import { transformRows } from '../shared/preprocess.ts';
 import type { Manifest, Preprocessing } from '../shared/schemas.ts';
 import { initTf, tf } from '../shared/tf.ts';
 import { modelFiles } from '../shared/topology.ts';
-import { saveArtifacts } from '../test/device/helpers.ts';
+import { saveModelArtifacts } from '../shared/training/model.ts';
 
 export const FEATURES = 16;
 const ROUND_READINGS = 200_000;
@@ -76,8 +76,8 @@ export async function buildModel() {
       tf.layers.dense({ units: CLASSES, activation: 'softmax' }),
     ],
   });
-  const { modelJson, weights } = await saveArtifacts(model);
-  return { model, modelJson, weights };
+  const saved = await saveModelArtifacts(model);
+  return { model, modelJson: Buffer.from(saved.modelJson), weights: Buffer.from(saved.weights) };
 }
 
 /** Bare tfjs: pre-transformed input, predict + dataSync per batch of `batch` rows. */

@@ -8,9 +8,9 @@
  *   npx tsx bench/disk-full.ts [--limit 100000] [--rate 3000] [--outage-s 30] [--size 3m]
  */
 import { parseArgs } from 'node:util';
-import { pauseFigures, startDiskFullBed, summaryOf } from '../test/support/disk-full.ts';
-import { until } from '../test/support/local-stack.ts';
-import { tmpfsUnavailable } from '../test/support/tmpfs.ts';
+import { pauseFigures, startDiskFullBed, summaryOf } from './support/disk-full.ts';
+import { until } from './support/local-stack.ts';
+import { tmpfsUnavailable } from './support/tmpfs.ts';
 
 const { values } = parseArgs({
   options: {

@@ -28,14 +28,9 @@ import { localStatsSource, readModelStats } from '../functions/aggregation/queri
 import type { InvokedEvent, MappingFailure, StreamRuleError } from '../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../shared/aws.ts';
 import { streams } from '../shared/topology.ts';
-import { manifestFor, putManifest, ruleEvent, thingResultCount } from '../test/aggregation/fixtures.ts';
-import { startTestStack } from '../test/support/local-stack.ts';
-import {
-  type FleetOptions,
-  type FleetTotals,
-  gatewayBatch,
-  runFleet,
-} from '../test/support/simulated-fleet.ts';
+import { manifestFor, putManifest, ruleEvent, thingResultCount } from './support/aggregation-fixtures.ts';
+import { startTestStack } from './support/local-stack.ts';
+import { type FleetOptions, type FleetTotals, gatewayBatch, runFleet } from './support/simulated-fleet.ts';
 
 export interface FleetE2eLine {
   bench: 'fleet-e2e';

@@ -81,9 +81,9 @@ import type { EdgeloopMetrics } from '../shared/metrics.ts';
 import type { InferenceResult, Manifest } from '../shared/schemas.ts';
 import { AGGREGATE_WRITE_SHARDS, aggregateKeys, streamMapping, tables } from '../shared/topology.ts';
 import { seededRandom } from '../shared/training/random.ts';
-import { LABELS, manifestFor, ruleEvent } from '../test/aggregation/fixtures.ts';
-import { startTestStack } from '../test/support/local-stack.ts';
 import { main as e2eMain, type FleetE2eLine } from './fleet-e2e.ts';
+import { LABELS, manifestFor, ruleEvent } from './support/aggregation-fixtures.ts';
+import { startTestStack } from './support/local-stack.ts';
 
 const LOW_CONFIDENCE = 0.6;
 const KINESIS_RECORDS_PER_SHARD = 1000;

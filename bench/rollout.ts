@@ -24,7 +24,7 @@ import { inCanaryCohort } from '../shared/rollout/cohort.ts';
 import { RolloutPlanSchema, type TrainingConfigInput, TrainingConfigSchema } from '../shared/schemas.ts';
 import { buckets, modelFiles, modelKeys } from '../shared/topology.ts';
 import { trainFromCsv } from '../shared/training/train.ts';
-import { type Fleet, mislabelledDataset, startFleet, waitUntil } from '../test/rollout/fleet.ts';
+import { type Fleet, mislabelledDataset, startFleet, waitUntil } from './support/rollout-fleet.ts';
 
 const MODEL = 'bench-rollout';
 const TIMEOUT = 300_000;

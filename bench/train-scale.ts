@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliBin } from '../test/support/cli.ts';
+import { cliBin } from './support/cli.ts';
 import { writeTelemetryCsv } from './telemetry-files.ts';
 
 const TIME = '/usr/bin/time';

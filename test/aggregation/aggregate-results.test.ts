@@ -1,5 +1,13 @@
 import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  batchPayload,
+  makeResults,
+  manifestFor,
+  putManifest,
+  ruleEvent,
+} from '../../bench/support/aggregation-fixtures.ts';
+import { startTestStack } from '../../bench/support/local-stack.ts';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import {
   localStatsSource,
@@ -23,8 +31,6 @@ import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { EdgeloopMetrics } from '../../shared/metrics.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { aggregateKeys, buckets, metricNames, tables } from '../../shared/topology.ts';
-import { startTestStack } from '../support/local-stack.ts';
-import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent } from './fixtures.ts';
 
 let stack: LocalStack;
 let handler: (event: unknown) => Promise<ResultsOutcome>;

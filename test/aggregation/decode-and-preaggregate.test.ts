@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LABELS, makeResults, ruleEvent } from '../../bench/support/aggregation-fixtures.ts';
 import { cellFromItem, cellUpdate } from '../../functions/aggregation/aggregate-item.ts';
 import { emptyCell, mergeCells, preAggregate, summarizeCell } from '../../shared/aggregation/aggregate.ts';
 import {
@@ -8,7 +9,6 @@ import {
   decodeRuleEvent,
 } from '../../shared/aggregation/decode.ts';
 import { aggregateKeys } from '../../shared/topology.ts';
-import { LABELS, makeResults, ruleEvent } from './fixtures.ts';
 
 const b64 = (text: string | Uint8Array) => Buffer.from(text).toString('base64');
 

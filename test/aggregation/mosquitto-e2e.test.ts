@@ -9,13 +9,18 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  batchPayload,
+  makeResults,
+  manifestFor,
+  putManifest,
+} from '../../bench/support/aggregation-fixtures.ts';
+import { startTestStack } from '../../bench/support/local-stack.ts';
 import { localStatsSource, readErrors, readModelStats } from '../../functions/aggregation/queries.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { topicFor } from '../../shared/topology.ts';
-import { startTestStack } from '../support/local-stack.ts';
 import { peerAvailable } from '../support/peers.ts';
-import { batchPayload, makeResults, manifestFor, putManifest } from './fixtures.ts';
 
 const MOSQUITTO_PUB = '/usr/bin/mosquitto_pub';
 const available = peerAvailable(

@@ -1,5 +1,15 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  batchPayload,
+  makeResults,
+  manifestFor,
+  putManifest,
+  ruleEvent,
+  statusEvent,
+} from '../../bench/support/aggregation-fixtures.ts';
+import { runCli } from '../../bench/support/cli.ts';
+import { startTestStack } from '../../bench/support/local-stack.ts';
 import type { ResultsOutcome } from '../../functions/aggregation/results.ts';
 import type { StatusOutcome } from '../../functions/aggregation/status.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
@@ -7,9 +17,6 @@ import { s3Client } from '../../shared/aws.ts';
 import { setEmfSink } from '../../shared/emf-sink.ts';
 import type { DeviceStatus } from '../../shared/schemas.ts';
 import { metricNames } from '../../shared/topology.ts';
-import { runCli } from '../support/cli.ts';
-import { startTestStack } from '../support/local-stack.ts';
-import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent, statusEvent } from './fixtures.ts';
 
 let stack: LocalStack;
 let dataDir: string;

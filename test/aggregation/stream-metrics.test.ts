@@ -7,14 +7,20 @@
  */
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  batchPayload,
+  makeResults,
+  manifestFor,
+  putManifest,
+  ruleEvent,
+} from '../../bench/support/aggregation-fixtures.ts';
+import { startTestStack } from '../../bench/support/local-stack.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { cellsByMinute, emptyCell, mergeCells, summarizeCell } from '../../shared/aggregation/aggregate.ts';
 import { summarizeResults } from '../../shared/aggregation/summary.ts';
 import { s3Client } from '../../shared/aws.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { dashboardPanels, METRICS_NAMESPACE, metricNames } from '../../shared/topology.ts';
-import { startTestStack } from '../support/local-stack.ts';
-import { batchPayload, makeResults, manifestFor, putManifest, ruleEvent } from './fixtures.ts';
 
 let stack: LocalStack;
 let handler: (event: KinesisStreamEvent) => Promise<KinesisStreamBatchResponse>;

@@ -7,6 +7,16 @@
  */
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  batchPayload,
+  failingUpdates,
+  makeResults,
+  manifestFor,
+  putManifest,
+  ruleEvent,
+  thingResultCount,
+} from '../../bench/support/aggregation-fixtures.ts';
+import { startTestStack } from '../../bench/support/local-stack.ts';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import { localStatsSource, readErrors, readModelStats } from '../../functions/aggregation/queries.ts';
 import { aggregateResultEvent } from '../../functions/aggregation/results.ts';
@@ -23,16 +33,6 @@ import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { EdgeloopMetrics } from '../../shared/metrics.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { AGGREGATE_WRITE_SHARDS, aggregateKeys, buckets, tables } from '../../shared/topology.ts';
-import { startTestStack } from '../support/local-stack.ts';
-import {
-  batchPayload,
-  failingUpdates,
-  makeResults,
-  manifestFor,
-  putManifest,
-  ruleEvent,
-  thingResultCount,
-} from './fixtures.ts';
 
 let stack: LocalStack;
 const start = Date.now() - 5 * 60_000;

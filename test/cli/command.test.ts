@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../../bench/support/cli.ts';
 import { defineCommand } from '../../shared/cli/command.ts';
-import { runCli } from '../support/cli.ts';
 
 const echo = defineCommand({
   name: 'echo',

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runBin } from '../support/cli.ts';
+import { runBin } from '../../bench/support/cli.ts';
 
 const demo = (args: string[]) => runBin(['demo', ...args]);
 

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBin } from '../../bench/support/cli.ts';
 import { DashboardSnapshotSchema } from '../../infra/local/dashboard/snapshot.ts';
 import { type LocalStack, readEndpoints, startLocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { buckets, datasetKeys } from '../../shared/topology.ts';
-import { runBin } from '../support/cli.ts';
 
 describe('edgeloop upload', () => {
   let dir: string;

@@ -6,14 +6,14 @@
 import { mkdir } from 'node:fs/promises';
 import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBin } from '../../bench/support/cli.ts';
+import { eventually } from '../../bench/support/thing-client.ts';
 import type { ErrorsView, ModelStats } from '../../functions/aggregation/queries.ts';
 import type { DashboardSnapshot } from '../../infra/local/dashboard/snapshot.ts';
 import { type DemoRun, runDemo } from '../../infra/local/demo.ts';
 import type { InvokedEvent } from '../../infra/local/stack.ts';
 import { iotDataClient } from '../../shared/aws.ts';
 import { dashboardPanels, topicFor } from '../../shared/topology.ts';
-import { runBin } from '../support/cli.ts';
-import { eventually } from '../support/thing-client.ts';
 import { chromiumMissingReason, type OpenDashboard, openDashboard } from './browser.ts';
 
 const ARTIFACTS = 'test-artifacts';

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../../bench/support/thing-client.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import { localLiveSource, readLiveSnapshot } from '../../infra/local/dashboard/live-snapshot.ts';
 import type { DashboardSnapshot } from '../../infra/local/dashboard/snapshot.ts';
@@ -16,7 +17,6 @@ import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient } from '../../shared/aws.ts';
 import type { DeviceStatus, InferenceResult, RegistryItem, ResultBatch } from '../../shared/schemas.ts';
 import { tables, topicFor } from '../../shared/topology.ts';
-import { eventually } from '../support/thing-client.ts';
 
 const MODEL = 'pumps';
 const MINUTE = 60_000;

@@ -1,5 +1,5 @@
 /**
- * Storage faults on a real tmpfs (test/support/tmpfs.ts; needs root, skipped elsewhere) and
+ * Storage faults on a real tmpfs (bench/support/tmpfs.ts; needs root, skipped elsewhere) and
  * the crash path of the device process: a write that meets a full disk is held, never
  * half-written; a model update without room is refused with that reason while the old
  * model serves; a read-only state dir is refused at start with what to do; an error nothing
@@ -9,12 +9,12 @@ import { spawn } from 'node:child_process';
 import { open, readdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBin } from '../../bench/support/cli.ts';
+import { mountTmpfs, type Tmpfs, tmpfsUnavailable } from '../../bench/support/tmpfs.ts';
 import { CRASH_EXIT_CODE } from '../../device/platform/crash.ts';
 import { Outbox } from '../../device/results/outbox.ts';
 import { type Device, startDevice } from '../../device/service.ts';
-import { runBin } from '../support/cli.ts';
 import { peerAvailable } from '../support/peers.ts';
-import { mountTmpfs, type Tmpfs, tmpfsUnavailable } from '../support/tmpfs.ts';
 import { MODEL, type Peers, postInfer, startPeers, type TestBroker, until } from './helpers.ts';
 
 const canMount = peerAvailable('device disk fault', tmpfsUnavailable, 'run as root on Linux');

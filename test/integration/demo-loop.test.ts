@@ -5,7 +5,7 @@
  * handlers, and three device services on the SDK's MQTT client.
  */
 import { describe, expect, it } from 'vitest';
-import { runBin } from '../support/cli.ts';
+import { runBin } from '../../bench/support/cli.ts';
 
 describe('edgeloop demo', () => {
   it('turns the demo dataset into a model that every gateway runs, and counts every result', async () => {

@@ -6,10 +6,15 @@
  * again on that full disk. Needs root for the mount (CI runs as root); skips elsewhere.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DiskFullBed, pauseFigures, startDiskFullBed, summaryOf } from '../support/disk-full.ts';
-import { until } from '../support/local-stack.ts';
+import {
+  type DiskFullBed,
+  pauseFigures,
+  startDiskFullBed,
+  summaryOf,
+} from '../../bench/support/disk-full.ts';
+import { until } from '../../bench/support/local-stack.ts';
+import { tmpfsUnavailable } from '../../bench/support/tmpfs.ts';
 import { peerAvailable } from '../support/peers.ts';
-import { tmpfsUnavailable } from '../support/tmpfs.ts';
 
 const canMount = peerAvailable('full-disk gateway', tmpfsUnavailable, 'run as root on Linux');
 

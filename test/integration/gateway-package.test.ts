@@ -11,10 +11,10 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releaseDemoModel, startTestStack, until } from '../../bench/support/local-stack.ts';
 import { type Arch, buildDevicePackages, TARGET_ARCHES, TOP_DIR } from '../../device/packaging/build.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { releaseDemoModel, startTestStack, until } from '../support/local-stack.ts';
 
 const MODEL = 'gw-package';
 const N = 20_000;

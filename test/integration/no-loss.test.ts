@@ -9,10 +9,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliBin } from '../../bench/support/cli.ts';
+import { releaseDemoModel, startTestStack, until } from '../../bench/support/local-stack.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { cliBin } from '../support/cli.ts';
-import { releaseDemoModel, startTestStack, until } from '../support/local-stack.ts';
 
 const MODEL = 'no-loss';
 const N = 10_000;

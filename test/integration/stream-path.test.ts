@@ -7,12 +7,12 @@
  * outbox replays among the publishes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manifestFor, putManifest, thingResultCount } from '../../bench/support/aggregation-fixtures.ts';
+import { startTestStack } from '../../bench/support/local-stack.ts';
+import { runFleet } from '../../bench/support/simulated-fleet.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import type { InvokedEvent, LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
-import { manifestFor, putManifest, thingResultCount } from '../aggregation/fixtures.ts';
-import { startTestStack } from '../support/local-stack.ts';
-import { runFleet } from '../support/simulated-fleet.ts';
 
 let stack: LocalStack;
 const MODEL = 'stream-e2e';

@@ -10,14 +10,14 @@ import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnBin } from '../../bench/support/cli.ts';
+import { type DemoModelStack, startDemoModelStack, until } from '../../bench/support/local-stack.ts';
 import { type DeviceOptions, startDevice } from '../../device/service.ts';
 import { cellFromItem } from '../../functions/aggregation/aggregate-item.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import { type AggregateCell, emptyCell, mergeCells } from '../../shared/aggregation/aggregate.ts';
 import { dynamoClient } from '../../shared/aws.ts';
 import { aggregateKeys, buckets, LOCAL_STAGE, tables } from '../../shared/topology.ts';
-import { spawnBin } from '../support/cli.ts';
-import { type DemoModelStack, startDemoModelStack, until } from '../support/local-stack.ts';
 
 const MODEL = 'summary-e2e';
 const N = 2_000;

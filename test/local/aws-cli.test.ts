@@ -14,11 +14,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliBin } from '../../bench/support/cli.ts';
 import { writeTelemetryParts } from '../../bench/telemetry-files.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import { type Manifest, ManifestSchema, type RegistryItem } from '../../shared/schemas.ts';
 import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
-import { cliBin } from '../support/cli.ts';
 import { peerAvailable } from '../support/peers.ts';
 
 const awsVersion = spawnSync('aws', ['--version'], { encoding: 'utf8' });

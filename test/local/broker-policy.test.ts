@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectThing, eventually, type ThingClient } from '../../bench/support/thing-client.ts';
 import type { PolicyDecision } from '../../infra/local/policy-auth.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { RuleEventSchema } from '../../shared/schemas.ts';
@@ -15,7 +16,6 @@ import {
   streamRules,
   topicFor,
 } from '../../shared/topology.ts';
-import { connectThing, eventually, type ThingClient } from '../support/thing-client.ts';
 
 describe('local broker enforces the thing policy', () => {
   let dataDir: string;

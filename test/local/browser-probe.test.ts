@@ -11,12 +11,12 @@ import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordTrainEvents, startTestStack } from '../../bench/support/local-stack.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { iotDataClient, s3Client } from '../../shared/aws.ts';
 import { buckets, topicFor } from '../../shared/topology.ts';
 import { CHROMIUM_PATH, chromiumMissingReason } from '../dashboard/browser.ts';
 import { outcome } from '../support/http-probe.ts';
-import { recordTrainEvents, startTestStack } from '../support/local-stack.ts';
 import { peerAvailable } from '../support/peers.ts';
 
 const missing = peerAvailable('browser probe', chromiumMissingReason(), 'apt-get install chromium')

@@ -11,13 +11,13 @@ import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordTrainEvents, startTestStack } from '../../bench/support/local-stack.ts';
 import { localCredential } from '../../infra/local/credentials.ts';
 import { localKinesisClient } from '../../infra/local/kinesis.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { buckets, tables, topicFor } from '../../shared/topology.ts';
 import { FROM_PAGE, formPost, outcome, type Probe, probe } from '../support/http-probe.ts';
-import { recordTrainEvents, startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
 const train = recordTrainEvents();

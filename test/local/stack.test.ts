@@ -11,12 +11,12 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectThing, eventually } from '../../bench/support/thing-client.ts';
 import type { InvokedEvent } from '../../infra/local/invoker.ts';
 import { type LocalStack, localEnv, readEndpoints, startLocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { emitEmf } from '../../shared/emf-sink.ts';
 import { buckets, envVars, functions, modelKeys, tables, topicFor } from '../../shared/topology.ts';
-import { connectThing, eventually } from '../support/thing-client.ts';
 
 const release = topicFor('release', { model: 'restart-model' });
 

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliBin } from '../../bench/support/cli.ts';
+import { connectThing, withTimeout } from '../../bench/support/thing-client.ts';
 import { credentialPath, localCredential } from '../../infra/local/credentials.ts';
 import { localKinesisClient } from '../../infra/local/kinesis.ts';
 import { type Endpoints, readEndpoints } from '../../infra/local/stack.ts';
 import { buckets, streams } from '../../shared/topology.ts';
-import { cliBin } from '../support/cli.ts';
-import { connectThing, withTimeout } from '../support/thing-client.ts';
 
 interface Run {
   child: ChildProcess;

@@ -6,6 +6,7 @@ import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestStack } from '../../bench/support/local-stack.ts';
 import { ManifestCache } from '../../functions/aggregation/manifests.ts';
 import { type ControllerDeps, runRolloutController } from '../../functions/rollout/controller.ts';
 import { listFeedbackObjects } from '../../functions/rollout/feedback-store.ts';
@@ -17,7 +18,6 @@ import { noticeRefusal } from '../../shared/notice.ts';
 import { type RegistryItem, ReleaseNoticeSchema, RolloutPlanSchema } from '../../shared/schemas.ts';
 import { signerFromEnv } from '../../shared/signing.ts';
 import { buckets, datasetKeys, envVars, modelKeys, tables, topicFor } from '../../shared/topology.ts';
-import { startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
 let deps: ControllerDeps;

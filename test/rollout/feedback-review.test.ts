@@ -5,6 +5,8 @@
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../bench/support/cli.ts';
+import { recordTrainEvents, startTestStack } from '../../bench/support/local-stack.ts';
 import {
   countLabelledFeedback,
   readFeedbackTable,
@@ -15,8 +17,6 @@ import { s3Client } from '../../shared/aws.ts';
 import { feedbackHeader, formatFeedback } from '../../shared/feedback.ts';
 import { TrainingConfigSchema } from '../../shared/schemas.ts';
 import { buckets, datasetKeys } from '../../shared/topology.ts';
-import { runCli } from '../support/cli.ts';
-import { recordTrainEvents, startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
 const bucket = buckets.datasets.localName;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../bench/support/cli.ts';
 import { HardExampleSampler, resultsView } from '../../device/results/hard-examples.ts';
 import { countLabelledFeedback, readModelFeedback } from '../../functions/rollout/feedback-store.ts';
 import {
@@ -18,7 +19,6 @@ import {
 } from '../../shared/feedback.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
 import { datasetKeys } from '../../shared/topology.ts';
-import { runCli } from '../support/cli.ts';
 
 const table = (rows: string[][]) => ({ header: feedbackHeader(['temp', 'site'], 'condition'), rows });
 const meta = (id: string) => [id, '1', 'gw-1', '2', 'normal', '0.41'];

@@ -8,6 +8,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../bench/support/cli.ts';
+import { type Fleet, mislabelledDataset, startFleet, waitUntil } from '../../bench/support/rollout-fleet.ts';
 import {
   listFeedbackObjects,
   readFeedbackTable,
@@ -19,8 +21,6 @@ import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { inCanaryCohort } from '../../shared/rollout/cohort.ts';
 import { ManifestSchema, type RegistryItem, type TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, modelKeys } from '../../shared/topology.ts';
-import { runCli } from '../support/cli.ts';
-import { type Fleet, mislabelledDataset, startFleet, waitUntil } from './fleet.ts';
 
 const MODEL = 'rollout-sensors';
 const DEVICES = 20;

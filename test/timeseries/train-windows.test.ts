@@ -2,12 +2,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../bench/support/cli.ts';
 import { bytesPart } from '../../shared/dataset/source.ts';
 import { InputError } from '../../shared/errors.ts';
 import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { trainWindowsFromCsv, trainWindowsFromSource } from '../../shared/timeseries/train.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
-import { runCli } from '../support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeloop-windows-'));
 const file = join(dir, 'vibration.csv');

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../bench/support/cli.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { verifyManifestSignature } from '../../shared/manifest.ts';
 import { ManifestSchema } from '../../shared/schemas.ts';
 import { tables } from '../../shared/topology.ts';
-import { runCli } from '../support/cli.ts';
 import { fixture } from './fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeloop-cli-'));

@@ -10,13 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestStack } from '../../bench/support/local-stack.ts';
 import { type PartsFormat, writeTelemetryParts } from '../../bench/telemetry-files.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { ManifestSchema } from '../../shared/schemas.ts';
 import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
-import { startTestStack } from '../support/local-stack.ts';
 
 let stack: LocalStack;
 let dir: string;

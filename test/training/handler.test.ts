@@ -5,6 +5,13 @@ import { KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ReleaseWatcher,
+  recordTrainEvents,
+  startTestStack,
+  watchReleaseNotices,
+} from '../../bench/support/local-stack.ts';
+import { eventually } from '../../bench/support/thing-client.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
@@ -13,13 +20,6 @@ import { generateSigningKeyPair, signManifest, verifyManifestSignature } from '.
 import type { Manifest } from '../../shared/schemas.ts';
 import { signerFromEnv } from '../../shared/signing.ts';
 import { buckets, datasetKeys } from '../../shared/topology.ts';
-import {
-  type ReleaseWatcher,
-  recordTrainEvents,
-  startTestStack,
-  watchReleaseNotices,
-} from '../support/local-stack.ts';
-import { eventually } from '../support/thing-client.ts';
 
 const keys = generateSigningKeyPair();
 const dir = mkdtempSync(join(tmpdir(), 'edgeloop-keys-'));

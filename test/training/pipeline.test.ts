@@ -5,6 +5,13 @@ import { GetRetainedMessageCommand } from '@aws-sdk/client-iot-data-plane';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ReleaseWatcher,
+  recordTrainEvents,
+  startTestStack,
+  watchReleaseNotices,
+} from '../../bench/support/local-stack.ts';
+import { eventually } from '../../bench/support/thing-client.ts';
 import type { TrainingDeps, TrainingLog } from '../../functions/training/deps.ts';
 import { currentRelease, listRegistry } from '../../functions/training/registry.ts';
 import {
@@ -25,13 +32,6 @@ import {
 import { noticeRefusal } from '../../shared/notice.ts';
 import { ManifestSchema, ReleaseNoticeSchema, type TrainingConfigInput } from '../../shared/schemas.ts';
 import { buckets, datasetKeys, modelKeys, tables, topicFor } from '../../shared/topology.ts';
-import {
-  type ReleaseWatcher,
-  recordTrainEvents,
-  startTestStack,
-  watchReleaseNotices,
-} from '../support/local-stack.ts';
-import { eventually } from '../support/thing-client.ts';
 import { fixture } from './fixtures.ts';
 
 const quiet: TrainingLog = { info() {}, warn() {}, error() {} };

@@ -11,7 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { summarizeResults } from '../../shared/aggregation/summary.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { topicFor } from '../../shared/topology.ts';
-import { batchPayload, makeResults } from '../aggregation/fixtures.ts';
+import { batchPayload, makeResults } from './aggregation-fixtures.ts';
 
 export interface FleetOptions {
   mqttUrl: string;
