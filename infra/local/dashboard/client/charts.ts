@@ -42,7 +42,8 @@ export const palette = [
 ];
 
 export interface AxisFormat {
-  format: (value: number) => string;
+  /** A value as the axis shows it; `step` is the distance between ticks, when there are several. */
+  format: (value: number, step?: number) => string;
   /** Start the axis at zero (default) or fit it to the data. */
   zero?: boolean;
   /** Whole numbers only (counts): no 0.2-step ticks on small ranges. */
@@ -82,7 +83,11 @@ function yScale(axis: AxisFormat, stacked = false) {
     max: axis.max,
     suggestedMax: axis.suggestedMax,
     ticks: {
-      callback: (value: number | string) => axis.format(Number(value)),
+      callback: (value: number | string, _index: number, ticks: { value: number }[]) =>
+        axis.format(
+          Number(value),
+          ticks.length > 1 ? Math.abs((ticks[1]?.value ?? 0) - (ticks[0]?.value ?? 0)) : undefined,
+        ),
       maxTicksLimit: 6,
       precision: axis.integer ? 0 : undefined,
     },

@@ -11,6 +11,15 @@ export function formatPercent(value: number | null | undefined, digits = 1): str
   return value === null || value === undefined ? '—' : `${(value * 100).toFixed(digits)}%`;
 }
 
+/**
+ * A percent axis tick: as many decimals as ticks `step` apart (a fraction) need to read apart,
+ * so an axis from 98.5% to 100% reads 98.5%, 99.0%, ... rather than 99%, 99%, 100%.
+ */
+export function formatPercentTick(value: number, step: number | undefined): string {
+  const digits = step && step > 0 ? Math.min(3, Math.max(0, Math.ceil(-Math.log10(step * 100) - 1e-9))) : 0;
+  return formatPercent(value, digits);
+}
+
 export function formatNumber(value: number | null | undefined, digits = 2): string {
   return value === null || value === undefined ? '—' : value.toFixed(digits);
 }

@@ -18,7 +18,14 @@ import {
   timeChart,
 } from './charts.ts';
 import { badge, el, table } from './dom.ts';
-import { formatAgo, formatClock, formatInt, formatNumber, formatPercent } from './format.ts';
+import {
+  formatAgo,
+  formatClock,
+  formatInt,
+  formatNumber,
+  formatPercent,
+  formatPercentTick,
+} from './format.ts';
 
 export interface VersionLook {
   label: string;
@@ -62,7 +69,7 @@ export function renderContext(snapshot: DashboardSnapshot): RenderContext {
   };
 }
 
-const percentAxis: AxisFormat = { format: (v) => formatPercent(v, 0), min: 0, max: 1 };
+const percentAxis: AxisFormat = { format: formatPercentTick, min: 0, max: 1 };
 const countAxis: AxisFormat = { format: (v) => formatInt(v), integer: true };
 
 const statusColors: Record<string, string> = {
@@ -270,7 +277,7 @@ function sharePanel(
   legend: (v: VersionSeries, look: VersionLook) => string,
 ): Panel {
   const { root, canvas } = chartPanel(id, NO_RESULTS);
-  const chart = barChart(canvas, { format: (v) => formatPercent(v, 0), min: 0 });
+  const chart = barChart(canvas, { format: formatPercentTick, min: 0 });
   return {
     id,
     root,
@@ -322,7 +329,7 @@ function confidencePanel(): Panel {
 function lowConfidencePanel(): Panel {
   return minuteLinePanel(
     'lowConfidence',
-    { format: (v) => formatPercent(v, 0), min: 0, suggestedMax: 0.2 },
+    { format: formatPercentTick, min: 0, suggestedMax: 0.2 },
     [{ pick: (m) => m.lowConfidenceRate }],
     'Share of results below the model’s low-confidence threshold',
   );
@@ -338,7 +345,7 @@ function latencyPanel(): Panel {
 function liveAccuracyPanel(): Panel {
   return minuteLinePanel(
     'liveAccuracy',
-    { format: (v) => formatPercent(v, 0), max: 1, zero: false },
+    { format: formatPercentTick, max: 1, zero: false },
     [{ pick: (m) => m.liveAccuracy }],
     'Results that carried ground truth and matched it',
   );
