@@ -4,13 +4,14 @@
  * committed), each run in its own process under `/usr/bin/time -v` for its peak RSS, against
  * a bare baseline in the same run: a plain tfjs `model.fit` of the same MLP, epochs and batch
  * size on tensors of as many rows as edgeloop trains on (its default cap is 1M rows per
- * epoch), built from the same file with a bare split(',') parse. Prints wall time, peak RSS
+ * epoch), built from the first that many rows of the same file with a bare split(',') parse. Prints wall time, peak RSS
  * and rows/s per size, and the time ratio. Rows: `npx tsx bench/train-scale.ts 100000 1000000`.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { cliBin } from './support/cli.ts';
 import { writeTelemetryCsv } from './telemetry-files.ts';
 
@@ -38,9 +39,15 @@ function measure(args: string[]): Measured {
 async function bare(file: string, rows: number): Promise<void> {
   const { initTf, tf } = await import('../shared/tf.ts');
   await initTf();
-  const lines = readFileSync(file, 'utf8')
-    .split('\n')
-    .slice(1, rows + 1);
+  // Only the rows it trains on are read and parsed (a file of 10M rows is not split whole).
+  const lines: string[] = [];
+  const input = createReadStream(file, 'utf8');
+  for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+    if (lines.length === rows + 1) break;
+    lines.push(line);
+  }
+  input.destroy();
+  lines.shift(); // the header
   const sites = ['north', 'south', 'east', 'west'];
   const classes = ['bearing_wear', 'imbalance', 'normal', 'overheating'];
   const width = 4 + sites.length + 1;
