@@ -48,22 +48,16 @@ import { Outbox, type OverflowPolicy } from './results/outbox.ts';
 import { Publisher } from './results/publisher.ts';
 import { ResultStream } from './results/result-writer.ts';
 import { DEFAULT_SUMMARY_INTERVAL_MS } from './results/summary-batcher.ts';
+import { readSource } from './sources/read-source.ts';
 import { Refusals } from './sources/refusals.ts';
 import {
   type ClassifiedChunk,
   type InferServer,
   loadCsvFile,
-  runCsvReplay,
-  runJsonLines,
   type SourceSpec,
   startInferServer,
 } from './sources/sources.ts';
-import {
-  answerWindowHttp,
-  LiveWindows,
-  runWindowJsonLines,
-  runWindowReplay,
-} from './sources/window-sources.ts';
+import { answerWindowHttp, LiveWindows } from './sources/window-sources.ts';
 import type { SeriesLimits, SeriesStats, WindowResult } from './sources/window-stream.ts';
 
 export type { SourceSpec } from './sources/sources.ts';
@@ -569,81 +563,30 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       .then(async () => {
         if (stopped) return;
         sourceRunning = true;
-        const windowed = engine.serving?.manifest.window !== undefined;
-        if (windowed && source.kind === 'csv' && csvRows) {
-          const before = position;
-          const end = await runWindowReplay(csvRows, source, position, {
-            thing: o.thing,
-            engine,
-            batcher,
-            stopped: () => stopped,
-            gate: sourceGate,
-            log,
-            onProgress: (next) => {
-              position = next;
-            },
-            onResults: (results) => {
-              produced += results.length;
-              onWindowResults?.(results);
-            },
-          });
-          log(`csv source: ${end - before} readings this run (windows), position ${end}`);
-        } else if (windowed && source.kind === 'stdin') {
-          const stdinWindows = new LiveWindows(
-            engine,
-            `${o.thing}:stdin:${bootId}:`,
-            (results) => {
-              produced += results.length;
-              onWindowResults?.(results);
-            },
-            o.series,
-          );
-          liveWindows.push(stdinWindows);
-          await runWindowJsonLines(
-            (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
-            {
-              live: stdinWindows,
-              batcher,
-              write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
-              limit: source.limit,
-              stopped: () => stopped,
-              gate: sourceGate,
-            },
-          );
-        } else if (source.kind === 'csv' && csvRows) {
-          const before = position;
-          const end = await runCsvReplay(csvRows, source, position, {
-            thing: o.thing,
-            engine,
-            batcher,
-            labelColumn,
-            stopped: () => stopped,
-            gate: sourceGate,
-            ...(onClassified ? { onClassified } : {}),
-            onProgress: (next, answered) => {
-              produced += answered;
-              position = next;
-            },
-            refuse: refuseFrom('csv'),
-          });
-          log(`csv source: ${end - before} readings this run, position ${end}`);
-        } else if (source.kind === 'stdin') {
-          await runJsonLines(
-            (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
-            {
-              engine,
-              batcher,
-              idPrefix: `${o.thing}:stdin:${bootId}:`,
-              labelColumn,
-              write: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
-              limit: source.limit,
-              stopped: () => stopped,
-              gate: sourceGate,
-              refuse: refuseFrom('stdin'),
-              ...(onInferred ? { onInferred } : {}),
-            },
-          );
-        }
+        await readSource(source, csvRows, position, {
+          thing: o.thing,
+          bootId,
+          engine,
+          batcher,
+          labelColumn,
+          stopped: () => stopped,
+          gate: sourceGate,
+          log,
+          stdin: () => (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
+          stdout: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
+          ...(o.series ? { series: o.series } : {}),
+          onProduced: (count) => {
+            produced += count;
+          },
+          onPosition: (next) => {
+            position = next;
+          },
+          refuse: refuseFrom,
+          onLiveWindows: (live) => liveWindows.push(live),
+          ...(onClassified ? { onClassified } : {}),
+          ...(onInferred ? { onInferred } : {}),
+          ...(onWindowResults ? { onWindowResults } : {}),
+        });
         sourceRunning = false;
         // The last batches may wait for the disk: a stop must not wait with them.
         await batcher.flush(true);

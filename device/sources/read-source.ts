@@ -1,0 +1,113 @@
+/**
+ * Runs the device's configured source (a CSV replay or stdin) through the path the serving
+ * model needs: rows, or windows for a windowed model. The device hands it what readings go
+ * into and what it reports back; the source owns nothing of the device's state.
+ */
+import type { Readable } from 'node:stream';
+import type { Reading, Refusal } from '../../shared/dataset/readings.ts';
+import type { RawRow } from '../../shared/preprocess.ts';
+import type { InferenceResult } from '../../shared/schemas.ts';
+import type { Engine } from '../model/engine.ts';
+import type { ResultStream } from '../results/result-writer.ts';
+import { type ClassifiedChunk, runCsvReplay, runJsonLines, type SourceSpec } from './sources.ts';
+import { LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
+import type { SeriesLimits, WindowResult } from './window-stream.ts';
+
+export interface SourceContext {
+  thing: string;
+  /** Part of stdin result ids, so a restart never reuses one. */
+  bootId: string;
+  engine: Engine;
+  batcher: ResultStream;
+  labelColumn: () => string;
+  stopped: () => boolean;
+  /** Resolves when the next readings may be read (the disk gate). */
+  gate: () => Promise<void>;
+  log: (line: string) => void;
+  /** The stdin stream, opened only for a stdin source. */
+  stdin: () => Readable;
+  stdout: (line: string) => void;
+  series?: SeriesLimits;
+  /** `count` more readings were answered. */
+  onProduced: (count: number) => void;
+  /** The replay's next position (its results carry it to the outbox checkpoint). */
+  onPosition: (next: number) => void;
+  /** A reading the serving model may not answer, from the source named. */
+  refuse: (source: string) => (refusal: Refusal, reading: unknown) => void;
+  /** A live window stream opened (its series go into the status). */
+  onLiveWindows: (live: LiveWindows) => void;
+  /** Hard-example sampling hooks, when it is on. */
+  onClassified?: (chunk: ClassifiedChunk) => void;
+  onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
+  onWindowResults?: (results: readonly WindowResult[]) => void;
+}
+
+/**
+ * Reads `source` (its rows already loaded for a CSV replay) from `position` until it ends,
+ * reaches its limit or the device stops.
+ */
+export async function readSource(
+  source: Exclude<SourceSpec, { kind: 'none' }>,
+  csvRows: readonly Reading[] | undefined,
+  position: number,
+  ctx: SourceContext,
+): Promise<void> {
+  const { engine, batcher, log } = ctx;
+  const windowed = engine.serving?.manifest.window !== undefined;
+  const onWindows = (results: readonly WindowResult[]) => {
+    ctx.onProduced(results.length);
+    ctx.onWindowResults?.(results);
+  };
+  if (source.kind === 'csv' && csvRows) {
+    const end = windowed
+      ? await runWindowReplay(csvRows, source, position, {
+          thing: ctx.thing,
+          engine,
+          batcher,
+          stopped: ctx.stopped,
+          gate: ctx.gate,
+          log,
+          onProgress: ctx.onPosition,
+          onResults: onWindows,
+        })
+      : await runCsvReplay(csvRows, source, position, {
+          thing: ctx.thing,
+          engine,
+          batcher,
+          labelColumn: ctx.labelColumn,
+          stopped: ctx.stopped,
+          gate: ctx.gate,
+          ...(ctx.onClassified ? { onClassified: ctx.onClassified } : {}),
+          onProgress: (next, answered) => {
+            ctx.onProduced(answered);
+            ctx.onPosition(next);
+          },
+          refuse: ctx.refuse('csv'),
+        });
+    log(`csv source: ${end - position} readings this run${windowed ? ' (windows)' : ''}, position ${end}`);
+  } else if (source.kind === 'stdin' && windowed) {
+    const live = new LiveWindows(engine, `${ctx.thing}:stdin:${ctx.bootId}:`, onWindows, ctx.series);
+    ctx.onLiveWindows(live);
+    await runWindowJsonLines(ctx.stdin(), {
+      live,
+      batcher,
+      write: ctx.stdout,
+      limit: source.limit,
+      stopped: ctx.stopped,
+      gate: ctx.gate,
+    });
+  } else if (source.kind === 'stdin') {
+    await runJsonLines(ctx.stdin(), {
+      engine,
+      batcher,
+      idPrefix: `${ctx.thing}:stdin:${ctx.bootId}:`,
+      labelColumn: ctx.labelColumn,
+      write: ctx.stdout,
+      limit: source.limit,
+      stopped: ctx.stopped,
+      gate: ctx.gate,
+      refuse: ctx.refuse('stdin'),
+      ...(ctx.onInferred ? { onInferred: ctx.onInferred } : {}),
+    });
+  }
+}
