@@ -19,7 +19,7 @@
  *
  * Rounds alternate bare and pipeline; the ratio is the median of the rounds' ratios (a
  * shared machine's timings wander), by wall time (the target) and by the process's CPU time
- * (every thread: the pipeline's result writer thread counts; steadier when other processes
+ * (every thread; steadier when other processes
  * load the machine). Target: pipeline >= 0.8x bare by wall time, `spectral` and `raw`.
  *
  *   npx tsx bench/device-windows.ts     (or npm run bench -- device-windows)

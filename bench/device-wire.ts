@@ -1,6 +1,6 @@
 /**
  * Bytes on the wire per inference, detail mode against summary mode, in the same run: the
- * real device service (CSV replay -> predict -> result writer thread -> outbox -> QoS 1
+ * real device service (CSV replay -> predict -> result writer -> outbox -> QoS 1
  * publishes to a local aedes broker) runs the same readings once per mode, and the bench
  * counts the payload bytes of every acknowledged batch (the device's own 'published' events).
  *

@@ -106,15 +106,14 @@ export function bareRun(
 /**
  * The device's own pipeline without the network: CSV readings -> preprocessing -> one
  * predict per chunk -> results -> batches durable in a real on-disk outbox, exactly as
- * `startDevice` runs it: the main thread predicts, the result writer thread encodes the
- * results, cuts batches and commits them (fsynced segment files).
+ * `startDevice` runs it, on one thread: predict, then the result writer encodes the results,
+ * cuts batches and commits them (fsynced segment files).
  *
  * Like for like with `bareRun`: the CSV source transforms each row of the file once per
  * serving model (PreparedRows; reading p is row p mod rows on every loop), so both sides
  * predict from transformed vectors; the pipeline pays that transform on its first pass over
- * the 2,048 rows, and on top of bare predict: the arg-max, handing each chunk to the writer
- * thread, event-loop turns, and its share of the machine with the writer thread and the
- * kernel's fsyncs. The rate counts until every result is durable.
+ * the 2,048 rows, and on top of bare predict: the arg-max, the result JSON and batches,
+ * event-loop turns and the kernel's fsyncs. The rate counts until every result is durable.
  */
 async function pipelineRun(engine: Engine, data: readonly Reading[], total: number, dir: string) {
   const outbox = await Outbox.open(dir);

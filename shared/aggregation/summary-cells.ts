@@ -1,7 +1,7 @@
 /**
  * Summary cells, the gateway's side of summary mode: results folded into one additive cell
  * per UTC minute, and the cell's wire form (SummaryCellSchema). No runtime imports beyond the
- * aggregation maths, so the device's result writer thread bundles it without zod.
+ * aggregation maths, so the device's result writer uses it without zod.
  */
 import type { SummaryCell } from '../schemas.ts';
 import { type AggregateCell, addResult, type CountedResult, emptyCell } from './aggregate.ts';

@@ -8,7 +8,7 @@
  */
 import type { ResolvedWindow } from './spec.ts';
 
-/** A window; its label is a string, or whatever label type the windower was fed (the window lane feeds label indices). */
+/** A window; its label is a string, or whatever label type the windower was fed. */
 export interface Window<L = string> {
   series: string;
   /** Grid times (ms) of the window's first and last samples. */
@@ -76,7 +76,7 @@ export class SeriesWindower<L = string> {
     readonly series: string,
     private readonly spec: WindowSpecForWindower,
     private readonly emit: (window: Window<L>) => void,
-    /** Where a full window's values go (the window lane's output ring takes them in place). */
+    /** Where a full window's values go (a caller may take them in place). */
     private readonly valuesFor: (length: number) => Float32Array = windowValues,
   ) {
     this.width = spec.channels.length;
