@@ -71,18 +71,24 @@ describe('publisher pacing', () => {
   });
 });
 
+/** An outbox with two one-result batches, each in a segment file of its own; the first file's name. */
+async function twoSegments() {
+  const dir = await tempDir();
+  const outbox = await Outbox.open(dir);
+  for (const i of [0, 1])
+    await outbox.append({
+      model: 'm',
+      version: 1,
+      results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
+    });
+  const [first] = (await readdir(dir)).filter((name) => name.endsWith('.json')).sort();
+  return { dir, outbox, first };
+}
+
 describe('publisher and unreadable batches', () => {
   it('drops a batch whose file is gone, counts it and says why, and goes on with the rest', async () => {
     // Prepare: two batches in two segment files; the first file is lost
-    const dir = await tempDir();
-    const outbox = await Outbox.open(dir);
-    for (const i of [0, 1])
-      await outbox.append({
-        model: 'm',
-        version: 1,
-        results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
-      });
-    const [lost] = (await readdir(dir)).filter((name) => name.endsWith('.json')).sort();
+    const { dir, outbox, first: lost } = await twoSegments();
     await rm(join(dir, lost ?? 'none'));
     const { link, sentAt } = fakeLink(() => Date.now());
     const publisher = new Publisher(outbox, link, 'topic');
@@ -101,15 +107,7 @@ describe('publisher and unreadable batches', () => {
 
   it('sets a batch whose file fails to read aside into quarantine, not dropped, and goes on', async () => {
     // Prepare: two batches in two segment files; the first is damaged (shorter than its index)
-    const dir = await tempDir();
-    const outbox = await Outbox.open(dir);
-    for (const i of [0, 1])
-      await outbox.append({
-        model: 'm',
-        version: 1,
-        results: [{ id: `t:${i}`, ts: 1, label: 'a', confidence: 1, latencyMs: 0 }],
-      });
-    const [damaged] = (await readdir(dir)).filter((name) => name.endsWith('.json')).sort();
+    const { dir, outbox, first: damaged } = await twoSegments();
     await writeFile(join(dir, damaged ?? 'none'), '{');
     const { link, sentAt } = fakeLink(() => Date.now());
     const publisher = new Publisher(outbox, link, 'topic');

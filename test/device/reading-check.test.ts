@@ -16,11 +16,11 @@ import { formatRefused } from '../../infra/cli/commands/fleet.ts';
 import { parseReading, type Refusal, readingRefusal } from '../../shared/dataset/readings.ts';
 import { parseDataset } from '../../shared/dataset.ts';
 import { transformRows } from '../../shared/preprocess.ts';
-import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
+import { TrainingConfigSchema } from '../../shared/schemas.ts';
 import { tf } from '../../shared/tf.ts';
-import { buildManifest } from '../../shared/training/artifacts.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
 import { type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
+import { releasedManifest } from '../support/released-manifest.ts';
 import { postInfer } from './helpers.ts';
 
 const CHANNELS = ['p_in', 'p_out', 'flow', 'temp_motor', 'temp_bearing', 'current', 'rpm', 'vib'];
@@ -64,21 +64,10 @@ afterAll(async () => {
 });
 
 async function deviceModel(maxMissingFeatures?: number): Promise<LoadedModel> {
-  const manifest = ManifestSchema.parse(
-    JSON.parse(
-      JSON.stringify(
-        buildManifest({
-          model: 'pump',
-          version: 1,
-          outcome,
-          lowConfidence: 0.6,
-          ...(maxMissingFeatures !== undefined ? { maxMissingFeatures } : {}),
-          datasetKey: 'k',
-          datasetSha256: 'a'.repeat(64),
-        }),
-      ),
-    ),
-  );
+  const manifest = releasedManifest(outcome, {
+    model: 'pump',
+    ...(maxMissingFeatures !== undefined ? { maxMissingFeatures } : {}),
+  });
   return loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
 }
 

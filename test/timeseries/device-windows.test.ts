@@ -16,7 +16,7 @@ import {
 import { ReplayReadings, WindowStream } from '../../device/sources/window-stream.ts';
 import { parseCsvReadings } from '../../shared/dataset/readings.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
-import { ManifestSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
+import { TrainingConfigSchema } from '../../shared/schemas.ts';
 import { windowInput, windowInputs } from '../../shared/timeseries/features.ts';
 import { LongFormatCollector } from '../../shared/timeseries/long-format.ts';
 import { predictWindows } from '../../shared/timeseries/model.ts';
@@ -25,28 +25,15 @@ import { WindowSpecSchema } from '../../shared/timeseries/spec.ts';
 import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
 import { windowsOf } from '../../shared/timeseries/windower.ts';
-import { buildManifest } from '../../shared/training/artifacts.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
 import type { TrainingOutcome } from '../../shared/training/train.ts';
+import { releasedManifest } from '../support/released-manifest.ts';
 
 const csv = generateVibrationCsv({ machines: 6, readings: 1200, seed: 11 });
 const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };
 
 async function deviceModel(outcome: TrainingOutcome): Promise<LoadedModel> {
-  const manifest = ManifestSchema.parse(
-    JSON.parse(
-      JSON.stringify(
-        buildManifest({
-          model: 'fan',
-          version: 1,
-          outcome,
-          lowConfidence: 0.6,
-          datasetKey: 'k',
-          datasetSha256: 'a'.repeat(64),
-        }),
-      ),
-    ),
-  );
+  const manifest = releasedManifest(outcome, { model: 'fan' });
   return loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
 }
 

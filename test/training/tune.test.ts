@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
-import { ManifestSchema, TrainingConfigSchema, type TuningReport } from '../../shared/schemas.ts';
+import { TrainingConfigSchema, type TuningReport } from '../../shared/schemas.ts';
 import { initTf, tf } from '../../shared/tf.ts';
-import { buildManifest } from '../../shared/training/artifacts.ts';
 import { loadModelFromArtifacts, saveModelArtifacts } from '../../shared/training/model.ts';
 import { seededRandom } from '../../shared/training/random.ts';
 import { trainFromCsv } from '../../shared/training/train.ts';
 import { ensembleMembers, tuneMlp, tuningRecipes } from '../../shared/training/tune.ts';
+import { releasedManifest } from '../support/released-manifest.ts';
 
 /** The search's steps at most: every first round, then the longest continuation. */
 const totalSteps = (rows: number) => {
@@ -155,20 +155,7 @@ describe('the search', () => {
     });
 
     // Act
-    const manifest = ManifestSchema.parse(
-      JSON.parse(
-        JSON.stringify(
-          buildManifest({
-            model: 'pump',
-            version: 1,
-            outcome,
-            lowConfidence: 0.6,
-            datasetKey: 'd.csv',
-            datasetSha256: 'a'.repeat(64),
-          }),
-        ),
-      ),
-    );
+    const manifest = releasedManifest(outcome, { model: 'pump', datasetKey: 'd.csv' });
 
     // Assess
     expect(manifest.tuning).toEqual(outcome.tuning);
