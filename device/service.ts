@@ -540,7 +540,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       refuse: refuseFrom('http'),
       window: {
         active: () => engine.serving?.manifest.window !== undefined,
-        answer: (body) => answerWindowHttp(httpWindows, body, onHttpResult),
+        answer: (body) => answerWindowHttp(httpWindows, body, onHttpResult, refuseFrom('http')),
       },
     });
     log(`POST /infer on http://127.0.0.1:${server.port}/infer`);

@@ -459,7 +459,14 @@ export const DiskStatusSchema = z.object({
 export type DiskStatus = z.infer<typeof DiskStatusSchema>;
 
 /** Why a gateway refused to answer a reading (shared/dataset/readings.ts). */
-export const REFUSAL_REASONS = ['unreadable', 'missing-features'] as const;
+export const REFUSAL_REASONS = [
+  'unreadable',
+  'missing-features',
+  /** A window model's reading at or before its series' latest (readings of a series come in time order). */
+  'out-of-order',
+  /** A new series while `maxSeries` are open (live window streams). */
+  'series-limit',
+] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export const DeviceStatusSchema = z.object({

@@ -69,6 +69,7 @@ export async function readSource(
           log,
           onProgress: ctx.onPosition,
           onResults: onWindows,
+          refuse: ctx.refuse('csv'),
         })
       : await runCsvReplay(csvRows, source, position, {
           thing: ctx.thing,
@@ -95,6 +96,7 @@ export async function readSource(
       limit: source.limit,
       stopped: ctx.stopped,
       gate: ctx.gate,
+      refuse: ctx.refuse('stdin'),
     });
   } else if (source.kind === 'stdin') {
     await runJsonLines(ctx.stdin(), {

@@ -4,16 +4,17 @@
  * whole window as {"readings": [...]}). Results go to the device's ResultStream as for rows.
  */
 import type { Readable } from 'node:stream';
-import { parseReading, type Reading } from '../../shared/dataset/readings.ts';
+import { parseReading, type Reading, type Refusal } from '../../shared/dataset/readings.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { PREDICT_BATCH } from '../../shared/timeseries/model.ts';
 import { type Engine, NoModelError } from '../model/engine.ts';
 import type { ResultStream } from '../results/result-writer.ts';
-import { type CsvReplayContext, nonEmptyLines, ReplayPace, YIELD_EVERY_MS } from './sources.ts';
+import { type CsvReplayContext, nonEmptyLines, ReplayPace, unreadable, YIELD_EVERY_MS } from './sources.ts';
 import {
   DEFAULT_SERIES_LIMITS,
+  RefusedReading,
   ReplayReadings,
   type SeriesLimits,
   type SeriesStats,
@@ -44,7 +45,7 @@ function addResults(batcher: ResultStream, results: readonly WindowResult[], csv
 
 /** The row replay's context, with window results in place of classified chunks. */
 export interface WindowReplayContext
-  extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified' | 'onProgress' | 'refuse'> {
+  extends Omit<CsvReplayContext, 'labelColumn' | 'onClassified' | 'onProgress'> {
   /** Called after each chunk with the next position. */
   onProgress?: (next: number) => void;
   /** Each flush's windows and results (hard-example sampling). */
@@ -75,8 +76,9 @@ export async function runWindowReplay(
   let refusedLogged = 0;
   // The file's readings as typed columns, read once per serving model (each pass reuses them).
   const readings = new ReplayReadings(rows);
-  const onRefused = (row: number, why: string) => {
-    if (refusedLogged++ < 5) ctx.log?.(`csv source: reading ${row + 1} refused: ${why}`);
+  const onRefused = (row: number, why: Refusal) => {
+    ctx.refuse?.(why, rows[row]);
+    if (refusedLogged++ < 5) ctx.log?.(`csv source: reading ${row + 1} refused: ${why.message}`);
   };
   const emit = (results: WindowResult[], next: number) => {
     if (results.length === 0) return;
@@ -166,7 +168,7 @@ export class LiveWindows {
     const tag = ++this.nextTag;
     const before = this.stream.completed;
     const refused = this.stream.push(row, performance.now(), tag);
-    if (refused) return Promise.reject(new Error(refused));
+    if (refused) return Promise.reject(new RefusedReading(refused));
     if (this.stream.completed === before) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       this.waiting.set(tag, { resolve, reject });
@@ -236,22 +238,30 @@ export async function answerWindowRequest(
 
 /**
  * POST /infer for a windowed model: a reading answers the windows it completed (usually
- * none), {"readings": [...]} the one window they make; 400 for a bad body, 503 before a model.
+ * none), {"readings": [...]} the one window they make. 400 for a body that does not parse
+ * and 422 for a reading the stream refuses (each counted through `refuse` with its reason),
+ * 400 for a whole window that makes none, 503 before a model.
  */
 export async function answerWindowHttp(
   live: LiveWindows,
   text: string,
   onResult: (result: InferenceResult, version: number) => void,
+  refuse?: (refusal: Refusal, reading: unknown) => void,
 ): Promise<{ code: number; body: unknown }> {
   let request: ReturnType<typeof parseWindowRequest>;
   try {
     request = parseWindowRequest(JSON.parse(text));
   } catch (error) {
-    return { code: 400, body: { error: errorMessage(error) } };
+    refuse?.(unreadable(error), text);
+    return { code: 400, body: { error: errorMessage(error), reason: 'unreadable' } };
   }
   try {
     return { code: 200, body: await answerWindowRequest(live, request, onResult) };
   } catch (error) {
+    if (error instanceof RefusedReading) {
+      refuse?.({ reason: error.reason, message: error.message }, text);
+      return { code: 422, body: { error: error.message, reason: error.reason } };
+    }
     return { code: error instanceof NoModelError ? 503 : 400, body: { error: errorMessage(error) } };
   }
 }
@@ -267,21 +277,34 @@ export async function runWindowJsonLines(
     stopped: () => boolean;
     /** Resolves when the next line may be read (the source pauses while the disk is full). */
     gate?: () => Promise<void>;
+    /** A line that does not parse, or a reading the stream refuses: counted with its reason. */
+    refuse?: (refusal: Refusal, reading: unknown) => void;
   },
 ): Promise<number> {
   let n = 0;
   const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
   for await (const { line, lineNo } of nonEmptyLines(input, done)) {
     await ctx.gate?.();
+    let request: ReturnType<typeof parseWindowRequest>;
     try {
-      const request = parseWindowRequest(JSON.parse(line));
+      request = parseWindowRequest(JSON.parse(line));
+    } catch (error) {
+      ctx.refuse?.(unreadable(error), line);
+      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}`, reason: 'unreadable' }));
+      continue;
+    }
+    try {
       n++;
       const answer = await answerWindowRequest(ctx.live, request, (result, version) =>
         ctx.batcher.add(version, [result]),
       );
       for (const result of answer.windows) ctx.write(JSON.stringify(result));
     } catch (error) {
-      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}` }));
+      const reason = error instanceof RefusedReading ? error.reason : undefined;
+      if (reason) ctx.refuse?.({ reason, message: errorMessage(error) }, line);
+      ctx.write(
+        JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}`, ...(reason ? { reason } : {}) }),
+      );
     }
   }
   return n;

@@ -6,6 +6,7 @@
  * (its last reading's label) when readings carry labels. A model swap starts every buffer
  * afresh, since the new model's window may differ.
  */
+import type { Refusal } from '../../shared/dataset/readings.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, WindowManifest } from '../../shared/schemas.ts';
 import { parseTime } from '../../shared/timeseries/long-format.ts';
@@ -79,7 +80,7 @@ export class ReadingColumns {
   /** Each reading's label (the strings are shared: one per distinct label). */
   readonly labels: (string | undefined)[];
   /** Why a reading cannot be used (its time, a channel), by reading index. */
-  readonly refusals = new Map<number, string>();
+  readonly refusals = new Map<number, Refusal>();
   /** 1 where `refusals` has an entry (a typed flag is cheaper to test per reading than a Map). */
   readonly refused: Uint8Array;
   private readonly seriesAt = new Map<string, number>();
@@ -127,7 +128,7 @@ export class ReadingColumns {
     let lastSeriesIndex = 0;
     for (let i = from; i < to; i++) {
       const row = rows[i] as RawRow;
-      let why: string | undefined;
+      let why: Refusal | undefined;
       const rawTime = row[timeColumn];
       const time = timeValue(rawTime, timeUnit);
       if (Number.isFinite(time)) this.times[i] = time;
@@ -156,7 +157,7 @@ export class ReadingColumns {
   }
 
   /** Stores reading i's value of channel c; returns the reading's refusal (its first bad field). */
-  private channel(i: number, c: number, raw: RawRow[string], why: string | undefined): string | undefined {
+  private channel(i: number, c: number, raw: RawRow[string], why: Refusal | undefined): Refusal | undefined {
     const value = channelValue(raw);
     if (Number.isFinite(value)) {
       this.values[i * this.width + c] = value;
@@ -285,7 +286,7 @@ export class WindowStream {
    * Feeds one reading; returns why it was refused, or undefined. The windows it completes
    * carry `tag` into their results.
    */
-  push(row: RawRow, arrivedAt = performance.now(), tag?: number): string | undefined {
+  push(row: RawRow, arrivedAt = performance.now(), tag?: number): Refusal | undefined {
     const { model, window } = this.window();
     const { spec } = window;
     // One reading object reused (the windower copies the values at once): no garbage per reading.
@@ -299,7 +300,10 @@ export class WindowStream {
     }
     if (!this.admit(reading.series)) {
       this.refused++;
-      return `series '${reading.series}' would be one more than the ${this.limits?.maxSeries} open series this gateway keeps (maxSeries): older series close after ${Math.round((this.limits?.idleMs ?? 0) / 1000)} s without readings (seriesIdleSeconds)`;
+      return {
+        reason: 'series-limit',
+        message: `series '${reading.series}' would be one more than the ${this.limits?.maxSeries} open series this gateway keeps (maxSeries): older series close after ${Math.round((this.limits?.idleMs ?? 0) / 1000)} s without readings (seriesIdleSeconds)`,
+      };
     }
     const windower = this.windowerOf(reading.series);
     this.arrivedAt = arrivedAt;
@@ -351,7 +355,7 @@ export class WindowStream {
     from: number,
     to: number,
     arrivedAt = performance.now(),
-    onRefused?: (index: number, why: string) => void,
+    onRefused?: (index: number, why: Refusal) => void,
   ): void {
     const { model, window } = this.window();
     const columns = readings.columnsFor(window.spec, model.manifest.preprocessing.label);
@@ -371,7 +375,7 @@ export class WindowStream {
     for (let i = from; i < to; ) {
       if (refused[i] === 1) {
         this.refused++;
-        onRefused?.(i, columns.refusals.get(i) as string);
+        onRefused?.(i, columns.refusals.get(i) as Refusal);
         i++;
         continue;
       }
@@ -401,7 +405,8 @@ export class WindowStream {
     const { spec } = window;
     const readings = rows.map((row, i) => {
       const reading = readingOf(row, spec, model.manifest.preprocessing.label);
-      if (typeof reading === 'string') throw new Error(`reading ${i + 1}: ${reading}`);
+      if ('reason' in reading)
+        throw new RefusedReading({ reason: reading.reason, message: `reading ${i + 1}: ${reading.message}` });
       return reading;
     });
     const series = readings[0]?.series ?? '';
@@ -491,8 +496,19 @@ export class WindowStream {
   }
 }
 
-function refusal(outcome: 'duplicate' | 'out-of-order', windower: SeriesWindower): string {
-  return refusalText(outcome, windower.series, windower.latest);
+function refusal(outcome: 'duplicate' | 'out-of-order', windower: SeriesWindower): Refusal {
+  return { reason: 'out-of-order', message: refusalText(outcome, windower.series, windower.latest) };
+}
+
+/** A reading the window stream refused, with its reason (a live request answers it). */
+export class RefusedReading extends Error {
+  readonly reason: Refusal['reason'];
+
+  constructor(refusal: Refusal) {
+    super(refusal.message);
+    this.name = 'RefusedReading';
+    this.reason = refusal.reason;
+  }
 }
 
 function refusalText(outcome: 'duplicate' | 'out-of-order', series: string, latest: number): string {
@@ -511,8 +527,11 @@ function timeValue(raw: RawRow[string], unit: 'ms' | 's'): number {
   return raw === undefined || raw === null ? Number.NaN : parseTime(raw, unit);
 }
 
-function timeRefusal(spec: WindowManifest['spec'], raw: RawRow[string]): string {
-  return `'${spec.time}' must be a time (epoch ${spec.timeUnit} or ISO 8601), got ${JSON.stringify(raw ?? null)}`;
+function timeRefusal(spec: WindowManifest['spec'], raw: RawRow[string]): Refusal {
+  return {
+    reason: 'unreadable',
+    message: `'${spec.time}' must be a time (epoch ${spec.timeUnit} or ISO 8601), got ${JSON.stringify(raw ?? null)}`,
+  };
 }
 
 /** A channel's value, NaN when it is not a number. */
@@ -524,8 +543,11 @@ function channelValue(raw: RawRow[string]): number {
       : Number.NaN;
 }
 
-function channelRefusal(channel: string, raw: RawRow[string]): string {
-  return `channel '${channel}' must be a number, got ${JSON.stringify(raw ?? null)}`;
+function channelRefusal(channel: string, raw: RawRow[string]): Refusal {
+  return {
+    reason: 'missing-features',
+    message: `channel '${channel}' must be a number, got ${JSON.stringify(raw ?? null)}`,
+  };
 }
 
 function seriesName(raw: RawRow[string]): string {
@@ -546,7 +568,7 @@ function readInto(
   row: RawRow,
   spec: WindowManifest['spec'],
   labelColumn: string,
-): string | undefined {
+): Refusal | undefined {
   const rawTime = row[spec.time];
   const time = timeValue(rawTime, spec.timeUnit);
   if (!Number.isFinite(time)) return timeRefusal(spec, rawTime);
@@ -564,7 +586,7 @@ function readInto(
 }
 
 /** A reading on its own (a whole window's readings are kept together). */
-function readingOf(row: RawRow, spec: WindowManifest['spec'], labelColumn: string): Reading | string {
+function readingOf(row: RawRow, spec: WindowManifest['spec'], labelColumn: string): Reading | Refusal {
   const reading: Reading = {
     series: '',
     time: 0,

@@ -14,6 +14,7 @@ import {
   runWindowReplay,
 } from '../../device/sources/window-sources.ts';
 import { ReplayReadings, WindowStream } from '../../device/sources/window-stream.ts';
+import type { Refusal } from '../../shared/dataset/readings.ts';
 import { parseCsvReadings } from '../../shared/dataset/readings.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import { TrainingConfigSchema } from '../../shared/schemas.ts';
@@ -215,7 +216,7 @@ describe('a windowed model on the gateway', () => {
       const why = oneByOne.push(row);
       return why ? [[i, why]] : [];
     });
-    const refused: [number, string][] = [];
+    const refused: [number, Refusal][] = [];
     fromColumns.pushRows(new ReplayReadings(rows), 0, rows.length, undefined, (i, why) =>
       refused.push([i, why]),
     );
@@ -244,8 +245,17 @@ describe('a windowed model on the gateway', () => {
     const whole = await answerWindowHttp(live, JSON.stringify({ readings: rows.slice(0, 120) }), (r) =>
       seen.push(r.id),
     );
-    const reading = await answerWindowHttp(live, JSON.stringify(rows[10]), () => undefined);
-    const older = await answerWindowHttp(live, JSON.stringify(rows[5]), () => undefined);
+    const refused: string[] = [];
+    const refuse = (refusal: Refusal) => refused.push(refusal.reason);
+    const reading = await answerWindowHttp(live, JSON.stringify(rows[10]), () => undefined, refuse);
+    const older = await answerWindowHttp(live, JSON.stringify(rows[5]), () => undefined, refuse);
+    const noChannel = await answerWindowHttp(
+      live,
+      JSON.stringify({ ...rows[20], ax: 'n/a' }),
+      () => undefined,
+      refuse,
+    );
+    const notJson = await answerWindowHttp(live, '{"ts": 1,', () => undefined, refuse);
     const tooShort = await answerWindowHttp(
       live,
       JSON.stringify({ readings: rows.slice(0, 20) }),
@@ -259,8 +269,12 @@ describe('a windowed model on the gateway', () => {
     expect(result?.version).toBe(1);
     expect(seen).toHaveLength(1);
     expect(reading).toEqual({ code: 200, body: { windows: [] } });
-    expect(older.code).toBe(400);
+    expect(older.code).toBe(422);
+    expect(older.body).toMatchObject({ reason: 'out-of-order' });
     expect(JSON.stringify(older.body)).toMatch(/is before the latest reading of series 'm01'/);
+    expect(noChannel).toMatchObject({ code: 422, body: { reason: 'missing-features' } });
+    expect(notJson).toMatchObject({ code: 400, body: { reason: 'unreadable' } });
+    expect(refused).toEqual(['out-of-order', 'missing-features', 'unreadable']);
     expect(tooShort.code).toBe(400);
     expect(JSON.stringify(tooShort.body)).toMatch(/make no window: a window is 100 samples at 100 Hz/);
     engine.dispose();
