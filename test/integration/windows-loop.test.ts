@@ -146,8 +146,10 @@ describe('the windowed loop on the local stack', () => {
         truth: readings[119]?.state,
         window: { series: 'm17' },
       });
-      expect(bad.status).toBe(400);
+      // A window with a reading the stream refuses is refused with that reading's reason.
+      expect(bad.status).toBe(422);
       expect(bad.body.error).toMatch(/^reading 1: channel 'ax' must be a number, got "x"/);
+      expect(bad.body).toMatchObject({ reason: 'missing-features' });
       await device.waitFor((snapshot) => snapshot.published >= 1, 30_000);
     } finally {
       await device.stop();
