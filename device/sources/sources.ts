@@ -286,17 +286,7 @@ export async function runJsonLines(
 ): Promise<number> {
   let n = 0;
   const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
-  for await (const { line, lineNo } of nonEmptyLines(input, done)) {
-    await ctx.gate?.();
-    if (ctx.stopped()) break;
-    let row: RawRow;
-    try {
-      row = parseReading(JSON.parse(line));
-    } catch (error) {
-      ctx.refuse?.(unreadable(error), line);
-      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}`, reason: 'unreadable' }));
-      continue;
-    }
+  for await (const { value: row, lineNo } of parsedLines(input, done, ctx, parseReading)) {
     const refusal = ctx.engine.serving && modelRefusal(ctx.engine.serving, row);
     if (refusal) {
       ctx.refuse?.(refusal, row);
@@ -310,6 +300,37 @@ export async function runJsonLines(
     ctx.write(JSON.stringify({ ...result, version: inferred.version }));
   }
   return n;
+}
+
+/**
+ * The lines of a JSON-lines source, each parsed by `parse` once the gate lets it through,
+ * until `done()` holds. A line that does not parse is refused as unreadable, answered with
+ * an error line that says why, and skipped.
+ */
+export async function* parsedLines<T>(
+  input: Readable,
+  done: () => boolean,
+  ctx: {
+    stopped: () => boolean;
+    write: (line: string) => void;
+    gate?: () => Promise<void>;
+    refuse?: (refusal: Refusal, reading: unknown) => void;
+  },
+  parse: (value: unknown) => T,
+): AsyncGenerator<{ value: T; line: string; lineNo: number }> {
+  for await (const { line, lineNo } of nonEmptyLines(input, done)) {
+    await ctx.gate?.();
+    if (ctx.stopped()) return;
+    let value: T;
+    try {
+      value = parse(JSON.parse(line));
+    } catch (error) {
+      ctx.refuse?.(unreadable(error), line);
+      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}`, reason: 'unreadable' }));
+      continue;
+    }
+    yield { value, line, lineNo };
+  }
 }
 
 /** The non-empty lines of a stream with their 1-based numbers, until `done()` holds before a line. */

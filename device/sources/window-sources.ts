@@ -11,7 +11,7 @@ import type { InferenceResult } from '../../shared/schemas.ts';
 import { PREDICT_BATCH } from '../../shared/timeseries/model.ts';
 import { type Engine, NoModelError } from '../model/engine.ts';
 import type { ResultStream } from '../results/result-writer.ts';
-import { type CsvReplayContext, nonEmptyLines, ReplayPace, unreadable, YIELD_EVERY_MS } from './sources.ts';
+import { type CsvReplayContext, parsedLines, ReplayPace, unreadable, YIELD_EVERY_MS } from './sources.ts';
 import {
   DEFAULT_SERIES_LIMITS,
   RefusedReading,
@@ -283,16 +283,7 @@ export async function runWindowJsonLines(
 ): Promise<number> {
   let n = 0;
   const done = () => ctx.stopped() || (ctx.limit !== undefined && n >= ctx.limit);
-  for await (const { line, lineNo } of nonEmptyLines(input, done)) {
-    await ctx.gate?.();
-    let request: ReturnType<typeof parseWindowRequest>;
-    try {
-      request = parseWindowRequest(JSON.parse(line));
-    } catch (error) {
-      ctx.refuse?.(unreadable(error), line);
-      ctx.write(JSON.stringify({ error: `line ${lineNo}: ${errorMessage(error)}`, reason: 'unreadable' }));
-      continue;
-    }
+  for await (const { value: request, line, lineNo } of parsedLines(input, done, ctx, parseWindowRequest)) {
     try {
       n++;
       const answer = await answerWindowRequest(ctx.live, request, (result, version) =>

@@ -85,20 +85,26 @@ async function twoSegments() {
   return { dir, outbox, first };
 }
 
+/** Publishes until the outbox is empty after one batch went out; the publisher's error messages. */
+async function publishUntilEmpty(outbox: Outbox): Promise<string[]> {
+  const { link, sentAt } = fakeLink(() => Date.now());
+  const publisher = new Publisher(outbox, link, 'topic');
+  const errors: string[] = [];
+  publisher.on('error', (message: string) => errors.push(message));
+  publisher.start();
+  await until(() => sentAt.length === 1 && outbox.depth === 0, 5_000, 'the second batch sent');
+  await publisher.stop();
+  return errors;
+}
+
 describe('publisher and unreadable batches', () => {
   it('drops a batch whose file is gone, counts it and says why, and goes on with the rest', async () => {
     // Prepare: two batches in two segment files; the first file is lost
     const { dir, outbox, first: lost } = await twoSegments();
     await rm(join(dir, lost ?? 'none'));
-    const { link, sentAt } = fakeLink(() => Date.now());
-    const publisher = new Publisher(outbox, link, 'topic');
-    const errors: string[] = [];
-    publisher.on('error', (message: string) => errors.push(message));
 
     // Act
-    publisher.start();
-    await until(() => sentAt.length === 1 && outbox.depth === 0, 5_000, 'the second batch sent');
-    await publisher.stop();
+    const errors = await publishUntilEmpty(outbox);
 
     // Assess
     expect(outbox.dropped).toBe(1);
@@ -109,15 +115,9 @@ describe('publisher and unreadable batches', () => {
     // Prepare: two batches in two segment files; the first is damaged (shorter than its index)
     const { dir, outbox, first: damaged } = await twoSegments();
     await writeFile(join(dir, damaged ?? 'none'), '{');
-    const { link, sentAt } = fakeLink(() => Date.now());
-    const publisher = new Publisher(outbox, link, 'topic');
-    const errors: string[] = [];
-    publisher.on('error', (message: string) => errors.push(message));
 
     // Act
-    publisher.start();
-    await until(() => sentAt.length === 1 && outbox.depth === 0, 5_000, 'the second batch sent');
-    await publisher.stop();
+    const errors = await publishUntilEmpty(outbox);
     await outbox.flush();
 
     // Assess
