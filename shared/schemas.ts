@@ -469,6 +469,24 @@ export const REFUSAL_REASONS = [
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
+/** One live input's health (device/sources/live): what `edgeloop fleet` shows per source. */
+export const SourceStatusSchema = z.object({
+  name: z.string(),
+  kind: z.enum(['mqtt', 'opcua', 'modbus']),
+  state: z.enum(['connecting', 'connected', 'reconnecting', 'stopped']),
+  /** Readings received per second over the last status interval. */
+  readingsPerSec: z.number().min(0),
+  /** Since the last reading arrived (ms); null before the first. */
+  lastReadingAgeMs: z.number().int().min(0).nullable(),
+  readings: z.number().int().min(0),
+  reconnects: z.number().int().min(0),
+  /** Messages or values the source could not read (sampled into errors.jsonl with their reason). */
+  malformed: z.number().int().min(0),
+  /** Readings dropped, oldest first, because the pipeline fell behind a source that cannot pause. */
+  dropped: z.number().int().min(0),
+});
+export type SourceStatus = z.infer<typeof SourceStatusSchema>;
+
 export const DeviceStatusSchema = z.object({
   ts: z.number().int().positive(),
   model: ModelName,
@@ -499,6 +517,8 @@ export const DeviceStatusSchema = z.object({
       refusedAtLimit: z.number().int().min(0),
     })
     .optional(),
+  /** Live inputs (MQTT, OPC UA, Modbus TCP), one entry each. */
+  sources: z.array(SourceStatusSchema).optional(),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
 
