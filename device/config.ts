@@ -28,7 +28,8 @@ export const DeviceConfigSchema = z
     s3Endpoint: z.string().url().optional(),
     region: z.string().min(1).optional(),
     publicKeyFile: z.string().min(1),
-    source: z.string().min(1).optional(),
+    /** csv:FILE, stdin, a live input's URL (mqtt://...), or its settings block (docs/connect-sensors.md). */
+    source: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
     rate: positiveInt.optional(),
     limit: positiveInt.optional(),
     httpPort: z.coerce.number().int().min(0).max(65535).optional(),

@@ -18,6 +18,7 @@ import {
   type InferenceResult,
   type ReleaseNotice,
   ReleaseNoticeSchema,
+  type SourceStatus,
   type UpdateStep,
 } from '../shared/schemas.ts';
 import { resultsStreamTopic, topicFor } from '../shared/topology.ts';
@@ -181,8 +182,11 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const staleTemps = await removeStaleTemps(o.stateDir);
   if (staleTemps > 0) log(`removed ${staleTemps} temp file(s) a crash left in ${o.stateDir}`);
   const refusals = new Refusals(o.stateDir, log);
-  /** The live window streams (HTTP, stdin), whose open series the status reports. */
-  const liveWindows: LiveWindows[] = [];
+  /** The live window streams (HTTP, stdin, live inputs), whose open series the status reports. */
+  const liveWindows: { readonly series: SeriesStats }[] = [];
+  /** The live inputs' status entries (MQTT, OPC UA, Modbus TCP). */
+  const sourceStatus: ((now?: number) => SourceStatus)[] = [];
+  const stopSignal = new AbortController();
   const disk = await DiskMonitor.open(o.stateDir, {
     ...(o.diskReserveBytes !== undefined ? { reserveBytes: o.diskReserveBytes } : {}),
   });
@@ -355,6 +359,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       ...(refusals.total > 0 ? { refused: refusals.report() } : {}),
       ...(outbox.quarantined > 0 ? { quarantined: outbox.quarantined } : {}),
       ...(liveWindows.length > 0 && engine.serving?.manifest.window ? { series: seriesStats() } : {}),
+      ...(sourceStatus.length > 0 ? { sources: sourceStatus.map((status) => status()) } : {}),
     };
   }
 
@@ -565,6 +570,10 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
         sourceRunning = true;
         await readSource(source, csvRows, position, {
           thing: o.thing,
+          stateDir: o.stateDir,
+          signal: stopSignal.signal,
+          durablePosition: () => outbox.csvNext,
+          onSourceStatus: (status) => sourceStatus.push(status),
           bootId,
           engine,
           batcher,
@@ -582,7 +591,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
             position = next;
           },
           refuse: refuseFrom,
-          onLiveWindows: (live) => liveWindows.push(live),
+          onWindowStream: (stream) => liveWindows.push(stream),
           ...(onClassified ? { onClassified } : {}),
           ...(onInferred ? { onInferred } : {}),
           ...(onWindowResults ? { onWindowResults } : {}),
@@ -669,6 +678,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     stopping ??= (async () => {
       enterStep('stop');
       stopped = true;
+      stopSignal.abort();
       releaseModelWait();
       clearInterval(statusTimer);
       clearInterval(diskTimer);

@@ -375,6 +375,9 @@ export const InferenceResultSchema = z.object({
   truth: z.string().optional(),
   /** A windowed model's result covers one window: its series and the times of its first and last samples. */
   window: z.object({ series: z.string(), start: z.number(), end: z.number() }).optional(),
+  /** Live sources: the reading's time (epoch ms), and whether it is the reading's own or its arrival's. */
+  time: z.number().optional(),
+  timeFrom: z.enum(['reading', 'arrival']).optional(),
 });
 export type InferenceResult = z.infer<typeof InferenceResultSchema>;
 
@@ -482,6 +485,8 @@ export const SourceStatusSchema = z.object({
   reconnects: z.number().int().min(0),
   /** Messages or values the source could not read (sampled into errors.jsonl with their reason). */
   malformed: z.number().int().min(0),
+  /** MQTT: copies of a timestamped message already taken (QoS 1 delivers at least once), dropped. */
+  duplicates: z.number().int().min(0).optional(),
   /** Readings dropped, oldest first, because the pipeline fell behind a source that cannot pause. */
   dropped: z.number().int().min(0),
 });

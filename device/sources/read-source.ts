@@ -6,15 +6,25 @@
 import type { Readable } from 'node:stream';
 import type { Reading, Refusal } from '../../shared/dataset/readings.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
-import type { InferenceResult } from '../../shared/schemas.ts';
+import type { InferenceResult, SourceStatus } from '../../shared/schemas.ts';
 import type { Engine } from '../model/engine.ts';
 import type { ResultStream } from '../results/result-writer.ts';
+import { runLiveInput } from './live/live-input.ts';
 import { type ClassifiedChunk, runCsvReplay, runJsonLines, type SourceSpec } from './sources.ts';
 import { LiveWindows, runWindowJsonLines, runWindowReplay } from './window-sources.ts';
-import type { SeriesLimits, WindowResult } from './window-stream.ts';
+import type { SeriesLimits, SeriesStats, WindowResult } from './window-stream.ts';
 
 export interface SourceContext {
   thing: string;
+  stateDir: string;
+  /** Aborted when the device stops (a live source's queue closes). */
+  signal: AbortSignal;
+  /** The outbox's resume position: after the last reading whose result is durable. */
+  durablePosition: () => number;
+  /** A live source started: its status entry. */
+  onSourceStatus: (status: (now?: number) => SourceStatus) => void;
+  /** A window stream opened (its open series go into the status). */
+  onWindowStream: (stream: { readonly series: SeriesStats }) => void;
   /** Part of stdin result ids, so a restart never reuses one. */
   bootId: string;
   engine: Engine;
@@ -34,8 +44,6 @@ export interface SourceContext {
   onPosition: (next: number) => void;
   /** A reading the serving model may not answer, from the source named. */
   refuse: (source: string) => (refusal: Refusal, reading: unknown) => void;
-  /** A live window stream opened (its series go into the status). */
-  onLiveWindows: (live: LiveWindows) => void;
   /** Hard-example sampling hooks, when it is on. */
   onClassified?: (chunk: ClassifiedChunk) => void;
   onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
@@ -88,7 +96,7 @@ export async function readSource(
     log(`csv source: ${end - position} readings this run${windowed ? ' (windows)' : ''}, position ${end}`);
   } else if (source.kind === 'stdin' && windowed) {
     const live = new LiveWindows(engine, `${ctx.thing}:stdin:${ctx.bootId}:`, onWindows, ctx.series);
-    ctx.onLiveWindows(live);
+    ctx.onWindowStream(live);
     await runWindowJsonLines(ctx.stdin(), {
       live,
       batcher,
@@ -98,6 +106,8 @@ export async function readSource(
       gate: ctx.gate,
       refuse: ctx.refuse('stdin'),
     });
+  } else if (source.kind === 'mqtt') {
+    await runLiveInput(source, ctx);
   } else if (source.kind === 'stdin') {
     await runJsonLines(ctx.stdin(), {
       engine,

@@ -23,18 +23,51 @@ import type { Classified, LoadedModel } from '../model/model.ts';
 import { toResult, truthColumn } from '../results/result-encoding.ts';
 import type { ResultStream } from '../results/result-writer.ts';
 import { guardInferServer } from './infer-guard.ts';
+import type { LiveSpec } from './live/live-input.ts';
+import { parseMqttUrl, validateMqttSettings } from './mqtt/mqtt-source.ts';
 
 export type SourceSpec =
   | { kind: 'csv'; file: string; rate?: number; limit?: number }
   | { kind: 'stdin'; limit?: number }
+  | LiveSpec
   | { kind: 'none' };
 
-/** `csv:FILE` or `stdin` (the CLI form of a source). */
-export function parseSourceSpec(text: string, extra: { rate?: number; limit?: number } = {}): SourceSpec {
+/**
+ * The CLI form of a source: `csv:FILE`, `stdin`, or a live input's URL (mqtt://...,
+ * mqtts://...); device.json may give a live input's settings as an object instead.
+ */
+export function parseSourceSpec(
+  source: string | Record<string, unknown>,
+  extra: { rate?: number; limit?: number } = {},
+): SourceSpec {
+  if (typeof source === 'object') return liveSpecOf(source, 'the source block in device.json');
+  const text = source;
   if (text === 'stdin' || text === '-')
     return { kind: 'stdin', ...(extra.limit ? { limit: extra.limit } : {}) };
   if (text.startsWith('csv:') && text.length > 4) return { kind: 'csv', file: text.slice(4), ...extra };
-  throw new EdgeloopError(`unknown source '${text}': use csv:FILE or stdin`);
+  if (/^mqtts?:\/\//.test(text)) return { kind: 'mqtt', settings: parseMqttUrl(text) };
+  if (text.trim().startsWith('{')) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new EdgeloopError(`the source ${text.slice(0, 60)} is not JSON: ${errorMessage(error)}`);
+    }
+    return parseSourceSpec(json as Record<string, unknown>, extra);
+  }
+  throw new EdgeloopError(
+    `unknown source '${text}': use csv:FILE, stdin or mqtt://host:port?topic=FILTER (see docs/connect-sensors.md)`,
+  );
+}
+
+/** A live input's settings block ({"kind": "mqtt", ...}), validated. */
+function liveSpecOf(block: Record<string, unknown>, where: string): LiveSpec {
+  if (block === null || Array.isArray(block))
+    throw new EdgeloopError(
+      `${where} must be an object with a kind, e.g. {"kind": "mqtt", "url": "mqtt://127.0.0.1:1883", "topics": ["plant/#"]}`,
+    );
+  if (block.kind === 'mqtt') return { kind: 'mqtt', settings: validateMqttSettings(block, where) };
+  throw new EdgeloopError(`${where}: kind must be "mqtt", got ${JSON.stringify(block.kind)}`);
 }
 
 /** The CSV file as readings, parsed once (replay loops over the same objects). */

@@ -28,7 +28,7 @@ export const REPLAY_BATCH = PREDICT_BATCH;
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Hands results to the batcher grouped by version (a swap may land between two windows). */
-function addResults(batcher: ResultStream, results: readonly WindowResult[], csvNext?: number) {
+export function addResults(batcher: ResultStream, results: readonly WindowResult[], csvNext?: number) {
   let from = 0;
   for (let i = 1; i <= results.length; i++) {
     if (i === results.length || results[i]?.version !== results[from]?.version) {

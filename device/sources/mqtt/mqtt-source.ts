@@ -1,0 +1,295 @@
+/**
+ * Readings from a local MQTT broker (Mosquitto on the gateway, a PLC bridge, Node-RED).
+ *
+ * Delivery: QoS 1 on a persistent session (MQTT 5, clean start off, a stable client id,
+ * a session that outlives the device being stopped). A message is acknowledged only once it
+ * is in the received journal (journal.ts), so the broker holds what the device has not
+ * taken: while the device is stopped, while its disk gate is shut, or while the pipeline is
+ * behind (the queue is full) the acknowledgement waits, MQTT.js reads nothing further from
+ * the socket, and the broker keeps the rest queued for the session.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { z } from 'zod';
+import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
+import { describeZodError } from '../../../shared/schemas.ts';
+import type { Journal } from '../live/journal.ts';
+import { Backoff, type LiveReading, type LiveSource, type SourceSink } from '../live/live-source.ts';
+import type { ReceivedQueue } from '../live/received.ts';
+import { ChannelMerger, PayloadDecoder, templateFilter } from './decode.ts';
+
+export const MqttSourceSchema = z
+  .object({
+    kind: z.literal('mqtt'),
+    /** mqtt://host:port or mqtts://host:port (TLS). */
+    url: z.string().regex(/^mqtts?:\/\/[^/]+/, 'must be mqtt://host:port or mqtts://host:port'),
+    /** Subscription filters; absent with a template = the template's filter. */
+    topics: z.array(z.string().min(1)).min(1).optional(),
+    /** Topic levels that name the series and channel, e.g. plant/{series}/pump/{channel}. */
+    topicTemplate: z.string().min(1).optional(),
+    format: z.enum(['json', 'csv', 'value']).default('json'),
+    csvHeader: z.array(z.string().min(1)).min(1).optional(),
+    csvDelimiter: z.string().length(1).optional(),
+    seriesField: z.string().min(1).optional(),
+    timeField: z.string().min(1).default('time'),
+    timeUnit: z.enum(['ms', 's']).default('ms'),
+    /** Format value: the channels that make one whole reading (answered as soon as all arrived). */
+    channels: z.array(z.string().min(1)).min(1).optional(),
+    /** Default edgeloop-<thing>: stable, so the broker keeps this gateway's session. */
+    clientId: z.string().min(1).max(128).optional(),
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+    caFile: z.string().min(1).optional(),
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    /** Messages the broker may send before the device acknowledges (MQTT 5 receive maximum). */
+    maxInFlight: z.number().int().min(1).max(65_535).default(1_000),
+    /** Readings received and not answered yet, at most (then acknowledgements wait). */
+    queueReadings: z.number().int().min(1).default(10_000),
+    /** How long the broker keeps the session (and its queued messages) while the device is away. */
+    sessionExpirySeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(7 * 24 * 3600),
+  })
+  .strict()
+  .refine((s) => s.topics !== undefined || s.topicTemplate !== undefined, {
+    message: 'give topics (e.g. ["plant/+/pump"]) or a topicTemplate (e.g. "plant/{series}/pump/{channel}")',
+    path: ['topics'],
+  });
+export type MqttSourceSettings = z.infer<typeof MqttSourceSchema>;
+
+/**
+ * `mqtt://[user:pass@]host:port?topic=F[&topic=F2][&template=T][&format=json|csv|value]
+ * [&header=a,b,c][&series=FIELD][&time=FIELD][&channels=a,b][&clientId=ID]`.
+ */
+export function parseMqttUrl(text: string): MqttSourceSettings {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new EdgeloopError(
+      `the source '${text}' is not a URL: e.g. mqtt://127.0.0.1:1883?topic=plant/+/pump`,
+    );
+  }
+  const q = url.searchParams;
+  const list = (name: string) =>
+    q
+      .get(name)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const raw = {
+    kind: 'mqtt',
+    url: `${url.protocol}//${url.host}`,
+    ...(q.getAll('topic').length ? { topics: q.getAll('topic') } : {}),
+    ...(q.get('template') ? { topicTemplate: q.get('template') } : {}),
+    ...(q.get('format') ? { format: q.get('format') } : {}),
+    ...(list('header') ? { csvHeader: list('header') } : {}),
+    ...(q.get('series') ? { seriesField: q.get('series') } : {}),
+    ...(q.get('time') ? { timeField: q.get('time') } : {}),
+    ...(list('channels') ? { channels: list('channels') } : {}),
+    ...(q.get('clientId') ? { clientId: q.get('clientId') } : {}),
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+  };
+  return validateMqttSettings(raw, `the source ${text}`);
+}
+
+export function validateMqttSettings(raw: unknown, where: string): MqttSourceSettings {
+  const parsed = MqttSourceSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new EdgeloopError(
+      `${where}: ${describeZodError(parsed.error)} (e.g. {"kind": "mqtt", "url": "mqtt://127.0.0.1:1883", "topicTemplate": "plant/{series}/pump/{channel}", "format": "value"})`,
+    );
+  try {
+    new PayloadDecoder(decodeOptions(parsed.data));
+  } catch (error) {
+    throw new EdgeloopError(`${where}: ${errorMessage(error)}`);
+  }
+  return parsed.data;
+}
+
+function decodeOptions(s: MqttSourceSettings) {
+  return {
+    format: s.format,
+    timeField: s.timeField,
+    timeUnit: s.timeUnit,
+    ...(s.csvHeader ? { csvHeader: s.csvHeader } : {}),
+    ...(s.csvDelimiter ? { csvDelimiter: s.csvDelimiter } : {}),
+    ...(s.topicTemplate ? { topicTemplate: s.topicTemplate } : {}),
+    ...(s.seriesField ? { seriesField: s.seriesField } : {}),
+  };
+}
+
+/** A journalled MQTT message: its topic and payload (base64, so any bytes come back exactly). */
+export interface MqttRecord {
+  t: string;
+  b: string;
+}
+
+export interface MqttSourceDeps {
+  thing: string;
+  queue: ReceivedQueue;
+  journal: Journal<MqttRecord>;
+  /** Journalled messages the last run acknowledged but did not answer: read again first. */
+  pending: readonly { position: number; span: number; arrivedAt: number; message: MqttRecord }[];
+  /** Resolves when the device may take more (its disk gate). */
+  gate: () => Promise<void>;
+  stopped: () => boolean;
+  /** Counts readings received (for the source's status). */
+  onReceived: (count: number, at: number) => void;
+  /** Counts a message dropped as a copy of one just taken. */
+  onDuplicate: () => void;
+}
+
+/** Recent messages remembered to recognise QoS 1 copies (a lost PUBACK, a publisher's resend). */
+const RECENT_MESSAGES = 65_536;
+
+export class MqttSource implements LiveSource {
+  readonly name = 'mqtt';
+  private client: MqttClient | undefined;
+  private readonly decoder: PayloadDecoder;
+  private readonly merger: ChannelMerger | undefined;
+  private readonly backoff = new Backoff();
+  private sink: SourceSink | undefined;
+  /** Digests of recent timestamped messages, oldest first. */
+  private readonly recent = new Set<string>();
+
+  constructor(
+    private readonly settings: MqttSourceSettings,
+    private readonly deps: MqttSourceDeps,
+  ) {
+    this.decoder = new PayloadDecoder(decodeOptions(settings));
+    if (settings.format === 'value') this.merger = new ChannelMerger(settings.channels);
+  }
+
+  async start(sink: SourceSink): Promise<void> {
+    this.sink = sink;
+    // What the last run acknowledged and did not answer comes first, in order.
+    for (const record of this.deps.pending) {
+      const payload = Buffer.from(record.message.b, 'base64');
+      const readings = this.readingsOf(record.message.t, payload);
+      if (!readings) continue;
+      this.isCopy(record.message.t, payload, readings);
+      this.deps.queue.add({ ...record, arrivedPerf: performance.now(), readings });
+    }
+    const s = this.settings;
+    const options: IClientOptions = {
+      clientId: s.clientId ?? `edgeloop-${this.deps.thing}`,
+      protocolVersion: 5,
+      clean: false,
+      keepalive: 30,
+      reconnectPeriod: 1_000,
+      connectTimeout: 10_000,
+      properties: { sessionExpiryInterval: s.sessionExpirySeconds, receiveMaximum: s.maxInFlight },
+      customHandleAcks: (topic, message, _packet, done) => {
+        void this.accept(topic, message).then(
+          () => done(0),
+          (error: unknown) => {
+            // Not taken (the device stops): no acknowledgement, so the broker keeps it.
+            sink.log(`mqtt: a message on ${topic} waits for the next run: ${errorMessage(error)}`);
+          },
+        );
+      },
+      ...(s.username ? { username: s.username } : {}),
+      ...(s.password !== undefined ? { password: s.password } : {}),
+      ...(s.caFile ? { ca: readFileSync(s.caFile) } : {}),
+      ...(s.certFile ? { cert: readFileSync(s.certFile) } : {}),
+      ...(s.keyFile ? { key: readFileSync(s.keyFile) } : {}),
+    };
+    sink.state('connecting');
+    const client = mqtt.connect(s.url, options);
+    this.client = client;
+    const topics = s.topics ?? [templateFilter(s.topicTemplate as string)];
+    client.on('connect', (connack) => {
+      this.backoff.reset();
+      client.options.reconnectPeriod = 1_000;
+      // A session the broker kept has the subscriptions already (and its queued messages);
+      // connected means subscribed: from then on the broker keeps what is published for us.
+      if (connack.sessionPresent) return sink.state('connected');
+      client.subscribe(topics, { qos: 1 }, (error) => {
+        if (error) sink.log(`mqtt: subscribing to ${topics.join(', ')} failed: ${errorMessage(error)}`);
+        else sink.state('connected');
+      });
+    });
+    client.on('close', () => {
+      if (this.deps.stopped()) return;
+      client.options.reconnectPeriod = this.backoff.next();
+      sink.state('reconnecting');
+    });
+    client.on('error', (error) => sink.log(`mqtt: ${s.url}: ${errorMessage(error)}`));
+  }
+
+  /** Takes one message: journalled (then it may be acknowledged) and queued for the pipeline. */
+  private async accept(topic: string, payload: Buffer): Promise<void> {
+    const { queue, journal } = this.deps;
+    for (;;) {
+      await queue.room();
+      await this.deps.gate();
+      if (this.deps.stopped()) throw new Error('the device is stopping');
+      if (!queue.full) break;
+    }
+    const arrivedAt = Date.now();
+    const readings = this.readingsOf(topic, payload);
+    if (!readings) return; // unreadable: counted and sampled, and acknowledged (it would never read)
+    if (this.isCopy(topic, payload, readings)) return this.deps.onDuplicate();
+    for (;;) {
+      try {
+        const record = journal.append(
+          { t: topic, b: payload.toString('base64') },
+          Math.max(1, readings.length),
+          arrivedAt,
+        );
+        queue.add({ ...record, arrivedPerf: performance.now(), readings });
+        if (readings.length > 0) this.deps.onReceived(readings.length, arrivedAt);
+        return;
+      } catch (error) {
+        // The disk refused the journal line: the message stays unacknowledged until it takes it.
+        this.sink?.log(`mqtt: the received journal cannot be written (${errorMessage(error)}); waiting`);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        await this.deps.gate();
+        if (this.deps.stopped()) throw error;
+      }
+    }
+  }
+
+  /**
+   * QoS 1 delivers at least once: after a broker restart or a lost PUBACK the same message
+   * comes again. A message whose readings carry their own time is the same reading when its
+   * topic and bytes are; without a time, equal payloads may be two real readings, so they pass.
+   */
+  private isCopy(topic: string, payload: Buffer, readings: readonly LiveReading[]): boolean {
+    if (readings.length === 0 || readings.some((reading) => reading.time === undefined)) return false;
+    const digest = createHash('sha1').update(topic).update('\n').update(payload).digest('base64');
+    if (this.recent.has(digest)) return true;
+    this.recent.add(digest);
+    if (this.recent.size > RECENT_MESSAGES) this.recent.delete(this.recent.values().next().value as string);
+    return false;
+  }
+
+  /** A message's readings (merged per series for format value); undefined when unreadable. */
+  private readingsOf(topic: string, payload: Buffer): LiveReading[] | undefined {
+    let readings: LiveReading[];
+    try {
+      readings = this.decoder.decode(topic, payload);
+    } catch (error) {
+      this.sink?.malformed(errorMessage(error), payload.toString('utf8').slice(0, 1_000));
+      return undefined;
+    }
+    return this.merger
+      ? readings.flatMap((reading) => (this.merger as ChannelMerger).add(reading))
+      : readings;
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    this.client = undefined;
+    // Messages being taken are not acknowledged: the session keeps them for the next run.
+    await client.endAsync(true).catch(() => undefined);
+    this.sink?.state('stopped');
+  }
+}
