@@ -45,6 +45,8 @@ export interface FleetItem {
   refused?: DeviceStatus['refused'];
   /** Outbox files the gateway set aside unread. */
   quarantined?: number;
+  /** The gateway's live inputs (MQTT, OPC UA, Modbus TCP). */
+  sources?: DeviceStatus['sources'];
 }
 
 export type StatusOutcome =
@@ -76,6 +78,7 @@ export async function aggregateStatusEvent(raw: unknown, deps: StatusDeps): Prom
     ...(input.value.disk ? { disk: input.value.disk } : {}),
     ...(input.value.refused ? { refused: input.value.refused } : {}),
     ...(input.value.quarantined ? { quarantined: input.value.quarantined } : {}),
+    ...(input.value.sources?.length ? { sources: input.value.sources } : {}),
   };
   let outcome: StatusOutcome = { status: 'stored', thing };
   try {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Device, startDevice } from '../../device/service.ts';
 import { ChannelMerger, PayloadDecoder } from '../../device/sources/mqtt/decode.ts';
 import { parseSourceSpec } from '../../device/sources/sources.ts';
+import { formatSources } from '../../infra/cli/commands/fleet.ts';
 import type { ResultBatch } from '../../shared/schemas.ts';
 import { type Mosquitto, mosquittoAvailable, startMosquitto } from '../support/mosquitto.ts';
 import { MODEL, type Peers, sensorRows, startPeers, type TestBroker, until } from './helpers.ts';
@@ -113,6 +114,37 @@ describe('MQTT payloads into readings', () => {
     );
     expect(() => parseSourceSpec({ kind: 'mqtt', url: 'mqtt://x:1', topics: ['a'], qos: 0 })).toThrow(/qos/);
     expect(() => parseSourceSpec({ kind: 'kafka' })).toThrow(/kind must be "mqtt"/);
+  });
+});
+
+describe('edgeloop fleet', () => {
+  it('shows each live input: state, rate, last reading, and what went wrong', () => {
+    const base = { kind: 'mqtt' as const, readings: 10, dropped: 0, malformed: 0, reconnects: 0 };
+    expect(
+      formatSources([
+        {
+          ...base,
+          name: 'mqtt',
+          state: 'connected',
+          readingsPerSec: 48.5,
+          lastReadingAgeMs: 200,
+          reconnects: 1,
+          malformed: 2,
+          duplicates: 3,
+        },
+        {
+          ...base,
+          name: 'modbus',
+          kind: 'modbus',
+          state: 'reconnecting',
+          readingsPerSec: 0,
+          lastReadingAgeMs: null,
+          dropped: 7,
+        },
+      ]),
+    ).toBe(
+      'mqtt connected 48.5/s last 0.2s ago, 1 reconnects, 2 malformed, 3 duplicates; modbus reconnecting 0/s no reading yet, 7 dropped',
+    );
   });
 });
 

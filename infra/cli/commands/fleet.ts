@@ -31,6 +31,28 @@ export function formatRefused(refused: FleetView['things'][number]['refused']): 
   return `, refused ${total} (${counts.map(([reason, n]) => `${reason} ${n}`).join(', ')})`;
 }
 
+/**
+ * `mqtt connected 48.5/s last 0.2s ago, 1 reconnects, 2 malformed`: each live input as the
+ * gateway's last status said.
+ */
+export function formatSources(sources: FleetView['things'][number]['sources']): string {
+  return (sources ?? [])
+    .map((s) => {
+      const last =
+        s.lastReadingAgeMs === null
+          ? 'no reading yet'
+          : `last ${(s.lastReadingAgeMs / 1000).toFixed(1)}s ago`;
+      const counts = [
+        s.reconnects ? `${s.reconnects} reconnects` : '',
+        s.malformed ? `${s.malformed} malformed` : '',
+        s.duplicates ? `${s.duplicates} duplicates` : '',
+        s.dropped ? `${s.dropped} dropped` : '',
+      ].filter(Boolean);
+      return [`${s.name} ${s.state} ${s.readingsPerSec}/s ${last}`, ...counts].join(', ');
+    })
+    .join('; ');
+}
+
 export function formatFleet(fleet: FleetView): string[] {
   if (fleet.things.length === 0) return ['no gateways have reported status yet'];
   const now = Date.parse(fleet.now);
@@ -42,6 +64,7 @@ export function formatFleet(fleet: FleetView): string[] {
     ago(now, thing.lastSeen),
     `outbox ${thing.outboxDepth}, dropped ${thing.dropped}${formatRefused(thing.refused)}${thing.quarantined ? `, quarantined ${thing.quarantined} files` : ''}`,
     formatDisk(thing.disk),
+    formatSources(thing.sources),
     thing.lastError ? `last error at ${thing.lastError.step}: ${thing.lastError.reason}` : '',
   ]);
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i]?.length ?? 0))) ?? [];
