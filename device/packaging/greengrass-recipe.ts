@@ -50,6 +50,9 @@ export function deviceRecipe(
         // 'summary' sends per-minute cells by Basic Ingest to this stage's results stream rule.
         resultsMode: 'detail',
         stage,
+        // The readings: a live input's URL or its settings block as JSON text
+        // (docs/connect-sensors.md), e.g. mqtt://127.0.0.1:1883?template=plant/{series}/pump.
+        source: '',
       },
     },
     Manifests: artifacts.map((artifact) => ({
@@ -70,6 +73,7 @@ export function deviceRecipe(
           EDGELOOP_DEVICE_HTTP_PORT: '{configuration:/httpPort}',
           EDGELOOP_DEVICE_RESULTS_MODE: '{configuration:/resultsMode}',
           EDGELOOP_DEVICE_STAGE: '{configuration:/stage}',
+          EDGELOOP_DEVICE_SOURCE: '{configuration:/source}',
         },
         Install: {
           Script: `rm -rf {work:path}/edgeloop-device && tar -xzf {artifacts:path}/${artifact.fileName} -C {work:path}`,

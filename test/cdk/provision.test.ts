@@ -21,8 +21,12 @@ import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { configFromFile, resolveConfig as resolveDeviceConfig } from '../../device/config.ts';
-import { provisionFiles, provisionThing } from '../../infra/cli/commands/provision.ts';
+import {
+  configFromFile,
+  deviceOptionsFrom,
+  resolveConfig as resolveDeviceConfig,
+} from '../../device/config.ts';
+import { provisionFiles, provisionThing, sourceBlock } from '../../infra/cli/commands/provision.ts';
 import { main } from '../../infra/cli/main.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
 import type { Deployment } from '../../shared/schemas.ts';
@@ -142,6 +146,30 @@ describe('provisionThing', () => {
     expect(readFileSync(config.publicKeyFile, 'utf8')).toBe(
       signingKey.export({ type: 'spki', format: 'pem' }),
     );
+  });
+
+  it('writes a live input given as a URL out as its settings block, which the device reads back', async () => {
+    // Act
+    const source = sourceBlock(
+      'mqtt://127.0.0.1:1883?template=plant/{series}/pump/{channel}&format=value&channels=temp,rpm',
+    );
+    const result = await provisionThing(clients(), options({ source }));
+
+    // Assess
+    const config = JSON.parse(readFileSync(result.configFile, 'utf8'));
+    expect(config.source).toMatchObject({
+      kind: 'mqtt',
+      url: 'mqtt://127.0.0.1:1883',
+      topicTemplate: 'plant/{series}/pump/{channel}',
+      format: 'value',
+      channels: ['temp', 'rpm'],
+      maxInFlight: 1000,
+    });
+    expect(deviceOptionsFrom(resolveDeviceConfig(configFromFile(result.configFile))).source).toEqual({
+      kind: 'mqtt',
+      settings: config.source,
+    });
+    expect(() => sourceBlock('mqtt://127.0.0.1:1883?format=value')).toThrow(/topics/);
   });
 
   it('reuses an existing thing and thing type, gives the thing its model as type, and leaves it in place', async () => {

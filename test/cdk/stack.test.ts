@@ -801,6 +801,7 @@ describe('Greengrass component', () => {
     expect(recipe).toContain(`\\"stage\\":\\"${synth.stack.config.stage}\\"`);
     expect(recipe).toContain('\\"EDGELOOP_DEVICE_RESULTS_MODE\\":\\"{configuration:/resultsMode}\\"');
     expect(recipe).toContain('\\"EDGELOOP_DEVICE_STAGE\\":\\"{configuration:/stage}\\"');
+    expect(recipe).toContain('\\"EDGELOOP_DEVICE_SOURCE\\":\\"{configuration:/source}\\"');
   });
 
   it('points each manifest at its archive asset with that file SHA-256 digest', () => {

@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { parseSourceSpec } from '../../../device/sources/sources.ts';
 import { defineCommand, modelOption, requiredString, UsageError } from '../../../shared/cli/command.ts';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
 import { type Deployment, DeploymentSchema, describeZodError, ThingName } from '../../../shared/schemas.ts';
@@ -44,6 +45,8 @@ export interface ProvisionOptions {
   outDir: string;
   /** Where the device keeps its models and outbox on the gateway. */
   stateDir: string;
+  /** The device.json source: a CLI spec or a live input's settings block (validated already). */
+  source?: string | Record<string, unknown>;
 }
 
 /** The files provision writes, by role. */
@@ -61,6 +64,12 @@ export interface ProvisionResult {
   endpoint: string;
   configFile: string;
   files: Record<keyof typeof provisionFiles, string>;
+}
+
+/** A --source for device.json: a live input's URL as its whole settings block, so it can be edited there. */
+export function sourceBlock(text: string): string | Record<string, unknown> {
+  const spec = parseSourceSpec(text);
+  return 'settings' in spec ? { ...spec.settings } : text;
 }
 
 export async function readDeployment(ssm: SSMClient, stage: string): Promise<Deployment> {
@@ -215,6 +224,7 @@ export async function provisionThing(
       stage: deployment.stage,
       // Hard examples go to the datasets bucket's feedback prefix (the device role may write there).
       feedbackBucket: deployment.datasetsBucket,
+      ...(options.source !== undefined ? { source: options.source } : {}),
     };
     writeNew(files.config, `${JSON.stringify(config, null, 2)}\n`, 0o644);
   } catch (error) {
@@ -278,9 +288,10 @@ async function undo(iot: IoTClient, made: Created, policyName: string): Promise<
 export const provisionCommand = defineCommand({
   name: 'provision',
   summary: 'register a gateway with AWS IoT and write its credentials and device config',
-  usage: 'edgeloop provision THING --model NAME [--out DIR] [--stage S] [--state-dir DIR]',
+  usage: 'edgeloop provision THING --model NAME [--out DIR] [--stage S] [--state-dir DIR] [--source SPEC]',
   examples: [
     'edgeloop provision gw-001 --model vibration',
+    "edgeloop provision gw-003 --model vibration --source 'mqtt://127.0.0.1:1883?template=plant/{series}/pump'",
     'edgeloop provision gw-002 --model vibration --stage prod --out /etc/edgeloop',
   ],
   positionals: [1, 1],
@@ -303,6 +314,12 @@ export const provisionCommand = defineCommand({
       default: '/var/lib/edgeloop',
       valueName: 'DIR',
     },
+    source: {
+      type: 'string',
+      description:
+        "the gateway's readings: a live input's URL (written out as its settings block), csv:FILE or stdin",
+      valueName: 'SPEC',
+    },
   },
   async run({ values, positionals, out }) {
     const thing = ThingName.safeParse(positionals[0]);
@@ -316,6 +333,7 @@ export const provisionCommand = defineCommand({
       stage,
       outDir: typeof values.out === 'string' ? values.out : `edgeloop-${thing.data}`,
       stateDir: requiredString(values, 'state-dir'),
+      ...(typeof values.source === 'string' ? { source: sourceBlock(values.source) } : {}),
     };
     const clients = { iot: new IoTClient({}), ssm: new SSMClient({}), kms: new KMSClient({}) };
     try {
