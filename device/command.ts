@@ -28,7 +28,11 @@ type Values = Record<string, string | boolean | undefined>;
 /** Options shared by `device` and `fleet-sim`. */
 export const deviceRunOptions = {
   model: { type: 'string', description: 'model name whose releases to follow', valueName: 'NAME' },
-  source: { type: 'string', description: 'readings: csv:FILE or stdin', valueName: 'SPEC' },
+  source: {
+    type: 'string',
+    description: 'readings: csv:FILE, stdin, or a live input such as mqtt://host:port?topic=F (docs/connect-sensors.md)',
+    valueName: 'SPEC',
+  },
   rate: {
     type: 'string',
     description: 'readings per second from the source (default: as fast as possible)',

@@ -1,12 +1,12 @@
 /**
  * Readings from a local MQTT broker (Mosquitto on the gateway, a PLC bridge, Node-RED).
  *
- * Delivery: QoS 1 on a persistent session (MQTT 5, clean start off, a stable client id,
- * a session that outlives the device being stopped). A message is acknowledged only once it
- * is in the received journal (journal.ts), so the broker holds what the device has not
- * taken: while the device is stopped, while its disk gate is shut, or while the pipeline is
- * behind (the queue is full) the acknowledgement waits, MQTT.js reads nothing further from
- * the socket, and the broker keeps the rest queued for the session.
+ * Delivery: QoS 1 on a persistent session (clean start off, a stable client id, on MQTT 5 a
+ * session that outlives the device being stopped). A message is acknowledged only once it
+ * is in the received journal (journal.ts): MQTT.js sends the PUBACK when its handleMessage
+ * hook calls back, and handles no further packet until then. So the broker holds what the
+ * device has not taken: while the device is stopped, while its disk gate is shut, or while
+ * the pipeline is behind (the queue is full), the rest stays queued for the session.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -47,12 +47,14 @@ export const MqttSourceSchema = z
     maxInFlight: z.number().int().min(1).max(65_535).default(1_000),
     /** Readings received and not answered yet, at most (then acknowledgements wait). */
     queueReadings: z.number().int().min(1).default(10_000),
-    /** How long the broker keeps the session (and its queued messages) while the device is away. */
+    /** MQTT 5: how long the broker keeps the session (and its queued messages) while the device is away. */
     sessionExpirySeconds: z
       .number()
       .int()
       .min(0)
       .default(7 * 24 * 3600),
+    /** 5 (default) or 4 (MQTT 3.1.1, for brokers without 5; sessions then last as the broker decides). */
+    protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
   })
   .strict()
   .refine((s) => s.topics !== undefined || s.topicTemplate !== undefined, {
@@ -63,7 +65,7 @@ export type MqttSourceSettings = z.infer<typeof MqttSourceSchema>;
 
 /**
  * `mqtt://[user:pass@]host:port?topic=F[&topic=F2][&template=T][&format=json|csv|value]
- * [&header=a,b,c][&series=FIELD][&time=FIELD][&channels=a,b][&clientId=ID]`.
+ * [&header=a,b,c][&series=FIELD][&time=FIELD][&channels=a,b][&clientId=ID][&protocol=4|5]`.
  */
 export function parseMqttUrl(text: string): MqttSourceSettings {
   let url: URL;
@@ -92,6 +94,7 @@ export function parseMqttUrl(text: string): MqttSourceSettings {
     ...(q.get('time') ? { timeField: q.get('time') } : {}),
     ...(list('channels') ? { channels: list('channels') } : {}),
     ...(q.get('clientId') ? { clientId: q.get('clientId') } : {}),
+    ...(q.get('protocol') ? { protocolVersion: Number(q.get('protocol')) } : {}),
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
   };
@@ -179,21 +182,14 @@ export class MqttSource implements LiveSource {
     const s = this.settings;
     const options: IClientOptions = {
       clientId: s.clientId ?? `edgeloop-${this.deps.thing}`,
-      protocolVersion: 5,
+      protocolVersion: s.protocolVersion,
       clean: false,
       keepalive: 30,
       reconnectPeriod: 1_000,
       connectTimeout: 10_000,
-      properties: { sessionExpiryInterval: s.sessionExpirySeconds, receiveMaximum: s.maxInFlight },
-      customHandleAcks: (topic, message, _packet, done) => {
-        void this.accept(topic, message).then(
-          () => done(0),
-          (error: unknown) => {
-            // Not taken (the device stops): no acknowledgement, so the broker keeps it.
-            sink.log(`mqtt: a message on ${topic} waits for the next run: ${errorMessage(error)}`);
-          },
-        );
-      },
+      ...(s.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: s.sessionExpirySeconds, receiveMaximum: s.maxInFlight } }
+        : {}),
       ...(s.username ? { username: s.username } : {}),
       ...(s.password !== undefined ? { password: s.password } : {}),
       ...(s.caFile ? { ca: readFileSync(s.caFile) } : {}),
@@ -203,6 +199,16 @@ export class MqttSource implements LiveSource {
     sink.state('connecting');
     const client = mqtt.connect(s.url, options);
     this.client = client;
+    // The PUBACK goes once this calls back: after the message is journalled.
+    client.handleMessage = (packet, callback) => {
+      this.accept(packet.topic, packet.payload as Buffer).then(
+        () => callback(),
+        (error: unknown) => {
+          // Not taken (the device stops): no acknowledgement, so the broker keeps it.
+          sink.log(`mqtt: a message on ${packet.topic} waits for the next run: ${errorMessage(error)}`);
+        },
+      );
+    };
     const topics = s.topics ?? [templateFilter(s.topicTemplate as string)];
     client.on('connect', (connack) => {
       this.backoff.reset();
