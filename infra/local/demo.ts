@@ -7,10 +7,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { type Device, startDevice } from '../../device/service.ts';
+import { type Device, type DeviceSnapshot, type SourceSpec, startDevice } from '../../device/service.ts';
+import { validateMqttSettings } from '../../device/sources/mqtt/mqtt-source.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
+import { parseCsvReadings } from '../../shared/dataset/readings.ts';
 import { DEMO_LABEL, generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
 import {
@@ -22,6 +24,7 @@ import {
 import type { WindowSpecInput } from '../../shared/timeseries/spec.ts';
 import { generateVibrationCsv, VIBRATION_LABEL } from '../../shared/timeseries/vibration-dataset.ts';
 import { buckets, datasetKeys, tables } from '../../shared/topology.ts';
+import { type SiteBroker, simulateMachines, startSiteBroker } from './site.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 import { putWithProgress } from './upload.ts';
 
@@ -39,6 +42,11 @@ export interface DemoOptions {
    * never saw.
    */
   window?: WindowSpecInput;
+  /**
+   * Live readings instead of a replay: simulated machines publish the readings to a site
+   * broker at this rate per gateway, and each gateway reads them with its MQTT input.
+   */
+  live?: { ratePerSec: number };
   /** Keep the stack (and its dashboard) running after the summary, until stop() is called. */
   keep?: boolean;
   dataDir?: string;
@@ -93,9 +101,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   const dataDir = options.dataDir ?? join(workDir, 'stack');
   const devices: Device[] = [];
   let stack: LocalStack | undefined;
+  let site: SiteBroker | undefined;
 
   const stop = async () => {
     await Promise.allSettled(devices.map((device) => device.stop()));
+    await site?.close();
     await stack?.stop();
     await rm(workDir, { recursive: true, force: true });
   };
@@ -110,6 +120,22 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     const readings =
       options.readingsPerDevice ??
       (options.window ? (await readFile(replayPath, 'utf8')).trim().split('\n').length - 1 : 500);
+
+    if (options.live) {
+      site = await startSiteBroker();
+      phase('stack', `site broker (the gateways' local MQTT) at ${site.url}`);
+    }
+    const siteUrl = site?.url;
+    const sourceOf = (thing: string): SourceSpec =>
+      siteUrl
+        ? {
+            kind: 'mqtt',
+            settings: validateMqttSettings(
+              { kind: 'mqtt', url: siteUrl, topics: [`site/${thing}/#`], protocolVersion: 4 },
+              'the demo site',
+            ),
+          }
+        : { kind: 'csv', file: replayPath, limit: readings };
 
     // Gateways start first and wait for the release notice, as a fleet in the field would.
     const servingSince = new Map<string, { version: number; at: number }>();
@@ -129,7 +155,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
         mqttEndpoint: localStack.endpoints.mqtt,
         s3Endpoint: localStack.endpoints.s3,
         publicKeyPem: localStack.publicKeyPem,
-        source: { kind: 'csv', file: replayPath, limit: readings },
+        source: sourceOf(thing),
       });
       device.events.on('model', ({ version }: { version: number }) => {
         servingSince.set(thing, { version, at: Date.now() });
@@ -192,8 +218,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
       ...devices.map((device) => servingSince.get(device.thing)?.at ?? Date.now()),
     );
 
-    phase('results', 'gateways replay readings and publish results; the aggregator counts them');
-    await Promise.all(devices.map((device) => device.finished));
+    if (siteUrl && options.live) {
+      const { ratePerSec } = options.live;
+      phase(
+        'results',
+        `machines publish ${readings} readings per gateway at ${ratePerSec}/s; gateways read them live`,
+      );
+      await liveReadings(siteUrl, devices, replayPath, readings, ratePerSec, timeoutMs);
+    } else {
+      phase('results', 'gateways replay readings and publish results; the aggregator counts them');
+      await Promise.all(devices.map((device) => device.finished));
+    }
     const published = devices.reduce((sum, device) => sum + device.status().published, 0);
     const statsSource = localStatsSource();
     const stats = await waitFor(
@@ -232,6 +267,42 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/**
+ * Each gateway's machines publish the first `count` readings of the replay file to the site
+ * broker (topic site/<gateway>/<machine>); resolves once every gateway has answered all of them
+ * and its results left the outbox.
+ */
+async function liveReadings(
+  url: string,
+  devices: readonly Device[],
+  replayPath: string,
+  count: number,
+  ratePerSec: number,
+  timeoutMs: number,
+): Promise<void> {
+  const rows = parseCsvReadings(await readFile(replayPath, 'utf8'), `${replayPath}: `).rows.slice(0, count);
+  const subscribed = (s: DeviceSnapshot) => s.sources?.[0]?.state === 'connected';
+  await Promise.all(devices.map((device) => device.waitFor(subscribed, timeoutMs)));
+  await Promise.all(
+    devices.map((device) =>
+      simulateMachines(
+        url,
+        rows,
+        ratePerSec,
+        (row) => `site/${device.thing}/${row.machine ?? 'machine-1'}`,
+        `${device.thing}-machines`,
+      ),
+    ),
+  );
+  // Every reading taken, then answered: nothing waits in the outbox twice in a row.
+  const drained = (s: DeviceSnapshot) =>
+    (s.sources?.[0]?.readings ?? 0) >= rows.length && s.outboxResults === 0 && s.published >= s.produced;
+  for (let settle = 0; settle < 2; settle++) {
+    await Promise.all(devices.map((device) => device.waitFor(drained, timeoutMs)));
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * End to end in a real browser: the demo runs in this process (local stack, training, two
- * gateways, aggregators) with its dashboard; chromium opens the page and the numbers it shows
+ * End to end in a real browser: the live demo runs in this process (local stack, training,
+ * machines publishing to a site broker, two gateways reading them over MQTT, aggregators)
+ * with its dashboard; chromium opens the page and the numbers it shows
  * are held against `edgeloop stats --json`, run as a child process on the demo's data dir.
  */
 import { mkdir } from 'node:fs/promises';
@@ -42,7 +43,14 @@ describe.runIf(!missing)('the dashboard during the demo, in chromium', () => {
 
   beforeAll(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
-    run = await runDemo({ devices: 2, readingsPerDevice: 300, dashboard: true, model: MODEL });
+    // Live: simulated machines publish to the site broker, and the gateways read them over MQTT.
+    run = await runDemo({
+      devices: 2,
+      readingsPerDevice: 300,
+      dashboard: true,
+      model: MODEL,
+      live: { ratePerSec: 300 },
+    });
     // One malformed result batch, so the errors panel has a real reason to show.
     let handled = false;
     run.stack.events.on('invoked', ({ fn }: InvokedEvent) => {

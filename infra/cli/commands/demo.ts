@@ -17,13 +17,14 @@ export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'the whole loop in one process: dataset -> model -> gateways -> aggregated results',
   usage:
-    'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--readings N] [--keep] [--no-dashboard] [--json] [--windows | --time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
+    'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--readings N] [--live [--rate N]] [--keep] [--no-dashboard] [--json] [--windows | --time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
   examples: [
     'edgeloop demo',
     'edgeloop demo --keep          # then open the dashboard URL it prints',
     'edgeloop demo --devices 3 --json',
     'edgeloop demo --dataset pumps.csv --label state',
     'edgeloop demo --windows',
+    'edgeloop demo --live --keep   # machines publish over MQTT; watch the dashboard',
     'edgeloop demo --dataset fans.csv --label state --time ts --series machine --window-ms 1000 --stride-ms 500',
   ],
   options: {
@@ -53,6 +54,16 @@ export const demoCommand = defineCommand({
       description: 'keep the local stack and its dashboard running after the summary (Ctrl-C stops it)',
     },
     'no-dashboard': { type: 'boolean', description: 'do not serve the local dashboard page' },
+    live: {
+      type: 'boolean',
+      description:
+        'live readings: simulated machines publish to a site broker and the gateways read them over MQTT',
+    },
+    rate: {
+      type: 'string',
+      description: "with --live: readings per second each gateway's machines publish (default 100)",
+      valueName: 'N',
+    },
     windows: {
       type: 'boolean',
       description:
@@ -84,6 +95,7 @@ export const demoCommand = defineCommand({
       ...(typeof values.label === 'string' ? { label: values.label } : {}),
       ...(window ? { window } : {}),
       dashboard: values['no-dashboard'] !== true,
+      ...(values.live === true ? { live: { ratePerSec: intOption(values, 'rate') ?? 100 } } : {}),
       onPhase: (phase, detail) => view.phase(phase, detail),
       onProgress: (progress) => view.progress(progress),
     }).catch((error: unknown) => {
