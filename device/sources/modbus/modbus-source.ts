@@ -5,9 +5,9 @@
  */
 import modbusSerial from 'modbus-serial';
 import { z } from 'zod';
-import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
-import { describeZodError } from '../../../shared/schemas.ts';
+import { errorMessage } from '../../../shared/errors.ts';
 import { Backoff, type LiveSource, type SourceSink, type SourceState } from '../live/live-source.ts';
+import { parseSourceSettings, readSourceUrl } from '../live/source-settings.ts';
 
 // CommonJS: the module is the client class, and its `default` is the module again (typed as the class).
 const ModbusRTU = modbusSerial.default;
@@ -83,13 +83,8 @@ const SETTINGS_EXAMPLE =
 
 /** Settings from device.json (or a parsed URL), or an error naming the field, the fault and an example. */
 export function parseModbusSettings(input: unknown, where = 'the modbus source'): ModbusSettings {
-  const parsed = ModbusSourceSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  throw new EdgeloopError(`${where}: ${describeZodError(parsed.error)}; for example ${SETTINGS_EXAMPLE}`);
+  return parseSourceSettings(ModbusSourceSchema, input, where, SETTINGS_EXAMPLE);
 }
-
-const URL_EXAMPLE =
-  'modbus://127.0.0.1:502?interval=1000&map=temp:holding:0:float32:big:0.1,rpm:input:4:uint16';
 
 /**
  * `modbus://HOST[:PORT]?map=ENTRY,ENTRY...` with optional `interval` (ms), `timeout` (ms),
@@ -97,45 +92,30 @@ const URL_EXAMPLE =
  * `channel:function:address:type[:wordOrder][:scale[:offset]]`, the word order only for
  * 32-bit types: `temp:holding:0:float32:little:0.1:-40`.
  */
-export function parseModbusUrl(url: string): ModbusSettings {
-  const fail = (what: string): never => {
-    throw new EdgeloopError(`bad modbus source URL '${url}': ${what}; for example ${URL_EXAMPLE}`);
-  };
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return fail('not a URL');
-  }
-  if (parsed.protocol !== 'modbus:') fail('the scheme must be modbus://');
-  if (!parsed.hostname) fail('needs a host');
-  const query = parsed.searchParams;
-  const known = new Set(['map', 'interval', 'timeout', 'unit', 'series', 'name']);
-  for (const key of query.keys()) if (!known.has(key)) fail(`unknown parameter '${key}'`);
-  const map = query.get('map');
-  if (!map) fail('needs map=channel:function:address:type,...');
-  const unit = query.get('unit');
-  const registers = (map ?? '')
-    .split(',')
-    .map((entry) => mapEntry(entry, unit === null ? 1 : Number(unit), fail));
-  const settings: Record<string, unknown> = {
+export function parseModbusUrl(text: string): ModbusSettings {
+  const { url, query, fields, fail } = readSourceUrl(text, {
+    protocol: 'modbus:',
+    example: 'modbus://127.0.0.1:502?interval=1000&map=temp:holding:0:float32:big:0.1,rpm:input:4:uint16',
+    params: {
+      map: 'own',
+      unit: 'own',
+      interval: { field: 'intervalMs', type: 'number' },
+      timeout: { field: 'timeoutMs', type: 'number' },
+      series: { field: 'series', type: 'string' },
+      name: { field: 'name', type: 'string' },
+    },
+  });
+  if (!url.hostname) fail('needs a host');
+  const map = query.get('map') ?? fail('needs map=channel:function:address:type,...');
+  const unit = Number(query.get('unit') ?? 1);
+  const settings = {
     kind: 'modbus',
-    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
-    registers,
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    ...(url.port ? { port: Number(url.port) } : {}),
+    ...fields,
+    registers: map.split(',').map((entry) => mapEntry(entry, unit, fail)),
   };
-  if (parsed.port) settings.port = Number(parsed.port);
-  for (const [key, field] of [
-    ['interval', 'intervalMs'],
-    ['timeout', 'timeoutMs'],
-  ] as const) {
-    const value = query.get(key);
-    if (value !== null) settings[field] = Number(value);
-  }
-  for (const key of ['series', 'name'] as const) {
-    const value = query.get(key);
-    if (value !== null) settings[key] = value;
-  }
-  return parseModbusSettings(settings, `the modbus source URL '${url}'`);
+  return parseModbusSettings(settings, `the modbus source URL '${text}'`);
 }
 
 function mapEntry(entry: string, unitId: number, fail: (what: string) => never): Record<string, unknown> {

@@ -20,9 +20,9 @@ import {
   UserTokenType,
 } from 'node-opcua-client';
 import { z } from 'zod';
-import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
-import { describeZodError } from '../../../shared/schemas.ts';
+import { errorMessage } from '../../../shared/errors.ts';
 import { Backoff, type LiveSource, type SourceSink, type SourceState } from '../live/live-source.ts';
+import { parseSourceSettings, readSourceUrl, withoutCredentials } from '../live/source-settings.ts';
 
 const SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
 const SECURITY_POLICIES = [
@@ -129,13 +129,8 @@ const SETTINGS_EXAMPLE =
 
 /** Settings from device.json (or a parsed URL), or an error naming the field, the fault and an example. */
 export function parseOpcuaSettings(input: unknown, where = 'the opcua source'): OpcuaSettings {
-  const parsed = OpcuaSourceSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  throw new EdgeloopError(`${where}: ${describeZodError(parsed.error)}; for example ${SETTINGS_EXAMPLE}`);
+  return parseSourceSettings(OpcuaSourceSchema, input, where, SETTINGS_EXAMPLE);
 }
-
-const URL_EXAMPLE =
-  'opc.tcp://127.0.0.1:4840/UA/Server?security=None&nodes=ns=1;s=Temp:temp,ns=1;s=Speed:speed';
 
 /**
  * `opc.tcp://[USER:PASSWORD@]HOST:PORT/PATH?security=...&nodes=NODE,NODE...` with optional
@@ -143,53 +138,40 @@ const URL_EXAMPLE =
  * `MODE:POLICY` (`SignAndEncrypt:Basic256Sha256`). A NODE is `nodeId:channel[@series]`, split
  * at the last colon: `ns=1;s=Line1:Temp:temp@pump-2`.
  */
-export function parseOpcuaUrl(url: string): OpcuaSettings {
-  const fail = (what: string): never => {
-    throw new EdgeloopError(`bad opcua source URL '${url}': ${what}; for example ${URL_EXAMPLE}`);
-  };
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return fail('not a URL');
-  }
-  if (parsed.protocol !== 'opc.tcp:') fail('the scheme must be opc.tcp://');
-  const query = parsed.searchParams;
-  const known = new Set(['security', 'nodes', 'series', 'sampling', 'publishing', 'queue', 'name']);
-  for (const key of query.keys()) if (!known.has(key)) fail(`unknown parameter '${key}'`);
-  const security = query.get('security');
-  if (security === null) fail(`needs security=None (said explicitly) or security=MODE:POLICY`);
-  const [securityMode, securityPolicy = security === 'None' ? 'None' : undefined] = (security ?? '').split(
-    ':',
-  );
+export function parseOpcuaUrl(text: string): OpcuaSettings {
+  const { url, query, fields, fail } = readSourceUrl(text, {
+    protocol: 'opc.tcp:',
+    example: 'opc.tcp://127.0.0.1:4840/UA/Server?security=None&nodes=ns=1;s=Temp:temp,ns=1;s=Speed:speed',
+    params: {
+      security: 'own',
+      nodes: 'own',
+      sampling: { field: 'samplingIntervalMs', type: 'number' },
+      publishing: { field: 'publishingIntervalMs', type: 'number' },
+      queue: { field: 'queueSize', type: 'number' },
+      series: { field: 'series', type: 'string' },
+      name: { field: 'name', type: 'string' },
+    },
+  });
+  const security =
+    query.get('security') ?? fail('needs security=None (said explicitly) or security=MODE:POLICY');
+  const [securityMode, securityPolicy = security === 'None' ? 'None' : undefined] = security.split(':');
   const nodes = (query.get('nodes') ?? fail('needs nodes=nodeId:channel,...')).split(',').map((entry) => {
     const colon = entry.lastIndexOf(':');
     if (colon <= 0) fail(`node '${entry}' needs nodeId:channel, e.g. ns=1;s=Temp:temp`);
     const [channel, series] = entry.slice(colon + 1).split('@');
     return { nodeId: entry.slice(0, colon), channel, ...(series !== undefined ? { series } : {}) };
   });
-  const settings: Record<string, unknown> = {
+  const settings = {
     kind: 'opcua',
-    endpoint: `opc.tcp://${parsed.host}${parsed.pathname}`,
+    endpoint: `opc.tcp://${url.host}${url.pathname}`,
     securityMode,
     securityPolicy,
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...fields,
     nodes,
   };
-  if (parsed.username) settings.username = decodeURIComponent(parsed.username);
-  if (parsed.password) settings.password = decodeURIComponent(parsed.password);
-  for (const [key, field] of [
-    ['sampling', 'samplingIntervalMs'],
-    ['publishing', 'publishingIntervalMs'],
-    ['queue', 'queueSize'],
-  ] as const) {
-    const value = query.get(key);
-    if (value !== null) settings[field] = Number(value);
-  }
-  for (const key of ['series', 'name'] as const) {
-    const value = query.get(key);
-    if (value !== null) settings[key] = value;
-  }
-  return parseOpcuaSettings(settings, `the opcua source URL '${url.replace(/\/\/[^@/]*@/, '//…@')}'`);
+  return parseOpcuaSettings(settings, `the opcua source URL '${withoutCredentials(text)}'`);
 }
 
 /** A value the model can take: a finite number, or a boolean as 0/1 (a PLC's on/off state). */
