@@ -120,8 +120,12 @@ export async function bundleDevice(): Promise<DeviceBundle> {
     format: 'esm',
     legalComments: 'external',
     metafile: true,
-    // The optional native TensorFlow binding is imported by a computed name and never shipped.
-    external: ['@tensorflow/tfjs-node'],
+    // The optional native TensorFlow binding is imported by a computed name and never shipped;
+    // modbus-serial loads serialport (serial lines, native) in a try/catch, and the device
+    // speaks Modbus TCP only; proper-lockfile is an optional peer node-opcua never loads here.
+    external: ['@tensorflow/tfjs-node', 'serialport', 'proper-lockfile'],
+    // node-opcua finds its classes by name (a minified name breaks every OPC UA connect).
+    keepNames: true,
     // CommonJS dependencies (aws-crt, the AWS SDK) need require, and the wasm loader __dirname.
     banner: {
       js: [

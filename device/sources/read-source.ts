@@ -106,7 +106,7 @@ export async function readSource(
       gate: ctx.gate,
       refuse: ctx.refuse('stdin'),
     });
-  } else if (source.kind === 'mqtt') {
+  } else if (source.kind === 'mqtt' || source.kind === 'modbus' || source.kind === 'opcua') {
     await runLiveInput(source, ctx);
   } else if (source.kind === 'stdin') {
     await runJsonLines(ctx.stdin(), {

@@ -24,7 +24,9 @@ import { toResult, truthColumn } from '../results/result-encoding.ts';
 import type { ResultStream } from '../results/result-writer.ts';
 import { guardInferServer } from './infer-guard.ts';
 import type { LiveSpec } from './live/live-input.ts';
+import { parseModbusSettings, parseModbusUrl } from './modbus/modbus-source.ts';
 import { parseMqttUrl, validateMqttSettings } from './mqtt/mqtt-source.ts';
+import { parseOpcuaSettings, parseOpcuaUrl } from './opcua/settings.ts';
 
 export type SourceSpec =
   | { kind: 'csv'; file: string; rate?: number; limit?: number }
@@ -46,6 +48,8 @@ export function parseSourceSpec(
     return { kind: 'stdin', ...(extra.limit ? { limit: extra.limit } : {}) };
   if (text.startsWith('csv:') && text.length > 4) return { kind: 'csv', file: text.slice(4), ...extra };
   if (/^mqtts?:\/\//.test(text)) return { kind: 'mqtt', settings: parseMqttUrl(text) };
+  if (text.startsWith('modbus://')) return { kind: 'modbus', settings: parseModbusUrl(text) };
+  if (text.startsWith('opc.tcp://')) return { kind: 'opcua', settings: parseOpcuaUrl(text) };
   if (text.trim().startsWith('{')) {
     let json: unknown;
     try {
@@ -56,7 +60,7 @@ export function parseSourceSpec(
     return parseSourceSpec(json as Record<string, unknown>, extra);
   }
   throw new EdgeloopError(
-    `unknown source '${text}': use csv:FILE, stdin or mqtt://host:port?topic=FILTER (see docs/connect-sensors.md)`,
+    `unknown source '${text}': use csv:FILE, stdin, mqtt://host:port?topic=FILTER, modbus://host:502?map=... or opc.tcp://host:4840?security=None&nodes=... (see docs/connect-sensors.md)`,
   );
 }
 
@@ -67,7 +71,11 @@ function liveSpecOf(block: Record<string, unknown>, where: string): LiveSpec {
       `${where} must be an object with a kind, e.g. {"kind": "mqtt", "url": "mqtt://127.0.0.1:1883", "topics": ["plant/#"]}`,
     );
   if (block.kind === 'mqtt') return { kind: 'mqtt', settings: validateMqttSettings(block, where) };
-  throw new EdgeloopError(`${where}: kind must be "mqtt", got ${JSON.stringify(block.kind)}`);
+  if (block.kind === 'modbus') return { kind: 'modbus', settings: parseModbusSettings(block, where) };
+  if (block.kind === 'opcua') return { kind: 'opcua', settings: parseOpcuaSettings(block, where) };
+  throw new EdgeloopError(
+    `${where}: kind must be "mqtt", "modbus" or "opcua", got ${JSON.stringify(block.kind)}`,
+  );
 }
 
 /** The CSV file as readings, parsed once (replay loops over the same objects). */

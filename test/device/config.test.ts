@@ -189,6 +189,6 @@ describe('sources', () => {
       file: 'data.csv',
       limit: 5,
     });
-    expect(() => parseSourceSpec('kafka:topic')).toThrow(/use csv:FILE, stdin or mqtt:\/\/host:port/);
+    expect(() => parseSourceSpec('kafka:topic')).toThrow(/use csv:FILE, stdin, mqtt:\/\/host:port/);
   });
 });

@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMqttLink, type MqttLink } from '../../device/platform/connection.ts';
 import { startDevice } from '../../device/service.ts';
 import { type ResultBatch, ResultBatchSchema } from '../../shared/schemas.ts';
 import { topicFilter } from '../../shared/topology.ts';
+import { freePort } from '../support/free-port.ts';
 import { peerAvailable } from '../support/peers.ts';
 import {
   MODEL,
@@ -28,15 +28,6 @@ const available = peerAvailable(
   existsSync(MOSQUITTO) ? undefined : `${MOSQUITTO} is not installed`,
   'apt-get install mosquitto',
 );
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 describe.runIf(available)('the device against Mosquitto (Debian package)', () => {
   let mosquitto: ChildProcess;

@@ -113,7 +113,7 @@ describe('MQTT payloads into readings', () => {
       /url: must be mqtt:\/\/host:port/,
     );
     expect(() => parseSourceSpec({ kind: 'mqtt', url: 'mqtt://x:1', topics: ['a'], qos: 0 })).toThrow(/qos/);
-    expect(() => parseSourceSpec({ kind: 'kafka' })).toThrow(/kind must be "mqtt"/);
+    expect(() => parseSourceSpec({ kind: 'kafka' })).toThrow(/kind must be "mqtt", "modbus" or "opcua"/);
   });
 });
 

@@ -12,7 +12,8 @@ import { OPCUACertificateManager } from 'node-opcua-certificate-manager';
 import { DataType, StatusCodes, Variant } from 'node-opcua-client';
 import { OPCUAServer } from 'node-opcua-server';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { OpcuaSource, parseOpcuaSettings, parseOpcuaUrl } from '../../device/sources/opcua/opcua-source.ts';
+import { OpcuaSource } from '../../device/sources/opcua/opcua-source.ts';
+import { parseOpcuaSettings, parseOpcuaUrl } from '../../device/sources/opcua/settings.ts';
 import { freePort, recordingSink } from './recording-sink.ts';
 
 const TICK_MS = 20; // 50 Hz

@@ -5,8 +5,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from './free-port.ts';
 import { peerAvailable } from './peers.ts';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
@@ -17,15 +18,6 @@ export function mosquittoAvailable(): boolean {
     existsSync(MOSQUITTO) ? undefined : `${MOSQUITTO} is not installed`,
     'apt-get install mosquitto',
   );
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 export interface Mosquitto {

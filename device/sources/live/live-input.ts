@@ -5,21 +5,26 @@
 import { join } from 'node:path';
 import { errorMessage } from '../../../shared/errors.ts';
 import type { SourceStatus } from '../../../shared/schemas.ts';
+import { type ModbusSettings, ModbusSource } from '../modbus/modbus-source.ts';
 import { type MqttRecord, MqttSource, type MqttSourceSettings } from '../mqtt/mqtt-source.ts';
+import type { OpcuaSettings } from '../opcua/settings.ts';
 import type { SourceContext } from '../read-source.ts';
 import { Journal } from './journal.ts';
 import type { LiveSource } from './live-source.ts';
 import { ReceivedQueue } from './received.ts';
 import { queueSink, runLive, SourceCounters } from './run-live.ts';
 
-export type LiveSpec = { kind: 'mqtt'; settings: MqttSourceSettings };
+export type LiveSpec =
+  | { kind: 'mqtt'; settings: MqttSourceSettings }
+  | { kind: 'modbus'; settings: ModbusSettings }
+  | { kind: 'opcua'; settings: OpcuaSettings };
 
 /** Readings a source that cannot pause may have waiting before the oldest go. */
 const UNPAUSABLE_QUEUE_READINGS = 10_000;
 
 /** Reads `spec` until the device stops; its status entry is handed out through `ctx.onSourceStatus`. */
 export async function runLiveInput(spec: LiveSpec, ctx: SourceContext): Promise<void> {
-  const name = spec.kind;
+  const name = spec.kind === 'mqtt' ? spec.kind : spec.settings.name;
   const pausable = spec.kind === 'mqtt';
   const queue = new ReceivedQueue(
     spec.kind === 'mqtt' ? spec.settings.queueReadings : UNPAUSABLE_QUEUE_READINGS,
@@ -47,7 +52,16 @@ export async function runLiveInput(spec: LiveSpec, ctx: SourceContext): Promise<
       onReceived: (count, at) => counters.received(count, at),
       onDuplicate: () => counters.duplicates++,
     });
-  } else throw new Error(`unknown live source ${(spec as { kind: string }).kind}`);
+  } else if (spec.kind === 'modbus') source = new ModbusSource(spec.settings);
+  else {
+    // Loaded only here: the OPC UA client costs about 0.8 s and 80 MB to load.
+    const { OpcuaSource } = await import('../opcua/opcua-source.ts');
+    source = new OpcuaSource({
+      ...spec.settings,
+      // The client's certificate store lives with the gateway's state, not under $HOME.
+      pkiDir: spec.settings.pkiDir ?? join(ctx.stateDir, 'opcua-pki'),
+    });
+  }
   const close = () => queue.close();
   ctx.signal.addEventListener('abort', close);
   try {

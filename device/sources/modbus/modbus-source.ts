@@ -313,13 +313,12 @@ export class ModbusSource implements LiveSource {
         const words = await this.read(client, block);
         if (words) this.decodeBlock(block, words, values);
       }
-      if (this.client === client && Object.keys(values).length > 0) {
-        const now = Date.now();
+      // Modbus carries no timestamps: the reading takes its arrival time (timeFrom 'arrival').
+      if (this.client === client && Object.keys(values).length > 0)
         this.sink?.push(
-          [{ time: now, ...(this.settings.series ? { series: this.settings.series } : {}), values }],
-          now,
+          [{ ...(this.settings.series ? { series: this.settings.series } : {}), values }],
+          Date.now(),
         );
-      }
     } catch (error) {
       this.drop(client, error);
     } finally {
