@@ -7,7 +7,10 @@
  * - rows: the 16-64-32-4 MLP of bench/device.ts at 5,000 readings/s;
  * - spectral: a spectral window model over 50 machines x 3 channels x 100 Hz (1 s windows,
  *   0.5 s stride: 100 windows/s), readings interleaved by time as machines send them;
- * - raw: a raw (GRU) window model on the same stream.
+ * - raw: a raw (GRU) window model on the same stream;
+ * - mqtt-spectral: the spectral stream published to a real Mosquitto (one JSON reading per
+ *   message, QoS 1, by this process at the live rate) and read by the device's MQTT input
+ *   (acknowledged once journalled); needs /usr/sbin/mosquitto.
  *
  * Bare baseline, same run, this process, one thread, no I/O: the same model's features and
  * predict on the same inputs, in the batches the live rate gives the device (a paced source
@@ -20,20 +23,21 @@
  * results it dropped, and `exact`: every expected result reached the broker, each id once.
  * The CPU window runs from the first result at the broker to the last (start-up excluded).
  *
- *   npx tsx bench/device-live.ts [--json] [--seconds 60] [--workload rows|spectral|raw]
+ *   npx tsx bench/device-live.ts [--json] [--seconds 60] [--workload rows|spectral|raw|mqtt-spectral]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
 import { type LoadedModel, loadModelFromBytes } from '../device/model/model.ts';
 import { windowBatch } from '../device/model/window-model.ts';
 import { parseCsvReadings } from '../shared/dataset/readings.ts';
 import { transformRows } from '../shared/preprocess.ts';
-import type { Manifest } from '../shared/schemas.ts';
+import type { DeviceStatus, Manifest } from '../shared/schemas.ts';
 import { initTf } from '../shared/tf.ts';
 import {
   generateVibrationCsv,
@@ -52,6 +56,7 @@ import {
   writeCsv,
 } from './device.ts';
 import { trainBenchWindowModel } from './device-windows.ts';
+import { MOSQUITTO, startMosquitto } from './support/mosquitto.ts';
 
 const RATE = 5_000;
 const MACHINES = 50;
@@ -59,7 +64,7 @@ const MACHINES = 50;
 const CHUNK = RATE / 20;
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
-type Workload = 'rows' | 'spectral' | 'raw';
+type Workload = 'rows' | 'spectral' | 'raw' | 'mqtt-spectral';
 
 interface LiveFigures {
   bench: 'device-live';
@@ -82,6 +87,10 @@ interface Prepared {
   modelJson: Buffer;
   weights: Buffer;
   csv: string;
+  /** The readings of one pass, in the order the machines send them (windows). */
+  stream?: readonly Record<string, string | number>[];
+  /** Time one pass's readings span (ms), for shifting later passes of a live stream. */
+  passSpanMs?: number;
   /** Readings in one pass over the file. */
   passReadings: number;
   /** Results one pass gives. */
@@ -201,12 +210,46 @@ async function prepareWindows(features: 'spectral' | 'raw'): Promise<Prepared> {
     modelJson: Buffer.from(outcome.artifacts.modelJson),
     weights: Buffer.from(outcome.artifacts.weights),
     csv,
+    stream,
+    passSpanMs: (stream.at(-1)?.ts ?? base) - base,
     passReadings: stream.length,
     passResults: windows.length,
     bare(served) {
       for (const batch of batches) served.classifyInput(windowBatch(served, batch), batch.length, true);
     },
   };
+}
+
+/**
+ * The machines of a pass publish their readings to the broker at RATE (QoS 1, one JSON reading
+ * per message on bench/<machine>), pass after pass; each later pass is shifted a second past
+ * the previous one, so its windows start afresh and every pass makes the same windows.
+ */
+async function publishPasses(url: string, prepared: Prepared, passes: number): Promise<void> {
+  const stream = prepared.stream ?? [];
+  const client = await mqtt.connectAsync(url, { clientId: 'bench-machines', reconnectPeriod: 500 });
+  const start = performance.now();
+  let sent = 0;
+  let acked: Promise<unknown>[] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    const shift = pass * ((prepared.passSpanMs ?? 0) + 1_000);
+    for (let at = 0; at < stream.length; at += CHUNK) {
+      for (const row of stream.slice(at, at + CHUNK)) {
+        const reading = { ...row, ts: Number(row.ts) + shift };
+        acked.push(client.publishAsync(`bench/${row.machine}`, JSON.stringify(reading), { qos: 1 }));
+      }
+      sent += Math.min(CHUNK, stream.length - at);
+      // A machine's pace: 1/20 s of readings, then wait for their time.
+      const wait = start + (sent / RATE) * 1000 - performance.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (acked.length > 20 * CHUNK) {
+        await Promise.all(acked);
+        acked = [];
+      }
+    }
+  }
+  await Promise.all(acked);
+  await client.endAsync();
 }
 
 /** The bare CPU (ms) per 1,000 results: the pass's work repeated for at least 3 s of CPU. */
@@ -226,8 +269,16 @@ async function bareCpuPerKilo(prepared: Prepared): Promise<number> {
   return (spent * 1000) / results;
 }
 
-async function startBroker(onResults: (ids: string[]) => void) {
+async function startBroker(onResults: (ids: string[]) => void, onStatus: (status: DeviceStatus) => void) {
   const broker = await Aedes.createBroker();
+  broker.subscribe(
+    topicFilter('status'),
+    (packet, done) => {
+      onStatus(JSON.parse(packet.payload.toString()) as DeviceStatus);
+      done();
+    },
+    () => undefined,
+  );
   broker.subscribe(
     topicFilter('results'),
     (packet, done) => {
@@ -271,16 +322,30 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
   let cpuAtLast: number | undefined;
   let resultsAtFirst = 0;
   let peak = 0;
-  const broker = await startBroker((batch) => {
-    if (!child?.pid) return;
-    if (cpuAtFirst === undefined) {
-      cpuAtFirst = cpuMsOf(child.pid);
-      resultsAtFirst = ids.size;
-    }
-    for (const id of batch) ids.add(id);
-    received += batch.length;
-    if (ids.size >= expected && cpuAtLast === undefined) cpuAtLast = cpuMsOf(child.pid);
-  });
+  let subscribed = false;
+  const mqttInput = workload === 'mqtt-spectral';
+  const mosquitto = mqttInput
+    ? await startMosquitto(await mkdtemp(join(tmpdir(), 'edgeloop-live-mosquitto-')))
+    : undefined;
+  const broker = await startBroker(
+    (batch) => {
+      if (!child?.pid) return;
+      if (cpuAtFirst === undefined) {
+        cpuAtFirst = cpuMsOf(child.pid);
+        resultsAtFirst = ids.size;
+      }
+      for (const id of batch) ids.add(id);
+      received += batch.length;
+      if (ids.size >= expected && cpuAtLast === undefined) {
+        cpuAtLast = cpuMsOf(child.pid);
+        // A live input never ends: the device stops once every result is in.
+        if (mqttInput) child.kill('SIGTERM');
+      }
+    },
+    (status) => {
+      if (status.sources?.[0]?.state === 'connected') subscribed = true;
+    },
+  );
   const { stateDir, keyFile } = await stateDirServing(prepared);
   try {
     const bin = join(import.meta.dirname, '..', 'infra', 'cli', 'bin.js');
@@ -294,11 +359,14 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
       '--state-dir', stateDir,
       '--mqtt-endpoint', broker.url,
       '--public-key', keyFile,
-      '--source', `csv:${prepared.csv}`,
-      '--rate', String(RATE),
-      '--limit', String(limit),
+      ...(mosquitto
+        ? ['--source', `${mosquitto.url}?topic=bench/%2B`]
+        : ['--source', `csv:${prepared.csv}`, '--rate', String(RATE), '--limit', String(limit)]),
       '--json', '-q',
-    ], { stdio: ['ignore', 'pipe', process.env.BENCH_DEBUG ? 'inherit' : 'ignore'] });
+    ], {
+      stdio: ['ignore', 'pipe', process.env.BENCH_DEBUG ? 'inherit' : 'ignore'],
+      env: { ...process.env, EDGELOOP_DEVICE_STATUS_INTERVAL_MS: '500' },
+    });
     let stdout = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
@@ -312,7 +380,12 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
         // gone
       }
     }, 200);
-    const code = await new Promise<number | null>((resolve) => child?.on('exit', resolve));
+    const exited = new Promise<number | null>((resolve) => child?.on('exit', resolve));
+    if (mosquitto) {
+      while (!subscribed) await new Promise((resolve) => setTimeout(resolve, 50));
+      await publishPasses(mosquitto.url, prepared, passes);
+    }
+    const code = await exited;
     clearInterval(poll);
     if (code !== 0) throw new Error(`the device process exited with ${code}: ${stdout}`);
     const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
@@ -341,6 +414,7 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
   } finally {
     child?.kill('SIGKILL');
     await broker.close();
+    await mosquitto?.stop();
     await rm(join(stateDir, '..'), { recursive: true, force: true });
   }
 }
@@ -354,14 +428,19 @@ export async function main(argv = process.argv.slice(2)): Promise<LiveFigures[]>
   const seconds = Number(flag('--seconds') ?? 60);
   const only = flag('--workload') as Workload | undefined;
   const backend = await initTf();
-  const workloads: Workload[] = only ? [only] : ['rows', 'spectral', 'raw'];
+  const workloads: Workload[] = only
+    ? [only]
+    : ['rows', 'spectral', 'raw', ...(existsSync(MOSQUITTO) ? (['mqtt-spectral'] as const) : [])];
   if (!json)
     console.log(
       `backend ${backend}; ${RATE} readings/s for ${seconds} s each; device = its own process; bare = features + predict in live-rate batches`,
     );
   const out: LiveFigures[] = [];
   for (const workload of workloads) {
-    const prepared = workload === 'rows' ? await prepareRows() : await prepareWindows(workload);
+    const prepared =
+      workload === 'rows'
+        ? await prepareRows()
+        : await prepareWindows(workload === 'raw' ? 'raw' : 'spectral');
     const figures = await runLive(workload, prepared, seconds);
     out.push(figures);
     if (json) console.log(JSON.stringify(figures));

@@ -52,6 +52,30 @@ describe('the received journal', () => {
     expect(reopened.journal.position).toBe(1);
   });
 
+  it('rolls to a new segment past 4 MB and deletes segments wholly before the resume position', () => {
+    // Prepare: about 6 MB of messages, written a turn's worth at a time.
+    const dir = tempDir();
+    let durable = 0;
+    const { journal } = Journal.open<string>(dir, () => durable);
+    const big = 'x'.repeat(2_000);
+    for (let i = 0; i < 3_000; i++) {
+      journal.append(big, 1, i);
+      if (i % 100 === 99) journal.flush();
+    }
+    journal.close();
+    const segments = readdirSync(dir).sort();
+
+    // Act: every message is answered; the next open prunes what the resume position passed.
+    durable = 3_000;
+    const reopened = Journal.open<string>(dir, () => durable);
+
+    // Assess
+    expect(segments.length).toBe(2);
+    expect(readdirSync(dir)).toEqual([segments[1]]);
+    expect(reopened.pending).toEqual([]);
+    expect(reopened.journal.position).toBe(3_000);
+  });
+
   it('starts at the resume position when that is ahead of the journal (a new journal, or another source before)', () => {
     const { journal } = Journal.open<string>(tempDir(), () => 40_000);
     expect(journal.append('x', 1, 1).position).toBe(40_000);

@@ -12,10 +12,10 @@ import { OPCUACertificateManager } from 'node-opcua-certificate-manager';
 import { DataType, StatusCodes, Variant } from 'node-opcua-client';
 import { OPCUAServer } from 'node-opcua-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../bench/support/free-port.ts';
 import { type Device, startDevice } from '../../device/service.ts';
 import { parseSourceSpec } from '../../device/sources/sources.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
-import { freePort } from '../support/free-port.ts';
 import { type Peers, startPeers, until } from './helpers.ts';
 
 let peers: Peers;

@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../bench/support/free-port.ts';
 import { createMqttLink, type MqttLink } from '../../device/platform/connection.ts';
 import { startDevice } from '../../device/service.ts';
 import { type ResultBatch, ResultBatchSchema } from '../../shared/schemas.ts';
 import { topicFilter } from '../../shared/topology.ts';
-import { freePort } from '../support/free-port.ts';
 import { peerAvailable } from '../support/peers.ts';
 import {
   MODEL,

@@ -2,7 +2,7 @@
  * A SourceSink that records what a live source reports (the seam between a source and the
  * pipeline), for the live source tests.
  */
-export { freePort } from '../support/free-port.ts';
+export { freePort } from '../../bench/support/free-port.ts';
 
 import type { LiveReading, SourceSink, SourceState } from '../../device/sources/live/live-source.ts';
 

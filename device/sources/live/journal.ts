@@ -5,10 +5,10 @@
  * After a restart the source reads back every message from the outbox's resume position
  * (the position after the last reading whose result is durable) and answers them again.
  *
- * One line per message in segment files named by their first position. A write is one
- * `write(2)` of a whole line, which a killed process does not tear; a torn last line (power
- * loss) is ignored on read. Segments wholly before the resume position are deleted as new
- * ones open.
+ * One line per message in segment files named by their first position. Lines are gathered
+ * and written by `flush` in one `write(2)`, which a killed process does not tear (the source
+ * acknowledges them only after); a torn last line (power loss) is ignored on read. Segments
+ * wholly before the resume position are deleted as new ones open.
  */
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +28,8 @@ export class Journal<T> {
   private fd: number | undefined;
   private written = 0;
   private next: number;
+  /** Lines appended and not written yet. */
+  private pending: string[] = [];
 
   private constructor(
     private readonly dir: string,
@@ -71,25 +73,36 @@ export class Journal<T> {
     return this.next;
   }
 
-  /** Appends a message of `span` positions; returns its record. Throws when the disk refuses. */
+  /** Adds a message of `span` positions (written by the next `flush`); returns its record. */
   append(message: T, span: number, arrivedAt: number): JournalRecord<T> {
-    if (this.fd === undefined || this.written >= SEGMENT_BYTES) this.roll();
     const record = { position: this.next, span, arrivedAt, message };
-    const line = `${JSON.stringify({ p: record.position, n: span, a: arrivedAt, m: message })}\n`;
-    const bytes = Buffer.from(line);
-    writeSync(this.fd as number, bytes);
-    this.written += bytes.length;
+    this.pending.push(JSON.stringify({ p: record.position, n: span, a: arrivedAt, m: message }));
     this.next += span;
     return record;
   }
 
+  /** Writes what was appended, in one write; throws when the disk refuses (nothing is then acknowledged). */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    if (this.fd === undefined || this.written >= SEGMENT_BYTES) this.roll();
+    const bytes = Buffer.from(`${this.pending.join('\n')}\n`);
+    writeSync(this.fd as number, bytes);
+    this.written += bytes.length;
+    this.pending = [];
+  }
+
   close(): void {
+    this.flush();
+    this.closeSegment();
+  }
+
+  private closeSegment() {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
 
   private roll() {
-    this.close();
+    this.closeSegment();
     this.prune();
     this.fd = openSync(join(this.dir, `${String(this.next).padStart(15, '0')}.jsonl`), 'a');
     this.written = 0;

@@ -160,6 +160,7 @@ export class MqttSource implements LiveSource {
   private sink: SourceSink | undefined;
   /** Digests of recent timestamped messages, oldest first. */
   private readonly recent = new Set<string>();
+  private corked = false;
 
   constructor(
     private readonly settings: MqttSourceSettings,
@@ -187,6 +188,8 @@ export class MqttSource implements LiveSource {
       keepalive: 30,
       reconnectPeriod: 1_000,
       connectTimeout: 10_000,
+      // MQTT.js logs every packet through `debug`, which costs CPU even when off.
+      log: () => undefined,
       ...(s.protocolVersion === 5
         ? { properties: { sessionExpiryInterval: s.sessionExpirySeconds, receiveMaximum: s.maxInFlight } }
         : {}),
@@ -202,7 +205,10 @@ export class MqttSource implements LiveSource {
     // The PUBACK goes once this calls back: after the message is journalled.
     client.handleMessage = (packet, callback) => {
       this.accept(packet.topic, packet.payload as Buffer).then(
-        () => callback(),
+        () => {
+          this.corkAcks(client);
+          callback();
+        },
         (error: unknown) => {
           // Not taken (the device stops): no acknowledgement, so the broker keeps it.
           sink.log(`mqtt: a message on ${packet.topic} waits for the next run: ${errorMessage(error)}`);
@@ -229,6 +235,33 @@ export class MqttSource implements LiveSource {
     client.on('error', (error) => sink.log(`mqtt: ${s.url}: ${errorMessage(error)}`));
   }
 
+  /**
+   * Holds the socket's writes until the event loop's next turn: then the journal lines of the
+   * messages taken in this turn are written in one write(2), and only after that their PUBACKs
+   * leave, in one write too (bench/device-live.ts: mqtt-spectral). If the journal cannot be
+   * written, the connection is dropped unacknowledged and the broker sends them again.
+   */
+  private corkAcks(client: MqttClient) {
+    const stream = client.stream;
+    if (this.corked) return;
+    if (!stream?.cork) return this.deps.journal.flush();
+    this.corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.corked = false;
+      try {
+        this.deps.journal.flush();
+      } catch (error) {
+        this.sink?.log(
+          `mqtt: the received journal cannot be written (${errorMessage(error)}): reconnecting unacknowledged`,
+        );
+        stream.destroy();
+        return;
+      }
+      stream.uncork();
+    });
+  }
+
   /** Takes one message: journalled (then it may be acknowledged) and queued for the pipeline. */
   private async accept(topic: string, payload: Buffer): Promise<void> {
     const { queue, journal } = this.deps;
@@ -242,24 +275,13 @@ export class MqttSource implements LiveSource {
     const readings = this.readingsOf(topic, payload);
     if (!readings) return; // unreadable: counted and sampled, and acknowledged (it would never read)
     if (this.isCopy(topic, payload, readings)) return this.deps.onDuplicate();
-    for (;;) {
-      try {
-        const record = journal.append(
-          { t: topic, b: payload.toString('base64') },
-          Math.max(1, readings.length),
-          arrivedAt,
-        );
-        queue.add({ ...record, arrivedPerf: performance.now(), readings });
-        if (readings.length > 0) this.deps.onReceived(readings.length, arrivedAt);
-        return;
-      } catch (error) {
-        // The disk refused the journal line: the message stays unacknowledged until it takes it.
-        this.sink?.log(`mqtt: the received journal cannot be written (${errorMessage(error)}); waiting`);
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-        await this.deps.gate();
-        if (this.deps.stopped()) throw error;
-      }
-    }
+    const record = journal.append(
+      { t: topic, b: payload.toString('base64') },
+      Math.max(1, readings.length),
+      arrivedAt,
+    );
+    queue.add({ ...record, arrivedPerf: performance.now(), readings });
+    if (readings.length > 0) this.deps.onReceived(readings.length, arrivedAt);
   }
 
   /**
@@ -294,8 +316,22 @@ export class MqttSource implements LiveSource {
     const client = this.client;
     if (!client) return;
     this.client = undefined;
-    // Messages being taken are not acknowledged: the session keeps them for the next run.
-    await client.endAsync(true).catch(() => undefined);
+    // What was journalled is acknowledged on the way out; messages still being taken are not,
+    // and the session keeps them for the next run.
+    const journalled = (() => {
+      try {
+        this.deps.journal.flush();
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    const ending = client.endAsync(!journalled || !client.connected);
+    if (this.corked && journalled) client.stream?.uncork();
+    await Promise.race([ending, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]).catch(
+      () => undefined,
+    );
+    if (!client.disconnected) await client.endAsync(true).catch(() => undefined);
     this.sink?.state('stopped');
   }
 }
