@@ -30,6 +30,10 @@ const resultsOf = (thing: string): InferenceResult[] =>
     .flatMap((batch) => batch.results)
     .filter((result) => result.id.startsWith(`${thing}:`));
 
+/** The device on `source`, its results batched every 50 ms. */
+const deviceReading = (thing: string, source: string) =>
+  startDevice(peers.deviceOptions(thing, { source: parseSourceSpec(source), batch: { maxAgeMs: 50 } }));
+
 async function stopAll(device: Device | undefined, close: () => Promise<void>) {
   await device?.stop();
   await close();
@@ -60,13 +64,9 @@ describe('the device polling a real Modbus TCP server', () => {
     let device: Device | undefined;
     try {
       // Act
-      device = await startDevice(
-        peers.deviceOptions(thing, {
-          source: parseSourceSpec(
-            `modbus://127.0.0.1:${port}?interval=50&series=press-4&map=a:holding:0:int16:0.01,b:holding:2:float32:little`,
-          ),
-          batch: { maxAgeMs: 50 },
-        }),
+      device = await deviceReading(
+        thing,
+        `modbus://127.0.0.1:${port}?interval=50&series=press-4&map=a:holding:0:int16:0.01,b:holding:2:float32:little`,
       );
       await until(() => resultsOf(thing).length >= 5, 20_000, 'results of polled registers');
       holding[0] = -150 & 0xffff; // a = -1.5: the model says lo
@@ -142,13 +142,9 @@ describe('the device subscribed to a real OPC UA server', () => {
     let device: Device | undefined;
     try {
       // Act
-      device = await startDevice(
-        peers.deviceOptions(thing, {
-          source: parseSourceSpec(
-            `opc.tcp://127.0.0.1:${port}/UA/Press?security=None&series=press-7&nodes=ns=1;s=A:a,ns=1;s=B:b`,
-          ),
-          batch: { maxAgeMs: 50 },
-        }),
+      device = await deviceReading(
+        thing,
+        `opc.tcp://127.0.0.1:${port}/UA/Press?security=None&series=press-7&nodes=ns=1;s=A:a,ns=1;s=B:b`,
       );
       await until(() => resultsOf(thing).length >= 20, 30_000, 'results of OPC UA readings');
 
