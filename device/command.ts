@@ -30,7 +30,8 @@ export const deviceRunOptions = {
   model: { type: 'string', description: 'model name whose releases to follow', valueName: 'NAME' },
   source: {
     type: 'string',
-    description: 'readings: csv:FILE, stdin, or a live input such as mqtt://host:port?topic=F (docs/connect-sensors.md)',
+    description:
+      'readings: csv:FILE, stdin, or a live input such as mqtt://host:port?topic=F (docs/connect-sensors.md)',
     valueName: 'SPEC',
   },
   rate: {

@@ -6,11 +6,16 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../bench/support/free-port.ts';
 import { createMqttLink } from '../../device/platform/connection.ts';
 import { iotCredentialsProvider } from '../../device/platform/iot-credentials.ts';
+import { Journal } from '../../device/sources/live/journal.ts';
+import { ReceivedQueue } from '../../device/sources/live/received.ts';
+import { type MqttRecord, MqttSource, validateMqttSettings } from '../../device/sources/mqtt/mqtt-source.ts';
 import { topicFor } from '../../shared/topology.ts';
 import { peerAvailable } from '../support/peers.ts';
 import { removeTempDirs, tempDir, until } from './helpers.ts';
+import { recordingSink } from './recording-sink.ts';
 
 const OPENSSL = '/usr/bin/openssl';
 const MOSQUITTO = '/usr/sbin/mosquitto';
@@ -51,14 +56,6 @@ function makeCertificates(dir: string) {
     thingCert: join(dir, 'thing.pem'),
     thingKey: join(dir, 'thing.key'),
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe.runIf(hasOpenssl)('AWS mode: mutual TLS with the thing certificate', () => {
@@ -167,6 +164,54 @@ describe.runIf(hasOpenssl)('AWS mode: mutual TLS with the thing certificate', ()
 
       // Assess
       expect(received).toEqual(['{"hello":"tls"}']);
+    });
+
+    it('reads a sensor over mTLS with the MQTT input (mqtts://, caFile, certFile, keyFile)', async () => {
+      // Prepare
+      const queue = new ReceivedQueue(100, 'hold');
+      const { journal, pending } = Journal.open<MqttRecord>(join(dir, 'received'), () => 0);
+      const settings = validateMqttSettings(
+        {
+          kind: 'mqtt',
+          url: `mqtts://127.0.0.1:${port}`,
+          topicTemplate: 'plant/{series}/pump',
+          caFile: certs.ca,
+          certFile: certs.thingCert,
+          keyFile: certs.thingKey,
+        },
+        'the test source',
+      );
+      const source = new MqttSource(settings, {
+        thing: 'gw-tls',
+        queue,
+        journal,
+        pending,
+        gate: () => Promise.resolve(),
+        stopped: () => false,
+        onReceived: () => undefined,
+        onDuplicate: () => undefined,
+      });
+      const sink = recordingSink();
+      const sensor = createMqttLink({
+        clientId: 'sensor-tls',
+        endpoint: `mqtts://127.0.0.1:${port}`,
+        tls: { certFile: certs.thingCert, keyFile: certs.thingKey, caFile: certs.ca },
+      });
+
+      // Act
+      await source.start(sink);
+      await until(() => sink.states.includes('connected'), 10_000, 'the source subscribed over TLS');
+      await sensor.connect();
+      await sensor.publish('plant/pump-1/pump', '{"time": 1700000000000, "temp": 61.5}');
+      await until(() => queue.size > 0, 10_000, 'the reading over TLS');
+      await sensor.disconnect();
+      await source.stop();
+      journal.close();
+
+      // Assess
+      expect(queue.take(10).flatMap((entry) => entry.readings)).toEqual([
+        { time: 1_700_000_000_000, series: 'pump-1', values: { temp: 61.5 } },
+      ]);
     });
   });
 });

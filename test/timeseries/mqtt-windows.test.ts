@@ -75,7 +75,6 @@ describe.runIf(mosquittoAvailable())('a windowed model fed over MQTT', () => {
     const batcher = new ResultStream(outbox, { thing: 'gw', model: 'fan' });
     const stop = new AbortController();
     let stopped = false;
-    let state: string | undefined;
     const status: (() => { state: string })[] = [];
     const ctx: SourceContext = {
       thing: 'gw',
@@ -106,11 +105,7 @@ describe.runIf(mosquittoAvailable())('a windowed model fed over MQTT', () => {
       { kind: 'mqtt', settings: parseMqttUrl(`${mosquitto.url}?topic=vib/%2B`) },
       ctx,
     );
-    await until(
-      () => (state = status[0]?.().state) === 'connected',
-      20_000,
-      `the source subscribed (${state})`,
-    );
+    await until(() => status[0]?.().state === 'connected', 20_000, 'the source subscribed');
     const sensor = await mqtt.connectAsync(mosquitto.url, { clientId: 'vibration-sensor' });
     await Promise.all(
       rows.map((row) => sensor.publishAsync(`vib/${row.machine}`, JSON.stringify(row), { qos: 1 })),
