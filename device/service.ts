@@ -9,31 +9,20 @@ import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Refusal } from '../shared/dataset/readings.ts';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
-import { noticeRefusal } from '../shared/notice.ts';
 import type { RawRow } from '../shared/preprocess.ts';
-import {
-  type DeviceState,
-  type DeviceStatus,
-  describeZodError,
-  type InferenceResult,
-  type ReleaseNotice,
-  ReleaseNoticeSchema,
-  type SourceStatus,
-  type UpdateStep,
+import type {
+  DeviceState,
+  DeviceStatus,
+  InferenceResult,
+  SourceStatus,
+  UpdateStep,
 } from '../shared/schemas.ts';
 import { resultsStreamTopic, topicFor } from '../shared/topology.ts';
 import { Engine } from './model/engine.ts';
 import type { LoadedModel } from './model/model.ts';
 import { ModelStore } from './model/model-store.ts';
-import { NoticeSelector, type NoticeSource } from './model/rollout.ts';
-import {
-  applyRelease,
-  isNewNotice,
-  loadFromSlotFiles,
-  type SwapPoint,
-  signedBy,
-  UpdateFailure,
-} from './model/updater.ts';
+import { loadFromSlotFiles, type SwapPoint, signedBy } from './model/updater.ts';
+import { ModelUpdates } from './model/updates.ts';
 import { createMqttLink, type MqttLink } from './platform/connection.ts';
 import { enterStep } from './platform/crash.ts';
 import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './platform/disk.ts';
@@ -60,6 +49,7 @@ import {
 } from './sources/sources.ts';
 import { answerWindowHttp, LiveWindows } from './sources/window-sources.ts';
 import type { SeriesLimits, SeriesStats, WindowResult } from './sources/window-stream.ts';
+import { type DeviceSnapshot, StatusReporter, waitForSnapshot } from './status.ts';
 
 export type { SourceSpec } from './sources/sources.ts';
 
@@ -133,23 +123,7 @@ export function resultsRouteOf(
   return { topic, summary: { maxAgeMs: route.summaryIntervalMs ?? DEFAULT_SUMMARY_INTERVAL_MS } };
 }
 
-export interface DeviceSnapshot extends DeviceStatus {
-  thing: string;
-  connected: boolean;
-  /** Results produced by this process. */
-  produced: number;
-  /** Results whose batch was acknowledged (PUBACK) by this process. */
-  published: number;
-  /** Payload bytes of the batches acknowledged by this process (what IoT Core meters). */
-  publishedBytes: number;
-  /** Where the CSV source stands (survives restarts). */
-  position: number;
-  /** Results waiting in the outbox. */
-  outboxResults: number;
-  /** True once the source hit its limit and every result was acknowledged. */
-  finished: boolean;
-  httpPort: number | undefined;
-}
+export type { DeviceSnapshot } from './status.ts';
 
 export interface Device {
   readonly thing: string;
@@ -211,6 +185,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   let httpSeq = 0;
   let server: InferServer | undefined;
   let versionAtStop: number | undefined;
+  /** Release notices to the serving model (made once the stored model was tried). */
+  let updates: ModelUpdates | undefined;
 
   const s3 = new S3Client({
     region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
@@ -318,7 +294,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       );
     wasPaused = disk.sourcePaused;
     const { state } = disk;
-    if (state === 'ok' || state === 'low') retryDeferredUpdate();
+    if (state === 'ok' || state === 'low') updates?.retryDeferred();
     statusChanged();
   });
 
@@ -374,39 +350,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     return total;
   }
 
-  function statusMessage(): DeviceStatus {
-    const {
-      thing: _t,
-      connected: _c,
-      produced: _p,
-      published: _u,
-      publishedBytes: _b,
-      position: _s,
-      outboxResults: _o,
-      finished: _f,
-      httpPort: _h,
-      ...status
-    } = snapshot();
-    return status;
-  }
-
-  let statusTimer: NodeJS.Timeout | undefined;
-  let statusDebounce: NodeJS.Timeout | undefined;
-  function reportStatus() {
-    events.emit('status', snapshot());
-    if (!link.connected) return;
-    link
-      .publish(topicFor('status', { thing: o.thing }), JSON.stringify(statusMessage()))
-      .catch((error: unknown) => log(`status not sent: ${errorMessage(error)}`));
-  }
-  /** Status on change: coalesced so a burst of changes sends one message. */
-  function statusChanged() {
-    events.emit('status', snapshot());
-    statusDebounce ??= setTimeout(() => {
-      statusDebounce = undefined;
-      reportStatus();
-    }, 100);
-  }
+  const status = new StatusReporter(o.thing, snapshot, link, events, log);
+  const statusChanged = () => status.changed();
   function setState(next: DeviceState) {
     if (next === state) return;
     state = next;
@@ -448,83 +393,25 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   }
   setState(engine.version ? 'serving' : 'waiting');
 
-  let pendingNotice: ReleaseNotice | undefined;
-  /** A release refused for lack of disk space: tried again once the disk has room. */
-  let deferredForDisk: ReleaseNotice | undefined;
-  let updating: Promise<void> | undefined;
-  const refused = new Set<string>();
-  const selector = new NoticeSelector(o.thing, o.model);
-  function onNotice(source: NoticeSource, payload: Buffer) {
-    let json: unknown;
-    try {
-      json = JSON.parse(payload.toString('utf8'));
-    } catch {
-      return reportError('download', 'the release notice is not JSON');
-    }
-    const parsed = ReleaseNoticeSchema.safeParse(json);
-    if (!parsed.success)
-      return reportError('download', `the release notice is invalid: ${describeZodError(parsed.error)}`);
-    if (parsed.data.model !== o.model) return;
-    const refusal = noticeRefusal(parsed.data, o.publicKeyPem, Date.now());
-    if (refusal) return reportError('verify', refusal, parsed.data.version);
-    const chosen = selector.offer(source, parsed.data, engine.version);
-    if (!chosen) return;
-    pendingNotice = chosen;
-    startUpdates();
-  }
-  function startUpdates() {
-    updating ??= runUpdates().finally(() => {
-      updating = undefined;
-    });
-  }
-  function retryDeferredUpdate() {
-    if (!deferredForDisk || stopped) return;
-    pendingNotice ??= deferredForDisk;
-    deferredForDisk = undefined;
-    startUpdates();
-  }
-  async function runUpdates() {
-    while (pendingNotice && !stopped) {
-      const notice = pendingNotice;
-      pendingNotice = undefined;
-      const key = `${notice.version}:${notice.manifestSha256}:${notice.kind}`;
-      if (!isNewNotice(notice, engine.version) || refused.has(key)) continue;
-      setState('updating');
-      enterStep(`update v${notice.version}`);
-      log(`release notice: ${notice.model} v${notice.version} (${notice.kind})`);
-      try {
-        const model = await applyRelease(notice, {
-          s3,
-          store,
-          publicKeyPem: o.publicKeyPem,
-          currentVersion: engine.version,
-          onSwapPoint: o.onSwapPoint,
-          log,
-          // Fresh figures: another writer may have filled the disk since the last look.
-          diskRefusal: async (bytes) => {
-            await disk.refresh();
-            return disk.refusal(bytes);
-          },
-        });
-        serve(model);
-        lastError = null;
-        log(`serving model ${o.model} v${model.version}`);
-        events.emit('model', { version: model.version });
-      } catch (error) {
-        const failure =
-          error instanceof UpdateFailure
-            ? error
-            : new UpdateFailure('load', errorMessage(error), notice.version);
-        // Anything but a download failure or a full disk will fail the same way again: do not
-        // retry it every time the retained notice is redelivered.
-        if (failure.forLackOfSpace) deferredForDisk = notice;
-        else if (failure.step !== 'download') refused.add(key);
-        reportError(failure.step, failure.reason, notice.version);
-      }
-      setState(engine.version ? 'serving' : 'waiting');
-      enterStep('serve');
-    }
-  }
+  updates = new ModelUpdates({
+    thing: o.thing,
+    model: o.model,
+    publicKeyPem: o.publicKeyPem,
+    s3,
+    store,
+    engine,
+    disk,
+    log,
+    serve,
+    setState,
+    reportError,
+    served: (version) => {
+      lastError = null;
+      events.emit('model', { version });
+    },
+    stopped: () => stopped,
+    ...(o.onSwapPoint ? { onSwapPoint: o.onSwapPoint } : {}),
+  });
 
   // --- sources ---------------------------------------------------------------------------
   const refuseFrom = (name: string) => (refusal: Refusal, reading: unknown) =>
@@ -620,18 +507,18 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   // --- connection ------------------------------------------------------------------------
   link.on('connected', () => {
     publisher.kick();
-    reportStatus();
+    status.report();
   });
   link.on('resumed', () => {
     publisher.kick();
-    reportStatus();
+    status.report();
   });
   link.on('interrupted', () => events.emit('status', snapshot()));
-  for (const { topic, source } of selector.topics())
-    await link.subscribe(topic, (_topic, payload) => onNotice(source, payload));
+  for (const { topic, source } of updates.topics())
+    await link.subscribe(topic, (_topic, payload) => updates?.offer(source, payload));
   publisher.start();
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
-  statusTimer = setInterval(reportStatus, o.statusIntervalMs ?? 15_000);
+  status.start(o.statusIntervalMs ?? 15_000);
   // The disk's figures and pause stay current without a source asking (POST /infer only,
   // or a source that has finished), and held results are retried once there is room.
   const diskTimer = setInterval(() => {
@@ -643,36 +530,6 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   diskTimer.unref();
   enterStep('serve');
 
-  async function waitFor(pred: (s: DeviceSnapshot) => boolean, timeoutMs: number): Promise<DeviceSnapshot> {
-    const now = snapshot();
-    if (pred(now)) return now;
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const s = snapshot();
-        if (pred(s)) {
-          cleanup();
-          resolve(s);
-        }
-      };
-      const poll = setInterval(check, 50);
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(
-          new Error(
-            `device ${o.thing}: condition not met within ${timeoutMs} ms (state ${JSON.stringify(snapshot())})`,
-          ),
-        );
-      }, timeoutMs);
-      const names = ['status', 'published', 'model', 'error', 'finished'];
-      for (const name of names) events.on(name, check);
-      function cleanup() {
-        clearInterval(poll);
-        clearTimeout(timer);
-        for (const name of names) events.off(name, check);
-      }
-    });
-  }
-
   let stopping: Promise<void> | undefined;
   async function stop(): Promise<void> {
     stopping ??= (async () => {
@@ -680,19 +537,14 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       stopped = true;
       stopSignal.abort();
       releaseModelWait();
-      clearInterval(statusTimer);
+      status.stopTimer();
       clearInterval(diskTimer);
       await sourceRun;
       await batcher.flush(true).catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
-      await updating?.catch(() => undefined);
+      await updates?.settled();
       await publisher.stop();
       state = 'stopped';
-      clearTimeout(statusDebounce);
-      if (link.connected) {
-        await link
-          .publish(topicFor('status', { thing: o.thing }), JSON.stringify(statusMessage()))
-          .catch(() => undefined);
-      }
+      await status.stop();
       await link.disconnect();
       await connecting;
       await server?.close();
@@ -713,7 +565,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     },
     events,
     status: snapshot,
-    waitFor,
+    waitFor: (pred, timeoutMs) => waitForSnapshot(o.thing, events, snapshot, pred, timeoutMs),
     finished,
     hardExamples,
     saveState: () => outbox.saveCheckpoint(),

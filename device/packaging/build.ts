@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
@@ -106,17 +106,29 @@ function leanTfjs(): Plugin {
 
 export interface DeviceBundle {
   code: Buffer;
+  /**
+   * Code only some gateways run (an input's client, e.g. node-opcua), in files of their own
+   * next to the entry: loaded when first imported, so a gateway without it never parses it.
+   */
+  chunks: { name: string; code: Buffer }[];
   legal: string;
   /** The npm packages bundled (from esbuild's metafile), e.g. `@aws-sdk/client-s3`. */
   packages: string[];
 }
 
-/** The device command and everything it imports, as one ES module. */
+/** The device command and everything it imports, as one ES module and the chunks it imports on demand. */
 export async function bundleDevice(): Promise<DeviceBundle> {
+  const outdir = join(here, 'out');
   const result = await build({
     ...bundleBase,
-    entryPoints: [join(here, 'edgeloop-device.ts')],
-    outfile: join(here, 'out', 'edgeloop-device.mjs'),
+    entryPoints: { [TOP_DIR]: join(here, 'edgeloop-device.ts') },
+    outdir,
+    // What the device imports with import() goes to chunk files beside the entry (lib/, where
+    // the wasm files are: a chunk's __dirname must find them): the OPC UA client alone adds
+    // about 20 MB of RSS to a process that merely parses it.
+    splitting: true,
+    chunkNames: '[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
     format: 'esm',
     legalComments: 'external',
     metafile: true,
@@ -139,15 +151,25 @@ export async function bundleDevice(): Promise<DeviceBundle> {
     },
     plugins: [noEsbuild(), leanTfjs()],
   });
-  const code = result.outputFiles?.find((file) => file.path.endsWith('.mjs'));
-  const legal = result.outputFiles?.find((file) => file.path.endsWith('.LEGAL.txt'));
+  const outputs = result.outputFiles ?? [];
+  const entry = join(outdir, `${TOP_DIR}.mjs`);
+  const code = outputs.find((file) => file.path === entry);
   if (!code) throw new Error('esbuild produced no device bundle');
+  const chunks = outputs
+    .filter((file) => file.path.endsWith('.mjs') && file.path !== entry)
+    .map((file) => ({ name: basename(file.path), code: Buffer.from(file.contents) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const legal = outputs
+    .filter((file) => file.path.endsWith('.LEGAL.txt'))
+    .sort((a, b) => a.path.localeCompare(b.path))
+    .map((file) => file.text.trim())
+    .join('\n\n');
   const packages = new Set<string>();
   for (const input of Object.keys(result.metafile?.inputs ?? {})) {
     const match = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
     if (match?.[1]) packages.add(match[1]);
   }
-  return { code: Buffer.from(code.contents), legal: legal?.text ?? '', packages: [...packages].sort() };
+  return { code: Buffer.from(code.contents), chunks, legal, packages: [...packages].sort() };
 }
 
 function packageFile(name: string): string {
@@ -180,7 +202,7 @@ export function packageFiles(arch: Arch, bundle: DeviceBundle, version = package
     '',
     'lib/*.wasm: @tensorflow/tfjs-backend-wasm (Apache-2.0)',
     '',
-    'lib/edgeloop-device.mjs: licence comments of the bundled npm packages (esbuild legalComments)',
+    'lib/*.mjs: licence comments of the bundled npm packages (esbuild legalComments)',
     bundle.legal,
   ].join('\n');
   const file = (path: string, data: Buffer | string, mode = 0o644): PackageFile => ({
@@ -191,6 +213,7 @@ export function packageFiles(arch: Arch, bundle: DeviceBundle, version = package
   return [
     file(`bin/${TOP_DIR}`, readFileSync(join(here, 'launcher.cjs')), 0o755),
     file(`lib/${TOP_DIR}.mjs`, bundle.code),
+    ...bundle.chunks.map((chunk) => file(`lib/${chunk.name}`, chunk.code)),
     ...WASM_FILES.map((name) => file(`lib/${name}`, readFileSync(join(wasmDir, name)))),
     file('lib/aws-crt-nodejs.node', readFileSync(crtBinary), 0o755),
     file('lib/THIRD-PARTY-LICENSES.txt', legal),

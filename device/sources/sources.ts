@@ -24,8 +24,8 @@ import { toResult, truthColumn } from '../results/result-encoding.ts';
 import type { ResultStream } from '../results/result-writer.ts';
 import { guardInferServer } from './infer-guard.ts';
 import type { LiveSpec } from './live/live-input.ts';
-import { parseModbusSettings, parseModbusUrl } from './modbus/modbus-source.ts';
-import { parseMqttUrl, validateMqttSettings } from './mqtt/mqtt-source.ts';
+import { parseModbusSettings, parseModbusUrl } from './modbus/settings.ts';
+import { parseMqttUrl, validateMqttSettings } from './mqtt/settings.ts';
 import { parseOpcuaSettings, parseOpcuaUrl } from './opcua/settings.ts';
 
 export type SourceSpec =

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { type Device, type DeviceSnapshot, type SourceSpec, startDevice } from '../../device/service.ts';
-import { validateMqttSettings } from '../../device/sources/mqtt/mqtt-source.ts';
+import { validateMqttSettings } from '../../device/sources/mqtt/settings.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';

@@ -6,12 +6,8 @@
 import { ServerTCP } from 'modbus-serial';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Backoff } from '../../device/sources/live/live-source.ts';
-import {
-  ModbusSource,
-  parseModbusSettings,
-  parseModbusUrl,
-  planReads,
-} from '../../device/sources/modbus/modbus-source.ts';
+import { ModbusSource, planReads } from '../../device/sources/modbus/modbus-source.ts';
+import { parseModbusSettings, parseModbusUrl } from '../../device/sources/modbus/settings.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
 import { freePort, recordingSink } from './recording-sink.ts';
 

@@ -8,7 +8,7 @@ import { loadModelFromBytes } from '../../device/model/model.ts';
 import { Outbox } from '../../device/results/outbox.ts';
 import { ResultStream } from '../../device/results/result-writer.ts';
 import { runLiveInput } from '../../device/sources/live/live-input.ts';
-import { parseMqttUrl } from '../../device/sources/mqtt/mqtt-source.ts';
+import { parseMqttUrl } from '../../device/sources/mqtt/settings.ts';
 import type { SourceContext } from '../../device/sources/read-source.ts';
 import { runWindowReplay } from '../../device/sources/window-sources.ts';
 import type { WindowResult } from '../../device/sources/window-stream.ts';
