@@ -467,6 +467,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           labelColumn,
           stopped: () => stopped,
           gate: sourceGate,
+          gateOpen: () => disk.sourceMayRun(batcher.inHandBytes),
           log,
           stdin: () => (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
           stdout: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),

@@ -3,13 +3,14 @@
  * persistence so a restart keeps persistent sessions and their queued messages, restartable
  * on the same port.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
+const MOSQUITTO_PASSWD = '/usr/bin/mosquitto_passwd';
 
 export interface Mosquitto {
   url: string;
@@ -19,15 +20,25 @@ export interface Mosquitto {
   start(): Promise<void>;
 }
 
-export async function startMosquitto(dir: string): Promise<Mosquitto> {
+/**
+ * `users`: when given, only these may connect (name → password, written with mosquitto_passwd);
+ * else anyone may.
+ */
+export async function startMosquitto(
+  dir: string,
+  options: { users?: Record<string, string> } = {},
+): Promise<Mosquitto> {
   const port = await freePort();
   await mkdir(dir, { recursive: true });
   const conf = join(dir, 'mosquitto.conf');
+  const passwords = join(dir, 'passwords');
+  for (const [i, [name, password]] of Object.entries(options.users ?? {}).entries())
+    execFileSync(MOSQUITTO_PASSWD, [...(i === 0 ? ['-c'] : []), '-b', passwords, name, password]);
   await writeFile(
     conf,
     [
       `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
+      ...(options.users ? ['allow_anonymous false', `password_file ${passwords}`] : ['allow_anonymous true']),
       // Run as root (CI), Mosquitto would switch to its own user, which cannot write the
       // test's temp dir: the persistence file would be lost and, with it, every session.
       'user root',

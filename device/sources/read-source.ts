@@ -33,6 +33,8 @@ export interface SourceContext {
   stopped: () => boolean;
   /** Resolves when the next readings may be read (the disk gate). */
   gate: () => Promise<void>;
+  /** Whether the disk gate is open right now (a live source's fast path). */
+  gateOpen?: () => boolean;
   log: (line: string) => void;
   /** The stdin stream, opened only for a stdin source. */
   stdin: () => Readable;

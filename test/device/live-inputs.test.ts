@@ -102,66 +102,73 @@ describe('the device subscribed to a real OPC UA server', () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it('answers readings merged from two variables at their source time', async () => {
-    // Prepare: A and B change together at 50 Hz with one source timestamp; a + b > 0.
-    const port = await freePort();
-    const server = new OPCUAServer({
-      port,
-      resourcePath: '/UA/Press',
-      serverCapabilities: { minSupportedSampleRate: 0 },
-      serverCertificateManager: new OPCUACertificateManager({
-        rootFolder: join(dir, 'server-pki'),
-        automaticallyAcceptUnknownCertificate: true,
-      }),
-    });
-    await server.initialize();
-    const space = server.engine.addressSpace;
-    if (!space) throw new Error('no address space');
-    const variable = (name: string) =>
-      space.getOwnNamespace().addVariable({
-        organizedBy: space.rootFolder.objects,
-        nodeId: `s=${name}`,
-        browseName: name,
-        dataType: 'Double',
-        minimumSamplingInterval: 0,
+  it.each([
+    ['None', 'no security (said explicitly)'],
+    ['SignAndEncrypt:Basic256Sha256', 'signed and encrypted, each side with its own certificate'],
+  ])(
+    'answers readings merged from two variables at their source time, security %s (%s)',
+    async (security) => {
+      // Prepare: A changes at 50 Hz (every sample differs: OPC UA reports changes only) and B
+      // holds 0.5, both written with one source timestamp; a + b > 0.
+      const port = await freePort();
+      const server = new OPCUAServer({
+        port,
+        resourcePath: '/UA/Press',
+        serverCapabilities: { minSupportedSampleRate: 0 },
+        serverCertificateManager: new OPCUACertificateManager({
+          rootFolder: join(dir, 'server-pki'),
+          automaticallyAcceptUnknownCertificate: true,
+        }),
       });
-    const [a, b] = [variable('A'), variable('B')];
-    let tick = 0;
-    const timer = setInterval(() => {
-      const time = new Date();
-      tick++;
-      a?.setValueFromSource(
-        new Variant({ dataType: DataType.Double, value: 1 + (tick % 5) / 10 }),
-        StatusCodes.Good,
-        time,
-      );
-      b?.setValueFromSource(new Variant({ dataType: DataType.Double, value: 0.5 }), StatusCodes.Good, time);
-    }, 20);
-    await server.start();
-    const thing = 'gw-opcua';
-    let device: Device | undefined;
-    try {
-      // Act
-      device = await deviceReading(
-        thing,
-        `opc.tcp://127.0.0.1:${port}/UA/Press?security=None&series=press-7&nodes=ns=1;s=A:a,ns=1;s=B:b`,
-      );
-      await until(() => resultsOf(thing).length >= 20, 30_000, 'results of OPC UA readings');
+      await server.initialize();
+      const space = server.engine.addressSpace;
+      if (!space) throw new Error('no address space');
+      const variable = (name: string) =>
+        space.getOwnNamespace().addVariable({
+          organizedBy: space.rootFolder.objects,
+          nodeId: `s=${name}`,
+          browseName: name,
+          dataType: 'Double',
+          minimumSamplingInterval: 0,
+        });
+      const [a, b] = [variable('A'), variable('B')];
+      let tick = 0;
+      const timer = setInterval(() => {
+        const time = new Date();
+        tick++;
+        a?.setValueFromSource(
+          new Variant({ dataType: DataType.Double, value: 1 + tick / 1000 }),
+          StatusCodes.Good,
+          time,
+        );
+        b?.setValueFromSource(new Variant({ dataType: DataType.Double, value: 0.5 }), StatusCodes.Good, time);
+      }, 20);
+      await server.start();
+      const thing = `gw-opcua-${security === 'None' ? 'open' : 'secure'}`;
+      let device: Device | undefined;
+      try {
+        // Act
+        device = await deviceReading(
+          thing,
+          `opc.tcp://127.0.0.1:${port}/UA/Press?security=${security}&series=press-7&nodes=ns=1;s=A:a,ns=1;s=B:b`,
+        );
+        await until(() => resultsOf(thing).length >= 20, 30_000, 'results of OPC UA readings');
 
-      // Assess
-      const results = resultsOf(thing);
-      expect(results.every((r) => r.label === 'hi' && r.timeFrom === 'reading')).toBe(true);
-      const times = results.map((r) => r.time as number);
-      expect(times.every((t, i) => i === 0 || t > (times[i - 1] as number))).toBe(true);
-      expect(device.status().sources?.[0]).toMatchObject({
-        name: 'opcua',
-        kind: 'opcua',
-        state: 'connected',
-        malformed: 0,
-      });
-    } finally {
-      clearInterval(timer);
-      await stopAll(device, () => server.shutdown(0));
-    }
-  });
+        // Assess
+        const results = resultsOf(thing);
+        expect(results.every((r) => r.label === 'hi' && r.timeFrom === 'reading')).toBe(true);
+        const times = results.map((r) => r.time as number);
+        expect(times.every((t, i) => i === 0 || t > (times[i - 1] as number))).toBe(true);
+        expect(device.status().sources?.[0]).toMatchObject({
+          name: 'opcua',
+          kind: 'opcua',
+          state: 'connected',
+          malformed: 0,
+        });
+      } finally {
+        clearInterval(timer);
+        await stopAll(device, () => server.shutdown(0));
+      }
+    },
+  );
 });

@@ -310,6 +310,43 @@ describe.runIf(mosquittoAvailable())('the device reading a real Mosquitto', () =
     expect(counted.results).toBe(1_200);
   });
 
+  it('logs in with a username and password, and a wrong password keeps it reconnecting, not crashing', async () => {
+    // Prepare: a broker that admits one user.
+    const secured = await startMosquitto(join(peers.dir, 'mosquitto-users'), {
+      users: { edgeloop: 's3cret' },
+    });
+    const url = (password: string) =>
+      `mqtt://edgeloop:${password}@127.0.0.1:${secured.port}?template=plant/{series}/pump`;
+    const good = await startDevice(
+      peers.deviceOptions('gw-mqtt-user', { source: parseSourceSpec(url('s3cret')) }),
+    );
+    const lines: string[] = [];
+    const bad = await startDevice(
+      peers.deviceOptions('gw-mqtt-denied', {
+        source: parseSourceSpec(url('wrong')),
+        log: (line) => lines.push(line),
+      }),
+    );
+    try {
+      // Act
+      await until(connected(good), 20_000, 'the source with the right password subscribed');
+      const sensor = await mqtt.connectAsync(secured.url, { username: 'edgeloop', password: 's3cret' });
+      await sensor.publishAsync('plant/pump-1/pump', '{"time": 1700000000000, "a": 1, "b": 1}', { qos: 1 });
+      await sensor.endAsync();
+      await until(() => countedResults(peers.broker, 'gw-mqtt-user').results >= 1, 10_000, 'its result');
+      await until(() => lines.some((line) => /Not authorized/i.test(line)), 10_000, 'the refusal in the log');
+
+      // Assess
+      expect(good.status().sources?.[0]).toMatchObject({ state: 'connected', readings: 1 });
+      expect(bad.status().sources?.[0]?.state).not.toBe('connected');
+      expect(bad.status().state).toBe('serving');
+    } finally {
+      await good.stop();
+      await bad.stop();
+      await secured.stop();
+    }
+  });
+
   function runCli(
     thing: string,
     spec: string,

@@ -52,6 +52,7 @@ export async function runLiveInput(spec: LiveSpec, ctx: SourceContext): Promise<
       journal,
       pending: opened.pending,
       gate: ctx.gate,
+      ...(ctx.gateOpen ? { gateOpen: ctx.gateOpen } : {}),
       stopped: ctx.stopped,
       onReceived: (count, at) => counters.received(count, at),
       onDuplicate: () => counters.duplicates++,

@@ -32,6 +32,8 @@ export interface MqttSourceDeps {
   pending: readonly { position: number; span: number; arrivedAt: number; message: MqttRecord }[];
   /** Resolves when the device may take more (its disk gate). */
   gate: () => Promise<void>;
+  /** Whether the gate is open right now (the fast path); absent = always ask `gate`. */
+  gateOpen?: () => boolean;
   stopped: () => boolean;
   /** Counts readings received (for the source's status). */
   onReceived: (count: number, at: number) => void;
@@ -95,6 +97,12 @@ export class MqttSource implements LiveSource {
     this.client = client;
     // The PUBACK goes once this calls back: after the message is journalled.
     client.handleMessage = (packet, callback) => {
+      // The usual case, without a promise per message: room in the queue and the gate open.
+      if (!this.deps.queue.full && !this.deps.stopped() && (this.deps.gateOpen?.() ?? false)) {
+        this.take(packet.topic, packet.payload as Buffer);
+        this.corkAcks(client);
+        return callback();
+      }
       this.accept(packet.topic, packet.payload as Buffer).then(
         () => {
           this.corkAcks(client);
@@ -155,17 +163,26 @@ export class MqttSource implements LiveSource {
 
   /** Takes one message: journalled (then it may be acknowledged) and queued for the pipeline. */
   private async accept(topic: string, payload: Buffer): Promise<void> {
-    const { queue, journal } = this.deps;
+    const { queue } = this.deps;
     for (;;) {
       await queue.room();
       await this.deps.gate();
       if (this.deps.stopped()) throw new Error('the device is stopping');
       if (!queue.full) break;
     }
+    this.take(topic, payload);
+  }
+
+  /** Takes one message the queue has room for: journalled (to be written before its PUBACK) and queued. */
+  private take(topic: string, payload: Buffer): void {
+    const { queue, journal } = this.deps;
     const arrivedAt = Date.now();
     const readings = this.readingsOf(topic, payload);
     if (!readings) return; // unreadable: counted and sampled, and acknowledged (it would never read)
-    if (this.isCopy(topic, payload, readings)) return this.deps.onDuplicate();
+    if (this.isCopy(topic, payload, readings)) {
+      this.deps.onDuplicate();
+      return;
+    }
     const record = journal.append(
       { t: topic, b: payload.toString('base64') },
       Math.max(1, readings.length),
