@@ -9,6 +9,7 @@ import type { Refusal } from '../../../shared/dataset/readings.ts';
 import type { RawRow } from '../../../shared/preprocess.ts';
 import type { InferenceResult, SourceStatus, WindowManifest } from '../../../shared/schemas.ts';
 import type { Engine } from '../../model/engine.ts';
+import { toResult } from '../../results/result-encoding.ts';
 import type { ResultStream } from '../../results/result-writer.ts';
 import { modelRefusal } from '../sources.ts';
 import { addResults } from '../window-sources.ts';
@@ -85,16 +86,16 @@ function answerRows(entries: readonly Received[], ctx: LiveContext) {
     const ts = Date.now();
     const results: InferenceResult[] = rows.map((row, i) => {
       const reading = readings[i] as LiveReading;
-      const label = classified.labels[classified.best[i] as number] as string;
-      const truth = row[labelColumn];
+      const arrival = arrivals[i] as Received;
+      const inferred = {
+        version: classified.version,
+        label: classified.labels[classified.best[i] as number] as string,
+        confidence: classified.confidence[i] ?? 0,
+        latencyMs: now - arrival.arrivedPerf,
+      };
       return {
-        id: `${ctx.thing}:${ctx.name}:${first + i}`,
-        ts,
-        label,
-        confidence: round(classified.confidence[i] ?? 0, 5),
-        latencyMs: round(now - (arrivals[i] as Received).arrivedPerf, 3),
-        ...(truth !== undefined && truth !== null && String(truth) !== '' ? { truth: String(truth) } : {}),
-        time: reading.time ?? (arrivals[i] as Received).arrivedAt,
+        ...toResult(`${ctx.thing}:${ctx.name}:${first + i}`, inferred, row[labelColumn], ts),
+        time: reading.time ?? arrival.arrivedAt,
         timeFrom: reading.time !== undefined ? 'reading' : 'arrival',
       };
     });
@@ -168,11 +169,6 @@ export function windowRow(reading: LiveReading, arrivedAt: number, spec: WindowM
     row[spec.time] = spec.timeUnit === 's' ? ms / 1000 : ms;
   }
   return row;
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
 }
 
 /** One source's counters, turned into its status entry. */
