@@ -114,6 +114,12 @@ describe('MQTT payloads into readings', () => {
     );
     expect(() => parseSourceSpec({ kind: 'mqtt', url: 'mqtt://x:1', topics: ['a'], qos: 0 })).toThrow(/qos/);
     expect(() => parseSourceSpec({ kind: 'kafka' })).toThrow(/kind must be "mqtt", "modbus" or "opcua"/);
+    expect(() =>
+      parseSourceSpec({ kind: 'mqtt', url: 'mqtts://x:8883', topics: ['a'], caFile: '/nonexistent/ca.pem' }),
+    ).toThrow(/caFile \/nonexistent\/ca.pem does not exist/);
+    expect(() =>
+      parseSourceSpec({ kind: 'mqtt', url: 'mqtts://x:8883', topics: ['a'], certFile: '/etc/hostname' }),
+    ).toThrow(/certFile and keyFile go together/);
   });
 });
 

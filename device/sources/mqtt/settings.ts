@@ -2,6 +2,8 @@
  * The MQTT input's settings: the device.json block and the `mqtt://` URL form, checked without
  * loading the MQTT client (a gateway that reads no MQTT never loads it).
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
 import { describeZodError } from '../../../shared/schemas.ts';
@@ -99,6 +101,16 @@ export function validateMqttSettings(raw: unknown, where: string): MqttSourceSet
     new PayloadDecoder(decodeOptions(parsed.data));
   } catch (error) {
     throw new EdgeloopError(`${where}: ${errorMessage(error)}`);
+  }
+  const tls = parsed.data;
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
+    throw new EdgeloopError(
+      `${where}: certFile and keyFile go together (the client certificate and its private key)`,
+    );
+  for (const key of ['caFile', 'certFile', 'keyFile'] as const) {
+    const file = tls[key];
+    if (file !== undefined && !existsSync(file))
+      throw new EdgeloopError(`${where}: ${key} ${resolve(file)} does not exist: check the path`);
   }
   return parsed.data;
 }
