@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
-import { describeZodError } from '../../../shared/schemas.ts';
+import { parseSourceSettings } from '../live/source-settings.ts';
 import { PayloadDecoder } from './decode.ts';
 
 export const MqttSourceSchema = z
@@ -91,18 +91,16 @@ export function parseMqttUrl(text: string): MqttSourceSettings {
   return validateMqttSettings(raw, `the source ${text}`);
 }
 
+const SETTINGS_EXAMPLE =
+  '{"kind":"mqtt","url":"mqtt://127.0.0.1:1883","topicTemplate":"plant/{series}/pump/{channel}","format":"value"}';
+
 export function validateMqttSettings(raw: unknown, where: string): MqttSourceSettings {
-  const parsed = MqttSourceSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new EdgeloopError(
-      `${where}: ${describeZodError(parsed.error)} (e.g. {"kind": "mqtt", "url": "mqtt://127.0.0.1:1883", "topicTemplate": "plant/{series}/pump/{channel}", "format": "value"})`,
-    );
+  const tls = parseSourceSettings(MqttSourceSchema, raw, where, SETTINGS_EXAMPLE);
   try {
-    new PayloadDecoder(decodeOptions(parsed.data));
+    new PayloadDecoder(decodeOptions(tls));
   } catch (error) {
     throw new EdgeloopError(`${where}: ${errorMessage(error)}`);
   }
-  const tls = parsed.data;
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
     throw new EdgeloopError(
       `${where}: certFile and keyFile go together (the client certificate and its private key)`,
@@ -112,7 +110,7 @@ export function validateMqttSettings(raw: unknown, where: string): MqttSourceSet
     if (file !== undefined && !existsSync(file))
       throw new EdgeloopError(`${where}: ${key} ${resolve(file)} does not exist: check the path`);
   }
-  return parsed.data;
+  return tls;
 }
 
 export function decodeOptions(s: MqttSourceSettings) {
