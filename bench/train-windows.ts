@@ -87,7 +87,7 @@ export async function main(): Promise<void> {
     const outcome = await trainWindowsFromCsv(csv, config);
     const ms = performance.now() - started;
     const bare = await bareAccuracy(csv, features);
-    const accuracy = outcome.metrics.accuracy;
+    const accuracy = outcome.metrics.accuracy ?? 0;
     const delta = accuracy - bare;
     const counts = outcome.window?.manifest.windows;
     console.log(
@@ -107,7 +107,9 @@ export async function main(): Promise<void> {
     csv,
     TrainingConfigSchema.parse({ label: VIBRATION_LABEL, features: ['ax', 'ay', 'az'], epochs: 30 }),
   );
-  console.log(`row model on single readings (ax, ay, az): accuracy ${rows.metrics.accuracy.toFixed(3)}`);
+  console.log(
+    `row model on single readings (ax, ay, az): accuracy ${(rows.metrics.accuracy ?? 0).toFixed(3)}`,
+  );
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/bench\//, '/bench/'))) {

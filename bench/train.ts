@@ -172,7 +172,7 @@ export async function main(seeds: number[] = SEEDS, only?: string[]): Promise<vo
     for (const seed of datasetSeeds) {
       const e = await edgeloop(data, seed);
       const b = await baseline(data, seed);
-      ours.push(e.accuracy);
+      ours.push(e.accuracy ?? 0);
       theirs.push(b.accuracy);
       majority.push(b.majority);
       ratios.push(e.ms / b.ms);

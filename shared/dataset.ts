@@ -24,6 +24,7 @@ import {
 import { type DatasetSource, type PartLineage, type PassProgress, readPass } from './dataset/read.ts';
 import { textHeadProblem } from './dataset/source.ts';
 import { InputError } from './errors.ts';
+import { targetNumber } from './target.ts';
 
 export type { ColumnKind, ColumnProfile } from './dataset/column-kind.ts';
 export { decideColumnKind } from './dataset/column-kind.ts';
@@ -74,7 +75,10 @@ export function parseDataset(input: Uint8Array | string, options: DatasetOptions
     delimiter,
     rows: kept.map(({ cells }) => Object.fromEntries(header.map((name, j) => [name, cells[j] ?? '']))),
     rowNumbers: kept.map((row) => row.number),
-    y: kept.map(({ cells }) => index.get(cells[labelAt] ?? '') ?? 0),
+    // Class indices, or the target's numbers for regression.
+    y: kept.map(({ cells }) =>
+      profile.task === 'regression' ? targetNumber(cells[labelAt]) : (index.get(cells[labelAt] ?? '') ?? 0),
+    ),
   };
 }
 

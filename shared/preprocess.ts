@@ -19,7 +19,7 @@ export function isMissing(value: string | number | null | undefined): boolean {
  * (a number, or a plain numeric string) skips the missing-value spellings entirely: this runs
  * once per feature per reading on the device's hot path.
  */
-function numericOrFill(raw: string | number | null | undefined, fill: number): number {
+export function numericOrFill(raw: string | number | null | undefined, fill: number): number {
   if (typeof raw === 'number') return Number.isFinite(raw) ? raw : fill;
   if (raw === undefined || raw === null || raw === '') return fill;
   const first = raw.charCodeAt(0);

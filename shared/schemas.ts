@@ -100,8 +100,24 @@ export const TuningConfigSchema = z
   .strict();
 export type TuningConfig = z.infer<typeof TuningConfigSchema>;
 
+/**
+ * What a model answers: a class (`classification`, the default) or a number (`regression`).
+ * It decides the split, the loss, the metrics, the gate and the device's result.
+ */
+export const TaskSchema = z.enum(['classification', 'regression']);
+export type Task = z.infer<typeof TaskSchema>;
+
+/** A regression target's bounds: training targets are capped and predictions clipped to them. */
+export const TargetBoundsSchema = z
+  .object({ min: z.number().optional(), max: z.number().optional() })
+  .strict()
+  .refine((b) => b.min === undefined || b.max === undefined || b.min < b.max, {
+    message: '"target": min must be below max',
+  });
+
 export const TrainingConfigSchema = z
   .object({
+    task: TaskSchema.default('classification'),
     label: z.string().min(1).optional(),
     features: z.array(z.string().min(1)).min(1).optional(),
     kind: z.enum(['mlp']).default('mlp'),
@@ -117,6 +133,10 @@ export const TrainingConfigSchema = z
     gateMinRecall: z
       .union([z.number().min(0).max(1), z.record(z.string().min(1), z.number().min(0).max(1))])
       .optional(),
+    /** Regression: a new version's held-out RMSE must also be at most this (target units). */
+    gateMaxRmse: z.number().positive().optional(),
+    /** Regression: bounds of the target (e.g. remaining life capped at 125 cycles). */
+    target: TargetBoundsSchema.optional(),
     minRowsPerClass: z.number().int().min(1).default(5),
     /** Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. */
     columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical'])).optional(),
@@ -180,14 +200,41 @@ export const FeatureSpecSchema = z.discriminatedUnion('kind', [
 ]);
 export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
 
-export const PreprocessingSchema = z.object({
-  label: z.string(),
-  /** Class names; a prediction's argmax indexes this list. */
-  labels: z.array(z.string()).min(2),
-  features: z.array(FeatureSpecSchema).min(1),
-  /** Length of the vector the transform emits (the model's input width). */
-  inputWidth: z.number().int().min(1),
+/**
+ * A regression model predicts its target standardized: value = output * std + mean, then
+ * clipped to [min, max] when the config bounds the target.
+ */
+export const TargetScaleSchema = z.object({
+  mean: z.number(),
+  std: z.number().positive(),
+  min: z.number().optional(),
+  max: z.number().optional(),
 });
+export type TargetScale = z.infer<typeof TargetScaleSchema>;
+
+export const PreprocessingSchema = z
+  .object({
+    label: z.string(),
+    /** Absent in manifests written before regression: a classifier. */
+    task: TaskSchema.optional(),
+    /** Class names; a prediction's argmax indexes this list (empty for regression). */
+    labels: z.array(z.string()),
+    /** Regression: how the model's one output becomes a value. */
+    target: TargetScaleSchema.optional(),
+    features: z.array(FeatureSpecSchema).min(1),
+    /** Length of the vector the transform emits (the model's input width). */
+    inputWidth: z.number().int().min(1),
+  })
+  .superRefine((p, ctx) => {
+    if (p.task === 'regression' ? !p.target : p.labels.length < 2)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message:
+          p.task === 'regression'
+            ? 'a regression model needs its target scale (preprocessing.target)'
+            : 'a classifier needs at least two class names (preprocessing.labels)',
+      });
+  });
 export type Preprocessing = z.infer<typeof PreprocessingSchema>;
 
 // ---------------------------------------------------------------------------------------
@@ -200,15 +247,32 @@ export const ClassMetricsSchema = z.object({
   support: z.number(),
 });
 
+/** Regression on held-out rows, in target units; `meanRmse` is the training mean's (the floor to beat). */
+export const RegressionMetricsSchema = z.object({
+  rmse: z.number().min(0),
+  mae: z.number().min(0),
+  r2: z.number(),
+  meanRmse: z.number().min(0),
+});
+export type RegressionMetrics = z.infer<typeof RegressionMetricsSchema>;
+
 export const ModelMetricsSchema = z.object({
-  accuracy: z.number().min(0).max(1),
+  /** Classifiers only. */
+  accuracy: z.number().min(0).max(1).optional(),
+  regression: RegressionMetricsSchema.optional(),
   macroF1: z.number().min(0).max(1).optional(),
   perClass: z.record(z.string(), ClassMetricsSchema).optional(),
   confusion: z.array(z.array(z.number().int())).optional(),
   testRows: z.number().int().min(0).optional(),
   /** With quantized weights: weights size vs float32, and accuracy minus the float model's. */
   quantization: z
-    .object({ dtype: z.enum(['uint8', 'float16']), sizeRatio: z.number(), accuracyDelta: z.number() })
+    .object({
+      dtype: z.enum(['uint8', 'float16']),
+      sizeRatio: z.number(),
+      accuracyDelta: z.number().optional(),
+      /** Regression: RMSE minus the float model's. */
+      rmseDelta: z.number().optional(),
+    })
     .optional(),
 });
 export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
@@ -224,6 +288,8 @@ export const TuningCandidateSchema = z.object({
   /** Steps of the first round; only the round's best continues, up to `maxSteps`. */
   firstSteps: z.number().int().min(1).optional(),
   validationAccuracy: z.number().min(0).max(1).optional(),
+  /** Regression candidates: validation RMSE in target units. */
+  validationRmse: z.number().min(0).optional(),
   validationLoss: z.number().optional(),
   steps: z.number().int().min(0).optional(),
   /** Step of the best validation loss (the weights kept). */
@@ -246,7 +312,8 @@ export const TuningReportSchema = z.object({
   ensemble: z
     .object({
       members: z.array(z.number().int().min(0)).min(2),
-      validationAccuracy: z.number().min(0).max(1),
+      validationAccuracy: z.number().min(0).max(1).optional(),
+      validationRmse: z.number().min(0).optional(),
     })
     .optional(),
   ms: z.number().min(0),
@@ -369,9 +436,13 @@ export type ReleaseNotice = z.infer<typeof ReleaseNoticeSchema>;
 export const InferenceResultSchema = z.object({
   id: z.string().min(1).max(128),
   ts: z.number().int().positive(),
-  label: z.string(),
-  confidence: z.number().min(0).max(1),
+  /** A classifier's answer. */
+  label: z.string().optional(),
+  confidence: z.number().min(0).max(1).optional(),
+  /** A regression model's answer, in target units. */
+  value: z.number().optional(),
   latencyMs: z.number().min(0).max(3_600_000),
+  /** The reading's own label: a class name, or a regression model's true value as text. */
   truth: z.string().optional(),
   /** A windowed model's result covers one window: its series and the times of its first and last samples. */
   window: z.object({ series: z.string(), start: z.number(), end: z.number() }).optional(),
@@ -408,6 +479,12 @@ export const SummaryCellSchema = z.object({
   lab: z.number().int().min(0),
   ok: z.number().int().min(0),
   classes: z.record(z.string(), z.number().int().min(1)),
+  /** Regression: results with a value, their sum and sum of squares, and error sums of the labelled ones. */
+  nv: z.number().int().min(0).optional(),
+  vsum: z.number().optional(),
+  vsq: z.number().min(0).optional(),
+  esq: z.number().min(0).optional(),
+  eabs: z.number().min(0).optional(),
   ch: z.array(z.tuple([z.number().int().min(0), z.number().int().min(1)])),
   lh: z.array(z.tuple([z.number().int().min(0), z.number().int().min(1)])),
 });
@@ -555,6 +632,8 @@ export const RegistryItemSchema = z.object({
   metrics: ModelMetricsSchema.optional(),
   /** Accuracy of the release this version was gated against, when there was one. */
   baselineAccuracy: z.number().optional(),
+  /** Regression: RMSE of the release this version was gated against. */
+  baselineRmse: z.number().optional(),
   reason: z.string().optional(),
   manifestKey: z.string().optional(),
   manifestSha256: z.string().optional(),

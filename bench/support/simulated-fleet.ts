@@ -170,7 +170,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetTotals> {
           totals.results += batch.results.length;
           totals.byThing.set(thing, (totals.byThing.get(thing) ?? 0) + batch.results.length);
           for (const result of batch.results)
-            totals.byLabel.set(result.label, (totals.byLabel.get(result.label) ?? 0) + 1);
+            totals.byLabel.set(result.label ?? '', (totals.byLabel.get(result.label ?? '') ?? 0) + 1);
         }),
       );
     }

@@ -169,7 +169,8 @@ export class HardExampleSampler {
     const period = 1000 / spec.frequencyHz;
     const label = manifest.preprocessing.label;
     for (const { result, window } of results) {
-      if (!(result.confidence < manifest.lowConfidence)) continue;
+      // Regression results carry no confidence: their hard examples are not chosen this way.
+      if (result.confidence === undefined || !(result.confidence < manifest.lowConfidence)) continue;
       if (!this.take()) {
         this.counters.dropped++;
         continue;
@@ -247,8 +248,8 @@ export class HardExampleSampler {
           ts: result.ts,
           thing: this.thing,
           version,
-          predicted: result.label,
-          confidence: result.confidence,
+          predicted: result.label ?? '',
+          confidence: result.confidence ?? 0,
           features: row,
           ...truthOf(row, manifest),
         },

@@ -19,6 +19,11 @@ const scalarAttributes = {
   latencySumMs: 'lsum',
   labelled: 'lab',
   correct: 'ok',
+  valued: 'nv',
+  valueSum: 'vsum',
+  valueSquares: 'vsq',
+  errorSquares: 'esq',
+  errorAbs: 'eabs',
 } as const satisfies Record<
   Exclude<keyof AggregateCell, 'classes' | 'confidenceHist' | 'latencyHist'>,
   string

@@ -65,7 +65,9 @@ export async function aggregateResultEvent(raw: unknown, deps: ResultsDeps): Pro
   const manifest = await deps.manifests.get(batch.model, batch.version);
   const checked = checkResults(batch.results, {
     receivedAt,
-    ...(manifest ? { labels: manifest.preprocessing.labels } : {}),
+    ...(manifest
+      ? { labels: manifest.preprocessing.labels, task: manifest.preprocessing.task ?? 'classification' }
+      : {}),
   });
 
   const claimId = idempotencyKeys.resultBatch(thing, batch.batchId);

@@ -218,7 +218,9 @@ async function decodeRecord(record: StreamRecord, now: number, deps: StreamDeps)
   const manifest = await deps.manifests.get(envelope.model, envelope.version);
   const rules = {
     receivedAt: event.receivedAt,
-    ...(manifest ? { labels: manifest.preprocessing.labels } : {}),
+    ...(manifest
+      ? { labels: manifest.preprocessing.labels, task: manifest.preprocessing.task ?? 'classification' }
+      : {}),
   };
   let cells: MinuteCell[];
   let rejected: RejectedResult[];

@@ -22,8 +22,11 @@ export interface Candidate {
   features: string[];
   classes: string[];
   epochsRun: number;
-  /** The current release scored on this run's held-out rows (or its recorded accuracy). */
-  baseline?: { version: number; accuracy: number; sameSplit: boolean };
+  /**
+   * The current release scored on this run's held-out rows (or its recorded score): accuracy
+   * for a classifier, RMSE for regression.
+   */
+  baseline?: { version: number; accuracy?: number; rmse?: number; sameSplit: boolean };
 }
 
 export interface TrainingRunState {
@@ -47,8 +50,11 @@ export interface TrainingRunState {
   gate?: {
     passed: boolean;
     reason: string;
-    accuracy: number;
+    accuracy?: number;
     baselineAccuracy?: number;
+    /** Regression: the candidate's held-out RMSE, and the release's on the same rows. */
+    rmse?: number;
+    baselineRmse?: number;
     baselineVersion?: number;
   };
   release?: ReleaseNotice;

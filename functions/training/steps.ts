@@ -22,9 +22,10 @@ import {
 import { accuracyOnWindows, trainWindowsFromSource } from '../../shared/timeseries/train.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
-import { gateDecision } from '../../shared/training/gate.ts';
+import { gateDecision, regressionGateDecision } from '../../shared/training/gate.ts';
 import {
   accuracyOnRows,
+  rmseOnRows,
   type TrainingOutcome,
   type TrainingProgress,
   trainFromSource,
@@ -122,11 +123,25 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     }
   }
 
-  /** Scores the current release on this run's held-out rows; falls back to its recorded accuracy. */
+  /**
+   * Scores the current release on this run's held-out rows (accuracy, or RMSE for regression);
+   * falls back to its recorded score. A release of another task is no baseline: the gate
+   * judges the candidate as a first version.
+   */
   async function scoreRelease(model: string, outcome: TrainingOutcome) {
     const release = await currentRelease(registry, model);
     if (!release) return undefined;
-    const recorded = release.metrics?.accuracy ?? 0;
+    const regression = outcome.preprocessing.task === 'regression';
+    if (regression !== (release.metrics?.regression !== undefined)) {
+      deps.log.warn('the current release has another task; the gate judges this run as a first version', {
+        model,
+        version: release.version,
+      });
+      return undefined;
+    }
+    const recorded = regression
+      ? { rmse: release.metrics?.regression?.rmse ?? Number.POSITIVE_INFINITY }
+      : { accuracy: release.metrics?.accuracy ?? 0 };
     try {
       const manifestKey = release.manifestKey ?? modelKeys.manifest(model, release.version);
       const manifest = ManifestSchema.parse(
@@ -144,6 +159,15 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const artifacts = { modelJson: files[0] as Uint8Array, weights: files[1] as Uint8Array };
       if (manifest.window && !outcome.window)
         throw new Error('the current release is a windowed model: it cannot score rows');
+      if (regression) {
+        const rmse = await rmseOnRows(
+          artifacts,
+          manifest.preprocessing,
+          outcome.testSet.rows,
+          outcome.testSet.labels,
+        );
+        return { version: release.version, rmse, sameSplit: true };
+      }
       // A windowed run scores the release on its test readings, cut with the release's own window.
       const accuracy = outcome.window
         ? await accuracyOnWindows(artifacts, manifest, outcome.window.testSeries, outcome.features)
@@ -155,15 +179,12 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           );
       return { version: release.version, accuracy: Math.round(accuracy * 1e6) / 1e6, sameSplit: true };
     } catch (error) {
-      deps.log.warn(
-        'current release could not be scored on the new test split; using its recorded accuracy',
-        {
-          model,
-          version: release.version,
-          error: (error as Error).message,
-        },
-      );
-      return { version: release.version, accuracy: recorded, sameSplit: false };
+      deps.log.warn('current release could not be scored on the new test split; using its recorded score', {
+        model,
+        version: release.version,
+        error: (error as Error).message,
+      });
+      return { version: release.version, ...recorded, sameSplit: false };
     }
   }
 
@@ -332,7 +353,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       deps.log.info('trained', {
         model,
         version,
-        accuracy: outcome.metrics.accuracy,
+        ...(outcome.metrics.regression
+          ? { rmse: outcome.metrics.regression.rmse }
+          : { accuracy: outcome.metrics.accuracy }),
         epochs: outcome.epochsRun,
         baseline,
       });
@@ -354,28 +377,40 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     async gate(state) {
       const candidate = need(state.candidate, 'candidate');
       const config = TrainingConfigSchema.parse(state.config ?? {});
-      const accuracy = candidate.manifest.metrics.accuracy;
+      const { metrics } = candidate.manifest;
       const baseline = candidate.baseline;
-      const decision = gateDecision({
-        accuracy,
-        ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
-        margin: config.gateMargin,
-        metrics: candidate.manifest.metrics,
-        ...(config.gateMinMacroF1 !== undefined ? { minMacroF1: config.gateMinMacroF1 } : {}),
-        ...(config.gateMinRecall !== undefined ? { minRecall: config.gateMinRecall } : {}),
-      });
+      const regression = metrics.regression;
+      const decision = regression
+        ? regressionGateDecision({
+            rmse: regression.rmse,
+            meanRmse: regression.meanRmse,
+            ...(baseline?.rmse !== undefined ? { baselineRmse: baseline.rmse } : {}),
+            margin: config.gateMargin,
+            ...(config.gateMaxRmse !== undefined ? { maxRmse: config.gateMaxRmse } : {}),
+          })
+        : gateDecision({
+            accuracy: metrics.accuracy ?? 0,
+            ...(baseline?.accuracy !== undefined ? { baselineAccuracy: baseline.accuracy } : {}),
+            margin: config.gateMargin,
+            metrics,
+            ...(config.gateMinMacroF1 !== undefined ? { minMacroF1: config.gateMinMacroF1 } : {}),
+            ...(config.gateMinRecall !== undefined ? { minRecall: config.gateMinRecall } : {}),
+          });
       const gate = {
         passed: decision.passed,
         reason: decision.reason,
-        accuracy,
-        ...(baseline ? { baselineAccuracy: baseline.accuracy, baselineVersion: baseline.version } : {}),
+        ...(regression ? { rmse: regression.rmse } : { accuracy: metrics.accuracy ?? 0 }),
+        ...(baseline?.accuracy !== undefined ? { baselineAccuracy: baseline.accuracy } : {}),
+        ...(baseline?.rmse !== undefined ? { baselineRmse: baseline.rmse } : {}),
+        ...(baseline ? { baselineVersion: baseline.version } : {}),
       };
       if (decision.passed) return { ...state, gate };
       await updateRun(registry, runKey(state), {
         status: 'rejected-by-gate',
         reason: baseline ? `${decision.reason} (v${baseline.version})` : decision.reason,
         metrics: candidate.manifest.metrics,
-        ...(baseline ? { baselineAccuracy: baseline.accuracy } : {}),
+        ...(baseline?.accuracy !== undefined ? { baselineAccuracy: baseline.accuracy } : {}),
+        ...(baseline?.rmse !== undefined ? { baselineRmse: baseline.rmse } : {}),
         updatedAt: now().toISOString(),
         durationMs: elapsed(state),
       });
@@ -410,6 +445,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           ...(state.gate?.baselineAccuracy !== undefined
             ? { baselineAccuracy: state.gate.baselineAccuracy }
             : {}),
+          ...(state.gate?.baselineRmse !== undefined ? { baselineRmse: state.gate.baselineRmse } : {}),
           reason: state.gate?.reason,
           updatedAt: releasedAt,
           durationMs: elapsed(state),

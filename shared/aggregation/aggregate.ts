@@ -4,6 +4,7 @@
  * combined by plain addition (DynamoDB ADD per attribute) and stay exact.
  */
 import type { InferenceResult } from '../schemas.ts';
+import { targetNumber } from '../target.ts';
 import { aggregateKeys } from '../topology.ts';
 import {
   addToHistogram,
@@ -28,6 +29,15 @@ export interface AggregateCell {
   labelled: number;
   correct: number;
   classes: Record<string, number>;
+  /**
+   * Regression results: how many, the sum and sum of squares of their values, and for the
+   * labelled ones (counted in `labelled`) the sums of squared and absolute errors.
+   */
+  valued: number;
+  valueSum: number;
+  valueSquares: number;
+  errorSquares: number;
+  errorAbs: number;
   confidenceHist: Histogram;
   latencyHist: Histogram;
 }
@@ -41,26 +51,55 @@ export function emptyCell(): AggregateCell {
     labelled: 0,
     correct: 0,
     classes: {},
+    valued: 0,
+    valueSum: 0,
+    valueSquares: 0,
+    errorSquares: 0,
+    errorAbs: 0,
     confidenceHist: {},
     latencyHist: {},
   };
 }
 
 /** What a cell counts of a result (its id is the batch's business, not the cell's). */
-export type CountedResult = Pick<InferenceResult, 'ts' | 'label' | 'confidence' | 'latencyMs' | 'truth'>;
+export type CountedResult = Pick<
+  InferenceResult,
+  'ts' | 'label' | 'confidence' | 'value' | 'latencyMs' | 'truth'
+>;
 
 export function addResult(cell: AggregateCell, result: CountedResult, lowConfidence: number): void {
+  if (result.value !== undefined) {
+    addValue(cell, result.value, result.truth, result.latencyMs);
+    return;
+  }
+  const label = result.label ?? '';
+  const confidence = result.confidence ?? 0;
   cell.count += 1;
-  if (result.confidence < lowConfidence) cell.lowConfidence += 1;
-  cell.confidenceSum += result.confidence;
+  if (confidence < lowConfidence) cell.lowConfidence += 1;
+  cell.confidenceSum += confidence;
   cell.latencySumMs += result.latencyMs;
   if (result.truth !== undefined) {
     cell.labelled += 1;
-    if (result.truth === result.label) cell.correct += 1;
+    if (result.truth === label) cell.correct += 1;
   }
-  cell.classes[result.label] = (cell.classes[result.label] ?? 0) + 1;
-  addToHistogram(cell.confidenceHist, result.confidence, CONFIDENCE_EDGES);
+  cell.classes[label] = (cell.classes[label] ?? 0) + 1;
+  addToHistogram(cell.confidenceHist, confidence, CONFIDENCE_EDGES);
   addToHistogram(cell.latencyHist, result.latencyMs, LATENCY_EDGES_MS);
+}
+
+/** A regression result: its value, and its error when the reading carried a numeric truth. */
+function addValue(cell: AggregateCell, value: number, truth: string | undefined, latencyMs: number): void {
+  cell.count += 1;
+  cell.valued += 1;
+  cell.valueSum += value;
+  cell.valueSquares += value * value;
+  cell.latencySumMs += latencyMs;
+  addToHistogram(cell.latencyHist, latencyMs, LATENCY_EDGES_MS);
+  const actual = truth === undefined ? Number.NaN : targetNumber(truth);
+  if (Number.isNaN(actual)) return;
+  cell.labelled += 1;
+  cell.errorSquares += (value - actual) ** 2;
+  cell.errorAbs += Math.abs(value - actual);
 }
 
 export function mergeCells(into: AggregateCell, from: AggregateCell): AggregateCell {
@@ -70,6 +109,11 @@ export function mergeCells(into: AggregateCell, from: AggregateCell): AggregateC
   into.latencySumMs += from.latencySumMs;
   into.labelled += from.labelled;
   into.correct += from.correct;
+  into.valued += from.valued;
+  into.valueSum += from.valueSum;
+  into.valueSquares += from.valueSquares;
+  into.errorSquares += from.errorSquares;
+  into.errorAbs += from.errorAbs;
   for (const [name, count] of Object.entries(from.classes))
     into.classes[name] = (into.classes[name] ?? 0) + count;
   mergeHistograms(into.confidenceHist, from.confidenceHist);
@@ -153,9 +197,14 @@ export interface CellSummary {
   latencyMeanMs: number | null;
   latencyP50Ms: number | null;
   latencyP99Ms: number | null;
-  /** Share of labelled results predicted right; null when none carried truth. */
+  /** Share of labelled results predicted right; null when none carried truth (and for regression). */
   liveAccuracy: number | null;
   labelled: number;
+  /** Regression: the predictions' mean and standard deviation, and live RMSE and MAE where truth arrived. */
+  valueMean: number | null;
+  valueStd: number | null;
+  liveRmse: number | null;
+  liveMae: number | null;
   drift: { psi: number; level: DriftLevel } | null;
 }
 
@@ -180,8 +229,23 @@ export function summarizeCell(
     latencyMeanMs: n > 0 ? cell.latencySumMs / n : null,
     latencyP50Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.5),
     latencyP99Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.99),
-    liveAccuracy: cell.labelled > 0 ? cell.correct / cell.labelled : null,
+    liveAccuracy: cell.labelled > 0 && cell.valued === 0 ? cell.correct / cell.labelled : null,
     labelled: cell.labelled,
+    ...valueStatistics(cell),
     drift: psi === null ? null : { psi, level: driftLevel(psi) },
+  };
+}
+
+function valueStatistics(
+  cell: AggregateCell,
+): Pick<CellSummary, 'valueMean' | 'valueStd' | 'liveRmse' | 'liveMae'> {
+  const v = cell.valued;
+  if (v === 0) return { valueMean: null, valueStd: null, liveRmse: null, liveMae: null };
+  const mean = cell.valueSum / v;
+  return {
+    valueMean: mean,
+    valueStd: Math.sqrt(Math.max(0, cell.valueSquares / v - mean * mean)),
+    liveRmse: cell.labelled > 0 ? Math.sqrt(cell.errorSquares / cell.labelled) : null,
+    liveMae: cell.labelled > 0 ? cell.errorAbs / cell.labelled : null,
   };
 }

@@ -13,8 +13,10 @@ import {
   ResultBatchSchema,
   type RuleEvent,
   RuleEventSchema,
+  type Task,
   ThingName,
 } from '../schemas.ts';
+import { targetNumber } from '../target.ts';
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -88,6 +90,8 @@ export interface ResultRules {
   receivedAt: number;
   /** Class names the model can emit; when known, other labels are rejected. */
   labels?: readonly string[];
+  /** The model's task, when its manifest is known: a regression result carries a value, not a label. */
+  task?: Task;
 }
 
 /** Validates the batch envelope; the results inside are checked one by one by checkResults. */
@@ -106,7 +110,12 @@ export function checkResults(rawResults: readonly unknown[], rules: ResultRules)
   const rejected: RejectedResult[] = [];
   let repeatedIds = 0;
   rawResults.forEach((raw, index) => {
-    const outcome = resultProblem(raw, rules.receivedAt, labels);
+    const outcome = resultProblem(
+      raw,
+      rules.receivedAt,
+      rules.task === 'regression' ? undefined : labels,
+      rules.task,
+    );
     if (typeof outcome === 'string') {
       rejected.push({ index, ...idOf(raw), reason: `results.${index}: ${outcome}`, raw });
       return;
@@ -126,17 +135,31 @@ function resultProblem(
   raw: unknown,
   receivedAt: number,
   labels: Set<string> | undefined,
+  task: Task | undefined,
 ): InferenceResult | string {
   const parsed = InferenceResultSchema.safeParse(raw);
   if (!parsed.success) return describeZodError(parsed.error);
   const result = parsed.data;
   if (result.ts > receivedAt + MAX_CLOCK_AHEAD_MS)
     return `ts ${result.ts} is more than a day ahead of the broker's clock (${receivedAt})`;
-  if (labels && !labels.has(result.label))
-    return `label '${clip(result.label)}' is not a class of this model`;
-  if (labels && result.truth !== undefined && !labels.has(result.truth))
-    return `truth '${clip(result.truth)}' is not a class of this model`;
-  if (!labels && result.label.length > 64) return 'label is longer than 64 characters';
+  const { label, value, truth } = result;
+  if (value !== undefined) {
+    if (label !== undefined || result.confidence !== undefined)
+      return 'a result carries a value (regression) or a label and confidence (classification), not both';
+    if (task === 'classification')
+      return 'this model is a classifier: its results carry a label, not a value';
+    if (truth !== undefined && Number.isNaN(targetNumber(truth)))
+      return `truth '${clip(truth)}' is not a number (a regression result's truth is its true value)`;
+    return result;
+  }
+  if (label === undefined || result.confidence === undefined)
+    return 'a result needs a label and confidence (classification) or a value (regression)';
+  if (task === 'regression')
+    return 'this model is a regression model: its results carry a value, not a label';
+  if (labels && !labels.has(label)) return `label '${clip(label)}' is not a class of this model`;
+  if (labels && truth !== undefined && !labels.has(truth))
+    return `truth '${clip(truth)}' is not a class of this model`;
+  if (!labels && label.length > 64) return 'label is longer than 64 characters';
   return result;
 }
 

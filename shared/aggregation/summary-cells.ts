@@ -80,6 +80,16 @@ export function cellToWire(minuteMs: number, cell: AggregateCell): SummaryCell {
     lab: cell.labelled,
     ok: cell.correct,
     classes: { ...cell.classes },
+    // Regression cells only: absent for a classifier, so its wire form is unchanged.
+    ...(cell.valued > 0
+      ? {
+          nv: cell.valued,
+          vsum: round6(cell.valueSum),
+          vsq: round6(cell.valueSquares),
+          esq: round6(cell.errorSquares),
+          eabs: round6(cell.errorAbs),
+        }
+      : {}),
     ch: pairs(cell.confidenceHist),
     lh: pairs(cell.latencyHist),
   };
@@ -94,6 +104,11 @@ export function cellFromWire(wire: SummaryCell): AggregateCell {
     labelled: wire.lab,
     correct: wire.ok,
     classes: { ...wire.classes },
+    valued: wire.nv ?? 0,
+    valueSum: wire.vsum ?? 0,
+    valueSquares: wire.vsq ?? 0,
+    errorSquares: wire.esq ?? 0,
+    errorAbs: wire.eabs ?? 0,
     confidenceHist: Object.fromEntries(wire.ch),
     latencyHist: Object.fromEntries(wire.lh),
   };

@@ -6,7 +6,10 @@
  */
 import { InputError } from '../errors.ts';
 import { isMissing } from '../preprocess.ts';
+import type { Task } from '../schemas.ts';
+import { targetNumber } from '../target.ts';
 import {
+  type CellExample,
   type ColumnProfile,
   ColumnStatistics,
   type DeclaredColumnKind,
@@ -16,6 +19,8 @@ import {
 } from './column-kind.ts';
 
 export interface DatasetOptions {
+  /** Classes (default) or a numeric target: it decides how the label column is read. */
+  task?: Task;
   /** Label column; default: the last column. */
   label?: string;
   /** Feature columns to use; default: every other column that is usable. */
@@ -65,10 +70,13 @@ const LISTED_RAGGED = 20;
 export interface DatasetProfile {
   header: string[];
   label: string;
-  /** Class names, sorted; class indices point into this list. */
+  task: Task;
+  /** Class names, sorted; class indices point into this list (empty for regression). */
   labels: string[];
-  /** Rows per class, by class index. */
+  /** Rows per class, by class index (regression: one count, every kept row). */
   classCounts: number[];
+  /** Regression: the label column's values over the kept rows. */
+  target?: TargetProfile;
   columns: ColumnProfile[];
   /** Feature columns kept for training, in header order. */
   features: string[];
@@ -77,10 +85,22 @@ export interface DatasetProfile {
     rowsRead: number;
     rowsKept: number;
     droppedMissingLabel: number;
+    /** Regression: rows whose label is not a number. */
+    droppedNonNumericTarget?: number;
     droppedRagged: number;
     missingCells: number;
   };
 }
+
+export interface TargetProfile {
+  min: number;
+  max: number;
+  mean: number;
+  distinct: number;
+}
+
+/** Rows a regression dataset needs at least (a train, validation and test split of a few each). */
+export const MIN_REGRESSION_ROWS = 20;
 
 /** Where a record came from, for messages: its part (when there are several) and data row. */
 export interface RecordPlace {
@@ -131,6 +151,11 @@ export class DatasetProfiler {
   private rowsRead = 0;
   private rowsKept = 0;
   private droppedMissingLabel = 0;
+  private readonly task: Task;
+  private readonly target = { n: 0, sum: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
+  private readonly targetValues = new Set<number>();
+  private nonNumericTargets = 0;
+  private readonly nonNumericTargetExamples: CellExample[] = [];
   private ragged: RecordPlace[] = [];
   private raggedCount = 0;
 
@@ -147,6 +172,7 @@ export class DatasetProfiler {
     }
     this.label = label;
     this.labelIndex = header.indexOf(label);
+    this.task = options.task ?? 'classification';
     const wanted = options.features ?? header.filter((column) => column !== label);
     for (const column of wanted) {
       if (!header.includes(column)) {
@@ -184,16 +210,40 @@ export class DatasetProfiler {
     }
     const label = labelValue.trim();
     cells[this.labelIndex] = label;
-    const count = this.labelCounts.get(label);
-    if (count !== undefined) this.labelCounts.set(label, count + 1);
-    else if (this.labelCounts.size < TRACKED_LABELS) this.labelCounts.set(label, 1);
-    else this.labelsOverflow = true;
+    if (this.task === 'regression') {
+      if (!this.addTarget(label, place)) return undefined;
+    } else this.countClass(label);
     this.rowsKept++;
     const where = () => placeText(place);
     for (let i = 0; i < this.featureIndex.length; i++) {
       (this.columnStats[i] as ColumnStatistics).add(cells[this.featureIndex[i] as number] ?? '', where);
     }
     return cells;
+  }
+
+  /** A regression row's target; false (the row is dropped and counted) when it is not a number. */
+  private addTarget(label: string, place: RecordPlace): boolean {
+    const value = targetNumber(label);
+    if (Number.isNaN(value)) {
+      this.nonNumericTargets++;
+      if (this.nonNumericTargetExamples.length < 3)
+        this.nonNumericTargetExamples.push({ value: label.slice(0, 40), place: placeText(place) });
+      return false;
+    }
+    const t = this.target;
+    t.n++;
+    t.sum += value;
+    if (value < t.min) t.min = value;
+    if (value > t.max) t.max = value;
+    if (this.targetValues.size <= TRACKED_LABELS) this.targetValues.add(value);
+    return true;
+  }
+
+  private countClass(label: string): void {
+    const count = this.labelCounts.get(label);
+    if (count !== undefined) this.labelCounts.set(label, count + 1);
+    else if (this.labelCounts.size < TRACKED_LABELS) this.labelCounts.set(label, 1);
+    else this.labelsOverflow = true;
   }
 
   /** The profile, or the rejection the records earned. */
@@ -220,7 +270,8 @@ export class DatasetProfiler {
     if (this.droppedMissingLabel > 0) {
       notices.push(`dropped ${this.droppedMissingLabel} row(s) with no value in label column '${label}'`);
     }
-    const { labels, classCounts } = this.checkClasses();
+    const { labels, classCounts, target } =
+      this.task === 'regression' ? this.checkTarget(notices) : this.checkClasses();
     const maxCategories = this.options.maxCategories ?? DATASET_LIMITS.maxCategories;
     const kindOptions = {
       maxCategories,
@@ -264,8 +315,10 @@ export class DatasetProfiler {
     return {
       header,
       label,
+      task: this.task,
       labels,
       classCounts,
+      ...(target ? { target } : {}),
       columns,
       features,
       notices,
@@ -273,13 +326,51 @@ export class DatasetProfiler {
         rowsRead: this.rowsRead,
         rowsKept: this.rowsKept,
         droppedMissingLabel: this.droppedMissingLabel,
+        ...(this.task === 'regression' ? { droppedNonNumericTarget: this.nonNumericTargets } : {}),
         droppedRagged: ragged,
         missingCells,
       },
     };
   }
 
-  private checkClasses(): { labels: string[]; classCounts: number[] } {
+  /**
+   * A regression label: a number in (nearly) every row. Rows whose label is text are dropped
+   * with a notice up to the share a numeric feature may have; beyond it the column is not a
+   * numeric target, and the rejection says so.
+   */
+  private checkTarget(notices: string[]): { labels: string[]; classCounts: number[]; target: TargetProfile } {
+    const { where, label, target: t } = this;
+    const bad = this.nonNumericTargets;
+    const present = t.n + bad;
+    const tolerance = this.options.numericTolerance ?? DATASET_LIMITS.numericTolerance;
+    if (present > 0 && bad / present > tolerance) {
+      throw new InputError(
+        `${where}label column '${label}' is not numeric: ${describeShare(bad, present)} are not numbers (${describeExamples(this.nonNumericTargetExamples)}): "task": "regression" needs a number in every row; fix those cells, or train a classifier ("task": "classification")`,
+      );
+    }
+    if (bad > 0) {
+      notices.push(
+        `dropped ${bad} row(s) whose label '${label}' is not a number (${describeExamples(this.nonNumericTargetExamples)})`,
+      );
+    }
+    if (t.n < MIN_REGRESSION_ROWS) {
+      throw new InputError(
+        `${where}label column '${label}' has a number in only ${t.n} rows: regression needs at least ${MIN_REGRESSION_ROWS} to train, validate and test on`,
+      );
+    }
+    if (t.max === t.min) {
+      throw new InputError(
+        `${where}label column '${label}' is ${t.min} in every row: there is nothing to predict; check the label column`,
+      );
+    }
+    return {
+      labels: [],
+      classCounts: [t.n],
+      target: { min: t.min, max: t.max, mean: t.sum / t.n, distinct: this.targetValues.size },
+    };
+  }
+
+  private checkClasses(): { labels: string[]; classCounts: number[]; target?: undefined } {
     const { where, label, options, labelCounts: counts } = this;
     const labels = [...counts.keys()].sort();
     if (labels.length === 0) {
@@ -293,7 +384,7 @@ export class DatasetProfiler {
     const maxClasses = options.maxClasses ?? DATASET_LIMITS.maxClasses;
     if (labels.length > maxClasses) {
       throw new InputError(
-        `${where}label column '${label}' has ${this.labelsOverflow ? 'over ' : ''}${labels.length} distinct values (limit ${maxClasses}): edgeloop trains classifiers, so pick a categorical label column or bin the values`,
+        `${where}label column '${label}' has ${this.labelsOverflow ? 'over ' : ''}${labels.length} distinct values (limit ${maxClasses}): to predict a number set "task": "regression" (--task regression); to classify, pick a categorical label column or bin the values`,
       );
     }
     const minRows = options.minRowsPerClass ?? DATASET_LIMITS.minRowsPerClass;

@@ -57,3 +57,39 @@ function floorFailures({ metrics, minMacroF1, minRecall }: GateInput): string[] 
   }
   return failures;
 }
+
+export interface RegressionGateInput {
+  /** The candidate's held-out RMSE, and the training mean's on the same rows. */
+  rmse: number;
+  meanRmse: number;
+  /** The current release's RMSE on the same held-out rows; undefined for a first version. */
+  baselineRmse?: number;
+  /** Relative: the candidate's RMSE may exceed the release's by at most this share. */
+  margin: number;
+  maxRmse?: number;
+}
+
+/**
+ * The regression gate. `gateMargin` keeps the classifier's meaning (how much worse a new
+ * version may be, here relative to the release's RMSE), so one config reads the same for
+ * every task. A first version must beat always predicting the training mean.
+ */
+export function regressionGateDecision(input: RegressionGateInput): GateDecision {
+  const { rmse, meanRmse, baselineRmse, margin, maxRmse } = input;
+  if (maxRmse !== undefined && rmse > maxRmse + 1e-12)
+    return { passed: false, reason: `below the config's floor: RMSE ${fmt(rmse)} > gateMaxRmse ${maxRmse}` };
+  if (baselineRmse === undefined) {
+    const scores = `RMSE ${fmt(rmse)} vs ${fmt(meanRmse)} for always predicting the training mean`;
+    return rmse < meanRmse
+      ? { passed: true, reason: `first version of this model: ${scores}` }
+      : { passed: false, reason: `learned nothing the training mean does not know: ${scores}` };
+  }
+  const scores = `new RMSE ${fmt(rmse)} vs current release ${fmt(baselineRmse)} (margin ${margin}, relative)`;
+  return rmse <= baselineRmse * (1 + margin) + 1e-12
+    ? { passed: true, reason: scores }
+    : { passed: false, reason: `worse than the current release: ${scores}` };
+}
+
+function fmt(value: number): string {
+  return Number(value.toPrecision(5)).toString();
+}

@@ -1,5 +1,5 @@
-/** Classification metrics on a held-out split: accuracy, macro-F1, per class, confusion. */
-import type { ModelMetrics } from '../schemas.ts';
+/** Metrics on a held-out split: classification (accuracy, macro-F1, per class, confusion) and regression (RMSE, MAE, R²). */
+import type { ModelMetrics, RegressionMetrics } from '../schemas.ts';
 
 /** Index of the largest value in each row of a row-major [n, k] matrix. */
 export function argmaxRows(probabilities: Float32Array | number[], classes: number): number[] {
@@ -51,4 +51,38 @@ export function classificationMetrics(
 
 function round(value: number): number {
   return Math.round(value * 1e6) / 1e6;
+}
+
+/**
+ * Regression metrics on held-out rows, in target units, beside the RMSE of always predicting
+ * `trainMean` (the training targets' mean): a model that learned nothing shows it there.
+ */
+export function regressionMetrics(
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  trainMean: number,
+): RegressionMetrics {
+  const n = truth.length;
+  let squared = 0;
+  let absolute = 0;
+  let meanSquared = 0;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += truth[i] as number;
+  const testMean = n ? sum / n : 0;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const t = truth[i] as number;
+    const error = (predicted[i] as number) - t;
+    squared += error * error;
+    absolute += Math.abs(error);
+    meanSquared += (trainMean - t) ** 2;
+    total += (t - testMean) ** 2;
+  }
+  return {
+    rmse: round(n ? Math.sqrt(squared / n) : 0),
+    mae: round(n ? absolute / n : 0),
+    // 1 - SSE / SST on the test rows (0 for the test mean, negative when worse than it).
+    r2: round(total > 0 ? 1 - squared / total : 0),
+    meanRmse: round(n ? Math.sqrt(meanSquared / n) : 0),
+  };
 }

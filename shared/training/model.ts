@@ -6,10 +6,12 @@
 import type { LayersModel, Tensor, Tensor2D } from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
 import { modelFiles } from '../topology.ts';
+import { classificationObjective, type Objective } from './objective.ts';
 
 export interface MlpShape {
   inputWidth: number;
   hidden: number[];
+  /** Output units: the classes, or 1 for a regression model's value. */
   classes: number;
 }
 
@@ -21,7 +23,12 @@ export function mlpShape(inputWidth: number, classes: number, trainRows: number)
   return { inputWidth, hidden: [first, Math.max(8, first / 2)], classes };
 }
 
-export function buildMlp(shape: MlpShape, seed: number, learningRate = 0.005): LayersModel {
+export function buildMlp(
+  shape: MlpShape,
+  seed: number,
+  learningRate = 0.005,
+  objective: Objective = classificationObjective(shape.classes),
+): LayersModel {
   const model = tf.sequential();
   shape.hidden.forEach((units, i) => {
     model.add(
@@ -36,15 +43,15 @@ export function buildMlp(shape: MlpShape, seed: number, learningRate = 0.005): L
   });
   model.add(
     tf.layers.dense({
-      units: shape.classes,
-      activation: 'softmax',
+      units: objective.units,
+      activation: objective.activation,
       kernelInitializer: tf.initializers.glorotUniform({ seed: seed + shape.hidden.length }),
     }),
   );
   model.compile({
     optimizer: tf.train.adam(learningRate),
-    loss: 'categoricalCrossentropy',
-    metrics: ['accuracy'],
+    loss: objective.compiledLoss,
+    ...(objective.task === 'classification' ? { metrics: ['accuracy'] } : {}),
   });
   return model;
 }

@@ -1,6 +1,6 @@
 /**
  * The rows a run trains on, held compactly in typed arrays (8 bytes per numeric or date
- * cell, 4 per categorical cell, 1 per label) instead of as objects of strings, so a buffer
+ * cell, 4 per categorical cell, 4 per label: a class index or a regression target) instead of as objects of strings, so a buffer
  * of a million rows of telemetry is about 40 MB. `rowAt` gives a row back in the form
  * `transformInto` (shared/preprocess.ts) takes, so training vectors come from the same
  * transform the device runs.
@@ -27,12 +27,12 @@ export type MutableRow = Record<string, string | number | undefined>;
 
 export class RowStore {
   private readonly columns: StoredColumn[];
-  private readonly labels: Uint8Array;
+  private readonly labels: Float32Array;
   size = 0;
 
   /** Bytes one row takes in a store of these columns. */
   static bytesPerRow(columns: readonly ColumnProfile[]): number {
-    return columns.reduce((sum, c) => sum + (c.kind === 'categorical' ? 4 : c.kind === 'dropped' ? 0 : 8), 1);
+    return columns.reduce((sum, c) => sum + (c.kind === 'categorical' ? 4 : c.kind === 'dropped' ? 0 : 8), 4);
   }
 
   constructor(
@@ -40,7 +40,7 @@ export class RowStore {
     header: readonly string[],
     readonly capacity: number,
   ) {
-    this.labels = new Uint8Array(capacity);
+    this.labels = new Float32Array(capacity);
     this.columns = columns.flatMap((profile): StoredColumn[] => {
       const at = header.indexOf(profile.column);
       const { column } = profile;
@@ -66,7 +66,7 @@ export class RowStore {
     });
   }
 
-  /** Appends a row (cells in header order) of class `cls`. */
+  /** Appends a row (cells in header order) of class `cls` (or target value `cls`). */
   push(cells: readonly string[], cls: number): void {
     if (this.size >= this.capacity) throw new Error(`row store is full (${this.capacity} rows)`);
     const i = this.size++;

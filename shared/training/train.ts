@@ -1,5 +1,5 @@
 /**
- * Dataset + config -> a trained, evaluated classifier and its artifacts. Pure of AWS: the
+ * Dataset + config -> a trained, evaluated model (a classifier, or regression with `task`) and its artifacts. Pure of AWS: the
  * training function and `edgeloop train` both call `trainFromSource` (or `trainFromCsv` for
  * bytes in memory).
  *
@@ -31,10 +31,18 @@ import {
   TuningConfigSchema,
   type TuningReport,
 } from '../schemas.ts';
+import {
+  clipTarget,
+  outputUnits,
+  standardizeTarget,
+  TargetScaleFitter,
+  targetNumber,
+  targetValue,
+} from '../target.ts';
 import { initTf, tf } from '../tf.ts';
 import type { SeriesReadings } from '../timeseries/long-format.ts';
 import type { WindowManifest } from '../timeseries/spec.ts';
-import { argmaxRows, classificationMetrics } from './metrics.ts';
+import { argmaxRows, classificationMetrics, regressionMetrics } from './metrics.ts';
 import {
   type Batch,
   buildMlp,
@@ -47,6 +55,7 @@ import {
   predictProbabilities,
   saveModelArtifacts,
 } from './model.ts';
+import { type Objective, objectiveFor } from './objective.ts';
 import { PreprocessingFitter } from './preprocessing.ts';
 import { seededRandom } from './random.ts';
 import { type MutableRow, RowStore } from './row-store.ts';
@@ -132,6 +141,7 @@ export async function trainFromSource(
   const { profile, parts, extraRows } = await profileDataset(
     source,
     {
+      task: config.task,
       ...(config.label ? { label: config.label } : {}),
       ...(config.features ? { features: config.features } : {}),
       minRowsPerClass: config.minRowsPerClass,
@@ -191,7 +201,8 @@ async function trainOnProfile(
 ): Promise<Omit<TrainingOutcome, 'parts' | 'extraRows'> & { parts: PartLineage[]; extraRows: number }> {
   const backend = await initTf();
   const { header, labels } = profile;
-  const k = labels.length;
+  const regression = profile.task === 'regression';
+  const k = regression ? 1 : labels.length;
   const limits = { ...SAMPLE_DEFAULTS, ...config.sample };
   // A training row is held twice at the peak: compactly while sampling, then as its vector.
   const bytesPerRow = RowStore.bytesPerRow(profile.columns) + 4 * maxInputWidth(profile) + 4;
@@ -209,26 +220,51 @@ async function trainOnProfile(
   const testTruth: number[] = [];
   const classIndex = new Map(labels.map((name, i) => [name, i]));
   const labelAt = header.indexOf(profile.label);
+  // Regression: the training targets' scale, and the targets the config's bounds capped.
+  const targetFitter = new TargetScaleFitter();
+  const bounds = regression ? (config.target ?? {}) : {};
+  let capped = 0;
+  /** A row's class index, or its target (capped to the bounds); undefined to skip the row. */
+  const yOf = (label: string, place: string): number | undefined => {
+    if (regression) {
+      const value = targetNumber(label);
+      if (Number.isNaN(value)) return undefined;
+      const kept = clipTarget(value, bounds);
+      if (kept !== value) capped++;
+      return kept;
+    }
+    const cls = classIndex.get(label.trim());
+    if (cls === undefined) throw new Error(`${place}: class '${label}' was not seen by the profiling pass`);
+    return cls;
+  };
 
   options.onProgress?.({ phase: 'sampling', rowsParsed: 0 });
   await reread((raw, place) => {
     const cells = fitToHeader(raw, header.length);
     const label = cells?.[labelAt];
     if (!cells || label === undefined || isMissing(label)) return;
-    const cls = classIndex.get(label.trim());
-    if (cls === undefined) throw new Error(`${place}: class '${label}' was not seen by the profiling pass`);
-    const role = splitter.assign(cls);
+    const y = yOf(label, place);
+    if (y === undefined) return;
+    const role = splitter.assign(regression ? 0 : y);
     if (role === 'train') {
       fitter.add(cells);
-      trainStore?.push(cells, cls);
+      if (regression) targetFitter.add(y);
+      trainStore?.push(cells, y);
     } else if (role === 'validation') {
-      validationStore.push(cells, cls);
+      validationStore.push(cells, y);
     } else if (role === 'test') {
       testRows.push(Object.fromEntries(header.map((column, j) => [column, cells[j] ?? ''])));
-      testTruth.push(cls);
+      // The test rows are scored against their own targets, not the capped ones.
+      testTruth.push(regression ? targetNumber(label) : y);
     }
   });
-  const preprocessing = fitter.finish(profile.label, labels);
+  const preprocessing = regression
+    ? {
+        ...fitter.finish(profile.label, []),
+        task: 'regression' as const,
+        target: targetFitter.finish(bounds),
+      }
+    : fitter.finish(profile.label, labels);
   const order = seededOrder(trainStore.size, config.seed);
   // The training vectors, in the seeded order; the compact rows can go.
   const train = vectorsOf(trainStore, preprocessing, order);
@@ -241,28 +277,38 @@ async function trainOnProfile(
   options.onProgress?.({ phase: 'evaluating' });
   const testX = transformRows(preprocessing, testRows);
   const artifacts = await saveModelArtifacts(model, config.quantize);
-  // The float model's accuracy, to report what quantization costs.
-  const floatAccuracy =
-    config.quantize === 'none'
-      ? undefined
-      : classificationMetrics(
-          testTruth,
-          argmaxRows(predictProbabilities(model, testX, preprocessing.inputWidth), k),
-          labels,
-        ).accuracy;
+  const score = (m: LayersModel): ModelMetrics => {
+    const outputs = predictProbabilities(m, testX, preprocessing.inputWidth);
+    const scale = preprocessing.target;
+    return scale
+      ? {
+          regression: regressionMetrics(
+            testTruth,
+            outputs.map((o) => targetValue(o, scale)),
+            scale.mean,
+          ),
+          testRows: testTruth.length,
+        }
+      : classificationMetrics(testTruth, argmaxRows(outputs, k), labels);
+  };
+  // The float model's scores, to report what quantization costs.
+  const floatMetrics = config.quantize === 'none' ? undefined : score(model);
   const floatBytes = model.getWeights().reduce((sum, w) => sum + w.size * 4, 0);
   model.dispose();
 
   // Evaluate what ships: the model as loaded back from its artifact bytes.
   const shipped = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
   try {
-    const probabilities = predictProbabilities(shipped, testX, preprocessing.inputWidth);
-    const metrics = classificationMetrics(testTruth, argmaxRows(probabilities, k), labels);
-    if (config.quantize !== 'none' && floatAccuracy !== undefined) {
+    const metrics = score(shipped);
+    if (config.quantize !== 'none' && floatMetrics) {
+      const delta = (a: number | undefined, b: number | undefined) =>
+        Math.round(((a ?? 0) - (b ?? 0)) * 1e6) / 1e6;
       metrics.quantization = {
         dtype: config.quantize,
         sizeRatio: Math.round((artifacts.weights.byteLength / floatBytes) * 1e4) / 1e4,
-        accuracyDelta: Math.round((metrics.accuracy - floatAccuracy) * 1e6) / 1e6,
+        ...(regression
+          ? { rmseDelta: delta(metrics.regression?.rmse, floatMetrics.regression?.rmse) }
+          : { accuracyDelta: delta(metrics.accuracy, floatMetrics.accuracy) }),
       };
     }
     const golden = goldenVectors(shipped, preprocessing, testRows, profile.features);
@@ -273,26 +319,36 @@ async function trainOnProfile(
     return {
       preprocessing,
       metrics,
-      classDistribution: classDistribution(profile),
+      classDistribution: regression ? {} : classDistribution(profile),
       golden,
       artifacts,
       shape,
       rows: profile.stats.rowsKept,
       features: profile.features,
       classes: labels,
-      notices: sampled
-        ? [
-            ...profile.notices,
-            ...fitter.notices,
-            `trained on a seeded stratified sample: ${plan.kept.train} of ${plan.planned.train} training rows, scored on ${plan.kept.test} of ${plan.planned.test} test rows (config "sample")`,
-          ]
-        : [...profile.notices, ...fitter.notices],
+      notices: [
+        ...profile.notices,
+        ...fitter.notices,
+        ...(capped > 0
+          ? [
+              `capped ${capped} target(s) of '${profile.label}' to ${boundsText(bounds)} for training (config "target"); predictions are clipped the same way, and test rows are scored against their own values`,
+            ]
+          : []),
+        ...(sampled
+          ? [
+              `trained on a seeded ${regression ? 'random' : 'stratified'} sample: ${plan.kept.train} of ${plan.planned.train} training rows, scored on ${plan.kept.test} of ${plan.planned.test} test rows (config "sample")`,
+            ]
+          : []),
+      ],
       backend,
       seed: config.seed,
       epochsRun: fitted.epochsRun,
       bestEpoch: fitted.bestEpoch,
       ...(fitted.tuning ? { tuning: fitted.tuning } : {}),
-      testSet: { rows: testRows, labels: testTruth.map((y) => labels[y] ?? '') },
+      testSet: {
+        rows: testRows,
+        labels: testTruth.map((y) => (regression ? String(y) : (labels[y] ?? ''))),
+      },
       parts: [],
       extraRows: 0,
       ...(sampled
@@ -338,7 +394,8 @@ async function fitTuned(
   options: TrainRunOptions,
 ): Promise<Fitted> {
   const tuning = TuningConfigSchema.parse(config.tuning ?? {});
-  const classes = preprocessing.labels.length;
+  const classes = outputUnits(preprocessing);
+  const regression = preprocessing.target !== undefined;
   const { model, shape, report } = await tuneMlp(
     {
       x: train.x,
@@ -346,7 +403,9 @@ async function fitTuned(
       width: preprocessing.inputWidth,
       classes,
       validation: vectorsOf(validationStore, preprocessing, seededOrder(validationStore.size, config.seed)),
-      classWeight: classWeights(train.labels, classes),
+      classWeight: regression ? {} : classWeights(train.labels, classes),
+      objective: objectiveFor(preprocessing.task, classes),
+      ...(preprocessing.target ? { targetStd: preprocessing.target.std } : {}),
     },
     {
       seed: config.seed,
@@ -377,21 +436,28 @@ async function fitStreaming(
   config: TrainingConfig,
   options: TrainRunOptions,
 ): Promise<Fitted> {
-  const k = preprocessing.labels.length;
+  const k = outputUnits(preprocessing);
+  const objective = objectiveFor(preprocessing.task, k);
   const shape = mlpShape(preprocessing.inputWidth, k, train.labels.length);
-  const model = buildMlp(shape, config.seed);
-  const validation = tf.tidy(() => storeTensors(validationStore, preprocessing, k));
+  const model = buildMlp(shape, config.seed, undefined, objective);
+  const validation = tf.tidy(() => {
+    const stored = vectorsOf(validationStore, preprocessing, seededOrder(validationStore.size, config.seed));
+    return {
+      x: tf.tensor2d(stored.x, [stored.labels.length, preprocessing.inputWidth]),
+      y: tf.tensor2d(objective.targets(stored.labels), [stored.labels.length, k]),
+    };
+  });
   try {
     options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
     const fitted = await fitMlpBatches(
       model,
-      () => batchesOf(train, preprocessing.inputWidth, k, config.batchSize),
+      () => batchesOf(train, preprocessing.inputWidth, objective, config.batchSize),
       validation,
       {
         epochs: config.epochs,
         batchSize: config.batchSize,
         patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
-        classWeight: classWeights(train.labels, k),
+        ...(objective.task === 'classification' ? { classWeight: classWeights(train.labels, k) } : {}),
         onEpoch: (progress) => {
           options.onEpoch?.(progress);
           options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
@@ -405,6 +471,10 @@ async function fitStreaming(
   } finally {
     tf.dispose([validation.x, validation.y]);
   }
+}
+
+function boundsText(bounds: { min?: number; max?: number }): string {
+  return `[${bounds.min ?? '-inf'}, ${bounds.max ?? 'inf'}]`;
 }
 
 /** A seeded permutation of 0..n-1 (Fisher-Yates), as compact as the rows it orders. */
@@ -421,16 +491,20 @@ function seededOrder(n: number, seed: number): Uint32Array {
   return order;
 }
 
-/** The rows of a store as vectors (the device's transform) in `order`, with their labels. */
+/**
+ * The rows of a store as vectors (the device's transform) in `order`, with their labels:
+ * class indices, or standardized targets for regression.
+ */
 function vectorsOf(store: RowStore, preprocessing: Preprocessing, order: Uint32Array) {
   const width = preprocessing.inputWidth;
+  const scale = preprocessing.target;
   const x = new Float32Array(order.length * width);
-  const labels = new Uint8Array(order.length);
+  const labels = scale ? new Float32Array(order.length) : new Uint8Array(order.length);
   const row: MutableRow = {};
   for (let j = 0; j < order.length; j++) {
     const i = order[j] as number;
     transformInto(preprocessing, store.rowAt(i, row), x, j * width);
-    labels[j] = store.labelAt(i);
+    labels[j] = scale ? standardizeTarget(store.labelAt(i), scale) : store.labelAt(i);
   }
   return { x, labels };
 }
@@ -448,33 +522,19 @@ function maxInputWidth(profile: DatasetProfile): number {
 
 /** One epoch's batches, made as they are asked for: one batch of tensors exists at a time. */
 function* batchesOf(
-  train: { x: Float32Array; labels: Uint8Array },
+  train: TrainVectors,
   width: number,
-  classes: number,
+  objective: Objective,
   batchSize: number,
 ): Generator<Batch> {
   const n = train.labels.length;
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
-    const ys = new Float32Array(size * classes);
-    for (let j = 0; j < size; j++) ys[j * classes + (train.labels[start + j] as number)] = 1;
     yield {
       xs: tf.tensor2d(train.x.subarray(start * width, (start + size) * width), [size, width]),
-      ys: tf.tensor2d(ys, [size, classes]),
+      ys: tf.tensor2d(objective.targets(train.labels.subarray(start, start + size)), [size, objective.units]),
     };
   }
-}
-
-function storeTensors(store: RowStore, preprocessing: Preprocessing, classes: number) {
-  const width = preprocessing.inputWidth;
-  const xs = new Float32Array(store.size * width);
-  const ys = new Float32Array(store.size * classes);
-  const row: MutableRow = {};
-  for (let i = 0; i < store.size; i++) {
-    transformInto(preprocessing, store.rowAt(i, row), xs, i * width);
-    ys[i * classes + store.labelAt(i)] = 1;
-  }
-  return { x: tf.tensor2d(xs, [store.size, width]), y: tf.tensor2d(ys, [store.size, classes]) };
 }
 
 /**
@@ -519,7 +579,7 @@ function goldenVectors(
     transformRows(preprocessing, rows),
     preprocessing.inputWidth,
   );
-  const k = preprocessing.labels.length;
+  const k = outputUnits(preprocessing);
   const outputs = rows.map((_, i) =>
     Array.from(probabilities.subarray(i * k, (i + 1) * k), (p) => Number(p.toFixed(6))),
   );
@@ -547,6 +607,26 @@ export async function accuracyOnRows(
     const predicted = argmaxRows(probabilities, preprocessing.labels.length);
     const correct = predicted.filter((p, i) => preprocessing.labels[p] === truth[i]).length;
     return truth.length ? correct / truth.length : 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** RMSE of an already released regression model on new held-out rows and their targets. */
+export async function rmseOnRows(
+  artifacts: ModelArtifactBytes,
+  preprocessing: Preprocessing,
+  rows: readonly RawRow[],
+  truth: readonly string[],
+): Promise<number> {
+  const scale = preprocessing.target;
+  if (!scale) throw new Error('the release is not a regression model: it has no target scale');
+  await initTf();
+  const model = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
+  try {
+    const outputs = predictProbabilities(model, transformRows(preprocessing, rows), preprocessing.inputWidth);
+    const values = Array.from(outputs, (o) => targetValue(o, scale));
+    return regressionMetrics(truth.map(targetNumber), values, scale.mean).rmse;
   } finally {
     model.dispose();
   }

@@ -31,6 +31,7 @@ import type { LayersModel, Tensor2D } from '@tensorflow/tfjs';
 import type { TuningReport } from '../schemas.ts';
 import { tf } from '../tf.ts';
 import { buildMlp, type MlpShape } from './model.ts';
+import type { Objective } from './objective.ts';
 import { seededRandom } from './random.ts';
 
 /** The warm refit's length, as a share of the winner's steps to its checkpoint, and its rate. */
@@ -57,15 +58,20 @@ export interface Recipe {
 }
 
 export interface TuneData {
-  /** Row-major training vectors (width `width`) and class indices, in a seeded order. */
+  /** Row-major training vectors (width `width`) and targets, in a seeded order. */
   x: Float32Array;
-  labels: Uint8Array;
+  /** Class indices, or standardized values for regression. */
+  labels: Uint8Array | Float32Array;
   width: number;
   classes: number;
-  /** Validation vectors and class indices. */
-  validation: { x: Float32Array; labels: Uint8Array };
-  /** Weight of each class in the loss. */
+  /** Validation vectors and targets. */
+  validation: { x: Float32Array; labels: Uint8Array | Float32Array };
+  /** Weight of each class in the loss (empty for regression: every row weighs 1). */
   classWeight: Record<number, number>;
+  /** The output layer, loss and ranking of the model's task. */
+  objective: Objective;
+  /** Regression: the target's std, so validation RMSE is reported in target units. */
+  targetStd?: number;
 }
 
 export interface TuneOptions {
@@ -148,15 +154,20 @@ export function tuningRecipes(
 export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<TuneResult> {
   const started = performance.now();
   const rows = data.labels.length;
-  const recipes = tuningRecipes(rows, data.width, options);
-  const train = tensorsOf(data.x, data.labels, data.width, data.classes, data.classWeight);
+  const { objective } = data;
+  // Class weights mean nothing to a regression model: its recipes are all unweighted.
+  const recipes = tuningRecipes(rows, data.width, options).map((recipe) =>
+    objective.task === 'regression' ? { ...recipe, classWeighted: false } : recipe,
+  );
+  const train = tensorsOf(data.x, data.labels, data.width, objective, data.classWeight);
   const validation = tensorsOf(
     data.validation.x,
     data.validation.labels,
     data.width,
-    data.classes,
+    objective,
     data.classWeight,
   );
+  const score = (recipe: Recipe, run: CandidateRun, ms: number) => scored(recipe, run, ms, data.targetStd);
   const deadline = started + options.maxMs;
   const results: TuningReport['candidates'] = [];
   const runs: (CandidateRun | undefined)[] = [];
@@ -171,8 +182,9 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
       }
       const shape = { inputWidth: data.width, hidden: recipe.hidden, classes: data.classes };
       const run = new CandidateRun(
-        buildMlp(shape, options.seed, recipe.learningRate),
+        buildMlp(shape, options.seed, recipe.learningRate, objective),
         recipe,
+        objective,
         train,
         options.seed,
         validation,
@@ -180,7 +192,7 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
       runs.push(run);
       const candidateStarted = performance.now();
       await run.advance(recipe.firstSteps, deadline);
-      results.push(scored(recipe, run, performance.now() - candidateStarted));
+      results.push(score(recipe, run, performance.now() - candidateStarted));
       options.onCandidate?.(index + 1, recipes.length);
     }
     // Round 2: the best of those still learning continues to its cap (early stopping may end
@@ -188,7 +200,7 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
     let continued: number | undefined;
     const learning = results.map((result, i) => {
       const run = runs[i];
-      const { validationAccuracy: _, ...unscored } = result;
+      const { validationAccuracy: _, validationLoss: __, ...unscored } = result;
       return run && !run.stopped && run.step < run.recipe.maxSteps ? result : unscored;
     });
     const leader = bestIndex(learning);
@@ -198,7 +210,7 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
       const again = performance.now();
       if (enoughTime(results, run.recipe.maxSteps - run.step, deadline)) {
         await run.advance(run.recipe.maxSteps, deadline);
-        results[leader] = scored(run.recipe, run, before + performance.now() - again);
+        results[leader] = score(run.recipe, run, before + performance.now() - again);
         continued = leader;
       }
     }
@@ -209,9 +221,9 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
     const shape = { inputWidth: data.width, hidden: recipe.hidden, classes: data.classes };
     const members =
       options.ensemble === false ? [chosen] : ensembleMembers(results, chosen, data.validation.labels.length);
+    // The members' validation outputs summed (their mean, over members.length), before any refit sees those rows.
     const models: LayersModel[] = [];
     let refit: TuningReport['refit'];
-    // The members' mean validation probabilities, before any refit sees those rows.
     let validationSum: Tensor2D | undefined;
     const all = options.refit !== false ? concatTensors(train, validation) : undefined;
     try {
@@ -237,6 +249,7 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
           const refitted = new CandidateRun(
             model,
             { ...member.recipe, learningRate: member.recipe.learningRate * WARM_REFIT_RATE },
+            objective,
             all,
             options.seed,
           );
@@ -253,7 +266,7 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
       if (all) tf.dispose([all.x, all.y, all.w]);
     }
     const ensemble = validationSum
-      ? { members, validationAccuracy: round(accuracyOf(validationSum, validation.y)) }
+      ? { members, ...ensembleScore(validationSum, members.length, validation.y, objective, data.targetStd) }
       : undefined;
     tf.dispose(validationSum);
     const model = averageModels(models, data.width);
@@ -275,11 +288,21 @@ export async function tuneMlp(data: TuneData, options: TuneOptions): Promise<Tun
   }
 }
 
-function scored(recipe: Recipe, run: CandidateRun, ms: number): TuningReport['candidates'][number] {
+function scored(
+  recipe: Recipe,
+  run: CandidateRun,
+  ms: number,
+  targetStd: number | undefined,
+): TuningReport['candidates'][number] {
+  const { accuracy, loss } = run.best;
   return {
     ...describe(recipe),
-    validationAccuracy: round(run.best.accuracy),
-    validationLoss: round(run.best.loss),
+    ...(accuracy !== undefined ? { validationAccuracy: round(accuracy) } : {}),
+    // The loss of a regression candidate is the mean squared error of standardized targets.
+    ...(targetStd !== undefined && Number.isFinite(loss)
+      ? { validationRmse: round(Math.sqrt(loss) * targetStd) }
+      : {}),
+    validationLoss: round(loss),
     steps: run.step,
     bestStep: run.bestStep,
     ms: Math.round(ms),
@@ -288,12 +311,16 @@ function scored(recipe: Recipe, run: CandidateRun, ms: number): TuningReport['ca
 
 type Scored = TuningReport['candidates'][number];
 
-/** Higher validation accuracy wins; a tie goes to the lower validation loss. */
+/**
+ * Higher validation accuracy wins and a tie goes to the lower validation loss; regression
+ * candidates have no accuracy and are ranked by loss alone.
+ */
 function better(a: Scored | undefined, b: Scored | undefined): boolean {
-  if (a?.validationAccuracy === undefined) return false;
-  if (b?.validationAccuracy === undefined) return true;
-  if (a.validationAccuracy !== b.validationAccuracy) return a.validationAccuracy > b.validationAccuracy;
-  return (a.validationLoss ?? Number.POSITIVE_INFINITY) < (b.validationLoss ?? Number.POSITIVE_INFINITY);
+  if (a?.validationLoss === undefined) return false;
+  if (b?.validationLoss === undefined) return true;
+  const [x, y] = [a.validationAccuracy, b.validationAccuracy];
+  if (x !== undefined && y !== undefined && x !== y) return x > y;
+  return a.validationLoss < b.validationLoss;
 }
 
 /** The best scored candidate (the first of equals), or undefined when none was trained. */
@@ -338,32 +365,37 @@ interface Tensors {
 
 function tensorsOf(
   x: Float32Array,
-  labels: Uint8Array,
+  labels: Uint8Array | Float32Array,
   width: number,
-  classes: number,
+  objective: Objective,
   classWeight: Record<number, number>,
 ): Tensors {
   const n = labels.length;
-  const y = new Float32Array(n * classes);
   const w = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = labels[i] as number;
-    y[i * classes + c] = 1;
-    w[i] = classWeight[c] ?? 1;
-  }
-  return { x: tf.tensor2d(x, [n, width]), y: tf.tensor2d(y, [n, classes]), w: tf.tensor1d(w) };
+  for (let i = 0; i < n; i++) w[i] = classWeight[labels[i] as number] ?? 1;
+  return {
+    x: tf.tensor2d(x, [n, width]),
+    y: tf.tensor2d(objective.targets(labels), [n, objective.units]),
+    w: tf.tensor1d(w),
+  };
 }
 
 function concatTensors(a: Tensors, b: Tensors): Tensors {
   return { x: tf.concat([a.x, b.x]), y: tf.concat([a.y, b.y]), w: tf.concat([a.w, b.w]) };
 }
 
-/** Weighted mean cross-entropy (+ L2 on the kernels) of the model on a batch. */
-function lossOf(model: LayersModel, recipe: Recipe, x: Tensor2D, y: Tensor2D, w: tf.Tensor1D): tf.Scalar {
+/** The weighted mean of the task's loss (+ L2 on the kernels) of the model on a batch. */
+function lossOf(
+  model: LayersModel,
+  recipe: Recipe,
+  objective: Objective,
+  x: Tensor2D,
+  y: Tensor2D,
+  w: tf.Tensor1D,
+): tf.Scalar {
   const { l2 } = recipe;
-  const p = (model.apply(x, { training: true }) as Tensor2D).clipByValue(1e-7, 1 - 1e-7);
-  const ce = tf.neg(tf.sum(tf.mul(y, tf.log(p)), 1));
-  let loss = (recipe.classWeighted ? tf.mean(tf.mul(ce, w)) : tf.mean(ce)) as tf.Scalar;
+  const rowLoss = objective.rowLoss(model.apply(x, { training: true }) as Tensor2D, y);
+  let loss = (recipe.classWeighted ? tf.mean(tf.mul(rowLoss, w)) : tf.mean(rowLoss)) as tf.Scalar;
   if (l2 > 0) {
     for (const weight of model.trainableWeights) {
       if (weight.name.includes('kernel'))
@@ -373,13 +405,16 @@ function lossOf(model: LayersModel, recipe: Recipe, x: Tensor2D, y: Tensor2D, w:
   return loss;
 }
 
-/** Validation loss (unweighted cross-entropy) and accuracy. */
-function evaluate(model: LayersModel, validation: Tensors): { loss: number; accuracy: number } {
+/** Validation loss (the task's, unweighted) and accuracy (classifiers). */
+function evaluate(
+  model: LayersModel,
+  objective: Objective,
+  validation: Tensors,
+): { loss: number; accuracy: number | undefined } {
   return tf.tidy(() => {
-    const p = (model.predict(validation.x) as Tensor2D).clipByValue(1e-7, 1 - 1e-7);
-    const loss = tf.mean(tf.neg(tf.sum(tf.mul(validation.y, tf.log(p)), 1)));
-    const hits = tf.mean(tf.cast(tf.equal(tf.argMax(p, 1), tf.argMax(validation.y, 1)), 'float32'));
-    return { loss: loss.dataSync()[0] ?? Number.NaN, accuracy: hits.dataSync()[0] ?? 0 };
+    const output = model.predict(validation.x) as Tensor2D;
+    const loss = tf.mean(objective.rowLoss(output, validation.y));
+    return { loss: loss.dataSync()[0] ?? Number.NaN, accuracy: objective.accuracy(output, validation.y) };
   });
 }
 
@@ -422,7 +457,12 @@ function* epochBatches(
 class CandidateRun {
   step = 0;
   stopped = false;
-  best = { loss: Number.POSITIVE_INFINITY, accuracy: 0, step: 0, weights: [] as tf.Tensor[] };
+  best = {
+    loss: Number.POSITIVE_INFINITY,
+    accuracy: undefined as number | undefined,
+    step: 0,
+    weights: [] as tf.Tensor[],
+  };
   private readonly optimizer: tf.AdamOptimizer;
   private readonly random: () => number;
   private readonly variables: tf.Variable[];
@@ -433,6 +473,7 @@ class CandidateRun {
   constructor(
     readonly model: LayersModel,
     readonly recipe: Recipe,
+    private readonly objective: Objective,
     private readonly data: Tensors,
     seed: number,
     private readonly validation?: Tensors,
@@ -461,7 +502,11 @@ class CandidateRun {
         continue;
       }
       const [x, y, w] = next.value;
-      this.optimizer.minimize(() => lossOf(this.model, this.recipe, x, y, w), false, this.variables);
+      this.optimizer.minimize(
+        () => lossOf(this.model, this.recipe, this.objective, x, y, w),
+        false,
+        this.variables,
+      );
       tf.dispose([x, y, w]);
       this.step++;
       if (this.step % this.every === 0 || this.step === to) this.check();
@@ -470,7 +515,7 @@ class CandidateRun {
 
   private check(): void {
     if (!this.validation || this.best.step === this.step) return;
-    const score = evaluate(this.model, this.validation);
+    const score = evaluate(this.model, this.objective, this.validation);
     if (score.loss < this.best.loss - 1e-4) {
       for (const t of this.best.weights) t.dispose();
       this.best = { ...score, step: this.step, weights: this.model.getWeights().map((w) => w.clone()) };
@@ -508,13 +553,28 @@ function round(value: number): number {
   return Math.round(value * 1e6) / 1e6;
 }
 
-/** The candidates the ensemble averages: the winner and every scored one close to it. */
+/**
+ * The candidates the ensemble averages: the winner and every scored one close to it (by
+ * accuracy for classifiers; for regression, a validation RMSE within ENSEMBLE_MARGIN of the
+ * winner's, relative).
+ */
 export function ensembleMembers(
   results: readonly Scored[],
   chosen: number,
   validationRows: number,
 ): number[] {
-  const best = results[chosen]?.validationAccuracy ?? 0;
+  const winner = results[chosen];
+  if (winner?.validationAccuracy === undefined) {
+    const bestRmse = Math.sqrt(winner?.validationLoss ?? Number.POSITIVE_INFINITY);
+    return results.flatMap((r, i) =>
+      i === chosen ||
+      (r.validationLoss !== undefined &&
+        Math.sqrt(r.validationLoss) <= bestRmse * (1 + ENSEMBLE_MARGIN) + 1e-9)
+        ? [i]
+        : [],
+    );
+  }
+  const best = winner.validationAccuracy;
   const margin = Math.max(ENSEMBLE_MARGIN, 2 / Math.max(1, validationRows));
   return results.flatMap((r, i) =>
     i === chosen || (r.validationAccuracy !== undefined && r.validationAccuracy >= best - margin - 1e-9)
@@ -523,13 +583,21 @@ export function ensembleMembers(
   );
 }
 
-/** Accuracy of summed (or mean) probabilities against one-hot truth. */
-function accuracyOf(probabilities: Tensor2D, truth: Tensor2D): number {
-  return tf.tidy(
-    () =>
-      tf.mean(tf.cast(tf.equal(tf.argMax(probabilities, 1), tf.argMax(truth, 1)), 'float32')).dataSync()[0] ??
-      0,
-  );
+/** The ensemble's validation score from its members' summed outputs: accuracy, or RMSE in target units. */
+function ensembleScore(
+  sum: Tensor2D,
+  members: number,
+  truth: Tensor2D,
+  objective: Objective,
+  targetStd: number | undefined,
+): { validationAccuracy?: number; validationRmse?: number } {
+  return tf.tidy(() => {
+    const mean = tf.div(sum, members) as Tensor2D;
+    const accuracy = objective.accuracy(mean, truth);
+    if (accuracy !== undefined) return { validationAccuracy: round(accuracy) };
+    const mse = tf.mean(objective.rowLoss(mean, truth)).dataSync()[0] ?? Number.NaN;
+    return { validationRmse: round(Math.sqrt(mse) * (targetStd ?? 1)) };
+  });
 }
 
 /**

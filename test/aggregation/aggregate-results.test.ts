@@ -75,13 +75,14 @@ function batchEvent(
 
 function expected(results: InferenceResult[], lowConfidence: number) {
   const classes: Record<string, number> = {};
-  for (const result of results) classes[result.label] = (classes[result.label] ?? 0) + 1;
+  for (const result of results) classes[result.label ?? ''] = (classes[result.label ?? ''] ?? 0) + 1;
   const labelled = results.filter((result) => result.truth !== undefined);
   return {
     count: results.length,
     classes,
-    confidenceMean: results.reduce((sum, result) => sum + result.confidence, 0) / results.length,
-    lowConfidenceRate: results.filter((result) => result.confidence < lowConfidence).length / results.length,
+    confidenceMean: results.reduce((sum, result) => sum + (result.confidence ?? 0), 0) / results.length,
+    lowConfidenceRate:
+      results.filter((result) => (result.confidence ?? 0) < lowConfidence).length / results.length,
     liveAccuracy: labelled.filter((result) => result.truth === result.label).length / labelled.length,
     p50: exactPercentile(
       results.map((result) => result.latencyMs),

@@ -93,7 +93,7 @@ describe('pre-aggregation', () => {
       .filter((keyed) => keyed.key.level === 'model')
       .reduce((sum, keyed) => mergeCells(sum, keyed.cell), emptyCell());
     expect(total.count).toBe(200);
-    expect(total.lowConfidence).toBe(results.filter((result) => result.confidence < 0.6).length);
+    expect(total.lowConfidence).toBe(results.filter((result) => (result.confidence ?? 0) < 0.6).length);
   });
 
   it('round-trips a cell through the item attributes one UpdateItem adds', () => {

@@ -133,7 +133,7 @@ describe('stream aggregator metrics', () => {
         values(name).filter((p) => p.dimensions.model === model && p.dimensions.version === String(version));
       expect(of(metricNames.inferences).map((p) => p.value)).toEqual([sent.length]);
       expect(of(metricNames.lowConfidence).map((p) => p.value)).toEqual([
-        sent.filter((r) => r.confidence < LOW).length,
+        sent.filter((r) => (r.confidence ?? 0) < LOW).length,
       ]);
       expect(of(metricNames.latencyP99)).toEqual([
         expect.objectContaining({ value: expected.latencyP99Ms, unit: 'Milliseconds' }),

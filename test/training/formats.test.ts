@@ -73,6 +73,6 @@ describe('a partitioned dataset in every format', () => {
     expect(runs.map((run) => run.manifest.lineage.parts?.[0]?.format)).toEqual(['csv', 'jsonl', 'parquet']);
     expect(accuracies[0]).toBeGreaterThan(0.85);
     for (const accuracy of accuracies)
-      expect(Math.abs(accuracy - (accuracies[0] ?? 0))).toBeLessThanOrEqual(0.01);
+      expect(Math.abs((accuracy ?? 0) - (accuracies[0] ?? 0))).toBeLessThanOrEqual(0.01);
   }, 180_000);
 });

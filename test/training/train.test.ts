@@ -93,11 +93,11 @@ describe('what travels with the model', () => {
       const small = await trainFromCsv(csv, TrainingConfigSchema.parse({ epochs: 10, quantize }));
       const ratio = small.artifacts.weights.byteLength / full.artifacts.weights.byteLength;
       expect(ratio).toBe(quantize === 'uint8' ? 0.25 : 0.5);
-      expect(Math.abs(small.metrics.accuracy - full.metrics.accuracy)).toBeLessThan(0.03);
+      expect(Math.abs((small.metrics.accuracy ?? 0) - (full.metrics.accuracy ?? 0))).toBeLessThan(0.03);
       expect(small.metrics.quantization).toEqual({
         dtype: quantize,
         sizeRatio: ratio,
-        accuracyDelta: Math.round((small.metrics.accuracy - full.metrics.accuracy) * 1e6) / 1e6,
+        accuracyDelta: Math.round(((small.metrics.accuracy ?? 0) - (full.metrics.accuracy ?? 0)) * 1e6) / 1e6,
       });
       expect(full.metrics.quantization).toBeUndefined();
     },

@@ -8,6 +8,7 @@ import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { TrainingConfigSchema, type TuningReport } from '../../shared/schemas.ts';
 import { initTf, tf } from '../../shared/tf.ts';
 import { loadModelFromArtifacts, saveModelArtifacts } from '../../shared/training/model.ts';
+import { classificationObjective } from '../../shared/training/objective.ts';
 import { seededRandom } from '../../shared/training/random.ts';
 import { trainFromCsv } from '../../shared/training/train.ts';
 import { ensembleMembers, tuneMlp, tuningRecipes } from '../../shared/training/tune.ts';
@@ -47,7 +48,14 @@ function xorData() {
     return { x, labels };
   };
   const train = rowsOf(200);
-  return { ...train, width: 2, classes: 2, validation: rowsOf(60), classWeight: { 0: 1, 1: 1 } };
+  return {
+    ...train,
+    width: 2,
+    classes: 2,
+    validation: rowsOf(60),
+    classWeight: { 0: 1, 1: 1 },
+    objective: classificationObjective(2),
+  };
 }
 
 describe('the tuning budget', () => {
@@ -224,7 +232,7 @@ describe('the ensemble', () => {
     const x = tf.tensor2d(data.validation.x, [data.validation.labels.length, 2]);
     const predicted = (model.predict(x) as tf.Tensor2D).argMax(1).dataSync();
     const hits = data.validation.labels.filter((y, i) => predicted[i] === y).length;
-    expect(hits / data.validation.labels.length).toBeCloseTo(ensemble.validationAccuracy, 5);
+    expect(hits / data.validation.labels.length).toBeCloseTo(ensemble.validationAccuracy ?? Number.NaN, 5);
     const reloaded = (loaded.predict(x) as tf.Tensor2D).argMax(1).dataSync();
     expect(Array.from(reloaded)).toEqual(Array.from(predicted));
     const sums = (model.predict(x) as tf.Tensor2D).sum(1).dataSync();

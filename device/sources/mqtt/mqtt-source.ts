@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
+import { errorMessage } from '../../../shared/errors.ts';
 import type { Journal } from '../live/journal.ts';
 import { Backoff, type LiveReading, type LiveSource, type SourceSink } from '../live/live-source.ts';
 import type { ReceivedQueue } from '../live/received.ts';

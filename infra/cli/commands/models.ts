@@ -39,12 +39,14 @@ export function formatRegistry(items: readonly RegistryItem[]): string[] {
     item.model,
     `v${item.version}`,
     item.status,
-    item.metrics ? item.metrics.accuracy.toFixed(3) : '-',
-    item.baselineAccuracy !== undefined ? item.baselineAccuracy.toFixed(3) : '-',
+    scoreText(item.metrics?.accuracy, item.metrics?.regression?.rmse),
+    scoreText(item.baselineAccuracy, item.baselineRmse),
     item.updatedAt.replace(/\.\d+Z$/, 'Z'),
     item.status === 'released' ? '' : (item.reason ?? ''),
   ]);
-  const header = ['MODEL', 'VERSION', 'STATUS', 'ACCURACY', 'BASELINE', 'UPDATED', 'REASON'];
+  // Regression versions are scored by RMSE: the column then says SCORE.
+  const scored = items.some((item) => item.metrics?.regression) ? 'SCORE' : 'ACCURACY';
+  const header = ['MODEL', 'VERSION', 'STATUS', scored, 'BASELINE', 'UPDATED', 'REASON'];
   // Windowed versions get a WINDOW column (before REASON, which runs to the end of the line).
   if (items.some((item) => item.window)) {
     header.splice(6, 0, 'WINDOW');
@@ -59,4 +61,10 @@ export function formatRegistry(items: readonly RegistryItem[]): string[] {
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)];
+}
+
+/** A classifier's accuracy ("0.912"), or a regression model's RMSE ("rmse 3.41"). */
+function scoreText(accuracy: number | undefined, rmse: number | undefined): string {
+  if (rmse !== undefined) return `rmse ${Number(rmse.toPrecision(4))}`;
+  return accuracy !== undefined ? accuracy.toFixed(3) : '-';
 }

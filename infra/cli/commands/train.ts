@@ -27,9 +27,10 @@ export const trainCommand = defineCommand({
   summary:
     'train a model offline from a dataset file or a folder of parts (CSV, CSV.gz, JSON Lines, Parquet), with the same code the training function uses',
   usage:
-    'edgeloop train FILE|DIR --model NAME [--label COL] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json] [--time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
+    'edgeloop train FILE|DIR --model NAME [--task classification|regression] [--label COL] [--target-min N] [--target-max N] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json] [--time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
   examples: [
     'edgeloop train telemetry.csv --model pump --label condition',
+    'edgeloop train engines.csv --model engine-life --task regression --label rul --target-max 125',
     'edgeloop train ./telemetry-parts/ --model pump --epochs 2 --max-train-rows 500000',
     'edgeloop train readings.csv --model pump --out ./pump-v1 --epochs 40 --json',
     'edgeloop train vibration.csv --model fan --label state --time ts --series machine --window-ms 1000 --stride-ms 500',
@@ -37,7 +38,22 @@ export const trainCommand = defineCommand({
   positionals: [1, 1],
   options: {
     model: { type: 'string', description: 'model name (a-z, 0-9, -)', valueName: 'NAME' },
+    task: {
+      type: 'string',
+      description: 'what the model answers: classification (a class, the default) or regression (a number)',
+      valueName: 'TASK',
+    },
     label: { type: 'string', description: 'label column (default: the last column)', valueName: 'COL' },
+    'target-min': {
+      type: 'string',
+      description: 'regression: the lowest value (targets below are capped, predictions clipped)',
+      valueName: 'N',
+    },
+    'target-max': {
+      type: 'string',
+      description: 'regression: the highest value (e.g. 125 to cap remaining life)',
+      valueName: 'N',
+    },
     features: {
       type: 'string',
       description: 'comma-separated feature columns (default: all usable)',
@@ -177,12 +193,22 @@ export const trainCommand = defineCommand({
       return 0;
     }
     if (!values.quiet) for (const notice of outcome.notices) err(`notice: ${notice}`);
+    const heldOut = `${outcome.metrics.testRows} held-out ${outcome.window ? `windows (series the model never saw: split by ${outcome.window.manifest.split})` : 'rows'}`;
+    const regression = outcome.metrics.regression;
+    if (regression) {
+      out(
+        `trained ${model}: RMSE ${num(regression.rmse)}, MAE ${num(regression.mae)}, R² ${regression.r2.toFixed(3)} on ${heldOut}`,
+      );
+      out(`  always predicting the training mean: RMSE ${num(regression.meanRmse)}`);
+    } else {
+      out(
+        `trained ${model}: accuracy ${pct(outcome.metrics.accuracy ?? 0)}, macro-F1 ${pct(outcome.metrics.macroF1 ?? 0)} on ${heldOut}`,
+      );
+      out(`  recall per class: ${perClassRecall(outcome.metrics)}`);
+    }
+    const target = outcome.preprocessing.target;
     out(
-      `trained ${model}: accuracy ${pct(outcome.metrics.accuracy)}, macro-F1 ${pct(outcome.metrics.macroF1 ?? 0)} on ${outcome.metrics.testRows} held-out ${outcome.window ? `windows (series the model never saw: split by ${outcome.window.manifest.split})` : 'rows'}`,
-    );
-    out(`  recall per class: ${perClassRecall(outcome.metrics)}`);
-    out(
-      `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), classes: ${outcome.classes.join(', ')}`,
+      `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), ${target ? `target '${outcome.preprocessing.label}' (mean ${num(target.mean)}, std ${num(target.std)})` : `classes: ${outcome.classes.join(', ')}`}`,
     );
     out(`  ${outcome.epochsRun} epochs on ${outcome.backend} in ${(trainMs / 1000).toFixed(1)} s`);
     if (outcome.tuning) for (const line of tuningTable(outcome.tuning)) out(`  ${line}`);
@@ -197,7 +223,13 @@ function parseConfig(values: Record<string, string | boolean | undefined>) {
     typeof values.features === 'string' && !windowFeatureKind(values)
       ? values.features.split(',').map((f) => f.trim())
       : undefined;
+  const target = {
+    ...optional('min', numberOption(values, 'target-min')),
+    ...optional('max', numberOption(values, 'target-max')),
+  };
   const parsed = TrainingConfigSchema.safeParse({
+    ...(typeof values.task === 'string' ? { task: values.task } : {}),
+    ...(Object.keys(target).length ? { target } : {}),
     ...(typeof values.label === 'string' ? { label: values.label } : {}),
     ...(features ? { features: features.filter(Boolean) } : {}),
     ...optional('epochs', intOption(values, 'epochs')),
@@ -219,6 +251,18 @@ function sampleOptions(values: Record<string, string | boolean | undefined>) {
   return Object.keys(sample).length ? { sample } : {};
 }
 
+function numberOption(
+  values: Record<string, string | boolean | undefined>,
+  name: string,
+): number | undefined {
+  const raw = values[name];
+  if (typeof raw !== 'string') return undefined;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value))
+    throw new UsageError(`--${name} must be a number, got '${raw}'`);
+  return value;
+}
+
 function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
 }
@@ -234,15 +278,21 @@ function tuningTable(report: TuningReport): string[] {
     `tuning: ${report.candidates.length} candidates in ${(report.ms / 1000).toFixed(1)} s${rounds}${refit}`,
   ];
   const members = new Set(report.ensemble?.members ?? [report.chosen]);
+  // Regression candidates are scored by validation RMSE (target units), classifiers by accuracy.
+  const regression = report.candidates.some((c) => c.validationRmse !== undefined);
+  const validationScore = (score: { validationAccuracy?: number; validationRmse?: number }) =>
+    regression ? num(score.validationRmse ?? Number.NaN) : pct(score.validationAccuracy ?? 0);
   if (report.ensemble)
     lines.push(
-      `  ships the mean of ${members.size} candidates (* the winner, + the others): val acc ${pct(report.ensemble.validationAccuracy)}`,
+      `  ships the mean of ${members.size} candidates (* the winner, + the others): val ${regression ? 'RMSE' : 'acc'} ${validationScore(report.ensemble)}`,
     );
-  lines.push('    hidden    lr      batch  l2      weighted  steps  val acc  val loss');
+  lines.push(
+    `    hidden    lr      batch  l2      weighted  steps  ${regression ? 'val RMSE' : 'val acc '} val loss`,
+  );
   report.candidates.forEach((c, i) => {
     const scores = c.skipped
       ? `skipped: ${c.skipped}`
-      : `${String(c.steps ?? 0).padEnd(6)} ${pct(c.validationAccuracy ?? 0).padEnd(8)} ${(c.validationLoss ?? 0).toFixed(4)}`;
+      : `${String(c.steps ?? 0).padEnd(6)} ${validationScore(c).padEnd(8)} ${(c.validationLoss ?? 0).toFixed(4)}`;
     lines.push(
       `  ${i === report.chosen ? '*' : members.has(i) ? '+' : ' '} ${c.hidden.join('-').padEnd(9)} ${String(c.learningRate).padEnd(7)} ${String(c.batchSize).padEnd(6)} ${String(c.l2).padEnd(7)} ${(c.classWeighted ? 'yes' : 'no').padEnd(9)} ${scores}`,
     );
@@ -259,6 +309,11 @@ function perClassRecall(metrics: ModelMetrics): string {
 
 function pct(value: number): string {
   return `${(value * 100).toFixed(1)}%`;
+}
+
+/** A value in target units, to 4 significant digits. */
+function num(value: number): string {
+  return Number(value.toPrecision(4)).toString();
 }
 
 /** Loss and accuracy of one epoch, as the progress bar shows them. */
