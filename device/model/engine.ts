@@ -10,10 +10,10 @@
 import type { RawRow } from '../../shared/preprocess.ts';
 import { type Classified, type LoadedModel, type Prediction, refuseWindowedModel } from './model.ts';
 
-export interface Inferred extends Prediction {
+export type Inferred = Prediction & {
   version: number;
   latencyMs: number;
-}
+};
 
 interface Waiting {
   row: RawRow;
@@ -67,13 +67,7 @@ export class Engine {
     const latencyMs = performance.now() - arrivedAt;
     const out: Inferred[] = new Array(predictions.length);
     for (let i = 0; i < predictions.length; i++) {
-      const prediction = predictions[i] as Prediction;
-      out[i] = {
-        label: prediction.label,
-        confidence: prediction.confidence,
-        version: model.version,
-        latencyMs,
-      };
+      out[i] = { ...(predictions[i] as Prediction), version: model.version, latencyMs };
     }
     this.record(latencyMs, rows.length);
     return out;

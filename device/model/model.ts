@@ -1,9 +1,11 @@
 /**
  * A loaded model and the one thing the device does with it: raw readings in, labels and
- * confidences out, with the manifest's preprocessing applied and every tensor disposed.
+ * confidences (or a regression model's values) out, with the manifest's preprocessing
+ * applied and every tensor disposed.
  */
 import { type RawRow, transformInto } from '../../shared/preprocess.ts';
 import type { Manifest } from '../../shared/schemas.ts';
+import { outputUnits, targetValue } from '../../shared/target.ts';
 import { initTf, tf } from '../../shared/tf.ts';
 import { windowProbationFailure } from './window-model.ts';
 
@@ -13,16 +15,27 @@ interface ModelJson {
   weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
 }
 
-export interface Prediction {
-  label: string;
-  confidence: number;
-}
+/** A classifier's answer to one reading, or a regression model's. */
+export type Prediction = { label: string; confidence: number; value?: undefined } | { value: number };
 
 export interface Classified {
   labels: readonly string[];
   best: Int32Array;
   confidence: Float32Array;
+  /** The model's raw outputs (rows x classes; rows x 1 for regression). */
   probs: Float32Array;
+  /** A regression model's values in target units (scale and clip applied); then labels is empty. */
+  values?: Float32Array;
+}
+
+/** Row `i`'s answer: its value, or its best class and that class's probability. */
+export function predictionAt(
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values'>,
+  i: number,
+): Prediction {
+  if (classified.values) return { value: classified.values[i] ?? Number.NaN };
+  const top = classified.best[i] ?? 0;
+  return { label: classified.labels[top] ?? String(top), confidence: classified.confidence[i] ?? Number.NaN };
 }
 
 export interface LoadedModel {
@@ -81,7 +94,8 @@ export async function loadModelFromBytes(
   const perRow = inputShape.reduce((a, b) => a * b, 1);
   if (perRow !== width) throw new Error(`model input width ${perRow} does not match the manifest's ${width}`);
   let scratch = new Float32Array(256 * width);
-  const classes = labels.length;
+  const classes = outputUnits(pre);
+  const scale = pre.target;
   const classifyInput = (x: Float32Array, n: number, oneBatch = false): Classified => {
     // tidy returns the output tensor, not its data: tidy walks whatever it returns.
     const output = tf.tidy(
@@ -95,6 +109,12 @@ export async function loadModelFromBytes(
     output.dispose();
     const best = new Int32Array(n);
     const confidence = new Float32Array(n);
+    if (scale) {
+      confidence.fill(Number.NaN);
+      const values = new Float32Array(n);
+      for (let i = 0; i < n; i++) values[i] = targetValue(probs[i] ?? Number.NaN, scale);
+      return { labels, best, confidence, probs, values };
+    }
     for (let i = 0; i < n; i++) {
       let top = 0;
       let topP = probs[i * classes] ?? Number.NaN;
@@ -123,13 +143,10 @@ export async function loadModelFromBytes(
     classifyRows,
     classifyInput,
     predictRows(rows) {
-      const { best, confidence, probs } = classifyRows(rows);
+      const classified = classifyRows(rows);
       const predictions: Prediction[] = new Array(rows.length);
-      for (let i = 0; i < rows.length; i++) {
-        const top = best[i] ?? 0;
-        predictions[i] = { label: labels[top] ?? String(top), confidence: confidence[i] ?? Number.NaN };
-      }
-      return { predictions, probs };
+      for (let i = 0; i < rows.length; i++) predictions[i] = predictionAt(classified, i);
+      return { predictions, probs: classified.probs };
     },
     dispose() {
       model.dispose();
@@ -146,7 +163,7 @@ export function probationFailure(model: LoadedModel): string | undefined {
   const { rows, outputs, tolerance } = model.manifest.golden;
   if (rows.length === 0) return 'the manifest carries no golden rows to check the model against';
   const { probs } = model.predictRows(rows);
-  return goldenMismatch(probs, outputs, model.manifest.preprocessing.labels.length, tolerance, 'row');
+  return goldenMismatch(probs, outputs, outputUnits(model.manifest.preprocessing), tolerance, 'row');
 }
 
 /** Why `probs` (golden inputs x classes) differ from the trainer's `outputs`, if they do. */

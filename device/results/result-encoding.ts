@@ -36,21 +36,32 @@ function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
-/** A result as every source reports it: confidence to 5 decimals, latency to 3. */
+/** A regression value as results carry it: the 7 significant digits a float32 output has. */
+export function roundValue(value: number): number {
+  return Number(value.toPrecision(7));
+}
+
+/**
+ * A result as every source reports it: confidence to 5 decimals (or a regression value to 7
+ * significant digits), latency to 3.
+ */
 export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Date.now()): InferenceResult {
-  const result: InferenceResult = {
-    id,
-    ts,
-    label: inferred.label,
-    confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
-    latencyMs: round(inferred.latencyMs, 3),
-  };
+  const answer =
+    inferred.value !== undefined
+      ? { value: roundValue(inferred.value) }
+      : {
+          label: inferred.label,
+          confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
+        };
+  const result: InferenceResult = { id, ts, ...answer, latencyMs: round(inferred.latencyMs, 3) };
   if (truth !== undefined && truth !== null && String(truth) !== '') result.truth = String(truth);
   return result;
 }
 
 /** What the encoder needs of a classified chunk. */
-export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence'> & { latencyMs: number };
+export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence' | 'values'> & {
+  latencyMs: number;
+};
 
 /**
  * The results of CSV replay chunks as JSON: each result is JSON.stringify(toResult(
@@ -73,12 +84,11 @@ export class ReplayEncoder {
     const resultAt = replayResultReader(first, classified, truths, ts);
     const results: InferenceResult[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      const { label, confidence, latencyMs, truth } = resultAt(i);
+      const { label, confidence, value, latencyMs, truth } = resultAt(i);
       results[i] = {
         id: `${this.thing}:${first + i}`,
         ts,
-        label,
-        confidence,
+        ...(value !== undefined ? { value } : { label, confidence }),
         latencyMs,
         ...(truth !== undefined ? { truth } : {}),
       };
@@ -98,13 +108,20 @@ export function replayResultReader(
   truths: readonly string[],
   ts: number,
 ): (i: number) => CountedResult {
-  const scratch: CountedResult = { ts, label: '', confidence: 0, latencyMs: round(classified.latencyMs, 3) };
+  const { values } = classified;
+  const scratch: CountedResult = values
+    ? { ts, value: 0, latencyMs: round(classified.latencyMs, 3) }
+    : { ts, label: '', confidence: 0, latencyMs: round(classified.latencyMs, 3) };
   return (i) => {
-    const best = classified.best[i] ?? 0;
-    const p = classified.confidence[i] ?? Number.NaN;
     const truth = truths.length > 0 ? (truths[(first + i) % truths.length] ?? '') : '';
-    scratch.label = classified.labels[best] ?? String(best);
-    scratch.confidence = Number.isFinite(p) ? round(p, 5) : 0;
+    if (values) {
+      scratch.value = roundValue(values[i] ?? Number.NaN);
+    } else {
+      const best = classified.best[i] ?? 0;
+      const p = classified.confidence[i] ?? Number.NaN;
+      scratch.label = classified.labels[best] ?? String(best);
+      scratch.confidence = Number.isFinite(p) ? round(p, 5) : 0;
+    }
     scratch.truth = truth === '' ? undefined : truth;
     return scratch;
   };

@@ -241,8 +241,18 @@ export async function runCsvReplay(
       truthsOf = labelColumn;
     }
     ctx.onClassified?.({ first, rows: batch, classified, ts });
-    const { version, labels, best, confidence, latencyMs } = classified;
-    ctx.batcher.addReplay({ version, first, labels, best, confidence, latencyMs, ts, csvNext: end });
+    const { version, labels, best, confidence, values, latencyMs } = classified;
+    ctx.batcher.addReplay({
+      version,
+      first,
+      labels,
+      best,
+      confidence,
+      ...(values ? { values } : {}),
+      latencyMs,
+      ts,
+      csvNext: end,
+    });
   };
   for (;;) {
     const n = await pace.next(pos);

@@ -13,7 +13,7 @@ import { parseTime } from '../../shared/timeseries/long-format.ts';
 import { PREDICT_BATCH } from '../../shared/timeseries/model.ts';
 import { SeriesWindower, type Window, windowsOf, windowValues } from '../../shared/timeseries/windower.ts';
 import { type Engine, NoModelError } from '../model/engine.ts';
-import type { LoadedModel } from '../model/model.ts';
+import { type LoadedModel, predictionAt } from '../model/model.ts';
 import { windowBatch, windowInputOf } from '../model/window-model.ts';
 import { windowResult } from '../results/result-encoding.ts';
 
@@ -474,17 +474,11 @@ export class WindowStream {
     );
     const done = performance.now();
     const ts = Date.now();
-    const { labels, best, confidence, version } = classified;
+    const { version } = classified;
     const out: WindowResult[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const { window, arrivedAt, tag } = batch[i] as Ready;
-      const top = best[i] ?? 0;
-      const inferred = {
-        label: labels[top] ?? String(top),
-        confidence: confidence[i] ?? Number.NaN,
-        version,
-        latencyMs: done - arrivedAt,
-      };
+      const inferred = { ...predictionAt(classified, i), version, latencyMs: done - arrivedAt };
       out[i] = {
         result: windowResult(this.idOf(window), inferred, window.label, window, ts),
         window,

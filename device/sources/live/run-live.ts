@@ -5,10 +5,12 @@
  * checks as every other source apply: a reading the model may not answer is refused with
  * its reason, never answered.
  */
+
 import type { Refusal } from '../../../shared/dataset/readings.ts';
 import type { RawRow } from '../../../shared/preprocess.ts';
 import type { InferenceResult, SourceStatus, WindowManifest } from '../../../shared/schemas.ts';
 import type { Engine } from '../../model/engine.ts';
+import { predictionAt } from '../../model/model.ts';
 import { toResult } from '../../results/result-encoding.ts';
 import type { ResultStream } from '../../results/result-writer.ts';
 import { modelRefusal } from '../sources.ts';
@@ -88,9 +90,8 @@ function answerRows(entries: readonly Received[], ctx: LiveContext) {
       const reading = readings[i] as LiveReading;
       const arrival = arrivals[i] as Received;
       const inferred = {
+        ...predictionAt(classified, i),
         version: classified.version,
-        label: classified.labels[classified.best[i] as number] as string,
-        confidence: classified.confidence[i] ?? 0,
         latencyMs: now - arrival.arrivedPerf,
       };
       return {
