@@ -1,5 +1,5 @@
 /**
- * The public classification datasets of `npm run bench -- train`, read from devDependencies
+ * The public datasets of `npm run bench -- train` (classification, and regression below), read from devDependencies
  * (nothing is downloaded at run time). Each label is a column of the data as published; the
  * other columns are passed as they are, and only the label is named, as a new user would.
  */
@@ -38,10 +38,54 @@ export function jsonToCsv(records: readonly Record<string, unknown>[]): string {
   );
 }
 
-export function benchDatasets(): BenchDataset[] {
+function vegaReaders() {
   const dir = vegaDir();
-  const json = (file: string) => jsonToCsv(JSON.parse(readFileSync(join(dir, file), 'utf8')));
-  const csv = (file: string) => readFileSync(join(dir, file), 'utf8');
+  return {
+    json: (file: string) => jsonToCsv(JSON.parse(readFileSync(join(dir, file), 'utf8'))),
+    csv: (file: string) => readFileSync(join(dir, file), 'utf8'),
+  };
+}
+
+/**
+ * The public regression datasets of `npm run bench -- train`: a numeric column of the data as
+ * published is the target, every other column is passed as it is.
+ */
+export function regressionDatasets(): BenchDataset[] {
+  const { json, csv } = vegaReaders();
+  return [
+    {
+      name: 'cars mpg',
+      label: 'Miles_per_Gallon',
+      source: `${VEGA} cars.json; UCI Auto MPG`,
+      licence: VEGA_LICENCE,
+      csv: json('cars.json'),
+    },
+    {
+      name: 'penguins mass',
+      label: 'Body Mass (g)',
+      source: `${VEGA} penguins.json; Palmer penguins, Gorman et al. 2014`,
+      licence: VEGA_LICENCE,
+      csv: json('penguins.json'),
+    },
+    {
+      name: 'seattle temp_max',
+      label: 'temp_max',
+      source: `${VEGA} seattle-weather.csv; NOAA daily observations`,
+      licence: VEGA_LICENCE,
+      csv: csv('seattle-weather.csv'),
+    },
+    {
+      name: 'gapminder life',
+      label: 'life_expect',
+      source: `${VEGA} gapminder.json; Gapminder Foundation`,
+      licence: VEGA_LICENCE,
+      csv: json('gapminder.json'),
+    },
+  ];
+}
+
+export function benchDatasets(): BenchDataset[] {
+  const { json, csv } = vegaReaders();
   const iris = getDataset().map(([a, b, c, d, species]) => ({
     sepal_length: a,
     sepal_width: b,

@@ -11,7 +11,13 @@ type Bench = () => Promise<{ main(): Promise<unknown> }>;
  * also prints bytes on the wire per inference, detail vs summary mode (device-wire).
  */
 const benches: Record<string, Bench[]> = {
-  train: [() => import('./train.ts'), () => import('./train-windows.ts'), () => import('./train-scale.ts')],
+  train: [
+    () => import('./train.ts'),
+    () => import('./train-regression.ts'),
+    () => import('./train-windows.ts'),
+    () => import('./train-scale.ts'),
+  ],
+  'train-regression': [() => import('./train-regression.ts')],
   'train-scale': [() => import('./train-scale.ts')],
   'train-windows': [() => import('./train-windows.ts')],
   device: [() => import('./device-live.ts'), () => import('./device.ts'), () => import('./device-wire.ts')],
@@ -31,10 +37,12 @@ const wanted = process.argv.slice(2);
 // The names above are for this runner; each bench reads its own flags from argv when run alone
 // (npx tsx bench/NAME.ts ...), so here they run with their defaults.
 process.argv.length = 2;
-// Without names every bench runs once (train-scale and train-windows are part of train).
+// Without names every bench runs once (train-scale, train-windows and train-regression are part of train).
 const chosen = wanted.length
   ? wanted
-  : Object.keys(benches).filter((name) => !['train-scale', 'train-windows', 'device-wire'].includes(name));
+  : Object.keys(benches).filter(
+      (name) => !['train-scale', 'train-windows', 'train-regression', 'device-wire'].includes(name),
+    );
 for (const name of chosen) {
   const loads = benches[name];
   if (!loads) throw new Error(`no bench named ${name}: choose from ${Object.keys(benches).join(', ')}`);

@@ -18,7 +18,7 @@
  * shown and counted in the suite, but its own delta is noise and is not scored.
  * `npx tsx bench/train.ts [seeds] [name,name]` (default: 6 seeds, every dataset); `npm run bench -- train`.
  */
-import { parseDataset } from '../shared/dataset.ts';
+import { type Dataset, parseDataset } from '../shared/dataset.ts';
 import { isMissing } from '../shared/preprocess.ts';
 import { TrainingConfigSchema } from '../shared/schemas.ts';
 import { initTf, tf } from '../shared/tf.ts';
@@ -56,26 +56,7 @@ async function baseline(data: BenchDataset, seed: number): Promise<Run> {
   const dataset = parseDataset(data.csv, { label: data.label });
   const split = stratifiedSplit(dataset.y, { seed });
   const trainRows = [...split.train, ...split.validation];
-  const kept = dataset.columns.filter((c) => c.kind === 'numeric' || c.kind === 'categorical');
-  const encoders = kept.map((profile) => {
-    const values = trainRows.map((i) => dataset.rows[i]?.[profile.column] ?? '');
-    if (profile.kind === 'numeric') {
-      const numbers = values.filter((v) => !isMissing(v) && Number.isFinite(Number(v))).map(Number);
-      const mean = numbers.reduce((a, b) => a + b, 0) / numbers.length;
-      const std = Math.sqrt(numbers.reduce((a, b) => a + (b - mean) ** 2, 0) / numbers.length) || 1;
-      return (raw: string) => {
-        const value = Number(raw);
-        return [((isMissing(raw) || !Number.isFinite(value) ? mean : value) - mean) / std];
-      };
-    }
-    const levels = [...new Set(values)];
-    return (raw: string) => levels.map((level) => (raw === level ? 1 : 0));
-  });
-  const encode = (indices: number[]) =>
-    indices.map((i) => {
-      const row = dataset.rows[i] ?? {};
-      return kept.flatMap((profile, j) => encoders[j]?.(row[profile.column] ?? '') ?? []);
-    });
+  const encode = bareEncoder(dataset, trainRows);
   const k = dataset.labels.length;
   const order = shuffleInPlace([...trainRows], seededRandom(seed));
   const xs = tf.tensor2d(encode(order));
@@ -110,6 +91,37 @@ async function baseline(data: BenchDataset, seed: number): Promise<Run> {
   const majorityClass = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
   const majority = split.test.filter((i) => dataset.y[i] === majorityClass).length / split.test.length;
   return { accuracy: correct / split.test.length, ms, majority };
+}
+
+/**
+ * The bare baseline's inputs, as an ML engineer would write them: the columns edgeloop keeps,
+ * numeric ones standardized on the training rows (mean-imputed), categorical ones one-hot over
+ * the training rows' levels, dates left out. Returns rows (by index) as input vectors.
+ */
+export function bareEncoder(
+  dataset: Dataset,
+  trainRows: readonly number[],
+): (indices: number[]) => number[][] {
+  const kept = dataset.columns.filter((c) => c.kind === 'numeric' || c.kind === 'categorical');
+  const encoders = kept.map((profile) => {
+    const values = trainRows.map((i) => dataset.rows[i]?.[profile.column] ?? '');
+    if (profile.kind === 'numeric') {
+      const numbers = values.filter((v) => !isMissing(v) && Number.isFinite(Number(v))).map(Number);
+      const mean = numbers.reduce((a, b) => a + b, 0) / numbers.length;
+      const std = Math.sqrt(numbers.reduce((a, b) => a + (b - mean) ** 2, 0) / numbers.length) || 1;
+      return (raw: string) => {
+        const value = Number(raw);
+        return [((isMissing(raw) || !Number.isFinite(value) ? mean : value) - mean) / std];
+      };
+    }
+    const levels = [...new Set(values)];
+    return (raw: string) => levels.map((level) => (raw === level ? 1 : 0));
+  });
+  return (indices) =>
+    indices.map((i) => {
+      const row = dataset.rows[i] ?? {};
+      return kept.flatMap((profile, j) => encoders[j]?.(row[profile.column] ?? '') ?? []);
+    });
 }
 
 async function edgeloop(data: BenchDataset, seed: number) {
