@@ -2,7 +2,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError } from '../errors.ts';
-import type { DatasetSource } from './read.ts';
+import { type DatasetSource, readPass } from './read.ts';
+import { type Reading, readingOf } from './readings.ts';
 import { DATASET_SUFFIXES, filePart, isDataPartName } from './source.ts';
 
 export async function localDatasetSource(path: string): Promise<DatasetSource> {
@@ -18,4 +19,24 @@ export async function localDatasetSource(path: string): Promise<DatasetSource> {
     name: basename(path),
     parts: await Promise.all(names.map((name) => filePart(join(path, name), name))),
   };
+}
+
+/**
+ * The records of a local dataset (any supported format: CSV, JSON Lines, Parquet, gzipped) as
+ * readings, typed as the gateway's CSV replay types them (shared/dataset/readings.ts).
+ */
+export async function localReadings(path: string): Promise<Reading[]> {
+  let header: string[] = [];
+  const readings: Reading[] = [];
+  await readPass(
+    await localDatasetSource(path),
+    `${path}: `,
+    (cells) => readings.push(readingOf(header, cells)),
+    {
+      onHeader: (names) => {
+        header = names;
+      },
+    },
+  );
+  return readings;
 }

@@ -38,14 +38,16 @@ export function parseCsvReadings(text: string, where: string): { header: string[
   const [first, ...records] = table;
   if (!first) return { header: [], rows: [] };
   const header = headerNames(first, where);
-  const rows = records.map((cells) => {
-    const reading: Reading = {};
-    // A short record lacks its last columns: they stay absent (missing), not empty strings.
-    const width = Math.min(cells.length, header.length);
-    for (let i = 0; i < width; i++) reading[header[i] as string] = exactNumber(cells[i] as string);
-    return reading;
-  });
-  return { header, rows };
+  return { header, rows: records.map((cells) => readingOf(header, cells)) };
+}
+
+/** One record's cells under `header` as a reading (numbers that print back exactly are numbers). */
+export function readingOf(header: readonly string[], cells: readonly string[]): Reading {
+  const reading: Reading = {};
+  // A short record lacks its last columns: they stay absent (missing), not empty strings.
+  const width = Math.min(cells.length, header.length);
+  for (let i = 0; i < width; i++) reading[header[i] as string] = exactNumber(cells[i] as string);
+  return reading;
 }
 
 /**

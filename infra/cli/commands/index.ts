@@ -6,6 +6,7 @@ import { fleetCommand } from './fleet.ts';
 import { fleetSimCommand } from './fleet-sim.ts';
 import { modelsCommand } from './models.ts';
 import { provisionCommand } from './provision.ts';
+import { scoreCommand } from './score.ts';
 import { statsCommand } from './stats.ts';
 import { topicsCommand } from './topics.ts';
 import { trainCommand } from './train.ts';
@@ -18,6 +19,7 @@ export const commands: readonly Command[] = [
   uploadCommand,
   trainCommand,
   modelsCommand,
+  scoreCommand,
   feedbackCommand,
   deviceCommand,
   fleetSimCommand,
