@@ -209,6 +209,8 @@ export const TargetScaleSchema = z.object({
   std: z.number().positive(),
   min: z.number().optional(),
   max: z.number().optional(),
+  /** The training targets as [bucket, count] pairs (shared/aggregation/value-histogram.ts): drift's reference. */
+  histogram: z.array(z.tuple([z.number().int(), z.number().int().min(1)])).optional(),
 });
 export type TargetScale = z.infer<typeof TargetScaleSchema>;
 
@@ -485,6 +487,8 @@ export const SummaryCellSchema = z.object({
   vsq: z.number().min(0).optional(),
   esq: z.number().min(0).optional(),
   eabs: z.number().min(0).optional(),
+  /** Regression: the values' histogram (shared/aggregation/value-histogram.ts), as [bucket, count] pairs. */
+  vh: z.array(z.tuple([z.number().int(), z.number().int().min(1)])).optional(),
   ch: z.array(z.tuple([z.number().int().min(0), z.number().int().min(1)])),
   lh: z.array(z.tuple([z.number().int().min(0), z.number().int().min(1)])),
 });

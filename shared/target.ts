@@ -3,6 +3,8 @@
  * for training, and turned back into a value, the same way in the trainer, `edgeloop score`
  * and on the gateway (the manifest carries the scale).
  */
+import type { Histogram } from './aggregation/histogram.ts';
+import { addValueToHistogram, histogramPairs } from './aggregation/value-histogram.ts';
 import { numericOrFill } from './preprocess.ts';
 import type { TargetScale } from './schemas.ts';
 
@@ -27,13 +29,15 @@ export function standardizeTarget(value: number, scale: Pick<TargetScale, 'mean'
   return (value - scale.mean) / scale.std;
 }
 
-/** Running mean and variance (Welford) of the training targets, for the scale. */
+/** Running mean and variance (Welford) and the histogram of the training targets, for the scale and drift. */
 export class TargetScaleFitter {
   private n = 0;
   private mean = 0;
   private m2 = 0;
+  private readonly histogram: Histogram = {};
 
   add(value: number): void {
+    addValueToHistogram(this.histogram, value);
     this.n++;
     const delta = value - this.mean;
     this.mean += delta / this.n;
@@ -48,6 +52,7 @@ export class TargetScaleFitter {
       std: std > 1e-12 ? std : 1,
       ...(bounds.min !== undefined ? { min: bounds.min } : {}),
       ...(bounds.max !== undefined ? { max: bounds.max } : {}),
+      histogram: histogramPairs(this.histogram),
     };
   }
 }

@@ -443,6 +443,9 @@ export const metricNames = {
   lowConfidence: 'LowConfidenceResults',
   latencyP99: 'LatencyP99Ms',
   liveAccuracy: 'LiveAccuracy',
+  /** Regression models: the predictions' mean, and live RMSE where truth arrives. */
+  predictionMean: 'PredictionMean',
+  liveRmse: 'LiveRmse',
   devicesOnline: 'DevicesOnline',
   trainingRuns: 'TrainingRuns',
   trainingFailures: 'TrainingFailures',
@@ -477,6 +480,10 @@ export const dashboardPanels = {
   },
   latency: { title: 'Latency p50 / p99 (ms)', metrics: [metricNames.latencyP50, metricNames.latencyP99] },
   liveAccuracy: { title: 'Live accuracy', metrics: [metricNames.liveAccuracy] },
+  prediction: {
+    title: 'Prediction mean and live RMSE (regression)',
+    metrics: [metricNames.predictionMean, metricNames.liveRmse],
+  },
   drift: { title: 'Drift (PSI)', metrics: [metricNames.drift] },
   outbox: { title: 'Outbox depth', metrics: [metricNames.outboxDepth] },
   errors: { title: 'Aggregator errors', metrics: [metricNames.aggregatorErrors] },

@@ -25,11 +25,11 @@ const scalarAttributes = {
   errorSquares: 'esq',
   errorAbs: 'eabs',
 } as const satisfies Record<
-  Exclude<keyof AggregateCell, 'classes' | 'confidenceHist' | 'latencyHist'>,
+  Exclude<keyof AggregateCell, 'classes' | 'confidenceHist' | 'latencyHist' | 'valueHist'>,
   string
 >;
 
-const prefix = { classes: 'c:', confidenceHist: 'ch:', latencyHist: 'lh:' } as const;
+const prefix = { classes: 'c:', confidenceHist: 'ch:', latencyHist: 'lh:', valueHist: 'vh:' } as const;
 const BATCH_TAGS = 'b';
 
 /** A 72-bit tag of (thing, batch id): the per-item marker that the batch was added. */
@@ -60,6 +60,7 @@ export function cellAdds(cell: AggregateCell, parts: ExpressionParts): string[] 
   for (const [index, count] of Object.entries(cell.confidenceHist))
     add(`${prefix.confidenceHist}${index}`, count);
   for (const [index, count] of Object.entries(cell.latencyHist)) add(`${prefix.latencyHist}${index}`, count);
+  for (const [index, count] of Object.entries(cell.valueHist)) add(`${prefix.valueHist}${index}`, count);
   return adds;
 }
 

@@ -10,6 +10,7 @@ import {
   emptyCell,
   mergeCells,
   summarizeCell,
+  trainingDistributionOf,
 } from '../../shared/aggregation/aggregate.ts';
 import { isOnline, OFFLINE_AFTER_MS, onlineByVersion } from '../../shared/aggregation/fleet.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
@@ -143,7 +144,7 @@ export async function readModelStats(
     const minutes = group.minutes.sort();
     versions.push({
       version,
-      ...summarizeCell(group.cell, manifest?.classDistribution),
+      ...summarizeCell(group.cell, trainingDistributionOf(manifest)),
       firstMinute: minutes[0] ?? '',
       lastMinute: minutes.at(-1) ?? '',
     });

@@ -14,6 +14,7 @@ import {
   mergeCells,
   preAggregate,
   summarizeCell,
+  trainingDistributionOf,
 } from '../../shared/aggregation/aggregate.ts';
 import { checkResults, decodeBatchEnvelope, type RejectedResult } from '../../shared/aggregation/decode.ts';
 import type { EdgeloopMetrics } from '../../shared/metrics.ts';
@@ -107,7 +108,7 @@ export async function aggregateResultEvent(raw: unknown, deps: ResultsDeps): Pro
     .map((outcome) => outcome.after as AggregateCell);
   const latestWindow = windows.at(-1);
   const drift =
-    latestWindow && manifest ? summarizeCell(latestWindow, manifest.classDistribution).drift : null;
+    latestWindow && manifest ? summarizeCell(latestWindow, trainingDistributionOf(manifest)).drift : null;
   emitResultMetrics(
     deps.metrics,
     batch.model,

@@ -35,6 +35,8 @@ import {
   type MinuteCell,
   mergeCells,
   summarizeCell,
+  type TrainingDistribution,
+  trainingDistributionOf,
 } from '../../shared/aggregation/aggregate.ts';
 import { checkResults, type RejectedResult } from '../../shared/aggregation/decode.ts';
 import { checkSummaryCells, decodeAnyBatch } from '../../shared/aggregation/summary.ts';
@@ -187,7 +189,7 @@ export async function aggregateShardRecords(
   for (const { model, version, cell } of counted.values()) {
     outcome.counted += cell.count;
     const manifest = await deps.manifests.get(model, version);
-    emitStreamMetrics(deps.metrics, model, version, cell, manifest?.classDistribution);
+    emitStreamMetrics(deps.metrics, model, version, cell, trainingDistributionOf(manifest));
   }
   if (outcome.rejected + outcome.rejectedParts > 0)
     deps.metrics.publishWith({ source: 'results' }, (m) =>
@@ -404,7 +406,7 @@ function emitStreamMetrics(
   model: string,
   version: number,
   counted: AggregateCell,
-  training: Record<string, number> | undefined,
+  training: TrainingDistribution | undefined,
 ): void {
   if (counted.count === 0) return;
   const summary = summarizeCell(counted, training);
@@ -413,6 +415,8 @@ function emitStreamMetrics(
     m.put('lowConfidence', counted.lowConfidence);
     if (summary.latencyP99Ms !== null) m.put('latencyP99', summary.latencyP99Ms, MetricUnit.Milliseconds);
     if (summary.liveAccuracy !== null) m.put('liveAccuracy', summary.liveAccuracy, MetricUnit.NoUnit);
+    if (summary.valueMean !== null) m.put('predictionMean', summary.valueMean, MetricUnit.NoUnit);
+    if (summary.liveRmse !== null) m.put('liveRmse', summary.liveRmse, MetricUnit.NoUnit);
     if (summary.drift) m.put('drift', summary.drift.psi, MetricUnit.NoUnit);
   });
 }

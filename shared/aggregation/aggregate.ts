@@ -3,7 +3,7 @@
  * from summed cells. A cell is additive in every field, so cells from many invocations are
  * combined by plain addition (DynamoDB ADD per attribute) and stay exact.
  */
-import type { InferenceResult } from '../schemas.ts';
+import type { InferenceResult, Manifest } from '../schemas.ts';
 import { targetNumber } from '../target.ts';
 import { aggregateKeys } from '../topology.ts';
 import {
@@ -15,6 +15,7 @@ import {
   percentileFromHistogram,
 } from './histogram.ts';
 import { type DriftLevel, driftLevel, populationStabilityIndex } from './psi.ts';
+import { addValueToHistogram, valueDriftPsi, valueQuantile } from './value-histogram.ts';
 
 /** Used when the manifest of a version cannot be read. */
 export const DEFAULT_LOW_CONFIDENCE = 0.6;
@@ -38,6 +39,8 @@ export interface AggregateCell {
   valueSquares: number;
   errorSquares: number;
   errorAbs: number;
+  /** Regression: the values' scale-free histogram (value-histogram.ts). */
+  valueHist: Histogram;
   confidenceHist: Histogram;
   latencyHist: Histogram;
 }
@@ -56,6 +59,7 @@ export function emptyCell(): AggregateCell {
     valueSquares: 0,
     errorSquares: 0,
     errorAbs: 0,
+    valueHist: {},
     confidenceHist: {},
     latencyHist: {},
   };
@@ -93,6 +97,7 @@ function addValue(cell: AggregateCell, value: number, truth: string | undefined,
   cell.valued += 1;
   cell.valueSum += value;
   cell.valueSquares += value * value;
+  addValueToHistogram(cell.valueHist, value);
   cell.latencySumMs += latencyMs;
   addToHistogram(cell.latencyHist, latencyMs, LATENCY_EDGES_MS);
   const actual = truth === undefined ? Number.NaN : targetNumber(truth);
@@ -114,6 +119,7 @@ export function mergeCells(into: AggregateCell, from: AggregateCell): AggregateC
   into.valueSquares += from.valueSquares;
   into.errorSquares += from.errorSquares;
   into.errorAbs += from.errorAbs;
+  mergeHistograms(into.valueHist, from.valueHist);
   for (const [name, count] of Object.entries(from.classes))
     into.classes[name] = (into.classes[name] ?? 0) + count;
   mergeHistograms(into.confidenceHist, from.confidenceHist);
@@ -203,23 +209,48 @@ export interface CellSummary {
   /** Regression: the predictions' mean and standard deviation, and live RMSE and MAE where truth arrived. */
   valueMean: number | null;
   valueStd: number | null;
+  valueP50: number | null;
+  valueP90: number | null;
   liveRmse: number | null;
   liveMae: number | null;
   drift: { psi: number; level: DriftLevel } | null;
 }
 
+/**
+ * What a version was trained on, for drift: its class shares, or a regression model's
+ * training targets as a value histogram.
+ */
+export interface TrainingDistribution {
+  classes?: Record<string, number>;
+  values?: Histogram;
+}
+
+export function trainingDistributionOf(
+  manifest: Pick<Manifest, 'classDistribution' | 'preprocessing'> | undefined,
+): TrainingDistribution | undefined {
+  if (!manifest) return undefined;
+  const histogram = manifest.preprocessing.target?.histogram;
+  if (manifest.preprocessing.task === 'regression')
+    return histogram ? { values: Object.fromEntries(histogram) } : {};
+  return { classes: manifest.classDistribution };
+}
+
 /** Statistics of a (summed) cell; drift only when the training distribution is known. */
-export function summarizeCell(
-  cell: AggregateCell,
-  trainingDistribution?: Record<string, number>,
-): CellSummary {
+export function summarizeCell(cell: AggregateCell, training?: TrainingDistribution): CellSummary {
   const n = cell.count;
   const classMix = Object.fromEntries(
     Object.entries(cell.classes)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([name, count]) => [name, n > 0 ? count / n : 0]),
   );
-  const psi = trainingDistribution ? populationStabilityIndex(trainingDistribution, cell.classes) : null;
+  const psi =
+    cell.valued > 0
+      ? training?.values
+        ? valueDriftPsi(training.values, cell.valueHist)
+        : null
+      : training?.classes
+        ? populationStabilityIndex(training.classes, cell.classes)
+        : null;
   return {
     inferences: n,
     classMix,
@@ -238,13 +269,16 @@ export function summarizeCell(
 
 function valueStatistics(
   cell: AggregateCell,
-): Pick<CellSummary, 'valueMean' | 'valueStd' | 'liveRmse' | 'liveMae'> {
+): Pick<CellSummary, 'valueMean' | 'valueStd' | 'valueP50' | 'valueP90' | 'liveRmse' | 'liveMae'> {
   const v = cell.valued;
-  if (v === 0) return { valueMean: null, valueStd: null, liveRmse: null, liveMae: null };
+  if (v === 0)
+    return { valueMean: null, valueStd: null, valueP50: null, valueP90: null, liveRmse: null, liveMae: null };
   const mean = cell.valueSum / v;
   return {
     valueMean: mean,
     valueStd: Math.sqrt(Math.max(0, cell.valueSquares / v - mean * mean)),
+    valueP50: valueQuantile(cell.valueHist, 0.5),
+    valueP90: valueQuantile(cell.valueHist, 0.9),
     liveRmse: cell.labelled > 0 ? Math.sqrt(cell.errorSquares / cell.labelled) : null,
     liveMae: cell.labelled > 0 ? cell.errorAbs / cell.labelled : null,
   };

@@ -88,6 +88,7 @@ export function cellToWire(minuteMs: number, cell: AggregateCell): SummaryCell {
           vsq: round6(cell.valueSquares),
           esq: round6(cell.errorSquares),
           eabs: round6(cell.errorAbs),
+          vh: pairs(cell.valueHist),
         }
       : {}),
     ch: pairs(cell.confidenceHist),
@@ -109,6 +110,7 @@ export function cellFromWire(wire: SummaryCell): AggregateCell {
     valueSquares: wire.vsq ?? 0,
     errorSquares: wire.esq ?? 0,
     errorAbs: wire.eabs ?? 0,
+    valueHist: Object.fromEntries(wire.vh ?? []),
     confidenceHist: Object.fromEntries(wire.ch),
     latencyHist: Object.fromEntries(wire.lh),
   };

@@ -94,6 +94,8 @@ function cellProblem(
   if (cell.ok > cell.lab) return `ok (${cell.ok}) exceeds lab (${cell.lab})`;
   if (cell.csum > n + 1e-6) return `csum (${cell.csum}) exceeds n (${n}): confidences are at most 1`;
   if (cell.lsum > n * 3_600_000) return `lsum (${cell.lsum}) is more than an hour per result`;
+  // A regression cell (nv present) holds values: no classes or confidences, a value histogram.
+  if (cell.nv !== undefined) return regressionCellProblem(cell) ?? cell;
   const classTotal = sumOf(Object.values(cell.classes));
   if (classTotal !== n) return `classes add up to ${classTotal}, not n (${n})`;
   for (const name of Object.keys(cell.classes)) {
@@ -112,4 +114,24 @@ function cellProblem(
     if (total !== n) return `${field} adds up to ${total}, not n (${n})`;
   }
   return cell;
+}
+
+function regressionCellProblem(cell: SummaryCell): string | undefined {
+  const { n } = cell;
+  if (cell.nv !== n) return `nv (${cell.nv}) is not n (${n}): a cell holds one model version's results`;
+  if (
+    Object.keys(cell.classes).length > 0 ||
+    cell.ch.length > 0 ||
+    cell.csum > 0 ||
+    cell.low > 0 ||
+    cell.ok > 0
+  )
+    return 'a regression cell (nv) carries classes or confidences';
+  const values = sumOf((cell.vh ?? []).map(([, count]) => count));
+  if (values !== n) return `vh adds up to ${values}, not n (${n})`;
+  const latencies = sumOf(cell.lh.map(([, count]) => count));
+  if (latencies !== n) return `lh adds up to ${latencies}, not n (${n})`;
+  if (!Number.isFinite(cell.vsum ?? 0) || !Number.isFinite(cell.vsq ?? 0))
+    return 'vsum and vsq must be finite';
+  return undefined;
 }

@@ -16,7 +16,13 @@ import {
 } from '../../bench/support/aggregation-fixtures.ts';
 import { startTestStack } from '../../bench/support/local-stack.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { cellsByMinute, emptyCell, mergeCells, summarizeCell } from '../../shared/aggregation/aggregate.ts';
+import {
+  cellsByMinute,
+  emptyCell,
+  mergeCells,
+  summarizeCell,
+  trainingDistributionOf,
+} from '../../shared/aggregation/aggregate.ts';
 import { summarizeResults } from '../../shared/aggregation/summary.ts';
 import { s3Client } from '../../shared/aws.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
@@ -128,7 +134,7 @@ describe('stream aggregator metrics', () => {
       const sent = batches.filter((b) => b.model === model).flatMap((b) => b.results);
       const cell = emptyCell();
       for (const { cell: minute } of cellsByMinute(sent, LOW)) mergeCells(cell, minute);
-      const expected = summarizeCell(cell, manifestFor(model, version, LOW).classDistribution);
+      const expected = summarizeCell(cell, trainingDistributionOf(manifestFor(model, version, LOW)));
       const of = (name: string) =>
         values(name).filter((p) => p.dimensions.model === model && p.dimensions.version === String(version));
       expect(of(metricNames.inferences).map((p) => p.value)).toEqual([sent.length]);

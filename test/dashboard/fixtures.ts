@@ -94,6 +94,38 @@ function versionSeries(
   };
 }
 
+/**
+ * A regression model's version beside the classifier (model `yield`, a line's yield in %): results
+ * with values, no classes or confidences; live RMSE where truth arrived.
+ */
+function regressionSeries(startMinute: number, minutes: number, rand: () => number): VersionSeries {
+  const points: MinutePoint[] = [];
+  for (let m = 0; m < minutes; m++) {
+    const n = 40 + Math.floor(rand() * 20);
+    const latencies = Array.from({ length: n }, () => 1 + rand()).sort((a, b) => a - b);
+    points.push({
+      minute: startMinute + m * 60_000,
+      inferences: n,
+      lowConfidenceRate: null,
+      confidenceMean: null,
+      latencyP50Ms: quantile(latencies, 0.5),
+      latencyP99Ms: quantile(latencies, 0.99),
+      liveAccuracy: null,
+      drift: 0.02 + rand() * 0.05,
+      predictionMean: 38 + rand() * 4,
+      liveRmse: 1.1 + rand() * 0.3,
+    });
+  }
+  return {
+    model: 'yield',
+    version: 1,
+    task: 'regression',
+    minutes: points,
+    classMix: {},
+    confidence: { mean: null, histogram: [] },
+  };
+}
+
 export function buildSnapshot(options: SnapshotOptions = {}): DashboardSnapshot {
   const now = options.now ?? new Date('2025-06-01T12:00:30Z');
   const minutes = options.minutes ?? 12;
@@ -204,7 +236,7 @@ export function buildSnapshot(options: SnapshotOptions = {}): DashboardSnapshot 
         },
       ],
     },
-    versions: [v1, v3],
+    versions: [v1, v3, regressionSeries(firstMinute, minutes, rand)],
     errors: { count: errorCount, latest },
   };
 }

@@ -99,7 +99,8 @@ describe.runIf(!missing)('dashboard page in chromium', () => {
     // Assess: key figures
     expect(await kpi(dashboard.page, 'inferences')).toBe(en(totalInferences(current)));
     expect(await kpi(dashboard.page, 'devices')).toBe('3 / 4');
-    expect(await kpi(dashboard.page, 'released')).toBe('v3');
+    // Two models are served (the classifier and a regression model): the figure names the model.
+    expect(await kpi(dashboard.page, 'released')).toBe('vibration v3');
     expect(await kpi(dashboard.page, 'errors')).toBe(en(current.errors.count));
 
     // Assess: every panel of the shared list, titled as in CloudWatch, showing data
@@ -112,7 +113,16 @@ describe.runIf(!missing)('dashboard page in chromium', () => {
     const versions = current.versions.length;
     expect(byId.inferences?.series).toBe(versions);
     expect(byId.latency?.series).toBe(2 * versions); // p50 and p99 per version
-    expect(byId.classMix?.series).toBe(versions);
+    // Class views leave the regression version out and say so; the prediction panel shows it.
+    const classifiers = current.versions.filter((v) => v.task !== 'regression').length;
+    expect(classifiers).toBe(versions - 1);
+    for (const id of ['classMix', 'confidence', 'lowConfidence', 'liveAccuracy'])
+      expect(byId[id]?.series, id).toBe(classifiers);
+    expect(byId.prediction?.series).toBe(2); // mean and live RMSE of the one regression version
+    const classNote = await dashboard.page.locator('[data-panel="classMix"] .not-applicable').textContent();
+    expect(classNote).toBe(
+      `1 regression version(s) not shown: they answer numbers, not classes (see ${dashboardPanels.prediction.title})`,
+    );
     expect(byId.rollout?.points).toBe(current.rollout.fleet.length);
     expect(byId.inferences?.points).toBe(current.versions.reduce((n, v) => n + v.minutes.length, 0));
 
@@ -128,7 +138,7 @@ describe.runIf(!missing)('dashboard page in chromium', () => {
     expect(trainingText).toContain(current.training.runs[1]?.reason ?? 'missing reason');
     expect(trainingText).toContain(current.training.runs[2]?.notices?.[0] ?? 'missing notice');
     const rolloutNote = await dashboard.page.locator('[data-panel="rollout"] .note').textContent();
-    expect(rolloutNote).toBe('v3 rolled out to 3 of 4 devices');
+    expect(rolloutNote).toBe('vibration v3 rolled out to 3 of 4 devices');
     const deviceText = await dashboard.page.locator('[data-panel="rollout"] tbody').textContent();
     expect(deviceText).toContain('verify: manifest signature does not verify with the fleet key');
 

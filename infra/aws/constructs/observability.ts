@@ -38,6 +38,8 @@ const statisticOf: Record<MetricName, Statistic> = {
   [metricNames.drift]: 'Maximum',
   [metricNames.trainingDurationMs]: 'Maximum',
   [metricNames.liveAccuracy]: 'Average',
+  [metricNames.predictionMean]: 'Average',
+  [metricNames.liveRmse]: 'Average',
   [metricNames.trainingAccuracy]: 'Average',
   [metricNames.confidenceMean]: 'Average',
   [metricNames.rolloutDecisions]: 'Sum',

@@ -116,6 +116,10 @@ export function formatModelStats(stats: ModelStats): string[] {
   const lines = [`${stats.model}: ${stats.inferences} inferences since ${stats.since}`];
   if (stats.versions.length === 0) lines.push('  no results aggregated in this window');
   for (const v of stats.versions) {
+    if (v.valueMean !== null) {
+      lines.push(...regressionLines(v));
+      continue;
+    }
     const mix = Object.entries(v.classMix)
       .map(([name, share]) => `${name} ${pct(share)}`)
       .join(', ');
@@ -129,6 +133,18 @@ export function formatModelStats(stats: ModelStats): string[] {
     );
   }
   return lines;
+}
+
+/** A regression version: its predictions, live error where truth arrived, drift of the predictions. */
+function regressionLines(v: ModelStats['versions'][number]): string[] {
+  const num = (value: number | null) => (value === null ? '-' : Number(value.toPrecision(4)).toString());
+  return [
+    `  v${v.version}: ${v.inferences} inferences (${v.firstMinute} .. ${v.lastMinute})`,
+    `    prediction    mean ${num(v.valueMean)}, std ${num(v.valueStd)}, p50 ${num(v.valueP50)}, p90 ${num(v.valueP90)}`,
+    `    latency       p50 ${ms(v.latencyP50Ms)}, p99 ${ms(v.latencyP99Ms)}`,
+    `    live error    ${v.labelled > 0 ? `RMSE ${num(v.liveRmse)}, MAE ${num(v.liveMae)} over ${v.labelled} labelled` : 'no ground truth in results'}`,
+    `    drift (PSI)   ${v.drift ? `${v.drift.psi.toFixed(4)} (${v.drift.level}, predictions vs training targets)` : 'unknown (no manifest)'}`,
+  ];
 }
 
 export function formatErrors(errors: ErrorsView): string[] {

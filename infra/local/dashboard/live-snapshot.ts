@@ -18,6 +18,8 @@ import {
   emptyCell,
   mergeCells,
   summarizeCell,
+  type TrainingDistribution,
+  trainingDistributionOf,
 } from '../../../shared/aggregation/aggregate.ts';
 import { bucketUpper, CONFIDENCE_EDGES } from '../../../shared/aggregation/histogram.ts';
 import { tables } from '../../../shared/topology.ts';
@@ -117,11 +119,14 @@ export async function readVersionSeries(
   }
   const series: VersionSeries[] = [];
   for (const [version, group] of [...byVersion].sort(([a], [b]) => a - b)) {
-    const training = (await source.manifests?.get(model, version))?.classDistribution;
+    const manifest = await source.manifests?.get(model, version);
+    const training = trainingDistributionOf(manifest);
     const total = summarizeCell(group.total, training);
+    const regression = manifest ? manifest.preprocessing.task === 'regression' : group.total.valued > 0;
     series.push({
       model,
       version,
+      ...(regression ? { task: 'regression' as const } : {}),
       minutes: group.minutes
         .sort((a, b) => a.minute - b.minute)
         .map(({ minute, cell }) => minutePoint(minute, cell, training)),
@@ -139,7 +144,7 @@ export async function readVersionSeries(
   return series;
 }
 
-function minutePoint(minute: number, cell: AggregateCell, training?: Record<string, number>): MinutePoint {
+function minutePoint(minute: number, cell: AggregateCell, training?: TrainingDistribution): MinutePoint {
   const summary = summarizeCell(cell, training);
   return {
     minute,
@@ -150,6 +155,7 @@ function minutePoint(minute: number, cell: AggregateCell, training?: Record<stri
     latencyP99Ms: summary.latencyP99Ms,
     liveAccuracy: summary.liveAccuracy,
     drift: summary.drift?.psi ?? null,
+    ...(cell.valued > 0 ? { predictionMean: summary.valueMean, liveRmse: summary.liveRmse } : {}),
   };
 }
 

@@ -13,6 +13,7 @@ import {
   ModelName,
   type RegistryItem,
   RunStatusSchema,
+  TaskSchema,
   ThingName,
   Version,
 } from '../../../shared/schemas.ts';
@@ -65,8 +66,11 @@ export const MinutePointSchema = z.object({
   latencyP99Ms: Millis.nullable(),
   /** Share of results with `truth` that matched it. */
   liveAccuracy: Rate.nullable(),
-  /** Population stability index of the live class mix against the training mix. */
+  /** Population stability index of the live class mix (or a regression model's predictions) against training's. */
   drift: z.number().min(0).nullable(),
+  /** Regression: the predictions' mean, and live RMSE over the results that carried truth. */
+  predictionMean: z.number().nullable().optional(),
+  liveRmse: z.number().min(0).nullable().optional(),
 });
 export type MinutePoint = z.infer<typeof MinutePointSchema>;
 
@@ -76,6 +80,8 @@ export type HistogramBin = z.infer<typeof HistogramBinSchema>;
 export const VersionSeriesSchema = z.object({
   model: ModelName,
   version: Version,
+  /** A regression version has no classes or confidences: those panels leave it out and say so. */
+  task: TaskSchema.optional(),
   /** Minutes in ascending order. */
   minutes: z.array(MinutePointSchema),
   /** Results per predicted class over the window. */

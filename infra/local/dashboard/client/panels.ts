@@ -134,15 +134,48 @@ interface MinuteLine {
   pick: (point: MinutePoint) => number | null;
 }
 
+/**
+ * Which versions a panel shows: class and confidence views apply to classifiers only, the
+ * prediction view to regression models only. A panel that leaves versions out says so
+ * instead of showing an empty chart.
+ */
+type Applies = 'classifiers' | 'regression' | 'all';
+
+function shown(versions: readonly VersionSeries[], applies: Applies): VersionSeries[] {
+  if (applies === 'all') return [...versions];
+  return versions.filter((v) => (v.task === 'regression') === (applies === 'regression'));
+}
+
+function notApplicable(root: HTMLElement, versions: readonly VersionSeries[], applies: Applies): void {
+  const left = versions.length - shown(versions, applies).length;
+  root.dataset.notApplicable = String(left);
+  const note =
+    root.querySelector<HTMLElement>('.not-applicable') ?? el('p', { class: 'note not-applicable' });
+  note.textContent =
+    left === 0
+      ? ''
+      : applies === 'classifiers'
+        ? `${left} regression version(s) not shown: they answer numbers, not classes (see ${dashboardPanels.prediction.title})`
+        : `${left} classifier version(s) not shown: they answer classes`;
+  if (!note.isConnected) root.querySelector('header')?.after(note);
+}
+
 /** Lines per model version of per-minute values. */
-function minuteLinePanel(id: DashboardPanel, axis: AxisFormat, lines: MinuteLine[], note?: string): Panel {
+function minuteLinePanel(
+  id: DashboardPanel,
+  axis: AxisFormat,
+  lines: MinuteLine[],
+  note?: string,
+  applies: Applies = 'all',
+): Panel {
   const { root, canvas } = chartPanel(id, NO_RESULTS, note);
   const chart = timeChart(canvas, axis);
   return {
     id,
     root,
     render(snapshot, ctx) {
-      const series: LineSeries[] = snapshot.versions.flatMap((v) => {
+      notApplicable(root, snapshot.versions, applies);
+      const series: LineSeries[] = shown(snapshot.versions, applies).flatMap((v) => {
         const look = ctx.look(v.model, v.version);
         return lines.map((line) => ({
           label: line.suffix ? `${look.label} ${line.suffix}` : look.label,
@@ -282,7 +315,11 @@ function sharePanel(
     id,
     root,
     render(snapshot, ctx) {
-      const perVersion = snapshot.versions.map((v) => ({ v, categories: categoriesOf(v) }));
+      notApplicable(root, snapshot.versions, 'classifiers');
+      const perVersion = shown(snapshot.versions, 'classifiers').map((v) => ({
+        v,
+        categories: categoriesOf(v),
+      }));
       const order = new Map<string, number>();
       for (const { categories } of perVersion) for (const c of categories) order.set(c.label, c.order);
       const labels = [...order.entries()]
@@ -332,6 +369,7 @@ function lowConfidencePanel(): Panel {
     { format: formatPercentTick, min: 0, suggestedMax: 0.2 },
     [{ pick: (m) => m.lowConfidenceRate }],
     'Share of results below the model’s low-confidence threshold',
+    'classifiers',
   );
 }
 
@@ -348,6 +386,20 @@ function liveAccuracyPanel(): Panel {
     { format: formatPercentTick, max: 1, zero: false },
     [{ pick: (m) => m.liveAccuracy }],
     'Results that carried ground truth and matched it',
+    'classifiers',
+  );
+}
+
+function predictionPanel(): Panel {
+  return minuteLinePanel(
+    'prediction',
+    { format: (v) => formatNumber(v) },
+    [
+      { suffix: 'mean', pick: (m) => m.predictionMean ?? null },
+      { suffix: 'live RMSE', dashed: true, pick: (m) => m.liveRmse ?? null },
+    ],
+    'Regression models: the predictions’ mean per minute, and RMSE where readings carried their true value',
+    'regression',
   );
 }
 
@@ -356,7 +408,7 @@ function driftPanel(): Panel {
     'drift',
     { format: (v) => formatNumber(v), suggestedMax: 0.3 },
     [{ pick: (m) => m.drift }],
-    'Live class mix vs training · PSI above 0.25 is a significant shift',
+    'Live class mix (or predictions) vs training · PSI above 0.25 is a significant shift',
   );
 }
 
@@ -430,6 +482,7 @@ export function createPanels(): Panel[] {
     lowConfidence: lowConfidencePanel,
     latency: latencyPanel,
     liveAccuracy: liveAccuracyPanel,
+    prediction: predictionPanel,
     drift: driftPanel,
     outbox: outboxPanel,
     errors: errorsPanel,
