@@ -125,6 +125,8 @@ export function cellFromItem(item: Record<string, unknown>): AggregateCell {
       cell.confidenceHist[Number(attribute.slice(prefix.confidenceHist.length))] = value;
     else if (attribute.startsWith(prefix.latencyHist))
       cell.latencyHist[Number(attribute.slice(prefix.latencyHist.length))] = value;
+    else if (attribute.startsWith(prefix.valueHist))
+      cell.valueHist[Number(attribute.slice(prefix.valueHist.length))] = value;
   }
   return cell;
 }

@@ -13,11 +13,17 @@ import { localStatsSource, readModelStats } from '../../functions/aggregation/qu
 import { listRegistry } from '../../functions/training/registry.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { parseCsvReadings } from '../../shared/dataset/readings.ts';
-import { DEMO_LABEL, generateDemoDataset } from '../../shared/demo-dataset.ts';
+import {
+  DEMO_LABEL,
+  ENERGY_LABEL,
+  generateDemoDataset,
+  generateEnergyDataset,
+} from '../../shared/demo-dataset.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
 import {
   ManifestSchema,
   type RegistryItem,
+  type Task,
   type TrainingConfigInput,
   type WindowManifest,
 } from '../../shared/schemas.ts';
@@ -34,6 +40,12 @@ export interface DemoOptions {
   datasetFile?: string;
   label?: string;
   model?: string;
+  /**
+   * `regression`: train a model that answers a number (edgeloop.json `task`). Without a
+   * dataset file the demo generates machines' energy per cycle, and the gateways replay cycles
+   * the model never saw.
+   */
+  task?: Task;
   /** Readings each gateway replays (default 500; with a window, every reading of the replay file). */
   readingsPerDevice?: number;
   /**
@@ -69,11 +81,14 @@ export type DemoProgress =
 export interface DemoSummary {
   model: string;
   version: number;
-  metrics: { accuracy: number; macroF1?: number };
+  /** A classifier's accuracy and macro-F1, or a regression model's held-out RMSE and R² (NaN accuracy then). */
+  metrics: { accuracy: number; macroF1?: number; rmse?: number; r2?: number };
   devices: { thing: string; modelVersion: number | null }[];
   results: { published: number; aggregated: number };
   /** Share of labelled results the released version got right, as the aggregator counts it. */
   liveAccuracy?: number | null;
+  /** Regression: live RMSE over the results that carried their true value, as the aggregator counts it. */
+  liveRmse?: number | null;
   /** With a window: the spec the model was trained with. */
   window?: WindowManifest['spec'];
   timings: { trainMs: number; rolloutMs: number; totalMs: number };
@@ -165,8 +180,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     }
 
     phase('upload', `uploading ${basename(csvPath)} to s3://${buckets.datasets.localName}`);
-    if (label || options.window)
+    if (label || options.window || options.task)
       await putConfig(model, {
+        ...(options.task ? { task: options.task } : {}),
         ...(label ? { label } : {}),
         ...(options.window ? { window: options.window } : {}),
       });
@@ -249,10 +265,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
       metrics: {
         accuracy: release.metrics?.accuracy ?? Number.NaN,
         ...(release.metrics?.macroF1 !== undefined ? { macroF1: release.metrics.macroF1 } : {}),
+        ...(release.metrics?.regression
+          ? { rmse: release.metrics.regression.rmse, r2: release.metrics.regression.r2 }
+          : {}),
       },
       devices: devices.map((device) => ({ thing: device.thing, modelVersion: device.status().version })),
       results: { published, aggregated },
       liveAccuracy: stats.versions.find((v) => v.version === release.version)?.liveAccuracy ?? null,
+      ...(release.metrics?.regression
+        ? { liveRmse: stats.versions.find((v) => v.version === release.version)?.liveRmse ?? null }
+        : {}),
       ...(window ? { window } : {}),
       timings: {
         trainMs: releasedAt - uploadedAt,
@@ -306,6 +328,12 @@ async function liveReadings(
   }
 }
 
+/** The regression demo's data: 2,000 cycles to train on; the gateways replay 500 others. */
+export const ENERGY_DEMO = {
+  train: { rows: 2000, seed: 11 },
+  replay: { rows: 500, seed: 12 },
+} as const;
+
 /** The windowed demo's data: machines m01-m16 train; the gateways replay m17-m19, which training never saw. */
 export const VIBRATION_DEMO = {
   train: { machines: 16, readings: 2000, seed: 7 },
@@ -322,6 +350,13 @@ async function prepareDataset(
       replayPath: options.datasetFile,
       ...(options.label ? { label: options.label } : {}),
     };
+  if (options.task === 'regression') {
+    const csvPath = join(workDir, 'energy.csv');
+    const replayPath = join(workDir, 'energy-unseen.csv');
+    await writeFile(csvPath, generateEnergyDataset(ENERGY_DEMO.train));
+    await writeFile(replayPath, generateEnergyDataset(ENERGY_DEMO.replay));
+    return { csvPath, replayPath, label: options.label ?? ENERGY_LABEL };
+  }
   if (options.window) {
     const csvPath = join(workDir, 'vibration.csv');
     const replayPath = join(workDir, 'vibration-unseen.csv');

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { LABELS, makeResults, ruleEvent } from '../../bench/support/aggregation-fixtures.ts';
 import { cellFromItem, cellUpdate } from '../../functions/aggregation/aggregate-item.ts';
-import { emptyCell, mergeCells, preAggregate, summarizeCell } from '../../shared/aggregation/aggregate.ts';
+import {
+  emptyCell,
+  type KeyedCell,
+  mergeCells,
+  preAggregate,
+  summarizeCell,
+} from '../../shared/aggregation/aggregate.ts';
 import {
   checkResults,
   decodeBatchEnvelope,
@@ -102,18 +108,40 @@ describe('pre-aggregation', () => {
     const [keyed] = preAggregate({ model: 'm', version: 1, thing: 'gw', results, lowConfidence: 0.5 });
     if (!keyed) throw new Error('no cell');
 
-    // Act: apply the ADD expression's values the way DynamoDB would on a fresh item.
-    const update = cellUpdate('t', keyed.key, keyed.cell, 'tag');
-    const item: Record<string, unknown> = {};
-    for (const pair of (update.UpdateExpression ?? '').replace(/^ADD /, '').split(' SET ')[0]?.split(', ') ??
-      []) {
-      const [name, value] = pair.split(' ');
-      item[update.ExpressionAttributeNames?.[name ?? ''] ?? ''] =
-        update.ExpressionAttributeValues?.[value ?? ''];
-    }
+    // Act
+    const item = storedItem(keyed);
 
     // Assess
     expect(cellFromItem(item)).toEqual(keyed.cell);
     expect(summarizeCell(cellFromItem(item)).inferences).toBe(50);
   });
+
+  it('stores a regression cell (values, errors, value histogram) and reads it back whole', () => {
+    const results = Array.from({ length: 30 }, (_, i) => ({
+      id: `r${i}`,
+      ts: 1_000_000 + i,
+      value: -3 + i * 0.7,
+      latencyMs: 2,
+      ...(i % 3 === 0 ? { truth: String(i * 0.7) } : {}),
+    }));
+    const [keyed] = preAggregate({ model: 'm', version: 1, thing: 'gw', results, lowConfidence: 0.5 });
+    if (!keyed) throw new Error('no cell');
+    const read = cellFromItem(storedItem(keyed));
+    expect(read).toEqual(keyed.cell);
+    expect(summarizeCell(read).liveRmse).toBeCloseTo(3, 9);
+    expect(summarizeCell(read).valueP50).not.toBeNull();
+  });
 });
+
+/** The item DynamoDB holds after the cell's ADD expression on a fresh item. */
+function storedItem(keyed: KeyedCell): Record<string, unknown> {
+  const update = cellUpdate('t', keyed.key, keyed.cell, 'tag');
+  const item: Record<string, unknown> = {};
+  for (const pair of (update.UpdateExpression ?? '').replace(/^ADD /, '').split(' SET ')[0]?.split(', ') ??
+    []) {
+    const [name, value] = pair.split(' ');
+    item[update.ExpressionAttributeNames?.[name ?? ''] ?? ''] =
+      update.ExpressionAttributeValues?.[value ?? ''];
+  }
+  return item;
+}

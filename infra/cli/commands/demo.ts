@@ -1,4 +1,5 @@
-import { defineCommand, intOption } from '../../../shared/cli/command.ts';
+import { defineCommand, intOption, UsageError } from '../../../shared/cli/command.ts';
+import { TaskSchema } from '../../../shared/schemas.ts';
 import { type DemoPhase, type DemoProgress, type DemoSummary, runDemo } from '../../local/demo.ts';
 import { existingFile } from '../files.ts';
 import {
@@ -17,13 +18,14 @@ export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'the whole loop in one process: dataset -> model -> gateways -> aggregated results',
   usage:
-    'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--readings N] [--live [--rate N]] [--keep] [--no-dashboard] [--json] [--windows | --time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
+    'edgeloop demo [--devices N] [--dataset FILE] [--label COL] [--task regression] [--readings N] [--live [--rate N]] [--keep] [--no-dashboard] [--json] [--windows | --time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
   examples: [
     'edgeloop demo',
     'edgeloop demo --keep          # then open the dashboard URL it prints',
     'edgeloop demo --devices 3 --json',
     'edgeloop demo --dataset pumps.csv --label state',
     'edgeloop demo --windows',
+    'edgeloop demo --task regression   # energy per cycle: a number, not a class',
     'edgeloop demo --live --keep   # machines publish over MQTT; watch the dashboard',
     'edgeloop demo --dataset fans.csv --label state --time ts --series machine --window-ms 1000 --stride-ms 500',
   ],
@@ -64,6 +66,12 @@ export const demoCommand = defineCommand({
       description: "with --live: readings per second each gateway's machines publish (default 100)",
       valueName: 'N',
     },
+    task: {
+      type: 'string',
+      description:
+        'regression: a model that answers a number (generated energy per machine cycle; gateways replay cycles it never saw)',
+      valueName: 'TASK',
+    },
     windows: {
       type: 'boolean',
       description:
@@ -85,12 +93,23 @@ export const demoCommand = defineCommand({
     const window =
       windowFromFlags(values) ??
       (values.windows === true ? { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 } : undefined);
+    const task = values.task === undefined ? undefined : TaskSchema.safeParse(values.task).data;
+    if (values.task !== undefined && !task)
+      throw new UsageError(`--task is classification or regression, got '${String(values.task)}'`);
     const view = new DemoView(err, quiet);
     const readingsPerDevice = readings ?? (window ? undefined : 500);
     const run = await runDemo({
       devices,
       ...(readingsPerDevice !== undefined ? { readingsPerDevice } : {}),
-      model: typeof values.model === 'string' ? values.model : window ? 'demo-vibration' : 'demo-sensors',
+      model:
+        typeof values.model === 'string'
+          ? values.model
+          : window
+            ? 'demo-vibration'
+            : task === 'regression'
+              ? 'demo-energy'
+              : 'demo-sensors',
+      ...(task ? { task } : {}),
       ...(datasetFile ? { datasetFile } : {}),
       ...(typeof values.label === 'string' ? { label: values.label } : {}),
       ...(window ? { window } : {}),
@@ -192,7 +211,12 @@ export function summaryTable(
   const c = palette(options.colour === true);
   const rows: string[][] = [
     ['model', `${summary.model} v${summary.version}`],
-    ['accuracy', `${percent(summary.metrics.accuracy)} on the held-out test split`],
+    summary.metrics.rmse !== undefined
+      ? [
+          'RMSE',
+          `${summary.metrics.rmse.toPrecision(4)} on the held-out test split (R² ${summary.metrics.r2?.toFixed(3)})`,
+        ]
+      : ['accuracy', `${percent(summary.metrics.accuracy)} on the held-out test split`],
     [
       'gateways',
       summary.devices
@@ -205,6 +229,14 @@ export function summaryTable(
           [
             'windows',
             `${summary.window.samples} samples at ${summary.window.frequencyHz} Hz, every ${summary.window.stride} (${summary.window.channels.join(', ')}); one result per window`,
+          ],
+        ]
+      : []),
+    ...(summary.liveRmse !== undefined && summary.liveRmse !== null
+      ? [
+          [
+            'live RMSE',
+            `${summary.liveRmse.toPrecision(4)} on the gateways' readings that carried their true value`,
           ],
         ]
       : []),
