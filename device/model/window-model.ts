@@ -3,6 +3,8 @@
  * prediction per window out, with the manifest's window features applied exactly as the
  * trainer applied them; and the probation check on the manifest's golden windows.
  */
+
+import { outputUnits } from '../../shared/target.ts';
 import { type WindowInput, windowFromSamples, windowInput } from '../../shared/timeseries/features.ts';
 import type { Window } from '../../shared/timeseries/windower.ts';
 import { type Classified, goldenMismatch, type LoadedModel } from './model.ts';
@@ -59,5 +61,5 @@ export function windowProbationFailure(model: LoadedModel): string | undefined {
       return `golden window ${i} is not ${samples} samples of ${channels.length} channels`;
   }
   const { probs } = classifyWindows(model, windows.map(windowFromSamples));
-  return goldenMismatch(probs, outputs, model.manifest.preprocessing.labels.length, tolerance, 'window');
+  return goldenMismatch(probs, outputs, outputUnits(model.manifest.preprocessing), tolerance, 'window');
 }

@@ -19,7 +19,7 @@ import {
   type TrainingConfig,
   TrainingConfigSchema,
 } from '../../shared/schemas.ts';
-import { accuracyOnWindows, trainWindowsFromSource } from '../../shared/timeseries/train.ts';
+import { accuracyOnWindows, rmseOnWindows, trainWindowsFromSource } from '../../shared/timeseries/train.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
 import { gateDecision, regressionGateDecision } from '../../shared/training/gate.ts';
@@ -160,12 +160,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       if (manifest.window && !outcome.window)
         throw new Error('the current release is a windowed model: it cannot score rows');
       if (regression) {
-        const rmse = await rmseOnRows(
-          artifacts,
-          manifest.preprocessing,
-          outcome.testSet.rows,
-          outcome.testSet.labels,
-        );
+        const rmse = outcome.window
+          ? await rmseOnWindows(artifacts, manifest, outcome.window.testSeries, outcome.features)
+          : await rmseOnRows(artifacts, manifest.preprocessing, outcome.testSet.rows, outcome.testSet.labels);
         return { version: release.version, rmse, sameSplit: true };
       }
       // A windowed run scores the release on its test readings, cut with the release's own window.

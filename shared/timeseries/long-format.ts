@@ -149,3 +149,18 @@ export function frequencyFromInterval(intervalMs: number): number {
   const hz = 1000 / intervalMs;
   return hz >= 10 ? Math.round(hz) : Number(hz.toPrecision(3));
 }
+
+/** A long-format CSV text's readings, collected by series (tests, benches and small files). */
+export function collectCsv(
+  csv: string,
+  spec: Pick<WindowSpec, 'time' | 'series' | 'timeUnit'>,
+  label: string,
+  channels: readonly string[] | undefined,
+): CollectedReadings {
+  const [head, ...lines] = csv.trim().split('\n');
+  const collector = new LongFormatCollector((head ?? '').split(','), spec, label, channels);
+  lines.forEach((line, i) => {
+    collector.add(line.split(','), `row ${i + 1}`);
+  });
+  return collector.finish();
+}

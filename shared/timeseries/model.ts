@@ -7,6 +7,7 @@
  */
 import type { LayersModel, Tensor } from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
+import { classificationObjective, type Objective } from '../training/objective.ts';
 
 export const RECURRENT_UNITS = 32;
 
@@ -17,6 +18,7 @@ export function buildRecurrent(
   classes: number,
   seed: number,
   learningRate = 0.005,
+  objective: Objective = classificationObjective(classes),
 ): LayersModel {
   const model = tf.sequential();
   model.add(
@@ -30,15 +32,15 @@ export function buildRecurrent(
   );
   model.add(
     tf.layers.dense({
-      units: classes,
-      activation: 'softmax',
+      units: objective.units,
+      activation: objective.activation,
       kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 2 }),
     }),
   );
   model.compile({
     optimizer: tf.train.adam(learningRate),
-    loss: 'categoricalCrossentropy',
-    metrics: ['accuracy'],
+    loss: objective.compiledLoss,
+    ...(objective.task === 'classification' ? { metrics: ['accuracy'] } : {}),
   });
   return model;
 }

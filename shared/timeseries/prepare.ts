@@ -6,6 +6,8 @@
  * on its own.
  */
 import { InputError } from '../errors.ts';
+import type { Task } from '../schemas.ts';
+import { targetNumber } from '../target.ts';
 import { seededRandom, shuffleInPlace } from '../training/random.ts';
 import {
   type CollectedReadings,
@@ -156,6 +158,7 @@ export function prepareWindows(
   spec: WindowSpec,
   seed: number,
   where = '',
+  task: Task = 'classification',
 ): PreparedWindows {
   const { resolved, notices } = resolveWindow(spec, collected, where);
   const width = resolved.channels.length;
@@ -168,12 +171,19 @@ export function prepareWindows(
     );
 
   const windows: Record<Role, Window[]> = { train: [], validation: [], test: [] };
+  let nonNumeric = 0;
   const seriesOf: Record<Role, string[]> = { train: [], validation: [], test: [] };
   const testSeries: SeriesReadings[] = [];
   const cut = (role: Role, series: SeriesReadings) => {
     if (role === 'test') testSeries.push(series);
     for (const window of windowsOf(series.name, resolved, series.times, series.values, series.labels)) {
-      if (window.label !== undefined) windows[role].push(window);
+      // A regression window's target is its last reading's value: a window without a number is not trained on.
+      if (window.label === undefined) continue;
+      if (task === 'regression' && Number.isNaN(targetNumber(window.label))) {
+        nonNumeric++;
+        continue;
+      }
+      windows[role].push(window);
     }
   };
   let split: PreparedWindows['split'];
@@ -219,6 +229,18 @@ export function prepareWindows(
     );
   }
 
+  if (task === 'regression') {
+    if (nonNumeric > 0)
+      notices.push(
+        `${nonNumeric} windows end on a reading whose label is not a number: they are not trained or scored on`,
+      );
+    for (const r of ROLES)
+      if (windows[r].length === 0)
+        throw new InputError(
+          `${where}no ${r} windows with a numeric target: check the label column, or add readings`,
+        );
+    return { spec: resolved, labels: [], windows, split, seriesOf, testSeries, notices };
+  }
   const labels = [...new Set(ROLES.flatMap((r) => windows[r].map((w) => w.label as string)))].sort();
   if (labels.length < 2)
     throw new InputError(

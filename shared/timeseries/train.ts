@@ -12,20 +12,23 @@ import { fitToHeader, placeText } from '../dataset/profile.ts';
 import { type DatasetSource, datasetDigest, readPass } from '../dataset/read.ts';
 import { bytesPart } from '../dataset/source.ts';
 import { InputError } from '../errors.ts';
-import type { Manifest, Preprocessing, TrainingConfig } from '../schemas.ts';
+import type { Manifest, ModelMetrics, Preprocessing, TrainingConfig } from '../schemas.ts';
+import { clipTarget, standardizeTarget, TargetScaleFitter, targetNumber, targetValue } from '../target.ts';
 import { initTf, tf } from '../tf.ts';
-import { argmaxRows, classificationMetrics } from '../training/metrics.ts';
+import { argmaxRows, classificationMetrics, regressionMetrics } from '../training/metrics.ts';
 import {
   buildMlp,
   fitMlp,
   loadModelFromArtifacts,
+  type MlpShape,
   type ModelArtifactBytes,
   mlpShape,
   saveModelArtifacts,
 } from '../training/model.ts';
+import { type Objective, objectiveFor } from '../training/objective.ts';
 import { seededRandom, shuffleInPlace } from '../training/random.ts';
 import {
-  classWeights,
+  fitOptions,
   GOLDEN_ROWS,
   GOLDEN_TOLERANCE,
   type TrainingOutcome,
@@ -112,11 +115,31 @@ export async function trainWindowsFromSource(
   for (const { cells, place } of feedback) collector.add(cells, place);
   const collected = collector.finish();
   options.onProgress?.({ phase: 'sampling' });
-  const prepared = prepareWindows(collected, spec, config.seed, where);
+  const prepared = prepareWindows(collected, spec, config.seed, where, config.task);
   const { labels, windows } = prepared;
-  const k = labels.length;
+  const regression = config.task === 'regression';
+  const k = regression ? 1 : labels.length;
+  const objective = objectiveFor(config.task, k);
   const classIndex = new Map(labels.map((name, i) => [name, i]));
-  const truthOf = (list: readonly Window[]) => list.map((w) => classIndex.get(w.label as string) as number);
+  // Regression: each window's target (its last reading's), capped to the config's bounds for
+  // training, and the scale fitted on the training windows' targets.
+  const bounds = regression ? (config.target ?? {}) : {};
+  const targetOf = (w: Window) => targetNumber(w.label);
+  const scaleFitter = new TargetScaleFitter();
+  let capped = 0;
+  for (const w of regression ? windows.train : []) {
+    const kept = clipTarget(targetOf(w), bounds);
+    if (kept !== targetOf(w)) capped++;
+    scaleFitter.add(kept);
+  }
+  const scale = regression ? scaleFitter.finish(bounds) : undefined;
+  /** Fit targets: class indices, or standardized (capped) values. */
+  const truthOf = (list: readonly Window[]) =>
+    list.map((w) =>
+      scale
+        ? standardizeTarget(clipTarget(targetOf(w), bounds), scale)
+        : (classIndex.get(w.label as string) as number),
+    );
 
   const features = fitWindowFeatures(prepared.spec, spec.features, spec.bands, windows.train);
   const input = windowInput(prepared.spec, features);
@@ -127,38 +150,21 @@ export async function trainWindowsFromSource(
   const train = shuffleInPlace([...windows.train], seededRandom(config.seed));
   const trainX = windowInputs(input, train);
   const trainY = truthOf(train);
-  const model =
-    spec.features === 'raw'
-      ? buildRecurrent(input.shape[0] as number, input.shape[1] as number, k, config.seed)
-      : buildMlp(mlpShape(input.width, k, train.length), config.seed);
-  const shape =
-    spec.features === 'raw'
-      ? { inputWidth: input.width, hidden: [RECURRENT_UNITS], classes: k }
-      : mlpShape(input.width, k, train.length);
-
-  const tensors = {
-    train: { x: inputTensor(trainX, train.length, input.shape), y: oneHot(trainY, k) },
-    validation: {
-      x: inputTensor(windowInputs(input, windows.validation), windows.validation.length, input.shape),
-      y: oneHot(truthOf(windows.validation), k),
-    },
-  };
-  let fitted: Awaited<ReturnType<typeof fitMlp>>;
-  try {
-    options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
-    fitted = await fitMlp(model, tensors.train, tensors.validation, {
-      epochs: config.epochs,
-      batchSize: config.batchSize,
-      patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
-      classWeight: classWeights(trainY, k),
-      onEpoch: (progress) => {
-        options.onEpoch?.(progress);
-        options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
-      },
-    });
-  } finally {
-    tf.dispose([tensors.train.x, tensors.train.y, tensors.validation.x, tensors.validation.y]);
-  }
+  const validationX = windowInputs(input, windows.validation);
+  const validationY = truthOf(windows.validation);
+  const fitted = await fitWindowModel(
+    trainX,
+    trainY,
+    validationX,
+    validationY,
+    input,
+    spec.features,
+    k,
+    config,
+    options,
+    objective,
+  );
+  const { model, shape } = fitted;
   options.onProgress?.({ phase: 'evaluating' });
   const artifacts = await saveModelArtifacts(model, config.quantize);
   model.dispose();
@@ -166,7 +172,16 @@ export async function trainWindowsFromSource(
   try {
     const testX = windowInputs(input, windows.test);
     const probabilities = predictWindows(shipped, testX, windows.test.length, input.shape);
-    const metrics = classificationMetrics(truthOf(windows.test), argmaxRows(probabilities, k), labels);
+    const metrics: ModelMetrics = scale
+      ? {
+          regression: regressionMetrics(
+            windows.test.map(targetOf),
+            Array.from(probabilities, (o) => targetValue(o, scale)),
+            scale.mean,
+          ),
+          testRows: windows.test.length,
+        }
+      : classificationMetrics(truthOf(windows.test), argmaxRows(probabilities, k), labels);
     const window: WindowManifest = {
       spec: prepared.spec,
       features,
@@ -175,7 +190,7 @@ export async function trainWindowsFromSource(
       split: prepared.split,
     };
     const all = [...windows.train, ...windows.validation, ...windows.test];
-    const distribution = Object.fromEntries(
+    const distribution: Record<string, number> = Object.fromEntries(
       labels.map((name) => [
         name,
         Math.round((all.filter((w) => w.label === name).length / all.length) * 1e6) / 1e6,
@@ -185,6 +200,7 @@ export async function trainWindowsFromSource(
     const preprocessing: Preprocessing = {
       label,
       labels,
+      ...(scale ? { task: 'regression' as const, target: scale } : {}),
       // The channels as the device reads them; the window block says what the model sees of them.
       features: prepared.spec.channels.map((column, c) => ({
         kind: 'numeric' as const,
@@ -206,7 +222,12 @@ export async function trainWindowsFromSource(
       rows: collected.readings,
       features: prepared.spec.channels,
       classes: labels,
-      notices: prepared.notices,
+      notices: [
+        ...prepared.notices,
+        ...(capped > 0
+          ? [`capped ${capped} training window target(s) of '${label}' to the config's "target" bounds`]
+          : []),
+      ],
       backend,
       seed: config.seed,
       epochsRun: fitted.epochsRun,
@@ -219,6 +240,63 @@ export async function trainWindowsFromSource(
     };
   } finally {
     shipped.dispose();
+  }
+}
+
+interface FittedWindows {
+  model: LayersModel;
+  shape: MlpShape;
+  epochsRun: number;
+  bestEpoch: number;
+}
+
+/** One fit with early stopping: the MLP on spectral windows, or the GRU on raw ones. */
+async function fitWindowModel(
+  trainX: Float32Array,
+  trainY: number[],
+  validationX: Float32Array,
+  validationY: number[],
+  input: WindowInput,
+  features: 'spectral' | 'raw',
+  k: number,
+  config: TrainingConfig,
+  options: TrainRunOptions,
+  objective: Objective,
+): Promise<FittedWindows> {
+  const model =
+    features === 'raw'
+      ? buildRecurrent(
+          input.shape[0] as number,
+          input.shape[1] as number,
+          k,
+          config.seed,
+          undefined,
+          objective,
+        )
+      : buildMlp(mlpShape(input.width, k, trainY.length), config.seed, undefined, objective);
+  const shape =
+    features === 'raw'
+      ? { inputWidth: input.width, hidden: [RECURRENT_UNITS], classes: k }
+      : mlpShape(input.width, k, trainY.length);
+  const targets = (y: number[]) => tf.tensor2d(objective.targets(y), [y.length, k]);
+  const tensors = {
+    train: { x: inputTensor(trainX, trainY.length, input.shape), y: targets(trainY) },
+    validation: { x: inputTensor(validationX, validationY.length, input.shape), y: targets(validationY) },
+  };
+  try {
+    options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
+    const fitted = await fitMlp(
+      model,
+      tensors.train,
+      tensors.validation,
+      fitOptions(config, options, objective, trainY),
+    );
+    return { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  } finally {
+    tf.dispose([tensors.train.x, tensors.train.y, tensors.validation.x, tensors.validation.y]);
   }
 }
 
@@ -267,6 +345,44 @@ export async function accuracyOnWindows(
   testSeries: readonly SeriesReadings[],
   channels: readonly string[],
 ): Promise<number> {
+  const scored = await releaseOnWindows(artifacts, manifest, testSeries, channels);
+  if (!scored) return 0;
+  const predicted = argmaxRows(scored.outputs, manifest.preprocessing.labels.length);
+  const correct = predicted.filter(
+    (p, i) => manifest.preprocessing.labels[p] === scored.cut[i]?.label,
+  ).length;
+  return correct / scored.cut.length;
+}
+
+/** RMSE of an already released windowed regression model on this run's test readings (re-cut as above). */
+export async function rmseOnWindows(
+  artifacts: ModelArtifactBytes,
+  manifest: Manifest,
+  testSeries: readonly SeriesReadings[],
+  channels: readonly string[],
+): Promise<number> {
+  const scale = manifest.preprocessing.target;
+  if (!scale) throw new Error('the current release is not a regression model: it has no target scale');
+  const scored = await releaseOnWindows(artifacts, manifest, testSeries, channels);
+  if (!scored) return Number.POSITIVE_INFINITY;
+  const kept = scored.cut.flatMap((w, i) => {
+    const truth = targetNumber(w.label);
+    return Number.isNaN(truth) ? [] : [{ truth, value: targetValue(scored.outputs[i] as number, scale) }];
+  });
+  return regressionMetrics(
+    kept.map((k) => k.truth),
+    kept.map((k) => k.value),
+    scale.mean,
+  ).rmse;
+}
+
+/** The release's outputs on this run's test readings, re-cut with its own window spec. */
+async function releaseOnWindows(
+  artifacts: ModelArtifactBytes,
+  manifest: Manifest,
+  testSeries: readonly SeriesReadings[],
+  channels: readonly string[],
+): Promise<{ cut: Window[]; outputs: Float32Array } | undefined> {
   const window = manifest.window;
   if (!window) throw new Error('the current release is a row model: it cannot score windows');
   const at = window.spec.channels.map((channel) => channels.indexOf(channel));
@@ -287,13 +403,10 @@ export async function accuracyOnWindows(
     for (const w of windowsOf(series.name, window.spec, series.times, values, series.labels))
       if (w.label !== undefined) cut.push(w);
   }
-  if (cut.length === 0) return 0;
+  if (cut.length === 0) return undefined;
   const model = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
   try {
-    const probabilities = predictWindows(model, windowInputs(input, cut), cut.length, input.shape);
-    const predicted = argmaxRows(probabilities, manifest.preprocessing.labels.length);
-    const correct = predicted.filter((p, i) => manifest.preprocessing.labels[p] === cut[i]?.label).length;
-    return correct / cut.length;
+    return { cut, outputs: predictWindows(model, windowInputs(input, cut), cut.length, input.shape) };
   } finally {
     model.dispose();
   }

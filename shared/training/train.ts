@@ -47,6 +47,7 @@ import {
   type Batch,
   buildMlp,
   type EpochProgress,
+  type FitOptions,
   fitMlpBatches,
   loadModelFromArtifacts,
   type MlpShape,
@@ -453,16 +454,7 @@ async function fitStreaming(
       model,
       () => batchesOf(train, preprocessing.inputWidth, objective, config.batchSize),
       validation,
-      {
-        epochs: config.epochs,
-        batchSize: config.batchSize,
-        patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
-        ...(objective.task === 'classification' ? { classWeight: classWeights(train.labels, k) } : {}),
-        onEpoch: (progress) => {
-          options.onEpoch?.(progress);
-          options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
-        },
-      },
+      fitOptions(config, options, objective, train.labels),
     );
     return { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
   } catch (error) {
@@ -475,6 +467,28 @@ async function fitStreaming(
 
 function boundsText(bounds: { min?: number; max?: number }): string {
   return `[${bounds.min ?? '-inf'}, ${bounds.max ?? 'inf'}]`;
+}
+
+/**
+ * One early-stopped fit's options: the config's epochs and batch size, patience, class
+ * weights for a classifier, and progress reports (the row and window trainers share them).
+ */
+export function fitOptions(
+  config: TrainingConfig,
+  options: TrainRunOptions,
+  objective: Objective,
+  labels: ArrayLike<number> & Iterable<number>,
+): FitOptions {
+  return {
+    epochs: config.epochs,
+    batchSize: config.batchSize,
+    patience: options.patience ?? Math.max(5, Math.round(config.epochs / 6)),
+    ...(objective.task === 'classification' ? { classWeight: classWeights(labels, objective.units) } : {}),
+    onEpoch: (progress) => {
+      options.onEpoch?.(progress);
+      options.onProgress?.({ phase: 'training', epoch: progress.epoch, epochs: progress.epochs });
+    },
+  };
 }
 
 /** A seeded permutation of 0..n-1 (Fisher-Yates), as compact as the rows it orders. */
