@@ -56,7 +56,7 @@ import { accessDenied } from './s3/xml.ts';
 import { s3EventListener } from './s3-events.ts';
 import { type Schedule, startSchedule } from './schedule.ts';
 import { ensureSigningKey } from './signing-key.ts';
-import { sigV4Refusal } from './sigv4.ts';
+import { type Credential, sigV4Refusal } from './sigv4.ts';
 import { localBasicIngestPrefix, type StreamRuleError, startStreamRuleRouter } from './stream-rules.ts';
 import { ensureTables } from './tables.ts';
 
@@ -154,10 +154,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     const credential = localCredential(dataDir);
     const s3 = await onPort('s3', async (port) => {
-      const server = guardServer(createServer(localS3.handle), {
-        check: (request) => sigV4Refusal(request, credential),
-        refusalBody: accessDenied,
-      });
+      const server = localS3Server(localS3, credential);
       return { server, port: await listen(server, port) };
     });
     cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
@@ -339,6 +336,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await cleanUp();
     throw error;
   }
+}
+
+/**
+ * The local S3's listener: the browser guard, then the SigV4 check with the data dir's
+ * credential, then the server; refusals in S3's error shape.
+ */
+export function localS3Server(localS3: LocalS3, credential: Credential): Server {
+  return guardServer(createServer(localS3.handle), {
+    check: (request) => sigV4Refusal(request, credential),
+    refusalBody: accessDenied,
+  });
 }
 
 /** The dashboard on the live tables, on its remembered port if that is still free. */

@@ -17,7 +17,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { badDigest, noSuchBucket, S3Error } from './errors.ts';
-import { MAX_PARTS, type ObjectAttributes, type ObjectMeta, ObjectStore } from './store.ts';
+import { importS3rverObjects } from './legacy.ts';
+import { MAX_PARTS, type ObjectAttributes, type ObjectMeta, ObjectStore, STORED_HEADERS } from './store.ts';
 import {
   completeUploadXml,
   copyResultXml,
@@ -62,13 +63,6 @@ const MAX_OBJECT_BYTES = 5 * 1024 ** 3;
 const MAX_XML_BYTES = 2 * 1024 * 1024;
 /** S3 allows 2 KB of user metadata. */
 const MAX_USER_METADATA_BYTES = 2048;
-const STORED_HEADERS = [
-  'content-encoding',
-  'content-disposition',
-  'cache-control',
-  'content-language',
-  'expires',
-];
 /** Query parameters that select nothing (the SDK adds `x-id`). */
 const IGNORED_PARAMS = new Set(['x-id']);
 
@@ -83,7 +77,11 @@ export class LocalS3 extends EventEmitter<{ event: [{ Records: S3EventRecord[] }
   }
 
   static async open(options: LocalS3Options): Promise<LocalS3> {
-    return new LocalS3(await ObjectStore.open(options.directory, options.buckets), options);
+    const store = await ObjectStore.open(options.directory, options.buckets);
+    const imported = await importS3rverObjects(store, options.directory);
+    if (imported > 0)
+      options.log?.(`s3: imported ${imported} objects s3rver had stored in ${options.directory}`);
+    return new LocalS3(store, options);
   }
 
   /** The request listener. */

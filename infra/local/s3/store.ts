@@ -78,6 +78,15 @@ export interface WriteOptions {
   beforeCommit?: () => void;
 }
 
+/** The headers an object keeps besides its type and user metadata (lower case). */
+export const STORED_HEADERS = [
+  'content-encoding',
+  'content-disposition',
+  'cache-control',
+  'content-language',
+  'expires',
+];
+
 const OBJECT_SUFFIX = '%obj';
 const MAGIC = Buffer.from('ELS3');
 const FOOTER_BYTES = 8;
@@ -356,14 +365,13 @@ export class ObjectStore {
     };
     if (parts.length === 0 || parts.length > MAX_PARTS)
       throw new S3Error('MalformedXML', 400, `A multipart upload is completed with 1 to ${MAX_PARTS} parts.`);
+    // The list is checked before any part (S3 answers InvalidPartOrder first).
+    if (parts.some((part, i) => i > 0 && part.partNumber <= (parts[i - 1]?.partNumber ?? 0)))
+      throw new S3Error('InvalidPartOrder', 400, 'The list of parts was not in ascending order.');
     const opened: OpenObject[] = [];
     const temp = this.tempPath();
     try {
-      let previous = 0;
       for (const [index, part] of parts.entries()) {
-        if (part.partNumber <= previous)
-          throw new S3Error('InvalidPartOrder', 400, 'The list of parts was not in ascending order.');
-        previous = part.partNumber;
         const object = await openPart(join(dir, String(part.partNumber)));
         if (!object || object.meta.etag !== normalizeEtag(part.etag)) {
           await object?.close();
