@@ -323,6 +323,8 @@ export interface PublishOptions {
   weights?: Buffer;
   /** Signs with a different key than the device trusts. */
   signWith?: string;
+  /** Signs the notice with this key (default: the stack's). */
+  noticeSignWith?: string;
   /** Skip the retained notice (to publish it later). */
   noNotice?: boolean;
   /**
@@ -385,7 +387,11 @@ export async function publishRelease(
           bad === 'expired'
             ? { ...unsignedNotice, expiresAt: new Date(Date.now() - 1000).toISOString() }
             : unsignedNotice,
-          pemSigner(bad === 'forged' ? generateSigningKeyPair().privateKeyPem : privateKeyPem),
+          pemSigner(
+            bad === 'forged'
+              ? generateSigningKeyPair().privateKeyPem
+              : (options.noticeSignWith ?? privateKeyPem),
+          ),
         );
   if (!options.noNotice) await broker.publishRetained(topicFor('release', { model: MODEL }), notice);
   return { notice, manifest };
