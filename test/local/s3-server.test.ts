@@ -8,11 +8,12 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
+import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -74,16 +75,9 @@ beforeEach(() => {
   events = [];
 });
 
-/** The SDK as the handlers use it against the stack (localEnv: path style, checksums when required). */
+/** The SDK as the handlers use it against the stack (localEnv: path style, default checksums). */
 function sdkClient(credentials = credential): S3Client {
-  return new S3Client({
-    endpoint,
-    region: REGION,
-    credentials,
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return new S3Client({ endpoint, region: REGION, credentials, forcePathStyle: true });
 }
 
 const put = (Key: string, Body: string | Uint8Array, extra: Partial<PutObjectCommand['input']> = {}) =>
@@ -461,6 +455,113 @@ describe('objects through the AWS SDK v3', () => {
     expect(bytes.equals(Buffer.concat([big, tiny]))).toBe(true);
     expect(again).toBe('NoSuchUpload 404');
     expect(events.map((e) => e.eventName)).toEqual(['ObjectCreated:CompleteMultipartUpload']);
+  });
+});
+
+describe('streamed uploads as the SDK sends them by default (aws-chunked with a checksum trailer)', () => {
+  it('stores the decoded bytes, without aws-chunked as their encoding', async () => {
+    // Prepare: the SDK with its default checksum settings, recording how it sent the body.
+    const defaults = new S3Client({
+      endpoint,
+      region: REGION,
+      credentials: credential,
+      forcePathStyle: true,
+    });
+    const sent: Record<string, string>[] = [];
+    defaults.middlewareStack.add(
+      ((next: FinalizeHandler<object, MetadataBearer>) => async (args: FinalizeHandlerArguments<object>) => {
+        sent.push({ ...(args.request as { headers: Record<string, string> }).headers });
+        return next(args);
+      }) as FinalizeRequestMiddleware<object, MetadataBearer>,
+      { step: 'finalizeRequest', name: 'recordHeaders' },
+    );
+    const bytes = randomBytes(200_000);
+    const body = new PassThrough();
+    body.end(bytes);
+
+    // Act
+    await defaults.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: 'chunked/a.bin', Body: body, ContentLength: bytes.length }),
+    );
+    const stored = await defaults.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'chunked/a.bin' }));
+    const read = Buffer.from((await stored.Body?.transformToByteArray()) ?? []);
+    defaults.destroy();
+
+    // Assess
+    expect(sent[0]).toMatchObject({
+      'content-encoding': 'aws-chunked',
+      'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+      'x-amz-trailer': 'x-amz-checksum-crc32',
+    });
+    expect(read.equals(bytes)).toBe(true);
+    expect(stored.ETag).toBe(md5(bytes));
+    expect(stored.ContentEncoding).toBeUndefined();
+  });
+
+  it('refuses a body whose trailer checksum does not match, and a broken framing, storing nothing', async () => {
+    // Prepare: the server alone (no guard), spoken to in raw HTTP.
+    const bare = createHttpServer(s3.handle);
+    await new Promise<void>((done) => bare.listen(0, '127.0.0.1', done));
+    const port = (bare.address() as { port: number }).port;
+    const send = (key: string, framed: string) =>
+      new Promise<{ status: number; body: string }>((done, fail) => {
+        const request = httpRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'PUT',
+            path: `/${BUCKET}/${key}`,
+            headers: {
+              'content-encoding': 'aws-chunked',
+              'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+              'x-amz-trailer': 'x-amz-checksum-crc32',
+              'x-amz-decoded-content-length': 5,
+              'content-length': Buffer.byteLength(framed),
+            },
+          },
+          (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => {
+              body += chunk.toString();
+            });
+            response.on('end', () => done({ status: response.statusCode ?? 0, body }));
+          },
+        );
+        request.on('error', fail);
+        request.end(framed);
+      });
+    const crc = (text: string) => {
+      const value = Buffer.alloc(4);
+      value.writeUInt32BE(crc32(Buffer.from(text)) >>> 0);
+      return value.toString('base64');
+    };
+
+    // Act
+    const good = await send(
+      'chunked/good',
+      `5\r\nhello\r\n0\r\nx-amz-checksum-crc32:${crc('hello')}\r\n\r\n`,
+    );
+    const wrong = await send(
+      'chunked/wrong',
+      `5\r\nhello\r\n0\r\nx-amz-checksum-crc32:${crc('HELLO')}\r\n\r\n`,
+    );
+    const broken = await send('chunked/broken', `5\r\nhelloXX\r\n0\r\n\r\n`);
+    bare.closeAllConnections();
+    await new Promise((done) => bare.close(done));
+    const stored = await Promise.all(
+      ['chunked/good', 'chunked/wrong', 'chunked/broken'].map((Key) =>
+        failure(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key }))),
+      ),
+    );
+
+    // Assess
+    expect(good.status).toBe(200);
+    expect([wrong.status, wrong.body]).toEqual([400, expect.stringContaining('<Code>BadDigest</Code>')]);
+    expect([broken.status, broken.body]).toEqual([
+      400,
+      expect.stringContaining('<Code>IncompleteBody</Code>'),
+    ]);
+    expect(stored).toEqual(['succeeded', 'NotFound 404', 'NotFound 404']);
   });
 });
 

@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { crc32 } from 'node:zlib';
+import { AwsChunkedDecoder } from './aws-chunked.ts';
 import { badDigest, noSuchBucket, S3Error } from './errors.ts';
 import { importS3rverObjects } from './legacy.ts';
 import { MAX_PARTS, type ObjectAttributes, type ObjectMeta, ObjectStore, STORED_HEADERS } from './store.ts';
@@ -63,6 +64,7 @@ const MAX_OBJECT_BYTES = 5 * 1024 ** 3;
 const MAX_XML_BYTES = 2 * 1024 * 1024;
 /** S3 allows 2 KB of user metadata. */
 const MAX_USER_METADATA_BYTES = 2048;
+const STREAMING_UNSIGNED = 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
 /** Query parameters that select nothing (the SDK adds `x-id`). */
 const IGNORED_PARAMS = new Set(['x-id']);
 
@@ -329,7 +331,7 @@ export class LocalS3 extends EventEmitter<{ event: [{ Records: S3EventRecord[] }
     uploadId: string,
   ) {
     const createOnly = conditionalWrite(request);
-    const parts = parseComplete((await readBody(request, MAX_XML_BYTES)).toString('utf8'));
+    const parts = parseComplete((await readBody(request, MAX_XML_BYTES, false)).toString('utf8'));
     const meta = await this.store.completeUpload(bucket, key, uploadId, parts, { createOnly });
     const location = `http://${request.headers.host}/${bucket}/${encodeKeyPath(key)}`;
     send(response, 200, completeUploadXml(location, bucket, key, meta.etag));
@@ -447,7 +449,11 @@ function attributesOf(request: IncomingMessage): ObjectAttributes {
     if (name.startsWith('x-amz-meta-')) {
       userMetadata[name.slice('x-amz-meta-'.length)] = text;
       metadataBytes += Buffer.byteLength(name.slice('x-amz-meta-'.length)) + Buffer.byteLength(text);
-    } else if (STORED_HEADERS.includes(name)) headers[name] = text;
+    } else if (STORED_HEADERS.includes(name)) {
+      // aws-chunked is how the body travelled, not how the object is encoded (S3 drops it).
+      const value = name === 'content-encoding' ? withoutAwsChunked(text) : text;
+      if (value) headers[name] = value;
+    }
   }
   if (metadataBytes > MAX_USER_METADATA_BYTES)
     throw new S3Error(
@@ -492,68 +498,125 @@ function parseCopySource(header: string): { bucket: string; key: string } {
   );
 }
 
+/** A digest of the body and the value the client sent for it (a header, or an aws-chunked trailer). */
+interface BodyCheck {
+  name: string;
+  update(chunk: Buffer): void;
+  actual(): string;
+  expected(): string | undefined;
+}
+
+/** x-amz-checksum-* algorithms this server can verify (Node has no CRC32C or CRC64NVME). */
+const CHECKSUMS = ['crc32', 'sha1', 'sha256'] as const;
+
+function digestCheck(
+  name: string,
+  algorithm: 'md5' | 'sha1' | 'sha256' | 'crc32',
+  encoding: 'hex' | 'base64',
+  expected: () => string | undefined,
+): BodyCheck {
+  if (algorithm === 'crc32') {
+    let value = 0;
+    return {
+      name,
+      update: (chunk) => {
+        value = crc32(chunk, value);
+      },
+      actual: () => {
+        const bytes = Buffer.alloc(4);
+        bytes.writeUInt32BE(value >>> 0);
+        return bytes.toString('base64');
+      },
+      expected,
+    };
+  }
+  const hash: Hash = createHash(algorithm);
+  return { name, update: (chunk) => hash.update(chunk), actual: () => hash.digest(encoding), expected };
+}
+
 /**
- * The request body as a stream that fails unless it is exactly Content-Length bytes, and a
+ * The request body as a stream that fails unless it is exactly its declared length, and a
  * check (for the store's beforeCommit) of the digests the client sent: the payload hash the
- * SigV4 signature covers, Content-MD5, and x-amz-checksum-crc32/sha1/sha256.
+ * SigV4 signature covers, Content-MD5, and x-amz-checksum-crc32/sha1/sha256 (as a header, or
+ * as the trailer of an aws-chunked body, which is decoded here).
  */
-function checkedBody(request: IncomingMessage, maxBytes: number): { stream: Transform; verify: () => void } {
-  const sha256Header = headerText(request, 'x-amz-content-sha256');
-  if (request.headers['content-encoding']?.includes('aws-chunked') || sha256Header?.startsWith('STREAMING-'))
+function checkedBody(
+  request: IncomingMessage,
+  maxBytes: number,
+  /** false for CompleteMultipartUpload, whose x-amz-checksum-* headers are the object's, not the XML's. */
+  checksumsOfBody = true,
+): { stream: Transform; verify: () => void } {
+  const payloadHash = headerText(request, 'x-amz-content-sha256');
+  const chunked = (headerText(request, 'content-encoding') ?? '')
+    .split(',')
+    .some((coding) => coding.trim() === 'aws-chunked');
+  if (payloadHash?.startsWith('STREAMING-') && payloadHash !== STREAMING_UNSIGNED)
     throw notImplemented(
-      'aws-chunked uploads (streamed signatures or checksum trailers): send plain bodies (the SDK does with AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED, which `edgeloop up` sets)',
+      `signed aws-chunked uploads (${payloadHash}): send a plain body, or ${STREAMING_UNSIGNED}`,
     );
-  const lengthHeader = request.headers['content-length'];
+  if (chunked !== (payloadHash === STREAMING_UNSIGNED))
+    throw new S3Error(
+      'InvalidArgument',
+      400,
+      `An aws-chunked body comes with Content-Encoding: aws-chunked and x-amz-content-sha256: ${STREAMING_UNSIGNED}.`,
+    );
+  const lengthHeader = headerText(request, chunked ? 'x-amz-decoded-content-length' : 'content-length');
   if (lengthHeader === undefined)
-    throw new S3Error('MissingContentLength', 411, 'You must provide the Content-Length HTTP header.');
+    throw new S3Error(
+      'MissingContentLength',
+      411,
+      `You must provide the ${chunked ? 'x-amz-decoded-content-length' : 'Content-Length'} HTTP header.`,
+    );
   const expected = Number(lengthHeader);
   if (expected > maxBytes)
     throw new S3Error('EntityTooLarge', 400, 'Your proposed upload exceeds the maximum allowed size', {
       ProposedSize: String(expected),
       MaxSizeAllowed: String(maxBytes),
     });
-  const checks: {
-    name: string;
-    hash: Hash | undefined;
-    crc?: number;
-    expected: string;
-    encoding: 'hex' | 'base64';
-  }[] = [];
-  if (sha256Header && /^[0-9a-f]{64}$/.test(sha256Header))
-    checks.push({
-      name: 'x-amz-content-sha256',
-      hash: createHash('sha256'),
-      expected: sha256Header,
-      encoding: 'hex',
-    });
+
+  const decoder = chunked ? new AwsChunkedDecoder() : undefined;
+  const checks: BodyCheck[] = [];
+  if (payloadHash && /^[0-9a-f]{64}$/.test(payloadHash))
+    checks.push(digestCheck('x-amz-content-sha256', 'sha256', 'hex', () => payloadHash));
   const contentMd5 = headerText(request, 'content-md5');
   if (contentMd5 !== undefined) {
     if (Buffer.from(contentMd5, 'base64').length !== 16)
       throw new S3Error('InvalidDigest', 400, 'The Content-MD5 you specified was invalid.');
-    checks.push({ name: 'Content-MD5', hash: createHash('md5'), expected: contentMd5, encoding: 'base64' });
+    checks.push(digestCheck('Content-MD5', 'md5', 'base64', () => contentMd5));
   }
-  for (const algorithm of ['sha1', 'sha256'] as const) {
-    const value = headerText(request, `x-amz-checksum-${algorithm}`);
-    if (value !== undefined)
-      checks.push({
-        name: `x-amz-checksum-${algorithm}`,
-        hash: createHash(algorithm),
-        expected: value,
-        encoding: 'base64',
-      });
+  const trailerNames = (headerText(request, 'x-amz-trailer') ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
+  const claimed = checksumsOfBody
+    ? [
+        ...Object.keys(request.headers).filter((name) => /^x-amz-checksum-(?!type$|algorithm$)/.test(name)),
+        ...trailerNames,
+      ]
+    : [];
+  for (const name of claimed) {
+    const algorithm = CHECKSUMS.find((known) => name === `x-amz-checksum-${known}`);
+    if (!algorithm)
+      throw notImplemented(`${name} (this server verifies x-amz-checksum-${CHECKSUMS.join(', -')} only)`);
+    const fromTrailer = trailerNames.includes(name);
+    if (fromTrailer && !decoder)
+      throw new S3Error('InvalidArgument', 400, 'x-amz-trailer needs an aws-chunked body.');
+    checks.push(
+      digestCheck(name, algorithm, 'base64', () =>
+        fromTrailer ? decoder?.trailers.get(name) : headerText(request, name),
+      ),
+    );
   }
-  const crcHeader = headerText(request, 'x-amz-checksum-crc32');
-  const crc = crcHeader !== undefined ? { value: 0 } : undefined;
+
   let received = 0;
   const stream = new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
       received += chunk.length;
       if (received > expected) {
-        done(new S3Error('IncompleteBody', 400, 'The request body is longer than its Content-Length.'));
+        done(new S3Error('IncompleteBody', 400, 'The request body is longer than its declared length.'));
         return;
       }
-      for (const check of checks) check.hash?.update(chunk);
-      if (crc) crc.value = crc32(chunk, crc.value);
+      for (const check of checks) check.update(chunk);
       done(null, chunk);
     },
     flush(done: TransformCallback) {
@@ -568,31 +631,40 @@ function checkedBody(request: IncomingMessage, maxBytes: number): { stream: Tran
       );
     },
   });
+  // The store reads the stream (and meets its error) only once it checked the bucket: an error
+  // before then must not go unhandled.
+  stream.on('error', () => {});
   request.on('aborted', () =>
     stream.destroy(new S3Error('IncompleteBody', 400, 'The client closed the request.')),
   );
   request.on('error', (error) => stream.destroy(error));
-  request.pipe(stream);
+  if (decoder) {
+    decoder.on('error', (error) => stream.destroy(error));
+    request.pipe(decoder).pipe(stream);
+  } else request.pipe(stream);
   const verify = () => {
     for (const check of checks) {
-      const actual = check.hash?.digest(check.encoding);
-      if (actual !== check.expected) {
-        if (check.name === 'x-amz-content-sha256')
-          throw new S3Error(
-            'XAmzContentSHA256Mismatch',
-            400,
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
-          );
-        throw badDigest(check.name);
-      }
-    }
-    if (crc) {
-      const actual = Buffer.alloc(4);
-      actual.writeUInt32BE(crc.value >>> 0);
-      if (actual.toString('base64') !== crcHeader) throw badDigest('x-amz-checksum-crc32');
+      const sent = check.expected();
+      if (sent === undefined) throw badDigest(`${check.name} trailer (missing)`);
+      if (check.actual() === sent) continue;
+      if (check.name === 'x-amz-content-sha256')
+        throw new S3Error(
+          'XAmzContentSHA256Mismatch',
+          400,
+          "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+      throw badDigest(check.name);
     }
   };
   return { stream, verify };
+}
+
+function withoutAwsChunked(encoding: string): string {
+  return encoding
+    .split(',')
+    .map((coding) => coding.trim())
+    .filter((coding) => coding && coding !== 'aws-chunked')
+    .join(', ');
 }
 
 function headerText(request: IncomingMessage, name: string): string | undefined {
@@ -601,12 +673,12 @@ function headerText(request: IncomingMessage, name: string): string | undefined 
 }
 
 /** A small body (XML), read whole with a limit and checked like an object's. */
-async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+async function readBody(request: IncomingMessage, maxBytes: number, checksumsOfBody = true): Promise<Buffer> {
   if (Number(request.headers['content-length'] ?? 0) > maxBytes)
     throw new S3Error('MaxMessageLengthExceeded', 400, `Your request was too big (over ${maxBytes} bytes).`);
   if (request.headers['content-length'] === undefined && !request.headers['transfer-encoding'])
     return Buffer.alloc(0);
-  const body = checkedBody(request, maxBytes);
+  const body = checkedBody(request, maxBytes, checksumsOfBody);
   const chunks: Buffer[] = [];
   for await (const chunk of body.stream as AsyncIterable<Buffer>) chunks.push(chunk);
   body.verify();
