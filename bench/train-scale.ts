@@ -81,7 +81,6 @@ export async function main(): Promise<void> {
     const file = await writeTelemetryCsv(join(dir, `telemetry-${rows}.csv`), rows);
     const out = join(dir, `model-${rows}`);
     const ours = measure([
-      '--openssl-legacy-provider',
       cliBin,
       'train',
       file,

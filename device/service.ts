@@ -62,7 +62,7 @@ export interface DeviceOptions {
   stateDir: string;
   /** mqtt://host:port (local) or the IoT endpoint host (AWS mode, needs `tls`). */
   mqttEndpoint: string;
-  /** A local S3 endpoint (s3rver); absent in AWS mode. */
+  /** A local S3 endpoint (the local stack's); absent in AWS mode. */
   s3Endpoint?: string;
   region?: string;
   publicKeyPem: string;

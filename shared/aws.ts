@@ -13,7 +13,7 @@ let ddb: DynamoDBDocumentClient | undefined;
 let iotData: IoTDataPlaneClient | undefined;
 
 export function s3Client(): S3Client {
-  // s3rver (and most S3 stand-ins) only understand path-style addressing.
+  // The local S3 (like most S3 stand-ins) serves path-style addressing only.
   s3 ??= new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) });
   return s3;
 }

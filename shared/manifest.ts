@@ -8,6 +8,7 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  type KeyObject,
   sign,
   verify,
 } from 'node:crypto';
@@ -46,41 +47,90 @@ export async function signManifest(manifest: Manifest, signer: ManifestSigner): 
   };
 }
 
-/** Throws with the reason when the manifest is unsigned or its signature does not verify. */
+/** Throws with the reason when the manifest is unsigned or its signature is refused. */
 export function verifyManifestSignature(manifest: Manifest, publicKeyPem: string): void {
   if (!manifest.signature) throw new Error('manifest is not signed');
-  if (!signatureVerifies(signedBytes(manifest), manifest.signature.value, publicKeyPem))
-    throw new Error(
-      `manifest signature does not verify with the provisioned public key (keyId ${manifest.signature.keyId})`,
-    );
+  const refusal = signatureRefusal(signedBytes(manifest), manifest.signature, publicKeyPem);
+  if (refusal) throw new Error(`manifest signature ${refusal}`);
 }
 
 const PEM_PUBLIC_KEY = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g;
+/** The line naming the key below it, in the text before its BEGIN line (PEM's explanatory text). */
+const KEY_ID_LINE = /^keyId:[ \t]*(\S+)[ \t]*$/gm;
+
+/** A public key pinned on a gateway, and the id signatures by it carry (absent in old files). */
+export interface PinnedKey {
+  keyId: string | undefined;
+  pem: string;
+}
 
 /**
  * The public keys pinned in a PEM text: one, or several concatenated (a key rotation pins the
- * old and the new key side by side until every signer uses the new one).
+ * old and the new key side by side until every signer uses the new one). A `keyId: <id>` line
+ * above a key names it: the KMS key ARN (written by `edgeloop provision`), or `local:<hash>`
+ * for a PEM key pair (localKeyId).
  */
-export function pinnedKeys(publicKeyPem: string): string[] {
-  const blocks = publicKeyPem.match(PEM_PUBLIC_KEY) ?? [];
-  if (blocks.length === 0) throw new Error('no PEM public key (-----BEGIN PUBLIC KEY-----) is provisioned');
-  return blocks;
+export function pinnedKeys(publicKeyPem: string): PinnedKey[] {
+  const keys: PinnedKey[] = [];
+  let from = 0;
+  for (const match of publicKeyPem.matchAll(PEM_PUBLIC_KEY)) {
+    const before = publicKeyPem.slice(from, match.index);
+    const ids = [...before.matchAll(KEY_ID_LINE)];
+    keys.push({ keyId: ids.at(-1)?.[1], pem: match[0] });
+    from = match.index + match[0].length;
+  }
+  if (keys.length === 0) throw new Error('no PEM public key (-----BEGIN PUBLIC KEY-----) is provisioned');
+  return keys;
+}
+
+/** A public key as a gateway pins it: named by the id its signer puts in signatures. */
+export function namedPublicKey(keyId: string, publicKeyPem: string): string {
+  return `keyId: ${keyId}\n${publicKeyPem.trim()}\n`;
+}
+
+/** The id of a PEM key pair's signatures: a hash of the public key, the same wherever it is used. */
+export function localKeyId(publicKey: string | KeyObject): string {
+  const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
+  return `local:${sha256Hex(key.export({ type: 'spki', format: 'der' })).slice(0, 16)}`;
 }
 
 /**
- * Whether a base64 DER ECDSA P-256 / SHA-256 signature over `message` verifies with one of
- * the pinned keys.
+ * Why a base64 DER ECDSA P-256 / SHA-256 signature over `message` is refused, or undefined
+ * when it verifies. The key is the pinned one the signature's keyId names; only that key is
+ * tried, so a signature claiming one key but made with another fails. A keyId no pinned key
+ * carries is refused, unless keys without an id are pinned (a file from before keys were
+ * named): those are tried, as any key was then, so old gateways keep working until they are
+ * given a named file.
  */
-export function signatureVerifies(message: Buffer, base64Der: string, publicKeyPem: string): boolean {
-  const signature = Buffer.from(base64Der, 'base64');
-  return pinnedKeys(publicKeyPem).some((pem) =>
-    verify('sha256', message, { key: createPublicKey(pem), dsaEncoding: 'der' }, signature),
+export function signatureRefusal(
+  message: Buffer,
+  signature: { keyId: string; value: string },
+  publicKeyPem: string,
+): string | undefined {
+  const pinned = pinnedKeys(publicKeyPem);
+  const named = pinned.filter((key) => key.keyId === signature.keyId);
+  const candidates = named.length > 0 ? named : pinned.filter((key) => key.keyId === undefined);
+  if (candidates.length === 0) {
+    const ids = pinned.map((key) => key.keyId).join(', ');
+    return `is by key '${signature.keyId}', which is not pinned on this gateway (pinned: ${ids}): if that key is the stage's new signing key, pin it: add its public key, with the line 'keyId: ${signature.keyId}' above it, to the gateway's public key file (publicKeyFile; see DEPLOY.md, key rotation)`;
+  }
+  const der = Buffer.from(signature.value, 'base64');
+  const verifies = candidates.some((key) =>
+    verify('sha256', message, { key: createPublicKey(key.pem), dsaEncoding: 'der' }, der),
   );
+  if (verifies) return undefined;
+  return named.length > 0
+    ? `does not verify with the pinned key '${signature.keyId}': forged, altered, or signed by another key than it names`
+    : `does not verify with the provisioned public key (keyId ${signature.keyId}): forged or altered`;
 }
 
-export function pemSigner(privateKeyPem: string, keyId = 'local'): ManifestSigner {
+/** Signs with a PEM private key; its keyId is localKeyId of the public half unless given. */
+export function pemSigner(privateKeyPem: string, keyId?: string): ManifestSigner {
   const key = createPrivateKey(privateKeyPem);
-  return { keyId, sign: async (message) => sign('sha256', message, { key, dsaEncoding: 'der' }) };
+  return {
+    keyId: keyId ?? localKeyId(createPublicKey(key)),
+    sign: async (message) => sign('sha256', message, { key, dsaEncoding: 'der' }),
+  };
 }
 
 export function generateSigningKeyPair(): { privateKeyPem: string; publicKeyPem: string } {

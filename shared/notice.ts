@@ -6,7 +6,7 @@
  * cannot be replayed after its expiry. The device refuses any notice for which
  * `noticeRefusal` gives a reason.
  */
-import { canonicalJson, type ManifestSigner, signatureVerifies } from './manifest.ts';
+import { canonicalJson, type ManifestSigner, signatureRefusal } from './manifest.ts';
 import type { ReleaseNotice } from './schemas.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -58,14 +58,13 @@ export function noticeRefusal(
   if (!notice.signature)
     return `${what} is not signed: only the stack's signing key may tell a gateway what to run`;
   if (!notice.expiresAt) return `${what} has no expiry: a signed notice must carry expiresAt`;
-  let verifies: boolean;
+  let refusal: string | undefined;
   try {
-    verifies = signatureVerifies(noticeSignedBytes(notice), notice.signature.value, publicKeyPem);
+    refusal = signatureRefusal(noticeSignedBytes(notice), notice.signature, publicKeyPem);
   } catch (error) {
     return `${what} has an unreadable signature (${(error as Error).message})`;
   }
-  if (!verifies)
-    return `${what} has a signature that does not verify with the provisioned public key (keyId ${notice.signature.keyId}): forged or altered`;
+  if (refusal) return `${what}: its signature ${refusal}`;
   if (Date.parse(notice.expiresAt) <= nowMs)
     return `${what} expired at ${notice.expiresAt}: it is not acted on (a replayed or stale notice)`;
   return undefined;

@@ -56,7 +56,7 @@ export function browserRequestRefusal(
 
 /**
  * Puts the guard in front of every request listener `server` has now (so it works for servers
- * built by libraries: s3rver, dynalite, kinesalite), and keeps CORS grants out of responses.
+ * built by libraries: dynalite, kinesalite; and the local S3's), and keeps CORS grants out of responses.
  */
 export function guardServer(server: Server, options: GuardOptions = {}): Server {
   const listeners = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];

@@ -32,7 +32,7 @@ export async function signerFromEnv(
     );
   }
   try {
-    return pemSigner(pem, pemKeyId(value));
+    return pemSigner(pem);
   } catch (error) {
     throw new InputError(
       `signing key file '${value}' is not a PEM private key: generate one with edgeloop up`,
@@ -43,11 +43,11 @@ export async function signerFromEnv(
   }
 }
 
-function pemKeyId(path: string): string {
-  return `local:${path.split(/[\\/]/).pop() ?? 'key'}`;
-}
-
-/** ECDSA P-256 with KMS: MessageType RAW lets KMS hash the canonical manifest bytes itself. */
+/**
+ * ECDSA P-256 with KMS: MessageType RAW lets KMS hash the canonical manifest bytes itself.
+ * The keyId signatures carry becomes the key ARN KMS answers with, whatever alias or id
+ * configured the signer: the id `edgeloop provision` pins the public key under.
+ */
 export function kmsSigner(keyId: string, client: KMSClient): ManifestSigner {
   return {
     keyId,
@@ -61,6 +61,7 @@ export function kmsSigner(keyId: string, client: KMSClient): ManifestSigner {
         }),
       );
       if (!result.Signature) throw new Error(`KMS returned no signature for key ${keyId}`);
+      if (result.KeyId) this.keyId = result.KeyId;
       return Buffer.from(result.Signature);
     },
   };

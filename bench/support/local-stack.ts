@@ -1,5 +1,5 @@
 /**
- * The embedded local stack (infra/local/stack.ts) for tests and benches: the same s3rver,
+ * The embedded local stack (infra/local/stack.ts) for tests and benches: the same local S3,
  * dynalite, aedes broker, Publish shim and EMF collector the product runs on a laptop, in a
  * fresh data dir that stop() removes. The stack sets the handlers' env and the shared AWS
  * clients itself; one runs per process, which vitest's per-file forks give each test file.

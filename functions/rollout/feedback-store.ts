@@ -80,14 +80,23 @@ export async function readFeedbackTable(
   key: string,
   maxBytes: number = FEEDBACK_LIMITS.maxFileBytes,
 ): Promise<FeedbackTable> {
-  const result = await s3.send(
-    new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${maxBytes}` }),
-  );
+  let result: Awaited<ReturnType<typeof getRange>>;
+  try {
+    result = await getRange(s3, bucket, key, maxBytes);
+  } catch (error) {
+    // S3 answers any range of an empty object with 416 InvalidRange: the file holds no rows.
+    if ((error as { name?: string }).name === 'InvalidRange') return parseFeedback('');
+    throw error;
+  }
   if (!result.Body) throw new Error(`s3://${bucket}/${key} has no body`);
   const bytes = await result.Body.transformToByteArray();
   if (bytes.byteLength > maxBytes)
     throw new InputError(`${key} is over the ${maxBytes}-byte limit of a feedback file: not read`);
   return parseFeedback(new TextDecoder().decode(bytes));
+}
+
+function getRange(s3: S3Client, bucket: string, key: string, maxBytes: number) {
+  return s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${maxBytes}` }));
 }
 
 export async function writeFeedbackTable(

@@ -122,8 +122,8 @@ export class EdgeloopStack extends Stack {
       IotEndpointCommand: { value: IOT_ENDPOINT_COMMAND, description: 'prints the IoT data endpoint' },
       SigningKeyArn: { value: this.signing.key.keyArn, description: 'KMS key that signs manifests' },
       SigningPublicKeyCommand: {
-        value: `aws kms get-public-key --key-id ${this.signing.key.keyArn} --query PublicKey --output text | base64 -d | openssl pkey -pubin -inform DER -out manifest-signing-public.pem`,
-        description: 'writes the manifest verification key as PEM',
+        value: `{ echo "keyId: ${this.signing.key.keyArn}"; aws kms get-public-key --key-id ${this.signing.key.keyArn} --query PublicKey --output text | base64 -d | openssl pkey -pubin -inform DER; } > manifest-signing-public.pem`,
+        description: 'writes the manifest verification key as PEM, named by the keyId its signatures carry',
       },
       DeploymentParameter: { value: parameter.parameterName, description: 'read by edgeloop provision' },
       ThingPolicyName: { value: this.iot.thingPolicy.ref, description: 'attach to gateway certificates' },

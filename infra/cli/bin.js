@@ -1,7 +1,6 @@
-#!/usr/bin/env -S node --openssl-legacy-provider
+#!/usr/bin/env node
 // The `edgeloop` executable: runs the TypeScript CLI through tsx, so `npx edgeloop` works
-// right after `npm ci` with no build step. The OpenSSL legacy provider is for the local S3
-// (s3rver), whose listing continuation tokens use DES.
+// right after `npm ci` with no build step.
 import { register } from 'tsx/esm/api';
 
 // The SDK warns about its own future Node.js floor on every run; the lockfile pins the SDK.

@@ -47,10 +47,6 @@ export function localEnv(endpoints: Endpoints, dataDir: string): Record<string, 
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: credential.accessKeyId,
     AWS_SECRET_ACCESS_KEY: credential.secretAccessKey,
-    // s3rver understands neither the aws-chunked uploads nor the checksum trailers the SDK
-    // sends by default for streamed bodies.
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
   };
 }
 

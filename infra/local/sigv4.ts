@@ -1,11 +1,10 @@
 /**
- * AWS Signature Version 4 for the local S3, which s3rver does not check (it takes any V4
- * signature from a known key id, and anonymous requests too). Every request must carry an
+ * AWS Signature Version 4 for the local S3. Every request must carry an
  * `Authorization: AWS4-HMAC-SHA256 ...` header signed with the data dir's credential
- * (infra/local/credentials.ts); anything else is refused before s3rver sees it: anonymous
- * requests, browser form POSTs (policy uploads), presigned URLs, other keys, stale dates.
- * Only the header signature is checked: it covers `x-amz-content-sha256`, and the body is
- * the caller's own (an authenticated local tool).
+ * (infra/local/credentials.ts); anything else is refused before the S3 server sees it:
+ * anonymous requests, browser form POSTs (policy uploads), presigned URLs, other keys, stale
+ * dates. The header signature covers `x-amz-content-sha256`; the server (s3/server.ts) then
+ * checks the body against that hash before it stores anything.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';

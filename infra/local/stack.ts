@@ -1,6 +1,6 @@
 /**
  * The embedded local stack: the same handlers and device code that run in AWS, against
- * in-process stand-ins built from shared/topology.ts. s3rver (buckets), dynalite (tables),
+ * in-process stand-ins built from shared/topology.ts. Our own S3 (s3/: buckets), dynalite (tables),
  * aedes (IoT Core broker with the thing policy), an IoT data-plane Publish shim, S3 event
  * notifications to the training function, topic rules to the aggregators, kinesalite (the
  * results stream) fed by the Basic Ingest rule and read by an event source mapping into the
@@ -9,7 +9,6 @@
  * page in the developer's browser can drive it.
  */
 
-import { createCipheriv } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -17,7 +16,6 @@ import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import dynalite from 'dynalite';
-import S3rver from 's3rver';
 import { resetAwsClients, s3Client } from '../../shared/aws.ts';
 import { type EmfSink, setEmfSink } from '../../shared/emf-sink.ts';
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
@@ -53,11 +51,12 @@ import { ensureStreams, localKinesisClient, startKinesalite } from './kinesis.ts
 import { startPublishShim } from './publish-shim.ts';
 import { RetainedStore } from './retained.ts';
 import { startRuleRouter } from './rule-router.ts';
-import { registerWithS3rver, s3AccessDenied } from './s3-auth.ts';
+import { LocalS3 } from './s3/server.ts';
+import { accessDenied } from './s3/xml.ts';
 import { s3EventListener } from './s3-events.ts';
 import { type Schedule, startSchedule } from './schedule.ts';
 import { ensureSigningKey } from './signing-key.ts';
-import { sigV4Refusal } from './sigv4.ts';
+import { type Credential, sigV4Refusal } from './sigv4.ts';
 import { localBasicIngestPrefix, type StreamRuleError, startStreamRuleRouter } from './stream-rules.ts';
 import { ensureTables } from './tables.ts';
 
@@ -146,25 +145,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const onPort = <T>(service: ServiceName, start: (port: number) => Promise<T>) =>
       startOnPort(service, preferred(service), start, log);
 
-    if (!pagedListingsWork())
-      log(
-        'warning: this Node.js refuses DES (OpenSSL 3), which the local S3 needs to page listings past 1,000 keys; start node with --openssl-legacy-provider (the edgeloop bin and the npm scripts do)',
-      );
-    // S3: s3rver's own run() cannot report a taken port, so it is served from our listener.
-    const s3rver = new S3rver({
-      silent: true,
+    // S3: our own server (s3/), served from our listener behind the guard and the SigV4 check.
+    const localS3 = await LocalS3.open({
       directory: join(dataDir, 's3'),
-      configureBuckets: Object.values(buckets).map((bucket) => ({ name: bucket.localName })),
+      buckets: Object.values(buckets).map((bucket) => bucket.localName),
+      region: LOCAL_REGION,
+      log,
     });
-    await s3rver.configureBuckets();
-    // Only the data dir's credential signs, and its signatures are checked here (s3rver does not).
     const credential = localCredential(dataDir);
-    registerWithS3rver(credential);
     const s3 = await onPort('s3', async (port) => {
-      const server = guardServer(createServer(s3rver.callback()), {
-        check: (request) => sigV4Refusal(request, credential),
-        refusalBody: s3AccessDenied,
-      });
+      const server = localS3Server(localS3, credential);
       return { server, port: await listen(server, port) };
     });
     cleanups.push(() => closeHttp(s3.server, () => promiseClose(s3.server)));
@@ -295,11 +285,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log,
     });
     const onS3Event = s3EventListener(invoker);
-    s3rver.on('event', onS3Event);
+    localS3.on('event', onS3Event);
     // Gateways last: the rules above listen before the first client publish is acknowledged.
     broker.openIntake();
     cleanups.push(async () => {
-      s3rver.off('event', onS3Event);
+      localS3.off('event', onS3Event);
       // Gateways first: a publish the broker acknowledged after the rules stopped listening
       // would be lost (the gateway deletes what was acknowledged).
       await broker.stopIntake();
@@ -346,6 +336,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await cleanUp();
     throw error;
   }
+}
+
+/**
+ * The local S3's listener: the browser guard, then the SigV4 check with the data dir's
+ * credential, then the server; refusals in S3's error shape.
+ */
+export function localS3Server(localS3: LocalS3, credential: Credential): Server {
+  return guardServer(createServer(localS3.handle), {
+    check: (request) => sigV4Refusal(request, credential),
+    refusalBody: accessDenied,
+  });
 }
 
 /** The dashboard on the live tables, on its remembered port if that is still free. */
@@ -437,17 +438,4 @@ async function closeHttp(server: Server | undefined, close: () => Promise<void>)
   server?.closeIdleConnections();
   server?.closeAllConnections();
   await closing;
-}
-
-/**
- * s3rver encodes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 offers only
- * through its legacy provider: without it, any listing past 1,000 keys fails.
- */
-export function pagedListingsWork(): boolean {
-  try {
-    createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,33 +1,5 @@
 // Minimal typings for the local servers that ship no TypeScript declarations.
 
-declare module 's3rver' {
-  import type { RequestListener } from 'node:http';
-
-  interface S3rverOptions {
-    silent?: boolean;
-    directory?: string;
-    resetOnClose?: boolean;
-    allowMismatchedSignatures?: boolean;
-    vhostBuckets?: boolean;
-    configureBuckets?: { name: string; configs?: (string | Buffer)[] }[];
-  }
-
-  interface S3rverEvent {
-    Records: { eventName: string; s3: { bucket: { name: string }; object: { key: string } } }[];
-  }
-
-  class S3rver {
-    constructor(options?: S3rverOptions);
-    /** Creates the configured buckets that do not exist yet. */
-    configureBuckets(): Promise<void>;
-    /** The request listener, for an HTTP server of the caller's own. */
-    callback(): RequestListener;
-    on(event: 'event', listener: (event: S3rverEvent) => void): this;
-    off(event: 'event', listener: (event: S3rverEvent) => void): this;
-  }
-  export default S3rver;
-}
-
 declare module 'dynalite' {
   import type { Server } from 'node:http';
 

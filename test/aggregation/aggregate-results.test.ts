@@ -95,7 +95,7 @@ function expected(results: InferenceResult[], lowConfidence: number) {
   };
 }
 
-describe('results aggregator against dynalite and s3rver', () => {
+describe('results aggregator against dynalite and the local S3', () => {
   it('aggregates exactly the produced results of several gateways', async () => {
     // Prepare
     const batches = [0, 1, 2].flatMap((device) =>

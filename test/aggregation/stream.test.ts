@@ -1,6 +1,6 @@
 /**
  * The stream aggregator (many gateways' batches per call, write-sharded model items with
- * per-shard high-water marks, bounded per-thing batch marks) against dynalite and s3rver:
+ * per-shard high-water marks, bounded per-thing batch marks) against dynalite and the local S3:
  * exact totals under stream redelivery, whole-segment replays, device duplicates, a crash
  * between writes, bisected retries and resharding; and the readers show the same figures as
  * for the direct path on the same input.
@@ -126,7 +126,7 @@ const since = start - 60_000;
 
 const thingTotal = (model: string, thing: string) => thingResultCount(dynamoClient(), model, thing);
 
-describe('stream aggregator against dynalite and s3rver', () => {
+describe('stream aggregator against dynalite and the local S3', () => {
   it('aggregates many gateways in detail and summary mode exactly, one write per item per call', async () => {
     // Prepare
     const batches = traffic('s-exact', 12, 4, 1);

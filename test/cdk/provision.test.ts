@@ -29,6 +29,7 @@ import {
 import { provisionFiles, provisionThing, sourceBlock } from '../../infra/cli/commands/provision.ts';
 import { main } from '../../infra/cli/main.ts';
 import { EdgeloopError } from '../../shared/errors.ts';
+import { pinnedKeys } from '../../shared/manifest.ts';
 import type { Deployment } from '../../shared/schemas.ts';
 import { deploymentParameter } from '../../shared/topology.ts';
 
@@ -66,6 +67,7 @@ beforeEach(() => {
     endpointAddress: 'xyz.credentials.iot.eu-west-1.amazonaws.com',
   });
   kms.on(GetPublicKeyCommand, { KeyId: deployment.signingKeyArn }).resolves({
+    KeyId: deployment.signingKeyArn,
     PublicKey: new Uint8Array(signingKey.export({ type: 'spki', format: 'der' })),
   });
   iot.on(CreateThingTypeCommand).resolves({ thingTypeName: 'vibration' });
@@ -143,9 +145,16 @@ describe('provisionThing', () => {
       thing: 'gw-1',
       model: 'vibration',
     });
+    // Named by the key ARN KMS gave, the keyId the stage's signatures carry.
     expect(readFileSync(config.publicKeyFile, 'utf8')).toBe(
-      signingKey.export({ type: 'spki', format: 'pem' }),
+      `keyId: ${deployment.signingKeyArn}\n${signingKey.export({ type: 'spki', format: 'pem' })}`,
     );
+    expect(pinnedKeys(readFileSync(config.publicKeyFile, 'utf8'))).toEqual([
+      {
+        keyId: deployment.signingKeyArn,
+        pem: String(signingKey.export({ type: 'spki', format: 'pem' })).trim(),
+      },
+    ]);
   });
 
   it('writes a live input given as a URL out as its settings block, which the device reads back', async () => {

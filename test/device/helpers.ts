@@ -1,16 +1,17 @@
 /**
  * Real peers for the device tests: an aedes broker that enforces the thing policy, an
- * s3rver with the models bucket, and a TINY real tfjs model trained here and published
+ * the local S3 (infra/local/s3) with the models bucket, and a TINY real tfjs model trained here and published
  * (signed artifacts + manifest + retained release notice) exactly as the trainer does.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Aedes } from 'aedes';
 import type { DeviceOptions } from '../../device/service.ts';
+import { LocalS3 } from '../../infra/local/s3/server.ts';
 import {
   canonicalJson,
   generateSigningKeyPair,
@@ -180,14 +181,8 @@ function publishOn(broker: Aedes, topic: string, payload: Buffer) {
 }
 
 // ---------------------------------------------------------------------------------------
-// s3rver (CommonJS, untyped: loaded through require with the small surface we use)
+// The local S3 (infra/local/s3), unguarded: the device's own S3 client is the only caller.
 // ---------------------------------------------------------------------------------------
-
-interface S3rverInstance {
-  run(): Promise<{ port: number }>;
-  close(): Promise<void>;
-}
-type S3rverCtor = new (options: Record<string, unknown>) => S3rverInstance;
 
 export interface TestS3 {
   endpoint: string;
@@ -198,21 +193,16 @@ export interface TestS3 {
 
 export async function startS3(): Promise<TestS3> {
   const directory = await tempDir('edgeloop-s3-');
-  const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor;
-  const server = new S3rver({
-    port: 0,
-    address: '127.0.0.1',
-    silent: true,
-    directory,
-    configureBuckets: [{ name: BUCKET }],
-  });
-  const { port } = await server.run();
+  const s3 = await LocalS3.open({ directory, buckets: [BUCKET], region: 'us-east-1' });
+  const server = createHttpServer(s3.handle);
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new S3Client({
     endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    credentials: { accessKeyId: 'LOCAL', secretAccessKey: 'LOCAL' },
   });
   return {
     endpoint,
@@ -222,7 +212,8 @@ export async function startS3(): Promise<TestS3> {
     },
     async close() {
       client.destroy();
-      await server.close();
+      server.closeAllConnections();
+      await new Promise((done) => server.close(done));
       await rm(directory, { recursive: true, force: true });
     },
   };
@@ -332,6 +323,8 @@ export interface PublishOptions {
   weights?: Buffer;
   /** Signs with a different key than the device trusts. */
   signWith?: string;
+  /** Signs the notice with this key (default: the stack's). */
+  noticeSignWith?: string;
   /** Skip the retained notice (to publish it later). */
   noNotice?: boolean;
   /**
@@ -394,7 +387,11 @@ export async function publishRelease(
           bad === 'expired'
             ? { ...unsignedNotice, expiresAt: new Date(Date.now() - 1000).toISOString() }
             : unsignedNotice,
-          pemSigner(bad === 'forged' ? generateSigningKeyPair().privateKeyPem : privateKeyPem),
+          pemSigner(
+            bad === 'forged'
+              ? generateSigningKeyPair().privateKeyPem
+              : (options.noticeSignWith ?? privateKeyPem),
+          ),
         );
   if (!options.noNotice) await broker.publishRetained(topicFor('release', { model: MODEL }), notice);
   return { notice, manifest };

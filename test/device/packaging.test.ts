@@ -114,7 +114,7 @@ describe('npm run package:device', () => {
       'cdk-nag',
       'constructs',
       'dynalite',
-      's3rver',
+      'fast-xml-parser',
       'aedes',
       'chart.js',
       '@aws-sdk/client-dynamodb',
@@ -176,7 +176,7 @@ describe('npm run package:device', () => {
         'tsx/esm',
         'aws-cdk-lib',
         'dynalite',
-        's3rver',
+        'LocalS3',
         'aedes-packet',
         'aedes-persistence',
       ])

@@ -2,11 +2,11 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Device, startDevice } from '../../device/service.ts';
-import { pemSigner, signManifest } from '../../shared/manifest.ts';
+import { localKeyId, namedPublicKey, pemSigner, signManifest } from '../../shared/manifest.ts';
 import { ManifestSchema } from '../../shared/schemas.ts';
 import { MODEL, nanWeights, type Peers, postInfer, signingKeys, startPeers, until } from './helpers.ts';
 
-describe('device model updates against real aedes + s3rver', () => {
+describe('device model updates against real aedes and the local S3', () => {
   let peers: Peers;
   const devices: Device[] = [];
 
@@ -104,6 +104,34 @@ describe('device model updates against real aedes + s3rver', () => {
       'a status message carrying the failure',
     );
     await gw.stop();
+  });
+
+  it('follows a key rotation: keys pinned by keyId, the new key accepted where pinned, the old refused where it is not', async () => {
+    // Prepare: the stack's key is the old one; gateways pin {old, new} or only {new}.
+    const next = signingKeys();
+    const oldPin = namedPublicKey(localKeyId(peers.keys.publicKeyPem), peers.keys.publicKeyPem);
+    const newPin = namedPublicKey(localKeyId(next.publicKeyPem), next.publicKeyPem);
+    await peers.release({ version: 1 });
+    const both = await device('gw-pins-both', { publicKeyPem: oldPin + newPin });
+    const newOnly = await device('gw-pins-new', { publicKeyPem: newPin });
+    await both.waitFor((s) => s.version === 1, 20_000);
+    const refused = await newOnly.waitFor((s) => s.lastError !== null, 20_000);
+
+    // Act: the stage signs with the new key from now on.
+    await peers.release({ version: 2, signWith: next.privateKeyPem, noticeSignWith: next.privateKeyPem });
+
+    // Assess
+    expect(refused.version).toBeNull();
+    expect(refused.lastError).toMatchObject({
+      step: 'verify',
+      version: 1,
+      reason: expect.stringContaining(
+        `is by key '${localKeyId(peers.keys.publicKeyPem)}', which is not pinned on this gateway (pinned: ${localKeyId(next.publicKeyPem)}): if that key is the stage's new signing key, pin it`,
+      ),
+    });
+    expect((await both.waitFor((s) => s.version === 2, 20_000)).version).toBe(2);
+    expect((await newOnly.waitFor((s) => s.version === 2, 20_000)).version).toBe(2);
+    await Promise.all([both.stop(), newOnly.stop()]);
   });
 
   it('stops promptly while its source still waits for a first model', async () => {

@@ -1,6 +1,6 @@
 /**
  * The whole loop through the real local servers, driven the way a user drives it:
- * `edgeloop demo --devices 3 --json` in a child process. No mocks on this path: s3rver,
+ * `edgeloop demo --devices 3 --json` in a child process. No mocks on this path: the local S3,
  * dynalite, aedes with the thing policy, the Publish shim, the real train and aggregator
  * handlers, and three device services on the SDK's MQTT client.
  */

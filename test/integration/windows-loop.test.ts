@@ -1,5 +1,5 @@
 /**
- * The windowed loop through the real local servers (s3rver, dynalite, aedes with the thing
+ * The windowed loop through the real local servers (the local S3, dynalite, aedes with the thing
  * policy, the real training and aggregator handlers, device services on the SDK's MQTT
  * client): a long-format CSV and its edgeloop.json `window` are uploaded, the training
  * handler trains on windows, gates and releases; the gateways replay machines the model

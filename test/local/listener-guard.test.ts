@@ -156,7 +156,7 @@ describe('the guard in front of every local listener', () => {
       body: form.body,
     });
     const wellKnownKey = await put(signedBy({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }));
-    // Even signed, a multipart body never reaches s3rver's multipart parser (busboy 0.3 / dicer).
+    // Even signed, a multipart (form) body is refused before the S3 server reads it.
     const signedMultipart = await put(signedBy(credential), form.body, form.contentType);
     const wrongSecret = await put(signedBy({ ...credential, secretAccessKey: 'x'.repeat(40) }));
 

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listen, portOf } from '../../infra/local/endpoints.ts';
-import { pagedListingsWork, startLocalStack } from '../../infra/local/stack.ts';
+import { startLocalStack } from '../../infra/local/stack.ts';
 import { envVars } from '../../shared/topology.ts';
 
 describe('local stack lifecycle', () => {
@@ -76,30 +75,5 @@ describe('local stack lifecycle', () => {
     expect(process.env.AWS_REGION).toBe('eu-west-3');
     expect(process.env.AWS_ENDPOINT_URL_S3).toBeUndefined();
     delete process.env.AWS_REGION;
-  });
-
-  it('warns at start when this Node.js cannot page S3 listings (no OpenSSL legacy provider)', async () => {
-    // Prepare: a node without --openssl-legacy-provider (the test runner has it).
-    const script = `
-      const { startLocalStack, pagedListingsWork } = await import(${JSON.stringify(new URL('../../infra/local/stack.ts', import.meta.url).href)});
-      const stack = await startLocalStack({ dataDir: ${JSON.stringify(dataDir)}, dashboard: false, log: (line) => console.log(line) });
-      await stack.stop();
-      console.log('paged listings work: ' + pagedListingsWork());`;
-
-    // Act
-    const child = await new Promise<{ code: number | null; stdout: string }>((done) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { env: { ...process.env, NODE_OPTIONS: '' } },
-        (error, stdout) => done({ code: error ? (error.code as number) : 0, stdout }),
-      );
-    });
-
-    // Assess
-    expect(pagedListingsWork()).toBe(true);
-    expect(child.code, child.stdout).toBe(0);
-    expect(child.stdout).toMatch(/refuses DES .* past 1,000 keys; start node with --openssl-legacy-provider/);
-    expect(child.stdout).toContain('paged listings work: false');
   });
 });

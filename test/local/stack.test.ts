@@ -16,6 +16,7 @@ import type { InvokedEvent } from '../../infra/local/invoker.ts';
 import { type LocalStack, localEnv, readEndpoints, startLocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { emitEmf } from '../../shared/emf-sink.ts';
+import { localKeyId, pinnedKeys } from '../../shared/manifest.ts';
 import { buckets, envVars, functions, modelKeys, tables, topicFor } from '../../shared/topology.ts';
 
 const release = topicFor('release', { model: 'restart-model' });
@@ -136,6 +137,8 @@ describe('local stack', () => {
     // Assess
     expect(await object.Body?.transformToString()).toBe(stack.publicKeyPem);
     expect(stack.publicKeyPem).toContain('BEGIN PUBLIC KEY');
+    // Named, so gateways verify each signature with the key it names (shared/manifest.ts).
+    expect(pinnedKeys(stack.publicKeyPem).map((key) => key.keyId)).toEqual([localKeyId(stack.publicKeyPem)]);
     expect(statSync(stack.env[envVars.signingKey] ?? '').mode & 0o777).toBe(0o600);
   });
 

@@ -107,6 +107,22 @@ describe('feedback a training run may use', () => {
     expect(direct).toMatch(/over the 10000-byte limit of a feedback file: not read/);
   });
 
+  it('reads an empty feedback file as no rows (S3 answers its range 416 InvalidRange)', async () => {
+    // Prepare
+    const empty = datasetKeys.feedbackFile('empty', 'gw-empty', '1-v1.csv');
+    await s3Client().send(new PutObjectCommand({ Bucket: bucket, Key: empty, Body: '' }));
+    await upload('empty', 'gw-full', '1-v1.csv', 2);
+
+    // Act
+    const table = await readFeedbackTable(s3Client(), bucket, empty);
+    const feedback = await trainingFeedback(s3Client(), bucket, 'empty', { trustGatewayLabels: true });
+
+    // Assess
+    expect(table).toEqual({ header: [], rows: [] });
+    expect(feedback.labelled).toBe(2);
+    expect(feedback.skipped).toEqual([]);
+  });
+
   it('caps the rows one gateway gives a run, keeping its newest', async () => {
     // Prepare: gw-loud sends three files of 40 rows, gw-quiet one of 10.
     for (const [i, file] of ['1-v1.csv', '2-v1.csv', '3-v1.csv'].entries())

@@ -1,7 +1,7 @@
 /**
  * Datasets as they land in S3: one dataset written as parts in gzip'd CSV, JSON Lines and
  * Parquet, uploaded with a `_SUCCESS` marker, trains through the local stack (real handler,
- * s3rver events) to the same accuracy in every format, with every part in the lineage.
+ * the local S3's events) to the same accuracy in every format, with every part in the lineage.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -16,7 +16,12 @@ import type { LocalStack } from '../../infra/local/stack.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { InputError } from '../../shared/errors.ts';
-import { generateSigningKeyPair, signManifest, verifyManifestSignature } from '../../shared/manifest.ts';
+import {
+  generateSigningKeyPair,
+  localKeyId,
+  signManifest,
+  verifyManifestSignature,
+} from '../../shared/manifest.ts';
 import type { Manifest } from '../../shared/schemas.ts';
 import { signerFromEnv } from '../../shared/signing.ts';
 import { buckets, datasetKeys } from '../../shared/topology.ts';
@@ -31,7 +36,9 @@ const unsigned = { schemaVersion: 1, model: 'm', version: 1 } as unknown as Mani
 describe('signerFromEnv', () => {
   it('signs with a PEM file so the public half verifies', async () => {
     const signed = await signManifest(unsigned, await signerFromEnv(keyFile));
-    expect(signed.signature?.keyId).toBe('local:signing.pem');
+    // Named by the public key's hash, the id the local key file pins it under.
+    expect(signed.signature?.keyId).toBe(localKeyId(keys.publicKeyPem));
+    expect(signed.signature?.keyId).toMatch(/^local:[0-9a-f]{16}$/);
     expect(() => verifyManifestSignature(signed, keys.publicKeyPem)).not.toThrow();
   });
 
@@ -61,6 +68,28 @@ describe('signerFromEnv', () => {
     });
     expect(signed.signature?.keyId).toBe(arn);
     expect(() => verifyManifestSignature(signed, keys.publicKeyPem)).not.toThrow();
+    kms.restore();
+  });
+
+  it('names a KMS signature by the key ARN KMS answers with, also when an alias configured the signer', async () => {
+    // Prepare: KMS answers Sign with the key's ARN, whatever KeyId the request named.
+    const kms = mockClient(KMSClient);
+    const { sign } = await import('node:crypto');
+    const arn = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    kms.on(SignCommand).callsFake(async (input: { Message: Uint8Array }) => ({
+      KeyId: arn,
+      Signature: sign('sha256', input.Message, { key: keys.privateKeyPem, dsaEncoding: 'der' }),
+    }));
+
+    // Act
+    const signed = await signManifest(
+      unsigned,
+      await signerFromEnv('alias/edgeloop-signing', () => new KMSClient({ region: 'eu-west-1' })),
+    );
+
+    // Assess: the id provision pins the key under (GetPublicKey's KeyId is the ARN too).
+    expect(kms.commandCalls(SignCommand)[0]?.args[0].input.KeyId).toBe('alias/edgeloop-signing');
+    expect(signed.signature?.keyId).toBe(arn);
     kms.restore();
   });
 });

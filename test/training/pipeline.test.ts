@@ -121,7 +121,7 @@ async function runTrainTask(state: unknown): Promise<{ exitCode: number; stderr:
   }
 }
 
-describe('training pipeline against s3rver, dynalite and a Publish endpoint', () => {
+describe('training pipeline against the local S3, dynalite and a Publish endpoint', () => {
   it('releases a first version: artifacts, signed manifest, registry entry, retained notice', async () => {
     // Prepare
     await configure('pump', { epochs: 12 });

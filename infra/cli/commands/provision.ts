@@ -28,6 +28,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parseSourceSpec } from '../../../device/sources/sources.ts';
 import { defineCommand, modelOption, requiredString, UsageError } from '../../../shared/cli/command.ts';
 import { EdgeloopError, errorMessage } from '../../../shared/errors.ts';
+import { namedPublicKey } from '../../../shared/manifest.ts';
 import { type Deployment, DeploymentSchema, describeZodError, ThingName } from '../../../shared/schemas.ts';
 import { deploymentParameter } from '../../../shared/topology.ts';
 
@@ -109,12 +110,17 @@ async function endpoint(iot: IoTClient, endpointType: string): Promise<string> {
   return address;
 }
 
+/**
+ * The stage's verification key, named by the key ARN KMS gives (the keyId the signer puts in
+ * every signature), so the gateway verifies each signature with the key it names.
+ */
 async function signingPublicKeyPem(kms: KMSClient, keyId: string): Promise<string> {
-  const { PublicKey } = await kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
+  const { PublicKey, KeyId } = await kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
   if (!PublicKey) throw new EdgeloopError(`KMS returned no public key for ${keyId}`);
-  return createPublicKey({ key: Buffer.from(PublicKey), format: 'der', type: 'spki' })
+  const pem = createPublicKey({ key: Buffer.from(PublicKey), format: 'der', type: 'spki' })
     .export({ type: 'spki', format: 'pem' })
     .toString();
+  return namedPublicKey(KeyId ?? keyId, pem);
 }
 
 /** Awaits a create call; a resource that exists already is what was wanted. */

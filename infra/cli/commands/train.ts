@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineCommand, intOption, modelOption, UsageError } from '../../../shared/cli/command.ts';
 import { localDatasetSource } from '../../../shared/dataset/local.ts';
-import { generateSigningKeyPair, pemSigner, signManifest } from '../../../shared/manifest.ts';
+import { generateSigningKeyPair, namedPublicKey, pemSigner, signManifest } from '../../../shared/manifest.ts';
 import {
   describeZodError,
   type ModelMetrics,
@@ -160,8 +160,8 @@ export const trainCommand = defineCommand({
       signer = await signerFromEnv(values.key);
     } else {
       const pair = generateSigningKeyPair();
-      signer = pemSigner(pair.privateKeyPem, 'ephemeral');
-      await writeFile(join(outDir, OFFLINE_PUBLIC_KEY), pair.publicKeyPem);
+      signer = pemSigner(pair.privateKeyPem);
+      await writeFile(join(outDir, OFFLINE_PUBLIC_KEY), namedPublicKey(signer.keyId, pair.publicKeyPem));
     }
     const signed = await signManifest(manifest, signer);
     for (const artifact of artifactFiles(outcome))
