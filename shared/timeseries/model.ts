@@ -50,12 +50,6 @@ export function inputTensor(x: Float32Array, n: number, shape: readonly number[]
   return tf.tensor(x, [n, ...shape]);
 }
 
-export function oneHot(labels: ArrayLike<number>, classes: number): Tensor {
-  const y = new Float32Array(labels.length * classes);
-  for (let i = 0; i < labels.length; i++) y[i * classes + (labels[i] as number)] = 1;
-  return tf.tensor2d(y, [labels.length, classes]);
-}
-
 /** Most windows tfjs runs as one batch. */
 export const PREDICT_BATCH = 1024;
 

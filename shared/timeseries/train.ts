@@ -42,7 +42,7 @@ import {
   windowInputs,
 } from './features.ts';
 import { LongFormatCollector, parseTime, type SeriesReadings } from './long-format.ts';
-import { buildRecurrent, inputTensor, oneHot, predictWindows, RECURRENT_UNITS } from './model.ts';
+import { buildRecurrent, inputTensor, predictWindows, RECURRENT_UNITS } from './model.ts';
 import { prepareWindows } from './prepare.ts';
 import type { WindowManifest, WindowSpec } from './spec.ts';
 import { type Window, windowsOf } from './windower.ts';
