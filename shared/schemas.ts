@@ -42,6 +42,13 @@ export const RolloutPlanSchema = z
     maxAccuracyDrop: z.number().min(0).max(1).default(0.05),
     /** Labelled canary results needed before live accuracy counts. */
     minLabelled: z.number().int().min(0).default(50),
+    /** Regression: rolled back when its live RMSE exceeds the current version's by more (relative). */
+    maxRmseIncrease: z.number().min(0).default(0.1),
+    /**
+     * Regression without truth: rolled back when its predictions' distribution moved from the
+     * current version's by more than this PSI (0.25: a significant shift).
+     */
+    maxPredictionShiftPsi: z.number().min(0).default(0.25),
   })
   .strict();
 export type RolloutPlan = z.infer<typeof RolloutPlanSchema>;

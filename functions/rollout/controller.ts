@@ -131,7 +131,10 @@ async function controlCanary(
     plan,
     canary: find(canary.version),
     current: find(previousVersion),
-    ...(previous?.metrics ? { currentOfflineAccuracy: previous.metrics.accuracy } : {}),
+    ...(previous?.metrics?.accuracy !== undefined
+      ? { currentOfflineAccuracy: previous.metrics.accuracy }
+      : {}),
+    ...(previous?.metrics?.regression ? { currentOfflineRmse: previous.metrics.regression.rmse } : {}),
     canaryStartedAtMs: startedAt,
     nowMs: now,
   });

@@ -15,7 +15,7 @@ import {
   percentileFromHistogram,
 } from './histogram.ts';
 import { type DriftLevel, driftLevel, populationStabilityIndex } from './psi.ts';
-import { addValueToHistogram, valueDriftPsi, valueQuantile } from './value-histogram.ts';
+import { addValueToHistogram, histogramPairs, valueDriftPsi, valueQuantile } from './value-histogram.ts';
 
 /** Used when the manifest of a version cannot be read. */
 export const DEFAULT_LOW_CONFIDENCE = 0.6;
@@ -211,6 +211,8 @@ export interface CellSummary {
   valueStd: number | null;
   valueP50: number | null;
   valueP90: number | null;
+  /** Regression: the predictions' histogram as [bucket, count] pairs (value-histogram.ts), for the canary check. */
+  valueHistogram?: [number, number][];
   liveRmse: number | null;
   liveMae: number | null;
   drift: { psi: number; level: DriftLevel } | null;
@@ -255,8 +257,9 @@ export function summarizeCell(cell: AggregateCell, training?: TrainingDistributi
     inferences: n,
     classMix,
     classCounts: { ...cell.classes },
-    confidenceMean: n > 0 ? cell.confidenceSum / n : null,
-    lowConfidenceRate: n > 0 ? cell.lowConfidence / n : null,
+    // Regression results carry no confidence: those figures are null, not 0.
+    confidenceMean: n > 0 && cell.valued === 0 ? cell.confidenceSum / n : null,
+    lowConfidenceRate: n > 0 && cell.valued === 0 ? cell.lowConfidence / n : null,
     latencyMeanMs: n > 0 ? cell.latencySumMs / n : null,
     latencyP50Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.5),
     latencyP99Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.99),
@@ -269,7 +272,10 @@ export function summarizeCell(cell: AggregateCell, training?: TrainingDistributi
 
 function valueStatistics(
   cell: AggregateCell,
-): Pick<CellSummary, 'valueMean' | 'valueStd' | 'valueP50' | 'valueP90' | 'liveRmse' | 'liveMae'> {
+): Pick<
+  CellSummary,
+  'valueMean' | 'valueStd' | 'valueP50' | 'valueP90' | 'valueHistogram' | 'liveRmse' | 'liveMae'
+> {
   const v = cell.valued;
   if (v === 0)
     return { valueMean: null, valueStd: null, valueP50: null, valueP90: null, liveRmse: null, liveMae: null };
@@ -279,6 +285,7 @@ function valueStatistics(
     valueStd: Math.sqrt(Math.max(0, cell.valueSquares / v - mean * mean)),
     valueP50: valueQuantile(cell.valueHist, 0.5),
     valueP90: valueQuantile(cell.valueHist, 0.9),
+    valueHistogram: histogramPairs(cell.valueHist),
     liveRmse: cell.labelled > 0 ? Math.sqrt(cell.errorSquares / cell.labelled) : null,
     liveMae: cell.labelled > 0 ? cell.errorAbs / cell.labelled : null,
   };

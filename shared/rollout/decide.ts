@@ -3,6 +3,7 @@
  * canary from the live numbers of the canary and the current version, and whether sustained
  * drift on a released version should start a retrain.
  */
+import { valueDriftPsi } from '../aggregation/value-histogram.ts';
 import type { RetrainPolicy, RolloutPlan } from '../schemas.ts';
 
 /** What the aggregates say about one version (a subset of readModelStats' VersionStats). */
@@ -11,6 +12,9 @@ export interface LiveStats {
   lowConfidenceRate: number | null;
   liveAccuracy: number | null;
   labelled: number;
+  /** Regression: live RMSE where truth arrived, and the predictions' histogram. */
+  liveRmse?: number | null;
+  valueHistogram?: [number, number][];
 }
 
 export interface RolloutInput {
@@ -19,6 +23,8 @@ export interface RolloutInput {
   current: LiveStats | undefined;
   /** The current version's offline (test split) accuracy, used when it has no live truth. */
   currentOfflineAccuracy?: number;
+  /** Regression: the current version's offline RMSE, used when it has no live truth. */
+  currentOfflineRmse?: number;
   canaryStartedAtMs: number;
   nowMs: number;
 }
@@ -61,6 +67,9 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
       };
   }
 
+  const regression = regressionVerdict(input, canary);
+  if (regression) return regression;
+
   if (canary.liveAccuracy !== null && canary.labelled >= plan.minLabelled) {
     const liveBase =
       current && current.liveAccuracy !== null && current.labelled >= plan.minLabelled
@@ -91,6 +100,43 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
     reason: `${results} healthy canary results over ${secs(elapsed)}${accuracy}${lowConfidence}`,
   };
 }
+
+/**
+ * A regression canary: rolled back when its live RMSE exceeds the current version's (live,
+ * else offline) by more than maxRmseIncrease; without enough truth, when its predictions'
+ * distribution moved from the current version's by more than maxPredictionShiftPsi.
+ */
+function regressionVerdict(input: RolloutInput, canary: LiveStats): RolloutDecision | undefined {
+  const { plan, current } = input;
+  if (canary.liveRmse != null && canary.labelled >= plan.minLabelled) {
+    const base =
+      current?.liveRmse != null && current.labelled >= plan.minLabelled
+        ? { rmse: current.liveRmse, what: 'live on the current version' }
+        : input.currentOfflineRmse !== undefined
+          ? { rmse: input.currentOfflineRmse, what: 'offline of the current version' }
+          : undefined;
+    if (base && canary.liveRmse > base.rmse * (1 + plan.maxRmseIncrease))
+      return {
+        decision: 'rollback',
+        reason: `live RMSE ${fmt(canary.liveRmse)} vs ${fmt(base.rmse)} ${base.what} (+${pct(canary.liveRmse / base.rmse - 1)} > ${pct(plan.maxRmseIncrease)})`,
+      };
+    return undefined;
+  }
+  if (!canary.valueHistogram || !current?.valueHistogram || current.inferences < plan.minResults)
+    return undefined;
+  const psi = valueDriftPsi(
+    Object.fromEntries(current.valueHistogram),
+    Object.fromEntries(canary.valueHistogram),
+  );
+  if (psi !== null && psi > plan.maxPredictionShiftPsi)
+    return {
+      decision: 'rollback',
+      reason: `predictions moved from the current version's: PSI ${psi.toFixed(3)} > ${plan.maxPredictionShiftPsi} (no live truth to judge them by)`,
+    };
+  return undefined;
+}
+
+const fmt = (value: number) => Number(value.toPrecision(4)).toString();
 
 export interface DriftInput {
   policy: RetrainPolicy;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NoticeSelector } from '../../device/model/rollout.ts';
+import { valueBucket } from '../../shared/aggregation/value-histogram.ts';
 import { chooseNotice, cohortPoint, inCanaryCohort } from '../../shared/rollout/cohort.ts';
 import { decideRetrain, decideRollout, type LiveStats } from '../../shared/rollout/decide.ts';
 import {
@@ -238,5 +239,56 @@ describe('drift -> retrain', () => {
     const held = { ...base, psi: 0.4, sinceMs: 1e6 - 60_000 };
     expect(decideRetrain({ ...held, labelledFeedbackRows: 0 }).retrain).toBe(false);
     expect(decideRetrain({ ...held, lastRetrainAtMs: 1e6 - 1_000 }).retrain).toBe(false);
+  });
+});
+
+describe('the canary of a regression model', () => {
+  const plan = RolloutPlanSchema.parse({ minResults: 100, minDurationMs: 0, minLabelled: 20 });
+  const histogram = (center: number): [number, number][] => {
+    const pairs = new Map<number, number>();
+    for (let i = 0; i < 400; i++) {
+      const bucket = valueBucket(center + ((i % 40) - 20) * 0.25);
+      pairs.set(bucket, (pairs.get(bucket) ?? 0) + 1);
+    }
+    return [...pairs].sort(([a], [b]) => a - b);
+  };
+  const stats = (extra: Partial<LiveStats>): LiveStats => ({
+    inferences: 400,
+    lowConfidenceRate: null,
+    liveAccuracy: null,
+    labelled: 0,
+    ...extra,
+  });
+  const decide = (canary: LiveStats, current: LiveStats, currentOfflineRmse?: number) =>
+    decideRollout({
+      plan,
+      canary,
+      current,
+      ...(currentOfflineRmse !== undefined ? { currentOfflineRmse } : {}),
+      canaryStartedAtMs: 0,
+      nowMs: 120_000,
+    });
+
+  it('rolls back a canary whose live RMSE is more than 10% above the current version, and promotes one that is not', () => {
+    const current = stats({ liveRmse: 2, labelled: 100, valueHistogram: histogram(40) });
+    expect(decide(stats({ liveRmse: 2.3, labelled: 50, valueHistogram: histogram(40) }), current)).toEqual({
+      decision: 'rollback',
+      reason: 'live RMSE 2.3 vs 2 live on the current version (+15.0% > 10.0%)',
+    });
+    expect(
+      decide(stats({ liveRmse: 2.1, labelled: 50, valueHistogram: histogram(40) }), current).decision,
+    ).toBe('promote');
+    // Without live truth on the current version, its offline RMSE is the base.
+    expect(decide(stats({ liveRmse: 3, labelled: 50 }), stats({}), 2).reason).toMatch(
+      /offline of the current version/,
+    );
+  });
+
+  it('without truth, rolls back a canary whose predictions moved from the current version', () => {
+    const current = stats({ valueHistogram: histogram(40) });
+    const moved = decide(stats({ valueHistogram: histogram(55) }), current);
+    expect(moved.decision).toBe('rollback');
+    expect(moved.reason).toMatch(/^predictions moved from the current version's: PSI [\d.]+ > 0.25/);
+    expect(decide(stats({ valueHistogram: histogram(40) }), current).decision).toBe('promote');
   });
 });
