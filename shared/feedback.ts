@@ -23,8 +23,10 @@ export interface FeedbackRow {
   ts: number;
   thing: string;
   version: number;
+  /** The class, or a regression model's value. */
   predicted: string;
-  confidence: number;
+  /** A classifier's confidence (absent for regression). */
+  confidence?: number;
   /** Raw feature values by column. */
   features: Record<string, string | number | null | undefined>;
   /** The truth, when the reading carried one. */
@@ -60,7 +62,7 @@ export function feedbackLine(row: FeedbackRow, featureColumns: readonly string[]
     row.thing,
     row.version,
     row.predicted,
-    row.confidence,
+    row.confidence ?? '',
     ...featureColumns.map((column) => row.features[column]),
     row.label ?? '',
   ]);

@@ -9,15 +9,18 @@
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { valueBucketBounds } from '../../shared/aggregation/value-histogram.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import { feedbackHeader, feedbackLine } from '../../shared/feedback.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
+import { targetNumber } from '../../shared/target.ts';
 import { datasetKeys } from '../../shared/topology.ts';
 import { isStorageFault } from '../platform/disk.ts';
 import { writeFileDurable } from '../platform/durable.ts';
 import type { ClassifiedChunk } from '../sources/sources.ts';
 import type { WindowResult } from '../sources/window-stream.ts';
+import { roundValue } from './result-encoding.ts';
 
 export interface HardExampleOptions {
   /** The datasets bucket (feedback goes under its feedback prefix). */
@@ -38,6 +41,8 @@ export interface SampleView {
   id(i: number): string;
   predicted(i: number): string;
   confidence(i: number): number;
+  /** A regression model's value (undefined for a classifier). */
+  value?(i: number): number | undefined;
   ts: number;
 }
 
@@ -48,23 +53,47 @@ export function resultsView(rows: readonly RawRow[], results: readonly Inference
     id: (i) => results[i]?.id ?? '',
     predicted: (i) => results[i]?.label ?? '',
     confidence: (i) => results[i]?.confidence ?? Number.NaN,
+    value: (i) => results[i]?.value,
     ts: results[0]?.ts ?? Date.now(),
   };
 }
 
 /** A view over a CSV replay chunk (no result objects on that path); ids as the replay makes them. */
 export function chunkView(thing: string, chunk: ClassifiedChunk): SampleView {
-  const { labels, best, confidence } = chunk.classified;
+  const { labels, best, confidence, values } = chunk.classified;
   return {
     rows: chunk.rows,
     id: (i) => `${thing}:${chunk.first + i}`,
     predicted: (i) => labels[best[i] ?? 0] ?? String(best[i]),
     confidence: (i) => round5(confidence[i] ?? Number.NaN),
+    ...(values ? { value: (i: number) => roundValue(values[i] ?? Number.NaN) } : {}),
     ts: chunk.ts,
   };
 }
 
 const round5 = (value: number) => Math.round(value * 1e5) / 1e5;
+
+/** Held-out RMSEs a regression value may be off its reading's truth before it is a hard example. */
+export const HARD_ERROR_RMSES = 3;
+
+/**
+ * Whether a regression model's value is a hard example: outside the range of the targets it
+ * was trained on (a bucket's width of slack, the histogram's resolution), or more than
+ * HARD_ERROR_RMSES held-out RMSEs from the truth the reading carried.
+ */
+export function hardValue(manifest: Manifest): (value: number, truth: unknown) => boolean {
+  const histogram = manifest.preprocessing.target?.histogram ?? [];
+  const low = histogram.length ? valueBucketBounds(histogram[0]?.[0] ?? 0)[0] : Number.NEGATIVE_INFINITY;
+  const high = histogram.length
+    ? valueBucketBounds(histogram[histogram.length - 1]?.[0] ?? 0)[1]
+    : Number.POSITIVE_INFINITY;
+  const rmse = manifest.metrics.regression?.rmse;
+  return (value, truth) => {
+    if (value < low || value > high) return true;
+    const actual = typeof truth === 'number' || typeof truth === 'string' ? targetNumber(truth) : Number.NaN;
+    return rmse !== undefined && !Number.isNaN(actual) && Math.abs(value - actual) > HARD_ERROR_RMSES * rmse;
+  };
+}
 
 /** The columns a sample keeps: the features, or for a windowed model time, series and channels. */
 function sampleColumns(manifest: Manifest): string[] {
@@ -142,8 +171,15 @@ export class HardExampleSampler {
     return { ...this.counters, spoolBytes: this.spoolBytes };
   }
 
-  /** Looks at one inference call's readings and predictions; keeps the low-confidence ones. */
+  /**
+   * Looks at one inference call's readings and predictions; keeps the low-confidence ones (a
+   * regression model's: values outside its training targets, or far from the reading's truth).
+   */
   offer(view: SampleView, manifest: Manifest): void {
+    if (manifest.preprocessing.task === 'regression') {
+      this.offerValues(view, manifest);
+      return;
+    }
     const threshold = manifest.lowConfidence;
     for (let i = 0; i < view.rows.length; i++) {
       const row = view.rows[i];
@@ -154,6 +190,20 @@ export class HardExampleSampler {
         continue;
       }
       this.add(row, { id: view.id(i), ts: view.ts, label: view.predicted(i), confidence }, manifest);
+    }
+  }
+
+  private offerValues(view: SampleView, manifest: Manifest): void {
+    const hard = hardValue(manifest);
+    for (let i = 0; i < view.rows.length; i++) {
+      const row = view.rows[i];
+      const value = view.value?.(i);
+      if (!row || value === undefined || !hard(value, row[manifest.preprocessing.label])) continue;
+      if (!this.take()) {
+        this.counters.dropped++;
+        continue;
+      }
+      this.add(row, { id: view.id(i), ts: view.ts, value }, manifest);
     }
   }
 
@@ -248,8 +298,8 @@ export class HardExampleSampler {
           ts: result.ts,
           thing: this.thing,
           version,
-          predicted: result.label ?? '',
-          confidence: result.confidence ?? 0,
+          predicted: result.value !== undefined ? String(result.value) : (result.label ?? ''),
+          ...(result.confidence !== undefined ? { confidence: result.confidence } : {}),
           features: row,
           ...truthOf(row, manifest),
         },

@@ -188,7 +188,7 @@ export class ReplayPace {
 export interface ClassifiedChunk {
   first: number;
   rows: readonly RawRow[];
-  classified: Pick<Classified, 'labels' | 'best' | 'confidence'>;
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values'>;
   ts: number;
 }
 

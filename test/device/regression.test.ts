@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../device/model/engine.ts';
 import { loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
+import { hardValue } from '../../device/results/hard-examples.ts';
 import { Outbox } from '../../device/results/outbox.ts';
 import { ResultStream } from '../../device/results/result-writer.ts';
 import { loadCsvFile, runCsvReplay, startInferServer } from '../../device/sources/sources.ts';
@@ -16,6 +17,7 @@ import { cellsByMinute, emptyCell, mergeCells, summarizeCell } from '../../share
 import { checkResults } from '../../shared/aggregation/decode.ts';
 import { cellFromWire, cellToWire } from '../../shared/aggregation/summary-cells.ts';
 import { parseDataset } from '../../shared/dataset.ts';
+import { feedbackLine } from '../../shared/feedback.ts';
 import { transformRows } from '../../shared/preprocess.ts';
 import { type InferenceResult, type Manifest, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { targetValue } from '../../shared/target.ts';
@@ -169,5 +171,32 @@ describe('a regression model on the gateway', () => {
       await server.close();
       engine.dispose();
     }
+  });
+});
+
+describe("a regression model's hard examples", () => {
+  it('are values outside the training targets, or more than 3 held-out RMSEs from the truth', () => {
+    const hard = hardValue(manifest);
+    const rmse = manifest.metrics.regression?.rmse ?? 0;
+    const targets = energyCsv(800, 1)
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => Number(line.split(';')[3]));
+    const [low, high] = [Math.min(...targets), Math.max(...targets)];
+    expect(hard(low * 0.5, undefined)).toBe(true);
+    expect(hard(high * 1.5, undefined)).toBe(true);
+    const middle = (low + high) / 2;
+    expect(hard(middle, undefined)).toBe(false);
+    expect(hard(middle, String(middle + 2 * rmse))).toBe(false);
+    expect(hard(middle, String(middle + 4 * rmse))).toBe(true);
+    expect(hard(middle, 'n/a')).toBe(false);
+    // The feedback line keeps the value as the prediction and leaves confidence empty.
+    expect(
+      feedbackLine(
+        { id: 'gw:1', ts: 5, thing: 'gw', version: 1, predicted: '41.5', features: { load: 5, speed: 1 } },
+        ['load', 'speed'],
+      ),
+    ).toBe('gw:1,5,gw,1,41.5,,5,1,');
   });
 });
