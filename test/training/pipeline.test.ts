@@ -22,7 +22,7 @@ import {
 } from '../../functions/training/steps.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
-import { generateDemoDataset } from '../../shared/demo-dataset.ts';
+import { generateDemoDataset, generateEnergyDataset } from '../../shared/demo-dataset.ts';
 import {
   generateSigningKeyPair,
   pemSigner,
@@ -257,6 +257,26 @@ describe('training pipeline against the local S3, dynalite and a Publish endpoin
     expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'gated'))?.version).toBe(1);
     await noticesArrive('gated', 1);
     expect(releaseNotices('gated').map((notice) => JSON.parse(notice.payload).version)).toEqual([1]);
+  });
+
+  it('gates a regression model by RMSE: a worse version is rejected against the release on the same rows', async () => {
+    // Prepare: a release that sees every column, then a candidate limited to the weakest one.
+    await configure('energy', { task: 'regression', label: 'kwh', epochs: 20 });
+    const energy = generateEnergyDataset({ rows: 600, seed: 5 });
+    expect((await runTraining(await upload('energy', 'full.csv', energy), steps)).outcome).toBe('released');
+    await configure('energy', { task: 'regression', label: 'kwh', epochs: 20, features: ['coolant'] });
+    // Act
+    const state = await runTraining(await upload('energy', 'coolant-only.csv', energy), steps);
+    // Assess
+    expect(state.outcome).toBe('rejected-by-gate');
+    expect(state.gate?.baselineRmse).toBeLessThan(state.gate?.rmse ?? 0);
+    const items = await listRegistry({ ddb: deps.ddb, table: deps.registryTable }, 'energy');
+    const rejected = items.find((item) => item.version === 2);
+    expect(rejected?.reason).toMatch(
+      /^worse than the current release: new RMSE [\d.]+ vs current release [\d.]+ \(margin 0.02, relative\) \(v1\)$/,
+    );
+    expect(rejected?.baselineRmse).toBe(state.gate?.baselineRmse);
+    expect((await currentRelease({ ddb: deps.ddb, table: deps.registryTable }, 'energy'))?.version).toBe(1);
   });
 
   it('rejects a first version under the macro-F1 floor of the config, with the figure', async () => {
