@@ -108,10 +108,11 @@ export const TuningConfigSchema = z
 export type TuningConfig = z.infer<typeof TuningConfigSchema>;
 
 /**
- * What a model answers: a class (`classification`, the default) or a number (`regression`).
- * It decides the split, the loss, the metrics, the gate and the device's result.
+ * What a model answers: a class (`classification`, the default), a number (`regression`), or
+ * how far a reading is from normal operation (`anomaly`, trained without labels). It decides
+ * the split, the loss, the metrics, the gate and the device's result.
  */
-export const TaskSchema = z.enum(['classification', 'regression']);
+export const TaskSchema = z.enum(['classification', 'regression', 'anomaly']);
 export type Task = z.infer<typeof TaskSchema>;
 
 /** A regression target's bounds: training targets are capped and predictions clipped to them. */
@@ -121,6 +122,25 @@ export const TargetBoundsSchema = z
   .refine((b) => b.min === undefined || b.max === undefined || b.min < b.max, {
     message: '"target": min must be below max',
   });
+
+export const AlarmSchema = z
+  .object({
+    /** Per series: the false alarms a day the threshold allows on normal operation (default 1). */
+    falseAlarmsPerDay: z.number().positive().default(1),
+    /** Instead of the budget: the share of normal scores under the threshold (e.g. 0.999). */
+    quantile: z.number().gt(0.5).lt(1).optional(),
+  })
+  .strict();
+
+export const EventRuleSchema = z
+  .object({
+    k: z.number().int().min(1).default(3),
+    n: z.number().int().min(1).default(5),
+    m: z.number().int().min(1).default(5),
+  })
+  .strict()
+  .refine((r) => r.k <= r.n, { message: '"eventRule": k must be at most n' });
+export type EventRule = z.infer<typeof EventRuleSchema>;
 
 export const TrainingConfigSchema = z
   .object({
@@ -144,6 +164,14 @@ export const TrainingConfigSchema = z
     gateMaxRmse: z.number().positive().optional(),
     /** Regression: bounds of the target (e.g. remaining life capped at 125 cycles). */
     target: TargetBoundsSchema.optional(),
+    /** The time column of rows (never a feature); anomaly models read their reading rate from it. */
+    time: z.string().min(1).optional(),
+    /** The series column of rows (a machine's id; never a feature): anomaly budgets and events are per series. */
+    series: z.string().min(1).optional(),
+    /** Anomaly: the false-alarm budget the threshold is calibrated to (or a score quantile). */
+    alarm: AlarmSchema.optional(),
+    /** Anomaly: k of the last n results over the threshold open an event, m clear ones close it. */
+    eventRule: EventRuleSchema.optional(),
     minRowsPerClass: z.number().int().min(1).default(5),
     /** Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. */
     columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical'])).optional(),
@@ -171,7 +199,12 @@ export const TrainingConfigSchema = z
     /** Long-format readings: train on windows over each series (shared/timeseries/spec.ts). */
     window: WindowSpecSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => !(c.task === 'anomaly' && c.window), {
+    message:
+      '"task": "anomaly" trains on rows for now: remove "window" (anomaly models on windows are not built yet)',
+    path: ['window'],
+  });
 export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;
 export type TrainingConfigInput = z.input<typeof TrainingConfigSchema>;
 
@@ -235,6 +268,7 @@ export const PreprocessingSchema = z
     inputWidth: z.number().int().min(1),
   })
   .superRefine((p, ctx) => {
+    if (p.task === 'anomaly') return;
     if (p.task === 'regression' ? !p.target : p.labels.length < 2)
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
@@ -265,10 +299,23 @@ export const RegressionMetricsSchema = z.object({
 });
 export type RegressionMetrics = z.infer<typeof RegressionMetricsSchema>;
 
+/** An anomaly model on held-out normal rows: how often it alarms there, at its calibrated threshold. */
+export const AnomalyMetricsSchema = z.object({
+  threshold: z.number().min(0),
+  /** The score quantile the threshold sits at (from the budget and the reading rate, or the config). */
+  quantile: z.number(),
+  /** Share of held-out normal results over the threshold, and that as alarms a day per series when the rate is known. */
+  falseAlarmRate: z.number().min(0).max(1),
+  falseAlarmsPerDay: z.number().min(0).optional(),
+  readingsPerDay: z.number().positive().optional(),
+});
+export type AnomalyMetrics = z.infer<typeof AnomalyMetricsSchema>;
+
 export const ModelMetricsSchema = z.object({
   /** Classifiers only. */
   accuracy: z.number().min(0).max(1).optional(),
   regression: RegressionMetricsSchema.optional(),
+  anomaly: AnomalyMetricsSchema.optional(),
   macroF1: z.number().min(0).max(1).optional(),
   perClass: z.record(z.string(), ClassMetricsSchema).optional(),
   confusion: z.array(z.array(z.number().int())).optional(),
@@ -388,6 +435,23 @@ export const ManifestSchema = z.object({
   maxMissingFeatures: z.number().int().min(0).optional(),
   /** A windowed model: the window spec, its features, and the golden windows probation runs. */
   window: WindowManifestSchema.optional(),
+  /** An anomaly model: the threshold its score is judged by, and the event rule. */
+  anomaly: z
+    .object({
+      threshold: z.number().min(0),
+      eventRule: z.object({
+        k: z.number().int().min(1),
+        n: z.number().int().min(1),
+        m: z.number().int().min(1),
+      }),
+      /** The rows' time column, when the config named one: results and events take their time from it. */
+      time: z.string().optional(),
+      /** The rows' series column: events are per series. */
+      series: z.string().optional(),
+      /** Each input slot's residual scale on normal data: a slot's error counts in units of it. */
+      residualScale: z.array(z.number().positive()),
+    })
+    .optional(),
   /** The recipe search this version came from, when the tuner ran. */
   tuning: TuningReportSchema.optional(),
   lineage: z.object({
@@ -450,6 +514,14 @@ export const InferenceResultSchema = z.object({
   confidence: z.number().min(0).max(1).optional(),
   /** A regression model's answer, in target units. */
   value: z.number().optional(),
+  /** An anomaly model's answer: the score, the threshold it was judged by, the verdict, and the channels that drove it. */
+  score: z.number().min(0).optional(),
+  threshold: z.number().min(0).optional(),
+  anomaly: z.boolean().optional(),
+  channels: z
+    .array(z.object({ name: z.string(), share: z.number().min(0).max(1) }))
+    .max(16)
+    .optional(),
   latencyMs: z.number().min(0).max(3_600_000),
   /** The reading's own label: a class name, or a regression model's true value as text. */
   truth: z.string().optional(),
@@ -490,6 +562,8 @@ export const SummaryCellSchema = z.object({
   classes: z.record(z.string(), z.number().int().min(1)),
   /** Regression: results with a value, their sum and sum of squares, and error sums of the labelled ones. */
   nv: z.number().int().min(0).optional(),
+  /** Anomaly: results with a score (classes count them as 'anomaly' and 'normal'; no confidences). */
+  ns: z.number().int().min(0).optional(),
   vsum: z.number().optional(),
   vsq: z.number().min(0).optional(),
   esq: z.number().min(0).optional(),

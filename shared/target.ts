@@ -57,7 +57,12 @@ export class TargetScaleFitter {
   }
 }
 
-/** Units of a model's output: one per class, or one value. */
-export function outputUnits(preprocessing: { task?: string; labels: readonly string[] }): number {
+/** Units of a model's output: one per class, one value, or an anomaly model's reconstruction of its input. */
+export function outputUnits(preprocessing: {
+  task?: string;
+  labels: readonly string[];
+  inputWidth: number;
+}): number {
+  if (preprocessing.task === 'anomaly') return preprocessing.inputWidth;
   return preprocessing.task === 'regression' ? 1 : preprocessing.labels.length;
 }

@@ -3,6 +3,8 @@
  * confidences (or a regression model's values) out, with the manifest's preprocessing
  * applied and every tensor disposed.
  */
+
+import { type ChannelShare, channelShares, reconstructionScore, slotColumns } from '../../shared/anomaly.ts';
 import { type RawRow, transformInto } from '../../shared/preprocess.ts';
 import type { Manifest } from '../../shared/schemas.ts';
 import { outputUnits, targetValue } from '../../shared/target.ts';
@@ -15,8 +17,11 @@ interface ModelJson {
   weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
 }
 
-/** A classifier's answer to one reading, or a regression model's. */
-export type Prediction = { label: string; confidence: number; value?: undefined } | { value: number };
+/** A classifier's answer to one reading, a regression model's, or an anomaly model's. */
+export type Prediction =
+  | { label: string; confidence: number; value?: undefined; score?: undefined }
+  | { value: number; score?: undefined }
+  | { score: number; threshold: number; anomaly: boolean; channels: ChannelShare[]; value?: undefined };
 
 export interface Classified {
   labels: readonly string[];
@@ -26,14 +31,26 @@ export interface Classified {
   probs: Float32Array;
   /** A regression model's values in target units (scale and clip applied); then labels is empty. */
   values?: Float32Array;
+  /** An anomaly model's scores, the columns that drove each, and the threshold they are judged by. */
+  anomaly?: { scores: Float32Array; channels: ChannelShare[][]; threshold: number };
 }
 
 /** Row `i`'s answer: its value, or its best class and that class's probability. */
 export function predictionAt(
-  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values'>,
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values' | 'anomaly'>,
   i: number,
 ): Prediction {
   if (classified.values) return { value: classified.values[i] ?? Number.NaN };
+  const scored = classified.anomaly;
+  if (scored) {
+    const score = scored.scores[i] ?? Number.NaN;
+    return {
+      score,
+      threshold: scored.threshold,
+      anomaly: score > scored.threshold,
+      channels: scored.channels[i] ?? [],
+    };
+  }
   const top = classified.best[i] ?? 0;
   return { label: classified.labels[top] ?? String(top), confidence: classified.confidence[i] ?? Number.NaN };
 }
@@ -96,6 +113,9 @@ export async function loadModelFromBytes(
   let scratch = new Float32Array(256 * width);
   const classes = outputUnits(pre);
   const scale = pre.target;
+  const threshold = manifest.anomaly?.threshold;
+  const residual = manifest.anomaly?.residualScale;
+  const columns = pre.task === 'anomaly' ? slotColumns(pre) : undefined;
   const classifyInput = (x: Float32Array, n: number, oneBatch = false): Classified => {
     // tidy returns the output tensor, not its data: tidy walks whatever it returns.
     const output = tf.tidy(
@@ -109,6 +129,16 @@ export async function loadModelFromBytes(
     output.dispose();
     const best = new Int32Array(n);
     const confidence = new Float32Array(n);
+    if (columns && threshold !== undefined) {
+      confidence.fill(Number.NaN);
+      const scores = new Float32Array(n);
+      const channels: ChannelShare[][] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        scores[i] = reconstructionScore(x, probs, width, i, residual);
+        channels[i] = channelShares(x, probs, width, i, columns, residual);
+      }
+      return { labels, best, confidence, probs, anomaly: { scores, channels, threshold } };
+    }
     if (scale) {
       confidence.fill(Number.NaN);
       const values = new Float32Array(n);

@@ -4,6 +4,7 @@
  * batch bytes to disk, and the publisher sends them.
  */
 import type { CountedResult } from '../../shared/aggregation/aggregate.ts';
+import type { ChannelShare } from '../../shared/anomaly.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import type { Inferred } from '../model/engine.ts';
@@ -49,17 +50,25 @@ export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Da
   const answer =
     inferred.value !== undefined
       ? { value: roundValue(inferred.value) }
-      : {
-          label: inferred.label,
-          confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
-        };
+      : inferred.score !== undefined
+        ? anomalyAnswer(inferred.score, inferred.threshold, inferred.channels)
+        : {
+            label: inferred.label,
+            confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
+          };
   const result: InferenceResult = { id, ts, ...answer, latencyMs: round(inferred.latencyMs, 3) };
   if (truth !== undefined && truth !== null && String(truth) !== '') result.truth = String(truth);
   return result;
 }
 
+/** An anomaly model's answer as results carry it: the score to 7 significant digits and the verdict on it. */
+export function anomalyAnswer(score: number, threshold: number, channels: readonly ChannelShare[]) {
+  const rounded = roundValue(score);
+  return { score: rounded, threshold, anomaly: rounded > threshold, channels: [...channels] };
+}
+
 /** What the encoder needs of a classified chunk. */
-export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence' | 'values'> & {
+export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence' | 'values' | 'anomaly'> & {
   latencyMs: number;
 };
 
@@ -85,10 +94,15 @@ export class ReplayEncoder {
     const results: InferenceResult[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const { label, confidence, value, latencyMs, truth } = resultAt(i);
+      const scored = classified.anomaly;
       results[i] = {
         id: `${this.thing}:${first + i}`,
         ts,
-        ...(value !== undefined ? { value } : { label, confidence }),
+        ...(value !== undefined
+          ? { value }
+          : scored
+            ? anomalyAnswer(scored.scores[i] ?? Number.NaN, scored.threshold, scored.channels[i] ?? [])
+            : { label, confidence }),
         latencyMs,
         ...(truth !== undefined ? { truth } : {}),
       };
@@ -108,14 +122,18 @@ export function replayResultReader(
   truths: readonly string[],
   ts: number,
 ): (i: number) => CountedResult {
-  const { values } = classified;
+  const { values, anomaly } = classified;
   const scratch: CountedResult = values
     ? { ts, value: 0, latencyMs: round(classified.latencyMs, 3) }
-    : { ts, label: '', confidence: 0, latencyMs: round(classified.latencyMs, 3) };
+    : anomaly
+      ? { ts, anomaly: false, latencyMs: round(classified.latencyMs, 3) }
+      : { ts, label: '', confidence: 0, latencyMs: round(classified.latencyMs, 3) };
   return (i) => {
     const truth = truths.length > 0 ? (truths[(first + i) % truths.length] ?? '') : '';
     if (values) {
       scratch.value = roundValue(values[i] ?? Number.NaN);
+    } else if (anomaly) {
+      scratch.anomaly = roundValue(anomaly.scores[i] ?? Number.NaN) > anomaly.threshold;
     } else {
       const best = classified.best[i] ?? 0;
       const p = classified.confidence[i] ?? Number.NaN;

@@ -188,7 +188,7 @@ export class ReplayPace {
 export interface ClassifiedChunk {
   first: number;
   rows: readonly RawRow[];
-  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values'>;
+  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values' | 'anomaly'>;
   ts: number;
 }
 
@@ -241,7 +241,7 @@ export async function runCsvReplay(
       truthsOf = labelColumn;
     }
     ctx.onClassified?.({ first, rows: batch, classified, ts });
-    const { version, labels, best, confidence, values, latencyMs } = classified;
+    const { version, labels, best, confidence, values, anomaly, latencyMs } = classified;
     ctx.batcher.addReplay({
       version,
       first,
@@ -249,6 +249,7 @@ export async function runCsvReplay(
       best,
       confidence,
       ...(values ? { values } : {}),
+      ...(anomaly ? { anomaly } : {}),
       latencyMs,
       ts,
       csvNext: end,

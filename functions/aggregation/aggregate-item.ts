@@ -20,6 +20,7 @@ const scalarAttributes = {
   labelled: 'lab',
   correct: 'ok',
   valued: 'nv',
+  scored: 'ns',
   valueSum: 'vsum',
   valueSquares: 'vsq',
   errorSquares: 'esq',

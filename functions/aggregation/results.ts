@@ -8,6 +8,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   type AggregateCell,
+  countedClasses,
   DEFAULT_LOW_CONFIDENCE,
   emptyCell,
   type KeyedCell,
@@ -67,7 +68,7 @@ export async function aggregateResultEvent(raw: unknown, deps: ResultsDeps): Pro
   const checked = checkResults(batch.results, {
     receivedAt,
     ...(manifest
-      ? { labels: manifest.preprocessing.labels, task: manifest.preprocessing.task ?? 'classification' }
+      ? { labels: countedClasses(manifest), task: manifest.preprocessing.task ?? 'classification' }
       : {}),
   });
 

@@ -30,6 +30,7 @@ import {
   type AggregateCell,
   type AggregateKey,
   cellsByMinute,
+  countedClasses,
   DEFAULT_LOW_CONFIDENCE,
   emptyCell,
   type MinuteCell,
@@ -221,7 +222,7 @@ async function decodeRecord(record: StreamRecord, now: number, deps: StreamDeps)
   const rules = {
     receivedAt: event.receivedAt,
     ...(manifest
-      ? { labels: manifest.preprocessing.labels, task: manifest.preprocessing.task ?? 'classification' }
+      ? { labels: countedClasses(manifest), task: manifest.preprocessing.task ?? 'classification' }
       : {}),
   };
   let cells: MinuteCell[];

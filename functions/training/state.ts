@@ -26,7 +26,13 @@ export interface Candidate {
    * The current release scored on this run's held-out rows (or its recorded score): accuracy
    * for a classifier, RMSE for regression.
    */
-  baseline?: { version: number; accuracy?: number; rmse?: number; sameSplit: boolean };
+  baseline?: {
+    version: number;
+    accuracy?: number;
+    rmse?: number;
+    falseAlarmRate?: number;
+    sameSplit: boolean;
+  };
 }
 
 export interface TrainingRunState {
@@ -55,6 +61,9 @@ export interface TrainingRunState {
     /** Regression: the candidate's held-out RMSE, and the release's on the same rows. */
     rmse?: number;
     baselineRmse?: number;
+    /** Anomaly: the candidate's false-alarm rate on held-out normal rows, and the release's. */
+    falseAlarmRate?: number;
+    baselineFalseAlarmRate?: number;
     baselineVersion?: number;
   };
   release?: ReleaseNotice;

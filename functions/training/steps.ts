@@ -21,8 +21,9 @@ import {
 } from '../../shared/schemas.ts';
 import { accuracyOnWindows, rmseOnWindows, trainWindowsFromSource } from '../../shared/timeseries/train.ts';
 import { datasetKeys, modelFiles, modelKeys, topicFor } from '../../shared/topology.ts';
+import { falseAlarmRateOnRows } from '../../shared/training/anomaly.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../shared/training/artifacts.ts';
-import { gateDecision, regressionGateDecision } from '../../shared/training/gate.ts';
+import { anomalyGateDecision, gateDecision, regressionGateDecision } from '../../shared/training/gate.ts';
 import {
   accuracyOnRows,
   rmseOnRows,
@@ -132,7 +133,13 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     const release = await currentRelease(registry, model);
     if (!release) return undefined;
     const regression = outcome.preprocessing.task === 'regression';
-    if (regression !== (release.metrics?.regression !== undefined)) {
+    const anomaly = outcome.preprocessing.task === 'anomaly';
+    const releaseTask = release.metrics?.regression
+      ? 'regression'
+      : release.metrics?.anomaly
+        ? 'anomaly'
+        : 'classification';
+    if ((outcome.preprocessing.task ?? 'classification') !== releaseTask) {
       deps.log.warn('the current release has another task; the gate judges this run as a first version', {
         model,
         version: release.version,
@@ -141,7 +148,9 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
     }
     const recorded = regression
       ? { rmse: release.metrics?.regression?.rmse ?? Number.POSITIVE_INFINITY }
-      : { accuracy: release.metrics?.accuracy ?? 0 };
+      : anomaly
+        ? { falseAlarmRate: release.metrics?.anomaly?.falseAlarmRate ?? 1 }
+        : { accuracy: release.metrics?.accuracy ?? 0 };
     try {
       const manifestKey = release.manifestKey ?? modelKeys.manifest(model, release.version);
       const manifest = ManifestSchema.parse(
@@ -159,6 +168,10 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const artifacts = { modelJson: files[0] as Uint8Array, weights: files[1] as Uint8Array };
       if (manifest.window && !outcome.window)
         throw new Error('the current release is a windowed model: it cannot score rows');
+      if (anomaly) {
+        const falseAlarmRate = await falseAlarmRateOnRows(artifacts, manifest, outcome.testSet.rows);
+        return { version: release.version, falseAlarmRate, sameSplit: true };
+      }
       if (regression) {
         const rmse = outcome.window
           ? await rmseOnWindows(artifacts, manifest, outcome.window.testSeries, outcome.features)
@@ -377,26 +390,42 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
       const { metrics } = candidate.manifest;
       const baseline = candidate.baseline;
       const regression = metrics.regression;
-      const decision = regression
-        ? regressionGateDecision({
-            rmse: regression.rmse,
-            meanRmse: regression.meanRmse,
-            ...(baseline?.rmse !== undefined ? { baselineRmse: baseline.rmse } : {}),
+      const anomaly = metrics.anomaly;
+      const decision = anomaly
+        ? anomalyGateDecision({
+            falseAlarmRate: anomaly.falseAlarmRate,
+            quantile: anomaly.quantile,
+            testRows: metrics.testRows ?? 0,
+            ...(baseline?.falseAlarmRate !== undefined ? { baselineRate: baseline.falseAlarmRate } : {}),
             margin: config.gateMargin,
-            ...(config.gateMaxRmse !== undefined ? { maxRmse: config.gateMaxRmse } : {}),
           })
-        : gateDecision({
-            accuracy: metrics.accuracy ?? 0,
-            ...(baseline?.accuracy !== undefined ? { baselineAccuracy: baseline.accuracy } : {}),
-            margin: config.gateMargin,
-            metrics,
-            ...(config.gateMinMacroF1 !== undefined ? { minMacroF1: config.gateMinMacroF1 } : {}),
-            ...(config.gateMinRecall !== undefined ? { minRecall: config.gateMinRecall } : {}),
-          });
+        : regression
+          ? regressionGateDecision({
+              rmse: regression.rmse,
+              meanRmse: regression.meanRmse,
+              ...(baseline?.rmse !== undefined ? { baselineRmse: baseline.rmse } : {}),
+              margin: config.gateMargin,
+              ...(config.gateMaxRmse !== undefined ? { maxRmse: config.gateMaxRmse } : {}),
+            })
+          : gateDecision({
+              accuracy: metrics.accuracy ?? 0,
+              ...(baseline?.accuracy !== undefined ? { baselineAccuracy: baseline.accuracy } : {}),
+              margin: config.gateMargin,
+              metrics,
+              ...(config.gateMinMacroF1 !== undefined ? { minMacroF1: config.gateMinMacroF1 } : {}),
+              ...(config.gateMinRecall !== undefined ? { minRecall: config.gateMinRecall } : {}),
+            });
       const gate = {
         passed: decision.passed,
         reason: decision.reason,
-        ...(regression ? { rmse: regression.rmse } : { accuracy: metrics.accuracy ?? 0 }),
+        ...(anomaly
+          ? { falseAlarmRate: anomaly.falseAlarmRate }
+          : regression
+            ? { rmse: regression.rmse }
+            : { accuracy: metrics.accuracy ?? 0 }),
+        ...(baseline?.falseAlarmRate !== undefined
+          ? { baselineFalseAlarmRate: baseline.falseAlarmRate }
+          : {}),
         ...(baseline?.accuracy !== undefined ? { baselineAccuracy: baseline.accuracy } : {}),
         ...(baseline?.rmse !== undefined ? { baselineRmse: baseline.rmse } : {}),
         ...(baseline ? { baselineVersion: baseline.version } : {}),

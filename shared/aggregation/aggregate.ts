@@ -35,6 +35,8 @@ export interface AggregateCell {
    * labelled ones (counted in `labelled`) the sums of squared and absolute errors.
    */
   valued: number;
+  /** Anomaly results (counted in `classes` as 'anomaly' and 'normal'; they carry no confidence). */
+  scored: number;
   valueSum: number;
   valueSquares: number;
   errorSquares: number;
@@ -55,6 +57,7 @@ export function emptyCell(): AggregateCell {
     correct: 0,
     classes: {},
     valued: 0,
+    scored: 0,
     valueSum: 0,
     valueSquares: 0,
     errorSquares: 0,
@@ -68,12 +71,22 @@ export function emptyCell(): AggregateCell {
 /** What a cell counts of a result (its id is the batch's business, not the cell's). */
 export type CountedResult = Pick<
   InferenceResult,
-  'ts' | 'label' | 'confidence' | 'value' | 'latencyMs' | 'truth'
+  'ts' | 'label' | 'confidence' | 'value' | 'anomaly' | 'latencyMs' | 'truth'
 >;
 
 export function addResult(cell: AggregateCell, result: CountedResult, lowConfidence: number): void {
   if (result.value !== undefined) {
     addValue(cell, result.value, result.truth, result.latencyMs);
+    return;
+  }
+  if (result.anomaly !== undefined) {
+    // An anomaly model's verdicts count as two classes: the class mix is its anomaly rate.
+    const verdict = result.anomaly ? 'anomaly' : 'normal';
+    cell.count += 1;
+    cell.scored += 1;
+    cell.classes[verdict] = (cell.classes[verdict] ?? 0) + 1;
+    cell.latencySumMs += result.latencyMs;
+    addToHistogram(cell.latencyHist, result.latencyMs, LATENCY_EDGES_MS);
     return;
   }
   const label = result.label ?? '';
@@ -115,6 +128,7 @@ export function mergeCells(into: AggregateCell, from: AggregateCell): AggregateC
   into.labelled += from.labelled;
   into.correct += from.correct;
   into.valued += from.valued;
+  into.scored += from.scored;
   into.valueSum += from.valueSum;
   into.valueSquares += from.valueSquares;
   into.errorSquares += from.errorSquares;
@@ -234,7 +248,14 @@ export function trainingDistributionOf(
   const histogram = manifest.preprocessing.target?.histogram;
   if (manifest.preprocessing.task === 'regression')
     return histogram ? { values: Object.fromEntries(histogram) } : {};
+  // Score drift of anomaly models is not computed yet: no reference rather than a false one.
+  if (manifest.preprocessing.task === 'anomaly') return {};
   return { classes: manifest.classDistribution };
+}
+
+/** The classes a version's cells may count: its class names, or an anomaly model's verdicts. */
+export function countedClasses(manifest: Pick<Manifest, 'preprocessing'>): readonly string[] {
+  return manifest.preprocessing.task === 'anomaly' ? ['anomaly', 'normal'] : manifest.preprocessing.labels;
 }
 
 /** Statistics of a (summed) cell; drift only when the training distribution is known. */
@@ -258,8 +279,8 @@ export function summarizeCell(cell: AggregateCell, training?: TrainingDistributi
     classMix,
     classCounts: { ...cell.classes },
     // Regression results carry no confidence: those figures are null, not 0.
-    confidenceMean: n > 0 && cell.valued === 0 ? cell.confidenceSum / n : null,
-    lowConfidenceRate: n > 0 && cell.valued === 0 ? cell.lowConfidence / n : null,
+    confidenceMean: n > 0 && cell.valued + cell.scored === 0 ? cell.confidenceSum / n : null,
+    lowConfidenceRate: n > 0 && cell.valued + cell.scored === 0 ? cell.lowConfidence / n : null,
     latencyMeanMs: n > 0 ? cell.latencySumMs / n : null,
     latencyP50Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.5),
     latencyP99Ms: percentileFromHistogram(cell.latencyHist, LATENCY_EDGES_MS, 0.99),

@@ -143,19 +143,31 @@ function resultProblem(
   if (result.ts > receivedAt + MAX_CLOCK_AHEAD_MS)
     return `ts ${result.ts} is more than a day ahead of the broker's clock (${receivedAt})`;
   const { label, value, truth } = result;
+  if (result.score !== undefined || result.anomaly !== undefined) {
+    if (
+      result.score === undefined ||
+      result.anomaly === undefined ||
+      label !== undefined ||
+      value !== undefined
+    )
+      return "an anomaly model's result carries a score and an anomaly verdict, and no label or value";
+    if (task !== undefined && task !== 'anomaly')
+      return `this model is a ${task} model: its results carry ${task === 'regression' ? 'a value' : 'a label'}, not a score`;
+    return result;
+  }
   if (value !== undefined) {
     if (label !== undefined || result.confidence !== undefined)
       return 'a result carries a value (regression) or a label and confidence (classification), not both';
-    if (task === 'classification')
-      return 'this model is a classifier: its results carry a label, not a value';
+    if (task !== undefined && task !== 'regression')
+      return `this model is ${task === 'anomaly' ? 'an anomaly model: its results carry a score' : 'a classifier: its results carry a label'}, not a value`;
     if (truth !== undefined && Number.isNaN(targetNumber(truth)))
       return `truth '${clip(truth)}' is not a number (a regression result's truth is its true value)`;
     return result;
   }
   if (label === undefined || result.confidence === undefined)
     return 'a result needs a label and confidence (classification) or a value (regression)';
-  if (task === 'regression')
-    return 'this model is a regression model: its results carry a value, not a label';
+  if (task === 'regression' || task === 'anomaly')
+    return `this model is ${task === 'anomaly' ? 'an anomaly model: its results carry a score' : 'a regression model: its results carry a value'}, not a label`;
   if (labels && !labels.has(label)) return `label '${clip(label)}' is not a class of this model`;
   if (labels && truth !== undefined && !labels.has(truth))
     return `truth '${clip(truth)}' is not a class of this model`;

@@ -80,6 +80,7 @@ export function cellToWire(minuteMs: number, cell: AggregateCell): SummaryCell {
     lab: cell.labelled,
     ok: cell.correct,
     classes: { ...cell.classes },
+    ...(cell.scored > 0 ? { ns: cell.scored } : {}),
     // Regression cells only: absent for a classifier, so its wire form is unchanged.
     ...(cell.valued > 0
       ? {
@@ -106,6 +107,7 @@ export function cellFromWire(wire: SummaryCell): AggregateCell {
     correct: wire.ok,
     classes: { ...wire.classes },
     valued: wire.nv ?? 0,
+    scored: wire.ns ?? 0,
     valueSum: wire.vsum ?? 0,
     valueSquares: wire.vsq ?? 0,
     errorSquares: wire.esq ?? 0,

@@ -102,8 +102,15 @@ function cellProblem(
     if (labels && !labels.has(name)) return `class '${name.slice(0, 64)}' is not a class of this model`;
     if (!labels && name.length > 64) return 'a class name is longer than 64 characters';
   }
+  if (cell.ns !== undefined) {
+    if (cell.ns !== n) return `ns (${cell.ns}) is not n (${n}): a cell holds one model version's results`;
+    if (cell.ch.length > 0 || cell.csum > 0 || cell.low > 0)
+      return 'an anomaly cell (ns) carries confidences';
+    if (Object.keys(cell.classes).some((name) => name !== 'anomaly' && name !== 'normal'))
+      return "an anomaly cell's classes are 'anomaly' and 'normal'";
+  }
   for (const [field, histogram, edges] of [
-    ['ch', cell.ch, CONFIDENCE_EDGES],
+    ...(cell.ns === undefined ? ([['ch', cell.ch, CONFIDENCE_EDGES]] as const) : []),
     ['lh', cell.lh, LATENCY_EDGES_MS],
   ] as const) {
     const indexes = new Set(histogram.map(([index]) => index));

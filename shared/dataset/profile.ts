@@ -21,8 +21,12 @@ import {
 export interface DatasetOptions {
   /** Classes (default) or a numeric target: it decides how the label column is read. */
   task?: Task;
-  /** Label column; default: the last column. */
+  /** Label column; default: the last column (anomaly models have none). */
   label?: string;
+  /** The time column: never a feature. */
+  time?: string;
+  /** The series column (a machine's id): never a feature. */
+  series?: string;
   /** Feature columns to use; default: every other column that is usable. */
   features?: string[];
   minRowsPerClass?: number;
@@ -164,16 +168,30 @@ export class DatasetProfiler {
     private readonly options: DatasetOptions,
     private readonly where: string,
   ) {
-    const label = options.label ?? (header[header.length - 1] as string);
-    if (!header.includes(label)) {
+    this.task = options.task ?? 'classification';
+    if (this.task === 'anomaly' && options.label)
+      throw new InputError(
+        `${where}an anomaly model trains on normal operation without labels, but "label" names '${options.label}': remove it (labelled event ranges go in events.csv)`,
+      );
+    const label = this.task === 'anomaly' ? '' : (options.label ?? (header[header.length - 1] as string));
+    if (this.task !== 'anomaly' && !header.includes(label)) {
       throw new InputError(
         `${where}label column '${label}' is not in the header; columns are: ${header.join(', ')} (set --label or "label" in edgeloop.json)`,
       );
     }
+    if (options.time && !header.includes(options.time))
+      throw new InputError(
+        `${where}time column '${options.time}' is not in the header; columns are: ${header.join(', ')} (set --time or "time" in edgeloop.json)`,
+      );
     this.label = label;
     this.labelIndex = header.indexOf(label);
-    this.task = options.task ?? 'classification';
-    const wanted = options.features ?? header.filter((column) => column !== label);
+    if (options.series && !header.includes(options.series))
+      throw new InputError(
+        `${where}series column '${options.series}' is not in the header; columns are: ${header.join(', ')} (set --series or "series" in edgeloop.json)`,
+      );
+    const wanted =
+      options.features ??
+      header.filter((column) => column !== label && column !== options.time && column !== options.series);
     for (const column of wanted) {
       if (!header.includes(column)) {
         throw new InputError(
@@ -182,6 +200,8 @@ export class DatasetProfiler {
       }
       if (column === label)
         throw new InputError(`${where}column '${label}' cannot be both label and feature`);
+      if (column === options.time)
+        throw new InputError(`${where}column '${column}' is the time column: it cannot be a feature`);
     }
     for (const column of Object.keys(options.columnKinds ?? {})) {
       if (!header.includes(column)) {
@@ -203,6 +223,7 @@ export class DatasetProfiler {
       if (this.ragged.length < LISTED_RAGGED) this.ragged.push(place);
       return undefined;
     }
+    if (this.task === 'anomaly') return this.keep(cells, place);
     const labelValue = cells[this.labelIndex] ?? '';
     if (isMissing(labelValue)) {
       this.droppedMissingLabel++;
@@ -213,6 +234,11 @@ export class DatasetProfiler {
     if (this.task === 'regression') {
       if (!this.addTarget(label, place)) return undefined;
     } else this.countClass(label);
+    return this.keep(cells, place);
+  }
+
+  /** Counts a kept row and adds its feature cells to the column statistics. */
+  private keep(cells: string[], place: RecordPlace): string[] {
     this.rowsKept++;
     const where = () => placeText(place);
     for (let i = 0; i < this.featureIndex.length; i++) {
@@ -271,7 +297,11 @@ export class DatasetProfiler {
       notices.push(`dropped ${this.droppedMissingLabel} row(s) with no value in label column '${label}'`);
     }
     const { labels, classCounts, target } =
-      this.task === 'regression' ? this.checkTarget(notices) : this.checkClasses();
+      this.task === 'regression'
+        ? this.checkTarget(notices)
+        : this.task === 'anomaly'
+          ? { labels: [], classCounts: [this.rowsKept], target: undefined }
+          : this.checkClasses();
     const maxCategories = this.options.maxCategories ?? DATASET_LIMITS.maxCategories;
     const kindOptions = {
       maxCategories,

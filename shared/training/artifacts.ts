@@ -50,6 +50,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     lowConfidence: input.lowConfidence,
     ...(input.maxMissingFeatures ? { maxMissingFeatures: input.maxMissingFeatures } : {}),
     ...(outcome.window ? { window: outcome.window.manifest } : {}),
+    ...(outcome.anomaly ? { anomaly: outcome.anomaly } : {}),
     ...(outcome.tuning ? { tuning: outcome.tuning } : {}),
     lineage: {
       datasetKey: input.datasetKey,

@@ -58,6 +58,42 @@ function floorFailures({ metrics, minMacroF1, minRecall }: GateInput): string[] 
   return failures;
 }
 
+export interface AnomalyGateInput {
+  /** The candidate's share of held-out normal results over its threshold, and the quantile it was set at. */
+  falseAlarmRate: number;
+  quantile: number;
+  testRows: number;
+  /** The current release's false-alarm rate on the same held-out rows; undefined for a first version. */
+  baselineRate?: number;
+  /** Absolute: how much more often than the release the candidate may alarm on normal rows. */
+  margin: number;
+}
+
+/**
+ * The anomaly gate: on held-out normal rows the candidate may alarm at most three times as
+ * often as its quantile allows (or on three rows, whichever is more: a small split cannot
+ * measure a 0.1% rate), and no more than `gateMargin` more often than the current release.
+ */
+export function anomalyGateDecision(input: AnomalyGateInput): GateDecision {
+  const { falseAlarmRate, quantile, testRows, baselineRate, margin } = input;
+  const allowed = Math.max(3 * (1 - quantile), 3 / Math.max(1, testRows));
+  const rate = (r: number) => `${(r * 100).toFixed(2)}%`;
+  if (falseAlarmRate > allowed + 1e-12)
+    return {
+      passed: false,
+      reason: `alarms on ${rate(falseAlarmRate)} of held-out normal rows, over the ${rate(allowed)} its threshold allows (quantile ${quantile})`,
+    };
+  if (baselineRate === undefined)
+    return {
+      passed: true,
+      reason: `first version: alarms on ${rate(falseAlarmRate)} of held-out normal rows`,
+    };
+  const scores = `false alarms on ${rate(falseAlarmRate)} of held-out normal rows vs ${rate(baselineRate)} for the current release (margin ${margin})`;
+  return falseAlarmRate <= baselineRate + margin + 1e-12
+    ? { passed: true, reason: scores }
+    : { passed: false, reason: `worse than the current release: ${scores}` };
+}
+
 export interface RegressionGateInput {
   /** The candidate's held-out RMSE, and the training mean's on the same rows. */
   rmse: number;

@@ -59,6 +59,24 @@ export const regressionObjective: Objective = {
   accuracy: () => undefined,
 };
 
+/**
+ * An anomaly model reconstructs its input (an autoencoder): `width` linear outputs, fitted
+ * with MSE to the input vectors themselves, which the caller passes as the targets.
+ */
+export function anomalyObjective(width: number): Objective {
+  return {
+    task: 'anomaly',
+    units: width,
+    activation: 'linear',
+    compiledLoss: 'meanSquaredError',
+    targets: () => {
+      throw new Error("an anomaly model's targets are its inputs: pass the input tensor");
+    },
+    rowLoss: (output, targets) => tf.mean(tf.square(tf.sub(output, targets)), 1) as Tensor1D,
+    accuracy: () => undefined,
+  };
+}
+
 export function objectiveFor(task: Task | undefined, classes: number): Objective {
   return task === 'regression' ? regressionObjective : classificationObjective(classes);
 }

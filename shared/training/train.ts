@@ -10,6 +10,7 @@
  * from a generator, one batch of tensors at a time.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
+import { residualScale } from '../anomaly.ts';
 import { fitToHeader, placeText } from '../dataset/profile.ts';
 import { type DatasetSource, datasetDigest, type PassProgress, readPass } from '../dataset/read.ts';
 import { bytesPart } from '../dataset/source.ts';
@@ -22,6 +23,8 @@ import {
 } from '../dataset.ts';
 import { isMissing, type RawRow, transformInto, transformRows } from '../preprocess.ts';
 import {
+  AlarmSchema,
+  EventRuleSchema,
   type Manifest,
   type ModelMetrics,
   type Preprocessing,
@@ -41,13 +44,23 @@ import {
 } from '../target.ts';
 import { initTf, tf } from '../tf.ts';
 import type { SeriesReadings } from '../timeseries/long-format.ts';
+import { parseTime } from '../timeseries/long-format.ts';
 import type { WindowManifest } from '../timeseries/spec.ts';
+import {
+  alarmQuantile,
+  buildAutoencoder,
+  ReadingRate,
+  reconstructionScores,
+  reconstructions,
+  thresholdAt,
+} from './anomaly.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from './metrics.ts';
 import {
   type Batch,
   buildMlp,
   type EpochProgress,
   type FitOptions,
+  fitMlp,
   fitMlpBatches,
   loadModelFromArtifacts,
   type MlpShape,
@@ -56,7 +69,7 @@ import {
   predictProbabilities,
   saveModelArtifacts,
 } from './model.ts';
-import { type Objective, objectiveFor } from './objective.ts';
+import { anomalyObjective, type Objective, objectiveFor } from './objective.ts';
 import { PreprocessingFitter } from './preprocessing.ts';
 import { seededRandom } from './random.ts';
 import { type MutableRow, RowStore } from './row-store.ts';
@@ -116,6 +129,8 @@ export interface TrainingOutcome {
   window?: { manifest: WindowManifest; testSeries: SeriesReadings[] };
   /** The tuner's search, when the dataset was small enough for one. */
   tuning?: TuningReport;
+  /** An anomaly model's threshold and event rule (the manifest's `anomaly`). */
+  anomaly?: NonNullable<Manifest['anomaly']>;
 }
 
 export const GOLDEN_ROWS = 5;
@@ -144,6 +159,8 @@ export async function trainFromSource(
     {
       task: config.task,
       ...(config.label ? { label: config.label } : {}),
+      ...(config.time ? { time: config.time } : {}),
+      ...(config.series ? { series: config.series } : {}),
       ...(config.features ? { features: config.features } : {}),
       minRowsPerClass: config.minRowsPerClass,
       ...(config.columns ? { columnKinds: config.columns } : {}),
@@ -239,12 +256,27 @@ async function trainOnProfile(
     return cls;
   };
 
+  // Anomaly: no label; the time column gives the reading rate the false-alarm budget needs.
+  const anomaly = profile.task === 'anomaly';
+  const rates = new Map<string, ReadingRate>();
+  const timeAt = config.time ? header.indexOf(config.time) : -1;
+  const seriesAt = config.series ? header.indexOf(config.series) : -1;
+
   options.onProgress?.({ phase: 'sampling', rowsParsed: 0 });
   await reread((raw, place) => {
     const cells = fitToHeader(raw, header.length);
-    const label = cells?.[labelAt];
-    if (!cells || label === undefined || isMissing(label)) return;
-    const y = yOf(label, place);
+    if (cells && timeAt >= 0) {
+      const series = cells[seriesAt] ?? '';
+      let rate = rates.get(series);
+      if (!rate) {
+        rate = new ReadingRate();
+        rates.set(series, rate);
+      }
+      rate.add(parseTime(cells[timeAt] ?? '', 'ms'));
+    }
+    const label = anomaly ? '' : cells?.[labelAt];
+    if (!cells || label === undefined || (!anomaly && isMissing(label))) return;
+    const y = anomaly ? 0 : yOf(label, place);
     if (y === undefined) return;
     const role = splitter.assign(regression ? 0 : y);
     if (role === 'train') {
@@ -265,7 +297,36 @@ async function trainOnProfile(
         task: 'regression' as const,
         target: targetFitter.finish(bounds),
       }
-    : fitter.finish(profile.label, labels);
+    : anomaly
+      ? { ...fitter.finish('', []), task: 'anomaly' as const }
+      : fitter.finish(profile.label, labels);
+  if (anomaly) {
+    const train = vectorsOf(trainStore, preprocessing, seededOrder(trainStore.size, config.seed));
+    trainStore = undefined;
+    const fitted = await fitAnomaly(
+      train.x,
+      validationStore,
+      testRows,
+      preprocessing,
+      config,
+      options,
+      perSeriesRate(rates),
+    );
+    return {
+      ...fitted,
+      preprocessing,
+      classDistribution: {},
+      rows: profile.stats.rowsKept,
+      features: profile.features,
+      classes: [],
+      notices: [...profile.notices, ...fitter.notices, ...fitted.notices],
+      backend,
+      seed: config.seed,
+      testSet: { rows: testRows, labels: [] },
+      parts: [],
+      extraRows: 0,
+    };
+  }
   const order = seededOrder(trainStore.size, config.seed);
   // The training vectors, in the seeded order; the compact rows can go.
   const train = vectorsOf(trainStore, preprocessing, order);
@@ -371,6 +432,111 @@ async function trainOnProfile(
   } finally {
     shipped.dispose();
   }
+}
+
+/**
+ * An anomaly model: the autoencoder fitted on the training rows (early stopping on the
+ * validation rows' reconstruction loss), its threshold calibrated on the validation rows'
+ * scores, and its false-alarm rate measured on the test rows, all normal operation.
+ */
+async function fitAnomaly(
+  trainX: Float32Array,
+  validationStore: RowStore,
+  testRows: readonly Record<string, string>[],
+  preprocessing: Preprocessing,
+  config: TrainingConfig,
+  options: TrainRunOptions,
+  readingsPerDay: number | undefined,
+) {
+  const width = preprocessing.inputWidth;
+  const validationX = vectorsOf(
+    validationStore,
+    preprocessing,
+    seededOrder(validationStore.size, config.seed),
+  ).x;
+  const model = buildAutoencoder(width, config.seed);
+  const tensors = {
+    train: tf.tensor2d(trainX, [trainX.length / width, width]),
+    validation: tf.tensor2d(validationX, [validationX.length / width, width]),
+  };
+  let fitted: Awaited<ReturnType<typeof fitMlp>>;
+  try {
+    fitted = await fitMlp(
+      model,
+      { x: tensors.train, y: tensors.train },
+      { x: tensors.validation, y: tensors.validation },
+      fitOptions(config, options, anomalyObjective(width), []),
+    );
+  } finally {
+    tf.dispose([tensors.train, tensors.validation]);
+  }
+  options.onProgress?.({ phase: 'evaluating' });
+  const artifacts = await saveModelArtifacts(model, config.quantize);
+  model.dispose();
+  const shipped = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
+  try {
+    const alarm = AlarmSchema.parse(config.alarm ?? {});
+    const rule = EventRuleSchema.parse(config.eventRule ?? {});
+    const { quantile, from } = alarmQuantile(alarm, readingsPerDay, rule);
+    // Residual scales from the training rows; the threshold from the validation rows' scores.
+    const scale = residualScale(trainX, reconstructions(shipped, trainX, width), width);
+    const threshold = thresholdAt(reconstructionScores(shipped, validationX, width, scale), quantile);
+    const testScores = reconstructionScores(shipped, transformRows(preprocessing, testRows), width, scale);
+    const falseAlarmRate = testScores.length
+      ? testScores.filter((s) => s > threshold).length / testScores.length
+      : 0;
+    const round6 = (v: number) => Number(v.toPrecision(6));
+    const metrics: ModelMetrics = {
+      anomaly: {
+        threshold: round6(threshold),
+        quantile,
+        falseAlarmRate: round6(falseAlarmRate),
+        ...(readingsPerDay !== undefined
+          ? {
+              readingsPerDay: round6(readingsPerDay),
+              falseAlarmsPerDay: round6(falseAlarmRate * readingsPerDay),
+            }
+          : {}),
+      },
+      testRows: testScores.length,
+    };
+    const notices = [
+      from === 'budget'
+        ? `threshold at the ${Number(quantile.toPrecision(6))} score quantile: ${alarm.falseAlarmsPerDay} false alarm(s) a day per series at ${Math.round(readingsPerDay ?? 0)} readings a day (time column '${config.time}'), an event being ${rule.k} of ${rule.n} results over it`
+        : from === 'config'
+          ? `threshold at the configured score quantile ${quantile}`
+          : `threshold at the ${quantile} score quantile: without a time column ("time") the false-alarm budget cannot be turned into a rate`,
+    ];
+    return {
+      metrics,
+      golden: goldenVectors(
+        shipped,
+        preprocessing,
+        testRows,
+        preprocessing.features.map((f) => f.column),
+      ),
+      artifacts,
+      shape: { inputWidth: width, hidden: [], classes: width },
+      epochsRun: fitted.epochsRun,
+      bestEpoch: fitted.bestEpoch,
+      anomaly: {
+        threshold: round6(threshold),
+        eventRule: { k: rule.k, n: rule.n, m: rule.m },
+        ...(config.time ? { time: config.time } : {}),
+        ...(config.series ? { series: config.series } : {}),
+        residualScale: scale,
+      },
+      notices,
+    };
+  } finally {
+    shipped.dispose();
+  }
+}
+
+/** A series' readings a day (the median over series: the budget is per series). */
+function perSeriesRate(rates: ReadonlyMap<string, ReadingRate>): number | undefined {
+  const known = [...rates.values()].flatMap((r) => r.perDay() ?? []).sort((a, b) => a - b);
+  return known.length ? known[Math.floor(known.length / 2)] : undefined;
 }
 
 /** Training rows the tuner searches on (in memory); above, one recipe trains streaming. */

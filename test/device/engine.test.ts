@@ -125,6 +125,7 @@ describe('Engine.submit (single readings)', () => {
 });
 
 function labelOf(answer: Inferred): string {
-  if (answer.value !== undefined) throw new Error('a classifier answered a value');
+  if (answer.value !== undefined || answer.score !== undefined)
+    throw new Error('a classifier answered a value or a score');
   return answer.label;
 }

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../../device/model/model.ts';
 import { digestMismatch } from '../../../device/model/model-store.ts';
-import { type ScoreOutcome, scoreReadings } from '../../../device/score.ts';
+import { anomalyEvents, type ScoreOutcome, scoreReadings } from '../../../device/score.ts';
 import { listRegistry } from '../../../functions/training/registry.ts';
+import type { AnomalyEvent } from '../../../shared/anomaly.ts';
 import { dynamoClient, s3Client } from '../../../shared/aws.ts';
 import { dataDirOption, defineCommand, UsageError } from '../../../shared/cli/command.ts';
 import { localReadings } from '../../../shared/dataset/local.ts';
@@ -60,10 +61,21 @@ export const scoreCommand = defineCommand({
     const readings = await localReadings(file);
     const { manifest } = model;
     const outcome = await scoreReadings(model, readings);
+    const found = manifest.anomaly ? anomalyEvents(outcome.results, manifest, readings) : undefined;
     if (values.jsonl) {
-      for (const result of outcome.results) out(JSON.stringify(scoreLine(result)));
+      outcome.results.forEach((result, i) => {
+        const event = found?.eventOf[i];
+        out(
+          JSON.stringify({
+            ...(found ? { time: found.times[i] } : {}),
+            ...scoreLine(result),
+            ...(event ? { event } : {}),
+          }),
+        );
+      });
     } else {
       for (const line of scoreSummary(outcome, manifest, file)) out(line);
+      for (const line of found ? eventLines(found.events) : []) out(line);
     }
     const refused = Object.values(outcome.refused).reduce((a, b) => a + (b ?? 0), 0);
     if (values.jsonl && refused > 0) err(`refused ${refused} reading(s): ${refusedText(outcome)}`);
@@ -165,7 +177,14 @@ export function scoreLine(result: InferenceResult): Record<string, unknown> {
     ...(result.window ? { series: result.window.series } : {}),
     ...(result.value !== undefined
       ? { value: result.value }
-      : { label: result.label, confidence: result.confidence }),
+      : result.score !== undefined
+        ? {
+            score: result.score,
+            threshold: result.threshold,
+            anomaly: result.anomaly,
+            channels: result.channels,
+          }
+        : { label: result.label, confidence: result.confidence }),
     ...(result.truth !== undefined ? { truth: result.truth } : {}),
   };
 }
@@ -177,6 +196,13 @@ export function scoreSummary(outcome: ScoreOutcome, manifest: Manifest, file: st
     `${manifest.model} v${manifest.version} on ${file}: ${outcome.readings} readings, ${results.length} ${manifest.window ? 'windows' : 'results'}, ${refusedText(outcome) || 'none refused'}`,
   ];
   if (results.length === 0) return lines;
+  if (manifest.preprocessing.task === 'anomaly') {
+    const flagged = results.filter((r) => r.anomaly).length;
+    lines.push(
+      `  anomalous: ${pct(flagged / results.length)} (${flagged}) at threshold ${manifest.anomaly?.threshold}`,
+    );
+    return lines;
+  }
   if (manifest.preprocessing.task === 'regression') {
     const values = results.map((r) => r.value ?? Number.NaN).sort((a, b) => a - b);
     const at = (q: number) =>
@@ -210,6 +236,19 @@ export function scoreSummary(outcome: ScoreOutcome, manifest: Manifest, file: st
     );
   }
   return lines;
+}
+
+/** The events found, one line each: series, start and end, peak score, the channels that drove it. */
+function eventLines(events: readonly AnomalyEvent[]): string[] {
+  if (events.length === 0) return ['  events: none'];
+  const when = (t: number) => (t > 1e11 ? new Date(t).toISOString() : `#${t}`);
+  return [
+    `  events: ${events.length}`,
+    ...events.map(
+      (e) =>
+        `    ${e.series || '-'} ${when(e.start)} .. ${when(e.end)}: ${e.results} anomalous results, peak ${num(e.peakScore)}; ${e.channels.map((c) => `${c.name} ${pct(c.share)}`).join(', ')}`,
+    ),
+  ];
 }
 
 function refusedText(outcome: ScoreOutcome): string {

@@ -27,7 +27,7 @@ export const trainCommand = defineCommand({
   summary:
     'train a model offline from a dataset file or a folder of parts (CSV, CSV.gz, JSON Lines, Parquet), with the same code the training function uses',
   usage:
-    'edgeloop train FILE|DIR --model NAME [--task classification|regression] [--label COL] [--target-min N] [--target-max N] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json] [--time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
+    'edgeloop train FILE|DIR --model NAME [--task classification|regression|anomaly] [--label COL] [--target-min N] [--target-max N] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json] [--time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
   examples: [
     'edgeloop train telemetry.csv --model pump --label condition',
     'edgeloop train engines.csv --model engine-life --task regression --label rul --target-max 125',
@@ -195,7 +195,12 @@ export const trainCommand = defineCommand({
     if (!values.quiet) for (const notice of outcome.notices) err(`notice: ${notice}`);
     const heldOut = `${outcome.metrics.testRows} held-out ${outcome.window ? `windows (series the model never saw: split by ${outcome.window.manifest.split})` : 'rows'}`;
     const regression = outcome.metrics.regression;
-    if (regression) {
+    const anomaly = outcome.metrics.anomaly;
+    if (anomaly) {
+      out(
+        `trained ${model}: anomaly threshold ${num(anomaly.threshold)} (score quantile ${anomaly.quantile}); alarms on ${pct(anomaly.falseAlarmRate)} of ${heldOut} of normal operation${anomaly.falseAlarmsPerDay !== undefined ? ` (${num(anomaly.falseAlarmsPerDay)} a day at ${Math.round(anomaly.readingsPerDay ?? 0)} readings a day)` : ''}`,
+      );
+    } else if (regression) {
       out(
         `trained ${model}: RMSE ${num(regression.rmse)}, MAE ${num(regression.mae)}, R² ${regression.r2.toFixed(3)} on ${heldOut}`,
       );
@@ -208,7 +213,7 @@ export const trainCommand = defineCommand({
     }
     const target = outcome.preprocessing.target;
     out(
-      `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), ${target ? `target '${outcome.preprocessing.label}' (mean ${num(target.mean)}, std ${num(target.std)})` : `classes: ${outcome.classes.join(', ')}`}`,
+      `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), ${target ? `target '${outcome.preprocessing.label}' (mean ${num(target.mean)}, std ${num(target.std)})` : outcome.classes.length ? `classes: ${outcome.classes.join(', ')}` : 'no labels (normal operation)'}`,
     );
     out(`  ${outcome.epochsRun} epochs on ${outcome.backend} in ${(trainMs / 1000).toFixed(1)} s`);
     if (outcome.tuning) for (const line of tuningTable(outcome.tuning)) out(`  ${line}`);
@@ -218,7 +223,9 @@ export const trainCommand = defineCommand({
 });
 
 function parseConfig(values: Record<string, string | boolean | undefined>) {
-  const window = windowFromFlags(values);
+  // An anomaly model on rows: --time names the time column (never a feature), without a window.
+  const rowsTime = values.task === 'anomaly' && values['window-ms'] === undefined ? values.time : undefined;
+  const window = rowsTime === undefined ? windowFromFlags(values) : undefined;
   const features =
     typeof values.features === 'string' && !windowFeatureKind(values)
       ? values.features.split(',').map((f) => f.trim())
@@ -229,6 +236,7 @@ function parseConfig(values: Record<string, string | boolean | undefined>) {
   };
   const parsed = TrainingConfigSchema.safeParse({
     ...(typeof values.task === 'string' ? { task: values.task } : {}),
+    ...(typeof rowsTime === 'string' ? { time: rowsTime } : {}),
     ...(Object.keys(target).length ? { target } : {}),
     ...(typeof values.label === 'string' ? { label: values.label } : {}),
     ...(features ? { features: features.filter(Boolean) } : {}),

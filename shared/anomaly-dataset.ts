@@ -1,0 +1,106 @@
+/**
+ * Generated pump telemetry for anomaly models, deterministic for a seed: one reading a
+ * minute per pump, with channels that move together as a pump's do. Flow follows a daily
+ * demand cycle; pressure rises with the square of flow; motor current with flow times
+ * pressure; bearing temperature follows current slowly; vibration is noise around a
+ * pump-specific level. Every pump has its own gains (the same in every file, from its
+ * number), so pumps a model never saw are new to it.
+ *
+ * Faults can be injected into stretches of chosen pumps: a spike on one channel, a slow
+ * drift, a stuck sensor, a noise burst, and a broken correlation (pressure no longer
+ * follows flow, as with a leak). `faults` lists where each went, for scoring events.
+ */
+import { gaussian, seededRandom } from './training/random.ts';
+
+export const PUMP_CHANNELS = ['flow', 'pressure', 'current', 'temp', 'vibration'] as const;
+export type PumpChannel = (typeof PUMP_CHANNELS)[number];
+export type FaultKind = 'spike' | 'drift' | 'stuck' | 'noise' | 'decoupled';
+export const FAULT_KINDS: readonly FaultKind[] = ['spike', 'drift', 'stuck', 'noise', 'decoupled'];
+
+export interface InjectedFault {
+  pump: string;
+  kind: FaultKind;
+  channel: PumpChannel;
+  /** Epoch ms of the first and last faulty reading. */
+  start: number;
+  end: number;
+}
+
+export interface PumpDataOptions {
+  pumps?: number;
+  /** Readings per pump, one a minute. */
+  minutes?: number;
+  /** The measurements' noise and the demand's wiggle (a pump's own gains come from its number). */
+  seed?: number;
+  firstPump?: number;
+  /** Epoch ms of the first reading. */
+  startMs?: number;
+  /** Faults to inject: `count` per pump, each `minutes` long (default 60), at seeded places. */
+  faults?: { perPump: number; minutes?: number };
+}
+
+const CHANNEL_OF: Record<FaultKind, PumpChannel> = {
+  spike: 'current',
+  drift: 'temp',
+  stuck: 'flow',
+  noise: 'vibration',
+  decoupled: 'pressure',
+};
+
+export function generatePumpCsv(options: PumpDataOptions = {}): { csv: string; faults: InjectedFault[] } {
+  const random = seededRandom(options.seed ?? 5);
+  const minutes = options.minutes ?? 1440;
+  const start = options.startMs ?? Date.UTC(2026, 10, 2);
+  const lines = [`ts,pump,${PUMP_CHANNELS.join(',')}`];
+  const faults: InjectedFault[] = [];
+  for (let p = 0; p < (options.pumps ?? 3); p++) {
+    const number = (options.firstPump ?? 0) + p + 1;
+    const pump = `pump-${String(number).padStart(2, '0')}`;
+    // A pump is the same pump in every file: its gains and demand phase follow its number.
+    const own = seededRandom(7919 * number);
+    const gain = { pressure: 2 + own(), current: 0.8 + own() * 0.4, vibration: 1 + own() };
+    const phase = own() * 2 * Math.PI;
+    const planned: InjectedFault[] = [];
+    const length = options.faults?.minutes ?? 60;
+    const perPump = options.faults?.perPump ?? 0;
+    for (let f = 0; f < perPump; f++) {
+      const kind = FAULT_KINDS[(p * perPump + f) % FAULT_KINDS.length] as FaultKind;
+      // Spread over the day, apart from each other.
+      const slot = Math.floor(minutes / perPump);
+      const at = f * slot + Math.floor(random() * Math.max(1, slot - length));
+      planned.push({
+        pump,
+        kind,
+        channel: CHANNEL_OF[kind],
+        start: start + at * 60_000,
+        end: start + (at + length - 1) * 60_000,
+      });
+    }
+    faults.push(...planned);
+    let temp = 40;
+    let stuck: number | undefined;
+    for (let m = 0; m < minutes; m++) {
+      const ts = start + m * 60_000;
+      const demand = 0.6 + 0.3 * Math.sin((2 * Math.PI * m) / 1440 + phase) + 0.05 * gaussian(random);
+      let flow = 100 * demand + gaussian(random) * 2;
+      let pressure = gain.pressure * (flow / 10) ** 2 * 0.1 + 1 + gaussian(random) * 0.15;
+      let current = gain.current * (flow / 10) * (pressure / 2) + 5 + gaussian(random) * 0.4;
+      temp += (30 + current * 0.8 - temp) * 0.05 + gaussian(random) * 0.1;
+      let vibration = gain.vibration + Math.abs(gaussian(random)) * 0.2;
+      let reading = temp;
+      const fault = planned.find((f) => ts >= f.start && ts <= f.end);
+      if (fault) {
+        const into = (ts - fault.start) / Math.max(1, fault.end - fault.start);
+        if (fault.kind === 'spike') current *= 1.8;
+        else if (fault.kind === 'drift') reading = temp + 12 * into;
+        else if (fault.kind === 'stuck') flow = stuck ??= flow;
+        else if (fault.kind === 'noise') vibration += gaussian(random) * 2;
+        else pressure = 1 + gaussian(random) * 0.15 + (random() < 0.5 ? 0.5 : 0);
+      } else stuck = undefined;
+      lines.push(
+        `${ts},${pump},${flow.toFixed(2)},${pressure.toFixed(3)},${current.toFixed(2)},${reading.toFixed(2)},${vibration.toFixed(3)}`,
+      );
+    }
+  }
+  return { csv: `${lines.join('\n')}\n`, faults };
+}

@@ -1,0 +1,141 @@
+/**
+ * Anomaly models: an autoencoder fitted on normal operation (its input vectors are its
+ * targets), and the threshold its reconstruction score is judged by, calibrated on held-out
+ * normal rows to the false-alarm budget the user states.
+ *
+ * The threshold sits at the score quantile 1 - budget / readings a day. Such quantiles (0.999
+ * and beyond) lie past what a few hundred held-out rows can measure, so the tail above the
+ * held-out 90th percentile is taken as exponential (peaks over threshold, with the mean
+ * excess as its scale) and the threshold read from it; below q = 0.9 the empirical quantile is used.
+ */
+import type { LayersModel } from '@tensorflow/tfjs';
+import type { z } from 'zod';
+import { type EventRuleSpec, reconstructionScore } from '../anomaly.ts';
+import { type RawRow, transformRows } from '../preprocess.ts';
+import type { AlarmSchema, Manifest } from '../schemas.ts';
+import { initTf, tf } from '../tf.ts';
+import { loadModelFromArtifacts, type ModelArtifactBytes } from './model.ts';
+
+/** The quantile used when neither the budget's rate nor a quantile is known. */
+export const DEFAULT_ALARM_QUANTILE = 0.999;
+/** Where the exponential tail starts. */
+const TAIL_FROM = 0.9;
+
+/** A dense autoencoder for `width` inputs: a bottleneck of half the width, at most 16. */
+export function buildAutoencoder(width: number, seed: number, learningRate = 0.005): LayersModel {
+  const hidden = Math.min(64, Math.max(8, 2 * width));
+  const bottleneck = Math.max(1, Math.min(16, Math.floor(width / 2)));
+  const model = tf.sequential();
+  const layers = [
+    { units: hidden, activation: 'relu' as const },
+    { units: bottleneck, activation: 'linear' as const },
+    { units: hidden, activation: 'relu' as const },
+    { units: width, activation: 'linear' as const },
+  ];
+  layers.forEach((layer, i) => {
+    model.add(
+      tf.layers.dense({
+        ...layer,
+        ...(i === 0 ? { inputShape: [width] } : {}),
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }),
+      }),
+    );
+  });
+  model.compile({ optimizer: tf.train.adam(learningRate), loss: 'meanSquaredError' });
+  return model;
+}
+
+/** The model's reconstructions of `n` row vectors of `width`. */
+export function reconstructions(model: LayersModel, x: Float32Array, width: number): Float32Array {
+  const n = x.length / width;
+  if (n === 0) return new Float32Array(0);
+  return tf.tidy(() => (model.predict(tf.tensor2d(x, [n, width])) as tf.Tensor).dataSync() as Float32Array);
+}
+
+/** Reconstruction scores of `n` row vectors of `width` by `model`, slots scaled by `scale`. */
+export function reconstructionScores(
+  model: LayersModel,
+  x: Float32Array,
+  width: number,
+  scale: ArrayLike<number>,
+): Float32Array {
+  const out = reconstructions(model, x, width);
+  return Float32Array.from({ length: x.length / width }, (_, i) =>
+    reconstructionScore(x, out, width, i, scale),
+  );
+}
+
+/** The quantile the threshold sits at: the config's, or 1 - budget / readings a day, or the default. */
+export function alarmQuantile(
+  alarm: z.infer<typeof AlarmSchema>,
+  readingsPerDay: number | undefined,
+  rule: EventRuleSpec = { k: 1, n: 1, m: 1 },
+): { quantile: number; from: 'config' | 'budget' | 'default' } {
+  if (alarm.quantile !== undefined) return { quantile: alarm.quantile, from: 'config' };
+  if (readingsPerDay !== undefined && readingsPerDay > alarm.falseAlarmsPerDay) {
+    // The budget is in alarms (events), and an event needs k of n results over the threshold:
+    // with a share p of normal results over it, about readings * C(n, k) * p^k events a day
+    // open (taking results as independent), so p = (budget / (readings * C(n, k)))^(1/k).
+    const p = (alarm.falseAlarmsPerDay / (readingsPerDay * binomial(rule.n, rule.k))) ** (1 / rule.k);
+    return { quantile: Math.min(0.999999, Math.max(0.5, 1 - p)), from: 'budget' };
+  }
+  return { quantile: DEFAULT_ALARM_QUANTILE, from: 'default' };
+}
+
+function binomial(n: number, k: number): number {
+  let c = 1;
+  for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;
+  return c;
+}
+
+/** The score under which a share `quantile` of normal scores fall (exponential tail above the 90th percentile). */
+export function thresholdAt(scores: ArrayLike<number>, quantile: number): number {
+  const sorted = Float64Array.from(scores).sort();
+  const n = sorted.length;
+  if (n === 0) return Number.POSITIVE_INFINITY;
+  const empirical = (q: number) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))] as number;
+  if (quantile <= TAIL_FROM) return empirical(quantile);
+  const u = empirical(TAIL_FROM);
+  const excesses = sorted.filter((s) => s > u);
+  const scale = excesses.length ? excesses.reduce((a, s) => a + (s - u), 0) / excesses.length : 0;
+  return u + scale * Math.log((1 - TAIL_FROM) / (1 - quantile));
+}
+
+/** Readings a day from the times of a series' readings (epoch ms), or undefined when unknown. */
+export class ReadingRate {
+  private min = Number.POSITIVE_INFINITY;
+  private max = Number.NEGATIVE_INFINITY;
+  private count = 0;
+
+  add(time: number): void {
+    if (!Number.isFinite(time)) return;
+    this.count++;
+    if (time < this.min) this.min = time;
+    if (time > this.max) this.max = time;
+  }
+
+  perDay(): number | undefined {
+    const span = this.max - this.min;
+    return this.count > 1 && span > 0 ? ((this.count - 1) * 86_400_000) / span : undefined;
+  }
+}
+
+/** Share of `rows` (normal operation) an already released anomaly model alarms on, at its own threshold. */
+export async function falseAlarmRateOnRows(
+  artifacts: ModelArtifactBytes,
+  manifest: Pick<Manifest, 'preprocessing' | 'anomaly'>,
+  rows: readonly RawRow[],
+): Promise<number> {
+  const threshold = manifest.anomaly?.threshold;
+  if (threshold === undefined) throw new Error('the release is not an anomaly model: it has no threshold');
+  await initTf();
+  const model = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
+  try {
+    const width = manifest.preprocessing.inputWidth;
+    const scale = manifest.anomaly?.residualScale ?? [];
+    const scores = reconstructionScores(model, transformRows(manifest.preprocessing, rows), width, scale);
+    return scores.length ? scores.filter((s) => s > threshold).length / scores.length : 0;
+  } finally {
+    model.dispose();
+  }
+}
