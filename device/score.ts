@@ -75,13 +75,14 @@ export function anomalyEvents(
   results: readonly InferenceResult[],
   manifest: Manifest,
   readings: readonly Reading[],
-): { times: number[]; eventOf: (string | undefined)[]; events: AnomalyEvent[] } {
+): { times: number[]; series: string[]; eventOf: (string | undefined)[]; events: AnomalyEvent[] } {
   const rule = manifest.anomaly?.eventRule;
   if (!rule) throw new Error(`model v${manifest.version} is not an anomaly model: it has no event rule`);
   const tracker = new EventTracker(rule);
   const events: AnomalyEvent[] = [];
   const timeColumn = manifest.anomaly?.time;
   const times: number[] = [];
+  const seriesOf: string[] = [];
   const eventOf: (string | undefined)[] = [];
   for (const result of results) {
     const position = Number(result.id.slice(result.id.lastIndexOf(':') + 1));
@@ -97,8 +98,9 @@ export function anomalyEvents(
     });
     if (pushed.closed) events.push(pushed.closed);
     times.push(time);
+    seriesOf.push(series);
     eventOf.push(pushed.event);
   }
   events.push(...tracker.flush());
-  return { times, eventOf, events };
+  return { times, series: seriesOf, eventOf, events };
 }

@@ -304,7 +304,7 @@ export const AnomalyMetricsSchema = z.object({
   threshold: z.number().min(0),
   /** The score quantile the threshold sits at (from the budget and the reading rate, or the config). */
   quantile: z.number(),
-  /** Share of held-out normal results over the threshold, and that as alarms a day per series when the rate is known. */
+  /** Share of held-out normal results over the threshold, and the false alarms (events) a day per series it gives under the event rule, when the rate is known. */
   falseAlarmRate: z.number().min(0).max(1),
   falseAlarmsPerDay: z.number().min(0).optional(),
   readingsPerDay: z.number().positive().optional(),

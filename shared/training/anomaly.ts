@@ -82,6 +82,11 @@ export function alarmQuantile(
   return { quantile: DEFAULT_ALARM_QUANTILE, from: 'default' };
 }
 
+/** False alarms (events) a day a share `rate` of normal results over the threshold gives under the rule. */
+export function eventsPerDay(rate: number, readingsPerDay: number, rule: EventRuleSpec): number {
+  return readingsPerDay * binomial(rule.n, rule.k) * rate ** rule.k;
+}
+
 function binomial(n: number, k: number): number {
   let c = 1;
   for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;

@@ -49,6 +49,7 @@ import type { WindowManifest } from '../timeseries/spec.ts';
 import {
   alarmQuantile,
   buildAutoencoder,
+  eventsPerDay,
   ReadingRate,
   reconstructionScores,
   reconstructions,
@@ -494,7 +495,7 @@ async function fitAnomaly(
         ...(readingsPerDay !== undefined
           ? {
               readingsPerDay: round6(readingsPerDay),
-              falseAlarmsPerDay: round6(falseAlarmRate * readingsPerDay),
+              falseAlarmsPerDay: round6(eventsPerDay(falseAlarmRate, readingsPerDay, rule)),
             }
           : {}),
       },

@@ -68,6 +68,7 @@ export const scoreCommand = defineCommand({
         out(
           JSON.stringify({
             ...(found ? { time: found.times[i] } : {}),
+            ...(found?.series[i] ? { series: found.series[i] } : {}),
             ...scoreLine(result),
             ...(event ? { event } : {}),
           }),

@@ -198,7 +198,7 @@ export const trainCommand = defineCommand({
     const anomaly = outcome.metrics.anomaly;
     if (anomaly) {
       out(
-        `trained ${model}: anomaly threshold ${num(anomaly.threshold)} (score quantile ${anomaly.quantile}); alarms on ${pct(anomaly.falseAlarmRate)} of ${heldOut} of normal operation${anomaly.falseAlarmsPerDay !== undefined ? ` (${num(anomaly.falseAlarmsPerDay)} a day at ${Math.round(anomaly.readingsPerDay ?? 0)} readings a day)` : ''}`,
+        `trained ${model}: anomaly threshold ${num(anomaly.threshold)} (score quantile ${anomaly.quantile}); over it on ${pct(anomaly.falseAlarmRate)} of ${heldOut} of normal operation${anomaly.falseAlarmsPerDay !== undefined ? ` (about ${num(anomaly.falseAlarmsPerDay)} false alarm(s) a day per series at ${Math.round(anomaly.readingsPerDay ?? 0)} readings a day)` : ''}`,
       );
     } else if (regression) {
       out(
@@ -237,6 +237,7 @@ function parseConfig(values: Record<string, string | boolean | undefined>) {
   const parsed = TrainingConfigSchema.safeParse({
     ...(typeof values.task === 'string' ? { task: values.task } : {}),
     ...(typeof rowsTime === 'string' ? { time: rowsTime } : {}),
+    ...(typeof rowsTime === 'string' && typeof values.series === 'string' ? { series: values.series } : {}),
     ...(Object.keys(target).length ? { target } : {}),
     ...(typeof values.label === 'string' ? { label: values.label } : {}),
     ...(features ? { features: features.filter(Boolean) } : {}),
