@@ -26,6 +26,7 @@ const benches: Record<string, Bench[]> = {
   'device-wire': [() => import('./device-wire.ts')],
   'device-windows': [() => import('./device-windows.ts')],
   footprint: [() => import('./footprint.ts')],
+  anomaly: [() => import('./anomaly.ts')],
   aggregate: [() => import('./aggregate.ts')],
   rollout: [() => import('./rollout.ts')],
   fleet: [() => import('./fleet-scale.ts')],

@@ -20,14 +20,15 @@
 import { loadModelFromBytes } from '../device/model/model.ts';
 import { scoreReadings } from '../device/score.ts';
 import { parseCsvReadings } from '../shared/dataset/readings.ts';
-import { ManifestSchema, TrainingConfigSchema } from '../shared/schemas.ts';
+import { TrainingConfigSchema } from '../shared/schemas.ts';
 import { initTf } from '../shared/tf.ts';
 import { collectCsv } from '../shared/timeseries/long-format.ts';
 import { generateRunToFailureCsv, RUL_CHANNELS, RUL_LABEL } from '../shared/timeseries/run-to-failure.ts';
 import type { ResolvedWindow } from '../shared/timeseries/spec.ts';
 import { trainWindowsFromCsv } from '../shared/timeseries/train.ts';
 import { type Window, windowsOf } from '../shared/timeseries/windower.ts';
-import { buildManifest } from '../shared/training/artifacts.ts';
+import { columnScale, solve } from './support/linear.ts';
+import { releasedManifest } from './support/released-manifest.ts';
 
 const CAP = 125;
 const WINDOW = {
@@ -70,15 +71,10 @@ function meansAndSlopes(window: Window, channels: number): number[] {
 /** Ridge regression (standardized inputs, intercept unpenalized) by the normal equations. */
 function ridge(x: number[][], y: number[], lambda = 1): (row: number[]) => number {
   const d = x[0]?.length ?? 0;
-  const mean = Array.from({ length: d }, (_, j) => x.reduce((a, r) => a + (r[j] as number), 0) / x.length);
-  const std = Array.from(
-    { length: d },
-    (_, j) =>
-      Math.sqrt(x.reduce((a, r) => a + ((r[j] as number) - (mean[j] as number)) ** 2, 0) / x.length) || 1,
-  );
+  const { mean, std } = columnScale(x);
   const z = (row: number[]) => row.map((v, j) => (v - (mean[j] as number)) / (std[j] as number));
   const yMean = y.reduce((a, b) => a + b, 0) / y.length;
-  // A = Z'Z + lambda I, b = Z'(y - mean): solved by Gaussian elimination with partial pivoting.
+  // (Z'Z + lambda I) w = Z'(y - mean)
   const a = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? lambda : 0)));
   const b = new Array<number>(d).fill(0);
   x.forEach((row, n) => {
@@ -89,21 +85,7 @@ function ridge(x: number[][], y: number[], lambda = 1): (row: number[]) => numbe
         (a[i] as number[])[j] = ((a[i] as number[])[j] as number) + (zr[i] as number) * (zr[j] as number);
     }
   });
-  for (let col = 0; col < d; col++) {
-    let pivot = col;
-    for (let r = col + 1; r < d; r++)
-      if (Math.abs(a[r]?.[col] ?? 0) > Math.abs(a[pivot]?.[col] ?? 0)) pivot = r;
-    [a[col], a[pivot]] = [a[pivot] as number[], a[col] as number[]];
-    [b[col], b[pivot]] = [b[pivot] as number, b[col] as number];
-    for (let r = 0; r < d; r++) {
-      if (r === col) continue;
-      const f = (a[r]?.[col] ?? 0) / (a[col]?.[col] ?? 1);
-      for (let c = col; c < d; c++)
-        (a[r] as number[])[c] = ((a[r] as number[])[c] as number) - f * ((a[col] as number[])[c] as number);
-      b[r] = (b[r] as number) - f * (b[col] as number);
-    }
-  }
-  const w = b.map((v, i) => v / (a[i]?.[i] ?? 1));
+  const w = solve(a, b);
   return (row) => yMean + z(row).reduce((s, v, j) => s + v * (w[j] as number), 0);
 }
 
@@ -125,20 +107,7 @@ async function run(seed: number) {
   const started = performance.now();
   const outcome = await trainWindowsFromCsv(trainCsv, config);
   const trainMs = performance.now() - started;
-  const manifest = ManifestSchema.parse(
-    JSON.parse(
-      JSON.stringify(
-        buildManifest({
-          model: 'rul',
-          version: 1,
-          outcome,
-          lowConfidence: 0.6,
-          datasetKey: 'k',
-          datasetSha256: 'a'.repeat(64),
-        }),
-      ),
-    ),
-  );
+  const manifest = releasedManifest(outcome, { model: 'rul' });
   const model = await loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
   // The gateway's replay over the test machines; the last window of each machine.
   const { results } = await scoreReadings(model, parseCsvReadings(testCsv, 'test: ').rows);

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { Engine } from '../../device/model/engine.ts';
 import { type LoadedModel, loadModelFromBytes } from '../../device/model/model.ts';
 import { Outbox } from '../../device/results/outbox.ts';
@@ -20,7 +21,6 @@ import { TrainingConfigSchema } from '../../shared/schemas.ts';
 import { tf } from '../../shared/tf.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
 import { type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
-import { releasedManifest } from '../support/released-manifest.ts';
 import { postInfer } from './helpers.ts';
 
 const CHANNELS = ['p_in', 'p_out', 'flow', 'temp_motor', 'temp_bearing', 'current', 'rpm', 'vib'];

@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { Engine } from '../../device/model/engine.ts';
 import { loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
 import { hardValue } from '../../device/results/hard-examples.ts';
@@ -25,7 +26,6 @@ import { regressionMetrics } from '../../shared/training/metrics.ts';
 import { loadModelFromArtifacts, predictProbabilities } from '../../shared/training/model.ts';
 import { seededRandom } from '../../shared/training/random.ts';
 import { type TrainingOutcome, trainFromCsv } from '../../shared/training/train.ts';
-import { releasedManifest } from '../support/released-manifest.ts';
 import { postInfer } from './helpers.ts';
 
 /** A line's energy draw in kWh per cycle, from load and speed, `;`-separated as plants export. */

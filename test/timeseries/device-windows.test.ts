@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { Engine } from '../../device/model/engine.ts';
 import { type LoadedModel, loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
 import { Outbox } from '../../device/results/outbox.ts';
@@ -28,7 +29,6 @@ import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.
 import { windowsOf } from '../../shared/timeseries/windower.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
 import type { TrainingOutcome } from '../../shared/training/train.ts';
-import { releasedManifest } from '../support/released-manifest.ts';
 
 const csv = generateVibrationCsv({ machines: 6, readings: 1200, seed: 11 });
 const WINDOW = { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 };

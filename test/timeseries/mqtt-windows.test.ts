@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { Engine } from '../../device/model/engine.ts';
 import { loadModelFromBytes } from '../../device/model/model.ts';
 import { Outbox } from '../../device/results/outbox.ts';
@@ -18,7 +19,6 @@ import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
 import { until } from '../device/helpers.ts';
 import { type Mosquitto, mosquittoAvailable, startMosquitto } from '../support/mosquitto.ts';
-import { releasedManifest } from '../support/released-manifest.ts';
 
 const csv = generateVibrationCsv({ machines: 6, readings: 1200, seed: 11 });
 const rows = parseCsvReadings(csv, '').rows;

@@ -3,6 +3,7 @@
  * each window with the trainer's value, and the golden windows pass probation.
  */
 import { describe, expect, it } from 'vitest';
+import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
 import { scoreReadings } from '../../device/score.ts';
 import { parseCsvReadings } from '../../shared/dataset/readings.ts';
@@ -15,7 +16,6 @@ import { generateRunToFailureCsv, RUL_CHANNELS, RUL_LABEL } from '../../shared/t
 import { rmseOnWindows, trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
 import { windowsOf } from '../../shared/timeseries/windower.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
-import { releasedManifest } from '../support/released-manifest.ts';
 
 const WINDOW = { time: 'cycle', series: 'machine', sizeMs: 16_000, strideMs: 4_000 };
 

@@ -4,6 +4,7 @@
  * injected faults as events that name the channel that moved.
  */
 import { describe, expect, it } from 'vitest';
+import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
 import { anomalyEvents, scoreReadings } from '../../device/score.ts';
 import { EventTracker } from '../../shared/anomaly.ts';
@@ -15,7 +16,6 @@ import { alarmQuantile, thresholdAt } from '../../shared/training/anomaly.ts';
 import { anomalyGateDecision } from '../../shared/training/gate.ts';
 import { seededRandom } from '../../shared/training/random.ts';
 import { trainFromCsv } from '../../shared/training/train.ts';
-import { releasedManifest } from '../support/released-manifest.ts';
 
 const config = (extra: Record<string, unknown> = {}) =>
   TrainingConfigSchema.parse({

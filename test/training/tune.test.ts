@@ -4,6 +4,7 @@
  * and its report reaches the outcome and the manifest.
  */
 import { describe, expect, it } from 'vitest';
+import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { TrainingConfigSchema, type TuningReport } from '../../shared/schemas.ts';
 import { initTf, tf } from '../../shared/tf.ts';
@@ -12,7 +13,6 @@ import { classificationObjective } from '../../shared/training/objective.ts';
 import { seededRandom } from '../../shared/training/random.ts';
 import { trainFromCsv } from '../../shared/training/train.ts';
 import { ensembleMembers, tuneMlp, tuningRecipes } from '../../shared/training/tune.ts';
-import { releasedManifest } from '../support/released-manifest.ts';
 
 /** The search's steps at most: every first round, then the longest continuation. */
 const totalSteps = (rows: number) => {

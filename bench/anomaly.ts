@@ -1,0 +1,197 @@
+/**
+ * Anomaly detection (#31), all figures measured in this run on the same generated data:
+ *
+ * - The data: pump telemetry at one reading a minute (shared/anomaly-dataset.ts). Training:
+ *   pumps 1-6, two days of normal operation. Test: pumps 7-12, which training never saw, one
+ *   day each with two injected faults an hour long (spike, slow drift, stuck sensor, noise
+ *   burst, broken correlation, in turn), and the same pumps on another day with none.
+ * - edgeloop: `"task": "anomaly"` with `time` and `series`, scored by the gateway's own replay
+ *   (`scoreReadings`), events by its rule (`anomalyEvents`).
+ * - bare: Hotelling T² on the readings standardized by the training data, thresholded at the
+ *   training T²'s 99th percentile, with the same event rule over its verdicts.
+ *
+ * Printed for both: event recall (a fault is found when an event of its pump overlaps it,
+ * ending at most 10 minutes after it), false alarms per pump-day (events on the normal day,
+ * and events on the faulty day that overlap no fault), median detection delay (fault start to
+ * the first overlapping event's start) and pointwise F1 (a reading is positive inside a fault).
+ * Targets: event recall >= 0.9, <= 1 false alarm per pump-day, pointwise F1 above the bare's.
+ * `npx tsx bench/anomaly.ts` (`npm run bench -- anomaly`).
+ */
+import { loadModelFromBytes } from '../device/model/model.ts';
+import { anomalyEvents, scoreReadings } from '../device/score.ts';
+import { type AnomalyEvent, EventTracker } from '../shared/anomaly.ts';
+import { generatePumpCsv, type InjectedFault, PUMP_CHANNELS } from '../shared/anomaly-dataset.ts';
+import { parseCsvReadings, type Reading } from '../shared/dataset/readings.ts';
+import { TrainingConfigSchema } from '../shared/schemas.ts';
+import { initTf } from '../shared/tf.ts';
+import { trainFromCsv } from '../shared/training/train.ts';
+import { columnScale, solve } from './support/linear.ts';
+import { releasedManifest } from './support/released-manifest.ts';
+
+const RULE = { k: 3, n: 5, m: 5 };
+const SLACK_MS = 10 * 60_000;
+
+interface Verdicts {
+  anomalous: boolean[];
+  events: AnomalyEvent[];
+}
+
+/** Hotelling T² of standardized readings against the training covariance, 99th-percentile threshold. */
+function hotelling(train: readonly Reading[]): (readings: readonly Reading[]) => Verdicts {
+  const vector = (r: Reading) => PUMP_CHANNELS.map((c) => Number(r[c]));
+  const x = train.map(vector);
+  const { mean, std } = columnScale(x);
+  const z = (v: number[]) => v.map((value, j) => (value - (mean[j] as number)) / (std[j] as number));
+  const d = PUMP_CHANNELS.length;
+  const cov = Array.from({ length: d }, () => new Array<number>(d).fill(0));
+  for (const row of x.map(z))
+    for (let i = 0; i < d; i++)
+      for (let j = 0; j < d; j++)
+        (cov[i] as number[])[j] = (cov[i]?.[j] ?? 0) + ((row[i] ?? 0) * (row[j] ?? 0)) / x.length;
+  const t2 = (r: Reading) => {
+    const zr = z(vector(r));
+    const w = solve(cov, zr);
+    return zr.reduce((s, v, i) => s + v * (w[i] as number), 0);
+  };
+  const sorted = train.map(t2).sort((a, b) => a - b);
+  const threshold = sorted[Math.ceil(0.99 * sorted.length) - 1] as number;
+  return (readings) => {
+    const tracker = new EventTracker(RULE);
+    const events: AnomalyEvent[] = [];
+    const anomalous = readings.map((r) => {
+      const score = t2(r);
+      const closed = tracker.push(String(r.pump), Number(r.ts), {
+        anomaly: score > threshold,
+        score,
+        channels: [],
+      }).closed;
+      if (closed) events.push(closed);
+      return score > threshold;
+    });
+    events.push(...tracker.flush());
+    return { anomalous, events };
+  };
+}
+
+function scores(
+  readings: readonly Reading[],
+  verdicts: Verdicts,
+  faults: readonly InjectedFault[],
+  normal: Verdicts,
+  pumpDays: number,
+) {
+  const overlaps = (e: AnomalyEvent, f: InjectedFault) =>
+    e.series === f.pump && e.start <= f.end + SLACK_MS && e.end >= f.start;
+  const found = faults.map(
+    (f) => verdicts.events.filter((e) => overlaps(e, f)).sort((a, b) => a.start - b.start)[0],
+  );
+  const recall = found.filter(Boolean).length / faults.length;
+  const delays = found.flatMap((e, i) =>
+    e ? [Math.max(0, e.start - (faults[i] as InjectedFault).start) / 60_000] : [],
+  );
+  delays.sort((a, b) => a - b);
+  const falseEvents =
+    verdicts.events.filter((e) => !faults.some((f) => overlaps(e, f))).length + normal.events.length;
+  const inFault = readings.map((r) =>
+    faults.some((f) => f.pump === r.pump && Number(r.ts) >= f.start && Number(r.ts) <= f.end),
+  );
+  let tp = 0;
+  let fp = 0;
+  let fn = 0;
+  verdicts.anomalous.forEach((a, i) => {
+    if (a && inFault[i]) tp++;
+    else if (a) fp++;
+    else if (inFault[i]) fn++;
+  });
+  const f1 = tp ? (2 * tp) / (2 * tp + fp + fn) : 0;
+  return {
+    recall,
+    falsePerDay: falseEvents / pumpDays,
+    delay: delays.length ? (delays[Math.floor(delays.length / 2)] as number) : Number.NaN,
+    f1,
+    kindsMissed: faults.filter((_, i) => !found[i]).map((f) => f.kind),
+  };
+}
+
+export async function main(): Promise<boolean> {
+  const backend = await initTf();
+  const train = generatePumpCsv({ pumps: 6, minutes: 2880, seed: 1 });
+  const faulty = generatePumpCsv({
+    pumps: 6,
+    minutes: 1440,
+    seed: 2,
+    firstPump: 6,
+    startMs: Date.UTC(2026, 10, 10),
+    faults: { perPump: 2 },
+  });
+  const calm = generatePumpCsv({
+    pumps: 6,
+    minutes: 1440,
+    seed: 3,
+    firstPump: 6,
+    startMs: Date.UTC(2026, 10, 11),
+  });
+  console.log(
+    `anomaly: backend ${backend}; training pumps 1-6, 2 days of normal operation at 1 reading a minute; test pumps 7-12 (never seen): a day with ${faulty.faults.length} injected faults of 60 min, and a normal day; event rule ${RULE.k} of ${RULE.n}, closed by ${RULE.m} clear`,
+  );
+  const started = performance.now();
+  const outcome = await trainFromCsv(
+    train.csv,
+    TrainingConfigSchema.parse({ task: 'anomaly', time: 'ts', series: 'pump', eventRule: RULE }),
+  );
+  const trainMs = performance.now() - started;
+  const manifest = releasedManifest(outcome, { model: 'pumps' });
+  const ours = async (csv: string): Promise<Verdicts & { readings: Reading[] }> => {
+    const readings = parseCsvReadings(csv, 'bench: ').rows;
+    const model = await loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
+    const { results } = await scoreReadings(model, readings);
+    return {
+      readings,
+      anomalous: results.map((r) => r.anomaly === true),
+      events: anomalyEvents(results, manifest, readings).events,
+    };
+  };
+  const faultyOurs = await ours(faulty.csv);
+  const calmOurs = await ours(calm.csv);
+  const bare = hotelling(parseCsvReadings(train.csv, 'train: ').rows);
+  const calmReadings = parseCsvReadings(calm.csv, 'calm: ').rows;
+  const pumpDays = 12; // six pumps, a faulty day and a normal day each
+  const rows = [
+    ['edgeloop', scores(faultyOurs.readings, faultyOurs, faulty.faults, calmOurs, pumpDays)],
+    [
+      'Hotelling T²',
+      scores(faultyOurs.readings, bare(faultyOurs.readings), faulty.faults, bare(calmReadings), pumpDays),
+    ],
+  ] as const;
+  console.log(
+    [
+      'model',
+      'event recall',
+      'false alarms / pump-day',
+      'median delay (min)',
+      'pointwise F1',
+      'faults missed',
+    ].join(' | '),
+  );
+  for (const [name, s] of rows)
+    console.log(
+      [
+        name,
+        s.recall.toFixed(2),
+        s.falsePerDay.toFixed(2),
+        s.delay.toFixed(0),
+        s.f1.toFixed(3),
+        s.kindsMissed.join(', ') || '-',
+      ].join(' | '),
+    );
+  const [, edge] = rows[0];
+  const [, base] = rows[1];
+  const ok = edge.recall >= 0.9 && edge.falsePerDay <= 1 && edge.f1 > base.f1;
+  console.log(
+    `threshold ${manifest.anomaly?.threshold} (quantile ${outcome.metrics.anomaly?.quantile.toFixed(5)}), trained in ${(trainMs / 1000).toFixed(1)} s; targets (recall >= 0.9, <= 1 false alarm per pump-day, F1 above the bare's): ${ok ? 'met' : 'NOT met'}`,
+  );
+  return ok;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/bench\//, '/bench/')))
+  await main();
