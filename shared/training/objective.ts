@@ -77,6 +77,8 @@ export function anomalyObjective(width: number): Objective {
   };
 }
 
-export function objectiveFor(task: Task | undefined, classes: number): Objective {
-  return task === 'regression' ? regressionObjective : classificationObjective(classes);
+/** The objective of a task; `units` is the classes, or an anomaly model's input width. */
+export function objectiveFor(task: Task | undefined, units: number): Objective {
+  if (task === 'anomaly') return anomalyObjective(units);
+  return task === 'regression' ? regressionObjective : classificationObjective(units);
 }

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { releasedManifest } from '../../bench/support/released-manifest.ts';
 import { loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
 import { anomalyEvents, scoreReadings } from '../../device/score.ts';
+import { formatRegistry } from '../../infra/cli/commands/models.ts';
 import { EventTracker } from '../../shared/anomaly.ts';
 import { generatePumpCsv, type InjectedFault } from '../../shared/anomaly-dataset.ts';
 import { parseCsvReadings } from '../../shared/dataset/readings.ts';
@@ -143,5 +144,23 @@ describe('anomaly models', () => {
         margin: 0.001,
       }).passed,
     ).toBe(false);
+  });
+});
+
+describe('the registry table', () => {
+  it("shows an anomaly version's share of held-out normal results over its threshold", () => {
+    const [header, row] = formatRegistry([
+      {
+        model: 'pumps',
+        version: 1,
+        status: 'released',
+        createdAt: '2026-12-07T10:00:00.000Z',
+        updatedAt: '2026-12-07T10:00:00.000Z',
+        datasetKey: 'datasets/pumps/day.csv',
+        metrics: { anomaly: { threshold: 4.5, quantile: 0.959, falseAlarmRate: 0.026 }, testRows: 600 },
+      },
+    ]);
+    expect(header).toMatch(/^MODEL\s+VERSION\s+STATUS\s+SCORE\s+BASELINE/);
+    expect(row).toMatch(/^pumps\s+v1\s+released\s+over 2\.6%/);
   });
 });

@@ -39,13 +39,15 @@ export function formatRegistry(items: readonly RegistryItem[]): string[] {
     item.model,
     `v${item.version}`,
     item.status,
-    scoreText(item.metrics?.accuracy, item.metrics?.regression?.rmse),
+    scoreText(item.metrics?.accuracy, item.metrics?.regression?.rmse, item.metrics?.anomaly?.falseAlarmRate),
     scoreText(item.baselineAccuracy, item.baselineRmse),
     item.updatedAt.replace(/\.\d+Z$/, 'Z'),
     item.status === 'released' ? '' : (item.reason ?? ''),
   ]);
   // Regression versions are scored by RMSE: the column then says SCORE.
-  const scored = items.some((item) => item.metrics?.regression) ? 'SCORE' : 'ACCURACY';
+  const scored = items.some((item) => item.metrics?.regression || item.metrics?.anomaly)
+    ? 'SCORE'
+    : 'ACCURACY';
   const header = ['MODEL', 'VERSION', 'STATUS', scored, 'BASELINE', 'UPDATED', 'REASON'];
   // Windowed versions get a WINDOW column (before REASON, which runs to the end of the line).
   if (items.some((item) => item.window)) {
@@ -63,8 +65,12 @@ export function formatRegistry(items: readonly RegistryItem[]): string[] {
   return [line(header), ...rows.map(line)];
 }
 
-/** A classifier's accuracy ("0.912"), or a regression model's RMSE ("rmse 3.41"). */
-function scoreText(accuracy: number | undefined, rmse: number | undefined): string {
+/**
+ * A classifier's accuracy ("0.912"), a regression model's RMSE ("rmse 3.41"), or an anomaly
+ * model's share of held-out normal results over its threshold ("over 2.6%").
+ */
+function scoreText(accuracy: number | undefined, rmse: number | undefined, overThreshold?: number): string {
+  if (overThreshold !== undefined) return `over ${(overThreshold * 100).toFixed(1)}%`;
   if (rmse !== undefined) return `rmse ${Number(rmse.toPrecision(4))}`;
   return accuracy !== undefined ? accuracy.toFixed(3) : '-';
 }
