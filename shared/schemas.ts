@@ -131,6 +131,7 @@ export const AlarmSchema = z
     quantile: z.number().gt(0.5).lt(1).optional(),
   })
   .strict();
+export type Alarm = z.infer<typeof AlarmSchema>;
 
 export const EventRuleSchema = z
   .object({
@@ -140,7 +141,6 @@ export const EventRuleSchema = z
   })
   .strict()
   .refine((r) => r.k <= r.n, { message: '"eventRule": k must be at most n' });
-export type EventRule = z.infer<typeof EventRuleSchema>;
 
 export const TrainingConfigSchema = z
   .object({
@@ -309,7 +309,6 @@ export const AnomalyMetricsSchema = z.object({
   falseAlarmsPerDay: z.number().min(0).optional(),
   readingsPerDay: z.number().positive().optional(),
 });
-export type AnomalyMetrics = z.infer<typeof AnomalyMetricsSchema>;
 
 export const ModelMetricsSchema = z.object({
   /** Classifiers only. */

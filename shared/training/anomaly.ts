@@ -9,10 +9,9 @@
  * excess as its scale) and the threshold read from it; below q = 0.9 the empirical quantile is used.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
-import type { z } from 'zod';
 import { type EventRuleSpec, reconstructionScore } from '../anomaly.ts';
 import { type RawRow, transformRows } from '../preprocess.ts';
-import type { AlarmSchema, Manifest } from '../schemas.ts';
+import type { Alarm, Manifest } from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
 import { loadModelFromArtifacts, type ModelArtifactBytes } from './model.ts';
 
@@ -21,15 +20,20 @@ export const DEFAULT_ALARM_QUANTILE = 0.999;
 /** Where the exponential tail starts. */
 const TAIL_FROM = 0.9;
 
-/** A dense autoencoder for `width` inputs: a bottleneck of half the width, at most 16. */
-export function buildAutoencoder(width: number, seed: number, learningRate = 0.005): LayersModel {
+/** The autoencoder's hidden layers for `width` inputs: a bottleneck of half the width, at most 16. */
+export function autoencoderHidden(width: number): number[] {
   const hidden = Math.min(64, Math.max(8, 2 * width));
-  const bottleneck = Math.max(1, Math.min(16, Math.floor(width / 2)));
+  return [hidden, Math.max(1, Math.min(16, Math.floor(width / 2))), hidden];
+}
+
+/** A dense autoencoder for `width` inputs (relu around a linear bottleneck, linear output). */
+export function buildAutoencoder(width: number, seed: number, learningRate = 0.005): LayersModel {
+  const [outer = 8, bottleneck = 1] = autoencoderHidden(width);
   const model = tf.sequential();
   const layers = [
-    { units: hidden, activation: 'relu' as const },
+    { units: outer, activation: 'relu' as const },
     { units: bottleneck, activation: 'linear' as const },
-    { units: hidden, activation: 'relu' as const },
+    { units: outer, activation: 'relu' as const },
     { units: width, activation: 'linear' as const },
   ];
   layers.forEach((layer, i) => {
@@ -67,7 +71,7 @@ export function reconstructionScores(
 
 /** The quantile the threshold sits at: the config's, or 1 - budget / readings a day, or the default. */
 export function alarmQuantile(
-  alarm: z.infer<typeof AlarmSchema>,
+  alarm: Alarm,
   readingsPerDay: number | undefined,
   rule: EventRuleSpec = { k: 1, n: 1, m: 1 },
 ): { quantile: number; from: 'config' | 'budget' | 'default' } {

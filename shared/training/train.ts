@@ -48,6 +48,7 @@ import { parseTime } from '../timeseries/long-format.ts';
 import type { WindowManifest } from '../timeseries/spec.ts';
 import {
   alarmQuantile,
+  autoencoderHidden,
   buildAutoencoder,
   eventsPerDay,
   ReadingRate,
@@ -517,7 +518,7 @@ async function fitAnomaly(
         preprocessing.features.map((f) => f.column),
       ),
       artifacts,
-      shape: { inputWidth: width, hidden: [], classes: width },
+      shape: { inputWidth: width, hidden: autoencoderHidden(width), classes: width },
       epochsRun: fitted.epochsRun,
       bestEpoch: fitted.bestEpoch,
       anomaly: {
