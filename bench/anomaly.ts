@@ -148,7 +148,7 @@ export async function main(): Promise<boolean> {
     return {
       readings,
       anomalous: results.map((r) => r.anomaly === true),
-      events: anomalyEvents(results, manifest, readings).events,
+      events: anomalyEvents(results, manifest).events,
     };
   };
   const faultyOurs = await ours(faulty.csv);

@@ -10,10 +10,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AnomalyEvent, EventTracker } from '../shared/anomaly.ts';
+import { type AnomalyEvent, EventTracker, eventInputOf } from '../shared/anomaly.ts';
 import type { Reading } from '../shared/dataset/readings.ts';
 import type { InferenceResult, Manifest, RefusalReason } from '../shared/schemas.ts';
-import { parseTime } from '../shared/timeseries/long-format.ts';
 import { Engine } from './model/engine.ts';
 import type { LoadedModel } from './model/model.ts';
 import { Outbox } from './results/outbox.ts';
@@ -67,38 +66,28 @@ export async function scoreReadings(model: LoadedModel, readings: readonly Readi
 }
 
 /**
- * An anomaly model's events over scored results, by the model's event rule: each result's
- * time (a window's end, else the reading's time column, else its position) and the id of the
- * event it falls in, and the events found (those still open at the end included).
+ * An anomaly model's events over scored results, by the model's event rule, as a gateway
+ * finds them (the same EventTracker over the same inputs, shared/anomaly.ts eventInputOf):
+ * each result's time and series, the id of the event it falls in, and the events found
+ * (those still open at the end included).
  */
 export function anomalyEvents(
   results: readonly InferenceResult[],
   manifest: Manifest,
-  readings: readonly Reading[],
 ): { times: number[]; series: string[]; eventOf: (string | undefined)[]; events: AnomalyEvent[] } {
   const rule = manifest.anomaly?.eventRule;
   if (!rule) throw new Error(`model v${manifest.version} is not an anomaly model: it has no event rule`);
   const tracker = new EventTracker(rule);
   const events: AnomalyEvent[] = [];
-  const timeColumn = manifest.anomaly?.time;
   const times: number[] = [];
   const seriesOf: string[] = [];
   const eventOf: (string | undefined)[] = [];
   for (const result of results) {
-    const position = Number(result.id.slice(result.id.lastIndexOf(':') + 1));
-    const cell = timeColumn ? readings[position]?.[timeColumn] : undefined;
-    const readingTime = cell === undefined ? Number.NaN : parseTime(cell, 'ms');
-    const time = result.window?.end ?? result.time ?? (Number.isFinite(readingTime) ? readingTime : position);
-    const seriesCell = manifest.anomaly?.series ? readings[position]?.[manifest.anomaly.series] : undefined;
-    const series = result.window?.series ?? (seriesCell === undefined ? '' : String(seriesCell));
-    const pushed = tracker.push(series, time, {
-      anomaly: result.anomaly === true,
-      score: result.score ?? 0,
-      channels: result.channels ?? [],
-    });
+    const input = eventInputOf(result);
+    const pushed = tracker.push(input.series, input.time, input);
     if (pushed.closed) events.push(pushed.closed);
-    times.push(time);
-    seriesOf.push(series);
+    times.push(input.time);
+    seriesOf.push(input.series);
     eventOf.push(pushed.event);
   }
   events.push(...tracker.flush());

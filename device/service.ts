@@ -27,6 +27,7 @@ import { createMqttLink, type MqttLink } from './platform/connection.ts';
 import { enterStep } from './platform/crash.ts';
 import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './platform/disk.ts';
 import { iotCredentialsProvider } from './platform/iot-credentials.ts';
+import { AnomalyEventLog } from './results/anomaly-events.ts';
 import {
   chunkView,
   type HardExampleOptions,
@@ -262,6 +263,17 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     },
   );
 
+  // Anomaly models: the event rule over every result, and the event messages on their own topic.
+  const anomalyEvents = await AnomalyEventLog.open({
+    dir: join(o.stateDir, 'events'),
+    thing: o.thing,
+    model: o.model,
+    link,
+    log,
+    onSent: () => checkFinished(),
+  });
+  batcher.setTap(anomalyEvents);
+
   // --- the disk: the source pauses before it fills and resumes once the outbox drained ---
   /** Results a storage fault holds are written again as soon as the disk has room for them. */
   const retryHeld = () => {
@@ -301,6 +313,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   /** Serves a model: the engine predicts with it, and summary mode counts with its threshold. */
   const serve = (model: LoadedModel) => {
     batcher.setModel(model.version, model.manifest.lowConfidence);
+    anomalyEvents.setModel(model.manifest);
     engine.setModel(model);
   };
 
@@ -336,6 +349,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       ...(outbox.quarantined > 0 ? { quarantined: outbox.quarantined } : {}),
       ...(liveWindows.length > 0 && engine.serving?.manifest.window ? { series: seriesStats() } : {}),
       ...(sourceStatus.length > 0 ? { sources: sourceStatus.map((status) => status()) } : {}),
+      ...(anomalyEvents.active ? { events: anomalyEvents.status() } : {}),
     };
   }
 
@@ -366,7 +380,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
 
   function checkFinished() {
     if (finishedFlag || !sourceDone || o.source === undefined || o.source.kind === 'none') return;
-    if (outbox.depth === 0 && batcher.backlog === 0) {
+    if (outbox.depth === 0 && batcher.backlog === 0 && anomalyEvents.status().unsent === 0) {
       finishedFlag = true;
       statusChanged();
       events.emit('finished');
@@ -508,10 +522,12 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   // --- connection ------------------------------------------------------------------------
   link.on('connected', () => {
     publisher.kick();
+    anomalyEvents.kick();
     status.report();
   });
   link.on('resumed', () => {
     publisher.kick();
+    anomalyEvents.kick();
     status.report();
   });
   link.on('interrupted', () => events.emit('status', snapshot()));
@@ -542,6 +558,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       clearInterval(diskTimer);
       await sourceRun;
       await batcher.flush(true).catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
+      await anomalyEvents.stop();
       await updates?.settled();
       await publisher.stop();
       state = 'stopped';

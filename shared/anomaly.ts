@@ -127,7 +127,7 @@ export class EventTracker {
     series: string,
     time: number,
     result: { anomaly: boolean; score: number; channels: readonly ChannelShare[] },
-  ): { event?: string; closed?: AnomalyEvent } {
+  ): { event?: string; opened?: AnomalyEvent; closed?: AnomalyEvent } {
     let state = this.series.get(series);
     if (!state) {
       state = { recent: [] };
@@ -164,7 +164,23 @@ export class EventTracker {
     };
     addTo(event, time, result);
     state.open = event;
-    return { event: event.id };
+    return { event: event.id, opened: finished(event) };
+  }
+
+  /** The events open now, as they stand (a gateway keeps them across a restart). */
+  openEvents(): AnomalyEvent[] {
+    return [...this.series.values()].flatMap((s) => (s.open ? [finished(s.open)] : []));
+  }
+
+  /**
+   * Continues events a previous run left open: the next results of their series extend or
+   * close them (their channel shares carry on weighted by the results they had).
+   */
+  resume(events: readonly AnomalyEvent[]): void {
+    for (const event of events) {
+      const shares = new Map(event.channels.map((c) => [c.name, c.share * event.results]));
+      this.series.set(event.series, { recent: [], open: { ...event, shares, clear: 0 } });
+    }
   }
 
   /** The events still open (the end of a file or a backtest). */
@@ -173,6 +189,38 @@ export class EventTracker {
     for (const state of this.series.values()) state.open = undefined;
     return open;
   }
+}
+
+/** What the event rule reads of a result. */
+export interface EventInput {
+  series: string;
+  time: number;
+  anomaly: boolean;
+  score: number;
+  channels: readonly ChannelShare[];
+}
+
+/**
+ * A result as the event rule reads it, the same on the gateway and in `edgeloop score`: a
+ * window's series and end, else the row's series and time, else its position (the number its
+ * id ends with: results without a time keep their order).
+ */
+export function eventInputOf(result: {
+  id: string;
+  anomaly?: boolean;
+  score?: number;
+  channels?: readonly ChannelShare[];
+  series?: string;
+  time?: number;
+  window?: { series: string; end: number };
+}): EventInput {
+  return {
+    series: result.window?.series ?? result.series ?? '',
+    time: result.window?.end ?? result.time ?? Number(result.id.slice(result.id.lastIndexOf(':') + 1)),
+    anomaly: result.anomaly === true,
+    score: result.score ?? 0,
+    channels: result.channels ?? [],
+  };
 }
 
 function addTo(

@@ -505,6 +505,9 @@ export type ReleaseNotice = z.infer<typeof ReleaseNoticeSchema>;
 // Result batch: topics.results. The topic rule adds `thing` from the topic.
 // ---------------------------------------------------------------------------------------
 
+/** A column and its share of an anomaly score (shared/anomaly.ts). */
+const ChannelShareSchema = z.object({ name: z.string(), share: z.number().min(0).max(1) });
+
 export const InferenceResultSchema = z.object({
   id: z.string().min(1).max(128),
   ts: z.number().int().positive(),
@@ -517,10 +520,9 @@ export const InferenceResultSchema = z.object({
   score: z.number().min(0).optional(),
   threshold: z.number().min(0).optional(),
   anomaly: z.boolean().optional(),
-  channels: z
-    .array(z.object({ name: z.string(), share: z.number().min(0).max(1) }))
-    .max(16)
-    .optional(),
+  channels: z.array(ChannelShareSchema).max(16).optional(),
+  /** An anomaly model's row result: the reading's series (the model's series column), which events are kept per. */
+  series: z.string().max(128).optional(),
   latencyMs: z.number().min(0).max(3_600_000),
   /** The reading's own label: a class name, or a regression model's true value as text. */
   truth: z.string().optional(),
@@ -531,6 +533,30 @@ export const InferenceResultSchema = z.object({
   timeFrom: z.enum(['reading', 'arrival']).optional(),
 });
 export type InferenceResult = z.infer<typeof InferenceResultSchema>;
+
+/**
+ * An anomaly event as a gateway sends it on its events topic: once when the model's event
+ * rule opens it and once when it closes (the same `eventId`; the closing message wins).
+ * Times are epoch ms (a window's end, the reading's time column, else its arrival).
+ */
+export const AnomalyEventMessageSchema = z.object({
+  /** `<series>@<start>`: unique per gateway and model. */
+  eventId: z.string().min(1).max(300),
+  model: ModelName,
+  version: Version,
+  series: z.string().max(128),
+  state: z.enum(['open', 'closed']),
+  start: z.number(),
+  end: z.number(),
+  peakScore: z.number().min(0),
+  threshold: z.number().min(0),
+  /** The columns that drove it, largest share first. */
+  channels: z.array(ChannelShareSchema).max(16),
+  /** Anomalous results in it so far. */
+  results: z.number().int().min(1),
+  sentAt: z.number().int().positive(),
+});
+export type AnomalyEventMessage = z.infer<typeof AnomalyEventMessageSchema>;
 
 export const ResultBatchSchema = z.object({
   /** Stable across outbox replays and restarts: the aggregator counts each batch id once. */
@@ -685,6 +711,15 @@ export const DeviceStatusSchema = z.object({
     .optional(),
   /** Live inputs (MQTT, OPC UA, Modbus TCP), one entry each. */
   sources: z.array(SourceStatusSchema).optional(),
+  /** Anomaly models: events open now, opened and closed since start, and event messages not yet acknowledged. */
+  events: z
+    .object({
+      open: z.number().int().min(0),
+      opened: z.number().int().min(0),
+      closed: z.number().int().min(0),
+      unsent: z.number().int().min(0),
+    })
+    .optional(),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatusSchema>;
 

@@ -140,6 +140,8 @@ export const topics = {
   results: `${NAMESPACE}/things/{thing}/results`,
   /** Status and heartbeat from one gateway. */
   status: `${NAMESPACE}/things/{thing}/status`,
+  /** Anomaly events from one gateway: one message when an event opens, one when it closes. */
+  events: `${NAMESPACE}/things/{thing}/events`,
 } as const;
 export type TopicName = keyof typeof topics;
 
@@ -194,6 +196,12 @@ export const rules = {
     ruleName: `${NAMESPACE}_status`,
     sql: ruleSql('status'),
     function: 'aggregateStatus',
+  },
+  events: {
+    id: 'EventsRule',
+    ruleName: `${NAMESPACE}_events`,
+    sql: ruleSql('events'),
+    function: 'recordEvents',
   },
 } as const;
 export type RuleName = keyof typeof rules;
@@ -309,6 +317,14 @@ export const tables = {
     derived: false,
     ttlAttribute: 'expiresAt',
   },
+  /** Anomaly events from gateways: one item per (model, start, thing, series), open or closed. */
+  events: {
+    id: 'Events',
+    localName: 'edgeloop-events',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    derived: false,
+  },
   /** Idempotency keys: S3 event object versions and result ids already counted. */
   idempotency: {
     id: 'Idempotency',
@@ -332,6 +348,10 @@ export const envVars = {
   fleetTable: 'EDGELOOP_FLEET_TABLE',
   errorsTable: 'EDGELOOP_ERRORS_TABLE',
   idempotencyTable: 'EDGELOOP_IDEMPOTENCY_TABLE',
+  eventsTable: 'EDGELOOP_EVENTS_TABLE',
+  /** Where anomaly events are announced in AWS: an SNS topic and an EventBridge bus (unset locally). */
+  eventsTopicArn: 'EDGELOOP_EVENTS_TOPIC_ARN',
+  eventBusName: 'EDGELOOP_EVENT_BUS',
   /** KMS key id (AWS) or a PEM file path (local) used to sign manifests. */
   signingKey: 'EDGELOOP_SIGNING_KEY',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
@@ -352,6 +372,13 @@ export const functions = {
     id: 'AggregateStatusFunction',
     env: ['fleetTable', 'errorsTable'],
   },
+  /** IoT rule `events`: keeps the events store, and announces events on SNS and EventBridge in AWS. */
+  recordEvents: {
+    id: 'RecordEventsFunction',
+    env: ['eventsTable', 'errorsTable'],
+    /** Set in AWS only (the local stack has no SNS or EventBridge): the handler announces where they are set. */
+    awsOnlyEnv: ['eventsTopicArn', 'eventBusName'],
+  },
   /** Kinesis event source mapping: many gateways' batches per invocation (streamRules.results). */
   aggregateResultsStream: {
     id: 'AggregateResultsStreamFunction',
@@ -362,8 +389,14 @@ export const functions = {
     id: 'RolloutControllerFunction',
     env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket', 'signingKey'],
   },
-} as const satisfies Record<string, { id: string; env: readonly EnvVarKey[] }>;
+} as const satisfies Record<string, { id: string; env: readonly EnvVarKey[]; awsOnlyEnv?: readonly EnvVarKey[] }>;
 export type FunctionName = keyof typeof functions;
+
+/** The variables a function has in AWS only (the services they name do not run locally). */
+export function awsOnlyEnvOf(name: FunctionName): readonly EnvVarKey[] {
+  const spec = functions[name] as { awsOnlyEnv?: readonly EnvVarKey[] };
+  return spec.awsOnlyEnv ?? [];
+}
 
 /**
  * Set on every Lambda function by the CDK stack for Powertools, which reads them itself
@@ -402,6 +435,7 @@ export const thingPolicy: readonly PolicyStatement[] = [
     patterns: [
       ownTopic('results'),
       ownTopic('status'),
+      ownTopic('events'),
       basicIngestTopic(`${streamRules.results.ruleName}_*`, THING_VARIABLE),
     ],
   },
@@ -459,7 +493,16 @@ export const metricNames = {
   /** One per rollout controller decision (dimensions model and decision). */
   rolloutDecisions: 'RolloutDecisions',
   retrainsStarted: 'RetrainsStarted',
+  /** Anomaly models: events opened (dimension model), and results over the threshold. */
+  anomalyEvents: 'AnomalyEvents',
+  anomalyResults: 'AnomalyResults',
 } as const;
+
+/**
+ * The `service` dimension of the events function's metrics. It also emits AnomalyEvents with
+ * that dimension alone (a fleet-wide series), which the events-per-hour alarm watches.
+ */
+export const EVENTS_METRICS_SERVICE = 'record-events';
 
 /**
  * The panels of the CloudWatch dashboard (infra/aws) and of the local dashboard page, in
@@ -483,6 +526,10 @@ export const dashboardPanels = {
   prediction: {
     title: 'Prediction mean and live RMSE (regression)',
     metrics: [metricNames.predictionMean, metricNames.liveRmse],
+  },
+  anomaly: {
+    title: 'Anomalous results and events (anomaly models)',
+    metrics: [metricNames.anomalyResults, metricNames.anomalyEvents],
   },
   drift: { title: 'Drift (PSI)', metrics: [metricNames.drift] },
   outbox: { title: 'Outbox depth', metrics: [metricNames.outboxDepth] },
@@ -518,6 +565,16 @@ export const aggregateKeys = {
 
 /** Partition keys a fleet-level (model) cell is spread over by the stream aggregator. */
 export const AGGREGATE_WRITE_SHARDS = 8;
+
+export const eventKeys = {
+  /** One partition per model: `edgeloop events --since` is one key range. */
+  partition: (model: string) => `events#${model}`,
+  /** Start first (a time window is a key range), then where it happened; unique per event. */
+  sort: (startMs: number, thing: string, series: string) =>
+    `${new Date(startMs).toISOString()}#${thing}#${series}`,
+  /** The sort key of the first event starting at or after `sinceMs`. */
+  since: (sinceMs: number) => new Date(sinceMs).toISOString(),
+} as const;
 
 export const idempotencyKeys = {
   /** One claim per result batch; the device keeps batch ids stable across outbox replays. */

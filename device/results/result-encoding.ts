@@ -6,7 +6,8 @@
 import type { CountedResult } from '../../shared/aggregation/aggregate.ts';
 import type { ChannelShare } from '../../shared/anomaly.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
-import type { InferenceResult } from '../../shared/schemas.ts';
+import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
+import { parseTime } from '../../shared/timeseries/long-format.ts';
 import type { Inferred } from '../model/engine.ts';
 import type { Classified } from '../model/model.ts';
 
@@ -61,6 +62,26 @@ export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Da
   return result;
 }
 
+/**
+ * Where and when an anomaly model's row reading happened, from the columns its manifest names:
+ * results carry them, and the event rule keeps events per series in time order. Other
+ * models' results carry neither (their bytes stay as they were).
+ */
+export function readingPlace(
+  manifest: Pick<Manifest, 'anomaly'> | undefined,
+  row: RawRow,
+): { series?: string; time?: number; timeFrom?: 'reading' } {
+  const anomaly = manifest?.anomaly;
+  if (!anomaly) return {};
+  const series = anomaly.series === undefined ? undefined : row[anomaly.series];
+  const cell = anomaly.time === undefined ? undefined : row[anomaly.time];
+  const time = cell === undefined || cell === null ? Number.NaN : parseTime(cell, 'ms');
+  return {
+    ...(series !== undefined && series !== null ? { series: String(series) } : {}),
+    ...(Number.isFinite(time) ? { time, timeFrom: 'reading' as const } : {}),
+  };
+}
+
 /** An anomaly model's answer as results carry it: the score to 7 significant digits and the verdict on it. */
 export function anomalyAnswer(score: number, threshold: number, channels: readonly ChannelShare[]) {
   const rounded = roundValue(score);
@@ -70,6 +91,8 @@ export function anomalyAnswer(score: number, threshold: number, channels: readon
 /** What the encoder needs of a classified chunk. */
 export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence' | 'values' | 'anomaly'> & {
   latencyMs: number;
+  /** An anomaly model's readings: each one's series and time (readingPlace). */
+  places?: ReturnType<typeof readingPlace>[];
 };
 
 /**
@@ -95,6 +118,7 @@ export class ReplayEncoder {
     for (let i = 0; i < n; i++) {
       const { label, confidence, value, latencyMs, truth } = resultAt(i);
       const scored = classified.anomaly;
+      const place = classified.places?.[i];
       results[i] = {
         id: `${this.thing}:${first + i}`,
         ts,
@@ -105,6 +129,7 @@ export class ReplayEncoder {
             : { label, confidence }),
         latencyMs,
         ...(truth !== undefined ? { truth } : {}),
+        ...place,
       };
     }
     return encodeResultObjects(results);

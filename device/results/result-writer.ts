@@ -41,6 +41,12 @@ const streams = new Map<number, ResultStream>();
 let nextStreamId = 1;
 const writer = createResultWriter((message: FromWriter) => streams.get(message.stream)?.receive(message));
 
+/** Sees every result handed over, in the order handed (an anomaly model's event rule). */
+export interface ResultTap {
+  results(version: number, results: readonly InferenceResult[]): void;
+  replay(chunk: ReplayChunk): void;
+}
+
 /**
  * One device's results on their way to its outbox: the sources hand over results here, in
  * source order, and `onPersisted` hears of each batch once it is durable (false: the
@@ -74,6 +80,7 @@ export class ResultStream {
   private readonly arrivals: { count: number; at: number }[] = [];
   /** From a reading's arrival to its result being durable (ms), since the stream opened. */
   private readonly durableLatency: Histogram = {};
+  private tap: ResultTap | undefined;
 
   constructor(
     private readonly outbox: Outbox,
@@ -101,6 +108,11 @@ export class ResultStream {
       batch: options.batch ?? {},
       ...(options.summary ? { summary: options.summary } : {}),
     });
+  }
+
+  /** From now on `tap` sees every result handed over. */
+  setTap(tap: ResultTap): void {
+    this.tap = tap;
   }
 
   /** A model version the device serves, with the threshold its manifest sets for low confidence. */
@@ -157,10 +169,12 @@ export class ResultStream {
     this.handed += chunk.best.length;
     this.arrived(chunk.best.length, chunk.latencyMs);
     this.send({ type: 'replay', stream: this.id, chunk, lowConfidence: this.lowConfidenceOf(chunk.version) });
+    this.tap?.replay(chunk);
   }
 
   /** Results made on this thread (stdin, /infer), by one model version. */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
+    this.tap?.results(version, results);
     if (this.summary) {
       this.handed += results.length;
       for (const result of results) this.arrived(1, result.latencyMs);

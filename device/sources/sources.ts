@@ -18,9 +18,9 @@ import {
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
 import { type RawRow, transformInto } from '../../shared/preprocess.ts';
 import type { InferenceResult, Preprocessing } from '../../shared/schemas.ts';
-import { type Engine, NoModelError } from '../model/engine.ts';
+import { type Engine, type Inferred, NoModelError } from '../model/engine.ts';
 import type { Classified, LoadedModel } from '../model/model.ts';
-import { toResult, truthColumn } from '../results/result-encoding.ts';
+import { readingPlace, toResult, truthColumn } from '../results/result-encoding.ts';
 import type { ResultStream } from '../results/result-writer.ts';
 import { guardInferServer } from './infer-guard.ts';
 import type { LiveSpec } from './live/live-input.ts';
@@ -242,6 +242,8 @@ export async function runCsvReplay(
     }
     ctx.onClassified?.({ first, rows: batch, classified, ts });
     const { version, labels, best, confidence, values, anomaly, latencyMs } = classified;
+    // classifyRows ran the serving model just now (one thread): its manifest names the columns.
+    const manifest = anomaly ? ctx.engine.serving?.manifest : undefined;
     ctx.batcher.addReplay({
       version,
       first,
@@ -249,7 +251,7 @@ export async function runCsvReplay(
       best,
       confidence,
       ...(values ? { values } : {}),
-      ...(anomaly ? { anomaly } : {}),
+      ...(anomaly ? { anomaly, places: batch.map((row) => readingPlace(manifest, row)) } : {}),
       latencyMs,
       ts,
       csvNext: end,
@@ -319,6 +321,16 @@ export function unreadable(error: unknown): Refusal {
   return { reason: 'unreadable', message: errorMessage(error) };
 }
 
+/** One reading's result (stdin, /infer): with its series and time when an anomaly model answered it. */
+function resultOfReading(id: string, inferred: Inferred, row: RawRow, engine: Engine, labelColumn: string) {
+  const serving = engine.serving;
+  const manifest = serving?.version === inferred.version ? serving.manifest : undefined;
+  return {
+    ...toResult(id, inferred, row[labelColumn]),
+    ...(inferred.score !== undefined ? readingPlace(manifest, row) : {}),
+  };
+}
+
 /** JSON lines on a stream (stdin): one reading per line, one result line back per reading. */
 export async function runJsonLines(
   input: Readable,
@@ -346,7 +358,7 @@ export async function runJsonLines(
       continue;
     }
     const inferred = await ctx.engine.submit(row);
-    const result = toResult(`${ctx.idPrefix}${n++}`, inferred, row[ctx.labelColumn()]);
+    const result = resultOfReading(`${ctx.idPrefix}${n++}`, inferred, row, ctx.engine, ctx.labelColumn());
     ctx.onInferred?.([row], [result]);
     ctx.batcher.add(inferred.version, [result]);
     ctx.write(JSON.stringify({ ...result, version: inferred.version }));
@@ -460,7 +472,7 @@ export async function startInferServer(
     }
     try {
       const inferred = await ctx.engine.submit(row);
-      const result = toResult(ctx.nextId(), inferred, row[ctx.labelColumn()]);
+      const result = resultOfReading(ctx.nextId(), inferred, row, ctx.engine, ctx.labelColumn());
       ctx.onResult(result, inferred.version);
       return send(res, 200, { ...result, version: inferred.version });
     } catch (error) {

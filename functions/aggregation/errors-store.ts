@@ -17,7 +17,7 @@ import type { EdgeloopMetrics } from '../../shared/metrics.ts';
 import type { RuleEvent } from '../../shared/schemas.ts';
 import { errorKeys } from '../../shared/topology.ts';
 
-export type ErrorSource = 'results' | 'status';
+export type ErrorSource = 'results' | 'status' | 'events';
 
 export interface ErrorRecord {
   source: ErrorSource;

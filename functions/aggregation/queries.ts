@@ -23,7 +23,7 @@ import { type FleetItem, scanFleet } from './status.ts';
 
 export interface StatsSource {
   ddb: DynamoDBDocumentClient;
-  tables: { aggregates: string; fleet: string; errors: string };
+  tables: { aggregates: string; fleet: string; errors: string; events: string };
   /** Manifests give each version its training distribution, for drift. */
   manifests?: ManifestLookup;
   now?: () => number;
@@ -45,6 +45,7 @@ export function localStatsSource(): StatsSource {
       aggregates: tables.aggregates.localName,
       fleet: tables.fleet.localName,
       errors: tables.errors.localName,
+      events: tables.events.localName,
     },
     manifests: new ManifestCache(s3Client, buckets.models.localName),
   };

@@ -164,6 +164,7 @@ function emitResultMetrics(
   metrics.publishWith({ model, version: String(version) }, (m) => {
     m.put('inferences', counted.count);
     m.put('lowConfidence', counted.lowConfidence);
+    if (counted.scored > 0) m.put('anomalyResults', counted.classes.anomaly ?? 0);
     if (summary.latencyP99Ms !== null) m.put('latencyP99', summary.latencyP99Ms, MetricUnit.Milliseconds);
     if (summary.liveAccuracy !== null) m.put('liveAccuracy', summary.liveAccuracy, MetricUnit.NoUnit);
     if (psi !== undefined) m.put('drift', psi, MetricUnit.NoUnit);

@@ -414,6 +414,7 @@ function emitStreamMetrics(
   metrics.publishWith({ model, version: String(version) }, (m) => {
     m.put('inferences', counted.count);
     m.put('lowConfidence', counted.lowConfidence);
+    if (counted.scored > 0) m.put('anomalyResults', counted.classes.anomaly ?? 0);
     if (summary.latencyP99Ms !== null) m.put('latencyP99', summary.latencyP99Ms, MetricUnit.Milliseconds);
     if (summary.liveAccuracy !== null) m.put('liveAccuracy', summary.liveAccuracy, MetricUnit.NoUnit);
     if (summary.valueMean !== null) m.put('predictionMean', summary.valueMean, MetricUnit.NoUnit);

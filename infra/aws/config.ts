@@ -51,6 +51,8 @@ export const EdgeloopConfigSchema = z
     trainingFailureThreshold: z.coerce.number().int().min(1).default(1),
     aggregatorErrorThreshold: z.coerce.number().int().min(1).default(5),
     dlqDepthThreshold: z.coerce.number().int().min(1).default(1),
+    /** Anomaly events opened fleet-wide in an hour that page someone (each event is also on SNS and EventBridge). */
+    anomalyEventsPerHourThreshold: z.coerce.number().int().min(1).default(20),
     /**
      * Shards of the fleet-scale results stream (Basic Ingest rule -> Kinesis -> stream
      * aggregator): one per ~350 batches/s (~3,500 gateways at one batch per 10 s), so one call
@@ -58,7 +60,7 @@ export const EdgeloopConfigSchema = z
      * deploys only the direct path (results rule -> one aggregator call per batch).
      */
     resultsStreamShards: z.coerce.number().int().min(0).max(500).default(0),
-    /** Optional address subscribed to the alarm topic. */
+    /** Optional address subscribed to the alarm topic and the anomaly events topic. */
     alarmEmail: z.string().email().optional(),
   })
   .strict()

@@ -9,6 +9,7 @@ export const handlerEntries = {
   aggregateResults: 'functions/aggregate-results.ts',
   aggregateResultsStream: 'functions/aggregate-results-stream.ts',
   aggregateStatus: 'functions/aggregate-status.ts',
+  recordEvents: 'functions/record-events.ts',
   trainingSteps: 'functions/training-steps.ts',
   rolloutController: 'functions/rollout-controller.ts',
 } as const;

@@ -9,6 +9,7 @@ import type { Construct } from 'constructs';
 import type { Deployment } from '../../shared/schemas.ts';
 import { ACCOUNT_STAGE_PARAMETER, deploymentParameter, NAMESPACE } from '../../shared/topology.ts';
 import type { EdgeloopConfig } from './config.ts';
+import { AnomalyEvents } from './constructs/anomaly-events.ts';
 import type { EdgeloopResources } from './constructs/function-binding.ts';
 import { DeviceComponent } from './constructs/greengrass.ts';
 import { Iot } from './constructs/iot.ts';
@@ -35,6 +36,7 @@ export class EdgeloopStack extends Stack {
   readonly training: Training;
   readonly iot: Iot;
   readonly observability: Observability;
+  readonly anomalyEvents: AnomalyEvents;
   readonly rollout: Rollout;
   readonly deviceComponent: DeviceComponent;
 
@@ -85,6 +87,10 @@ export class EdgeloopStack extends Stack {
     this.deviceComponent = new DeviceComponent(this, 'DeviceComponent', {
       tokenExchangeRole: this.iot.deviceRole,
       stage: config.stage,
+    });
+    this.anomalyEvents = new AnomalyEvents(this, 'AnomalyEvents', {
+      config,
+      recorder: this.iot.aggregators.events,
     });
     this.observability = new Observability(this, 'Observability', {
       config,
@@ -137,6 +143,10 @@ export class EdgeloopStack extends Stack {
         description: 'Greengrass component of the gateway package (deploy it to core devices)',
       },
       AlarmTopicArn: { value: this.observability.alarmTopic.topicArn, description: 'subscribe to alarms' },
+      AnomalyEventsTopicArn: {
+        value: this.anomalyEvents.topic.topicArn,
+        description: 'subscribe to anomaly events as they open (EventBridge: source edgeloop)',
+      },
     };
     for (const [name, output] of Object.entries(outputs)) new CfnOutput(this, name, output);
   }

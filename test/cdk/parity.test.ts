@@ -20,6 +20,7 @@ import {
   buckets,
   datasetKeys,
   envVars,
+  awsOnlyEnvOf,
   type FunctionName,
   functions,
   powertoolsEnv,
@@ -50,8 +51,13 @@ const envOf = (fn: CfnResource | undefined) =>
   Object.keys(
     (fn?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
   ).sort();
-const declaredEnv = (name: FunctionName) =>
-  [...functions[name].env, ...powertoolsEnv].map((key) => envVars[key]).sort();
+/** In AWS: the variables a function reads everywhere, Powertools', and those it has in AWS only. */
+const declaredEnv = (name: FunctionName) => {
+  return [...functions[name].env, ...powertoolsEnv, ...awsOnlyEnvOf(name)].map((key) => envVars[key]).sort();
+};
+const awsOnlyNames = new Set<string>(
+  (Object.keys(functions) as FunctionName[]).flatMap((name) => awsOnlyEnvOf(name).map((key) => envVars[key])),
+);
 
 interface RulePayload {
   Sql: string;
@@ -123,13 +129,13 @@ describe('IoT topic rules', () => {
     expect(envOf(target)).toEqual(declaredEnv(rule.function));
   });
 
-  it('deploys SQL the local rule router runs, reading the results and status topics', () => {
+  it('deploys SQL the local rule router runs, reading the results, status and events topics', () => {
     // Act
     const parsed = topicRules().map((payload) => parseRuleSql(payload.Sql));
 
     // Assess
     expect(parsed.map((rule) => rule.from).sort()).toEqual(
-      [topicFilter('results'), topicFilter('status')].sort(),
+      [topicFilter('results'), topicFilter('status'), topicFilter('events')].sort(),
     );
     for (const rule of parsed) {
       const output = evaluateRule(rule, {
@@ -260,7 +266,8 @@ describe('function environment', () => {
       kinesis: 'http://127.0.0.1:5',
     };
     const local = Object.keys(localEnv(endpoints, '/tmp/edgeloop'));
-    for (const { actual } of expectedEnv()) expect(local).toEqual(expect.arrayContaining(actual));
+    for (const { actual } of expectedEnv())
+      expect(local).toEqual(expect.arrayContaining(actual.filter((name) => !awsOnlyNames.has(name))));
   });
 
   it('bundles the handler files the local stack invokes', () => {

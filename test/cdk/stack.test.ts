@@ -18,7 +18,10 @@ import {
   dashboardPanels,
   datasetKeys,
   deploymentParameter,
+  EVENTS_METRICS_SERVICE,
+  envVars,
   METRICS_NAMESPACE,
+  metricNames,
   rolloutSchedule,
   tables,
   topicFor,
@@ -454,7 +457,7 @@ describe('tables', () => {
 describe('IoT', () => {
   it('sends rule failures to an SQS dead-letter queue through a role IoT assumes', () => {
     const rules = resourcesOfType(synth.resources, 'AWS::IoT::TopicRule');
-    expect(rules).toHaveLength(2);
+    expect(rules).toHaveLength(3);
     for (const [, rule] of rules) {
       const payload = rule.Properties?.TopicRulePayload as Record<string, unknown>;
       expect(payload).toMatchObject({
@@ -474,7 +477,7 @@ describe('IoT', () => {
     const aggregators = resourcesOfType(synth.resources, 'AWS::Lambda::Function').filter(
       ([, fn]) => !isImageFunction(fn),
     );
-    expect(aggregators).toHaveLength(3);
+    expect(aggregators).toHaveLength(4);
     for (const [, fn] of aggregators) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -491,7 +494,7 @@ describe('IoT', () => {
         DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
       },
     });
-    expect(Object.keys(configs)).toHaveLength(2);
+    expect(Object.keys(configs)).toHaveLength(3);
   });
 
   it('recounts devices online every minute through the status aggregator', () => {
@@ -673,12 +676,39 @@ describe('observability', () => {
     expect(metrics).toEqual([
       'AWS/Lambda/Errors',
       'AWS/Lambda/Errors',
+      'AWS/Lambda/Errors',
       'AWS/SQS/ApproximateNumberOfMessagesVisible',
       'AWS/SQS/ApproximateNumberOfMessagesVisible',
       'AWS/SQS/ApproximateNumberOfMessagesVisible',
       'AWS/States/ExecutionsFailed',
+      'edgeloop/AnomalyEvents',
     ]);
     for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
+  });
+
+  it('announces anomaly events on a TLS-only SNS topic and the default EventBridge bus, and alarms on the fleet-wide count', () => {
+    const recorder = synth.resources[logicalId(synth.stack.iot.aggregators.events)];
+    const env = recorder?.Properties?.Environment as { Variables: Record<string, unknown> };
+    expect(Object.keys(env.Variables)).toEqual(
+      expect.arrayContaining([envVars.eventsTopicArn, envVars.eventBusName, envVars.eventsTable]),
+    );
+    const topic = logicalId(synth.stack.anomalyEvents.topic);
+    synth.template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'sns:Publish', Resource: { Ref: topic } }),
+          Match.objectLike({ Action: 'events:PutEvents', Resource: Match.anyValue() }),
+        ]),
+      },
+    });
+    const [alarm] = resourcesOfType(synth.resources, 'AWS::CloudWatch::Alarm')
+      .map(([, a]) => a.Properties ?? {})
+      .filter((a) => a.MetricName === metricNames.anomalyEvents);
+    expect(alarm).toMatchObject({
+      Dimensions: [{ Name: 'service', Value: EVENTS_METRICS_SERVICE }],
+      Period: 3600,
+      Statistic: 'Sum',
+    });
   });
 
   it('keeps the alarm topic TLS-only', () => {

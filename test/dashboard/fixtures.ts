@@ -126,6 +126,37 @@ function regressionSeries(startMinute: number, minutes: number, rand: () => numb
   };
 }
 
+/**
+ * An anomaly model's version (model `water-pumps`): results are scored, not classified, so the
+ * class, confidence and live accuracy views leave it out; the anomaly view shows its rate.
+ */
+function anomalySeries(startMinute: number, minutes: number, rand: () => number): VersionSeries {
+  const points: MinutePoint[] = [];
+  for (let m = 0; m < minutes; m++) {
+    const n = 60;
+    const latencies = Array.from({ length: n }, () => 0.8 + rand()).sort((a, b) => a - b);
+    points.push({
+      minute: startMinute + m * 60_000,
+      inferences: n,
+      lowConfidenceRate: null,
+      confidenceMean: null,
+      latencyP50Ms: quantile(latencies, 0.5),
+      latencyP99Ms: quantile(latencies, 0.99),
+      liveAccuracy: null,
+      drift: null,
+      anomalyRate: m >= minutes - 4 ? 0.3 + rand() * 0.2 : rand() * 0.02,
+    });
+  }
+  return {
+    model: 'water-pumps',
+    version: 1,
+    task: 'anomaly',
+    minutes: points,
+    classMix: { anomaly: 40, normal: 680 },
+    confidence: { mean: null, histogram: [] },
+  };
+}
+
 export function buildSnapshot(options: SnapshotOptions = {}): DashboardSnapshot {
   const now = options.now ?? new Date('2025-06-01T12:00:30Z');
   const minutes = options.minutes ?? 12;
@@ -236,7 +267,41 @@ export function buildSnapshot(options: SnapshotOptions = {}): DashboardSnapshot 
         },
       ],
     },
-    versions: [v1, v3, regressionSeries(firstMinute, minutes, rand)],
+    versions: [
+      v1,
+      v3,
+      regressionSeries(firstMinute, minutes, rand),
+      anomalySeries(firstMinute, minutes, rand),
+    ],
+    events: [
+      {
+        model: 'water-pumps',
+        version: 1,
+        thing: 'gw-02',
+        series: 'pump-7',
+        state: 'open',
+        start: at(230),
+        end: at(20),
+        peakScore: 41.2,
+        threshold: 3.1,
+        channels: [
+          { name: 'pressure', share: 0.71 },
+          { name: 'flow', share: 0.2 },
+        ],
+      },
+      {
+        model: 'water-pumps',
+        version: 1,
+        thing: 'gw-01',
+        series: 'pump-3',
+        state: 'closed',
+        start: at(600),
+        end: at(480),
+        peakScore: 9.5,
+        threshold: 3.1,
+        channels: [{ name: 'vibration', share: 0.9 }],
+      },
+    ],
     errors: { count: errorCount, latest },
   };
 }

@@ -113,15 +113,27 @@ describe.runIf(!missing)('dashboard page in chromium', () => {
     const versions = current.versions.length;
     expect(byId.inferences?.series).toBe(versions);
     expect(byId.latency?.series).toBe(2 * versions); // p50 and p99 per version
-    // Class views leave the regression version out and say so; the prediction panel shows it.
-    const classifiers = current.versions.filter((v) => v.task !== 'regression').length;
-    expect(classifiers).toBe(versions - 1);
+    // Class views leave the regression and anomaly versions out and say so; the prediction
+    // and anomaly panels show them.
+    const classifiers = current.versions.filter((v) => v.task === undefined).length;
+    expect(classifiers).toBe(versions - 2);
     for (const id of ['classMix', 'confidence', 'lowConfidence', 'liveAccuracy'])
       expect(byId[id]?.series, id).toBe(classifiers);
     expect(byId.prediction?.series).toBe(2); // mean and live RMSE of the one regression version
     const classNote = await dashboard.page.locator('[data-panel="classMix"] .not-applicable').textContent();
     expect(classNote).toBe(
-      `1 regression version(s) not shown: they answer numbers, not classes (see ${dashboardPanels.prediction.title})`,
+      `1 regression version(s) not shown: they answer numbers, not classes (see ${dashboardPanels.prediction.title}); ` +
+        `1 anomaly version(s) not shown: they answer a score against normal operation, not classes (see ${dashboardPanels.anomaly.title})`,
+    );
+    // The anomaly panel: the one anomaly version's rate, and its events per series in time.
+    expect(byId.anomaly?.series).toBe(1);
+    const anomaly = dashboard.page.locator('[data-panel="anomaly"]');
+    expect(await anomaly.getAttribute('data-events')).toBe('2');
+    const rows = await anomaly.locator('tbody tr').allTextContents();
+    expect(rows[0]).toMatch(/^gw-01 \/ pump-3.*9\.5.*vibration 90%/);
+    expect(rows[1]).toMatch(/^gw-02 \/ pump-7.*open.*41\.2.*pressure 71%, flow 20%/);
+    expect(await anomaly.locator('p.note:not(.not-applicable)').textContent()).toBe(
+      '2 event(s) in this window, 1 open now',
     );
     expect(byId.rollout?.points).toBe(current.rollout.fleet.length);
     expect(byId.inferences?.points).toBe(current.versions.reduce((n, v) => n + v.minutes.length, 0));

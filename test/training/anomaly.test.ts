@@ -77,7 +77,7 @@ describe('anomaly models', () => {
     const readings = parseCsvReadings(faulty.csv, 'faulty: ').rows;
     const failure = probationFailure(model);
     const { results } = await scoreReadings(model, readings);
-    const { events } = anomalyEvents(results, manifest, readings);
+    const { events } = anomalyEvents(results, manifest);
 
     // Assess: the threshold came from the budget at the data's rate per pump, the held-out
     // normal rows alarm about as often as it allows, and probation holds.

@@ -11,7 +11,7 @@ import type { RawRow } from '../../../shared/preprocess.ts';
 import type { InferenceResult, SourceStatus, WindowManifest } from '../../../shared/schemas.ts';
 import type { Engine } from '../../model/engine.ts';
 import { predictionAt } from '../../model/model.ts';
-import { toResult } from '../../results/result-encoding.ts';
+import { readingPlace, toResult } from '../../results/result-encoding.ts';
 import type { ResultStream } from '../../results/result-writer.ts';
 import { modelRefusal } from '../sources.ts';
 import { addResults } from '../window-sources.ts';
@@ -94,10 +94,14 @@ function answerRows(entries: readonly Received[], ctx: LiveContext) {
         version: classified.version,
         latencyMs: now - arrival.arrivedPerf,
       };
+      const place = classified.anomaly ? readingPlace(model.manifest, row) : {};
+      const series = reading.series ?? place.series;
       return {
         ...toResult(`${ctx.thing}:${ctx.name}:${first + i}`, inferred, row[labelColumn], ts),
-        time: reading.time ?? arrival.arrivedAt,
-        timeFrom: reading.time !== undefined ? 'reading' : 'arrival',
+        // An anomaly model's events are per series: the reading's own, else its series column.
+        ...(classified.anomaly && series !== undefined ? { series } : {}),
+        time: reading.time ?? place.time ?? arrival.arrivedAt,
+        timeFrom: reading.time !== undefined || place.time !== undefined ? 'reading' : 'arrival',
       };
     });
     ctx.batcher.add(classified.version, results, first + rows.length);

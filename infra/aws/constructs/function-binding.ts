@@ -65,6 +65,7 @@ const tableOfEnv: Partial<Record<EnvVarKey, TableKey>> = {
   fleetTable: 'fleet',
   errorsTable: 'errors',
   idempotencyTable: 'idempotency',
+  eventsTable: 'events',
 };
 
 /** The value of one topology environment variable in this stack. */

@@ -50,11 +50,13 @@ const aggregatorAccess: Record<RuleName, Access> = {
     writeTables: ['aggregates', 'errors', 'idempotency'],
   },
   status: { readTables: ['fleet'], writeTables: ['fleet', 'errors'] },
+  events: { readTables: ['events'], writeTables: ['events', 'errors'] },
 };
 
 const entryOf: Record<RuleName, string> = {
   results: handlerEntries.aggregateResults,
   status: handlerEntries.aggregateStatus,
+  events: handlerEntries.recordEvents,
 };
 
 /** One IoT policy statement as IAM-style JSON with full ARNs. */

@@ -14,6 +14,7 @@ import { Construct } from 'constructs';
 import {
   type DashboardPanel,
   dashboardPanels,
+  EVENTS_METRICS_SERVICE,
   METRICS_NAMESPACE,
   metricNames,
   NAMESPACE,
@@ -44,6 +45,8 @@ const statisticOf: Record<MetricName, Statistic> = {
   [metricNames.confidenceMean]: 'Average',
   [metricNames.rolloutDecisions]: 'Sum',
   [metricNames.retrainsStarted]: 'Sum',
+  [metricNames.anomalyEvents]: 'Sum',
+  [metricNames.anomalyResults]: 'Sum',
 };
 
 /** A 0..1 level shares a panel with a count: it goes on the right axis. */
@@ -106,6 +109,21 @@ export class Observability extends Construct {
       trainingFailures,
       config.trainingFailureThreshold,
       'a training run failed',
+      notify,
+    );
+
+    // The fleet-wide series of the events function (shared/topology.ts EVENTS_METRICS_SERVICE).
+    this.alarm(
+      'AnomalyEventsPerHour',
+      new cw.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: metricNames.anomalyEvents,
+        dimensionsMap: { service: EVENTS_METRICS_SERVICE },
+        period: Duration.hours(1),
+        statistic: 'Sum',
+      }),
+      config.anomalyEventsPerHourThreshold,
+      'gateways opened many anomaly events within an hour',
       notify,
     );
 

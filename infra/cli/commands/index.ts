@@ -1,6 +1,7 @@
 import { deviceCommand } from '../../../device/command.ts';
 import type { Command } from '../../../shared/cli/command.ts';
 import { demoCommand } from './demo.ts';
+import { eventsCommand } from './events.ts';
 import { feedbackCommand } from './feedback.ts';
 import { fleetCommand } from './fleet.ts';
 import { fleetSimCommand } from './fleet-sim.ts';
@@ -24,6 +25,7 @@ export const commands: readonly Command[] = [
   deviceCommand,
   fleetSimCommand,
   statsCommand,
+  eventsCommand,
   fleetCommand,
   topicsCommand,
   provisionCommand,

@@ -61,7 +61,7 @@ export const scoreCommand = defineCommand({
     const readings = await localReadings(file);
     const { manifest } = model;
     const outcome = await scoreReadings(model, readings);
-    const found = manifest.anomaly ? anomalyEvents(outcome.results, manifest, readings) : undefined;
+    const found = manifest.anomaly ? anomalyEvents(outcome.results, manifest) : undefined;
     if (values.jsonl) {
       outcome.results.forEach((result, i) => {
         const event = found?.eventOf[i];

@@ -39,6 +39,7 @@ function awsName(key: TableKey, env: NodeJS.ProcessEnv, stage: string | undefine
     errors: envVars.errorsTable,
     registry: envVars.registryTable,
     idempotency: envVars.idempotencyTable,
+    events: envVars.eventsTable,
   }[key];
   const fromEnv = env[variable];
   if (fromEnv) return fromEnv;
@@ -66,6 +67,7 @@ export async function statsSourceFor(
         aggregates: awsName('aggregates', env, stage),
         fleet: awsName('fleet', env, stage),
         errors: awsName('errors', env, stage),
+        events: awsName('events', env, stage),
       },
       ...(bucket ? { manifests: new ManifestCache(s3Client, bucket) } : {}),
     };

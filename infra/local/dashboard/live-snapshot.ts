@@ -12,6 +12,7 @@ import {
   readModelCells,
   type StatsSource,
 } from '../../../functions/aggregation/queries.ts';
+import { readEvents } from '../../../functions/events/queries.ts';
 import { listRegistry } from '../../../functions/training/registry.ts';
 import {
   type AggregateCell,
@@ -55,10 +56,11 @@ export async function readLiveSnapshot(
 ): Promise<DashboardSnapshot> {
   const now = (source.now ?? Date.now)();
   const sinceMs = now - (options.windowMs ?? DEFAULT_WINDOW_MS);
-  const [registry, fleet, errors] = await Promise.all([
+  const [registry, fleet, errors, events] = await Promise.all([
     listRegistry({ ddb: source.ddb, table: source.registryTable }),
     readFleet(source),
     readErrors(source, sinceMs, options.errorLimit ?? 20),
+    readEvents(source, { sinceMs, limit: 100 }),
   ]);
   const models = [...new Set([...registry.map((r) => r.model), ...fleet.things.map((t) => t.model)])].sort();
   const versions = (
@@ -81,6 +83,18 @@ export async function readLiveSnapshot(
       ),
     },
     versions,
+    events: events.map((e) => ({
+      model: e.model,
+      version: e.version,
+      thing: e.thing,
+      series: e.series,
+      state: e.state,
+      start: new Date(e.start).toISOString(),
+      end: new Date(e.end).toISOString(),
+      peakScore: e.peakScore,
+      threshold: e.threshold,
+      channels: e.channels,
+    })),
     errors: {
       count: errors.count,
       latest: errors.latest.map((e) => ({
@@ -122,11 +136,13 @@ export async function readVersionSeries(
     const manifest = await source.manifests?.get(model, version);
     const training = trainingDistributionOf(manifest);
     const total = summarizeCell(group.total, training);
-    const regression = manifest ? manifest.preprocessing.task === 'regression' : group.total.valued > 0;
+    const task =
+      manifest?.preprocessing.task ??
+      (group.total.valued > 0 ? 'regression' : group.total.scored > 0 ? 'anomaly' : undefined);
     series.push({
       model,
       version,
-      ...(regression ? { task: 'regression' as const } : {}),
+      ...(task === 'regression' || task === 'anomaly' ? { task } : {}),
       minutes: group.minutes
         .sort((a, b) => a.minute - b.minute)
         .map(({ minute, cell }) => minutePoint(minute, cell, training)),
@@ -156,6 +172,7 @@ function minutePoint(minute: number, cell: AggregateCell, training?: TrainingDis
     liveAccuracy: summary.liveAccuracy,
     drift: summary.drift?.psi ?? null,
     ...(cell.valued > 0 ? { predictionMean: summary.valueMean, liveRmse: summary.liveRmse } : {}),
+    ...(cell.scored > 0 ? { anomalyRate: (cell.classes.anomaly ?? 0) / cell.scored } : {}),
   };
 }
 

@@ -71,6 +71,8 @@ export const MinutePointSchema = z.object({
   /** Regression: the predictions' mean, and live RMSE over the results that carried truth. */
   predictionMean: z.number().nullable().optional(),
   liveRmse: z.number().min(0).nullable().optional(),
+  /** Anomaly models: the share of results over the threshold. */
+  anomalyRate: Rate.nullable().optional(),
 });
 export type MinutePoint = z.infer<typeof MinutePointSchema>;
 
@@ -80,7 +82,7 @@ export type HistogramBin = z.infer<typeof HistogramBinSchema>;
 export const VersionSeriesSchema = z.object({
   model: ModelName,
   version: Version,
-  /** A regression version has no classes or confidences: those panels leave it out and say so. */
+  /** Regression and anomaly versions have no classes or confidences: those panels leave them out and say so. */
   task: TaskSchema.optional(),
   /** Minutes in ascending order. */
   minutes: z.array(MinutePointSchema),
@@ -99,11 +101,28 @@ export const AggregatorErrorSchema = z.object({
 });
 export type AggregatorError = z.infer<typeof AggregatorErrorSchema>;
 
+/** An anomaly event as the events store keeps it (functions/events). */
+export const EventViewSchema = z.object({
+  model: ModelName,
+  version: Version,
+  thing: z.string(),
+  series: z.string(),
+  state: z.enum(['open', 'closed']),
+  start: IsoTime,
+  end: IsoTime,
+  peakScore: z.number().min(0),
+  threshold: z.number().min(0),
+  channels: z.array(z.object({ name: z.string(), share: Rate })),
+});
+export type EventView = z.infer<typeof EventViewSchema>;
+
 export const DashboardSnapshotSchema = z.object({
   generatedAt: IsoTime,
   training: z.object({ runs: z.array(TrainingRunSchema) }),
   rollout: z.object({ fleet: z.array(FleetDeviceSchema) }),
   versions: z.array(VersionSeriesSchema),
+  /** Anomaly events that started in the window, newest first. */
+  events: z.array(EventViewSchema).max(100),
   errors: z.object({
     /** All errors recorded in the window. */
     count: Count,
@@ -120,6 +139,7 @@ export function emptySnapshot(now: Date = new Date()): DashboardSnapshot {
     training: { runs: [] },
     rollout: { fleet: [] },
     versions: [],
+    events: [],
     errors: { count: 0, latest: [] },
   };
 }

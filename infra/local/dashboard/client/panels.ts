@@ -135,28 +135,37 @@ interface MinuteLine {
 }
 
 /**
- * Which versions a panel shows: class and confidence views apply to classifiers only, the
- * prediction view to regression models only. A panel that leaves versions out says so
- * instead of showing an empty chart.
+ * Which versions a panel shows: class, confidence and live accuracy views apply to
+ * classifiers only, the prediction view to regression models, the anomaly view to anomaly
+ * models. A panel that leaves versions out says so instead of showing an empty chart.
  */
-type Applies = 'classifiers' | 'regression' | 'all';
+type Applies = 'classifiers' | 'regression' | 'anomaly' | 'all';
+
+const taskOf = (v: VersionSeries): Exclude<Applies, 'all'> =>
+  v.task === 'regression' ? 'regression' : v.task === 'anomaly' ? 'anomaly' : 'classifiers';
 
 function shown(versions: readonly VersionSeries[], applies: Applies): VersionSeries[] {
-  if (applies === 'all') return [...versions];
-  return versions.filter((v) => (v.task === 'regression') === (applies === 'regression'));
+  return versions.filter((v) => applies === 'all' || taskOf(v) === applies);
 }
 
+/** Why versions of each other task are not in a panel. */
+const leftOut: Record<Exclude<Applies, 'all'>, string> = {
+  classifiers: 'classifier version(s) not shown: they answer classes',
+  regression: `regression version(s) not shown: they answer numbers, not classes (see ${dashboardPanels.prediction.title})`,
+  anomaly: `anomaly version(s) not shown: they answer a score against normal operation, not classes (see ${dashboardPanels.anomaly.title})`,
+};
+
 function notApplicable(root: HTMLElement, versions: readonly VersionSeries[], applies: Applies): void {
-  const left = versions.length - shown(versions, applies).length;
-  root.dataset.notApplicable = String(left);
+  const left = versions.filter((v) => applies !== 'all' && taskOf(v) !== applies);
+  root.dataset.notApplicable = String(left.length);
   const note =
     root.querySelector<HTMLElement>('.not-applicable') ?? el('p', { class: 'note not-applicable' });
-  note.textContent =
-    left === 0
-      ? ''
-      : applies === 'classifiers'
-        ? `${left} regression version(s) not shown: they answer numbers, not classes (see ${dashboardPanels.prediction.title})`
-        : `${left} classifier version(s) not shown: they answer classes`;
+  const tasks = (['classifiers', 'regression', 'anomaly'] as const).filter((task) => task !== applies);
+  note.textContent = tasks
+    .map((task) => [task, left.filter((v) => taskOf(v) === task).length] as const)
+    .filter(([, count]) => count > 0)
+    .map(([task, count]) => `${count} ${leftOut[task]}`)
+    .join('; ');
   if (!note.isConnected) root.querySelector('header')?.after(note);
 }
 
@@ -403,6 +412,52 @@ function predictionPanel(): Panel {
   );
 }
 
+/** Anomaly models: the share of results over the threshold per minute, and the events, per series in time. */
+function anomalyPanel(): Panel {
+  const { root, note } = shell('anomaly', true);
+  const { canvas, box } = chartBox(NO_RESULTS, dashboardPanels.anomaly.title);
+  const events = table(['Series', 'Version', 'From', 'To', 'Peak score', 'Sensors']);
+  root.append(note, el('div', { class: 'split' }, box, events.wrap));
+  const chart = timeChart(canvas, { format: formatPercentTick, min: 0 });
+  return {
+    id: 'anomaly',
+    root,
+    render(snapshot, ctx) {
+      notApplicable(root, snapshot.versions, 'anomaly');
+      const series: LineSeries[] = shown(snapshot.versions, 'anomaly').map((v) => {
+        const look = ctx.look(v.model, v.version);
+        return {
+          label: `${look.label} anomaly rate`,
+          color: look.color,
+          points: v.minutes.map((m) => ({ x: m.minute, y: m.anomalyRate ?? null })),
+        };
+      });
+      setLines(chart, series, ctx.now);
+      const timeline = [...snapshot.events].sort(
+        (a, b) =>
+          `${a.thing}/${a.series}`.localeCompare(`${b.thing}/${b.series}`) || a.start.localeCompare(b.start),
+      );
+      events.fill(
+        timeline.map((e) => [
+          e.series ? `${e.thing} / ${e.series}` : e.thing,
+          ctx.look(e.model, e.version).label,
+          formatClock(Date.parse(e.start)),
+          e.state === 'open' ? badge('open', 'open') : formatClock(Date.parse(e.end)),
+          `${formatNumber(e.peakScore)} (threshold ${formatNumber(e.threshold)})`,
+          e.channels.map((c) => `${c.name} ${formatPercent(c.share, 0)}`).join(', '),
+        ]),
+      );
+      const open = timeline.filter((e) => e.state === 'open').length;
+      note.textContent =
+        timeline.length === 0
+          ? 'No anomaly events in this window'
+          : `${timeline.length} event(s) in this window, ${open} open now`;
+      root.dataset.events = String(timeline.length);
+      mark(root, series.length, countPoints(series) + timeline.length);
+    },
+  };
+}
+
 function driftPanel(): Panel {
   return minuteLinePanel(
     'drift',
@@ -483,6 +538,7 @@ export function createPanels(): Panel[] {
     latency: latencyPanel,
     liveAccuracy: liveAccuracyPanel,
     prediction: predictionPanel,
+    anomaly: anomalyPanel,
     drift: driftPanel,
     outbox: outboxPanel,
     errors: errorsPanel,
