@@ -389,7 +389,10 @@ export const functions = {
     id: 'RolloutControllerFunction',
     env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket', 'signingKey'],
   },
-} as const satisfies Record<string, { id: string; env: readonly EnvVarKey[]; awsOnlyEnv?: readonly EnvVarKey[] }>;
+} as const satisfies Record<
+  string,
+  { id: string; env: readonly EnvVarKey[]; awsOnlyEnv?: readonly EnvVarKey[] }
+>;
 export type FunctionName = keyof typeof functions;
 
 /** The variables a function has in AWS only (the services they name do not run locally). */

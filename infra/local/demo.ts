@@ -10,7 +10,9 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { type Device, type DeviceSnapshot, type SourceSpec, startDevice } from '../../device/service.ts';
 import { validateMqttSettings } from '../../device/sources/mqtt/settings.ts';
 import { localStatsSource, readModelStats } from '../../functions/aggregation/queries.ts';
+import { readEvents } from '../../functions/events/queries.ts';
 import { listRegistry } from '../../functions/training/registry.ts';
+import { generatePumpCsv } from '../../shared/anomaly-dataset.ts';
 import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { parseCsvReadings } from '../../shared/dataset/readings.ts';
 import {
@@ -43,7 +45,8 @@ export interface DemoOptions {
   /**
    * `regression`: train a model that answers a number (edgeloop.json `task`). Without a
    * dataset file the demo generates machines' energy per cycle, and the gateways replay cycles
-   * the model never saw.
+   * the model never saw. `anomaly`: no labels; the demo generates pumps' normal day to train
+   * on, and the gateways replay their next day with injected faults and report events.
    */
   task?: Task;
   /** Readings each gateway replays (default 500; with a window, every reading of the replay file). */
@@ -81,8 +84,11 @@ export type DemoProgress =
 export interface DemoSummary {
   model: string;
   version: number;
-  /** A classifier's accuracy and macro-F1, or a regression model's held-out RMSE and R² (NaN accuracy then). */
-  metrics: { accuracy: number; macroF1?: number; rmse?: number; r2?: number };
+  /**
+   * A classifier's accuracy and macro-F1, a regression model's held-out RMSE and R², or an
+   * anomaly model's false alarms a day per series on held-out normal data (NaN accuracy then).
+   */
+  metrics: { accuracy: number; macroF1?: number; rmse?: number; r2?: number; falseAlarmsPerDay?: number };
   devices: { thing: string; modelVersion: number | null }[];
   results: { published: number; aggregated: number };
   /** Share of labelled results the released version got right, as the aggregator counts it. */
@@ -91,6 +97,11 @@ export interface DemoSummary {
   liveRmse?: number | null;
   /** With a window: the spec the model was trained with. */
   window?: WindowManifest['spec'];
+  /**
+   * An anomaly model: the events the gateways found and the events store holds (one per
+   * gateway, series and start), those still open, and the share of results over the threshold.
+   */
+  anomaly?: { events: number; open: number; anomalyRate: number | null };
   timings: { trainMs: number; rolloutMs: number; totalMs: number };
   dataDir: string;
   /** The dashboard's URL, when it was served. */
@@ -131,10 +142,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     const localStack = stack;
     if (stack.endpoints.dashboard) phase('stack', `dashboard at ${stack.endpoints.dashboard}`);
 
-    const { csvPath, label, replayPath } = await prepareDataset(workDir, options);
+    const { csvPath, label, replayPath, config } = await prepareDataset(workDir, options);
     const readings =
       options.readingsPerDevice ??
-      (options.window ? (await readFile(replayPath, 'utf8')).trim().split('\n').length - 1 : 500);
+      (options.window || options.task === 'anomaly'
+        ? (await readFile(replayPath, 'utf8')).trim().split('\n').length - 1
+        : 500);
 
     if (options.live) {
       site = await startSiteBroker();
@@ -182,6 +195,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     phase('upload', `uploading ${basename(csvPath)} to s3://${buckets.datasets.localName}`);
     if (label || options.window || options.task)
       await putConfig(model, {
+        ...config,
         ...(options.task ? { task: options.task } : {}),
         ...(label ? { label } : {}),
         ...(options.window ? { window: options.window } : {}),
@@ -257,6 +271,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
       'the aggregator to count every published result',
     );
     const aggregated = stats.inferences;
+    const anomaly = release.metrics?.anomaly ? await storedEvents(model, devices, timeoutMs) : undefined;
     const window = release.manifestKey ? await releasedWindow(release.manifestKey) : undefined;
 
     const summary: DemoSummary = {
@@ -268,6 +283,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
         ...(release.metrics?.regression
           ? { rmse: release.metrics.regression.rmse, r2: release.metrics.regression.r2 }
           : {}),
+        ...(release.metrics?.anomaly?.falseAlarmsPerDay !== undefined
+          ? { falseAlarmsPerDay: release.metrics.anomaly.falseAlarmsPerDay }
+          : {}),
       },
       devices: devices.map((device) => ({ thing: device.thing, modelVersion: device.status().version })),
       results: { published, aggregated },
@@ -276,6 +294,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
         ? { liveRmse: stats.versions.find((v) => v.version === release.version)?.liveRmse ?? null }
         : {}),
       ...(window ? { window } : {}),
+      ...(anomaly
+        ? {
+            anomaly: {
+              ...anomaly,
+              anomalyRate: stats.versions.find((v) => v.version === release.version)?.anomalyRate ?? null,
+            },
+          }
+        : {}),
       timings: {
         trainMs: releasedAt - uploadedAt,
         rolloutMs: rolledOutAt - releasedAt,
@@ -290,6 +316,25 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
     await stop();
     throw error;
   }
+}
+
+/** Waits until the events store holds every event the gateways opened; its count and those still open. */
+async function storedEvents(
+  model: string,
+  devices: readonly Device[],
+  timeoutMs: number,
+): Promise<{ events: number; open: number }> {
+  const opened = devices.reduce((sum, device) => sum + (device.status().events?.opened ?? 0), 0);
+  const source = { ddb: dynamoClient(), tables: { events: tables.events.localName } };
+  const events = await waitFor(
+    async () => {
+      const stored = await readEvents(source, { model, sinceMs: 0, limit: 10_000 });
+      return stored.length >= opened ? stored : undefined;
+    },
+    timeoutMs,
+    `the events store to hold the ${opened} events the gateways opened`,
+  );
+  return { events: events.length, open: events.filter((e) => e.state === 'open').length };
 }
 
 /**
@@ -334,6 +379,22 @@ export const ENERGY_DEMO = {
   replay: { rows: 500, seed: 12 },
 } as const;
 
+/**
+ * The anomaly demo's data: four pumps' normal day to train on, no labels; the gateways replay
+ * the same pumps' next day, into which faults were injected (one an hour long per pump).
+ */
+export const PUMPS_DEMO = {
+  train: { pumps: 4, minutes: 1440, seed: 1 },
+  replay: {
+    pumps: 4,
+    minutes: 1440,
+    seed: 2,
+    startMs: Date.UTC(2026, 10, 3),
+    faults: { perPump: 1, minutes: 60 },
+  },
+  config: { task: 'anomaly', time: 'ts', series: 'pump' },
+} as const;
+
 /** The windowed demo's data: machines m01-m16 train; the gateways replay m17-m19, which training never saw. */
 export const VIBRATION_DEMO = {
   train: { machines: 16, readings: 2000, seed: 7 },
@@ -343,13 +404,20 @@ export const VIBRATION_DEMO = {
 async function prepareDataset(
   workDir: string,
   options: DemoOptions,
-): Promise<{ csvPath: string; label?: string; replayPath: string }> {
+): Promise<{ csvPath: string; label?: string; replayPath: string; config?: TrainingConfigInput }> {
   if (options.datasetFile)
     return {
       csvPath: options.datasetFile,
       replayPath: options.datasetFile,
       ...(options.label ? { label: options.label } : {}),
     };
+  if (options.task === 'anomaly') {
+    const csvPath = join(workDir, 'pumps.csv');
+    const replayPath = join(workDir, 'pumps-next-day.csv');
+    await writeFile(csvPath, generatePumpCsv(PUMPS_DEMO.train).csv);
+    await writeFile(replayPath, generatePumpCsv(PUMPS_DEMO.replay).csv);
+    return { csvPath, replayPath, config: { ...PUMPS_DEMO.config } };
+  }
   if (options.task === 'regression') {
     const csvPath = join(workDir, 'energy.csv');
     const replayPath = join(workDir, 'energy-unseen.csv');

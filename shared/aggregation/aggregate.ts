@@ -229,6 +229,8 @@ export interface CellSummary {
   valueHistogram?: [number, number][];
   liveRmse: number | null;
   liveMae: number | null;
+  /** Anomaly models: the share of scored results over the threshold; null for other models. */
+  anomalyRate: number | null;
   drift: { psi: number; level: DriftLevel } | null;
 }
 
@@ -287,6 +289,7 @@ export function summarizeCell(cell: AggregateCell, training?: TrainingDistributi
     liveAccuracy: cell.labelled > 0 && cell.valued === 0 ? cell.correct / cell.labelled : null,
     labelled: cell.labelled,
     ...valueStatistics(cell),
+    anomalyRate: cell.scored > 0 ? (cell.classes.anomaly ?? 0) / cell.scored : null,
     drift: psi === null ? null : { psi, level: driftLevel(psi) },
   };
 }

@@ -17,10 +17,10 @@ import { triggersTraining } from '../../infra/local/s3-events.ts';
 import { createTableInput } from '../../infra/local/tables.ts';
 import { RuleEventSchema } from '../../shared/schemas.ts';
 import {
+  awsOnlyEnvOf,
   buckets,
   datasetKeys,
   envVars,
-  awsOnlyEnvOf,
   type FunctionName,
   functions,
   powertoolsEnv,

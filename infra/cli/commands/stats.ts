@@ -122,6 +122,15 @@ export function formatModelStats(stats: ModelStats): string[] {
       lines.push(...regressionLines(v));
       continue;
     }
+    if (v.anomalyRate !== null) {
+      lines.push(
+        `  v${v.version}: ${v.inferences} results (${v.firstMinute} .. ${v.lastMinute})`,
+        `    anomaly rate  ${pct(v.anomalyRate)} of results over the threshold (${v.classCounts.anomaly ?? 0} of ${v.inferences})`,
+        `    latency       p50 ${ms(v.latencyP50Ms)}, p99 ${ms(v.latencyP99Ms)}`,
+        `    events        edgeloop events --model ${stats.model} lists them`,
+      );
+      continue;
+    }
     const mix = Object.entries(v.classMix)
       .map(([name, share]) => `${name} ${pct(share)}`)
       .join(', ');

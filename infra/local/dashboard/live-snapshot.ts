@@ -172,7 +172,7 @@ function minutePoint(minute: number, cell: AggregateCell, training?: TrainingDis
     liveAccuracy: summary.liveAccuracy,
     drift: summary.drift?.psi ?? null,
     ...(cell.valued > 0 ? { predictionMean: summary.valueMean, liveRmse: summary.liveRmse } : {}),
-    ...(cell.scored > 0 ? { anomalyRate: (cell.classes.anomaly ?? 0) / cell.scored } : {}),
+    ...(summary.anomalyRate !== null ? { anomalyRate: summary.anomalyRate } : {}),
   };
 }
 
