@@ -52,6 +52,8 @@ export class AnomalyEventLog {
   private tracker: EventTracker | undefined;
   private ruleKey = '';
   private readonly pending: Pending[] = [];
+  /** Messages made and still being written: unsent too. */
+  private writing = 0;
   private nextSeq = 0;
   private sending = false;
   private stopped = false;
@@ -167,6 +169,7 @@ export class AnomalyEventLog {
       sentAt: Date.now(),
     };
     const entry = { seq: this.nextSeq++, message };
+    this.writing++;
     const open = this.tracker?.openEvents() ?? [];
     this.writes = this.writes
       .then(async () => {
@@ -180,6 +183,7 @@ export class AnomalyEventLog {
         ),
       )
       .then(() => {
+        this.writing--;
         this.pending.push(entry);
         this.kick();
       });
@@ -220,7 +224,7 @@ export class AnomalyEventLog {
 
   /** Whether this device has anything to say about events (it served an anomaly model, or some wait). */
   get active(): boolean {
-    return this.tracker !== undefined || this.pending.length > 0 || this.resumed.length > 0;
+    return this.tracker !== undefined || this.pending.length + this.writing > 0 || this.resumed.length > 0;
   }
 
   /** For the status: events open now, opened and closed since start, messages not yet acknowledged. */
@@ -229,16 +233,25 @@ export class AnomalyEventLog {
       open: this.tracker?.openEvents().length ?? this.resumed.length,
       opened: this.counts.opened,
       closed: this.counts.closed,
-      unsent: this.pending.length,
+      unsent: this.pending.length + this.writing,
     };
   }
 
-  /** Waits for the writes; what is unsent stays on disk for the next start. */
+  /**
+   * Waits for the writes and keeps the open events as they stand (after a crash, the next
+   * run continues them as they stood at their last opening or closing); what is unsent stays
+   * on disk for the next start.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retry);
     this.retry = undefined;
     await this.writes;
+    const open = this.tracker?.openEvents();
+    if (open)
+      await replaceFileAtomic(this.o.dir, OPEN_FILE, JSON.stringify(open)).catch((error: unknown) =>
+        this.o.log(`events: could not keep the open events (${errorMessage(error)})`),
+      );
   }
 
   /** Resolves once every message written so far was acknowledged (tests, a clean shutdown). */

@@ -23,7 +23,8 @@ import { type FleetItem, scanFleet } from './status.ts';
 
 export interface StatsSource {
   ddb: DynamoDBDocumentClient;
-  tables: { aggregates: string; fleet: string; errors: string; events: string };
+  /** `events` is absent where its name is not known (`--aws` with table names from the environment). */
+  tables: { aggregates: string; fleet: string; errors: string; events?: string };
   /** Manifests give each version its training distribution, for drift. */
   manifests?: ManifestLookup;
   now?: () => number;

@@ -33,6 +33,7 @@ describe('where stats and fleet read from', () => {
       aggregates: `${tables.aggregates.localName}-prod`,
       fleet: `${tables.fleet.localName}-prod`,
       errors: `${tables.errors.localName}-prod`,
+      events: `${tables.events.localName}-prod`,
     });
     expect(source.manifests).toBeDefined();
     expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(1);

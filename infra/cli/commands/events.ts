@@ -1,6 +1,7 @@
 import { readEvents } from '../../../functions/events/queries.ts';
 import type { EventItem } from '../../../functions/events/record.ts';
 import { defineCommand, modelOption, UsageError } from '../../../shared/cli/command.ts';
+import { envVars } from '../../../shared/topology.ts';
 import { parseDuration, reading, statsSourceFor, targetOptions } from './stats.ts';
 
 const time = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -52,12 +53,20 @@ export const eventsCommand = defineCommand({
     if (!Number.isInteger(limit) || limit < 1)
       throw new UsageError(`--limit must be an integer >= 1, got '${values.limit}'`);
     const source = await statsSourceFor(values);
+    const table = source.tables.events;
+    if (!table)
+      throw new UsageError(
+        `with --aws, set ${envVars.eventsTable} (a stack output) or pass --stage to derive its name`,
+      );
     const events = await reading(source.where, () =>
-      readEvents(source, {
-        ...(typeof values.model === 'string' ? { model: values.model } : {}),
-        sinceMs,
-        limit,
-      }),
+      readEvents(
+        { ddb: source.ddb, tables: { events: table } },
+        {
+          ...(typeof values.model === 'string' ? { model: values.model } : {}),
+          sinceMs,
+          limit,
+        },
+      ),
     );
     if (values.json) out(JSON.stringify({ events: events.map(({ pk: _, sk: __, ...event }) => event) }));
     else for (const line of formatEvents(events, time(sinceMs))) out(line);

@@ -67,7 +67,8 @@ export async function statsSourceFor(
         aggregates: awsName('aggregates', env, stage),
         fleet: awsName('fleet', env, stage),
         errors: awsName('errors', env, stage),
-        events: awsName('events', env, stage),
+        // Only `edgeloop events` reads it, and says what to set when it is not known.
+        ...(env[envVars.eventsTable] || stage ? { events: awsName('events', env, stage) } : {}),
       },
       ...(bucket ? { manifests: new ManifestCache(s3Client, bucket) } : {}),
     };

@@ -60,7 +60,9 @@ export async function readLiveSnapshot(
     listRegistry({ ddb: source.ddb, table: source.registryTable }),
     readFleet(source),
     readErrors(source, sinceMs, options.errorLimit ?? 20),
-    readEvents(source, { sinceMs, limit: 100 }),
+    source.tables.events
+      ? readEvents({ ddb: source.ddb, tables: { events: source.tables.events } }, { sinceMs, limit: 100 })
+      : [],
   ]);
   const models = [...new Set([...registry.map((r) => r.model), ...fleet.things.map((t) => t.model)])].sort();
   const versions = (
