@@ -49,6 +49,12 @@ export const RolloutPlanSchema = z
      * current version's by more than this PSI (0.25: a significant shift).
      */
     maxPredictionShiftPsi: z.number().min(0).default(0.25),
+    /**
+     * Anomaly models: rolled back when the canary's share of results over its threshold is more
+     * than this many times the current version's over the same minutes, and at least one
+     * point above it (a canary that alarms far more is wrong more often than the machines are).
+     */
+    maxAnomalyRateRatio: z.number().min(1).default(3),
   })
   .strict();
 export type RolloutPlan = z.infer<typeof RolloutPlanSchema>;

@@ -15,6 +15,8 @@ export interface LiveStats {
   /** Regression: live RMSE where truth arrived, and the predictions' histogram. */
   liveRmse?: number | null;
   valueHistogram?: [number, number][];
+  /** Anomaly models: the share of results over the threshold. */
+  anomalyRate?: number | null;
 }
 
 export interface RolloutInput {
@@ -69,6 +71,8 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
 
   const regression = regressionVerdict(input, canary);
   if (regression) return regression;
+  const anomaly = anomalyVerdict(input, canary);
+  if (anomaly) return anomaly;
 
   if (canary.liveAccuracy !== null && canary.labelled >= plan.minLabelled) {
     const liveBase =
@@ -134,6 +138,28 @@ function regressionVerdict(input: RolloutInput, canary: LiveStats): RolloutDecis
       reason: `predictions moved from the current version's: PSI ${psi.toFixed(3)} > ${plan.maxPredictionShiftPsi} (no live truth to judge them by)`,
     };
   return undefined;
+}
+
+/** The smallest excess of a canary's anomaly rate that counts: one point, so a few results do not decide. */
+const MIN_ANOMALY_RATE_EXCESS = 0.01;
+
+/**
+ * An anomaly canary: rolled back when it flags far more results than the current version over
+ * the same minutes (the machines are the same, so the difference is the model's).
+ */
+function anomalyVerdict(input: RolloutInput, canary: LiveStats): RolloutDecision | undefined {
+  const { plan, current } = input;
+  if (canary.anomalyRate == null || current?.anomalyRate == null || current.inferences < plan.minResults)
+    return undefined;
+  const limit = Math.max(
+    current.anomalyRate * plan.maxAnomalyRateRatio,
+    current.anomalyRate + MIN_ANOMALY_RATE_EXCESS,
+  );
+  if (canary.anomalyRate <= limit) return undefined;
+  return {
+    decision: 'rollback',
+    reason: `anomaly rate ${pct(canary.anomalyRate)} vs ${pct(current.anomalyRate)} on the current version (more than ${plan.maxAnomalyRateRatio}x)`,
+  };
 }
 
 const fmt = (value: number) => Number(value.toPrecision(4)).toString();

@@ -292,3 +292,29 @@ describe('the canary of a regression model', () => {
     expect(decide(stats({ valueHistogram: histogram(40) }), current).decision).toBe('promote');
   });
 });
+
+describe('the canary of an anomaly model', () => {
+  const plan = RolloutPlanSchema.parse({ minResults: 100, minDurationMs: 0 });
+  const stats = (anomalyRate: number, inferences = 1000): LiveStats => ({
+    inferences,
+    lowConfidenceRate: null,
+    liveAccuracy: null,
+    labelled: 0,
+    anomalyRate,
+  });
+  const decide = (canary: LiveStats, current: LiveStats | undefined) =>
+    decideRollout({ plan, canary, current, canaryStartedAtMs: 0, nowMs: 120_000 });
+
+  it('rolls back a canary that flags far more results than the current version, and promotes one that does not', () => {
+    expect(decide(stats(0.12), stats(0.03))).toEqual({
+      decision: 'rollback',
+      reason: 'anomaly rate 12.0% vs 3.0% on the current version (more than 3x)',
+    });
+    expect(decide(stats(0.08), stats(0.03)).decision).toBe('promote');
+    // Near zero, a ratio alone would decide on a handful of results: one point is the floor.
+    expect(decide(stats(0.008), stats(0.001)).decision).toBe('promote');
+    // Without the current version's own results over the same minutes there is nothing to compare.
+    expect(decide(stats(0.5), stats(0.01, 50)).decision).toBe('promote');
+    expect(decide(stats(0.5), undefined).decision).toBe('promote');
+  });
+});
