@@ -18,12 +18,26 @@ export const FEEDBACK_META_COLUMNS = [
   'feedback_confidence',
 ] as const;
 
+/**
+ * An anomaly model has no label: its hard examples are anomalous readings, and their last
+ * column is a reviewer's verdict instead. Rows a reviewer marks `normal` join the next run as
+ * normal operation (the verdict column itself is not in the dataset); any other verdict
+ * keeps them out.
+ */
+export const VERDICT_COLUMN = 'feedback_verdict';
+export const NORMAL_VERDICT = 'normal';
+
+/** The last column of a model's feedback files: its label column, or an anomaly model's verdict. */
+export function feedbackLabelColumn(preprocessing: { task?: string; label: string }): string {
+  return preprocessing.task === 'anomaly' ? VERDICT_COLUMN : preprocessing.label;
+}
+
 export interface FeedbackRow {
   id: string;
   ts: number;
   thing: string;
   version: number;
-  /** The class, or a regression model's value. */
+  /** The class, a regression model's value, or an anomaly model's score. */
   predicted: string;
   /** A classifier's confidence (absent for regression). */
   confidence?: number;
@@ -137,7 +151,8 @@ export function mergeFeedback(
 
 /**
  * The labelled rows of feedback tables as dataset records (cells in `datasetHeader` order),
- * with mergeFeedback's rules: by column name, unlabelled rows skipped, duplicates once, at
+ * with mergeFeedback's rules: by column name, unlabelled rows skipped (an anomaly model's: all
+ * but those marked normal), duplicates once, at
  * most `maxRows`, the last ones first. The streaming trainer appends these after the parts.
  */
 export function feedbackRecords(
@@ -150,10 +165,12 @@ export function feedbackRecords(
     const labelAt = table.header.length - 1;
     const label = table.header[labelAt];
     const index = new Map(table.header.map((name, i) => [name, i]));
-    if (!label || !datasetHeader.includes(label)) continue;
+    const verdicts = label === VERDICT_COLUMN;
+    if (!label || !(verdicts || datasetHeader.includes(label))) continue;
     for (const row of [...table.rows].reverse()) {
       if (unique.size >= maxRows) break;
-      if ((row[labelAt] ?? '').trim() === '') continue;
+      const mark = (row[labelAt] ?? '').trim();
+      if (mark === '' || (verdicts && mark !== NORMAL_VERDICT)) continue;
       const cells = datasetHeader.map((column) => {
         const at = index.get(column);
         return at === undefined ? '' : (row[at] ?? '');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { valueBucketBounds } from '../../shared/aggregation/value-histogram.ts';
 import { errorMessage } from '../../shared/errors.ts';
-import { feedbackHeader, feedbackLine } from '../../shared/feedback.ts';
+import { feedbackHeader, feedbackLabelColumn, feedbackLine } from '../../shared/feedback.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
 import { targetNumber } from '../../shared/target.ts';
@@ -43,6 +43,8 @@ export interface SampleView {
   confidence(i: number): number;
   /** A regression model's value (undefined for a classifier). */
   value?(i: number): number | undefined;
+  /** An anomaly model's score, and whether it is over the threshold. */
+  score?(i: number): { score: number; anomaly: boolean } | undefined;
   ts: number;
 }
 
@@ -54,19 +56,33 @@ export function resultsView(rows: readonly RawRow[], results: readonly Inference
     predicted: (i) => results[i]?.label ?? '',
     confidence: (i) => results[i]?.confidence ?? Number.NaN,
     value: (i) => results[i]?.value,
+    score: (i) => {
+      const result = results[i];
+      return result?.score === undefined
+        ? undefined
+        : { score: result.score, anomaly: result.anomaly === true };
+    },
     ts: results[0]?.ts ?? Date.now(),
   };
 }
 
 /** A view over a CSV replay chunk (no result objects on that path); ids as the replay makes them. */
 export function chunkView(thing: string, chunk: ClassifiedChunk): SampleView {
-  const { labels, best, confidence, values } = chunk.classified;
+  const { labels, best, confidence, values, anomaly } = chunk.classified;
   return {
     rows: chunk.rows,
     id: (i) => `${thing}:${chunk.first + i}`,
     predicted: (i) => labels[best[i] ?? 0] ?? String(best[i]),
     confidence: (i) => round5(confidence[i] ?? Number.NaN),
     ...(values ? { value: (i: number) => roundValue(values[i] ?? Number.NaN) } : {}),
+    ...(anomaly
+      ? {
+          score: (i: number) => {
+            const score = roundValue(anomaly.scores[i] ?? Number.NaN);
+            return { score, anomaly: score > anomaly.threshold };
+          },
+        }
+      : {}),
     ts: chunk.ts,
   };
 }
@@ -95,11 +111,20 @@ export function hardValue(manifest: Manifest): (value: number, truth: unknown) =
   };
 }
 
-/** The columns a sample keeps: the features, or for a windowed model time, series and channels. */
+/**
+ * The columns a sample keeps: the features (and an anomaly model's time and series columns,
+ * which are not features but place a reading marked normal back in its series), or for a
+ * windowed model time, series and channels.
+ */
 function sampleColumns(manifest: Manifest): string[] {
   const spec = manifest.window?.spec;
   if (spec) return [spec.time, ...(spec.series ? [spec.series] : []), ...spec.channels];
-  return manifest.preprocessing.features.map((feature) => feature.column);
+  const { time, series } = manifest.anomaly ?? {};
+  return [
+    ...(time ? [time] : []),
+    ...(series ? [series] : []),
+    ...manifest.preprocessing.features.map((feature) => feature.column),
+  ];
 }
 
 /** The reading's truth (its value in the label column), when it has one. */
@@ -180,6 +205,10 @@ export class HardExampleSampler {
       this.offerValues(view, manifest);
       return;
     }
+    if (manifest.preprocessing.task === 'anomaly') {
+      this.offerAnomalies(view, manifest);
+      return;
+    }
     const threshold = manifest.lowConfidence;
     for (let i = 0; i < view.rows.length; i++) {
       const row = view.rows[i];
@@ -190,6 +219,20 @@ export class HardExampleSampler {
         continue;
       }
       this.add(row, { id: view.id(i), ts: view.ts, label: view.predicted(i), confidence }, manifest);
+    }
+  }
+
+  /** An anomaly model's anomalous readings: a reviewer marks the false alarms normal (shared/feedback.ts). */
+  private offerAnomalies(view: SampleView, manifest: Manifest): void {
+    for (let i = 0; i < view.rows.length; i++) {
+      const row = view.rows[i];
+      const scored = view.score?.(i);
+      if (!row || !scored?.anomaly) continue;
+      if (!this.take()) {
+        this.counters.dropped++;
+        continue;
+      }
+      this.add(row, { id: view.id(i), ts: view.ts, score: scored.score }, manifest);
     }
   }
 
@@ -219,8 +262,13 @@ export class HardExampleSampler {
     const period = 1000 / spec.frequencyHz;
     const label = manifest.preprocessing.label;
     for (const { result, window } of results) {
-      // Regression results carry no confidence: their hard examples are not chosen this way.
-      if (result.confidence === undefined || !(result.confidence < manifest.lowConfidence)) continue;
+      // An anomaly model's anomalous windows; a classifier's unsure ones (regression results
+      // carry no confidence: their hard examples are not chosen this way).
+      const hard =
+        result.score !== undefined
+          ? result.anomaly === true
+          : result.confidence !== undefined && result.confidence < manifest.lowConfidence;
+      if (!hard) continue;
       if (!this.take()) {
         this.counters.dropped++;
         continue;
@@ -237,9 +285,16 @@ export class HardExampleSampler {
         spec.channels.forEach((channel, c) => {
           row[channel] = Number((window.values[i * width + c] as number).toPrecision(7));
         });
+        const { label: predicted, confidence, score } = result;
         this.add(
           row,
-          { id: `${result.id}:${i}`, ts: result.ts, label: result.label, confidence: result.confidence },
+          {
+            id: `${result.id}:${i}`,
+            ts: result.ts,
+            ...(predicted !== undefined ? { label: predicted } : {}),
+            ...(confidence !== undefined ? { confidence } : {}),
+            ...(score !== undefined ? { score } : {}),
+          },
           manifest,
         );
       }
@@ -286,7 +341,7 @@ export class HardExampleSampler {
       this.pending = {
         version,
         features,
-        header: feedbackHeader(features, manifest.preprocessing.label).join(','),
+        header: feedbackHeader(features, feedbackLabelColumn(manifest.preprocessing)).join(','),
         lines: [],
       };
     }
@@ -298,7 +353,12 @@ export class HardExampleSampler {
           ts: result.ts,
           thing: this.thing,
           version,
-          predicted: result.value !== undefined ? String(result.value) : (result.label ?? ''),
+          predicted:
+            result.value !== undefined
+              ? String(result.value)
+              : result.score !== undefined
+                ? String(result.score)
+                : (result.label ?? ''),
           ...(result.confidence !== undefined ? { confidence: result.confidence } : {}),
           features: row,
           ...truthOf(row, manifest),

@@ -13,9 +13,12 @@ import {
   csvLine,
   FEEDBACK_META_COLUMNS,
   feedbackHeader,
+  feedbackLabelColumn,
   formatFeedback,
   mergeFeedback,
+  NORMAL_VERDICT,
   parseFeedback,
+  VERDICT_COLUMN,
 } from '../../shared/feedback.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
 import { datasetKeys } from '../../shared/topology.ts';
@@ -142,6 +145,26 @@ describe('merging feedback into a dataset', () => {
     expect(capped.csv).toContain('east,43,normal');
   });
 
+  it("adds an anomaly model's sampled readings only where a reviewer marked them normal, without the verdict column", () => {
+    // Prepare: pumps' normal data; three anomalous readings a gateway sampled, one marked normal.
+    const normal = 'ts,pump,flow\n2026-11-02T00:00Z,pump-01,10.5\n2026-11-02T00:01Z,pump-01,10.7\n';
+    const verdicts = {
+      header: feedbackHeader(['ts', 'pump', 'flow'], feedbackLabelColumn({ task: 'anomaly', label: '' })),
+      rows: [
+        [...meta('a'), '2026-11-03T00:00Z', 'pump-01', '31.0', NORMAL_VERDICT],
+        [...meta('b'), '2026-11-03T00:01Z', 'pump-01', '55.0', 'anomaly'],
+        [...meta('c'), '2026-11-03T00:02Z', 'pump-01', '48.0', ''],
+      ],
+    };
+
+    // Act
+    const merged = mergeFeedback(normal, [verdicts]);
+
+    // Assess
+    expect(verdicts.header.at(-1)).toBe(VERDICT_COLUMN);
+    expect(merged).toEqual({ csv: `${normal}2026-11-03T00:00Z,pump-01,31.0\n`, rows: 1 });
+  });
+
   it('keeps the dataset delimiter and leaves it untouched without labelled rows', () => {
     // Prepare
     const semicolon = 'site;temp;condition\nnorth;60;normal\nsouth;61;normal';
@@ -219,6 +242,51 @@ describe('hard-example sampler on the gateway', () => {
       ['gw-1:3', '63', 'overheating'],
     ]);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("keeps an anomaly model's anomalous readings with their score, for a reviewer's verdict", async () => {
+    // Prepare
+    s3.on(PutObjectCommand).resolves({});
+    const sampler = await open();
+    const anomalyManifest = {
+      ...manifest,
+      preprocessing: { ...manifest.preprocessing, task: 'anomaly', label: '', labels: [] },
+      anomaly: {
+        threshold: 3,
+        eventRule: { k: 3, n: 5, m: 5 },
+        time: 'ts',
+        series: 'pump',
+        residualScale: [1],
+      },
+    } as unknown as Manifest;
+    const rows = [0, 1, 2].map((i) => ({
+      ts: `2026-11-03T00:0${i}Z`,
+      pump: 'pump-07',
+      temp: i === 1 ? 95 : 60 + i,
+    }));
+    const results = rows.map(
+      (_, i): InferenceResult => ({
+        id: `gw-1:${i}`,
+        ts: 1_700_000_000_000,
+        score: i === 1 ? 14.5 : 0.4,
+        threshold: 3,
+        anomaly: i === 1,
+        latencyMs: 1,
+      }),
+    );
+
+    // Act
+    sampler.offer(resultsView(rows, results), anomalyManifest);
+    await sampler.stop();
+
+    // Assess: its time and series come along (not features, but they place it in its series).
+    const [call] = s3.commandCalls(PutObjectCommand);
+    const uploaded = parseFeedback(String(call?.args[0].input.Body));
+    expect(uploaded.header).toEqual(feedbackHeader(['ts', 'pump', 'temp'], VERDICT_COLUMN));
+    expect(uploaded.rows.map((row) => [row[0], ...row.slice(FEEDBACK_META_COLUMNS.length)])).toEqual([
+      ['gw-1:1', '2026-11-03T00:01Z', 'pump-07', '95', ''],
+    ]);
+    expect(uploaded.rows[0]?.[FEEDBACK_META_COLUMNS.indexOf('feedback_predicted')]).toBe('14.5');
   });
 
   it('keeps a file whose upload failed and uploads it at the next flush, also after a restart', async () => {

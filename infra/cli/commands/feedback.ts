@@ -113,7 +113,7 @@ async function list({ values, out }: CommandContext<Values>): Promise<number> {
         );
   }
   out(
-    `labelled rows of reviewed files join the next training run; ${feedback.unlabelled} rows need a label (edgeloop feedback label KEY --label CLASS), and a gateway's own labels need review (edgeloop feedback accept KEY)`,
+    `labelled rows of reviewed files join the next training run; ${feedback.unlabelled} rows need a label (edgeloop feedback label KEY --label CLASS; an anomaly model's false alarms: --label normal), and a gateway's own labels need review (edgeloop feedback accept KEY)`,
   );
   return 0;
 }
