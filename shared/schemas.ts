@@ -179,8 +179,11 @@ export const TrainingConfigSchema = z
     /** Anomaly: k of the last n results over the threshold open an event, m clear ones close it. */
     eventRule: EventRuleSchema.optional(),
     minRowsPerClass: z.number().int().min(1).default(5),
-    /** Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. */
-    columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical'])).optional(),
+    /**
+     * Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. A timestamp
+     * column is left out unless declared "date" (its calendar then becomes features).
+     */
+    columns: z.record(z.string().min(1), z.enum(['numeric', 'categorical', 'date'])).optional(),
     lowConfidence: z.number().min(0).max(1).default(0.6),
     /** How many of its features a reading may lack and still be answered (the rest are refused). */
     maxMissingFeatures: z.number().int().min(0).default(0),

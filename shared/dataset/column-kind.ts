@@ -40,7 +40,7 @@ export interface ColumnKindOptions {
   declared?: Readonly<Record<string, DeclaredColumnKind>>;
 }
 
-export type DeclaredColumnKind = 'numeric' | 'categorical';
+export type DeclaredColumnKind = 'numeric' | 'categorical' | 'date';
 
 /** A cell and where it is ("data row 8"), for messages. */
 export interface CellExample {
@@ -132,8 +132,9 @@ export class ColumnStatistics {
  * The column's kind from its statistics: dropped when empty, constant or id-like; numeric
  * when at most `numericTolerance` of its values are not numbers (those count as missing);
  * rejected when numbers and text are mixed beyond that, so numbers never become categories
- * by accident; date when 95% are ISO dates; else categorical, unless too many distinct
- * values to one-hot. A declared kind (`options.declared`) replaces the guess.
+ * by accident; dropped when 95% are ISO dates (a timestamp), unless declared a date; else
+ * categorical, unless too many distinct values to one-hot. A declared kind
+ * (`options.declared`) replaces the guess.
  */
 export function decideColumnKind(
   stats: ColumnStatistics,
@@ -169,6 +170,14 @@ export function decideColumnKind(
     }
     return asNumeric();
   }
+  const dates = stats.dates / present >= 0.95;
+  if (declared === 'date') {
+    if (!dates)
+      throw new InputError(
+        `${where}column '${column}' is declared a date in "columns" but only ${describeShare(stats.dates, present)} are ISO dates (${describeExamples(stats.nonNumericExamples.length ? stats.nonNumericExamples : stats.numericExamples)}): fix the data or the declaration`,
+      );
+    return { ...base, kind: 'date' };
+  }
   const textShare = stats.nonNumeric / present;
   if (numbers > 0 && textShare <= options.numericTolerance) {
     if (looksLikeNumericId(stats)) {
@@ -176,7 +185,14 @@ export function decideColumnKind(
     }
     return asNumeric();
   }
-  if (stats.dates / present >= 0.95) return { ...base, kind: 'date' };
+  // A timestamp says when a reading was taken, and a gateway's readings come at other times:
+  // a model that learned the dates of its training rows answers new readings by their date.
+  if (dates)
+    return {
+      ...base,
+      kind: 'dropped',
+      reason: `it is a timestamp, and a time is never a feature by default; to learn from its calendar (day of year, time of day) declare it in edgeloop.json as "columns": {"${column}": "date"}`,
+    };
   if (numbers / present >= NUMBERS_IN_TEXT) {
     throw new InputError(
       `${where}column '${column}' mixes numbers and text: ${describeShare(stats.nonNumeric, present)} are not numbers (${describeExamples(stats.nonNumericExamples)}), over the ${percent(options.numericTolerance)} that may count as missing: clean those cells, or if the column is a category declare it in edgeloop.json as "columns": {"${column}": "categorical"}`,

@@ -80,16 +80,19 @@ describe('awkward but valid datasets', () => {
     expect(dataset.notices).toContain("column 'temperature_c': 14 missing value(s) imputed");
   });
 
-  it('drops id-like columns with a notice and types ISO dates', () => {
+  it('drops id-like columns and timestamps with a notice', () => {
     const dataset = parseDataset(fixture('ok-id-and-date.csv'));
     const kinds = Object.fromEntries(dataset.columns.map((c) => [c.column, c.kind]));
     expect(kinds).toMatchObject({
       row_id: 'dropped',
       serial: 'dropped',
-      recorded_at: 'date',
+      recorded_at: 'dropped',
       site: 'categorical',
     });
     expect(dataset.notices.join('\n')).toMatch(/dropped column 'row_id': it looks like a row id/);
+    expect(dataset.notices.join('\n')).toMatch(
+      /dropped column 'recorded_at': it is a timestamp, and a time is never a feature by default; .* "columns": \{"recorded_at": "date"\}/,
+    );
   });
 
   it('tolerates a rare non-numeric cell in a numeric column and reports it', () => {
@@ -129,7 +132,7 @@ describe('demo dataset', () => {
     expect(dataset.labels).toEqual(['bearing_wear', 'imbalance', 'normal', 'overheating']);
     const kinds = Object.fromEntries(dataset.columns.map((c) => [c.column, c.kind]));
     expect(kinds).toEqual({
-      timestamp: 'date',
+      timestamp: 'dropped',
       site: 'categorical',
       temperature_c: 'numeric',
       vibration_rms: 'numeric',

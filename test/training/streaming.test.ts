@@ -96,7 +96,22 @@ describe('column statistics and decideColumnKind', () => {
       decideColumnKind(column([...numbers.slice(0, 70), ...Array(30).fill('hot')]), KIND_OPTIONS, 'f: ');
 
     // Assess
-    expect(kinds).toEqual(['numeric', 'date', 'categorical']);
+    // A timestamp is left out unless declared a date.
+    expect(kinds).toEqual(['numeric', 'dropped', 'categorical']);
+    const dates = numbers.map((_, i) => `2026-01-${String((i % 28) + 1).padStart(2, '0')}`);
+    const dropped = decideColumnKind(column(dates), KIND_OPTIONS, '');
+    expect(dropped).toMatchObject({
+      kind: 'dropped',
+      reason: expect.stringMatching(/"columns": \{"c": "date"\}/),
+    });
+    expect(decideColumnKind(column(dates), { ...KIND_OPTIONS, declared: { c: 'date' } }, '').kind).toBe(
+      'date',
+    );
+    expect(() =>
+      decideColumnKind(column(numbers.map(String)), { ...KIND_OPTIONS, declared: { c: 'date' } }, 'f: '),
+    ).toThrow(
+      /^f: column 'c' is declared a date in "columns" but only 0 of 100 values \(0\.0%\) are ISO dates/,
+    );
     expect(mixed).toThrow(InputError);
     expect(mixed).toThrow(/^f: column 'c' mixes numbers and text: 30 of 100 values .*'hot' \(data row 71\)/);
   });
