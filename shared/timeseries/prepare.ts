@@ -177,6 +177,11 @@ export function prepareWindows(
   const cut = (role: Role, series: SeriesReadings) => {
     if (role === 'test') testSeries.push(series);
     for (const window of windowsOf(series.name, resolved, series.times, series.values, series.labels)) {
+      // An anomaly model's windows carry no label: every one is normal operation to learn.
+      if (task === 'anomaly') {
+        windows[role].push(window);
+        continue;
+      }
       // A regression window's target is its last reading's value: a window without a number is not trained on.
       if (window.label === undefined) continue;
       if (task === 'regression' && Number.isNaN(targetNumber(window.label))) {
@@ -229,6 +234,14 @@ export function prepareWindows(
     );
   }
 
+  if (task === 'anomaly') {
+    for (const r of ROLES)
+      if (windows[r].length === 0)
+        throw new InputError(
+          `${where}no ${r} windows: the ${split === 'series' ? `${r} series are` : `last time blocks of the series are`} shorter than a window; add readings or use a shorter window`,
+        );
+    return { spec: resolved, labels: [], windows, split, seriesOf, testSeries, notices };
+  }
   if (task === 'regression') {
     if (nonNumeric > 0)
       notices.push(

@@ -28,7 +28,7 @@ const config = (extra: Record<string, unknown> = {}) =>
   });
 
 describe('anomaly models', () => {
-  it('need no label, never train on the time column, and refuse a label or a window', () => {
+  it('need no label, never train on the time column, and refuse a label or raw windows', () => {
     const { csv } = generatePumpCsv({ pumps: 1, minutes: 100 });
     const profiled = parseDataset(csv, { task: 'anomaly', time: 'ts' });
     expect(profiled.labels).toEqual([]);
@@ -40,11 +40,17 @@ describe('anomaly models', () => {
     expect(() => parseDataset(csv, { task: 'anomaly', time: 'when' })).toThrow(
       /time column 'when' is not in the header/,
     );
-    const windowed = TrainingConfigSchema.safeParse({
-      task: 'anomaly',
-      window: { time: 'ts', sizeMs: 1000 },
-    });
-    expect(windowed.success).toBe(false);
+    const windowed = (window: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      TrainingConfigSchema.safeParse({
+        task: 'anomaly',
+        window: { time: 'ts', sizeMs: 1000, strideMs: 500, ...window },
+        ...extra,
+      });
+    expect(windowed({}).success).toBe(true);
+    expect(windowed({ features: 'raw' }).error?.issues[0]?.message).toMatch(/remove "features": "raw"/);
+    expect(windowed({}, { time: 'ts' }).error?.issues[0]?.message).toMatch(
+      /name the time and series columns in "window"/,
+    );
   });
 
   it('sets the threshold at the budget: 1 false alarm a day at 1,440 readings a day is the 0.99931 quantile', () => {
