@@ -284,6 +284,10 @@ async function anomalyOnWindows(
       time: spec.time,
       ...(spec.series ? { series: spec.series } : {}),
       unit: 'window',
+      sequences: {
+        validation: windows.validation.map((w) => w.series),
+        test: windows.test.map((w) => w.series),
+      },
     },
     config,
     options,

@@ -9,7 +9,7 @@
  * excess as its scale) and the threshold read from it; below q = 0.9 the empirical quantile is used.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
-import { type EventRuleSpec, reconstructionScore } from '../anomaly.ts';
+import { type EventRuleSpec, EventTracker, reconstructionScore } from '../anomaly.ts';
 import { type RawRow, transformRows } from '../preprocess.ts';
 import type { Alarm, Manifest } from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
@@ -97,17 +97,73 @@ function binomial(n: number, k: number): number {
   return c;
 }
 
-/** The score under which a share `quantile` of normal scores fall (exponential tail above the 90th percentile). */
-export function thresholdAt(scores: ArrayLike<number>, quantile: number): number {
-  const sorted = Float64Array.from(scores).sort();
+/** Where the scores' tail starts (their 90th percentile) and its exponential scale (the mean excess). */
+function scoreTail(sorted: Float64Array): { empirical: (q: number) => number; u: number; scale: number } {
   const n = sorted.length;
-  if (n === 0) return Number.POSITIVE_INFINITY;
   const empirical = (q: number) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))] as number;
-  if (quantile <= TAIL_FROM) return empirical(quantile);
   const u = empirical(TAIL_FROM);
   const excesses = sorted.filter((s) => s > u);
   const scale = excesses.length ? excesses.reduce((a, s) => a + (s - u), 0) / excesses.length : 0;
+  return { empirical, u, scale };
+}
+
+/** The score under which a share `quantile` of normal scores fall (exponential tail above the 90th percentile). */
+export function thresholdAt(scores: ArrayLike<number>, quantile: number): number {
+  const sorted = Float64Array.from(scores).sort();
+  if (sorted.length === 0) return Number.POSITIVE_INFINITY;
+  const { empirical, u, scale } = scoreTail(sorted);
+  if (quantile <= TAIL_FROM) return empirical(quantile);
   return u + scale * Math.log((1 - TAIL_FROM) / (1 - quantile));
+}
+
+/** Events the rule opens over results in order (per series) at a threshold. */
+export function countEvents(
+  scores: ArrayLike<number>,
+  series: readonly string[],
+  threshold: number,
+  rule: EventRuleSpec,
+): number {
+  const tracker = new EventTracker(rule);
+  let events = 0;
+  for (let i = 0; i < scores.length; i++) {
+    const score = scores[i] as number;
+    if (tracker.push(series[i] ?? '', i, { anomaly: score > threshold, score, channels: [] }).closed)
+      events++;
+  }
+  return events + tracker.flush().length;
+}
+
+/**
+ * The threshold at which the event rule opens `budget` events a day on held-out normal
+ * results in time order (`series[i]` is result i's series; `days` their series-days).
+ * Overlapping windows' scores move together, so results over a threshold come in runs, and
+ * the independence that `alarmQuantile` assumes would put the threshold far too low. So the
+ * rule itself is run at the tail's start u (the 90th percentile), where events are frequent
+ * enough to count, and above u the events' rate is taken to fall as the exceedances' does
+ * (exponentially, scale the mean excess): rate(t) = rate(u) exp(-(t - u) / scale).
+ */
+export function thresholdForEvents(
+  scores: ArrayLike<number>,
+  series: readonly string[],
+  days: number,
+  rule: EventRuleSpec,
+  budget: number,
+): { threshold: number; quantile: number; eventsPerDayAtTail: number } {
+  const sorted = Float64Array.from(scores).sort();
+  if (sorted.length === 0 || !(days > 0))
+    return { threshold: Number.POSITIVE_INFINITY, quantile: 1, eventsPerDayAtTail: 0 };
+  const { u, scale } = scoreTail(sorted);
+  // The budget is a ceiling, and a few held-out series-days count few events: the rate at u
+  // is taken one standard deviation above its count (Poisson), not at the count itself.
+  const counted = countEvents(scores, series, u, rule);
+  const atTail = (counted + 1 + Math.sqrt(counted + 1)) / days;
+  // Fewer events than the budget already at u: u is as low as the held-out data can vouch for.
+  const above = atTail > budget ? scale * Math.log(atTail / budget) : 0;
+  return {
+    threshold: u + above,
+    quantile: 1 - (1 - TAIL_FROM) * Math.exp(scale > 0 ? -above / scale : 0),
+    eventsPerDayAtTail: counted / days,
+  };
 }
 
 /** Readings a day from the times of a series' readings (epoch ms), or undefined when unknown. */

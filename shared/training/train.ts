@@ -50,11 +50,13 @@ import {
   alarmQuantile,
   autoencoderHidden,
   buildAutoencoder,
+  countEvents,
   eventsPerDay,
   ReadingRate,
   reconstructionScores,
   reconstructions,
   thresholdAt,
+  thresholdForEvents,
 } from './anomaly.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from './metrics.ts';
 import {
@@ -466,6 +468,11 @@ export interface AnomalyVectors {
   series?: string;
   /** What one result is, for the notices: 'reading' or 'window'. */
   unit: 'reading' | 'window';
+  /**
+   * Each validation and test vector's series, when the vectors are results in time order
+   * (windows): the threshold is then set by the events the rule opens on them.
+   */
+  sequences?: { validation: string[]; test: string[] };
 }
 
 /**
@@ -504,35 +511,55 @@ export async function fitAnomaly<G>(
   try {
     const alarm = AlarmSchema.parse(config.alarm ?? {});
     const rule = EventRuleSchema.parse(config.eventRule ?? {});
-    const { quantile, from } = alarmQuantile(alarm, resultsPerDay, rule);
     // Residual scales from the training vectors; the threshold from the validation vectors' scores.
     const scale = residualScale(data.train, reconstructions(shipped, data.train, width), width);
-    const threshold = thresholdAt(reconstructionScores(shipped, data.validation, width, scale), quantile);
+    const validationScores = reconstructionScores(shipped, data.validation, width, scale);
+    const { sequences } = data;
+    const byEvents =
+      sequences && resultsPerDay !== undefined && alarm.quantile === undefined
+        ? thresholdForEvents(
+            validationScores,
+            sequences.validation,
+            validationScores.length / resultsPerDay,
+            rule,
+            alarm.falseAlarmsPerDay,
+          )
+        : undefined;
+    const { quantile, from } = byEvents
+      ? { quantile: byEvents.quantile, from: 'events' as const }
+      : alarmQuantile(alarm, resultsPerDay, rule);
+    const threshold = byEvents?.threshold ?? thresholdAt(validationScores, quantile);
     const testScores = reconstructionScores(shipped, data.test, width, scale);
     const falseAlarmRate = testScores.length
       ? testScores.filter((s) => s > threshold).length / testScores.length
       : 0;
+    // Results in order count their events; otherwise the rule's rate from the share over.
+    const falseAlarmsPerDay =
+      resultsPerDay === undefined
+        ? undefined
+        : sequences && testScores.length
+          ? countEvents(testScores, sequences.test, threshold, rule) / (testScores.length / resultsPerDay)
+          : eventsPerDay(falseAlarmRate, resultsPerDay, rule);
     const round6 = (v: number) => Number(v.toPrecision(6));
     const metrics: ModelMetrics = {
       anomaly: {
         threshold: round6(threshold),
         quantile,
         falseAlarmRate: round6(falseAlarmRate),
-        ...(resultsPerDay !== undefined
-          ? {
-              readingsPerDay: round6(resultsPerDay),
-              falseAlarmsPerDay: round6(eventsPerDay(falseAlarmRate, resultsPerDay, rule)),
-            }
+        ...(resultsPerDay !== undefined && falseAlarmsPerDay !== undefined
+          ? { readingsPerDay: round6(resultsPerDay), falseAlarmsPerDay: round6(falseAlarmsPerDay) }
           : {}),
       },
       testRows: testScores.length,
     };
     const notices = [
-      from === 'budget'
-        ? `threshold at the ${Number(quantile.toPrecision(6))} score quantile: ${alarm.falseAlarmsPerDay} false alarm(s) a day per series at ${Math.round(resultsPerDay ?? 0)} ${data.unit}s a day (time column '${data.time}'), an event being ${rule.k} of ${rule.n} results over it`
-        : from === 'config'
-          ? `threshold at the configured score quantile ${quantile}`
-          : `threshold at the ${quantile} score quantile: without a time column ("time") the false-alarm budget cannot be turned into a rate`,
+      from === 'events'
+        ? `threshold ${Number(threshold.toPrecision(6))} (the ${Number(quantile.toPrecision(6))} score quantile): ${alarm.falseAlarmsPerDay} false alarm(s) a day per series under the event rule (${rule.k} of ${rule.n} results over it), from the ${Number(byEvents?.eventsPerDayAtTail.toPrecision(3))} events a day it opens on held-out normal ${data.unit}s at their 90th percentile`
+        : from === 'budget'
+          ? `threshold at the ${Number(quantile.toPrecision(6))} score quantile: ${alarm.falseAlarmsPerDay} false alarm(s) a day per series at ${Math.round(resultsPerDay ?? 0)} ${data.unit}s a day (time column '${data.time}'), an event being ${rule.k} of ${rule.n} results over it`
+          : from === 'config'
+            ? `threshold at the configured score quantile ${quantile}`
+            : `threshold at the ${quantile} score quantile: without a time column ("time") the false-alarm budget cannot be turned into a rate`,
     ];
     return {
       metrics,
