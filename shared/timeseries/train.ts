@@ -13,9 +13,16 @@ import { type DatasetSource, datasetDigest, readPass } from '../dataset/read.ts'
 import { bytesPart } from '../dataset/source.ts';
 import type { PartLineage } from '../dataset.ts';
 import { InputError } from '../errors.ts';
-import type { Manifest, ModelMetrics, Preprocessing, TrainingConfig } from '../schemas.ts';
+import {
+  type Manifest,
+  type ModelMetrics,
+  type Preprocessing,
+  SAMPLE_DEFAULTS,
+  type TrainingConfig,
+} from '../schemas.ts';
 import { clipTarget, standardizeTarget, TargetScaleFitter, targetNumber, targetValue } from '../target.ts';
 import { initTf, tf } from '../tf.ts';
+import { seriesRows } from '../training/anomaly.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from '../training/metrics.ts';
 import {
   buildMlp,
@@ -322,7 +329,8 @@ async function anomalyOnWindows(
     seed: config.seed,
     epochsRun: fitted.epochsRun,
     bestEpoch: fitted.bestEpoch,
-    testSet: { rows: [], labels: [] },
+    // The gate scores the current release on these readings (falseAlarmRateOnRows).
+    testSet: { rows: seriesRows(prepared.testSeries, spec, SAMPLE_DEFAULTS.maxEvalRows), labels: [] },
     parts: pass.parts,
     datasetSha256: datasetDigest(pass.parts),
     extraRows: pass.extraRows,

@@ -13,6 +13,10 @@ import { type EventRuleSpec, EventTracker, reconstructionScore } from '../anomal
 import { type RawRow, transformRows } from '../preprocess.ts';
 import type { Alarm, Manifest } from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
+import { windowInput, windowInputs } from '../timeseries/features.ts';
+import { parseTime, type SeriesReadings } from '../timeseries/long-format.ts';
+import type { ResolvedWindow } from '../timeseries/spec.ts';
+import { windowsOf } from '../timeseries/windower.ts';
 import { loadModelFromArtifacts, type ModelArtifactBytes } from './model.ts';
 
 /** The quantile used when neither the budget's rate nor a quantile is known. */
@@ -185,10 +189,61 @@ export class ReadingRate {
   }
 }
 
+/**
+ * Held-out readings of a windowed run as rows (time, series and channels as text), whole
+ * series until `max` rows: what the gate scores a windowed release on, as it scores a row
+ * model on its held-out rows.
+ */
+export function seriesRows(
+  series: readonly SeriesReadings[],
+  spec: ResolvedWindow,
+  max: number,
+): Record<string, string>[] {
+  const rows: Record<string, string>[] = [];
+  const width = spec.channels.length;
+  for (const s of series) {
+    if (rows.length >= max) break;
+    s.times.forEach((time, i) => {
+      const row: Record<string, string> = {
+        [spec.time]: String(spec.timeUnit === 's' ? time / 1000 : time),
+      };
+      if (spec.series) row[spec.series] = s.name;
+      spec.channels.forEach((channel, c) => {
+        row[channel] = String(s.values[i * width + c]);
+      });
+      rows.push(row);
+    });
+  }
+  return rows;
+}
+
+/** A windowed model's inputs for rows of readings: each series cut with the model's own window. */
+export function windowVectorsOfRows(
+  window: NonNullable<Manifest['window']>,
+  rows: readonly RawRow[],
+): Float32Array {
+  const { spec } = window;
+  const bySeries = new Map<string, RawRow[]>();
+  for (const row of rows) {
+    const name = spec.series ? String(row[spec.series] ?? '') : '';
+    const list = bySeries.get(name) ?? [];
+    list.push(row);
+    bySeries.set(name, list);
+  }
+  const windows = [...bySeries].flatMap(([name, list]) => {
+    const times = list.map((row) => parseTime(String(row[spec.time] ?? ''), spec.timeUnit));
+    const values = Float32Array.from(
+      list.flatMap((row) => spec.channels.map((channel) => Number(row[channel]))),
+    );
+    return windowsOf(name, spec, times, values);
+  });
+  return windowInputs(windowInput(spec, window.features), windows);
+}
+
 /** Share of `rows` (normal operation) an already released anomaly model alarms on, at its own threshold. */
 export async function falseAlarmRateOnRows(
   artifacts: ModelArtifactBytes,
-  manifest: Pick<Manifest, 'preprocessing' | 'anomaly'>,
+  manifest: Pick<Manifest, 'preprocessing' | 'anomaly' | 'window'>,
   rows: readonly RawRow[],
 ): Promise<number> {
   const threshold = manifest.anomaly?.threshold;
@@ -198,7 +253,11 @@ export async function falseAlarmRateOnRows(
   try {
     const width = manifest.preprocessing.inputWidth;
     const scale = manifest.anomaly?.residualScale ?? [];
-    const scores = reconstructionScores(model, transformRows(manifest.preprocessing, rows), width, scale);
+    // A windowed release scores the windows the rows make (a result per window, as on a gateway).
+    const x = manifest.window
+      ? windowVectorsOfRows(manifest.window, rows)
+      : transformRows(manifest.preprocessing, rows);
+    const scores = reconstructionScores(model, x, width, scale);
     return scores.length ? scores.filter((s) => s > threshold).length / scores.length : 0;
   } finally {
     model.dispose();

@@ -20,8 +20,10 @@ import { windowsOf } from '../../shared/timeseries/windower.ts';
 import {
   alarmQuantile,
   countEvents,
+  falseAlarmRateOnRows,
   reconstructionScores,
   thresholdForEvents,
+  windowVectorsOfRows,
 } from '../../shared/training/anomaly.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
 import { gaussian, seededRandom } from '../../shared/training/random.ts';
@@ -63,6 +65,19 @@ describe('anomaly models on windows', () => {
     expect(manifest.window?.spec).toMatchObject({ samples: 30, stride: 5, channels: [...PUMP_CHANNELS] });
     expect(manifest.anomaly).toMatchObject({ eventRule: RULE, time: 'ts', series: 'pump' });
     expect(manifest.anomaly?.residualScale).toHaveLength(manifest.preprocessing.inputWidth);
+    // The gate scores a release on the run's held-out readings: the very windows the run tested on.
+    const heldOut = windowVectorsOfRows(manifest.window as never, outcome.testSet.rows);
+    expect(heldOut.length / manifest.preprocessing.inputWidth).toBe(manifest.window?.windows.test);
+    expect(await falseAlarmRateOnRows(outcome.artifacts, manifest, outcome.testSet.rows)).toBe(
+      outcome.metrics.anomaly?.falseAlarmRate,
+    );
+    // At a threshold inside the scores' range, some of those windows alarm and some do not.
+    const median = results.map((r) => r.score as number).sort((a, b) => a - b)[results.length >> 1];
+    const anomaly = manifest.anomaly as NonNullable<typeof manifest.anomaly>;
+    const lowered = { ...manifest, anomaly: { ...anomaly, threshold: median as number } };
+    const rate = await falseAlarmRateOnRows(outcome.artifacts, lowered, outcome.testSet.rows);
+    expect(rate).toBeGreaterThan(0.05);
+    expect(rate).toBeLessThan(1);
     // The trainer's scores of the same windows, cut and featured by the manifest alone.
     const window = manifest.window as NonNullable<typeof manifest.window>;
     const collected = collectCsv(faulty.csv, WINDOW as never, '', window.spec.channels);
