@@ -114,8 +114,18 @@ function scores(
   };
 }
 
-/** The window model's window: half an hour of readings, one result every five minutes. */
-const WINDOW = { time: 'ts', series: 'pump', sizeMs: 30 * 60_000, strideMs: 5 * 60_000, frequencyHz: 1 / 60 };
+/**
+ * The window model's window: half an hour of readings, one result every five minutes
+ * (ANOMALY_WINDOW='{"bands":2}' overrides fields, to measure variants).
+ */
+const WINDOW = {
+  time: 'ts',
+  series: 'pump',
+  sizeMs: 30 * 60_000,
+  strideMs: 5 * 60_000,
+  frequencyHz: 1 / 60,
+  ...(JSON.parse(process.env.ANOMALY_WINDOW ?? '{}') as Record<string, unknown>),
+};
 
 /**
  * Each reading's verdict from window results: the window that ends at or after it within one
@@ -171,11 +181,13 @@ export async function main(): Promise<boolean> {
   const backend = await initTf();
   // ANOMALY_MODELS=window,t2 runs a subset while iterating (default: all three).
   const wanted = (process.env.ANOMALY_MODELS ?? 'rows,window,t2').split(',');
-  const train = generatePumpCsv({ pumps: 6, minutes: 2880, seed: 1 });
+  // ANOMALY_DATA_SEED=10 draws other days of the same pumps (other noise and fault places).
+  const shift = Number(process.env.ANOMALY_DATA_SEED ?? 0);
+  const train = generatePumpCsv({ pumps: 6, minutes: 2880, seed: 1 + shift });
   const faulty = generatePumpCsv({
     pumps: 6,
     minutes: 1440,
-    seed: 2,
+    seed: 2 + shift,
     firstPump: 6,
     startMs: Date.UTC(2026, 10, 10),
     faults: { perPump: 2 },
@@ -183,7 +195,7 @@ export async function main(): Promise<boolean> {
   const calm = generatePumpCsv({
     pumps: 6,
     minutes: 1440,
-    seed: 3,
+    seed: 3 + shift,
     firstPump: 6,
     startMs: Date.UTC(2026, 10, 11),
   });
