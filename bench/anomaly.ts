@@ -5,15 +5,19 @@
  *   pumps 1-6, two days of normal operation. Test: pumps 7-12, which training never saw, one
  *   day each with two injected faults an hour long (spike, slow drift, stuck sensor, noise
  *   burst, broken correlation, in turn), and the same pumps on another day with none.
- * - edgeloop: `"task": "anomaly"` with `time` and `series`, scored by the gateway's own replay
- *   (`scoreReadings`), events by its rule (`anomalyEvents`).
+ * - edgeloop rows: `"task": "anomaly"` with `time` and `series`, a result per reading.
+ * - edgeloop windows: `"task": "anomaly"` with a `window` (30 min of readings every 5 min,
+ *   statistical and spectral features), a result per window.
+ *   Both are scored by the gateway's own replay (`scoreReadings`), events by their rule
+ *   (`anomalyEvents`); each threshold is calibrated by the trainer on its held-out normal data.
  * - bare: Hotelling T² on the readings standardized by the training data, thresholded at the
  *   training T²'s 99th percentile, with the same event rule over its verdicts.
  *
- * Printed for both: event recall (a fault is found when an event of its pump overlaps it,
+ * Printed for each: event recall (a fault is found when an event of its pump overlaps it,
  * ending at most 10 minutes after it), false alarms per pump-day (events on the normal day,
  * and events on the faulty day that overlap no fault), median detection delay (fault start to
- * the first overlapping event's start) and pointwise F1 (a reading is positive inside a fault).
+ * the first overlapping event's start) and pointwise F1 (a reading is positive inside a fault;
+ * a window's verdict answers for the readings of its last stride).
  * Targets: event recall >= 0.9, <= 1 false alarm per pump-day, pointwise F1 above the bare's.
  * `npx tsx bench/anomaly.ts` (`npm run bench -- anomaly`).
  */
