@@ -1,8 +1,8 @@
 /**
- * Long-format readings (one reading a row: a time, an optional series, numeric channels, a
- * label unless the model is an anomaly model) collected into one time-ordered array per series, with the rejections that make a
- * window a lie: times that go backwards or repeat within a series, a channel that is not a
- * number, a time that is not a time.
+ * Long-format readings (one reading a row: a time, an optional series, numeric channels, and
+ * a label unless the model is an anomaly model) collected into one time-ordered array per
+ * series, with the rejections that make a window a lie: times that go backwards or repeat
+ * within a series, a channel that is not a number, a time that is not a time.
  */
 import { InputError } from '../errors.ts';
 import { isMissing } from '../preprocess.ts';

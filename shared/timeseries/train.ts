@@ -167,11 +167,7 @@ export async function trainWindowsFromSource(
     );
   const train = shuffleInPlace([...windows.train], seededRandom(config.seed));
   if (config.task === 'anomaly')
-    return anomalyOnWindows(
-      { prepared, features, input, train, collected, pass, label, backend },
-      config,
-      options,
-    );
+    return anomalyOnWindows({ prepared, features, input, train, collected, pass, backend }, config, options);
   const trainX = windowInputs(input, train);
   const trainY = truthOf(train);
   const validationX = windowInputs(input, windows.validation);
@@ -273,7 +269,6 @@ async function anomalyOnWindows(
     train: Window[];
     collected: CollectedReadings;
     pass: { parts: PartLineage[]; extraRows: number };
-    label: string;
     backend: string;
   },
   config: TrainingConfig,
@@ -287,7 +282,8 @@ async function anomalyOnWindows(
       train: windowInputs(input, train),
       validation: windowInputs(input, windows.validation),
       test: windowInputs(input, windows.test),
-      resultsPerDay: (86_400_000 * spec.frequencyHz) / (1000 * spec.stride),
+      // One result a stride per series.
+      resultsPerDay: (86_400 * spec.frequencyHz) / spec.stride,
       time: spec.time,
       ...(spec.series ? { series: spec.series } : {}),
       unit: 'window',

@@ -1,12 +1,14 @@
 /**
- * Anomaly models: an autoencoder fitted on normal operation (its input vectors are its
- * targets), and the threshold its reconstruction score is judged by, calibrated on held-out
- * normal rows to the false-alarm budget the user states.
+ * Anomaly models: an autoencoder fitted on normal operation (its input vectors, a reading's or
+ * a window's features, are its targets), and the threshold its reconstruction score is judged
+ * by, calibrated on held-out normal data to the false-alarm budget the user states.
  *
- * The threshold sits at the score quantile 1 - budget / readings a day. Such quantiles (0.999
- * and beyond) lie past what a few hundred held-out rows can measure, so the tail above the
+ * Rows: the threshold sits at the score quantile the budget gives per reading a day, results
+ * taken as independent (`alarmQuantile`). Windows: the held-out windows are a sequence, so the
+ * event rule is run over them and its rate extrapolated (`thresholdForEvents`). Either way the
+ * quantiles lie past what a few hundred held-out results can measure, so the tail above the
  * held-out 90th percentile is taken as exponential (peaks over threshold, with the mean
- * excess as its scale) and the threshold read from it; below q = 0.9 the empirical quantile is used.
+ * excess as its scale); below q = 0.9 the empirical quantile is used.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
 import { type EventRuleSpec, EventTracker, reconstructionScore } from '../anomaly.ts';
@@ -240,7 +242,10 @@ export function windowVectorsOfRows(
   return windowInputs(windowInput(spec, window.features), windows);
 }
 
-/** Share of `rows` (normal operation) an already released anomaly model alarms on, at its own threshold. */
+/**
+ * Share of its results on `rows` (normal operation) an already released anomaly model alarms
+ * on, at its own threshold: a result per row, or per window for a windowed release.
+ */
 export async function falseAlarmRateOnRows(
   artifacts: ModelArtifactBytes,
   manifest: Pick<Manifest, 'preprocessing' | 'anomaly' | 'window'>,
