@@ -102,7 +102,8 @@ describe('anomaly models', () => {
     const missed = faulty.faults.filter((f) => !events.some((e) => overlaps(e, f)));
     const falseEvents = events.filter((e) => !faulty.faults.some((f) => overlaps(e, f)));
     // The sharp faults are found. A slow drift and a stuck sensor that stays near the day's
-    // demand are not, by a model that scores each reading alone (issue #31 keeps them open).
+    // demand are not, by a model that scores each reading alone: windows find them
+    // (test/timeseries/anomaly-windows.test.ts, bench/anomaly.ts).
     expect(faulty.faults.map((f) => f.kind)).toEqual(['spike', 'drift', 'stuck', 'noise']);
     expect(missed.map((f) => f.kind).filter((kind) => kind !== 'drift' && kind !== 'stuck')).toEqual([]);
     expect(falseEvents.length).toBeLessThanOrEqual(4); // one a pump-day
