@@ -77,7 +77,10 @@ export function generatePumpCsv(options: PumpDataOptions = {}): { csv: string; f
       });
     }
     faults.push(...planned);
-    let temp = 40;
+    // Every file is a stretch of running operation: the bearing starts warm, at its steady
+    // state for the first reading's current (a cold start in every file is a transient that
+    // training sees once per file, and no fault kind).
+    let temp: number | undefined;
     let stuck: number | undefined;
     for (let m = 0; m < minutes; m++) {
       const ts = start + m * 60_000;
@@ -85,7 +88,10 @@ export function generatePumpCsv(options: PumpDataOptions = {}): { csv: string; f
       let flow = 100 * demand + gaussian(random) * 2;
       let pressure = gain.pressure * (flow / 10) ** 2 * 0.1 + 1 + gaussian(random) * 0.15;
       let current = gain.current * (flow / 10) * (pressure / 2) + 5 + gaussian(random) * 0.4;
-      temp += (30 + current * 0.8 - temp) * 0.05 + gaussian(random) * 0.1;
+      temp =
+        temp === undefined
+          ? 30 + current * 0.8
+          : temp + (30 + current * 0.8 - temp) * 0.05 + gaussian(random) * 0.1;
       let vibration = gain.vibration + Math.abs(gaussian(random)) * 0.2;
       let reading = temp;
       const fault = planned.find((f) => ts >= f.start && ts <= f.end);

@@ -5,7 +5,9 @@
  * drove it (Lookout for Equipment called these diagnostics).
  */
 import { featureWidth } from './preprocess.ts';
-import type { Preprocessing } from './schemas.ts';
+import type { Manifest, Preprocessing } from './schemas.ts';
+import { spectralWidth } from './timeseries/features.ts';
+import type { WindowFeatures } from './timeseries/spec.ts';
 
 /** Columns named in a result: the largest shares first, those with at least this share. */
 export const TOP_CHANNELS = 3;
@@ -22,6 +24,35 @@ export function slotColumns(preprocessing: Pick<Preprocessing, 'features'>): {
     for (let i = 0; i < featureWidth(feature); i++) slots.push(c);
   });
   return { names, slots: Int32Array.from(slots) };
+}
+
+/**
+ * Each input slot's channel for a windowed model: spectral features come channel by channel
+ * (its statistics, then its bands), so a slot's share counts for the sensor it was computed
+ * from, not for a feature name like `flow:std`.
+ */
+export function windowSlotColumns(window: { spec: { channels: string[] }; features: WindowFeatures }): {
+  names: string[];
+  slots: Int32Array;
+} {
+  const names = [...window.spec.channels];
+  const { features } = window;
+  if (features.kind !== 'spectral')
+    throw new Error('an anomaly model on windows scores spectral features: raw windows have no channel map');
+  const perChannel = spectralWidth(1, features.bands);
+  if (features.names.length !== perChannel * names.length)
+    throw new Error(
+      `the window features have ${features.names.length} slots, ${names.length} channels of ${perChannel} expected`,
+    );
+  return { names, slots: Int32Array.from(features.names, (_, j) => Math.floor(j / perChannel)) };
+}
+
+/** The slot-to-column map of a model: its window's channels, or its rows' columns. */
+export function anomalyColumns(manifest: Pick<Manifest, 'preprocessing' | 'window'>): {
+  names: string[];
+  slots: Int32Array;
+} {
+  return manifest.window ? windowSlotColumns(manifest.window) : slotColumns(manifest.preprocessing);
 }
 
 /**

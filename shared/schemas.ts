@@ -209,10 +209,15 @@ export const TrainingConfigSchema = z
     window: WindowSpecSchema.optional(),
   })
   .strict()
-  .refine((c) => !(c.task === 'anomaly' && c.window), {
+  .refine((c) => !(c.task === 'anomaly' && c.window && (c.time || c.series)), {
     message:
-      '"task": "anomaly" trains on rows for now: remove "window" (anomaly models on windows are not built yet)',
+      '"task": "anomaly" with "window": name the time and series columns in "window" (its "time" and "series"), not at the top level',
     path: ['window'],
+  })
+  .refine((c) => !(c.task === 'anomaly' && c.window?.features === 'raw'), {
+    message:
+      '"task": "anomaly" on windows scores their statistical and spectral features: remove "features": "raw" from "window"',
+    path: ['window', 'features'],
   });
 export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;
 export type TrainingConfigInput = z.input<typeof TrainingConfigSchema>;

@@ -4,7 +4,12 @@
  * applied and every tensor disposed.
  */
 
-import { type ChannelShare, channelShares, reconstructionScore, slotColumns } from '../../shared/anomaly.ts';
+import {
+  anomalyColumns,
+  type ChannelShare,
+  channelShares,
+  reconstructionScore,
+} from '../../shared/anomaly.ts';
 import { type RawRow, transformInto } from '../../shared/preprocess.ts';
 import type { Manifest } from '../../shared/schemas.ts';
 import { outputUnits, targetValue } from '../../shared/target.ts';
@@ -115,7 +120,7 @@ export async function loadModelFromBytes(
   const scale = pre.target;
   const threshold = manifest.anomaly?.threshold;
   const residual = manifest.anomaly?.residualScale;
-  const columns = pre.task === 'anomaly' ? slotColumns(pre) : undefined;
+  const columns = pre.task === 'anomaly' ? anomalyColumns(manifest) : undefined;
   const classifyInput = (x: Float32Array, n: number, oneBatch = false): Classified => {
     // tidy returns the output tensor, not its data: tidy walks whatever it returns.
     const output = tf.tidy(

@@ -1,8 +1,8 @@
 /**
- * Long-format readings (one reading a row: a time, an optional series, numeric channels, a
- * label) collected into one time-ordered array per series, with the rejections that make a
- * window a lie: times that go backwards or repeat within a series, a channel that is not a
- * number, a time that is not a time.
+ * Long-format readings (one reading a row: a time, an optional series, numeric channels, and
+ * a label unless the model is an anomaly model) collected into one time-ordered array per
+ * series, with the rejections that make a window a lie: times that go backwards or repeat
+ * within a series, a channel that is not a number, a time that is not a time.
  */
 import { InputError } from '../errors.ts';
 import { isMissing } from '../preprocess.ts';
@@ -65,8 +65,9 @@ export class LongFormatCollector {
     };
     this.timeAt = need(spec.time, 'time');
     this.seriesAt = spec.series ? need(spec.series, 'series') : -1;
-    this.labelAt = need(label, 'label');
-    const taken = new Set([spec.time, spec.series, label]);
+    // No label (an anomaly model's readings): '' reads none.
+    this.labelAt = label ? need(label, 'label') : -1;
+    const taken = new Set([spec.time, spec.series, ...(label ? [label] : [])]);
     this.channels = channels ? [...channels] : header.filter((column) => !taken.has(column));
     if (this.channels.length === 0)
       throw new InputError(
@@ -113,7 +114,7 @@ export class LongFormatCollector {
         );
       series.values.push(value);
     });
-    const label = cells[this.labelAt];
+    const label = this.labelAt >= 0 ? cells[this.labelAt] : undefined;
     series.times.push(time);
     series.labels.push(label === undefined || isMissing(label) ? undefined : label.trim());
     series.lastPlace = place;

@@ -177,6 +177,11 @@ export function prepareWindows(
   const cut = (role: Role, series: SeriesReadings) => {
     if (role === 'test') testSeries.push(series);
     for (const window of windowsOf(series.name, resolved, series.times, series.values, series.labels)) {
+      // An anomaly model's windows carry no label: every one is normal operation to learn.
+      if (task === 'anomaly') {
+        windows[role].push(window);
+        continue;
+      }
       // A regression window's target is its last reading's value: a window without a number is not trained on.
       if (window.label === undefined) continue;
       if (task === 'regression' && Number.isNaN(targetNumber(window.label))) {
@@ -229,6 +234,18 @@ export function prepareWindows(
     );
   }
 
+  /** Every role in `roles` needs windows: without, its series (or time blocks) are too short. */
+  const requireWindows = (roles: readonly Role[]) => {
+    const empty = roles.find((r) => windows[r].length === 0);
+    if (empty)
+      throw new InputError(
+        `${where}no ${empty} windows: the ${split === 'series' ? `${empty} series are` : 'last time block of each series is'} shorter than a window; add readings or use a shorter window`,
+      );
+  };
+  if (task === 'anomaly') {
+    requireWindows(ROLES);
+    return { spec: resolved, labels: [], windows, split, seriesOf, testSeries, notices };
+  }
   if (task === 'regression') {
     if (nonNumeric > 0)
       notices.push(
@@ -253,11 +270,6 @@ export function prepareWindows(
     throw new InputError(
       `${where}too few training windows for ${few.map((label) => `'${label}' (${counts.get(label) ?? 0})`).join(', ')}: each class needs at least ${spec.minWindowsPerClass} (minWindowsPerClass); add readings of those classes, use a smaller "strideMs", or lower "minWindowsPerClass"`,
     );
-  for (const r of ['validation', 'test'] as const) {
-    if (windows[r].length === 0)
-      throw new InputError(
-        `${where}no ${r} windows: the ${split === 'series' ? `${r} series are` : `last time block of each series is`} shorter than a window; add readings or use a shorter window`,
-      );
-  }
+  requireWindows(['validation', 'test']);
   return { spec: resolved, labels, windows, split, seriesOf, testSeries, notices };
 }

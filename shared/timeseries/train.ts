@@ -11,10 +11,18 @@ import type { LayersModel } from '@tensorflow/tfjs';
 import { fitToHeader, placeText } from '../dataset/profile.ts';
 import { type DatasetSource, datasetDigest, readPass } from '../dataset/read.ts';
 import { bytesPart } from '../dataset/source.ts';
+import type { PartLineage } from '../dataset.ts';
 import { InputError } from '../errors.ts';
-import type { Manifest, ModelMetrics, Preprocessing, TrainingConfig } from '../schemas.ts';
+import {
+  type Manifest,
+  type ModelMetrics,
+  type Preprocessing,
+  SAMPLE_DEFAULTS,
+  type TrainingConfig,
+} from '../schemas.ts';
 import { clipTarget, standardizeTarget, TargetScaleFitter, targetNumber, targetValue } from '../target.ts';
 import { initTf, tf } from '../tf.ts';
+import { seriesRows } from '../training/anomaly.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from '../training/metrics.ts';
 import {
   buildMlp,
@@ -28,6 +36,7 @@ import {
 import { type Objective, objectiveFor } from '../training/objective.ts';
 import { seededRandom, shuffleInPlace } from '../training/random.ts';
 import {
+  fitAnomaly,
   fitOptions,
   GOLDEN_ROWS,
   GOLDEN_TOLERANCE,
@@ -41,10 +50,15 @@ import {
   windowInput,
   windowInputs,
 } from './features.ts';
-import { LongFormatCollector, parseTime, type SeriesReadings } from './long-format.ts';
+import {
+  type CollectedReadings,
+  LongFormatCollector,
+  parseTime,
+  type SeriesReadings,
+} from './long-format.ts';
 import { buildRecurrent, inputTensor, predictWindows, RECURRENT_UNITS } from './model.ts';
-import { prepareWindows } from './prepare.ts';
-import type { WindowManifest, WindowSpec } from './spec.ts';
+import { type PreparedWindows, prepareWindows } from './prepare.ts';
+import type { WindowFeatures, WindowManifest, WindowSpec } from './spec.ts';
 import { type Window, windowsOf } from './windower.ts';
 
 /** Values (samples x channels) kept over all golden windows, beyond one window. */
@@ -73,6 +87,10 @@ export async function trainWindowsFromSource(
 ): Promise<TrainingOutcome> {
   const spec = config.window;
   if (!spec) throw new Error('trainWindowsFromSource needs a config with "window"');
+  if (config.task === 'anomaly' && config.label)
+    throw new InputError(
+      `an anomaly model trains on normal operation without labels, but "label" names '${config.label}': remove it`,
+    );
   const where = options.source ? `${options.source}: ` : '';
   const backend = await initTf();
   let collector: LongFormatCollector | undefined;
@@ -98,7 +116,7 @@ export async function trainWindowsFromSource(
       onHeader: (names) => {
         header = names;
         width = header.length;
-        label = labelColumn(header, spec, config.label);
+        label = config.task === 'anomaly' ? '' : labelColumn(header, spec, config.label);
         collector = new LongFormatCollector(header, spec, label, config.features, where);
       },
       onProgress: (progress) => options.onProgress?.({ phase: 'parsing', ...progress }),
@@ -148,6 +166,8 @@ export async function trainWindowsFromSource(
       `${where}${spec.bands} FFT bands need windows of at least ${spec.bands * 2} samples (these have ${prepared.spec.samples}): lower "bands" or lengthen the window`,
     );
   const train = shuffleInPlace([...windows.train], seededRandom(config.seed));
+  if (config.task === 'anomaly')
+    return anomalyOnWindows({ prepared, features, input, train, collected, pass, backend }, config, options);
   const trainX = windowInputs(input, train);
   const trainY = truthOf(train);
   const validationX = windowInputs(input, windows.validation);
@@ -201,14 +221,7 @@ export async function trainWindowsFromSource(
       label,
       labels,
       ...(scale ? { task: 'regression' as const, target: scale } : {}),
-      // The channels as the device reads them; the window block says what the model sees of them.
-      features: prepared.spec.channels.map((column, c) => ({
-        kind: 'numeric' as const,
-        column,
-        mean: channelScale.mean[c] as number,
-        std: channelScale.std[c] as number,
-        fill: channelScale.mean[c] as number,
-      })),
+      features: channelFeatures(prepared.spec.channels, channelScale),
       inputWidth: input.width,
     };
     return {
@@ -241,6 +254,96 @@ export async function trainWindowsFromSource(
   } finally {
     shipped.dispose();
   }
+}
+
+/**
+ * An anomaly model on windows: the autoencoder learns the training windows' feature vectors,
+ * the threshold comes from the validation windows (series or time blocks the fit never saw),
+ * and a result is one window, at the windows' own rate a day per series.
+ */
+async function anomalyOnWindows(
+  run: {
+    prepared: PreparedWindows;
+    features: WindowFeatures;
+    input: WindowInput;
+    train: Window[];
+    collected: CollectedReadings;
+    pass: { parts: PartLineage[]; extraRows: number };
+    backend: string;
+  },
+  config: TrainingConfig,
+  options: TrainRunOptions,
+): Promise<TrainingOutcome> {
+  const { prepared, features, input, train, collected, pass } = run;
+  const { windows, spec } = prepared;
+  const fitted = await fitAnomaly(
+    {
+      width: input.width,
+      train: windowInputs(input, train),
+      validation: windowInputs(input, windows.validation),
+      test: windowInputs(input, windows.test),
+      // One result a stride per series.
+      resultsPerDay: (86_400 * spec.frequencyHz) / spec.stride,
+      time: spec.time,
+      ...(spec.series ? { series: spec.series } : {}),
+      unit: 'window',
+      sequences: {
+        validation: windows.validation.map((w) => w.series),
+        test: windows.test.map((w) => w.series),
+      },
+    },
+    config,
+    options,
+    (shipped) => goldenWindows(shipped, input, windows.test, spec.channels.length),
+  );
+  const channelScale = fitWindowFeatures(spec, 'raw', 1, windows.train).scale;
+  const window: WindowManifest = {
+    spec,
+    features,
+    golden: fitted.golden,
+    windows: { train: train.length, validation: windows.validation.length, test: windows.test.length },
+    split: prepared.split,
+  };
+  return {
+    preprocessing: {
+      label: '',
+      labels: [],
+      task: 'anomaly',
+      features: channelFeatures(spec.channels, channelScale),
+      inputWidth: input.width,
+    },
+    metrics: fitted.metrics,
+    classDistribution: {},
+    golden: { rows: [], outputs: [], tolerance: GOLDEN_TOLERANCE },
+    artifacts: fitted.artifacts,
+    shape: fitted.shape,
+    rows: collected.readings,
+    features: spec.channels,
+    classes: [],
+    notices: [...prepared.notices, ...fitted.notices],
+    backend: run.backend,
+    seed: config.seed,
+    epochsRun: fitted.epochsRun,
+    bestEpoch: fitted.bestEpoch,
+    // The gate scores the current release on these readings (falseAlarmRateOnRows).
+    testSet: { rows: seriesRows(prepared.testSeries, spec, SAMPLE_DEFAULTS.maxEvalRows), labels: [] },
+    parts: pass.parts,
+    datasetSha256: datasetDigest(pass.parts),
+    extraRows: pass.extraRows,
+    window: { manifest: window, testSeries: prepared.testSeries },
+    anomaly: fitted.anomaly,
+  };
+}
+
+/** The channels as the device reads them; the window block says what the model sees of them. */
+function channelFeatures(channels: readonly string[], scale: { mean: number[]; std: number[] }) {
+  return channels.map((column, c) => ({
+    kind: 'numeric' as const,
+    column,
+    mean: scale.mean[c] as number,
+    std: scale.std[c] as number,
+    fill: scale.mean[c] as number,
+  }));
 }
 
 interface FittedWindows {

@@ -1,18 +1,24 @@
 /**
- * Anomaly models: an autoencoder fitted on normal operation (its input vectors are its
- * targets), and the threshold its reconstruction score is judged by, calibrated on held-out
- * normal rows to the false-alarm budget the user states.
+ * Anomaly models: an autoencoder fitted on normal operation (its input vectors, a reading's or
+ * a window's features, are its targets), and the threshold its reconstruction score is judged
+ * by, calibrated on held-out normal data to the false-alarm budget the user states.
  *
- * The threshold sits at the score quantile 1 - budget / readings a day. Such quantiles (0.999
- * and beyond) lie past what a few hundred held-out rows can measure, so the tail above the
+ * Rows: the threshold sits at the score quantile the budget gives per reading a day, results
+ * taken as independent (`alarmQuantile`). Windows: the held-out windows are a sequence, so the
+ * event rule is run over them and its rate extrapolated (`thresholdForEvents`). Either way the
+ * quantiles lie past what a few hundred held-out results can measure, so the tail above the
  * held-out 90th percentile is taken as exponential (peaks over threshold, with the mean
- * excess as its scale) and the threshold read from it; below q = 0.9 the empirical quantile is used.
+ * excess as its scale); below q = 0.9 the empirical quantile is used.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
-import { type EventRuleSpec, reconstructionScore } from '../anomaly.ts';
+import { type EventRuleSpec, EventTracker, reconstructionScore } from '../anomaly.ts';
 import { type RawRow, transformRows } from '../preprocess.ts';
 import type { Alarm, Manifest } from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
+import { windowInput, windowInputs } from '../timeseries/features.ts';
+import { parseTime, type SeriesReadings } from '../timeseries/long-format.ts';
+import type { ResolvedWindow } from '../timeseries/spec.ts';
+import { windowsOf } from '../timeseries/windower.ts';
 import { loadModelFromArtifacts, type ModelArtifactBytes } from './model.ts';
 
 /** The quantile used when neither the budget's rate nor a quantile is known. */
@@ -97,17 +103,73 @@ function binomial(n: number, k: number): number {
   return c;
 }
 
-/** The score under which a share `quantile` of normal scores fall (exponential tail above the 90th percentile). */
-export function thresholdAt(scores: ArrayLike<number>, quantile: number): number {
-  const sorted = Float64Array.from(scores).sort();
+/** Where the scores' tail starts (their 90th percentile) and its exponential scale (the mean excess). */
+function scoreTail(sorted: Float64Array): { empirical: (q: number) => number; u: number; scale: number } {
   const n = sorted.length;
-  if (n === 0) return Number.POSITIVE_INFINITY;
   const empirical = (q: number) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))] as number;
-  if (quantile <= TAIL_FROM) return empirical(quantile);
   const u = empirical(TAIL_FROM);
   const excesses = sorted.filter((s) => s > u);
   const scale = excesses.length ? excesses.reduce((a, s) => a + (s - u), 0) / excesses.length : 0;
+  return { empirical, u, scale };
+}
+
+/** The score under which a share `quantile` of normal scores fall (exponential tail above the 90th percentile). */
+export function thresholdAt(scores: ArrayLike<number>, quantile: number): number {
+  const sorted = Float64Array.from(scores).sort();
+  if (sorted.length === 0) return Number.POSITIVE_INFINITY;
+  const { empirical, u, scale } = scoreTail(sorted);
+  if (quantile <= TAIL_FROM) return empirical(quantile);
   return u + scale * Math.log((1 - TAIL_FROM) / (1 - quantile));
+}
+
+/** Events the rule opens over results in order (per series) at a threshold. */
+export function countEvents(
+  scores: ArrayLike<number>,
+  series: readonly string[],
+  threshold: number,
+  rule: EventRuleSpec,
+): number {
+  const tracker = new EventTracker(rule);
+  let events = 0;
+  for (let i = 0; i < scores.length; i++) {
+    const score = scores[i] as number;
+    if (tracker.push(series[i] ?? '', i, { anomaly: score > threshold, score, channels: [] }).closed)
+      events++;
+  }
+  return events + tracker.flush().length;
+}
+
+/**
+ * The threshold at which the event rule opens `budget` events a day on held-out normal
+ * results in time order (`series[i]` is result i's series; `days` their series-days).
+ * Overlapping windows' scores move together, so results over a threshold come in runs, and
+ * the independence that `alarmQuantile` assumes would put the threshold far too low. So the
+ * rule itself is run at the tail's start u (the 90th percentile), where events are frequent
+ * enough to count, and above u the events' rate is taken to fall as the exceedances' does
+ * (exponentially, scale the mean excess): rate(t) = rate(u) exp(-(t - u) / scale).
+ */
+export function thresholdForEvents(
+  scores: ArrayLike<number>,
+  series: readonly string[],
+  days: number,
+  rule: EventRuleSpec,
+  budget: number,
+): { threshold: number; quantile: number; eventsPerDayAtTail: number } {
+  const sorted = Float64Array.from(scores).sort();
+  if (sorted.length === 0 || !(days > 0))
+    return { threshold: Number.POSITIVE_INFINITY, quantile: 1, eventsPerDayAtTail: 0 };
+  const { u, scale } = scoreTail(sorted);
+  // The budget is a ceiling, and a few held-out series-days count few events: the rate at u
+  // is taken one standard deviation above its count (Poisson), not at the count itself.
+  const counted = countEvents(scores, series, u, rule);
+  const atTail = (counted + 1 + Math.sqrt(counted + 1)) / days;
+  // Fewer events than the budget already at u: u is as low as the held-out data can vouch for.
+  const above = atTail > budget ? scale * Math.log(atTail / budget) : 0;
+  return {
+    threshold: u + above,
+    quantile: 1 - (1 - TAIL_FROM) * Math.exp(scale > 0 ? -above / scale : 0),
+    eventsPerDayAtTail: counted / days,
+  };
 }
 
 /** Readings a day from the times of a series' readings (epoch ms), or undefined when unknown. */
@@ -129,10 +191,64 @@ export class ReadingRate {
   }
 }
 
-/** Share of `rows` (normal operation) an already released anomaly model alarms on, at its own threshold. */
+/**
+ * Held-out readings of a windowed run as rows (time, series and channels as text), whole
+ * series until `max` rows: what the gate scores a windowed release on, as it scores a row
+ * model on its held-out rows.
+ */
+export function seriesRows(
+  series: readonly SeriesReadings[],
+  spec: ResolvedWindow,
+  max: number,
+): Record<string, string>[] {
+  const rows: Record<string, string>[] = [];
+  const width = spec.channels.length;
+  for (const s of series) {
+    if (rows.length >= max) break;
+    s.times.forEach((time, i) => {
+      const row: Record<string, string> = {
+        [spec.time]: String(spec.timeUnit === 's' ? time / 1000 : time),
+      };
+      if (spec.series) row[spec.series] = s.name;
+      spec.channels.forEach((channel, c) => {
+        row[channel] = String(s.values[i * width + c]);
+      });
+      rows.push(row);
+    });
+  }
+  return rows;
+}
+
+/** A windowed model's inputs for rows of readings: each series cut with the model's own window. */
+export function windowVectorsOfRows(
+  window: NonNullable<Manifest['window']>,
+  rows: readonly RawRow[],
+): Float32Array {
+  const { spec } = window;
+  const bySeries = new Map<string, RawRow[]>();
+  for (const row of rows) {
+    const name = spec.series ? String(row[spec.series] ?? '') : '';
+    const list = bySeries.get(name) ?? [];
+    list.push(row);
+    bySeries.set(name, list);
+  }
+  const windows = [...bySeries].flatMap(([name, list]) => {
+    const times = list.map((row) => parseTime(String(row[spec.time] ?? ''), spec.timeUnit));
+    const values = Float32Array.from(
+      list.flatMap((row) => spec.channels.map((channel) => Number(row[channel]))),
+    );
+    return windowsOf(name, spec, times, values);
+  });
+  return windowInputs(windowInput(spec, window.features), windows);
+}
+
+/**
+ * Share of its results on `rows` (normal operation) an already released anomaly model alarms
+ * on, at its own threshold: a result per row, or per window for a windowed release.
+ */
 export async function falseAlarmRateOnRows(
   artifacts: ModelArtifactBytes,
-  manifest: Pick<Manifest, 'preprocessing' | 'anomaly'>,
+  manifest: Pick<Manifest, 'preprocessing' | 'anomaly' | 'window'>,
   rows: readonly RawRow[],
 ): Promise<number> {
   const threshold = manifest.anomaly?.threshold;
@@ -142,7 +258,11 @@ export async function falseAlarmRateOnRows(
   try {
     const width = manifest.preprocessing.inputWidth;
     const scale = manifest.anomaly?.residualScale ?? [];
-    const scores = reconstructionScores(model, transformRows(manifest.preprocessing, rows), width, scale);
+    // A windowed release scores the windows the rows make (a result per window, as on a gateway).
+    const x = manifest.window
+      ? windowVectorsOfRows(manifest.window, rows)
+      : transformRows(manifest.preprocessing, rows);
+    const scores = reconstructionScores(model, x, width, scale);
     return scores.length ? scores.filter((s) => s > threshold).length / scores.length : 0;
   } finally {
     model.dispose();

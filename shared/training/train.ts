@@ -50,11 +50,13 @@ import {
   alarmQuantile,
   autoencoderHidden,
   buildAutoencoder,
+  countEvents,
   eventsPerDay,
   ReadingRate,
   reconstructionScores,
   reconstructions,
   thresholdAt,
+  thresholdForEvents,
 } from './anomaly.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from './metrics.ts';
 import {
@@ -305,14 +307,31 @@ async function trainOnProfile(
   if (anomaly) {
     const train = vectorsOf(trainStore, preprocessing, seededOrder(trainStore.size, config.seed));
     trainStore = undefined;
-    const fitted = await fitAnomaly(
-      train.x,
+    const validation = vectorsOf(
       validationStore,
-      testRows,
       preprocessing,
+      seededOrder(validationStore.size, config.seed),
+    ).x;
+    const fitted = await fitAnomaly(
+      {
+        width: preprocessing.inputWidth,
+        train: train.x,
+        validation,
+        test: transformRows(preprocessing, testRows),
+        resultsPerDay: perSeriesRate(rates),
+        ...(config.time ? { time: config.time } : {}),
+        ...(config.series ? { series: config.series } : {}),
+        unit: 'reading',
+      },
       config,
       options,
-      perSeriesRate(rates),
+      (shipped) =>
+        goldenVectors(
+          shipped,
+          preprocessing,
+          testRows,
+          preprocessing.features.map((f) => f.column),
+        ),
     );
     return {
       ...fitted,
@@ -436,30 +455,43 @@ async function trainOnProfile(
   }
 }
 
+/** What an anomaly fit learns from: vectors of `width` (rows' or windows' inputs), all normal operation. */
+export interface AnomalyVectors {
+  width: number;
+  train: Float32Array;
+  validation: Float32Array;
+  test: Float32Array;
+  /** Results a day per series (readings, or windows), when the time column gives it. */
+  resultsPerDay: number | undefined;
+  /** The columns results and events take their time and series from. */
+  time?: string;
+  series?: string;
+  /** What one result is, for the notices: 'reading' or 'window'. */
+  unit: 'reading' | 'window';
+  /**
+   * Each validation and test vector's series, when the vectors are results in time order
+   * (windows): the threshold is then set by the events the rule opens on them.
+   */
+  sequences?: { validation: string[]; test: string[] };
+}
+
 /**
- * An anomaly model: the autoencoder fitted on the training rows (early stopping on the
- * validation rows' reconstruction loss), its threshold calibrated on the validation rows'
- * scores, and its false-alarm rate measured on the test rows, all normal operation.
+ * An anomaly model: the autoencoder fitted on the training vectors (early stopping on the
+ * validation vectors' reconstruction loss), its threshold calibrated on the validation
+ * vectors' scores, and its false-alarm rate measured on the test vectors, all normal
+ * operation. `golden` gives the probation vectors from the model that ships.
  */
-async function fitAnomaly(
-  trainX: Float32Array,
-  validationStore: RowStore,
-  testRows: readonly Record<string, string>[],
-  preprocessing: Preprocessing,
+export async function fitAnomaly<G>(
+  data: AnomalyVectors,
   config: TrainingConfig,
   options: TrainRunOptions,
-  readingsPerDay: number | undefined,
+  golden: (shipped: LayersModel) => G,
 ) {
-  const width = preprocessing.inputWidth;
-  const validationX = vectorsOf(
-    validationStore,
-    preprocessing,
-    seededOrder(validationStore.size, config.seed),
-  ).x;
+  const { width, resultsPerDay } = data;
   const model = buildAutoencoder(width, config.seed);
   const tensors = {
-    train: tf.tensor2d(trainX, [trainX.length / width, width]),
-    validation: tf.tensor2d(validationX, [validationX.length / width, width]),
+    train: tf.tensor2d(data.train, [data.train.length / width, width]),
+    validation: tf.tensor2d(data.validation, [data.validation.length / width, width]),
   };
   let fitted: Awaited<ReturnType<typeof fitMlp>>;
   try {
@@ -479,44 +511,59 @@ async function fitAnomaly(
   try {
     const alarm = AlarmSchema.parse(config.alarm ?? {});
     const rule = EventRuleSchema.parse(config.eventRule ?? {});
-    const { quantile, from } = alarmQuantile(alarm, readingsPerDay, rule);
-    // Residual scales from the training rows; the threshold from the validation rows' scores.
-    const scale = residualScale(trainX, reconstructions(shipped, trainX, width), width);
-    const threshold = thresholdAt(reconstructionScores(shipped, validationX, width, scale), quantile);
-    const testScores = reconstructionScores(shipped, transformRows(preprocessing, testRows), width, scale);
+    // Residual scales from the training vectors; the threshold from the validation vectors' scores.
+    const scale = residualScale(data.train, reconstructions(shipped, data.train, width), width);
+    const validationScores = reconstructionScores(shipped, data.validation, width, scale);
+    const { sequences } = data;
+    const byEvents =
+      sequences && resultsPerDay !== undefined && alarm.quantile === undefined
+        ? thresholdForEvents(
+            validationScores,
+            sequences.validation,
+            validationScores.length / resultsPerDay,
+            rule,
+            alarm.falseAlarmsPerDay,
+          )
+        : undefined;
+    const { quantile, from } = byEvents
+      ? { quantile: byEvents.quantile, from: 'events' as const }
+      : alarmQuantile(alarm, resultsPerDay, rule);
+    const threshold = byEvents?.threshold ?? thresholdAt(validationScores, quantile);
+    const testScores = reconstructionScores(shipped, data.test, width, scale);
     const falseAlarmRate = testScores.length
       ? testScores.filter((s) => s > threshold).length / testScores.length
       : 0;
+    // Results in order count their events; otherwise the rule's rate from the share over.
+    const falseAlarmsPerDay =
+      resultsPerDay === undefined
+        ? undefined
+        : sequences && testScores.length
+          ? countEvents(testScores, sequences.test, threshold, rule) / (testScores.length / resultsPerDay)
+          : eventsPerDay(falseAlarmRate, resultsPerDay, rule);
     const round6 = (v: number) => Number(v.toPrecision(6));
     const metrics: ModelMetrics = {
       anomaly: {
         threshold: round6(threshold),
         quantile,
         falseAlarmRate: round6(falseAlarmRate),
-        ...(readingsPerDay !== undefined
-          ? {
-              readingsPerDay: round6(readingsPerDay),
-              falseAlarmsPerDay: round6(eventsPerDay(falseAlarmRate, readingsPerDay, rule)),
-            }
+        ...(resultsPerDay !== undefined && falseAlarmsPerDay !== undefined
+          ? { readingsPerDay: round6(resultsPerDay), falseAlarmsPerDay: round6(falseAlarmsPerDay) }
           : {}),
       },
       testRows: testScores.length,
     };
     const notices = [
-      from === 'budget'
-        ? `threshold at the ${Number(quantile.toPrecision(6))} score quantile: ${alarm.falseAlarmsPerDay} false alarm(s) a day per series at ${Math.round(readingsPerDay ?? 0)} readings a day (time column '${config.time}'), an event being ${rule.k} of ${rule.n} results over it`
-        : from === 'config'
-          ? `threshold at the configured score quantile ${quantile}`
-          : `threshold at the ${quantile} score quantile: without a time column ("time") the false-alarm budget cannot be turned into a rate`,
+      from === 'events'
+        ? `threshold ${Number(threshold.toPrecision(6))} (the ${Number(quantile.toPrecision(6))} score quantile): ${alarm.falseAlarmsPerDay} false alarm(s) a day per series under the event rule (${rule.k} of ${rule.n} results over it), from the ${Number(byEvents?.eventsPerDayAtTail.toPrecision(3))} events a day it opens on held-out normal ${data.unit}s at their 90th percentile`
+        : from === 'budget'
+          ? `threshold at the ${Number(quantile.toPrecision(6))} score quantile: ${alarm.falseAlarmsPerDay} false alarm(s) a day per series at ${Math.round(resultsPerDay ?? 0)} ${data.unit}s a day (time column '${data.time}'), an event being ${rule.k} of ${rule.n} results over it`
+          : from === 'config'
+            ? `threshold at the configured score quantile ${quantile}`
+            : `threshold at the ${quantile} score quantile: without a time column ("time") the false-alarm budget cannot be turned into a rate`,
     ];
     return {
       metrics,
-      golden: goldenVectors(
-        shipped,
-        preprocessing,
-        testRows,
-        preprocessing.features.map((f) => f.column),
-      ),
+      golden: golden(shipped),
       artifacts,
       shape: { inputWidth: width, hidden: autoencoderHidden(width), classes: width },
       epochsRun: fitted.epochsRun,
@@ -524,8 +571,8 @@ async function fitAnomaly(
       anomaly: {
         threshold: round6(threshold),
         eventRule: { k: rule.k, n: rule.n, m: rule.m },
-        ...(config.time ? { time: config.time } : {}),
-        ...(config.series ? { series: config.series } : {}),
+        ...(data.time ? { time: data.time } : {}),
+        ...(data.series ? { series: data.series } : {}),
         residualScale: scale,
       },
       notices,

@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../bench/support/cli.ts';
 import { Engine } from '../../device/model/engine.ts';
 import { loadModelFromBytes } from '../../device/model/model.ts';
+import { scoreReadings } from '../../device/score.ts';
 import { startInferServer } from '../../device/sources/sources.ts';
+import { generatePumpCsv } from '../../shared/anomaly-dataset.ts';
+import { parseCsvReadings } from '../../shared/dataset/readings.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { ManifestSchema } from '../../shared/schemas.ts';
 import { seededRandom } from '../../shared/training/random.ts';
@@ -132,6 +135,58 @@ describe('edgeloop score', () => {
     const summary = await runCli(['score', outDir, data]);
     expect(summary.stdout).toMatch(
       /demo v1 on .*: 300 readings, 300 results, none refused\n {2}answers: .+\n {2}against the file's condition: accuracy [\d.]+% \(300 results\)/,
+    );
+  });
+
+  it("scores a window anomaly model: each window's end, series, score, verdict, event and sensors, as the gateway's window replay gives them", async () => {
+    // Prepare: three pumps' normal day to train on, windows of 30 readings every 5; a faulty
+    // half-day of another pump to score.
+    const outDir = join(dir, 'pumps');
+    const train = join(dir, 'pumps.csv');
+    const faulty = join(dir, 'faulty.csv');
+    writeFileSync(train, generatePumpCsv({ pumps: 3, minutes: 1440, seed: 1 }).csv);
+    writeFileSync(
+      faulty,
+      generatePumpCsv({ pumps: 1, minutes: 720, seed: 2, firstPump: 3, faults: { perPump: 1 } }).csv,
+    );
+    const window = ['--time', 'ts', '--series', 'pump', '--window-ms', '1800000', '--stride-ms', '300000'];
+    const flags = [...window, '--frequency-hz', String(1 / 60), '--task', 'anomaly', '--epochs', '20'];
+
+    // Act
+    const trained = await runCli(['train', train, '--model', 'pumps', ...flags, '--out', outDir]);
+    const scored = await runCli(['score', outDir, faulty, '--jsonl']);
+    const summary = await runCli(['score', outDir, faulty]);
+    const manifest = ManifestSchema.parse(JSON.parse(readFileSync(join(outDir, 'manifest.json'), 'utf8')));
+    const model = await loadModelFromBytes(
+      readFileSync(join(outDir, 'model.json')),
+      readFileSync(join(outDir, 'weights.bin')),
+      manifest,
+    );
+    const readings = parseCsvReadings(readFileSync(faulty, 'utf8'), 'faulty: ').rows;
+    const { results } = await scoreReadings(model, readings);
+
+    // Assess: a line per window, each what the gateway's replay answers for that window.
+    expect(trained.code).toBe(0);
+    expect(scored.code).toBe(0);
+    const lines = scored.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(lines).toHaveLength(results.length);
+    lines.forEach((line, i) => {
+      const result = results[i];
+      expect(line).toMatchObject({
+        time: result?.window?.end,
+        series: 'pump-04',
+        score: result?.score,
+        threshold: manifest.anomaly?.threshold,
+        anomaly: result?.anomaly,
+        channels: result?.channels,
+      });
+    });
+    expect(lines.some((line) => line.event)).toBe(true);
+    expect(summary.stdout).toMatch(
+      /pumps v1 on .*: 720 readings, \d+ windows, none refused\n {2}anomalous: /,
     );
   });
 
