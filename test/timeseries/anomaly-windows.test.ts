@@ -57,7 +57,7 @@ describe('anomaly models on windows', () => {
     const failure = probationFailure(model);
     const readings = parseCsvReadings(faulty.csv, 'faulty: ').rows;
     const { results } = await scoreReadings(model, readings);
-    const { events } = anomalyEvents(results, manifest, readings);
+    const { events } = anomalyEvents(results, manifest);
 
     // Assess: the manifest carries the window, the threshold and the rule; probation holds.
     expect(failure).toBeUndefined();
