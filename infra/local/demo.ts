@@ -45,8 +45,9 @@ export interface DemoOptions {
   /**
    * `regression`: train a model that answers a number (edgeloop.json `task`). Without a
    * dataset file the demo generates machines' energy per cycle, and the gateways replay cycles
-   * the model never saw. `anomaly`: no labels; the demo generates pumps' normal day to train
-   * on, and the gateways replay their next day with injected faults and report events.
+   * the model never saw. `anomaly`: no labels; the demo generates pumps' normal operation to
+   * train a window model on (PUMPS_DEMO), and the gateways replay other pumps' day with
+   * injected faults and report events.
    */
   task?: Task;
   /** Readings each gateway replays (default 500; with a window, every reading of the replay file). */
@@ -380,19 +381,25 @@ export const ENERGY_DEMO = {
 } as const;
 
 /**
- * The anomaly demo's data: four pumps' normal day to train on, no labels; the gateways replay
- * the same pumps' next day, into which faults were injected (one an hour long per pump).
+ * The anomaly demo's data: six pumps' two normal days to train on, no labels; the gateways
+ * replay a day of four other pumps, into which faults were injected (one an hour long per
+ * pump). The model reads 30-minute windows every 5 minutes (readings come once a minute): a
+ * window sees a stuck sensor, a noise burst and a slow drift that a single reading hides.
  */
 export const PUMPS_DEMO = {
-  train: { pumps: 4, minutes: 1440, seed: 1 },
+  train: { pumps: 6, minutes: 2880, seed: 1 },
   replay: {
     pumps: 4,
+    firstPump: 6,
     minutes: 1440,
     seed: 2,
     startMs: Date.UTC(2026, 10, 3),
     faults: { perPump: 1, minutes: 60 },
   },
-  config: { task: 'anomaly', time: 'ts', series: 'pump' },
+  config: {
+    task: 'anomaly',
+    window: { time: 'ts', series: 'pump', sizeMs: 30 * 60_000, strideMs: 5 * 60_000, frequencyHz: 1 / 60 },
+  },
 } as const;
 
 /** The windowed demo's data: machines m01-m16 train; the gateways replay m17-m19, which training never saw. */

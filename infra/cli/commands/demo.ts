@@ -76,7 +76,7 @@ export const demoCommand = defineCommand({
     anomaly: {
       type: 'boolean',
       description:
-        "the anomaly demo (--task anomaly): trained on pumps' normal day without labels; gateways replay their next day, with faults, and report events",
+        "the anomaly demo (--task anomaly): 30-minute windows of pumps' normal operation, no labels; gateways replay a day of pumps it never saw, with faults, and report events",
     },
     windows: {
       type: 'boolean',
@@ -249,7 +249,7 @@ export function summaryTable(
       ? [
           [
             'windows',
-            `${summary.window.samples} samples at ${summary.window.frequencyHz} Hz, every ${summary.window.stride} (${summary.window.channels.join(', ')}); one result per window`,
+            `${summary.window.samples} samples at ${Number(summary.window.frequencyHz.toPrecision(3))} Hz, every ${summary.window.stride} samples (${summary.window.channels.join(', ')}); one result per window`,
           ],
         ]
       : []),
