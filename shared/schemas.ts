@@ -178,6 +178,16 @@ export const TrainingConfigSchema = z
     alarm: AlarmSchema.optional(),
     /** Anomaly: k of the last n results over the threshold open an event, m clear ones close it. */
     eventRule: EventRuleSchema.optional(),
+    /**
+     * Classifiers: readings whose novelty score passes this quantile of held-out rows' scores
+     * are answered `unknown` (false: every reading gets a class).
+     */
+    novelty: z
+      .union([
+        z.literal(false),
+        z.object({ quantile: z.number().min(0.5).max(0.999999).default(0.999) }).strict(),
+      ])
+      .optional(),
     minRowsPerClass: z.number().int().min(1).default(5),
     /**
      * Column kinds that replace the guess, e.g. {"sepal_length": "categorical"}. A timestamp
@@ -329,6 +339,10 @@ export const ModelMetricsSchema = z.object({
   accuracy: z.number().min(0).max(1).optional(),
   regression: RegressionMetricsSchema.optional(),
   anomaly: AnomalyMetricsSchema.optional(),
+  /** A classifier's novelty threshold, and the share of held-out test rows it answers `unknown`. */
+  novelty: z
+    .object({ threshold: z.number().min(0), quantile: z.number(), unknownRate: z.number().min(0).max(1) })
+    .optional(),
   macroF1: z.number().min(0).max(1).optional(),
   perClass: z.record(z.string(), ClassMetricsSchema).optional(),
   confusion: z.array(z.array(z.number().int())).optional(),
@@ -465,6 +479,24 @@ export const ManifestSchema = z.object({
       residualScale: z.array(z.number().positive()),
     })
     .optional(),
+  /**
+   * A classifier's novelty score (shared/novelty.ts): how far a reading's input is from the
+   * training inputs, by a PCA of them. Over `threshold` the reading is answered `unknown`.
+   */
+  novelty: z
+    .object({
+      mean: z.array(z.number()),
+      /** The principal directions kept (k x input width, orthonormal) and their variances. */
+      components: z.array(z.array(z.number())),
+      variances: z.array(z.number().positive()),
+      /** The mean squared distance from the kept directions on the training inputs. */
+      residualMean: z.number().positive(),
+      threshold: z.number().min(0),
+      quantile: z.number(),
+      /** The golden rows' scores, which probation checks. */
+      golden: z.array(z.number()),
+    })
+    .optional(),
   /** The recipe search this version came from, when the tuner ran. */
   tuning: TuningReportSchema.optional(),
   lineage: z.object({
@@ -535,6 +567,9 @@ export const InferenceResultSchema = z.object({
   threshold: z.number().min(0).optional(),
   anomaly: z.boolean().optional(),
   channels: z.array(ChannelShareSchema).max(16).optional(),
+  /** A classifier's answer to a reading far from its training data: label `unknown`, the class it would have been, and its novelty score. */
+  wouldBe: z.string().optional(),
+  novelty: z.number().min(0).optional(),
   /** An anomaly model's row result: the reading's series (the model's series column), which events are kept per. */
   series: z.string().max(128).optional(),
   latencyMs: z.number().min(0).max(3_600_000),

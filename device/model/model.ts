@@ -10,6 +10,7 @@ import {
   channelShares,
   reconstructionScore,
 } from '../../shared/anomaly.ts';
+import { noveltyScore, UNKNOWN_CLASS } from '../../shared/novelty.ts';
 import { type RawRow, transformInto } from '../../shared/preprocess.ts';
 import type { Manifest } from '../../shared/schemas.ts';
 import { outputUnits, targetValue } from '../../shared/target.ts';
@@ -24,7 +25,15 @@ interface ModelJson {
 
 /** A classifier's answer to one reading, a regression model's, or an anomaly model's. */
 export type Prediction =
-  | { label: string; confidence: number; value?: undefined; score?: undefined }
+  | {
+      label: string;
+      confidence: number;
+      /** A reading far from the training data: answered `unknown`, with the class it would have been. */
+      wouldBe?: string;
+      novelty?: number;
+      value?: undefined;
+      score?: undefined;
+    }
   | { value: number; score?: undefined }
   | { score: number; threshold: number; anomaly: boolean; channels: ChannelShare[]; value?: undefined };
 
@@ -38,13 +47,18 @@ export interface Classified {
   values?: Float32Array;
   /** An anomaly model's scores, the columns that drove each, and the threshold they are judged by. */
   anomaly?: { scores: Float32Array; channels: ChannelShare[][]; threshold: number };
+  /** A classifier's novelty scores and the threshold over which a reading is answered `unknown`. */
+  novelty?: { scores: Float32Array; threshold: number };
 }
 
+/** What a classify call answers, as the result paths read it (not the raw outputs). */
+export type ClassifiedAnswers = Pick<
+  Classified,
+  'labels' | 'best' | 'confidence' | 'values' | 'anomaly' | 'novelty'
+>;
+
 /** Row `i`'s answer: its value, or its best class and that class's probability. */
-export function predictionAt(
-  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values' | 'anomaly'>,
-  i: number,
-): Prediction {
+export function predictionAt(classified: ClassifiedAnswers, i: number): Prediction {
   if (classified.values) return { value: classified.values[i] ?? Number.NaN };
   const scored = classified.anomaly;
   if (scored) {
@@ -57,7 +71,22 @@ export function predictionAt(
     };
   }
   const top = classified.best[i] ?? 0;
-  return { label: classified.labels[top] ?? String(top), confidence: classified.confidence[i] ?? Number.NaN };
+  const label = classified.labels[top] ?? String(top);
+  const confidence = classified.confidence[i] ?? Number.NaN;
+  const novelty = classified.novelty?.scores[i];
+  if (novelty !== undefined && isNovel(novelty, classified.novelty?.threshold))
+    return { label: UNKNOWN_CLASS, confidence, wouldBe: label, novelty: roundScore(novelty) };
+  return { label, confidence };
+}
+
+/** Whether a novelty score (as results carry it, 7 digits) is over the threshold. */
+export function isNovel(score: number, threshold: number | undefined): boolean {
+  return threshold !== undefined && roundScore(score) > threshold;
+}
+
+/** A score as results carry it: the 7 significant digits a float32 has. */
+function roundScore(value: number): number {
+  return Number(value.toPrecision(7));
 }
 
 export interface LoadedModel {
@@ -150,6 +179,15 @@ export async function loadModelFromBytes(
       for (let i = 0; i < n; i++) values[i] = targetValue(probs[i] ?? Number.NaN, scale);
       return { labels, best, confidence, probs, values };
     }
+    const novel = manifest.novelty;
+    const noveltyOf = novel
+      ? () => {
+          const scores = new Float32Array(n);
+          const centered = new Float64Array(width);
+          for (let i = 0; i < n; i++) scores[i] = noveltyScore(x, width, i, novel, centered);
+          return { novelty: { scores, threshold: novel.threshold } };
+        }
+      : () => ({});
     for (let i = 0; i < n; i++) {
       let top = 0;
       let topP = probs[i * classes] ?? Number.NaN;
@@ -163,7 +201,7 @@ export async function loadModelFromBytes(
       best[i] = top;
       confidence[i] = topP;
     }
-    return { labels, best, confidence, probs };
+    return { labels, best, confidence, probs, ...noveltyOf() };
   };
   const classifyRows = (rows: readonly RawRow[]): Classified => {
     refuseWindowedModel(manifest);
@@ -197,8 +235,26 @@ export function probationFailure(model: LoadedModel): string | undefined {
   if (model.manifest.window) return windowProbationFailure(model);
   const { rows, outputs, tolerance } = model.manifest.golden;
   if (rows.length === 0) return 'the manifest carries no golden rows to check the model against';
-  const { probs } = model.predictRows(rows);
-  return goldenMismatch(probs, outputs, outputUnits(model.manifest.preprocessing), tolerance, 'row');
+  const classified = model.classifyRows(rows);
+  return (
+    goldenMismatch(classified.probs, outputs, outputUnits(model.manifest.preprocessing), tolerance, 'row') ??
+    noveltyMismatch(classified.novelty?.scores, model.manifest.novelty?.golden)
+  );
+}
+
+/** Why the golden rows' novelty scores differ from the trainer's (relative 1e-3), if they do. */
+function noveltyMismatch(
+  scores: Float32Array | undefined,
+  expected: readonly number[] | undefined,
+): string | undefined {
+  if (!expected) return undefined;
+  for (let r = 0; r < expected.length; r++) {
+    const got = scores?.[r] ?? Number.NaN;
+    const want = expected[r] ?? Number.NaN;
+    if (!(Math.abs(got - want) <= 1e-3 * Math.max(1, Math.abs(want))))
+      return `golden row ${r} novelty score: got ${got}, expected ${want}`;
+  }
+  return undefined;
 }
 
 /** Why `probs` (golden inputs x classes) differ from the trainer's `outputs`, if they do. */

@@ -12,10 +12,12 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { valueBucketBounds } from '../../shared/aggregation/value-histogram.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import { feedbackHeader, feedbackLabelColumn, feedbackLine } from '../../shared/feedback.ts';
+import { UNKNOWN_CLASS } from '../../shared/novelty.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
 import { targetNumber } from '../../shared/target.ts';
 import { datasetKeys } from '../../shared/topology.ts';
+import { isNovel } from '../model/model.ts';
 import { isStorageFault } from '../platform/disk.ts';
 import { writeFileDurable } from '../platform/durable.ts';
 import type { ClassifiedChunk } from '../sources/sources.ts';
@@ -43,6 +45,8 @@ export interface SampleView {
   confidence(i: number): number;
   /** A regression model's value (undefined for a classifier). */
   value?(i: number): number | undefined;
+  /** A classifier's reading far from its training data (answered `unknown`). */
+  novel?(i: number): boolean;
   /** An anomaly model's score, and whether it is over the threshold. */
   score?(i: number): { score: number; anomaly: boolean } | undefined;
   ts: number;
@@ -56,6 +60,7 @@ export function resultsView(rows: readonly RawRow[], results: readonly Inference
     predicted: (i) => results[i]?.label ?? '',
     confidence: (i) => results[i]?.confidence ?? Number.NaN,
     value: (i) => results[i]?.value,
+    novel: (i) => results[i]?.wouldBe !== undefined,
     score: (i) => {
       const result = results[i];
       return result?.score === undefined
@@ -68,11 +73,14 @@ export function resultsView(rows: readonly RawRow[], results: readonly Inference
 
 /** A view over a CSV replay chunk (no result objects on that path); ids as the replay makes them. */
 export function chunkView(thing: string, chunk: ClassifiedChunk): SampleView {
-  const { labels, best, confidence, values, anomaly } = chunk.classified;
+  const { labels, best, confidence, values, anomaly, novelty } = chunk.classified;
+  const novel = (i: number) =>
+    novelty !== undefined && isNovel(novelty.scores[i] ?? Number.NaN, novelty.threshold);
   return {
     rows: chunk.rows,
     id: (i) => `${thing}:${chunk.first + i}`,
-    predicted: (i) => labels[best[i] ?? 0] ?? String(best[i]),
+    predicted: (i) => (novel(i) ? UNKNOWN_CLASS : (labels[best[i] ?? 0] ?? String(best[i]))),
+    novel,
     confidence: (i) => round5(confidence[i] ?? Number.NaN),
     ...(values ? { value: (i: number) => roundValue(values[i] ?? Number.NaN) } : {}),
     ...(anomaly
@@ -213,7 +221,8 @@ export class HardExampleSampler {
     for (let i = 0; i < view.rows.length; i++) {
       const row = view.rows[i];
       const confidence = view.confidence(i);
-      if (!row || !(confidence < threshold)) continue;
+      // Unsure, or far from anything it was trained on (answered `unknown`).
+      if (!row || !(confidence < threshold || view.novel?.(i))) continue;
       if (!this.take()) {
         this.counters.dropped++;
         continue;

@@ -5,11 +5,12 @@
  */
 import type { CountedResult } from '../../shared/aggregation/aggregate.ts';
 import type { ChannelShare } from '../../shared/anomaly.ts';
+import { UNKNOWN_CLASS } from '../../shared/novelty.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
 import { parseTime } from '../../shared/timeseries/long-format.ts';
 import type { Inferred } from '../model/engine.ts';
-import type { Classified } from '../model/model.ts';
+import { type ClassifiedAnswers, isNovel } from '../model/model.ts';
 
 /**
  * `count` results, comma-separated: result i is one JSON object from `ends[i - 1] + 1` (0 for
@@ -56,6 +57,9 @@ export function toResult(id: string, inferred: Inferred, truth: unknown, ts = Da
         : {
             label: inferred.label,
             confidence: Number.isFinite(inferred.confidence) ? round(inferred.confidence, 5) : 0,
+            ...(inferred.wouldBe !== undefined
+              ? { wouldBe: inferred.wouldBe, novelty: inferred.novelty }
+              : {}),
           };
   const result: InferenceResult = { id, ts, ...answer, latencyMs: round(inferred.latencyMs, 3) };
   if (truth !== undefined && truth !== null && String(truth) !== '') result.truth = String(truth);
@@ -89,7 +93,7 @@ export function anomalyAnswer(score: number, threshold: number, channels: readon
 }
 
 /** What the encoder needs of a classified chunk. */
-export type ReplayClassified = Pick<Classified, 'labels' | 'best' | 'confidence' | 'values' | 'anomaly'> & {
+export type ReplayClassified = ClassifiedAnswers & {
   latencyMs: number;
   /** An anomaly model's readings: each one's series and time (readingPlace). */
   places?: ReturnType<typeof readingPlace>[];
@@ -116,8 +120,12 @@ export class ReplayEncoder {
     const resultAt = replayResultReader(first, classified, truths, ts);
     const results: InferenceResult[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      const { label, confidence, value, latencyMs, truth } = resultAt(i);
+      const { label, confidence, wouldBe, value, latencyMs, truth } = resultAt(i);
       const scored = classified.anomaly;
+      const novelty =
+        wouldBe !== undefined
+          ? { wouldBe, novelty: roundValue(classified.novelty?.scores[i] ?? Number.NaN) }
+          : {};
       const place = classified.places?.[i];
       results[i] = {
         id: `${this.thing}:${first + i}`,
@@ -126,7 +134,7 @@ export class ReplayEncoder {
           ? { value }
           : scored
             ? anomalyAnswer(scored.scores[i] ?? Number.NaN, scored.threshold, scored.channels[i] ?? [])
-            : { label, confidence }),
+            : { label, confidence, ...novelty }),
         latencyMs,
         ...(truth !== undefined ? { truth } : {}),
         ...place,
@@ -162,7 +170,13 @@ export function replayResultReader(
     } else {
       const best = classified.best[i] ?? 0;
       const p = classified.confidence[i] ?? Number.NaN;
-      scratch.label = classified.labels[best] ?? String(best);
+      const label = classified.labels[best] ?? String(best);
+      // A reading far from the training data is answered `unknown` (predictionAt's rule).
+      const novel =
+        classified.novelty &&
+        isNovel(classified.novelty.scores[i] ?? Number.NaN, classified.novelty.threshold);
+      scratch.label = novel ? UNKNOWN_CLASS : label;
+      scratch.wouldBe = novel ? label : undefined;
       scratch.confidence = Number.isFinite(p) ? round(p, 5) : 0;
     }
     scratch.truth = truth === '' ? undefined : truth;

@@ -19,7 +19,7 @@ import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
 import { type RawRow, transformInto } from '../../shared/preprocess.ts';
 import type { InferenceResult, Preprocessing } from '../../shared/schemas.ts';
 import { type Engine, type Inferred, NoModelError } from '../model/engine.ts';
-import type { Classified, LoadedModel } from '../model/model.ts';
+import type { ClassifiedAnswers, LoadedModel } from '../model/model.ts';
 import { readingPlace, toResult, truthColumn } from '../results/result-encoding.ts';
 import type { ResultStream } from '../results/result-writer.ts';
 import { guardInferServer } from './infer-guard.ts';
@@ -188,7 +188,7 @@ export class ReplayPace {
 export interface ClassifiedChunk {
   first: number;
   rows: readonly RawRow[];
-  classified: Pick<Classified, 'labels' | 'best' | 'confidence' | 'values' | 'anomaly'>;
+  classified: ClassifiedAnswers;
   ts: number;
 }
 
@@ -241,7 +241,7 @@ export async function runCsvReplay(
       truthsOf = labelColumn;
     }
     ctx.onClassified?.({ first, rows: batch, classified, ts });
-    const { version, labels, best, confidence, values, anomaly, latencyMs } = classified;
+    const { version, labels, best, confidence, values, anomaly, novelty, latencyMs } = classified;
     // classifyRows ran the serving model just now (one thread): its manifest names the columns.
     const manifest = anomaly ? ctx.engine.serving?.manifest : undefined;
     ctx.batcher.addReplay({
@@ -252,6 +252,7 @@ export async function runCsvReplay(
       confidence,
       ...(values ? { values } : {}),
       ...(anomaly ? { anomaly, places: batch.map((row) => readingPlace(manifest, row)) } : {}),
+      ...(novelty ? { novelty } : {}),
       latencyMs,
       ts,
       csvNext: end,

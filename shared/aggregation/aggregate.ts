@@ -3,6 +3,7 @@
  * from summed cells. A cell is additive in every field, so cells from many invocations are
  * combined by plain addition (DynamoDB ADD per attribute) and stay exact.
  */
+import { UNKNOWN_CLASS } from '../novelty.ts';
 import type { InferenceResult, Manifest } from '../schemas.ts';
 import { targetNumber } from '../target.ts';
 import { aggregateKeys } from '../topology.ts';
@@ -71,7 +72,7 @@ export function emptyCell(): AggregateCell {
 /** What a cell counts of a result (its id is the batch's business, not the cell's). */
 export type CountedResult = Pick<
   InferenceResult,
-  'ts' | 'label' | 'confidence' | 'value' | 'anomaly' | 'latencyMs' | 'truth'
+  'ts' | 'label' | 'confidence' | 'wouldBe' | 'value' | 'anomaly' | 'latencyMs' | 'truth'
 >;
 
 export function addResult(cell: AggregateCell, result: CountedResult, lowConfidence: number): void {
@@ -95,7 +96,8 @@ export function addResult(cell: AggregateCell, result: CountedResult, lowConfide
   if (confidence < lowConfidence) cell.lowConfidence += 1;
   cell.confidenceSum += confidence;
   cell.latencySumMs += result.latencyMs;
-  if (result.truth !== undefined) {
+  // An `unknown` answer (novelty) abstains: live accuracy counts the readings given a class.
+  if (result.truth !== undefined && result.wouldBe === undefined) {
     cell.labelled += 1;
     if (result.truth === label) cell.correct += 1;
   }
@@ -255,9 +257,13 @@ export function trainingDistributionOf(
   return { classes: manifest.classDistribution };
 }
 
-/** The classes a version's cells may count: its class names, or an anomaly model's verdicts. */
-export function countedClasses(manifest: Pick<Manifest, 'preprocessing'>): readonly string[] {
-  return manifest.preprocessing.task === 'anomaly' ? ['anomaly', 'normal'] : manifest.preprocessing.labels;
+/**
+ * The classes a version's cells may count: its class names (and `unknown` when it scores
+ * novelty), or an anomaly model's verdicts.
+ */
+export function countedClasses(manifest: Pick<Manifest, 'preprocessing' | 'novelty'>): readonly string[] {
+  if (manifest.preprocessing.task === 'anomaly') return ['anomaly', 'normal'];
+  return manifest.novelty ? [...manifest.preprocessing.labels, UNKNOWN_CLASS] : manifest.preprocessing.labels;
 }
 
 /** Statistics of a (summed) cell; drift only when the training distribution is known. */

@@ -51,6 +51,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     ...(input.maxMissingFeatures ? { maxMissingFeatures: input.maxMissingFeatures } : {}),
     ...(outcome.window ? { window: outcome.window.manifest } : {}),
     ...(outcome.anomaly ? { anomaly: outcome.anomaly } : {}),
+    ...(outcome.novelty ? { novelty: outcome.novelty } : {}),
     ...(outcome.tuning ? { tuning: outcome.tuning } : {}),
     lineage: {
       datasetKey: input.datasetKey,

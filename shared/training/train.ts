@@ -21,6 +21,7 @@ import {
   type PartLineage,
   profileDataset,
 } from '../dataset.ts';
+import { noveltyScore, UNKNOWN_CLASS } from '../novelty.ts';
 import { isMissing, type RawRow, transformInto, transformRows } from '../preprocess.ts';
 import {
   AlarmSchema,
@@ -73,6 +74,7 @@ import {
   predictProbabilities,
   saveModelArtifacts,
 } from './model.ts';
+import { DEFAULT_NOVELTY_QUANTILE, fitNovelty, unknownRate } from './novelty.ts';
 import { anomalyObjective, type Objective, objectiveFor } from './objective.ts';
 import { PreprocessingFitter } from './preprocessing.ts';
 import { seededRandom } from './random.ts';
@@ -135,6 +137,8 @@ export interface TrainingOutcome {
   tuning?: TuningReport;
   /** An anomaly model's threshold and event rule (the manifest's `anomaly`). */
   anomaly?: NonNullable<Manifest['anomaly']>;
+  /** A classifier's novelty score (the manifest's `novelty`). */
+  novelty?: NonNullable<Manifest['novelty']>;
 }
 
 export const GOLDEN_ROWS = 5;
@@ -395,6 +399,19 @@ async function trainOnProfile(
       };
     }
     const golden = goldenVectors(shipped, preprocessing, testRows, profile.features);
+    const novelty = regression
+      ? undefined
+      : classifierNovelty(config, labels, preprocessing, {
+          train: train.x,
+          validation: vectorsOf(
+            validationStore,
+            preprocessing,
+            seededOrder(validationStore.size, config.seed),
+          ).x,
+          test: testX,
+          golden: transformRows(preprocessing, golden.rows),
+        });
+    if (novelty?.spec) metrics.novelty = novelty.metrics;
     const sampled =
       plan.kept.train < plan.planned.train ||
       plan.kept.validation < plan.planned.validation ||
@@ -404,6 +421,7 @@ async function trainOnProfile(
       metrics,
       classDistribution: regression ? {} : classDistribution(profile),
       golden,
+      ...(novelty?.spec ? { novelty: novelty.spec } : {}),
       artifacts,
       shape,
       rows: profile.stats.rowsKept,
@@ -412,6 +430,7 @@ async function trainOnProfile(
       notices: [
         ...profile.notices,
         ...fitter.notices,
+        ...(novelty ? [novelty.notice] : []),
         ...(capped > 0
           ? [
               `capped ${capped} target(s) of '${profile.label}' to ${boundsText(bounds)} for training (config "target"); predictions are clipped the same way, and test rows are scored against their own values`,
@@ -580,6 +599,55 @@ export async function fitAnomaly<G>(
   } finally {
     shipped.dispose();
   }
+}
+
+/** Training rows the novelty PCA reads at most (every n-th row above): its cost grows with rows x width². */
+const NOVELTY_MAX_ROWS = 50_000;
+
+/**
+ * A classifier's novelty score (shared/training/novelty.ts) and what it says of the test rows,
+ * unless the config turns it off or a class is already called `unknown`.
+ */
+function classifierNovelty(
+  config: TrainingConfig,
+  labels: readonly string[],
+  preprocessing: Preprocessing,
+  x: { train: Float32Array; validation: Float32Array; test: Float32Array; golden: Float32Array },
+):
+  | { spec?: NonNullable<Manifest['novelty']>; metrics: NonNullable<ModelMetrics['novelty']>; notice: string }
+  | undefined {
+  if (config.novelty === false) return undefined;
+  const width = preprocessing.inputWidth;
+  const quantile = config.novelty?.quantile ?? DEFAULT_NOVELTY_QUANTILE;
+  if (labels.includes(UNKNOWN_CLASS))
+    return {
+      metrics: { threshold: 0, quantile, unknownRate: 0 },
+      notice: `no novelty score: a class is already called '${UNKNOWN_CLASS}', the answer it would give readings far from the training data`,
+    };
+  const rows = x.train.length / width;
+  const step = Math.max(1, Math.ceil(rows / NOVELTY_MAX_ROWS));
+  const sample =
+    step === 1
+      ? x.train
+      : Float32Array.from(
+          { length: Math.floor(rows / step) * width },
+          (_, k) => x.train[Math.floor(k / width) * step * width + (k % width)] as number,
+        );
+  // Held-out rows set the threshold; without enough of them, the training rows do.
+  const heldOut = x.validation.length / width >= 30 ? x.validation : sample;
+  const fitted = fitNovelty(sample, heldOut, width, quantile);
+  const spec = {
+    ...fitted,
+    golden: Array.from({ length: x.golden.length / width }, (_, i) =>
+      Number(noveltyScore(x.golden, width, i, fitted).toPrecision(7)),
+    ),
+  };
+  const rate = unknownRate(x.test, width, fitted);
+  return {
+    spec,
+    metrics: { threshold: fitted.threshold, quantile, unknownRate: Number(rate.toPrecision(4)) },
+    notice: `novelty: a reading whose input is further from the training inputs than the ${quantile} quantile of held-out rows (score ${fitted.threshold}, ${fitted.components.length} principal directions) is answered '${UNKNOWN_CLASS}' with the class it would have been; ${(rate * 100).toFixed(2)}% of test rows were (config "novelty": false turns it off)`,
+  };
 }
 
 /** A series' readings a day (the median over series: the budget is per series). */
