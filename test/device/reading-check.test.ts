@@ -203,7 +203,7 @@ describe('a reading without the model’s features', () => {
     expect(ok.status).toBe(200);
     expect(oneColumn.status).toBe(422);
     expect(oneColumn.body).toMatchObject({ reason: 'missing-features' });
-    expect(String(oneColumn.body.error)).toMatch(/lacks 9 of the model's 9 features/);
+    expect(String(oneColumn.body.error)).toMatch(/lacks 8 of the model's 8 features/);
     expect(empty.status).toBe(400);
     expect(empty.body).toMatchObject({ reason: 'unreadable' });
     expect(answered).toBe(1);
