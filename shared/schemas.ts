@@ -477,6 +477,11 @@ export const ManifestSchema = z.object({
       series: z.string().optional(),
       /** Each input slot's residual scale on normal data: a slot's error counts in units of it. */
       residualScale: z.array(z.number().positive()),
+      /**
+       * Held-out normal results' scores as [bucket, count] pairs (shared/aggregation/value-histogram.ts):
+       * the fleet's score drift is measured against it.
+       */
+      scoreHistogram: z.array(z.tuple([z.number().int(), z.number().int().min(1)])).optional(),
     })
     .optional(),
   /**

@@ -166,7 +166,8 @@ export function replayResultReader(
     if (values) {
       scratch.value = roundValue(values[i] ?? Number.NaN);
     } else if (anomaly) {
-      scratch.anomaly = roundValue(anomaly.scores[i] ?? Number.NaN) > anomaly.threshold;
+      scratch.score = roundValue(anomaly.scores[i] ?? Number.NaN);
+      scratch.anomaly = scratch.score > anomaly.threshold;
     } else {
       const best = classified.best[i] ?? 0;
       const p = classified.confidence[i] ?? Number.NaN;

@@ -72,7 +72,7 @@ export function emptyCell(): AggregateCell {
 /** What a cell counts of a result (its id is the batch's business, not the cell's). */
 export type CountedResult = Pick<
   InferenceResult,
-  'ts' | 'label' | 'confidence' | 'wouldBe' | 'value' | 'anomaly' | 'latencyMs' | 'truth'
+  'ts' | 'label' | 'confidence' | 'wouldBe' | 'value' | 'anomaly' | 'score' | 'latencyMs' | 'truth'
 >;
 
 export function addResult(cell: AggregateCell, result: CountedResult, lowConfidence: number): void {
@@ -86,6 +86,8 @@ export function addResult(cell: AggregateCell, result: CountedResult, lowConfide
     cell.count += 1;
     cell.scored += 1;
     cell.classes[verdict] = (cell.classes[verdict] ?? 0) + 1;
+    // The scores' histogram: their drift from the held-out normal scores of training.
+    if (result.score !== undefined) addValueToHistogram(cell.valueHist, result.score);
     cell.latencySumMs += result.latencyMs;
     addToHistogram(cell.latencyHist, result.latencyMs, LATENCY_EDGES_MS);
     return;
@@ -246,14 +248,17 @@ export interface TrainingDistribution {
 }
 
 export function trainingDistributionOf(
-  manifest: Pick<Manifest, 'classDistribution' | 'preprocessing'> | undefined,
+  manifest: Pick<Manifest, 'classDistribution' | 'preprocessing' | 'anomaly'> | undefined,
 ): TrainingDistribution | undefined {
   if (!manifest) return undefined;
   const histogram = manifest.preprocessing.target?.histogram;
   if (manifest.preprocessing.task === 'regression')
     return histogram ? { values: Object.fromEntries(histogram) } : {};
-  // Score drift of anomaly models is not computed yet: no reference rather than a false one.
-  if (manifest.preprocessing.task === 'anomaly') return {};
+  // An anomaly model's scores against its held-out normal scores (none in older manifests).
+  if (manifest.preprocessing.task === 'anomaly') {
+    const scores = manifest.anomaly?.scoreHistogram;
+    return scores ? { values: Object.fromEntries(scores) } : {};
+  }
   return { classes: manifest.classDistribution };
 }
 
@@ -275,7 +280,7 @@ export function summarizeCell(cell: AggregateCell, training?: TrainingDistributi
       .map(([name, count]) => [name, n > 0 ? count / n : 0]),
   );
   const psi =
-    cell.valued > 0
+    cell.valued > 0 || cell.scored > 0
       ? training?.values
         ? valueDriftPsi(training.values, cell.valueHist)
         : null

@@ -80,7 +80,7 @@ export function cellToWire(minuteMs: number, cell: AggregateCell): SummaryCell {
     lab: cell.labelled,
     ok: cell.correct,
     classes: { ...cell.classes },
-    ...(cell.scored > 0 ? { ns: cell.scored } : {}),
+    ...(cell.scored > 0 ? { ns: cell.scored, vh: pairs(cell.valueHist) } : {}),
     // Regression cells only: absent for a classifier, so its wire form is unchanged.
     ...(cell.valued > 0
       ? {

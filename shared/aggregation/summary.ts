@@ -108,6 +108,12 @@ function cellProblem(
       return 'an anomaly cell (ns) carries confidences';
     if (Object.keys(cell.classes).some((name) => name !== 'anomaly' && name !== 'normal'))
       return "an anomaly cell's classes are 'anomaly' and 'normal'";
+    // The scores' histogram, when sent: one bucket each, as many scores as results.
+    if (cell.vh) {
+      if (new Set(cell.vh.map(([index]) => index)).size !== cell.vh.length) return 'vh repeats a bucket';
+      const scores = sumOf(cell.vh.map(([, count]) => count));
+      if (scores !== n) return `vh adds up to ${scores}, not n (${n})`;
+    }
   }
   for (const [field, histogram, edges] of [
     ...(cell.ns === undefined ? ([['ch', cell.ch, CONFIDENCE_EDGES]] as const) : []),

@@ -9,7 +9,10 @@
  * training rows, and keeps only the sampled rows in a compact RowStore; tfjs is then fed
  * from a generator, one batch of tensors at a time.
  */
+
 import type { LayersModel } from '@tensorflow/tfjs';
+import type { Histogram } from '../aggregation/histogram.ts';
+import { addValueToHistogram, histogramPairs } from '../aggregation/value-histogram.ts';
 import { residualScale } from '../anomaly.ts';
 import { fitToHeader, placeText } from '../dataset/profile.ts';
 import { type DatasetSource, datasetDigest, type PassProgress, readPass } from '../dataset/read.ts';
@@ -593,6 +596,8 @@ export async function fitAnomaly<G>(
         ...(data.time ? { time: data.time } : {}),
         ...(data.series ? { series: data.series } : {}),
         residualScale: scale,
+        // Held-out normal scores as the gateway rounds them: the fleet's score drift reference.
+        ...(testScores.length ? { scoreHistogram: scoreHistogram(testScores) } : {}),
       },
       notices,
     };
@@ -648,6 +653,14 @@ function classifierNovelty(
     metrics: { threshold: fitted.threshold, quantile, unknownRate: Number(rate.toPrecision(4)) },
     notice: `novelty: a reading whose input is further from the training inputs than the ${quantile} quantile of held-out rows (score ${fitted.threshold}, ${fitted.components.length} principal directions) is answered '${UNKNOWN_CLASS}' with the class it would have been; ${(rate * 100).toFixed(2)}% of test rows were (config "novelty": false turns it off)`,
   };
+}
+
+/** Scores as results carry them (7 digits), in the fleet's scale-free value histogram. */
+function scoreHistogram(scores: ArrayLike<number>): [number, number][] {
+  const histogram: Histogram = {};
+  for (let i = 0; i < scores.length; i++)
+    addValueToHistogram(histogram, Number((scores[i] as number).toPrecision(7)));
+  return histogramPairs(histogram);
 }
 
 /** A series' readings a day (the median over series: the budget is per series). */

@@ -90,6 +90,9 @@ describe('the anomaly loop on the local stack', () => {
         `anomaly rate {2}[\\d.]+% of results over the threshold \\(\\d+ of ${summary.results.published}\\)`,
       ),
     );
+    expect(stats.stdout).toMatch(
+      /score drift {3}PSI [\d.]+ \((stable|moderate|significant)\) against held-out normal scores/,
+    );
     expect(stats.stdout).not.toMatch(/class mix/);
   });
 });

@@ -128,6 +128,7 @@ export function formatModelStats(stats: ModelStats): string[] {
         `  v${v.version}: ${v.inferences} results (${v.firstMinute} .. ${v.lastMinute})`,
         `    anomaly rate  ${pct(v.anomalyRate)} of results over the threshold (${v.classCounts.anomaly ?? 0} of ${v.inferences})`,
         `    latency       p50 ${ms(v.latencyP50Ms)}, p99 ${ms(v.latencyP99Ms)}`,
+        `    score drift   ${v.drift ? `PSI ${v.drift.psi.toFixed(4)} (${v.drift.level}) against held-out normal scores` : 'unknown (no reference in the manifest)'}`,
         `    events        edgeloop events --model ${stats.model} lists them`,
       );
       continue;
