@@ -26,6 +26,8 @@ export async function handler(_event: unknown): Promise<ControllerReport> {
     iot: iotDataClient(),
     registryTable: env.registryTable,
     aggregatesTable: env.aggregatesTable,
+    eventsTable: env.eventsTable,
+    fleetTable: env.fleetTable,
     modelsBucket: env.modelsBucket,
     datasetsBucket: env.datasetsBucket,
     manifests,

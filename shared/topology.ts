@@ -387,7 +387,15 @@ export const functions = {
   /** Scheduled: promotes or rolls back canaries, and starts retrains on sustained drift. */
   rolloutController: {
     id: 'RolloutControllerFunction',
-    env: ['registryTable', 'aggregatesTable', 'modelsBucket', 'datasetsBucket', 'signingKey'],
+    env: [
+      'registryTable',
+      'aggregatesTable',
+      'eventsTable',
+      'fleetTable',
+      'modelsBucket',
+      'datasetsBucket',
+      'signingKey',
+    ],
   },
 } as const satisfies Record<
   string,

@@ -25,6 +25,8 @@ import {
 import { datasetKeys, modelKeys, topicFor } from '../../shared/topology.ts';
 import type { ManifestLookup } from '../aggregation/manifests.ts';
 import { type ModelStatsSource, readModelStats } from '../aggregation/queries.ts';
+import { scanFleet } from '../aggregation/status.ts';
+import { readEvents } from '../events/queries.ts';
 import { readTrainingConfig } from '../training/config.ts';
 import type { TrainingLog } from '../training/deps.ts';
 import { listRegistry, type RegistryStore } from '../training/registry.ts';
@@ -37,6 +39,9 @@ export interface ControllerDeps {
   iot: IoTDataPlaneClient;
   registryTable: string;
   aggregatesTable: string;
+  /** Anomaly canaries: the events store and the fleet (which gateways serve which version). */
+  eventsTable?: string;
+  fleetTable?: string;
   modelsBucket: string;
   datasetsBucket: string;
   /** Manifests give a version's training class mix (drift). */
@@ -126,7 +131,12 @@ async function controlCanary(
   const previous = items.find((item) => item.version === previousVersion);
   const startedAt = Date.parse(canaryAt);
   const window = await readModelStats(stats, model, startedAt);
-  const find = (version: number) => window.versions.find((v) => v.version === version);
+  const events = canary.metrics?.anomaly ? await eventsByVersion(deps, model, startedAt, now) : undefined;
+  const find = (version: number) => {
+    const found = window.versions.find((v) => v.version === version);
+    const opened = events?.get(version);
+    return found && opened ? { ...found, events: opened } : found;
+  };
   const verdict = decideRollout({
     plan,
     canary: find(canary.version),
@@ -331,4 +341,35 @@ async function watchDrift(
       }),
     );
   return retrain;
+}
+
+/**
+ * An anomaly model's events per version since `sinceMs`, and the gateway-hours each version
+ * served meanwhile (the gateways serving it now, the fleet registry says, times the hours).
+ */
+async function eventsByVersion(
+  deps: ControllerDeps,
+  model: string,
+  sinceMs: number,
+  now: number,
+): Promise<Map<number, { count: number; gatewayHours: number }> | undefined> {
+  if (!deps.eventsTable || !deps.fleetTable) return undefined;
+  const [events, fleet] = await Promise.all([
+    readEvents({ ddb: deps.ddb, tables: { events: deps.eventsTable } }, { model, sinceMs, limit: 100_000 }),
+    scanFleet(deps.ddb, deps.fleetTable),
+  ]);
+  const hours = Math.max(0, now - sinceMs) / 3_600_000;
+  const byVersion = new Map<number, { count: number; gatewayHours: number }>();
+  for (const thing of fleet) {
+    if (thing.model !== model || thing.version === null) continue;
+    const entry = byVersion.get(thing.version) ?? { count: 0, gatewayHours: 0 };
+    entry.gatewayHours += hours;
+    byVersion.set(thing.version, entry);
+  }
+  for (const event of events) {
+    const entry = byVersion.get(event.version) ?? { count: 0, gatewayHours: 0 };
+    entry.count++;
+    byVersion.set(event.version, entry);
+  }
+  return byVersion;
 }

@@ -17,6 +17,8 @@ export interface LiveStats {
   valueHistogram?: [number, number][];
   /** Anomaly models: the share of results over the threshold. */
   anomalyRate?: number | null;
+  /** Anomaly models: events opened since the canary started, and the gateway-hours they came from. */
+  events?: { count: number; gatewayHours: number };
 }
 
 export interface RolloutInput {
@@ -140,6 +142,32 @@ function regressionVerdict(input: RolloutInput, canary: LiveStats): RolloutDecis
   return undefined;
 }
 
+/** Events a gateway-hour a canary must open beyond the current version's before its ratio counts (one in ten hours). */
+const MIN_EVENT_RATE_EXCESS = 0.1;
+/** Canary events needed before their rate decides anything. */
+const MIN_CANARY_EVENTS = 3;
+
+/**
+ * Events per gateway-hour, the canary's against the current version's over the same time: the
+ * alarms people get. A canary that opens more than maxAnomalyRateRatio times as many (and at
+ * least one more per ten gateway-hours) is rolled back.
+ */
+function eventVerdict(
+  plan: RolloutPlan,
+  canary: LiveStats['events'],
+  current: LiveStats['events'],
+): RolloutDecision | undefined {
+  if (!canary || !current || canary.gatewayHours <= 0 || current.gatewayHours <= 0) return undefined;
+  if (canary.count < MIN_CANARY_EVENTS) return undefined;
+  const rate = canary.count / canary.gatewayHours;
+  const base = current.count / current.gatewayHours;
+  if (rate <= Math.max(base * plan.maxAnomalyRateRatio, base + MIN_EVENT_RATE_EXCESS)) return undefined;
+  return {
+    decision: 'rollback',
+    reason: `anomaly events ${rate.toFixed(2)} a gateway-hour vs ${base.toFixed(2)} on the current version (more than ${plan.maxAnomalyRateRatio}x)`,
+  };
+}
+
 /** The smallest excess of a canary's anomaly rate that counts: one point, so a few results do not decide. */
 const MIN_ANOMALY_RATE_EXCESS = 0.01;
 
@@ -149,6 +177,8 @@ const MIN_ANOMALY_RATE_EXCESS = 0.01;
  */
 function anomalyVerdict(input: RolloutInput, canary: LiveStats): RolloutDecision | undefined {
   const { plan, current } = input;
+  const events = eventVerdict(plan, canary.events, current?.events);
+  if (events) return events;
   if (canary.anomalyRate == null || current?.anomalyRate == null || current.inferences < plan.minResults)
     return undefined;
   const limit = Math.max(

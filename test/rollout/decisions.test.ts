@@ -317,4 +317,19 @@ describe('the canary of an anomaly model', () => {
     expect(decide(stats(0.5), stats(0.01, 50)).decision).toBe('promote');
     expect(decide(stats(0.5), undefined).decision).toBe('promote');
   });
+
+  it('rolls back a canary that opens far more events per gateway-hour than the current version', () => {
+    const withEvents = (count: number, gatewayHours: number): LiveStats => ({
+      ...stats(0.02),
+      events: { count, gatewayHours },
+    });
+    // 2 gateways for an hour opened 8 events; 18 gateways on the current version opened 9.
+    expect(decide(withEvents(8, 2), withEvents(9, 18))).toEqual({
+      decision: 'rollback',
+      reason: 'anomaly events 4.00 a gateway-hour vs 0.50 on the current version (more than 3x)',
+    });
+    expect(decide(withEvents(2, 2), withEvents(9, 18)).decision).toBe('promote');
+    // Two events are too few to judge by, whatever the ratio.
+    expect(decide(withEvents(2, 0.1), withEvents(0, 18)).decision).toBe('promote');
+  });
 });

@@ -62,7 +62,8 @@ export class Rollout extends Construct {
       readBuckets: ['datasets', 'models'],
       // Retrains: a copy of the base dataset under a new dataset key.
       writeBuckets: ['datasets'],
-      readTables: ['registry', 'aggregates'],
+      // Anomaly canaries: their events, and the gateways serving each version.
+      readTables: ['registry', 'aggregates', 'events', 'fleet'],
       writeTables: ['registry'],
       // Its promote and rollback notices are signed with the manifest key.
       sign: true,
