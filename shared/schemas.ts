@@ -166,6 +166,8 @@ export const TrainingConfigSchema = z
     gateMinRecall: z
       .union([z.number().min(0).max(1), z.record(z.string().min(1), z.number().min(0).max(1))])
       .optional(),
+    /** Anomaly: with labelled event ranges (events.csv), the event recall every version needs. */
+    gateMinEventRecall: z.number().min(0).max(1).optional(),
     /** Regression: a new version's held-out RMSE must also be at most this (target units). */
     gateMaxRmse: z.number().positive().optional(),
     /** Regression: bounds of the target (e.g. remaining life capped at 125 cycles). */
@@ -323,6 +325,23 @@ export const RegressionMetricsSchema = z.object({
 });
 export type RegressionMetrics = z.infer<typeof RegressionMetricsSchema>;
 
+/**
+ * An anomaly model against labelled event ranges (events.csv): the event rule over the labelled
+ * series in time order. Recall: ranges an event overlapped; precision: events that overlapped
+ * a range, of all events in those series; delay: range start to the first such event's start.
+ */
+export const LabelledMetricsSchema = z.object({
+  ranges: z.number().int().min(0),
+  found: z.number().int().min(0),
+  events: z.number().int().min(0),
+  recall: z.number().min(0).max(1),
+  precision: z.number().min(0).max(1),
+  f1: z.number().min(0).max(1),
+  /** Absent when no range was found. */
+  medianDelayMs: z.number().min(0).optional(),
+});
+export type LabelledMetrics = z.infer<typeof LabelledMetricsSchema>;
+
 /** An anomaly model on held-out normal rows: how often it alarms there, at its calibrated threshold. */
 export const AnomalyMetricsSchema = z.object({
   threshold: z.number().min(0),
@@ -332,6 +351,8 @@ export const AnomalyMetricsSchema = z.object({
   falseAlarmRate: z.number().min(0).max(1),
   falseAlarmsPerDay: z.number().min(0).optional(),
   readingsPerDay: z.number().positive().optional(),
+  /** With labelled event ranges: how the candidate's events match them. */
+  labelled: LabelledMetricsSchema.optional(),
 });
 
 export const ModelMetricsSchema = z.object({

@@ -32,6 +32,10 @@ const DATASET_OBJECT_SUFFIXES = ['.csv', '.csv.gz', '.jsonl', '.jsonl.gz', '.par
 /** The marker Spark, Glue and Hadoop write when every part of an output folder is in place. */
 const SUCCESS_MARKER = '_SUCCESS';
 const RUN_STATE_PREFIX = 'runs/';
+/** Files beside a model's datasets that are not datasets: its config and its labelled event ranges. */
+const CONFIG_FILE = 'edgeloop.json';
+const EVENTS_FILE = 'events.csv';
+const SIDE_FILES: readonly string[] = [CONFIG_FILE, EVENTS_FILE];
 
 export type DatasetKeyKind =
   | { model: string; kind: 'object' }
@@ -52,7 +56,12 @@ export const datasetKeys = {
   partsFolder: (model: string, run: string) => `datasets/${model}/${run}/`,
   successKey: (model: string, run: string) => `datasets/${model}/${run}/${SUCCESS_MARKER}`,
   /** Optional per-model training config (see TrainingConfigSchema). */
-  config: (model: string) => `datasets/${model}/edgeloop.json`,
+  config: (model: string) => `datasets/${model}/${CONFIG_FILE}`,
+  /**
+   * Optional labelled event ranges for an anomaly model (series,start,end[,kind]): never
+   * trained on, they score each run. Not a dataset: uploading it starts no run (kindOf).
+   */
+  events: (model: string) => `datasets/${model}/${EVENTS_FILE}`,
   /** Hard examples sampled by gateways land here (kept out of the training trigger). */
   feedbackPrefix: (model: string) => `feedback/${model}/`,
   /** One CSV of hard examples from one gateway (under feedbackPrefix). */
@@ -78,8 +87,11 @@ export const datasetKeys = {
   },
   /** What a key that starts a run names: one dataset object, or a folder of parts; else undefined. */
   kindOf(key: string): DatasetKeyKind | undefined {
-    const object = /^datasets\/([^/]+)\/[^/]+$/.exec(key);
+    const object = /^datasets\/([^/]+)\/([^/]+)$/.exec(key);
     const lower = key.toLowerCase();
+    // The config and events.csv sit beside the datasets: the S3 wildcard delivers events.csv
+    // like a dataset, and the run's first step skips a key that names no dataset.
+    if (object?.[2] && SIDE_FILES.includes(object[2])) return undefined;
     if (object?.[1] && DATASET_OBJECT_SUFFIXES.some((suffix) => lower.endsWith(suffix))) {
       return MODEL_NAME_PATTERN.test(object[1]) ? { model: object[1], kind: 'object' } : undefined;
     }

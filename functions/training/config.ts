@@ -6,6 +6,7 @@ import { GetObjectCommand, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
 import { InputError } from '../../shared/errors.ts';
 import { describeZodError, type TrainingConfig, TrainingConfigSchema } from '../../shared/schemas.ts';
 import { datasetKeys } from '../../shared/topology.ts';
+import { type LabelledRange, parseEventsCsv } from '../../shared/training/labelled-events.ts';
 
 /** An object's bytes; throws the SDK's error (NoSuchKey when absent). */
 export async function getObjectBytes(
@@ -54,4 +55,25 @@ export async function readTrainingConfig(
     );
   }
   return parsed.data;
+}
+
+/**
+ * The model's labelled event ranges (datasetKeys.events, optional) for an anomaly run, or
+ * undefined when it has none; InputError naming the object when they cannot be read.
+ */
+export async function readEventRanges(
+  s3: S3Client,
+  bucket: string,
+  model: string,
+  config: Pick<TrainingConfig, 'window'>,
+): Promise<LabelledRange[] | undefined> {
+  const key = datasetKeys.events(model);
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await getObjectBytes(s3, bucket, key));
+  } catch (error) {
+    if (isNoSuchKey(error)) return undefined;
+    throw error;
+  }
+  return parseEventsCsv(text, `s3://${bucket}/${key}: `, config.window?.timeUnit ?? 'ms');
 }

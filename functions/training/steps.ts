@@ -32,7 +32,7 @@ import {
   trainFromSource,
 } from '../../shared/training/train.ts';
 import { trainingFeedback } from '../rollout/feedback-store.ts';
-import { getObjectBytes, readTrainingConfig } from './config.ts';
+import { getObjectBytes, readEventRanges, readTrainingConfig } from './config.ts';
 import { s3DatasetSource } from './dataset-source.ts';
 import type { TrainingDeps } from './deps.ts';
 import { chooseEngine } from './engine.ts';
@@ -297,6 +297,11 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
           return rows;
         };
       }
+      // An anomaly model's labelled event ranges, beside the dataset: never trained on, they score it.
+      const events =
+        config.task === 'anomaly'
+          ? await readEventRanges(deps.s3, deps.datasetsBucket, model, config)
+          : undefined;
       const progress = registryProgress(registry, { model, version }, now, deps.log);
       let outcome: TrainingOutcome;
       try {
@@ -309,6 +314,7 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
               deps.log.info('epoch', { model, version, ...epoch });
           },
           onProgress: progress.update,
+          ...(events ? { events } : {}),
         });
       } finally {
         await progress.flush();
@@ -398,6 +404,8 @@ export function createTrainingSteps(deps: TrainingDeps): TrainingSteps {
             testRows: metrics.testRows ?? 0,
             ...(baseline?.falseAlarmRate !== undefined ? { baselineRate: baseline.falseAlarmRate } : {}),
             margin: config.gateMargin,
+            ...(anomaly.labelled ? { labelled: anomaly.labelled } : {}),
+            ...(config.gateMinEventRecall !== undefined ? { minEventRecall: config.gateMinEventRecall } : {}),
           })
         : regression
           ? regressionGateDecision({

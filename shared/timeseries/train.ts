@@ -23,6 +23,7 @@ import {
 import { clipTarget, standardizeTarget, TargetScaleFitter, targetNumber, targetValue } from '../target.ts';
 import { initTf, tf } from '../tf.ts';
 import { seriesRows } from '../training/anomaly.ts';
+import { EventRanges } from '../training/labelled-events.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from '../training/metrics.ts';
 import {
   buildMlp,
@@ -40,6 +41,7 @@ import {
   fitOptions,
   GOLDEN_ROWS,
   GOLDEN_TOLERANCE,
+  type LabelledVectors,
   type TrainingOutcome,
   type TrainRunOptions,
 } from '../training/train.ts';
@@ -274,14 +276,26 @@ async function anomalyOnWindows(
   config: TrainingConfig,
   options: TrainRunOptions,
 ): Promise<TrainingOutcome> {
-  const { prepared, features, input, train, collected, pass } = run;
-  const { windows, spec } = prepared;
+  const { prepared, features, input, collected, pass } = run;
+  const { spec } = prepared;
+  // Windows overlapping a labelled event range are never trained, calibrated or tested on.
+  const ranges = options.events?.length ? new EventRanges(options.events) : undefined;
+  const normal = (list: readonly Window[]) =>
+    ranges ? list.filter((w) => !ranges.overlaps(w.series, w.start, w.end)) : [...list];
+  const train = normal(run.train);
+  const windows = { validation: normal(prepared.windows.validation), test: normal(prepared.windows.test) };
+  const excluded =
+    run.train.length +
+    prepared.windows.validation.length +
+    prepared.windows.test.length -
+    (train.length + windows.validation.length + windows.test.length);
   const fitted = await fitAnomaly(
     {
       width: input.width,
       train: windowInputs(input, train),
       validation: windowInputs(input, windows.validation),
       test: windowInputs(input, windows.test),
+      ...(ranges ? { labelled: labelledWindows(ranges, collected, spec, input, excluded) } : {}),
       // One result a stride per series.
       resultsPerDay: (86_400 * spec.frequencyHz) / spec.stride,
       time: spec.time,
@@ -296,7 +310,7 @@ async function anomalyOnWindows(
     options,
     (shipped) => goldenWindows(shipped, input, windows.test, spec.channels.length),
   );
-  const channelScale = fitWindowFeatures(spec, 'raw', 1, windows.train).scale;
+  const channelScale = fitWindowFeatures(spec, 'raw', 1, train).scale;
   const window: WindowManifest = {
     spec,
     features,
@@ -325,13 +339,49 @@ async function anomalyOnWindows(
     seed: config.seed,
     epochsRun: fitted.epochsRun,
     bestEpoch: fitted.bestEpoch,
-    // The gate scores the current release on these readings (falseAlarmRateOnRows).
-    testSet: { rows: seriesRows(prepared.testSeries, spec, SAMPLE_DEFAULTS.maxEvalRows), labels: [] },
+    // The gate scores the current release on these readings (falseAlarmRateOnRows), those in
+    // labelled ranges left out as the candidate's test windows are.
+    testSet: {
+      rows: seriesRows(prepared.testSeries, spec, SAMPLE_DEFAULTS.maxEvalRows).filter(
+        (row) =>
+          !ranges?.overlaps(
+            spec.series ? (row[spec.series] ?? '') : '',
+            parseTime(row[spec.time] ?? '', spec.timeUnit),
+          ),
+      ),
+      labels: [],
+    },
     parts: pass.parts,
     datasetSha256: datasetDigest(pass.parts),
     extraRows: pass.extraRows,
     window: { manifest: window, testSeries: prepared.testSeries },
     anomaly: fitted.anomaly,
+  };
+}
+
+/**
+ * The labelled series' windows in time order, cut from all their readings with the gateway's
+ * windower (a result per window, at its end), for the evaluation against the ranges.
+ */
+function labelledWindows(
+  ranges: EventRanges,
+  collected: CollectedReadings,
+  spec: PreparedWindows['spec'],
+  input: WindowInput,
+  excluded: number,
+): LabelledVectors {
+  const cut = collected.series
+    .filter((s) => ranges.has(s.name))
+    .flatMap((s) => windowsOf(s.name, spec, s.times, s.values));
+  const unknown = ranges.unknownSeriesNotice(collected.series.map((s) => s.name));
+  return {
+    x: windowInputs(input, cut),
+    series: cut.map((w) => w.series),
+    times: cut.map((w) => w.end),
+    ranges: ranges.of(collected.series.map((s) => s.name)).ranges,
+    excluded,
+    notices: unknown ? [unknown] : [],
+    spanMs: ((spec.samples - 1) * 1000) / spec.frequencyHz,
   };
 }
 

@@ -2,7 +2,7 @@
  * The quality gate: a new version must meet the config's floors (macro-F1, recall of every
  * class) and may not trail the current release's accuracy by more than a margin.
  */
-import type { ModelMetrics } from '../schemas.ts';
+import type { LabelledMetrics, ModelMetrics } from '../schemas.ts';
 
 export interface GateInput {
   accuracy: number;
@@ -67,6 +67,10 @@ export interface AnomalyGateInput {
   baselineRate?: number;
   /** Absolute: how much more often than the release the candidate may alarm on normal rows. */
   margin: number;
+  /** The candidate against labelled event ranges (events.csv), when there were any. */
+  labelled?: Pick<LabelledMetrics, 'recall' | 'ranges'>;
+  /** gateMinEventRecall: the event recall the candidate needs; applied only with labelled ranges. */
+  minEventRecall?: number;
 }
 
 /**
@@ -75,7 +79,12 @@ export interface AnomalyGateInput {
  * measure a 0.1% rate), and no more than `gateMargin` more often than the current release.
  */
 export function anomalyGateDecision(input: AnomalyGateInput): GateDecision {
-  const { falseAlarmRate, quantile, testRows, baselineRate, margin } = input;
+  const { falseAlarmRate, quantile, testRows, baselineRate, margin, labelled, minEventRecall } = input;
+  if (labelled && minEventRecall !== undefined && labelled.recall + 1e-12 < minEventRecall)
+    return {
+      passed: false,
+      reason: `below the config's floor: event recall ${labelled.recall.toFixed(4)} on ${labelled.ranges} labelled range(s) < gateMinEventRecall ${minEventRecall}`,
+    };
   const allowed = Math.max(3 * (1 - quantile), 3 / Math.max(1, testRows));
   const rate = (r: number) => `${(r * 100).toFixed(2)}%`;
   if (falseAlarmRate > allowed + 1e-12)
@@ -83,14 +92,21 @@ export function anomalyGateDecision(input: AnomalyGateInput): GateDecision {
       passed: false,
       reason: `alarms on ${rate(falseAlarmRate)} of held-out normal rows, over the ${rate(allowed)} its threshold allows (quantile ${quantile})`,
     };
+  // What a passing reason says of the event-recall floor: met, or not applicable.
+  const floor =
+    minEventRecall === undefined
+      ? ''
+      : labelled
+        ? `; event recall ${labelled.recall.toFixed(4)} on ${labelled.ranges} labelled range(s) >= gateMinEventRecall ${minEventRecall}`
+        : `; gateMinEventRecall ${minEventRecall} not applied: no labelled event ranges`;
   if (baselineRate === undefined)
     return {
       passed: true,
-      reason: `first version: alarms on ${rate(falseAlarmRate)} of held-out normal rows`,
+      reason: `first version: alarms on ${rate(falseAlarmRate)} of held-out normal rows${floor}`,
     };
   const scores = `false alarms on ${rate(falseAlarmRate)} of held-out normal rows vs ${rate(baselineRate)} for the current release (margin ${margin})`;
   return falseAlarmRate <= baselineRate + margin + 1e-12
-    ? { passed: true, reason: scores }
+    ? { passed: true, reason: `${scores}${floor}` }
     : { passed: false, reason: `worse than the current release: ${scores}` };
 }
 

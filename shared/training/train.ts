@@ -13,7 +13,7 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { Histogram } from '../aggregation/histogram.ts';
 import { addValueToHistogram, histogramPairs } from '../aggregation/value-histogram.ts';
-import { residualScale } from '../anomaly.ts';
+import { type EventRuleSpec, residualScale } from '../anomaly.ts';
 import { fitToHeader, placeText } from '../dataset/profile.ts';
 import { type DatasetSource, datasetDigest, type PassProgress, readPass } from '../dataset/read.ts';
 import { bytesPart } from '../dataset/source.ts';
@@ -24,11 +24,13 @@ import {
   type PartLineage,
   profileDataset,
 } from '../dataset.ts';
+import { InputError } from '../errors.ts';
 import { noveltyScore, UNKNOWN_CLASS } from '../novelty.ts';
 import { isMissing, type RawRow, transformInto, transformRows } from '../preprocess.ts';
 import {
   AlarmSchema,
   EventRuleSchema,
+  type LabelledMetrics,
   type Manifest,
   type ModelMetrics,
   type Preprocessing,
@@ -62,6 +64,13 @@ import {
   thresholdAt,
   thresholdForEvents,
 } from './anomaly.ts';
+import {
+  EventRanges,
+  evaluateLabelled,
+  type LabelledRange,
+  LabelledRows,
+  labelledText,
+} from './labelled-events.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from './metrics.ts';
 import {
   type Batch,
@@ -106,6 +115,8 @@ export interface TrainRunOptions {
   onProgress?: (progress: TrainingProgress) => void;
   /** Epochs without a better validation loss before stopping. */
   patience?: number;
+  /** Anomaly: labelled event ranges (events.csv), never trained on; they score the candidate. */
+  events?: readonly LabelledRange[];
 }
 
 export interface TrainingOutcome {
@@ -272,6 +283,9 @@ async function trainOnProfile(
   const rates = new Map<string, ReadingRate>();
   const timeAt = config.time ? header.indexOf(config.time) : -1;
   const seriesAt = config.series ? header.indexOf(config.series) : -1;
+  const labelled = anomaly
+    ? labelledRowsOf(options.events, header, timeAt, seriesAt, config.time)
+    : undefined;
 
   options.onProgress?.({ phase: 'sampling', rowsParsed: 0 });
   await reread((raw, place) => {
@@ -285,6 +299,8 @@ async function trainOnProfile(
       }
       rate.add(parseTime(cells[timeAt] ?? '', 'ms'));
     }
+    // A row inside a labelled event range is never trained on (nor calibrated or tested on).
+    if (cells && labelled?.take(cells)) return;
     const label = anomaly ? '' : cells?.[labelAt];
     if (!cells || label === undefined || (!anomaly && isMissing(label))) return;
     const y = anomaly ? 0 : yOf(label, place);
@@ -312,6 +328,8 @@ async function trainOnProfile(
       ? { ...fitter.finish('', []), task: 'anomaly' as const }
       : fitter.finish(profile.label, labels);
   if (anomaly) {
+    const kept = labelled?.finish();
+    const resultsPerDay = perSeriesRate(rates);
     const train = vectorsOf(trainStore, preprocessing, seededOrder(trainStore.size, config.seed));
     trainStore = undefined;
     const validation = vectorsOf(
@@ -325,7 +343,20 @@ async function trainOnProfile(
         train: train.x,
         validation,
         test: transformRows(preprocessing, testRows),
-        resultsPerDay: perSeriesRate(rates),
+        resultsPerDay,
+        ...(kept && labelled
+          ? {
+              labelled: {
+                x: transformRows(preprocessing, kept.rows),
+                series: kept.series,
+                times: kept.times,
+                ranges: kept.ranges.ranges,
+                excluded: labelled.excluded,
+                notices: kept.notices,
+                spanMs: 0,
+              },
+            }
+          : {}),
         ...(config.time ? { time: config.time } : {}),
         ...(config.series ? { series: config.series } : {}),
         unit: 'reading',
@@ -495,6 +526,21 @@ export interface AnomalyVectors {
    * (windows): the threshold is then set by the events the rule opens on them.
    */
   sequences?: { validation: string[]; test: string[] };
+  /** With labelled event ranges: the labelled series' vectors in time order, scored after the fit. */
+  labelled?: LabelledVectors;
+}
+
+export interface LabelledVectors {
+  x: Float32Array;
+  /** Each vector's series and time (a row's time, a window's end). */
+  series: string[];
+  times: number[];
+  ranges: readonly LabelledRange[];
+  /** Rows (or windows) left out of the fit for lying in a range, and notices about the ranges. */
+  excluded: number;
+  notices: string[];
+  /** How long one result spans (a window's length; 0 for a reading): a fault shows that much after it ends. */
+  spanMs: number;
 }
 
 /**
@@ -563,6 +609,10 @@ export async function fitAnomaly<G>(
           ? countEvents(testScores, sequences.test, threshold, rule) / (testScores.length / resultsPerDay)
           : eventsPerDay(falseAlarmRate, resultsPerDay, rule);
     const round6 = (v: number) => Number(v.toPrecision(6));
+    // Judged by the threshold the manifest carries, as the gateway judges.
+    const labelled = data.labelled?.ranges.length
+      ? labelledFigures(shipped, data.labelled, width, scale, round6(threshold), rule, resultsPerDay)
+      : undefined;
     const metrics: ModelMetrics = {
       anomaly: {
         threshold: round6(threshold),
@@ -571,6 +621,7 @@ export async function fitAnomaly<G>(
         ...(resultsPerDay !== undefined && falseAlarmsPerDay !== undefined
           ? { readingsPerDay: round6(resultsPerDay), falseAlarmsPerDay: round6(falseAlarmsPerDay) }
           : {}),
+        ...(labelled ? { labelled } : {}),
       },
       testRows: testScores.length,
     };
@@ -583,6 +634,17 @@ export async function fitAnomaly<G>(
             ? `threshold at the configured score quantile ${quantile}`
             : `threshold at the ${quantile} score quantile: without a time column ("time") the false-alarm budget cannot be turned into a rate`,
     ];
+    if (data.labelled) notices.push(...data.labelled.notices);
+    if (data.labelled && labelled) {
+      notices.push(
+        `${data.labelled.excluded} ${data.unit}(s) in or overlapping ${labelled.ranges} labelled event range(s) (events.csv) left out of training and threshold calibration`,
+        `labelled events: ${labelledText(labelled)}`,
+      );
+    } else if (config.gateMinEventRecall !== undefined) {
+      notices.push(
+        `gateMinEventRecall ${config.gateMinEventRecall} is not applied: there are no labelled event ranges (upload events.csv beside the dataset, or --events)`,
+      );
+    }
     return {
       metrics,
       golden: golden(shipped),
@@ -661,6 +723,46 @@ function scoreHistogram(scores: ArrayLike<number>): [number, number][] {
   for (let i = 0; i < scores.length; i++)
     addValueToHistogram(histogram, Number((scores[i] as number).toPrecision(7)));
   return histogramPairs(histogram);
+}
+
+/**
+ * The shipped model over the labelled series' results in time order, by the event rule, against
+ * the ranges. A fault shows up to a result's span and the rule's n results after it ends: the slack.
+ */
+function labelledFigures(
+  shipped: LayersModel,
+  labelled: LabelledVectors,
+  width: number,
+  scale: ArrayLike<number>,
+  threshold: number,
+  rule: EventRuleSpec,
+  resultsPerDay: number | undefined,
+): LabelledMetrics {
+  const slackMs = labelled.spanMs + (resultsPerDay ? (rule.n * 86_400_000) / resultsPerDay : 0);
+  const scores = reconstructionScores(shipped, labelled.x, width, scale);
+  return evaluateLabelled(
+    { scores, series: labelled.series, times: labelled.times },
+    threshold,
+    rule,
+    labelled.ranges,
+    slackMs,
+  );
+}
+
+/** The labelled-range bookkeeping of a row model's pass, or undefined without ranges. */
+function labelledRowsOf(
+  events: readonly LabelledRange[] | undefined,
+  header: readonly string[],
+  timeAt: number,
+  seriesAt: number,
+  time: string | undefined,
+): LabelledRows | undefined {
+  if (!events?.length) return undefined;
+  if (timeAt < 0)
+    throw new InputError(
+      `labelled event ranges (events.csv) need the rows' time column${time ? `, but '${time}' is not in the header` : ': set "time" in the config (or --time)'}`,
+    );
+  return new LabelledRows(new EventRanges(events), header, timeAt, seriesAt);
 }
 
 /** A series' readings a day (the median over series: the budget is per series). */

@@ -5,6 +5,7 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../bench/support/cli.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import { generatePumpCsv } from '../../shared/anomaly-dataset.ts';
 import { dynamoClient } from '../../shared/aws.ts';
 import { generateDemoDataset } from '../../shared/demo-dataset.ts';
 import { verifyManifestSignature } from '../../shared/manifest.ts';
@@ -103,6 +104,53 @@ describe('edgeloop train', () => {
     expect(result.stderr).toBe(
       "edgeloop train: one-class.csv: label column 'condition' has only one class ('normal') in 30 rows: a classifier needs rows of at least two classes\n",
     );
+  });
+});
+
+describe('edgeloop train --events', () => {
+  const pumps = generatePumpCsv({ pumps: 3, minutes: 300, seed: 4, faults: { perPump: 1, minutes: 40 } });
+  const pumpFile = join(dir, 'pumps.csv');
+  writeFileSync(pumpFile, pumps.csv);
+  const anomaly = ['--model', 'pumps', '--task', 'anomaly', '--time', 'ts', '--series', 'pump'];
+
+  it('scores an anomaly model against the labelled ranges and prints the figures', async () => {
+    // Prepare
+    const events = join(dir, 'events.csv');
+    writeFileSync(
+      events,
+      `series,start,end,kind\n${pumps.faults.map((f) => `${f.pump},${f.start},${f.end},${f.kind}`).join('\n')}\n`,
+    );
+    // Act
+    const result = await runCli([
+      'train',
+      pumpFile,
+      ...anomaly,
+      '--events',
+      events,
+      '--epochs',
+      '3',
+      '--out',
+      join(dir, 'pumps'),
+    ]);
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/notice: \d+ reading\(s\) in or overlapping 3 labelled event range\(s\)/);
+    expect(result.stdout).toMatch(
+      /\n {2}labelled events: event recall \d\.\d\d \(\d of 3 labelled ranges\), precision \d\.\d\d \(\d+ events\), F1 \d\.\d\d, median detection delay/,
+    );
+  });
+
+  it('exits 1 naming the events file, the line and the fix; 2 for --events on a classifier', async () => {
+    const bad = join(dir, 'bad-events.csv');
+    writeFileSync(bad, 'series,start,end\npump-01,2026-11-02T03:00:00Z,2026-11-02T02:00:00Z\n');
+    const result = await runCli(['train', pumpFile, ...anomaly, '--events', bad]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `edgeloop train: ${bad}: line 2: end 2026-11-02T02:00:00Z is before start 2026-11-02T03:00:00Z: swap them\n`,
+    );
+    const classifier = await runCli(['train', demoFile, '--model', 'demo', '--events', bad]);
+    expect(classifier.code).toBe(2);
+    expect(classifier.stderr).toMatch(/--events is for anomaly models: add --task anomaly/);
   });
 });
 

@@ -21,6 +21,7 @@ import {
   type TrainingSteps,
 } from '../../functions/training/steps.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
+import { generatePumpCsv } from '../../shared/anomaly-dataset.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset, generateEnergyDataset } from '../../shared/demo-dataset.ts';
 import {
@@ -104,6 +105,8 @@ const noticesArrive = (model: string, count: number) =>
   eventually(() => releaseNotices(model).length >= count, 5000, `${count} release notice(s) of ${model}`);
 
 const small = generateDemoDataset({ rows: 400, seed: 1 });
+/** The generated pumps' first reading (shared/anomaly-dataset.ts). */
+const T0 = Date.UTC(2026, 10, 2);
 
 const tsxCli = join(import.meta.dirname, '..', '..', 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const trainTask = join(import.meta.dirname, '..', '..', 'functions', 'train-task.ts');
@@ -346,6 +349,67 @@ describe('training pipeline against the local S3, dynalite and a Publish endpoin
     // Assess: stored as a rejection, so Batch and Step Functions do not retry bad input.
     expect(job.exitCode, job.stderr).toBe(0);
     await expect(collected).rejects.toMatchObject({ name: 'InputError' });
+  });
+
+  it('scores an anomaly model against datasets/<model>/events.csv and gates on its recall; the upload starts no run', async () => {
+    // Prepare: four pumps' normal day and two pumps' day with five faults each; events.csv
+    // lists the faults and is uploaded first, beside the dataset.
+    const window = {
+      time: 'ts',
+      series: 'pump',
+      sizeMs: 30 * 60_000,
+      strideMs: 5 * 60_000,
+      frequencyHz: 1 / 60,
+    };
+    const normal = generatePumpCsv({ pumps: 4, minutes: 1440, seed: 1 });
+    const faulty = generatePumpCsv({
+      pumps: 2,
+      minutes: 1440,
+      seed: 2,
+      firstPump: 4,
+      faults: { perPump: 5 },
+    });
+    const csv = normal.csv + faulty.csv.slice(faulty.csv.indexOf('\n') + 1);
+    const eventsCsv = (ranges: { pump: string; start: number; end: number }[]) =>
+      `series,start,end\n${ranges.map((r) => `${r.pump},${new Date(r.start).toISOString()},${r.end}`).join('\n')}\n`;
+    await configure('pumps-labelled', { task: 'anomaly', window, epochs: 20, gateMinEventRecall: 0.9 });
+    const eventsRecord = await upload('pumps-labelled', 'events.csv', eventsCsv(faulty.faults));
+    const registry = { ddb: deps.ddb, table: deps.registryTable };
+
+    // Act: the events.csv delivery (the bucket's trigger matches *.csv, in AWS too), then the dataset.
+    const fromEvents = await runTraining(eventsRecord, steps);
+    const released = await runTraining(await upload('pumps-labelled', 'day.csv', csv), steps);
+    // Ranges on the normal pumps' quiet hours: nothing to find there, so the recall falls under the floor.
+    const quiet = [1, 2, 3].map((h) => ({
+      pump: 'pump-01',
+      start: T0 + h * 3_600_000,
+      end: T0 + h * 3_600_000 + 1_800_000,
+    }));
+    await put(datasetKeys.events('pumps-labelled'), eventsCsv(quiet));
+    const rejected = await runTraining(await upload('pumps-labelled', 'day-2.csv', csv), steps);
+
+    // Assess
+    expect(fromEvents).toMatchObject({
+      outcome: 'skipped',
+      skipped: "'datasets/pumps-labelled/events.csv' is not a dataset key",
+    });
+    expect(fromEvents.version).toBeUndefined();
+    expect(released.outcome).toBe('released');
+    expect(released.version).toBe(1);
+    const items = await listRegistry(registry, 'pumps-labelled');
+    const first = items.find((item) => item.version === 1);
+    expect(first?.metrics?.anomaly?.labelled?.ranges).toBe(10);
+    expect(first?.metrics?.anomaly?.labelled?.recall).toBeGreaterThanOrEqual(0.9);
+    expect(released.gate?.reason).toMatch(
+      /event recall \d\.\d{4} on 10 labelled range\(s\) >= gateMinEventRecall 0\.9$/,
+    );
+    expect(rejected.outcome).toBe('rejected-by-gate');
+    const second = items.find((item) => item.version === 2);
+    expect(second?.metrics?.anomaly?.labelled).toMatchObject({ ranges: 3, found: 0, recall: 0 });
+    expect(second?.reason).toBe(
+      "below the config's floor: event recall 0.0000 on 3 labelled range(s) < gateMinEventRecall 0.9 (v1)",
+    );
+    expect((await currentRelease(registry, 'pumps-labelled'))?.version).toBe(1);
   });
 
   it('ignores objects that are not datasets without touching the registry', async () => {

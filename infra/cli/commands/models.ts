@@ -1,7 +1,7 @@
 import { listRegistry } from '../../../functions/training/registry.ts';
 import { dynamoClient } from '../../../shared/aws.ts';
 import { dataDirOption, defineCommand, modelOption } from '../../../shared/cli/command.ts';
-import type { RegistryItem } from '../../../shared/schemas.ts';
+import type { LabelledMetrics, RegistryItem } from '../../../shared/schemas.ts';
 import { describeWindow } from '../../../shared/timeseries/spec.ts';
 import { tables } from '../../../shared/topology.ts';
 import { attachToLocalStack } from '../../local/attach.ts';
@@ -56,6 +56,13 @@ export function formatRegistry(items: readonly RegistryItem[]): string[] {
       rows[i]?.splice(6, 0, item.window ? describeWindow(item.window) : 'rows');
     });
   }
+  // Anomaly versions scored against labelled event ranges get an EVENTS column (before REASON).
+  if (items.some((item) => item.metrics?.anomaly?.labelled)) {
+    header.splice(header.length - 1, 0, 'EVENTS');
+    items.forEach((item, i) => {
+      rows[i]?.splice(rows[i].length - 1, 0, eventsText(item.metrics?.anomaly?.labelled));
+    });
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -63,6 +70,14 @@ export function formatRegistry(items: readonly RegistryItem[]): string[] {
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)];
+}
+
+/** Labelled event ranges' figures: "recall 0.95 prec 0.80 F1 0.87 delay 12m". */
+function eventsText(labelled: LabelledMetrics | undefined): string {
+  if (!labelled) return '-';
+  const delay =
+    labelled.medianDelayMs === undefined ? '-' : `${Math.round(labelled.medianDelayMs / 60_000)}m`;
+  return `recall ${labelled.recall.toFixed(2)} prec ${labelled.precision.toFixed(2)} F1 ${labelled.f1.toFixed(2)} delay ${delay}`;
 }
 
 /**

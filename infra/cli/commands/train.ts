@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineCommand, intOption, modelOption, UsageError } from '../../../shared/cli/command.ts';
 import { localDatasetSource } from '../../../shared/dataset/local.ts';
@@ -14,6 +14,7 @@ import { signerFromEnv } from '../../../shared/signing.ts';
 import { trainWindowsFromSource } from '../../../shared/timeseries/train.ts';
 import { modelFiles } from '../../../shared/topology.ts';
 import { artifactFiles, buildManifest, manifestBytes } from '../../../shared/training/artifacts.ts';
+import { labelledText, parseEventsCsv } from '../../../shared/training/labelled-events.ts';
 import type { EpochProgress } from '../../../shared/training/model.ts';
 import { type TrainingProgress, trainFromSource } from '../../../shared/training/train.ts';
 import { formatBytes, type Progress, progressBar } from '../ui.ts';
@@ -27,12 +28,13 @@ export const trainCommand = defineCommand({
   summary:
     'train a model offline from a dataset file or a folder of parts (CSV, CSV.gz, JSON Lines, Parquet), with the same code the training function uses',
   usage:
-    'edgeloop train FILE|DIR --model NAME [--task classification|regression|anomaly] [--label COL] [--target-min N] [--target-max N] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--json] [--time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
+    'edgeloop train FILE|DIR --model NAME [--task classification|regression|anomaly] [--label COL] [--target-min N] [--target-max N] [--features A,B] [--out DIR] [--epochs N] [--seed N] [--quantize none|uint8|float16] [--max-train-rows N] [--buffer-mb N] [--key PEM] [--events FILE] [--json] [--time COL [--series COL] --window-ms N [--stride-ms N] [--frequency-hz N] [--features raw|spectral]]',
   examples: [
     'edgeloop train telemetry.csv --model pump --label condition',
     'edgeloop train engines.csv --model engine-life --task regression --label rul --target-max 125',
     'edgeloop train ./telemetry-parts/ --model pump --epochs 2 --max-train-rows 500000',
     'edgeloop train readings.csv --model pump --out ./pump-v1 --epochs 40 --json',
+    'edgeloop train pumps.csv --model pumps --task anomaly --time ts --series pump --events events.csv',
     'edgeloop train vibration.csv --model fan --label state --time ts --series machine --window-ms 1000 --stride-ms 500',
   ],
   positionals: [1, 1],
@@ -78,6 +80,12 @@ export const trainCommand = defineCommand({
       description: 'weight quantization: none, uint8 or float16',
       valueName: 'KIND',
     },
+    events: {
+      type: 'string',
+      description:
+        'anomaly: labelled event ranges (CSV series,start,end[,kind]): never trained on, they give event recall, precision and delay',
+      valueName: 'FILE',
+    },
     key: {
       type: 'string',
       description: 'PEM private key to sign with (default: a new key pair)',
@@ -90,6 +98,7 @@ export const trainCommand = defineCommand({
     const model = modelOption(values, true);
     if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
     const config = parseConfig(values);
+    const events = await eventsOption(values, config);
     const outDir = resolve(typeof values.out === 'string' ? values.out : join('models', model));
     const silent = values.json === true || values.quiet === true;
     const source = await localDatasetSource(file);
@@ -135,7 +144,12 @@ export const trainCommand = defineCommand({
 
     const started = performance.now();
     const trainer = config.window ? trainWindowsFromSource : trainFromSource;
-    const outcome = await trainer(source, config, { source: source.name, onEpoch, onProgress });
+    const outcome = await trainer(source, config, {
+      source: source.name,
+      onEpoch,
+      onProgress,
+      ...(events ? { events } : {}),
+    });
     tuneBar?.finish();
     if (!tuneBar)
       bar.finish(
@@ -200,6 +214,7 @@ export const trainCommand = defineCommand({
       out(
         `trained ${model}: anomaly threshold ${num(anomaly.threshold)} (score quantile ${anomaly.quantile}); over it on ${pct(anomaly.falseAlarmRate)} of ${heldOut} of normal operation${anomaly.falseAlarmsPerDay !== undefined ? ` (about ${num(anomaly.falseAlarmsPerDay)} false alarm(s) a day per series at ${Math.round(anomaly.readingsPerDay ?? 0)} readings a day)` : ''}`,
       );
+      if (anomaly.labelled) out(`  labelled events: ${labelledText(anomaly.labelled)}`);
     } else if (regression) {
       out(
         `trained ${model}: RMSE ${num(regression.rmse)}, MAE ${num(regression.mae)}, R² ${regression.r2.toFixed(3)} on ${heldOut}`,
@@ -250,6 +265,18 @@ function parseConfig(values: Record<string, string | boolean | undefined>) {
   });
   if (!parsed.success) throw new UsageError(describeZodError(parsed.error));
   return parsed.data;
+}
+
+/** --events FILE: the labelled event ranges of an anomaly run (parse errors name the file and line). */
+async function eventsOption(
+  values: Record<string, string | boolean | undefined>,
+  config: ReturnType<typeof parseConfig>,
+) {
+  const file = values.events;
+  if (typeof file !== 'string') return undefined;
+  if (config.task !== 'anomaly') throw new UsageError('--events is for anomaly models: add --task anomaly');
+  if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  return parseEventsCsv(await readFile(file, 'utf8'), `${file}: `, config.window?.timeUnit ?? 'ms');
 }
 
 function sampleOptions(values: Record<string, string | boolean | undefined>) {
