@@ -238,21 +238,22 @@ export function probationFailure(model: LoadedModel): string | undefined {
   const classified = model.classifyRows(rows);
   return (
     goldenMismatch(classified.probs, outputs, outputUnits(model.manifest.preprocessing), tolerance, 'row') ??
-    noveltyMismatch(classified.novelty?.scores, model.manifest.novelty?.golden)
+    noveltyMismatch(classified.novelty?.scores, model.manifest.novelty?.golden, 'row')
   );
 }
 
-/** Why the golden rows' novelty scores differ from the trainer's (relative 1e-3), if they do. */
-function noveltyMismatch(
+/** Why the golden rows' (or windows') novelty scores differ from the trainer's (relative 1e-3), if they do. */
+export function noveltyMismatch(
   scores: Float32Array | undefined,
   expected: readonly number[] | undefined,
+  noun: 'row' | 'window',
 ): string | undefined {
   if (!expected) return undefined;
   for (let r = 0; r < expected.length; r++) {
     const got = scores?.[r] ?? Number.NaN;
     const want = expected[r] ?? Number.NaN;
     if (!(Math.abs(got - want) <= 1e-3 * Math.max(1, Math.abs(want))))
-      return `golden row ${r} novelty score: got ${got}, expected ${want}`;
+      return `golden ${noun} ${r} novelty score: got ${got}, expected ${want}`;
   }
   return undefined;
 }

@@ -7,7 +7,7 @@
 import { outputUnits } from '../../shared/target.ts';
 import { type WindowInput, windowFromSamples, windowInput } from '../../shared/timeseries/features.ts';
 import type { Window } from '../../shared/timeseries/windower.ts';
-import { type Classified, goldenMismatch, type LoadedModel } from './model.ts';
+import { type Classified, goldenMismatch, type LoadedModel, noveltyMismatch } from './model.ts';
 
 const inputs = new WeakMap<LoadedModel, WindowInput>();
 
@@ -60,6 +60,14 @@ export function windowProbationFailure(model: LoadedModel): string | undefined {
     if (golden.length !== samples || golden.some((row) => row.length !== channels.length))
       return `golden window ${i} is not ${samples} samples of ${channels.length} channels`;
   }
-  const { probs } = classifyWindows(model, windows.map(windowFromSamples));
-  return goldenMismatch(probs, outputs, outputUnits(model.manifest.preprocessing), tolerance, 'window');
+  const classified = classifyWindows(model, windows.map(windowFromSamples));
+  return (
+    goldenMismatch(
+      classified.probs,
+      outputs,
+      outputUnits(model.manifest.preprocessing),
+      tolerance,
+      'window',
+    ) ?? noveltyMismatch(classified.novelty?.scores, model.manifest.novelty?.golden, 'window')
+  );
 }

@@ -37,6 +37,7 @@ import {
 import { type Objective, objectiveFor } from '../training/objective.ts';
 import { seededRandom, shuffleInPlace } from '../training/random.ts';
 import {
+  classifierNovelty,
   fitAnomaly,
   fitOptions,
   GOLDEN_ROWS,
@@ -204,10 +205,21 @@ export async function trainWindowsFromSource(
           testRows: windows.test.length,
         }
       : classificationMetrics(truthOf(windows.test), argmaxRows(probabilities, k), labels);
+    const golden = goldenWindows(shipped, input, windows.test, prepared.spec.channels.length);
+    // A classifier's windows far from its training windows are answered `unknown`, as rows are.
+    const novelty = scale
+      ? undefined
+      : classifierNovelty(config, labels, input.width, {
+          train: trainX,
+          validation: validationX,
+          test: testX,
+          golden: goldenInputs(input, golden.windows),
+        });
+    if (novelty?.spec) metrics.novelty = novelty.metrics;
     const window: WindowManifest = {
       spec: prepared.spec,
       features,
-      golden: goldenWindows(shipped, input, windows.test, prepared.spec.channels.length),
+      golden,
       windows: { train: train.length, validation: windows.validation.length, test: windows.test.length },
       split: prepared.split,
     };
@@ -232,6 +244,7 @@ export async function trainWindowsFromSource(
       classDistribution: distribution,
       // Golden rows do not apply: probation runs the golden windows (window.golden).
       golden: { rows: [], outputs: [], tolerance: GOLDEN_TOLERANCE },
+      ...(novelty?.spec ? { novelty: novelty.spec } : {}),
       artifacts,
       shape,
       rows: collected.readings,
@@ -239,6 +252,7 @@ export async function trainWindowsFromSource(
       classes: labels,
       notices: [
         ...prepared.notices,
+        ...(novelty ? [novelty.notice] : []),
         ...(capped > 0
           ? [`capped ${capped} training window target(s) of '${label}' to the config's "target" bounds`]
           : []),
@@ -471,16 +485,25 @@ function goldenWindows(model: LayersModel, input: WindowInput, test: readonly Wi
   return { windows, outputs: goldenOutputs(model, input, windows), tolerance: GOLDEN_TOLERANCE };
 }
 
+/** The model inputs of windows given as samples x channels arrays (the golden windows). */
+function goldenInputs(
+  input: WindowInput,
+  windows: readonly (readonly (readonly (number | null)[])[])[],
+): Float32Array {
+  const x = new Float32Array(windows.length * input.width);
+  windows.forEach((samples, i) => {
+    input.into(windowFromSamples(samples), x, i * input.width);
+  });
+  return x;
+}
+
 /** Probabilities (rounded to 6 places) for windows given as samples x channels arrays. */
 export function goldenOutputs(
   model: LayersModel,
   input: WindowInput,
   windows: readonly (readonly (readonly (number | null)[])[])[],
 ): number[][] {
-  const x = new Float32Array(windows.length * input.width);
-  windows.forEach((samples, i) => {
-    input.into(windowFromSamples(samples), x, i * input.width);
-  });
+  const x = goldenInputs(input, windows);
   const probabilities = predictWindows(model, x, windows.length, input.shape);
   const k = probabilities.length / Math.max(1, windows.length);
   return windows.map((_, i) =>

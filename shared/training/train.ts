@@ -435,7 +435,7 @@ async function trainOnProfile(
     const golden = goldenVectors(shipped, preprocessing, testRows, profile.features);
     const novelty = regression
       ? undefined
-      : classifierNovelty(config, labels, preprocessing, {
+      : classifierNovelty(config, labels, preprocessing.inputWidth, {
           train: train.x,
           validation: vectorsOf(
             validationStore,
@@ -675,16 +675,16 @@ const NOVELTY_MAX_ROWS = 50_000;
  * A classifier's novelty score (shared/training/novelty.ts) and what it says of the test rows,
  * unless the config turns it off or a class is already called `unknown`.
  */
-function classifierNovelty(
+/** The inputs a novelty fit reads: training, held-out and test rows (or windows), and the golden ones. */
+export function classifierNovelty(
   config: TrainingConfig,
   labels: readonly string[],
-  preprocessing: Preprocessing,
+  width: number,
   x: { train: Float32Array; validation: Float32Array; test: Float32Array; golden: Float32Array },
 ):
   | { spec?: NonNullable<Manifest['novelty']>; metrics: NonNullable<ModelMetrics['novelty']>; notice: string }
   | undefined {
   if (config.novelty === false) return undefined;
-  const width = preprocessing.inputWidth;
   const quantile = config.novelty?.quantile ?? DEFAULT_NOVELTY_QUANTILE;
   if (labels.includes(UNKNOWN_CLASS))
     return {
