@@ -121,13 +121,14 @@ describe.runIf(!missing)('the dashboard during the demo, in chromium', () => {
     expect(reasons[0]).toBe(errors.errors.latest[0]?.reason);
 
     // Assess: every panel draws data (the errors panel shows its count and reasons), except the
-    // regression view: the demo's model is a classifier, and that panel says it is not shown.
+    // regression and anomaly views: the demo's model is a classifier, and they say it is not shown.
     expect(panels.map((p) => p.id)).toEqual(Object.keys(dashboardPanels));
-    for (const panel of panels.filter((p) => p.id !== 'prediction'))
+    for (const panel of panels.filter((p) => p.id !== 'prediction' && p.id !== 'anomaly'))
       expect(panel.points, `${panel.id} shows data`).toBeGreaterThan(0);
-    expect(await page.locator('[data-panel="prediction"] .not-applicable').textContent()).toMatch(
-      /^\d+ classifier version\(s\) not shown: they answer classes$/,
-    );
+    for (const id of ['prediction', 'anomaly'])
+      expect(await page.locator(`[data-panel="${id}"] .not-applicable`).textContent()).toMatch(
+        /^\d+ classifier version\(s\) not shown: they answer classes$/,
+      );
     expect(dashboard.foreignRequests).toEqual([]);
     expect(dashboard.errors).toEqual([]);
   });

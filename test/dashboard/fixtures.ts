@@ -94,16 +94,17 @@ function versionSeries(
   };
 }
 
-/**
- * A regression model's version beside the classifier (model `yield`, a line's yield in %): results
- * with values, no classes or confidences; live RMSE where truth arrived.
- */
-function regressionSeries(startMinute: number, minutes: number, rand: () => number): VersionSeries {
-  const points: MinutePoint[] = [];
-  for (let m = 0; m < minutes; m++) {
+/** Minutes of a version that answers no classes: no confidences, `extra` per minute. */
+function minutesWithout(
+  startMinute: number,
+  minutes: number,
+  rand: () => number,
+  extra: (m: number) => Partial<MinutePoint>,
+): MinutePoint[] {
+  return Array.from({ length: minutes }, (_, m) => {
     const n = 40 + Math.floor(rand() * 20);
     const latencies = Array.from({ length: n }, () => 1 + rand()).sort((a, b) => a - b);
-    points.push({
+    return {
       minute: startMinute + m * 60_000,
       inferences: n,
       lowConfidenceRate: null,
@@ -111,16 +112,26 @@ function regressionSeries(startMinute: number, minutes: number, rand: () => numb
       latencyP50Ms: quantile(latencies, 0.5),
       latencyP99Ms: quantile(latencies, 0.99),
       liveAccuracy: null,
-      drift: 0.02 + rand() * 0.05,
-      predictionMean: 38 + rand() * 4,
-      liveRmse: 1.1 + rand() * 0.3,
-    });
-  }
+      drift: null,
+      ...extra(m),
+    };
+  });
+}
+
+/**
+ * A regression model's version beside the classifier (model `yield`, a line's yield in %): results
+ * carry values, not classes, so the class and confidence views leave it out.
+ */
+function regressionSeries(startMinute: number, minutes: number, rand: () => number): VersionSeries {
   return {
     model: 'yield',
     version: 1,
     task: 'regression',
-    minutes: points,
+    minutes: minutesWithout(startMinute, minutes, rand, () => ({
+      drift: 0.02 + rand() * 0.05,
+      predictionMean: 38 + rand() * 4,
+      liveRmse: 1.1 + rand() * 0.3,
+    })),
     classMix: {},
     confidence: { mean: null, histogram: [] },
   };
@@ -131,27 +142,13 @@ function regressionSeries(startMinute: number, minutes: number, rand: () => numb
  * class, confidence and live accuracy views leave it out; the anomaly view shows its rate.
  */
 function anomalySeries(startMinute: number, minutes: number, rand: () => number): VersionSeries {
-  const points: MinutePoint[] = [];
-  for (let m = 0; m < minutes; m++) {
-    const n = 60;
-    const latencies = Array.from({ length: n }, () => 0.8 + rand()).sort((a, b) => a - b);
-    points.push({
-      minute: startMinute + m * 60_000,
-      inferences: n,
-      lowConfidenceRate: null,
-      confidenceMean: null,
-      latencyP50Ms: quantile(latencies, 0.5),
-      latencyP99Ms: quantile(latencies, 0.99),
-      liveAccuracy: null,
-      drift: null,
-      anomalyRate: m >= minutes - 4 ? 0.3 + rand() * 0.2 : rand() * 0.02,
-    });
-  }
   return {
     model: 'water-pumps',
     version: 1,
     task: 'anomaly',
-    minutes: points,
+    minutes: minutesWithout(startMinute, minutes, rand, (m) => ({
+      anomalyRate: m >= minutes - 4 ? 0.3 + rand() * 0.2 : rand() * 0.02,
+    })),
     classMix: { anomaly: 40, normal: 680 },
     confidence: { mean: null, histogram: [] },
   };
