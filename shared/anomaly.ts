@@ -31,14 +31,21 @@ export function slotColumns(preprocessing: Pick<Preprocessing, 'features'>): {
  * (its statistics, then its bands), so a slot's share counts for the sensor it was computed
  * from, not for a feature name like `flow:std`.
  */
-export function windowSlotColumns(window: { spec: { channels: string[] }; features: WindowFeatures }): {
+export function windowSlotColumns(window: {
+  spec: { channels: string[]; samples: number };
+  features: WindowFeatures;
+}): {
   names: string[];
   slots: Int32Array;
 } {
   const names = [...window.spec.channels];
   const { features } = window;
+  // A raw window is its samples row-major: slot j is a sample of channel j mod channels.
   if (features.kind !== 'spectral')
-    throw new Error('an anomaly model on windows scores spectral features: raw windows have no channel map');
+    return {
+      names,
+      slots: Int32Array.from({ length: window.spec.samples * names.length }, (_, j) => j % names.length),
+    };
   const perChannel = spectralWidth(1, features.bands);
   if (features.names.length !== perChannel * names.length)
     throw new Error(

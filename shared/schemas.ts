@@ -225,11 +225,6 @@ export const TrainingConfigSchema = z
     message:
       '"task": "anomaly" with "window": name the time and series columns in "window" (its "time" and "series"), not at the top level',
     path: ['window'],
-  })
-  .refine((c) => !(c.task === 'anomaly' && c.window?.features === 'raw'), {
-    message:
-      '"task": "anomaly" on windows scores their statistical and spectral features: remove "features": "raw" from "window"',
-    path: ['window', 'features'],
   });
 export type TrainingConfig = z.infer<typeof TrainingConfigSchema>;
 export type TrainingConfigInput = z.input<typeof TrainingConfigSchema>;

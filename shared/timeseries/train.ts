@@ -290,7 +290,9 @@ async function anomalyOnWindows(
   config: TrainingConfig,
   options: TrainRunOptions,
 ): Promise<TrainingOutcome> {
-  const { prepared, features, input, collected, pass } = run;
+  const { prepared, features, collected, pass } = run;
+  // The autoencoder is dense: a raw window goes in as one vector of its samples.
+  const input = { ...run.input, shape: [run.input.width] };
   const { spec } = prepared;
   // Windows overlapping a labelled event range are never trained, calibrated or tested on.
   const ranges = options.events?.length ? new EventRanges(options.events) : undefined;

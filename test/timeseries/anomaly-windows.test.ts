@@ -112,6 +112,51 @@ describe('anomaly models on windows', () => {
     }
   });
 
+  it('take raw windows too: a dense autoencoder over the samples, scored by the gateway as by the trainer', async () => {
+    // Prepare
+    const normal = generatePumpCsv({ pumps: 3, minutes: 720, seed: 1 });
+    const faulty = generatePumpCsv({
+      pumps: 1,
+      minutes: 360,
+      seed: 2,
+      firstPump: 3,
+      startMs: Date.UTC(2026, 10, 3),
+    });
+    const raw = { ...WINDOW, features: 'raw' as const };
+
+    // Act
+    const outcome = await trainWindowsFromCsv(
+      normal.csv,
+      TrainingConfigSchema.parse({ task: 'anomaly', window: raw, eventRule: RULE, epochs: 10 }),
+    );
+    const manifest = releasedManifest(outcome, { model: 'pumps' });
+    const model = await loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
+    const failure = probationFailure(model);
+    const { results } = await scoreReadings(model, parseCsvReadings(faulty.csv, 'faulty: ').rows);
+
+    // Assess: 30 samples of 5 sensors per window, each slot a sensor's sample.
+    expect(failure).toBeUndefined();
+    expect(manifest.window?.features.kind).toBe('raw');
+    expect(manifest.preprocessing.inputWidth).toBe(30 * PUMP_CHANNELS.length);
+    const window = manifest.window as NonNullable<typeof manifest.window>;
+    const collected = collectCsv(faulty.csv, raw as never, '', window.spec.channels);
+    const windows = collected.series.flatMap((s) => windowsOf(s.name, window.spec, s.times, s.values));
+    const input = windowInput(window.spec, window.features);
+    const trainerModel = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
+    const expected = reconstructionScores(
+      trainerModel,
+      windowInputs(input, windows),
+      input.width,
+      manifest.anomaly?.residualScale ?? [],
+    );
+    trainerModel.dispose();
+    expect(results).toHaveLength(windows.length);
+    results.forEach((result, i) => {
+      expect(result.score).toBeCloseTo(expected[i] as number, 3);
+      for (const c of result.channels ?? []) expect(PUMP_CHANNELS).toContain(c.name);
+    });
+  });
+
   it('refuse a label: they learn normal operation', async () => {
     const { csv } = generatePumpCsv({ pumps: 3, minutes: 120 });
     const config = TrainingConfigSchema.parse({ task: 'anomaly', label: 'flow', window: WINDOW });
@@ -161,7 +206,7 @@ describe('the threshold of results in order', () => {
 describe("a window slot's channel", () => {
   it('is the sensor its statistic or band was computed from', () => {
     const window = {
-      spec: { channels: ['flow', 'temp'] },
+      spec: { channels: ['flow', 'temp'], samples: 3 },
       features: {
         kind: 'spectral' as const,
         bands: 2,
@@ -175,5 +220,11 @@ describe("a window slot's channel", () => {
     expect(() =>
       windowSlotColumns({ ...window, features: { ...window.features, names: ['flow:mean'] } }),
     ).toThrow('the window features have 1 slots, 2 channels of 8 expected');
+    // A raw window's slots are its samples, row-major: each names the channel it was read from.
+    const raw = windowSlotColumns({
+      ...window,
+      features: { kind: 'raw', frame: 1, scale: { mean: [], std: [] } },
+    });
+    expect(Array.from(raw.slots)).toEqual([0, 1, 0, 1, 0, 1]);
   });
 });
