@@ -788,6 +788,8 @@ export const DeviceStatusSchema = z.object({
       opened: z.number().int().min(0),
       closed: z.number().int().min(0),
       unsent: z.number().int().min(0),
+      /** Event message files that could not be read, set aside unread in events/quarantine/. */
+      quarantined: z.number().int().min(0).optional(),
     })
     .optional(),
 });

@@ -224,7 +224,12 @@ export class AnomalyEventLog {
 
   /** Whether this device has anything to say about events (it served an anomaly model, or some wait). */
   get active(): boolean {
-    return this.tracker !== undefined || this.pending.length + this.writing > 0 || this.resumed.length > 0;
+    return (
+      this.tracker !== undefined ||
+      this.pending.length + this.writing > 0 ||
+      this.resumed.length > 0 ||
+      this.counts.quarantined > 0
+    );
   }
 
   /** For the status: events open now, opened and closed since start, messages not yet acknowledged. */
@@ -234,6 +239,7 @@ export class AnomalyEventLog {
       opened: this.counts.opened,
       closed: this.counts.closed,
       unsent: this.pending.length + this.writing,
+      ...(this.counts.quarantined > 0 ? { quarantined: this.counts.quarantined } : {}),
     };
   }
 

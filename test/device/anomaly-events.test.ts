@@ -93,7 +93,7 @@ describe("the gateway's anomaly event log", () => {
     expect(kept.map((e) => [e.id, e.start])).toEqual([[`pump-1@${T0 + 60_000}`, T0 + 60_000]]);
     expect(resumed.open).toBe(1);
     expect(drained).toBe(true);
-    expect(second.status()).toEqual({ open: 0, opened: 0, closed: 1, unsent: 0 });
+    expect(second.status()).toEqual({ open: 0, opened: 0, closed: 1, unsent: 0, quarantined: 1 });
     expect(await readdir(join(dir, 'quarantine'))).toEqual(['7.json']);
     expect(log.some((line) => /7\.json is unreadable/.test(line))).toBe(true);
     expect(await readdir(join(dir, 'pending'))).toEqual([]);
