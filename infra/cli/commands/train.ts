@@ -352,7 +352,10 @@ function num(value: number): string {
   return Number(value.toPrecision(4)).toString();
 }
 
-/** Loss and accuracy of one epoch, as the progress bar shows them. */
+/** Loss and accuracy of one epoch, as the progress bar shows them (regression and anomaly fits have no accuracy). */
 function epochDetail(progress: EpochProgress): string {
-  return `loss ${progress.loss.toFixed(4)} val_loss ${progress.valLoss.toFixed(4)} val_acc ${(progress.valAccuracy * 100).toFixed(1)}%`;
+  const accuracy = Number.isNaN(progress.valAccuracy)
+    ? ''
+    : ` val_acc ${(progress.valAccuracy * 100).toFixed(1)}%`;
+  return `loss ${progress.loss.toFixed(4)} val_loss ${progress.valLoss.toFixed(4)}${accuracy}`;
 }
