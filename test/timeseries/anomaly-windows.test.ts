@@ -31,6 +31,28 @@ import { gaussian, seededRandom } from '../../shared/training/random.ts';
 const WINDOW = { time: 'ts', series: 'pump', sizeMs: 30 * 60_000, strideMs: 5 * 60_000, frequencyHz: 1 / 60 };
 const RULE = { k: 3, n: 5, m: 5 };
 
+/** The trainer's scores of a file's windows, cut and featured by the released manifest alone. */
+async function trainerScores(
+  outcome: Awaited<ReturnType<typeof trainWindowsFromCsv>>,
+  manifest: ReturnType<typeof releasedManifest>,
+  csv: string,
+  spec: object,
+) {
+  const window = manifest.window as NonNullable<typeof manifest.window>;
+  const collected = collectCsv(csv, spec as never, '', window.spec.channels);
+  const windows = collected.series.flatMap((s) => windowsOf(s.name, window.spec, s.times, s.values));
+  const input = windowInput(window.spec, window.features);
+  const trainerModel = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
+  const expected = reconstructionScores(
+    trainerModel,
+    windowInputs(input, windows),
+    input.width,
+    manifest.anomaly?.residualScale ?? [],
+  );
+  trainerModel.dispose();
+  return { windows, expected };
+}
+
 describe('anomaly models on windows', () => {
   it("are scored by the gateway's window replay exactly as the trainer scores the same windows, naming sensors", async () => {
     // Prepare: four pumps' normal day to train on; two other pumps' day with faults to score.
@@ -79,18 +101,7 @@ describe('anomaly models on windows', () => {
     expect(rate).toBeGreaterThan(0.05);
     expect(rate).toBeLessThan(1);
     // The trainer's scores of the same windows, cut and featured by the manifest alone.
-    const window = manifest.window as NonNullable<typeof manifest.window>;
-    const collected = collectCsv(faulty.csv, WINDOW as never, '', window.spec.channels);
-    const windows = collected.series.flatMap((s) => windowsOf(s.name, window.spec, s.times, s.values));
-    const input = windowInput(window.spec, window.features);
-    const trainerModel = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
-    const expected = reconstructionScores(
-      trainerModel,
-      windowInputs(input, windows),
-      input.width,
-      manifest.anomaly?.residualScale ?? [],
-    );
-    trainerModel.dispose();
+    const { windows, expected } = await trainerScores(outcome, manifest, faulty.csv, WINDOW);
     expect(results).toHaveLength(windows.length);
     const threshold = manifest.anomaly?.threshold as number;
     results.forEach((result, i) => {
@@ -138,18 +149,7 @@ describe('anomaly models on windows', () => {
     expect(failure).toBeUndefined();
     expect(manifest.window?.features.kind).toBe('raw');
     expect(manifest.preprocessing.inputWidth).toBe(30 * PUMP_CHANNELS.length);
-    const window = manifest.window as NonNullable<typeof manifest.window>;
-    const collected = collectCsv(faulty.csv, raw as never, '', window.spec.channels);
-    const windows = collected.series.flatMap((s) => windowsOf(s.name, window.spec, s.times, s.values));
-    const input = windowInput(window.spec, window.features);
-    const trainerModel = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
-    const expected = reconstructionScores(
-      trainerModel,
-      windowInputs(input, windows),
-      input.width,
-      manifest.anomaly?.residualScale ?? [],
-    );
-    trainerModel.dispose();
+    const { windows, expected } = await trainerScores(outcome, manifest, faulty.csv, raw);
     expect(results).toHaveLength(windows.length);
     results.forEach((result, i) => {
       expect(result.score).toBeCloseTo(expected[i] as number, 3);
