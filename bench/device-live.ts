@@ -23,7 +23,10 @@
  * results it dropped, and `exact`: every expected result reached the broker, each id once.
  * The CPU window runs from the first result at the broker to the last (start-up excluded).
  *
- *   npx tsx bench/device-live.ts [--json] [--seconds 60] [--workload rows|spectral|raw|mqtt-spectral]
+ * The device is the gateway package as gateways install it (built for this machine first), or
+ * with `--device repo` the repository's device under tsx.
+ *
+ *   npx tsx bench/device-live.ts [--json] [--seconds 60] [--workload rows|spectral|raw|mqtt-spectral] [--device package|repo]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -56,6 +59,7 @@ import {
   writeCsv,
 } from './device.ts';
 import { trainBenchWindowModel } from './device-windows.ts';
+import { unpackedGateway } from './support/gateway-package.ts';
 import { MOSQUITTO, startMosquitto } from './support/mosquitto.ts';
 
 const RATE = 5_000;
@@ -79,6 +83,8 @@ interface LiveFigures {
   peakRssMB: number;
   dropped: number;
   exact: boolean;
+  /** What ran: the gateway package, or the repository's device under tsx. */
+  device: 'package' | 'repo';
 }
 
 /** A model ready for the device's state dir, the CSV it replays, and the bare work per result. */
@@ -311,7 +317,18 @@ async function stateDirServing(prepared: Prepared): Promise<{ stateDir: string; 
   return { stateDir, keyFile };
 }
 
-async function runLive(workload: Workload, prepared: Prepared, seconds: number): Promise<LiveFigures> {
+/** Which device runs, and how to start it: `[node, script, ...args before the device's flags]`. */
+interface DeviceCommand {
+  kind: 'package' | 'repo';
+  command: readonly string[];
+}
+
+async function runLive(
+  workload: Workload,
+  prepared: Prepared,
+  seconds: number,
+  device: DeviceCommand,
+): Promise<LiveFigures> {
   const passes = Math.max(1, Math.round((RATE * seconds) / prepared.passReadings));
   const limit = passes * prepared.passReadings;
   const expected = passes * prepared.passResults;
@@ -348,12 +365,12 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
   );
   const { stateDir, keyFile } = await stateDirServing(prepared);
   try {
-    const bin = join(import.meta.dirname, '..', 'infra', 'cli', 'bin.js');
+    const [node, ...script] = device.command;
     // biome-ignore format: one flag and its value per line reads best
-    child = spawn(process.execPath, [
+    child = spawn(node as string, [
       // e.g. BENCH_DEVICE_NODE_ARGS=--cpu-prof to profile the device process
       ...(process.env.BENCH_DEVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      bin, 'device',
+      ...script,
       '--thing', `bench-${workload}`,
       '--model', 'bench',
       '--state-dir', stateDir,
@@ -410,6 +427,7 @@ async function runLive(workload: Workload, prepared: Prepared, seconds: number):
       peakRssMB: Math.round(peak),
       dropped: summary.dropped,
       exact: ids.size === expected && received === expected,
+      device: device.kind,
     };
   } finally {
     child?.kill('SIGKILL');
@@ -427,13 +445,22 @@ export async function main(argv = process.argv.slice(2)): Promise<LiveFigures[]>
   const json = argv.includes('--json');
   const seconds = Number(flag('--seconds') ?? 60);
   const only = flag('--workload') as Workload | undefined;
+  const which = flag('--device') ?? 'package';
+  if (which !== 'package' && which !== 'repo') throw new Error(`--device is package or repo, not ${which}`);
   const backend = await initTf();
+  const device: DeviceCommand = {
+    kind: which,
+    command:
+      which === 'package'
+        ? (await unpackedGateway(await mkdtemp(join(tmpdir(), 'edgeloop-live-gateway-')))).command
+        : [process.execPath, join(import.meta.dirname, '..', 'infra', 'cli', 'bin.js'), 'device'],
+  };
   const workloads: Workload[] = only
     ? [only]
     : ['rows', 'spectral', 'raw', ...(existsSync(MOSQUITTO) ? (['mqtt-spectral'] as const) : [])];
   if (!json)
     console.log(
-      `backend ${backend}; ${RATE} readings/s for ${seconds} s each; device = its own process; bare = features + predict in live-rate batches`,
+      `backend ${backend}; ${RATE} readings/s for ${seconds} s each; device = the ${which === 'package' ? 'gateway package' : "repository's device (tsx)"}, its own process; bare = features + predict in live-rate batches`,
     );
   const out: LiveFigures[] = [];
   for (const workload of workloads) {
@@ -441,7 +468,7 @@ export async function main(argv = process.argv.slice(2)): Promise<LiveFigures[]>
       workload === 'rows'
         ? await prepareRows()
         : await prepareWindows(workload === 'raw' ? 'raw' : 'spectral');
-    const figures = await runLive(workload, prepared, seconds);
+    const figures = await runLive(workload, prepared, seconds, device);
     out.push(figures);
     if (json) console.log(JSON.stringify(figures));
     else

@@ -22,10 +22,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Arch, buildDevicePackages, repoRoot, TOP_DIR } from '../device/packaging/build.ts';
+import { repoRoot, TOP_DIR } from '../device/packaging/build.ts';
 import { transformRows } from '../shared/preprocess.ts';
 import { initTf } from '../shared/tf.ts';
 import {
@@ -38,6 +38,7 @@ import {
   storeServingModel,
   writeCsv,
 } from './device.ts';
+import { unpackedGateway } from './support/gateway-package.ts';
 
 const THROUGHPUT_READINGS = 200_000;
 const RSS_READINGS = 20_000;
@@ -139,13 +140,8 @@ export async function main() {
   const broker = await startBroker();
   const { model, modelJson, weights } = await buildModel();
   try {
-    const arch = process.arch as Arch;
-    const built = performance.now();
-    const [pkg] = await buildDevicePackages({ outDir: join(dir, 'dist'), arches: [arch] });
-    const buildSeconds = (performance.now() - built) / 1000;
-    const installDir = join(dir, 'gateway');
-    await mkdir(installDir);
-    execFileSync('tar', ['-xzf', pkg?.file ?? '', '-C', installDir]);
+    const gateway = await unpackedGateway(dir);
+    const { installDir, archive: pkg, buildSeconds } = gateway;
 
     const cached = join(dir, 'cached');
     await storeServingModel(cached, modelJson, weights, backend);
@@ -157,7 +153,7 @@ export async function main() {
     const x = transformRows(preprocessing, data);
 
     const variants: Variant[] = [
-      { name: 'package', command: [process.execPath, join(installDir, TOP_DIR, 'bin', TOP_DIR)] },
+      { name: 'package', command: gateway.command },
       { name: 'repo', command: [process.execPath, join(repoRoot, 'infra', 'cli', 'bin.js'), 'device'] },
     ];
     let runs = 0;
@@ -290,11 +286,11 @@ export async function main() {
     const repoInstall = repoInstallBytes();
     const result = {
       backend,
-      arch,
+      arch: process.arch,
       node: process.version,
       package: {
         archive: pkg?.fileName,
-        archiveMB: round((pkg?.archiveBytes ?? 0) / MB),
+        archiveMB: round((pkg?.bytes ?? 0) / MB),
         unpackedMB: round(treeBytes(join(installDir, TOP_DIR)) / MB),
         buildSeconds: round(buildSeconds),
         ...figures.package,

@@ -56,10 +56,16 @@ export const DeviceConfigSchema = z
     /** The deployed stage (provision writes it; the local stack's is 'local'). */
     stage: z.string().min(1).optional(),
     /**
-     * A result is durable in the outbox at most this long after its batch opened (default 500):
-     * lower means fresher durability, and more, smaller batches (messages) at low rates.
+     * A result waits at most this long in an open batch before the batch is cut and sent
+     * (default 500): lower means fresher results in the cloud, and more, smaller messages at
+     * low rates.
      */
     batchMaxAgeMs: positiveInt.optional(),
+    /**
+     * A result is durable on disk at most this long after it is made (default 20), journalled
+     * while its batch is open; 0 leaves it to the batch (up to batchMaxAgeMs).
+     */
+    durableWithinMs: z.coerce.number().int().min(0).optional(),
     /** Windowed models, live sources: open series kept at most (default 10,000). */
     maxSeries: positiveInt.optional(),
     /** Windowed models, live sources: a series without readings this long is closed (default 600). */
@@ -196,7 +202,14 @@ export function deviceOptionsFrom(config: DeviceConfig, log?: (line: string) => 
           },
         }
       : {}),
-    ...(config.batchMaxAgeMs ? { batch: { maxAgeMs: config.batchMaxAgeMs } } : {}),
+    ...(config.batchMaxAgeMs !== undefined || config.durableWithinMs !== undefined
+      ? {
+          batch: {
+            ...(config.batchMaxAgeMs ? { maxAgeMs: config.batchMaxAgeMs } : {}),
+            ...(config.durableWithinMs !== undefined ? { durableWithinMs: config.durableWithinMs } : {}),
+          },
+        }
+      : {}),
     ...(config.maxSeries || config.seriesIdleSeconds
       ? {
           series: {

@@ -36,7 +36,12 @@ export async function scoreReadings(model: LoadedModel, readings: readonly Readi
   const refused: ScoreOutcome['refused'] = {};
   try {
     const outbox = await Outbox.open(join(dir, 'outbox'));
-    const batcher = new ResultStream(outbox, { thing: SCORE_THING, model: model.manifest.model });
+    // A backtest's outbox is read back and thrown away: no journal for its open batches.
+    const batcher = new ResultStream(outbox, {
+      thing: SCORE_THING,
+      model: model.manifest.model,
+      batch: { durableWithinMs: 0 },
+    });
     const context = {
       thing: SCORE_THING,
       engine,

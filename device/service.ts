@@ -28,6 +28,7 @@ import { enterStep } from './platform/crash.ts';
 import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './platform/disk.ts';
 import { iotCredentialsProvider } from './platform/iot-credentials.ts';
 import { AnomalyEventLog } from './results/anomaly-events.ts';
+import type { BatcherOptions } from './results/batcher.ts';
 import {
   chunkView,
   type HardExampleOptions,
@@ -79,7 +80,7 @@ export interface DeviceOptions {
   stdout?: (line: string) => void;
   statusIntervalMs?: number;
   outbox?: { maxBatches?: number; maxBytes?: number; overflow?: OverflowPolicy };
-  batch?: { maxResults?: number; maxAgeMs?: number };
+  batch?: BatcherOptions;
   /**
    * How results leave the gateway. `mode`: `detail` (default) sends every result; `summary`
    * sends per-(version, minute) cells, one batch per `summaryIntervalMs` (default 10 s).
@@ -261,6 +262,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       if (fault) log(`results held in memory: the outbox write failed with ${fault}`);
       disk.setFault(storageFault(fault));
     },
+    log,
   );
 
   // Anomaly models: the event rule over every result, and the event messages on their own topic.

@@ -33,7 +33,7 @@ export function writeFileDurable(path: string, bytes: Uint8Array | string | Uint
 }
 
 /** What a short write left of `pieces`. */
-function unwritten(pieces: Uint8Array[], written: number): Uint8Array[] {
+export function unwritten(pieces: Uint8Array[], written: number): Uint8Array[] {
   const rest: Uint8Array[] = [];
   let skip = written;
   for (const piece of pieces) {

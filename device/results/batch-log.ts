@@ -51,6 +51,8 @@ export interface StoredBatch {
 
 /** The results as objects, or already as the bytes of their JSON array; or a summary's cells. */
 export type BatchInput = {
+  /** Given by the batcher when the open batch was journalled under it (open-batch-journal.ts). */
+  batchId?: string;
   model: string;
   version: number;
   csvNext?: number;
@@ -270,7 +272,7 @@ export class BatchLog {
     offset: number,
   ): { batch: StoredBatch; head: Buffer; results: Uint8Array } {
     const seq = this.nextSeq++;
-    const batchId = randomUUID();
+    const batchId = input.batchId ?? randomUUID();
     const { count, items, key } = lineBody(input);
     // The head of the line; the results (or cells) array follows as it came, then `}`.
     const head = Buffer.from(

@@ -4,10 +4,13 @@
  * each one to a sink that makes it durable (the outbox's BatchLog) before it may be sent.
  * It runs in the device's result writer; tests run it over an Outbox.
  */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { errorMessage } from '../../shared/errors.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { MAX_BATCH_RESULTS } from '../../shared/topology.ts';
 import type { BatchInput } from './batch-log.ts';
+import { DEFAULT_DURABLE_WITHIN_MS, JOURNAL_DIR, JournalFile } from './open-batch-journal.ts';
 import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
 
 /** Where cut batches go: resolves once the batch is durable (false: refused by policy). */
@@ -38,8 +41,13 @@ export class SinkAppends {
     private readonly what: string,
   ) {}
 
-  append(input: BatchInput, onStored: (accepted: boolean) => void = () => undefined): void {
+  append(
+    input: BatchInput,
+    onStored: (accepted: boolean) => void = () => undefined,
+    onFailed: () => void = () => undefined,
+  ): void {
     this.pending = this.sink.append(input).then(onStored, (error: unknown) => {
+      onFailed();
       this.failure ??= new Error(`${this.what} could not be stored: ${errorMessage(error)}`);
     });
   }
@@ -63,6 +71,19 @@ export interface BatcherOptions {
   maxResults?: number;
   /** A partial batch is flushed after this long. */
   maxAgeMs?: number;
+  /**
+   * The open batch's results are journalled this long after they came at most (0: they are
+   * durable only once their batch is). See open-batch-journal.ts.
+   */
+  durableWithinMs?: number;
+}
+
+/** Where the open batch's journal goes, and who hears of it. */
+export interface JournalTarget {
+  dir: string;
+  /** Results [from, to) of all the batcher was given are durable. */
+  journalled(from: number, to: number): void;
+  fault(message: string): void;
 }
 
 export class ResultBatcher {
@@ -80,18 +101,32 @@ export class ResultBatcher {
   private readonly maxBytes: number;
   private readonly maxResults: number;
   private readonly maxAgeMs: number;
+  private readonly durableWithinMs: number;
+  /** The open batch's id (given once it is journalled or cut), and its journal. */
+  private batchId: string | undefined;
+  private journalFile: JournalFile | undefined;
+  /** Results of the open batch journalled so far, and where their bytes end in `open`. */
+  private journalledCount = 0;
+  private journalledBytes = 1;
+  private journalTimer: NodeJS.Timeout | undefined;
+  /** Results in the batches cut so far: the open batch's first result's number. */
+  private cutResults = 0;
+  /** Journals of stored batches on their way out (a flush waits for them). */
+  private readonly removing = new Set<Promise<void>>();
 
   constructor(
     outbox: BatchSink,
     private readonly model: string,
     private readonly onPersisted: (accepted: boolean, count: number) => void,
     options: BatcherOptions = {},
+    private readonly journal?: JournalTarget,
   ) {
     this.appends = new SinkAppends(outbox, 'a result batch');
     this.maxBytes = options.maxBytes ?? MAX_BATCH_BYTES;
     // By default the size limit cuts: fewer, fuller messages (IoT Core bills by 5 KB anyway).
     this.maxResults = Math.min(options.maxResults ?? MAX_BATCH_RESULTS, MAX_BATCH_RESULTS);
     this.maxAgeMs = options.maxAgeMs ?? 500;
+    this.durableWithinMs = journal ? (options.durableWithinMs ?? DEFAULT_DURABLE_WITHIN_MS) : 0;
     this.open = Buffer.allocUnsafeSlow(this.maxBytes);
     this.open[0] = OPEN_BRACKET;
   }
@@ -132,6 +167,32 @@ export class ResultBatcher {
     this.copyRun(chunk, runStart, count);
     if (csvNext !== undefined) this.csvNext = csvNext;
     if (this.count > 0) this.timer ??= setTimeout(() => this.cut(), this.maxAgeMs);
+    if (this.count > this.journalledCount && this.durableWithinMs > 0)
+      this.journalTimer ??= setTimeout(() => this.writeJournal(), this.durableWithinMs);
+  }
+
+  /** Journals the open batch's results since the last write (see open-batch-journal.ts). */
+  private writeJournal() {
+    this.journalTimer = undefined;
+    const journal = this.journal;
+    if (!journal || this.version === undefined || this.count === this.journalledCount) return;
+    this.batchId ??= randomUUID();
+    this.journalFile ??= new JournalFile(
+      join(journal.dir, JOURNAL_DIR),
+      this.batchId,
+      { model: this.model, version: this.version },
+      journal.fault,
+    );
+    // The bytes after '[' (or after the comma that follows the last journalled result): the
+    // open buffer only grows at its end, so the slice stays as it is until written.
+    const bytes = this.open.subarray(this.journalledBytes + (this.journalledCount > 0 ? 1 : 0), this.used);
+    const from = this.cutResults + this.journalledCount;
+    const to = this.cutResults + this.count;
+    this.journalFile.write(bytes, this.count - this.journalledCount, this.csvNext, () =>
+      journal.journalled(from, to),
+    );
+    this.journalledCount = this.count;
+    this.journalledBytes = this.used;
   }
 
   /** Copies results [from, to) of `chunk` to the end of the open batch's bytes. */
@@ -157,10 +218,14 @@ export class ResultBatcher {
   cut(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.journalTimer);
+    this.journalTimer = undefined;
     if (this.count === 0 || this.version === undefined) return;
     this.open[this.used++] = CLOSE_BRACKET;
     const count = this.count;
+    const journalFile = this.journalFile;
     const input = {
+      batchId: this.batchId ?? randomUUID(),
       model: this.model,
       version: this.version,
       // The batch takes the buffer (its file is written from it); the next one gets a new one.
@@ -174,12 +239,30 @@ export class ResultBatcher {
     this.size = 1;
     this.count = 0;
     this.csvNext = undefined;
-    this.appends.append(input, (accepted) => this.onPersisted(accepted, count));
+    this.cutResults += count;
+    this.batchId = undefined;
+    this.journalFile = undefined;
+    this.journalledCount = 0;
+    this.journalledBytes = 1;
+    this.appends.append(
+      input,
+      (accepted) => {
+        // Durable in its segment (or refused by policy, its file deleted): the journal is done.
+        const removed = journalFile?.remove();
+        if (removed) {
+          this.removing.add(removed);
+          void removed.then(() => this.removing.delete(removed));
+        }
+        this.onPersisted(accepted, count);
+      },
+      () => journalFile?.keep(),
+    );
   }
 
   /** Cuts the partial batch and waits until every batch is in the outbox. */
   async flush(): Promise<void> {
     this.cut();
     await this.appends.settle();
+    await Promise.all(this.removing);
   }
 }

@@ -39,6 +39,7 @@ import { errorMessage } from '../../shared/errors.ts';
 import { isStorageFault } from '../platform/disk.ts';
 import { readJson, replaceFileAtomic } from '../platform/durable.ts';
 import { type BatchInput, BatchLog, SEGMENT_FILE, type StoredBatch, segmentFileName } from './batch-log.ts';
+import { JOURNAL_DIR, journalBatchId, readJournal } from './open-batch-journal.ts';
 
 export type { StoredBatch } from './batch-log.ts';
 
@@ -126,6 +127,7 @@ export class Outbox {
       }
     }
     outbox.log = new BatchLog(dir, nextSeq);
+    await outbox.recoverJournals();
     return outbox;
   }
 
@@ -167,7 +169,7 @@ export class Outbox {
    * again): it is never removed.
    */
   private async quarantine(name: string, how: 'move' | 'copy', why: string): Promise<boolean> {
-    const to = join(this.dir, QUARANTINE_DIR, `${name}.${Date.now()}`);
+    const to = join(this.dir, QUARANTINE_DIR, `${name.replaceAll('/', '-')}.${Date.now()}`);
     try {
       await mkdir(join(this.dir, QUARANTINE_DIR), { recursive: true });
       if (how === 'copy') await copyFile(join(this.dir, name), to, constants.COPYFILE_EXCL);
@@ -181,6 +183,43 @@ export class Outbox {
         `outbox file ${name} is left in place and not sent: ${why}, and it cannot be moved to quarantine (${errorMessage(error)})`,
       );
       return false;
+    }
+  }
+
+  /**
+   * The open batches' journals a stop left (open-batch-journal.ts): each one whose batch no
+   * segment holds becomes a batch under its id (never sent before: batches are sent from
+   * segments), the others go. A batch acknowledged and deleted before its journal went is
+   * sent again under the same id, which the aggregator counts once.
+   */
+  private async recoverJournals() {
+    const dir = join(this.dir, JOURNAL_DIR);
+    const names = (await readdir(dir).catch(() => [] as string[])).sort();
+    const stored = new Set([...this.batches.values()].map((batch) => batch.batchId));
+    for (const name of names) {
+      const batchId = journalBatchId(name);
+      if (!batchId) continue;
+      const file = join(JOURNAL_DIR, name);
+      if (!stored.has(batchId)) {
+        let contents: ReturnType<typeof readJournal>;
+        try {
+          contents = readJournal(await readFile(join(this.dir, file)));
+        } catch (error) {
+          await this.quarantine(file, 'move', `it cannot be read (${errorMessage(error)})`);
+          continue;
+        }
+        const why = `${contents?.corrupt} of its lines are corrupt; its ${contents?.results.length} readable results are sent`;
+        if (contents?.corrupt && !(await this.quarantine(file, 'copy', why))) continue;
+        if (contents && contents.results.length > 0)
+          await this.append({
+            batchId,
+            model: contents.model,
+            version: contents.version,
+            results: contents.results,
+            ...(contents.csvNext !== undefined ? { csvNext: contents.csvNext } : {}),
+          });
+      }
+      await rm(join(this.dir, file), { force: true });
     }
   }
 

@@ -42,7 +42,11 @@ function open(message: Extract<ToWriter, { type: 'open' }>, post: (message: From
     encoder: new ReplayEncoder(message.thing),
     batcher: message.summary
       ? new SummaryBatcher(sink, message.model, message.summary)
-      : new ResultBatcher(sink, message.model, () => undefined, message.batch),
+      : new ResultBatcher(sink, message.model, () => undefined, message.batch, {
+          dir: message.dir,
+          journalled: (from, to) => post({ type: 'journalled', stream: message.stream, from, to }),
+          fault: (text) => post({ type: 'journal-fault', stream: message.stream, message: text }),
+        }),
     truths: [],
     failed: false,
   };

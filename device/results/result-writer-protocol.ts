@@ -51,6 +51,10 @@ export type ToWriter =
 export type FromWriter =
   /** A batch is durable in the stream's outbox directory. */
   | { type: 'stored'; stream: number; batch: StoredBatch }
+  /** Results [from, to) of those the stream handed over are durable in the open batch's journal. */
+  | { type: 'journalled'; stream: number; from: number; to: number }
+  /** A journal write failed: those results wait for their batch (open-batch-journal.ts). */
+  | { type: 'journal-fault'; stream: number; message: string }
   /** Summary mode: `count` more results are folded into the open cells. */
   | { type: 'folded'; stream: number; count: number }
   /** The answer to a flush or close: every batch before it was stored (or `error`). */

@@ -78,6 +78,12 @@ export class ResultStream {
    * `at` (performance.now()), in order: batches become durable in the order results came.
    */
   private readonly arrivals: { count: number; at: number }[] = [];
+  /**
+   * Results durable so far, as a prefix of those handed over (in a segment, or journalled:
+   * open-batch-journal.ts), and journalled runs past it that wait for the prefix to reach them.
+   */
+  private durableThrough = 0;
+  private readonly journalledAhead: { from: number; to: number }[] = [];
   /** From a reading's arrival to its result being durable (ms), since the stream opened. */
   private readonly durableLatency: Histogram = {};
   private tap: ResultTap | undefined;
@@ -94,6 +100,8 @@ export class ResultStream {
     private readonly onPersisted: (accepted: boolean, count: number, bytes: number) => void = () => undefined,
     /** Hears when a storage fault starts holding batches in memory, and when it ends. */
     private readonly onStorage: (fault: string | undefined, heldBytes: number) => void = () => undefined,
+    /** Hears when results could not be journalled (they are durable once their batch is). */
+    private readonly onJournalFault: (message: string) => void = () => undefined,
   ) {
     this.summary = options.summary !== undefined;
     this.id = nextStreamId++;
@@ -251,11 +259,16 @@ export class ResultStream {
       const { batch } = message;
       const accepted = this.outbox.adopt(batch);
       this.stored += batch.count;
-      this.durable(batch.count);
+      this.durableUpTo(this.stored);
       this.storedBytes += batch.bytes;
       this.storedResults += batch.count;
       for (const wake of this.wakeups.splice(0)) wake();
       this.onPersisted(accepted, batch.count, batch.bytes);
+    } else if (message.type === 'journalled') {
+      if (message.from <= this.durableThrough) this.durableUpTo(message.to);
+      else this.journalledAhead.push({ from: message.from, to: message.to });
+    } else if (message.type === 'journal-fault') {
+      this.onJournalFault(message.message);
     } else if (message.type === 'storage') {
       this.heldFault = message.fault;
       this.faultHeldBytes = message.heldBytes;
@@ -273,6 +286,24 @@ export class ResultStream {
     // Readings of one chunk share their arrival: one run, not one entry per result.
     if (last && Math.abs(last.at - at) < 0.05) last.count += count;
     else this.arrivals.push({ count, at });
+  }
+
+  /** Results up to `to` (of all handed over) are durable now, and the journalled runs it reaches. */
+  private durableUpTo(to: number) {
+    let through = to;
+    for (let reached = true; reached; ) {
+      reached = false;
+      for (let i = this.journalledAhead.length - 1; i >= 0; i--) {
+        const run = this.journalledAhead[i] as { from: number; to: number };
+        if (run.from > through) continue;
+        through = Math.max(through, run.to);
+        this.journalledAhead.splice(i, 1);
+        reached = true;
+      }
+    }
+    if (through <= this.durableThrough) return;
+    this.durable(through - this.durableThrough);
+    this.durableThrough = through;
   }
 
   /** The next `count` results handed over are durable now. */

@@ -1,9 +1,10 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { writeFileDurable } from '../../device/platform/durable.ts';
 import { BatchLog, segmentFileName } from '../../device/results/batch-log.ts';
 import { MAX_BATCH_BYTES, ResultBatcher } from '../../device/results/batcher.ts';
+import { JOURNAL_DIR, journalBatchId } from '../../device/results/open-batch-journal.ts';
 import { Outbox, QUARANTINE_DIR, type StoredBatch } from '../../device/results/outbox.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
@@ -356,5 +357,113 @@ describe('nothing stored is removed unread', () => {
     expect(outbox.quarantined).toBe(1);
     const [moved] = await quarantineOf(dir);
     expect(await readFile(join(dir, QUARANTINE_DIR, moved as string), 'utf8')).toBe('x');
+  });
+});
+
+describe('the open batch’s journal (open-batch-journal.ts)', () => {
+  /**
+   * A batcher whose batches stay open a minute (only the journal makes their results durable),
+   * handed `runs` of results one after the other, each waited for until journalled; and the
+   * journal file's path.
+   */
+  async function journalledRuns(dir: string, runs: InferenceResult[][]) {
+    let durable = 0;
+    const batcher = new ResultBatcher(
+      await Outbox.open(dir),
+      'm',
+      () => undefined,
+      { maxAgeMs: 60_000 },
+      {
+        dir,
+        journalled: (_from, to) => {
+          durable = to;
+        },
+        fault: (message) => {
+          throw new Error(message);
+        },
+      },
+    );
+    let handed = 0;
+    for (const run of runs) {
+      handed += run.length;
+      batcher.add(1, run, handed);
+      const deadline = Date.now() + 10_000;
+      while (durable < handed && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const [name] = await readdir(join(dir, JOURNAL_DIR));
+    return { batcher, journal: join(dir, JOURNAL_DIR, name as string), name: name as string };
+  }
+
+  it('recovers a batch that was still open at a crash from its journal, under its id, and resumes past it', async () => {
+    // Prepare: two journal writes of one open batch, then a third line torn by the crash.
+    const dir = await tempDir();
+    const { journal, name } = await journalledRuns(dir, [results(0, 3), results(3, 2)]);
+    await writeFile(journal, '{"model":"m","version":1,"n":1,"res', { flag: 'a' });
+
+    // Act: the process is gone with its batch open; the next start opens the outbox.
+    const reopened = await Outbox.open(dir);
+    const batch = reopened.take();
+
+    // Assess
+    expect(await resultsOf(reopened, batch)).toEqual(results(0, 5));
+    expect(batch?.batchId).toBe(journalBatchId(name));
+    expect(reopened.csvNext).toBe(5);
+    expect(reopened.quarantined).toBe(0);
+    expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+  });
+
+  it('drops a journal whose batch a segment already holds, so nothing is sent twice', async () => {
+    // Prepare: the batch reached its segment; the crash came before its journal was removed.
+    const dir = await tempDir();
+    const { name } = await journalledRuns(dir, [results(0, 2)]);
+    const outbox = await Outbox.open(join(dir, 'elsewhere'));
+    await outbox.append({
+      batchId: journalBatchId(name),
+      model: 'm',
+      version: 1,
+      results: results(0, 2),
+      csvNext: 2,
+    });
+    await rename(join(dir, 'elsewhere', segmentFileName(0)), join(dir, segmentFileName(0)));
+
+    // Act
+    const reopened = await Outbox.open(dir);
+
+    // Assess
+    expect(reopened.depth).toBe(1);
+    expect(reopened.depthResults).toBe(2);
+    expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+  });
+
+  it('keeps a copy of a journal with a corrupt line and sends its readable results', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const { journal } = await journalledRuns(dir, [results(0, 2)]);
+    await writeFile(journal, 'not json\n', { flag: 'a' });
+    const messages: string[] = [];
+
+    // Act
+    const reopened = await Outbox.open(dir, { onError: (m) => messages.push(m) });
+
+    // Assess
+    expect(reopened.depthResults).toBe(2);
+    expect(reopened.quarantined).toBe(1);
+    expect(messages.join('\n')).toMatch(/1 of its lines are corrupt; its 2 readable results are sent/);
+  });
+
+  it('removes the journal once the batch is durable in its segment', async () => {
+    // Prepare
+    const dir = await tempDir();
+    const { batcher } = await journalledRuns(dir, [results(0, 4)]);
+    const before = await readdir(join(dir, JOURNAL_DIR));
+
+    // Act
+    await batcher.flush();
+
+    // Assess
+    expect(before).toHaveLength(1);
+    expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+    expect((await Outbox.open(dir)).depthResults).toBe(4);
   });
 });

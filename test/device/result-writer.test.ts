@@ -1,6 +1,8 @@
 import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ResultBatcher } from '../../device/results/batcher.ts';
+import { JOURNAL_DIR } from '../../device/results/open-batch-journal.ts';
 import { Outbox, type StoredBatch } from '../../device/results/outbox.ts';
 import { ReplayEncoder, toResult, truthColumn } from '../../device/results/result-encoding.ts';
 import { type ReplayChunk, ResultStream } from '../../device/results/result-writer.ts';
@@ -199,17 +201,16 @@ describe('outbox segments', () => {
     expect(outbox.dropped).toBe(1);
   });
 
-  it('measures from a reading’s arrival to its result being durable, batch age included', async () => {
-    // Prepare: batches stay open 60 ms; readings that arrived 40 ms before their predict ended.
-    const stream = new ResultStream(await Outbox.open(await tempDir()), {
+  /** Durable-latency figures of 3 results whose readings came 40 ms before their predict ended. */
+  async function durableLatencyOf(maxAgeMs: number, durableWithinMs: number | undefined) {
+    const dir = await tempDir();
+    const stream = new ResultStream(await Outbox.open(dir), {
       thing: 'gw',
       model: 'm',
-      batch: { maxAgeMs: 60 },
+      batch: { maxAgeMs, ...(durableWithinMs !== undefined ? { durableWithinMs } : {}) },
     });
     const result = (i: number) =>
       toResult(`gw:http:${i}`, { label: 'a', confidence: 0.9, version: 1, latencyMs: 40 }, undefined, 1);
-
-    // Act
     expect(stream.durableLatencyPercentiles()).toEqual({ p50: null, p99: null });
     stream.add(1, [result(0), result(1), result(2)]);
     // The batch is cut by its age, not by a flush: wait until it is durable.
@@ -218,10 +219,27 @@ describe('outbox segments', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     const figures = stream.durableLatencyPercentiles();
     await stream.close();
+    return { figures, journalsLeft: await readdir(join(dir, JOURNAL_DIR)).catch(() => []) };
+  }
+
+  it('measures from a reading’s arrival to its result being durable, batch age included without the journal', async () => {
+    // Act
+    const { figures } = await durableLatencyOf(60, 0);
 
     // Assess: at least the 40 ms before the predict and the 60 ms the batch stayed open.
     expect(figures.p50).toBeGreaterThanOrEqual(95);
     expect(figures.p99).toBeGreaterThanOrEqual(figures.p50 as number);
     expect(figures.p99).toBeLessThan(10_000);
+  });
+
+  it('makes results durable in the open batch’s journal before the batch closes, and removes the journal once the batch is stored', async () => {
+    // Act: the default journal (durableWithinMs 20), batches open 2 s
+    const { figures, journalsLeft } = await durableLatencyOf(2_000, undefined);
+
+    // Assess: the 40 ms before the predict, then the journal's 20 ms and its fdatasync, not
+    // the 2 s the batch stayed open.
+    expect(figures.p50).toBeGreaterThanOrEqual(40 + 19);
+    expect(figures.p50).toBeLessThan(1_000);
+    expect(journalsLeft).toEqual([]);
   });
 });
