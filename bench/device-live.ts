@@ -221,7 +221,7 @@ async function prepareWindows(features: 'spectral' | 'raw'): Promise<Prepared> {
     passReadings: stream.length,
     passResults: windows.length,
     bare(served) {
-      for (const batch of batches) served.classifyInput(windowBatch(served, batch), batch.length, true);
+      for (const batch of batches) served.classifyInput(windowBatch(served, batch), batch.length);
     },
   };
 }

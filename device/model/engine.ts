@@ -95,8 +95,7 @@ export class Engine {
 
   /**
    * One predict on `n` inputs that `prepare` makes for the serving model (windows: their
-   * features depend on the model's manifest, so they are made for the model that runs them),
-   * run by tfjs as one batch.
+   * features depend on the model's manifest, so they are made for the model that runs them).
    */
   classifyPrepared(
     n: number,
@@ -105,7 +104,7 @@ export class Engine {
   ): Classified & { version: number; latencyMs: number; model: LoadedModel } {
     const model = this.model;
     if (!model) throw new NoModelError();
-    const classified = model.classifyInput(prepare(model), n, true);
+    const classified = model.classifyInput(prepare(model), n);
     const latencyMs = performance.now() - arrivedAt;
     this.record(latencyMs, n);
     return { ...classified, version: model.version, latencyMs, model };

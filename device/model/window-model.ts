@@ -47,7 +47,7 @@ export function classifyWindows(
   model: LoadedModel,
   windows: readonly Pick<Window, 'values' | 'valid'>[],
 ): Classified {
-  return model.classifyInput(windowBatch(model, windows), windows.length, true);
+  return model.classifyInput(windowBatch(model, windows), windows.length);
 }
 
 /** Probation for a windowed model: its golden windows must give the trainer's outputs. */

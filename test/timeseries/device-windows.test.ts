@@ -162,9 +162,9 @@ describe('a windowed model on the gateway', () => {
       const model = await deviceModel(outcome);
       const seen: Float32Array[] = [];
       const classifyInput = model.classifyInput;
-      model.classifyInput = (x, n, oneBatch) => {
+      model.classifyInput = (x, n) => {
         seen.push(x.slice(0, n * input.width));
-        return classifyInput(x, n, oneBatch);
+        return classifyInput(x, n);
       };
       const engine = new Engine();
       engine.setModel(model);
