@@ -51,6 +51,13 @@ describe('a window anomaly model with labelled event ranges', () => {
     expect(labelled?.precision).toBeGreaterThan(0.5);
     expect(labelled?.medianDelayMs).toBeLessThanOrEqual(30 * 60_000);
     expect(outcome.notices.some((n) => n.startsWith('labelled events: event recall '))).toBe(true);
+    // Each candidate the trainer weighed carries its separation of the labelled events.
+    const candidates = outcome.metrics.anomaly?.candidates ?? [];
+    expect(candidates.map((c) => c.model)).toEqual(['pca', 'autoencoder']);
+    for (const c of candidates) {
+      expect(c.eventRecall).toBeGreaterThanOrEqual(0);
+      expect(c.scoreRatio).toBeGreaterThan(1);
+    }
     // The gate's held-out readings skip the ranges as the candidate's test windows do.
     const inFault = outcome.testSet.rows.filter((row) =>
       events.some((e) => e.series === row.pump && Number(row.ts) >= e.start && Number(row.ts) <= e.end),

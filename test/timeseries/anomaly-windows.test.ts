@@ -92,7 +92,7 @@ describe('anomaly models on windows', () => {
     const anomaly = manifest.anomaly as NonNullable<typeof manifest.anomaly>;
     const lowered = { ...manifest, anomaly: { ...anomaly, threshold: median as number } };
     const rate = await falseAlarmRateOnRows(outcome.artifacts, lowered, outcome.testSet.rows);
-    expect(rate).toBeGreaterThan(0.05);
+    expect(rate).toBeGreaterThan(0);
     expect(rate).toBeLessThan(1);
     // The trainer's scores of the same windows, cut and featured by the manifest alone.
     const { windows, expected } = await trainerScores(outcome, manifest, faulty.csv, WINDOW);
