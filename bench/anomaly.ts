@@ -212,13 +212,15 @@ export async function main(): Promise<boolean> {
   const candidates: { name: string; score: Scorer; note?: string }[] = [];
   const trained = async (name: string, config: TrainingConfigInput, window: boolean) => {
     const started = performance.now();
-    const parsed = TrainingConfigSchema.parse(config);
+    // ANOMALY_MODEL=pca (or autoencoder) pins the model instead of the trainer's choice.
+    const pinned = process.env.ANOMALY_MODEL;
+    const parsed = TrainingConfigSchema.parse(pinned ? { ...config, anomalyModel: pinned } : config);
     const outcome = await (window ? trainWindowsFromCsv : trainFromCsv)(train.csv, parsed);
     const a = outcome.metrics.anomaly;
     candidates.push({
       name,
       score: await gatewayScorer(outcome),
-      note: `${name}: threshold ${a?.threshold} (quantile ${a?.quantile.toFixed(5)}, ${a?.readingsPerDay?.toFixed(0)} results a day), trained in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      note: `${name}: ${outcome.notices.find((n) => n.startsWith('anomaly model:'))?.slice(15)}; threshold ${a?.threshold} (quantile ${a?.quantile.toFixed(5)}, ${a?.readingsPerDay?.toFixed(0)} results a day), trained in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     });
   };
   if (wanted.includes('rows'))

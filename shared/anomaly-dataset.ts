@@ -47,6 +47,17 @@ const CHANNEL_OF: Record<FaultKind, PumpChannel> = {
   decoupled: 'pressure',
 };
 
+/**
+ * The tests' usual pair: normal operation to train on (seed 1), and a stretch to score (seed 2:
+ * other days' noise; other pumps with `firstPump`, faults as `faulty.faults` asks).
+ */
+export function normalAndFaulty(
+  normal: { pumps: number; minutes: number },
+  faulty: Omit<PumpDataOptions, 'seed'>,
+): { normal: ReturnType<typeof generatePumpCsv>; faulty: ReturnType<typeof generatePumpCsv> } {
+  return { normal: generatePumpCsv({ ...normal, seed: 1 }), faulty: generatePumpCsv({ ...faulty, seed: 2 }) };
+}
+
 export function generatePumpCsv(options: PumpDataOptions = {}): { csv: string; faults: InjectedFault[] } {
   const random = seededRandom(options.seed ?? 5);
   const minutes = options.minutes ?? 1440;

@@ -139,6 +139,14 @@ export const AlarmSchema = z
   .strict();
 export type Alarm = z.infer<typeof AlarmSchema>;
 
+/**
+ * The anomaly models the trainer fits (shared/training/anomaly.ts): a dense autoencoder, or a
+ * PCA as a linear one (its reconstruction error is the Q residual). Both ship as a tfjs model
+ * whose output is the reconstruction, so the gateway scores them alike.
+ */
+export const AnomalyModelSchema = z.enum(['pca', 'autoencoder']);
+export type AnomalyModel = z.infer<typeof AnomalyModelSchema>;
+
 export const EventRuleSchema = z
   .object({
     k: z.number().int().min(1).default(3),
@@ -180,6 +188,8 @@ export const TrainingConfigSchema = z
     alarm: AlarmSchema.optional(),
     /** Anomaly: k of the last n results over the threshold open an event, m clear ones close it. */
     eventRule: EventRuleSchema.optional(),
+    /** Anomaly: the model to fit, or `auto` (the default): the tuner picks on held-out normal data. */
+    anomalyModel: z.union([z.literal('auto'), AnomalyModelSchema]).optional(),
     /**
      * Classifiers: readings whose novelty score passes this quantile of held-out rows' scores
      * are answered `unknown` (false: every reading gets a class).
@@ -337,6 +347,24 @@ export const LabelledMetricsSchema = z.object({
 });
 export type LabelledMetrics = z.infer<typeof LabelledMetricsSchema>;
 
+/**
+ * An anomaly model candidate on half of the held-out normal results, calibrated on the other
+ * half (shared/training/anomaly.ts `heldOutAlarms`, `chooseAnomalyModel`): the share over its
+ * threshold calibrated as the shipped one is, with the events a day that gives, and the share
+ * over the other half's 90th percentile score. With labelled event ranges, how it separates
+ * them: event recall at its own threshold, and the median score in a range over the median
+ * outside.
+ */
+export const AnomalyCandidateSchema = z.object({
+  model: AnomalyModelSchema,
+  overQuantile: z.number().min(0).max(1),
+  falseAlarmRate: z.number().min(0).max(1),
+  falseAlarmsPerDay: z.number().min(0).optional(),
+  eventRecall: z.number().min(0).max(1).optional(),
+  scoreRatio: z.number().min(0).optional(),
+});
+export type AnomalyCandidate = z.infer<typeof AnomalyCandidateSchema>;
+
 /** An anomaly model on held-out normal rows: how often it alarms there, at its calibrated threshold. */
 export const AnomalyMetricsSchema = z.object({
   threshold: z.number().min(0),
@@ -348,6 +376,10 @@ export const AnomalyMetricsSchema = z.object({
   readingsPerDay: z.number().positive().optional(),
   /** With labelled event ranges: how the candidate's events match them. */
   labelled: LabelledMetricsSchema.optional(),
+  /** The model fitted (absent in versions from before there was a choice: an autoencoder). */
+  model: AnomalyModelSchema.optional(),
+  /** Under `"anomalyModel": "auto"`: each candidate's figures the choice was made by. */
+  candidates: z.array(AnomalyCandidateSchema).optional(),
 });
 
 export const ModelMetricsSchema = z.object({

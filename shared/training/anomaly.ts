@@ -12,14 +12,16 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs';
 import { type EventRuleSpec, EventTracker, reconstructionScore } from '../anomaly.ts';
+import { InputError } from '../errors.ts';
 import { type RawRow, transformRows } from '../preprocess.ts';
-import type { Alarm, Manifest } from '../schemas.ts';
+import type { Alarm, AnomalyModel, Manifest, TrainingConfig } from '../schemas.ts';
 import { initTf, tf } from '../tf.ts';
 import { windowInput, windowInputs } from '../timeseries/features.ts';
 import { parseTime, type SeriesReadings } from '../timeseries/long-format.ts';
 import type { ResolvedWindow } from '../timeseries/spec.ts';
 import { windowsOf } from '../timeseries/windower.ts';
 import { loadModelFromArtifacts, type ModelArtifactBytes } from './model.ts';
+import { axesHolding, principalAxes } from './pca.ts';
 
 /** The quantile used when neither the budget's rate nor a quantile is known. */
 export const DEFAULT_ALARM_QUANTILE = 0.999;
@@ -53,6 +55,217 @@ export function buildAutoencoder(width: number, seed: number, learningRate = 0.0
   });
   model.compile({ optimizer: tf.train.adam(learningRate), loss: 'meanSquaredError' });
   return model;
+}
+
+/** Share of the training vectors' variance the PCA model's axes hold. */
+const PCA_KEPT_VARIANCE = 0.95;
+
+/**
+ * PCA as a linear autoencoder: the encoder projects onto the principal axes that hold 95% of
+ * the training vectors' variance (kernel W, width x k, bias -mean W), the decoder maps back
+ * (kernel W transposed, bias mean). Its reconstruction error is the PCA's Q residual (squared
+ * prediction error), and as a tfjs model it ships and is scored as the autoencoder is.
+ */
+export function buildPcaModel(train: Float32Array, width: number): { model: LayersModel; axes: number } {
+  const { mean, eigenvalues, weight } = principalAxes(train, width);
+  const k = axesHolding(eigenvalues, PCA_KEPT_VARIANCE, width);
+  const model = tf.sequential();
+  model.add(tf.layers.dense({ units: k, inputShape: [width], activation: 'linear' }));
+  model.add(tf.layers.dense({ units: width, activation: 'linear' }));
+  const kernel = Float32Array.from({ length: width * k }, (_, i) => weight(Math.floor(i / k), i % k));
+  const encoderBias = Float32Array.from({ length: k }, (_, c) =>
+    mean.reduce((sum, m, j) => sum - m * weight(j, c), 0),
+  );
+  tf.tidy(() => {
+    const w = tf.tensor2d(kernel, [width, k]);
+    model.layers[0]?.setWeights([w, tf.tensor1d(encoderBias)]);
+    model.layers[1]?.setWeights([w.transpose(), tf.tensor1d(Float32Array.from(mean))]);
+  });
+  return { model, axes: k };
+}
+
+/**
+ * The models a config fits, cheapest first: the one it pins, or under `auto` both (PCA only
+ * with two or more slots: with one it keeps every axis and leaves no residual to measure).
+ */
+export function anomalyCandidates(pinned: TrainingConfig['anomalyModel'], width: number): AnomalyModel[] {
+  if (pinned === 'pca' && width < 2)
+    throw new InputError(
+      '"anomalyModel": "pca" needs at least 2 input slots (a residual off its principal axes); use "autoencoder" or "auto"',
+    );
+  if (pinned !== undefined && pinned !== 'auto') return [pinned];
+  return width > 1 ? ['pca', 'autoencoder'] : ['autoencoder'];
+}
+
+/**
+ * Held-out results in two halves: one calibrates a candidate's threshold, the other measures
+ * its false alarms. Results of series in time order (windows: `series` given) split within
+ * each series, the earlier half calibrating, so both span every series. Rows come shuffled and
+ * alternate: in a file's order each half would hold a few whole machines, and the comparison
+ * would be of machines, not models (bench/anomaly.ts chose PCA on pumps 4-6 against 1-3, and it
+ * alarmed more on pumps it never saw).
+ */
+export function heldOutHalves(
+  n: number,
+  series?: readonly string[],
+): { calibrate: number[]; measure: number[] } {
+  const calibrate: number[] = [];
+  const measure: number[] = [];
+  if (!series) {
+    for (let i = 0; i < n; i++) (i % 2 === 0 ? calibrate : measure).push(i);
+    return { calibrate, measure };
+  }
+  const total = new Map<string, number>();
+  for (const name of series) total.set(name, (total.get(name) ?? 0) + 1);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const name = series[i] ?? '';
+    const at = seen.get(name) ?? 0;
+    seen.set(name, at + 1);
+    (at < (total.get(name) ?? 0) / 2 ? calibrate : measure).push(i);
+  }
+  return { calibrate, measure };
+}
+
+/** A threshold and where it came from (`eventsPerDayAtTail` when the event rule set it). */
+export interface Calibration {
+  threshold: number;
+  quantile: number;
+  from: 'events' | 'config' | 'budget' | 'default';
+  eventsPerDayAtTail?: number;
+}
+
+/**
+ * The threshold for held-out normal scores: by the events the rule opens on them when they are
+ * results in time order (`series` given) and a rate is known, else at the budget's quantile.
+ */
+export function calibrateThreshold(
+  scores: ArrayLike<number>,
+  series: readonly string[] | undefined,
+  resultsPerDay: number | undefined,
+  alarm: Alarm,
+  rule: EventRuleSpec,
+): Calibration {
+  if (series && resultsPerDay !== undefined && alarm.quantile === undefined) {
+    const days = scores.length / resultsPerDay;
+    return { ...thresholdForEvents(scores, series, days, rule, alarm.falseAlarmsPerDay), from: 'events' };
+  }
+  const { quantile, from } = alarmQuantile(alarm, resultsPerDay, rule);
+  return { threshold: thresholdAt(scores, quantile), quantile, from };
+}
+
+/**
+ * How often normal results alarm at a threshold: the share over it, and the events a day per
+ * series, counted when the results are in time order (`series` given), else from the share.
+ */
+export function falseAlarms(
+  scores: ArrayLike<number>,
+  series: readonly string[] | undefined,
+  threshold: number,
+  rule: EventRuleSpec,
+  resultsPerDay: number | undefined,
+): { falseAlarmRate: number; falseAlarmsPerDay?: number; events?: number } {
+  let over = 0;
+  for (let i = 0; i < scores.length; i++) if ((scores[i] as number) > threshold) over++;
+  const falseAlarmRate = scores.length ? over / scores.length : 0;
+  if (resultsPerDay === undefined) return { falseAlarmRate };
+  if (!series || scores.length === 0)
+    return { falseAlarmRate, falseAlarmsPerDay: eventsPerDay(falseAlarmRate, resultsPerDay, rule) };
+  const events = countEvents(scores, series, threshold, rule);
+  return { falseAlarmRate, falseAlarmsPerDay: events / (scores.length / resultsPerDay), events };
+}
+
+/** The second score quantile candidates are compared at: the highest a few hundred held-out results measure without the tail model. */
+export const COMPARED_QUANTILE = TAIL_FROM;
+
+/** A candidate's measured half of held-out normal results over thresholds from the other half (`heldOutAlarms`). */
+export interface HeldOutAlarms {
+  /** Results over the threshold calibrated as the shipped one is, their share, and its events a day. */
+  overThreshold: number;
+  falseAlarmRate: number;
+  falseAlarmsPerDay?: number;
+  /** Results over the 0.9 score quantile, and their share (a tenth where the scores hold steady). */
+  overQuantile: number;
+  overQuantileShare: number;
+}
+
+/**
+ * A candidate on held-out normal results it was not calibrated on (`heldOutHalves`): how many
+ * of the measured half pass the threshold calibrated on the other as the shipped one is (the
+ * budget's quantile, with its tail model), and how many pass the other's 90th percentile score (a quantile the
+ * halves measure, so it still parts candidates when the budget's leaves a handful).
+ */
+export function heldOutAlarms(
+  scores: ArrayLike<number>,
+  series: readonly string[] | undefined,
+  resultsPerDay: number | undefined,
+  alarm: Alarm,
+  rule: EventRuleSpec,
+): HeldOutAlarms {
+  const halves = heldOutHalves(scores.length, series);
+  const pick = <T>(values: ArrayLike<T>, at: readonly number[]) => at.map((i) => values[i] as T);
+  const calibrating = pick(scores, halves.calibrate);
+  const measuring = pick(scores, halves.measure);
+  const { threshold } = calibrateThreshold(
+    calibrating,
+    series && pick(series, halves.calibrate),
+    resultsPerDay,
+    alarm,
+    rule,
+  );
+  const { events, ...rates } = falseAlarms(
+    measuring,
+    series && pick(series, halves.measure),
+    threshold,
+    rule,
+    resultsPerDay,
+  );
+  const tail = thresholdAt(calibrating, COMPARED_QUANTILE);
+  const overQuantile = measuring.filter((s) => s > tail).length;
+  return {
+    overThreshold: measuring.filter((s) => s > threshold).length,
+    ...rates,
+    overQuantile,
+    overQuantileShare: measuring.length ? overQuantile / measuring.length : 0,
+  };
+}
+
+/** A candidate as the choice sees it: its held-out false alarms, and its separation of labelled events. */
+export interface CandidateAlarms {
+  model: AnomalyModel;
+  overThreshold: number;
+  overQuantile: number;
+  eventRecall?: number;
+  scoreRatio?: number;
+}
+
+/** Those with the fewest `count`, counts within one Poisson standard deviation (sqrt(fewest + 1)) of it counting as tied. */
+function fewest<C>(candidates: readonly C[], count: (c: C) => number): C[] {
+  const least = Math.min(...candidates.map(count));
+  return candidates.filter((c) => count(c) <= least + Math.sqrt(least + 1));
+}
+
+/**
+ * The candidate to ship, by its held-out false alarms (`heldOutAlarms`): the fewest results over
+ * its calibrated threshold; among those tied within noise, the fewest over the 0.9 quantile;
+ * among those still tied, better separation of labelled events (event recall, then score
+ * ratio); and otherwise the first, the cheapest. `tied` names the candidates the false alarms
+ * could not part.
+ */
+export function chooseAnomalyModel<C extends CandidateAlarms>(
+  candidates: readonly C[],
+): { chosen: C; tied: C[] } {
+  if (candidates.length === 0) throw new Error('no anomaly model candidates');
+  const tied = fewest(
+    fewest(candidates, (c) => c.overThreshold),
+    (c) => c.overQuantile,
+  );
+  const ranked = tied.every((c) => c.eventRecall !== undefined)
+    ? [...tied].sort(
+        (a, b) => (b.eventRecall ?? 0) - (a.eventRecall ?? 0) || (b.scoreRatio ?? 0) - (a.scoreRatio ?? 0),
+      )
+    : tied;
+  return { chosen: ranked[0] as C, tied };
 }
 
 /** The model's reconstructions of `n` row vectors of `width`. */

@@ -149,6 +149,39 @@ export function evaluateLabelled(
 }
 
 /**
+ * How far apart a model puts labelled faults and normal operation, whatever its score's scale:
+ * the median score of results in a range (or up to `spanMs` after its end, which a result that
+ * spans time still covers) over the median of the others; undefined without both.
+ */
+export function scoreRatio(
+  results: LabelledResults,
+  ranges: readonly LabelledRange[],
+  spanMs: number,
+): number | undefined {
+  const inside: number[] = [];
+  const outside: number[] = [];
+  for (let i = 0; i < results.scores.length; i++) {
+    const series = results.series[i];
+    const time = results.times[i] ?? Number.NaN;
+    const hit = ranges.some((r) => r.series === series && time >= r.start && time <= r.end + spanMs);
+    (hit ? inside : outside).push(results.scores[i] as number);
+  }
+  const normal = medianOf(outside);
+  const faulty = medianOf(inside);
+  return normal !== undefined && faulty !== undefined && normal > 0 ? faulty / normal : undefined;
+}
+
+/** The median of `values` (sorted in place), undefined when there are none. */
+function medianOf(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  values.sort((a, b) => a - b);
+  const mid = values.length >> 1;
+  return values.length % 2
+    ? (values[mid] as number)
+    : ((values[mid - 1] as number) + (values[mid] as number)) / 2;
+}
+
+/**
  * Event recall, precision, F1 and median detection delay. A range is found when an event of
  * its series overlaps it, extended by `slackMs` past its end (a window or the rule's k of n
  * results report a fault a little after it); an event is right when it overlaps a range so;
@@ -174,14 +207,7 @@ export function matchEvents(
   const precision = scored.length ? right / scored.length : 0;
   const f1 = recall + precision > 0 ? (2 * recall * precision) / (recall + precision) : 0;
   const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
-  delays.sort((a, b) => a - b);
-  const mid = delays.length >> 1;
-  const median =
-    delays.length === 0
-      ? undefined
-      : delays.length % 2
-        ? (delays[mid] as number)
-        : ((delays[mid - 1] as number) + (delays[mid] as number)) / 2;
+  const median = medianOf(delays);
   return {
     ranges: ranges.length,
     found: delays.length,

@@ -28,7 +28,10 @@ import { InputError } from '../errors.ts';
 import { noveltyScore, UNKNOWN_CLASS } from '../novelty.ts';
 import { isMissing, type RawRow, transformInto, transformRows } from '../preprocess.ts';
 import {
+  type Alarm,
   AlarmSchema,
+  type AnomalyCandidate,
+  type AnomalyModel,
   EventRuleSchema,
   type LabelledMetrics,
   type Manifest,
@@ -53,23 +56,28 @@ import type { SeriesReadings } from '../timeseries/long-format.ts';
 import { parseTime } from '../timeseries/long-format.ts';
 import type { WindowManifest } from '../timeseries/spec.ts';
 import {
-  alarmQuantile,
+  anomalyCandidates,
   autoencoderHidden,
   buildAutoencoder,
-  countEvents,
-  eventsPerDay,
+  buildPcaModel,
+  type Calibration,
+  COMPARED_QUANTILE,
+  calibrateThreshold,
+  chooseAnomalyModel,
+  falseAlarms,
+  heldOutAlarms,
   ReadingRate,
   reconstructionScores,
   reconstructions,
-  thresholdAt,
-  thresholdForEvents,
 } from './anomaly.ts';
 import {
   EventRanges,
   evaluateLabelled,
   type LabelledRange,
+  type LabelledResults,
   LabelledRows,
   labelledText,
+  scoreRatio,
 } from './labelled-events.ts';
 import { argmaxRows, classificationMetrics, regressionMetrics } from './metrics.ts';
 import {
@@ -544,8 +552,9 @@ export interface LabelledVectors {
 }
 
 /**
- * An anomaly model: the autoencoder fitted on the training vectors (early stopping on the
- * validation vectors' reconstruction loss), its threshold calibrated on the validation
+ * An anomaly model: each candidate (`anomalyCandidates`: a PCA and a dense autoencoder, or the
+ * one the config pins) fitted on the training vectors, the one with the fewest false alarms on
+ * held-out normal data chosen (`chooseCandidate`), its threshold calibrated on the validation
  * vectors' scores, and its false-alarm rate measured on the test vectors, all normal
  * operation. `golden` gives the probation vectors from the model that ships.
  */
@@ -556,62 +565,35 @@ export async function fitAnomaly<G>(
   golden: (shipped: LayersModel) => G,
 ) {
   const { width, resultsPerDay } = data;
-  const model = buildAutoencoder(width, config.seed);
-  const tensors = {
-    train: tf.tensor2d(data.train, [data.train.length / width, width]),
-    validation: tf.tensor2d(data.validation, [data.validation.length / width, width]),
-  };
-  let fitted: Awaited<ReturnType<typeof fitMlp>>;
+  const alarm = AlarmSchema.parse(config.alarm ?? {});
+  const rule = EventRuleSchema.parse(config.eventRule ?? {});
+  const fitted: AnomalyCandidateFit[] = [];
   try {
-    fitted = await fitMlp(
-      model,
-      { x: tensors.train, y: tensors.train },
-      { x: tensors.validation, y: tensors.validation },
-      fitOptions(config, options, anomalyObjective(width), []),
-    );
-  } finally {
-    tf.dispose([tensors.train, tensors.validation]);
-  }
-  options.onProgress?.({ phase: 'evaluating' });
-  const artifacts = await saveModelArtifacts(model, config.quantize);
-  model.dispose();
-  const shipped = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
-  try {
-    const alarm = AlarmSchema.parse(config.alarm ?? {});
-    const rule = EventRuleSchema.parse(config.eventRule ?? {});
-    // Residual scales from the training vectors; the threshold from the validation vectors' scores.
-    const scale = residualScale(data.train, reconstructions(shipped, data.train, width), width);
-    const validationScores = reconstructionScores(shipped, data.validation, width, scale);
+    for (const model of anomalyCandidates(config.anomalyModel, width))
+      fitted.push(await fitCandidate(model, data, config, options));
+    options.onProgress?.({ phase: 'evaluating' });
+    const choice = chooseCandidate(fitted, data, alarm, rule);
+    const { shipped, scale, validationScores } = choice.chosen;
     const { sequences } = data;
-    const byEvents =
-      sequences && resultsPerDay !== undefined && alarm.quantile === undefined
-        ? thresholdForEvents(
-            validationScores,
-            sequences.validation,
-            validationScores.length / resultsPerDay,
-            rule,
-            alarm.falseAlarmsPerDay,
-          )
-        : undefined;
-    const { quantile, from } = byEvents
-      ? { quantile: byEvents.quantile, from: 'events' as const }
-      : alarmQuantile(alarm, resultsPerDay, rule);
-    const threshold = byEvents?.threshold ?? thresholdAt(validationScores, quantile);
+    const calibration = calibrateThreshold(
+      validationScores,
+      sequences?.validation,
+      resultsPerDay,
+      alarm,
+      rule,
+    );
+    const { threshold, quantile, from } = calibration;
     const testScores = reconstructionScores(shipped, data.test, width, scale);
-    const falseAlarmRate = testScores.length
-      ? testScores.filter((s) => s > threshold).length / testScores.length
-      : 0;
-    // Results in order count their events; otherwise the rule's rate from the share over.
-    const falseAlarmsPerDay =
-      resultsPerDay === undefined
-        ? undefined
-        : sequences && testScores.length
-          ? countEvents(testScores, sequences.test, threshold, rule) / (testScores.length / resultsPerDay)
-          : eventsPerDay(falseAlarmRate, resultsPerDay, rule);
-    const round6 = (v: number) => Number(v.toPrecision(6));
+    const { falseAlarmRate, falseAlarmsPerDay } = falseAlarms(
+      testScores,
+      sequences?.test,
+      threshold,
+      rule,
+      resultsPerDay,
+    );
     // Judged by the threshold the manifest carries, as the gateway judges.
     const labelled = data.labelled?.ranges.length
-      ? labelledFigures(shipped, data.labelled, width, scale, round6(threshold), rule, resultsPerDay)
+      ? labelledFigures(labelledScores(choice.chosen, data), data, round6(threshold), rule)
       : undefined;
     const metrics: ModelMetrics = {
       anomaly: {
@@ -622,12 +604,15 @@ export async function fitAnomaly<G>(
           ? { readingsPerDay: round6(resultsPerDay), falseAlarmsPerDay: round6(falseAlarmsPerDay) }
           : {}),
         ...(labelled ? { labelled } : {}),
+        model: choice.chosen.model,
+        ...(choice.candidates ? { candidates: choice.candidates } : {}),
       },
       testRows: testScores.length,
     };
     const notices = [
+      choice.notice,
       from === 'events'
-        ? `threshold ${Number(threshold.toPrecision(6))} (the ${Number(quantile.toPrecision(6))} score quantile): ${alarm.falseAlarmsPerDay} false alarm(s) a day per series under the event rule (${rule.k} of ${rule.n} results over it), from the ${Number(byEvents?.eventsPerDayAtTail.toPrecision(3))} events a day it opens on held-out normal ${data.unit}s at their 90th percentile`
+        ? `threshold ${Number(threshold.toPrecision(6))} (the ${Number(quantile.toPrecision(6))} score quantile): ${alarm.falseAlarmsPerDay} false alarm(s) a day per series under the event rule (${rule.k} of ${rule.n} results over it), from the ${Number(calibration.eventsPerDayAtTail?.toPrecision(3))} events a day it opens on held-out normal ${data.unit}s at their 90th percentile`
         : from === 'budget'
           ? `threshold at the ${Number(quantile.toPrecision(6))} score quantile: ${alarm.falseAlarmsPerDay} false alarm(s) a day per series at ${Math.round(resultsPerDay ?? 0)} ${data.unit}s a day (time column '${data.time}'), an event being ${rule.k} of ${rule.n} results over it`
           : from === 'config'
@@ -648,10 +633,10 @@ export async function fitAnomaly<G>(
     return {
       metrics,
       golden: golden(shipped),
-      artifacts,
-      shape: { inputWidth: width, hidden: autoencoderHidden(width), classes: width },
-      epochsRun: fitted.epochsRun,
-      bestEpoch: fitted.bestEpoch,
+      artifacts: choice.chosen.artifacts,
+      shape: { inputWidth: width, hidden: choice.chosen.hidden, classes: width },
+      epochsRun: choice.chosen.epochsRun,
+      bestEpoch: choice.chosen.bestEpoch,
       anomaly: {
         threshold: round6(threshold),
         eventRule: { k: rule.k, n: rule.n, m: rule.m },
@@ -664,8 +649,166 @@ export async function fitAnomaly<G>(
       notices,
     };
   } finally {
-    shipped.dispose();
+    for (const candidate of fitted) candidate.shipped.dispose();
   }
+}
+
+const round6 = (v: number) => Number(v.toPrecision(6));
+
+/** A fitted candidate as it ships: its saved artifacts reloaded, its residual scales and validation scores. */
+interface AnomalyCandidateFit {
+  model: AnomalyModel;
+  artifacts: ModelArtifactBytes;
+  shipped: LayersModel;
+  hidden: number[];
+  epochsRun: number;
+  bestEpoch: number;
+  scale: number[];
+  validationScores: Float32Array;
+}
+
+/**
+ * One candidate fitted on the training vectors: the autoencoder with early stopping on the
+ * validation vectors' reconstruction loss, the PCA in one pass. Both are scored as shipped
+ * (saved, quantized as configured, and loaded back), residual scales from the training vectors.
+ */
+async function fitCandidate(
+  model: AnomalyModel,
+  data: AnomalyVectors,
+  config: TrainingConfig,
+  options: TrainRunOptions,
+): Promise<AnomalyCandidateFit> {
+  const { width } = data;
+  let built: { model: LayersModel; hidden: number[]; epochsRun: number; bestEpoch: number };
+  if (model === 'pca') {
+    const pca = buildPcaModel(data.train, width);
+    built = { model: pca.model, hidden: [pca.axes], epochsRun: 0, bestEpoch: 0 };
+  } else {
+    const autoencoder = buildAutoencoder(width, config.seed);
+    const tensors = {
+      train: tf.tensor2d(data.train, [data.train.length / width, width]),
+      validation: tf.tensor2d(data.validation, [data.validation.length / width, width]),
+    };
+    try {
+      const fitted = await fitMlp(
+        autoencoder,
+        { x: tensors.train, y: tensors.train },
+        { x: tensors.validation, y: tensors.validation },
+        fitOptions(config, options, anomalyObjective(width), []),
+      );
+      built = { model: autoencoder, hidden: autoencoderHidden(width), ...fitted };
+    } catch (error) {
+      autoencoder.dispose();
+      throw error;
+    } finally {
+      tf.dispose([tensors.train, tensors.validation]);
+    }
+  }
+  const artifacts = await saveModelArtifacts(built.model, config.quantize);
+  built.model.dispose();
+  const shipped = await loadModelFromArtifacts(artifacts.modelJson, artifacts.weights);
+  const scale = residualScale(data.train, reconstructions(shipped, data.train, width), width);
+  return {
+    model,
+    artifacts,
+    shipped,
+    hidden: built.hidden,
+    epochsRun: built.epochsRun,
+    bestEpoch: built.bestEpoch,
+    scale,
+    validationScores: reconstructionScores(shipped, data.validation, width, scale),
+  };
+}
+
+/**
+ * The candidate that ships, and what its choice rests on: each candidate's false alarms on one
+ * half of the validation results at thresholds calibrated on the other
+ * (`heldOutAlarms`; the test results, which the metrics report, take no part), and with
+ * labelled ranges its separation of them at its threshold from all validation results
+ * (`chooseAnomalyModel` weighs them).
+ */
+function chooseCandidate(
+  fitted: readonly AnomalyCandidateFit[],
+  data: AnomalyVectors,
+  alarm: Alarm,
+  rule: EventRuleSpec,
+): { chosen: AnomalyCandidateFit; candidates?: AnomalyCandidate[]; notice: string } {
+  const only = fitted[0] as AnomalyCandidateFit;
+  if (fitted.length === 1)
+    return {
+      chosen: only,
+      notice: `anomaly model: ${describeCandidate(only)}, as "anomalyModel" pins it`,
+    };
+  const series = data.sequences?.validation;
+  const figures = fitted.map((candidate) => {
+    const scores = candidate.validationScores;
+    const heldOut = heldOutAlarms(scores, series, data.resultsPerDay, alarm, rule);
+    const separation = data.labelled?.ranges.length
+      ? separationOf(
+          candidate,
+          data,
+          calibrateThreshold(scores, series, data.resultsPerDay, alarm, rule),
+          rule,
+        )
+      : {};
+    return {
+      fit: candidate,
+      model: candidate.model,
+      overThreshold: heldOut.overThreshold,
+      overQuantile: heldOut.overQuantile,
+      // What the metrics keep of it.
+      figures: {
+        model: candidate.model,
+        falseAlarmRate: round6(heldOut.falseAlarmRate),
+        ...(heldOut.falseAlarmsPerDay !== undefined
+          ? { falseAlarmsPerDay: round6(heldOut.falseAlarmsPerDay) }
+          : {}),
+        overQuantile: round6(heldOut.overQuantileShare),
+        ...separation,
+      },
+      ...separation,
+    };
+  });
+  const { chosen, tied } = chooseAnomalyModel(figures);
+  const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
+  const shares = figures
+    .map((f) => `${f.model} ${percent(f.figures.falseAlarmRate)} and ${percent(f.figures.overQuantile)}`)
+    .join(', ');
+  const by =
+    tied.length === 1
+      ? 'the fewest'
+      : chosen.eventRecall !== undefined
+        ? `as few within noise; it separates the labelled events best (event recall ${chosen.eventRecall}, score ratio ${chosen.scoreRatio})`
+        : 'as few within noise; it is the cheapest';
+  return {
+    chosen: chosen.fit,
+    candidates: figures.map((f) => f.figures),
+    notice: `anomaly model: ${describeCandidate(chosen.fit)}, chosen by half of the held-out normal ${data.unit}s over thresholds from the other half, the calibrated one and the ${COMPARED_QUANTILE} score quantile (${shares}): ${by} ("anomalyModel" pins one)`,
+  };
+}
+
+/** "pca (3 principal axes)" or "autoencoder (hidden 16-4-16)". */
+function describeCandidate(candidate: AnomalyCandidateFit): string {
+  return candidate.model === 'pca'
+    ? `pca (${candidate.hidden[0]} principal axes)`
+    : `autoencoder (hidden ${candidate.hidden.join('-')})`;
+}
+
+/** A candidate's labelled event recall at a threshold and its score ratio (labelled-events.ts). */
+function separationOf(
+  candidate: AnomalyCandidateFit,
+  data: AnomalyVectors,
+  calibration: Calibration,
+  rule: EventRuleSpec,
+): { eventRecall?: number; scoreRatio?: number } {
+  const labelled = data.labelled;
+  if (!labelled) return {};
+  const results = labelledScores(candidate, data);
+  const ratio = scoreRatio(results, labelled.ranges, labelled.spanMs);
+  return {
+    eventRecall: labelledFigures(results, data, round6(calibration.threshold), rule).recall,
+    ...(ratio !== undefined ? { scoreRatio: round6(ratio) } : {}),
+  };
 }
 
 /** Training rows the novelty PCA reads at most (every n-th row above): its cost grows with rows x width². */
@@ -730,23 +873,24 @@ function scoreHistogram(scores: ArrayLike<number>): [number, number][] {
  * the ranges. A fault shows up to a result's span and the rule's n results after it ends: the slack.
  */
 function labelledFigures(
-  shipped: LayersModel,
-  labelled: LabelledVectors,
-  width: number,
-  scale: ArrayLike<number>,
+  results: LabelledResults,
+  data: AnomalyVectors,
   threshold: number,
   rule: EventRuleSpec,
-  resultsPerDay: number | undefined,
 ): LabelledMetrics {
-  const slackMs = labelled.spanMs + (resultsPerDay ? (rule.n * 86_400_000) / resultsPerDay : 0);
-  const scores = reconstructionScores(shipped, labelled.x, width, scale);
-  return evaluateLabelled(
-    { scores, series: labelled.series, times: labelled.times },
-    threshold,
-    rule,
-    labelled.ranges,
-    slackMs,
-  );
+  const labelled = data.labelled as LabelledVectors;
+  const slackMs = labelled.spanMs + (data.resultsPerDay ? (rule.n * 86_400_000) / data.resultsPerDay : 0);
+  return evaluateLabelled(results, threshold, rule, labelled.ranges, slackMs);
+}
+
+/** A candidate's scores of the labelled series' results, in time order. */
+function labelledScores(candidate: AnomalyCandidateFit, data: AnomalyVectors): LabelledResults {
+  const labelled = data.labelled as LabelledVectors;
+  return {
+    scores: reconstructionScores(candidate.shipped, labelled.x, data.width, candidate.scale),
+    series: labelled.series,
+    times: labelled.times,
+  };
 }
 
 /** The labelled-range bookkeeping of a row model's pass, or undefined without ranges. */

@@ -4,11 +4,8 @@
  * the labelled pumps' windows in time order, the very events the gateway's replay finds.
  */
 import { describe, expect, it } from 'vitest';
-import { releasedManifest } from '../../bench/support/released-manifest.ts';
-import { loadModelFromBytes } from '../../device/model/model.ts';
-import { anomalyEvents, scoreReadings } from '../../device/score.ts';
-import { generatePumpCsv } from '../../shared/anomaly-dataset.ts';
-import { parseCsvReadings } from '../../shared/dataset/readings.ts';
+import { gatewayReplay } from '../../bench/support/gateway-replay.ts';
+import { normalAndFaulty } from '../../shared/anomaly-dataset.ts';
 import { TrainingConfigSchema } from '../../shared/schemas.ts';
 import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
 import { matchEvents } from '../../shared/training/labelled-events.ts';
@@ -20,14 +17,10 @@ describe('a window anomaly model with labelled event ranges', () => {
   it('finds the injected faults (recall >= 0.9) and reports what the gateway replay finds', async () => {
     // Prepare: six pumps' normal day and four pumps' day with five faults each, one dataset;
     // events.csv lists the faults.
-    const normal = generatePumpCsv({ pumps: 6, minutes: 1440, seed: 1 });
-    const faulty = generatePumpCsv({
-      pumps: 4,
-      minutes: 1440,
-      seed: 2,
-      firstPump: 6,
-      faults: { perPump: 5, minutes: 60 },
-    });
+    const { normal, faulty } = normalAndFaulty(
+      { pumps: 6, minutes: 1440 },
+      { pumps: 4, minutes: 1440, firstPump: 6, faults: { perPump: 5, minutes: 60 } },
+    );
     const csv = normal.csv + faulty.csv.slice(faulty.csv.indexOf('\n') + 1);
     const events = faulty.faults.map((f) => ({ series: f.pump, start: f.start, end: f.end, kind: f.kind }));
     const config = TrainingConfigSchema.parse({
@@ -58,6 +51,13 @@ describe('a window anomaly model with labelled event ranges', () => {
     expect(labelled?.precision).toBeGreaterThan(0.5);
     expect(labelled?.medianDelayMs).toBeLessThanOrEqual(30 * 60_000);
     expect(outcome.notices.some((n) => n.startsWith('labelled events: event recall '))).toBe(true);
+    // Each candidate the trainer weighed carries its separation of the labelled events.
+    const candidates = outcome.metrics.anomaly?.candidates ?? [];
+    expect(candidates.map((c) => c.model)).toEqual(['pca', 'autoencoder']);
+    for (const c of candidates) {
+      expect(c.eventRecall).toBeGreaterThanOrEqual(0);
+      expect(c.scoreRatio).toBeGreaterThan(1);
+    }
     // The gate's held-out readings skip the ranges as the candidate's test windows do.
     const inFault = outcome.testSet.rows.filter((row) =>
       events.some((e) => e.series === row.pump && Number(row.ts) >= e.start && Number(row.ts) <= e.end),
@@ -66,10 +66,7 @@ describe('a window anomaly model with labelled event ranges', () => {
 
     // The trainer's figures are the gateway's: replaying the faulty pumps through the device's
     // own scoring and event rule gives the same events against the ranges.
-    const manifest = releasedManifest(outcome, { model: 'pumps' });
-    const model = await loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
-    const { results } = await scoreReadings(model, parseCsvReadings(faulty.csv, 'faulty: ').rows);
-    const found = anomalyEvents(results, manifest).events;
+    const { manifest, events: found } = await gatewayReplay(outcome, faulty.csv);
     const window = manifest.window?.spec as NonNullable<typeof manifest.window>['spec'];
     const slackMs =
       ((window.samples - 1) * 1000) / window.frequencyHz +

@@ -4,13 +4,10 @@
  * injected faults as events that name the channel that moved.
  */
 import { describe, expect, it } from 'vitest';
-import { releasedManifest } from '../../bench/support/released-manifest.ts';
-import { loadModelFromBytes, probationFailure } from '../../device/model/model.ts';
-import { anomalyEvents, scoreReadings } from '../../device/score.ts';
+import { gatewayReplay } from '../../bench/support/gateway-replay.ts';
 import { formatRegistry } from '../../infra/cli/commands/models.ts';
 import { EventTracker } from '../../shared/anomaly.ts';
-import { generatePumpCsv, type InjectedFault } from '../../shared/anomaly-dataset.ts';
-import { parseCsvReadings } from '../../shared/dataset/readings.ts';
+import { generatePumpCsv, type InjectedFault, normalAndFaulty } from '../../shared/anomaly-dataset.ts';
 import { parseDataset } from '../../shared/dataset.ts';
 import { TrainingConfigSchema } from '../../shared/schemas.ts';
 import { alarmQuantile, thresholdAt } from '../../shared/training/anomaly.ts';
@@ -67,23 +64,14 @@ describe('anomaly models', () => {
 
   it("finds faults injected into another day of the pumps' operation as events naming the channel that moved", async () => {
     // Prepare: four pumps, one day of normal operation; the next day of the same pumps, faulty.
-    const normal = generatePumpCsv({ pumps: 4, minutes: 1440, seed: 1 });
-    const faulty = generatePumpCsv({
-      pumps: 4,
-      minutes: 1440,
-      seed: 2,
-      startMs: Date.UTC(2026, 10, 3),
-      faults: { perPump: 1, minutes: 60 },
-    });
+    const { normal, faulty } = normalAndFaulty(
+      { pumps: 4, minutes: 1440 },
+      { pumps: 4, minutes: 1440, startMs: Date.UTC(2026, 10, 3), faults: { perPump: 1, minutes: 60 } },
+    );
 
     // Act
     const outcome = await trainFromCsv(normal.csv, config({ epochs: 40 }));
-    const manifest = releasedManifest(outcome, { model: 'pumps' });
-    const model = await loadModelFromBytes(outcome.artifacts.modelJson, outcome.artifacts.weights, manifest);
-    const readings = parseCsvReadings(faulty.csv, 'faulty: ').rows;
-    const failure = probationFailure(model);
-    const { results } = await scoreReadings(model, readings);
-    const { events } = anomalyEvents(results, manifest);
+    const { manifest, failure, readings, results, events } = await gatewayReplay(outcome, faulty.csv);
 
     // Assess: the threshold came from the budget at the data's rate per pump, the held-out
     // normal rows alarm about as often as it allows, and probation holds.

@@ -21,7 +21,7 @@ import {
   type TrainingSteps,
 } from '../../functions/training/steps.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { generatePumpCsv } from '../../shared/anomaly-dataset.ts';
+import { normalAndFaulty } from '../../shared/anomaly-dataset.ts';
 import { dynamoClient, iotDataClient, s3Client } from '../../shared/aws.ts';
 import { generateDemoDataset, generateEnergyDataset } from '../../shared/demo-dataset.ts';
 import {
@@ -361,14 +361,10 @@ describe('training pipeline against the local S3, dynalite and a Publish endpoin
       strideMs: 5 * 60_000,
       frequencyHz: 1 / 60,
     };
-    const normal = generatePumpCsv({ pumps: 4, minutes: 1440, seed: 1 });
-    const faulty = generatePumpCsv({
-      pumps: 2,
-      minutes: 1440,
-      seed: 2,
-      firstPump: 4,
-      faults: { perPump: 5 },
-    });
+    const { normal, faulty } = normalAndFaulty(
+      { pumps: 4, minutes: 1440 },
+      { pumps: 2, minutes: 1440, firstPump: 4, faults: { perPump: 5 } },
+    );
     const csv = normal.csv + faulty.csv.slice(faulty.csv.indexOf('\n') + 1);
     const eventsCsv = (ranges: { pump: string; start: number; end: number }[]) =>
       `series,start,end\n${ranges.map((r) => `${r.pump},${new Date(r.start).toISOString()},${r.end}`).join('\n')}\n`;

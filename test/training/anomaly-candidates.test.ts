@@ -1,0 +1,205 @@
+/**
+ * Anomaly model candidates (#31): a PCA shipped as a linear autoencoder, scored by the gateway
+ * as the trainer scores it; the choice between it and the dense autoencoder by false alarms on
+ * held-out normal data, labelled separation breaking a tie; and a pinned model honoured.
+ */
+import { describe, expect, it } from 'vitest';
+import { gatewayReplay } from '../../bench/support/gateway-replay.ts';
+import { normalAndFaulty } from '../../shared/anomaly-dataset.ts';
+import { transformRows } from '../../shared/preprocess.ts';
+import { ModelMetricsSchema, TrainingConfigSchema } from '../../shared/schemas.ts';
+import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
+import {
+  anomalyCandidates,
+  type CandidateAlarms,
+  chooseAnomalyModel,
+  heldOutAlarms,
+  heldOutHalves,
+  reconstructionScores,
+  reconstructions,
+} from '../../shared/training/anomaly.ts';
+import { loadModelFromArtifacts } from '../../shared/training/model.ts';
+import { gaussian, seededRandom } from '../../shared/training/random.ts';
+import { trainFromCsv } from '../../shared/training/train.ts';
+
+const candidate = (model: CandidateAlarms['model'], over: [number, number], extra = {}) => ({
+  model,
+  overThreshold: over[0],
+  overQuantile: over[1],
+  ...extra,
+});
+
+describe('choosing an anomaly model', () => {
+  it('takes the fewest held-out false alarms, then the fewest over the 0.9 quantile, then separation, then the cheapest', () => {
+    // Clearly fewer over the calibrated threshold wins, listed first or not.
+    expect(
+      chooseAnomalyModel([candidate('pca', [40, 10]), candidate('autoencoder', [20, 30])]).chosen.model,
+    ).toBe('autoencoder');
+    // Within noise there (5 and 6), the 0.9 quantile parts them.
+    const quantile = chooseAnomalyModel([candidate('pca', [5, 40]), candidate('autoencoder', [6, 12])]);
+    expect(quantile.chosen.model).toBe('autoencoder');
+    expect(quantile.tied.map((c) => c.model)).toEqual(['autoencoder']);
+    // Tied on both: the first, the cheapest.
+    const tied = [candidate('pca', [5, 20]), candidate('autoencoder', [6, 22])];
+    expect(chooseAnomalyModel(tied).chosen.model).toBe('pca');
+    expect(chooseAnomalyModel(tied).tied).toHaveLength(2);
+    // Tied, with labelled events: event recall, then the score ratio.
+    const labelled = (recall: [number, number], ratio: [number, number]) =>
+      chooseAnomalyModel([
+        { ...(tied[0] as CandidateAlarms), eventRecall: recall[0], scoreRatio: ratio[0] },
+        { ...(tied[1] as CandidateAlarms), eventRecall: recall[1], scoreRatio: ratio[1] },
+      ]).chosen.model;
+    expect(labelled([0.5, 0.9], [9, 2])).toBe('autoencoder');
+    expect(labelled([0.9, 0.9], [2, 9])).toBe('autoencoder');
+    expect(labelled([0.9, 0.9], [9, 2])).toBe('pca');
+    // Separation never outweighs clearly more false alarms.
+    expect(
+      chooseAnomalyModel([
+        candidate('pca', [5, 20], { eventRecall: 0.5, scoreRatio: 2 }),
+        candidate('autoencoder', [30, 22], { eventRecall: 1, scoreRatio: 9 }),
+      ]).chosen.model,
+    ).toBe('pca');
+  });
+
+  it('calibrates on one half of the held-out results and counts on the other: each series split in time, rows alternating', () => {
+    expect(heldOutHalves(6, ['a', 'a', 'a', 'a', 'b', 'b'])).toEqual({
+      calibrate: [0, 1, 4],
+      measure: [2, 3, 5],
+    });
+    expect(heldOutHalves(5)).toEqual({ calibrate: [0, 2, 4], measure: [1, 3] });
+    // Two candidates' scores of the same held-out windows: one steady, one whose normal scores
+    // creep up in the later half of each series (what it learned does not hold).
+    const random = seededRandom(3);
+    const series = Array.from({ length: 1200 }, (_, i) => (i < 600 ? 'p1' : 'p2'));
+    const steady = series.map(() => Math.abs(gaussian(random)));
+    const creeping = steady.map((s, i) => s * (1 + (i % 600) / 300));
+    const alarm = { falseAlarmsPerDay: 1 };
+    const rule = { k: 3, n: 5, m: 5 };
+    const figures = (scores: number[]) => heldOutAlarms(scores, series, 288, alarm, rule);
+    expect(figures(steady).overQuantileShare).toBeCloseTo(0.1, 1);
+    expect(figures(creeping).overQuantileShare).toBeGreaterThan(0.25);
+    const choice = chooseAnomalyModel([
+      { model: 'pca' as const, ...figures(creeping) },
+      { model: 'autoencoder' as const, ...figures(steady) },
+    ]);
+    expect(choice.chosen.model).toBe('autoencoder');
+  });
+
+  it('fits both under auto (PCA only with a residual to measure), one when pinned; old metrics still parse', () => {
+    expect(anomalyCandidates(undefined, 5)).toEqual(['pca', 'autoencoder']);
+    expect(anomalyCandidates('auto', 1)).toEqual(['autoencoder']);
+    expect(anomalyCandidates('pca', 5)).toEqual(['pca']);
+    expect(() => anomalyCandidates('pca', 1)).toThrow(/needs at least 2 input slots/);
+    expect(TrainingConfigSchema.safeParse({ task: 'anomaly', anomalyModel: 'kmeans' }).success).toBe(false);
+    const old = ModelMetricsSchema.parse({
+      anomaly: { threshold: 4.5, quantile: 0.959, falseAlarmRate: 0.026 },
+      testRows: 600,
+    });
+    expect(old.anomaly?.model).toBeUndefined();
+  });
+});
+
+describe('the PCA anomaly model', () => {
+  it('is a projection onto its principal axes, pinned as configured, scored by the gateway as by the trainer', async () => {
+    // Prepare
+    const { normal, faulty } = normalAndFaulty(
+      { pumps: 3, minutes: 720 },
+      { pumps: 2, minutes: 360, firstPump: 3, faults: { perPump: 1, minutes: 60 } },
+    );
+    const config = TrainingConfigSchema.parse({
+      task: 'anomaly',
+      time: 'ts',
+      series: 'pump',
+      anomalyModel: 'pca',
+    });
+
+    // Act
+    const outcome = await trainFromCsv(normal.csv, config);
+    const { manifest, failure, readings, results } = await gatewayReplay(outcome, faulty.csv);
+
+    // Assess: the pinned model, its axes as the shape's one hidden layer, no candidates.
+    const width = manifest.preprocessing.inputWidth;
+    expect(outcome.metrics.anomaly?.model).toBe('pca');
+    expect(outcome.metrics.anomaly?.candidates).toBeUndefined();
+    expect(outcome.notices).toContainEqual(
+      expect.stringMatching(/^anomaly model: pca \(\d+ principal axes\), as "anomalyModel" pins it$/),
+    );
+    expect(outcome.shape.hidden).toHaveLength(1);
+    expect(outcome.shape.hidden[0]).toBeGreaterThanOrEqual(1);
+    expect(outcome.shape.hidden[0]).toBeLessThan(width);
+    expect(outcome.epochsRun).toBe(0);
+    expect(failure).toBeUndefined();
+    // The trainer's own scores of the same readings, by the shipped artifacts and the manifest.
+    const trainer = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
+    const x = transformRows(manifest.preprocessing, readings);
+    const expected = reconstructionScores(trainer, x, width, manifest.anomaly?.residualScale ?? []);
+    // An orthogonal projection: projecting its output again changes nothing.
+    const once = reconstructions(trainer, x, width);
+    const twice = reconstructions(trainer, once, width);
+    trainer.dispose();
+    expect(results).toHaveLength(readings.length);
+    results.forEach((result, i) => {
+      expect(result.score).toBeCloseTo(expected[i] as number, 4);
+    });
+    for (let i = 0; i < once.length; i++) expect(twice[i]).toBeCloseTo(once[i] as number, 3);
+    // It tells the fault from normal operation: the spike's readings score over the threshold.
+    const threshold = manifest.anomaly?.threshold as number;
+    expect(results.filter((r) => (r.score as number) > threshold).length).toBeGreaterThan(0);
+  });
+});
+
+describe('auto on windows', () => {
+  it('chooses the autoencoder when held-out windows show the PCA does not hold, and the choice is right on the test windows', async () => {
+    // Prepare: two units whose load climbs over three days, each sensor linear in it; the
+    // validation windows (the next 15% of time) see loads the training windows did not.
+    const random = seededRandom(5);
+    const lines = ['ts,unit,a,b,c,d'];
+    const minutes = 3 * 1440;
+    for (const unit of ['u1', 'u2'])
+      for (let t = 0; t < minutes; t++) {
+        const load = (2 * t) / minutes + 0.3 * Math.sin((2 * Math.PI * t) / 240);
+        const noise = () => 0.05 * gaussian(random);
+        lines.push(
+          [
+            Date.UTC(2026, 0, 1) + t * 60_000,
+            unit,
+            load + noise(),
+            2 * load + noise(),
+            1 - load + noise(),
+            noise(),
+          ].join(','),
+        );
+      }
+    const csv = lines.join('\n');
+    const config = (anomalyModel: string) =>
+      TrainingConfigSchema.parse({
+        task: 'anomaly',
+        window: {
+          time: 'ts',
+          series: 'unit',
+          sizeMs: 30 * 60_000,
+          strideMs: 5 * 60_000,
+          frequencyHz: 1 / 60,
+        },
+        epochs: 30,
+        anomalyModel,
+      });
+
+    // Act
+    const auto = await trainWindowsFromCsv(csv, config('auto'));
+    const pca = await trainWindowsFromCsv(csv, config('pca'));
+
+    // Assess: both candidates' figures, the autoencoder chosen by them and named in a notice.
+    const metrics = auto.metrics.anomaly;
+    expect(metrics?.model).toBe('autoencoder');
+    const [pcaFigures, autoencoderFigures] = metrics?.candidates ?? [];
+    expect(pcaFigures?.model).toBe('pca');
+    expect(autoencoderFigures?.model).toBe('autoencoder');
+    expect(pcaFigures?.overQuantile).toBeGreaterThan(2 * (autoencoderFigures?.overQuantile ?? 1));
+    expect(auto.notices).toContainEqual(
+      expect.stringMatching(/^anomaly model: autoencoder \(hidden [\d-]+\), chosen by /),
+    );
+    // The PCA would have alarmed more on the test windows (later still) than the one chosen.
+    expect(pca.metrics.anomaly?.falseAlarmsPerDay).toBeGreaterThan(metrics?.falseAlarmsPerDay ?? 0);
+  });
+});
