@@ -154,10 +154,9 @@ export async function loadModelFromBytes(
     // tidy returns the output tensor, not its data: tidy walks whatever it returns.
     const output = tf.tidy(
       () =>
-        model.predict(
-          tf.tensor(x.subarray(0, n * width), [n, ...inputShape]),
-          { batchSize: Math.max(1, n) },
-        ) as tf.Tensor,
+        model.predict(tf.tensor(x.subarray(0, n * width), [n, ...inputShape]), {
+          batchSize: Math.max(1, n),
+        }) as tf.Tensor,
     );
     const probs = output.dataSync() as Float32Array;
     output.dispose();
