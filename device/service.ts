@@ -6,10 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
 import type { Refusal } from '../shared/dataset/readings.ts';
 import { EdgeloopError, errorMessage } from '../shared/errors.ts';
-import type { RawRow } from '../shared/preprocess.ts';
 import type {
   DeviceState,
   DeviceStatus,
@@ -26,37 +24,23 @@ import { ModelUpdates } from './model/updates.ts';
 import { createMqttLink, type MqttLink } from './platform/connection.ts';
 import { enterStep } from './platform/crash.ts';
 import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './platform/disk.ts';
-import { iotCredentialsProvider } from './platform/iot-credentials.ts';
+import { SourceDiskGate } from './platform/disk-gate.ts';
+import { deviceS3Client } from './platform/s3-client.ts';
 import { AnomalyEventLog } from './results/anomaly-events.ts';
 import type { BatcherOptions } from './results/batcher.ts';
-import {
-  chunkView,
-  type HardExampleOptions,
-  HardExampleSampler,
-  resultsView,
-  type SampleView,
-} from './results/hard-examples.ts';
+import { type HardExampleOptions, HardExampleSampler, hardExampleTaps } from './results/hard-examples.ts';
 import { Outbox, type OverflowPolicy } from './results/outbox.ts';
 import { Publisher } from './results/publisher.ts';
 import { ResultStream } from './results/result-writer.ts';
 import { DEFAULT_SUMMARY_INTERVAL_MS } from './results/summary-batcher.ts';
-import { readSource } from './sources/read-source.ts';
+import { SourceRun } from './sources/read-source.ts';
 import { Refusals } from './sources/refusals.ts';
-import {
-  type ClassifiedChunk,
-  type InferServer,
-  loadCsvFile,
-  type SourceSpec,
-  startInferServer,
-} from './sources/sources.ts';
+import { type InferServer, loadCsvFile, type SourceSpec, startInferServer } from './sources/sources.ts';
 import { answerWindowHttp, LiveWindows } from './sources/window-sources.ts';
-import type { SeriesLimits, SeriesStats, WindowResult } from './sources/window-stream.ts';
-import { type DeviceSnapshot, StatusReporter, waitForSnapshot } from './status.ts';
+import type { SeriesLimits, SeriesStats } from './sources/window-stream.ts';
+import { DeviceProgress, type DeviceSnapshot, StatusReporter, waitForSnapshot } from './status.ts';
 
 export type { SourceSpec } from './sources/sources.ts';
-
-/** How often the disk is looked at when no source asks (see diskTimer). */
-const DISK_CHECK_MS = 1_000;
 
 export interface DeviceOptions {
   thing: string;
@@ -177,35 +161,14 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const bootId = randomUUID().slice(0, 8);
   let state: DeviceState = 'starting';
   let lastError: DeviceStatus['lastError'] = null;
-  let produced = 0;
-  let published = 0;
-  let publishedBytes = 0;
-  let position = outbox.csvNext;
   let stopped = false;
-  let sourceDone = o.source === undefined || o.source.kind === 'none';
-  let finishedFlag = false;
   let httpSeq = 0;
   let server: InferServer | undefined;
   let versionAtStop: number | undefined;
   /** Release notices to the serving model (made once the stored model was tried). */
   let updates: ModelUpdates | undefined;
 
-  const s3 = new S3Client({
-    region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
-    ...(o.s3Endpoint
-      ? {
-          endpoint: o.s3Endpoint,
-          forcePathStyle: true,
-          credentials: {
-            accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'S3RVER',
-            secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'S3RVER',
-          },
-        }
-      : {}),
-    ...(o.credentialsProvider && o.tls
-      ? { credentials: iotCredentialsProvider({ ...o.credentialsProvider, thing: o.thing, tls: o.tls }) }
-      : {}),
-  });
+  const s3 = deviceS3Client(o);
 
   const hardExamples = o.hardExamples
     ? await HardExampleSampler.open({
@@ -217,22 +180,11 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
         log,
       })
     : undefined;
-  const sample = (view: SampleView) => {
-    const serving = engine.serving;
-    if (hardExamples && serving) hardExamples.offer(view, serving.manifest);
-  };
-  const onClassified = hardExamples
-    ? (chunk: ClassifiedChunk) => sample(chunkView(o.thing, chunk))
-    : undefined;
-  const onWindowResults = hardExamples
-    ? (results: readonly WindowResult[]) => {
-        const serving = engine.serving;
-        if (serving) hardExamples.offerWindows(results, serving.manifest);
-      }
-    : undefined;
-  const onInferred = hardExamples
-    ? (rows: readonly RawRow[], results: readonly InferenceResult[]) => sample(resultsView(rows, results))
-    : undefined;
+  const { onClassified, onWindowResults, onInferred } = hardExampleTaps(
+    o.thing,
+    hardExamples,
+    () => engine.serving?.manifest,
+  );
 
   const link: MqttLink = createMqttLink({
     clientId: o.thing,
@@ -256,7 +208,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     (accepted, _count, bytes) => {
       disk.wrote(bytes);
       if (accepted) publisher.kick();
-      checkFinished();
+      progress.check();
     },
     (fault) => {
       if (fault) log(`results held in memory: the outbox write failed with ${fault}`);
@@ -272,44 +224,28 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     model: o.model,
     link,
     log,
-    onSent: () => checkFinished(),
+    onSent: () => progress.check(),
   });
   batcher.setTap(anomalyEvents);
+  const progress = new DeviceProgress(
+    outbox.csvNext,
+    o.source !== undefined && o.source.kind !== 'none',
+    () => outbox.depth === 0 && batcher.backlog === 0 && anomalyEvents.status().unsent === 0,
+    () => {
+      statusChanged();
+      events.emit('finished');
+    },
+  );
 
-  // --- the disk: the source pauses before it fills and resumes once the outbox drained ---
-  /** Results a storage fault holds are written again as soon as the disk has room for them. */
-  const retryHeld = () => {
-    if (batcher.storageFault && disk.freeBytes - batcher.heldBytes >= disk.reserveBytes) batcher.retry();
-  };
-  const sourceGate = () =>
-    disk.waitForRoom(
-      () => batcher.inHandBytes,
-      () => stopped,
-      retryHeld,
-    );
-  const diskLine = () => {
-    const { state, freeBytes, reserveBytes } = disk.report();
-    return `disk ${state}: ${freeBytes} bytes free (reserve ${reserveBytes})`;
-  };
-  let wasPaused = disk.sourcePaused;
-  if (wasPaused)
-    log(`${diskLine()}; the source waits until the ${outbox.depthResults} results in the outbox drained`);
-  disk.onChange(() => {
-    const pause = disk.lastPause;
-    if (disk.sourcePaused && !wasPaused)
-      log(`${diskLine()}; source paused with ${outbox.depthResults} results stored in the outbox`);
-    else if (!disk.sourcePaused && wasPaused && pause?.resumedAt !== undefined)
-      log(
-        `${diskLine()}; source resumed after ${pause.resumedAt - pause.pausedAt} ms paused${
-          pause.freeingAt !== undefined
-            ? ` (${pause.resumedAt - pause.freeingAt} ms after the disk began to free)`
-            : ''
-        }`,
-      );
-    wasPaused = disk.sourcePaused;
-    const { state } = disk;
-    if (state === 'ok' || state === 'low') updates?.retryDeferred();
-    statusChanged();
+  // The source pauses before the disk fills and resumes once the outbox drained.
+  const diskGate = new SourceDiskGate(disk, batcher, {
+    outboxResults: () => outbox.depthResults,
+    stopped: () => stopped,
+    log,
+    onChange: (state) => {
+      if (state === 'ok' || state === 'low') updates?.retryDeferred();
+      statusChanged();
+    },
   });
 
   /** Serves a model: the engine predicts with it, and summary mode counts with its threshold. */
@@ -340,12 +276,12 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       lastError,
       disk: disk.report(),
       connected: link.connected,
-      produced,
-      published,
-      publishedBytes,
-      position,
+      produced: progress.produced,
+      published: progress.published,
+      publishedBytes: progress.publishedBytes,
+      position: progress.position,
       outboxResults: outbox.depthResults,
-      finished: finishedFlag,
+      finished: progress.finished,
       httpPort: server?.port,
       ...(refusals.total > 0 ? { refused: refusals.report() } : {}),
       ...(outbox.quarantined > 0 ? { quarantined: outbox.quarantined } : {}),
@@ -380,19 +316,9 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     statusChanged();
   }
 
-  function checkFinished() {
-    if (finishedFlag || !sourceDone || o.source === undefined || o.source.kind === 'none') return;
-    if (outbox.depth === 0 && batcher.backlog === 0 && anomalyEvents.status().unsent === 0) {
-      finishedFlag = true;
-      statusChanged();
-      events.emit('finished');
-    }
-  }
   publisher.on('published', ({ count, bytes }: { count: number; bytes: number }) => {
-    published += count;
-    publishedBytes += bytes;
     events.emit('published', { count, bytes });
-    checkFinished();
+    progress.acknowledged(count, bytes);
   });
   publisher.on('error', (message: string) => log(message));
 
@@ -433,7 +359,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const refuseFrom = (name: string) => (refusal: Refusal, reading: unknown) =>
     refusals.refuse(refusal, name, reading);
   const onHttpResult = (result: InferenceResult, version: number) => {
-    produced++;
+    progress.produced++;
     batcher.add(version, [result]);
   };
   if (o.httpPort !== undefined) {
@@ -461,17 +387,17 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
     if (engine.version) resolve();
     else events.once('model', () => resolve());
   });
-  let sourceRun: Promise<void> = Promise.resolve();
-  /** A source is reading (it asks the disk itself before each chunk). */
-  let sourceRunning = false;
   const source = o.source;
-  if (source && source.kind !== 'none') {
-    const csvRows = source.kind === 'csv' ? loadCsvFile(source.file) : undefined;
-    sourceRun = modelReady
-      .then(async () => {
-        if (stopped) return;
-        sourceRunning = true;
-        await readSource(source, csvRows, position, {
+  const sourceRun =
+    source && source.kind !== 'none'
+      ? new SourceRun(source, source.kind === 'csv' ? loadCsvFile(source.file) : undefined, {
+          modelReady,
+          position: () => progress.position,
+          onEnded: () => progress.sourceEnded(),
+          onFailed: (reason) => {
+            log(`source failed: ${reason}`);
+            events.emit('error', { step: 'load', reason: `source failed: ${reason}` });
+          },
           thing: o.thing,
           stateDir: o.stateDir,
           signal: stopSignal.signal,
@@ -482,44 +408,30 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
           batcher,
           labelColumn,
           stopped: () => stopped,
-          gate: sourceGate,
-          gateOpen: () => disk.sourceMayRun(batcher.inHandBytes),
+          gate: () => diskGate.wait(),
+          gateOpen: () => diskGate.mayRun(),
           log,
           stdin: () => (o.stdin ?? process.stdin) as NodeJS.ReadableStream & import('node:stream').Readable,
           stdout: o.stdout ?? ((line) => process.stdout.write(`${line}\n`)),
           ...(o.series ? { series: o.series } : {}),
           onProduced: (count) => {
-            produced += count;
+            progress.produced += count;
           },
           onPosition: (next) => {
-            position = next;
+            progress.position = next;
           },
           refuse: refuseFrom,
           onWindowStream: (stream) => liveWindows.push(stream),
           ...(onClassified ? { onClassified } : {}),
           ...(onInferred ? { onInferred } : {}),
           ...(onWindowResults ? { onWindowResults } : {}),
-        });
-        sourceRunning = false;
-        // The last batches may wait for the disk: a stop must not wait with them.
-        await batcher.flush(true);
-        while (batcher.storageFault && !stopped) await sourceGate().then(() => batcher.flush(true));
-        if (!stopped) {
-          sourceDone = true;
-          checkFinished();
-        }
-      })
-      .catch((error: unknown) => {
-        sourceRunning = false;
-        log(`source failed: ${errorMessage(error)}`);
-        events.emit('error', { step: 'load', reason: `source failed: ${errorMessage(error)}` });
-      });
-  }
+        })
+      : undefined;
   const finished = new Promise<void>((resolve) => {
-    if (finishedFlag) resolve();
+    if (progress.finished) resolve();
     else events.once('finished', () => resolve());
   });
-  checkFinished();
+  progress.check();
 
   // --- connection ------------------------------------------------------------------------
   link.on('connected', () => {
@@ -538,15 +450,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   publisher.start();
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
   status.start(o.statusIntervalMs ?? 15_000);
-  // The disk's figures and pause stay current without a source asking (POST /infer only,
-  // or a source that has finished), and held results are retried once there is room.
-  const diskTimer = setInterval(() => {
-    void disk.refresh().then(() => {
-      if (!sourceRunning) disk.sourceMayRun(batcher.inHandBytes);
-      retryHeld();
-    });
-  }, DISK_CHECK_MS);
-  diskTimer.unref();
+  diskGate.start(() => sourceRun?.running ?? false);
   enterStep('serve');
 
   let stopping: Promise<void> | undefined;
@@ -557,8 +461,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       stopSignal.abort();
       releaseModelWait();
       status.stopTimer();
-      clearInterval(diskTimer);
-      await sourceRun;
+      diskGate.stop();
+      await sourceRun?.done;
       await batcher.flush(true).catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
       await anomalyEvents.stop();
       await updates?.settled();

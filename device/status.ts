@@ -27,6 +27,48 @@ export interface DeviceSnapshot extends DeviceStatus {
   httpPort: number | undefined;
 }
 
+/**
+ * What the device has done, as the status reports it, and whether a limited source (a file
+ * with --limit, stdin) is finished: all read, and every result and event acknowledged. A
+ * device without such a source is never finished.
+ */
+export class DeviceProgress {
+  produced = 0;
+  published = 0;
+  publishedBytes = 0;
+  finished = false;
+  private sourceDone = false;
+
+  constructor(
+    /** Where the CSV source stands. */
+    public position: number,
+    private readonly limited: boolean,
+    /** Nothing waits to be stored or sent. */
+    private readonly drained: () => boolean,
+    private readonly onFinished: () => void,
+  ) {}
+
+  /** A batch of `count` results (`bytes` on the wire) was acknowledged. */
+  acknowledged(count: number, bytes: number): void {
+    this.published += count;
+    this.publishedBytes += bytes;
+    this.check();
+  }
+
+  /** The source read all it will read (and its last results are stored). */
+  sourceEnded(): void {
+    this.sourceDone = true;
+    this.check();
+  }
+
+  /** Finished, once the source ended and everything drained. */
+  check(): void {
+    if (this.finished || !this.limited || !this.sourceDone || !this.drained()) return;
+    this.finished = true;
+    this.onFinished();
+  }
+}
+
 /** What goes on the status topic: the snapshot without what only this process knows. */
 export function statusMessage(snapshot: DeviceSnapshot): DeviceStatus {
   const {

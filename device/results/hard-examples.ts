@@ -157,6 +157,34 @@ interface Pending {
   lines: string[];
 }
 
+/**
+ * Where the sources hand their answers to the sampler (none without one): row chunks of the
+ * CSV replay, windows, and results of stdin and POST /infer, judged by the serving model.
+ */
+export function hardExampleTaps(
+  thing: string,
+  sampler: HardExampleSampler | undefined,
+  serving: () => Manifest | undefined,
+): {
+  onClassified?: (chunk: ClassifiedChunk) => void;
+  onWindowResults?: (results: readonly WindowResult[]) => void;
+  onInferred?: (rows: readonly RawRow[], results: readonly InferenceResult[]) => void;
+} {
+  if (!sampler) return {};
+  const sample = (view: SampleView) => {
+    const manifest = serving();
+    if (manifest) sampler.offer(view, manifest);
+  };
+  return {
+    onClassified: (chunk) => sample(chunkView(thing, chunk)),
+    onWindowResults: (results) => {
+      const manifest = serving();
+      if (manifest) sampler.offerWindows(results, manifest);
+    },
+    onInferred: (rows, results) => sample(resultsView(rows, results)),
+  };
+}
+
 export class HardExampleSampler {
   private readonly maxPerMinute: number;
   private readonly maxRows: number;

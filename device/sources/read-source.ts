@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Reading, Refusal } from '../../shared/dataset/readings.ts';
+import { errorMessage } from '../../shared/errors.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, SourceStatus } from '../../shared/schemas.ts';
 import type { Engine } from '../model/engine.ts';
@@ -123,5 +124,44 @@ export async function readSource(
       refuse: ctx.refuse('stdin'),
       ...(ctx.onInferred ? { onInferred: ctx.onInferred } : {}),
     });
+  }
+}
+
+/**
+ * The device's source, run once a model serves (`modelReady`): read from `position()` to its
+ * end, its limit or the device's stop; then its last results are made durable, waiting for
+ * the disk while a storage fault holds them (a stop does not wait with them).
+ */
+export class SourceRun {
+  /** Reading now (the source asks the disk gate itself before each chunk). */
+  running = false;
+  readonly done: Promise<void>;
+
+  constructor(
+    source: Exclude<SourceSpec, { kind: 'none' }>,
+    csvRows: readonly Reading[] | undefined,
+    ctx: SourceContext & {
+      modelReady: Promise<void>;
+      position: () => number;
+      /** The source read all it will read and its results are stored. */
+      onEnded: () => void;
+      onFailed: (reason: string) => void;
+    },
+  ) {
+    this.done = ctx.modelReady
+      .then(async () => {
+        if (ctx.stopped()) return;
+        this.running = true;
+        await readSource(source, csvRows, ctx.position(), ctx);
+        this.running = false;
+        await ctx.batcher.flush(true);
+        while (ctx.batcher.storageFault && !ctx.stopped())
+          await ctx.gate().then(() => ctx.batcher.flush(true));
+        if (!ctx.stopped()) ctx.onEnded();
+      })
+      .catch((error: unknown) => {
+        this.running = false;
+        ctx.onFailed(errorMessage(error));
+      });
   }
 }
