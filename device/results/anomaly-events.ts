@@ -24,7 +24,7 @@ import { topicFor } from '../../shared/topology.ts';
 import type { MqttLink } from '../platform/connection.ts';
 import { readJson, replaceFileAtomic } from '../platform/durable.ts';
 import { roundValue } from './result-encoding.ts';
-import type { ReplayChunk } from './result-writer-protocol.ts';
+import type { ReplayChunk } from './result-writer.ts';
 
 const OPEN_FILE = 'open.json';
 /** How long a failed send waits before it is tried again (a reconnect tries at once). */

@@ -10,7 +10,7 @@
  * that long before its batch may be sent.
  *
  * It keeps no index: the Outbox adopts each batch once it is durable. The device runs its
- * log in the result writer, the Outbox (and tests) may run one of their own.
+ * log in its ResultStream (result-writer.ts), the Outbox (and tests) may run one of their own.
  *
  * A storage fault (ENOSPC, EDQUOT, EIO, EROFS; see disk.ts) does not fail the group: its temp
  * file is removed, the group is held in memory (its batches keep their seqs and ids) and is

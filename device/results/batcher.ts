@@ -2,7 +2,7 @@
  * Results -> batches: the ResultBatcher cuts batches by size (under IoT Core's 128 KB
  * message limit, with headroom, counted in exact UTF-8 bytes) and count and age, and hands
  * each one to a sink that makes it durable (the outbox's BatchLog) before it may be sent.
- * It runs in the device's result writer; tests run it over an Outbox.
+ * It runs in the device's ResultStream (result-writer.ts); tests run it over an Outbox.
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';

@@ -8,7 +8,7 @@
  *
  * fsync policy: a batch may be published only once it is durable. The BatchLog writes
  * the files (group commit, see batch-log.ts) and the outbox adopts each batch once it is
- * durable: through its own log (`append`) or from the device's result writer (`adopt`).
+ * durable: through its own log (`append`) or from the device's ResultStream (`adopt`).
  * A power cut can then lose only readings not yet in a batch, and those are read again
  * because the resume position never passes a durable batch.
  *

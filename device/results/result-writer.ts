@@ -1,15 +1,15 @@
 /**
- * The device's results on their way to the outbox. One result writer per process (shared by
- * every device of a fleet-sim, result-writer-core.ts) turns each classified chunk into result
- * JSON, cuts batches and makes them durable; each durable batch comes back to its stream's
- * Outbox, which applies the overflow policy, publishes it and deletes it after the PUBACK.
+ * The device's results on their way to the outbox: a ResultStream turns each classified chunk
+ * into result JSON (or summary cells), cuts batches and makes them durable (BatchLog, and the
+ * open batch's journal); each durable batch goes to the stream's Outbox, which applies the
+ * overflow policy, publishes it and deletes it after the PUBACK.
  *
  * It runs on the main thread. It once ran on a worker thread of its own, bundled with esbuild
  * at run time: the live bench (bench/device-live.ts) read the same CPU per result either way,
- * and the thread cost some 30-40 MB of RSS, so it went.
+ * and the thread cost some 30-40 MB of RSS, so it went (and with it the messages it spoke).
  *
  * The guarantees: a batch is published only once durable, and the CSV resume position only
- * ever comes from durable batches, so a crash loses no reading whatever the writer had in hand.
+ * ever comes from durable batches, so a crash loses no reading whatever the stream had in hand.
  */
 import { DEFAULT_LOW_CONFIDENCE } from '../../shared/aggregation/aggregate.ts';
 import {
@@ -17,15 +17,28 @@ import {
   type Histogram,
   percentileFromHistogram,
 } from '../../shared/aggregation/histogram.ts';
+import { errorMessage } from '../../shared/errors.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';
-import type { BatcherOptions } from './batcher.ts';
+import { type BatchInput, BatchLog, type StoredBatch } from './batch-log.ts';
+import { type BatcherOptions, ResultBatcher } from './batcher.ts';
 import type { Outbox } from './outbox.ts';
-import { encodeResultObjects, type ResultChunk } from './result-encoding.ts';
-import { createResultWriter } from './result-writer-core.ts';
-import type { FromWriter, ReplayChunk, ToWriter } from './result-writer-protocol.ts';
-import type { SummaryBatcherOptions } from './summary-batcher.ts';
+import {
+  encodeResultObjects,
+  type ReplayClassified,
+  ReplayEncoder,
+  type ResultChunk,
+  replayResultReader,
+} from './result-encoding.ts';
+import { SummaryBatcher, type SummaryBatcherOptions } from './summary-batcher.ts';
 
-export type { ReplayChunk } from './result-writer-protocol.ts';
+/** A CSV replay chunk as the model classified it: readings first .. first + best.length - 1. */
+export interface ReplayChunk extends ReplayClassified {
+  version: number;
+  first: number;
+  ts: number;
+  /** The CSV position after the chunk. */
+  csvNext: number;
+}
 
 /**
  * Buckets of the durable latency: 5% wide from 0.1 ms (to about half an hour), so a
@@ -33,13 +46,8 @@ export type { ReplayChunk } from './result-writer-protocol.ts';
  */
 const DURABLE_EDGES_MS: readonly number[] = [0, ...Array.from({ length: 200 }, (_, i) => 0.1 * 1.05 ** i)];
 
-/** Results handed to the writer but not durable yet, before a source waits. */
+/** Results handed over but not durable yet, before a source waits. */
 const MAX_UNSTORED_RESULTS = 16_384;
-
-/** The process's one result writer, and the streams it writes for. */
-const streams = new Map<number, ResultStream>();
-let nextStreamId = 1;
-const writer = createResultWriter((message: FromWriter) => streams.get(message.stream)?.receive(message));
 
 /** Sees every result handed over, in the order handed (an anomaly model's event rule). */
 export interface ResultTap {
@@ -53,18 +61,21 @@ export interface ResultTap {
  * overflow policy refused it).
  */
 export class ResultStream {
-  private readonly id: number;
-  /** Results handed to the writer, and those of them in durable batches. */
+  /** Results handed over, and those of them in durable batches. */
   private handed = 0;
   private stored = 0;
-  /** Summary mode: results the writer has folded into cells (they hold no memory then). */
+  /** Summary mode: results folded into cells (they hold no memory then). */
   private folded = 0;
   private failure: Error | undefined;
   private readonly wakeups: (() => void)[] = [];
-  private readonly answers = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
-  private nextToken = 0;
   private closed = false;
-  /** The storage fault holding batches in the writer, while it lasts. */
+  private readonly log: BatchLog;
+  private readonly encoder: ReplayEncoder;
+  /** Detail batches (results as JSON), or in summary mode per-minute cells. */
+  private readonly batcher: ResultBatcher | SummaryBatcher;
+  /** The CSV source's truth column, one entry per file row ('' for none). */
+  private truths: readonly string[] = [];
+  /** The storage fault holding batches in memory, while it lasts. */
   private heldFault: string | undefined;
   private faultHeldBytes = 0;
   /** Stored bytes and results so far: what a result costs on disk, for the disk gate. */
@@ -104,18 +115,26 @@ export class ResultStream {
     private readonly onJournalFault: (message: string) => void = () => undefined,
   ) {
     this.summary = options.summary !== undefined;
-    this.id = nextStreamId++;
-    streams.set(this.id, this);
-    writer({
-      type: 'open',
-      stream: this.id,
-      dir: outbox.dir,
-      nextSeq: outbox.handOverWriting(),
-      thing: options.thing,
-      model: options.model,
-      batch: options.batch ?? {},
-      ...(options.summary ? { summary: options.summary } : {}),
+    this.log = new BatchLog(outbox.dir, outbox.handOverWriting(), ({ fault, heldBytes }) => {
+      this.heldFault = fault;
+      this.faultHeldBytes = heldBytes;
+      this.onStorage(fault, heldBytes);
     });
+    const sink = {
+      append: async (input: BatchInput) => {
+        this.storedBatch(await this.log.append(input));
+        return true; // the Outbox applies the overflow policy when it adopts the batch
+      },
+      flush: () => this.log.flush(),
+    };
+    this.encoder = new ReplayEncoder(options.thing);
+    this.batcher = options.summary
+      ? new SummaryBatcher(sink, options.model, options.summary)
+      : new ResultBatcher(sink, options.model, () => undefined, options.batch ?? {}, {
+          dir: outbox.dir,
+          journalled: (from, to) => this.journalled(from, to),
+          fault: (message) => this.onJournalFault(message),
+        });
   }
 
   /** From now on `tap` sees every result handed over. */
@@ -132,7 +151,7 @@ export class ResultStream {
     return this.lowConfidence.get(version) ?? DEFAULT_LOW_CONFIDENCE;
   }
 
-  /** Summary mode: results are folded into per-minute cells in the writer, as objects. */
+  /** Summary mode: results are folded into per-minute cells, as objects. */
   get folds(): boolean {
     return this.summary;
   }
@@ -142,12 +161,12 @@ export class ResultStream {
     return this.handed - this.stored;
   }
 
-  /** The storage fault holding results in memory in the writer, if any. */
+  /** The storage fault holding results in memory, if any. */
   get storageFault(): string | undefined {
     return this.heldFault;
   }
 
-  /** Bytes of results a storage fault holds in memory in the writer. */
+  /** Bytes of results a storage fault holds in memory. */
   get heldBytes(): number {
     return this.heldFault ? this.faultHeldBytes : 0;
   }
@@ -162,37 +181,47 @@ export class ResultStream {
     return Math.ceil(this.backlog * this.bytesPerResult);
   }
 
-  /** The disk has room again: the writer writes what it holds now. */
+  /** The disk has room again: what a storage fault held is written now. */
   retry(): void {
-    if (this.heldFault) writer({ type: 'retry', stream: this.id });
+    if (this.heldFault) this.log.retry();
   }
 
   /** The CSV source's truth column, one entry per file row ('' for none). */
   setTruths(truths: readonly string[]): void {
-    this.send({ type: 'truths', stream: this.id, truths });
+    this.truths = truths;
   }
 
-  /** A classified CSV replay chunk; its results are encoded in the writer. */
+  /** A classified CSV replay chunk: its results are encoded here (summary mode: folded). */
   addReplay(chunk: ReplayChunk): void {
-    this.handed += chunk.best.length;
-    this.arrived(chunk.best.length, chunk.latencyMs);
-    this.send({ type: 'replay', stream: this.id, chunk, lowConfidence: this.lowConfidenceOf(chunk.version) });
+    const n = chunk.best.length;
+    this.handed += n;
+    this.arrived(n, chunk.latencyMs);
+    this.write(() => {
+      const { batcher } = this;
+      if (batcher instanceof SummaryBatcher) {
+        const resultAt = replayResultReader(chunk.first, chunk, this.truths, chunk.ts);
+        batcher.addEach(chunk.version, this.lowConfidenceOf(chunk.version), n, resultAt, chunk.csvNext);
+        this.foldedMore(n);
+      } else
+        batcher.addEncoded(
+          chunk.version,
+          this.encoder.encode(chunk.first, n, chunk, this.truths, chunk.ts),
+          chunk.csvNext,
+        );
+    });
     this.tap?.replay(chunk);
   }
 
   /** Results made on this thread (stdin, /infer), by one model version. */
   add(version: number, results: readonly InferenceResult[], csvNext?: number): void {
     this.tap?.results(version, results);
-    if (this.summary) {
+    const { batcher } = this;
+    if (batcher instanceof SummaryBatcher) {
       this.handed += results.length;
       for (const result of results) this.arrived(1, result.latencyMs);
-      this.send({
-        type: 'results',
-        stream: this.id,
-        version,
-        lowConfidence: this.lowConfidenceOf(version),
-        results: [...results],
-        ...(csvNext !== undefined ? { csvNext } : {}),
+      this.write(() => {
+        batcher.add(version, this.lowConfidenceOf(version), results, csvNext);
+        this.foldedMore(results.length);
       });
       return;
     }
@@ -209,18 +238,15 @@ export class ResultStream {
     this.handed += chunk.count;
     if (latenciesMs) for (const latencyMs of latenciesMs) this.arrived(1, latencyMs);
     else this.arrived(chunk.count, 0);
-    this.send({
-      type: 'encoded',
-      stream: this.id,
-      version,
-      chunk,
-      ...(csvNext !== undefined ? { csvNext } : {}),
+    this.write(() => {
+      if (this.batcher instanceof SummaryBatcher) throw new Error('a summary stream takes results, not JSON');
+      this.batcher.addEncoded(version, chunk, csvNext);
     });
   }
 
   /**
    * Resolves once few enough results wait to be stored (backpressure for fast sources). In
-   * summary mode a result is off the writer's hands once folded into a cell, which may wait
+   * summary mode a result is off the stream's hands once folded into a cell, which may wait
    * a whole interval for its batch: waiting for that would stall a fast source.
    */
   async drain(max = MAX_UNSTORED_RESULTS): Promise<void> {
@@ -235,48 +261,51 @@ export class ResultStream {
    * CSV readings are read again after a restart, the resume position being durable only).
    */
   async flush(orHeld = false): Promise<void> {
-    await this.ask('flush', orHeld);
+    if (this.failure) throw this.failure;
+    await this.settle(async () => {
+      // A held batch never resolves its append until the disk has room: `orHeld` returns before.
+      if (orHeld) {
+        this.batcher.cut();
+        await this.log.flush(true);
+      } else await this.batcher.flush();
+    });
     await this.outbox.flush();
   }
 
-  /** Flushes, then lets the writer forget this stream. */
+  /** Flushes and takes no more results; closing while the disk holds batches gives them up. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    try {
-      await this.ask('close');
-      await this.outbox.flush();
-    } finally {
-      streams.delete(this.id);
-    }
+    if (this.failure) throw this.failure;
+    if (this.log.holding) {
+      this.batcher.cut();
+      // Their CSV readings are read again after a restart (BatchLog.abandon).
+      this.log.abandon('the result stream closed while the disk was full');
+    } else await this.settle(() => this.batcher.flush());
+    await this.outbox.flush();
   }
 
-  receive(message: FromWriter): void {
-    if (message.type === 'folded') {
-      this.folded += message.count;
-      for (const wake of this.wakeups.splice(0)) wake();
-    } else if (message.type === 'stored') {
-      const { batch } = message;
-      const accepted = this.outbox.adopt(batch);
-      this.stored += batch.count;
-      this.durableUpTo(this.stored);
-      this.storedBytes += batch.bytes;
-      this.storedResults += batch.count;
-      for (const wake of this.wakeups.splice(0)) wake();
-      this.onPersisted(accepted, batch.count, batch.bytes);
-    } else if (message.type === 'journalled') {
-      if (message.from <= this.durableThrough) this.durableUpTo(message.to);
-      else this.journalledAhead.push({ from: message.from, to: message.to });
-    } else if (message.type === 'journal-fault') {
-      this.onJournalFault(message.message);
-    } else if (message.type === 'storage') {
-      this.heldFault = message.fault;
-      this.faultHeldBytes = message.heldBytes;
-      this.onStorage(this.heldFault, this.faultHeldBytes);
-    } else if (message.type === 'done' && !message.error) {
-      this.answers.get(message.token)?.resolve();
-      this.answers.delete(message.token);
-    } else if (message.error) this.fail(message.error); // the writer's failures are sticky
+  /** A batch is durable in the outbox's directory. */
+  private storedBatch(batch: StoredBatch) {
+    const accepted = this.outbox.adopt(batch);
+    this.stored += batch.count;
+    this.durableUpTo(this.stored);
+    this.storedBytes += batch.bytes;
+    this.storedResults += batch.count;
+    for (const wake of this.wakeups.splice(0)) wake();
+    this.onPersisted(accepted, batch.count, batch.bytes);
+  }
+
+  /** Results [from, to) of those handed over are durable in the open batch's journal. */
+  private journalled(from: number, to: number) {
+    if (from <= this.durableThrough) this.durableUpTo(to);
+    else this.journalledAhead.push({ from, to });
+  }
+
+  /** Summary mode: `count` more results are folded into the open cells. */
+  private foldedMore(count: number) {
+    this.folded += count;
+    for (const wake of this.wakeups.splice(0)) wake();
   }
 
   /** `count` results handed over now, of readings that arrived `latencyMs` before the predict ended. */
@@ -332,26 +361,26 @@ export class ResultStream {
   fail(reason: string): void {
     this.failure ??= new Error(reason);
     for (const wake of this.wakeups.splice(0)) wake();
-    for (const answer of this.answers.values()) answer.reject(this.failure);
-    this.answers.clear();
   }
 
-  private ask(type: 'flush' | 'close', orHeld = false): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    const token = this.nextToken++;
-    return new Promise((resolve, reject) => {
-      this.answers.set(token, { resolve, reject });
-      writer(
-        type === 'flush' && orHeld
-          ? { type, stream: this.id, token, orHeld }
-          : { type, stream: this.id, token },
-      );
-    });
-  }
-
-  private send(message: ToWriter) {
+  /** Hands results to the batcher; a failure there is sticky (every call after it throws). */
+  private write(add: () => void) {
     if (this.failure) throw this.failure;
     if (this.closed) throw new Error('the result stream is closed');
-    writer(message);
+    try {
+      add();
+    } catch (error) {
+      this.fail(errorMessage(error));
+    }
+  }
+
+  /** Waits for the batcher or log; a failure there fails the stream. */
+  private async settle(run: () => Promise<void>) {
+    try {
+      await run();
+    } catch (error) {
+      this.fail(errorMessage(error));
+      throw this.failure;
+    }
   }
 }
