@@ -10,6 +10,7 @@
  * drift, a stuck sensor, a noise burst, and a broken correlation (pressure no longer
  * follows flow, as with a leak). `faults` lists where each went, for scoring events.
  */
+import { VIBRATION_CHANNELS, vibrationMachine, vibrationSignal } from './timeseries/vibration-dataset.ts';
 import { gaussian, seededRandom } from './training/random.ts';
 
 export const PUMP_CHANNELS = ['flow', 'pressure', 'current', 'temp', 'vibration'] as const;
@@ -17,10 +18,11 @@ export type PumpChannel = (typeof PUMP_CHANNELS)[number];
 export type FaultKind = 'spike' | 'drift' | 'stuck' | 'noise' | 'decoupled';
 export const FAULT_KINDS: readonly FaultKind[] = ['spike', 'drift', 'stuck', 'noise', 'decoupled'];
 
-export interface InjectedFault {
-  pump: string;
-  kind: FaultKind;
-  channel: PumpChannel;
+export interface InjectedFault<Kind extends string = FaultKind> {
+  /** The machine (the file's series column). */
+  series: string;
+  kind: Kind;
+  channel: string;
   /** Epoch ms of the first and last faulty reading. */
   start: number;
   end: number;
@@ -71,22 +73,15 @@ export function generatePumpCsv(options: PumpDataOptions = {}): { csv: string; f
     const own = seededRandom(7919 * number);
     const gain = { pressure: 2 + own(), current: 0.8 + own() * 0.4, vibration: 1 + own() };
     const phase = own() * 2 * Math.PI;
-    const planned: InjectedFault[] = [];
-    const length = options.faults?.minutes ?? 60;
-    const perPump = options.faults?.perPump ?? 0;
-    for (let f = 0; f < perPump; f++) {
-      const kind = FAULT_KINDS[(p * perPump + f) % FAULT_KINDS.length] as FaultKind;
-      // Spread over the day, apart from each other.
-      const slot = Math.floor(minutes / perPump);
-      const at = f * slot + Math.floor(random() * Math.max(1, slot - length));
-      planned.push({
-        pump,
-        kind,
-        channel: CHANNEL_OF[kind],
-        start: start + at * 60_000,
-        end: start + (at + length - 1) * 60_000,
-      });
-    }
+    const planned = planFaults(pump, p, options.faults?.perPump ?? 0, {
+      steps: minutes,
+      length: options.faults?.minutes ?? 60,
+      stepMs: 60_000,
+      start,
+      kinds: FAULT_KINDS,
+      channelOf: CHANNEL_OF,
+      random,
+    });
     faults.push(...planned);
     // Every file is a stretch of running operation: the bearing starts warm, at its steady
     // state for the first reading's current (a cold start in every file is a transient that
@@ -117,6 +112,116 @@ export function generatePumpCsv(options: PumpDataOptions = {}): { csv: string; f
       lines.push(
         `${ts},${pump},${flow.toFixed(2)},${pressure.toFixed(3)},${current.toFixed(2)},${reading.toFixed(2)},${vibration.toFixed(3)}`,
       );
+    }
+  }
+  return { csv: `${lines.join('\n')}\n`, faults };
+}
+
+/**
+ * Where `count` faults of a machine (the `index`-th of its file) go: spread over its `steps`
+ * readings apart from each other, each `length` readings long, kinds in turn across machines.
+ */
+function planFaults<Kind extends string>(
+  series: string,
+  index: number,
+  count: number,
+  o: {
+    steps: number;
+    length: number;
+    stepMs: number;
+    start: number;
+    kinds: readonly Kind[];
+    channelOf: Record<Kind, string>;
+    random: () => number;
+  },
+): InjectedFault<Kind>[] {
+  const slot = Math.floor(o.steps / Math.max(1, count));
+  return Array.from({ length: count }, (_, f) => {
+    const kind = o.kinds[(index * count + f) % o.kinds.length] as Kind;
+    const at = f * slot + Math.floor(o.random() * Math.max(1, slot - o.length));
+    return {
+      series,
+      kind,
+      channel: o.channelOf[kind],
+      start: o.start + at * o.stepMs,
+      end: o.start + (at + o.length - 1) * o.stepMs,
+    };
+  });
+}
+
+/** Faults of a fan: the vibration classifier's fault states, a stuck axis and a noise burst. */
+export type FanFaultKind = 'imbalance' | 'looseness' | 'bearing_wear' | 'stuck' | 'noise';
+export const FAN_FAULT_KINDS: readonly FanFaultKind[] = [
+  'imbalance',
+  'looseness',
+  'bearing_wear',
+  'stuck',
+  'noise',
+];
+export const FAN_CHANNELS = VIBRATION_CHANNELS;
+const FAN_CHANNEL_OF: Record<FanFaultKind, string> = {
+  imbalance: 'ax',
+  looseness: 'ax',
+  bearing_wear: 'ax',
+  stuck: 'ay',
+  noise: 'az',
+};
+
+export interface FanDataOptions {
+  fans?: number;
+  seconds?: number;
+  frequencyHz?: number;
+  /** The measurements' noise (a fan's own speed, gains and noise level come from its number). */
+  seed?: number;
+  firstFan?: number;
+  startMs?: number;
+  /** Faults to inject: `perFan`, each `seconds` long (default 20), at seeded places. */
+  faults?: { perFan: number; seconds?: number };
+}
+
+/**
+ * Fans for anomaly models at 100 Hz, deterministic for a seed: a 3-axis accelerometer per fan
+ * (vibration-dataset.ts's machines in their normal state, humming at the shaft frequency; a
+ * fan is the same fan in every file). Injected faults change a stretch's spectrum on every
+ * axis (imbalance, looseness, bearing wear, as the vibration classifier's states do), freeze
+ * one axis (stuck), or quadruple one axis's noise (noise).
+ */
+export function generateFanCsv(options: FanDataOptions = {}): {
+  csv: string;
+  faults: InjectedFault<FanFaultKind>[];
+} {
+  const random = seededRandom(options.seed ?? 5);
+  const hz = options.frequencyHz ?? 100;
+  const steps = Math.round((options.seconds ?? 600) * hz);
+  const stepMs = 1000 / hz;
+  const start = options.startMs ?? Date.UTC(2026, 10, 2);
+  const lines = [`ts,fan,${FAN_CHANNELS.join(',')}`];
+  const faults: InjectedFault<FanFaultKind>[] = [];
+  for (let f = 0; f < (options.fans ?? 3); f++) {
+    const number = (options.firstFan ?? 0) + f + 1;
+    const fan = `fan-${String(number).padStart(2, '0')}`;
+    const machine = vibrationMachine(seededRandom(104_729 * number));
+    const planned = planFaults(fan, f, options.faults?.perFan ?? 0, {
+      steps,
+      length: Math.round((options.faults?.seconds ?? 20) * hz),
+      stepMs,
+      start,
+      kinds: FAN_FAULT_KINDS,
+      channelOf: FAN_CHANNEL_OF,
+      random,
+    });
+    faults.push(...planned);
+    let stuck: number | undefined;
+    for (let i = 0; i < steps; i++) {
+      const ts = Math.round(start + i * stepMs);
+      const t = i / hz;
+      const fault = planned.find((p) => ts >= p.start && ts <= p.end);
+      const state = fault && fault.kind !== 'stuck' && fault.kind !== 'noise' ? fault.kind : 'normal';
+      const values = vibrationSignal(state, t, machine, random);
+      if (fault?.kind === 'stuck') values[1] = stuck ??= values[1] as number;
+      else stuck = undefined;
+      if (fault?.kind === 'noise') values[2] = (values[2] as number) + 3 * machine.noise * gaussian(random);
+      lines.push(`${ts},${fan},${values.map((v) => v.toFixed(4)).join(',')}`);
     }
   }
   return { csv: `${lines.join('\n')}\n`, faults };

@@ -25,11 +25,29 @@ export interface VibrationOptions {
   startMs?: number;
 }
 
+/** A machine's own shaft speed, axis gains and phases, and noise. */
+export interface VibrationMachine {
+  shaftHz: number;
+  gains: number[];
+  phase: number[];
+  noise: number;
+}
+
+/** A machine drawn from `random` (the same draws in the same order give the same machine). */
+export function vibrationMachine(random: () => number): VibrationMachine {
+  return {
+    shaftHz: 6 + random() * 3,
+    gains: [0.7 + random() * 0.5, 0.7 + random() * 0.5, 0.7 + random() * 0.5],
+    phase: [random() * 6.28, random() * 6.28, random() * 6.28],
+    noise: 0.45 + random() * 0.3,
+  };
+}
+
 /** One machine's reading at time t (s) in a state: 3 axes, about unit RMS, gravity on az. */
-function signal(
+export function vibrationSignal(
   state: (typeof VIBRATION_STATES)[number],
   t: number,
-  machine: { shaftHz: number; gains: number[]; phase: number[]; noise: number },
+  machine: VibrationMachine,
   random: () => number,
 ): number[] {
   const { shaftHz, gains, phase, noise } = machine;
@@ -64,12 +82,7 @@ export function* vibrationLines(options: VibrationOptions = {}): Generator<strin
   yield ['ts', 'machine', ...VIBRATION_CHANNELS, VIBRATION_LABEL].join(',');
   for (let m = 0; m < machines; m++) {
     const name = `m${String((options.firstMachine ?? 0) + m + 1).padStart(2, '0')}`;
-    const machine = {
-      shaftHz: 6 + random() * 3,
-      gains: [0.7 + random() * 0.5, 0.7 + random() * 0.5, 0.7 + random() * 0.5],
-      phase: [random() * 6.28, random() * 6.28, random() * 6.28],
-      noise: 0.45 + random() * 0.3,
-    };
+    const machine = vibrationMachine(random);
     const start = (options.startMs ?? 1_700_000_000_000) + m * 7_919;
     // One dropout (about 0.4 s without readings) somewhere in each machine's stream.
     const dropAt = Math.floor(readings * (0.2 + random() * 0.6));
@@ -84,7 +97,7 @@ export function* vibrationLines(options: VibrationOptions = {}): Generator<strin
       const jitter = period >= 5 ? (random() - 0.5) * 0.2 * period : 0;
       const ts = Math.round(start + i * period + jitter);
       const name_ = VIBRATION_STATES[state] as (typeof VIBRATION_STATES)[number];
-      const values = signal(name_, (ts - start) / 1000, machine, random);
+      const values = vibrationSignal(name_, (ts - start) / 1000, machine, random);
       yield [ts, name, ...values.map((v) => v.toFixed(4)), name_].join(',');
     }
   }

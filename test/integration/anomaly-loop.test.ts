@@ -55,11 +55,11 @@ describe('the anomaly loop on the local stack', () => {
           events.some(
             (e) =>
               e.thing === thing &&
-              e.series === fault.pump &&
+              e.series === fault.series &&
               e.start <= fault.end + 30 * 60_000 &&
               e.end >= fault.start,
           ),
-          `${thing} finds the ${fault.kind} fault of ${fault.pump}`,
+          `${thing} finds the ${fault.kind} fault of ${fault.series}`,
         ).toBe(true);
 
     // Score runs the gateway's code over the same file: the same events, per gateway.

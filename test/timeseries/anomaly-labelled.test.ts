@@ -22,7 +22,7 @@ describe('a window anomaly model with labelled event ranges', () => {
       { pumps: 4, minutes: 1440, firstPump: 6, faults: { perPump: 5, minutes: 60 } },
     );
     const csv = normal.csv + faulty.csv.slice(faulty.csv.indexOf('\n') + 1);
-    const events = faulty.faults.map((f) => ({ series: f.pump, start: f.start, end: f.end, kind: f.kind }));
+    const events = faulty.faults.map((f) => ({ series: f.series, start: f.start, end: f.end, kind: f.kind }));
     const config = TrainingConfigSchema.parse({
       task: 'anomaly',
       window: WINDOW,

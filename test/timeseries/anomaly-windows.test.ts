@@ -111,7 +111,7 @@ describe('anomaly models on windows', () => {
     for (const kind of ['stuck', 'noise'] as const) {
       const fault = faulty.faults.find((f) => f.kind === kind);
       const event = events.find(
-        (e) => e.series === fault?.pump && e.start <= fault.end && e.end >= fault.start,
+        (e) => e.series === fault?.series && e.start <= fault.end && e.end >= fault.start,
       );
       expect(event?.channels[0]?.name, kind).toBe(fault?.channel);
     }

@@ -86,7 +86,7 @@ describe('anomaly models', () => {
     expect(results[0]).toMatchObject({ threshold: manifest.anomaly?.threshold });
     // Events by pump; a fault is found when an event of its pump overlaps it.
     const overlaps = (e: { series: string; start: number; end: number }, f: InjectedFault) =>
-      e.series === f.pump && e.start <= f.end + 10 * 60_000 && e.end >= f.start;
+      e.series === f.series && e.start <= f.end + 10 * 60_000 && e.end >= f.start;
     const missed = faulty.faults.filter((f) => !events.some((e) => overlaps(e, f)));
     const falseEvents = events.filter((e) => !faulty.faults.some((f) => overlaps(e, f)));
     // The sharp faults are found. A slow drift and a stuck sensor that stays near the day's

@@ -118,7 +118,7 @@ describe('edgeloop train --events', () => {
     const events = join(dir, 'events.csv');
     writeFileSync(
       events,
-      `series,start,end,kind\n${pumps.faults.map((f) => `${f.pump},${f.start},${f.end},${f.kind}`).join('\n')}\n`,
+      `series,start,end,kind\n${pumps.faults.map((f) => `${f.series},${f.start},${f.end},${f.kind}`).join('\n')}\n`,
     );
     // Act
     const result = await runCli([

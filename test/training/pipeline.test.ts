@@ -366,8 +366,8 @@ describe('training pipeline against the local S3, dynalite and a Publish endpoin
       { pumps: 2, minutes: 1440, firstPump: 4, faults: { perPump: 5 } },
     );
     const csv = normal.csv + faulty.csv.slice(faulty.csv.indexOf('\n') + 1);
-    const eventsCsv = (ranges: { pump: string; start: number; end: number }[]) =>
-      `series,start,end\n${ranges.map((r) => `${r.pump},${new Date(r.start).toISOString()},${r.end}`).join('\n')}\n`;
+    const eventsCsv = (ranges: { series: string; start: number; end: number }[]) =>
+      `series,start,end\n${ranges.map((r) => `${r.series},${new Date(r.start).toISOString()},${r.end}`).join('\n')}\n`;
     await configure('pumps-labelled', { task: 'anomaly', window, epochs: 20, gateMinEventRecall: 0.9 });
     const eventsRecord = await upload('pumps-labelled', 'events.csv', eventsCsv(faulty.faults));
     const registry = { ddb: deps.ddb, table: deps.registryTable };
@@ -377,7 +377,7 @@ describe('training pipeline against the local S3, dynalite and a Publish endpoin
     const released = await runTraining(await upload('pumps-labelled', 'day.csv', csv), steps);
     // Ranges on the normal pumps' quiet hours: nothing to find there, so the recall falls under the floor.
     const quiet = [1, 2, 3].map((h) => ({
-      pump: 'pump-01',
+      series: 'pump-01',
       start: T0 + h * 3_600_000,
       end: T0 + h * 3_600_000 + 1_800_000,
     }));
