@@ -327,6 +327,8 @@ export const RegressionMetricsSchema = z.object({
   mae: z.number().min(0),
   r2: z.number(),
   meanRmse: z.number().min(0),
+  /** Regression on spectral windows: the model that shipped, the MLP or a ridge regression (the better on validation series). */
+  model: z.enum(['mlp', 'ridge']).optional(),
 });
 export type RegressionMetrics = z.infer<typeof RegressionMetricsSchema>;
 

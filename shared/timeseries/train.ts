@@ -37,6 +37,14 @@ import {
 import { type Objective, objectiveFor } from '../training/objective.ts';
 import { seededRandom, shuffleInPlace } from '../training/random.ts';
 import {
+  fitRidge,
+  meanSquaredError,
+  ridgeModel,
+  ridgePenaltyByGroups,
+  ridgePredict,
+  ridgeSums,
+} from '../training/ridge.ts';
+import {
   classifierNovelty,
   fitAnomaly,
   fitOptions,
@@ -162,7 +170,7 @@ export async function trainWindowsFromSource(
         : (classIndex.get(w.label as string) as number),
     );
 
-  const features = fitWindowFeatures(prepared.spec, spec.features, spec.bands, windows.train);
+  const features = fitWindowFeatures(prepared.spec, spec.features, spec.bands, windows.train, regression);
   const input = windowInput(prepared.spec, features);
   if (features.kind === 'spectral' && spec.bands > Math.floor(prepared.spec.samples / 2))
     throw new InputError(
@@ -176,10 +184,8 @@ export async function trainWindowsFromSource(
   const validationX = windowInputs(input, windows.validation);
   const validationY = truthOf(windows.validation);
   const fitted = await fitWindowModel(
-    trainX,
-    trainY,
-    validationX,
-    validationY,
+    { x: trainX, y: trainY, series: train.map((w) => w.series) },
+    { x: validationX, y: validationY, series: windows.validation.map((w) => w.series) },
     input,
     spec.features,
     k,
@@ -197,11 +203,14 @@ export async function trainWindowsFromSource(
     const probabilities = predictWindows(shipped, testX, windows.test.length, input.shape);
     const metrics: ModelMetrics = scale
       ? {
-          regression: regressionMetrics(
-            windows.test.map(targetOf),
-            Array.from(probabilities, (o) => targetValue(o, scale)),
-            scale.mean,
-          ),
+          regression: {
+            ...regressionMetrics(
+              windows.test.map(targetOf),
+              Array.from(probabilities, (o) => targetValue(o, scale)),
+              scale.mean,
+            ),
+            ...(fitted.kind ? { model: fitted.kind } : {}),
+          },
           testRows: windows.test.length,
         }
       : classificationMetrics(truthOf(windows.test), argmaxRows(probabilities, k), labels);
@@ -417,14 +426,21 @@ interface FittedWindows {
   shape: MlpShape;
   epochsRun: number;
   bestEpoch: number;
+  /** Regression on spectral windows: which candidate ships. */
+  kind?: 'mlp' | 'ridge';
 }
 
 /** One fit with early stopping: the MLP on spectral windows, or the GRU on raw ones. */
+/** Model inputs of windows, their fit targets, and the series each window was cut from. */
+interface WindowSet {
+  x: Float32Array;
+  y: number[];
+  series: string[];
+}
+
 async function fitWindowModel(
-  trainX: Float32Array,
-  trainY: number[],
-  validationX: Float32Array,
-  validationY: number[],
+  train: WindowSet,
+  validation: WindowSet,
   input: WindowInput,
   features: 'spectral' | 'raw',
   k: number,
@@ -442,15 +458,15 @@ async function fitWindowModel(
           undefined,
           objective,
         )
-      : buildMlp(mlpShape(input.width, k, trainY.length), config.seed, undefined, objective);
+      : buildMlp(mlpShape(input.width, k, train.y.length), config.seed, undefined, objective);
   const shape =
     features === 'raw'
       ? { inputWidth: input.width, hidden: [RECURRENT_UNITS], classes: k }
-      : mlpShape(input.width, k, trainY.length);
+      : mlpShape(input.width, k, train.y.length);
   const targets = (y: number[]) => tf.tensor2d(objective.targets(y), [y.length, k]);
   const tensors = {
-    train: { x: inputTensor(trainX, trainY.length, input.shape), y: targets(trainY) },
-    validation: { x: inputTensor(validationX, validationY.length, input.shape), y: targets(validationY) },
+    train: { x: inputTensor(train.x, train.y.length, input.shape), y: targets(train.y) },
+    validation: { x: inputTensor(validation.x, validation.y.length, input.shape), y: targets(validation.y) },
   };
   try {
     options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
@@ -458,15 +474,51 @@ async function fitWindowModel(
       model,
       tensors.train,
       tensors.validation,
-      fitOptions(config, options, objective, trainY),
+      fitOptions(config, options, objective, train.y),
     );
-    return { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
+    const mlp = { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
+    if (objective.task !== 'regression' || features !== 'spectral') return mlp;
+    return linearOrNetwork(mlp, train, validation, input);
   } catch (error) {
     model.dispose();
     throw error;
   } finally {
     tf.dispose([tensors.train.x, tensors.train.y, tensors.validation.x, tensors.validation.y]);
   }
+}
+
+/**
+ * Regression on spectral windows: the MLP, or a ridge regression on the same features if it
+ * predicts the validation series better (series the fit never saw: which model generalizes to
+ * new machines). The ridge's penalty is cross-validated over whole series of the training and
+ * validation windows, and a chosen ridge is refitted on both: a closed form needs no early stopping.
+ */
+function linearOrNetwork(
+  mlp: FittedWindows,
+  train: WindowSet,
+  validation: WindowSet,
+  input: WindowInput,
+): FittedWindows {
+  const all = new Float32Array(train.x.length + validation.x.length);
+  all.set(train.x);
+  all.set(validation.x, train.x.length);
+  const y = [...train.y, ...validation.y];
+  const { penalty } = ridgePenaltyByGroups(all, y, [...train.series, ...validation.series], input.width);
+  const onTrain = fitRidge(ridgeSums(train.x, train.y, input.width), penalty);
+  const ridgeError = meanSquaredError(ridgePredict(onTrain, validation.x), validation.y);
+  const mlpError = meanSquaredError(
+    predictWindows(mlp.model, validation.x, validation.y.length, input.shape),
+    validation.y,
+  );
+  if (mlpError <= ridgeError) return { ...mlp, kind: 'mlp' };
+  mlp.model.dispose();
+  return {
+    model: ridgeModel(fitRidge(ridgeSums(all, y, input.width), penalty)),
+    shape: { inputWidth: input.width, hidden: [], classes: 1 },
+    epochsRun: 0,
+    bestEpoch: 0,
+    kind: 'ridge',
+  };
 }
 
 /** A few test windows spread over the test set, and what the shipped model says of them. */
