@@ -39,10 +39,12 @@ import { seededRandom, shuffleInPlace } from '../training/random.ts';
 import {
   fitRidge,
   meanSquaredError,
+  type Ridge,
   ridgeModel,
-  ridgePenaltyByGroups,
   ridgePredict,
   ridgeSums,
+  selectColumnKinds,
+  selectColumns,
 } from '../training/ridge.ts';
 import {
   classifierNovelty,
@@ -187,7 +189,7 @@ export async function trainWindowsFromSource(
     { x: trainX, y: trainY, series: train.map((w) => w.series) },
     { x: validationX, y: validationY, series: windows.validation.map((w) => w.series) },
     input,
-    spec.features,
+    features,
     k,
     config,
     options,
@@ -262,6 +264,7 @@ export async function trainWindowsFromSource(
       notices: [
         ...prepared.notices,
         ...(novelty ? [novelty.notice] : []),
+        ...(fitted.notice ? [fitted.notice] : []),
         ...(capped > 0
           ? [`capped ${capped} training window target(s) of '${label}' to the config's "target" bounds`]
           : []),
@@ -426,8 +429,9 @@ interface FittedWindows {
   shape: MlpShape;
   epochsRun: number;
   bestEpoch: number;
-  /** Regression on spectral windows: which candidate ships. */
+  /** Regression on spectral windows: which candidate ships, and why. */
   kind?: 'mlp' | 'ridge';
+  notice?: string;
 }
 
 /** One fit with early stopping: the MLP on spectral windows, or the GRU on raw ones. */
@@ -442,14 +446,18 @@ async function fitWindowModel(
   train: WindowSet,
   validation: WindowSet,
   input: WindowInput,
-  features: 'spectral' | 'raw',
+  features: WindowFeatures,
   k: number,
   config: TrainingConfig,
   options: TrainRunOptions,
   objective: Objective,
 ): Promise<FittedWindows> {
+  const candidates = objective.task === 'regression' && features.kind === 'spectral';
+  const pinned = candidates ? (config.regressionModel ?? 'auto') : 'mlp';
+  const ridge = candidates && pinned !== 'mlp' ? windowRidge(train, validation, input, features) : undefined;
+  if (ridge && pinned === 'ridge') return ridge.shipped('as "regressionModel" pins it');
   const model =
-    features === 'raw'
+    features.kind === 'raw'
       ? buildRecurrent(
           input.shape[0] as number,
           input.shape[1] as number,
@@ -460,7 +468,7 @@ async function fitWindowModel(
         )
       : buildMlp(mlpShape(input.width, k, train.y.length), config.seed, undefined, objective);
   const shape =
-    features === 'raw'
+    features.kind === 'raw'
       ? { inputWidth: input.width, hidden: [RECURRENT_UNITS], classes: k }
       : mlpShape(input.width, k, train.y.length);
   const targets = (y: number[]) => tf.tensor2d(objective.targets(y), [y.length, k]);
@@ -477,8 +485,19 @@ async function fitWindowModel(
       fitOptions(config, options, objective, train.y),
     );
     const mlp = { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
-    if (objective.task !== 'regression' || features !== 'spectral') return mlp;
-    return linearOrNetwork(mlp, train, validation, input);
+    if (!candidates) return mlp;
+    if (!ridge)
+      return { ...mlp, kind: 'mlp', notice: 'regression model: the MLP, as "regressionModel" pins it' };
+    // The two on the validation series, which neither fit saw (the MLP only stopped on them).
+    const mlpError = meanSquaredError(
+      predictWindows(model, validation.x, validation.y.length, input.shape),
+      validation.y,
+    );
+    const versus = `validation MSE ${ridge.validationMse.toFixed(4)} against the MLP's ${mlpError.toFixed(4)}, standardized; "regressionModel" pins one`;
+    if (mlpError <= ridge.validationMse)
+      return { ...mlp, kind: 'mlp', notice: `regression model: the MLP (the ridge's ${versus})` };
+    model.dispose();
+    return ridge.shipped(`it predicts the validation series better (${versus})`);
   } catch (error) {
     model.dispose();
     throw error;
@@ -488,36 +507,53 @@ async function fitWindowModel(
 }
 
 /**
- * Regression on spectral windows: the MLP, or a ridge regression on the same features if it
- * predicts the validation series better (series the fit never saw: which model generalizes to
- * new machines). The ridge's penalty is cross-validated over whole series of the training and
- * validation windows, and a chosen ridge is refitted on both: a closed form needs no early stopping.
+ * The ridge candidate for regression on spectral windows. Its feature kinds (every channel's
+ * mean, every channel's slope, ...) and penalty are chosen by cross-validation over whole
+ * series of the training and validation windows (a machine's overlapping windows would vouch
+ * for each other); it is scored on the validation series fitted on the training ones alone,
+ * as the MLP is, and if it ships it is refitted on both: a closed form needs no early stopping.
  */
-function linearOrNetwork(
-  mlp: FittedWindows,
+function windowRidge(
   train: WindowSet,
   validation: WindowSet,
   input: WindowInput,
-): FittedWindows {
+  features: Extract<WindowFeatures, { kind: 'spectral' }>,
+): { validationMse: number; shipped(why: string): FittedWindows } {
   const all = new Float32Array(train.x.length + validation.x.length);
   all.set(train.x);
   all.set(validation.x, train.x.length);
   const y = [...train.y, ...validation.y];
-  const { penalty } = ridgePenaltyByGroups(all, y, [...train.series, ...validation.series], input.width);
-  const onTrain = fitRidge(ridgeSums(train.x, train.y, input.width), penalty);
-  const ridgeError = meanSquaredError(ridgePredict(onTrain, validation.x), validation.y);
-  const mlpError = meanSquaredError(
-    predictWindows(mlp.model, validation.x, validation.y.length, input.shape),
-    validation.y,
+  const kinds = features.names.map((name) => name.replace(/^.*:/, '').replace(/\d+$/, ''));
+  const { columns, penalty } = selectColumnKinds(
+    all,
+    y,
+    [...train.series, ...validation.series],
+    input.width,
+    kinds,
   );
-  if (mlpError <= ridgeError) return { ...mlp, kind: 'mlp' };
-  mlp.model.dispose();
+  // Unchosen columns weigh 0: the shipped layer reads the same input as the MLP would.
+  const fit = (x: Float32Array, values: number[]): Ridge => {
+    const ridge = fitRidge(
+      ridgeSums(selectColumns(x, input.width, columns), values, columns.length),
+      penalty,
+    );
+    const weights = new Float64Array(input.width);
+    columns.forEach((c, j) => {
+      weights[c] = ridge.weights[j] as number;
+    });
+    return { ...ridge, weights };
+  };
+  const kept = [...new Set(columns.map((c) => kinds[c]))].join(', ');
   return {
-    model: ridgeModel(fitRidge(ridgeSums(all, y, input.width), penalty)),
-    shape: { inputWidth: input.width, hidden: [], classes: 1 },
-    epochsRun: 0,
-    bestEpoch: 0,
-    kind: 'ridge',
+    validationMse: meanSquaredError(ridgePredict(fit(train.x, train.y), validation.x), validation.y),
+    shipped: (why) => ({
+      model: ridgeModel(fit(all, y)),
+      shape: { inputWidth: input.width, hidden: [], classes: 1 },
+      epochsRun: 0,
+      bestEpoch: 0,
+      kind: 'ridge',
+      notice: `regression model: a ridge regression on ${columns.length} of ${input.width} features (${kept}; penalty ${penalty}), ${why}`,
+    }),
   };
 }
 

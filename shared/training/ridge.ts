@@ -198,3 +198,48 @@ export function ridgeModel(ridge: Ridge): LayersModel {
   tf.dispose(values);
   return model;
 }
+
+/** The columns `columns` of `x` (rows of `width`), as rows of their own. */
+export function selectColumns(x: Float32Array, width: number, columns: readonly number[]): Float32Array {
+  const n = x.length / width;
+  const out = new Float32Array(n * columns.length);
+  for (let i = 0; i < n; i++)
+    columns.forEach((c, j) => {
+      out[i * columns.length + j] = x[i * width + c] as number;
+    });
+  return out;
+}
+
+/**
+ * Forward selection of whole column kinds (every channel's mean, every channel's slope, ...):
+ * the kind whose columns most lower the grouped cross-validated error joins, until none does.
+ * Inputs that carry nothing about the target (a noise channel's kurtosis) still cost a ridge
+ * variance on new groups; a kind at a time keeps the search to a few dozen closed-form fits.
+ */
+export function selectColumnKinds(
+  x: Float32Array,
+  y: ArrayLike<number>,
+  groups: readonly string[],
+  width: number,
+  kinds: readonly string[],
+): { columns: number[]; penalty: number; mse: number } {
+  const names = [...new Set(kinds)];
+  let chosen: string[] = [];
+  let best = { columns: [] as number[], penalty: 0, mse: Number.POSITIVE_INFINITY };
+  for (;;) {
+    let step: typeof best | undefined;
+    let stepKind = '';
+    for (const kind of names.filter((k) => !chosen.includes(k))) {
+      const keep = new Set([...chosen, kind]);
+      const columns = kinds.flatMap((k, c) => (keep.has(k) ? [c] : []));
+      const tried = ridgePenaltyByGroups(selectColumns(x, width, columns), y, groups, columns.length);
+      if (!step || tried.mse < step.mse) {
+        step = { columns, ...tried };
+        stepKind = kind;
+      }
+    }
+    if (!step || step.mse >= best.mse) return best;
+    best = step;
+    chosen = [...chosen, stepKind];
+  }
+}

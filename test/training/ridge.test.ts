@@ -12,6 +12,8 @@ import {
   ridgePenaltyByGroups,
   ridgePredict,
   ridgeSums,
+  selectColumnKinds,
+  selectColumns,
   solveSpd,
 } from '../../shared/training/ridge.ts';
 
@@ -130,5 +132,34 @@ describe('ridge regression', () => {
     expect(byRow.penalty).toBe(RIDGE_PENALTIES[0]);
     expect(byGroup.penalty).toBeGreaterThan(byRow.penalty);
     expect(byGroup.mse).toBeGreaterThan(byRow.mse);
+  });
+
+  it('keeps the column kinds that predict new groups, and leaves out those that only add variance', () => {
+    // Prepare: 12 groups of 30 rows; 3 channels of a 'level' and a 'slope' column and of 6
+    // noise kinds; y is the channels' levels plus noise.
+    const random = seededRandom(11);
+    const kinds = ['level', 'slope', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6'];
+    const columnKinds = [0, 1, 2].flatMap(() => kinds);
+    const width = columnKinds.length;
+    const rows = 360;
+    const x = Float32Array.from({ length: rows * width }, () => random() * 2 - 1);
+    const y = Array.from({ length: rows }, (_, i) => {
+      const level = columnKinds.reduce(
+        (sum, kind, c) => sum + (kind === 'level' ? (x[i * width + c] as number) : 0),
+        0,
+      );
+      return level + 0.5 * (random() - 0.5);
+    });
+    const groups = Array.from({ length: rows }, (_, i) => `g${Math.floor(i / 30)}`);
+
+    // Act
+    const chosen = selectColumnKinds(x, y, groups, width, columnKinds);
+
+    // Assess: the level columns, maybe one noise kind that happened to help, never all of them.
+    expect(chosen.columns.map((c) => columnKinds[c])).toEqual(
+      expect.arrayContaining(['level', 'level', 'level']),
+    );
+    expect(chosen.columns.length).toBeLessThanOrEqual(6);
+    expect(selectColumns(x, width, chosen.columns).length).toBe(rows * chosen.columns.length);
   });
 });
