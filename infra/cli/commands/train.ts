@@ -235,7 +235,7 @@ export const trainCommand = defineCommand({
       outcome.metrics.anomaly?.model === 'pca'
         ? 'PCA fitted in one pass'
         : outcome.metrics.regression?.model === 'ridge'
-          ? 'ridge regression fitted in closed form (it beat the MLP on the validation series)'
+          ? 'ridge regression fitted in closed form'
           : `${outcome.epochsRun} epochs`;
     out(`  ${fit} on ${outcome.backend} in ${(trainMs / 1000).toFixed(1)} s`);
     if (outcome.tuning) for (const line of tuningTable(outcome.tuning)) out(`  ${line}`);
