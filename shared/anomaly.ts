@@ -46,7 +46,7 @@ export function windowSlotColumns(window: {
       names,
       slots: Int32Array.from({ length: window.spec.samples * names.length }, (_, j) => j % names.length),
     };
-  const perChannel = spectralWidth(1, features.bands);
+  const perChannel = spectralWidth(1, features.bands, features.trend);
   if (features.names.length !== perChannel * names.length)
     throw new Error(
       `the window features have ${features.names.length} slots, ${names.length} channels of ${perChannel} expected`,

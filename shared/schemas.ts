@@ -191,6 +191,11 @@ export const TrainingConfigSchema = z
     /** Anomaly: the model to fit, or `auto` (the default): the tuner picks on held-out normal data. */
     anomalyModel: z.union([z.literal('auto'), AnomalyModelSchema]).optional(),
     /**
+     * Regression on spectral windows: `mlp`, `ridge`, or `auto` (the default): both are fitted
+     * and the one that predicts the validation series better ships.
+     */
+    regressionModel: z.enum(['auto', 'mlp', 'ridge']).optional(),
+    /**
      * Classifiers: readings whose novelty score passes this quantile of held-out rows' scores
      * are answered `unknown` (false: every reading gets a class).
      */
@@ -327,6 +332,8 @@ export const RegressionMetricsSchema = z.object({
   mae: z.number().min(0),
   r2: z.number(),
   meanRmse: z.number().min(0),
+  /** Regression on spectral windows: the model that shipped, the MLP or a ridge regression (the better on validation series). */
+  model: z.enum(['mlp', 'ridge']).optional(),
 });
 export type RegressionMetrics = z.infer<typeof RegressionMetricsSchema>;
 

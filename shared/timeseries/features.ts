@@ -1,7 +1,8 @@
 /**
  * What a model sees of a window. `spectral`: per channel, mean, RMS, standard deviation,
- * skewness, kurtosis, peak-to-peak and the log share of the power in `bands` equal-width FFT
- * bands (the
+ * skewness, kurtosis, peak-to-peak, with `trend` the least-squares slope per sample (how fast
+ * the channel moves: wear shows as drift before it shows as level), and the log share of the
+ * power in `bands` equal-width FFT bands (the
  * FFT is fft.js: tf.spectral.rfft has no kernel on the wasm backend), each feature scaled by
  * the training windows' mean and std. `raw`: the window's samples, scaled per channel, for a
  * recurrent model. The trainer and the gateway both call `windowInputInto`.
@@ -12,9 +13,10 @@ import type { Window } from './windower.ts';
 
 const STATISTICS = ['mean', 'rms', 'std', 'skew', 'kurtosis', 'p2p'] as const;
 
-export function spectralFeatureNames(channels: readonly string[], bands: number): string[] {
+export function spectralFeatureNames(channels: readonly string[], bands: number, trend = false): string[] {
   return channels.flatMap((channel) => [
     ...STATISTICS.map((stat) => `${channel}:${stat}`),
+    ...(trend ? [`${channel}:slope`] : []),
     ...Array.from({ length: bands }, (_, b) => `${channel}:band${b}`),
   ]);
 }
@@ -48,8 +50,12 @@ export function spectralFeaturesInto(
   bands: number,
   out: Float32Array,
   offset: number,
+  trend = false,
 ): void {
   const first = samples - valid;
+  // The valid samples' times, centered, for the slope: t - (valid - 1) / 2.
+  const tMean = (valid - 1) / 2;
+  const tVariance = (valid * (valid * valid - 1)) / 12;
   const size = fftSize(samples);
   const { fft, input, output } = fftOf(size);
   const half = size / 2;
@@ -70,6 +76,7 @@ export function spectralFeaturesInto(
     let m2 = 0;
     let m3 = 0;
     let m4 = 0;
+    let cross = 0;
     input.fill(0);
     for (let i = first; i < samples; i++) {
       const d = (values[i * channels + c] as number) - mean;
@@ -77,6 +84,7 @@ export function spectralFeaturesInto(
       m2 += d2;
       m3 += d2 * d;
       m4 += d2 * d2;
+      cross += (i - first - tMean) * d;
       input[i - first] = d;
     }
     m2 /= valid;
@@ -91,6 +99,7 @@ export function spectralFeaturesInto(
     out[at++] = flat ? 0 : m3 / (std * std * std);
     out[at++] = flat ? 3 : m4 / (m2 * m2);
     out[at++] = max - min;
+    if (trend) out[at++] = tVariance > 0 ? cross / tVariance : 0;
     fft.realTransform(output, input);
     // Bins 1..half (DC is gone with the mean), split into `bands` equal groups; each band's
     // share of the AC power (log), so a louder sensor or machine does not move the spectrum.
@@ -112,8 +121,8 @@ export function spectralFeaturesInto(
   }
 }
 
-export function spectralWidth(channels: number, bands: number): number {
-  return channels * (STATISTICS.length + bands);
+export function spectralWidth(channels: number, bands: number, trend = false): number {
+  return channels * (STATISTICS.length + (trend ? 1 : 0) + bands);
 }
 
 /** The model input a window gives: its width, its tensor shape per window, and the transform. */
@@ -129,14 +138,24 @@ export function windowInput(spec: ResolvedWindow, features: WindowFeatures): Win
   const { samples } = spec;
   const { mean, std } = features.scale;
   if (features.kind === 'spectral') {
-    const width = spectralWidth(channels, features.bands);
+    const trend = features.trend ?? false;
+    const width = spectralWidth(channels, features.bands, trend);
     if (mean.length !== width || std.length !== width)
       throw new Error(`the spectral scaling has ${mean.length} slots, the features ${width}`);
     return {
       width,
       shape: [width],
       into(window, out, offset) {
-        spectralFeaturesInto(window.values, samples, channels, window.valid, features.bands, out, offset);
+        spectralFeaturesInto(
+          window.values,
+          samples,
+          channels,
+          window.valid,
+          features.bands,
+          out,
+          offset,
+          trend,
+        );
         for (let j = 0; j < width; j++) {
           out[offset + j] = ((out[offset + j] as number) - (mean[j] as number)) / (std[j] as number);
         }
@@ -203,12 +222,13 @@ function scaleOf(x: Float32Array, width: number, skipNaN: boolean) {
   return { mean, std };
 }
 
-/** Fits the feature scaling on the training windows. */
+/** Fits the feature scaling on the training windows; `trend` adds each channel's slope (spectral). */
 export function fitWindowFeatures(
   spec: ResolvedWindow,
   kind: 'spectral' | 'raw',
   bands: number,
   windows: readonly Pick<Window, 'values' | 'valid'>[],
+  trend = false,
 ): WindowFeatures {
   const channels = spec.channels.length;
   if (kind === 'raw') {
@@ -218,15 +238,16 @@ export function fitWindowFeatures(
     });
     return { kind: 'raw', scale: scaleOf(all, channels, true), frame: recurrentFrame(spec.samples) };
   }
-  const width = spectralWidth(channels, bands);
+  const width = spectralWidth(channels, bands, trend);
   const x = new Float32Array(windows.length * width);
   windows.forEach((window, i) => {
-    spectralFeaturesInto(window.values, spec.samples, channels, window.valid, bands, x, i * width);
+    spectralFeaturesInto(window.values, spec.samples, channels, window.valid, bands, x, i * width, trend);
   });
   return {
     kind: 'spectral',
     bands,
-    names: spectralFeatureNames(spec.channels, bands),
+    ...(trend ? { trend } : {}),
+    names: spectralFeatureNames(spec.channels, bands, trend),
     scale: scaleOf(x, width, false),
   };
 }

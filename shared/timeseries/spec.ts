@@ -63,6 +63,8 @@ export const WindowFeaturesSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('spectral'),
     bands: z.number().int().min(1),
+    /** Each channel's least-squares slope follows its statistics (absent: a model from before it). */
+    trend: z.boolean().optional(),
     /** Feature names in input order (channel:statistic). */
     names: z.array(z.string()).min(1),
     scale: ScaleSchema,

@@ -37,6 +37,16 @@ import {
 import { type Objective, objectiveFor } from '../training/objective.ts';
 import { seededRandom, shuffleInPlace } from '../training/random.ts';
 import {
+  fitRidge,
+  meanSquaredError,
+  type Ridge,
+  ridgeModel,
+  ridgePredict,
+  ridgeSums,
+  selectColumnKinds,
+  selectColumns,
+} from '../training/ridge.ts';
+import {
   classifierNovelty,
   fitAnomaly,
   fitOptions,
@@ -162,7 +172,7 @@ export async function trainWindowsFromSource(
         : (classIndex.get(w.label as string) as number),
     );
 
-  const features = fitWindowFeatures(prepared.spec, spec.features, spec.bands, windows.train);
+  const features = fitWindowFeatures(prepared.spec, spec.features, spec.bands, windows.train, regression);
   const input = windowInput(prepared.spec, features);
   if (features.kind === 'spectral' && spec.bands > Math.floor(prepared.spec.samples / 2))
     throw new InputError(
@@ -176,12 +186,10 @@ export async function trainWindowsFromSource(
   const validationX = windowInputs(input, windows.validation);
   const validationY = truthOf(windows.validation);
   const fitted = await fitWindowModel(
-    trainX,
-    trainY,
-    validationX,
-    validationY,
+    { x: trainX, y: trainY, series: train.map((w) => w.series) },
+    { x: validationX, y: validationY, series: windows.validation.map((w) => w.series) },
     input,
-    spec.features,
+    features,
     k,
     config,
     options,
@@ -197,11 +205,14 @@ export async function trainWindowsFromSource(
     const probabilities = predictWindows(shipped, testX, windows.test.length, input.shape);
     const metrics: ModelMetrics = scale
       ? {
-          regression: regressionMetrics(
-            windows.test.map(targetOf),
-            Array.from(probabilities, (o) => targetValue(o, scale)),
-            scale.mean,
-          ),
+          regression: {
+            ...regressionMetrics(
+              windows.test.map(targetOf),
+              Array.from(probabilities, (o) => targetValue(o, scale)),
+              scale.mean,
+            ),
+            ...(fitted.kind ? { model: fitted.kind } : {}),
+          },
           testRows: windows.test.length,
         }
       : classificationMetrics(truthOf(windows.test), argmaxRows(probabilities, k), labels);
@@ -253,6 +264,7 @@ export async function trainWindowsFromSource(
       notices: [
         ...prepared.notices,
         ...(novelty ? [novelty.notice] : []),
+        ...(fitted.notice ? [fitted.notice] : []),
         ...(capped > 0
           ? [`capped ${capped} training window target(s) of '${label}' to the config's "target" bounds`]
           : []),
@@ -417,23 +429,35 @@ interface FittedWindows {
   shape: MlpShape;
   epochsRun: number;
   bestEpoch: number;
+  /** Regression on spectral windows: which candidate ships, and why. */
+  kind?: 'mlp' | 'ridge';
+  notice?: string;
 }
 
 /** One fit with early stopping: the MLP on spectral windows, or the GRU on raw ones. */
+/** Model inputs of windows, their fit targets, and the series each window was cut from. */
+interface WindowSet {
+  x: Float32Array;
+  y: number[];
+  series: string[];
+}
+
 async function fitWindowModel(
-  trainX: Float32Array,
-  trainY: number[],
-  validationX: Float32Array,
-  validationY: number[],
+  train: WindowSet,
+  validation: WindowSet,
   input: WindowInput,
-  features: 'spectral' | 'raw',
+  features: WindowFeatures,
   k: number,
   config: TrainingConfig,
   options: TrainRunOptions,
   objective: Objective,
 ): Promise<FittedWindows> {
+  const candidates = objective.task === 'regression' && features.kind === 'spectral';
+  const pinned = candidates ? (config.regressionModel ?? 'auto') : 'mlp';
+  const ridge = candidates && pinned !== 'mlp' ? windowRidge(train, validation, input, features) : undefined;
+  if (ridge && pinned === 'ridge') return ridge.shipped('as "regressionModel" pins it');
   const model =
-    features === 'raw'
+    features.kind === 'raw'
       ? buildRecurrent(
           input.shape[0] as number,
           input.shape[1] as number,
@@ -442,15 +466,15 @@ async function fitWindowModel(
           undefined,
           objective,
         )
-      : buildMlp(mlpShape(input.width, k, trainY.length), config.seed, undefined, objective);
+      : buildMlp(mlpShape(input.width, k, train.y.length), config.seed, undefined, objective);
   const shape =
-    features === 'raw'
+    features.kind === 'raw'
       ? { inputWidth: input.width, hidden: [RECURRENT_UNITS], classes: k }
-      : mlpShape(input.width, k, trainY.length);
+      : mlpShape(input.width, k, train.y.length);
   const targets = (y: number[]) => tf.tensor2d(objective.targets(y), [y.length, k]);
   const tensors = {
-    train: { x: inputTensor(trainX, trainY.length, input.shape), y: targets(trainY) },
-    validation: { x: inputTensor(validationX, validationY.length, input.shape), y: targets(validationY) },
+    train: { x: inputTensor(train.x, train.y.length, input.shape), y: targets(train.y) },
+    validation: { x: inputTensor(validation.x, validation.y.length, input.shape), y: targets(validation.y) },
   };
   try {
     options.onProgress?.({ phase: 'training', epoch: 0, epochs: config.epochs });
@@ -458,15 +482,79 @@ async function fitWindowModel(
       model,
       tensors.train,
       tensors.validation,
-      fitOptions(config, options, objective, trainY),
+      fitOptions(config, options, objective, train.y),
     );
-    return { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
+    const mlp = { model, shape, epochsRun: fitted.epochsRun, bestEpoch: fitted.bestEpoch };
+    if (!candidates) return mlp;
+    if (!ridge)
+      return { ...mlp, kind: 'mlp', notice: 'regression model: the MLP, as "regressionModel" pins it' };
+    // The two on the validation series, which neither fit saw (the MLP only stopped on them).
+    const mlpError = meanSquaredError(
+      predictWindows(model, validation.x, validation.y.length, input.shape),
+      validation.y,
+    );
+    const versus = `validation MSE ${ridge.validationMse.toFixed(4)} against the MLP's ${mlpError.toFixed(4)}, standardized; "regressionModel" pins one`;
+    if (mlpError <= ridge.validationMse)
+      return { ...mlp, kind: 'mlp', notice: `regression model: the MLP (the ridge's ${versus})` };
+    model.dispose();
+    return ridge.shipped(`it predicts the validation series better (${versus})`);
   } catch (error) {
     model.dispose();
     throw error;
   } finally {
     tf.dispose([tensors.train.x, tensors.train.y, tensors.validation.x, tensors.validation.y]);
   }
+}
+
+/**
+ * The ridge candidate for regression on spectral windows. Its feature kinds (every channel's
+ * mean, every channel's slope, ...) and penalty are chosen by cross-validation over whole
+ * series of the training and validation windows (a machine's overlapping windows would vouch
+ * for each other); it is scored on the validation series fitted on the training ones alone,
+ * as the MLP is, and if it ships it is refitted on both: a closed form needs no early stopping.
+ */
+function windowRidge(
+  train: WindowSet,
+  validation: WindowSet,
+  input: WindowInput,
+  features: Extract<WindowFeatures, { kind: 'spectral' }>,
+): { validationMse: number; shipped(why: string): FittedWindows } {
+  const all = new Float32Array(train.x.length + validation.x.length);
+  all.set(train.x);
+  all.set(validation.x, train.x.length);
+  const y = [...train.y, ...validation.y];
+  const kinds = features.names.map((name) => name.replace(/^.*:/, '').replace(/\d+$/, ''));
+  const { columns, penalty } = selectColumnKinds(
+    all,
+    y,
+    [...train.series, ...validation.series],
+    input.width,
+    kinds,
+  );
+  // Unchosen columns weigh 0: the shipped layer reads the same input as the MLP would.
+  const fit = (x: Float32Array, values: number[]): Ridge => {
+    const ridge = fitRidge(
+      ridgeSums(selectColumns(x, input.width, columns), values, columns.length),
+      penalty,
+    );
+    const weights = new Float64Array(input.width);
+    columns.forEach((c, j) => {
+      weights[c] = ridge.weights[j] as number;
+    });
+    return { ...ridge, weights };
+  };
+  const kept = [...new Set(columns.map((c) => kinds[c]))].join(', ');
+  return {
+    validationMse: meanSquaredError(ridgePredict(fit(train.x, train.y), validation.x), validation.y),
+    shipped: (why) => ({
+      model: ridgeModel(fit(all, y)),
+      shape: { inputWidth: input.width, hidden: [], classes: 1 },
+      epochsRun: 0,
+      bestEpoch: 0,
+      kind: 'ridge',
+      notice: `regression model: a ridge regression on ${columns.length} of ${input.width} features (${kept}; penalty ${penalty}), ${why}`,
+    }),
+  };
 }
 
 /** A few test windows spread over the test set, and what the shipped model says of them. */

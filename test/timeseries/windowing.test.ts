@@ -314,4 +314,29 @@ describe('spectral features', () => {
     expect(bands.indexOf(Math.max(...bands))).toBe(4); // 30 Hz lies in 25-31.25 Hz
     expect(Math.max(...bands)).toBeGreaterThan(-0.1); // nearly all the power: log10(share) ~ 0
   });
+
+  it("with trend, give each channel its least-squares slope over the window's valid samples", () => {
+    // Prepare: 16 samples of 2 channels; a ramp of 0.5 a sample (its first 4 samples padding,
+    // NaN, as the windower pads) and a flat channel; the bands follow the slope.
+    const samples = 16;
+    const values = new Float32Array(samples * 2);
+    for (let i = 0; i < samples; i++) {
+      values[i * 2] = i < 4 ? Number.NaN : 3 + 0.5 * i;
+      values[i * 2 + 1] = 7;
+    }
+    const out = new Float32Array(spectralWidth(2, 2, true));
+
+    // Act
+    spectralFeaturesInto(values, samples, 2, samples - 4, 2, out, 0, true);
+
+    // Assess
+    const names = spectralFeatureNames(['ramp', 'flat'], 2, true);
+    const named = Object.fromEntries(names.map((name, i) => [name, out[i] as number]));
+    expect(names).toHaveLength(2 * (6 + 1 + 2));
+    expect(names.slice(6, 9)).toEqual(['ramp:slope', 'ramp:band0', 'ramp:band1']);
+    expect(named['ramp:slope']).toBeCloseTo(0.5, 5);
+    expect(named['ramp:mean']).toBeCloseTo(3 + 0.5 * 9.5, 5);
+    expect(named['flat:slope']).toBe(0);
+    expect(spectralWidth(2, 2)).toBe(2 * (6 + 2));
+  });
 });

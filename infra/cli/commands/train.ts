@@ -230,9 +230,13 @@ export const trainCommand = defineCommand({
     out(
       `  ${outcome.rows} rows${outcome.parts.length > 1 ? ` in ${outcome.parts.length} parts` : ''}${outcome.sample ? ` (trained on a sample of ${outcome.sample.trainRows})` : ''}, ${outcome.features.length} features (${outcome.features.join(', ')}), ${target ? `target '${outcome.preprocessing.label}' (mean ${num(target.mean)}, std ${num(target.std)})` : outcome.classes.length ? `classes: ${outcome.classes.join(', ')}` : 'no labels (normal operation)'}`,
     );
-    // A PCA anomaly model has no epochs.
+    // A PCA anomaly model and a ridge regression have no epochs.
     const fit =
-      outcome.metrics.anomaly?.model === 'pca' ? 'PCA fitted in one pass' : `${outcome.epochsRun} epochs`;
+      outcome.metrics.anomaly?.model === 'pca'
+        ? 'PCA fitted in one pass'
+        : outcome.metrics.regression?.model === 'ridge'
+          ? 'ridge regression fitted in closed form'
+          : `${outcome.epochsRun} epochs`;
     out(`  ${fit} on ${outcome.backend} in ${(trainMs / 1000).toFixed(1)} s`);
     if (outcome.tuning) for (const line of tuningTable(outcome.tuning)) out(`  ${line}`);
     out(`  wrote ${outDir}/{${[modelFiles.topology, modelFiles.weights, modelFiles.manifest].join(',')}}`);
