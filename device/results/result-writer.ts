@@ -95,6 +95,8 @@ export class ResultStream {
    */
   private durableThrough = 0;
   private readonly journalledAhead: { from: number; to: number }[] = [];
+  /** A journal write failed and none has succeeded since. */
+  private journalFaulted = false;
   /** From a reading's arrival to its result being durable (ms), since the stream opened. */
   private readonly durableLatency: Histogram = {};
   private tap: ResultTap | undefined;
@@ -111,7 +113,7 @@ export class ResultStream {
     private readonly onPersisted: (accepted: boolean, count: number, bytes: number) => void = () => undefined,
     /** Hears when a storage fault starts holding batches in memory, and when it ends. */
     private readonly onStorage: (fault: string | undefined, heldBytes: number) => void = () => undefined,
-    /** Hears when results could not be journalled (they are durable once their batch is). */
+    /** Hears when results could not be journalled (they are durable once their batch is), and when they are again. */
     private readonly onJournalFault: (message: string) => void = () => undefined,
   ) {
     this.summary = options.summary !== undefined;
@@ -133,7 +135,7 @@ export class ResultStream {
       : new ResultBatcher(sink, options.model, () => undefined, options.batch ?? {}, {
           dir: outbox.dir,
           journalled: (from, to) => this.journalled(from, to),
-          fault: (message) => this.onJournalFault(message),
+          fault: (message) => this.journalFault(message),
         });
   }
 
@@ -298,8 +300,24 @@ export class ResultStream {
 
   /** Results [from, to) of those handed over are durable in the open batch's journal. */
   private journalled(from: number, to: number) {
+    if (this.journalFaulted) {
+      this.journalFaulted = false;
+      this.onJournalFault('results are journalled again');
+    }
     if (from <= this.durableThrough) this.durableUpTo(to);
     else this.journalledAhead.push({ from, to });
+  }
+
+  /**
+   * A journal write failed (a full disk fails every batch's, two a second): the first is
+   * reported, then nothing until one succeeds again.
+   */
+  private journalFault(message: string) {
+    if (this.journalFaulted) return;
+    this.journalFaulted = true;
+    this.onJournalFault(
+      `${message}; until journal writes work again, results are durable once their batch is`,
+    );
   }
 
   /** Summary mode: `count` more results are folded into the open cells. */

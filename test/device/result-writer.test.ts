@@ -1,4 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ResultBatcher } from '../../device/results/batcher.ts';
@@ -241,5 +241,41 @@ describe('outbox segments', () => {
     expect(figures.p50).toBeGreaterThanOrEqual(40 + 19);
     expect(figures.p50).toBeLessThan(1_000);
     expect(journalsLeft).toEqual([]);
+  });
+
+  it('reports a journal that cannot be written once, keeps results durable by their batches, and says when journalling works again', async () => {
+    // Prepare: a file where the journal's directory goes, so every journal write fails.
+    const dir = await tempDir();
+    await writeFile(join(dir, JOURNAL_DIR), 'not a directory');
+    const messages: string[] = [];
+    const stream = new ResultStream(
+      await Outbox.open(dir),
+      { thing: 'gw', model: 'm', batch: { maxAgeMs: 30 } },
+      () => undefined,
+      () => undefined,
+      (message) => messages.push(message),
+    );
+    const result = (i: number) =>
+      toResult(`gw:http:${i}`, { label: 'a', confidence: 0.9, version: 1, latencyMs: 1 }, undefined, 1);
+    const handOver = async (from: number) => {
+      for (let i = from; i < from + 5; i++) {
+        stream.add(1, [result(i)]);
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+      await stream.flush();
+    };
+
+    // Act: five batches while the journal fails, then five once it can be written
+    await handOver(0);
+    const whileFailing = [...messages];
+    await rm(join(dir, JOURNAL_DIR));
+    await handOver(5);
+    await stream.close();
+
+    // Assess
+    expect(whileFailing).toHaveLength(1);
+    expect(whileFailing[0]).toMatch(/could not be journalled .*until journal writes work again/);
+    expect(messages.slice(1)).toEqual(['results are journalled again']);
+    expect((await Outbox.open(dir)).depthResults).toBe(10);
   });
 });
