@@ -19,7 +19,7 @@ import { initTf, tf } from '../shared/tf.ts';
 import { fitWindowFeatures, windowInput, windowInputs } from '../shared/timeseries/features.ts';
 import { LongFormatCollector } from '../shared/timeseries/long-format.ts';
 import { prepareWindows } from '../shared/timeseries/prepare.ts';
-import { type WindowSpecInput, WindowSpecSchema } from '../shared/timeseries/spec.ts';
+import { bandsFor, type WindowSpecInput, WindowSpecSchema } from '../shared/timeseries/spec.ts';
 import { trainWindowsFromCsv } from '../shared/timeseries/train.ts';
 import { generateVibrationCsv, VIBRATION_LABEL } from '../shared/timeseries/vibration-dataset.ts';
 import { argmaxRows } from '../shared/training/metrics.ts';
@@ -38,7 +38,12 @@ async function bareAccuracy(csv: string, features: 'spectral' | 'raw'): Promise<
     collector.add(line.split(','), `row ${i + 1}`);
   });
   const prepared = prepareWindows(collector.finish(), spec, SEED);
-  const fitted = fitWindowFeatures(prepared.spec, features, spec.bands, prepared.windows.train);
+  const fitted = fitWindowFeatures(
+    prepared.spec,
+    features,
+    bandsFor('classification', prepared.spec.samples, spec.bands),
+    prepared.windows.train,
+  );
   const input = windowInput(prepared.spec, fitted);
   const k = prepared.labels.length;
   const train = shuffleInPlace(

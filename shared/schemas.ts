@@ -141,10 +141,11 @@ export type Alarm = z.infer<typeof AlarmSchema>;
 
 /**
  * The anomaly models the trainer fits (shared/training/anomaly.ts): a dense autoencoder, or a
- * PCA as a linear one (its reconstruction error is the Q residual). Both ship as a tfjs model
+ * PCA as a linear one, whose reconstruction error is the Q residual (`pca`) or, as
+ * probabilistic PCA, the Q residual plus a Hotelling T² term (`ppca`). All ship as a tfjs model
  * whose output is the reconstruction, so the gateway scores them alike.
  */
-export const AnomalyModelSchema = z.enum(['pca', 'autoencoder']);
+export const AnomalyModelSchema = z.enum(['pca', 'ppca', 'autoencoder']);
 export type AnomalyModel = z.infer<typeof AnomalyModelSchema>;
 
 export const EventRuleSchema = z

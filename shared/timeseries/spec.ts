@@ -27,8 +27,8 @@ export const WindowSpecSchema = z
     maxGapPeriods: z.number().min(1).max(1000).default(3),
     /** A segment shorter than a window: `drop` it, or `pad` it to one window (leading samples zero after scaling). */
     short: z.enum(['drop', 'pad']).default('drop'),
-    /** FFT band powers per channel (spectral features). */
-    bands: z.number().int().min(1).max(64).default(8),
+    /** FFT band powers per channel (spectral features); the default depends on the task (`bandsFor`). */
+    bands: z.number().int().min(1).max(64).optional(),
     /** Training windows needed per class. */
     minWindowsPerClass: z.number().int().min(1).default(10),
   })
@@ -114,4 +114,19 @@ export type RegistryWindow = z.infer<typeof RegistryWindowSchema>;
 export function describeWindow(window: RegistryWindow): string {
   const ms = (samples: number) => Math.round((samples * 1000) / window.frequencyHz);
   return `${ms(window.samples)} ms windows every ${ms(window.stride)} ms at ${window.frequencyHz} Hz of ${window.channels.join(', ')}${window.series ? ` per ${window.series}` : ''}, ${window.features}`;
+}
+
+/** Bands a classifier or a regression gets when the window does not say. */
+export const DEFAULT_BANDS = 8;
+
+/**
+ * FFT bands per channel: the window's own, else 8 for classifiers and regression and, for an
+ * anomaly model, two FFT bins per band (at least 8, at most 64). A class shows in coarse bands;
+ * a fault that moves power to a nearby frequency (an imbalanced fan's 2x harmonic where another
+ * healthy fan runs) shows only in fine ones, and an anomaly model must see what no label named.
+ */
+export function bandsFor(task: string | undefined, samples: number, bands?: number): number {
+  if (bands !== undefined) return bands;
+  if (task !== 'anomaly') return DEFAULT_BANDS;
+  return Math.min(64, Math.max(DEFAULT_BANDS, Math.floor(samples / 4)));
 }

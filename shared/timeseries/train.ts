@@ -71,7 +71,7 @@ import {
 } from './long-format.ts';
 import { buildRecurrent, inputTensor, predictWindows, RECURRENT_UNITS } from './model.ts';
 import { type PreparedWindows, prepareWindows } from './prepare.ts';
-import type { WindowFeatures, WindowManifest, WindowSpec } from './spec.ts';
+import { bandsFor, type WindowFeatures, type WindowManifest, type WindowSpec } from './spec.ts';
 import { type Window, windowsOf } from './windower.ts';
 
 /** Values (samples x channels) kept over all golden windows, beyond one window. */
@@ -172,12 +172,13 @@ export async function trainWindowsFromSource(
         : (classIndex.get(w.label as string) as number),
     );
 
-  const features = fitWindowFeatures(prepared.spec, spec.features, spec.bands, windows.train, regression);
-  const input = windowInput(prepared.spec, features);
-  if (features.kind === 'spectral' && spec.bands > Math.floor(prepared.spec.samples / 2))
+  const bands = bandsFor(config.task, prepared.spec.samples, spec.bands);
+  if (spec.features === 'spectral' && bands > Math.floor(prepared.spec.samples / 2))
     throw new InputError(
-      `${where}${spec.bands} FFT bands need windows of at least ${spec.bands * 2} samples (these have ${prepared.spec.samples}): lower "bands" or lengthen the window`,
+      `${where}${bands} FFT bands need windows of at least ${bands * 2} samples (these have ${prepared.spec.samples}): lower "bands" or lengthen the window`,
     );
+  const features = fitWindowFeatures(prepared.spec, spec.features, bands, windows.train, regression);
+  const input = windowInput(prepared.spec, features);
   const train = shuffleInPlace([...windows.train], seededRandom(config.seed));
   if (config.task === 'anomaly')
     return anomalyOnWindows({ prepared, features, input, train, collected, pass, backend }, config, options);

@@ -63,10 +63,20 @@ const PCA_KEPT_VARIANCE = 0.95;
 /**
  * PCA as a linear autoencoder: the encoder projects onto the principal axes that hold 95% of
  * the training vectors' variance (kernel W, width x k, bias -mean W), the decoder maps back
- * (kernel W transposed, bias mean). Its reconstruction error is the PCA's Q residual (squared
- * prediction error), and as a tfjs model it ships and is scored as the autoencoder is.
+ * (kernel W transposed, bias mean), so the reconstruction error is the Q residual.
+ * `probabilistic` shrinks each axis on the way back by s = 1 - sqrt(noise / variance), noise
+ * being the mean variance off the axes (kernel diag(s) W transposed): the error is then the Q
+ * residual plus each axis's score scaled to the noise, a Hotelling T² term. A plain projection
+ * is blind to a change along its own axes, and with many noisy slots those hold most directions
+ * a fault can take (a fan's new harmonic); but it also ignores how machines differ along them,
+ * which a few training machines cannot tell from a fault. As a tfjs model either ships and is
+ * scored as the autoencoder is.
  */
-export function buildPcaModel(train: Float32Array, width: number): { model: LayersModel; axes: number } {
+export function buildPcaModel(
+  train: Float32Array,
+  width: number,
+  probabilistic: boolean,
+): { model: LayersModel; axes: number } {
   const { mean, eigenvalues, weight } = principalAxes(train, width);
   const k = axesHolding(eigenvalues, PCA_KEPT_VARIANCE, width);
   const model = tf.sequential();
@@ -76,22 +86,44 @@ export function buildPcaModel(train: Float32Array, width: number): { model: Laye
   const encoderBias = Float32Array.from({ length: k }, (_, c) =>
     mean.reduce((sum, m, j) => sum - m * weight(j, c), 0),
   );
+  const shrink = probabilistic ? axisShrink(eigenvalues, k) : new Array<number>(k).fill(1);
+  const decoder = Float32Array.from({ length: k * width }, (_, i) => {
+    const c = Math.floor(i / width);
+    return (shrink[c] as number) * weight(i % width, c);
+  });
   tf.tidy(() => {
-    const w = tf.tensor2d(kernel, [width, k]);
-    model.layers[0]?.setWeights([w, tf.tensor1d(encoderBias)]);
-    model.layers[1]?.setWeights([w.transpose(), tf.tensor1d(Float32Array.from(mean))]);
+    model.layers[0]?.setWeights([tf.tensor2d(kernel, [width, k]), tf.tensor1d(encoderBias)]);
+    model.layers[1]?.setWeights([tf.tensor2d(decoder, [k, width]), tf.tensor1d(Float32Array.from(mean))]);
   });
   return { model, axes: k };
 }
 
 /**
- * The models a config fits, cheapest first: the one it pins, or under `auto` both (PCA only
- * with two or more slots: with one it keeps every axis and leaves no residual to measure).
+ * Each kept axis's decoder factor: 1 - sqrt(noise / variance), where noise is the mean variance
+ * of the axes left out, so a vector's squared error along axis c is its squared score times
+ * noise / variance (probabilistic PCA's Mahalanobis term). No noise (nothing varies off the
+ * axes) leaves a plain projection.
+ */
+export function axisShrink(eigenvalues: readonly number[], k: number): number[] {
+  const rest = eigenvalues.slice(k);
+  const noise = rest.length ? rest.reduce((a, b) => a + b, 0) / rest.length : 0;
+  return eigenvalues
+    .slice(0, k)
+    .map((variance) => (variance > 0 && noise > 0 ? Math.max(0, 1 - Math.sqrt(noise / variance)) : 1));
+}
+
+/**
+ * The models a config fits, cheapest first: the one it pins, or under `auto` the PCA and the
+ * autoencoder (the PCA only with two or more slots: with one it keeps every axis and leaves no
+ * residual to measure). Probabilistic PCA is pinned, not chosen: on held-out machines it was
+ * chosen by the separation of labelled events and then alarmed four times its budget on a
+ * fourth pump (test/training/pipeline.test.ts, 4 pumps), where the plain PCA and the
+ * autoencoder kept it; on 100 Hz fans it found more faults (bench/README.md).
  */
 export function anomalyCandidates(pinned: TrainingConfig['anomalyModel'], width: number): AnomalyModel[] {
-  if (pinned === 'pca' && width < 2)
+  if ((pinned === 'pca' || pinned === 'ppca') && width < 2)
     throw new InputError(
-      '"anomalyModel": "pca" needs at least 2 input slots (a residual off its principal axes); use "autoencoder" or "auto"',
+      `"anomalyModel": "${pinned}" needs at least 2 input slots (a residual off its principal axes); use "autoencoder" or "auto"`,
     );
   if (pinned !== undefined && pinned !== 'auto') return [pinned];
   return width > 1 ? ['pca', 'autoencoder'] : ['autoencoder'];
@@ -249,8 +281,10 @@ function fewest<C>(candidates: readonly C[], count: (c: C) => number): C[] {
  * The candidate to ship, by its held-out false alarms (`heldOutAlarms`): the fewest results over
  * its calibrated threshold; among those tied within noise, the fewest over the 0.9 quantile;
  * among those still tied, better separation of labelled events (event recall, then score
- * ratio); and otherwise the first, the cheapest. `tied` names the candidates the false alarms
- * could not part.
+ * ratio); and otherwise the autoencoder, which sees a change in any direction, where a PCA's
+ * residual is blind along its own axes (on 100 Hz fans, tied, the PCA found 0.42-0.58 of the
+ * faults on three days of four and the autoencoder 0.92-1.00: bench/README.md). `tied` names
+ * the candidates the false alarms could not part.
  */
 export function chooseAnomalyModel<C extends CandidateAlarms>(
   candidates: readonly C[],
@@ -264,7 +298,7 @@ export function chooseAnomalyModel<C extends CandidateAlarms>(
     ? [...tied].sort(
         (a, b) => (b.eventRecall ?? 0) - (a.eventRecall ?? 0) || (b.scoreRatio ?? 0) - (a.scoreRatio ?? 0),
       )
-    : tied;
+    : [...tied].sort((a, b) => Number(b.model === 'autoencoder') - Number(a.model === 'autoencoder'));
   return { chosen: ranked[0] as C, tied };
 }
 

@@ -680,8 +680,8 @@ async function fitCandidate(
 ): Promise<AnomalyCandidateFit> {
   const { width } = data;
   let built: { model: LayersModel; hidden: number[]; epochsRun: number; bestEpoch: number };
-  if (model === 'pca') {
-    const pca = buildPcaModel(data.train, width);
+  if (model === 'pca' || model === 'ppca') {
+    const pca = buildPcaModel(data.train, width, model === 'ppca');
     built = { model: pca.model, hidden: [pca.axes], epochsRun: 0, bestEpoch: 0 };
   } else {
     const autoencoder = buildAutoencoder(width, config.seed);
@@ -779,7 +779,7 @@ function chooseCandidate(
       ? 'the fewest'
       : chosen.eventRecall !== undefined
         ? `as few within noise; it separates the labelled events best (event recall ${chosen.eventRecall}, score ratio ${chosen.scoreRatio})`
-        : 'as few within noise; it is the cheapest';
+        : 'as few within noise; it sees a change in any direction, where a PCA is blind along its own axes';
   return {
     chosen: chosen.fit,
     candidates: figures.map((f) => f.figures),
@@ -789,8 +789,8 @@ function chooseCandidate(
 
 /** "pca (3 principal axes)" or "autoencoder (hidden 16-4-16)". */
 function describeCandidate(candidate: AnomalyCandidateFit): string {
-  return candidate.model === 'pca'
-    ? `pca (${candidate.hidden[0]} principal axes)`
+  return candidate.model !== 'autoencoder'
+    ? `${candidate.model} (${candidate.hidden[0]} principal axes)`
     : `autoencoder (hidden ${candidate.hidden.join('-')})`;
 }
 

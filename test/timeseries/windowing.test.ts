@@ -7,7 +7,12 @@ import {
 } from '../../shared/timeseries/features.ts';
 import { type CollectedReadings, LongFormatCollector } from '../../shared/timeseries/long-format.ts';
 import { prepareWindows, resolveWindow } from '../../shared/timeseries/prepare.ts';
-import { type ResolvedWindow, type WindowSpecInput, WindowSpecSchema } from '../../shared/timeseries/spec.ts';
+import {
+  bandsFor,
+  type ResolvedWindow,
+  type WindowSpecInput,
+  WindowSpecSchema,
+} from '../../shared/timeseries/spec.ts';
 import { type Window, windowsOf } from '../../shared/timeseries/windower.ts';
 
 const HZ = 10;
@@ -288,6 +293,18 @@ describe('the split', () => {
 });
 
 describe('spectral features', () => {
+  it('default to 8 bands, and to two FFT bins a band (8 to 64) for an anomaly model; a window that says wins', () => {
+    // Act / Assess
+    expect(bandsFor('classification', 100)).toBe(8);
+    expect(bandsFor('regression', 100)).toBe(8);
+    expect(bandsFor(undefined, 100)).toBe(8);
+    expect(bandsFor('anomaly', 100)).toBe(25); // 1 s at 100 Hz: 50 bins of 1 Hz, 2 Hz a band
+    expect(bandsFor('anomaly', 30)).toBe(8);
+    expect(bandsFor('anomaly', 1024)).toBe(64);
+    expect(bandsFor('anomaly', 100, 4)).toBe(4);
+    expect(WindowSpecSchema.parse({ time: 'ts', sizeMs: 1000, strideMs: 500 }).bands).toBeUndefined();
+  });
+
   it('give a sine its RMS, kurtosis and the FFT band it lies in', () => {
     // Prepare: 128 samples at 100 Hz of a 2-amplitude 30 Hz sine (plus an offset of 5).
     const samples = 128;

@@ -11,6 +11,8 @@ import { ModelMetricsSchema, TrainingConfigSchema } from '../../shared/schemas.t
 import { trainWindowsFromCsv } from '../../shared/timeseries/train.ts';
 import {
   anomalyCandidates,
+  axisShrink,
+  buildPcaModel,
   type CandidateAlarms,
   chooseAnomalyModel,
   heldOutAlarms,
@@ -19,6 +21,7 @@ import {
   reconstructions,
 } from '../../shared/training/anomaly.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
+import { principalAxes } from '../../shared/training/pca.ts';
 import { gaussian, seededRandom } from '../../shared/training/random.ts';
 import { trainFromCsv } from '../../shared/training/train.ts';
 
@@ -30,7 +33,7 @@ const candidate = (model: CandidateAlarms['model'], over: [number, number], extr
 });
 
 describe('choosing an anomaly model', () => {
-  it('takes the fewest held-out false alarms, then the fewest over the 0.9 quantile, then separation, then the cheapest', () => {
+  it('takes the fewest held-out false alarms, then the fewest over the 0.9 quantile, then separation, then the autoencoder', () => {
     // Clearly fewer over the calibrated threshold wins, listed first or not.
     expect(
       chooseAnomalyModel([candidate('pca', [40, 10]), candidate('autoencoder', [20, 30])]).chosen.model,
@@ -39,9 +42,10 @@ describe('choosing an anomaly model', () => {
     const quantile = chooseAnomalyModel([candidate('pca', [5, 40]), candidate('autoencoder', [6, 12])]);
     expect(quantile.chosen.model).toBe('autoencoder');
     expect(quantile.tied.map((c) => c.model)).toEqual(['autoencoder']);
-    // Tied on both: the first, the cheapest.
+    // Tied on both: the autoencoder, listed first or not (a PCA is blind along its own axes).
     const tied = [candidate('pca', [5, 20]), candidate('autoencoder', [6, 22])];
-    expect(chooseAnomalyModel(tied).chosen.model).toBe('pca');
+    expect(chooseAnomalyModel(tied).chosen.model).toBe('autoencoder');
+    expect(chooseAnomalyModel([...tied].reverse()).chosen.model).toBe('autoencoder');
     expect(chooseAnomalyModel(tied).tied).toHaveLength(2);
     // Tied, with labelled events: event recall, then the score ratio.
     const labelled = (recall: [number, number], ratio: [number, number]) =>
@@ -85,11 +89,13 @@ describe('choosing an anomaly model', () => {
     expect(choice.chosen.model).toBe('autoencoder');
   });
 
-  it('fits both under auto (PCA only with a residual to measure), one when pinned; old metrics still parse', () => {
+  it('fits the PCA and the autoencoder under auto (PCA only with a residual to measure), one when pinned; old metrics still parse', () => {
     expect(anomalyCandidates(undefined, 5)).toEqual(['pca', 'autoencoder']);
+    expect(anomalyCandidates('ppca', 5)).toEqual(['ppca']);
     expect(anomalyCandidates('auto', 1)).toEqual(['autoencoder']);
     expect(anomalyCandidates('pca', 5)).toEqual(['pca']);
     expect(() => anomalyCandidates('pca', 1)).toThrow(/needs at least 2 input slots/);
+    expect(() => anomalyCandidates('ppca', 1)).toThrow(/"ppca" needs at least 2 input slots/);
     expect(TrainingConfigSchema.safeParse({ task: 'anomaly', anomalyModel: 'kmeans' }).success).toBe(false);
     const old = ModelMetricsSchema.parse({
       anomaly: { threshold: 4.5, quantile: 0.959, falseAlarmRate: 0.026 },
@@ -100,51 +106,95 @@ describe('choosing an anomaly model', () => {
 });
 
 describe('the PCA anomaly model', () => {
-  it('is a projection onto its principal axes, pinned as configured, scored by the gateway as by the trainer', async () => {
-    // Prepare
-    const { normal, faulty } = normalAndFaulty(
-      { pumps: 3, minutes: 720 },
-      { pumps: 2, minutes: 360, firstPump: 3, faults: { perPump: 1, minutes: 60 } },
-    );
-    const config = TrainingConfigSchema.parse({
-      task: 'anomaly',
-      time: 'ts',
-      series: 'pump',
-      anomalyModel: 'pca',
-    });
+  it.each(['pca', 'ppca'] as const)(
+    'is %s over its principal axes, pinned as configured, scored by the gateway as by the trainer',
+    async (anomalyModel) => {
+      // Prepare
+      const { normal, faulty } = normalAndFaulty(
+        { pumps: 3, minutes: 720 },
+        { pumps: 2, minutes: 360, firstPump: 3, faults: { perPump: 1, minutes: 60 } },
+      );
+      const config = TrainingConfigSchema.parse({
+        task: 'anomaly',
+        time: 'ts',
+        series: 'pump',
+        anomalyModel,
+      });
+
+      // Act
+      const outcome = await trainFromCsv(normal.csv, config);
+      const { manifest, failure, readings, results } = await gatewayReplay(outcome, faulty.csv);
+
+      // Assess: the pinned model, its axes as the shape's one hidden layer, no candidates.
+      const width = manifest.preprocessing.inputWidth;
+      expect(outcome.metrics.anomaly?.model).toBe(anomalyModel);
+      expect(outcome.metrics.anomaly?.candidates).toBeUndefined();
+      expect(outcome.notices).toContainEqual(
+        expect.stringMatching(
+          new RegExp(`^anomaly model: ${anomalyModel} \\(\\d+ principal axes\\), as "anomalyModel" pins it$`),
+        ),
+      );
+      expect(outcome.shape.hidden).toHaveLength(1);
+      expect(outcome.shape.hidden[0]).toBeGreaterThanOrEqual(1);
+      expect(outcome.shape.hidden[0]).toBeLessThan(width);
+      expect(outcome.epochsRun).toBe(0);
+      expect(failure).toBeUndefined();
+      // The trainer's own scores of the same readings, by the shipped artifacts and the manifest.
+      const trainer = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
+      const x = transformRows(manifest.preprocessing, readings);
+      const expected = reconstructionScores(trainer, x, width, manifest.anomaly?.residualScale ?? []);
+      trainer.dispose();
+      expect(results).toHaveLength(readings.length);
+      results.forEach((result, i) => {
+        expect(result.score).toBeCloseTo(expected[i] as number, 4);
+      });
+      // It tells the fault from normal operation: the spike's readings score over the threshold.
+      const threshold = manifest.anomaly?.threshold as number;
+      expect(results.filter((r) => (r.score as number) > threshold).length).toBeGreaterThan(0);
+    },
+  );
+});
+
+describe('the PCA model', () => {
+  it('scores a vector as probabilistic PCA: its residual off the axes plus each axis score scaled to the noise', () => {
+    // Prepare: 5 slots driven by 2 latent factors, plus noise.
+    const random = seededRandom(3);
+    const width = 5;
+    const n = 600;
+    const x = new Float32Array(n * width);
+    for (let i = 0; i < n; i++) {
+      const [a, b] = [3 * gaussian(random), gaussian(random)];
+      const clean = [a, a + b, a - b, 2 * b, 0.5 * a];
+      clean.forEach((v, j) => {
+        x[i * width + j] = v + 0.3 * gaussian(random) + j;
+      });
+    }
+    const { mean, eigenvalues, weight } = principalAxes(x, width);
 
     // Act
-    const outcome = await trainFromCsv(normal.csv, config);
-    const { manifest, failure, readings, results } = await gatewayReplay(outcome, faulty.csv);
+    const { model, axes } = buildPcaModel(x, width, true);
+    const v = Float32Array.from([4, -1, 6, 0.5, 9]);
+    const along = Float32Array.from(mean, (m, j) => m + 2 * weight(j, 0));
+    const error = (input: Float32Array) => {
+      const out = reconstructions(model, input, width);
+      return input.reduce((sum, value, j) => sum + (value - (out[j] as number)) ** 2, 0);
+    };
+    const [errorV, errorAlong] = [error(v), error(along)];
+    model.dispose();
 
-    // Assess: the pinned model, its axes as the shape's one hidden layer, no candidates.
-    const width = manifest.preprocessing.inputWidth;
-    expect(outcome.metrics.anomaly?.model).toBe('pca');
-    expect(outcome.metrics.anomaly?.candidates).toBeUndefined();
-    expect(outcome.notices).toContainEqual(
-      expect.stringMatching(/^anomaly model: pca \(\d+ principal axes\), as "anomalyModel" pins it$/),
-    );
-    expect(outcome.shape.hidden).toHaveLength(1);
-    expect(outcome.shape.hidden[0]).toBeGreaterThanOrEqual(1);
-    expect(outcome.shape.hidden[0]).toBeLessThan(width);
-    expect(outcome.epochsRun).toBe(0);
-    expect(failure).toBeUndefined();
-    // The trainer's own scores of the same readings, by the shipped artifacts and the manifest.
-    const trainer = await loadModelFromArtifacts(outcome.artifacts.modelJson, outcome.artifacts.weights);
-    const x = transformRows(manifest.preprocessing, readings);
-    const expected = reconstructionScores(trainer, x, width, manifest.anomaly?.residualScale ?? []);
-    // An orthogonal projection: projecting its output again changes nothing.
-    const once = reconstructions(trainer, x, width);
-    const twice = reconstructions(trainer, once, width);
-    trainer.dispose();
-    expect(results).toHaveLength(readings.length);
-    results.forEach((result, i) => {
-      expect(result.score).toBeCloseTo(expected[i] as number, 4);
-    });
-    for (let i = 0; i < once.length; i++) expect(twice[i]).toBeCloseTo(once[i] as number, 3);
-    // It tells the fault from normal operation: the spike's readings score over the threshold.
-    const threshold = manifest.anomaly?.threshold as number;
-    expect(results.filter((r) => (r.score as number) > threshold).length).toBeGreaterThan(0);
+    // Assess: Q + sum over kept axes of z^2 noise / variance, noise the mean variance left out.
+    expect(axes).toBe(2);
+    const noise = eigenvalues.slice(axes).reduce((a, b) => a + b, 0) / (width - axes);
+    const d = Array.from(v, (value, j) => value - (mean[j] as number));
+    const z = [0, 1].map((c) => d.reduce((sum, dj, j) => sum + dj * weight(j, c), 0));
+    const q = d.reduce((sum, dj) => sum + dj * dj, 0) - z.reduce((sum, zc) => sum + zc * zc, 0);
+    const expected = q + z.reduce((sum, zc, c) => sum + (zc * zc * noise) / (eigenvalues[c] as number), 0);
+    expect(errorV).toBeCloseTo(expected, 2);
+    // A plain projection would score a move along its first axis 0; here it costs 4 noise / variance.
+    expect(errorAlong).toBeCloseTo((4 * noise) / (eigenvalues[0] as number), 3);
+    expect(errorAlong).toBeGreaterThan(0);
+    expect(axisShrink([4, 1, 0.25, 0.25], 2)).toEqual([0.75, 0.5]);
+    expect(axisShrink([4, 1, 0, 0], 2)).toEqual([1, 1]);
   });
 });
 

@@ -232,7 +232,7 @@ export const trainCommand = defineCommand({
     );
     // A PCA anomaly model and a ridge regression have no epochs.
     const fit =
-      outcome.metrics.anomaly?.model === 'pca'
+      outcome.metrics.anomaly?.model === 'pca' || outcome.metrics.anomaly?.model === 'ppca'
         ? 'PCA fitted in one pass'
         : outcome.metrics.regression?.model === 'ridge'
           ? 'ridge regression fitted in closed form'
