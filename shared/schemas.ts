@@ -368,6 +368,8 @@ export const AnomalyCandidateSchema = z.object({
   overQuantile: z.number().min(0).max(1),
   falseAlarmRate: z.number().min(0).max(1),
   falseAlarmsPerDay: z.number().min(0).optional(),
+  /** Share of held-out vectors with one slot moved 3 standard deviations it scores over its threshold (absent: before the check). */
+  departuresFound: z.number().min(0).max(1).optional(),
   eventRecall: z.number().min(0).max(1).optional(),
   scoreRatio: z.number().min(0).optional(),
 });

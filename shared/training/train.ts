@@ -64,6 +64,7 @@ import {
   COMPARED_QUANTILE,
   calibrateThreshold,
   chooseAnomalyModel,
+  departures,
   falseAlarms,
   heldOutAlarms,
   ReadingRate,
@@ -572,7 +573,7 @@ export async function fitAnomaly<G>(
     for (const model of anomalyCandidates(config.anomalyModel, width))
       fitted.push(await fitCandidate(model, data, config, options));
     options.onProgress?.({ phase: 'evaluating' });
-    const choice = chooseCandidate(fitted, data, alarm, rule);
+    const choice = chooseCandidate(fitted, data, alarm, rule, config.seed);
     const { shipped, scale, validationScores } = choice.chosen;
     const { sequences } = data;
     const calibration = calibrateThreshold(
@@ -732,6 +733,7 @@ function chooseCandidate(
   data: AnomalyVectors,
   alarm: Alarm,
   rule: EventRuleSpec,
+  seed: number,
 ): { chosen: AnomalyCandidateFit; candidates?: AnomalyCandidate[]; notice: string } {
   const only = fitted[0] as AnomalyCandidateFit;
   if (fitted.length === 1)
@@ -740,9 +742,13 @@ function chooseCandidate(
       notice: `anomaly model: ${describeCandidate(only)}, as "anomalyModel" pins it`,
     };
   const series = data.sequences?.validation;
+  const departed = departures(data.validation, data.width, seed);
   const figures = fitted.map((candidate) => {
     const scores = candidate.validationScores;
     const heldOut = heldOutAlarms(scores, series, data.resultsPerDay, alarm, rule);
+    const { threshold } = calibrateThreshold(scores, series, data.resultsPerDay, alarm, rule);
+    const departedScores = reconstructionScores(candidate.shipped, departed, data.width, candidate.scale);
+    const departuresMissed = departedScores.filter((s) => s <= threshold).length;
     const separation = data.labelled?.ranges.length
       ? separationOf(
           candidate,
@@ -756,10 +762,12 @@ function chooseCandidate(
       model: candidate.model,
       overThreshold: heldOut.overThreshold,
       overQuantile: heldOut.overQuantile,
+      departuresMissed,
       // What the metrics keep of it.
       figures: {
         model: candidate.model,
         falseAlarmRate: round6(heldOut.falseAlarmRate),
+        departuresFound: round6(1 - departuresMissed / Math.max(1, departedScores.length)),
         ...(heldOut.falseAlarmsPerDay !== undefined
           ? { falseAlarmsPerDay: round6(heldOut.falseAlarmsPerDay) }
           : {}),
@@ -772,7 +780,10 @@ function chooseCandidate(
   const { chosen, tied } = chooseAnomalyModel(figures);
   const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
   const shares = figures
-    .map((f) => `${f.model} ${percent(f.figures.falseAlarmRate)} and ${percent(f.figures.overQuantile)}`)
+    .map(
+      (f) =>
+        `${f.model} ${percent(f.figures.falseAlarmRate)} and ${percent(f.figures.overQuantile)}, ${percent(f.figures.departuresFound)} of departures found`,
+    )
     .join(', ');
   const by =
     tied.length === 1
