@@ -15,6 +15,7 @@ import {
   buildPcaModel,
   type CandidateAlarms,
   chooseAnomalyModel,
+  departures,
   heldOutAlarms,
   heldOutHalves,
   reconstructionScores,
@@ -42,6 +43,12 @@ describe('choosing an anomaly model', () => {
     const quantile = chooseAnomalyModel([candidate('pca', [5, 40]), candidate('autoencoder', [6, 12])]);
     expect(quantile.chosen.model).toBe('autoencoder');
     expect(quantile.tied.map((c) => c.model)).toEqual(['autoencoder']);
+    // Within noise on false alarms, the fewest departures missed comes before the quantile.
+    const seeing = chooseAnomalyModel([
+      candidate('pca', [5, 10], { departuresMissed: 990 }),
+      candidate('autoencoder', [6, 40], { departuresMissed: 900 }),
+    ]);
+    expect(seeing.chosen.model).toBe('autoencoder');
     // Tied on both: the autoencoder, listed first or not (a PCA is blind along its own axes).
     const tied = [candidate('pca', [5, 20]), candidate('autoencoder', [6, 22])];
     expect(chooseAnomalyModel(tied).chosen.model).toBe('autoencoder');
@@ -153,6 +160,30 @@ describe('the PCA anomaly model', () => {
       expect(results.filter((r) => (r.score as number) > threshold).length).toBeGreaterThan(0);
     },
   );
+});
+
+describe('departures', () => {
+  it('move one slot of each held-out vector by 3 standard deviations, the same for a seed', () => {
+    // Prepare
+    const width = 4;
+    const validation = Float32Array.from({ length: 10 * width }, (_, i) => i / 7);
+
+    // Act
+    const departed = departures(validation, width, 7);
+
+    // Assess
+    expect(departed).toHaveLength(validation.length);
+    for (let i = 0; i < 10; i++) {
+      const moved = [0, 1, 2, 3].filter((j) => departed[i * width + j] !== validation[i * width + j]);
+      expect(moved).toHaveLength(1);
+      const j = moved[0] as number;
+      expect(
+        Math.abs((departed[i * width + j] as number) - (validation[i * width + j] as number)),
+      ).toBeCloseTo(3, 5);
+    }
+    expect(departures(validation, width, 7)).toEqual(departed);
+    expect(departures(new Float32Array(20_000 * 2), 2, 1)).toHaveLength(4_000 * 2);
+  });
 });
 
 describe('the PCA model', () => {
