@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Arch, buildDevicePackages, TOP_DIR } from '../../device/packaging/build.ts';
+import { GATEWAY_NODE_FLAGS } from '../../device/packaging/node-flags.ts';
 
 export interface UnpackedGateway {
   /** The command that runs the gateway (`edgeloop device`'s flags follow it). */
@@ -25,7 +26,8 @@ export async function unpackedGateway(dir: string): Promise<UnpackedGateway> {
   await mkdir(installDir, { recursive: true });
   execFileSync('tar', ['-xzf', pkg.file, '-C', installDir]);
   return {
-    command: [process.execPath, join(installDir, TOP_DIR, 'bin', TOP_DIR)],
+    // Run as the systemd unit and the Greengrass recipe run it: with the package's node flags.
+    command: [process.execPath, ...GATEWAY_NODE_FLAGS, join(installDir, TOP_DIR, 'bin', TOP_DIR)],
     installDir,
     archive: { fileName: pkg.fileName, bytes: pkg.archiveBytes },
     buildSeconds,

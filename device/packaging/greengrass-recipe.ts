@@ -6,6 +6,7 @@
  * (the nucleus, Java or lite, does not ship node). SIGTERM on stop: state saved, exit 0.
  */
 import type { Arch } from './build.ts';
+import { GATEWAY_NODE_FLAGS } from './node-flags.ts';
 
 export const COMPONENT_NAME = 'com.edgeloop.Device';
 
@@ -79,7 +80,10 @@ export function deviceRecipe(
           Script: `rm -rf {work:path}/edgeloop-device && tar -xzf {artifacts:path}/${artifact.fileName} -C {work:path}`,
           RequiresPrivilege: false,
         },
-        Run: { Script: 'node {work:path}/edgeloop-device/bin/edgeloop-device', RequiresPrivilege: false },
+        Run: {
+          Script: `node ${GATEWAY_NODE_FLAGS.join(' ')} {work:path}/edgeloop-device/bin/edgeloop-device`,
+          RequiresPrivilege: false,
+        },
       },
     })),
   };

@@ -10,6 +10,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Role } from 'aws-cdk-lib/aws-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GATEWAY_NODE_FLAGS } from '../../device/packaging/node-flags.ts';
 import { resolveConfig } from '../../infra/aws/config.ts';
 import { trainingSteps } from '../../infra/aws/constructs/training.ts';
 import { acknowledge, MIN_REASON_LENGTH, renderCfnValue } from '../../infra/aws/nag.ts';
@@ -820,7 +821,9 @@ describe('Greengrass component', () => {
     expect(recipe).toContain('com.edgeloop.Device');
     expect(recipe).toContain('\\"architecture\\":\\"amd64\\"');
     expect(recipe).toContain('\\"architecture\\":\\"aarch64\\"');
-    expect(recipe).toContain('{work:path}/edgeloop-device/bin/edgeloop-device');
+    expect(recipe).toContain(
+      `node ${GATEWAY_NODE_FLAGS.join(' ')} {work:path}/edgeloop-device/bin/edgeloop-device`,
+    );
     expect(recipe).not.toMatch(/REPLACE-WITH/);
   });
 

@@ -18,6 +18,7 @@ import {
   sourceDateEpoch,
   TOP_DIR,
 } from '../../device/packaging/build.ts';
+import { GATEWAY_NODE_FLAGS } from '../../device/packaging/node-flags.ts';
 
 interface Entry {
   header: Header;
@@ -162,6 +163,10 @@ describe('npm run package:device', () => {
         'packaging/edgeloop-device.service',
       ]);
       expect(byName.get('bin/edgeloop-device')?.header.mode).toBe(0o755);
+      // The unit runs node with the package's V8 flags (V8 sizes its heap at start).
+      expect(byName.get('packaging/edgeloop-device.service')?.data.toString()).toContain(
+        `ExecStart=/usr/bin/node ${GATEWAY_NODE_FLAGS.join(' ')} /opt/edgeloop-device/bin/edgeloop-device `,
+      );
       expect(byName.get('bin/edgeloop-device')?.data.toString()).toMatch(/^#!\/usr\/bin\/env node\n/);
       expect(elfMachine(byName.get('lib/aws-crt-nodejs.node')?.data as Buffer)).toBe(machine);
       const manifest = JSON.parse(byName.get('package.json')?.data.toString() ?? '{}');
