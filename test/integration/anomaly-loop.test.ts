@@ -13,14 +13,15 @@ import { runCli } from '../../bench/support/cli.ts';
 import type { EventItem } from '../../functions/events/record.ts';
 import { type DemoRun, PUMPS_DEMO, runDemo } from '../../infra/local/demo.ts';
 import { generatePumpCsv } from '../../shared/anomaly-dataset.ts';
+import { WHOLE_LOOP_TEST_MS, WHOLE_LOOP_WAIT_MS } from './whole-loop.ts';
 
 let run: DemoRun | undefined;
 afterAll(async () => run?.stop());
 
-describe('the anomaly loop on the local stack', () => {
+describe('the anomaly loop on the local stack', { timeout: WHOLE_LOOP_TEST_MS }, () => {
   it('trains on normal data, and the events gateways find in a faulty day are stored, listed and equal to score', async () => {
     // Act
-    run = await runDemo({ devices: 2, model: 'pumps', task: 'anomaly', timeoutMs: 200_000 });
+    run = await runDemo({ devices: 2, model: 'pumps', task: 'anomaly', timeoutMs: WHOLE_LOOP_WAIT_MS });
     const { summary } = run;
     const dataDir = summary.dataDir;
     const listed = await runCli([

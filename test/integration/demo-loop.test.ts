@@ -6,11 +6,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runBin } from '../../bench/support/cli.ts';
+import { WHOLE_LOOP_TEST_MS, WHOLE_LOOP_WAIT_MS } from './whole-loop.ts';
 
-describe('edgeloop demo', () => {
+describe('edgeloop demo', { timeout: WHOLE_LOOP_TEST_MS }, () => {
   it('turns the demo dataset into a model that every gateway runs, and counts every result', async () => {
     // Act
-    const run = await runBin(['demo', '--devices', '3', '--readings', '300', '--json'], 240_000);
+    const run = await runBin(['demo', '--devices', '3', '--readings', '300', '--json'], WHOLE_LOOP_WAIT_MS);
 
     // Assess
     expect(run.code, run.stderr).toBe(0);

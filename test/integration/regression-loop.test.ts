@@ -17,6 +17,7 @@ import { ENERGY_LABEL, generateEnergyDataset } from '../../shared/demo-dataset.t
 import { ManifestSchema } from '../../shared/schemas.ts';
 import { buckets, modelFiles, modelKeys } from '../../shared/topology.ts';
 import { rmseOnRows } from '../../shared/training/train.ts';
+import { WHOLE_LOOP_TEST_MS, WHOLE_LOOP_WAIT_MS } from './whole-loop.ts';
 
 let run: DemoRun | undefined;
 afterAll(async () => run?.stop());
@@ -26,10 +27,10 @@ async function modelObject(key: string): Promise<Uint8Array> {
   return (await object.Body?.transformToByteArray()) ?? new Uint8Array();
 }
 
-describe('the regression loop on the local stack', () => {
+describe('the regression loop on the local stack', { timeout: WHOLE_LOOP_TEST_MS }, () => {
   it('trains a number from an upload, releases, and live RMSE on unseen cycles matches the offline RMSE', async () => {
     // Act
-    run = await runDemo({ devices: 2, model: 'energy', task: 'regression', timeoutMs: 200_000 });
+    run = await runDemo({ devices: 2, model: 'energy', task: 'regression', timeoutMs: WHOLE_LOOP_WAIT_MS });
     const { summary } = run;
 
     // Assess: the release is a regression model that beat the mean predictor.

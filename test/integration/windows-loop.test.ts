@@ -19,6 +19,7 @@ import { dynamoClient, s3Client } from '../../shared/aws.ts';
 import { ManifestSchema, type RegistryItem, type ResolvedWindow } from '../../shared/schemas.ts';
 import { generateVibrationCsv } from '../../shared/timeseries/vibration-dataset.ts';
 import { buckets, datasetKeys, modelKeys, tables } from '../../shared/topology.ts';
+import { WHOLE_LOOP_TEST_MS, WHOLE_LOOP_WAIT_MS } from './whole-loop.ts';
 
 /** Windows a replay should give, counted from the readings' times alone: per unbroken stretch, 1 + (points - samples) / stride. */
 function expectedWindows(csv: string, spec: ResolvedWindow): number {
@@ -49,14 +50,14 @@ function expectedWindows(csv: string, spec: ResolvedWindow): number {
 let run: DemoRun | undefined;
 afterAll(async () => run?.stop());
 
-describe('the windowed loop on the local stack', () => {
+describe('the windowed loop on the local stack', { timeout: WHOLE_LOOP_TEST_MS }, () => {
   it('trains on windows from an upload, releases, and every gateway sends one result per window', async () => {
     // Act
     run = await runDemo({
       devices: 2,
       model: 'fans',
       window: { time: 'ts', series: 'machine', sizeMs: 1000, strideMs: 500 },
-      timeoutMs: 200_000,
+      timeoutMs: WHOLE_LOOP_WAIT_MS,
     });
     const { summary } = run;
 
