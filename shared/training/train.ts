@@ -746,17 +746,11 @@ function chooseCandidate(
   const figures = fitted.map((candidate) => {
     const scores = candidate.validationScores;
     const heldOut = heldOutAlarms(scores, series, data.resultsPerDay, alarm, rule);
-    const { threshold } = calibrateThreshold(scores, series, data.resultsPerDay, alarm, rule);
+    // Its threshold from all its held-out scores, as the shipped one is set.
+    const calibration = calibrateThreshold(scores, series, data.resultsPerDay, alarm, rule);
     const departedScores = reconstructionScores(candidate.shipped, departed, data.width, candidate.scale);
-    const departuresMissed = departedScores.filter((s) => s <= threshold).length;
-    const separation = data.labelled?.ranges.length
-      ? separationOf(
-          candidate,
-          data,
-          calibrateThreshold(scores, series, data.resultsPerDay, alarm, rule),
-          rule,
-        )
-      : {};
+    const departuresMissed = departedScores.filter((s) => s <= calibration.threshold).length;
+    const separation = data.labelled?.ranges.length ? separationOf(candidate, data, calibration, rule) : {};
     return {
       fit: candidate,
       model: candidate.model,
