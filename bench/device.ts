@@ -23,7 +23,7 @@ import { Outbox } from '../device/results/outbox.ts';
 import { ResultStream } from '../device/results/result-writer.ts';
 import { startDevice } from '../device/service.ts';
 import { loadCsvFile, runCsvReplay } from '../device/sources/sources.ts';
-import type { Reading } from '../shared/dataset/readings.ts';
+import type { ReadingList } from '../shared/dataset/reading-table.ts';
 import {
   canonicalJson,
   generateSigningKeyPair,
@@ -115,7 +115,7 @@ export function bareRun(
  * the 2,048 rows, and on top of bare predict: the arg-max, the result JSON and batches,
  * event-loop turns and the kernel's fsyncs. The rate counts until every result is durable.
  */
-async function pipelineRun(engine: Engine, data: readonly Reading[], total: number, dir: string) {
+async function pipelineRun(engine: Engine, data: ReadingList, total: number, dir: string) {
   const outbox = await Outbox.open(dir);
   const batcher = new ResultStream(outbox, { thing: 'bench-gw', model: 'bench' });
   const start = performance.now();

@@ -7,6 +7,7 @@
  * still rides one batch.
  * Also keeps the numbers the status reports: rate, p50/p99 latency.
  */
+import { type ReadingList, rowArray } from '../../shared/dataset/reading-table.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import { type Classified, type LoadedModel, type Prediction, refuseWindowedModel } from './model.ts';
 
@@ -78,7 +79,8 @@ export class Engine {
    * row's best class and probability, the serving version and the chunk's latency.
    */
   classifyRows(
-    rows: readonly RawRow[],
+    /** An array, or a replay's readings (built only when `prepared` gives no input). */
+    rows: ReadingList,
     arrivedAt = performance.now(),
     /** The rows already transformed for this model, when the caller keeps them (CSV replay). */
     prepared?: (model: LoadedModel) => Float32Array | undefined,
@@ -87,7 +89,7 @@ export class Engine {
     if (!model) throw new NoModelError();
     refuseWindowedModel(model.manifest);
     const x = prepared?.(model);
-    const classified = x ? model.classifyInput(x, rows.length) : model.classifyRows(rows);
+    const classified = x ? model.classifyInput(x, rows.length) : model.classifyRows(rowArray(rows));
     const latencyMs = performance.now() - arrivedAt;
     this.record(latencyMs, rows.length);
     return { ...classified, version: model.version, latencyMs };

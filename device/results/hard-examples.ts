@@ -10,6 +10,7 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { valueBucketBounds } from '../../shared/aggregation/value-histogram.ts';
+import type { ReadingList } from '../../shared/dataset/reading-table.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import { feedbackHeader, feedbackLabelColumn, feedbackLine } from '../../shared/feedback.ts';
 import { UNKNOWN_CLASS } from '../../shared/novelty.ts';
@@ -39,7 +40,8 @@ export interface HardExampleOptions {
 
 /** One inference call's readings and, per row, its result id, predicted class and confidence. */
 export interface SampleView {
-  rows: readonly RawRow[];
+  /** Read only for the readings a sample keeps (a replay's are built when asked). */
+  rows: ReadingList;
   id(i: number): string;
   predicted(i: number): string;
   confidence(i: number): number;
@@ -247,10 +249,11 @@ export class HardExampleSampler {
     }
     const threshold = manifest.lowConfidence;
     for (let i = 0; i < view.rows.length; i++) {
-      const row = view.rows[i];
       const confidence = view.confidence(i);
       // Unsure, or far from anything it was trained on (answered `unknown`).
-      if (!row || !(confidence < threshold || view.novel?.(i))) continue;
+      if (!(confidence < threshold || view.novel?.(i))) continue;
+      const row = view.rows.at(i);
+      if (!row) continue;
       if (!this.take()) {
         this.counters.dropped++;
         continue;
@@ -262,9 +265,10 @@ export class HardExampleSampler {
   /** An anomaly model's anomalous readings: a reviewer marks the false alarms normal (shared/feedback.ts). */
   private offerAnomalies(view: SampleView, manifest: Manifest): void {
     for (let i = 0; i < view.rows.length; i++) {
-      const row = view.rows[i];
       const scored = view.score?.(i);
-      if (!row || !scored?.anomaly) continue;
+      if (!scored?.anomaly) continue;
+      const row = view.rows.at(i);
+      if (!row) continue;
       if (!this.take()) {
         this.counters.dropped++;
         continue;
@@ -276,9 +280,10 @@ export class HardExampleSampler {
   private offerValues(view: SampleView, manifest: Manifest): void {
     const hard = hardValue(manifest);
     for (let i = 0; i < view.rows.length; i++) {
-      const row = view.rows[i];
       const value = view.value?.(i);
-      if (!row || value === undefined || !hard(value, row[manifest.preprocessing.label])) continue;
+      if (value === undefined) continue;
+      const row = view.rows.at(i);
+      if (!row || !hard(value, row[manifest.preprocessing.label])) continue;
       if (!this.take()) {
         this.counters.dropped++;
         continue;

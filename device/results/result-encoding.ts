@@ -5,6 +5,7 @@
  */
 import type { CountedResult } from '../../shared/aggregation/aggregate.ts';
 import type { ChannelShare } from '../../shared/anomaly.ts';
+import type { ReadingList } from '../../shared/dataset/reading-table.ts';
 import { UNKNOWN_CLASS } from '../../shared/novelty.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, Manifest } from '../../shared/schemas.ts';
@@ -186,9 +187,9 @@ export function replayResultReader(
 }
 
 /** The truth each row carries in `labelColumn`, as toResult gives it ('' for none). */
-export function truthColumn(rows: readonly RawRow[], labelColumn: string): string[] {
-  return rows.map((row) => {
-    const value = row[labelColumn];
+export function truthColumn(rows: ReadingList, labelColumn: string): string[] {
+  return Array.from({ length: rows.length }, (_, i) => {
+    const value = rows.at(i)?.[labelColumn];
     return value === undefined || value === null ? '' : String(value);
   });
 }

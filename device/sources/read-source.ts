@@ -4,7 +4,8 @@
  * into and what it reports back; the source owns nothing of the device's state.
  */
 import type { Readable } from 'node:stream';
-import type { Reading, Refusal } from '../../shared/dataset/readings.ts';
+import type { ReadingList } from '../../shared/dataset/reading-table.ts';
+import type { Refusal } from '../../shared/dataset/readings.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, SourceStatus } from '../../shared/schemas.ts';
@@ -59,7 +60,7 @@ export interface SourceContext {
  */
 export async function readSource(
   source: Exclude<SourceSpec, { kind: 'none' }>,
-  csvRows: readonly Reading[] | undefined,
+  csvRows: ReadingList | undefined,
   position: number,
   ctx: SourceContext,
 ): Promise<void> {
@@ -139,7 +140,7 @@ export class SourceRun {
 
   constructor(
     source: Exclude<SourceSpec, { kind: 'none' }>,
-    csvRows: readonly Reading[] | undefined,
+    csvRows: ReadingList | undefined,
     ctx: SourceContext & {
       modelReady: Promise<void>;
       position: () => number;

@@ -8,12 +8,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import type { ReadingList, ReadingTable } from '../../shared/dataset/reading-table.ts';
 import {
-  parseCsvReadings,
   parseReading,
   type Reading,
   type Refusal,
   readingRefusal,
+  readReadingTable,
 } from '../../shared/dataset/readings.ts';
 import { EdgeloopError, errorMessage } from '../../shared/errors.ts';
 import { type RawRow, transformInto } from '../../shared/preprocess.ts';
@@ -78,17 +79,18 @@ function liveSpecOf(block: Record<string, unknown>, where: string): LiveSpec {
   );
 }
 
-/** The CSV file as readings, parsed once (replay loops over the same objects). */
-export function loadCsvFile(file: string): Reading[] {
-  let text: string;
+/** The CSV file's readings, parsed once into typed columns (each replay loop reads them again). */
+export function loadCsvFile(file: string): ReadingTable {
+  let data: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    data = readFileSync(file);
   } catch (error) {
     throw new EdgeloopError(`cannot read the CSV source ${file}: ${errorMessage(error)}`);
   }
-  const { rows } = parseCsvReadings(text, `the CSV source ${file}: `);
-  if (rows.length === 0) throw new EdgeloopError(`the CSV source ${file} has a header but no rows`);
-  return rows;
+  const table = readReadingTable(data, `the CSV source ${file}: `);
+  if (!table) throw new EdgeloopError(`the CSV source ${file} is empty: it needs a header and rows`);
+  if (table.length === 0) throw new EdgeloopError(`the CSV source ${file} has a header but no rows`);
+  return table;
 }
 
 /** Bound on the transformed copy of a CSV source: 8 Mi values (32 MiB). */
@@ -106,7 +108,7 @@ export class PreparedRows {
   private ready = new Uint8Array(0);
   private scratch = new Float32Array(0);
 
-  constructor(private readonly rows: readonly RawRow[]) {}
+  constructor(private readonly rows: ReadingList) {}
 
   /**
    * The input of `owner` (the serving model, whose preprocessing `pre` is) for readings
@@ -125,7 +127,7 @@ export class PreparedRows {
     for (let i = 0; i < Math.min(n, count); i++) {
       const row = (start + i) % count;
       if (this.ready[row] === 0) {
-        transformInto(pre, this.rows[row] as RawRow, this.values, row * width);
+        transformInto(pre, this.rows.at(row) as RawRow, this.values, row * width);
         this.ready[row] = 1;
       }
     }
@@ -187,7 +189,8 @@ export class ReplayPace {
 /** One CSV replay chunk as the model saw it: readings first, first + 1, ... */
 export interface ClassifiedChunk {
   first: number;
-  rows: readonly RawRow[];
+  /** The chunk's readings, built from the source's columns when asked. */
+  rows: ReadingList;
   classified: ClassifiedAnswers;
   ts: number;
 }
@@ -215,7 +218,7 @@ export interface CsvReplayContext {
  * resumes at the checkpoint never reuses an id for a different reading.
  */
 export async function runCsvReplay(
-  rows: readonly Reading[],
+  rows: ReadingList,
   spec: { rate?: number; limit?: number },
   start: number,
   ctx: CsvReplayContext,
@@ -229,8 +232,11 @@ export async function runCsvReplay(
   /** Answers readings first .. end - 1 in one predict. */
   const answer = (first: number, end: number) => {
     const n = end - first;
-    const batch: RawRow[] = new Array(n);
-    for (let i = 0; i < n; i++) batch[i] = rows[(first + i) % rows.length] as RawRow;
+    // The readings as objects only where asked for (the model predicts from `prepared`).
+    const batch: ReadingList = {
+      length: n,
+      at: (i) => (i >= 0 && i < n ? rows.at((first + i) % rows.length) : undefined),
+    };
     const ts = Date.now();
     const classified = ctx.engine.classifyRows(batch, performance.now(), (model) =>
       prepared.input(model, model.manifest.preprocessing, first, n),
@@ -251,7 +257,9 @@ export async function runCsvReplay(
       best,
       confidence,
       ...(values ? { values } : {}),
-      ...(anomaly ? { anomaly, places: batch.map((row) => readingPlace(manifest, row)) } : {}),
+      ...(anomaly
+        ? { anomaly, places: Array.from({ length: n }, (_, i) => readingPlace(manifest, batch.at(i) ?? {})) }
+        : {}),
       ...(novelty ? { novelty } : {}),
       latencyMs,
       ts,
@@ -269,7 +277,7 @@ export async function runCsvReplay(
       const refusal = checks.refusal(model, p % rows.length);
       if (!refusal) continue;
       if (p > runStart) answer(runStart, p);
-      ctx.refuse?.(refusal, rows[p % rows.length]);
+      ctx.refuse?.(refusal, rows.at(p % rows.length));
       refused++;
       runStart = p + 1;
     }
@@ -297,7 +305,7 @@ class RowChecks {
   /** Per row: 0 unchecked, 1 answerable, 2 refused. */
   private state = new Uint8Array(0);
 
-  constructor(private readonly rows: readonly RawRow[]) {}
+  constructor(private readonly rows: ReadingList) {}
 
   refusal(model: LoadedModel, row: number): Refusal | undefined {
     if (model !== this.owner) {
@@ -305,7 +313,7 @@ class RowChecks {
       this.state = new Uint8Array(this.rows.length);
     }
     if (this.state[row] === 1) return undefined;
-    const refusal = modelRefusal(model, this.rows[row] as RawRow);
+    const refusal = modelRefusal(model, this.rows.at(row) as RawRow);
     this.state[row] = refusal ? 2 : 1;
     return refusal;
   }

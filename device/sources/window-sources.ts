@@ -4,6 +4,7 @@
  * whole window as {"readings": [...]}). Results go to the device's ResultStream as for rows.
  */
 import type { Readable } from 'node:stream';
+import type { ReadingList } from '../../shared/dataset/reading-table.ts';
 import { parseReading, type Reading, type Refusal } from '../../shared/dataset/readings.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
@@ -62,7 +63,7 @@ export interface WindowReplayContext
  * not made.
  */
 export async function runWindowReplay(
-  rows: readonly Reading[],
+  rows: ReadingList,
   spec: { rate?: number; limit?: number },
   start: number,
   ctx: WindowReplayContext,
@@ -77,7 +78,7 @@ export async function runWindowReplay(
   // The file's readings as typed columns, read once per serving model (each pass reuses them).
   const readings = new ReplayReadings(rows);
   const onRefused = (row: number, why: Refusal) => {
-    ctx.refuse?.(why, rows[row]);
+    ctx.refuse?.(why, rows.at(row));
     if (refusedLogged++ < 5) ctx.log?.(`csv source: reading ${row + 1} refused: ${why.message}`);
   };
   const emit = (results: WindowResult[], next: number) => {

@@ -6,6 +6,7 @@
  * (its last reading's label) when readings carry labels. A model swap starts every buffer
  * afresh, since the new model's window may differ.
  */
+import type { ReadingList } from '../../shared/dataset/reading-table.ts';
 import type { Refusal } from '../../shared/dataset/readings.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult, WindowManifest } from '../../shared/schemas.ts';
@@ -90,7 +91,7 @@ export class ReadingColumns {
   private readonly width: number;
 
   constructor(
-    private readonly rows: readonly RawRow[],
+    private readonly rows: ReadingList,
     readonly spec: WindowManifest['spec'],
     readonly labelColumn: string,
   ) {
@@ -127,7 +128,7 @@ export class ReadingColumns {
     let lastSeries: string | undefined;
     let lastSeriesIndex = 0;
     for (let i = from; i < to; i++) {
-      const row = rows[i] as RawRow;
+      const row = rows.at(i) as RawRow;
       let why: Refusal | undefined;
       const rawTime = row[timeColumn];
       const time = timeValue(rawTime, timeUnit);
@@ -187,7 +188,7 @@ export class ReadingColumns {
 export class ReplayReadings {
   private columns: ReadingColumns | undefined;
 
-  constructor(readonly rows: readonly RawRow[]) {}
+  constructor(readonly rows: ReadingList) {}
 
   columnsFor(spec: WindowManifest['spec'], labelColumn: string): ReadingColumns | undefined {
     if (this.rows.length * (spec.channels.length + 4) > COLUMNS_MAX_VALUES) return undefined;
@@ -361,7 +362,7 @@ export class WindowStream {
     const columns = readings.columnsFor(window.spec, model.manifest.preprocessing.label);
     if (!columns) {
       for (let i = from; i < to; i++) {
-        const why = this.push(readings.rows[i] as RawRow, arrivedAt);
+        const why = this.push(readings.rows.at(i) as RawRow, arrivedAt);
         if (why) onRefused?.(i, why);
       }
       return;

@@ -45,9 +45,36 @@ export function parseCsv(text: string, delimiter: Delimiter, maxRows?: number): 
   return rows.filter((row) => !(row.length === 1 && row[0] === ''));
 }
 
+/**
+ * Each record of a CSV text or file (the header first) handed to `onRecord` in turn and not
+ * kept, so a large file never exists as one array of records: parseCsv's rules, and a
+ * leading byte-order mark skipped.
+ */
+export function eachCsvRecord(
+  data: string | Buffer,
+  delimiter: Delimiter,
+  onRecord: (cells: string[]) => void,
+): void {
+  parseSync(data, {
+    ...csvOptions(delimiter),
+    bom: true,
+    on_record: (record: string[]) => {
+      if (!(record.length === 1 && record[0] === '')) onRecord(record);
+      return null;
+    },
+  });
+}
+
 /** Picks `,` or `;`: the one whose field count is consistent over the first lines and > 1. */
-export function sniffDelimiter(text: string): Delimiter {
-  const sample = sniffSample(text);
+export function sniffDelimiter(text: string | Buffer): Delimiter {
+  const sample = sniffSample(
+    typeof text === 'string'
+      ? text
+      : text
+          .subarray(0, SNIFF_BYTES)
+          .toString('utf8')
+          .replace(/^\uFEFF/, ''),
+  );
   const score = (delimiter: Delimiter) => {
     let table: string[][];
     try {

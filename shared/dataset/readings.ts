@@ -8,8 +8,9 @@
 import { InputError } from '../errors.ts';
 import { isMissing, type RawRow } from '../preprocess.ts';
 import type { FeatureSpec, Preprocessing, RefusalReason } from '../schemas.ts';
-import { parseCsv, sniffDelimiter } from './csv.ts';
+import { eachCsvRecord, parseCsv, sniffDelimiter } from './csv.ts';
 import { headerNames } from './profile.ts';
+import { ReadingTable } from './reading-table.ts';
 
 export type Reading = Record<string, string | number>;
 
@@ -31,14 +32,37 @@ export function parseCsvReadings(text: string, where: string): { header: string[
   try {
     table = parseCsv(body, sniffDelimiter(body));
   } catch (error) {
-    throw new InputError(
-      `${where}the CSV cannot be parsed (${(error as Error).message}): check the quoting near that line`,
-    );
+    throw unparsable(error, where);
   }
   const [first, ...records] = table;
   if (!first) return { header: [], rows: [] };
   const header = headerNames(first, where);
   return { header, rows: records.map((cells) => readingOf(header, cells)) };
+}
+
+/**
+ * A CSV file of readings as a ReadingTable, by the same rules as parseCsvReadings, one record
+ * at a time (a replay file of any size costs its typed columns, not an object per reading);
+ * undefined when it has no header.
+ */
+export function readReadingTable(data: Buffer, where: string): ReadingTable | undefined {
+  let table: ReadingTable | undefined;
+  try {
+    eachCsvRecord(data, sniffDelimiter(data), (cells) => {
+      if (table) table.add(cells);
+      else table = new ReadingTable(headerNames(cells, where));
+    });
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw unparsable(error, where);
+  }
+  return table?.trim();
+}
+
+function unparsable(error: unknown, where: string): InputError {
+  return new InputError(
+    `${where}the CSV cannot be parsed (${(error as Error).message}): check the quoting near that line`,
+  );
 }
 
 /** One record's cells under `header` as a reading (numbers that print back exactly are numbers). */

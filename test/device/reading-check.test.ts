@@ -16,7 +16,7 @@ import { loadCsvFile, runCsvReplay, startInferServer } from '../../device/source
 import { formatRefused } from '../../infra/cli/commands/fleet.ts';
 import { parseReading, type Refusal, readingRefusal } from '../../shared/dataset/readings.ts';
 import { parseDataset } from '../../shared/dataset.ts';
-import { transformRows } from '../../shared/preprocess.ts';
+import { type RawRow, transformRows } from '../../shared/preprocess.ts';
 import { TrainingConfigSchema } from '../../shared/schemas.ts';
 import { tf } from '../../shared/tf.ts';
 import { loadModelFromArtifacts } from '../../shared/training/model.ts';
@@ -77,7 +77,9 @@ async function replay(file: string, model: LoadedModel) {
   engine.setModel(model);
   const outboxDir = await mkdtemp(join(dir, 'outbox-'));
   const batcher = new ResultStream(await Outbox.open(outboxDir), { thing: 'gw', model: 'pump' });
-  const rows = loadCsvFile(file);
+  // The source's readings as objects, so a refused reading's position is its index.
+  const table = loadCsvFile(file);
+  const rows = Array.from({ length: table.length }, (_, i) => table.at(i) as RawRow);
   const answered = new Map<number, { best: number; confidence: number }>();
   const refused: { position: number; refusal: Refusal }[] = [];
   let position = 0;
