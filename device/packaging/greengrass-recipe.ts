@@ -54,6 +54,9 @@ export function deviceRecipe(
         // The readings: a live input's URL or its settings block as JSON text
         // (docs/connect-sensors.md), e.g. mqtt://127.0.0.1:1883?template=plant/{series}/pump.
         source: '',
+        // Extra node options, e.g. --max-old-space-size=128 on a gateway short of memory
+        // (docs/gateway.md): a lower peak for more latency.
+        nodeOptions: '',
       },
     },
     Manifests: artifacts.map((artifact) => ({
@@ -75,6 +78,7 @@ export function deviceRecipe(
           EDGELOOP_DEVICE_RESULTS_MODE: '{configuration:/resultsMode}',
           EDGELOOP_DEVICE_STAGE: '{configuration:/stage}',
           EDGELOOP_DEVICE_SOURCE: '{configuration:/source}',
+          NODE_OPTIONS: '{configuration:/nodeOptions}',
         },
         Install: {
           Script: `rm -rf {work:path}/edgeloop-device && tar -xzf {artifacts:path}/${artifact.fileName} -C {work:path}`,

@@ -835,6 +835,9 @@ describe('Greengrass component', () => {
     expect(recipe).toContain('\\"EDGELOOP_DEVICE_RESULTS_MODE\\":\\"{configuration:/resultsMode}\\"');
     expect(recipe).toContain('\\"EDGELOOP_DEVICE_STAGE\\":\\"{configuration:/stage}\\"');
     expect(recipe).toContain('\\"EDGELOOP_DEVICE_SOURCE\\":\\"{configuration:/source}\\"');
+    // Node's own options (a heap cap on a gateway short of memory), empty by default.
+    expect(recipe).toContain('\\"nodeOptions\\":\\"\\"');
+    expect(recipe).toContain('\\"NODE_OPTIONS\\":\\"{configuration:/nodeOptions}\\"');
   });
 
   it('points each manifest at its archive asset with that file SHA-256 digest', () => {
