@@ -11,7 +11,6 @@ import type { Readable } from 'node:stream';
 import type { ReadingList, ReadingTable } from '../../shared/dataset/reading-table.ts';
 import {
   parseReading,
-  type Reading,
   type Refusal,
   readingRefusal,
   readReadingTable,

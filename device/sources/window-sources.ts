@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ReadingList } from '../../shared/dataset/reading-table.ts';
-import { parseReading, type Reading, type Refusal } from '../../shared/dataset/readings.ts';
+import { parseReading, type Refusal } from '../../shared/dataset/readings.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import type { RawRow } from '../../shared/preprocess.ts';
 import type { InferenceResult } from '../../shared/schemas.ts';

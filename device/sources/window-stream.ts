@@ -202,6 +202,8 @@ export class WindowStream {
   private readonly windowers = new Map<string, SeriesWindower>();
   /** Windows made and not yet classified, oldest first. */
   private ready: Ready[] = [];
+  /** Every predict's input batch, reused (see windowBatch). */
+  private readonly batchInput = { x: new Float32Array(0) };
   private owner: LoadedModel | undefined;
   private arrivedAt = 0;
   private reading: Reading = { series: '', time: 0, values: new Float32Array(0), label: undefined };
@@ -470,7 +472,7 @@ export class WindowStream {
     const inputs = batch.map((item) => item.input);
     const classified = this.engine.classifyPrepared(
       windows.length,
-      (model) => windowBatch(model, windows, inputs),
+      (model) => windowBatch(model, windows, inputs, this.batchInput),
       earliest,
     );
     const done = performance.now();

@@ -31,46 +31,52 @@ const FIXED = -3;
 const MAX_DIGITS = 100;
 const DECIMAL = /^-?\d+\.(\d+)$/;
 
+/** Cells per column block: columns grow a block at a time, never copied (no garbage to collect late). */
+const BLOCK_BITS = 12;
+const BLOCK = 1 << BLOCK_BITS;
+
 export class ReadingTable implements ReadingList {
   length = 0;
-  private capacity = 1024;
-  private readonly numbers: Float64Array[];
-  /** Per column, the cells' codes; undefined while every cell of the column is an exact number. */
-  private readonly codes: (Int32Array | undefined)[];
+  /** Per column, its blocks of numbers. */
+  private readonly numbers: Float64Array[][];
+  /** Per column and block, the cells' codes; undefined while every cell of the block is an exact number. */
+  private readonly codes: (Int32Array | undefined)[][];
   private readonly texts: string[] = [];
   private readonly textIndex = new Map<string, number>();
 
   constructor(readonly header: readonly string[]) {
-    this.numbers = header.map(() => new Float64Array(this.capacity));
-    this.codes = header.map(() => undefined);
+    this.numbers = header.map(() => []);
+    this.codes = header.map(() => []);
   }
 
   /** Appends one record's cells (as `readingOf` reads them: cells past the header are ignored). */
   add(cells: readonly string[]): void {
-    if (this.length === this.capacity) this.resize(this.capacity * 2);
     const i = this.length++;
+    const block = i >>> BLOCK_BITS;
+    const at = i & (BLOCK - 1);
+    if (at === 0)
+      for (let c = 0; c < this.header.length; c++) {
+        (this.numbers[c] as Float64Array[]).push(new Float64Array(BLOCK));
+        (this.codes[c] as (Int32Array | undefined)[]).push(undefined);
+      }
     for (let c = 0; c < this.header.length; c++) {
       const text = cells[c];
       if (text === undefined) {
-        this.code(c)[i] = ABSENT;
+        this.code(c, block)[at] = ABSENT;
         continue;
       }
       const value = Number(text);
       if (text !== '' && Number.isFinite(value)) {
-        (this.numbers[c] as Float64Array)[i] = value;
-        if (String(value) === text) {
-          const codes = this.codes[c];
-          if (codes) codes[i] = EXACT;
-          continue;
-        }
+        ((this.numbers[c] as Float64Array[])[block] as Float64Array)[at] = value;
+        if (String(value) === text) continue; // EXACT, a block's codes start so
         // "21.50", "0.1230": the number and its digit count give the text back.
         const digits = DECIMAL.exec(text)?.[1]?.length;
         if (digits !== undefined && digits <= MAX_DIGITS && value.toFixed(digits) === text) {
-          this.code(c)[i] = FIXED - digits;
+          this.code(c, block)[at] = FIXED - digits;
           continue;
         }
       }
-      this.code(c)[i] = this.textCode(text);
+      this.code(c, block)[at] = this.textCode(text);
     }
   }
 
@@ -87,25 +93,22 @@ export class ReadingTable implements ReadingList {
 
   /** Reading `index`'s cell in column `column`: a number, its text, or undefined when absent. */
   cell(index: number, column: number): string | number | undefined {
-    const code = this.codes[column]?.[index] ?? EXACT;
-    if (code === EXACT) return (this.numbers[column] as Float64Array)[index] as number;
+    const block = index >>> BLOCK_BITS;
+    const at = index & (BLOCK - 1);
+    const code = this.codes[column]?.[block]?.[at] ?? EXACT;
     if (code >= 0) return this.texts[code] as string;
     if (code === ABSENT) return undefined;
-    return ((this.numbers[column] as Float64Array)[index] as number).toFixed(FIXED - code);
+    const value = ((this.numbers[column] as Float64Array[])[block] as Float64Array)[at] as number;
+    return code === EXACT ? value : value.toFixed(FIXED - code);
   }
 
-  /** Frees the room kept for more records. */
-  trim(): this {
-    if (this.capacity > this.length) this.resize(Math.max(1, this.length));
-    return this;
-  }
-
-  private code(column: number): Int32Array {
-    let codes = this.codes[column];
+  private code(column: number, block: number): Int32Array {
+    const blocks = this.codes[column] as (Int32Array | undefined)[];
+    let codes = blocks[block];
     if (!codes) {
-      // Every earlier cell of the column was an exact number.
-      codes = new Int32Array(this.capacity).fill(EXACT);
-      this.codes[column] = codes;
+      // Every earlier cell of the block was an exact number.
+      codes = new Int32Array(BLOCK).fill(EXACT);
+      blocks[block] = codes;
     }
     return codes;
   }
@@ -117,21 +120,5 @@ export class ReadingTable implements ReadingList {
       this.textIndex.set(text, code);
     }
     return code;
-  }
-
-  private resize(capacity: number) {
-    const keep = Math.min(this.length, capacity);
-    this.capacity = capacity;
-    this.numbers.forEach((column, c) => {
-      const next = new Float64Array(capacity);
-      next.set(column.subarray(0, keep));
-      this.numbers[c] = next;
-    });
-    this.codes.forEach((column, c) => {
-      if (!column) return;
-      const next = new Int32Array(capacity).fill(EXACT);
-      next.set(column.subarray(0, keep));
-      this.codes[c] = next;
-    });
   }
 }

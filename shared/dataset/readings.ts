@@ -56,7 +56,7 @@ export function readReadingTable(data: Buffer, where: string): ReadingTable | un
     if (error instanceof InputError) throw error;
     throw unparsable(error, where);
   }
-  return table?.trim();
+  return table;
 }
 
 function unparsable(error: unknown, where: string): InputError {

@@ -34,7 +34,7 @@ describe('ReadingTable: a replay file as typed columns', () => {
     expect(table?.at(expected.length)).toBeUndefined();
   });
 
-  it('grows past its first room and keeps columns that turn to text late', () => {
+  it('spans many blocks and keeps columns that turn to text late', () => {
     const lines = ['t,v,label'];
     for (let i = 0; i < 5000; i++)
       lines.push(`${i},${i === 4000 ? 'bad' : (i / 8).toFixed(3)},${i % 3 === 0 ? 'a' : i}`);
