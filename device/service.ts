@@ -25,6 +25,7 @@ import { createMqttLink, type MqttLink } from './platform/connection.ts';
 import { enterStep } from './platform/crash.ts';
 import { DiskMonitor, ensureWritableStateDir, removeStaleTemps, storageFault } from './platform/disk.ts';
 import { SourceDiskGate } from './platform/disk-gate.ts';
+import { HeapTrim } from './platform/heap-trim.ts';
 import { deviceS3Client } from './platform/s3-client.ts';
 import { AnomalyEventLog } from './results/anomaly-events.ts';
 import type { BatcherOptions } from './results/batcher.ts';
@@ -451,6 +452,8 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
   const connecting = link.connect().catch((error: unknown) => log(`connect failed: ${errorMessage(error)}`));
   status.start(o.statusIntervalMs ?? 15_000);
   diskGate.start(() => sourceRun?.running ?? false);
+  const heapTrim = new HeapTrim();
+  heapTrim.start();
   enterStep('serve');
 
   let stopping: Promise<void> | undefined;
@@ -462,6 +465,7 @@ export async function startDevice(o: DeviceOptions): Promise<Device> {
       releaseModelWait();
       status.stopTimer();
       diskGate.stop();
+      heapTrim.stop();
       await sourceRun?.done;
       await batcher.flush(true).catch((error: unknown) => log(`outbox flush failed: ${errorMessage(error)}`));
       await anomalyEvents.stop();

@@ -7,5 +7,8 @@
  * live one batch), so a young generation of 4 MB semi-spaces, not V8's default of up to 16,
  * collects it as well and holds far less. Rows at 5,000 readings/s for 60 s (bench/README.md):
  * peak RSS 125 MB instead of 163, for 8% more CPU per result.
+ *
+ * `--expose-gc`: the device runs a full collection once its RSS passes a budget
+ * (device/platform/heap-trim.ts); V8 alone leaves promoted garbage for minutes.
  */
-export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=4'] as const;
+export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=4', '--expose-gc'] as const;
